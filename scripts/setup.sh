@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a Debian host for hull: host packages, npm dependencies, the build,
+# and a `hull` command on PATH. Safe to run again; it skips what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "hull setup: installing host packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=node_modules/.hull-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  echo "hull setup: installing npm dependencies (the SQLite binding compiles once, about a minute)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+
+npm run --silent build
+ln -sf "$PWD/bin/hull" /usr/local/bin/hull
+echo "hull setup: ready ($(hull --version))"

@@ -1,0 +1,133 @@
+import { Command, Option } from 'commander';
+import type { Resources, UsernsConfig } from '../../common/instance.js';
+import { InvalidArgumentError } from '../../common/errors.js';
+import {
+  parseEnv, parseEnvFile, parseIdMap, parseLabels, parseNumber, parseRestart, parseSignal, parseSize,
+  parseSizeOrUnlimited, parseTmpfs, parseUlimit, parseVolume,
+} from '../../common/parse.js';
+import type { CreateRequest } from '../../engine/config.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The flags shared by `run` and `create` (docker's names). */
+export function addCreateFlags(cmd: Command): Command {
+  return cmd
+    .helpOption('--help', 'show help')
+    .option('--name <name>', 'name of the instance')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
+    .option('-u, --user <user[:group]>', 'user to run the command as')
+    .option('-w, --workdir <dir>', 'working directory inside the instance')
+    .option('-h, --hostname <name>', 'hostname inside the instance')
+    .option('-i, --interactive', 'keep stdin open')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('-v, --volume <src:dst[:ro]>', 'bind-mount a host path (repeatable)', collect)
+    .option('--tmpfs <dst[:opts]>', 'mount a tmpfs (repeatable)', collect)
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('--privileged', 'give extended privileges (all capabilities, no seccomp, all devices)')
+    .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
+    .option('--security-opt <opt>', 'no-new-privileges[=false], seccomp=unconfined|PATH (repeatable)', collect)
+    .option('--userns <mode>', 'user namespace: host (default) or auto (a private 65536-id range)')
+    .option('--uidmap <c:h:n>', 'user namespace uid mapping (repeatable)', collect)
+    .option('--gidmap <c:h:n>', 'user namespace gid mapping (repeatable)', collect)
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
+    .option('--memory-swap <bytes>', 'memory plus swap limit; -1 for unlimited swap')
+    .option('--cpus <n>', 'number of CPUs (e.g. 0.5)')
+    .option('-c, --cpu-shares <n>', 'CPU shares (relative weight)')
+    .option('--cpuset-cpus <list>', 'CPUs to run on (e.g. 0-1)')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--blkio-weight <n>', 'block IO weight (10-1000)')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit (repeatable)', collect)
+    .option('--restart <policy>', 'no, on-failure[:N], always, unless-stopped')
+    .option('--rm', 'remove the instance when it exits')
+    .option('--stop-signal <sig>', 'signal to stop the instance')
+    .option('--stop-timeout <s>', 'seconds to wait before killing on stop')
+    .option('--entrypoint <cmd>', "override the image's entrypoint ('' resets it)")
+    .option('-l, --label <k=v>', 'set a label (repeatable)', collect)
+    .option('--network, --net <mode>', 'network: none (loopback only, default) or host')
+    .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
+    .addOption(new Option('--isolation <kind>', 'container (default)').choices(['container']).default('container'))
+    .argument('<image>', 'image to run')
+    .argument('[command...]', 'command and arguments')
+    .passThroughOptions();
+}
+
+export interface CreateFlags {
+  name?: string; env?: string[]; envFile?: string[]; user?: string; workdir?: string; hostname?: string;
+  interactive?: boolean; tty?: boolean; volume?: string[]; tmpfs?: string[]; readOnly?: boolean; privileged?: boolean;
+  capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; userns?: string; uidmap?: string[]; gidmap?: string[];
+  memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
+  blkioWeight?: string; ulimit?: string[]; restart?: string; rm?: boolean; stopSignal?: string; stopTimeout?: string;
+  entrypoint?: string; label?: string[]; network?: string; runtime?: string; isolation?: string;
+}
+
+/** The resource flags, shared with `update`. */
+export function parseResources(f: Pick<CreateFlags, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'pidsLimit' | 'blkioWeight'>): Resources {
+  const r: Resources = {};
+  if (f.memory !== undefined) r.memory = parseSize(f.memory, '--memory');
+  if (f.memorySwap !== undefined) r.memorySwap = parseSizeOrUnlimited(f.memorySwap, '--memory-swap');
+  if (f.cpus !== undefined) r.cpus = parseNumber(f.cpus, '--cpus', { min: 0.01 });
+  if (f.cpuShares !== undefined) r.cpuShares = parseNumber(f.cpuShares, '--cpu-shares', { integer: true, min: 2, max: 262144 });
+  if (f.cpusetCpus !== undefined) {
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(f.cpusetCpus)) throw new InvalidArgumentError(`invalid --cpuset-cpus "${f.cpusetCpus}": expected a list like 0-1,3`);
+    r.cpusetCpus = f.cpusetCpus;
+  }
+  if (f.pidsLimit !== undefined) r.pidsLimit = parseNumber(f.pidsLimit, '--pids-limit', { integer: true, min: -1 });
+  if (f.blkioWeight !== undefined) r.blkioWeight = parseNumber(f.blkioWeight, '--blkio-weight', { integer: true, min: 10, max: 1000 });
+  if (r.memory !== undefined && r.memory < 6 * 1024 * 1024) throw new InvalidArgumentError('invalid --memory: the minimum is 6m');
+  if (r.memorySwap !== undefined && r.memorySwap !== -1) {
+    if (r.memory === undefined) throw new InvalidArgumentError('--memory-swap needs --memory as well');
+    if (r.memorySwap < r.memory) throw new InvalidArgumentError('invalid --memory-swap: it must be at least --memory (it counts memory plus swap)');
+  }
+  return r;
+}
+
+export function toCreateRequest(image: string, command: string[], f: CreateFlags): CreateRequest {
+  const env = [...(f.envFile ?? []).flatMap((p) => parseEnvFile(p)), ...parseEnv(f.env ?? [])];
+  const mounts = [...(f.volume ?? []).map(parseVolume), ...(f.tmpfs ?? []).map(parseTmpfs)];
+  let userns: CreateRequest['userns'] = null;
+  if (f.uidmap?.length || f.gidmap?.length) {
+    if (f.userns && f.userns !== 'private') throw new InvalidArgumentError('--uidmap/--gidmap cannot be combined with --userns ' + f.userns);
+    const uids = (f.uidmap ?? []).map((s) => parseIdMap(s, '--uidmap'));
+    const gids = (f.gidmap ?? f.uidmap ?? []).map((s) => parseIdMap(s, '--gidmap'));
+    userns = { uidMappings: uids.length ? uids : gids, gidMappings: gids } satisfies UsernsConfig;
+  } else if (f.userns !== undefined) {
+    if (f.userns === 'auto') userns = 'auto';
+    else if (f.userns !== 'host' && f.userns !== '') throw new InvalidArgumentError(`invalid --userns "${f.userns}": use host or auto (or --uidmap/--gidmap)`);
+  }
+  if (f.tty && !process.stdin.isTTY && f.interactive) {
+    throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
+  }
+  let entrypoint: string[] | undefined;
+  if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
+  return {
+    kind: 'container',
+    image,
+    ...(f.name !== undefined ? { name: f.name } : {}),
+    command,
+    ...(entrypoint ? { entrypoint } : {}),
+    env,
+    ...(f.user !== undefined ? { user: f.user } : {}),
+    ...(f.workdir !== undefined ? { workdir: f.workdir } : {}),
+    ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
+    tty: !!f.tty,
+    stdin: !!f.interactive,
+    mounts,
+    readOnly: !!f.readOnly,
+    privileged: !!f.privileged,
+    capAdd: f.capAdd ?? [],
+    capDrop: f.capDrop ?? [],
+    securityOpt: f.securityOpt ?? [],
+    userns,
+    resources: parseResources(f),
+    ...(f.stopSignal !== undefined ? { stopSignal: parseSignal(f.stopSignal) } : {}),
+    ...(f.stopTimeout !== undefined ? { stopTimeout: parseNumber(f.stopTimeout, '--stop-timeout', { integer: true, min: 0 }) } : {}),
+    ...(f.restart !== undefined ? { restart: parseRestart(f.restart) } : {}),
+    autoRemove: !!f.rm,
+    labels: parseLabels(f.label ?? []),
+    ...(f.network !== undefined ? { network: f.network } : {}),
+    ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
+    ulimits: (f.ulimit ?? []).map(parseUlimit),
+  };
+}

@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { ago, bytes, checkFormat, json, table } from '../format.js';
+import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
+import { parseEnv } from '../../common/parse.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function registerImageCommands(program: Command, ctx: CliContext): void {
+  program.command('import').description('create an image from a root filesystem tarball (plain or gzip; - for stdin)')
+    .option('-m, --message <text>', 'commit message in the image history')
+    .option('-c, --change <instruction>', 'CMD, ENTRYPOINT, ENV or WORKDIR to set (repeatable)', collect)
+    .argument('<file>')
+    .argument('<name[:tag]>')
+    .action(async (file: string, ref: string, o: { message?: string; change?: string[] }) => {
+      const engine = await ctx.engine();
+      const changes = parseChanges(o.change ?? []);
+      const img = await engine.images.importTar(file, ref, { ...(o.message ? { message: o.message } : {}), changes });
+      process.stdout.write(`${img.id}\n`);
+    });
+
+  program.command('images').alias('image-ls').description('list images')
+    .option('-q, --quiet', 'only ids')
+    .option('--format <format>', 'table or json')
+    .action(async (o: { quiet?: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      const imgs = await engine.images.list();
+      if (o.quiet) { process.stdout.write(imgs.map((i) => i.id.slice(7, 19) + '\n').join('')); return; }
+      if (format === 'json') {
+        process.stdout.write(json(imgs.map((i) => ({ id: i.id, names: i.names, digest: i.manifestDigest, created: i.created, size: i.size }))));
+        return;
+      }
+      const rows = imgs.flatMap((i) => (i.names.length ? i.names : ['<none>:<none>']).map((n) => {
+        const c = n.lastIndexOf(':');
+        return [n.slice(0, c), n.slice(c + 1), i.id.slice(7, 19), ago(Date.parse(i.created)), bytes(i.size)];
+      }));
+      process.stdout.write(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows));
+    });
+
+  program.command('rmi').description('remove images')
+    .option('-f, --force', 'remove even if instances use it')
+    .argument('<image...>')
+    .action(async (refs: string[], o: { force?: boolean }) => {
+      const engine = await ctx.engine();
+      for (const ref of refs) {
+        const img = await engine.images.resolve(ref);
+        const users = engine.store.list().filter((r) => r.imageId === img.id);
+        if (users.length && !o.force && img.names.length <= 1) {
+          throw new ConflictError(`image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`);
+        }
+        for (const line of await engine.images.remove(ref, { force: !!o.force })) process.stdout.write(line + '\n');
+      }
+    });
+
+  program.command('tag').description('give an image another name').argument('<source>').argument('<target>')
+    .action(async (src: string, dst: string) => {
+      await (await ctx.engine()).images.tag(src, dst);
+    });
+
+  const image = program.command('image').description('manage images');
+  image.command('inspect').description('show an image\'s manifest and config (JSON)').argument('<image...>')
+    .action(async (refs: string[]) => {
+      const engine = await ctx.engine();
+      const out = [];
+      for (const r of refs) out.push(await engine.images.resolve(r));
+      process.stdout.write(json(out));
+    });
+  image.command('ls').description('list images').action(async () => {
+    await program.parseAsync(['images'], { from: 'user' });
+  });
+}
+
+/** -c/--change for import: CMD/ENTRYPOINT (JSON array or shell form), ENV k=v, WORKDIR path. */
+function parseChanges(items: string[]): { cmd?: string[]; env?: string[]; entrypoint?: string[]; workdir?: string } {
+  const out: { cmd?: string[]; env?: string[]; entrypoint?: string[]; workdir?: string } = {};
+  for (const item of items) {
+    const m = /^\s*(\w+)\s+(.*)$/s.exec(item);
+    if (!m) throw new InvalidArgumentError(`invalid --change "${item}": expected INSTRUCTION ARGS`);
+    const [, instr, arg] = m as unknown as [string, string, string];
+    const argv = () => {
+      if (arg.trim().startsWith('[')) {
+        try { return JSON.parse(arg) as string[]; } catch { /* shell form below */ }
+      }
+      return ['/bin/sh', '-c', arg];
+    };
+    switch (instr.toUpperCase()) {
+      case 'CMD': out.cmd = argv(); break;
+      case 'ENTRYPOINT': out.entrypoint = argv(); break;
+      case 'ENV': out.env = [...(out.env ?? []), ...parseEnv([arg.includes('=') ? arg : arg.replace(/\s+/, '=')])]; break;
+      case 'WORKDIR': out.workdir = arg.trim(); break;
+      default: throw new InvalidArgumentError(`unsupported --change instruction ${instr}: use CMD, ENTRYPOINT, ENV or WORKDIR`);
+    }
+  }
+  return out;
+}

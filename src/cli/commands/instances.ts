@@ -1,0 +1,360 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
+import { ago, bytes, checkFormat, duration, json, table } from '../format.js';
+import { terminalStdio } from '../stdio.js';
+import { parseNumber, parseRestart, parseSignal, parseTimeArg } from '../../common/parse.js';
+import { InvalidArgumentError } from '../../common/errors.js';
+import type { Engine } from '../../engine/engine.js';
+import type { InstanceRecord } from '../../engine/store.js';
+import { createInstance } from '../../engine/lifecycle/create.js';
+import { startInstance } from '../../engine/lifecycle/start.js';
+import { stopInstance } from '../../engine/lifecycle/stop.js';
+import { killInstance } from '../../engine/lifecycle/kill.js';
+import { removeInstance } from '../../engine/lifecycle/remove.js';
+import { restartInstance } from '../../engine/lifecycle/restart.js';
+import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js';
+import { updateInstance } from '../../engine/lifecycle/update.js';
+import { execInstance } from '../../engine/lifecycle/exec.js';
+import { waitInstance } from '../../engine/lifecycle/wait.js';
+import { handleExit, refresh } from '../../engine/lifecycle/exit.js';
+import { reconcileAll } from '../../engine/lifecycle/boot.js';
+import { instanceLogs } from '../../engine/output.js';
+import { describeInstance } from '../../engine/describe.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Run `fn` for each named instance, docker-style: report each failure on stderr, exit 1 if any failed. */
+async function eachInstance(ctx: CliContext, names: string[], fn: (e: Engine, rec: InstanceRecord) => Promise<void>): Promise<void> {
+  const engine = await ctx.engine();
+  let failed: unknown;
+  for (const name of names) {
+    try {
+      await fn(engine, engine.store.lookup(name));
+    } catch (e) {
+      if (names.length === 1) throw e;
+      process.stderr.write(`hull: ${(e as Error).message}\n`);
+      failed = e;
+    }
+  }
+  if (failed) ctx.exitCode = 1;
+}
+
+/** Foreground part of `run` and `start -a`: stream output (or attach), wait, handle the exit; returns the exit code. */
+async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean): Promise<number> {
+  const driver = engine.driver(rec.kind);
+  const ctx = engine.context(rec);
+  const { tty, stdin } = rec.config;
+  const term = terminalStdio({ stdin, tty });
+  let output: Promise<unknown>;
+  const stopOutput = new AbortController();
+  if (tty || stdin) {
+    output = driver.attach(ctx, term.stdio);
+  } else {
+    output = instanceLogs(engine, rec, { follow: true }, (l) => {
+      (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text);
+    }, stopOutput.signal);
+  }
+  // proxy signals to the instance (docker's --sig-proxy) when no terminal does it for us
+  const proxies: [NodeJS.Signals, () => void][] = [];
+  if (!tty) {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]) {
+      const h = () => { void driver.kill(ctx, sig).catch(() => undefined); };
+      process.on(sig, h);
+      proxies.push([sig, h]);
+    }
+  }
+  try {
+    if (start) rec = await startInstance(engine, rec);
+    const info = await driver.waitExit(ctx);
+    const won = await handleExit(engine, rec, info);
+    if (!won && rec.config.autoRemove) await waitGone(engine, rec.id);
+    await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
+    return info.exitCode;
+  } finally {
+    stopOutput.abort();
+    for (const [sig, h] of proxies) process.off(sig, h);
+    term.restore();
+  }
+}
+
+/** The exit is being handled by another hull process (conmon's exit command): wait for its --rm to finish. */
+async function waitGone(engine: Engine, id: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (engine.store.get(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+export function registerInstanceCommands(program: Command, ctx: CliContext): void {
+  addCreateFlags(program.command('run').description('create and start an instance from an image'))
+    .option('-d, --detach', 'run in the background and print the instance id')
+    .action(async (image: string, command: string[], f: CreateFlags & { detach?: boolean }) => {
+      const engine = await ctx.engine();
+      const req = toCreateRequest(image, command, f);
+      if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
+      let rec = await createInstance(engine, req);
+      if (f.detach) {
+        rec = await startInstance(engine, rec).catch(async (e) => {
+          if (rec.config.autoRemove) await removeInstance(engine, rec, { force: true }).catch(() => undefined);
+          throw e;
+        });
+        process.stdout.write(rec.id + '\n');
+        return;
+      }
+      try {
+        ctx.exitCode = await runAttached(engine, rec, true);
+      } catch (e) {
+        if (rec.config.autoRemove) await removeInstance(engine, rec, { force: true }).catch(() => undefined);
+        throw e;
+      }
+    });
+
+  addCreateFlags(program.command('create').description('create an instance without starting it'))
+    .action(async (image: string, command: string[], f: CreateFlags) => {
+      const rec = await createInstance(await ctx.engine(), toCreateRequest(image, command, f));
+      process.stdout.write(rec.id + '\n');
+    });
+
+  program.command('start').description('start created or stopped instances')
+    .option('-a, --attach', 'attach to output and wait for the exit')
+    .argument('<instance...>')
+    .action(async (names: string[], o: { attach?: boolean }) => {
+      if (o.attach) {
+        if (names.length !== 1) throw new InvalidArgumentError('start --attach takes exactly one instance');
+        const engine = await ctx.engine();
+        ctx.exitCode = await runAttached(engine, engine.store.lookup(names[0]!), true);
+        return;
+      }
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await startInstance(engine, rec);
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('stop').description('stop running instances (stop signal, then SIGKILL after the timeout)')
+    .option('-t, --time <seconds>', 'seconds to wait before killing')
+    .argument('<instance...>')
+    .action(async (names: string[], o: { time?: string }) => {
+      const t = o.time === undefined ? undefined : parseNumber(o.time, '--time', { integer: true, min: 0 });
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await stopInstance(engine, rec, t);
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('restart').description('restart instances')
+    .option('-t, --time <seconds>', 'seconds to wait before killing')
+    .argument('<instance...>')
+    .action(async (names: string[], o: { time?: string }) => {
+      const t = o.time === undefined ? undefined : parseNumber(o.time, '--time', { integer: true, min: 0 });
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await restartInstance(engine, rec, t);
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('kill').description('send a signal to running instances (default SIGKILL)')
+    .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
+    .argument('<instance...>')
+    .action(async (names: string[], o: { signal: string }) => {
+      const sig = parseSignal(o.signal);
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await killInstance(engine, rec, sig);
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('rm').description('remove instances')
+    .option('-f, --force', 'kill and remove running instances')
+    .argument('<instance...>')
+    .action(async (names: string[], o: { force?: boolean }) => {
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await removeInstance(engine, rec, { force: !!o.force });
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('pause').description('freeze all processes of instances').argument('<instance...>')
+    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => { await pauseInstance(e, r); process.stdout.write(`${r.name}\n`); }));
+  program.command('unpause').description('thaw paused instances').argument('<instance...>')
+    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => { await unpauseInstance(e, r); process.stdout.write(`${r.name}\n`); }));
+
+  program.command('wait').description('wait for instances to stop and print their exit codes').argument('<instance...>')
+    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => {
+      process.stdout.write(`${await waitInstance(e, r)}\n`);
+    }));
+
+  program.command('ps').description('list instances')
+    .option('-a, --all', 'show all instances (default shows running ones)')
+    .option('-q, --quiet', 'only ids')
+    .option('--no-trunc', 'do not truncate ids and commands')
+    .option('--format <format>', 'table or json')
+    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      await reconcileAll(engine);
+      const recs = engine.store.list().filter((r) => o.all || r.state === 'running' || r.state === 'paused');
+      if (o.quiet) { process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join('')); return; }
+      if (format === 'json') { process.stdout.write(json(recs.map((r) => psEntry(r)))); return; }
+      const rows = recs.map((r) => {
+        const cmd = JSON.stringify(r.config.command.join(' '));
+        return [o.trunc ? r.id.slice(0, 12) : r.id, r.config.image, o.trunc && cmd.length > 22 ? cmd.slice(0, 19) + '..."' : cmd,
+          ago(r.createdAt), statusText(r), r.kind, r.name];
+      });
+      process.stdout.write(table(['INSTANCE ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'TYPE', 'NAMES'], rows));
+    });
+
+  program.command('logs').description('show an instance\'s output')
+    .option('-f, --follow', 'keep following new output until the instance stops')
+    .option('-n, --tail <lines>', 'number of lines from the end ("all" for everything)')
+    .option('-t, --timestamps', 'show timestamps')
+    .option('--since <time>', 'only lines since a time (RFC 3339, unix seconds, or a duration like 10m)')
+    .argument('<instance>')
+    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string }) => {
+      const engine = await ctx.engine();
+      const rec = engine.store.lookup(name);
+      const tail = o.tail === undefined || o.tail === 'all' ? undefined : parseNumber(o.tail, '--tail', { integer: true, min: 0 });
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      await instanceLogs(engine, rec, { follow: !!o.follow, ...(tail !== undefined ? { tail } : {}), ...(o.since ? { since: parseTimeArg(o.since, '--since') } : {}) }, (l) => {
+        (l.stream === 'stderr' ? process.stderr : process.stdout).write(o.timestamps ? `${l.time} ${l.text}` : l.text);
+      }, ac.signal);
+    });
+
+  program.command('exec').description('run a command in a running instance')
+    .helpOption('--help', 'show help')
+    .option('-i, --interactive', 'keep stdin open')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('-d, --detach', 'run in the background')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('-u, --user <user[:group]>', 'user to run as')
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('--privileged', 'give the process extended privileges')
+    .argument('<instance>')
+    .argument('<command...>')
+    .passThroughOptions()
+    .action(async (name: string, command: string[], o: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; user?: string; workdir?: string; privileged?: boolean }) => {
+      const engine = await ctx.engine();
+      const rec = engine.store.lookup(name);
+      if (o.tty && o.interactive && !process.stdin.isTTY) throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
+      const term = terminalStdio({ stdin: !!o.interactive && !o.detach, tty: !!o.tty });
+      try {
+        ctx.exitCode = await execInstance(engine, rec, {
+          command, env: o.env ?? [], tty: !!o.tty, stdin: !!o.interactive, privileged: !!o.privileged, detach: !!o.detach,
+          ...(o.user !== undefined ? { user: o.user } : {}), ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+        }, term.stdio);
+      } finally {
+        term.restore();
+      }
+    });
+
+  program.command('attach').description('attach to a running instance\'s input and output').argument('<instance>')
+    .action(async (name: string) => {
+      const engine = await ctx.engine();
+      const rec = await refresh(engine, engine.store.lookup(name));
+      if (!rec || rec.state !== 'running') throw new InvalidArgumentError(`cannot attach to ${name}: it is not running`);
+      ctx.exitCode = await runAttached(engine, rec, false);
+    });
+
+  program.command('inspect').description('show low-level information on instances (JSON)')
+    .argument('<instance...>')
+    .action(async (names: string[]) => {
+      const engine = await ctx.engine();
+      const out = [];
+      for (const n of names) {
+        const rec = await refresh(engine, engine.store.lookup(n));
+        if (rec) out.push(describeInstance(engine, rec));
+      }
+      process.stdout.write(json(out));
+    });
+
+  program.command('top').description('show the processes of an instance').argument('<instance>').argument('[ps-options...]')
+    .action(async (name: string, psArgs: string[]) => {
+      const engine = await ctx.engine();
+      const rec = await refresh(engine, engine.store.lookup(name));
+      if (!rec || rec.state !== 'running' && rec.state !== 'paused') throw new InvalidArgumentError(`cannot list processes of ${name}: it is not running`);
+      const info = await engine.driver(rec.kind).top(engine.context(rec), psArgs);
+      process.stdout.write(table(info.titles, info.rows));
+    });
+
+  program.command('update').description('change resource limits of instances, live')
+    .option('-m, --memory <bytes>', 'memory limit')
+    .option('--memory-swap <bytes>', 'memory plus swap limit; -1 for unlimited')
+    .option('--cpus <n>', 'number of CPUs')
+    .option('-c, --cpu-shares <n>', 'CPU shares')
+    .option('--cpuset-cpus <list>', 'CPUs to run on')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--blkio-weight <n>', 'block IO weight (10-1000)')
+    .option('--restart <policy>', 'restart policy')
+    .argument('<instance...>')
+    .action(async (names: string[], o: CreateFlags) => {
+      const res = parseResources(o);
+      const restart = o.restart === undefined ? undefined : parseRestart(o.restart);
+      if (Object.keys(res).length === 0 && !restart) throw new InvalidArgumentError('nothing to update: give at least one of --memory, --cpus, ... or --restart');
+      await eachInstance(ctx, names, async (engine, rec) => {
+        await updateInstance(engine, rec, res, restart);
+        process.stdout.write(`${rec.name}\n`);
+      });
+    });
+
+  program.command('stats').description('live resource usage of instances')
+    .option('--no-stream', 'print one sample and exit')
+    .option('-a, --all', 'include stopped instances')
+    .option('--format <format>', 'table or json')
+    .argument('[instance...]')
+    .action(async (names: string[], o: { stream: boolean; all?: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      const pick = () => (names.length ? names.map((n) => engine.store.lookup(n)) : engine.store.list())
+        .filter((r) => r.state === 'running' || r.state === 'paused' || (o.all && names.length === 0));
+      let prev = new Map<string, { cpu: number; at: number }>();
+      const sample = async () => {
+        const out: Record<string, unknown>[] = [];
+        for (const rec of pick()) {
+          const s = await engine.driver(rec.kind).stats(engine.context(rec)).catch(() => undefined);
+          if (!s) continue;
+          const now = process.hrtime.bigint();
+          const p = prev.get(rec.id);
+          const cpuPercent = p ? ((s.cpuUsageNs - p.cpu) / (Number(now) - p.at)) * 100 : 0;
+          prev.set(rec.id, { cpu: s.cpuUsageNs, at: Number(now) });
+          out.push({ id: rec.id, name: rec.name, ...s, cpuPercent: Math.max(0, Math.round(cpuPercent * 100) / 100) });
+        }
+        return out;
+      };
+      await sample();
+      for (;;) {
+        await new Promise((r) => setTimeout(r, o.stream ? 1000 : 250));
+        const rows = await sample();
+        if (format === 'json') process.stdout.write(json(rows));
+        else {
+          if (o.stream && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          process.stdout.write(table(['INSTANCE ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'BLOCK I/O', 'PIDS'],
+            rows.map((r) => {
+              const s = r as unknown as { id: string; name: string; cpuPercent: number; memoryUsage: number; memoryLimit: number; blkioRead: number; blkioWrite: number; pids: number };
+              return [s.id.slice(0, 12), s.name, `${s.cpuPercent.toFixed(2)}%`, `${bytes(s.memoryUsage)} / ${bytes(s.memoryLimit)}`,
+                `${s.memoryLimit ? ((s.memoryUsage / s.memoryLimit) * 100).toFixed(2) : '0.00'}%`, `${bytes(s.blkioRead)} / ${bytes(s.blkioWrite)}`, String(s.pids)];
+            })));
+        }
+        if (!o.stream || ac.signal.aborted) return;
+        prev = new Map(prev);
+      }
+    });
+}
+
+function statusText(r: InstanceRecord): string {
+  switch (r.state) {
+    case 'running': return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))}`;
+    case 'paused': return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))} (Paused)`;
+    case 'exited': return `Exited (${r.exitCode ?? 0}) ${ago(r.finishedAt ?? r.createdAt)}`;
+    case 'created': return 'Created';
+    case 'removing': return 'Removing';
+  }
+}
+
+function psEntry(r: InstanceRecord): Record<string, unknown> {
+  return {
+    id: r.id, name: r.name, type: r.kind, image: r.config.image, command: r.config.command, state: r.state,
+    status: statusText(r), exitCode: r.exitCode, createdAt: new Date(r.createdAt).toISOString(), labels: r.config.labels,
+  };
+}

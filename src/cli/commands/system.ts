@@ -1,0 +1,114 @@
+import type { Command } from 'commander';
+import { createRequire } from 'node:module';
+import type { CliContext } from '../context.js';
+import { checkFormat, json } from '../format.js';
+import { probeHost, availableRuntimes } from '../../host/probe.js';
+import { defaultRuntime } from '../../engine/runtime-choice.js';
+import { handleExit } from '../../engine/lifecycle/exit.js';
+import { restoreAfterBoot, reconcileAll } from '../../engine/lifecycle/boot.js';
+import { parseTimeArg } from '../../common/parse.js';
+
+declare const HULL_VERSION: string | undefined;
+export const VERSION = typeof HULL_VERSION === 'string' ? HULL_VERSION : (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+
+export function registerSystemCommands(program: Command, ctx: CliContext): void {
+  const system = program.command('system').description('host information and maintenance');
+
+  system.command('info').description('what hull finds on this host')
+    .option('--format <format>', 'table or json')
+    .action(async (o: { format?: string }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      const host = probeHost();
+      const runtimes = availableRuntimes();
+      let defRuntime = '';
+      try { defRuntime = defaultRuntime(); } catch (e) { defRuntime = `none (${(e as Error).message})`; }
+      const recs = engine.store.list();
+      const images = await engine.images.list();
+      const info = {
+        version: VERSION,
+        root: engine.root,
+        instances: {
+          total: recs.length,
+          running: recs.filter((r) => r.state === 'running').length,
+          paused: recs.filter((r) => r.state === 'paused').length,
+          stopped: recs.filter((r) => r.state === 'exited' || r.state === 'created').length,
+        },
+        images: images.length,
+        defaultRuntime: defRuntime,
+        runtimes: runtimes.map((r) => ({ name: r.name, path: r.path, version: r.version, usable: r.usable, ...(r.reason ? { reason: r.reason } : {}), ...(r.needsPureV1View ? { note: 'runs in a private mount namespace with a pure cgroup v1 view' } : {}) })),
+        cgroups: host.cgroupLayout,
+        cgroupNamespace: host.cgroupNamespace,
+        userNamespaces: host.userNamespace,
+        seccomp: host.seccomp,
+        virtualization: host.kvm ? { accelerator: 'kvm', reason: 'hardware virtualization available' } : { accelerator: 'tcg', reason: host.kvmReason ?? 'no KVM' },
+        nofileHardLimit: host.nofileHard,
+        capSysResource: host.capSysResource,
+        kernel: (await import('node:os')).release(),
+      };
+      if (format === 'json') { process.stdout.write(json(info)); return; }
+      const lines = [
+        `hull version:       ${info.version}`,
+        `root:               ${info.root}`,
+        `instances:          ${info.instances.total} (${info.instances.running} running, ${info.instances.paused} paused, ${info.instances.stopped} stopped)`,
+        `images:             ${info.images}`,
+        `default runtime:    ${info.defaultRuntime}`,
+        ...info.runtimes.map((r) => `  ${r.name.padEnd(6)} ${r.version ?? '-'}${r.usable ? '' : ` (unusable: ${r.reason})`}${r.note ? ` (${r.note})` : ''}`),
+        `cgroups:            ${info.cgroups}${info.cgroupNamespace ? ', cgroup namespaces' : ''}`,
+        `user namespaces:    ${info.userNamespaces ? 'yes' : 'no'}`,
+        `seccomp:            ${info.seccomp ? 'yes' : 'no'}`,
+        `virtualization:     ${info.virtualization.accelerator} (${info.virtualization.reason})`,
+        `open files limit:   ${info.nofileHardLimit} (hard)${info.capSysResource ? '' : ', no CAP_SYS_RESOURCE'}`,
+        `kernel:             ${info.kernel}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  system.command('restore').description('after a host restart: mark instances exited and restart those whose policy says so')
+    .action(async () => {
+      const engine = await ctx.engine();
+      const restarted = await restoreAfterBoot(engine);
+      await reconcileAll(engine);
+      for (const n of restarted) process.stdout.write(`${n}\n`);
+    });
+
+  // Run by conmon when an instance's process exits: record the exit, clean up, --rm, restart policy.
+  system.command('instance-exited', { hidden: true }).argument('<id>')
+    .action(async (id: string) => {
+      const engine = await ctx.engine();
+      const rec = engine.store.get(id);
+      if (!rec) return;
+      const info = engine.observedExit(rec);
+      if (info) await handleExit(engine, rec, info);
+    });
+
+  program.command('events').description('show instance events')
+    .option('--since <time>', 'events since a time (RFC 3339, unix seconds, or a duration like 10m)')
+    .option('--until <time>', 'stop at this time instead of following')
+    .option('--format <format>', 'table or json (one JSON object per line)')
+    .option('--no-follow', 'print past events and exit')
+    .action(async (o: { since?: string; until?: string; format?: string; follow: boolean }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      const since = o.since ? parseTimeArg(o.since, '--since') : o.follow && !o.until ? Date.now() : 0;
+      const until = o.until ? parseTimeArg(o.until, '--until') : undefined;
+      let seq = 0;
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      for (;;) {
+        const evs = engine.store.events(seq, { since, ...(until !== undefined ? { until } : {}) });
+        for (const e of evs) {
+          seq = e.seq;
+          if (format === 'json') process.stdout.write(JSON.stringify({ time: new Date(e.time).toISOString(), type: e.type, action: e.action, id: e.id, attributes: e.attributes }) + '\n');
+          else process.stdout.write(`${new Date(e.time).toISOString()} ${e.type} ${e.action} ${e.id} (${Object.entries(e.attributes).map(([k, v]) => `${k}=${v}`).join(', ')})\n`);
+        }
+        if (!o.follow || ac.signal.aborted || (until !== undefined && Date.now() > until)) return;
+        if (evs.length === 0) seq = Math.max(seq, 0);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
+
+  program.command('version').description('show the hull version').action(() => {
+    process.stdout.write(`hull ${VERSION}\n`);
+  });
+}

@@ -1,0 +1,28 @@
+import { Engine, DEFAULT_ROOT } from '../engine/engine.js';
+import { restoreAfterBoot } from '../engine/lifecycle/boot.js';
+
+/** Global state of one CLI invocation: the root and a lazily opened engine. */
+export interface CliContext {
+  root: string;
+  engine(): Promise<Engine>;
+  /** the exit status the process should end with */
+  exitCode: number;
+}
+
+export function createContext(rootFlag: string | undefined): CliContext {
+  const root = rootFlag ?? process.env.HULL_ROOT ?? DEFAULT_ROOT;
+  let engine: Engine | undefined;
+  const ctx: CliContext = {
+    root,
+    exitCode: 0,
+    async engine() {
+      if (!engine) {
+        const entry = process.argv[1] ?? '';
+        engine = new Engine({ root, self: [process.execPath, entry] });
+        await restoreAfterBoot(engine);
+      }
+      return engine;
+    },
+  };
+  return ctx;
+}

@@ -1,0 +1,55 @@
+import { Command, CommanderError } from 'commander';
+import { createContext, type CliContext } from './context.js';
+import { registerInstanceCommands } from './commands/instances.js';
+import { registerImageCommands } from './commands/images.js';
+import { registerSystemCommands, VERSION } from './commands/system.js';
+import { isHullError } from '../common/errors.js';
+
+/** hull's command line. Exit codes follow docker: the instance's own, 125 for hull's errors, 126/127 for the command. */
+export async function main(argv: string[]): Promise<number> {
+  let ctx: CliContext = createContext(undefined);
+  const program = new Command('hull')
+    .description('hull: run OCI images as containers (and, later, virtual machines)')
+    .version(VERSION, '--version', 'show the version')
+    .option('--root <dir>', 'state directory (default /var/lib/hull, or $HULL_ROOT)')
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `hull: ${s.slice(7)}` : s) })
+    .hook('preAction', (cmd) => {
+      const root = cmd.opts<{ root?: string }>().root;
+      if (root !== undefined && root !== ctx.root) ctx = createContext(root);
+    });
+  const proxy: CliContext = {
+    get root() { return ctx.root; },
+    engine: () => ctx.engine(),
+    get exitCode() { return ctx.exitCode; },
+    set exitCode(v: number) { ctx.exitCode = v; },
+  };
+  registerInstanceCommands(program, proxy);
+  registerImageCommands(program, proxy);
+  registerSystemCommands(program, proxy);
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ctx.exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 125;
+    }
+    if (isHullError(e)) {
+      process.stderr.write(`hull: ${e.message}\n`);
+      if (process.env.HULL_DEBUG && e.stack) process.stderr.write(e.stack + '\n');
+      return e.exitCode;
+    }
+    process.stderr.write(`hull: ${(e as Error).message ?? String(e)}\n`);
+    if (process.env.HULL_DEBUG) process.stderr.write(((e as Error).stack ?? '') + '\n');
+    return 125;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Nothing should keep the process alive after a command; end promptly even if a handle lingers.
+setImmediate(() => process.exit(code));

@@ -1,0 +1,75 @@
+/**
+ * hull's error classes. Each carries a stable `code` string (undici's habit) so that
+ * callers, tests and the future REST API can branch on it, and an exit status that the
+ * CLI uses (docker's convention: 125 for hull's own errors, 126 not executable, 127 not found).
+ * Messages name what failed and, where there is one, what to do about it.
+ */
+export class HullError extends Error {
+  readonly code: string = 'HULL_ERROR';
+  readonly exitCode: number = 125;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad user input: a malformed flag, size, name or reference. */
+export class InvalidArgumentError extends HullError {
+  override readonly code = 'HULL_INVALID_ARGUMENT';
+}
+
+/** Something named by the user does not exist (image, instance, network, file). */
+export class NotFoundError extends HullError {
+  override readonly code = 'HULL_NOT_FOUND';
+}
+
+/** A name or resource is already taken. */
+export class ConflictError extends HullError {
+  override readonly code = 'HULL_CONFLICT';
+}
+
+/** The operation is not allowed in the instance's current state (e.g. exec into a stopped container). */
+export class StateError extends HullError {
+  override readonly code = 'HULL_INVALID_STATE';
+}
+
+/** A host program (runc, conmon, mount, ...) failed. */
+export class HostCommandError extends HullError {
+  override readonly code = 'HULL_HOST_COMMAND';
+  constructor(
+    readonly program: string,
+    readonly args: readonly string[],
+    readonly status: number | null,
+    readonly stderr: string,
+    hint?: string,
+  ) {
+    const detail = stderr.trim().split('\n').filter(Boolean).slice(-3).join('; ');
+    super(`${program} ${args[0] ?? ''} failed${status !== null ? ` (exit ${status})` : ''}${detail ? `: ${detail}` : ''}${hint ? `. ${hint}` : ''}`);
+  }
+}
+
+/** The host lacks something hull needs (a program, a kernel feature). */
+export class HostSupportError extends HullError {
+  override readonly code = 'HULL_HOST_UNSUPPORTED';
+}
+
+/** The container's command could not be executed (docker exit 126). */
+export class CommandNotExecutableError extends HullError {
+  override readonly code = 'HULL_CMD_NOT_EXECUTABLE';
+  override readonly exitCode = 126;
+}
+
+/** The container's command was not found (docker exit 127). */
+export class CommandNotFoundError extends HullError {
+  override readonly code = 'HULL_CMD_NOT_FOUND';
+  override readonly exitCode = 127;
+}
+
+/** Stored data failed a check (digest mismatch, corrupt record). */
+export class IntegrityError extends HullError {
+  override readonly code = 'HULL_INTEGRITY';
+}
+
+export function isHullError(e: unknown): e is HullError {
+  return e instanceof HullError;
+}

@@ -1,0 +1,210 @@
+/**
+ * The one instance interface (Incus' habit): the engine composes drivers through it and does not
+ * branch on the kind beyond picking the driver. The container driver implements it now; the VM
+ * driver implements the same interface later.
+ *
+ * This file sits in the lowest layer so that drivers (src/container, src/vm) and the engine can
+ * both import it without a lower layer importing a higher one.
+ */
+
+export type InstanceKind = 'container' | 'vm';
+
+/** Lifecycle states kept by the engine. */
+export type InstanceState = 'created' | 'running' | 'paused' | 'exited' | 'removing';
+
+/** The runtime's own view of an instance, as reported by a driver. */
+export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped' | 'unknown';
+
+export interface BindMount {
+  type: 'bind';
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+
+export interface TmpfsMount {
+  type: 'tmpfs';
+  target: string;
+  /** mount options such as size=64m,mode=1777 */
+  options: string[];
+}
+
+export type MountSpec = BindMount | TmpfsMount;
+
+/** Resource limits. Sizes are bytes; undefined means "not set". */
+export interface Resources {
+  memory?: number;
+  /** total memory+swap in bytes; -1 for unlimited swap */
+  memorySwap?: number;
+  /** fractional CPUs, e.g. 0.5 */
+  cpus?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: number;
+  blkioWeight?: number;
+}
+
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+export interface UsernsConfig {
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+}
+
+export interface RestartPolicy {
+  name: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  /** for on-failure:N; 0 means unlimited */
+  maxRetries: number;
+}
+
+/**
+ * What an instance runs: the image's config merged with the user's flags, fully resolved.
+ * Stored with the instance record (JSON) so that `start` after a restart of hull has all it needs.
+ */
+export interface InstanceConfig {
+  /** the reference the user typed, e.g. busybox or busybox:latest */
+  image: string;
+  /** image id (sha256:... of the image config) */
+  imageId: string;
+  /** argv: entrypoint followed by cmd, after flags */
+  command: string[];
+  env: string[];
+  workdir: string;
+  /** user[:group], as given to -u or taken from the image */
+  user: string;
+  hostname: string;
+  tty: boolean;
+  /** keep stdin open (-i) */
+  stdin: boolean;
+  mounts: MountSpec[];
+  readOnly: boolean;
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  /** --security-opt no-new-privileges[=true|false]; default true (docker's is false; hull is stricter) */
+  noNewPrivileges: boolean;
+  /** 'default' (hull's profile), 'unconfined', or a path to a JSON profile */
+  seccomp: string;
+  userns: UsernsConfig | null;
+  resources: Resources;
+  /** signal name, e.g. SIGTERM */
+  stopSignal: string;
+  /** seconds to wait after stopSignal before SIGKILL */
+  stopTimeout: number;
+  restart: RestartPolicy;
+  /** remove when it exits (--rm) */
+  autoRemove: boolean;
+  labels: Record<string, string>;
+  /** 'none' | 'host' (loopback-only 'none' until networks land) */
+  network: string;
+  /** OCI runtime to use (runc, crun) */
+  runtime: string;
+  /** rlimits; never above the hard limit (no CAP_SYS_RESOURCE on some hosts) */
+  ulimits: { type: string; soft: number; hard: number }[];
+}
+
+/** Where an instance's files live and what it is. Built by the engine, handed to the driver. */
+export interface InstanceContext {
+  id: string;
+  name: string;
+  /** hull's root dir (e.g. /var/lib/hull) */
+  root: string;
+  /** the instance's private directory (bundle, upper dir, logs, exit files) */
+  dir: string;
+  config: InstanceConfig;
+  /** unpacked image layer directories, lowest first */
+  layers: string[];
+  /** the command hull runs when the instance's process exits (conmon's --exit-command), argv */
+  exitCommand: string[];
+}
+
+export interface CreateResult {
+  /** pid of the supervisor (conmon for containers, QEMU for VMs) */
+  supervisorPid: number;
+  /** pid of the instance's first process, once known */
+  pid: number;
+}
+
+export interface ExitInfo {
+  exitCode: number;
+  /** when the process exited (ms since epoch) */
+  finishedAt: number;
+  /** a reason beyond the code, e.g. "OOM killed" or "killed by signal 9" */
+  reason?: string;
+}
+
+export interface InstanceStats {
+  cpuUsageNs: number;
+  /** cpu usage percentage of one CPU over the sampling interval, when computed */
+  cpuPercent?: number;
+  memoryUsage: number;
+  memoryLimit: number;
+  pids: number;
+  blkioRead: number;
+  blkioWrite: number;
+  netRx: number;
+  netTx: number;
+}
+
+export interface ExecOptions {
+  command: string[];
+  env: string[];
+  workdir?: string;
+  user?: string;
+  tty: boolean;
+  stdin: boolean;
+  privileged: boolean;
+  detach: boolean;
+}
+
+/** A running process's stdio, for attach and exec. */
+export interface StdioStreams {
+  stdin: NodeJS.ReadableStream | null;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** current terminal size, and a way to learn about changes */
+  size?: () => { rows: number; cols: number };
+  onResize?: (cb: () => void) => void;
+}
+
+export interface ProcessInfo {
+  titles: string[];
+  rows: string[][];
+}
+
+/** The interface every driver implements. All methods take the instance's context. */
+export interface InstanceDriver {
+  readonly kind: InstanceKind;
+  /** Prepare the root filesystem and runtime bundle, start the supervisor; leaves the instance created. */
+  create(ctx: InstanceContext): Promise<CreateResult>;
+  /** Start the instance's process. */
+  start(ctx: InstanceContext): Promise<void>;
+  /** Send a signal (name like SIGTERM or a number as text) to the instance's first process (or all). */
+  kill(ctx: InstanceContext, signal: string, all?: boolean): Promise<void>;
+  /** The runtime's view; 'stopped' once the process has exited. */
+  status(ctx: InstanceContext): Promise<{ status: RuntimeStatus; pid: number }>;
+  /** The exit status recorded by the supervisor, or null while the process is still alive. */
+  exitInfo(ctx: InstanceContext): ExitInfo | null;
+  /** Resolve when the process exits (or the signal aborts). */
+  waitExit(ctx: InstanceContext, signal?: AbortSignal): Promise<ExitInfo>;
+  pause(ctx: InstanceContext): Promise<void>;
+  resume(ctx: InstanceContext): Promise<void>;
+  update(ctx: InstanceContext, resources: Resources): Promise<void>;
+  stats(ctx: InstanceContext): Promise<InstanceStats>;
+  top(ctx: InstanceContext, psArgs: string[]): Promise<ProcessInfo>;
+  /** Run a further process inside; resolves with its exit code. */
+  exec(ctx: InstanceContext, opts: ExecOptions, stdio: StdioStreams): Promise<number>;
+  /** Attach to the first process's stdio (for run -i / -t and attach). Resolves when it ends or detaches. */
+  attach(ctx: InstanceContext, stdio: StdioStreams): Promise<void>;
+  /** Path of the log file, in the driver's log format (readable by readLogs) */
+  logPath(ctx: InstanceContext): string;
+  /** Tear down everything the driver made (runtime state, mounts, cgroups, files). Idempotent. */
+  delete(ctx: InstanceContext): Promise<void>;
+  /** Release runtime resources after exit but keep the instance's files (so it can be started again). */
+  cleanupAfterExit(ctx: InstanceContext): Promise<void>;
+}

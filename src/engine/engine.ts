@@ -1,0 +1,123 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExitInfo, InstanceContext, InstanceDriver, InstanceKind } from '../common/instance.js';
+import { HostSupportError } from '../common/errors.js';
+import { ImageStore } from '../image/store.js';
+import { ContainerDriver } from '../container/driver.js';
+import { StateStore, type InstanceRecord } from './store.js';
+
+export interface EngineOptions {
+  /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
+  root: string;
+  /** argv that runs this hull (node + entry script); conmon runs it when an instance exits */
+  self: string[];
+}
+
+export const DEFAULT_ROOT = '/var/lib/hull';
+
+/**
+ * The one place that composes images, drivers and the state store. Lifecycle verbs live one per file in
+ * ./lifecycle (youki's habit); they take the engine and do their state guards through the store's
+ * compare-and-set transitions. The engine picks a driver by the instance's kind and never branches on it
+ * otherwise.
+ */
+export class Engine {
+  readonly root: string;
+  readonly self: string[];
+  readonly store: StateStore;
+  readonly images: ImageStore;
+  private readonly drivers = new Map<InstanceKind, InstanceDriver>();
+
+  constructor(opts: EngineOptions) {
+    this.root = opts.root;
+    this.self = opts.self;
+    this.store = new StateStore(opts.root);
+    this.images = new ImageStore(opts.root);
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  driver(kind: InstanceKind): InstanceDriver {
+    const known = this.drivers.get(kind);
+    if (known) return known;
+    if (kind !== 'container') throw new HostSupportError(`instances of kind "${kind}" are not supported by this build of hull`);
+    const d = new ContainerDriver();
+    this.drivers.set(kind, d);
+    return d;
+  }
+
+  instanceDir(id: string): string {
+    return join(this.root, 'containers', id);
+  }
+
+  /** The driver's view of an instance. Layers are filled in only where a root filesystem is assembled. */
+  context(rec: InstanceRecord, layers: string[] = []): InstanceContext {
+    return {
+      id: rec.id,
+      name: rec.name,
+      root: this.root,
+      dir: this.instanceDir(rec.id),
+      config: rec.config,
+      layers,
+      exitCommand: [...this.self, '--root', this.root, 'system', 'instance-exited', rec.id],
+    };
+  }
+
+  async contextWithLayers(rec: InstanceRecord): Promise<InstanceContext> {
+    const image = await this.images.resolve(rec.imageId);
+    return this.context(rec, await this.images.layerDirs(image));
+  }
+
+  event(rec: Pick<InstanceRecord, 'id' | 'name' | 'image' | 'kind'>, action: string, attrs: Record<string, string> = {}): void {
+    this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
+  }
+
+  /** Whether a supervisor pid still runs (and is not a recycled pid of something else). */
+  supervisorAlive(pid: number): boolean {
+    if (pid <= 0) return false;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmd.includes('conmon') || cmd.includes('qemu');
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * What the instance's process left behind, if it has exited: the supervisor's exit record, or a
+   * synthesized one when the supervisor itself died without writing it.
+   */
+  observedExit(rec: InstanceRecord): ExitInfo | null {
+    if (rec.state !== 'running' && rec.state !== 'paused') return null;
+    const ctx = this.context(rec);
+    const info = this.driver(rec.kind).exitInfo(ctx);
+    if (info) return info;
+    if (rec.supervisorPid > 0 && !this.supervisorAlive(rec.supervisorPid)) {
+      // Check once more: the supervisor writes the exit file just before it exits.
+      const again = this.driver(rec.kind).exitInfo(ctx);
+      if (again) return again;
+      return { exitCode: 255, finishedAt: Date.now(), reason: 'its supervisor (conmon) exited unexpectedly' };
+    }
+    return null;
+  }
+
+  /** The host's boot id: a change means the host restarted and runtime state is gone. */
+  static bootId(): string {
+    try {
+      return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  hasState(): boolean {
+    return existsSync(join(this.root, 'hull.db'));
+  }
+}

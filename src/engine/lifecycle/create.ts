@@ -1,0 +1,41 @@
+import { InvalidArgumentError } from '../../common/errors.js';
+import type { Engine } from '../engine.js';
+import type { InstanceRecord } from '../store.js';
+import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../config.js';
+import { isValidName, newId, randomName } from '../names.js';
+import { checkRuntime, defaultRuntime } from '../runtime-choice.js';
+
+/**
+ * create: none → created. Resolves the image, records the instance, and has the driver assemble the
+ * root filesystem and start its supervisor. Any failure removes everything made so far, record included.
+ */
+export async function createInstance(engine: Engine, req: CreateRequest): Promise<InstanceRecord> {
+  if (req.name !== undefined && !isValidName(req.name)) {
+    throw new InvalidArgumentError(`invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`);
+  }
+  const image = await engine.images.resolve(req.image);
+  const id = newId();
+  const runtime = req.runtime !== undefined ? checkRuntime(req.runtime) : defaultRuntime();
+  const config = buildInstanceConfig(image, req, id, runtime);
+  if (req.userns === 'auto') {
+    config.userns = allocateUserns(engine.store.list().map((r) => r.config.userns).filter((u) => u !== null));
+  }
+  const rec: InstanceRecord = {
+    id, name: req.name ?? randomName(), kind: req.kind, state: 'created', image: req.image, imageId: image.id, config,
+    createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0,
+    supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+  };
+  engine.store.insert(rec);
+  const driver = engine.driver(rec.kind);
+  const ctx = engine.context(rec, await engine.images.layerDirs(image));
+  try {
+    const res = await driver.create(ctx);
+    engine.store.patch(id, { pid: res.pid, supervisorPid: res.supervisorPid });
+  } catch (e) {
+    await driver.delete(ctx).catch(() => undefined);
+    engine.store.remove(id);
+    throw e;
+  }
+  engine.event(rec, 'create');
+  return engine.store.get(id)!;
+}

@@ -1,0 +1,76 @@
+import type { ExitInfo } from '../../common/instance.js';
+import type { Engine } from '../engine.js';
+import type { InstanceRecord } from '../store.js';
+import { removeInstance } from './remove.js';
+import { startInstance } from './start.js';
+
+/**
+ * Bring a record up to date with reality: if its process exited (or its supervisor died), process the exit.
+ * Returns the fresh record, or undefined when the exit handling removed it (--rm).
+ */
+export async function refresh(engine: Engine, rec: InstanceRecord): Promise<InstanceRecord | undefined> {
+  const cur = engine.store.get(rec.id);
+  if (!cur) return undefined;
+  const info = engine.observedExit(cur);
+  if (info) {
+    await handleExit(engine, cur, info);
+    return engine.store.get(rec.id);
+  }
+  return cur;
+}
+
+/**
+ * The exit of an instance's process: running|paused → exited, once (a compare-and-set: the CLI waiting in the
+ * foreground and conmon's exit command may both get here; one wins). Then runtime clean-up, --rm, and the
+ * restart policy.
+ */
+export async function handleExit(engine: Engine, rec: InstanceRecord, info: ExitInfo, opts: { applyRestart?: boolean } = {}): Promise<boolean> {
+  const done = engine.store.tryTransition(rec.id, ['running', 'paused'], 'exited', {
+    exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, pid: 0,
+  });
+  if (!done) return false;
+  engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
+  const driver = engine.driver(done.kind);
+  await driver.cleanupAfterExit(engine.context(done)).catch(() => undefined);
+  if (done.config.autoRemove) {
+    await removeInstance(engine, done, { force: true });
+    return true;
+  }
+  if (opts.applyRestart !== false && shouldRestart(done)) await restartAfterExit(engine, done);
+  return true;
+}
+
+/** docker's restart policies: always / unless-stopped unless stopped by the user; on-failure for non-zero exits. */
+export function shouldRestart(rec: InstanceRecord): boolean {
+  if (rec.stoppedByUser) return false;
+  const p = rec.config.restart;
+  switch (p.name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return (rec.exitCode ?? 0) !== 0 && (p.maxRetries === 0 || rec.restartCount < p.maxRetries);
+    default:
+      return false;
+  }
+}
+
+/** Back-off as docker: 100 ms doubling per quick restart, at most a minute; reset after 10 s of running. */
+export function restartDelay(rec: InstanceRecord): number {
+  const ran = (rec.finishedAt ?? 0) - (rec.startedAt ?? 0);
+  if (ran >= 10_000) return 100;
+  return Math.min(100 * 2 ** Math.min(rec.restartCount, 10), 60_000);
+}
+
+async function restartAfterExit(engine: Engine, rec: InstanceRecord): Promise<void> {
+  await new Promise((r) => setTimeout(r, restartDelay(rec)));
+  const cur = engine.store.get(rec.id);
+  // the user may have stopped, started or removed it meanwhile
+  if (!cur || cur.state !== 'exited' || cur.stoppedByUser || cur.finishedAt !== rec.finishedAt) return;
+  try {
+    await startInstance(engine, cur, { restartCount: cur.restartCount + 1 });
+    engine.event(cur, 'restart', { restartCount: String(cur.restartCount + 1) });
+  } catch {
+    // a failed restart leaves the instance exited with the start error recorded
+  }
+}

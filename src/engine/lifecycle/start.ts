@@ -1,0 +1,43 @@
+import { StateError } from '../../common/errors.js';
+import type { Engine } from '../engine.js';
+import type { InstanceRecord } from '../store.js';
+import { refresh } from './exit.js';
+
+/**
+ * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
+ * e.g. after a crash of the creating CLI) is re-created first: same instance, same writable layer.
+ */
+export async function startInstance(engine: Engine, ref: InstanceRecord, opts: { restartCount?: number } = {}): Promise<InstanceRecord> {
+  let rec = await refresh(engine, ref);
+  if (!rec) throw new StateError(`cannot start instance ${ref.name}: it was removed`);
+  if (rec.state === 'running' || rec.state === 'paused') return rec; // docker: starting a running container is a no-op
+  const driver = engine.driver(rec.kind);
+  if (rec.state === 'exited' || !engine.supervisorAlive(rec.supervisorPid)) {
+    rec = engine.store.transition(rec.id, ['exited', 'created'], 'created', {}, 'start');
+    const ctx = await engine.contextWithLayers(rec);
+    await driver.cleanupAfterExit(ctx);
+    try {
+      const res = await driver.create(ctx);
+      rec = engine.store.transition(rec.id, ['created'], 'created', { pid: res.pid, supervisorPid: res.supervisorPid }, 'start');
+    } catch (e) {
+      await driver.cleanupAfterExit(ctx).catch(() => undefined);
+      throw e;
+    }
+  }
+  rec = engine.store.transition(rec.id, ['created'], 'running', {
+    startedAt: Date.now(), stoppedByUser: false, ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
+  }, 'start');
+  const ctx = engine.context(rec);
+  try {
+    await driver.start(ctx);
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode ?? 125;
+    engine.store.tryTransition(rec.id, ['running'], 'exited', {
+      exitCode: code, finishedAt: Date.now(), exitReason: (e as Error).message, pid: 0,
+    });
+    await driver.cleanupAfterExit(ctx).catch(() => undefined);
+    throw e;
+  }
+  engine.event(rec, 'start');
+  return engine.store.get(rec.id)!;
+}

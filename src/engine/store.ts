@@ -1,0 +1,226 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConflictError, NotFoundError, StateError } from '../common/errors.js';
+import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
+
+/**
+ * The engine's state store: one SQLite database per hull root, shared by every hull process
+ * (CLI invocations, conmon exit commands). WAL mode plus a busy timeout gives real locking across
+ * processes; every state change is a compare-and-set in one transaction, so two processes can never
+ * both move an instance out of the same state.
+ */
+
+export interface InstanceRecord {
+  id: string;
+  name: string;
+  kind: InstanceKind;
+  state: InstanceState;
+  image: string;
+  imageId: string;
+  config: InstanceConfig;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  exitCode: number | null;
+  exitReason: string | null;
+  pid: number;
+  supervisorPid: number;
+  restartCount: number;
+  /** set when the user stopped it (docker's "manually stopped": restart policies do not apply) */
+  stoppedByUser: boolean;
+}
+
+export interface EventRecord {
+  seq: number;
+  time: number;
+  type: string;
+  action: string;
+  id: string;
+  name: string;
+  attributes: Record<string, string>;
+}
+
+interface InstanceRow {
+  id: string; name: string; kind: string; state: string; image: string; image_id: string; config: string;
+  created_at: number; started_at: number | null; finished_at: number | null; exit_code: number | null;
+  exit_reason: string | null; pid: number; supervisor_pid: number; restart_count: number; stopped_by_user: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS instances (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  image TEXT NOT NULL,
+  image_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  exit_code INTEGER,
+  exit_reason TEXT,
+  pid INTEGER NOT NULL DEFAULT 0,
+  supervisor_pid INTEGER NOT NULL DEFAULT 0,
+  restart_count INTEGER NOT NULL DEFAULT 0,
+  stopped_by_user INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  action TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  attributes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+function fromRow(r: InstanceRow): InstanceRecord {
+  return {
+    id: r.id, name: r.name, kind: r.kind as InstanceKind, state: r.state as InstanceState, image: r.image,
+    imageId: r.image_id, config: JSON.parse(r.config) as InstanceConfig, createdAt: r.created_at,
+    startedAt: r.started_at, finishedAt: r.finished_at, exitCode: r.exit_code, exitReason: r.exit_reason,
+    pid: r.pid, supervisorPid: r.supervisor_pid, restartCount: r.restart_count, stoppedByUser: r.stopped_by_user !== 0,
+  };
+}
+
+export type InstancePatch = Partial<Pick<InstanceRecord,
+  'startedAt' | 'finishedAt' | 'exitCode' | 'exitReason' | 'pid' | 'supervisorPid' | 'restartCount' | 'stoppedByUser' | 'config'>>;
+
+const COLUMN: Record<keyof InstancePatch, string> = {
+  startedAt: 'started_at', finishedAt: 'finished_at', exitCode: 'exit_code', exitReason: 'exit_reason', pid: 'pid',
+  supervisorPid: 'supervisor_pid', restartCount: 'restart_count', stoppedByUser: 'stopped_by_user', config: 'config',
+};
+
+function encode(key: keyof InstancePatch, v: unknown): unknown {
+  if (key === 'config') return JSON.stringify(v);
+  if (key === 'stoppedByUser') return v ? 1 : 0;
+  return v;
+}
+
+export class StateStore {
+  readonly db: Database.Database;
+
+  constructor(root: string) {
+    mkdirSync(root, { recursive: true, mode: 0o711 });
+    this.db = new Database(join(root, 'hull.db'), { timeout: 15000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void { this.db.close(); }
+
+  /** Insert a new instance; a taken name is a ConflictError naming the holder. */
+  insert(rec: InstanceRecord): void {
+    const tx = this.db.transaction(() => {
+      const holder = this.db.prepare('SELECT id FROM instances WHERE name = ?').get(rec.name) as { id: string } | undefined;
+      if (holder) {
+        throw new ConflictError(`the name "${rec.name}" is already in use by instance ${holder.id.slice(0, 12)}; remove it (hull rm ${rec.name}) or pick another --name`);
+      }
+      this.db.prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, started_at,
+        finished_at, exit_code, exit_reason, pid, supervisor_pid, restart_count, stopped_by_user)
+        VALUES (@id, @name, @kind, @state, @image, @imageId, @config, @createdAt, @startedAt, @finishedAt, @exitCode,
+        @exitReason, @pid, @supervisorPid, @restartCount, @stoppedByUser)`).run({
+        ...rec, config: JSON.stringify(rec.config), stoppedByUser: rec.stoppedByUser ? 1 : 0,
+      });
+    });
+    tx.immediate();
+  }
+
+  get(id: string): InstanceRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as InstanceRow | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  /** Find by exact name, exact id, or unique id prefix (docker's rules). */
+  lookup(ref: string): InstanceRecord {
+    const byName = this.db.prepare('SELECT * FROM instances WHERE name = ? OR id = ?').get(ref, ref) as InstanceRow | undefined;
+    if (byName) return fromRow(byName);
+    if (/^[0-9a-f]{1,64}$/.test(ref)) {
+      const rows = this.db.prepare("SELECT * FROM instances WHERE id LIKE ? || '%' LIMIT 2").all(ref) as InstanceRow[];
+      if (rows.length === 1) return fromRow(rows[0]!);
+      if (rows.length > 1) throw new ConflictError(`the id prefix "${ref}" matches more than one instance; give more characters`);
+    }
+    throw new NotFoundError(`no such instance: ${ref} (hull ps -a lists them)`);
+  }
+
+  list(): InstanceRecord[] {
+    return (this.db.prepare('SELECT * FROM instances ORDER BY created_at DESC').all() as InstanceRow[]).map(fromRow);
+  }
+
+  /**
+   * Compare-and-set transition: moves the instance from one of `from` to `to`, applying `patch`,
+   * only if its current state is in `from`. Returns the updated record, or throws StateError.
+   */
+  transition(id: string, from: readonly InstanceState[], to: InstanceState, patch: InstancePatch = {}, what: string = to): InstanceRecord {
+    const tx = this.db.transaction(() => {
+      const cur = this.get(id);
+      if (!cur) throw new NotFoundError(`no such instance: ${id.slice(0, 12)}`);
+      if (!from.includes(cur.state)) {
+        throw new StateError(`cannot ${what} instance ${cur.name}: it is ${cur.state}`);
+      }
+      this.applyPatch(id, patch, to);
+      return this.get(id)!;
+    });
+    return tx.immediate();
+  }
+
+  /** Like transition, but returns undefined instead of throwing when the state does not match. */
+  tryTransition(id: string, from: readonly InstanceState[], to: InstanceState, patch: InstancePatch = {}): InstanceRecord | undefined {
+    try { return this.transition(id, from, to, patch); } catch (e) {
+      if (e instanceof StateError || e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  patch(id: string, patch: InstancePatch): void {
+    this.db.transaction(() => this.applyPatch(id, patch)).immediate();
+  }
+
+  private applyPatch(id: string, patch: InstancePatch, state?: InstanceState): void {
+    const sets: string[] = [];
+    const vals: unknown[] = [];
+    if (state) { sets.push('state = ?'); vals.push(state); }
+    for (const [k, v] of Object.entries(patch) as [keyof InstancePatch, unknown][]) {
+      if (v === undefined) continue;
+      sets.push(`${COLUMN[k]} = ?`);
+      vals.push(encode(k, v));
+    }
+    if (sets.length === 0) return;
+    this.db.prepare(`UPDATE instances SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+  }
+
+  remove(id: string): void {
+    this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+
+  addEvent(type: string, action: string, id: string, name: string, attributes: Record<string, string> = {}): void {
+    this.db.prepare('INSERT INTO events (time, type, action, id, name, attributes) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(Date.now(), type, action, id, name, JSON.stringify(attributes));
+  }
+
+  events(afterSeq: number, opts: { since?: number; until?: number; limit?: number } = {}): EventRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM events WHERE seq > ? AND time >= ? AND time <= ? ORDER BY seq LIMIT ?`)
+      .all(afterSeq, opts.since ?? 0, opts.until ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100000) as
+      (Omit<EventRecord, 'attributes'> & { attributes: string })[];
+    return rows.map((r) => ({ ...r, attributes: JSON.parse(r.attributes) as Record<string, string> }));
+  }
+
+  lastEventSeq(): number {
+    const r = this.db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null };
+    return r.s ?? 0;
+  }
+
+  getMeta(key: string): string | undefined {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
