@@ -1,0 +1,554 @@
+/**
+ * The container policy: turns an instance's resolved configuration into an OCI runtime spec
+ * (`config.json`) with the isolation users expect from docker: private namespaces, docker's default
+ * mounts, capabilities, seccomp profile, masked and read-only /proc and /sys paths, a device
+ * allowlist, resource limits and rlimits that the host can actually grant.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism, hostname as osHostname } from 'node:os';
+import { posix } from 'node:path';
+import { HostSupportError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import type { ExecOptions, IdMapping, InstanceConfig, Resources } from '../common/instance.js';
+import { ALL_CAPABILITIES, hostCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
+import {
+  OCI_VERSION,
+  type LinuxSeccomp,
+  type OciCapabilities,
+  type OciDeviceCgroup,
+  type OciMount,
+  type OciNamespace,
+  type OciProcess,
+  type OciResources,
+  type OciRlimit,
+  type OciSpec,
+} from './oci-spec.js';
+import { defaultSeccompProfile, loadSeccompProfile } from './seccomp.js';
+import { resolveUser } from './users.js';
+
+/** PATH given to a container whose environment has none (docker's). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The most open files a container gets by default (docker's 1048576), capped by the host. */
+export const DEFAULT_NOFILE = 1048576;
+
+/** Smallest memory limit accepted (docker's). */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+
+/** CFS period used for --cpus, in microseconds. */
+export const CPU_PERIOD = 100_000;
+
+/** /proc and /sys paths hidden from unprivileged containers. */
+export const MASKED_PATHS: readonly string[] = [
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+/** /proc paths made read-only in unprivileged containers. */
+export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Device cgroup rules of an unprivileged container: deny all, then the usual character devices. */
+const DEFAULT_DEVICE_RULES: readonly OciDeviceCgroup[] = [
+  { allow: false, access: 'rwm' },
+  // mknod of any device is allowed (CAP_MKNOD); using one still needs a rule below.
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // null
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }, // zero
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' }, // full
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' }, // random
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' }, // urandom
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' }, // tty
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' }, // console (the terminal)
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' }, // ptmx
+  { allow: true, type: 'c', major: 136, access: 'rwm' }, // pts/*
+];
+
+/** rlimit names users give (`nofile`) and the OCI type (`RLIMIT_NOFILE`). */
+const RLIMITS = [
+  'as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss',
+  'rtprio', 'rttime', 'sigpending', 'stack',
+];
+
+/** The rows of /proc/self/limits, by rlimit name. */
+const LIMITS_ROWS: Record<string, string> = {
+  'Max cpu time': 'cpu', 'Max file size': 'fsize', 'Max data size': 'data', 'Max stack size': 'stack',
+  'Max core file size': 'core', 'Max resident set': 'rss', 'Max processes': 'nproc', 'Max open files': 'nofile',
+  'Max locked memory': 'memlock', 'Max address space': 'as', 'Max file locks': 'locks',
+  'Max pending signals': 'sigpending', 'Max msgqueue size': 'msgqueue', 'Max nice priority': 'nice',
+  'Max realtime priority': 'rtprio', 'Max realtime timeout': 'rttime',
+};
+
+/** What the host offers, as far as the spec depends on it. {@link probeHostFacts} reads it. */
+export interface HostFacts {
+  /** CPUs hull may use */
+  cpuCount: number;
+  /** online CPU list, e.g. "0-1" */
+  onlineCpus: string;
+  /** online memory nodes, e.g. "0" */
+  onlineMems: string;
+  /** the memory cgroup accounts swap (memory.memsw.* / memory.swap.max) */
+  swapAccounting: boolean;
+  /** the blkio/io cgroup has a weight knob */
+  blkioWeight: boolean;
+  /** hard rlimits of hull's process by name (nofile, nproc...); Infinity for unlimited */
+  rlimits: Record<string, number>;
+  /** capabilities hull can hand on (its bounding set) */
+  capabilities: string[];
+}
+
+/** Input of {@link buildRuntimeSpec}. */
+export interface SpecInput {
+  id: string;
+  config: InstanceConfig;
+  /** absolute path of the mounted root filesystem */
+  rootfs: string;
+  /** e.g. '/hull/<id>' (cgroupfs style), computed by the driver */
+  cgroupsPath: string;
+  /** whether to add a cgroup namespace (the host supports it) */
+  cgroupNamespace: boolean;
+  /** current RLIMIT_NOFILE hard limit of the host */
+  hostNofileHard: number;
+  /** bind mounts made by the driver, e.g. /etc/hosts, /etc/resolv.conf, /etc/hostname */
+  extraMounts?: OciMount[];
+  /** host facts; read from /proc and /sys when left out */
+  host?: HostFacts;
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** The current process's cgroup v2 path (from /proc/self/cgroup), or "/". */
+function ownUnifiedCgroup(): string {
+  const line = (readText('/proc/self/cgroup') ?? '').split('\n').find((l) => l.startsWith('0::'));
+  return line ? line.slice(3) || '/' : '/';
+}
+
+/** Hard rlimits of this process from /proc/self/limits, by name; Infinity for unlimited. */
+export function readHostRlimits(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of (readText('/proc/self/limits') ?? '').split('\n')) {
+    for (const [row, name] of Object.entries(LIMITS_ROWS)) {
+      if (!line.startsWith(row)) continue;
+      const fields = line.slice(row.length).trim().split(/\s+/);
+      const hard = fields[1];
+      if (hard) out[name] = hard === 'unlimited' ? Infinity : Number(hard);
+    }
+  }
+  return out;
+}
+
+/** Read the host facts the spec depends on from /proc and /sys. */
+export function probeHostFacts(): HostFacts {
+  const v1 = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+  const unified = `/sys/fs/cgroup${ownUnifiedCgroup()}`.replace(/\/$/, '');
+  const swapAccounting = v1
+    ? existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')
+    : existsSync(`${unified}/memory.swap.max`) || existsSync('/sys/fs/cgroup/init.scope/memory.swap.max');
+  return {
+    cpuCount: availableParallelism(),
+    onlineCpus: readText('/sys/devices/system/cpu/online') ?? `0-${availableParallelism() - 1}`,
+    onlineMems: readText('/sys/devices/system/node/online') ?? '0',
+    swapAccounting,
+    blkioWeight: blkioWeightSupported(unified),
+    rlimits: readHostRlimits(),
+    capabilities: hostCapabilities(),
+  };
+}
+
+/**
+ * Whether the block I/O cgroup has a weight knob. The weight files are not shown on the root cgroup
+ * with BFQ, so on v1 any blkio.bfq.* file (BFQ's policy is registered) counts, as does CFQ's blkio.weight.
+ */
+function blkioWeightSupported(unified: string): boolean {
+  if (existsSync('/sys/fs/cgroup/blkio')) {
+    try {
+      return readdirSync('/sys/fs/cgroup/blkio').some((f) => f === 'blkio.weight' || f.startsWith('blkio.bfq.'));
+    } catch {
+      return false;
+    }
+  }
+  if (existsSync(`${unified}/io.weight`) || existsSync(`${unified}/io.bfq.weight`)) return true;
+  return unified === '/sys/fs/cgroup' && (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('io');
+}
+
+/** Parse a CPU or memory-node list ("0-3,6") into numbers; null when malformed. */
+export function parseCpuList(list: string): Set<number> | null {
+  const out = new Set<number>();
+  if (list.trim() === '') return out;
+  for (const part of list.split(',')) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (!m) return null;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo || hi - lo > 65536) return null;
+    for (let i = lo; i <= hi; i++) out.add(i);
+  }
+  return out;
+}
+
+function checkCpuList(flag: string, list: string, online: string): void {
+  const wanted = parseCpuList(list);
+  if (!wanted || wanted.size === 0) throw new InvalidArgumentError(`invalid ${flag} value ${JSON.stringify(list)}: expected a list like 0-1,3`);
+  const available = parseCpuList(online) ?? new Set<number>();
+  const missing = [...wanted].filter((n) => !available.has(n));
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(`${flag} ${list}: ${missing.join(',')} not available on this host (online: ${online})`);
+  }
+}
+
+/** Format a byte count for messages. */
+function bytes(n: number): string {
+  if (n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  return `${n} bytes`;
+}
+
+/** Map hull's resource settings to OCI cgroup resources with docker's semantics and checks. */
+export function buildResources(res: Resources, host: HostFacts): OciResources {
+  const out: OciResources = {};
+  const memory: NonNullable<OciResources['memory']> = {};
+  if (res.memory !== undefined && res.memory !== 0) {
+    if (!Number.isInteger(res.memory)) throw new InvalidArgumentError(`memory limit ${res.memory} must be a whole number of bytes`);
+    if (res.memory < MIN_MEMORY) {
+      throw new InvalidArgumentError(`memory limit ${bytes(res.memory)} is too small: the minimum is 6 MiB`);
+    }
+    memory.limit = res.memory;
+  }
+  const swap = res.memorySwap;
+  if (swap !== undefined && swap !== 0) {
+    if (memory.limit === undefined) throw new InvalidArgumentError('--memory-swap needs --memory: set the memory limit too');
+    if (swap !== -1 && (!Number.isInteger(swap) || swap < memory.limit)) {
+      throw new InvalidArgumentError(`--memory-swap ${bytes(swap)} is below --memory ${bytes(memory.limit)}: it is the total of memory and swap`);
+    }
+    if (!host.swapAccounting) {
+      throw new HostSupportError('--memory-swap is not supported: the host kernel does not account swap (boot it with swapaccount=1), or leave --memory-swap out');
+    }
+    memory.swap = swap;
+  } else if (memory.limit !== undefined && host.swapAccounting) {
+    // docker: with --memory alone, the container may use as much swap as memory.
+    memory.swap = memory.limit * 2;
+  }
+  if (Object.keys(memory).length > 0) out.memory = memory;
+
+  const cpu: NonNullable<OciResources['cpu']> = {};
+  if (res.cpus !== undefined && res.cpus !== 0) {
+    const max = host.cpuCount;
+    if (!Number.isFinite(res.cpus) || res.cpus < 0.01 || res.cpus > max) {
+      throw new InvalidArgumentError(`--cpus ${res.cpus} is out of range: it must be between 0.01 and ${max} (this host has ${max} CPUs)`);
+    }
+    cpu.quota = Math.round(res.cpus * CPU_PERIOD);
+    cpu.period = CPU_PERIOD;
+  }
+  if (res.cpuShares !== undefined && res.cpuShares !== 0) {
+    if (!Number.isInteger(res.cpuShares) || res.cpuShares < 2 || res.cpuShares > 262144) {
+      throw new InvalidArgumentError(`--cpu-shares ${res.cpuShares} is out of range: it must be between 2 and 262144`);
+    }
+    cpu.shares = res.cpuShares;
+  }
+  if (res.cpusetCpus) {
+    checkCpuList('--cpuset-cpus', res.cpusetCpus, host.onlineCpus);
+    cpu.cpus = res.cpusetCpus;
+  }
+  if (res.cpusetMems) {
+    checkCpuList('--cpuset-mems', res.cpusetMems, host.onlineMems);
+    cpu.mems = res.cpusetMems;
+  }
+  if (Object.keys(cpu).length > 0) out.cpu = cpu;
+
+  if (res.pidsLimit !== undefined && res.pidsLimit > 0) {
+    if (!Number.isInteger(res.pidsLimit)) throw new InvalidArgumentError(`--pids-limit ${res.pidsLimit} must be a whole number`);
+    out.pids = { limit: res.pidsLimit };
+  }
+  if (res.blkioWeight !== undefined && res.blkioWeight !== 0) {
+    if (!Number.isInteger(res.blkioWeight) || res.blkioWeight < 10 || res.blkioWeight > 1000) {
+      throw new InvalidArgumentError(`--blkio-weight ${res.blkioWeight} is out of range: it must be between 10 and 1000`);
+    }
+    if (!host.blkioWeight) {
+      throw new HostSupportError('--blkio-weight is not supported: the host\'s block I/O cgroup has no weight (needs the BFQ scheduler); leave it out');
+    }
+    out.blockIO = { weight: res.blkioWeight };
+  }
+  return out;
+}
+
+/**
+ * The rlimits of a container: RLIMIT_NOFILE = min(1048576, host hard) by default, then the user's
+ * ulimits. A limit the host cannot grant (above hull's own hard limit) is refused here, since the
+ * runtime would fail with a bare EPERM otherwise. -1 means unlimited (the host's hard limit).
+ */
+export function buildRlimits(ulimits: InstanceConfig['ulimits'], hostHard: Record<string, number>): OciRlimit[] {
+  const byType = new Map<string, OciRlimit>();
+  const nofile = Math.min(DEFAULT_NOFILE, hostHard.nofile ?? DEFAULT_NOFILE);
+  byType.set('nofile', { type: 'RLIMIT_NOFILE', soft: nofile, hard: nofile });
+  for (const u of ulimits) {
+    const name = u.type.trim().toLowerCase().replace(/^rlimit_/, '');
+    if (!RLIMITS.includes(name)) throw new InvalidArgumentError(`unknown ulimit ${u.type}: expected one of ${RLIMITS.join(', ')}`);
+    const max = hostHard[name] ?? Infinity;
+    const value = (v: number, which: string): number => {
+      if (v === -1) return Number.isFinite(max) ? max : Number.MAX_SAFE_INTEGER;
+      if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`ulimit ${name}: ${which} limit ${v} must be a non-negative whole number or -1`);
+      return v;
+    };
+    const soft = value(u.soft, 'soft');
+    const hard = value(u.hard, 'hard');
+    if (soft > hard) throw new InvalidArgumentError(`ulimit ${name}: soft limit ${u.soft} is above hard limit ${u.hard}`);
+    if (hard > max) {
+      throw new InvalidArgumentError(`ulimit ${name}: hard limit ${u.hard} is above the host's maximum of ${max}; choose ${max} or less`);
+    }
+    byType.set(name, { type: `RLIMIT_${name.toUpperCase()}`, soft, hard });
+  }
+  return [...byType.values()];
+}
+
+/** Merge environment lists: later entries replace earlier ones with the same name, in first-seen order. */
+export function mergeEnv(...lists: readonly string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const entry of list) {
+      const eq = entry.indexOf('=');
+      const key = eq < 0 ? entry : entry.slice(0, eq);
+      if (key === '') throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}: the name is empty`);
+      map.set(key, eq < 0 ? `${key}=` : entry);
+    }
+  }
+  return [...map.values()];
+}
+
+function hasEnv(env: readonly string[], key: string): boolean {
+  return env.some((e) => e.startsWith(`${key}=`));
+}
+
+function checkCwd(cwd: string): string {
+  if (!cwd.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(cwd)} is invalid: it must be an absolute path`);
+  return posix.normalize(cwd).replace(/(.)\/+$/, '$1');
+}
+
+/** Is container id `id` inside one of the mappings? */
+function mapped(mappings: readonly IdMapping[], id: number): boolean {
+  return mappings.some((m) => id >= m.containerID && id < m.containerID + m.size);
+}
+
+function checkMappings(kind: string, mappings: readonly IdMapping[]): void {
+  if (mappings.length === 0) throw new InvalidArgumentError(`user namespace needs at least one ${kind} mapping`);
+  for (const m of mappings) {
+    if (![m.containerID, m.hostID, m.size].every((n) => Number.isInteger(n) && n >= 0) || m.size === 0) {
+      throw new InvalidArgumentError(`invalid ${kind} mapping ${m.containerID}:${m.hostID}:${m.size}: ids must be whole numbers and the size at least 1`);
+    }
+  }
+}
+
+/** The capabilities a container gets, limited to what the host can grant. Explicitly added ones the host lacks are an error. */
+function containerCapabilities(config: InstanceConfig, host: HostFacts): string[] {
+  const wanted = resolveCapabilities(config.capAdd, config.capDrop, config.privileged);
+  const available = new Set(host.capabilities);
+  if (!config.privileged) {
+    for (const name of config.capAdd) {
+      const cap = normalizeCapability(name);
+      if (cap !== 'ALL' && !available.has(cap)) {
+        throw new HostSupportError(`capability ${cap} cannot be granted: hull itself runs without it on this host; remove --cap-add ${name}`);
+      }
+    }
+  }
+  return wanted.filter((c) => available.has(c));
+}
+
+function capabilitySets(caps: readonly string[]): OciCapabilities {
+  // inheritable stays empty (docker 23+): exec'd files do not keep capabilities through fI.
+  return { bounding: [...caps], effective: [...caps], permitted: [...caps], inheritable: [], ambient: [] };
+}
+
+function seccompFor(config: InstanceConfig, caps: readonly string[]): LinuxSeccomp | undefined {
+  const profile = config.seccomp.trim();
+  if (config.privileged || profile === 'unconfined') return undefined;
+  if (profile === '' || profile === 'default') return defaultSeccompProfile(caps);
+  return loadSeccompProfile(profile, caps);
+}
+
+/** The mounts every container gets. */
+function defaultMounts(opts: { privileged: boolean; userns: boolean; privateNetns: boolean; gid5Mapped: boolean }): OciMount[] {
+  const sysRo = opts.privileged ? [] : ['ro'];
+  const ptsOptions = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'];
+  if (opts.gid5Mapped) ptsOptions.push('gid=5'); // tty group
+  const mounts: OciMount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ptsOptions },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  ];
+  if (opts.userns && !opts.privateNetns) {
+    // sysfs can only be mounted by the owner of the network namespace: bind the host's instead.
+    mounts.push({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', ...sysRo] });
+  } else {
+    mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...sysRo] });
+  }
+  mounts.push({
+    destination: '/sys/fs/cgroup',
+    type: 'cgroup',
+    source: 'cgroup',
+    options: ['nosuid', 'noexec', 'nodev', 'relatime', opts.privileged ? 'rw' : 'ro'],
+  });
+  return mounts;
+}
+
+/** The user's bind and tmpfs mounts, checked. */
+function userMounts(config: InstanceConfig): OciMount[] {
+  return config.mounts.map((m) => {
+    if (!m.target.startsWith('/')) throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
+    const destination = posix.normalize(m.target).replace(/(.)\/+$/, '$1');
+    if (destination === '/') throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
+    if (m.type === 'bind') {
+      if (!m.source.startsWith('/')) throw new InvalidArgumentError(`invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`);
+      try {
+        statSync(m.source);
+      } catch {
+        throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
+      }
+      return { destination, type: 'bind', source: m.source, options: ['rbind', 'rprivate', ...(m.readonly ? ['ro'] : [])] };
+    }
+    return { destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...m.options] };
+  });
+}
+
+/**
+ * Combine mount lists: a later mount at the same destination replaces an earlier one (so `--tmpfs
+ * /dev/shm` replaces the default /dev/shm), and mounts other than the defaults are ordered parents
+ * before children.
+ */
+function combineMounts(defaults: OciMount[], rest: OciMount[]): OciMount[] {
+  const depth = (m: OciMount) => m.destination.split('/').filter(Boolean).length;
+  const latest = new Map<string, OciMount>();
+  for (const m of [...defaults, ...rest]) latest.set(m.destination, m);
+  const keptDefaults = defaults.filter((m) => latest.get(m.destination) === m);
+  const restKept = rest.filter((m) => latest.get(m.destination) === m);
+  const sorted = restKept.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+  return [...keptDefaults, ...sorted];
+}
+
+/**
+ * Build the OCI runtime spec of a container. Throws InvalidArgumentError, NotFoundError or
+ * HostSupportError for settings that cannot work, before any runtime is started.
+ */
+export function buildRuntimeSpec(input: SpecInput): OciSpec {
+  const { config } = input;
+  const host = input.host ?? probeHostFacts();
+  if (config.command.length === 0) throw new InvalidArgumentError('no command specified');
+
+  const privateNetns = config.network !== 'host';
+  const userns = config.userns;
+  if (userns) {
+    checkMappings('uid', userns.uidMappings);
+    checkMappings('gid', userns.gidMappings);
+  }
+
+  // Identity and environment.
+  const user = resolveUser(input.rootfs, config.user);
+  const hostname = config.hostname || (privateNetns ? input.id.slice(0, 12) : osHostname());
+  const env = mergeEnv([`HOSTNAME=${hostname}`], config.tty ? ['TERM=xterm'] : [], config.env);
+  if (!hasEnv(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!hasEnv(env, 'HOME')) env.push(`HOME=${user.home}`);
+
+  const caps = containerCapabilities(config, host);
+  const process: OciProcess = {
+    terminal: config.tty,
+    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
+    args: [...config.command],
+    env,
+    cwd: checkCwd(config.workdir || '/'),
+    capabilities: capabilitySets(caps),
+    rlimits: buildRlimits(config.ulimits, { ...host.rlimits, nofile: input.hostNofileHard }),
+    noNewPrivileges: config.noNewPrivileges,
+  };
+
+  // Namespaces.
+  const namespaces: OciNamespace[] = [{ type: 'pid' }];
+  if (privateNetns) namespaces.push({ type: 'network' });
+  namespaces.push({ type: 'ipc' }, { type: 'uts' }, { type: 'mount' });
+  if (input.cgroupNamespace) namespaces.push({ type: 'cgroup' });
+  if (userns) namespaces.push({ type: 'user' });
+
+  const mounts = combineMounts(
+    defaultMounts({
+      privileged: config.privileged,
+      userns: userns !== null,
+      privateNetns,
+      gid5Mapped: !userns || mapped(userns.gidMappings, 5),
+    }),
+    [...(input.extraMounts ?? []), ...userMounts(config)],
+  );
+
+  const resources = buildResources(config.resources, host);
+  resources.devices = config.privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
+
+  const spec: OciSpec = {
+    ociVersion: OCI_VERSION,
+    process,
+    root: { path: input.rootfs, readonly: config.readOnly },
+    hostname,
+    mounts,
+    linux: {
+      namespaces,
+      resources,
+      cgroupsPath: input.cgroupsPath,
+      maskedPaths: config.privileged ? [] : [...MASKED_PATHS],
+      readonlyPaths: config.privileged ? [] : [...READONLY_PATHS],
+    },
+  };
+  if (userns) {
+    spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
+    spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
+  }
+  const seccomp = seccompFor(config, caps);
+  if (seccomp) spec.linux.seccomp = seccomp;
+  return spec;
+}
+
+/**
+ * The process of an `exec` into a running container built from `base`: the command, the
+ * container's environment with `opts.env` over it, the user (resolved against `rootfs` when given),
+ * the container's capabilities (all the host can grant with `opts.privileged`), rlimits and
+ * noNewPrivileges, and a terminal when `opts.tty`.
+ */
+export function buildExecProcess(base: OciSpec, opts: ExecOptions, rootfs: string): OciProcess {
+  if (opts.command.length === 0) throw new InvalidArgumentError('no command specified');
+  const b = base.process;
+  let user = { ...b.user };
+  let home: string | undefined;
+  if (opts.user) {
+    const u = resolveUser(rootfs, opts.user);
+    user = { uid: u.uid, gid: u.gid, ...(u.additionalGids.length > 0 ? { additionalGids: u.additionalGids } : {}) };
+    home = u.home;
+  }
+  let env = mergeEnv(b.env, opts.tty && !hasEnv(b.env, 'TERM') ? ['TERM=xterm'] : [], home ? [`HOME=${home}`] : [], opts.env);
+  if (!hasEnv(env, 'PATH')) env = [`PATH=${DEFAULT_PATH}`, ...env];
+
+  let capabilities = b.capabilities;
+  if (opts.privileged) {
+    const available = new Set(hostCapabilities());
+    capabilities = capabilitySets(ALL_CAPABILITIES.filter((c) => available.has(c)));
+  }
+  const proc: OciProcess = {
+    terminal: opts.tty,
+    user,
+    args: [...opts.command],
+    env,
+    cwd: checkCwd(opts.workdir || b.cwd || '/'),
+  };
+  if (capabilities) proc.capabilities = { ...capabilities };
+  if (b.rlimits) proc.rlimits = b.rlimits.map((r) => ({ ...r }));
+  if (b.noNewPrivileges !== undefined) proc.noNewPrivileges = b.noNewPrivileges;
+  return proc;
+}

@@ -1,0 +1,443 @@
+/**
+ * ImageStore: hull's local images, kept as an OCI image layout in `<root>/images` (see
+ * layout.ts) with each layer extracted once into `<root>/layers/<diffID hex>/` (see unpack.ts).
+ *
+ * Names: index.json has one descriptor per name, annotated with
+ * `org.opencontainers.image.ref.name` = the full normalized reference
+ * (`docker.io/library/busybox:latest`, see reference.ts). An image that loses its last name to
+ * a newer image (import or tag over an existing name) stays in the index as a descriptor
+ * without a name (docker's dangling `<none>` image), so instances made from it keep working;
+ * `remove` takes images out of the index and deletes the blobs nothing references any more.
+ * Extracted layer directories are never deleted here: they may be overlay lower directories
+ * of running instances, which only the engine knows about.
+ *
+ * Reads take no lock: index.json is replaced atomically and blobs never change. Writes go
+ * through OciLayout.withLock. Resolving an existing image reads index.json and two small JSON
+ * blobs and hashes nothing (blobs were verified when written; layers are verified when
+ * extracted).
+ */
+import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } from '../common/errors.js';
+import { busyboxConfig, inspectBusybox, packRootfs, writeBusyboxRootfs } from './busybox.js';
+import { digestHex, OciLayout, TempArea, type TempBlob } from './layout.js';
+import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
+import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
+import { scanLayer, TarFormatError, unpackLayer } from './unpack.js';
+
+export type { OciImageConfigFile } from './types.js';
+export { parseReference } from './reference.js';
+
+/** One local image: a manifest in the index, its config, its names. */
+export interface ImageRecord {
+  /** `sha256:<hex>` digest of the image config blob */
+  id: string;
+  manifestDigest: string;
+  /** display forms of the names that point at it (`busybox:latest`); empty for a dangling image */
+  names: string[];
+  /** the parsed config blob */
+  config: OciImageConfigFile;
+  /** ISO time from the config (`1970-01-01T00:00:00Z` for the built-in image) */
+  created: string;
+  /** sum of the layer blob sizes */
+  size: number;
+  /** lowest layer first */
+  layers: { digest: string; diffId: string; size: number; mediaType: string }[];
+}
+
+/** Changes applied to the config of an imported image (`hull import -c`). */
+export interface ImportChanges {
+  cmd?: string[];
+  env?: string[];
+  entrypoint?: string[];
+  workdir?: string;
+}
+
+const BUILTIN = 'docker.io/library/busybox:latest';
+
+/** The name annotation of an index descriptor, if any. */
+function refName(d: Descriptor): string | undefined {
+  return d.annotations?.[REF_NAME_ANNOTATION];
+}
+
+/** Display form of a stored full name (`docker.io/library/busybox:latest` → `busybox:latest`). */
+function displayName(full: string): string {
+  const at = full.indexOf('@');
+  const repoTag = at >= 0 ? full.slice(0, at) : full;
+  const colon = repoTag.lastIndexOf(':');
+  const repo = colon > repoTag.lastIndexOf('/') ? repoTag.slice(0, colon) : repoTag;
+  return shortName(repo) + full.slice(repo.length);
+}
+
+/** Repository part of a stored full name (no tag, no digest); undefined when the name is malformed. */
+function repositoryOf(full: string): string | undefined {
+  try {
+    return parseReference(full).name;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a lookup landed: the manifest, and the name it matched (absent for an id match). */
+interface Match {
+  digest: string;
+  name?: string;
+}
+
+/** Options of {@link ImageStore}. */
+export interface ImageStoreOptions {
+  /**
+   * Told about things worth a line on stderr that do not stop the operation: layer entries
+   * skipped for safety (device nodes, paths leaving the layer), images list() cannot read.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** hull's local images: names, configs, layer blobs and extracted layers (see the file comment). */
+export class ImageStore {
+  readonly imagesDir: string;
+  readonly layersDir: string;
+  private readonly layout: OciLayout;
+  private readonly layerTemp: TempArea;
+  /** extractions running in this process, by diffID, so parallel callers share one */
+  private readonly unpacking = new Map<string, Promise<void>>();
+
+  private readonly warn: (message: string) => void;
+
+  /** @param root hull's root directory; the store lives in `<root>/images` and `<root>/layers` */
+  constructor(readonly root: string, opts: ImageStoreOptions = {}) {
+    this.warn = opts.onWarning ?? (() => { /* quiet unless asked */ });
+    this.imagesDir = join(root, 'images');
+    this.layersDir = join(root, 'layers');
+    this.layout = new OciLayout(this.imagesDir);
+    this.layerTemp = new TempArea(join(this.layersDir, '.tmp'));
+  }
+
+  /**
+   * Find an image by name[:tag], name@digest, full id (`sha256:<hex>`) or unique id prefix
+   * (3+ hex digits). `busybox` / `busybox:latest` is built from the host when absent.
+   */
+  async resolve(ref: string): Promise<ImageRecord> {
+    const index = this.layout.readIndex();
+    const match = this.find(index, ref);
+    if (match) return this.record(index, match.digest);
+    let parsed: ImageReference | undefined;
+    try {
+      parsed = parseReference(ref);
+    } catch (e) {
+      if (!looksLikeId(ref)) throw e;
+    }
+    if (parsed?.full === BUILTIN) return this.ensureBuiltin('busybox');
+    const hint = parsed && !looksLikeId(ref) ? `hull import FILE ${ref} creates it; ` : '';
+    throw new NotFoundError(`image not found: ${ref} (${hint}hull images lists the images there are)`);
+  }
+
+  /**
+   * Every image in the store, one record per manifest, in index order. An entry whose blobs
+   * cannot be read is left out (and reported through onWarning); rmi can still remove it.
+   */
+  async list(): Promise<ImageRecord[]> {
+    const index = this.layout.readIndex();
+    const seen = new Set<string>();
+    const out: ImageRecord[] = [];
+    for (const d of index.manifests) {
+      if (seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      try {
+        out.push(this.record(index, d.digest));
+      } catch (e) {
+        this.warn(`skipping image ${refName(d) ?? d.digest}: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Make an image from a root filesystem tarball (plain or gzip, detected from its first
+   * bytes; `-` reads stdin), like `docker import`. The tarball becomes the image's only layer
+   * as it is; `ref` names it (an older image of that name keeps existing without the name).
+   */
+  async importTar(tarPath: string | '-', ref: string, opts: { message?: string; changes?: ImportChanges } = {}): Promise<ImageRecord> {
+    const target = this.nameForWrite(ref);
+    let source: AsyncIterable<Buffer>;
+    if (tarPath === '-') {
+      source = process.stdin;
+    } else {
+      const st = statSync(tarPath, { throwIfNoEntry: false });
+      if (!st) throw new NotFoundError(`cannot import ${tarPath}: no such file`);
+      if (st.isDirectory()) throw new InvalidArgumentError(`cannot import ${tarPath}: it is a directory; give a tar archive of it (tar -C DIR -c .)`);
+      source = createReadStream(tarPath, { highWaterMark: 1 << 20 });
+    }
+    const blob = await this.layout.writeTempBlob(source);
+    try {
+      let scan;
+      try {
+        scan = await scanLayer(blob.path);
+      } catch (e) {
+        if (e instanceof TarFormatError) {
+          throw new InvalidArgumentError(`cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain or gzip): ${e.message}`);
+        }
+        throw e;
+      }
+      const created = new Date().toISOString();
+      const c = opts.changes ?? {};
+      const config: OciImageConfigFile = {
+        created,
+        architecture: hostArchitecture(),
+        os: 'linux',
+        config: {
+          ...(c.env ? { Env: c.env } : {}),
+          ...(c.entrypoint ? { Entrypoint: c.entrypoint } : {}),
+          ...(c.cmd ? { Cmd: c.cmd } : {}),
+          ...(c.workdir ? { WorkingDir: c.workdir } : {}),
+        },
+        rootfs: { type: 'layers', diff_ids: [scan.diffId] },
+        history: [{
+          created,
+          created_by: 'hull import',
+          comment: opts.message ?? `imported from ${tarPath === '-' ? 'stdin' : basename(tarPath)}`,
+        }],
+      };
+      const mediaType = scan.compression === 'gzip' ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layer;
+      return await this.commitImage(blob, mediaType, config, target);
+    } finally {
+      await this.layout.discardTemp(blob);
+    }
+  }
+
+  /** Give the image `src` resolves to the name `ref` (moving the name if another image had it). */
+  async tag(src: string, ref: string): Promise<void> {
+    const target = this.nameForWrite(ref);
+    const image = await this.resolve(src);
+    await this.layout.withLock(() => {
+      const index = this.layout.readIndex();
+      const current = index.manifests.find((d) => d.digest === image.manifestDigest);
+      if (!current) throw new NotFoundError(`image not found: ${src} (it was removed meanwhile)`);
+      this.setName(index, target.full, current);
+      this.layout.writeIndex(index);
+    });
+  }
+
+  /** `remove` under the name docker's API uses for it. */
+  untag(ref: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    return this.remove(ref, opts);
+  }
+
+  /**
+   * rmi: by name, remove that name; by id, remove the image's names (several only with
+   * `force`). An image left without names leaves the index, and blobs that no remaining
+   * image references are deleted. Returns docker-style lines (`Untagged: ...`, `Deleted: ...`).
+   */
+  async remove(ref: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    return this.layout.withLock(() => {
+      const index = this.layout.readIndex();
+      const match = this.find(index, ref);
+      if (!match) throw new NotFoundError(`image not found: ${ref} (hull images lists the images there are)`);
+      const lines: string[] = [];
+      const image = this.recordOrStub(index, match.digest);
+      if (match.name !== undefined) {
+        index.manifests = index.manifests.filter((d) => !(d.digest === match.digest && refName(d) === match.name));
+        lines.push(`Untagged: ${displayName(match.name)}`);
+        // a name was the last one: drop the image rather than keep it dangling
+        if (!index.manifests.some((d) => d.digest === match.digest && refName(d) !== undefined)) {
+          index.manifests = index.manifests.filter((d) => d.digest !== match.digest);
+        }
+      } else {
+        if (image.names.length > 1 && !opts.force) {
+          throw new ConflictError(`image ${ref} has several names (${image.names.join(', ')}): remove them one by one, or use --force to remove all`);
+        }
+        for (const n of image.names) lines.push(`Untagged: ${n}`);
+        index.manifests = index.manifests.filter((d) => d.digest !== match.digest);
+      }
+      if (!index.manifests.some((d) => d.digest === match.digest)) lines.push(`Deleted: ${image.id}`);
+      this.layout.writeIndex(index);
+      this.layout.deleteUnreferencedBlobs();
+      return lines;
+    });
+  }
+
+  /**
+   * The image's extracted layer directories, lowest first, extracting those that are
+   * missing (digest and diffID are verified while extracting: IntegrityError on a mismatch,
+   * and nothing is left behind). Already extracted layers cost one stat each.
+   */
+  async layerDirs(image: ImageRecord): Promise<string[]> {
+    const dirs: string[] = [];
+    for (const layer of image.layers) {
+      const dir = join(this.layersDir, digestHex(layer.diffId));
+      if (!existsSync(dir)) await this.unpack(layer, dir);
+      dirs.push(dir);
+    }
+    return dirs;
+  }
+
+  /** Build (or rebuild, getting the same id) the built-in busybox image and name it busybox:latest. */
+  async ensureBuiltin(name: 'busybox'): Promise<ImageRecord> {
+    if (name !== 'busybox') throw new InvalidArgumentError(`unknown built-in image "${name as string}": only busybox is built in`);
+    const bin = await inspectBusybox();
+    const work = this.layout.temp.path('.rootfs');
+    let blob: TempBlob | undefined;
+    try {
+      const paths = writeBusyboxRootfs(work, bin);
+      blob = await this.layout.writeTempBlob(packRootfs(work, paths));
+      // uncompressed layer: its digest is its diffID
+      return await this.commitImage(blob, MEDIA_TYPE.layer, busyboxConfig(blob.digest, bin), parseReference(BUILTIN));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+      if (blob) await this.layout.discardTemp(blob);
+    }
+  }
+
+  /** Close the lock database. The store stays usable. */
+  close(): void {
+    this.layout.close();
+  }
+
+  /** Parse a reference that is about to name an image. */
+  private nameForWrite(ref: string): ImageReference {
+    const parsed = parseReference(ref);
+    if (parsed.digest) throw new InvalidArgumentError(`cannot name an image ${ref}: a name takes a tag, not a digest`);
+    if (/^[a-f0-9]{64}$/.test(parsed.name.split('/').pop()!)) {
+      throw new InvalidArgumentError(`cannot name an image ${ref}: 64 hex digits would read as an image id`);
+    }
+    return parsed;
+  }
+
+  /** Store a one-layer image: layer blob, config, manifest, and the name in the index. */
+  private async commitImage(layer: TempBlob, layerMediaType: string, config: OciImageConfigFile, ref: ImageReference): Promise<ImageRecord> {
+    const digest = await this.layout.withLock(() => {
+      this.layout.commitBlob(layer);
+      const cfg = this.layout.putJson(config);
+      const manifest: OciManifest = {
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE.manifest,
+        config: { mediaType: MEDIA_TYPE.config, digest: cfg.digest, size: cfg.size },
+        layers: [{ mediaType: layerMediaType, digest: layer.digest, size: layer.size }],
+      };
+      const m = this.layout.putJson(manifest);
+      const index = this.layout.readIndex();
+      this.setName(index, ref.full, {
+        mediaType: MEDIA_TYPE.manifest,
+        digest: m.digest,
+        size: m.size,
+        platform: { architecture: config.architecture, os: config.os },
+      });
+      this.layout.writeIndex(index);
+      return m.digest;
+    });
+    return this.record(this.layout.readIndex(), digest);
+  }
+
+  /**
+   * Point `full` at the manifest `desc` in `index`. The image that had the name stays in the
+   * index without a name when it has no other; a nameless entry of the new image goes away.
+   */
+  private setName(index: OciIndex, full: string, desc: Descriptor): void {
+    const previous = index.manifests.find((d) => refName(d) === full);
+    if (previous?.digest === desc.digest) return;
+    index.manifests = index.manifests.filter((d) => refName(d) !== full && !(d.digest === desc.digest && refName(d) === undefined));
+    const { annotations: _drop, ...plain } = desc;
+    index.manifests.push({ ...plain, annotations: { [REF_NAME_ANNOTATION]: full } });
+    if (previous && !index.manifests.some((d) => d.digest === previous.digest)) {
+      const { annotations: _old, ...dangling } = previous;
+      index.manifests.push(dangling);
+    }
+  }
+
+  /** Look `ref` up in `index`: by name, then by id or id prefix. Null when nothing matches. */
+  private find(index: OciIndex, ref: string): Match | null {
+    let parsed: ImageReference | undefined;
+    try {
+      parsed = parseReference(ref);
+    } catch (e) {
+      if (!looksLikeId(ref)) throw e;
+    }
+    if (parsed && !parsed.digest) {
+      const d = index.manifests.find((m) => refName(m) === parsed!.full);
+      if (d) return { digest: d.digest, name: parsed.full };
+    }
+    if (parsed?.digest) {
+      const d = index.manifests.find((m) => m.digest === parsed!.digest && refName(m) !== undefined && repositoryOf(refName(m)!) === parsed!.name);
+      if (d) return { digest: d.digest };
+    }
+    if (!looksLikeId(ref)) return null;
+    const prefix = ref.startsWith('sha256:') ? ref : `sha256:${ref}`;
+    const hits = new Map<string, string>(); // manifest digest → config id
+    for (const d of index.manifests) {
+      if (hits.has(d.digest)) continue;
+      let id: string;
+      try {
+        id = this.manifest(d.digest).config.digest;
+      } catch {
+        id = d.digest; // an unreadable entry can still be named by its manifest digest (to remove it)
+      }
+      if (id.startsWith(prefix)) hits.set(d.digest, id);
+    }
+    const ids = new Set(hits.values());
+    if (ids.size > 1) {
+      throw new InvalidArgumentError(`image id prefix ${ref} is ambiguous: it matches ${[...ids].map((i) => i.slice(7, 19)).join(', ')}; give more digits`);
+    }
+    const first = hits.keys().next();
+    return first.done ? null : { digest: first.value };
+  }
+
+  private manifest(digest: string): OciManifest {
+    const m = this.layout.readJson<OciManifest>(digest);
+    if (!m || typeof m !== 'object' || !m.config || !Array.isArray(m.layers)) {
+      throw new IntegrityError(`blob ${digest} in the image index is not an image manifest; remove it with hull rmi`);
+    }
+    return m;
+  }
+
+  /** Build the record of manifest `digest` (names from `index`). */
+  private record(index: OciIndex, digest: string): ImageRecord {
+    const manifest = this.manifest(digest);
+    const config = this.layout.readJson<OciImageConfigFile>(manifest.config.digest);
+    const diffIds = config?.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+      throw new IntegrityError(`image ${manifest.config.digest} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}; remove it and import it again`);
+    }
+    const layers = manifest.layers.map((l, i) => {
+      digestHex(l.digest);
+      digestHex(diffIds[i]!);
+      return { digest: l.digest, diffId: diffIds[i]!, size: l.size, mediaType: l.mediaType };
+    });
+    const names = index.manifests.filter((d) => d.digest === digest).map(refName).filter((n): n is string => n !== undefined).map(displayName);
+    return {
+      id: manifest.config.digest,
+      manifestDigest: digest,
+      names,
+      config,
+      created: config.created ?? '',
+      size: layers.reduce((sum, l) => sum + l.size, 0),
+      layers,
+    };
+  }
+
+  /** The record, or for an entry whose blobs are unreadable, enough of one to remove it. */
+  private recordOrStub(index: OciIndex, digest: string): Pick<ImageRecord, 'id' | 'names'> {
+    try {
+      return this.record(index, digest);
+    } catch {
+      const names = index.manifests.filter((d) => d.digest === digest).map(refName).filter((n): n is string => n !== undefined);
+      return { id: digest, names: names.map(displayName) };
+    }
+  }
+
+  private async unpack(layer: ImageRecord['layers'][number], dir: string): Promise<void> {
+    let running = this.unpacking.get(layer.diffId);
+    if (!running) {
+      running = (async () => {
+        mkdirSync(this.layersDir, { recursive: true, mode: 0o700 });
+        const result = await unpackLayer(this.layout.blobPath(layer.digest), layer, dir, this.layerTemp);
+        if (result.skipped > 0) {
+          const more = result.skipped > result.warnings.length ? ` (and ${result.skipped - result.warnings.length} more)` : '';
+          this.warn(`layer ${layer.digest}: ${result.skipped} entries not extracted: ${result.warnings.join('; ')}${more}`);
+        }
+      })().finally(() => this.unpacking.delete(layer.diffId));
+      this.unpacking.set(layer.diffId, running);
+    }
+    await running;
+  }
+}
