@@ -11,6 +11,7 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
+  minify: true,
   // native addons stay in node_modules
   external: ['better-sqlite3', 'node-unix-socket'],
   define: { HULL_VERSION: JSON.stringify(pkg.version) },

@@ -49,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
-// Nothing should keep the process alive after a command; end promptly even if a handle lingers.
-setImmediate(() => process.exit(code));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // Nothing should keep the process alive after a command; end promptly even if a handle lingers.
+  setImmediate(() => process.exit(code));
+});

@@ -110,6 +110,8 @@ export class Engine {
 
   /** The host's boot id: a change means the host restarted and runtime state is gone. */
   static bootId(): string {
+    // HULL_BOOT_ID lets tests simulate a host restart
+    if (process.env.HULL_BOOT_ID) return process.env.HULL_BOOT_ID;
     try {
       return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     } catch {

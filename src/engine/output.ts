@@ -20,27 +20,22 @@ export async function instanceLogs(engine: Engine, rec: InstanceRecord, opts: Lo
     await readLogs(path, { tail: opts.tail, since: opts.since, follow: false }, onLine);
     return;
   }
+  // Follow until the process exits: the driver's exit notification ends the reader, which drains what is left.
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const watcher = (async () => {
-    for (;;) {
-      if (stop.signal.aborted) return;
-      const cur = engine.store.get(rec.id);
-      if (!cur || (cur.state !== 'running' && cur.state !== 'paused' && cur.state !== 'created') || engine.observedExit(cur)) {
-        // give the reader a moment to catch the last lines, then end
-        await new Promise((r) => setTimeout(r, 50));
-        stop.abort();
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 200));
+  const exited = (async () => {
+    const cur = engine.store.get(rec.id);
+    if (cur && (cur.state === 'running' || cur.state === 'paused' || cur.state === 'created') && !engine.observedExit(cur)) {
+      await driver.waitExit(engine.context(cur), stop.signal).catch(() => undefined);
     }
+    stop.abort();
   })();
   try {
     await readLogs(path, { tail: opts.tail, since: opts.since, follow: true, signal: stop.signal }, onLine);
   } finally {
     stop.abort();
     signal?.removeEventListener('abort', onAbort);
-    await watcher;
+    await exited;
   }
 }

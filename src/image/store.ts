@@ -20,11 +20,13 @@ import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } from '../common/errors.js';
-import { busyboxConfig, inspectBusybox, packRootfs, writeBusyboxRootfs } from './busybox.js';
 import { digestHex, OciLayout, TempArea, type TempBlob } from './layout.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
-import { scanLayer, TarFormatError, unpackLayer } from './unpack.js';
+// The tar code (busybox.ts, unpack.ts) loads on first use: most commands never touch a tarball, and
+// loading it costs about 20 ms of every hull invocation's start-up.
+const loadUnpack = () => import('./unpack.js');
+const loadBusybox = () => import('./busybox.js');
 
 export type { OciImageConfigFile } from './types.js';
 export { parseReference } from './reference.js';
@@ -173,9 +175,10 @@ export class ImageStore {
     try {
       let scan;
       try {
+        const { scanLayer } = await loadUnpack();
         scan = await scanLayer(blob.path);
       } catch (e) {
-        if (e instanceof TarFormatError) {
+        if (e instanceof (await loadUnpack()).TarFormatError) {
           throw new InvalidArgumentError(`cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain or gzip): ${e.message}`);
         }
         throw e;
@@ -275,6 +278,7 @@ export class ImageStore {
   /** Build (or rebuild, getting the same id) the built-in busybox image and name it busybox:latest. */
   async ensureBuiltin(name: 'busybox'): Promise<ImageRecord> {
     if (name !== 'busybox') throw new InvalidArgumentError(`unknown built-in image "${name as string}": only busybox is built in`);
+    const { busyboxConfig, inspectBusybox, packRootfs, writeBusyboxRootfs } = await loadBusybox();
     const bin = await inspectBusybox();
     const work = this.layout.temp.path('.rootfs');
     let blob: TempBlob | undefined;
@@ -430,6 +434,7 @@ export class ImageStore {
     if (!running) {
       running = (async () => {
         mkdirSync(this.layersDir, { recursive: true, mode: 0o700 });
+        const { unpackLayer } = await loadUnpack();
         const result = await unpackLayer(this.layout.blobPath(layer.digest), layer, dir, this.layerTemp);
         if (result.skipped > 0) {
           const more = result.skipped > result.warnings.length ? ` (and ${result.skipped - result.warnings.length} more)` : '';

@@ -45,7 +45,8 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--stop-timeout <s>', 'seconds to wait before killing on stop')
     .option('--entrypoint <cmd>', "override the image's entrypoint ('' resets it)")
     .option('-l, --label <k=v>', 'set a label (repeatable)', collect)
-    .option('--network, --net <mode>', 'network: none (loopback only, default) or host')
+    .option('--network <mode>', 'network: none (loopback only, default) or host')
+    .addOption(new Option('--net <mode>', 'same as --network').hideHelp())
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
     .addOption(new Option('--isolation <kind>', 'container (default)').choices(['container']).default('container'))
     .argument('<image>', 'image to run')
@@ -59,7 +60,7 @@ export interface CreateFlags {
   capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; userns?: string; uidmap?: string[]; gidmap?: string[];
   memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   blkioWeight?: string; ulimit?: string[]; restart?: string; rm?: boolean; stopSignal?: string; stopTimeout?: string;
-  entrypoint?: string; label?: string[]; network?: string; runtime?: string; isolation?: string;
+  entrypoint?: string; label?: string[]; network?: string; net?: string; runtime?: string; isolation?: string;
 }
 
 /** The resource flags, shared with `update`. */
@@ -126,7 +127,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.restart !== undefined ? { restart: parseRestart(f.restart) } : {}),
     autoRemove: !!f.rm,
     labels: parseLabels(f.label ?? []),
-    ...(f.network !== undefined ? { network: f.network } : {}),
+    ...((f.network ?? f.net) !== undefined ? { network: (f.network ?? f.net)! } : {}),
     ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
     ulimits: (f.ulimit ?? []).map(parseUlimit),
   };

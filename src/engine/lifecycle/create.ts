@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../common/errors.js';
+import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../config.js';
@@ -25,7 +25,16 @@ export async function createInstance(engine: Engine, req: CreateRequest): Promis
     createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0,
     supervisorPid: 0, restartCount: 0, stoppedByUser: false,
   };
-  engine.store.insert(rec);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      engine.store.insert(rec);
+      break;
+    } catch (e) {
+      // a generated name that another instance already has: draw another (docker does the same)
+      if (!(e instanceof ConflictError) || req.name !== undefined || attempt >= 9) throw e;
+      rec.name = randomName();
+    }
+  }
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec, await engine.images.layerDirs(image));
   try {

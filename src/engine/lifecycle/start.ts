@@ -10,8 +10,21 @@ import { refresh } from './exit.js';
 export async function startInstance(engine: Engine, ref: InstanceRecord, opts: { restartCount?: number } = {}): Promise<InstanceRecord> {
   let rec = await refresh(engine, ref);
   if (!rec) throw new StateError(`cannot start instance ${ref.name}: it was removed`);
-  if (rec.state === 'running' || rec.state === 'paused') return rec; // docker: starting a running container is a no-op
   const driver = engine.driver(rec.kind);
+  if (rec.state === 'running' || rec.state === 'paused') {
+    // docker: starting a running container is a no-op. But a hull that died between recording the start and
+    // the runtime's start leaves a "running" record whose process never began: start it now.
+    if (rec.state === 'running' && (await driver.status(engine.context(rec))).status === 'created') {
+      try {
+        await driver.start(engine.context(rec));
+        engine.event(rec, 'start');
+      } catch (e) {
+        // a concurrent start may have won
+        if ((await driver.status(engine.context(rec))).status !== 'running') throw e;
+      }
+    }
+    return rec;
+  }
   if (rec.state === 'exited' || !engine.supervisorAlive(rec.supervisorPid)) {
     rec = engine.store.transition(rec.id, ['exited', 'created'], 'created', {}, 'start');
     const ctx = await engine.contextWithLayers(rec);

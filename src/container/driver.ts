@@ -1,0 +1,551 @@
+/**
+ * The container driver: composes the host mechanisms (overlay mounts, conmon, runc/crun,
+ * cgroup files) into hull's InstanceDriver interface.
+ *
+ * Files in the instance dir (ctx.dir):
+ *   rootfs/ upper/ work/        overlay mount point, writable layer, overlay work dir
+ *   hosts hostname resolv.conf  generated /etc files (bind-mounted)
+ *   config.json                 the OCI bundle's spec (rootfs is ctx.dir/rootfs)
+ *   ctr.log                     conmon's k8s-file log
+ *   pidfile conmon.pid          container and conmon pids
+ *   exits/<id>  exits/oom       conmon's exit file (exit code; 128+N for signal N) and OOM marker
+ *   attach ctl winsz            conmon's attach socket and control fifos (--full-attach)
+ *   exec/<session>/             exec sessions (process.json, their conmon's socket and fifos)
+ * The container's cgroup is /hull/<id> in each hierarchy.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CommandNotExecutableError,
+  CommandNotFoundError,
+  HostCommandError,
+  HullError,
+  StateError,
+} from '../common/errors.js';
+import type {
+  CreateResult,
+  ExecOptions,
+  ExitInfo,
+  InstanceContext,
+  InstanceDriver,
+  InstanceStats,
+  ProcessInfo,
+  Resources,
+  RuntimeStatus,
+  StdioStreams,
+} from '../common/instance.js';
+import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgroup } from '../host/cgroups.js';
+import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
+import { mountsUnder } from '../host/mount.js';
+import { processAlive, processArgv, runProgram } from '../host/proc.js';
+import { probeHost } from '../host/probe.js';
+import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../host/runtime.js';
+import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
+import type { OciSpec } from './oci-spec.js';
+import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
+import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
+
+/** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
+const SUPERVISOR_POLL_MS = 100;
+
+/** Signal numbers → names, for exit reasons. */
+const SIGNAL_NAMES: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
+  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
+};
+
+/** The cgroup path of a container (cgroupfs style, as in the spec's linux.cgroupsPath). */
+export function containerCgroupsPath(id: string): string {
+  return `/hull/${id}`;
+}
+
+/**
+ * Turn a runtime's failure to run the user's command into the error docker users expect:
+ * not found → CommandNotFoundError (exit 127), not executable → CommandNotExecutableError
+ * (exit 126). Other failures stay HostCommandErrors.
+ *
+ * runc says `exec: "foo": executable file not found in $PATH`, `exec: "/x": stat /x: no such
+ * file or directory` or `exec: "/etc": permission denied`; crun says `executable file `foo`
+ * not found in $PATH: No such file or directory`, `open executable: Permission denied` or, for a
+ * directory, `open executable: Operation not permitted`.
+ */
+export function mapRuntimeError(runtime: string, verb: string, message: string, command: readonly string[]): HullError {
+  const msg = runtimeErrorMessage(message) || message.trim();
+  const argv0 = command[0] ?? '';
+  const aboutCommand = argv0 !== '' && (msg.includes(`"${argv0}"`) || msg.includes(`\`${argv0}\``) || msg.includes(argv0));
+  const execStage = /exec:|executable|exec failed|starting container process|unable to start container process/i.test(msg);
+  if (/executable file not found|executable file `.*` not found/i.test(msg) || (aboutCommand && execStage && /no such file or directory/i.test(msg))) {
+    return new CommandNotFoundError(`${argv0}: executable file not found in the container's $PATH (or the path does not exist); check the command and the image`);
+  }
+  if (((aboutCommand || execStage) && /permission denied|exec format error|is a directory/i.test(msg)) || /open executable: operation not permitted/i.test(msg)) {
+    const why = /exec format error/i.test(msg) ? 'not a valid executable for this host (exec format error)' : 'permission denied (not an executable file)';
+    return new CommandNotExecutableError(`${argv0}: cannot run it in the container: ${why}`);
+  }
+  return new HostCommandError(runtime, [verb], null, msg);
+}
+
+/** A short random id for exec sessions. */
+function sessionId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+function readInt(path: string): number | null {
+  try {
+    const n = parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sum rx/tx bytes of /proc/<pid>/net/dev, loopback excluded. */
+function readNetDev(pid: number): { rx: number; tx: number } {
+  let rx = 0;
+  let tx = 0;
+  try {
+    const lines = readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n').slice(2);
+    for (const line of lines) {
+      const [name, rest] = line.split(':');
+      if (!rest || name!.trim() === 'lo') continue;
+      const f = rest.trim().split(/\s+/).map(Number);
+      rx += f[0] ?? 0;
+      tx += f[8] ?? 0;
+    }
+  } catch { /* process gone */ }
+  return { rx, tx };
+}
+
+/** Parse `ps` output into titles and rows; the last column (the command) keeps its spaces. */
+export function parsePsOutput(out: string): ProcessInfo {
+  const lines = out.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) return { titles: [], rows: [] };
+  const titles = lines[0]!.trim().split(/\s+/);
+  const rows = lines.slice(1).map((l) => {
+    const f = l.trim().split(/\s+/);
+    return [...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')];
+  });
+  return { titles, rows };
+}
+
+/** hull's container driver: runc or crun under conmon, overlay root filesystems, cgroupfs. */
+export class ContainerDriver implements InstanceDriver {
+  readonly kind = 'container' as const;
+  private readonly runtimes = new Map<string, OciRuntime>();
+
+  /** The OCI runtime the instance uses (its state dir under <root>/run/<name>). */
+  runtime(ctx: InstanceContext): OciRuntime {
+    const name = ctx.config.runtime || 'runc';
+    const key = `${ctx.root}\0${name}`;
+    let rt = this.runtimes.get(key);
+    if (!rt) {
+      rt = OciRuntime.open(name, ctx.root);
+      this.runtimes.set(key, rt);
+    }
+    return rt;
+  }
+
+  private exitsDir(ctx: InstanceContext): string {
+    return join(ctx.dir, 'exits');
+  }
+
+  private runtimeHasState(ctx: InstanceContext): boolean {
+    return this.runtime(ctx).hasState(ctx.id);
+  }
+
+  private conmonPid(ctx: InstanceContext): number {
+    return readInt(join(ctx.dir, 'conmon.pid')) ?? 0;
+  }
+
+  /** conmon of this container is alive (the pid is a conmon for this id, not a recycled pid). */
+  private conmonAlive(ctx: InstanceContext, pid = this.conmonPid(ctx)): boolean {
+    if (!processAlive(pid)) return false;
+    const argv = processArgv(pid);
+    return argv !== null && argv.some((a) => a.endsWith('conmon')) && argv.includes(ctx.id);
+  }
+
+  async create(ctx: InstanceContext): Promise<CreateResult> {
+    const rt = this.runtime(ctx);
+    const exits = this.exitsDir(ctx);
+    mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });
+    // a previous run's leftovers (start after exit re-creates): keep upper/ and the log
+    rmSync(exits, { recursive: true, force: true });
+    mkdirSync(exits);
+    for (const f of ['pidfile', 'conmon.pid', 'oom', 'attach', 'ctl', 'winsz']) rmSync(join(ctx.dir, f), { force: true });
+    if (this.runtimeHasState(ctx)) await rt.delete(ctx.id, true);
+
+    const host = probeHost();
+    // conmon starts right away and waits on its start pipe while the root filesystem is
+    // mounted and the spec written, so its startup overlaps that work
+    const conmon = spawnConmon({
+      id: ctx.id,
+      uuid: ctx.id,
+      name: ctx.name,
+      runtimePath: rt.path,
+      runtimeArgs: rt.globalArgs,
+      bundle: ctx.dir,
+      pidFile: join(ctx.dir, 'pidfile'),
+      conmonPidFile: join(ctx.dir, 'conmon.pid'),
+      logPath: this.logPath(ctx),
+      exitDir: exits,
+      persistDir: exits,
+      terminal: ctx.config.tty,
+      stdin: ctx.config.stdin,
+      exitCommand: ctx.exitCommand,
+    }, { cwd: ctx.dir, withStart: true });
+    try {
+      const { rootfs, mounts } = await mountRootfs(ctx);
+      const spec = buildRuntimeSpec({
+        id: ctx.id,
+        config: ctx.config,
+        rootfs,
+        cgroupsPath: containerCgroupsPath(ctx.id),
+        cgroupNamespace: host.cgroupNamespace,
+        hostNofileHard: host.nofileHard,
+        extraMounts: mounts,
+      });
+      // regenerated on every create: no need for a durable (fsync'd) write on the hot path
+      writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify(spec));
+      conmon.signalStart();
+      const pid = await this.awaitPid(conmon, rt.name, 'create', ctx.config.command);
+      await conmon.checkLaunched();
+      conmon.closeAll();
+      return { supervisorPid: this.conmonPid(ctx), pid };
+    } catch (e) {
+      conmon.abort();
+      await this.cleanupAfterExit(ctx).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Wait for conmon's first sync message: the pid, or the runtime's error mapped to hull's. */
+  private async awaitPid(conmon: ConmonProcess, runtime: string, verb: string, command: readonly string[]): Promise<number> {
+    let msg: SyncMessage | null;
+    try {
+      msg = await conmon.nextSync();
+    } catch (e) {
+      conmon.closeAll();
+      throw new HostCommandError('conmon', [verb], null, (e as Error).message);
+    }
+    if (msg === null) {
+      await conmon.checkLaunched().catch((e) => {
+        conmon.closeAll();
+        throw e;
+      });
+      conmon.closeAll();
+      throw new HostCommandError('conmon', [verb], null, conmon.errorOutput || `conmon exited before ${runtime} ${verb} reported`);
+    }
+    if (msg.data <= 0) {
+      conmon.closeAll();
+      throw mapRuntimeError(runtime, verb, msg.message ?? `failed with status ${msg.data}`, command);
+    }
+    return msg.data;
+  }
+
+  async start(ctx: InstanceContext): Promise<void> {
+    try {
+      await this.runtime(ctx).start(ctx.id);
+    } catch (e) {
+      if (e instanceof HostCommandError) throw mapRuntimeError(e.program, 'start', e.stderr, ctx.config.command);
+      throw e;
+    }
+  }
+
+  async kill(ctx: InstanceContext, signal: string, all = false): Promise<void> {
+    try {
+      await this.runtime(ctx).kill(ctx.id, signal, all);
+    } catch (e) {
+      if (e instanceof HostCommandError && /not running|does not exist|No such file|no such process/i.test(e.stderr)) {
+        throw new StateError(`cannot signal container ${ctx.name}: it is not running`);
+      }
+      throw e;
+    }
+  }
+
+  async status(ctx: InstanceContext): Promise<{ status: RuntimeStatus; pid: number }> {
+    const st = await this.runtime(ctx).state(ctx.id);
+    if (!st) return { status: 'stopped', pid: 0 };
+    switch (st.status) {
+      case 'creating':
+      case 'created':
+        return { status: 'created', pid: st.pid };
+      case 'running':
+        return { status: 'running', pid: st.pid };
+      case 'paused':
+        return { status: 'paused', pid: st.pid };
+      case 'stopped':
+        return { status: 'stopped', pid: 0 };
+      default:
+        return { status: 'unknown', pid: st.pid ?? 0 };
+    }
+  }
+
+  exitInfo(ctx: InstanceContext): ExitInfo | null {
+    const exits = this.exitsDir(ctx);
+    const file = join(exits, ctx.id);
+    let code: number;
+    let finishedAt: number;
+    try {
+      const text = readFileSync(file, 'utf8').trim();
+      finishedAt = statSync(file).mtimeMs;
+      code = parseInt(text, 10);
+    } catch {
+      return null;
+    }
+    if (!Number.isFinite(code) || code < 0) code = 255;
+    const info: ExitInfo = { exitCode: code, finishedAt: Math.round(finishedAt) };
+    if (existsSync(join(exits, 'oom'))) info.reason = 'OOM killed';
+    else if (code > 128 && code < 128 + 65) {
+      const n = code - 128;
+      info.reason = `killed by signal ${n}${SIGNAL_NAMES[n] ? ` (${SIGNAL_NAMES[n]})` : ''}`;
+    }
+    return info;
+  }
+
+  waitExit(ctx: InstanceContext, signal?: AbortSignal): Promise<ExitInfo> {
+    const first = this.exitInfo(ctx);
+    if (first) return Promise.resolve(first);
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+    return new Promise((resolve, reject) => {
+      let watcher: FSWatcher | null = null;
+      let timer: NodeJS.Timeout | null = null;
+      let settled = false;
+      const finish = (err: unknown, info?: ExitInfo): void => {
+        if (settled) return;
+        settled = true;
+        watcher?.close();
+        if (timer) clearInterval(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (info) resolve(info);
+        else reject(err);
+      };
+      const check = (): void => {
+        const info = this.exitInfo(ctx);
+        if (info) return finish(null, info);
+      };
+      const checkSupervisor = (): void => {
+        check();
+        if (settled) return;
+        if (!this.conmonAlive(ctx)) {
+          // conmon writes the exit file just before it exits: look once more
+          const info = this.exitInfo(ctx);
+          finish(null, info ?? { exitCode: 255, finishedAt: Date.now(), reason: 'conmon exited unexpectedly' });
+        }
+      };
+      function onAbort(): void {
+        finish(signal?.reason ?? new Error('aborted'));
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        watcher = watch(this.exitsDir(ctx), { persistent: true }, check);
+        watcher.on('error', () => {
+          watcher?.close();
+          watcher = null;
+        });
+      } catch {
+        watcher = null; // no exits dir (never created) or no inotify: polling below decides
+      }
+      // the exit file may have appeared before the watch was set up
+      check();
+      if (!settled) timer = setInterval(checkSupervisor, SUPERVISOR_POLL_MS);
+    });
+  }
+
+  async pause(ctx: InstanceContext): Promise<void> {
+    await this.runtime(ctx).pause(ctx.id);
+  }
+
+  async resume(ctx: InstanceContext): Promise<void> {
+    await this.runtime(ctx).resume(ctx.id);
+  }
+
+  async update(ctx: InstanceContext, resources: Resources): Promise<void> {
+    // the spec generator's checks and docker semantics (e.g. swap defaults to twice the memory)
+    const r = buildResources(resources, probeHostFacts());
+    const u: RuntimeResourceUpdate = {};
+    if (r.memory?.limit !== undefined) u.memory = r.memory.limit;
+    if (r.memory?.swap !== undefined) u.memorySwap = r.memory.swap;
+    if (r.cpu?.quota !== undefined) u.cpuQuota = r.cpu.quota;
+    if (r.cpu?.period !== undefined) u.cpuPeriod = r.cpu.period;
+    if (r.cpu?.shares !== undefined) u.cpuShares = r.cpu.shares;
+    if (r.cpu?.cpus !== undefined) u.cpusetCpus = r.cpu.cpus;
+    if (r.cpu?.mems !== undefined) u.cpusetMems = r.cpu.mems;
+    if (r.pids?.limit !== undefined) u.pidsLimit = r.pids.limit;
+    if (r.blockIO?.weight !== undefined) u.blkioWeight = r.blockIO.weight;
+    await this.runtime(ctx).update(ctx.id, u);
+  }
+
+  async stats(ctx: InstanceContext): Promise<InstanceStats> {
+    const paths = cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout);
+    if (!cgroupExists(paths)) throw new StateError(`no statistics for container ${ctx.name}: it is not running`);
+    const s = readCgroupStats(paths);
+    const pid = readInt(join(ctx.dir, 'pidfile')) ?? 0;
+    const net = pid > 0 ? readNetDev(pid) : { rx: 0, tx: 0 };
+    return {
+      cpuUsageNs: s.cpuUsageNs,
+      memoryUsage: s.memoryUsage,
+      memoryLimit: s.memoryLimit,
+      pids: s.pids,
+      blkioRead: s.blkioRead,
+      blkioWrite: s.blkioWrite,
+      netRx: net.rx,
+      netTx: net.tx,
+    };
+  }
+
+  async top(ctx: InstanceContext, psArgs: string[]): Promise<ProcessInfo> {
+    const paths = cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout);
+    let pids = readCgroupPids(paths);
+    if (pids.length === 0) pids = await this.runtime(ctx).ps(ctx.id).catch(() => []);
+    if (pids.length === 0) throw new StateError(`cannot list processes of container ${ctx.name}: it is not running`);
+    if (psArgs.length === 0) {
+      const r = await runProgram('ps', ['-o', 'pid,user,time,cmd', '-p', pids.join(',')], { allowFailure: true });
+      return parsePsOutput(r.stdout);
+    }
+    // docker top style: run ps with the user's arguments, keep the container's rows
+    const r = await runProgram('ps', psArgs, { allowFailure: true });
+    if (r.status !== 0 && !r.stdout) throw new HostCommandError('ps', psArgs, r.status, r.stderr);
+    const all = parsePsOutput(r.stdout);
+    const col = all.titles.indexOf('PID');
+    if (col < 0) throw new HostCommandError('ps', psArgs, null, 'the output has no PID column', 'include a PID column (e.g. -ef or aux)');
+    const want = new Set(pids.map(String));
+    return { titles: all.titles, rows: all.rows.filter((row) => want.has(row[col]!)) };
+  }
+
+  async exec(ctx: InstanceContext, opts: ExecOptions, stdio: StdioStreams): Promise<number> {
+    const rt = this.runtime(ctx);
+    let base: OciSpec;
+    try {
+      base = JSON.parse(readFileSync(join(ctx.dir, 'config.json'), 'utf8')) as OciSpec;
+    } catch {
+      throw new StateError(`cannot exec in container ${ctx.name}: it has no runtime bundle (is it running?)`);
+    }
+    const proc = buildExecProcess(base, opts, rootfsLayout(ctx.dir).rootfs);
+    if (opts.tty && stdio.size) {
+      const { rows, cols } = stdio.size();
+      proc.consoleSize = { height: rows, width: cols };
+    }
+    const sid = sessionId();
+    const dir = join(ctx.dir, 'exec', sid);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const spec = join(dir, 'process.json');
+    writeFileSync(spec, JSON.stringify(proc));
+    const attach = !opts.detach;
+    const conmon = spawnConmon({
+      id: ctx.id,
+      uuid: sid,
+      name: ctx.name,
+      runtimePath: rt.path,
+      runtimeArgs: rt.globalArgs,
+      bundle: dir,
+      pidFile: join(dir, 'pid'),
+      exitDir: dir,
+      terminal: opts.tty,
+      stdin: attach && opts.stdin && stdio.stdin !== null,
+      exec: { processSpec: spec, attach },
+    }, { cwd: dir });
+
+    if (!attach) {
+      try {
+        await this.awaitPid(conmon, rt.name, 'exec', opts.command);
+      } finally {
+        conmon.closeAll();
+      }
+      return 0;
+    }
+
+    try {
+      conmon.signalStart(); // conmon's first read: go ahead and set up
+      const ready = await conmon.nextAttach();
+      if (!ready) {
+        await conmon.checkLaunched();
+        throw new HostCommandError('conmon', ['exec'], null, conmon.errorOutput || 'conmon exited before its attach socket was ready');
+      }
+      const sock = await connectAttach(dir);
+      if (opts.tty && stdio.size) {
+        const { rows, cols } = stdio.size();
+        resizeTerminal(dir, rows, cols);
+      }
+      conmon.signalStart(); // second read: the client is attached, run the process
+      try {
+        await this.awaitPid(conmon, rt.name, 'exec', opts.command);
+      } catch (e) {
+        sock.destroy();
+        throw e;
+      }
+      const streams: StdioStreams = opts.stdin ? stdio : { ...stdio, stdin: null };
+      await pumpAttached(sock, dir, streams, { tty: opts.tty });
+      const done = await conmon.nextSync();
+      conmon.closeAll();
+      if (done === null) {
+        // conmon died without a report: fall back to its exit file
+        return readInt(join(dir, sid)) ?? 255;
+      }
+      return done.data < 0 ? 255 : done.data;
+    } finally {
+      conmon.closeAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  async attach(ctx: InstanceContext, stdio: StdioStreams): Promise<void> {
+    const streams: StdioStreams = ctx.config.stdin ? stdio : { ...stdio, stdin: null };
+    await attachStreams(ctx.dir, streams, { tty: ctx.config.tty });
+  }
+
+  logPath(ctx: InstanceContext): string {
+    return join(ctx.dir, 'ctr.log');
+  }
+
+  async cleanupAfterExit(ctx: InstanceContext): Promise<void> {
+    // The host's overlay mount is independent of the container's mount namespace, so the
+    // runtime's delete and the unmount can run side by side.
+    const rt = this.runtime(ctx);
+    const results = await Promise.allSettled([
+      this.runtimeHasState(ctx) ? rt.delete(ctx.id, true) : Promise.resolve(false),
+      unmountRootfs(ctx.dir),
+    ]);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  async delete(ctx: InstanceContext): Promise<void> {
+    const problems: string[] = [];
+    const conmonPid = this.conmonPid(ctx); // read before its pid file goes
+    // Files outside the overlay go while the runtime and umount(8) run (unlinks are not free
+    // on every filesystem); the overlay's own directories only once it is unmounted.
+    const L = rootfsLayout(ctx.dir);
+    const overlayDirs = new Set([L.rootfs, L.upper, L.work, L.empty]);
+    const removeLoose = async (): Promise<void> => {
+      let names: string[];
+      try {
+        names = await readdir(ctx.dir);
+      } catch {
+        return; // nothing there
+      }
+      await Promise.all(names.map((n) => join(ctx.dir, n)).filter((p) => !overlayDirs.has(p)).map((p) => rm(p, { recursive: true, force: true })));
+    };
+    const [cleanup] = await Promise.allSettled([this.cleanupAfterExit(ctx), removeLoose()]);
+    if (cleanup.status === 'rejected') problems.push((cleanup.reason as Error).message);
+    // conmon may outlive a container that never started, or be stuck
+    if (this.conmonAlive(ctx, conmonPid)) {
+      try {
+        process.kill(conmonPid, 'SIGKILL');
+      } catch { /* gone meanwhile */ }
+    }
+    const left = removeCgroup(cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout));
+    if (left.length > 0) problems.push(`cgroups still in use: ${left.join(', ')}`);
+    if (mountsUnder(ctx.dir).length > 0) {
+      // never rm -rf through a mount: it would delete into whatever is mounted there
+      await unmountRootfs(ctx.dir).catch(() => undefined);
+    }
+    if (mountsUnder(ctx.dir).length === 0) {
+      await rm(ctx.dir, { recursive: true, force: true });
+    } else {
+      problems.push(`mounts remain under ${ctx.dir}`);
+    }
+    if (problems.length > 0) {
+      throw new HullError(`container ${ctx.name} removed with leftovers: ${problems.join('; ')}; run hull rm -f again once they are free`);
+    }
+  }
+}

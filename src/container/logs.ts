@@ -1,0 +1,271 @@
+/**
+ * Reader for conmon's k8s-file log format. Each file line is
+ *   `<RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>`
+ * where F ends a logical line (its text ends with the line's newline, which is the file's
+ * newline) and P is a piece of a longer (or unterminated) line that continues in the next P/F
+ * record of the same stream. readLogs joins pieces back into whole lines, applies tail/since,
+ * and can follow the file as it grows (fs.watch, with polling as a fallback) until told to stop.
+ */
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+
+/** One logical line of output. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** the timestamp conmon recorded (of the line's first piece), RFC 3339 with nanoseconds */
+  time: string;
+  /** the same in ms since the epoch */
+  timeMs: number;
+  /** the line's text with its newline ('\n'); a final unterminated line has none */
+  text: string;
+}
+
+/** Options of {@link readLogs}. */
+export interface ReadLogsOptions {
+  /** only the last N lines (of what exists when reading starts) */
+  tail?: number;
+  /** only lines at or after this time, ms since the epoch */
+  since?: number;
+  /** only lines before this time, ms since the epoch */
+  until?: number;
+  /**
+   * prefix each line's text with its timestamp and a space (docker logs -t); the time field
+   * has it either way
+   */
+  timestamps?: boolean;
+  /** keep reading as the file grows until `signal` aborts */
+  follow?: boolean;
+  /** stops following; readLogs then reads what is left and resolves */
+  signal?: AbortSignal;
+  /** polling interval of the fallback (and safety net) in follow mode, ms; default 250 */
+  pollMs?: number;
+}
+
+/** Parse an RFC 3339 timestamp with up to nanosecond precision to ms since the epoch. */
+export function parseLogTime(ts: string): number {
+  // Date.parse handles at most millisecond fractions portably: cut the fraction to 3 digits
+  const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return Date.parse(ts);
+  const frac = m[2] ? m[2].slice(0, 4).padEnd(4, '0') : '';
+  return Date.parse(`${m[1]}${frac}${m[3]}`);
+}
+
+/** One parsed record of the file. */
+export interface LogRecord {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  partial: boolean;
+  text: string;
+}
+
+/** Parse one file line (without its newline); null for lines that are not k8s-file records. */
+export function parseLogRecord(line: string): LogRecord | null {
+  const s1 = line.indexOf(' ');
+  if (s1 < 0) return null;
+  const s2 = line.indexOf(' ', s1 + 1);
+  if (s2 < 0) return null;
+  const stream = line.slice(s1 + 1, s2);
+  if (stream !== 'stdout' && stream !== 'stderr') return null;
+  const tag = line.charAt(s2 + 1);
+  if (tag !== 'P' && tag !== 'F') return null;
+  // "<tag> <text>"; a record may also end right after the tag
+  const text = line.length > s2 + 2 ? line.slice(s2 + 3) : '';
+  return { time: line.slice(0, s1), stream, partial: tag === 'P', text };
+}
+
+/** Joins P pieces per stream into logical lines. */
+class LineAssembler {
+  private pending = new Map<string, { time: string; parts: string[] }>();
+
+  /** where finished lines go; may be switched between reads */
+  constructor(public sink: (l: LogLine) => void) {}
+
+  push(r: LogRecord): void {
+    const p = this.pending.get(r.stream);
+    if (r.partial) {
+      if (p) p.parts.push(r.text);
+      else this.pending.set(r.stream, { time: r.time, parts: [r.text] });
+      return;
+    }
+    this.pending.delete(r.stream);
+    const time = p ? p.time : r.time;
+    const text = (p ? p.parts.join('') : '') + r.text + '\n';
+    this.sink({ stream: r.stream, time, timeMs: parseLogTime(time), text });
+  }
+
+  /** Emit unterminated lines (the writer is done). */
+  flush(): void {
+    for (const [stream, p] of this.pending) {
+      this.sink({ stream: stream as 'stdout' | 'stderr', time: p.time, timeMs: parseLogTime(p.time), text: p.parts.join('') });
+    }
+    this.pending.clear();
+  }
+}
+
+/** Reads a growing file from an offset and yields whole file lines. */
+class FileTail {
+  private offset = 0;
+  private rest = '';
+  /** keeps a multi-byte character split across reads intact */
+  private decoder = new StringDecoder('utf8');
+  private readonly buf = Buffer.allocUnsafe(64 * 1024);
+
+  constructor(private fh: FileHandle, private readonly path: string) {}
+
+  /** Read everything new; calls onLine for each complete file line. Handles truncation. */
+  async drain(onLine: (line: string) => void): Promise<void> {
+    const st = await this.fh.stat();
+    if (st.size < this.offset) {
+      // truncated or rotated in place: start over
+      this.offset = 0;
+      this.rest = '';
+      this.decoder = new StringDecoder('utf8');
+    }
+    for (;;) {
+      const { bytesRead } = await this.fh.read(this.buf, 0, this.buf.length, this.offset);
+      if (bytesRead === 0) break;
+      this.offset += bytesRead;
+      const chunk = this.rest + this.decoder.write(this.buf.subarray(0, bytesRead));
+      const lines = chunk.split('\n');
+      this.rest = lines.pop()!;
+      for (const l of lines) onLine(l);
+    }
+  }
+
+  /** Reopen when the path now names another file (a rotated log). */
+  async reopenIfReplaced(): Promise<void> {
+    try {
+      const [a, b] = await Promise.all([this.fh.stat(), stat(this.path)]);
+      if (a.ino !== b.ino) {
+        await this.fh.close();
+        this.fh = await open(this.path, 'r');
+        this.offset = 0;
+        this.rest = '';
+        this.decoder = new StringDecoder('utf8');
+      }
+    } catch { /* the path is gone for now */ }
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+/** Open the log, waiting for it to appear when following (conmon creates it at start). */
+async function openLog(path: string, o: ReadLogsOptions): Promise<FileHandle | null> {
+  for (;;) {
+    try {
+      return await open(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if (!o.follow || o.signal?.aborted) return null;
+      await sleep(o.pollMs ?? 250, o.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Read the k8s-file log at `path`, calling `onLine` for each logical line in order. Without
+ * `follow` it resolves at the end of the file; with it, it keeps reading new output until
+ * `signal` aborts, then reads what is left, emits unterminated lines, and resolves.
+ * A missing file yields no lines.
+ */
+export async function readLogs(path: string, o: ReadLogsOptions, onLine: (l: LogLine) => void): Promise<void> {
+  const fh = await openLog(path, o);
+  if (!fh) return;
+  const tail = new FileTail(fh, path);
+  const filtered = (l: LogLine): boolean =>
+    (o.since === undefined || l.timeMs >= o.since) && (o.until === undefined || l.timeMs < o.until);
+  const out = (l: LogLine): void => {
+    if (!filtered(l)) return;
+    onLine(o.timestamps ? { ...l, text: `${l.time} ${l.text}` } : l);
+  };
+  try {
+    // Existing content: collect the last `tail` lines, or stream everything.
+    const keep = o.tail !== undefined && o.tail >= 0 ? o.tail : -1;
+    const ring: LogLine[] = [];
+    const initial = new LineAssembler((l) => {
+      if (keep < 0) return out(l);
+      if (!filtered(l) || keep === 0) return;
+      ring.push(l);
+      if (ring.length > keep) ring.shift();
+    });
+    const feed = (asm: LineAssembler) => (line: string) => {
+      const r = parseLogRecord(line);
+      if (r) asm.push(r);
+    };
+    await tail.drain(feed(initial));
+    if (!o.follow) {
+      initial.flush();
+      for (const l of ring) out(l);
+      return;
+    }
+    for (const l of ring) out(l);
+    // Pieces of a line still being written carry over into follow mode; from now on every
+    // line goes out directly.
+    initial.sink = out;
+    await follow(tail, path, o, feed(initial));
+    initial.flush();
+  } finally {
+    await tail.close();
+  }
+}
+
+/** Follow the file until the signal aborts: fs.watch wakes us, polling covers missed events. */
+async function follow(tail: FileTail, path: string, o: ReadLogsOptions, onLine: (line: string) => void): Promise<void> {
+  let watcher: FSWatcher | null = null;
+  let wake: (() => void) | null = null;
+  let dirty = false;
+  const poke = (): void => {
+    dirty = true;
+    wake?.();
+  };
+  try {
+    watcher = watch(path, { persistent: true }, poke);
+    watcher.on('error', () => {
+      watcher?.close();
+      watcher = null;
+    });
+  } catch {
+    watcher = null; // inotify unavailable: polling alone
+  }
+  const onAbort = (): void => wake?.();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (!o.signal?.aborted) {
+      await tail.drain(onLine);
+      if (o.signal?.aborted) break;
+      if (!dirty) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(done, o.pollMs ?? 250);
+          function done(): void {
+            clearTimeout(t);
+            wake = null;
+            resolve();
+          }
+          wake = done;
+        });
+      }
+      if (!dirty) await tail.reopenIfReplaced();
+      dirty = false;
+    }
+    // final read: whatever the writer left before we were told to stop
+    await tail.drain(onLine);
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    watcher?.close();
+  }
+}

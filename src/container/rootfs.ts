@@ -1,0 +1,227 @@
+/**
+ * A container's root filesystem: an overlay of the image's layers (read-only, shared) under a
+ * per-container writable layer kept in the instance dir, so that changes survive restarts (as
+ * with docker) and vanish on delete. Also the per-container /etc/hosts, /etc/hostname and
+ * /etc/resolv.conf, generated in the instance dir and bind-mounted by the runtime.
+ *
+ * User namespaces: the container's root is an unprivileged host uid, so the image's root-owned
+ * files must appear owned by it. An idmapped mount would be the cheap way, but this host's
+ * mount(8) (util-linux 2.38.1) has neither --map-users nor X-mount.idmap, and runc 1.1 cannot
+ * idmap the rootfs itself. hull therefore shifts ownership once per container: the overlay is
+ * mounted with metacopy=on (where the kernel has it), so chown copies up metadata only, never
+ * file data, and every entry is chowned to its mapped id. A marker file records the mapping;
+ * restarts skip the walk.
+ */
+import { existsSync, lchownSync, lstatSync, chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { dirname, join, resolve, sep } from 'node:path';
+import { HostSupportError } from '../common/errors.js';
+import type { IdMapping, InstanceContext, UsernsConfig } from '../common/instance.js';
+import { isMountpoint, mountOverlay, readMountInfo, unmountAll } from '../host/mount.js';
+import type { OciMount } from './oci-spec.js';
+
+/** Paths of a container's filesystem pieces inside its instance dir. */
+export interface RootfsLayout {
+  /** the merged root (overlay mount point) */
+  rootfs: string;
+  /** the container's writable layer */
+  upper: string;
+  /** overlay's work dir (same filesystem as upper) */
+  work: string;
+  /** an empty lower layer for images without layers */
+  empty: string;
+  hosts: string;
+  hostname: string;
+  resolvConf: string;
+  /** marker: ownership was shifted for this user namespace mapping */
+  idShiftMarker: string;
+}
+
+/** Where the pieces live under `dir`. */
+export function rootfsLayout(dir: string): RootfsLayout {
+  return {
+    rootfs: join(dir, 'rootfs'),
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    empty: join(dir, 'empty'),
+    hosts: join(dir, 'hosts'),
+    hostname: join(dir, 'hostname'),
+    resolvConf: join(dir, 'resolv.conf'),
+    idShiftMarker: join(dir, 'idshift.json'),
+  };
+}
+
+/** The hostname a container gets (the same rule as the spec generator's). */
+export function containerHostname(ctx: InstanceContext): string {
+  return ctx.config.hostname || (ctx.config.network === 'host' ? osHostname() : ctx.id.slice(0, 12));
+}
+
+/** /etc/hosts of a container: loopback names plus its hostname. */
+export function hostsFile(hostname: string, network: string): string {
+  if (network === 'host') {
+    try {
+      return readFileSync('/etc/hosts', 'utf8');
+    } catch { /* fall through to the default */ }
+  }
+  return [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    `127.0.1.1\t${hostname}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * /etc/resolv.conf of a container: the host's. In a private network namespace loopback
+ * nameservers (e.g. systemd-resolved's 127.0.0.53) are unreachable, so they are dropped (the
+ * resolved upstream list is used when there is one) and Google's public servers stand in when
+ * nothing is left, as docker does.
+ */
+export function resolvConfFile(network: string): string {
+  const read = (p: string): string | null => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  const host = read('/etc/resolv.conf') ?? '';
+  if (network === 'host') return host;
+  const isLoopbackNs = (l: string): boolean => /^\s*nameserver\s+(127\.|::1\s*$)/.test(l);
+  let text = host;
+  if (host.split('\n').some(isLoopbackNs)) text = read('/run/systemd/resolve/resolv.conf') ?? host;
+  const lines = text.split('\n').filter((l) => !isLoopbackNs(l));
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
+  return lines.join('\n').replace(/\n*$/, '\n');
+}
+
+/** Map a container id to the host through the mappings; null when unmapped. */
+export function mapId(mappings: readonly IdMapping[], id: number): number | null {
+  for (const m of mappings) if (id >= m.containerID && id < m.containerID + m.size) return m.hostID + (id - m.containerID);
+  return null;
+}
+
+/** The overlay supports metadata-only copy-up (metacopy) on this kernel. */
+function metacopySupported(): boolean {
+  return existsSync('/sys/module/overlay/parameters/metacopy');
+}
+
+/**
+ * Chown every entry below `root` (which must be the overlay mount) from image ids to host ids
+ * by the mappings. Set-id bits, which chown clears, are put back.
+ */
+function shiftOwnership(root: string, userns: UsernsConfig): void {
+  const visit = (p: string): void => {
+    const st = lstatSync(p);
+    const uid = mapId(userns.uidMappings, st.uid);
+    const gid = mapId(userns.gidMappings, st.gid);
+    if ((uid !== null && uid !== st.uid) || (gid !== null && gid !== st.gid)) {
+      lchownSync(p, uid ?? st.uid, gid ?? st.gid);
+      if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) chmodSync(p, st.mode & 0o7777);
+    }
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(join(p, name));
+  };
+  visit(root);
+}
+
+/**
+ * The container's root (an unprivileged host uid with a user namespace) must be able to reach
+ * the rootfs and the bind-mounted /etc files: every directory on the way needs search
+ * permission. hull's own directories (from ctx.root down) get o+x where they lack it, and the
+ * instance dir is group-owned by the container's root group with mode 0710 (docker's layout);
+ * a directory above hull's root that others cannot search is reported.
+ */
+function ensureUsernsTraversal(ctx: InstanceContext, userns: UsernsConfig): void {
+  const gid = mapId(userns.gidMappings, 0);
+  if (gid !== null) {
+    chownSync(ctx.dir, 0, gid);
+    chmodSync(ctx.dir, 0o710);
+  } else {
+    chmodSync(ctx.dir, 0o711);
+  }
+  const rootDir = resolve(ctx.root);
+  for (let d = dirname(resolve(ctx.dir)); ; d = dirname(d)) {
+    const st = statSync(d);
+    if ((st.mode & 0o001) === 0) {
+      if (d === rootDir || d.startsWith(rootDir + sep)) {
+        chmodSync(d, (st.mode & 0o7777) | 0o001);
+      } else {
+        throw new HostSupportError(`user namespaces need ${d} to be searchable by other users (chmod o+x ${d}), or choose a hull root elsewhere`);
+      }
+    }
+    if (d === dirname(d)) break;
+  }
+}
+
+/** What {@link mountRootfs} prepared. */
+export interface PreparedRootfs {
+  rootfs: string;
+  /** bind mounts of the generated /etc files, for the spec */
+  mounts: OciMount[];
+}
+
+/**
+ * Mount the container's root filesystem at `<dir>/rootfs` (nothing to do when it is mounted
+ * already) and write its /etc files (kept when present, so a container's edits survive restarts).
+ * `ctx.layers` are the image layers lowest first; overlay wants them top first.
+ */
+export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs> {
+  const L = rootfsLayout(ctx.dir);
+  const userns = ctx.config.userns;
+  for (const d of [L.rootfs, L.upper, L.work]) mkdirSync(d, { recursive: true });
+  const table = readMountInfo();
+  if (!isMountpoint(L.rootfs, table)) {
+    let lower = [...ctx.layers].reverse();
+    if (lower.length === 0) {
+      mkdirSync(L.empty, { recursive: true });
+      lower = [L.empty];
+    }
+    for (const l of lower) {
+      if (!existsSync(l)) throw new HostSupportError(`image layer ${l} is missing; pull the image again`);
+    }
+    const extra = userns && metacopySupported() ? ['metacopy=on'] : [];
+    await mountOverlay(L.rootfs, { lower, upper: L.upper, work: L.work, extra });
+  }
+
+  if (userns) {
+    ensureUsernsTraversal(ctx, userns);
+    const want = JSON.stringify(userns);
+    let done = '';
+    try {
+      done = readFileSync(L.idShiftMarker, 'utf8');
+    } catch { /* first start */ }
+    if (done !== want) {
+      shiftOwnership(L.rootfs, userns);
+      writeFileSync(L.idShiftMarker, want);
+    }
+  }
+
+  const hostname = containerHostname(ctx);
+  const files: [string, string, string][] = [
+    [L.hosts, '/etc/hosts', hostsFile(hostname, ctx.config.network)],
+    [L.hostname, '/etc/hostname', `${hostname}\n`],
+    [L.resolvConf, '/etc/resolv.conf', resolvConfFile(ctx.config.network)],
+  ];
+  const mounts: OciMount[] = [];
+  for (const [path, destination, content] of files) {
+    if (!existsSync(path)) {
+      writeFileSync(path, content, { mode: 0o644 });
+      if (userns) {
+        const uid = mapId(userns.uidMappings, 0);
+        const gid = mapId(userns.gidMappings, 0);
+        if (uid !== null && gid !== null) chownSync(path, uid, gid);
+      }
+    }
+    mounts.push({ destination, type: 'bind', source: path, options: ['rbind', 'rprivate'] });
+  }
+  return { rootfs: L.rootfs, mounts };
+}
+
+/** Unmount everything hull mounted under the instance dir (the rootfs). Idempotent. */
+export async function unmountRootfs(dir: string): Promise<void> {
+  await unmountAll(dir);
+}

@@ -1,0 +1,145 @@
+/**
+ * Running host programs: one small wrapper around child_process.spawn that captures stdout and
+ * stderr and turns failures into HostCommandError (or HostSupportError when the program is not
+ * installed). It is on the hot path of `hull run`, so it does nothing beyond spawn + collect:
+ * no shell, no extra processes, no polling.
+ */
+import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { HostCommandError, HostSupportError } from '../common/errors.js';
+
+/** Options for {@link runProgram}. */
+export interface RunOptions {
+  /** data written to the program's stdin (stdin is /dev/null otherwise) */
+  input?: string | Uint8Array;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** kill the program with SIGKILL after this many ms */
+  timeoutMs?: number;
+  /** resolve with the result instead of throwing when the program exits non-zero */
+  allowFailure?: boolean;
+  /** appended to the error message when the program fails: what the user can do */
+  hint?: string;
+  /**
+   * do not capture stdout/stderr (give /dev/null): for programs that hand their stdio on to
+   * long-lived children (runc create), whose pipes would otherwise stay open
+   */
+  discardOutput?: boolean;
+}
+
+/** What a finished program left behind. */
+export interface RunResult {
+  /** exit status, or null when killed by a signal */
+  status: number | null;
+  /** name of the signal that killed it, if any */
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The error spawn gives when the program does not exist, as a clear one-liner. */
+function missingProgram(program: string): HostSupportError {
+  return new HostSupportError(`${program} is not installed or not in PATH; install it to use this feature`);
+}
+
+/**
+ * Run `program args...`, wait for it to exit, and return its output.
+ * Throws HostCommandError when it exits non-zero (unless `allowFailure`), HostSupportError
+ * when the program does not exist.
+ */
+export function runProgram(program: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const output = opts.discardOutput ? 'ignore' : 'pipe';
+    const stdio: StdioOptions = [opts.input !== undefined ? 'pipe' : 'ignore', output, output];
+    const child = spawn(program, args, { stdio, env: opts.env ?? process.env, cwd: opts.cwd });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    let failed: Error | undefined;
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      failed = e.code === 'ENOENT' ? missingProgram(program) : e;
+    });
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => { /* the program may exit without reading its input */ });
+      child.stdin!.end(opts.input);
+    }
+    if (opts.timeoutMs !== undefined) {
+      timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    }
+    child.on('close', (status, signal) => {
+      if (timer) clearTimeout(timer);
+      if (failed) return reject(failed);
+      const result: RunResult = {
+        status,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      };
+      if (status !== 0 && !opts.allowFailure) {
+        const why = result.stderr || result.stdout || (signal ? `killed by ${signal}` : '');
+        return reject(new HostCommandError(program, args, status, why, opts.hint));
+      }
+      resolve(result);
+    });
+  });
+}
+
+/**
+ * Synchronous variant of {@link runProgram}, for the few places that cannot be async
+ * (probes run once per process). Same error behaviour.
+ */
+export function runProgramSync(program: string, args: readonly string[], opts: RunOptions = {}): RunResult {
+  const r = spawnSync(program, args, {
+    input: opts.input,
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    timeout: opts.timeoutMs,
+    killSignal: 'SIGKILL',
+    stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error) {
+    const e = r.error as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw missingProgram(program);
+    throw e;
+  }
+  const result: RunResult = {
+    status: r.status,
+    signal: r.signal,
+    stdout: r.stdout ? r.stdout.toString('utf8') : '',
+    stderr: r.stderr ? r.stderr.toString('utf8') : '',
+  };
+  if (r.status !== 0 && !opts.allowFailure) {
+    throw new HostCommandError(program, args, r.status, result.stderr || result.stdout, opts.hint);
+  }
+  return result;
+}
+
+/**
+ * True when a process with this pid exists and is not a zombie. Reads /proc/<pid>/stat (one
+ * read, no signal): a zombie conmon whose parent has not reaped it yet counts as gone.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  // the state letter follows the command name, which is in parentheses and may contain spaces
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state !== 'Z' && state !== 'X' && state !== 'x';
+}
+
+/** argv of a live process (from /proc/<pid>/cmdline), or null when it is gone. */
+export function processArgv(pid: number): string[] | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw.split('\0').filter((_, i, a) => i < a.length - 1 || a[i] !== '');
+  } catch {
+    return null;
+  }
+}
