@@ -49,8 +49,23 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-void main(process.argv.slice(2)).then((code) => {
+// A reader that goes away (hull ps | head -1) ends hull quietly, as it ends other command-line tools.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw e;
+  });
+}
+
+/** Resolves once everything written to `s` so far has been handed to the OS (a pipe's reader may be slow). */
+function flushed(s: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => s.write('', () => resolve()));
+}
+
+void main(process.argv.slice(2)).then(async (code) => {
   process.exitCode = code;
-  // Nothing should keep the process alive after a command; end promptly even if a handle lingers.
+  // Nothing should keep the process alive after a command; end promptly even if a handle lingers, but only once
+  // the output is out: process.exit drops whatever a slow pipe reader has not taken yet.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   setImmediate(() => process.exit(code));
 });

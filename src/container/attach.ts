@@ -147,6 +147,50 @@ export function resizeTerminal(dir: string, rows: number, cols: number): boolean
   }
 }
 
+/** Pause between two resize messages, ms. */
+const RESIZE_SPACING_MS = 50;
+
+/**
+ * Sends terminal sizes to conmon one message at a time. conmon before 2.1.13 handles only
+ * the first line of a read from the ctl fifo (it parses the buffer's start once per line), so
+ * two resizes written in a burst would lose the second one. Messages are therefore spaced out,
+ * only the latest size is sent, and the final size of a burst is sent once more.
+ */
+export class ResizeSender {
+  private timer: NodeJS.Timeout | null = null;
+  private dirty = false;
+  private repeat = 0;
+
+  constructor(private readonly dir: string, private readonly size: () => { rows: number; cols: number }) {}
+
+  /** The terminal size changed (or is to be set for the first time). */
+  request(): void {
+    this.dirty = true;
+    if (!this.timer) this.tick();
+  }
+
+  private tick(): void {
+    if (this.dirty) {
+      this.dirty = false;
+      this.repeat = 1;
+    } else if (this.repeat > 0) {
+      this.repeat--;
+    } else {
+      this.timer = null;
+      return;
+    }
+    const { rows, cols } = this.size();
+    resizeTerminal(this.dir, rows, cols);
+    this.timer = setTimeout(() => this.tick(), RESIZE_SPACING_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
 /** Options of {@link attachStreams}. */
 export interface AttachOptions {
   /** the process has a terminal: resize through the ctl fifo */
@@ -185,14 +229,14 @@ export function pumpAttached(conn: AttachConnection, dir: string, stdio: StdioSt
         conn.end();
       } catch { /* already closed */ }
     };
+    const sizer = o.tty && stdio.size ? new ResizeSender(dir, stdio.size) : null;
     const resize = (): void => {
-      if (!o.tty || !stdio.size) return;
-      const { rows, cols } = stdio.size();
-      resizeTerminal(dir, rows, cols);
+      if (!finished) sizer?.request();
     };
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      sizer?.stop();
       if (input) {
         input.removeListener('data', onInput);
         input.removeListener('end', onInputEnd);

@@ -21,6 +21,7 @@ import {
   CommandNotExecutableError,
   CommandNotFoundError,
   HostCommandError,
+  HostSupportError,
   HullError,
   StateError,
 } from '../common/errors.js';
@@ -36,11 +37,11 @@ import type {
   RuntimeStatus,
   StdioStreams,
 } from '../common/instance.js';
-import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgroup } from '../host/cgroups.js';
+import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgroup, v1Mounts } from '../host/cgroups.js';
 import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
 import { mountsUnder } from '../host/mount.js';
 import { processAlive, processArgv, runProgram } from '../host/proc.js';
-import { probeHost } from '../host/probe.js';
+import { probeHost, versionAtLeast } from '../host/probe.js';
 import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../host/runtime.js';
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
 import type { OciSpec } from './oci-spec.js';
@@ -84,6 +85,21 @@ export function mapRuntimeError(runtime: string, verb: string, message: string, 
     return new CommandNotExecutableError(`${argv0}: cannot run it in the container: ${why}`);
   }
   return new HostCommandError(runtime, [verb], null, msg);
+}
+
+/**
+ * Refuse resource settings the chosen runtime cannot apply on this host, in one clear line,
+ * before anything is started. crun before 1.10 writes only blkio.weight on cgroup v1, which
+ * kernels without CFQ lack (BFQ offers blkio.bfq.weight; runc uses it).
+ */
+export function checkRuntimeResources(rt: OciRuntime, resources: Resources, layout: string): void {
+  if (!resources.blkioWeight || rt.name !== 'crun' || layout === 'v2') return;
+  if (rt.version && versionAtLeast(rt.version, 1, 10)) return;
+  const root = v1Mounts().get('blkio');
+  if (root && !existsSync(join(root, 'blkio.weight'))) {
+    const crun = rt.version ? `crun ${rt.version}` : 'this crun';
+    throw new HostSupportError(`--blkio-weight is not supported with ${crun} on this host (the kernel offers only BFQ's blkio.bfq.weight, which crun handles from 1.10); use --runtime runc or leave --blkio-weight out`);
+  }
 }
 
 /** A short random id for exec sessions. */
@@ -167,6 +183,7 @@ export class ContainerDriver implements InstanceDriver {
 
   async create(ctx: InstanceContext): Promise<CreateResult> {
     const rt = this.runtime(ctx);
+    checkRuntimeResources(rt, ctx.config.resources, probeHost().cgroupLayout);
     const exits = this.exitsDir(ctx);
     mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });
     // a previous run's leftovers (start after exit re-creates): keep upper/ and the log
@@ -361,6 +378,7 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   async update(ctx: InstanceContext, resources: Resources): Promise<void> {
+    checkRuntimeResources(this.runtime(ctx), resources, probeHost().cgroupLayout);
     // the spec generator's checks and docker semantics (e.g. swap defaults to twice the memory)
     const r = buildResources(resources, probeHostFacts());
     const u: RuntimeResourceUpdate = {};

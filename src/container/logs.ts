@@ -195,14 +195,17 @@ export async function readLogs(path: string, o: ReadLogsOptions, onLine: (l: Log
   };
   try {
     // Existing content: collect the last `tail` lines, or stream everything.
-    const keep = o.tail !== undefined && o.tail >= 0 ? o.tail : -1;
-    const ring: LogLine[] = [];
+    const keep = o.tail !== undefined && o.tail >= 0 ? Math.floor(o.tail) : -1;
+    // the last `keep` lines in a circular buffer (a shifting array would be quadratic)
+    const ringBuf: LogLine[] = [];
+    let seen = 0;
     const initial = new LineAssembler((l) => {
       if (keep < 0) return out(l);
       if (!filtered(l) || keep === 0) return;
-      ring.push(l);
-      if (ring.length > keep) ring.shift();
+      ringBuf[seen % keep] = l;
+      seen++;
     });
+    const ringLines = (): LogLine[] => (seen <= keep ? ringBuf.slice(0, seen) : [...ringBuf.slice(seen % keep), ...ringBuf.slice(0, seen % keep)]);
     const feed = (asm: LineAssembler) => (line: string) => {
       const r = parseLogRecord(line);
       if (r) asm.push(r);
@@ -210,10 +213,10 @@ export async function readLogs(path: string, o: ReadLogsOptions, onLine: (l: Log
     await tail.drain(feed(initial));
     if (!o.follow) {
       initial.flush();
-      for (const l of ring) out(l);
+      for (const l of ringLines()) out(l);
       return;
     }
-    for (const l of ring) out(l);
+    for (const l of ringLines()) out(l);
     // Pieces of a line still being written carry over into follow mode; from now on every
     // line goes out directly.
     initial.sink = out;

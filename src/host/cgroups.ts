@@ -12,6 +12,7 @@ import { readMountInfo } from './mount.js';
 export type CgroupLayout = 'v1' | 'v2' | 'hybrid';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
+/** Where the cgroup hierarchies are mounted. */
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 /** Detect the host's cgroup layout (statfs of /sys/fs/cgroup and /sys/fs/cgroup/unified). */

@@ -176,6 +176,9 @@ export class ConmonProcess {
     const io = child.stdio as unknown as (Readable | Writable | null)[];
     this.sync = new MessageReader(io[3] as Readable);
     this.startPipe = withStart ? (io[4] as Writable) : null;
+    // conmon may be gone before we write (it refused its arguments): the caller learns that
+    // from the sync pipe, not from an unhandled EPIPE
+    this.startPipe?.on('error', () => undefined);
     this.attachPipe = withAttach ? new MessageReader(io[5] as Readable) : null;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (s: string) => { this.stderr += s; });

@@ -119,7 +119,8 @@ export function parseRuntimeVersion(out: string): string | null {
   return /version\s+([0-9][^\s]*)/.exec(out)?.[1] ?? null;
 }
 
-function versionAtLeast(v: string, major: number, minor: number): boolean {
+/** True when version `v` (e.g. 1.8.1, 1.1.5+ds1) is at least major.minor. */
+export function versionAtLeast(v: string, major: number, minor: number): boolean {
   const [a, b] = v.split(/[.+~-]/).map(Number);
   return (a ?? 0) > major || ((a ?? 0) === major && (b ?? 0) >= minor);
 }

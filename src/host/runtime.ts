@@ -131,6 +131,8 @@ export class OciRuntime {
     readonly path: string,
     /** the state directory, passed as --root */
     readonly stateDir: string,
+    /** the runtime's version, e.g. 1.8.1 (null when it could not be learned) */
+    readonly version: string | null,
   ) {}
 
   /**
@@ -146,7 +148,7 @@ export class OciRuntime {
     const stateDir = join(hullRoot, 'run', name);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const path = probe.needsPureV1View ? ensureCrunWrapper(join(hullRoot, 'run', 'bin'), probe.path) : probe.path;
-    return new OciRuntime(name, probe.path, path, stateDir);
+    return new OciRuntime(name, probe.path, path, stateDir, probe.version);
   }
 
   /** Global arguments (the state dir) to put before the command. */
@@ -155,9 +157,9 @@ export class OciRuntime {
   }
 
   /** Run one runtime command; cgroup-touching ones through the wrapper when there is one. */
-  private async run(args: string[], o: { cgroups?: boolean; input?: string; allowFailure?: boolean } = {}): Promise<RunResult> {
+  private async run(args: string[], o: { cgroups?: boolean; allowFailure?: boolean } = {}): Promise<RunResult> {
     const program = o.cgroups ? this.path : this.binary;
-    const r = await runProgram(program, [...this.globalArgs, ...args], { allowFailure: true, ...(o.input !== undefined ? { input: o.input } : {}) });
+    const r = await runProgram(program, [...this.globalArgs, ...args], { allowFailure: true });
     if (r.status !== 0 && !o.allowFailure) {
       throw new HostCommandError(this.name, args, r.status, runtimeErrorMessage(r.stderr || r.stdout));
     }

@@ -1,0 +1,162 @@
+/**
+ * End to end: exit statuses and bad input, docker's way (125 hull's own errors, 126 not executable, 127 not
+ * found). Every error is one line starting with "hull: ", and a failed run leaves nothing behind.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { HullRoot, type HullResult } from './helpers/hull.js';
+import { mountLeaks } from './helpers/leaks.js';
+
+const root = new HullRoot('errors');
+after(() => root.dispose());
+
+/** One line on stderr, starting with "hull: ", and nothing on stdout. */
+function assertOneLineError(r: HullResult, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit status (stderr: ${r.stderr})`);
+  assert.match(r.stderr, /^hull: [^\n]+\n$/, `one line starting with "hull: ": ${JSON.stringify(r.stderr)}`);
+  assert.match(r.stderr, pattern);
+  assert.equal(r.stdout, '');
+}
+
+const containerDirs = () => (existsSync(join(root.dir, 'containers')) ? readdirSync(join(root.dir, 'containers')).sort() : []);
+
+before(async () => {
+  await root.ok('images'); // creates the store; busybox is built on first use below
+});
+
+describe('bad input is refused before anything is made (125)', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['an unknown image', ['run', 'nosuchimage', 'true'], /image not found: nosuchimage/],
+    ['a malformed --memory', ['run', '--memory', '12x', 'busybox', 'true'], /invalid --memory "12x"/],
+    ['a --memory below the minimum', ['run', '--memory', '1k', 'busybox', 'true'], /--memory.*minimum/],
+    ['a malformed --cpus', ['run', '--cpus', 'abc', 'busybox', 'true'], /invalid --cpus "abc"/],
+    ['an unknown --restart policy', ['run', '--restart', 'sometimes', 'busybox', 'true'], /invalid --restart "sometimes"/],
+    ['a malformed --pids-limit', ['run', '--pids-limit', 'x', 'busybox', 'true'], /--pids-limit/],
+    ['a malformed --cpuset-cpus', ['run', '--cpuset-cpus', 'a', 'busybox', 'true'], /--cpuset-cpus/],
+    ['--memory-swap without --memory', ['run', '--memory-swap', '10m', 'busybox', 'true'], /--memory-swap/],
+    ['an unknown signal', ['run', '--stop-signal', 'SIGFOO', 'busybox', 'true'], /signal "SIGFOO"/],
+    ['an unknown --security-opt', ['run', '--security-opt', 'foo', 'busybox', 'true'], /--security-opt "foo"/],
+    ['an unknown --userns', ['run', '--userns', 'nope', 'busybox', 'true'], /--userns "nope"/],
+    ['an unknown network', ['run', '--network', 'nowhere', 'busybox', 'true'], /network "nowhere"/],
+    ['an unknown runtime', ['run', '--runtime', 'foo', 'busybox', 'true'], /runtime "foo"/],
+    ['a relative volume source', ['run', '-v', 'relative:/x', 'busybox', 'true'], /absolute/],
+    ['a relative --tmpfs', ['run', '--tmpfs', 'rel', 'busybox', 'true'], /--tmpfs "rel"/],
+    ['a missing --env-file', ['run', '--env-file', '/nonexistent-env-file', 'busybox', 'true'], /env file \/nonexistent-env-file/],
+    ['a --ulimit above the hard limit', ['run', '--ulimit', 'nofile=999999999', 'busybox', 'true'], /nofile/],
+    ['--rm with --restart', ['run', '--rm', '--restart', 'always', 'busybox', 'true'], /--rm and --restart/],
+    ['an invalid name', ['run', '--name', 'bad/name', 'busybox', 'true'], /invalid name "bad\/name"/],
+    ['an unknown flag', ['run', '--bogus', 'busybox', 'true'], /unknown option '--bogus'/],
+    ['a missing image argument', ['run'], /missing required argument 'image'/],
+    ['-it without a terminal', ['run', '-it', 'busybox', 'true'], /not a TTY/],
+    ['an unknown --format', ['ps', '--format', 'yaml'], /--format "yaml"/],
+  ];
+  for (const [what, args, pattern] of cases) {
+    test(what, async () => {
+      assertOneLineError(await root.hull(...args), 125, pattern);
+    });
+  }
+
+  test('none of them left an instance, a directory or a mount', async () => {
+    assert.deepEqual(await root.ids(), []);
+    assert.deepEqual(containerDirs(), []);
+    assert.deepEqual(mountLeaks(root.dir), []);
+  });
+});
+
+describe('the command cannot run (127 not found, 126 not executable)', () => {
+  test('run busybox nosuchcmd → 127, nothing left', async () => {
+    assertOneLineError(await root.hull('run', 'busybox', 'nosuchcmd'), 127, /nosuchcmd.*not found/);
+    assert.deepEqual(await root.ids(), []);
+    assert.deepEqual(containerDirs(), []);
+    assert.deepEqual(mountLeaks(root.dir), []);
+  });
+
+  test('run --rm busybox /no/such/path → 127', async () => {
+    assertOneLineError(await root.hull('run', '--rm', 'busybox', '/no/such/path'), 127, /\/no\/such\/path/);
+  });
+
+  test('run busybox /etc/passwd → 126, nothing left', async () => {
+    assertOneLineError(await root.hull('run', 'busybox', '/etc/passwd'), 126, /\/etc\/passwd.*permission denied/);
+    assert.deepEqual(await root.ids(), []);
+    assert.deepEqual(containerDirs(), []);
+  });
+
+  test('run -d busybox nosuchcmd → 127 as well', async () => {
+    assertOneLineError(await root.hull('run', '-d', 'busybox', 'nosuchcmd'), 127, /nosuchcmd/);
+    assert.deepEqual(await root.ids(), []);
+  });
+
+  test('the same with runc', async () => {
+    assertOneLineError(await root.hull('run', '--runtime', 'runc', 'busybox', 'nosuchcmd'), 127, /nosuchcmd/);
+    assertOneLineError(await root.hull('run', '--runtime', 'runc', 'busybox', '/etc/passwd'), 126, /\/etc\/passwd/);
+    assert.deepEqual(await root.ids(), []);
+  });
+
+  test('run busybox /etc (a directory) → 126', async () => {
+    assertOneLineError(await root.hull('run', '--rm', 'busybox', '/etc'), 126, /\/etc/);
+  });
+});
+
+describe('instances in the wrong state or that do not exist', () => {
+  test('a name already in use: 125, and the failed run leaves no extra instance, directory or mount', async () => {
+    const id = (await root.ok('run', '-d', '--name', 'taken', 'busybox', 'sleep', '60')).trim();
+    const dirs = containerDirs();
+    const mounts = mountLeaks(root.dir).length;
+    assert.deepEqual(dirs, [id]);
+    const r = await root.hull('run', '-d', '--name', 'taken', 'busybox', 'sleep', '60');
+    assertOneLineError(r, 125, /name "taken" is already in use/);
+    assert.deepEqual(await root.ids(), [id]);
+    assert.deepEqual(containerDirs(), dirs);
+    assert.equal(mountLeaks(root.dir).length, mounts);
+    // and `create` the same
+    assertOneLineError(await root.hull('create', '--name', 'taken', 'busybox', 'true'), 125, /already in use/);
+    assert.deepEqual(await root.ids(), [id]);
+  });
+
+  test('exec with a command that is not there → 127 / not executable → 126', async () => {
+    assertOneLineError(await root.hull('exec', 'taken', 'nosuchcmd'), 127, /nosuchcmd/);
+    assertOneLineError(await root.hull('exec', 'taken', '/etc/passwd'), 126, /\/etc\/passwd/);
+  });
+
+  test('rm of a running instance without -f is refused with a clear message', async () => {
+    assertOneLineError(await root.hull('rm', 'taken'), 125, /cannot remove instance taken: it is running; stop it first.*rm -f/);
+    assert.equal((await root.inspect('taken')).State.Status, 'running');
+  });
+
+  test('exec into a stopped instance', async () => {
+    await root.ok('stop', '-t', '0', 'taken');
+    assertOneLineError(await root.hull('exec', 'taken', 'true'), 125, /cannot exec in instance taken: it is exited/);
+  });
+
+  test('verbs on an unknown instance', async () => {
+    for (const args of [['rm', 'ghost'], ['rm', '-f', 'ghost'], ['stop', 'ghost'], ['start', 'ghost'], ['inspect', 'ghost'],
+      ['logs', 'ghost'], ['exec', 'ghost', 'true'], ['kill', 'ghost'], ['wait', 'ghost'], ['pause', 'ghost'], ['top', 'ghost']]) {
+      assertOneLineError(await root.hull(...args), 125, /no such instance: ghost/);
+    }
+  });
+
+  test('verbs that need a running instance', async () => {
+    assertOneLineError(await root.hull('kill', 'taken'), 125, /taken.*not running/);
+    assertOneLineError(await root.hull('pause', 'taken'), 125, /cannot pause instance taken: it is exited/);
+    assertOneLineError(await root.hull('unpause', 'taken'), 125, /taken/);
+    assertOneLineError(await root.hull('top', 'taken'), 125, /taken.*not running/);
+  });
+
+  test('several instances at once: each failure reported, exit 1', async () => {
+    const r = await root.hull('rm', 'taken', 'ghost');
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, 'taken\n');
+    assert.match(r.stderr, /^hull: no such instance: ghost[^\n]*\n$/);
+    assert.deepEqual(await root.ids(), []);
+  });
+
+  test('image verbs', async () => {
+    assertOneLineError(await root.hull('rmi', 'nosuch'), 125, /image not found: nosuch/);
+    assertOneLineError(await root.hull('import', '/nonexistent.tar', 'x'), 125, /\/nonexistent\.tar/);
+    assertOneLineError(await root.hull('tag', 'nosuch', 'other'), 125, /nosuch/);
+  });
+});
+
+test('leaves nothing behind', () => root.cleanupAndCheck());

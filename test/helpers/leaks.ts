@@ -1,0 +1,123 @@
+/**
+ * The leak check: after every instance of a hull root was removed, nothing of it may be left on the host.
+ *
+ *  - no mount points under the root (/proc/self/mountinfo);
+ *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> for any instance the root ever had;
+ *  - no conmon/runc/crun (or hull exit-command) process whose argv mentions the root, and no live process
+ *    in one of those instances' cgroups (zombies waiting for the host's init to reap them do not count);
+ *  - the state store lists no instances; <root>/containers and the runtimes' state dirs are empty.
+ *
+ * Processes and cgroups go away asynchronously (a SIGKILLed container's init takes a moment), so the check is
+ * retried for a short while before it reports.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+export interface Leak {
+  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file';
+  what: string;
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** Mount points of this process's mount namespace (mountinfo's fifth field, octal escapes decoded). */
+export function readMountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+export function mountLeaks(root: string): Leak[] {
+  return readMountPoints().filter((m) => m === root || m.startsWith(root + '/')).map((m) => ({ kind: 'mount', what: m }));
+}
+
+/** Every hierarchy directory of the host: /sys/fs/cgroup/<controller> (v1) and the cgroup2 mount(s). */
+function cgroupHierarchies(): string[] {
+  try {
+    return readdirSync(CGROUP_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(CGROUP_ROOT, d.name));
+  } catch {
+    return [];
+  }
+}
+
+export function cgroupLeaks(ids: string[]): Leak[] {
+  const out: Leak[] = [];
+  for (const h of cgroupHierarchies()) {
+    for (const id of ids) {
+      const p = join(h, 'hull', id);
+      if (existsSync(p)) out.push({ kind: 'cgroup', what: p });
+    }
+  }
+  return out;
+}
+
+interface ProcInfo { pid: number; argv: string[]; state: string; cgroup: string }
+
+function readProc(pid: number): ProcInfo | null {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const state = /^State:\s+(\S)/m.exec(status)?.[1] ?? '?';
+    const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    return { pid, argv, state, cgroup };
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+export function processLeaks(root: string, ids: string[]): Leak[] {
+  const out: Leak[] = [];
+  const idSet = new Set(ids);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const p = readProc(pid);
+    if (!p || p.state === 'Z' || p.argv.length === 0) continue;
+    const prog = basename(p.argv[0]!);
+    const mentionsRoot = p.argv.some((a) => a === root || a.includes(root + '/') || a.endsWith('=' + root));
+    const isHull = p.argv.some((a) => a.endsWith('hull.mjs'));
+    if (mentionsRoot && (['conmon', 'runc', 'crun'].includes(prog) || isHull)) {
+      out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
+      continue;
+    }
+    const m = /\/hull\/([0-9a-f]{64})/.exec(p.cgroup);
+    if (m && idSet.has(m[1]!)) out.push({ kind: 'process', what: `${pid} (in the cgroup of ${m[1]!.slice(0, 12)}) ${p.argv.join(' ').slice(0, 120)}` });
+  }
+  return out;
+}
+
+export function fileLeaks(root: string): Leak[] {
+  const out: Leak[] = [];
+  const containers = join(root, 'containers');
+  if (existsSync(containers)) for (const d of readdirSync(containers)) out.push({ kind: 'file', what: join(containers, d) });
+  const run = join(root, 'run');
+  for (const rt of ['runc', 'crun']) {
+    const dir = join(run, rt);
+    if (!existsSync(dir)) continue;
+    for (const d of readdirSync(dir)) if (/^[0-9a-f]{64}$/.test(d)) out.push({ kind: 'file', what: join(dir, d) });
+  }
+  return out;
+}
+
+/**
+ * Everything of `root` that is still there. `ids`: every instance id the root ever had; `listIds`: what the
+ * state store lists now (should be nothing). Retries for up to `settleMs` while only processes/cgroups remain.
+ */
+export async function checkLeaks(root: string, ids: string[], listIds: () => Promise<string[]>, settleMs = 5000): Promise<Leak[]> {
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const leaks: Leak[] = [
+      ...(await listIds()).map((id): Leak => ({ kind: 'instance', what: id })),
+      ...mountLeaks(root),
+      ...cgroupLeaks(ids),
+      ...processLeaks(root, ids),
+      ...fileLeaks(root),
+    ];
+    if (leaks.length === 0 || Date.now() > deadline) return leaks;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export function formatLeaks(leaks: Leak[]): string {
+  return leaks.map((l) => `  ${l.kind}: ${l.what}`).join('\n');
+}

@@ -1,0 +1,77 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cgroupExists,
+  cgroupPaths,
+  detectCgroupLayout,
+  parseBlkioServiceBytes,
+  parseFlatKeyed,
+  parseIoStat,
+  readCgroupPids,
+  readCgroupStats,
+  readFreezerState,
+  readMemoryLimit,
+  removeCgroup,
+  v1Mounts,
+} from '../src/host/cgroups.js';
+
+const name = `/hull-test-cg-${process.pid}`;
+const layout = detectCgroupLayout();
+const children: import('node:child_process').ChildProcess[] = [];
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  // the processes must be gone before the directories can be removed
+  for (let i = 0; i < 100 && removeCgroup(cgroupPaths(name, layout)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+});
+
+test('layout detection matches the mounts', () => {
+  assert.ok(['v1', 'v2', 'hybrid'].includes(layout));
+  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers') && existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes')) {
+    assert.equal(layout, 'hybrid');
+  }
+  if (layout !== 'v2') {
+    const m = v1Mounts();
+    assert.equal(m.get('memory'), '/sys/fs/cgroup/memory');
+    assert.ok(m.has('cpuacct') && m.has('freezer') && m.has('pids'));
+  }
+});
+
+test('parsers for v1 and v2 statistics files', () => {
+  assert.deepEqual(parseBlkioServiceBytes('8:0 Read 100\n8:0 Write 20\n8:0 Sync 5\n8:0 Total 120\n8:16 Read 1\nTotal 121\n'), { read: 101, write: 20 });
+  assert.deepEqual(parseIoStat('8:0 rbytes=100 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=2\n'), { read: 101, write: 22 });
+  assert.deepEqual([...parseFlatKeyed('usage_usec 1500\nuser_usec 1000\n')], [['usage_usec', 1500], ['user_usec', 1000]]);
+});
+
+test('paths, stats, freezer and removal on a real cgroup', { skip: layout === 'v2' ? 'v1/hybrid host test' : false }, async () => {
+  const paths = cgroupPaths(name, layout);
+  assert.equal(paths.v1.get('memory'), `/sys/fs/cgroup/memory${name}`);
+  for (const ctrl of ['memory', 'cpuacct', 'pids', 'freezer', 'blkio', 'cpu']) mkdirSync(paths.v1.get(ctrl)!, { recursive: true });
+  assert.ok(cgroupExists(paths));
+  writeFileSync(join(paths.v1.get('memory')!, 'memory.limit_in_bytes'), String(128 * 1024 * 1024));
+  // a busy process inside: cpu and memory usage become non-zero
+  const child = spawn('sh', ['-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30']);
+  children.push(child);
+  for (const ctrl of ['memory', 'cpuacct', 'pids', 'freezer', 'blkio', 'cpu']) writeFileSync(join(paths.v1.get(ctrl)!, 'cgroup.procs'), String(child.pid));
+  await new Promise((r) => setTimeout(r, 300));
+  const s = readCgroupStats(paths);
+  assert.ok(s.cpuUsageNs > 0, `cpu ${s.cpuUsageNs}`);
+  assert.ok(s.memoryUsage > 0);
+  assert.equal(s.memoryLimit, 128 * 1024 * 1024);
+  assert.ok(s.pids >= 1);
+  assert.equal(readMemoryLimit(paths), 128 * 1024 * 1024);
+  assert.ok(readCgroupPids(paths).includes(child.pid!));
+  assert.equal(readFreezerState(paths), 'THAWED');
+  // busy cgroups stay, and are reported
+  assert.ok(removeCgroup(paths).length > 0);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  for (let i = 0; i < 100 && readCgroupPids(paths).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(removeCgroup(paths), []);
+  assert.equal(cgroupExists(paths), false);
+  assert.deepEqual(removeCgroup(paths), []); // idempotent
+  assert.equal(readFreezerState(paths), null);
+});
