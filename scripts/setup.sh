@@ -19,7 +19,8 @@ fi
 stamp=node_modules/.hull-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   echo "hull setup: installing npm dependencies (the SQLite binding compiles once, about a minute)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm ci refuses this lock file (npm 11 and node-unix-socket's per-platform optional packages), so install from it
+  npm install --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
 
