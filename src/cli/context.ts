@@ -1,5 +1,6 @@
 import { Engine, DEFAULT_ROOT } from '../engine/engine.js';
 import { restoreAfterBoot } from '../engine/lifecycle/boot.js';
+import { trace } from '../common/trace.js';
 
 /** Global state of one CLI invocation: the root and a lazily opened engine. */
 export interface CliContext {
@@ -19,7 +20,9 @@ export function createContext(rootFlag: string | undefined): CliContext {
       if (!engine) {
         const entry = process.argv[1] ?? '';
         engine = new Engine({ root, self: [process.execPath, entry] });
+        trace('engine: store opened');
         await restoreAfterBoot(engine);
+        trace('engine: boot checked');
       }
       return engine;
     },

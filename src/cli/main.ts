@@ -4,9 +4,11 @@ import { registerInstanceCommands } from './commands/instances.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerSystemCommands, VERSION } from './commands/system.js';
 import { isHullError } from '../common/errors.js';
+import { trace } from '../common/trace.js';
 
 /** hull's command line. Exit codes follow docker: the instance's own, 125 for hull's errors, 126/127 for the command. */
 export async function main(argv: string[]): Promise<number> {
+  trace('cli loaded');
   let ctx: CliContext = createContext(undefined);
   const program = new Command('hull')
     .description('hull: run OCI images as containers (and, later, virtual machines)')

@@ -52,8 +52,13 @@ export class Engine {
     return join(this.root, 'containers', id);
   }
 
-  /** The driver's view of an instance. Layers are filled in only where a root filesystem is assembled. */
-  context(rec: InstanceRecord, layers: string[] = []): InstanceContext {
+  /**
+   * The driver's view of an instance. Layers are filled in only where a root filesystem is assembled.
+   * `watcherPid` names a hull process that waits for the exit in the foreground and handles it itself: the
+   * supervisor's exit command then runs hull only if that process is gone (saving a Node.js start per run).
+   */
+  context(rec: InstanceRecord, layers: string[] = [], watcherPid?: number): InstanceContext {
+    const exitCommand = [...this.self, '--root', this.root, 'system', 'instance-exited', rec.id];
     return {
       id: rec.id,
       name: rec.name,
@@ -61,7 +66,8 @@ export class Engine {
       dir: this.instanceDir(rec.id),
       config: rec.config,
       layers,
-      exitCommand: [...this.self, '--root', this.root, 'system', 'instance-exited', rec.id],
+      exitCommand: watcherPid === undefined ? exitCommand
+        : ['/bin/sh', '-c', 'kill -0 "$1" 2>/dev/null && exit 0; shift; exec "$@"', 'hull-exit', String(watcherPid), ...exitCommand],
     };
   }
 

@@ -4,7 +4,8 @@
  * virtualization, and the RLIMIT_NOFILE hard limit. Cheap file reads first; programs are run
  * only to learn runtime versions.
  */
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../common/fsutil.js';
 import { delimiter, join } from 'node:path';
 import { detectCgroupLayout, type CgroupLayout } from './cgroups.js';
 import { runProgramSync } from './proc.js';
@@ -140,7 +141,8 @@ export function probeRuntime(name: string): RuntimeProbe {
     let version: string | null = null;
     let reason: string | undefined;
     try {
-      version = parseRuntimeVersion(runProgramSync(path, ['--version'], { timeoutMs: 5000 }).stdout);
+      version = cachedVersion(path) ?? parseRuntimeVersion(runProgramSync(path, ['--version'], { timeoutMs: 5000 }).stdout);
+      if (version) rememberVersion(path, version);
     } catch (e) {
       reason = `${name} --version failed: ${(e as Error).message}`;
     }
@@ -154,6 +156,48 @@ export function probeRuntime(name: string): RuntimeProbe {
   }
   runtimeCache.set(name, result);
   return result;
+}
+
+/**
+ * Runtime versions survive the process in a small cache under /run (gone at reboot), keyed by the binary's
+ * path, size and mtime, so that an upgrade is noticed: spawning `crun --version` on every hull command costs
+ * several milliseconds of the start-up path.
+ */
+const VERSION_CACHE = '/run/hull/runtime-versions.json';
+
+function binaryKey(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return `${path}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+function readVersionCache(): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(VERSION_CACHE, 'utf8')) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+function cachedVersion(path: string): string | null {
+  const key = binaryKey(path);
+  return key ? readVersionCache()[key] ?? null : null;
+}
+
+function rememberVersion(path: string, version: string): void {
+  const key = binaryKey(path);
+  if (!key) return;
+  const cache = readVersionCache();
+  if (cache[key] === version) return;
+  cache[key] = version;
+  try {
+    writeFileAtomic(VERSION_CACHE, JSON.stringify(cache));
+  } catch {
+    // a read-only /run only costs the spawn next time
+  }
 }
 
 /** The usable runtimes among runc and crun, in hull's order of preference. */

@@ -91,7 +91,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
-      let rec = await createInstance(engine, req);
+      let rec = await createInstance(engine, req, f.detach ? {} : { watcherPid: process.pid });
       if (f.detach) {
         rec = await startInstance(engine, rec).catch(async (e) => {
           if (rec.config.autoRemove) await removeInstance(engine, rec, { force: true }).catch(() => undefined);

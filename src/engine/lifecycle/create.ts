@@ -4,16 +4,24 @@ import type { InstanceRecord } from '../store.js';
 import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../config.js';
 import { isValidName, newId, randomName } from '../names.js';
 import { checkRuntime, defaultRuntime } from '../runtime-choice.js';
+import { trace } from '../../common/trace.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
  * root filesystem and start its supervisor. Any failure removes everything made so far, record included.
  */
-export async function createInstance(engine: Engine, req: CreateRequest): Promise<InstanceRecord> {
+export interface CreateOptions {
+  /** a hull process that waits for this instance's exit in the foreground (see Engine.context) */
+  watcherPid?: number;
+}
+
+export async function createInstance(engine: Engine, req: CreateRequest, opts: CreateOptions = {}): Promise<InstanceRecord> {
   if (req.name !== undefined && !isValidName(req.name)) {
     throw new InvalidArgumentError(`invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`);
   }
+  trace('create: begin');
   const image = await engine.images.resolve(req.image);
+  trace('create: image resolved');
   const id = newId();
   const runtime = req.runtime !== undefined ? checkRuntime(req.runtime) : defaultRuntime();
   const config = buildInstanceConfig(image, req, id, runtime);
@@ -36,9 +44,11 @@ export async function createInstance(engine: Engine, req: CreateRequest): Promis
     }
   }
   const driver = engine.driver(rec.kind);
-  const ctx = engine.context(rec, await engine.images.layerDirs(image));
+  const ctx = engine.context(rec, await engine.images.layerDirs(image), opts.watcherPid);
   try {
+    trace('create: record inserted, layers ready');
     const res = await driver.create(ctx);
+    trace('create: driver created');
     engine.store.patch(id, { pid: res.pid, supervisorPid: res.supervisorPid });
   } catch (e) {
     await driver.delete(ctx).catch(() => undefined);

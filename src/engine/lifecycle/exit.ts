@@ -3,6 +3,7 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
+import { trace } from '../../common/trace.js';
 
 /**
  * Bring a record up to date with reality: if its process exited (or its supervisor died), process the exit.
@@ -29,9 +30,11 @@ export async function handleExit(engine: Engine, rec: InstanceRecord, info: Exit
     exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, pid: 0,
   });
   if (!done) return false;
+  trace('exit: recorded');
   engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
   const driver = engine.driver(done.kind);
   await driver.cleanupAfterExit(engine.context(done)).catch(() => undefined);
+  trace('exit: runtime cleaned up');
   if (done.config.autoRemove) {
     await removeInstance(engine, done, { force: true });
     return true;

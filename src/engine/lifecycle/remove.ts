@@ -1,6 +1,7 @@
 import { StateError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
+import { trace } from '../../common/trace.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -25,4 +26,5 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
   await driver.delete(ctx);
   engine.store.remove(cur.id);
   engine.event(cur, 'destroy');
+  trace('remove: done');
 }

@@ -2,6 +2,7 @@ import { StateError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { refresh } from './exit.js';
+import { trace } from '../../common/trace.js';
 
 /**
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
@@ -17,7 +18,8 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     if (rec.state === 'running' && (await driver.status(engine.context(rec))).status === 'created') {
       try {
         await driver.start(engine.context(rec));
-        engine.event(rec, 'start');
+        trace('start: started');
+  engine.event(rec, 'start');
       } catch (e) {
         // a concurrent start may have won
         if ((await driver.status(engine.context(rec))).status !== 'running') throw e;
