@@ -25,6 +25,14 @@ await build({
   logLevel: 'warning',
 });
 
+// A script compiled with a code cache cannot run import() on Node 20: the bundle must load packages with require.
+const bundled = readFileSync('dist/hull-bundle.cjs', 'utf8');
+const dynamic = bundled.match(/\bimport\((["'][^"']+["'])\)/g);
+if (dynamic) {
+  console.error(`build: dist/hull-bundle.cjs still has dynamic imports of external modules: ${dynamic.join(', ')}; load them with createRequire`);
+  process.exit(1);
+}
+
 writeFileSync('dist/hull.mjs', `// hull's entry point: runs dist/hull-bundle.cjs with a V8 code cache (made by npm run build).
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
@@ -37,7 +45,10 @@ const file = join(dir, 'hull-bundle.cjs');
 const cacheFile = join(dir, 'hull-bundle.cache');
 let cachedData;
 try { cachedData = readFileSync(cacheFile); } catch { cachedData = undefined; }
-const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
+const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), {
+  filename: file,
+  cachedData,
+});
 if (cachedData === undefined || script.cachedDataRejected) {
   // (re)make the cache when this process ends, so that it holds the functions a command really compiled
   process.once('exit', () => {

@@ -18,6 +18,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { open, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { HullError, IntegrityError, NotFoundError } from '../common/errors.js';
 import { fsyncDir, writeFileAtomic } from '../common/fsutil.js';
@@ -326,7 +327,7 @@ export class OciLayout {
   private openLock(): Promise<BetterSqlite3.Database> {
     this.lockDb ??= (async () => {
       // loaded on first write only: resolving an image (every `hull run`) never pays for it
-      const { default: Database } = await import('better-sqlite3');
+      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       return new Database(this.lockPath, { timeout: LOCK_TIMEOUT_MS });
     })();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { release } from 'node:os';
 import type { CliContext } from '../context.js';
 import { checkFormat, json } from '../format.js';
 import { probeHost, availableRuntimes } from '../../host/probe.js';
@@ -44,7 +45,7 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         virtualization: host.kvm ? { accelerator: 'kvm', reason: 'hardware virtualization available' } : { accelerator: 'tcg', reason: host.kvmReason ?? 'no KVM' },
         nofileHardLimit: host.nofileHard,
         capSysResource: host.capSysResource,
-        kernel: (await import('node:os')).release(),
+        kernel: release(),
       };
       if (format === 'json') { process.stdout.write(json(info)); return; }
       const lines = [
