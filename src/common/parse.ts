@@ -159,3 +159,17 @@ export function parseTimeArg(v: string, flag: string, now = Date.now()): number 
   if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid ${flag} "${v}": use RFC 3339, unix seconds or a duration like 10m`);
   return t;
 }
+
+/** Merge environment lists: later entries replace earlier ones with the same name; "KEY" alone means KEY=. */
+export function mergeEnv(...lists: readonly string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const list of lists) {
+    for (const entry of list) {
+      const eq = entry.indexOf('=');
+      const key = eq < 0 ? entry : entry.slice(0, eq);
+      if (key === '') throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}: the name is empty`);
+      map.set(key, eq < 0 ? `${key}=` : entry);
+    }
+  }
+  return [...map.values()];
+}

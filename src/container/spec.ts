@@ -9,6 +9,7 @@ import { availableParallelism, hostname as osHostname } from 'node:os';
 import { posix } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import type { ExecOptions, IdMapping, InstanceConfig, Resources } from '../common/instance.js';
+import { mergeEnv } from '../common/parse.js';
 import { ALL_CAPABILITIES, hostCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
 import {
   OCI_VERSION,
@@ -313,19 +314,6 @@ export function buildRlimits(ulimits: InstanceConfig['ulimits'], hostHard: Recor
   return [...byType.values()];
 }
 
-/** Merge environment lists: later entries replace earlier ones with the same name, in first-seen order. */
-export function mergeEnv(...lists: readonly string[][]): string[] {
-  const map = new Map<string, string>();
-  for (const list of lists) {
-    for (const entry of list) {
-      const eq = entry.indexOf('=');
-      const key = eq < 0 ? entry : entry.slice(0, eq);
-      if (key === '') throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}: the name is empty`);
-      map.set(key, eq < 0 ? `${key}=` : entry);
-    }
-  }
-  return [...map.values()];
-}
 
 function hasEnv(env: readonly string[], key: string): boolean {
   return env.some((e) => e.startsWith(`${key}=`));

@@ -1,6 +1,6 @@
 import type { InstanceConfig, MountSpec, Resources, RestartPolicy, UsernsConfig, InstanceKind } from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { parseSignal } from '../common/parse.js';
+import { mergeEnv, parseSignal } from '../common/parse.js';
 import type { ImageRecord } from '../image/store.js';
 
 /** What a user asks for when creating an instance (already parsed from flags or an API body). */
@@ -40,15 +40,6 @@ export interface CreateRequest {
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Merge env lists: later entries replace earlier ones with the same key. */
-export function mergeEnv(...lists: string[][]): string[] {
-  const map = new Map<string, string>();
-  for (const list of lists) for (const e of list) {
-    const i = e.indexOf('=');
-    map.set(i < 0 ? e : e.slice(0, i), e);
-  }
-  return [...map.values()];
-}
 
 /** Image config + the user's request → the instance's resolved config (docker's precedence rules). */
 export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: string, runtime: string): InstanceConfig {

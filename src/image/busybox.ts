@@ -11,7 +11,7 @@
  * change the digest), it is extracted without a decompression pass, and it is small (~2 MB).
  * A future push can compress it on the way out.
  */
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { create as createTar, type WriteEntry } from 'tar';
 import { HostSupportError } from '../common/errors.js';
@@ -23,13 +23,14 @@ import type { OciImageConfigFile } from './types.js';
 export const HOST_BUSYBOX = '/bin/busybox';
 
 const EPOCH = new Date(0);
-const EPOCH_ISO = '1970-01-01T00:00:00Z';
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** What the image is built from. */
 export interface BusyboxBinary {
   path: string;
   content: Buffer;
+  /** the binary's modification time (its package's build), ISO: the image's creation date, stable per binary */
+  modified: string;
   /** OCI architecture name of the binary (amd64, arm64, ...) */
   architecture: string;
   /** e.g. `1.35.0`, when the binary says */
@@ -86,7 +87,7 @@ export async function inspectBusybox(path = HOST_BUSYBOX): Promise<BusyboxBinary
   const applets = list.stdout.split('\n').map((l) => l.trim())
     .filter((l) => l !== '' && l !== 'bin/busybox' && (layerPathParts(l)?.length ?? 0) > 0);
   const version = /BusyBox v(\d+\.\d+(?:\.\d+)?)/.exec(content.toString('latin1'))?.[1] ?? null;
-  return { path, content, architecture, version, applets };
+  return { path, content, modified: new Date(Math.floor(statSync(path).mtimeMs / 1000) * 1000).toISOString().replace('.000Z', 'Z'), architecture, version, applets };
 }
 
 const PASSWD = `root:x:0:0:root:/root:/bin/sh
@@ -199,13 +200,13 @@ export function packRootfs(dir: string, paths: string[]): AsyncIterable<Buffer> 
 /** The image config of the built-in image, for a layer with the given diffID. */
 export function busyboxConfig(diffId: string, bin: BusyboxBinary): OciImageConfigFile {
   return {
-    created: EPOCH_ISO,
+    created: bin.modified,
     architecture: bin.architecture,
     os: 'linux',
     config: { Env: [DEFAULT_PATH], Cmd: ['sh'] },
     rootfs: { type: 'layers', diff_ids: [diffId] },
     history: [{
-      created: EPOCH_ISO,
+      created: bin.modified,
       created_by: `hull built-in image: BusyBox${bin.version ? ` ${bin.version}` : ''} from the host's ${bin.path}`,
     }],
   };

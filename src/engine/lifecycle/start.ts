@@ -18,8 +18,7 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     if (rec.state === 'running' && (await driver.status(engine.context(rec))).status === 'created') {
       try {
         await driver.start(engine.context(rec));
-        trace('start: started');
-  engine.event(rec, 'start');
+        engine.event(rec, 'start');
       } catch (e) {
         // a concurrent start may have won
         if ((await driver.status(engine.context(rec))).status !== 'running') throw e;
@@ -53,6 +52,7 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     await driver.cleanupAfterExit(ctx).catch(() => undefined);
     throw e;
   }
+  trace('start: started');
   engine.event(rec, 'start');
   return engine.store.get(rec.id)!;
 }
