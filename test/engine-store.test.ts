@@ -1,0 +1,67 @@
+// The state store: compare-and-set transitions, name uniqueness, lookups, events, across connections.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { StateStore, type InstanceRecord } from '../src/engine/store.ts';
+import { ConflictError, NotFoundError, StateError } from '../src/common/errors.ts';
+import type { InstanceConfig } from '../src/common/instance.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'hull-test-store-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function record(id: string, name: string): InstanceRecord {
+  return {
+    id, name, kind: 'container', state: 'created', image: 'busybox', imageId: 'sha256:x',
+    config: { command: ['true'] } as unknown as InstanceConfig, createdAt: Date.now(), startedAt: null,
+    finishedAt: null, exitCode: null, exitReason: null, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+  };
+}
+
+test('a taken name is a conflict naming the holder', () => {
+  const s = new StateStore(root);
+  s.insert(record('a'.repeat(64), 'web'));
+  assert.throws(() => s.insert(record('b'.repeat(64), 'web')), (e: unknown) => e instanceof ConflictError && /already in use by instance aaaaaaaaaaaa/.test(e.message));
+  s.close();
+});
+
+test('lookup by name, full id and unique prefix; ambiguous prefixes and unknown refs fail clearly', () => {
+  const s = new StateStore(root);
+  s.insert(record('ab' + '1'.repeat(62), 'one'));
+  s.insert(record('ab' + '2'.repeat(62), 'two'));
+  assert.equal(s.lookup('web').name, 'web');
+  assert.equal(s.lookup('a'.repeat(64)).name, 'web');
+  assert.equal(s.lookup('ab1').name, 'one');
+  assert.throws(() => s.lookup('ab'), ConflictError);
+  assert.throws(() => s.lookup('nosuch'), NotFoundError);
+  s.close();
+});
+
+test('transitions are compare-and-set: only one of two connections wins', () => {
+  const s1 = new StateStore(root);
+  const s2 = new StateStore(root);
+  const id = 'c'.repeat(64);
+  s1.insert(record(id, 'cas'));
+  s1.transition(id, ['created'], 'running', { startedAt: 1 });
+  const first = s1.tryTransition(id, ['running', 'paused'], 'exited', { exitCode: 3 });
+  const second = s2.tryTransition(id, ['running', 'paused'], 'exited', { exitCode: 9 });
+  assert.equal(first?.exitCode, 3);
+  assert.equal(second, undefined);
+  assert.equal(s2.get(id)?.exitCode, 3);
+  assert.throws(() => s2.transition(id, ['running'], 'paused', {}, 'pause'), (e: unknown) => e instanceof StateError && e.message === 'cannot pause instance cas: it is exited');
+  s1.close();
+  s2.close();
+});
+
+test('events keep their order and filters', () => {
+  const s = new StateStore(root);
+  const before = s.lastEventSeq();
+  s.addEvent('container', 'create', 'x', 'n', { image: 'busybox' });
+  s.addEvent('container', 'start', 'x', 'n');
+  const evs = s.events(before);
+  assert.deepEqual(evs.map((e) => e.action), ['create', 'start']);
+  assert.equal(evs[0]!.attributes.image, 'busybox');
+  assert.equal(s.events(before, { until: 0 }).length, 0);
+  s.close();
+});
