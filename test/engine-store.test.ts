@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { StateStore, type InstanceRecord } from '../src/engine/store.ts';
-import { ConflictError, NotFoundError, StateError } from '../src/common/errors.ts';
-import type { InstanceConfig } from '../src/common/instance.ts';
+import { StateStore, type InstanceRecord } from '../src/engine/store.js';
+import { ConflictError, NotFoundError, StateError } from '../src/common/errors.js';
+import type { InstanceConfig } from '../src/common/instance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hull-test-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -2,7 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { createContext, type CliContext } from './context.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerImageCommands } from './commands/images.js';
+import { registerArchiveCommands, registerRegistryCommands } from './commands/registry.js';
 import { registerSystemCommands, VERSION } from './commands/system.js';
+import { registerBuildCommand } from './commands/build.js';
 import { isHullError } from '../common/errors.js';
 import { trace } from '../common/trace.js';
 
@@ -30,7 +32,10 @@ export async function main(argv: string[]): Promise<number> {
   };
   registerInstanceCommands(program, proxy);
   registerImageCommands(program, proxy);
+  registerRegistryCommands(program, proxy);
+  registerArchiveCommands(program, proxy);
   registerSystemCommands(program, proxy);
+  registerBuildCommand(program, proxy);
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

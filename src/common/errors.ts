@@ -15,27 +15,27 @@ export class HullError extends Error {
 
 /** Bad user input: a malformed flag, size, name or reference. */
 export class InvalidArgumentError extends HullError {
-  override readonly code = 'HULL_INVALID_ARGUMENT';
+  override readonly code: string = 'HULL_INVALID_ARGUMENT';
 }
 
 /** Something named by the user does not exist (image, instance, network, file). */
 export class NotFoundError extends HullError {
-  override readonly code = 'HULL_NOT_FOUND';
+  override readonly code: string = 'HULL_NOT_FOUND';
 }
 
 /** A name or resource is already taken. */
 export class ConflictError extends HullError {
-  override readonly code = 'HULL_CONFLICT';
+  override readonly code: string = 'HULL_CONFLICT';
 }
 
 /** The operation is not allowed in the instance's current state (e.g. exec into a stopped container). */
 export class StateError extends HullError {
-  override readonly code = 'HULL_INVALID_STATE';
+  override readonly code: string = 'HULL_INVALID_STATE';
 }
 
 /** A host program (runc, conmon, mount, ...) failed. */
 export class HostCommandError extends HullError {
-  override readonly code = 'HULL_HOST_COMMAND';
+  override readonly code: string = 'HULL_HOST_COMMAND';
   constructor(
     readonly program: string,
     readonly args: readonly string[],
@@ -50,26 +50,36 @@ export class HostCommandError extends HullError {
 
 /** The host lacks something hull needs (a program, a kernel feature). */
 export class HostSupportError extends HullError {
-  override readonly code = 'HULL_HOST_UNSUPPORTED';
+  override readonly code: string = 'HULL_HOST_UNSUPPORTED';
 }
 
 /** The container's command could not be executed (docker exit 126). */
 export class CommandNotExecutableError extends HullError {
-  override readonly code = 'HULL_CMD_NOT_EXECUTABLE';
+  override readonly code: string = 'HULL_CMD_NOT_EXECUTABLE';
   override readonly exitCode = 126;
 }
 
 /** The container's command was not found (docker exit 127). */
 export class CommandNotFoundError extends HullError {
-  override readonly code = 'HULL_CMD_NOT_FOUND';
+  override readonly code: string = 'HULL_CMD_NOT_FOUND';
   override readonly exitCode = 127;
 }
 
 /** Stored data failed a check (digest mismatch, corrupt record). */
 export class IntegrityError extends HullError {
-  override readonly code = 'HULL_INTEGRITY';
+  override readonly code: string = 'HULL_INTEGRITY';
 }
 
 export function isHullError(e: unknown): e is HullError {
   return e instanceof HullError;
+}
+
+/** A registry could not be reached, refused a request, or answered something hull cannot use. */
+export class RegistryError extends HullError {
+  override readonly code: string = 'HULL_REGISTRY';
+}
+
+/** A registry refused the credentials (or asked for some and none were given). */
+export class AuthenticationError extends HullError {
+  override readonly code: string = 'HULL_UNAUTHORIZED';
 }

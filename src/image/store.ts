@@ -16,11 +16,11 @@
  * blobs and hashes nothing (blobs were verified when written; layers are verified when
  * extracted).
  */
-import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } from '../common/errors.js';
-import { digestHex, OciLayout, TempArea, type TempBlob } from './layout.js';
+import { digestHex, OciLayout, sha256, TempArea, type TempBlob } from './layout.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
 // The tar code (busybox.ts, unpack.ts) loads on first use: most commands never touch a tarball, and
@@ -291,6 +291,124 @@ export class ImageStore {
       await rm(work, { recursive: true, force: true });
       if (blob) await this.layout.discardTemp(blob);
     }
+  }
+
+  /** Whether the store holds the blob (for pulls: layers already there are not downloaded again). */
+  hasBlob(digest: string): boolean {
+    return this.layout.hasBlob(digest);
+  }
+
+  /** A fresh scratch path on the store's file system (removed when its process is gone). */
+  tempPath(suffix = ''): string {
+    return this.layout.temp.path(suffix);
+  }
+
+  /** Path of a stored blob, for reading (blobs are immutable once stored). */
+  blobPath(digest: string): string {
+    return this.layout.blobPath(digest);
+  }
+
+  /**
+   * Stream a blob into the store's temp area, verifying `expected` when given (IntegrityError
+   * and nothing left behind on a mismatch). It becomes visible only through {@link commitPulled}.
+   */
+  writeTempBlob(source: AsyncIterable<Uint8Array | string>, expected?: string): Promise<TempBlob> {
+    return this.layout.writeTempBlob(source, expected);
+  }
+
+  /** Drop a temp blob that will not be committed. */
+  discardTemp(blob: TempBlob): Promise<void> {
+    return this.layout.discardTemp(blob);
+  }
+
+  /**
+   * Commit a pulled (or loaded) image in one step under the store lock: the layer temp blobs,
+   * the config and the manifest (both kept byte for byte, so the manifest digest stays the
+   * registry's), then the name. Layers not in `layers` must already be in the store. Before
+   * anything is written, the manifest, config and layer set are checked against each other,
+   * so a failed commit leaves nothing new visible.
+   */
+  async commitPulled(ref: ImageReference | null, p: { manifest: Buffer; mediaType: string; config: Buffer; layers: TempBlob[] }): Promise<ImageRecord> {
+    const what = ref?.display ?? 'the image';
+    const manifest = JSON.parse(p.manifest.toString('utf8')) as OciManifest;
+    const config = JSON.parse(p.config.toString('utf8')) as OciImageConfigFile;
+    if (!manifest?.config || !Array.isArray(manifest.layers)) throw new IntegrityError(`the manifest of ${what} is not an image manifest`);
+    if (sha256(p.config) !== manifest.config.digest) throw new IntegrityError(`the config of ${what} does not match its manifest (expected ${manifest.config.digest}, got ${sha256(p.config)})`);
+    const diffIds = config?.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+      throw new IntegrityError(`image ${what} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}`);
+    }
+    for (const d of [...diffIds, ...manifest.layers.map((l) => l.digest)]) digestHex(d);
+    const temps = new Map(p.layers.map((b) => [b.digest, b]));
+    const digest = await this.layout.withLock(() => {
+      const missing = manifest.layers.find((l) => !temps.has(l.digest) && !this.layout.hasBlob(l.digest));
+      if (missing) throw new IntegrityError(`layer ${missing.digest} of ${what} left the store while pulling (removed by another hull?); pull again`);
+      for (const b of temps.values()) this.layout.commitBlob(b);
+      this.layout.putBlob(p.config);
+      const m = this.layout.putBlob(p.manifest);
+      const index = this.layout.readIndex();
+      const desc: Descriptor = {
+        mediaType: p.mediaType,
+        digest: m.digest,
+        size: m.size,
+        platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) },
+      };
+      if (ref) this.setName(index, ref.full, desc);
+      else if (!index.manifests.some((d) => d.digest === m.digest)) index.manifests.push(desc);
+      this.layout.writeIndex(index);
+      return m.digest;
+    });
+    return this.record(this.layout.readIndex(), digest);
+  }
+
+  /** An image's stored manifest, byte for byte, with its media type (for push and save). */
+  async manifestOf(ref: string): Promise<{ record: ImageRecord; manifest: OciManifest; bytes: Buffer; mediaType: string }> {
+    const record = await this.resolve(ref);
+    const bytes = readFileSync(this.layout.blobPath(record.manifestDigest));
+    const manifest = this.manifest(record.manifestDigest);
+    const entry = this.layout.readIndex().manifests.find((d) => d.digest === record.manifestDigest);
+    return { record, manifest, bytes, mediaType: manifest.mediaType ?? entry?.mediaType ?? MEDIA_TYPE.manifest };
+  }
+
+  /**
+   * `hull build`: store a layer made by the builder (an uncompressed tar stream). The blob is committed
+   * at once (intermediate steps need it extracted) but belongs to no image until {@link commitBuilt}.
+   */
+  async putBuiltLayer(source: AsyncIterable<Uint8Array | string>): Promise<{ digest: string; size: number }> {
+    const blob = await this.layout.writeTempBlob(source);
+    try {
+      await this.layout.withLock(() => this.layout.commitBlob(blob));
+    } finally {
+      await this.layout.discardTemp(blob);
+    }
+    return { digest: blob.digest, size: blob.size };
+  }
+
+  /**
+   * `hull build`: write a built image (config, manifest over layers already in the store) and give it
+   * every name in `refs` in one index update (an unnamed entry when there are none).
+   */
+  async commitBuilt(config: OciImageConfigFile, layers: { digest: string; size: number; mediaType: string }[], refs: string[]): Promise<ImageRecord> {
+    const targets = refs.map((r) => this.nameForWrite(r));
+    const digest = await this.layout.withLock(() => {
+      const missing = layers.find((l) => !this.layout.hasBlob(l.digest));
+      if (missing) throw new IntegrityError(`layer ${missing.digest} left the store during the build (removed by hull rmi meanwhile?); build again`);
+      const cfg = this.layout.putJson(config);
+      const manifest: OciManifest = {
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE.manifest,
+        config: { mediaType: MEDIA_TYPE.config, digest: cfg.digest, size: cfg.size },
+        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      };
+      const m = this.layout.putJson(manifest);
+      const index = this.layout.readIndex();
+      const desc: Descriptor = { mediaType: MEDIA_TYPE.manifest, digest: m.digest, size: m.size, platform: { architecture: config.architecture, os: config.os } };
+      for (const t of targets) this.setName(index, t.full, desc);
+      if (targets.length === 0 && !index.manifests.some((d) => d.digest === m.digest)) index.manifests.push(desc);
+      this.layout.writeIndex(index);
+      return m.digest;
+    });
+    return this.record(this.layout.readIndex(), digest);
   }
 
   /** Close the lock database. The store stays usable. */

@@ -32,8 +32,9 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
         return;
       }
       const rows = imgs.flatMap((i) => (i.names.length ? i.names : ['<none>:<none>']).map((n) => {
-        const c = n.lastIndexOf(':');
-        return [n.slice(0, c), n.slice(c + 1), i.id.slice(7, 19), ago(Date.parse(i.created)), bytes(i.size)];
+        const at = n.indexOf('@');
+        const c = at >= 0 ? at : n.lastIndexOf(':');
+        return [n.slice(0, c), at >= 0 ? '<none>' : n.slice(c + 1), i.id.slice(7, 19), ago(Date.parse(i.created)), bytes(i.size)];
       }));
       process.stdout.write(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows));
     });

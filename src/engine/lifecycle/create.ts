@@ -1,5 +1,6 @@
 import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
+import type { ImageRecord } from '../../image/store.js';
 import type { InstanceRecord } from '../store.js';
 import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../config.js';
 import { isValidName, newId, randomName } from '../names.js';
@@ -13,6 +14,8 @@ import { trace } from '../../common/trace.js';
 export interface CreateOptions {
   /** a hull process that waits for this instance's exit in the foreground (see Engine.context) */
   watcherPid?: number;
+  /** the image, already resolved (hull build runs steps on images that are not in the index) */
+  image?: ImageRecord;
 }
 
 export async function createInstance(engine: Engine, req: CreateRequest, opts: CreateOptions = {}): Promise<InstanceRecord> {
@@ -20,7 +23,7 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
     throw new InvalidArgumentError(`invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`);
   }
   trace('create: begin');
-  const image = await engine.images.resolve(req.image);
+  const image = opts.image ?? await engine.images.resolve(req.image);
   trace('create: image resolved');
   const id = newId();
   const runtime = req.runtime !== undefined ? checkRuntime(req.runtime) : defaultRuntime();

@@ -1,0 +1,128 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import type { CliContext } from '../context.js';
+import { TransferProgress } from '../progress.js';
+import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { CredentialStore } from '../../image/registry/credentials.js';
+import { pullImage } from '../../image/registry/pull.js';
+import { login, pushImage } from '../../image/registry/push.js';
+
+/** `--tls-verify[=true|false]` as podman spells it. */
+function tlsVerify(v: string | boolean | undefined): boolean {
+  if (v === undefined || v === true || v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InvalidArgumentError(`invalid --tls-verify value "${String(v)}": use true or false`);
+}
+
+/** A registry host as typed by a user (`https://quay.io/`, `index.docker.io`) → the host key. */
+function registryHost(text: string): string {
+  let host = text.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  if (host === 'index.docker.io' || host === 'registry-1.docker.io') host = 'docker.io';
+  if (!/^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/.test(host)) throw new InvalidArgumentError(`invalid registry "${text}": give a host name with an optional port, e.g. quay.io or 127.0.0.1:5000`);
+  return host;
+}
+
+async function readStdin(): Promise<string> {
+  let s = '';
+  for await (const chunk of process.stdin) s += chunk;
+  return s;
+}
+
+export function registerRegistryCommands(program: Command, ctx: CliContext): void {
+  const credentials = () => new CredentialStore(join(ctx.root, 'auth.json'));
+  const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+
+  program.command('pull').description('download an image from a registry')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: the host\'s)')
+    .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
+    .option('-q, --quiet', 'print only the image id')
+    .argument('<image>')
+    .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean }) => {
+      const engine = await ctx.engine();
+      const progress = new TransferProgress('pull', !!o.quiet);
+      try {
+        const img = await pullImage(engine.images, ref, {
+          ...(o.platform ? { platform: o.platform } : {}),
+          insecure: !tlsVerify(o.tlsVerify),
+          credentials: credentials(),
+          onEvent: progress.onEvent,
+          ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
+        });
+        progress.finish();
+        process.stdout.write(`${img.id}\n`);
+      } catch (e) {
+        progress.finish();
+        throw e;
+      }
+    });
+
+  program.command('push').description('upload an image to a registry')
+    .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .argument('<image>', 'local image')
+    .argument('[destination]', 'REGISTRY/REPOSITORY[:TAG] (default: the image name)')
+    .action(async (src: string, dest: string | undefined, o: { tlsVerify?: string | boolean; quiet?: boolean }) => {
+      const engine = await ctx.engine();
+      const progress = new TransferProgress('push', !!o.quiet);
+      try {
+        const r = await pushImage(engine.images, src, dest, {
+          insecure: !tlsVerify(o.tlsVerify),
+          credentials: credentials(),
+          onEvent: progress.onEvent,
+          ...(envNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: envNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
+          ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
+        });
+        progress.finish();
+        if (!o.quiet) process.stderr.write(`Pushed ${r.ref}: ${r.digest}\n`);
+      } catch (e) {
+        progress.finish();
+        throw e;
+      }
+    });
+
+  program.command('login').description('save credentials for a registry (checked against it first)')
+    .option('-u, --username <user>', 'user name')
+    .option('-p, --password <password>', 'password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from stdin')
+    .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
+    .argument('<registry>')
+    .action(async (reg: string, o: { username?: string; password?: string; passwordStdin?: boolean; tlsVerify?: string | boolean }) => {
+      const host = registryHost(reg);
+      if (o.password !== undefined && o.passwordStdin) throw new InvalidArgumentError('give the password with -p or --password-stdin, not both');
+      if (!o.username) throw new InvalidArgumentError('hull login needs a user name: -u USER');
+      let password = o.password;
+      if (o.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
+      if (password === undefined || password === '') throw new InvalidArgumentError('hull login needs a password: -p PASSWORD or --password-stdin');
+      await login(credentials(), host, { username: o.username, password }, { insecure: !tlsVerify(o.tlsVerify) });
+      process.stdout.write('Login Succeeded!\n');
+    });
+
+  program.command('logout').description('forget the credentials saved for a registry')
+    .argument('<registry>')
+    .action((reg: string) => {
+      const host = registryHost(reg);
+      if (!credentials().remove(host)) throw new NotFoundError(`not logged in to ${host}`);
+      process.stdout.write(`Removed login credentials for ${host}\n`);
+    });
+}
+
+export function registerArchiveCommands(program: Command, ctx: CliContext): void {
+  program.command('save').description('write images to an archive (oci-archive or docker-archive)')
+    .requiredOption('-o, --output <file>', 'the archive to write')
+    .option('--format <format>', 'oci-archive or docker-archive', 'oci-archive')
+    .argument('<image...>')
+    .action(async (refs: string[], o: { output: string; format: string }) => {
+      if (o.format !== 'oci-archive' && o.format !== 'docker-archive') throw new InvalidArgumentError(`invalid --format "${o.format}": use oci-archive or docker-archive`);
+      const { saveImages } = await import('../../image/archive.js');
+      await saveImages((await ctx.engine()).images, refs, o.output, o.format);
+    });
+
+  program.command('load').description('load images from an archive (oci-archive or docker-archive, detected)')
+    .requiredOption('-i, --input <file>', 'the archive to read')
+    .option('-q, --quiet', 'print only the image ids')
+    .action(async (o: { input: string; quiet?: boolean }) => {
+      const { loadImages } = await import('../../image/archive.js');
+      const loaded = await loadImages((await ctx.engine()).images, o.input);
+      for (const l of loaded) process.stdout.write(o.quiet ? `${l.record.id}\n` : `Loaded image: ${l.name ?? l.record.id}\n`);
+    });
+}

@@ -1,0 +1,45 @@
+/**
+ * The build cache of `hull build`: step key → the image state after that step, in `<root>/build-cache.db`
+ * (SQLite, so a killed build never leaves a torn entry). Keys cover the parent state, the instruction's
+ * cacheKey and, for COPY/ADD, a hash of the sources; values are JSON. Entries point at layer blobs that may
+ * have been removed since (hull rmi): the builder checks the blobs before it uses a hit.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+
+export class BuildCache {
+  private db: BetterSqlite3.Database | undefined;
+  readonly path: string;
+
+  constructor(root: string) {
+    this.path = join(root, 'build-cache.db');
+  }
+
+  private open(): BetterSqlite3.Database {
+    if (!this.db) {
+      // createRequire, not import(): the bundled CLI cannot import packages dynamically
+      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+      const db = new Database(this.path);
+      db.pragma('busy_timeout = 10000');
+      db.pragma('journal_mode = WAL');
+      db.exec('CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, value TEXT NOT NULL, created INTEGER NOT NULL)');
+      this.db = db;
+    }
+    return this.db;
+  }
+
+  get(key: string): string | undefined {
+    const row = this.open().prepare('SELECT value FROM steps WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  put(key: string, value: string): void {
+    this.open().prepare('INSERT OR REPLACE INTO steps (key, value, created) VALUES (?, ?, ?)').run(key, value, Date.now());
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+  }
+}
