@@ -92,6 +92,16 @@ describe('hull build', () => {
     assert.equal(h.filter((e) => !e.empty_layer).length, img!.config.rootfs.diff_ids.length);
   });
 
+  test('hull history lists the steps newest first, each with its layer size', async () => {
+    const steps = JSON.parse(await root.ok('history', '--format', 'json', 'built:1')) as { createdBy: string; size: number; layer: string | null }[];
+    assert.equal(steps[0]!.createdBy.split(' ')[0], 'CMD');
+    assert.equal(steps[0]!.layer, null, 'CMD adds no layer');
+    assert.match(steps.at(-1)!.createdBy, /busybox/, 'the base image step comes last');
+    assert.ok(steps.filter((s) => s.layer !== null).every((s) => s.size > 0));
+    const table = await root.ok('history', 'built:1');
+    assert.match(table.split('\n')[0]!, /^CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);
+  });
+
   test('an unchanged rebuild uses the cache for every step and gives the same image', async () => {
     const r = await root.hull('build', '-t', 'built:1', ctx);
     assert.equal(r.code, 0, r.stderr);

@@ -70,6 +70,27 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
   image.command('ls').description('list images').action(async () => {
     await program.parseAsync(['images'], { from: 'user' });
   });
+
+  program.command('history').description('show the steps that made an image, newest first')
+    .option('--no-trunc', 'do not truncate the steps')
+    .option('--format <format>', 'table or json')
+    .argument('<image>')
+    .action(async (ref: string, o: { trunc: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const img = await (await ctx.engine()).images.resolve(ref);
+      // pair each non-empty step with its layer, as docker does
+      let layer = 0;
+      const steps = (img.config.history ?? []).map((h) => {
+        const l = h.empty_layer ? undefined : img.layers[layer++];
+        return { created: h.created ?? '', createdBy: h.created_by ?? '', comment: h.comment ?? '', size: l?.size ?? 0, layer: l?.digest ?? null };
+      }).reverse();
+      if (format === 'json') { process.stdout.write(json(steps)); return; }
+      process.stdout.write(table(['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], steps.map((s) => [
+        s.created ? ago(Date.parse(s.created)) : '<missing>',
+        o.trunc && s.createdBy.length > 60 ? s.createdBy.slice(0, 57) + '...' : s.createdBy,
+        bytes(s.size), s.comment,
+      ])));
+    });
 }
 
 /** -c/--change for import: CMD/ENTRYPOINT (JSON array or shell form), ENV k=v, WORKDIR path. */
