@@ -234,7 +234,8 @@ describe('hull build', () => {
     child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
     child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
     const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    await waitFor('the RUN step to start', () => out.includes('started'), 15_000);
+    // the step's own output line, not the STEP header (which also contains the word)
+    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
     child.kill('SIGINT');
     assert.equal(await closed, 130, err);
     assert.match(err, /build interrupted \(SIGINT\) at Containerfile:2/);
@@ -275,7 +276,8 @@ describe('hull build', () => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
     const closed = new Promise((r) => child.on('close', r));
-    await waitFor('the RUN step to start', () => out.includes('started'), 15_000);
+    // the step's own output line, not the STEP header (which also contains the word)
+    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
     child.kill('SIGKILL');
     await closed;
     assert.ok(!(await root.ok('images')).includes('killed'));
