@@ -52,14 +52,18 @@ test('paths, stats, freezer and removal on a real cgroup', { skip: layout === 'v
   for (const ctrl of ['memory', 'cpuacct', 'pids', 'freezer', 'blkio', 'cpu']) mkdirSync(paths.v1.get(ctrl)!, { recursive: true });
   assert.ok(cgroupExists(paths));
   writeFileSync(join(paths.v1.get('memory')!, 'memory.limit_in_bytes'), String(128 * 1024 * 1024));
-  // a busy process inside: cpu and memory usage become non-zero
-  const child = spawn('sh', ['-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30']);
+  // a busy process inside: cpu and memory usage become non-zero. It starts working only once it is in the
+  // cgroup (v1 charges memory to the cgroup a page was allocated in, and does not move charges with a task).
+  const child = spawn('sh', ['-c', 'read go; i=0; s=; while [ $i -lt 4000 ]; do i=$((i+1)); s="$s$i"; done; echo done; exec sleep 30'], { stdio: ['pipe', 'pipe', 'ignore'] });
   children.push(child);
   for (const ctrl of ['memory', 'cpuacct', 'pids', 'freezer', 'blkio', 'cpu']) writeFileSync(join(paths.v1.get(ctrl)!, 'cgroup.procs'), String(child.pid));
-  await new Promise((r) => setTimeout(r, 300));
+  const worked = new Promise((r) => child.stdout!.once('data', r));
+  child.stdin!.write('go\n');
+  await worked;
   const s = readCgroupStats(paths);
+  console.log(`# cgroup stats of the busy child: cpu ${s.cpuUsageNs} ns, memory ${s.memoryUsage} bytes`);
   assert.ok(s.cpuUsageNs > 0, `cpu ${s.cpuUsageNs}`);
-  assert.ok(s.memoryUsage > 0);
+  assert.ok(s.memoryUsage > 0, `memory ${s.memoryUsage}`);
   assert.equal(s.memoryLimit, 128 * 1024 * 1024);
   assert.ok(s.pids >= 1);
   assert.equal(readMemoryLimit(paths), 128 * 1024 * 1024);
