@@ -13,7 +13,7 @@
 import { AuthenticationError, NotFoundError, RegistryError } from '../../common/errors.js';
 import { sha256 } from '../layout.js';
 import { parseChallenges } from './auth.js';
-import type { Credentials } from './credentials.js';
+import type { CredentialStore, Credentials } from './credentials.js';
 
 /** Manifest media types hull asks for and understands. */
 export const MANIFEST_TYPES = {
@@ -320,4 +320,23 @@ export class RegistryClient {
 
 function basic(c: Credentials): string {
   return 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
+}
+
+/** The options pull and push share for reaching a registry. */
+export interface TransferClientOptions {
+  insecure?: boolean;
+  credentials?: CredentialStore;
+  attempts?: number;
+  backoffMs?: number;
+}
+
+/** A client for `registry` with the saved credentials for it and the caller's transport options. */
+export function clientFor(registry: string, opts: TransferClientOptions): RegistryClient {
+  const creds = opts.credentials?.get(registry);
+  return new RegistryClient(registry, {
+    ...(creds ? { credentials: creds } : {}),
+    ...(opts.insecure ? { insecure: true } : {}),
+    ...(opts.attempts ? { attempts: opts.attempts } : {}),
+    ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+  });
 }

@@ -10,7 +10,7 @@ import { sha256, type TempBlob } from '../layout.js';
 import { parseReference } from '../reference.js';
 import type { ImageRecord, ImageStore } from '../store.js';
 import { hostArchitecture, MEDIA_TYPE, type Descriptor, type OciIndex, type OciManifest } from '../types.js';
-import { MANIFEST_TYPES, RegistryClient } from './client.js';
+import { MANIFEST_TYPES, clientFor, type RegistryClient } from './client.js';
 import type { CredentialStore } from './credentials.js';
 
 /** What pull and push report while they work (the CLI draws it). */
@@ -94,13 +94,7 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   const ref = parseReference(refText);
   const registry = ref.name.slice(0, ref.name.indexOf('/'));
   const repo = ref.name.slice(registry.length + 1);
-  const creds = opts.credentials?.get(registry);
-  const client = new RegistryClient(registry, {
-    ...(creds ? { credentials: creds } : {}),
-    ...(opts.insecure ? { insecure: true } : {}),
-    ...(opts.attempts ? { attempts: opts.attempts } : {}),
-    ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
-  });
+  const client = clientFor(registry, opts);
   const emit = opts.onEvent ?? (() => { /* quiet */ });
   const display = ref.display.startsWith(registry) ? ref.display : `${registry}/${ref.display}`;
 

@@ -14,7 +14,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { parseReference } from '../reference.js';
 import type { ImageStore } from '../store.js';
 import type { Descriptor } from '../types.js';
-import { RegistryClient } from './client.js';
+import { RegistryClient, clientFor } from './client.js';
 import type { CredentialStore } from './credentials.js';
 import { parallel, type TransferEvent } from './pull.js';
 
@@ -37,13 +37,7 @@ export async function pushImage(store: ImageStore, src: string, dest: string | u
   if (target.digest) throw new InvalidArgumentError(`cannot push to ${dest ?? src}: give a tag, not a digest`);
   const { record, manifest, bytes, mediaType } = await store.manifestOf(src);
   const { registry, repo } = split(target.name);
-  const creds = opts.credentials?.get(registry);
-  const client = new RegistryClient(registry, {
-    ...(creds ? { credentials: creds } : {}),
-    ...(opts.insecure ? { insecure: true } : {}),
-    ...(opts.attempts ? { attempts: opts.attempts } : {}),
-    ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
-  });
+  const client = clientFor(registry, opts);
   const emit = opts.onEvent ?? (() => { /* quiet */ });
   const chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
   // another repository of the same registry that has this image: blobs can be mounted from it
