@@ -31,6 +31,13 @@ async function readStdin(): Promise<string> {
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
   const credentials = () => new CredentialStore(join(ctx.root, 'auth.json'));
   const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  /** What pull and push share: TLS choice, saved credentials, progress, retry count. */
+  const transfer = (o: { tlsVerify?: string | boolean }, progress: TransferProgress) => ({
+    insecure: !tlsVerify(o.tlsVerify),
+    credentials: credentials(),
+    onEvent: progress.onEvent,
+    ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
+  });
 
   program.command('pull').description('download an image from a registry')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: the host\'s)')
@@ -40,20 +47,13 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
     .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean }) => {
       const engine = await ctx.engine();
       const progress = new TransferProgress('pull', !!o.quiet);
+      let img;
       try {
-        const img = await pullImage(engine.images, ref, {
-          ...(o.platform ? { platform: o.platform } : {}),
-          insecure: !tlsVerify(o.tlsVerify),
-          credentials: credentials(),
-          onEvent: progress.onEvent,
-          ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
-        });
+        img = await pullImage(engine.images, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transfer(o, progress) });
+      } finally {
         progress.finish();
-        process.stdout.write(`${img.id}\n`);
-      } catch (e) {
-        progress.finish();
-        throw e;
       }
+      process.stdout.write(`${img.id}\n`);
     });
 
   program.command('push').description('upload an image to a registry')
@@ -64,20 +64,16 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
     .action(async (src: string, dest: string | undefined, o: { tlsVerify?: string | boolean; quiet?: boolean }) => {
       const engine = await ctx.engine();
       const progress = new TransferProgress('push', !!o.quiet);
+      let r;
       try {
-        const r = await pushImage(engine.images, src, dest, {
-          insecure: !tlsVerify(o.tlsVerify),
-          credentials: credentials(),
-          onEvent: progress.onEvent,
+        r = await pushImage(engine.images, src, dest, {
           ...(envNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: envNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
-          ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
+          ...transfer(o, progress),
         });
+      } finally {
         progress.finish();
-        if (!o.quiet) process.stderr.write(`Pushed ${r.ref}: ${r.digest}\n`);
-      } catch (e) {
-        progress.finish();
-        throw e;
       }
+      if (!o.quiet) process.stderr.write(`Pushed ${r.ref}: ${r.digest}\n`);
     });
 
   program.command('login').description('save credentials for a registry (checked against it first)')
