@@ -28,7 +28,8 @@ before(async () => {
 
 describe('bad input is refused before anything is made (125)', () => {
   const cases: [string, string[], RegExp][] = [
-    ['an unknown image', ['run', 'nosuchimage', 'true'], /image not found: nosuchimage/],
+    ['an unknown image', ['run', '--pull', 'never', 'nosuchimage', 'true'], /image not found: nosuchimage/],
+    ['an unknown image on an unreachable registry', ['run', '--quiet', '127.0.0.1:1/no/such:1', 'true'], /image 127\.0\.0\.1:1\/no\/such:1 is not stored here and pulling it failed: registry 127\.0\.0\.1:1 is not reachable/],
     ['a malformed --memory', ['run', '--memory', '12x', 'busybox', 'true'], /invalid --memory "12x"/],
     ['a --memory below the minimum', ['run', '--memory', '1k', 'busybox', 'true'], /--memory.*minimum/],
     ['a malformed --cpus', ['run', '--cpus', 'abc', 'busybox', 'true'], /invalid --cpus "abc"/],

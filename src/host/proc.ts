@@ -134,6 +134,20 @@ export function processAlive(pid: number): boolean {
   return state !== 'Z' && state !== 'X' && state !== 'x';
 }
 
+/**
+ * The process's start time (clock ticks after boot, /proc/<pid>/stat field 22), or null when it is gone.
+ * A pid plus its start time names one process for good: pids are reused, the pair is not.
+ */
+export function processStartTime(pid: number): string | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** argv of a live process (from /proc/<pid>/cmdline), or null when it is gone. */
 export function processArgv(pid: number): string[] | null {
   try {

@@ -271,12 +271,14 @@ export class OciLayout {
   }
 
   /**
-   * Delete blobs that no index entry reaches (through manifests, and through nested indexes).
-   * Returns the deleted digests. Call under the lock.
+   * Delete blobs that no index entry reaches (through manifests, and through nested indexes),
+   * nor any digest of `alsoKeep` (leases of operations in progress). Returns the deleted digests.
+   * Call under the lock.
    */
-  deleteUnreferencedBlobs(): string[] {
+  deleteUnreferencedBlobs(alsoKeep: Iterable<string> = []): string[] {
     this.assertLocked();
     const keep = new Set<string>();
+    const extra = [...alsoKeep];
     const visit = (digest: string): void => {
       if (keep.has(digest)) return;
       keep.add(digest);
@@ -292,6 +294,7 @@ export class OciLayout {
       for (const m of doc.manifests ?? []) visit(m.digest);
     };
     for (const d of this.readIndex().manifests) visit(d.digest);
+    for (const d of extra) keep.add(d);
     const deleted: string[] = [];
     let names: string[];
     try {

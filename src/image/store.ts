@@ -7,20 +7,29 @@
  * (`docker.io/library/busybox:latest`, see reference.ts). An image that loses its last name to
  * a newer image (import or tag over an existing name) stays in the index as a descriptor
  * without a name (docker's dangling `<none>` image), so instances made from it keep working;
- * `remove` takes images out of the index and deletes the blobs nothing references any more.
- * Extracted layer directories are never deleted here: they may be overlay lower directories
- * of running instances, which only the engine knows about.
+ * `remove` and `prune` take images out of the index and collect the garbage: blobs nothing
+ * references any more and extracted layer directories of no remaining image.
+ *
+ * Garbage collection is safe against concurrent use by other hull processes: it runs under the
+ * store lock and keeps (1) everything the index reaches, (2) every ref of a live lease (an
+ * operation in progress, such as a build, see lease.ts), (3) images the caller names as in use
+ * (the engine passes the images of its instances, read under the same lock), and (4) layer
+ * directories mounted as an overlay lower directory right now. An instance is recorded under
+ * the lock too ({@link ImageStore.useImage}), so a collector sees either the instance or an
+ * image it may delete, which the creator then reports as gone instead of running without it.
+ * Doomed layer directories are renamed away under the lock and deleted after it.
  *
  * Reads take no lock: index.json is replaced atomically and blobs never change. Writes go
  * through OciLayout.withLock. Resolving an existing image reads index.json and two small JSON
  * blobs and hashes nothing (blobs were verified when written; layers are verified when
  * extracted).
  */
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } from '../common/errors.js';
 import { digestHex, OciLayout, sha256, TempArea, type TempBlob } from './layout.js';
+import { Lease, liveLeaseRefs } from './lease.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
 // The tar code (busybox.ts, unpack.ts) loads on first use: most commands never touch a tarball, and
@@ -85,6 +94,16 @@ function repositoryOf(full: string): string | undefined {
 interface Match {
   digest: string;
   name?: string;
+}
+
+/** What a prune or remove collected. */
+export interface GcResult {
+  /** blob digests deleted */
+  blobs: string[];
+  /** extracted layer directories deleted (diffIDs) */
+  layers: string[];
+  /** bytes freed (blobs plus extracted files) */
+  reclaimed: number;
 }
 
 /** Options of {@link ImageStore}. */
@@ -232,8 +251,9 @@ export class ImageStore {
    * `force`). An image left without names leaves the index, and blobs that no remaining
    * image references are deleted. Returns docker-style lines (`Untagged: ...`, `Deleted: ...`).
    */
-  async remove(ref: string, opts: { force?: boolean } = {}): Promise<string[]> {
-    return this.layout.withLock(() => {
+  async remove(ref: string, opts: { force?: boolean; inUse?: () => Set<string> } = {}): Promise<string[]> {
+    const doomed: string[] = [];
+    const lines = await this.layout.withLock(() => {
       const index = this.layout.readIndex();
       const match = this.find(index, ref);
       if (!match) throw new NotFoundError(`image not found: ${ref} (hull images lists the images there are)`);
@@ -253,11 +273,152 @@ export class ImageStore {
         for (const n of image.names) lines.push(`Untagged: ${n}`);
         index.manifests = index.manifests.filter((d) => d.digest !== match.digest);
       }
-      if (!index.manifests.some((d) => d.digest === match.digest)) lines.push(`Deleted: ${image.id}`);
+      const gone = !index.manifests.some((d) => d.digest === match.digest);
+      if (gone && opts.inUse?.().has(image.id)) {
+        // an instance still uses it (rmi -f): it loses its names but stays, dangling, as docker does
+        const desc = this.layout.readIndex().manifests.find((d) => d.digest === match.digest)!;
+        const { annotations: _names, ...dangling } = desc;
+        index.manifests.push(dangling);
+      } else if (gone) {
+        lines.push(`Deleted: ${image.id}`);
+      }
       this.layout.writeIndex(index);
-      this.layout.deleteUnreferencedBlobs();
+      doomed.push(...this.collectLocked(new Set()).doomed);
       return lines;
     });
+    await this.deleteDoomed(doomed);
+    return lines;
+  }
+
+  /**
+   * `hull image prune`: remove dangling images (with `all`, every image) that no instance uses
+   * (`inUse` gives their ids; it is called under the store lock), then collect the garbage.
+   * Returns the removed images' ids and what was freed.
+   */
+  async prune(opts: { all?: boolean; inUse: () => Set<string> }): Promise<{ images: string[]; gc: GcResult }> {
+    let doomed: string[] = [];
+    const result = await this.layout.withLock(() => {
+      const used = opts.inUse();
+      const index = this.layout.readIndex();
+      const removed = new Set<string>();
+      const keepDigests = new Set<string>();
+      for (const d of index.manifests) {
+        const id = this.recordOrStub(index, d.digest).id;
+        if (used.has(id) || (!opts.all && refName(d) !== undefined)) keepDigests.add(d.digest);
+      }
+      index.manifests = index.manifests.filter((d) => {
+        if (keepDigests.has(d.digest)) return true;
+        removed.add(this.recordOrStub(index, d.digest).id);
+        return false;
+      });
+      if (removed.size) this.layout.writeIndex(index);
+      const gc = this.collectLocked(used);
+      doomed = gc.doomed;
+      return { images: [...removed], gc: gc.result };
+    });
+    await this.deleteDoomed(doomed);
+    return result;
+  }
+
+  /** A lease for an operation in progress: what it retains survives garbage collection until release. */
+  lease(): Lease {
+    return new Lease(join(this.imagesDir, '.leases'));
+  }
+
+  /**
+   * Retain an image's config and layers (blobs and extracted directories) in `lease`, after checking under
+   * the lock that they are all still there. NotFoundError when a collector removed one since.
+   */
+  async retain(lease: Lease, configDigest: string | null, layers: { digest: string; diffId: string }[]): Promise<void> {
+    await this.layout.withLock(() => {
+      const missing = [...(configDigest ? [configDigest] : []), ...layers.map((l) => l.digest)].find((d) => !this.layout.hasBlob(d));
+      if (missing) throw new NotFoundError(`blob ${missing.slice(0, 19)} left the image store meanwhile (hull rmi or image prune in another process)`);
+      lease.add([...(configDigest ? [configDigest] : []), ...layers.flatMap((l) => [l.digest, l.diffId])]);
+    });
+  }
+
+  /**
+   * Run `record` (which records an instance of `image`) under the store lock, after checking that the
+   * image is still complete: with {@link prune} taking the same lock and reading the instances, an image
+   * is either seen in use or reported gone here, never deleted under a new instance.
+   */
+  async useImage<T>(image: ImageRecord, record: () => T): Promise<T> {
+    return this.layout.withLock(() => {
+      this.assertComplete(image);
+      return record();
+    });
+  }
+
+  private assertComplete(image: ImageRecord): void {
+    const missing = [image.id, ...image.layers.map((l) => l.digest)].find((d) => !this.layout.hasBlob(d));
+    if (missing) {
+      const name = image.names[0] ?? image.id.slice(7, 19);
+      throw new NotFoundError(`image ${name} was removed meanwhile (blob ${missing.slice(0, 19)} is gone: hull rmi or image prune in another process); pull or build it again`);
+    }
+  }
+
+  /**
+   * Garbage collection, under the lock: delete unreferenced blobs, and rename extracted layer directories
+   * no remaining image, lease, in-use image or overlay mount needs into the temp area (returned as
+   * `doomed`, for deleteDoomed once the lock is released).
+   */
+  private collectLocked(used: Set<string>): { result: GcResult; doomed: string[] } {
+    const leased = liveLeaseRefs(join(this.imagesDir, '.leases'));
+    const sizes = new Map<string, number>();
+    for (const d of this.blobDigests()) sizes.set(d, this.blobSize(d));
+    const blobs = this.layout.deleteUnreferencedBlobs(leased);
+    let reclaimed = blobs.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0);
+    const keep = new Set<string>([...leased].filter((r) => r.startsWith('sha256:')).map((r) => r.slice(7)));
+    const index = this.layout.readIndex();
+    for (const d of index.manifests) {
+      try {
+        for (const l of this.record(index, d.digest).layers) keep.add(digestHex(l.diffId));
+      } catch { /* unreadable entry: reaches nothing */ }
+    }
+    for (const id of used) {
+      // an instance's image that left the index (created before leases existed): keep what its config names
+      try {
+        const cfg = this.layout.readJson<OciImageConfigFile>(id);
+        for (const diff of cfg?.rootfs?.diff_ids ?? []) keep.add(digestHex(diff));
+      } catch { /* config gone: nothing to learn */ }
+    }
+    for (const dir of mountedLowerDirs(this.layersDir)) keep.add(dir);
+    const layers: string[] = [];
+    const doomed: string[] = [];
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.layersDir);
+    } catch { /* no layers yet */ }
+    for (const name of names) {
+      if (!/^[a-f0-9]{64}$/.test(name) || keep.has(name)) continue;
+      const from = join(this.layersDir, name);
+      reclaimed += treeSize(from);
+      const to = this.layerTemp.path('.gc');
+      renameSync(from, to);
+      doomed.push(to);
+      layers.push(`sha256:${name}`);
+    }
+    return { result: { blobs, layers, reclaimed }, doomed };
+  }
+
+  private async deleteDoomed(paths: string[]): Promise<void> {
+    for (const p of paths) await rm(p, { recursive: true, force: true });
+  }
+
+  private blobDigests(): string[] {
+    try {
+      return readdirSync(join(this.imagesDir, 'blobs', 'sha256')).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+    } catch {
+      return [];
+    }
+  }
+
+  private blobSize(digest: string): number {
+    try {
+      return statSync(this.layout.blobPath(digest)).size;
+    } catch {
+      return 0;
+    }
   }
 
   /**
@@ -374,10 +535,13 @@ export class ImageStore {
    * `hull build`: store a layer made by the builder (an uncompressed tar stream). The blob is committed
    * at once (intermediate steps need it extracted) but belongs to no image until {@link commitBuilt}.
    */
-  async putBuiltLayer(source: AsyncIterable<Uint8Array | string>): Promise<{ digest: string; size: number }> {
+  async putBuiltLayer(source: AsyncIterable<Uint8Array | string>, lease?: Lease): Promise<{ digest: string; size: number }> {
     const blob = await this.layout.writeTempBlob(source);
     try {
-      await this.layout.withLock(() => this.layout.commitBlob(blob));
+      await this.layout.withLock(() => {
+        this.layout.commitBlob(blob);
+        lease?.add([blob.digest]);
+      });
     } finally {
       await this.layout.discardTemp(blob);
     }
@@ -563,4 +727,49 @@ export class ImageStore {
     }
     await running;
   }
+}
+
+/** Bytes of the regular files under `path` (hard links counted once per directory walk). */
+function treeSize(path: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  const walk = (p: string): void => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const n of readdirSync(p)) walk(join(p, n));
+    } else if (st.isFile()) {
+      const key = `${st.dev}:${st.ino}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        total += st.size;
+      }
+    }
+  };
+  walk(path);
+  return total;
+}
+
+/** Hex names of the layer directories under `layersDir` that an overlay mount uses as a lower directory now. */
+function mountedLowerDirs(layersDir: string): string[] {
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const prefix = layersDir + '/';
+  for (const line of info.split('\n')) {
+    const m = /\blowerdir=([^,\s]+)/.exec(line);
+    if (!m) continue;
+    for (const dir of m[1]!.split(':')) {
+      if (dir.startsWith(prefix)) out.push(dir.slice(prefix.length).split('/')[0]!);
+    }
+  }
+  return out;
 }

@@ -48,6 +48,10 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--network <mode>', 'network: none (loopback only, default) or host')
     .addOption(new Option('--net <mode>', 'same as --network').hideHelp())
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
+    .option('--pull <policy>', 'pull the image: missing (default), always, never')
+    .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image')
+    .option('--tls-verify [bool]', 'use HTTPS when pulling (false: plain HTTP)')
+    .option('-q, --quiet', 'pull without progress output')
     .addOption(new Option('--isolation <kind>', 'container (default)').choices(['container']).default('container'))
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
@@ -61,6 +65,7 @@ export interface CreateFlags {
   memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   blkioWeight?: string; ulimit?: string[]; restart?: string; rm?: boolean; stopSignal?: string; stopTimeout?: string;
   entrypoint?: string; label?: string[]; network?: string; net?: string; runtime?: string; isolation?: string;
+  pull?: string; platform?: string; tlsVerify?: string | boolean; quiet?: boolean;
 }
 
 /** The resource flags, shared with `update`. */

@@ -1,8 +1,21 @@
 import type { Command } from 'commander';
+import { createRequire } from 'node:module';
 import type { CliContext } from '../context.js';
 import { ago, bytes, checkFormat, json, table } from '../format.js';
 import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import { parseEnv } from '../../common/parse.js';
+import { pruneImages, removeImage } from '../../engine/images.js';
+
+/** Ask a yes/no question on the terminal; true only for y or yes. */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -39,20 +52,21 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       process.stdout.write(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows));
     });
 
-  program.command('rmi').description('remove images')
-    .option('-f, --force', 'remove even if instances use it')
-    .argument('<image...>')
-    .action(async (refs: string[], o: { force?: boolean }) => {
-      const engine = await ctx.engine();
-      for (const ref of refs) {
-        const img = await engine.images.resolve(ref);
-        const users = engine.store.list().filter((r) => r.imageId === img.id);
-        if (users.length && !o.force && img.names.length <= 1) {
-          throw new ConflictError(`image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`);
-        }
-        for (const line of await engine.images.remove(ref, { force: !!o.force })) process.stdout.write(line + '\n');
+  const rmi = async (refs: string[], o: { force?: boolean }): Promise<void> => {
+    const engine = await ctx.engine();
+    for (const ref of refs) {
+      const img = await engine.images.resolve(ref);
+      const users = engine.store.list().filter((r) => r.imageId === img.id);
+      if (users.length && !o.force && img.names.length <= 1) {
+        throw new ConflictError(`image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`);
       }
-    });
+      for (const line of await removeImage(engine, ref, !!o.force)) process.stdout.write(line + '\n');
+    }
+  };
+  program.command('rmi').description('remove images')
+    .option('-f, --force', 'remove even if instances use it (it stays, without a name, while they do)')
+    .argument('<image...>')
+    .action(rmi);
 
   program.command('tag').description('give an image another name').argument('<source>').argument('<target>')
     .action(async (src: string, dst: string) => {
@@ -67,6 +81,29 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       for (const r of refs) out.push(await engine.images.resolve(r));
       process.stdout.write(json(out));
     });
+  image.command('prune').description('remove unused images and free their blobs and extracted layers')
+    .option('-a, --all', 'remove every image no instance uses, not only dangling ones')
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--format <format>', 'output format: table or json')
+    .action(async (o: { all?: boolean; force?: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      if (!o.force && process.stdin.isTTY && format !== 'json') {
+        const what = o.all ? 'all images without at least one instance associated to them' : 'all dangling images';
+        if (!(await confirm(`WARNING! This will remove ${what}.\nAre you sure you want to continue? [y/N] `))) return;
+      }
+      const engine = await ctx.engine();
+      const r = await pruneImages(engine, !!o.all);
+      if (format === 'json') {
+        process.stdout.write(json({ ImagesDeleted: r.images, BlobsDeleted: r.gc.blobs, LayersDeleted: r.gc.layers, SpaceReclaimed: r.gc.reclaimed }));
+        return;
+      }
+      for (const id of r.images) process.stdout.write(`Deleted: ${id}\n`);
+      process.stdout.write(`Total reclaimed space: ${bytes(r.gc.reclaimed)}\n`);
+    });
+  image.command('rm').description('remove images (same as rmi)')
+    .option('-f, --force', 'remove even if instances use it (it stays, without a name, while they do)')
+    .argument('<image...>')
+    .action(rmi);
   image.command('ls').description('list images').action(async () => {
     await program.parseAsync(['images'], { from: 'user' });
   });

@@ -3,6 +3,7 @@ import type { CliContext } from '../context.js';
 import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
 import { ago, bytes, checkFormat, duration, json, table } from '../format.js';
 import { terminalStdio } from '../stdio.js';
+import { ensureImage } from '../transfer.js';
 import { parseNumber, parseRestart, parseSignal, parseTimeArg } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
@@ -91,6 +92,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
+      await ensureImage(ctx, engine, image, f.pull, f);
       let rec = await createInstance(engine, req, f.detach ? {} : { watcherPid: process.pid });
       if (f.detach) {
         rec = await startInstance(engine, rec).catch(async (e) => {
@@ -110,7 +112,10 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
 
   addCreateFlags(program.command('create').description('create an instance without starting it'))
     .action(async (image: string, command: string[], f: CreateFlags) => {
-      const rec = await createInstance(await ctx.engine(), toCreateRequest(image, command, f));
+      const engine = await ctx.engine();
+      const req = toCreateRequest(image, command, f);
+      await ensureImage(ctx, engine, image, f.pull, f);
+      const rec = await createInstance(engine, req);
       process.stdout.write(rec.id + '\n');
     });
 

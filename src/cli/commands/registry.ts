@@ -4,15 +4,8 @@ import type { CliContext } from '../context.js';
 import { TransferProgress } from '../progress.js';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { CredentialStore } from '../../image/registry/credentials.js';
-import { pullImage } from '../../image/registry/pull.js';
+import { pullWithProgress, tlsVerify, transferOptions } from '../transfer.js';
 import { login, pushImage } from '../../image/registry/push.js';
-
-/** `--tls-verify[=true|false]` as podman spells it. */
-function tlsVerify(v: string | boolean | undefined): boolean {
-  if (v === undefined || v === true || v === 'true') return true;
-  if (v === 'false') return false;
-  throw new InvalidArgumentError(`invalid --tls-verify value "${String(v)}": use true or false`);
-}
 
 /** A registry host as typed by a user (`https://quay.io/`, `index.docker.io`) → the host key. */
 function registryHost(text: string): string {
@@ -31,13 +24,7 @@ async function readStdin(): Promise<string> {
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
   const credentials = () => new CredentialStore(join(ctx.root, 'auth.json'));
   const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  /** What pull and push share: TLS choice, saved credentials, progress, retry count. */
-  const transfer = (o: { tlsVerify?: string | boolean }, progress: TransferProgress) => ({
-    insecure: !tlsVerify(o.tlsVerify),
-    credentials: credentials(),
-    onEvent: progress.onEvent,
-    ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
-  });
+  const transfer = (o: { tlsVerify?: string | boolean }, progress: TransferProgress) => transferOptions(ctx, o, progress);
 
   program.command('pull').description('download an image from a registry')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: the host\'s)')
@@ -45,14 +32,7 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
     .option('-q, --quiet', 'print only the image id')
     .argument('<image>')
     .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean }) => {
-      const engine = await ctx.engine();
-      const progress = new TransferProgress('pull', !!o.quiet);
-      let img;
-      try {
-        img = await pullImage(engine.images, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transfer(o, progress) });
-      } finally {
-        progress.finish();
-      }
+      const img = await pullWithProgress(ctx, await ctx.engine(), ref, o);
       process.stdout.write(`${img.id}\n`);
     });
 

@@ -32,6 +32,7 @@ import { removeInstance } from '../lifecycle/remove.js';
 import { handleExit } from '../lifecycle/exit.js';
 import { instanceLogs } from '../output.js';
 import { BuildCache } from './cache.js';
+import type { Lease } from '../../image/lease.js';
 import { cleanSource, dirFs, resolveInImage, expandSource, hashEntries, planCopy, resolveChown, viewFs, type CopySource, type SourceFs } from './copy.js';
 
 /** A build step failed (the message starts `FILE:LINE: `). */
@@ -106,15 +107,20 @@ export class Builder {
   private cmdSet = false;
   private contextDir = '';
 
+  /** what this build holds on to while it runs: base images, cache hits, new layers (safe from image prune) */
+  private lease: Lease | undefined;
+
   constructor(private readonly engine: Engine, private readonly opts: BuildOptions) {
     this.cache = new BuildCache(engine.root);
   }
 
   /** Build, tag, and return the image. */
   async build(): Promise<ImageRecord> {
+    this.lease = this.engine.images.lease();
     try {
       return await this.run();
     } finally {
+      this.lease.release();
       this.cache.close();
       for (const p of this.cleanups) rmSync(p, { recursive: true, force: true });
     }
@@ -180,7 +186,9 @@ export class Builder {
 
   private async resolveImage(ref: string): Promise<ImageRecord> {
     try {
-      return await this.engine.images.resolve(ref);
+      const image = await this.engine.images.resolve(ref);
+      await this.engine.images.retain(this.lease!, image.id, image.layers);
+      return image;
     } catch (e) {
       if (e instanceof NotFoundError) throw new NotFoundError(`image ${ref} not found locally: hull pull ${ref} first`);
       throw e;
@@ -242,7 +250,7 @@ export class Builder {
       const hit = this.cache.get(key);
       if (hit) {
         const s = JSON.parse(hit) as State;
-        if (s.layers.every((l) => this.engine.images.hasBlob(l.digest))) {
+        if (await this.engine.images.retain(this.lease!, null, s.layers).then(() => true, () => false)) {
           this.opts.log(`--> Using cache ${short(stateId(s))}`);
           return s;
         }
@@ -282,7 +290,7 @@ export class Builder {
       (next.config.history ??= []).push(this.history(ins, true));
       return next;
     }
-    const blob = await this.engine.images.putBuiltLayer(layerTar(entries));
+    const blob = await this.engine.images.putBuiltLayer(layerTar(entries), this.lease);
     next.layers.push({ digest: blob.digest, diffId: blob.digest, size: blob.size, mediaType: MEDIA_TYPE.layer });
     next.config.rootfs = { type: 'layers', diff_ids: [...next.config.rootfs.diff_ids, blob.digest] };
     (next.config.history ??= []).push(this.history(ins, false));

@@ -36,19 +36,27 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
     createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0,
     supervisorPid: 0, restartCount: 0, stoppedByUser: false,
   };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      engine.store.insert(rec);
-      break;
-    } catch (e) {
-      // a generated name that another instance already has: draw another (docker does the same)
-      if (!(e instanceof ConflictError) || req.name !== undefined || attempt >= 9) throw e;
-      rec.name = randomName();
+  const insert = (): void => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        engine.store.insert(rec);
+        break;
+      } catch (e) {
+        // a generated name that another instance already has: draw another (docker does the same)
+        if (!(e instanceof ConflictError) || req.name !== undefined || attempt >= 9) throw e;
+        rec.name = randomName();
+      }
     }
-  }
+  };
+  // Recorded under the image store's lock, so that a concurrent `hull image prune` either sees this
+  // instance or has removed the image (reported here) — never deletes it under the new instance. An image
+  // handed in by hull build is held by the build's lease instead.
+  if (opts.image) insert();
+  else await engine.images.useImage(image, insert);
   const driver = engine.driver(rec.kind);
-  const ctx = engine.context(rec, await engine.images.layerDirs(image), opts.watcherPid);
+  let ctx = engine.context(rec, [], opts.watcherPid);
   try {
+    ctx = engine.context(rec, await engine.images.layerDirs(image), opts.watcherPid);
     trace('create: record inserted, layers ready');
     const res = await driver.create(ctx);
     trace('create: driver created');
