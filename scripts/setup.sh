@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo)
+packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

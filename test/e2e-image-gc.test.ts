@@ -5,11 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageStore } from '../src/image/store.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
-import { startDockerRegistry, type RunningRegistry } from './helpers/registry.js';
+import { spawnSync } from 'node:child_process';
+import { OciLayoutBuilder, makeLayer, skopeo, startDockerRegistry, type RunningRegistry } from './helpers/registry.js';
 
 const roots: HullRoot[] = [];
 const newRoot = (name: string) => { const r = new HullRoot(name); roots.push(r); return r; };
@@ -63,6 +64,37 @@ describe('hull run pulls missing images', () => {
     const down = await root.hull('run', '--rm', '127.0.0.1:1/nothing/here:1', 'true');
     assert.equal(down.code, 125);
     assert.match(down.stderr, /not reachable/);
+    await root.cleanupAndCheck();
+  });
+});
+
+describe('zstd layers', () => {
+  test('an image with a zstd-compressed layer (pushed by skopeo) pulls and runs; hull import takes a .tar.zst', async () => {
+    const root = newRoot('gc-zstd');
+    const layer = makeLayer({ 'hello.txt': 'from a zstd layer\n' });
+    const zst = spawnSync('zstd', ['-q', '-c'], { input: layer.tar });
+    assert.equal(zst.status, 0, String(zst.stderr));
+    const layout = new OciLayoutBuilder(join(work, 'zstd'));
+    const base = JSON.parse(await root.ok('image', 'inspect', 'busybox')) as { layers: { digest: string; diffId: string; size: number; mediaType: string }[] }[];
+    // busybox's own layer (copied from the store) under a zstd layer
+    const bbLayer = base[0]!.layers[0]!;
+    const bb = layout.blob(bbLayer.mediaType, readFileSync(join(root.dir, 'images', 'blobs', 'sha256', bbLayer.digest.slice(7))));
+    const z = layout.blob('application/vnd.oci.image.layer.v1.tar+zstd', zst.stdout);
+    layout.name(layout.image([bb, z], [bbLayer.diffId, layer.diffId], process.arch === 'arm64' ? 'arm64' : 'amd64', ['cat', '/hello.txt']), 'z1');
+    skopeo('copy', '--dest-tls-verify=false', `oci:${join(work, 'zstd')}:z1`, `docker://${registry.host}/gc/zstd:1`);
+    const r = await root.hull('run', '--rm', '-q', `${registry.host}/gc/zstd:1`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'from a zstd layer\n');
+    const file = join(work, 'rootfs.tar.zst');
+    writeFileSync(file, zst.stdout);
+    await root.ok('import', file, 'imported:zst');
+    const layers = JSON.parse(await root.ok('image', 'inspect', 'imported:zst')) as { layers: { mediaType: string }[] }[];
+    assert.equal(layers[0]!.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+    writeFileSync(file, Buffer.concat([zst.stdout.subarray(0, 40), Buffer.alloc(64, 7)]));
+    const bad = await root.hull('import', file, 'broken:zst');
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /cannot import .*rootfs.tar.zst: (not a tar archive \(plain, gzip or zstd\)|bad zstd data)/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
     await root.cleanupAndCheck();
   });
 });

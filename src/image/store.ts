@@ -175,7 +175,7 @@ export class ImageStore {
   }
 
   /**
-   * Make an image from a root filesystem tarball (plain or gzip, detected from its first
+   * Make an image from a root filesystem tarball (plain, gzip or zstd, detected from its first
    * bytes; `-` reads stdin), like `docker import`. The tarball becomes the image's only layer
    * as it is; `ref` names it (an older image of that name keeps existing without the name).
    */
@@ -198,7 +198,7 @@ export class ImageStore {
         scan = await scanLayer(blob.path);
       } catch (e) {
         if (e instanceof (await loadUnpack()).TarFormatError) {
-          throw new InvalidArgumentError(`cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain or gzip): ${e.message}`);
+          throw new InvalidArgumentError(`cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain, gzip or zstd): ${e.message}`);
         }
         throw e;
       }
@@ -221,7 +221,7 @@ export class ImageStore {
           comment: opts.message ?? `imported from ${tarPath === '-' ? 'stdin' : basename(tarPath)}`,
         }],
       };
-      const mediaType = scan.compression === 'gzip' ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layer;
+      const mediaType = scan.compression === 'gzip' ? MEDIA_TYPE.layerGzip : scan.compression === 'zstd' ? MEDIA_TYPE.layerZstd : MEDIA_TYPE.layer;
       return await this.commitImage(blob, mediaType, config, target);
     } finally {
       await this.layout.discardTemp(blob);

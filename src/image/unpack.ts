@@ -33,13 +33,14 @@ import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { zstdDecoder } from '../host/zstd.js';
 import { Parser, type ReadEntry } from 'tar';
 import { IntegrityError, NotFoundError } from '../common/errors.js';
 import { fsyncDir } from '../common/fsutil.js';
 import { runProgram } from '../host/proc.js';
 import type { TempArea } from './layout.js';
 
-/** The bytes of a layer are not a valid (plain or gzip) tar archive. */
+/** The bytes of a layer are not a valid (plain, gzip or zstd) tar archive. */
 export class TarFormatError extends Error {
   /** digest of the whole blob when it could be computed, to tell corruption from a bad archive */
   digest?: string;
@@ -53,7 +54,7 @@ export interface LayerScan {
   diffId: string;
   /** size of the blob as stored */
   size: number;
-  compression: 'gzip' | 'none';
+  compression: 'gzip' | 'zstd' | 'none';
   /** entries node-tar parsed but skipped (unsupported types) */
   ignored: string[];
 }
@@ -87,15 +88,15 @@ async function hashFile(path: string): Promise<string> {
 }
 
 /**
- * Stream a layer blob (plain or gzip tar) once: hash the stored bytes (digest) and the
+ * Stream a layer blob (plain, gzip or zstd tar) once: hash the stored bytes (digest) and the
  * uncompressed bytes (diffID), and hand every tar entry to `onEntry` (entries it does not
  * consume must be resumed; without `onEntry` they are skipped). An error thrown by `onEntry`
  * stops the read and is rethrown as is; a malformed archive is a TarFormatError.
  */
 export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => void): Promise<LayerScan> {
   const compression = detectCompression(readHead(path, 4));
-  if (compression !== 'gzip' && compression !== 'none') {
-    const err = new TarFormatError(`${compression}-compressed tars are not supported: use a plain or gzip-compressed tar`);
+  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') {
+    const err = new TarFormatError(`${compression}-compressed tars are not supported: use a plain, gzip- or zstd-compressed tar`);
     err.digest = await hashFile(path);
     throw err;
   }
@@ -111,7 +112,9 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
   });
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   const noop = () => { /* errors surface through the iterator below */ };
-  const stream: Readable = compression === 'gzip' ? pipeline(file, tap, createGunzip(), noop) : pipeline(file, tap, noop);
+  const stream: Readable = compression === 'gzip' ? pipeline(file, tap, createGunzip(), noop)
+    : compression === 'zstd' ? pipeline(file, tap, zstdDecoder(), noop)
+    : pipeline(file, tap, noop);
 
   let fatal: string | undefined;
   let total = 0;
@@ -135,18 +138,18 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       diffHash.update(chunk);
-      if (total === 0 && detectCompression(chunk) === 'gzip') fatal ??= 'the tar inside the blob is compressed again';
+      if (total === 0 && ['gzip', 'zstd'].includes(detectCompression(chunk))) fatal ??= 'the tar inside the blob is compressed again';
       total += chunk.length;
       if (allZero && chunk.some((b) => b !== 0)) allZero = false;
       if (fatal === undefined) parser.write(chunk);
     }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? '';
-    if (!code.startsWith('Z_')) {
+    if (!code.startsWith('Z_') && code !== 'ZSTD_ERROR') {
       file.destroy();
       throw e;
     }
-    const err = new TarFormatError(`bad gzip data: ${(e as Error).message}`);
+    const err = new TarFormatError(code === 'ZSTD_ERROR' ? (e as Error).message : `bad gzip data: ${(e as Error).message}`);
     err.digest = await hashFile(path);
     throw err;
   }

@@ -20,7 +20,7 @@ async function confirm(question: string): Promise<boolean> {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function registerImageCommands(program: Command, ctx: CliContext): void {
-  program.command('import').description('create an image from a root filesystem tarball (plain or gzip; - for stdin)')
+  program.command('import').description('create an image from a root filesystem tarball (plain, gzip or zstd; - for stdin)')
     .option('-m, --message <text>', 'commit message in the image history')
     .option('-c, --change <instruction>', 'CMD, ENTRYPOINT, ENV or WORKDIR to set (repeatable)', collect)
     .argument('<file>')

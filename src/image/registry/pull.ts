@@ -39,7 +39,7 @@ export interface Platform {
 }
 
 /** Layer media types hull can unpack. */
-const LAYER_TYPES = new Set<string>([MEDIA_TYPE.layer, MEDIA_TYPE.layerGzip, MEDIA_TYPE.dockerLayerGzip, 'application/vnd.docker.image.rootfs.diff.tar']);
+const LAYER_TYPES = new Set<string>([MEDIA_TYPE.layer, MEDIA_TYPE.layerGzip, MEDIA_TYPE.layerZstd, MEDIA_TYPE.dockerLayerGzip, 'application/vnd.docker.image.rootfs.diff.tar']);
 const CONFIG_LIMIT = 8 * 1024 * 1024;
 
 /** Parse `os/arch[/variant]`. */
@@ -118,7 +118,7 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   const manifest = JSON.parse(fetched.bytes.toString('utf8')) as OciManifest;
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new RegistryError(`the manifest of ${display} has no config or layers`);
   for (const l of manifest.layers) {
-    if (!LAYER_TYPES.has(l.mediaType)) throw new RegistryError(`image ${display} has a layer of type ${l.mediaType}, which hull cannot unpack (it reads plain and gzip tar layers)`);
+    if (!LAYER_TYPES.has(l.mediaType)) throw new RegistryError(`image ${display} has a layer of type ${l.mediaType}, which hull cannot unpack (it reads plain, gzip and zstd tar layers)`);
   }
 
   // the config: small, read into memory and verified
