@@ -114,8 +114,14 @@ describe('image prune', () => {
     const before = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
     assert.equal(before.filter((i) => i.names.length === 0).length, 1, 'one dangling image');
     const blobsBefore = blobs(root).length;
-    const r = JSON.parse(await root.ok('image', 'prune', '-f', '--format', 'json')) as { ImagesDeleted: string[]; BlobsDeleted: string[]; SpaceReclaimed: number };
+    const r = JSON.parse(await root.ok('image', 'prune', '-f', '--format', 'json')) as { ImagesDeleted: string[]; BlobsDeleted: string[]; SpaceReclaimed: number; CacheEntriesDeleted: number };
     assert.equal(r.ImagesDeleted.length, 1);
+    assert.equal(r.CacheEntriesDeleted, 1, 'the cache entry of the pruned RUN layer');
+    // the surviving image's steps still hit the cache; builder prune empties it
+    assert.match(await root.ok('build', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work), /Using cache/);
+    assert.match(await root.ok('builder', 'prune', '-f'), /Deleted build cache entries: [1-9]/);
+    assert.doesNotMatch(await root.ok('build', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work), /Using cache/);
+    await root.ok('image', 'prune', '-f');
     assert.ok(r.BlobsDeleted.length >= 3, 'its config, manifest and RUN layer');
     assert.ok(r.SpaceReclaimed > 0);
     assert.equal(blobs(root).length, blobsBefore - r.BlobsDeleted.length);

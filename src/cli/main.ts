@@ -4,7 +4,7 @@ import { registerInstanceCommands } from './commands/instances.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerArchiveCommands, registerRegistryCommands } from './commands/registry.js';
 import { registerSystemCommands, VERSION } from './commands/system.js';
-import { registerBuildCommand } from './commands/build.js';
+import { registerBuildCommand, registerBuilderCommands } from './commands/build.js';
 import { isHullError } from '../common/errors.js';
 import { trace } from '../common/trace.js';
 
@@ -36,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerArchiveCommands(program, proxy);
   registerSystemCommands(program, proxy);
   registerBuildCommand(program, proxy);
+  registerBuilderCommands(program, proxy);
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,5 +1,6 @@
 import type { Engine } from './engine.js';
 import type { GcResult } from '../image/store.js';
+import { BuildCache } from './build/cache.js';
 
 /**
  * Image removal as the engine sees it: the image store collects garbage, and the engine tells it which
@@ -16,6 +17,18 @@ export function removeImage(engine: Engine, ref: string, force: boolean): Promis
 }
 
 /** hull image prune: dangling images (all unused ones with `all`), then unreferenced blobs and layers. */
-export function pruneImages(engine: Engine, all: boolean): Promise<{ images: string[]; gc: GcResult }> {
-  return engine.images.prune({ all, inUse: inUse(engine) });
+export async function pruneImages(engine: Engine, all: boolean): Promise<{ images: string[]; gc: GcResult; cacheEntries: number }> {
+  const r = await engine.images.prune({ all, inUse: inUse(engine) });
+  // build cache entries over layers that are gone now can never hit again
+  return { ...r, cacheEntries: pruneBuildCache(engine, false) };
+}
+
+/** hull builder prune: the build cache (every entry with `all`, else those whose layers are gone). */
+export function pruneBuildCache(engine: Engine, all: boolean): number {
+  const cache = new BuildCache(engine.root);
+  try {
+    return cache.prune({ all, present: (d) => engine.images.hasBlob(d) });
+  } finally {
+    cache.close();
+  }
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../common/errors.js';
+import { checkFormat, json } from '../format.js';
+import { pruneBuildCache } from '../../engine/images.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -40,5 +42,21 @@ export function registerBuildCommand(program: Command, ctx: CliContext): void {
         output: (text, stream) => { if (!quiet) (stream === 'stderr' ? process.stderr : process.stdout).write(text); },
       }).build();
       process.stdout.write(image.id.replace(/^sha256:/, '') + '\n');
+    });
+}
+
+/** `hull builder prune`: the build cache, like docker's. */
+export function registerBuilderCommands(program: Command, ctx: CliContext): void {
+  const builder = program.command('builder').description('manage the build cache');
+  builder.command('prune').description('remove build cache entries (all, or with --dangling-only those whose layers are gone)')
+    .option('-a, --all', 'remove every entry (the default)')
+    .option('--dangling-only', 'remove only entries whose layers are no longer stored')
+    .option('-f, --force', 'do not ask for confirmation (accepted for docker compatibility)')
+    .option('--format <format>', 'output format: table or json')
+    .action(async (o: { danglingOnly?: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const n = pruneBuildCache(await ctx.engine(), !o.danglingOnly);
+      if (format === 'json') process.stdout.write(json({ CacheEntriesDeleted: n }));
+      else process.stdout.write(`Deleted build cache entries: ${n}\n`);
     });
 }

@@ -94,7 +94,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       const engine = await ctx.engine();
       const r = await pruneImages(engine, !!o.all);
       if (format === 'json') {
-        process.stdout.write(json({ ImagesDeleted: r.images, BlobsDeleted: r.gc.blobs, LayersDeleted: r.gc.layers, SpaceReclaimed: r.gc.reclaimed }));
+        process.stdout.write(json({ ImagesDeleted: r.images, BlobsDeleted: r.gc.blobs, LayersDeleted: r.gc.layers, SpaceReclaimed: r.gc.reclaimed, CacheEntriesDeleted: r.cacheEntries }));
         return;
       }
       for (const id of r.images) process.stdout.write(`Deleted: ${id}\n`);

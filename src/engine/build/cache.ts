@@ -38,6 +38,27 @@ export class BuildCache {
     this.open().prepare('INSERT OR REPLACE INTO steps (key, value, created) VALUES (?, ?, ?)').run(key, value, Date.now());
   }
 
+  /**
+   * Forget entries: all of them, or those whose layer blobs `present` says are gone (a hit on one could
+   * never be used again). Returns how many were deleted. Entries of a build running meanwhile in another
+   * process are safe either way: its layers are held by its lease, and a missing entry only costs a rebuild.
+   */
+  prune(opts: { all: boolean; present: (digest: string) => boolean }): number {
+    const db = this.open();
+    if (opts.all) return db.prepare('DELETE FROM steps').run().changes;
+    const doomed: string[] = [];
+    for (const row of db.prepare('SELECT key, value FROM steps').iterate() as IterableIterator<{ key: string; value: string }>) {
+      let layers: { digest: string }[] = [];
+      try {
+        layers = (JSON.parse(row.value) as { layers?: { digest: string }[] }).layers ?? [];
+      } catch { /* unreadable: drop it */ }
+      if (!layers.every((l) => opts.present(l.digest))) doomed.push(row.key);
+    }
+    const del = db.prepare('DELETE FROM steps WHERE key = ?');
+    db.transaction(() => { for (const k of doomed) del.run(k); })();
+    return doomed.length;
+  }
+
   close(): void {
     this.db?.close();
     this.db = undefined;
