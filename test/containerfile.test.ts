@@ -251,6 +251,13 @@ describe('WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, SHELL, ONBUILD, HEALTHCHECK
   test('ONBUILD stores its trigger', () => {
     assert.equal(one('ONBUILD', 'ONBUILD RUN make $X').trigger, 'RUN make $X');
   });
+  test('the base image\'s ONBUILD triggers run first in the stage, at the FROM line', () => {
+    const baseConfig = (ref: string) => (ref === 'parent' ? { Env: ['X=1'], OnBuild: ['ENV Y=$X', 'RUN echo $Y'] } : undefined);
+    const ins = parse('FROM parent\nRUN echo own\n', { baseConfig }).stages[0]!.instructions;
+    assert.deepEqual(ins.map((i) => [i.kind, i.line]), [['ENV', 1], ['RUN', 1], ['RUN', 2]]);
+    fails('FROM parent\n', `${F}:1: `, /ONBUILD trigger "RUM x" of parent: unknown instruction "RUM"/, { baseConfig: () => ({ OnBuild: ['RUM x'] }) });
+    fails('FROM parent\n', `${F}:1: `, /ONBUILD FROM trigger/, { baseConfig: () => ({ OnBuild: ['FROM x'] }) });
+  });
   test('HEALTHCHECK', () => {
     assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK NONE').healthcheck, { test: ['NONE'] });
     assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD ["curl", "-f", "x"]').healthcheck, {

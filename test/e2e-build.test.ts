@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('build');
@@ -287,6 +288,29 @@ describe('hull build', () => {
     assert.deepEqual(await root.ids(), [], 'the killed build\'s step container was removed by the next build');
     const tmp = join(root.dir, 'images', '.tmp');
     assert.ok(!existsSync(tmp) || readdirSync(tmp).every((n) => !n.startsWith(`${child.pid}-`)), 'temp files of the killed build were cleaned');
+  });
+
+  test('ONBUILD: a child build runs the base\'s triggers after its FROM; the grandchild does not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hull-onbuild-'));
+    try {
+      writeFileSync(join(dir, 'Base'), 'FROM busybox\nONBUILD COPY marker.txt /marker.txt\nONBUILD RUN echo triggered >> /log\n');
+      writeFileSync(join(dir, 'Child'), 'FROM onbuild-base:1\nRUN cat /marker.txt /log\n');
+      writeFileSync(join(dir, 'Grandchild'), 'FROM onbuild-child:1\nRUN cat /log\n');
+      writeFileSync(join(dir, 'marker.txt'), 'marker\n');
+      await root.ok('build', '-t', 'onbuild-base:1', '-f', join(dir, 'Base'), dir);
+      const child = await root.hull('build', '-t', 'onbuild-child:1', '-f', join(dir, 'Child'), dir);
+      assert.equal(child.code, 0, child.stdout + child.stderr);
+      assert.match(child.stdout, /STEP 2\/4: COPY marker.txt \/marker.txt\n.*\nSTEP 3\/4: RUN echo triggered >> \/log/);
+      assert.match(child.stdout, /marker\ntriggered\n/);
+      const inspected = JSON.parse(await root.ok('image', 'inspect', 'onbuild-child:1')) as { config: { config: { OnBuild?: string[] } } }[];
+      assert.equal(inspected[0]!.config.config.OnBuild, undefined, 'triggers are not inherited');
+      const grandchild = await root.hull('build', '-t', 'onbuild-grandchild:1', '-f', join(dir, 'Grandchild'), dir);
+      assert.equal(grandchild.code, 0, grandchild.stdout + grandchild.stderr);
+      assert.match(grandchild.stdout, /STEP 1\/2: FROM onbuild-child:1/);
+      assert.equal((grandchild.stdout.match(/^triggered$/gm) ?? []).length, 1, 'the trigger ran once, in the child');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('leaves nothing behind', () => root.cleanupAndCheck());

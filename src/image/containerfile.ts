@@ -121,7 +121,7 @@ export interface BuildPlan {
 }
 
 /** What the builder knows of a base image's config (an OCI config's Env, WorkingDir, and docker's Shell). */
-export interface BaseConfig { Env?: string[]; WorkingDir?: string; Shell?: string[] }
+export interface BaseConfig { Env?: string[]; WorkingDir?: string; Shell?: string[]; OnBuild?: string[] }
 
 export interface ParseOptions {
   /** the name used in messages: `Containerfile`, `path/to/Dockerfile` */
@@ -486,6 +486,29 @@ class Parser {
       instructions: [], dependsOn: base.kind === 'stage' ? [base.index] : [], used: false, baseConfigResolved: resolved,
     });
     this.states.push(state);
+    // The base image's ONBUILD triggers run first in this stage, as if written right after FROM (docker's
+    // order); errors in them point at the FROM line. The triggers are not passed on to this image.
+    if (base.kind === 'image') {
+      const fromLine = raw.line;
+      for (const trigger of this.opts.baseConfig?.(image, platform)?.OnBuild ?? []) {
+        let lexed;
+        try {
+          lexed = lex(trigger, this.file);
+        } catch (e) {
+          this.fail(`ONBUILD trigger of ${image} ("${trigger}"): ${(e as Error).message}`, fromLine);
+        }
+        for (const t of lexed.instructions) {
+          const kw = t.keyword.toUpperCase();
+          if (kw === 'FROM' || kw === 'ONBUILD' || kw === 'MAINTAINER') this.fail(`image ${image} has an ONBUILD ${kw} trigger, which is not allowed`, fromLine);
+          try {
+            this.instruction({ ...t, line: fromLine, endLine: fromLine });
+          } catch (e) {
+            if (e instanceof ContainerfileError) this.fail(`in the ONBUILD trigger "${trigger}" of ${image}: ${e.detail}`, fromLine);
+            throw e;
+          }
+        }
+      }
+    }
   }
 
   private parseArgWords(rest: string): Array<{ name: string; raw?: string }> {

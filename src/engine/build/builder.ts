@@ -151,7 +151,10 @@ export class Builder {
           file: this.file, buildArgs: o.buildArgs, ...(o.target !== undefined ? { target: o.target } : {}),
           ...(baseConfig ? { baseConfig: (ref: string) => {
             const c = baseConfig.get(ref)?.config.config as RuntimeConfig | undefined;
-            return c ? { ...(c.Env ? { Env: c.Env } : {}), ...(c.WorkingDir ? { WorkingDir: c.WorkingDir } : {}), ...(c.Shell ? { Shell: c.Shell } : {}) } : undefined;
+            return c ? {
+              ...(c.Env ? { Env: c.Env } : {}), ...(c.WorkingDir ? { WorkingDir: c.WorkingDir } : {}), ...(c.Shell ? { Shell: c.Shell } : {}),
+              ...(c.OnBuild?.length ? { OnBuild: c.OnBuild } : {}),
+            } : undefined;
           } } : {}),
         });
       } catch (e) {
@@ -229,6 +232,8 @@ export class Builder {
       };
       state.config.config ??= {};
       state.config.history ??= [];
+      // the base's ONBUILD triggers run in this stage (the parser put them first) and are not inherited
+      delete (state.config.config as RuntimeConfig).OnBuild;
     } else {
       const r = this.results[b.index];
       if (!r) this.fail(stage.line, `stage ${b.index} was not built`);
