@@ -170,11 +170,11 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
 
 /** Stream one blob into the store's temp area, verified against its digest. */
 async function downloadBlob(store: ImageStore, client: RegistryClient, repo: string, layer: Descriptor, emit: (e: TransferEvent) => void): Promise<TempBlob> {
-  const res = await client.getBlob(repo, layer.digest);
+  const body = await client.streamBlob(repo, layer.digest);
   let done = 0;
   let last = 0;
   async function* counted(): AsyncIterable<Uint8Array> {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of body) {
       done += chunk.length;
       if (done > layer.size) throw new IntegrityError(`blob ${layer.digest} is larger than the ${layer.size} bytes its manifest says`);
       const now = Date.now();
