@@ -336,4 +336,16 @@ describe('a web server through every verb', () => {
   });
 });
 
+test('container prune removes exited and created instances, never running ones', async () => {
+  await root.ok('run', '--name', 'prune-exited', 'busybox', 'true');
+  await root.ok('create', '--name', 'prune-created', 'busybox', 'true');
+  await root.ok('run', '-d', '--name', 'prune-running', 'busybox', 'sleep', '60');
+  const r = JSON.parse(await root.ok('container', 'prune', '-f', '--format', 'json')) as { InstancesDeleted: string[] };
+  assert.equal(r.InstancesDeleted.length, 2);
+  const names = (await root.ok('ps', '-a', '--format', 'json')).includes('prune-running');
+  assert.ok(names, 'the running one stays');
+  assert.equal((await root.hull('inspect', 'prune-exited')).code, 125);
+  await root.ok('rm', '-f', 'prune-running');
+});
+
 test('leaves nothing behind', () => root.cleanupAndCheck());

@@ -168,6 +168,29 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
+  program.command('container').description('manage instances (containers and VMs alike)')
+    .command('prune').description('remove every instance that is not running (exited or created)')
+    .option('-f, --force', 'do not ask for confirmation (accepted for docker compatibility)')
+    .option('--format <format>', 'output format: table or json')
+    .action(async (o: { format?: string }) => {
+      const format = checkFormat(o.format);
+      const engine = await ctx.engine();
+      await reconcileAll(engine);
+      const removed: string[] = [];
+      for (const rec of engine.store.list()) {
+        if (rec.state !== 'exited' && rec.state !== 'created') continue;
+        try {
+          await removeInstance(engine, rec);
+          removed.push(rec.id);
+        } catch (e) {
+          // started or removed meanwhile by another hull process: not ours to prune any more
+          if (engine.store.get(rec.id)) process.stderr.write(`hull: ${rec.name} not removed: ${(e as Error).message}\n`);
+        }
+      }
+      if (format === 'json') process.stdout.write(json({ InstancesDeleted: removed }));
+      else for (const id of removed) process.stdout.write(`${id}\n`);
+    });
+
   program.command('rm').description('remove instances')
     .option('-f, --force', 'kill and remove running instances')
     .argument('<instance...>')
