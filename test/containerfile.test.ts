@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ContainerfileError, compileIgnore, loadIgnore, parseContainerfile, parseDuration, parseIgnoreFile,
-  type BuildPlan, type Instruction, type ParseOptions,
+  type BuildPlan, type Instruction, type ParseOptions, type RunInstruction,
 } from '../src/image/containerfile.js';
 import { InvalidArgumentError } from '../src/common/errors.js';
 
@@ -147,6 +147,16 @@ describe('RUN, CMD, ENTRYPOINT', () => {
   });
   test('here-strings and shifts are not heredocs', () => {
     assert.equal(one('RUN', 'RUN cat <<< "$x" && echo $((1<<2)) a<<b').argv.length, 3);
+  });
+  test('RUN here-documents: alone, the text is the script; with a command, the shell reads them; <<- strips tabs', () => {
+    const alone = body('RUN <<EOF\necho one\necho $HOME\nEOF\nRUN true\n');
+    assert.deepEqual(alone.map((i) => i.kind), ['RUN', 'RUN']);
+    assert.deepEqual((alone[0] as RunInstruction).argv, ['/bin/sh', '-c', 'echo one\necho $HOME\n']);
+    assert.equal(alone[1]!.line, 6);
+    const withCmd = one('RUN', 'RUN cat <<EOF > /a && cat <<-"END" > /b\nA\nEOF\n\t\tB\n\tEND\n');
+    assert.equal(withCmd.argv[2], 'cat <<EOF > /a && cat <<-"END" > /b\nA\nEOF\nB\nEND\n');
+    const shebang = one('RUN', 'RUN <<EOF\n#!/bin/busybox sh\necho hi\nEOF\n');
+    assert.match(shebang.argv[2]!, /^f=\$\(mktemp\) && cat > "\$f" <<'HULL_HEREDOC_END'\n#!\/bin\/busybox sh\necho hi\nHULL_HEREDOC_END\n/);
   });
   test('RUN does not substitute', () => {
     assert.equal(one('RUN', 'ARG X=1\nRUN echo ${X}').command.form === 'shell' && one('RUN', 'ARG X=1\nRUN echo ${X}').argv[2], 'echo ${X}');
@@ -329,9 +339,8 @@ describe('errors', () => {
     ['FROM scratch\nRUN --mount=type=cache,target=/x make\n', `${F}:2: `, /RUN --mount is not supported yet/],
     ['FROM scratch\nRUN --network=none make\n', `${F}:2: `, /RUN --network is not supported yet/],
     ['FROM scratch\nRUN\n', `${F}:2: `, /RUN needs a command/],
-    ['FROM scratch\nRUN <<EOF\necho\nEOF\n', `${F}:2: `, /heredocs are not supported yet/],
-    ['FROM scratch\nCOPY <<-"EOF" /x\n', `${F}:2: `, /heredocs are not supported yet/],
-    ['FROM scratch\nRUN cat <<EOF > /x\n', `${F}:2: `, /heredocs are not supported yet/],
+    ['FROM scratch\nCOPY <<-"EOF" /x\nhi\nEOF\n', `${F}:2: `, /COPY with a here-document is not supported yet/],
+    ['FROM scratch\nRUN cat <<EOF > /x\nnever closed\n', `${F}:2: `, /here-document <<EOF is never closed: end it with a line that says EOF/],
     ['FROM scratch\nCMD\n', `${F}:2: `, /CMD needs a command.*CMD \[\]/],
     ['FROM scratch\nCOPY a\n', `${F}:2: `, /at least one source and a destination/],
     ['FROM scratch\nCOPY a b /dir\n', `${F}:2: `, /directory destination ending in "\/"/],

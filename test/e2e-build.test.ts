@@ -313,5 +313,38 @@ describe('hull build', () => {
     }
   });
 
+  test('RUN here-documents: a script, a command reading its here-documents, a #! script', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hull-heredoc-'));
+    try {
+      writeFileSync(join(dir, 'Containerfile'), [
+        'FROM busybox',
+        'ENV WHO=world',
+        'RUN <<EOF',
+        'echo "hello $WHO" > /greeting',
+        'mkdir -p /etc/app',
+        'EOF',
+        'RUN cat <<CONF > /etc/app/a.conf && cat <<-"RAW" > /etc/app/b.conf',
+        'name=$WHO',
+        'CONF',
+        '\tkeep=$WHO',
+        '\tRAW',
+        'RUN <<EOF',
+        '#!/bin/sh -e',
+        'echo "script ran as $0" > /script-ran',
+        'EOF',
+        'CMD cat /greeting /etc/app/a.conf /etc/app/b.conf',
+        '',
+      ].join('\n'));
+      const r = await root.hull('build', '-t', 'heredoc:1', dir);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await root.ok('run', '--rm', 'heredoc:1'), 'hello world\nname=world\nkeep=$WHO\n');
+      assert.match(await root.ok('run', '--rm', 'heredoc:1', 'cat', '/script-ran'), /^script ran as \/tmp\//);
+      const again = await root.hull('build', '-t', 'heredoc:1', dir);
+      assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 5, again.stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('leaves nothing behind', () => root.cleanupAndCheck());
 });

@@ -33,6 +33,30 @@ export interface RawInstruction {
   rest: string;
   /** the whole logical line, continuations joined */
   original: string;
+  /** here-documents of RUN, COPY and ADD (`<<EOF` … `EOF` on the lines after the instruction), in order */
+  heredocs?: Heredoc[];
+}
+
+export interface Heredoc {
+  /** the delimiter word */
+  name: string;
+  /** the text between the instruction and the delimiter line, each line ending in \n */
+  body: string;
+  /** <<-: leading tabs were stripped from the body and the delimiter line */
+  stripTabs: boolean;
+  /** the delimiter was quoted (<<"EOF"): no variable expansion in the body */
+  quoted: boolean;
+  /** the marker as written in the instruction (<<-"EOF") */
+  marker: string;
+}
+
+/** `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'` (not `<<<`, a here-string). */
+const HEREDOC_MARKER = /(?<=^|\s)<<(?!<)(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2(?=\s|$)/g;
+
+/** The here-document markers in an instruction's text (RUN, COPY and ADD take them, as BuildKit does). */
+export function heredocMarkers(keyword: string, text: string): Omit<Heredoc, 'body'>[] {
+  if (!['RUN', 'COPY', 'ADD'].includes(keyword.toUpperCase())) return [];
+  return [...text.matchAll(HEREDOC_MARKER)].map((m) => ({ name: m[3]!, stripTabs: m[1] === '-', quoted: m[2] !== '', marker: m[0] }));
 }
 
 export interface LexResult {
@@ -72,15 +96,34 @@ export function lex(text: string, file: string): LexResult {
   const instructions: RawInstruction[] = [];
   let cur: { line: number; endLine: number; text: string } | null = null;
   let emptyContinuation = false;
+  /** here-documents still to read for the last instruction, first one first */
+  let pending: Omit<Heredoc, 'body'>[] = [];
+  let body = '';
   const finish = () => {
     const c = cur!;
     cur = null;
     const m = /^(\S+)\s*([\s\S]*)$/.exec(c.text);
     if (!m) return;
     instructions.push({ line: c.line, endLine: c.endLine, keyword: m[1]!, rest: m[2]!.trim(), original: c.text.trim() });
+    pending = heredocMarkers(m[1]!, m[2]!);
+    body = '';
   };
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!;
+    if (pending.length > 0) {
+      const h = pending[0]!;
+      const line = h.stripTabs ? raw.replace(/^\t+/, '') : raw;
+      const last = instructions.at(-1)!;
+      last.endLine = i + 1;
+      if (line === h.name) {
+        (last.heredocs ??= []).push({ ...h, body });
+        pending.shift();
+        body = '';
+      } else {
+        body += line + '\n';
+      }
+      continue;
+    }
     const trimmed = raw.trimStart();
     let piece: string;
     if (cur === null) {
@@ -102,6 +145,10 @@ export function lex(text: string, file: string): LexResult {
     }
   }
   if (cur !== null) finish();
+  if (pending.length > 0) {
+    const last = instructions.at(-1)!;
+    throw new ContainerfileError(file, last.line, `the here-document ${pending[0]!.marker} is never closed: end it with a line that says ${pending[0]!.name}`);
+  }
   if (emptyContinuation) warnings.push(`${file}: empty continuation lines are deprecated; remove the blank lines inside continued instructions`);
   return { escape, ...(syntax !== undefined ? { syntax } : {}), instructions, warnings };
 }

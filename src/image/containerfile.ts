@@ -558,9 +558,27 @@ class Parser {
     }
     const { rest } = this.flags('RUN', raw.rest, []);
     if (rest === '') this.fail('RUN needs a command: RUN make, or RUN ["make", "all"]');
-    this.heredoc('RUN', rest);
-    const command = this.command('RUN', rest);
-    const argv = command.form === 'exec' ? command.args : [...st.shell, command.text];
+    let command = this.command('RUN', rest);
+    let argv = command.form === 'exec' ? command.args : [...st.shell, command.text];
+    if (raw.heredocs?.length) {
+      // BuildKit's here-documents. `RUN <<EOF` alone runs the text as the script (a #! line picks its
+      // interpreter); otherwise the shell gets the command with its here-documents and reads them itself.
+      if (command.form === 'exec') this.fail('RUN in exec form (JSON) cannot take a here-document; use the shell form: RUN <<EOF');
+      const docs = raw.heredocs;
+      const alone = docs.length === 1 && rest.trim() === docs[0]!.marker;
+      let text: string;
+      if (alone && docs[0]!.body.startsWith('#!')) {
+        const d = docs[0]!;
+        const end = d.body.includes('\nHULL_HEREDOC_END\n') ? 'HULL_HEREDOC_END_' + d.name : 'HULL_HEREDOC_END';
+        text = `f=$(mktemp) && cat > "$f" <<'${end}'\n${d.body}${end}\nchmod +x "$f" && "$f"; s=$?; rm -f "$f"; exit $s`;
+      } else if (alone) {
+        text = docs[0]!.body;
+      } else {
+        text = `${rest}\n${docs.map((d) => `${d.body}${d.name}\n`).join('')}`;
+      }
+      command = { form: 'shell', text };
+      argv = [...st.shell, text];
+    }
     const args: Record<string, string> = {};
     const keyArgs: Record<string, string> = {};
     for (const [k, v] of st.args) {
@@ -572,9 +590,9 @@ class Parser {
     push({ kind: 'RUN', ...base, command, argv, args } as RunInstruction, argv, keyArgs);
   }
 
-  private heredoc(kw: string, rest: string): void {
-    if (/(^|\s)<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?(\s|$)/.test(rest)) {
-      this.fail(`${kw}: heredocs are not supported yet; put the text in a file and COPY it, or use RUN with printf`);
+  private heredoc(kw: string, raw: RawInstruction): void {
+    if (raw.heredocs?.length) {
+      this.fail(`${kw} with a here-document is not supported yet; write the text with RUN cat > FILE <<EOF, or put it in a file of the context and ${kw} that`);
     }
   }
 
@@ -583,7 +601,7 @@ class Parser {
     const booleans = kw === 'COPY' ? ['link'] : ['link', 'keep-git-dir'];
     const { flags, rest } = this.flags(kw, raw.rest, allowed, booleans);
     if (kw === 'ADD' && flags.has('from')) this.fail('ADD does not take --from; use COPY --from=STAGE SRC DEST');
-    this.heredoc(kw, rest);
+    this.heredoc(kw, raw);
     const lookup = this.stageLookup(st);
     const json = this.json(rest);
     const words = (json ?? this.words(rest)).map((w) => this.expand(w, lookup));
