@@ -158,6 +158,12 @@ describe('RUN, CMD, ENTRYPOINT', () => {
     const shebang = one('RUN', 'RUN <<EOF\n#!/bin/busybox sh\necho hi\nEOF\n');
     assert.match(shebang.argv[2]!, /^f=\$\(mktemp\) && cat > "\$f" <<'HULL_HEREDOC_END'\n#!\/bin\/busybox sh\necho hi\nHULL_HEREDOC_END\n/);
   });
+  test('COPY here-documents: sources named <<NAME with their text; $VARs substituted unless the delimiter is quoted', () => {
+    const c = one('COPY', 'ARG V=1\nCOPY <<A <<"B" /etc/\nv=$V ${V:-x}\nA\nraw=$V\nB\n');
+    assert.deepEqual(c.sources, ['<<A', '<<B']);
+    assert.deepEqual(c.heredocs, { A: 'v=1 1\n', B: 'raw=$V\n' });
+    assert.equal(c.destPath, '/etc/');
+  });
   test('RUN does not substitute', () => {
     assert.equal(one('RUN', 'ARG X=1\nRUN echo ${X}').command.form === 'shell' && one('RUN', 'ARG X=1\nRUN echo ${X}').argv[2], 'echo ${X}');
   });
@@ -339,7 +345,7 @@ describe('errors', () => {
     ['FROM scratch\nRUN --mount=type=cache,target=/x make\n', `${F}:2: `, /RUN --mount is not supported yet/],
     ['FROM scratch\nRUN --network=none make\n', `${F}:2: `, /RUN --network is not supported yet/],
     ['FROM scratch\nRUN\n', `${F}:2: `, /RUN needs a command/],
-    ['FROM scratch\nCOPY <<-"EOF" /x\nhi\nEOF\n', `${F}:2: `, /COPY with a here-document is not supported yet/],
+    ['FROM scratch\nADD <<-"EOF" /x\nhi\nEOF\n', `${F}:2: `, /ADD with a here-document is not supported; use COPY <<EOF DEST/],
     ['FROM scratch\nRUN cat <<EOF > /x\nnever closed\n', `${F}:2: `, /here-document <<EOF is never closed: end it with a line that says EOF/],
     ['FROM scratch\nCMD\n', `${F}:2: `, /CMD needs a command.*CMD \[\]/],
     ['FROM scratch\nCOPY a\n', `${F}:2: `, /at least one source and a destination/],

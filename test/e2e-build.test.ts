@@ -313,7 +313,7 @@ describe('hull build', () => {
     }
   });
 
-  test('RUN here-documents: a script, a command reading its here-documents, a #! script', async () => {
+  test('here-documents: RUN script, a command reading its here-documents, a #! script; COPY <<EOF', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hull-heredoc-'));
     try {
       writeFileSync(join(dir, 'Containerfile'), [
@@ -332,15 +332,18 @@ describe('hull build', () => {
         '#!/bin/sh -e',
         'echo "script ran as $0" > /script-ran',
         'EOF',
-        'CMD cat /greeting /etc/app/a.conf /etc/app/b.conf',
+        'COPY <<CONF /etc/app/c.conf',
+        'copied=$WHO',
+        'CONF',
+        'CMD cat /greeting /etc/app/a.conf /etc/app/b.conf /etc/app/c.conf',
         '',
       ].join('\n'));
       const r = await root.hull('build', '-t', 'heredoc:1', dir);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.equal(await root.ok('run', '--rm', 'heredoc:1'), 'hello world\nname=world\nkeep=$WHO\n');
+      assert.equal(await root.ok('run', '--rm', 'heredoc:1'), 'hello world\nname=world\nkeep=$WHO\ncopied=world\n');
       assert.match(await root.ok('run', '--rm', 'heredoc:1', 'cat', '/script-ran'), /^script ran as \/tmp\//);
       const again = await root.hull('build', '-t', 'heredoc:1', dir);
-      assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 5, again.stdout);
+      assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 6, again.stdout);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -57,6 +57,8 @@ export interface CopyInstruction extends Base {
   /** octal permission bits from --chmod */
   chmod?: number;
   link?: boolean;
+  /** here-document sources (`COPY <<EOF /dest`): name → content; `sources` has them as `<<NAME` */
+  heredocs?: Record<string, string>;
   /** ADD only */
   checksum?: string;
   keepGitDir?: boolean;
@@ -590,21 +592,26 @@ class Parser {
     push({ kind: 'RUN', ...base, command, argv, args } as RunInstruction, argv, keyArgs);
   }
 
-  private heredoc(kw: string, raw: RawInstruction): void {
-    if (raw.heredocs?.length) {
-      this.fail(`${kw} with a here-document is not supported yet; write the text with RUN cat > FILE <<EOF, or put it in a file of the context and ${kw} that`);
-    }
-  }
-
   private copy(kw: 'COPY' | 'ADD', raw: RawInstruction, stage: Stage, st: StageState, base: object, push: PushFn): void {
     const allowed = kw === 'COPY' ? ['from', 'chown', 'chmod'] : ['chown', 'chmod', 'checksum', 'from'];
     const booleans = kw === 'COPY' ? ['link'] : ['link', 'keep-git-dir'];
     const { flags, rest } = this.flags(kw, raw.rest, allowed, booleans);
     if (kw === 'ADD' && flags.has('from')) this.fail('ADD does not take --from; use COPY --from=STAGE SRC DEST');
-    this.heredoc(kw, raw);
     const lookup = this.stageLookup(st);
     const json = this.json(rest);
-    const words = (json ?? this.words(rest)).map((w) => this.expand(w, lookup));
+    if (json && raw.heredocs?.length) this.fail(`${kw} in JSON form cannot take a here-document; write ${kw} <<EOF /dest`);
+    // BuildKit's here-documents as sources: `COPY <<EOF /etc/app.conf` makes a file of the text ($VARs
+    // substituted unless the delimiter is quoted); it is named after the delimiter when DEST is a directory
+    const heredocs: Record<string, string> = {};
+    const rawWords = json ?? this.words(rest);
+    const words = rawWords.map((w) => {
+      const doc = raw.heredocs?.find((d) => d.marker === w);
+      if (!doc) return this.expand(w, lookup);
+      heredocs[doc.name] = doc.quoted ? doc.body
+        : doc.body.replace(/\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/g, (v) => this.expand(v, lookup));
+      return `<<${doc.name}`;
+    });
+    if (kw === 'ADD' && Object.keys(heredocs).length) this.fail('ADD with a here-document is not supported; use COPY <<EOF DEST');
     if (words.length < 2) this.fail(`${kw} needs at least one source and a destination: ${kw} SRC... DEST`);
     const dest = words.at(-1)!;
     const sources = words.slice(0, -1);
@@ -623,6 +630,7 @@ class Parser {
     if (destIsDir && !destPath.endsWith('/')) destPath += '/';
     const out: CopyInstruction = {
       kind: kw, ...(base as Base), cacheKey: '', sources, dest, destPath, destIsDir,
+      ...(Object.keys(heredocs).length ? { heredocs } : {}),
     };
     if (flags.has('from')) {
       const from = this.expand(flags.get('from')!, lookup);

@@ -13,7 +13,7 @@
  * A killed build therefore leaves blobs and at most one stopped step container (labelled with the build's
  * pid, removed by the next build), never a half-written or half-tagged image.
  */
-import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
 import { processAlive } from '../../host/proc.js';
@@ -462,6 +462,16 @@ export class Builder {
     const sources: CopySource[] = [];
     let archive = false;
     for (const src of ins.sources) {
+      const doc = src.startsWith('<<') ? ins.heredocs?.[src.slice(2)] : undefined;
+      if (doc !== undefined) {
+        // a here-document: a file of that name in a scratch directory (mode 0644, as BuildKit makes it)
+        const dir = this.engine.images.tempPath('.heredoc');
+        mkdirSync(dir, { recursive: true, mode: 0o755 });
+        this.cleanups.push(dir);
+        writeFileSync(join(dir, src.slice(2)), doc, { mode: 0o644 });
+        sources.push({ fs: dirFs(dir, () => false, true), rel: src.slice(2) });
+        continue;
+      }
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src) || src.startsWith('git@')) {
         if (what === 'ADD') this.fail(ins.line, `ADD from URLs is not supported; use RUN wget ... (${src})`);
         this.fail(ins.line, `COPY cannot copy from a URL (${src})`);
