@@ -7,7 +7,8 @@
  *
  * Not carried over from an upper directory: overlay redirect/metacopy xattrs (hull's build containers
  * never use metacopy; a renamed lower directory appears as its full new content plus a whiteout) and
- * other xattrs (file capabilities).
+ * xattrs other than file capabilities and user.* (see tar-xattrs.ts), which go into the layer as pax
+ * SCHILY.xattr records.
  */
 import { createReadStream, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +16,7 @@ import { join, posix } from 'node:path';
 import { Header, Pax, type HeaderData } from 'tar';
 import { runProgram } from '../host/proc.js';
 import { HostSupportError } from '../common/errors.js';
+import { carriedXattr, paxXattrHeader, type Xattrs } from './tar-xattrs.js';
 
 export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'link' | 'whiteout' | 'opaque' | 'fifo' | 'char' | 'block';
 
@@ -31,6 +33,8 @@ export interface LayerEntry {
   source?: string;
   /** symlink target, or hardlink target path (relative to the root) */
   linkpath?: string;
+  /** carried extended attributes (file capabilities, user.*), see tar-xattrs.ts */
+  xattrs?: Xattrs;
   devmaj?: number;
   devmin?: number;
 }
@@ -39,10 +43,14 @@ const BLOCK = 512;
 const ZERO = Buffer.alloc(BLOCK * 2);
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
-function headerBlocks(d: HeaderData): Buffer[] {
+function headerBlocks(d: HeaderData, xattrs?: Xattrs): Buffer[] {
   const h = new Header(d);
   const out: Buffer[] = [];
-  if (h.encode()) {
+  const needsPax = h.encode();
+  if (xattrs && Object.keys(xattrs).length) {
+    // one pax header with the xattrs and every long field (a second one would hide the first from readers)
+    out.push(paxXattrHeader({ path: d.path!, ...(d.linkpath ? { linkpath: d.linkpath } : {}), size: d.size ?? 0, uid: d.uid ?? 0, gid: d.gid ?? 0, mtime: d.mtime ?? new Date(0) }, xattrs));
+  } else if (needsPax) {
     out.push(new Pax({ path: d.path, linkpath: d.linkpath, size: d.size, uid: d.uid, gid: d.gid, mtime: d.mtime }).encode());
   }
   out.push(h.block!);
@@ -55,7 +63,7 @@ export async function* layerTar(entries: Iterable<LayerEntry>): AsyncGenerator<B
     const base = { uid: e.uid, gid: e.gid, mtime: e.mtime, mode: e.mode & 0o7777, uname: '', gname: '' };
     switch (e.type) {
       case 'dir':
-        yield* headerBlocks({ ...base, path: e.path + '/', type: 'Directory', size: 0 });
+        yield* headerBlocks({ ...base, path: e.path + '/', type: 'Directory', size: 0 }, e.xattrs);
         break;
       case 'symlink':
         yield* headerBlocks({ ...base, path: e.path, type: 'SymbolicLink', linkpath: e.linkpath, size: 0 });
@@ -81,7 +89,7 @@ export async function* layerTar(entries: Iterable<LayerEntry>): AsyncGenerator<B
         break;
       case 'file': {
         const size = e.size ?? 0;
-        yield* headerBlocks({ ...base, path: e.path, type: 'File', size });
+        yield* headerBlocks({ ...base, path: e.path, type: 'File', size }, e.xattrs);
         let written = 0;
         if (size > 0) {
           for await (const chunk of createReadStream(e.source!, { start: 0, end: size - 1, highWaterMark: 1 << 20 })) {
@@ -119,21 +127,35 @@ function unescapeGetfattr(s: string): string {
  * copy-up) cannot be turned into a layer from the upper directory alone: that is an error, not a
  * silently incomplete layer.
  */
-async function opaqueDirs(dir: string): Promise<Set<string>> {
-  const r = await runProgram('getfattr', ['-R', '-P', '--absolute-names', '-d', '-m', '^trusted\\.overlay\\.(opaque|redirect|metacopy)$', '--', dir], {
+async function upperXattrs(dir: string): Promise<{ opaque: Set<string>; carried: Map<string, Xattrs> }> {
+  const r = await runProgram('getfattr', ['-R', '-P', '--absolute-names', '-d', '-e', 'base64', '-m', '^(trusted\\.overlay\\.(opaque|redirect|metacopy)|security\\.capability|user\\..+)$', '--', dir], {
     allowFailure: true,
     hint: 'building images needs the getfattr program (Debian package attr)',
   });
-  const out = new Set<string>();
+  const opaque = new Set<string>();
+  const carried = new Map<string, Xattrs>();
   let file: string | undefined;
   for (const line of r.stdout.split('\n')) {
-    if (line.startsWith('# file: ')) file = unescapeGetfattr(line.slice(8));
-    else if (file && line.startsWith(OPAQUE_XATTR + '=') && /="y"$/.test(line)) out.add(file);
-    else if (file && /^trusted\.overlay\.(redirect|metacopy)/.test(line)) {
-      throw new HostSupportError(`cannot make a layer of ${file}: the overlay wrote a ${line.split('=')[0]} xattr (the kernel's overlay redirect_dir or metacopy feature is on); turn it off (overlay module parameters redirect_dir=off metacopy=off) to build images`);
+    if (line.startsWith('# file: ')) {
+      file = unescapeGetfattr(line.slice(8));
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!file || eq <= 0) continue;
+    const name = line.slice(0, eq);
+    const raw = line.slice(eq + 1);
+    const value = raw.startsWith('0s') ? Buffer.from(raw.slice(2), 'base64') : Buffer.from(raw.replace(/^"|"$/g, ''));
+    if (name === OPAQUE_XATTR) {
+      if (value.toString() === 'y') opaque.add(file);
+    } else if (/^trusted\.overlay\.(redirect|metacopy)/.test(name)) {
+      throw new HostSupportError(`cannot make a layer of ${file}: the overlay wrote a ${name} xattr (the kernel's overlay redirect_dir or metacopy feature is on); turn it off (overlay module parameters redirect_dir=off metacopy=off) to build images`);
+    } else if (carriedXattr(name)) {
+      const m = carried.get(file) ?? {};
+      m[name] = value;
+      carried.set(file, m);
     }
   }
-  return out;
+  return { opaque, carried };
 }
 
 function entryFromStat(rel: string, abs: string, st: Stats): LayerEntry | null {
@@ -153,7 +175,7 @@ function entryFromStat(rel: string, abs: string, st: Stats): LayerEntry | null {
  * relative paths left out (mount points the runtime created, e.g. etc/hosts).
  */
 export async function upperDirEntries(upper: string, skip: ReadonlySet<string> = new Set()): Promise<LayerEntry[]> {
-  const opaque = await opaqueDirs(upper);
+  const { opaque, carried } = await upperXattrs(upper);
   const out: LayerEntry[] = [];
   const inodes = new Map<string, string>();
   const walk = (relDir: string): void => {
@@ -178,6 +200,8 @@ export async function upperDirEntries(upper: string, skip: ReadonlySet<string> =
       }
       const e = entryFromStat(rel, abs, st);
       if (!e) continue;
+      const xattrs = carried.get(abs);
+      if (xattrs && (e.type === 'file' || e.type === 'dir')) e.xattrs = xattrs;
       out.push(e);
       if (st.isDirectory()) {
         if (opaque.has(abs)) out.push({ path: rel, type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: st.mtime });

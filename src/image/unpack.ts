@@ -21,8 +21,9 @@
  *   create /dev for containers anyway. FIFOs are created.
  *
  * Extraction is single-threaded and synchronous per entry into a private directory, so the
- * lstat checks cannot race with another writer. xattrs stored in the tar (SCHILY.xattr.*)
- * are not applied: node-tar's pax parser drops them.
+ * lstat checks cannot race with another writer. xattrs stored in the tar (SCHILY.xattr.*) are
+ * read by hull's own scanner (node-tar's pax parser drops them) and file capabilities and user.*
+ * attributes applied once the archive is extracted (see tar-xattrs.ts).
  */
 import {
   chmodSync, chownSync, closeSync, constants, createReadStream, fchmodSync, fchownSync, futimesSync, linkSync,
@@ -34,6 +35,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { zstdDecoder } from '../host/zstd.js';
+import { XattrScanner, type Xattrs } from './tar-xattrs.js';
 import { Parser, type ReadEntry } from 'tar';
 import { IntegrityError, NotFoundError } from '../common/errors.js';
 import { fsyncDir } from '../common/fsutil.js';
@@ -57,6 +59,8 @@ export interface LayerScan {
   compression: 'gzip' | 'zstd' | 'none';
   /** entries node-tar parsed but skipped (unsupported types) */
   ignored: string[];
+  /** the carried extended attributes (file capabilities, user.*) by entry path as written */
+  xattrs: Map<string, Xattrs>;
 }
 
 type Compression = 'gzip' | 'zstd' | 'xz' | 'bzip2' | 'none';
@@ -117,6 +121,7 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
     : pipeline(file, tap, noop);
 
   let fatal: string | undefined;
+  const xattrScanner = new XattrScanner();
   let total = 0;
   let allZero = true;
   const ignored: string[] = [];
@@ -141,7 +146,10 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
       if (total === 0 && ['gzip', 'zstd'].includes(detectCompression(chunk))) fatal ??= 'the tar inside the blob is compressed again';
       total += chunk.length;
       if (allZero && chunk.some((b) => b !== 0)) allZero = false;
-      if (fatal === undefined) parser.write(chunk);
+      if (fatal === undefined) {
+        parser.write(chunk);
+        xattrScanner.write(chunk);
+      }
     }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? '';
@@ -163,7 +171,7 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
     err.digest = digest;
     throw err;
   }
-  return { digest, diffId: 'sha256:' + diffHash.digest('hex'), size, compression, ignored };
+  return { digest, diffId: 'sha256:' + diffHash.digest('hex'), size, compression, ignored, xattrs: xattrScanner.found };
 }
 
 /** Split an entry path into components inside the layer, or null when it climbs out (`..`). */
@@ -522,6 +530,7 @@ export async function unpackLayer(
       throw new IntegrityError(`layer ${expected.digest} uncompresses to ${scan.diffId}, but the image config says ${expected.diffId}; the image is corrupt: remove it and import it again`);
     }
     await extractor.finish();
+    await applyXattrs(root, scan.xattrs);
     // data on disk before the layer becomes visible: a crash must not leave a layer with holes
     await runProgram('sync', ['-f', root]);
     if (!existsSync(dest)) {
@@ -537,6 +546,36 @@ export async function unpackLayer(
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Set the carried xattrs (see tar-xattrs.ts) on the extracted files and directories, in one
+ * `setfattr --restore` run (Node.js has no setxattr). Entries that are not a real file or directory of
+ * the layer (a symlink, a whiteout, a path that leaves the layer, an entry skipped for safety) get none.
+ */
+async function applyXattrs(root: string, found: Map<string, Xattrs>): Promise<void> {
+  if (found.size === 0) return;
+  let dump = '';
+  for (const [path, attrs] of found) {
+    const parts = layerPathParts(path);
+    if (parts === null || parts.length === 0) continue;
+    const abs = join(root, ...parts);
+    const st = lstatOrNull(abs);
+    if (!st || !(st.isFile() || st.isDirectory())) continue;
+    dump += `# file: ${escapeForGetfattr(abs)}\n`;
+    for (const [name, value] of Object.entries(attrs)) dump += `${name}=0s${value.toString('base64')}\n`;
+    dump += '\n';
+  }
+  if (dump === '') return;
+  await runProgram('setfattr', ['--restore=-'], {
+    input: dump,
+    hint: 'file capabilities in image layers need the setfattr program (Debian package attr)',
+  });
+}
+
+/** A path in getfattr's dump format: bytes other than plain name characters as \ooo octal escapes. */
+function escapeForGetfattr(path: string): string {
+  return [...Buffer.from(path, 'utf8')].map((b) => (/[A-Za-z0-9/._+,:@-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : '\\' + b.toString(8).padStart(3, '0'))).join('');
 }
 
 function digestMismatch(expected: string, actual: string): IntegrityError {
