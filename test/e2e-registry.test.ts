@@ -133,6 +133,27 @@ describe('push and pull with a real registry', () => {
     assert.match(none.stderr, /^hull: image .* has no variant for platform linux\/s390x \(it has: linux\/\w+, linux\/\w+\); choose one with --platform\n$/);
   });
 
+  test('a nested index (an index entry without a platform that is an index itself): hull goes down to the host\'s image', async () => {
+    const layout = new OciLayoutBuilder(join(work, 'nested'));
+    const a = makeLayer({ 'nested.txt': 'inner\n' });
+    const la = layout.blob('application/vnd.oci.image.layer.v1.tar+gzip', a.gz);
+    const host = layout.image([la], [a.diffId], HOST_ARCH);
+    layout.name(host, 'host');
+    // skopeo 1.9 cannot copy nested indexes: it pushes the image, the indexes go up through the API by hand
+    skopeo('copy', '--dest-tls-verify=false', `oci:${join(work, 'nested')}:host`, `docker://${registry.host}/nested/img:host`);
+    const innerBody = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [host] });
+    const inner = layout.blob('application/vnd.oci.image.index.v1+json', innerBody);
+    const outerBody = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: inner.mediaType, digest: inner.digest, size: inner.size }] });
+    for (const [ref, body] of [[inner.digest, innerBody], ['1', outerBody]] as const) {
+      const res = await fetch(`http://${registry.host}/v2/nested/img/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body });
+      assert.equal(res.status, 201, await res.text());
+    }
+    const dst = newRoot('registry-nested');
+    await dst.ok('pull', '-q', `${registry.host}/nested/img:1`);
+    const img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/nested/img:1`))[0] as { manifestDigest: string };
+    assert.equal(img.manifestDigest, host.digest);
+  });
+
   test('an unknown tag is one clear line, exit 125', async () => {
     const dst = newRoot('registry-unknown');
     const r = await dst.hull('pull', `${registry.host}/test/busybox:nope`);

@@ -99,19 +99,22 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   const display = ref.display.startsWith(registry) ? ref.display : `${registry}/${ref.display}`;
 
   let fetched = await client.getManifest(repo, ref.digest ?? ref.tag, display);
-  if (fetched.mediaType === MANIFEST_TYPES.ociIndex || fetched.mediaType === MANIFEST_TYPES.dockerList) {
+  const isIndex = (t: string) => t === MANIFEST_TYPES.ociIndex || t === MANIFEST_TYPES.dockerList;
+  // an index picks the platform; an entry may be an index itself (nested indexes, e.g. per OS version):
+  // go down a few levels, taking a platform-less nested index when no entry names the platform
+  for (let depth = 0; isIndex(fetched.mediaType); depth++) {
+    if (depth >= 4) throw new RegistryError(`image ${display}: indexes nested more than 4 deep; hull stops there`);
     const index = JSON.parse(fetched.bytes.toString('utf8')) as OciIndex;
     const want = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
-    const chosen = choosePlatform(index, want, !!opts.platform && want.variant !== undefined);
+    const chosen = choosePlatform(index, want, !!opts.platform && want.variant !== undefined)
+      ?? (index.manifests ?? []).find((d) => !d.platform && isIndex(d.mediaType));
     if (!chosen) {
       const has = (index.manifests ?? []).map((d) => d.platform).filter((p): p is Platform => !!p && p.os !== 'unknown').map(platformText);
       throw new NotFoundError(`image ${display} has no variant for platform ${platformText(want)} (it has: ${has.join(', ') || 'none'}); choose one with --platform`);
     }
     fetched = await client.getManifest(repo, chosen.digest, `${display}@${chosen.digest}`);
-    if (fetched.mediaType === MANIFEST_TYPES.ociIndex || fetched.mediaType === MANIFEST_TYPES.dockerList) {
-      throw new RegistryError(`image ${display}: the entry for ${platformText(want)} is another index; nested indexes are not supported`);
-    }
-  } else if (fetched.mediaType !== MANIFEST_TYPES.ociManifest && fetched.mediaType !== MANIFEST_TYPES.dockerManifest) {
+  }
+  if (fetched.mediaType !== MANIFEST_TYPES.ociManifest && fetched.mediaType !== MANIFEST_TYPES.dockerManifest) {
     throw new RegistryError(`image ${display} has a manifest of type ${fetched.mediaType || 'unknown'}, which hull cannot use (it reads OCI and docker schema 2 manifests)`);
   }
   emit({ kind: 'resolved', ref: display, digest: fetched.digest });
