@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd)
+packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
+  qemu-system-x86 qemu-utils e2fsprogs erofs-utils kmod musl-tools
+  containernetworking-plugins aardvark-dns iptables iperf3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -22,6 +24,12 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   # npm ci refuses this lock file (npm 11 and node-unix-socket's per-platform optional packages), so install from it
   npm install --no-audit --no-fund --loglevel=error
   touch "$stamp"
+fi
+
+# hull's guest agent (PID 1 of its VMs): a small static C program, rebuilt when its source changes
+if [ ! -x guest/hull-agent ] || [ guest/agent.c -nt guest/hull-agent ]; then
+  echo "hull setup: building the VM guest agent (guest/hull-agent)"
+  musl-gcc -static -Os -s -Wall -o guest/hull-agent guest/agent.c
 fi
 
 npm run --silent build

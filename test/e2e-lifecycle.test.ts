@@ -348,4 +348,18 @@ test('container prune removes exited and created instances, never running ones',
   await root.ok('rm', '-f', 'prune-running');
 });
 
+test('system prune: stopped instances, unused networks, dangling images, build cache; running ones and their networks stay', async () => {
+  await root.ok('network', 'create', 'prune-unused', '--subnet', '10.97.1.0/24');
+  await root.ok('network', 'create', 'prune-used', '--subnet', '10.97.2.0/24');
+  await root.ok('run', '-d', '--name', 'sp-running', '--network', 'prune-used', 'busybox', 'sleep', '60');
+  await root.ok('run', '--name', 'sp-exited', '--network', 'none', 'busybox', 'true');
+  const r = JSON.parse(await root.ok('system', 'prune', '-f', '--format', 'json')) as { InstancesDeleted: string[]; NetworksDeleted: string[] };
+  assert.equal(r.InstancesDeleted.length, 1);
+  assert.deepEqual(r.NetworksDeleted, ['prune-unused']);
+  const nets = await root.ok('network', 'ls', '--format', 'json');
+  assert.match(nets, /prune-used/);
+  await root.ok('rm', '-f', 'sp-running');
+  await root.ok('network', 'rm', 'prune-used');
+});
+
 test('leaves nothing behind', () => root.cleanupAndCheck());

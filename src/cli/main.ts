@@ -5,6 +5,8 @@ import { registerImageCommands } from './commands/images.js';
 import { registerArchiveCommands, registerRegistryCommands } from './commands/registry.js';
 import { registerSystemCommands, VERSION } from './commands/system.js';
 import { registerBuildCommand, registerBuilderCommands } from './commands/build.js';
+import { registerNetworkCommands } from './commands/network.js';
+import { registerVmCommands } from './commands/vm.js';
 import { isHullError } from '../common/errors.js';
 import { trace } from '../common/trace.js';
 
@@ -13,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   trace('cli loaded');
   let ctx: CliContext = createContext(undefined);
   const program = new Command('hull')
-    .description('hull: run OCI images as containers (and, later, virtual machines)')
+    .description('hull: run OCI images as containers or virtual machines')
     .version(VERSION, '--version', 'show the version')
     .option('--root <dir>', 'state directory (default /var/lib/hull, or $HULL_ROOT)')
     .enablePositionalOptions()
@@ -37,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
   registerSystemCommands(program, proxy);
   registerBuildCommand(program, proxy);
   registerBuilderCommands(program, proxy);
+  registerNetworkCommands(program, proxy);
+  registerVmCommands(program, proxy);
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -62,6 +62,22 @@ export interface RestartPolicy {
   maxRetries: number;
 }
 
+/** VM settings (--isolation vm); unset fields take the driver's defaults. */
+export interface VmOptions {
+  /** 'auto' (the host probe decides), 'kvm' or 'tcg' */
+  accel?: string;
+  /** 'virtio' (para-virtualized, default) or 'emulated' (IDE disk, UART channel) */
+  deviceModel?: 'virtio' | 'emulated';
+  /** a kernel image of the user's (its virtio drivers built in); default: Debian's cloud kernel */
+  kernel?: string;
+  /** an initramfs of the user's, unpacked before hull's (hull's agent stays /init) */
+  initrd?: string;
+  /** a full OS disk image to boot instead of an OCI image (hull vm create --disk); never written to */
+  disk?: string;
+  /** its format as the user stated it; checked against what qemu-img finds */
+  diskFormat?: 'qcow2' | 'raw';
+}
+
 /**
  * What an instance runs: the image's config merged with the user's flags, fully resolved.
  * Stored with the instance record (JSON) so that `start` after a restart of hull has all it needs.
@@ -100,12 +116,74 @@ export interface InstanceConfig {
   /** remove when it exits (--rm) */
   autoRemove: boolean;
   labels: Record<string, string>;
-  /** 'none' | 'host' (loopback-only 'none' until networks land) */
+  /** 'none' (loopback only), 'host', or 'bridge' (attached to the hull networks in `networks`) */
   network: string;
+  /** the hull networks the instance joins (network 'bridge'), first one first; absent in older records */
+  networks?: NetworkRequest[];
+  /** published ports (-p/-P); hostPort 0 means "pick a free one at start" */
+  ports?: PortMapping[];
+  /** --dns: upstream nameservers (the network's DNS server forwards to them) */
+  dns?: string[];
+  /** --dns-search */
+  dnsSearch?: string[];
+  /** --add-host entries, "name:ip" */
+  extraHosts?: string[];
   /** OCI runtime to use (runc, crun) */
   runtime: string;
   /** rlimits; never above the hard limit (no CAP_SYS_RESOURCE on some hosts) */
   ulimits: { type: string; soft: number; hard: number }[];
+  /** VM settings, for kind 'vm' */
+  vm?: VmOptions;
+}
+
+/** One network an instance asks to join: --network NAME [--ip] [--network-alias]. */
+export interface NetworkRequest {
+  name: string;
+  /** a static IPv4 address inside the network's subnet */
+  ip?: string;
+  /** extra DNS names of the instance on this network */
+  aliases?: string[];
+}
+
+/** A published port: host address and port forwarded to the instance's port. */
+export interface PortMapping {
+  /** '' for every host address */
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** What joining one network gave an instance (from the CNI result). */
+export interface NetworkAttachment {
+  network: string;
+  /** interface name inside the instance's network namespace (eth0, eth1, ...) */
+  interface: string;
+  /** address with prefix, e.g. 10.89.1.2/24 */
+  address: string;
+  gateway?: string;
+  mac?: string;
+  /** the host's bridge the interface hangs off (a VM driver bridges its tap here too) */
+  bridge: string;
+  /** DNS names the instance has on this network (name, aliases, short id) */
+  names: string[];
+  /** ports published through this attachment, host ports resolved */
+  ports: PortMapping[];
+}
+
+/**
+ * The network namespace the engine made for an instance and what is in it. The driver joins the namespace
+ * (a container runtime by path; a VM driver later by creating its tap inside it) and renders /etc/hosts and
+ * /etc/resolv.conf from the rest.
+ */
+export interface InstanceNetwork {
+  netnsPath: string;
+  attachments: NetworkAttachment[];
+  /** nameservers for the instance's resolv.conf (the network's DNS server, or --dns) */
+  nameservers: string[];
+  searches: string[];
+  /** --add-host entries as [name, ip] */
+  extraHosts: [string, string][];
 }
 
 /** Where an instance's files live and what it is. Built by the engine, handed to the driver. */
@@ -121,6 +199,8 @@ export interface InstanceContext {
   layers: string[];
   /** the command hull runs when the instance's process exits (conmon's --exit-command), argv */
   exitCommand: string[];
+  /** set by the engine for create when the instance joins hull networks (config.network 'bridge') */
+  network?: InstanceNetwork;
 }
 
 export interface CreateResult {

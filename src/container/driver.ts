@@ -221,6 +221,7 @@ export class ContainerDriver implements InstanceDriver {
         cgroupNamespace: host.cgroupNamespace,
         hostNofileHard: host.nofileHard,
         extraMounts: mounts,
+        ...(ctx.network ? { netnsPath: ctx.network.netnsPath } : {}),
       });
       // regenerated on every create: no need for a durable (fsync'd) write on the hot path
       writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify(spec));

@@ -16,7 +16,7 @@ import { existsSync, lchownSync, lstatSync, chmodSync, mkdirSync, readdirSync, r
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { HostSupportError } from '../common/errors.js';
-import type { IdMapping, InstanceContext, UsernsConfig } from '../common/instance.js';
+import type { IdMapping, InstanceContext, InstanceNetwork, UsernsConfig } from '../common/instance.js';
 import { isMountpoint, mountOverlay, readMountInfo, unmountAll } from '../host/mount.js';
 import type { OciMount } from './oci-spec.js';
 
@@ -56,13 +56,17 @@ export function containerHostname(ctx: InstanceContext): string {
   return ctx.config.hostname || (ctx.config.network === 'host' ? osHostname() : ctx.id.slice(0, 12));
 }
 
-/** /etc/hosts of a container: loopback names plus its hostname. */
-export function hostsFile(hostname: string, network: string): string {
+/**
+ * /etc/hosts of a container: loopback names plus its hostname; on hull networks its own addresses carry its
+ * hostname and name instead of 127.0.1.1, and --add-host entries follow.
+ */
+export function hostsFile(hostname: string, network: string, net?: InstanceNetwork, name?: string): string {
   if (network === 'host') {
     try {
       return readFileSync('/etc/hosts', 'utf8');
     } catch { /* fall through to the default */ }
   }
+  const own = (net?.attachments ?? []).filter((a) => a.address).map((a) => `${a.address.split('/')[0]}\t${[...new Set([hostname, ...(name ? [name] : [])])].join(' ')}`);
   return [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -70,7 +74,8 @@ export function hostsFile(hostname: string, network: string): string {
     'ff00::0\tip6-mcastprefix',
     'ff02::1\tip6-allnodes',
     'ff02::2\tip6-allrouters',
-    `127.0.1.1\t${hostname}`,
+    ...(own.length > 0 ? own : [`127.0.1.1\t${hostname}`]),
+    ...(net?.extraHosts ?? []).map(([h, ip]) => `${ip}\t${h}`),
     '',
   ].join('\n');
 }
@@ -81,7 +86,11 @@ export function hostsFile(hostname: string, network: string): string {
  * resolved upstream list is used when there is one) and Google's public servers stand in when
  * nothing is left, as docker does.
  */
-export function resolvConfFile(network: string): string {
+export function resolvConfFile(network: string, net?: InstanceNetwork): string {
+  if (net && net.nameservers.length > 0) {
+    // the networks' DNS servers (which know the other instances' names), or --dns
+    return [...(net.searches.length > 0 ? [`search ${net.searches.join(' ')}`] : []), ...net.nameservers.map((n) => `nameserver ${n}`), ''].join('\n');
+  }
   const read = (p: string): string | null => {
     try {
       return readFileSync(p, 'utf8');
@@ -94,7 +103,8 @@ export function resolvConfFile(network: string): string {
   const isLoopbackNs = (l: string): boolean => /^\s*nameserver\s+(127\.|::1\s*$)/.test(l);
   let text = host;
   if (host.split('\n').some(isLoopbackNs)) text = read('/run/systemd/resolve/resolv.conf') ?? host;
-  const lines = text.split('\n').filter((l) => !isLoopbackNs(l));
+  let lines = text.split('\n').filter((l) => !isLoopbackNs(l));
+  if (net && net.searches.length > 0) lines = [`search ${net.searches.join(' ')}`, ...lines.filter((l) => !/^\s*(search|domain)\s/.test(l))];
   if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   return lines.join('\n').replace(/\n*$/, '\n');
 }
@@ -202,13 +212,14 @@ export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs>
 
   const hostname = containerHostname(ctx);
   const files: [string, string, string][] = [
-    [L.hosts, '/etc/hosts', hostsFile(hostname, ctx.config.network)],
+    [L.hosts, '/etc/hosts', hostsFile(hostname, ctx.config.network, ctx.network, ctx.name)],
     [L.hostname, '/etc/hostname', `${hostname}\n`],
-    [L.resolvConf, '/etc/resolv.conf', resolvConfFile(ctx.config.network)],
+    [L.resolvConf, '/etc/resolv.conf', resolvConfFile(ctx.config.network, ctx.network)],
   ];
   const mounts: OciMount[] = [];
   for (const [path, destination, content] of files) {
-    if (!existsSync(path)) {
+    // on hull networks the addresses change from start to start: hosts and resolv.conf are written anew
+    if (!existsSync(path) || (ctx.network && destination !== '/etc/hostname')) {
       writeFileSync(path, content, { mode: 0o644 });
       if (userns) {
         const uid = mapId(userns.uidMappings, 0);

@@ -120,6 +120,8 @@ export interface SpecInput {
   hostNofileHard: number;
   /** bind mounts made by the driver, e.g. /etc/hosts, /etc/resolv.conf, /etc/hostname */
   extraMounts?: OciMount[];
+  /** a network namespace the engine made and configured (hull networks): joined instead of a fresh one */
+  netnsPath?: string;
   /** host facts; read from /proc and /sys when left out */
   host?: HostFacts;
 }
@@ -463,7 +465,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
 
   // Namespaces.
   const namespaces: OciNamespace[] = [{ type: 'pid' }];
-  if (privateNetns) namespaces.push({ type: 'network' });
+  if (privateNetns) namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   namespaces.push({ type: 'ipc' }, { type: 'uts' }, { type: 'mount' });
   if (input.cgroupNamespace) namespaces.push({ type: 'cgroup' });
   if (userns) namespaces.push({ type: 'user' });
@@ -472,7 +474,9 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
     defaultMounts({
       privileged: config.privileged,
       userns: userns !== null,
-      privateNetns,
+      // a namespace made by the engine belongs to the host's user namespace, so (as with the host's) the
+      // container's user namespace cannot mount a sysfs for it
+      privateNetns: privateNetns && !input.netnsPath,
       gid5Mapped: !userns || mapped(userns.gidMappings, 5),
     }),
     [...(input.extraMounts ?? []), ...userMounts(config)],

@@ -1,7 +1,10 @@
-import type { InstanceConfig, MountSpec, Resources, RestartPolicy, UsernsConfig, InstanceKind } from '../common/instance.js';
+import type { InstanceConfig, MountSpec, Resources, RestartPolicy, UsernsConfig, InstanceKind, VmOptions } from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { mergeEnv, parseSignal } from '../common/parse.js';
 import type { ImageRecord } from '../image/store.js';
+import { exposedToMappings, parsePublish } from '../network/ports.js';
+import { parseIp } from '../network/ipv4.js';
+import { DEFAULT_NETWORK } from '../network/store.js';
 
 /** What a user asks for when creating an instance (already parsed from flags or an API body). */
 export interface CreateRequest {
@@ -33,9 +36,26 @@ export interface CreateRequest {
   restart?: RestartPolicy;
   autoRemove?: boolean;
   labels?: Record<string, string>;
+  /** one network mode or name (older callers); `networks` wins when both are given */
   network?: string;
+  /** --network, repeatable: none, host, or hull network names (the default network when left out) */
+  networks?: string[];
+  /** --ip: static address on the first network */
+  ip?: string;
+  /** --network-alias: extra DNS names on every network */
+  aliases?: string[];
+  /** -p values, docker's syntax */
+  publish?: string[];
+  /** -P: publish every port the image EXPOSEs on a random host port */
+  publishAll?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  /** --add-host name:ip */
+  addHost?: string[];
   runtime?: string;
   ulimits?: { type: string; soft: number; hard: number }[];
+  /** VM settings (kind 'vm') */
+  vm?: VmOptions;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -73,10 +93,8 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   if (req.autoRemove && restart.name !== 'no') {
     throw new InvalidArgumentError('--rm and --restart cannot be combined: a removed instance cannot be restarted');
   }
-  const network = req.network ?? 'none';
-  if (!['none', 'host', 'default', 'bridge'].includes(network)) {
-    throw new InvalidArgumentError(`unknown network "${network}": only none and host exist until virtual networks land`);
-  }
+  const net = networkConfig(image, req);
+  const network = net.network;
   const hostname = req.hostname ?? (network === 'host' ? '' : id.slice(0, 12));
   const userns = req.userns === 'auto' ? null : req.userns ?? null;
   return {
@@ -103,9 +121,49 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     restart,
     autoRemove: req.autoRemove ?? false,
     labels: { ...(ic.Labels ?? {}), ...(req.labels ?? {}) },
-    network: network === 'default' || network === 'bridge' ? 'none' : network,
+    ...net,
     runtime,
     ulimits: req.ulimits ?? [],
+    ...(req.vm ? { vm: req.vm } : {}),
+  };
+}
+
+/** The network part of an instance's config: mode, networks, ports, DNS settings (validated; names resolved later). */
+function networkConfig(image: ImageRecord, req: CreateRequest): Pick<InstanceConfig, 'network' | 'networks' | 'ports' | 'dns' | 'dnsSearch' | 'extraHosts'> {
+  const names = req.networks && req.networks.length > 0 ? req.networks : req.network !== undefined ? [req.network] : [DEFAULT_NETWORK];
+  const ports = [...(req.publish ?? []).flatMap(parsePublish), ...(req.publishAll ? exposedToMappings(image.config.config?.ExposedPorts) : [])];
+  for (const d of req.dns ?? []) parseIp(d, '--dns');
+  const extraHosts = (req.addHost ?? []).map((h) => {
+    const i = h.lastIndexOf(':');
+    if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(h.slice(0, i))) throw new InvalidArgumentError(`invalid --add-host "${h}": expected NAME:IP, e.g. db.local:10.89.1.5`);
+    const ip = h.slice(i + 1) === 'host-gateway' ? '' : h.slice(i + 1);
+    if (ip === '') throw new InvalidArgumentError(`invalid --add-host "${h}": host-gateway is not supported yet; give the address`);
+    parseIp(ip, '--add-host address');
+    return `${h.slice(0, i)}:${ip}`;
+  });
+  const mode = names.find((n) => n === 'none' || n === 'host');
+  if (mode) {
+    if (names.length > 1) throw new InvalidArgumentError(`--network ${mode} cannot be combined with other networks`);
+    if (ports.length > 0) throw new InvalidArgumentError(`cannot publish ports with --network ${mode}: ${mode === 'host' ? 'the instance uses the host\'s ports directly' : 'it has no network'}`);
+    if (req.ip !== undefined || (req.aliases ?? []).length > 0) throw new InvalidArgumentError(`--ip and --network-alias need a network; --network ${mode} has none`);
+    return { network: mode, dns: req.dns ?? [], dnsSearch: req.dnsSearch ?? [], extraHosts };
+  }
+  for (const n of names) {
+    if (n.startsWith('container:') || n === 'private' || n === 'slirp4netns' || n === 'pasta') {
+      throw new InvalidArgumentError(`unsupported --network ${n}: use none, host, or a hull network name (hull network ls)`);
+    }
+  }
+  if (req.ip !== undefined) parseIp(req.ip, '--ip');
+  for (const a of req.aliases ?? []) {
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/.test(a)) throw new InvalidArgumentError(`invalid --network-alias "${a}": use letters, digits, . - _`);
+  }
+  return {
+    network: 'bridge',
+    networks: names.map((name, i) => ({ name, ...(i === 0 && req.ip !== undefined ? { ip: req.ip } : {}), ...((req.aliases ?? []).length > 0 ? { aliases: req.aliases } : {}) })),
+    ports,
+    dns: req.dns ?? [],
+    dnsSearch: req.dnsSearch ?? [],
+    extraHosts,
   };
 }
 

@@ -1,5 +1,25 @@
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
+import { publishedPorts } from './networking.js';
+
+/** docker's NetworkSettings: the live attachments (address, gateway, MAC, aliases) and published ports. */
+function networkSettings(engine: Engine, rec: InstanceRecord): Record<string, unknown> {
+  const live = rec.state === 'running' || rec.state === 'paused';
+  const attachments = live && rec.config.network === 'bridge' ? engine.networks.attachments(rec.id) : [];
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of publishedPorts(engine, rec)) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp || '0.0.0.0', HostPort: String(p.hostPort) });
+  const first = attachments[0];
+  return {
+    IPAddress: first ? first.address.split('/')[0] : '',
+    Gateway: first?.gateway ?? '',
+    MacAddress: first?.mac ?? '',
+    Ports: ports,
+    Networks: Object.fromEntries(attachments.map((a) => [a.network, {
+      IPAddress: a.address.split('/')[0], IPPrefixLen: Number(a.address.split('/')[1] ?? 0), Gateway: a.gateway ?? '',
+      MacAddress: a.mac ?? '', Aliases: a.names, Interface: a.interface,
+    }])),
+  };
+}
 
 const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : '0001-01-01T00:00:00Z');
 
@@ -53,7 +73,11 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       SecurityOpt: [`no-new-privileges=${c.noNewPrivileges}`, `seccomp=${c.seccomp}`],
       UsernsMode: c.userns ? 'private' : 'host',
       IdMappings: c.userns,
-      NetworkMode: c.network,
+      NetworkMode: c.network === 'bridge' ? (c.networks ?? []).map((n) => n.name).join(',') : c.network,
+      PortBindings: Object.fromEntries((c.ports ?? []).map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
+      Dns: c.dns ?? [],
+      DnsSearch: c.dnsSearch ?? [],
+      ExtraHosts: c.extraHosts ?? [],
       Memory: c.resources.memory ?? 0,
       MemorySwap: c.resources.memorySwap ?? 0,
       NanoCpus: c.resources.cpus ? Math.round(c.resources.cpus * 1e9) : 0,
@@ -64,5 +88,6 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       Ulimits: c.ulimits,
     },
     Mounts: c.mounts,
+    NetworkSettings: networkSettings(engine, rec),
   };
 }

@@ -4,6 +4,8 @@ import type { ExitInfo, InstanceContext, InstanceDriver, InstanceKind } from '..
 import { HostSupportError } from '../common/errors.js';
 import { ImageStore } from '../image/store.js';
 import { ContainerDriver } from '../container/driver.js';
+import { VmDriver } from '../vm/driver.js';
+import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 
 export interface EngineOptions {
@@ -27,12 +29,19 @@ export class Engine {
   readonly store: StateStore;
   readonly images: ImageStore;
   private readonly drivers = new Map<InstanceKind, InstanceDriver>();
+  private networkManager: NetworkManager | undefined;
 
   constructor(opts: EngineOptions) {
     this.root = opts.root;
     this.self = opts.self;
     this.store = new StateStore(opts.root);
     this.images = new ImageStore(opts.root);
+  }
+
+  /** The network driver (definitions, CNI attachments, DNS); made on first use. */
+  get networks(): NetworkManager {
+    this.networkManager ??= new NetworkManager(this.root);
+    return this.networkManager;
   }
 
   close(): void {
@@ -42,8 +51,10 @@ export class Engine {
   driver(kind: InstanceKind): InstanceDriver {
     const known = this.drivers.get(kind);
     if (known) return known;
-    if (kind !== 'container') throw new HostSupportError(`instances of kind "${kind}" are not supported by this build of hull`);
-    const d = new ContainerDriver();
+    let d: InstanceDriver;
+    if (kind === 'container') d = new ContainerDriver();
+    else if (kind === 'vm') d = new VmDriver();
+    else throw new HostSupportError(`instances of kind "${kind}" are not supported by this build of hull`);
     this.drivers.set(kind, d);
     return d;
   }
@@ -90,7 +101,8 @@ export class Engine {
     }
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmd.includes('conmon') || cmd.includes('qemu');
+      // conmon for containers, hull's VM monitor (dist/vm-monitor.cjs, or monitor-main.ts from source) for VMs
+      return cmd.includes('conmon') || cmd.includes('qemu') || cmd.includes('vm-monitor') || cmd.includes('monitor-main');
     } catch {
       return false;
     }

@@ -3,18 +3,23 @@
  *
  *  - no mount points under the root (/proc/self/mountinfo);
  *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> for any instance the root ever had;
- *  - no conmon/runc/crun (or hull exit-command) process whose argv mentions the root, and no live process
+ *  - no conmon/runc/crun/QEMU/VM monitor (or hull exit-command) process whose argv mentions the root, and no live process
  *    in one of those instances' cgroups (zombies waiting for the host's init to reap them do not count);
+ *  - networks: no network namespace file under <root>/netns, no bridge of the root (hl<root hash>…) and no veth
+ *    enslaved to one, no iptables rule naming the root's CNI networks, bridges or instances, no aardvark-dns
+ *    serving the root, no attachment record left under <root>/networks/attachments;
  *  - the state store lists no instances; <root>/containers and the runtimes' state dirs are empty.
  *
  * Processes and cgroups go away asynchronously (a SIGKILLed container's init takes a moment), so the check is
  * retried for a short while before it reports.
  */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 
 export interface Leak {
-  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file';
+  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file' | 'link' | 'iptables';
   what: string;
 }
 
@@ -76,7 +81,9 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
     const prog = basename(p.argv[0]!);
     const mentionsRoot = p.argv.some((a) => a === root || a.includes(root + '/') || a.endsWith('=' + root));
     const isHull = p.argv.some((a) => a.endsWith('hull.mjs'));
-    if (mentionsRoot && (['conmon', 'runc', 'crun'].includes(prog) || isHull)) {
+    // VMs: QEMU (its disk lives in the root) and hull's VM monitor (its argv is the instance dir)
+    const isVm = prog.startsWith('qemu-system') || p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
+    if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm)) {
       out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
       continue;
     }
@@ -90,11 +97,44 @@ export function fileLeaks(root: string): Leak[] {
   const out: Leak[] = [];
   const containers = join(root, 'containers');
   if (existsSync(containers)) for (const d of readdirSync(containers)) out.push({ kind: 'file', what: join(containers, d) });
+  // VM root disks are cached per image under <root>/vm/disks; no half-built ones may stay behind
+  const disks = join(root, 'vm', 'disks');
+  if (existsSync(disks)) for (const d of readdirSync(disks)) if (!d.endsWith('.ext4')) out.push({ kind: 'file', what: join(disks, d) });
   const run = join(root, 'run');
   for (const rt of ['runc', 'crun']) {
     const dir = join(run, rt);
     if (!existsSync(dir)) continue;
     for (const d of readdirSync(dir)) if (/^[0-9a-f]{64}$/.test(d)) out.push({ kind: 'file', what: join(dir, d) });
+  }
+  return out;
+}
+
+/** The hash hull puts into the names of a root's bridges (hl<hash>…) and CNI networks (hull-<hash>-NAME). */
+export function rootHash(root: string): string {
+  return createHash('sha256').update(resolve(root)).digest('hex').slice(0, 6);
+}
+
+/** Network namespaces, bridges, veths, iptables rules and attachment records of the root. */
+export function networkLeaks(root: string, ids: string[]): Leak[] {
+  const out: Leak[] = [];
+  const netns = join(root, 'netns');
+  if (existsSync(netns)) for (const f of readdirSync(netns)) out.push({ kind: 'file', what: join(netns, f) });
+  const att = join(root, 'networks', 'attachments');
+  if (existsSync(att)) for (const d of readdirSync(att)) out.push({ kind: 'file', what: join(att, d) });
+  const prefix = `hl${rootHash(root)}`;
+  const links = spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' });
+  if (links.status === 0) {
+    for (const l of JSON.parse(links.stdout || '[]') as { ifname: string; master?: string }[]) {
+      if (l.ifname.startsWith(prefix)) out.push({ kind: 'link', what: `bridge ${l.ifname}` });
+      else if (l.master?.startsWith(prefix)) out.push({ kind: 'link', what: `${l.ifname} (a port of ${l.master})` });
+    }
+  }
+  const marks = [prefix, `hull-${rootHash(root)}-`, ...ids];
+  for (const table of ['filter', 'nat']) {
+    const r = spawnSync('iptables', ['-w', '-t', table, '-S'], { encoding: 'utf8' });
+    for (const line of r.status === 0 ? r.stdout.split('\n') : []) {
+      if (marks.some((m) => line.includes(m))) out.push({ kind: 'iptables', what: `${table}: ${line}` });
+    }
   }
   return out;
 }
@@ -112,6 +152,7 @@ export async function checkLeaks(root: string, ids: string[], listIds: () => Pro
       ...cgroupLeaks(ids),
       ...processLeaks(root, ids),
       ...fileLeaks(root),
+      ...networkLeaks(root, ids),
     ];
     if (leaks.length === 0 || Date.now() > deadline) return leaks;
     await new Promise((r) => setTimeout(r, 200));

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
 import type { Resources, UsernsConfig } from '../../common/instance.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import {
@@ -45,14 +46,25 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--stop-timeout <s>', 'seconds to wait before killing on stop')
     .option('--entrypoint <cmd>', "override the image's entrypoint ('' resets it)")
     .option('-l, --label <k=v>', 'set a label (repeatable)', collect)
-    .option('--network <mode>', 'network: none (loopback only, default) or host')
-    .addOption(new Option('--net <mode>', 'same as --network').hideHelp())
+    .option('--network <name>', 'network: a hull network (default: hull), none (loopback only) or host; repeatable', collect)
+    .addOption(new Option('--net <name>', 'same as --network').hideHelp().argParser(collect))
+    .option('--ip <address>', 'static IPv4 address on the (first) network')
+    .option('--network-alias <name>', 'extra DNS name on the networks (repeatable)', collect)
+    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a port on the host (repeatable; no host port: a random one)', collect)
+    .option('-P, --publish-all', 'publish every port the image exposes on random host ports')
+    .option('--dns <ip>', 'DNS server (repeatable; the network\'s DNS server forwards to it)', collect)
+    .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
+    .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
     .option('--pull <policy>', 'pull the image: missing (default), always, never')
     .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image')
     .option('--tls-verify [bool]', 'use HTTPS when pulling (false: plain HTTP)')
     .option('-q, --quiet', 'pull without progress output')
-    .addOption(new Option('--isolation <kind>', 'container (default)').choices(['container']).default('container'))
+    .addOption(new Option('--isolation <kind>', 'container (default) or vm (a virtual machine with its own kernel)').choices(['container', 'vm']).default('container'))
+    .addOption(new Option('--accel <accel>', 'VM accelerator: auto (default: KVM where the host has hardware virtualization, else TCG), kvm or tcg').choices(['auto', 'kvm', 'tcg']))
+    .addOption(new Option('--device-model <model>', 'VM devices: virtio (para-virtualized, default) or emulated (IDE disk, UART)').choices(['virtio', 'emulated']))
+    .option('--kernel <path>', 'VM: boot this kernel image (virtio drivers built in) instead of Debian\'s cloud kernel')
+    .option('--initrd <path>', 'VM: an initramfs unpacked before hull\'s (hull\'s agent stays /init)')
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions();
@@ -64,7 +76,9 @@ export interface CreateFlags {
   capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; userns?: string; uidmap?: string[]; gidmap?: string[];
   memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
   blkioWeight?: string; ulimit?: string[]; restart?: string; rm?: boolean; stopSignal?: string; stopTimeout?: string;
-  entrypoint?: string; label?: string[]; network?: string; net?: string; runtime?: string; isolation?: string;
+  entrypoint?: string; label?: string[]; network?: string[]; net?: string[]; runtime?: string; isolation?: string;
+  accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string; initrd?: string;
+  ip?: string; networkAlias?: string[]; publish?: string[]; publishAll?: boolean; dns?: string[]; dnsSearch?: string[]; addHost?: string[];
   pull?: string; platform?: string; tlsVerify?: string | boolean; quiet?: boolean;
 }
 
@@ -107,8 +121,18 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
   }
   let entrypoint: string[] | undefined;
   if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
+  const kind = f.isolation === 'vm' ? 'vm' : 'container';
+  const vmFlags = [f.accel && '--accel', f.deviceModel && '--device-model', f.kernel && '--kernel', f.initrd && '--initrd'].filter(Boolean);
+  if (kind !== 'vm' && vmFlags.length > 0) throw new InvalidArgumentError(`${vmFlags.join(', ')} apply to VMs only: add --isolation vm`);
+  const vm: CreateRequest['vm'] = kind === 'vm' ? {
+    ...(f.accel !== undefined ? { accel: f.accel } : {}),
+    ...(f.deviceModel !== undefined ? { deviceModel: f.deviceModel } : {}),
+    ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
+    ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
+  } : undefined;
   return {
-    kind: 'container',
+    kind,
+    ...(vm ? { vm } : {}),
     image,
     ...(f.name !== undefined ? { name: f.name } : {}),
     command,
@@ -132,7 +156,14 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.restart !== undefined ? { restart: parseRestart(f.restart) } : {}),
     autoRemove: !!f.rm,
     labels: parseLabels(f.label ?? []),
-    ...((f.network ?? f.net) !== undefined ? { network: (f.network ?? f.net)! } : {}),
+    ...((f.network ?? f.net) !== undefined ? { networks: [...(f.network ?? []), ...(f.net ?? [])] } : {}),
+    ...(f.ip !== undefined ? { ip: f.ip } : {}),
+    ...(f.networkAlias ? { aliases: f.networkAlias } : {}),
+    ...(f.publish ? { publish: f.publish } : {}),
+    ...(f.publishAll ? { publishAll: true } : {}),
+    ...(f.dns ? { dns: f.dns } : {}),
+    ...(f.dnsSearch ? { dnsSearch: f.dnsSearch } : {}),
+    ...(f.addHost ? { addHost: f.addHost } : {}),
     ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
     ulimits: (f.ulimit ?? []).map(parseUlimit),
   };

@@ -4,6 +4,7 @@ import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } fro
 import { ago, bytes, checkFormat, duration, json, table } from '../format.js';
 import { terminalStdio } from '../stdio.js';
 import { ensureImage } from '../transfer.js';
+import { pruneInstances } from '../../engine/prune.js';
 import { parseNumber, parseRestart, parseSignal, parseTimeArg } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
@@ -174,19 +175,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .option('--format <format>', 'output format: table or json')
     .action(async (o: { format?: string }) => {
       const format = checkFormat(o.format);
-      const engine = await ctx.engine();
-      await reconcileAll(engine);
-      const removed: string[] = [];
-      for (const rec of engine.store.list()) {
-        if (rec.state !== 'exited' && rec.state !== 'created') continue;
-        try {
-          await removeInstance(engine, rec);
-          removed.push(rec.id);
-        } catch (e) {
-          // started or removed meanwhile by another hull process: not ours to prune any more
-          if (engine.store.get(rec.id)) process.stderr.write(`hull: ${rec.name} not removed: ${(e as Error).message}\n`);
-        }
-      }
+      const errors: string[] = [];
+      const removed = await pruneInstances(await ctx.engine(), errors);
+      for (const e of errors) process.stderr.write(`hull: ${e}\n`);
       if (format === 'json') process.stdout.write(json({ InstancesDeleted: removed }));
       else for (const id of removed) process.stdout.write(`${id}\n`);
     });

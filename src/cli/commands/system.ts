@@ -3,8 +3,10 @@ import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import type { CliContext } from '../context.js';
 import { checkFormat, json } from '../format.js';
-import { probeHost, availableRuntimes } from '../../host/probe.js';
+import { probeHost, availableRuntimes, findExecutable } from '../../host/probe.js';
+import { probeAccel } from '../../host/qemu.js';
 import { defaultRuntime } from '../../engine/runtime-choice.js';
+import { pruneSystem } from '../../engine/prune.js';
 import { handleExit } from '../../engine/lifecycle/exit.js';
 import { restoreAfterBoot, reconcileAll } from '../../engine/lifecycle/boot.js';
 import { parseTimeArg } from '../../common/parse.js';
@@ -42,7 +44,8 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         cgroupNamespace: host.cgroupNamespace,
         userNamespaces: host.userNamespace,
         seccomp: host.seccomp,
-        virtualization: host.kvm ? { accelerator: 'kvm', reason: 'hardware virtualization available' } : { accelerator: 'tcg', reason: host.kvmReason ?? 'no KVM' },
+        // the VM driver's accelerator probe (hardware KVM, else TCG); --accel overrides it per VM
+        virtualization: (() => { const a = probeAccel(); return { accelerator: a.accel, reason: a.reason, qemu: findExecutable('qemu-system-x86_64') }; })(),
         nofileHardLimit: host.nofileHard,
         capSysResource: host.capSysResource,
         kernel: release(),
@@ -58,11 +61,30 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         `cgroups:            ${info.cgroups}${info.cgroupNamespace ? ', cgroup namespaces' : ''}`,
         `user namespaces:    ${info.userNamespaces ? 'yes' : 'no'}`,
         `seccomp:            ${info.seccomp ? 'yes' : 'no'}`,
-        `virtualization:     ${info.virtualization.accelerator} (${info.virtualization.reason})`,
+        `virtualization:     ${info.virtualization.accelerator} (${info.virtualization.reason})${info.virtualization.qemu ? '' : ', QEMU not installed'}`,
         `open files limit:   ${info.nofileHardLimit} (hard)${info.capSysResource ? '' : ', no CAP_SYS_RESOURCE'}`,
         `kernel:             ${info.kernel}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  system.command('prune').description('remove stopped instances, unused networks, dangling images (-a: every unused image) and the build cache')
+    .option('-a, --all', 'remove every image no instance uses, and the whole build cache')
+    .option('-f, --force', 'do not ask for confirmation (accepted for docker compatibility)')
+    .option('--format <format>', 'output format: table or json')
+    .action(async (o: { all?: boolean; format?: string }) => {
+      const format = checkFormat(o.format);
+      const r = await pruneSystem(await ctx.engine(), !!o.all);
+      for (const e of r.errors) process.stderr.write(`hull: ${e}\n`);
+      if (format === 'json') {
+        process.stdout.write(json({ InstancesDeleted: r.instances, NetworksDeleted: r.networks, ImagesDeleted: r.images, CacheEntriesDeleted: r.cacheEntries, SpaceReclaimed: r.gc?.reclaimed ?? 0 }));
+        return;
+      }
+      const section = (title: string, items: string[]) => { if (items.length) process.stdout.write(`${title}:\n${items.map((i) => `  ${i}\n`).join('')}`); };
+      section('Deleted instances', r.instances);
+      section('Deleted networks', r.networks);
+      section('Deleted images', r.images);
+      process.stdout.write(`Deleted build cache entries: ${r.cacheEntries}\nTotal reclaimed space: ${((r.gc?.reclaimed ?? 0) / 1048576).toFixed(2)}MiB\n`);
     });
 
   system.command('restore').description('after a host restart: mark instances exited and restart those whose policy says so')

@@ -2,6 +2,7 @@ import type { Engine } from '../engine.js';
 import { Engine as EngineClass } from '../engine.js';
 import { refresh, shouldRestart } from './exit.js';
 import { startInstance } from './start.js';
+import { detachInstance } from '../networking.js';
 
 /**
  * After a host restart every instance's processes are gone. The first hull command on a new boot marks
@@ -24,6 +25,9 @@ export async function restoreAfterBoot(engine: Engine): Promise<string[]> {
     const cur = engine.store.get(rec.id);
     if (!cur) continue;
     await engine.driver(cur.kind).cleanupAfterExit(engine.context(cur)).catch(() => undefined);
+    // namespaces, bridges and rules died with the host (or, when a restart is simulated, are stale): release
+    // the leases and records so that a start attaches afresh
+    await detachInstance(engine, cur).catch(() => undefined);
     if (cur.state === 'exited' && cur.config.restart.name !== 'no' && (cur.config.restart.name !== 'on-failure' || shouldRestart(cur)) && !cur.stoppedByUser) {
       try {
         await startInstance(engine, cur);

@@ -6,6 +6,7 @@ import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../conf
 import { isValidName, newId, randomName } from '../names.js';
 import { checkRuntime, defaultRuntime } from '../runtime-choice.js';
 import { trace } from '../../common/trace.js';
+import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -31,6 +32,8 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   if (req.userns === 'auto') {
     config.userns = allocateUserns(engine.store.list().map((r) => r.config.userns).filter((u) => u !== null));
   }
+  // unknown networks fail before anything is recorded; the default network is created on first use
+  if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   const rec: InstanceRecord = {
     id, name: req.name ?? randomName(), kind: req.kind, state: 'created', image: req.image, imageId: image.id, config,
     createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0,
@@ -58,11 +61,14 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   try {
     ctx = engine.context(rec, await engine.images.layerDirs(image), opts.watcherPid);
     trace('create: record inserted, layers ready');
+    await attachInstance(engine, rec, ctx);
+    trace('create: networks attached');
     const res = await driver.create(ctx);
     trace('create: driver created');
     engine.store.patch(id, { pid: res.pid, supervisorPid: res.supervisorPid });
   } catch (e) {
     await driver.delete(ctx).catch(() => undefined);
+    await detachInstance(engine, rec).catch(() => undefined);
     engine.store.remove(id);
     throw e;
   }

@@ -4,6 +4,7 @@ import type { InstanceRecord } from '../store.js';
 import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
+import { detachInstance } from '../networking.js';
 
 /**
  * Bring a record up to date with reality: if its process exited (or its supervisor died), process the exit.
@@ -34,6 +35,8 @@ export async function handleExit(engine: Engine, rec: InstanceRecord, info: Exit
   engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
   const driver = engine.driver(done.kind);
   await driver.cleanupAfterExit(engine.context(done)).catch(() => undefined);
+  // a stopped instance holds no address or published port (docker's behaviour); start attaches again
+  await detachInstance(engine, done).catch(() => undefined);
   trace('exit: runtime cleaned up');
   if (done.config.autoRemove) {
     await removeInstance(engine, done, { force: true });

@@ -2,6 +2,7 @@ import { StateError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { trace } from '../../common/trace.js';
+import { detachInstance } from '../networking.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -24,6 +25,7 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
     await driver.waitExit(ctx, AbortSignal.timeout(10_000)).catch(() => undefined);
   }
   await driver.delete(ctx);
+  await detachInstance(engine, cur);
   engine.store.remove(cur.id);
   engine.event(cur, 'destroy');
   trace('remove: done');

@@ -3,6 +3,7 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { refresh } from './exit.js';
 import { trace } from '../../common/trace.js';
+import { attachInstance, detachInstance } from '../networking.js';
 
 /**
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
@@ -31,10 +32,12 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     const ctx = await engine.contextWithLayers(rec);
     await driver.cleanupAfterExit(ctx);
     try {
+      await attachInstance(engine, rec, ctx);
       const res = await driver.create(ctx);
       rec = engine.store.transition(rec.id, ['created'], 'created', { pid: res.pid, supervisorPid: res.supervisorPid }, 'start');
     } catch (e) {
       await driver.cleanupAfterExit(ctx).catch(() => undefined);
+      await detachInstance(engine, rec).catch(() => undefined);
       throw e;
     }
   }
@@ -50,6 +53,7 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
       exitCode: code, finishedAt: Date.now(), exitReason: (e as Error).message, pid: 0,
     });
     await driver.cleanupAfterExit(ctx).catch(() => undefined);
+    await detachInstance(engine, rec).catch(() => undefined);
     throw e;
   }
   trace('start: started');

@@ -1,0 +1,108 @@
+/**
+ * Benchmark: TCP throughput with iperf3 between two containers on one hull network (veth → bridge → veth)
+ * against the host's loopback, and through a published port (127.0.0.1:PORT, portmap's DNAT) from the host
+ * into a container. Also the latency of a name lookup through the network's DNS server (aardvark-dns).
+ * Each figure is the median of a few runs, alternated so that all see the same machine. The containers run the
+ * host's iperf3 (its /usr bound read-only into busybox): no image to pull, the same binary on both sides.
+ *
+ *   node --import tsx bench/network.ts [--seconds N] [--runs N] [--json]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+
+const argv = process.argv.slice(2);
+const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 0) || 3;
+const runs = Number(argv[argv.indexOf('--runs') + 1] || 0) || 3;
+const asJson = argv.includes('--json');
+const repo = resolve(import.meta.dirname, '..');
+const hullEntry = join(repo, 'dist/hull.mjs');
+if (!existsSync(hullEntry)) throw new Error('dist/hull.mjs is missing: run npm run build (or npm test) first');
+if (spawnSync('iperf3', ['-v']).status !== 0) throw new Error('iperf3 is missing: run scripts/setup.sh');
+
+const root = mkdtempSync(join(tmpdir(), 'hull-bench-net-'));
+const SUBNET = '10.98.7.0/24';
+// the host's iperf3 inside busybox: its libraries live under /usr (Debian's merged /usr)
+const HOST_BINS = ['-v', '/usr:/usr:ro', '-v', '/lib:/lib:ro', '-v', '/lib64:/lib64:ro', '-v', '/etc/ld.so.cache:/etc/ld.so.cache:ro'];
+
+function hull(...args: string[]): string {
+  const r = spawnSync(process.execPath, [hullEntry, '--root', root, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`hull ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Gbit/s received, from iperf3's JSON report. */
+function gbits(json: string): number {
+  const r = JSON.parse(json) as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
+  if (!r.end?.sum_received) throw new Error(`iperf3 failed: ${r.error ?? json.slice(0, 200)}`);
+  return r.end.sum_received.bits_per_second / 1e9;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Host loopback: server and client on 127.0.0.1. */
+async function loopback(port: number): Promise<number> {
+  const srv = spawn('iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], { encoding: 'utf8' });
+    return gbits(c.stdout);
+  } finally {
+    srv.kill();
+  }
+}
+
+const results = { loopback: [] as number[], bridge: [] as number[], published: [] as number[] };
+let lookupMs = NaN;
+try {
+  hull('network', 'create', 'benchnet', '--subnet', SUBNET);
+  // the server answers one test at a time (-s without -1): the bridge and published-port runs share it
+  hull('run', '-d', '--name', 'iperf-srv', '--network', 'benchnet', '-p', '127.0.0.1::5201', ...HOST_BINS, 'busybox', '/usr/bin/iperf3', '-s');
+  const hostPort = Number(/127\.0\.0\.1:(\d+)/.exec(hull('port', 'iperf-srv'))![1]);
+  await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < runs; i++) {
+    results.loopback.push(await loopback(25201 + i));
+    results.bridge.push(gbits(hull('run', '--rm', '--network', 'benchnet', ...HOST_BINS, 'busybox', '/usr/bin/iperf3', '-c', 'iperf-srv', '-t', String(seconds), '-J')));
+    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(hostPort), '-t', String(seconds), '-J'], { encoding: 'utf8' });
+    results.published.push(gbits(c.stdout));
+  }
+  // name lookups: 200 busybox nslookups in a loop, minus the same loop spawning a no-op (fork/exec cost)
+  const out = hull('run', '--rm', '--network', 'benchnet', 'busybox', 'sh', '-c',
+    'a=$(cut -d" " -f1 /proc/uptime); for i in $(seq 200); do nslookup iperf-srv >/dev/null; done; b=$(cut -d" " -f1 /proc/uptime); ' +
+    'for i in $(seq 200); do cat /dev/null; done; c=$(cut -d" " -f1 /proc/uptime); echo "$a $b $c"');
+  const [a, b, c] = out.trim().split(' ').map(Number) as [number, number, number];
+  lookupMs = (((b - a) - (c - b)) * 1000) / 200;
+} finally {
+  spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', 'iperf-srv'], { stdio: 'ignore' });
+  spawnSync(process.execPath, [hullEntry, '--root', root, 'network', 'rm', 'benchnet'], { stdio: 'ignore' });
+  spawnSync(process.execPath, [hullEntry, '--root', root, 'network', 'rm', 'hull'], { stdio: 'ignore' });
+  rmSync(root, { recursive: true, force: true });
+}
+
+const lo = median(results.loopback);
+const br = median(results.bridge);
+const pub = median(results.published);
+const summary = {
+  seconds, runs,
+  loopbackGbits: lo, bridgeGbits: br, publishedGbits: pub,
+  bridgeVsLoopback: br / lo, publishedVsLoopback: pub / lo,
+  dnsLookupMs: lookupMs,
+};
+if (asJson) {
+  process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+} else {
+  const f = (x: number) => x.toFixed(2);
+  process.stdout.write([
+    `TCP throughput, iperf3, ${seconds} s per run, median of ${runs}:`,
+    `  host loopback (127.0.0.1)                   ${f(lo)} Gbit/s`,
+    `  container -> container over a hull bridge   ${f(br)} Gbit/s   (${f(br / lo)}x loopback)`,
+    `  host -> container via published port        ${f(pub)} Gbit/s   (${f(pub / lo)}x loopback)`,
+    `name lookup through the network's DNS (aardvark-dns), busybox nslookup: ${lookupMs.toFixed(2)} ms`,
+    '',
+  ].join('\n'));
+}

@@ -1,0 +1,760 @@
+/*
+ * hull's guest agent: PID 1 of a hull virtual machine (the one C program of hull; built static with musl
+ * by scripts/setup.sh, placed as /init of the guest initramfs that src/vm/initramfs.ts writes).
+ *
+ * Boot: mount /dev /proc /sys of the initramfs, load the kernel modules listed in /hull/modules (in
+ * dependency order, worked out on the host), open the agent channel (a virtio-serial port named
+ * org.hull.agent, or a UART such as /dev/ttyS1 with the emulated device model), wait for the root disk, mount
+ * it and move it over / (the initramfs stays behind as rootfs; switch_root's trick without freeing it), mount
+ * the API filesystems inside, and say READY. Then serve the host.
+ *
+ * Protocol (src/vm/protocol.ts is the host side): frames of a 9-byte header (type byte, session u32 LE,
+ * length u32 LE) and a payload of at most 64 KiB. Session 0 is the instance's main process; exec sessions
+ * take the numbers the host gives them.
+ *   host → guest: 'S' start main / 'X' exec (payload: NUL-terminated key, value pairs), 'I' stdin (empty =
+ *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
+ *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
+ *                 disks and power off
+ *   guest → host: 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
+ *                 'Z' exited (i32 status: the code, or 128+N for signal N), 'F' failed to start (i32
+ *                 status 126/127, then a message), 'N' the number of processes (u32; kernel threads and the
+ *                 agent not counted)
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PAYLOAD 65536
+#define MAX_SESSIONS 64
+#define ALL_SESSIONS 0xffffffffu
+
+extern char **environ;
+
+struct session {
+  int used;
+  uint32_t id;
+  pid_t pid;
+  int out;   /* stdout (or the pty master) */
+  int err;   /* stderr, -1 with a pty */
+  int in;    /* stdin of the process, -1 when closed */
+  int tty;
+  int exited;
+  int status;
+};
+
+static struct session sessions[MAX_SESSIONS];
+static int chan = -1;
+static int sigpipe_fds[2];
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...) {
+  /* the kernel console (/dev/console is the serial port): read by hull on failures */
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "hull-agent: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+}
+
+static void die(const char *what) {
+  logmsg("fatal: %s: %s", what, strerror(errno));
+  sync();
+  reboot(RB_POWER_OFF);
+  _exit(1);
+}
+
+static void write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        poll(&pfd, 1, 100);
+        continue;
+      }
+      return; /* the host went away: nothing to do but carry on */
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+static void send_frame(char type, uint32_t session, const void *data, uint32_t len) {
+  unsigned char h[9];
+  h[0] = (unsigned char)type;
+  memcpy(h + 1, &session, 4);
+  memcpy(h + 5, &len, 4);
+  /* one write per frame where it fits: the serial port's writes are not split between frames */
+  if (len <= 16384) {
+    unsigned char buf[9 + 16384];
+    memcpy(buf, h, 9);
+    if (len) memcpy(buf + 9, data, len);
+    write_all(chan, buf, 9 + len);
+  } else {
+    write_all(chan, h, 9);
+    write_all(chan, data, len);
+  }
+}
+
+static void send_status(char type, uint32_t session, int32_t status, const char *msg) {
+  char buf[512];
+  memcpy(buf, &status, 4);
+  size_t n = 4;
+  if (msg) {
+    size_t m = strlen(msg);
+    if (m > sizeof buf - 4) m = sizeof buf - 4;
+    memcpy(buf + 4, msg, m);
+    n += m;
+  }
+  send_frame(type, session, buf, (uint32_t)n);
+}
+
+/* ---- boot ---- */
+
+static char cmdline[4096];
+
+static const char *cmdline_arg(const char *key) {
+  static char val[256];
+  size_t kl = strlen(key);
+  char *p = cmdline;
+  while (*p) {
+    while (*p == ' ') p++;
+    if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+      char *v = p + kl + 1;
+      size_t n = strcspn(v, " \n");
+      if (n >= sizeof val) n = sizeof val - 1;
+      memcpy(val, v, n);
+      val[n] = 0;
+      return val;
+    }
+    p += strcspn(p, " ");
+  }
+  return NULL;
+}
+
+static void load_modules(void) {
+  FILE *f = fopen("/hull/modules", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    if (!line[0]) continue;
+    int fd = open(line, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      logmsg("module %s: %s", line, strerror(errno));
+      continue;
+    }
+    if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST) logmsg("loading %s: %s", line, strerror(errno));
+    close(fd);
+  }
+  fclose(f);
+}
+
+static void msleep(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* the virtio-serial port named NAME, as /dev/vportNpM */
+static int find_vport(const char *name, char *path, size_t size) {
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d) return -1;
+  struct dirent *e;
+  int found = -1;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[300], buf[128];
+    snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
+    int fd = open(p, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    if (strcmp(buf, name) == 0) {
+      snprintf(path, size, "/dev/%s", e->d_name);
+      found = 0;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+static void open_channel(void) {
+  const char *spec = cmdline_arg("hull.chan");
+  if (!spec) spec = "virtio:org.hull.agent";
+  char path[300];
+  for (int i = 0; i < 2000; i++) { /* up to 10 s: devices appear as their drivers probe */
+    if (strncmp(spec, "virtio:", 7) == 0) {
+      if (find_vport(spec + 7, path, sizeof path) == 0) chan = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    } else {
+      snprintf(path, sizeof path, "%s", spec);
+      chan = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+      if (chan >= 0) {
+        /* a UART: raw 8-bit, no echo, no line discipline */
+        struct termios t;
+        if (tcgetattr(chan, &t) == 0) {
+          cfmakeraw(&t);
+          cfsetspeed(&t, B115200);
+          tcsetattr(chan, TCSANOW, &t);
+        }
+      }
+    }
+    if (chan >= 0) return;
+    msleep(5);
+  }
+  errno = ENODEV;
+  logmsg("no agent channel %s after 10 s: the kernel lacks the driver for it (virtio_console and virtio-mmio/pci, or the 8250 UART)", spec);
+  die("no agent channel");
+}
+
+static void mount_root(void) {
+  const char *dev = cmdline_arg("hull.root");
+  if (!dev) dev = "/dev/vda";
+  char devpath[256];
+  snprintf(devpath, sizeof devpath, "%s", dev);
+  const char *fstype = cmdline_arg("hull.rootfstype");
+  char fs[64];
+  snprintf(fs, sizeof fs, "%s", fstype ? fstype : "ext4");
+  struct stat st;
+  for (int i = 0; i < 2000 && stat(devpath, &st) != 0; i++) msleep(5);
+  mkdir("/newroot", 0755);
+  if (mount(devpath, "/newroot", fs, MS_NOATIME, "") != 0) die("mounting the root disk");
+  if (chdir("/newroot") != 0) die("chdir /newroot");
+  if (mount(".", "/", NULL, MS_MOVE, NULL) != 0) die("moving the root disk over /");
+  if (chroot(".") != 0) die("chroot");
+  if (chdir("/") != 0) die("chdir /");
+  mkdir("/proc", 0555);
+  mkdir("/sys", 0555);
+  mkdir("/dev", 0755);
+  mkdir("/tmp", 01777);
+  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+  mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+  mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  mkdir("/dev/pts", 0755);
+  mkdir("/dev/shm", 01777);
+  mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
+  /* the initramfs devtmpfs had /dev/ptmx as a char device; with newinstance it must point at pts/ptmx */
+  unlink("/dev/ptmx");
+  symlink("pts/ptmx", "/dev/ptmx");
+  symlink("/proc/self/fd", "/dev/fd");
+  symlink("/proc/self/fd/0", "/dev/stdin");
+  symlink("/proc/self/fd/1", "/dev/stdout");
+  symlink("/proc/self/fd/2", "/dev/stderr");
+  /* --read-only: the mount points exist now; the root disk turns read-only (its API filesystems stay) */
+  if (cmdline_arg("hull.ro") && mount("", "/", "", MS_REMOUNT | MS_RDONLY | MS_NOATIME, "") != 0) die("remounting / read-only");
+}
+
+/* ---- processes ---- */
+
+struct spec {
+  char *argv[256];
+  int argc;
+  char *envp[512];
+  int envc;
+  const char *cwd, *user, *hostname;
+  int tty, stdin_open;
+  unsigned short rows, cols;
+};
+
+static void parse_spec(char *p, uint32_t len, struct spec *s) {
+  memset(s, 0, sizeof *s);
+  char *end = p + len;
+  while (p < end) {
+    char *k = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+    if (p >= end) break;
+    char *v = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+    if (!strcmp(k, "arg") && s->argc < 255) s->argv[s->argc++] = v;
+    else if (!strcmp(k, "env") && s->envc < 511) s->envp[s->envc++] = v;
+    else if (!strcmp(k, "cwd")) s->cwd = v;
+    else if (!strcmp(k, "user")) s->user = v;
+    else if (!strcmp(k, "hostname")) s->hostname = v;
+    else if (!strcmp(k, "tty")) s->tty = v[0] == '1';
+    else if (!strcmp(k, "stdin")) s->stdin_open = v[0] == '1';
+    else if (!strcmp(k, "rows")) s->rows = (unsigned short)atoi(v);
+    else if (!strcmp(k, "cols")) s->cols = (unsigned short)atoi(v);
+  }
+  s->argv[s->argc] = NULL;
+  s->envp[s->envc] = NULL;
+}
+
+/* user[:group] by name or number, from the guest's /etc/passwd and /etc/group (docker's rules) */
+static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, const char **home) {
+  char u[128], g[128] = "";
+  snprintf(u, sizeof u, "%s", spec);
+  char *colon = strchr(u, ':');
+  if (colon) {
+    *colon = 0;
+    snprintf(g, sizeof g, "%s", colon + 1);
+  }
+  *uid = 0;
+  *gid = 0;
+  *home = "/";
+  if (u[0]) {
+    char *e;
+    long n = strtol(u, &e, 10);
+    struct passwd *pw = *e ? getpwnam(u) : getpwuid((uid_t)n);
+    if (pw) {
+      *uid = pw->pw_uid;
+      *gid = pw->pw_gid;
+      *home = pw->pw_dir;
+    } else if (!*e) {
+      *uid = (uid_t)n;
+    } else {
+      return -1;
+    }
+  }
+  if (g[0]) {
+    char *e;
+    long n = strtol(g, &e, 10);
+    if (!*e) *gid = (gid_t)n;
+    else {
+      struct group *gr = getgrnam(g);
+      if (!gr) return -1;
+      *gid = gr->gr_gid;
+    }
+  }
+  return 0;
+}
+
+static struct session *session_get(uint32_t id) {
+  for (int i = 0; i < MAX_SESSIONS; i++)
+    if (sessions[i].used && sessions[i].id == id) return &sessions[i];
+  return NULL;
+}
+
+static void set_nonblock(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void start_process(uint32_t id, struct spec *s) {
+  if (s->argc == 0) {
+    send_status('F', id, 127, "no command given");
+    return;
+  }
+  struct session *ss = NULL;
+  for (int i = 0; i < MAX_SESSIONS; i++)
+    if (!sessions[i].used) {
+      ss = &sessions[i];
+      break;
+    }
+  if (!ss) {
+    send_status('F', id, 126, "too many processes in this VM's agent");
+    return;
+  }
+  uid_t uid;
+  gid_t gid;
+  const char *home;
+  if (resolve_user(s->user ? s->user : "", &uid, &gid, &home) != 0) {
+    char m[256];
+    snprintf(m, sizeof m, "unable to find user %s: no matching entries in passwd file", s->user);
+    send_status('F', id, 126, m);
+    return;
+  }
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, ptm = -1;
+  char ptsname_buf[64];
+  if (s->tty) {
+    ptm = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (ptm < 0 || grantpt(ptm) || unlockpt(ptm) || ptsname_r(ptm, ptsname_buf, sizeof ptsname_buf)) {
+      send_status('F', id, 126, "cannot allocate a pseudo-terminal");
+      if (ptm >= 0) close(ptm);
+      return;
+    }
+    if (s->rows && s->cols) {
+      struct winsize ws = {s->rows, s->cols, 0, 0};
+      ioctl(ptm, TIOCSWINSZ, &ws);
+    }
+  } else {
+    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+      send_status('F', id, 126, "cannot create pipes");
+      return;
+    }
+    if (s->stdin_open && pipe2(in, O_CLOEXEC)) {
+      send_status('F', id, 126, "cannot create pipes");
+      return;
+    }
+  }
+  int report[2];
+  if (pipe2(report, O_CLOEXEC)) {
+    send_status('F', id, 126, "cannot create pipes");
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int i = 1; i < 32; i++) signal(i, SIG_DFL);
+    setsid();
+    if (s->tty) {
+      int pts = open(ptsname_buf, O_RDWR);
+      if (pts < 0) _exit(126);
+      ioctl(pts, TIOCSCTTY, 0);
+      dup2(pts, 0);
+      dup2(pts, 1);
+      dup2(pts, 2);
+      if (pts > 2) close(pts);
+    } else {
+      int null = open("/dev/null", O_RDWR);
+      dup2(in[0] >= 0 ? in[0] : null, 0);
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      if (null > 2) close(null);
+    }
+    if (s->hostname && s->hostname[0] && id == 0) sethostname(s->hostname, strlen(s->hostname));
+    int code = 126;
+    const char *what = "chdir";
+    if (s->cwd && s->cwd[0]) {
+      mkdir(s->cwd, 0755); /* docker creates a missing working directory */
+      if (chdir(s->cwd) != 0) goto fail;
+    }
+    what = "setgroups";
+    if (setgroups(0, NULL) && uid != 0) goto fail;
+    what = "setgid";
+    if (setgid(gid)) goto fail;
+    what = "setuid";
+    if (setuid(uid)) goto fail;
+    /* execvp looks up PATH in the current environment: make it the process's */
+    environ = s->envp;
+    int has_home = 0;
+    for (int i = 0; i < s->envc; i++)
+      if (!strncmp(s->envp[i], "HOME=", 5)) has_home = 1;
+    if (!has_home) setenv("HOME", home, 1);
+    if (s->tty && !getenv("TERM")) setenv("TERM", "xterm", 1);
+    what = s->argv[0];
+    execvp(s->argv[0], s->argv);
+    code = (errno == ENOENT || errno == ENOTDIR) ? 127 : 126;
+  fail:;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+    int32_t c = code;
+    write(report[1], &c, 4);
+    write(report[1], msg, strlen(msg));
+    _exit(code);
+  }
+  close(report[1]);
+  if (in[0] >= 0) close(in[0]);
+  if (out[1] >= 0) close(out[1]);
+  if (err[1] >= 0) close(err[1]);
+  if (pid < 0) {
+    send_status('F', id, 126, "fork failed");
+    close(report[0]);
+    return;
+  }
+  /* wait for the exec (the report pipe closes on success) or its failure */
+  char rbuf[404];
+  ssize_t rn, total = 0;
+  while ((rn = read(report[0], rbuf + total, sizeof rbuf - 1 - (size_t)total)) > 0) total += rn;
+  close(report[0]);
+  if (total >= 4) {
+    int32_t c;
+    memcpy(&c, rbuf, 4);
+    rbuf[total] = 0;
+    waitpid(pid, NULL, 0);
+    send_status('F', id, c, rbuf + 4);
+    if (ptm >= 0) close(ptm);
+    if (out[0] >= 0) close(out[0]);
+    if (err[0] >= 0) close(err[0]);
+    if (in[1] >= 0) close(in[1]);
+    return;
+  }
+  memset(ss, 0, sizeof *ss);
+  ss->used = 1;
+  ss->id = id;
+  ss->pid = pid;
+  ss->tty = s->tty;
+  ss->out = s->tty ? ptm : out[0];
+  ss->err = s->tty ? -1 : err[0];
+  ss->in = s->tty ? (s->stdin_open ? dup(ptm) : -1) : in[1];
+  set_nonblock(ss->out);
+  if (ss->err >= 0) set_nonblock(ss->err);
+  uint32_t p = (uint32_t)pid;
+  send_frame('P', id, &p, 4);
+}
+
+/* forward what a process wrote; returns 0 at end of file */
+static int pump(struct session *s, int *fd, char type) {
+  static char buf[16384];
+  for (int rounds = 0; rounds < 4; rounds++) {
+    ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0) {
+      send_frame(type, s->id, buf, (uint32_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
+    /* EOF, or EIO from a pty master whose last slave closed */
+    close(*fd);
+    *fd = -1;
+    return 0;
+  }
+  return 1;
+}
+
+static void finish_session(struct session *s) {
+  /* the process is gone: drain what is already in its pipes (children may keep them open) */
+  if (s->out >= 0) pump(s, &s->out, 'O');
+  if (s->err >= 0) pump(s, &s->err, 'E');
+  if (s->out >= 0) close(s->out);
+  if (s->err >= 0) close(s->err);
+  if (s->in >= 0) close(s->in);
+  int32_t st = s->status;
+  if (s->id == 0) sync(); /* the main process ends the VM: its writes are on disk before the host hears it */
+  send_frame('Z', s->id, &st, 4);
+  s->used = 0;
+}
+
+static void reap(void) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (s->used && s->pid == pid) {
+        s->exited = 1;
+        s->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+    }
+  }
+}
+
+static void on_sigchld(int sig) {
+  (void)sig;
+  int e = errno;
+  write(sigpipe_fds[1], "c", 1);
+  errno = e;
+}
+
+/* ---- host messages ---- */
+
+static unsigned char inbuf[9 + MAX_PAYLOAD];
+static size_t inlen;
+
+static void handle(char type, uint32_t id, unsigned char *p, uint32_t len) {
+  struct session *s;
+  switch (type) {
+  case 'S':
+  case 'X': {
+    static struct spec sp;
+    static char copy[MAX_PAYLOAD + 1];
+    memcpy(copy, p, len);
+    copy[len] = 0;
+    parse_spec(copy, len, &sp);
+    start_process(id, &sp);
+    break;
+  }
+  case 'I':
+    s = session_get(id);
+    if (!s || s->in < 0) break;
+    if (len == 0) {
+      if (s->tty) {
+        /* end of input on a terminal: ^D at the start of a line */
+        write_all(s->in, "\004", 1);
+      }
+      close(s->in);
+      s->in = -1;
+    } else {
+      write_all(s->in, p, len);
+    }
+    break;
+  case 'K': {
+    uint32_t sig;
+    if (len < 4) break;
+    memcpy(&sig, p, 4);
+    if (id == ALL_SESSIONS) {
+      kill(-1, (int)sig); /* from PID 1: every process but the agent */
+    } else if ((s = session_get(id)) && !s->exited) {
+      kill(s->pid, (int)sig);
+    }
+    break;
+  }
+  case 'W':
+    s = session_get(id);
+    if (s && s->tty && len >= 4) {
+      struct winsize ws = {0};
+      memcpy(&ws.ws_row, p, 2);
+      memcpy(&ws.ws_col, p + 2, 2);
+      ioctl(s->out, TIOCSWINSZ, &ws);
+    }
+    break;
+  case 'N': {
+    /* user processes: every /proc/<pid> but the agent (1), kthreadd (2) and its children */
+    uint32_t count = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      long pid = atol(e->d_name);
+      if (pid <= 2) continue;
+      char path[64], st[512];
+      snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, st, sizeof st - 1);
+      close(fd);
+      if (n <= 0) continue;
+      st[n] = 0;
+      char *rp = strrchr(st, ')');
+      long ppid = 0;
+      if (rp) sscanf(rp + 2, "%*c %ld", &ppid);
+      if (ppid != 2) count++;
+    }
+    if (d) closedir(d);
+    send_frame('N', id, &count, 4);
+    break;
+  }
+  case 'Q':
+    kill(-1, SIGKILL);
+    sync();
+    reboot(RB_POWER_OFF);
+    break;
+  }
+}
+
+static void read_channel(void) {
+  ssize_t n = read(chan, inbuf + inlen, sizeof inbuf - inlen);
+  if (n <= 0) {
+    if (n == 0) msleep(20); /* the host side is not connected: nothing to read yet */
+    return;
+  }
+  inlen += (size_t)n;
+  for (;;) {
+    if (inlen < 9) break;
+    uint32_t id, len;
+    memcpy(&id, inbuf + 1, 4);
+    memcpy(&len, inbuf + 5, 4);
+    if (len > MAX_PAYLOAD) {
+      logmsg("bad frame from the host (length %u): resetting the channel", len);
+      inlen = 0;
+      break;
+    }
+    if (inlen < 9 + len) break;
+    handle((char)inbuf[0], id, inbuf + 9, len);
+    memmove(inbuf, inbuf + 9 + len, inlen - 9 - len);
+    inlen -= 9 + len;
+  }
+}
+
+int main(void) {
+  if (getpid() != 1) {
+    fprintf(stderr, "hull-agent: runs as PID 1 of a hull VM\n");
+    return 2;
+  }
+  mkdir("/dev", 0755);
+  mkdir("/proc", 0555);
+  mkdir("/sys", 0555);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, "mode=0755");
+  mount("proc", "/proc", "proc", 0, "");
+  mount("sysfs", "/sys", "sysfs", 0, "");
+  int con = open("/dev/console", O_RDWR | O_NOCTTY);
+  if (con >= 0) {
+    dup2(con, 1);
+    dup2(con, 2);
+    if (con > 2) close(con);
+  }
+  int fd = open("/proc/cmdline", O_RDONLY);
+  if (fd >= 0) {
+    ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+    cmdline[n > 0 ? n : 0] = 0;
+    close(fd);
+  }
+  load_modules();
+  open_channel();
+  /* the initramfs's mounts go: the root disk gets its own */
+  umount2("/proc", MNT_DETACH);
+  umount2("/sys", MNT_DETACH);
+  mount_root();
+
+  if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK)) die("pipe");
+  struct sigaction sa = {0};
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, NULL);
+  /* PID 1 gets no default signal actions; stray terminal signals must not matter */
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+
+  struct utsname u;
+  uname(&u);
+  send_frame('R', 0, u.release, (uint32_t)strlen(u.release));
+
+  for (;;) {
+    struct pollfd pfds[2 + 2 * MAX_SESSIONS];
+    struct session *owner[2 + 2 * MAX_SESSIONS];
+    int which[2 + 2 * MAX_SESSIONS];
+    int n = 0;
+    pfds[n] = (struct pollfd){chan, POLLIN, 0};
+    owner[n++] = NULL;
+    pfds[n] = (struct pollfd){sigpipe_fds[0], POLLIN, 0};
+    owner[n++] = NULL;
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      if (!s->used) continue;
+      if (s->out >= 0) {
+        pfds[n] = (struct pollfd){s->out, POLLIN, 0};
+        owner[n] = s;
+        which[n++] = 1;
+      }
+      if (s->err >= 0) {
+        pfds[n] = (struct pollfd){s->err, POLLIN, 0};
+        owner[n] = s;
+        which[n++] = 2;
+      }
+    }
+    /* a finished process whose pipes a child still holds: check back now and then */
+    int timeout = -1;
+    for (int i = 0; i < MAX_SESSIONS; i++)
+      if (sessions[i].used && sessions[i].exited) timeout = 50;
+    int r = poll(pfds, (nfds_t)n, timeout);
+    if (r < 0 && errno != EINTR) die("poll");
+    if (r > 0) {
+      if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) read_channel();
+      if (pfds[1].revents & POLLIN) {
+        char b[64];
+        while (read(sigpipe_fds[0], b, sizeof b) > 0) {}
+      }
+      for (int i = 2; i < n; i++) {
+        if (!pfds[i].revents) continue;
+        struct session *s = owner[i];
+        if (!s->used) continue;
+        if (which[i] == 1 && s->out >= 0) pump(s, &s->out, 'O');
+        if (which[i] == 2 && s->err >= 0) pump(s, &s->err, 'E');
+      }
+    }
+    reap();
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+      struct session *s = &sessions[i];
+      /* done once the process has exited; its output ends when the pipes close or a moment later */
+      if (s->used && s->exited) finish_session(s);
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Typed wrappers over iptables(8) (iptables-nft on Debian 12; the CNI plugins call the same binary), for
+ * the rules hull owns itself (isolation between networks) and for the clean-up of what the CNI plugins
+ * leave behind on DEL: portmap's CNI-HOSTPORT-* chains and firewall's CNI-FORWARD/CNI-ADMIN chains stay
+ * (with the jumps to them) even when empty. `-w` waits for the xtables lock that concurrent plugins take.
+ * Changes go through iptables-restore in batches: one program start per table instead of one per rule.
+ */
+import { runProgram } from './proc.js';
+
+export type Table = 'filter' | 'nat' | 'mangle' | 'raw';
+
+/** Every chain ("-N CHAIN", "-P CHAIN POLICY") and rule ("-A CHAIN ...") of a table in `-S` form. */
+export async function tableRules(table: Table): Promise<string[]> {
+  const r = await runProgram('iptables', ['-w', '-t', table, '-S'], { allowFailure: true });
+  return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+}
+
+/**
+ * Apply several changes to one table in a single iptables-restore --noflush run (the table is changed
+ * atomically). `lines` are commands in `-S` syntax: "-N CHAIN", "-A CHAIN ...", "-I CHAIN 1 ...",
+ * "-D CHAIN ...", "-F CHAIN", "-X CHAIN".
+ */
+export async function applyBatch(table: Table, lines: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  await runProgram('iptables-restore', ['-w', '--noflush'], { input: `*${table}\n${lines.join('\n')}\nCOMMIT\n` });
+}

@@ -1,0 +1,475 @@
+/**
+ * The network driver: joins instances to hull networks and takes them out again. The engine hands it a
+ * network namespace path and what the instance asked for; it runs the CNI plugin chain of each network into
+ * that namespace (./cni.ts), keeps each ADD result for DEL, publishes ports, writes DNS records
+ * (./dns.ts), and returns the attachments (interface, address, gateway, bridge) for the instance's driver.
+ * A VM driver later uses the same attachments: it creates a tap inside the namespace and connects it to the
+ * CNI veth, so the guest gets the address the same IPAM handed out.
+ *
+ * What lives on the host exists only while some instance uses a network: the first attachment creates the
+ * bridge (the bridge plugin does), the last detachment deletes it, along with hull's isolation rules for it
+ * and what the plugins leave behind on DEL (the bridge itself, portmap's CNI-HOSTPORT-* and firewall's
+ * CNI-FORWARD/CNI-ADMIN chains once they hold nothing of anyone).
+ *
+ * State under <root>/networks:
+ *   <name>.json                 definitions (./store.ts)
+ *   attachments/<id>/<net>.json per instance and network: the conflist used, the runtime args, the ADD result
+ *   ipam/                       host-local's leases (its dataDir)
+ *   aardvark/                   aardvark-dns's config dir (one file per network) and pid file
+ *   .lock                       serialises all of this between hull processes
+ */
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConflictError, InvalidArgumentError } from '../common/errors.js';
+import { writeFileAtomic } from '../common/fsutil.js';
+import type { InstanceNetwork, NetworkAttachment, NetworkRequest, PortMapping } from '../common/instance.js';
+import { createNetns, netnsMounted, removeNetns } from '../host/netns.js';
+import { deleteLink, linkExists, listRoutes } from '../host/iplink.js';
+import { applyBatch, tableRules } from '../host/iptables.js';
+import { cniAdd, cniCheck, cniDel, CNI_VERSION, type CniConfList, type CniResult, type CniRuntime } from './cni.js';
+import { Aardvark } from './dns.js';
+import { cidrContains, formatIp, hostRange, parseCidr, parseIp } from './ipv4.js';
+import { withLock } from './lock.js';
+import { trace } from '../common/trace.js';
+import { claimPorts } from './ports.js';
+import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
+
+/**
+ * What is cached per instance and network: enough to DEL without the definition (it may be gone). Written
+ * before the ADD (without result and attachment), so that a hull killed in the middle of an ADD leaves a record
+ * that the next clean-up DELs (with no prevResult, which the spec allows) instead of orphaned rules and leases.
+ */
+interface AttachmentRecord {
+  network: string;
+  conflist: CniConfList;
+  runtime: CniRuntime;
+  result?: CniResult;
+  attachment?: NetworkAttachment;
+  dns: { names: string[]; upstreams: string[] } | null;
+}
+
+export interface AttachRequest {
+  instanceId: string;
+  instanceName: string;
+  netnsPath: string;
+  networks: NetworkRequest[];
+  /** published on the first network */
+  ports: PortMapping[];
+  /** --dns: upstream servers */
+  dns: string[];
+  dnsSearch: string[];
+  extraHosts: [string, string][];
+}
+
+const LOOPBACK: CniConfList = { cniVersion: CNI_VERSION, name: 'hull-loopback', plugins: [{ type: 'loopback' }] };
+
+/** hull's own filter chains, docker's two-stage isolation: traffic may leave a bridge, but not into another hull bridge. */
+const ISO1 = 'HULL-ISOLATION-1';
+const ISO2 = 'HULL-ISOLATION-2';
+/** The host-wide network lock (see NetworkManager.lock). */
+const HOST_LOCK = process.env.HULL_NETWORK_LOCK ?? '/run/hull/network.lock';
+
+export class NetworkManager {
+  readonly store: NetworkStore;
+  readonly dns: Aardvark;
+
+  constructor(readonly root: string) {
+    this.store = new NetworkStore(root);
+    this.dns = new Aardvark(join(this.store.dir, 'aardvark'));
+  }
+
+  private get attachDir(): string {
+    return join(this.store.dir, 'attachments');
+  }
+
+  /** The CNI network name: unique per root, so plugin state (leases, rule comments) of two roots never mixes. */
+  cniName(def: Pick<NetworkDef, 'name'>): string {
+    return `hull-${rootHash(this.root)}-${def.name}`;
+  }
+
+  /**
+   * Network changes hold two locks: the root's (its definitions, records, DNS files) and a host-wide one, because
+   * the chains the plugins and hull share (CNI-HOSTPORT-*, CNI-FORWARD, HULL-ISOLATION-*) are the host's: one
+   * root's clean-up must not delete a chain while another root's plugin is adding a rule to it.
+   */
+  lock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(HOST_LOCK, () => withLock(this.store.lockPath, fn));
+  }
+
+  async create(opts: CreateNetworkOptions): Promise<NetworkDef> {
+    return this.lock(async () => this.store.create(opts, await listRoutes()));
+  }
+
+  /** The default network, created on first use. */
+  async ensureDefault(): Promise<NetworkDef> {
+    const found = this.store.find(DEFAULT_NETWORK);
+    if (found) return found;
+    return this.lock(async () => this.store.find(DEFAULT_NETWORK) ?? this.store.create({ name: DEFAULT_NETWORK }, await listRoutes()));
+  }
+
+  /** The CNI plugin chain of a network: bridge (with host-local IPAM), firewall, and portmap when ports are published. */
+  conflist(def: NetworkDef, withPorts: boolean): CniConfList {
+    const subnet = parseCidr(def.subnet);
+    const range: Record<string, string> = { subnet: def.subnet, gateway: def.gateway };
+    if (def.ipRange) {
+      const r = hostRange(parseCidr(def.ipRange));
+      const s = hostRange(subnet);
+      range.rangeStart = formatIp(Math.max(r.first - 1, s.first));
+      range.rangeEnd = formatIp(Math.min(r.last + 1, s.last));
+    }
+    const plugins: CniConfList['plugins'] = [{
+      type: 'bridge', bridge: def.bridge, isGateway: true, ipMasq: !def.internal, hairpinMode: true,
+      ...(def.mtu ? { mtu: def.mtu } : {}),
+      ipam: {
+        type: 'host-local', dataDir: join(this.store.dir, 'ipam'), ranges: [[range]],
+        // an internal network has no default route: only its own subnet is reachable
+        routes: def.internal ? [] : [{ dst: '0.0.0.0/0' }],
+      },
+    }, { type: 'firewall', backend: 'iptables' }];
+    if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+    return { cniVersion: CNI_VERSION, name: this.cniName(def), plugins };
+  }
+
+  // ----- cache -----
+
+  private recordPath(instanceId: string, network: string): string {
+    return join(this.attachDir, instanceId, `${network}.json`);
+  }
+
+  records(instanceId: string): AttachmentRecord[] {
+    const dir = join(this.attachDir, instanceId);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as AttachmentRecord)
+      .sort((a, b) => a.runtime.ifname.localeCompare(b.runtime.ifname, undefined, { numeric: true }));
+  }
+
+  attachments(instanceId: string): NetworkAttachment[] {
+    return this.records(instanceId).flatMap((r) => (r.attachment ? [r.attachment] : []));
+  }
+
+  /** Instance ids with a live attachment to `network`. */
+  users(network: string): string[] {
+    if (!existsSync(this.attachDir)) return [];
+    return readdirSync(this.attachDir).filter((id) => existsSync(this.recordPath(id, network)));
+  }
+
+  // ----- attach / detach -----
+
+  /**
+   * Make the instance's network namespace and join it to its networks. On failure everything made so far is
+   * undone and the error is thrown.
+   */
+  async setup(req: AttachRequest): Promise<InstanceNetwork> {
+    return this.lock(async () => {
+      try {
+        await createNetns(req.netnsPath);
+        await cniAdd(LOOPBACK, { containerId: req.instanceId, netns: req.netnsPath, ifname: 'lo' });
+        const taken = new Set<string>();
+        for (const [i, n] of req.networks.entries()) {
+          await this.attachOne(req, n, `eth${i}`, i === 0 ? req.ports : [], taken);
+        }
+        trace('network: CNI ADD done');
+        await this.syncDns(req.networks.map((n) => n.name));
+        trace('network: DNS updated');
+      } catch (e) {
+        await this.teardownLocked(req.instanceId, req.netnsPath).catch(() => undefined);
+        throw e;
+      }
+      return this.instanceNetwork(req);
+    });
+  }
+
+  /** Join one more network while the instance runs (hull network connect). */
+  async connect(req: AttachRequest, n: NetworkRequest): Promise<NetworkAttachment> {
+    return this.lock(async () => {
+      if (existsSync(this.recordPath(req.instanceId, n.name))) throw new ConflictError(`instance ${req.instanceName} is already connected to network ${n.name}`);
+      const used = new Set(this.records(req.instanceId).map((r) => r.runtime.ifname));
+      let i = 0;
+      while (used.has(`eth${i}`)) i++;
+      const a = await this.attachOne(req, n, `eth${i}`, [], new Set());
+      await this.syncDns([n.name]);
+      return a;
+    });
+  }
+
+  /** Leave one network while the instance runs (hull network disconnect). */
+  async disconnect(instanceId: string, network: string): Promise<void> {
+    await this.lock(async () => {
+      const rec = this.records(instanceId).find((r) => r.network === network);
+      if (!rec) return;
+      await this.detachOne(rec, instanceId);
+      await this.retireIfUnused([network]);
+      await this.syncDns([]);
+    });
+  }
+
+  private async attachOne(req: AttachRequest, n: NetworkRequest, ifname: string, ports: PortMapping[], taken: Set<string>): Promise<NetworkAttachment> {
+    const def = this.store.get(n.name);
+    if (n.ip !== undefined) {
+      const ip = parseIp(n.ip, '--ip');
+      const s = hostRange(parseCidr(def.subnet));
+      if (!cidrContains(parseCidr(def.subnet), ip) || ip < s.first || ip > s.last) {
+        throw new InvalidArgumentError(`invalid --ip ${n.ip}: it is outside network ${def.name}'s subnet ${def.subnet}`);
+      }
+      if (n.ip === def.gateway) throw new InvalidArgumentError(`invalid --ip ${n.ip}: it is network ${def.name}'s gateway`);
+    }
+    if (ports.length > 0 && def.internal) {
+      throw new InvalidArgumentError(`cannot publish ports from internal network ${def.name}: it has no route to the host's other networks`);
+    }
+    await this.checkSubnetFree(def);
+    const claimed = await claimPorts(ports, taken);
+    const conflist = this.conflist(def, claimed.length > 0);
+    const runtime: CniRuntime = {
+      containerId: req.instanceId, netns: req.netnsPath, ifname,
+      ...(n.ip !== undefined ? { args: { IP: n.ip } } : {}),
+      ...(claimed.length > 0 ? {
+        capabilityArgs: { portMappings: claimed.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) })) },
+      } : {}),
+    };
+    const names = [...new Set([req.instanceName, ...(n.aliases ?? []), req.instanceId.slice(0, 12)])];
+    const dns = def.dns ? { names, upstreams: req.dns } : null;
+    const path = this.recordPath(req.instanceId, def.name);
+    writeFileAtomic(path, JSON.stringify({ network: def.name, conflist, runtime, dns } satisfies AttachmentRecord) + '\n', 0o600);
+    let result: CniResult;
+    try {
+      result = await cniAdd(conflist, runtime);
+    } catch (e) {
+      // cniAdd has DELeted what it added
+      rmSync(path, { force: true });
+      if (n.ip !== undefined && /already|not available|reserved/i.test((e as Error).message)) {
+        throw new ConflictError(`address ${n.ip} on network ${def.name} is already in use; pick another --ip or leave it out`);
+      }
+      throw e;
+    }
+    const ipIndex = result.interfaces?.findIndex((x) => x.name === ifname && x.sandbox) ?? -1;
+    const ip = result.ips?.find((x) => x.interface === ipIndex) ?? result.ips?.[0];
+    const attachment: NetworkAttachment = {
+      network: def.name, interface: ifname, address: ip?.address ?? '', ...(ip?.gateway ? { gateway: ip.gateway } : {}),
+      ...(ipIndex >= 0 && result.interfaces?.[ipIndex]?.mac ? { mac: result.interfaces[ipIndex]!.mac } : {}),
+      bridge: def.bridge, names, ports: claimed,
+    };
+    const record: AttachmentRecord = { network: def.name, conflist, runtime, result, attachment, dns };
+    writeFileAtomic(path, JSON.stringify(record) + '\n', 0o600);
+    await this.ensureIsolation(def);
+    return attachment;
+  }
+
+  private async detachOne(rec: AttachmentRecord, instanceId: string): Promise<void> {
+    try {
+      await cniDel(rec.conflist, rec.runtime, rec.result);
+    } finally {
+      // the record goes even if a plugin failed: a retry could not do better, and the leak check reports what stayed
+      rmSync(this.recordPath(instanceId, rec.network), { force: true });
+    }
+  }
+
+  /**
+   * Whether the plugins still see the attachments as they were made (CNI CHECK, where the plugins support it).
+   */
+  async check(instanceId: string): Promise<boolean> {
+    const recs = this.records(instanceId);
+    if (recs.length === 0) return false;
+    try {
+      for (const r of recs) {
+        if (!r.result) return false;
+        await cniCheck(r.conflist, r.runtime, r.result);
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * An instance whose namespace is still attached (its supervisor died before the process started, or a hull
+   * crashed between attaching and creating): keep the attachments, addresses and ports when they are exactly
+   * the ones asked for and CNI CHECK still passes; null otherwise (the caller then tears down and attaches anew).
+   */
+  async reuse(req: AttachRequest): Promise<InstanceNetwork | null> {
+    return this.lock(async () => {
+      const recs = this.records(req.instanceId);
+      if (recs.length === 0 || !netnsMounted(req.netnsPath)) return null;
+      const same = recs.length === req.networks.length && req.networks.every((n, i) => recs[i]?.network === n.name && recs[i]?.runtime.netns === req.netnsPath);
+      if (!same || !(await this.check(req.instanceId))) return null;
+      trace('network: attachments reused after CNI CHECK');
+      return this.instanceNetwork(req);
+    });
+  }
+
+  /** Take the instance off every network and remove its namespace. Idempotent. */
+  async teardown(instanceId: string, netnsPath: string): Promise<void> {
+    await this.lock(() => this.teardownLocked(instanceId, netnsPath));
+  }
+
+  private async teardownLocked(instanceId: string, netnsPath: string): Promise<void> {
+    const recs = this.records(instanceId);
+    const problems: string[] = [];
+    for (const r of recs.reverse()) {
+      try {
+        await this.detachOne(r, instanceId);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    rmSync(join(this.attachDir, instanceId), { recursive: true, force: true });
+    trace('network: CNI DEL done');
+    await removeNetns(netnsPath);
+    await this.retireIfUnused(recs.map((r) => r.network));
+    trace('network: unused bridges retired');
+    await this.syncDns([]);
+    trace('network: DNS updated');
+    if (problems.length > 0) throw new Error(`network clean-up of ${instanceId.slice(0, 12)}: ${problems.join('; ')}`);
+  }
+
+  // ----- host resources of a network -----
+
+  /**
+   * A second route to the same addresses would break both networks. A subnet routed through another device
+   * (the host's LAN, another hull root's bridge) is refused; the default network, whose subnet nobody chose,
+   * moves to a free one instead.
+   */
+  private async checkSubnetFree(def: NetworkDef): Promise<void> {
+    if (await linkExists(def.bridge)) return;
+    const subnet = parseCidr(def.subnet);
+    const clash = (await listRoutes()).find((r) => {
+      if (r.dst === 'default' || !r.dst.includes('/') || r.dev === def.bridge) return false;
+      const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(r.dst);
+      if (!m) return false;
+      const other = { base: parseIp(m[1]!), prefix: Number(m[2]) };
+      const p = Math.min(other.prefix, subnet.prefix);
+      const mask = p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0;
+      return ((other.base & mask) >>> 0) === ((subnet.base & mask) >>> 0);
+    });
+    if (!clash) return;
+    if (def.name === DEFAULT_NETWORK && this.users(def.name).length === 0) {
+      this.store.remove(def.name);
+      const moved = this.store.create({ name: DEFAULT_NETWORK }, await listRoutes());
+      Object.assign(def, moved);
+      return;
+    }
+    throw new ConflictError(`network ${def.name}'s subnet ${def.subnet} is already routed on this host (${clash.dst} via ${clash.dev ?? '?'}); remove the network and create it with another --subnet`);
+  }
+
+  /**
+   * hull's forwarding rules for a network's bridge, with the jump to them kept first in FORWARD (the firewall
+   * plugin inserts its own jump at the top too, and its rules accept everything an instance sends). One read of
+   * the filter table, one iptables-restore for whatever is missing.
+   */
+  private async ensureIsolation(def: NetworkDef): Promise<void> {
+    const filter = await tableRules('filter');
+    const ops: string[] = [];
+    for (const c of [ISO1, ISO2]) if (!filter.includes(`-N ${c}`)) ops.push(`-N ${c}`);
+    const want = (chain: string, rule: string[]) => {
+      const line = `-A ${chain} ${rule.join(' ')}`;
+      if (!filter.includes(line)) ops.push(line);
+    };
+    want(ISO2, ['-o', 'hl+', '-j', 'DROP']);
+    for (const rule of this.isolationRules(def)) want(ISO1, rule);
+    const forward = filter.filter((l) => l.startsWith('-A FORWARD '));
+    if (forward[0] !== `-A FORWARD -j ${ISO1}`) {
+      for (const l of forward.filter((x) => x === `-A FORWARD -j ${ISO1}`)) ops.push(`-D${l.slice(2)}`);
+      ops.push(`-I FORWARD 1 -j ${ISO1}`);
+    }
+    await applyBatch('filter', ops);
+  }
+
+  private isolationRules(def: Pick<NetworkDef, 'bridge' | 'internal'>): string[][] {
+    const b = def.bridge;
+    return def.internal
+      ? [['-i', b, '!', '-o', b, '-j', 'DROP'], ['!', '-i', b, '-o', b, '-j', 'DROP']]
+      : [['-i', b, '!', '-o', b, '-j', ISO2]];
+  }
+
+  /** For each network no instance uses any more: delete its bridge and rules, then the shared chains that became empty. */
+  private async retireIfUnused(networks: string[]): Promise<void> {
+    const retire: Pick<NetworkDef, 'bridge'>[] = [];
+    for (const name of new Set(networks)) {
+      if (this.users(name).length > 0) continue;
+      const def = this.store.find(name);
+      if (def) retire.push(def);
+      rmSync(join(this.store.dir, 'ipam', def ? this.cniName(def) : `hull-${rootHash(this.root)}-${name}`), { recursive: true, force: true });
+    }
+    if (retire.length > 0) await this.retire(retire);
+  }
+
+  /**
+   * Delete bridges with hull's rules for them, and clean up the chains the plugins share between all their users
+   * and leave behind on DEL: portmap's CNI-HOSTPORT-* chains once no DNAT rule is left in them, the firewall
+   * plugin's CNI-FORWARD/CNI-ADMIN once they hold nothing but each other (another CNI user's rules keep them),
+   * and hull's isolation chains once no hull bridge is left. Both tables are read once and changed in one
+   * iptables-restore each: a run per rule would cost a quarter of a second per `hull run --rm`.
+   */
+  async retire(bridges: Pick<NetworkDef, 'bridge'>[]): Promise<void> {
+    const [filter, nat] = await Promise.all([tableRules('filter'), tableRules('nat')]);
+    const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
+    const exists = (lines: string[], chain: string) => lines.includes(`-N ${chain}`);
+    const jumpsTo = (lines: string[], chains: string[]) => lines.filter((l) => l.startsWith('-A ') && chains.some((c) => l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)));
+    const del = (l: string) => `-D${l.slice(2)}`;
+    const drop = (lines: string[], chains: string[]) => [...jumpsTo(lines, chains).map(del), ...chains.filter((c) => exists(lines, c)).flatMap((c) => [`-F ${c}`, `-X ${c}`])];
+
+    const f: string[] = [];
+    const mine = (l: string) => bridges.some((b) => l.includes(` ${b.bridge} `) || l.endsWith(` ${b.bridge}`));
+    const iso1 = rulesOf(filter, ISO1);
+    const gone = iso1.filter(mine);
+    if (exists(filter, ISO1) && gone.length === iso1.length) f.push(...drop(filter, [ISO1, ISO2]));
+    else f.push(...gone.map(del));
+    const fwd = rulesOf(filter, 'CNI-FORWARD');
+    if (exists(filter, 'CNI-FORWARD') && fwd.every((l) => / -j CNI-ADMIN$/.test(l)) && rulesOf(filter, 'CNI-ADMIN').length === 0) {
+      f.push(...drop(filter, ['CNI-FORWARD', 'CNI-ADMIN']));
+    }
+    const n: string[] = [];
+    if (exists(nat, 'CNI-HOSTPORT-DNAT') && rulesOf(nat, 'CNI-HOSTPORT-DNAT').length === 0) {
+      n.push(...drop(nat, ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK']));
+    }
+    await Promise.all([applyBatch('filter', f), applyBatch('nat', n), ...bridges.map((b) => deleteLink(b.bridge))]);
+  }
+
+  // ----- DNS -----
+
+  /** Rewrite the aardvark files of these networks from the attachment records, then start/reload/stop aardvark. */
+  private async syncDns(networks: string[]): Promise<void> {
+    const all = new Set(networks);
+    // networks whose file exists but whose records may have changed (teardown passes [])
+    if (existsSync(this.dns.dir)) for (const f of readdirSync(this.dns.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
+    let waitFor: string | undefined;
+    for (const name of all) {
+      const def = this.store.find(name);
+      const records = !def || !def.dns ? [] : this.users(name).flatMap((id) => {
+        const rec = this.records(id).find((r) => r.network === name);
+        if (!rec?.dns || !rec.attachment) return [];
+        return [{ id, ipv4: [rec.attachment.address.split('/')[0]!], names: rec.dns.names, upstreams: rec.dns.upstreams }];
+      });
+      this.dns.write(name, def?.gateway ?? '', records);
+      if (records.length > 0 && networks.includes(name)) waitFor ??= def!.gateway;
+    }
+    await this.dns.sync(waitFor);
+  }
+
+  private instanceNetwork(req: AttachRequest): InstanceNetwork {
+    const attachments = this.attachments(req.instanceId);
+    const dnsGateways = req.networks.map((n) => this.store.find(n.name)).filter((d): d is NetworkDef => !!d && d.dns).map((d) => d.gateway);
+    return {
+      netnsPath: req.netnsPath,
+      attachments,
+      // the networks' DNS servers answer for instances and forward the rest (to --dns when given); without
+      // one, --dns goes straight into resolv.conf
+      nameservers: dnsGateways.length > 0 ? [...new Set(dnsGateways)] : req.dns,
+      searches: req.dnsSearch,
+      extraHosts: req.extraHosts,
+    };
+  }
+
+  /** Remove a network's definition (the caller checked that no instance refers to it). */
+  async remove(name: string): Promise<void> {
+    await this.lock(async () => {
+      const def = this.store.get(name);
+      if (this.users(name).length > 0) throw new ConflictError(`network ${name} is in use by ${this.users(name).length} instance(s); remove them or hull network disconnect first`);
+      await this.retire([def]);
+      rmSync(join(this.store.dir, 'ipam', this.cniName(def)), { recursive: true, force: true });
+      this.store.remove(name);
+      this.dns.write(name, '', []);
+      await this.dns.sync();
+    });
+  }
+}

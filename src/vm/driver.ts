@@ -1,0 +1,612 @@
+/**
+ * The VM driver: an OCI image as a virtual machine with its own kernel, under QEMU, behind the same
+ * InstanceDriver interface as containers.
+ *
+ * create: guest kernel (cached), initramfs with hull's agent (cached), root disk from the image (cached
+ *   ext4 base + per-instance qcow2 overlay), vm.json, then the monitor (src/vm/monitor.ts) is started
+ *   detached; it starts QEMU, which begins booting at once (boot overlaps the rest of `hull run`).
+ * start: asks the monitor to run the main process; that waits for the agent's READY (the boot) and
+ *   answers with the process's pid or why it could not run (127/126, boot failure with the console tail).
+ * Everything else goes through the monitor's control socket.
+ *
+ * Files in the instance dir (ctx.dir):
+ *   vm.json          the monitor's settings (QEMU argv, main process, paths)
+ *   disk.qcow2       the VM's writable root disk (overlay over <root>/vm/disks/<image>.ext4)
+ *   initrd.cpio      only with --initrd: the user's archive followed by hull's
+ *   ctr.log          the main process's output (k8s-file, as conmon's)
+ *   console.log      the guest's serial console; qemu.log QEMU's own stderr; monitor.log the monitor's
+ *   monitor.pid qemu.pid
+ *   exits/<id>       exit code; exits/reason why, when the code does not say it all
+ *   qmp.sock agent.sock ctl.sock   the monitor's sockets (gone once it exits)
+ */
+import { spawn } from 'node:child_process';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, NotFoundError, StateError,
+} from '../common/errors.js';
+import type {
+  CreateResult, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
+  RuntimeStatus, StdioStreams,
+} from '../common/instance.js';
+import { signalNumber } from '../common/parse.js';
+import { processAlive, processArgv } from '../host/proc.js';
+import { chooseAccel, qemuBinary, qemuImgInfo } from '../host/qemu.js';
+import { ctlOpen, ctlRequest } from './ctl.js';
+import { ensureImageDisk, ensureInstanceDisk } from './disk.js';
+import { ensureInitramfs } from './initramfs.js';
+import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './kernel.js';
+import { qemuArgs, type DeviceModel, type MonitorConfig } from './machine.js';
+import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
+import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
+
+/** Guest RAM when --memory is not given. */
+export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
+const MiB = 1024 * 1024;
+const POLL_MS = 100;
+
+/** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
+function bootTimeoutMs(): number {
+  const env = Number(process.env.HULL_VM_BOOT_TIMEOUT);
+  return Number.isFinite(env) && env > 0 ? env * 1000 : 60_000;
+}
+
+function here(): string {
+  return dirname(fileURLToPath(import.meta.url));
+}
+
+/** hull's guest agent binary (built by scripts/setup.sh); $HULL_VM_AGENT overrides. */
+export function agentBinary(): string {
+  if (process.env.HULL_VM_AGENT) return process.env.HULL_VM_AGENT;
+  let d = here();
+  for (let i = 0; i < 4; i++) {
+    const p = join(d, 'guest', 'hull-agent');
+    if (existsSync(p)) return p;
+    d = dirname(d);
+  }
+  throw new HostSupportError('hull\'s guest agent (guest/hull-agent) is not built; run scripts/setup.sh (it builds it with musl-gcc)');
+}
+
+/** The argv that runs the monitor: the bundled script next to hull's bundle, or the TypeScript source through tsx. */
+function monitorCommand(dir: string): string[] {
+  const self = fileURLToPath(import.meta.url);
+  if (self.endsWith('.ts')) {
+    // tsx's loader by path (the monitor's cwd is the instance dir, where `--import tsx` would not resolve)
+    const tsx = join(dirname(createRequire(self).resolve('tsx/package.json')), 'dist', 'loader.mjs');
+    return [process.execPath, '--import', pathToFileURL(tsx).href, join(here(), 'monitor-main.ts'), dir];
+  }
+  return [process.execPath, join(here(), 'vm-monitor.cjs'), dir];
+}
+
+function readInt(path: string): number | null {
+  try {
+    const n = parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function vmError(name: string, a: CtlAnswer, what: string): HullError {
+  const msg = a.error ?? 'unknown error';
+  switch (a.kind) {
+    case 'not-found': return new CommandNotFoundError(`${msg}: executable file not found in the VM's $PATH (or the path does not exist); check the command and the image`);
+    case 'not-executable': return new CommandNotExecutableError(`cannot run the command in VM ${name}: ${msg}`);
+    case 'state': return new StateError(`cannot ${what} VM ${name}: ${msg}`);
+    case 'boot': return new VmBootError(`VM ${name} did not boot: ${msg}`);
+    default: return new HullError(`cannot ${what} VM ${name}: ${msg}`);
+  }
+}
+
+/** The guest did not come up (kernel panic, agent silent, QEMU failed). */
+export class VmBootError extends HullError {
+  override readonly code: string = 'HULL_VM_BOOT';
+}
+
+/**
+ * Check a disk image before a VM boots it: it exists, qemu-img can read it, and it is in the format the user
+ * said (a qcow2 file given as raw would boot garbage, a raw file given as qcow2 would fail obscurely).
+ * Returns the format to open it with.
+ */
+export async function checkDiskImage(path: string, stated?: 'qcow2' | 'raw'): Promise<'qcow2' | 'raw'> {
+  if (!existsSync(path)) throw new NotFoundError(`disk image ${path} does not exist`);
+  const found = await qemuImgInfo(path).catch((e: Error) => {
+    throw new InvalidArgumentError(`disk image ${path} cannot be read by qemu-img: ${e.message}`);
+  });
+  if (found.format !== 'qcow2' && found.format !== 'raw') {
+    throw new InvalidArgumentError(`disk image ${path} is in ${found.format} format; hull boots qcow2 and raw images (convert it with qemu-img convert -O qcow2)`);
+  }
+  if (stated && stated !== found.format) {
+    throw new InvalidArgumentError(`disk image ${path} is not ${stated} as --disk-format says: qemu-img finds ${found.format}; give --disk-format ${found.format} or the right file`);
+  }
+  // and it opens as that format (a truncated or corrupt qcow2 fails here)
+  await qemuImgInfo(path, found.format).catch((e: Error) => {
+    throw new InvalidArgumentError(`disk image ${path} is damaged: ${e.message}`);
+  });
+  return found.format;
+}
+
+/** A writable sink that collects bytes (for top's ps output). */
+class Collector {
+  chunks: Buffer[] = [];
+  write(b: Buffer | string): boolean {
+    this.chunks.push(typeof b === 'string' ? Buffer.from(b) : b);
+    return true;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString();
+  }
+}
+
+export class VmDriver implements InstanceDriver {
+  readonly kind = 'vm' as const;
+
+  private exitsDir(ctx: InstanceContext): string {
+    return join(ctx.dir, 'exits');
+  }
+
+  private monitorPid(ctx: InstanceContext): number {
+    return readInt(join(ctx.dir, 'monitor.pid')) ?? 0;
+  }
+
+  /** This instance's monitor runs (the pid is not a recycled one). */
+  private monitorAlive(ctx: InstanceContext, pid = this.monitorPid(ctx)): boolean {
+    if (!processAlive(pid)) return false;
+    const argv = processArgv(pid);
+    return argv !== null && argv.includes(ctx.dir) && argv.some((a) => a.includes('monitor'));
+  }
+
+  private deviceModel(ctx: InstanceContext): DeviceModel {
+    return ctx.config.vm?.deviceModel ?? 'virtio';
+  }
+
+  async create(ctx: InstanceContext): Promise<CreateResult> {
+    const cfg = ctx.config;
+    const qemu = qemuBinary();
+    const accel = chooseAccel(cfg.vm?.accel);
+    const model = this.deviceModel(ctx);
+    if (cfg.mounts.length > 0) {
+      throw new HostSupportError(`volumes (-v/--tmpfs) are not supported for VMs yet: this guest kernel has no 9p driver and the host no virtiofsd; drop them or use --isolation container`);
+    }
+    const memory = cfg.resources.memory ?? DEFAULT_VM_MEMORY;
+    if (memory < 64 * MiB) throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
+    const cpus = Math.max(1, Math.ceil(cfg.resources.cpus ?? 1));
+    mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });
+    // a previous run's leftovers (start after exit re-creates): keep the disk and the log
+    rmSync(this.exitsDir(ctx), { recursive: true, force: true });
+    mkdirSync(this.exitsDir(ctx));
+    for (const f of ['monitor.pid', 'qemu.pid', 'console.log', 'qemu.log', ...Object.values(SOCKETS)]) rmSync(join(ctx.dir, f), { force: true });
+
+    const status = (s: string): void => {
+      process.stderr.write(s + '\n');
+    };
+    const disk = join(ctx.dir, 'disk.qcow2');
+    const diskImage = cfg.vm?.disk;
+    const common = {
+      id: ctx.id,
+      name: ctx.name,
+      qemu,
+      logPath: this.logPath(ctx),
+      exitFile: join(this.exitsDir(ctx), ctx.id),
+      reasonFile: join(this.exitsDir(ctx), 'reason'),
+      consolePath: join(ctx.dir, 'console.log'),
+      exitCommand: ctx.exitCommand,
+      bootTimeoutMs: bootTimeoutMs(),
+      deviceModel: model,
+      accel,
+      memory: Math.floor(memory / MiB) * MiB,
+      cpus,
+    };
+    const machine = {
+      accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: Math.floor(memory / MiB), cpus, name: ctx.name,
+      qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly,
+    };
+    let mc: MonitorConfig;
+    if (diskImage) {
+      // a full OS disk: the instance's disk is a qcow2 overlay over it (the image itself is only read)
+      if (!existsSync(disk)) {
+        const format = await checkDiskImage(diskImage, cfg.vm?.diskFormat);
+        await ensureInstanceDisk(disk, diskImage, format);
+      }
+      mc = { ...common, mode: 'disk', main: { args: [], env: [] }, kernel: 'its own', argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '' }) };
+    } else {
+      const cache = vmCacheDir(ctx.root);
+      const kernel: KernelInfo = cfg.vm?.kernel ? userKernel(cfg.vm.kernel) : await ensureDefaultKernel(cache, status);
+      let initrd = kernel.modulesDir
+        ? ensureInitramfs(cache, kernel, model === 'virtio' ? 'virtio-mmio' : 'emulated', agentBinary())
+        : ensureInitramfs(cache, kernel, 'none', agentBinary());
+      if (cfg.vm?.initrd) {
+        if (!existsSync(cfg.vm.initrd)) throw new InvalidArgumentError(`--initrd ${cfg.vm.initrd} does not exist`);
+        // the kernel unpacks concatenated archives in order: the user's first, hull's /init last
+        const combined = join(ctx.dir, 'initrd.cpio');
+        copyFileSync(cfg.vm.initrd, combined);
+        appendFileSync(combined, readFileSync(initrd));
+        initrd = combined;
+      }
+      if (!existsSync(disk)) {
+        const base = await ensureImageDisk(join(ctx.root, 'vm'), cfg.imageId, ctx.layers, status);
+        await ensureInstanceDisk(disk, base, 'raw');
+      }
+      const main: ProcessSpec = {
+        args: cfg.command, env: cfg.env, cwd: cfg.workdir || '/', user: cfg.user, hostname: cfg.hostname,
+        tty: cfg.tty, stdin: cfg.stdin,
+      };
+      mc = { ...common, mode: 'agent', main, kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
+    }
+    // regenerated on every create (like the container's config.json): no durable write needed
+    writeFileSync(join(ctx.dir, 'vm.json'), JSON.stringify(mc));
+    const [cmd, ...args] = monitorCommand(ctx.dir);
+    const log = openSync(join(ctx.dir, 'monitor.log'), 'a');
+    const mon = spawn(cmd!, args, { cwd: ctx.dir, detached: true, stdio: ['ignore', 'pipe', log] });
+    closeSync(log);
+    const line = await new Promise<string>((resolve) => {
+      let out = '';
+      mon.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      mon.stdout!.on('close', () => resolve(out.trim()));
+      mon.on('error', (e) => resolve(`error ${e.message}`));
+    });
+    mon.unref();
+    if (!line.startsWith('ok ')) {
+      const why = line.replace(/^error /, '') || readFileSync(join(ctx.dir, 'monitor.log'), 'utf8').trim().split('\n').slice(-3).join('; ');
+      await this.cleanupAfterExit(ctx).catch(() => undefined);
+      throw new VmBootError(`the VM monitor of ${ctx.name} could not start QEMU: ${why}`);
+    }
+    return { supervisorPid: mon.pid!, pid: parseInt(line.slice(3), 10) || 0 };
+  }
+
+  async start(ctx: InstanceContext): Promise<void> {
+    let a: CtlAnswer;
+    try {
+      a = await ctlRequest(ctx.dir, { op: 'start' }, ctx.name);
+    } catch (e) {
+      // the monitor ended while booting (QEMU died, boot timed out): its exit record says why
+      const info = this.exitInfo(ctx);
+      if (info?.reason) throw new VmBootError(`VM ${ctx.name} did not boot: ${info.reason}`);
+      throw e;
+    }
+    if (!a.ok) throw vmError(ctx.name, a, 'start');
+  }
+
+  async kill(ctx: InstanceContext, signal: string, all = false): Promise<void> {
+    const a = await ctlRequest(ctx.dir, { op: 'kill', signal: signalNumber(signal), all }, ctx.name).catch(() => null);
+    if (!a) throw new StateError(`cannot signal VM ${ctx.name}: it is not running`);
+    if (!a.ok) throw vmError(ctx.name, a, 'signal');
+  }
+
+  async status(ctx: InstanceContext): Promise<{ status: RuntimeStatus; pid: number }> {
+    if (this.exitInfo(ctx) || !this.monitorAlive(ctx)) return { status: 'stopped', pid: 0 };
+    const a = await ctlRequest(ctx.dir, { op: 'status' }, ctx.name).catch(() => null);
+    if (!a?.ok) return { status: 'unknown', pid: 0 };
+    const pid = Number(a.qemuPid) || 0;
+    switch (a.phase) {
+      case 'booting':
+      case 'ready': return { status: 'created', pid };
+      case 'running': return { status: 'running', pid };
+      case 'paused': return { status: 'paused', pid };
+      default: return { status: 'stopped', pid: 0 };
+    }
+  }
+
+  exitInfo(ctx: InstanceContext): ExitInfo | null {
+    const file = join(this.exitsDir(ctx), ctx.id);
+    let code: number;
+    let finishedAt: number;
+    try {
+      code = parseInt(readFileSync(file, 'utf8').trim(), 10);
+      finishedAt = statSync(file).mtimeMs;
+    } catch {
+      return null;
+    }
+    if (!Number.isFinite(code) || code < 0) code = 255;
+    const info: ExitInfo = { exitCode: code, finishedAt: Math.round(finishedAt) };
+    try {
+      info.reason = readFileSync(join(this.exitsDir(ctx), 'reason'), 'utf8').trim();
+    } catch {
+      if (code > 128 && code < 128 + 65) info.reason = `killed by signal ${code - 128}`;
+    }
+    return info;
+  }
+
+  waitExit(ctx: InstanceContext, signal?: AbortSignal): Promise<ExitInfo> {
+    const first = this.exitInfo(ctx);
+    if (first) return Promise.resolve(first);
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+    return new Promise((resolve, reject) => {
+      let watcher: FSWatcher | null = null;
+      let timer: NodeJS.Timeout | null = null;
+      let settled = false;
+      const finish = (err: unknown, info?: ExitInfo): void => {
+        if (settled) return;
+        settled = true;
+        watcher?.close();
+        if (timer) clearInterval(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (info) resolve(info);
+        else reject(err);
+      };
+      const check = (): void => {
+        const info = this.exitInfo(ctx);
+        if (info) finish(null, info);
+      };
+      const poll = (): void => {
+        check();
+        if (settled || this.monitorAlive(ctx)) return;
+        const info = this.exitInfo(ctx);
+        finish(null, info ?? { exitCode: 255, finishedAt: Date.now(), reason: 'the VM monitor exited unexpectedly' });
+      };
+      function onAbort(): void {
+        finish(signal?.reason ?? new Error('aborted'));
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        watcher = watch(this.exitsDir(ctx), { persistent: true }, check);
+        watcher.on('error', () => {
+          watcher?.close();
+          watcher = null;
+        });
+      } catch {
+        watcher = null;
+      }
+      check();
+      if (!settled) timer = setInterval(poll, POLL_MS);
+    });
+  }
+
+  async pause(ctx: InstanceContext): Promise<void> {
+    const a = await ctlRequest(ctx.dir, { op: 'pause' }, ctx.name);
+    if (!a.ok) throw vmError(ctx.name, a, 'pause');
+  }
+
+  async resume(ctx: InstanceContext): Promise<void> {
+    const a = await ctlRequest(ctx.dir, { op: 'resume' }, ctx.name);
+    if (!a.ok) throw vmError(ctx.name, a, 'resume');
+  }
+
+  /**
+   * --memory resizes the guest through the balloon, within the RAM it booted with (a VM cannot grow
+   * past that without memory hotplug, which hull does not do). --cpus cannot change while it runs.
+   */
+  async update(ctx: InstanceContext, resources: Resources): Promise<void> {
+    // the RAM it booted with (ctx.config already carries the new value)
+    let booted = DEFAULT_VM_MEMORY;
+    try {
+      booted = (JSON.parse(readFileSync(join(ctx.dir, 'vm.json'), 'utf8')) as MonitorConfig).memory;
+    } catch { /* not created: the default */ }
+    const unsupported = Object.keys(resources).filter((k) => k !== 'memory' && k !== 'memorySwap' && (resources as Record<string, unknown>)[k] !== undefined);
+    if (unsupported.includes('cpus')) throw new HostSupportError(`VM ${ctx.name}: --cpus cannot change while it runs (no vCPU hotplug); stop it, and create it again with the new --cpus`);
+    if (unsupported.length > 0) throw new HostSupportError(`VM ${ctx.name}: ${unsupported.join(', ')} cannot be applied to a VM (only --memory, through the balloon)`);
+    if (resources.memory === undefined) return;
+    if (resources.memory > booted) {
+      throw new InvalidArgumentError(`VM ${ctx.name} booted with ${Math.round(booted / MiB)} MiB: --memory can shrink it through the balloon but not grow it past that`);
+    }
+    if (resources.memory < 64 * MiB) throw new InvalidArgumentError('--memory for a VM must be at least 64m');
+    const a = await ctlRequest(ctx.dir, { op: 'balloon', bytes: resources.memory }, ctx.name);
+    if (!a.ok) throw vmError(ctx.name, a, 'update');
+  }
+
+  async stats(ctx: InstanceContext): Promise<InstanceStats> {
+    const a = await ctlRequest(ctx.dir, { op: 'stats' }, ctx.name).catch(() => null);
+    if (!a?.ok) throw new StateError(`no statistics for VM ${ctx.name}: it is not running`);
+    const s = a.stats as VmStats;
+    // the limit is what hull asked the balloon for (the guest gets there within moments); usage is the
+    // guest's own figure when its balloon driver reported one, else QEMU's RSS
+    const limit = s.target;
+    const used = s.guest?.total !== undefined && (s.guest.available ?? s.guest.free) !== undefined
+      ? s.guest.total - (s.guest.available ?? s.guest.free)!
+      : s.qemuRss;
+    return {
+      cpuUsageNs: s.cpuNs, memoryUsage: used, memoryLimit: limit, pids: s.pids ?? 0,
+      blkioRead: s.blkRead, blkioWrite: s.blkWrite, netRx: 0, netTx: 0,
+    };
+  }
+
+  /** ps inside the guest (through the agent): the guest's processes, not QEMU's threads. */
+  async top(ctx: InstanceContext, psArgs: string[]): Promise<ProcessInfo> {
+    const out = new Collector();
+    const err = new Collector();
+    const code = await this.exec(ctx, { command: ['ps', ...(psArgs.length ? psArgs : ['-o', 'pid,ppid,user,args'])], env: [], tty: false, stdin: false, privileged: false, detach: false },
+      { stdin: null, stdout: out as unknown as NodeJS.WritableStream, stderr: err as unknown as NodeJS.WritableStream });
+    if (code !== 0) throw new HullError(`ps in VM ${ctx.name} failed (exit ${code}): ${err.text().trim()}`);
+    const lines = out.text().split('\n').filter((l) => l.trim());
+    if (lines.length === 0) return { titles: [], rows: [] };
+    const titles = lines[0]!.trim().split(/\s+/);
+    let rows = lines.slice(1).map((l) => {
+      const f = l.trim().split(/\s+/);
+      return [...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')];
+    });
+    // the guest kernel's threads (kthreadd, pid 2, and its children) are not the instance's processes
+    const pid = titles.indexOf('PID');
+    const ppid = titles.indexOf('PPID');
+    if (pid >= 0 && ppid >= 0) rows = rows.filter((r) => r[pid] !== '2' && r[ppid] !== '2');
+    return { titles, rows };
+  }
+
+  async exec(ctx: InstanceContext, opts: ExecOptions, stdio: StdioStreams): Promise<number> {
+    const size = opts.tty && stdio.size ? stdio.size() : undefined;
+    const spec: ProcessSpec = {
+      args: opts.command,
+      env: mergeExecEnv(ctx.config.env, opts.env),
+      cwd: opts.workdir ?? (ctx.config.workdir || '/'),
+      user: opts.user ?? ctx.config.user,
+      tty: opts.tty,
+      stdin: opts.stdin && !opts.detach,
+      ...(size ? { rows: size.rows, cols: size.cols } : {}),
+    };
+    const s = await ctlOpen(ctx.dir, { op: 'exec', spec }, ctx.name);
+    if (!s.answer.ok) {
+      s.socket.destroy();
+      throw vmError(ctx.name, s.answer, 'exec in');
+    }
+    return pumpSession(s.socket, s.rest, stdio, { tty: opts.tty, stdin: opts.stdin && !opts.detach, detach: opts.detach, name: ctx.name });
+  }
+
+  async attach(ctx: InstanceContext, stdio: StdioStreams): Promise<void> {
+    const s = await ctlOpen(ctx.dir, { op: 'attach' }, ctx.name);
+    if (!s.answer.ok) {
+      s.socket.destroy();
+      throw vmError(ctx.name, s.answer, 'attach to');
+    }
+    await pumpSession(s.socket, s.rest, stdio, { tty: ctx.config.tty, stdin: ctx.config.stdin, detach: false, name: ctx.name }).catch(() => undefined);
+  }
+
+  /**
+   * The VM's serial console (hull console): output as it comes, input to the guest's serial port. Ends when
+   * the VM stops or the user types the detach key (Ctrl-], as virsh and telnet). Resolves with how it ended.
+   */
+  async console(ctx: InstanceContext, stdio: StdioStreams, detachKey = 0x1d): Promise<'detached' | 'stopped'> {
+    const s = await ctlOpen(ctx.dir, { op: 'console' }, ctx.name);
+    if (!s.answer.ok) {
+      s.socket.destroy();
+      throw vmError(ctx.name, s.answer, 'attach to the console of');
+    }
+    const sock = s.socket;
+    return new Promise((resolve) => {
+      let done = false;
+      const input = stdio.stdin;
+      const finish = (how: 'detached' | 'stopped'): void => {
+        if (done) return;
+        done = true;
+        input?.removeListener('data', onInput);
+        sock.destroy();
+        resolve(how);
+      };
+      const onInput = (chunk: Buffer | string): void => {
+        const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        const k = b.indexOf(detachKey);
+        if (k >= 0) {
+          if (k > 0) sock.write(b.subarray(0, k));
+          finish('detached');
+          return;
+        }
+        sock.write(b);
+      };
+      sock.on('data', (b: Buffer) => stdio.stdout.write(b));
+      sock.on('close', () => finish('stopped'));
+      sock.on('error', () => undefined);
+      sock.resume();
+      if (s.rest.length) stdio.stdout.write(s.rest);
+      if (input) {
+        input.on('data', onInput);
+        input.resume?.();
+      }
+    });
+  }
+
+  logPath(ctx: InstanceContext): string {
+    return join(ctx.dir, 'ctr.log');
+  }
+
+  /** Stop the monitor (and with it QEMU); keep the disk and the log for a later start. */
+  async cleanupAfterExit(ctx: InstanceContext): Promise<void> {
+    const pid = this.monitorPid(ctx);
+    if (this.monitorAlive(ctx, pid)) {
+      await Promise.race([
+        ctlRequest(ctx.dir, { op: 'shutdown' }, ctx.name).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 5000)),
+      ]);
+      const deadline = Date.now() + 5000;
+      while (this.monitorAlive(ctx, pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (this.monitorAlive(ctx, pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch { /* gone meanwhile */ }
+      }
+    }
+    // QEMU dies with its monitor (parent-death signal); make sure of it
+    const qpid = readInt(join(ctx.dir, 'qemu.pid')) ?? 0;
+    if (processAlive(qpid) && (processArgv(qpid) ?? []).some((a) => a.includes('qemu-system'))) {
+      try {
+        process.kill(qpid, 'SIGKILL');
+      } catch { /* gone */ }
+      const deadline = Date.now() + 3000;
+      while (processAlive(qpid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const f of Object.values(SOCKETS)) rmSync(join(ctx.dir, f), { force: true });
+  }
+
+  async delete(ctx: InstanceContext): Promise<void> {
+    await this.cleanupAfterExit(ctx);
+    await rm(ctx.dir, { recursive: true, force: true });
+  }
+}
+
+/** The instance's environment with exec's -e on top (same keys replaced). */
+function mergeExecEnv(base: string[], extra: string[]): string[] {
+  const out = new Map<string, string>();
+  for (const e of [...base, ...extra]) {
+    const i = e.indexOf('=');
+    out.set(i < 0 ? e : e.slice(0, i), e);
+  }
+  return [...out.values()];
+}
+
+/**
+ * Copy a session's frames to stdio and stdio to frames, until the process exits; resolves with its
+ * exit status. With `detach`, resolves as soon as the process started.
+ */
+function pumpSession(sock: import('node:net').Socket, rest: Buffer, stdio: StdioStreams, o: { tty: boolean; stdin: boolean; detach: boolean; name: string }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const dec = new FrameDecoder();
+    let done = false;
+    const input = o.stdin ? stdio.stdin : null;
+    const onInput = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      for (const f of encodeData(T.STDIN, 0, b)) sock.write(f);
+    };
+    const onInputEnd = (): void => {
+      if (!sock.destroyed) sock.write(encodeFrame(T.STDIN, 0));
+    };
+    const resize = (): void => {
+      if (!stdio.size || sock.destroyed) return;
+      const { rows, cols } = stdio.size();
+      sock.write(encodeFrame(T.RESIZE, 0, resizePayload(rows, cols)));
+    };
+    const finish = (err: Error | null, code?: number): void => {
+      if (done) return;
+      done = true;
+      if (input) {
+        input.removeListener('data', onInput);
+        input.removeListener('end', onInputEnd);
+      }
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(code ?? 255);
+    };
+    const onFrames = (b: Buffer): void => {
+      for (const f of dec.push(b)) {
+        switch (f.type) {
+          case T.STDOUT: stdio.stdout.write(f.payload); break;
+          case T.STDERR: stdio.stderr.write(f.payload); break;
+          case T.STARTED:
+            if (o.detach) finish(null, 0);
+            break;
+          case T.EXITED: finish(null, f.payload.readInt32LE(0)); break;
+          case T.FAILED: {
+            const st = decodeStatus(f.payload);
+            finish(st.code === 127
+              ? new CommandNotFoundError(`${st.message}: executable file not found in the VM's $PATH`)
+              : new CommandNotExecutableError(`cannot run the command in VM ${o.name}: ${st.message}`));
+            break;
+          }
+        }
+      }
+    };
+    sock.on('data', onFrames);
+    sock.on('close', () => finish(null, 255));
+    sock.on('error', () => undefined);
+    sock.resume();
+    if (rest.length) onFrames(rest);
+    if (o.tty) {
+      resize();
+      stdio.onResize?.(resize);
+    }
+    if (input) {
+      input.on('data', onInput);
+      input.once('end', onInputEnd);
+      input.resume?.();
+    }
+  });
+}

@@ -1,0 +1,642 @@
+/**
+ * The VM monitor: hull's host-side supervisor of one VM, what conmon is to a container. It is started
+ * detached by the driver's create (its own process, so that the VM outlives the hull command that made it)
+ * and it:
+ *   - owns QEMU (its child, started through `setpriv --pdeathsig KILL` so that QEMU cannot outlive it),
+ *   - speaks QMP to QEMU and hull's agent protocol to the guest (both sockets are listened on here and
+ *     QEMU connects: no polling for sockets to appear),
+ *   - writes the main process's output to the k8s-file log, its exit code to the exit file (plus a reason
+ *     when QEMU ended without one: kernel panic, QEMU killed from outside),
+ *   - serves hull's CLI on ctl.sock: a JSON request line, a JSON answer line, and for exec/attach the
+ *     agent protocol's frames afterwards,
+ *   - runs the instance's exit command when the VM ends, and removes its sockets.
+ * Its settings are <dir>/vm.json (MonitorConfig). It reports "ok <qemu pid>" or "error <message>" on its
+ * stdout once QEMU is started and then closes it, so the driver's create knows the outcome.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { LogFileWriter } from './logfile.js';
+import type { MonitorConfig } from './machine.js';
+import {
+  ALL_SESSIONS, QUERY_SESSION, decodeStatus, encodeData, encodeFrame, encodeSpec, FrameDecoder, T, u32, type Frame, type ProcessSpec,
+} from './protocol.js';
+import { QmpClient } from './qmp.js';
+
+export const SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
+
+/** Requests on ctl.sock. */
+export type CtlRequest =
+  | { op: 'start' }
+  | { op: 'status' }
+  | { op: 'kill'; signal: number; all?: boolean }
+  | { op: 'exec'; spec: ProcessSpec }
+  | { op: 'attach'; rows?: number; cols?: number }
+  | { op: 'pause' }
+  | { op: 'resume' }
+  | { op: 'balloon'; bytes: number }
+  | { op: 'stats' }
+  | { op: 'shutdown' }
+  | { op: 'console' };
+
+export interface CtlAnswer {
+  ok: boolean;
+  error?: string;
+  /** hull error class to raise: 'not-found' (127), 'not-executable' (126), 'state', 'boot' */
+  kind?: string;
+  [k: string]: unknown;
+}
+
+/** Figures of `stats`. */
+export interface VmStats {
+  qemuPid: number;
+  /** QEMU's CPU time (all vCPU and I/O threads) */
+  cpuNs: number;
+  /** host RSS of QEMU */
+  qemuRss: number;
+  /** balloon's view: guest RAM now (after ballooning) */
+  actual: number;
+  /** what the balloon was last asked for (the limit hull set), or the boot RAM */
+  target: number;
+  /** guest's own figures (virtio-balloon stats), when it reported them */
+  guest?: { total?: number; free?: number; available?: number };
+  blkRead: number;
+  blkWrite: number;
+  /** processes in the guest (the agent's count), when it answered */
+  pids?: number;
+  /** block requests (QMP's rd_operations/wr_operations): with the byte counts, requests per MiB */
+  blkReadOps: number;
+  blkWriteOps: number;
+}
+
+type Phase = 'booting' | 'ready' | 'running' | 'paused' | 'exited';
+
+const CLK_TCK = 100;
+
+function readTail(path: string, lines: number): string {
+  try {
+    const st = statSync(path);
+    const len = Math.min(st.size, 16384);
+    const fd = openSync(path, 'r');
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, st.size - len);
+    closeSync(fd);
+    // the console has terminal escapes from the firmware; keep printable text
+    const text = buf.toString('utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc/g, '').replace(/\r/g, '');
+    return text.split('\n').filter((l) => l.trim()).slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** The guest console's last lines, for error messages. */
+export function consoleTail(path: string, lines = 12): string {
+  return readTail(path, lines);
+}
+
+/** What a dead QEMU left: a kernel panic line from the console, if any. */
+export function panicLine(consoleText: string): string | null {
+  const m = /Kernel panic - not syncing:[^\n]*/.exec(consoleText);
+  return m ? m[0] : null;
+}
+
+function procCpuNs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * (1e9 / CLK_TCK);
+  } catch {
+    return 0;
+  }
+}
+
+function procRss(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+class Monitor {
+  private qemu: ChildProcess | null = null;
+  private qmp: QmpClient | null = null;
+  private agent: Socket | null = null;
+  private readonly servers: Server[] = [];
+  private phase: Phase = 'booting';
+  private kernelRelease = '';
+  private log: LogFileWriter;
+  private readonly readyWaiters: ((err?: string) => void)[] = [];
+  private startReply: ((a: CtlAnswer) => void) | null = null;
+  private mainPid = 0;
+  private readonly attached = new Set<Socket>();
+  private readonly pendingStdin: Buffer[] = [];
+  private readonly execs = new Map<number, Socket>();
+  private nextSession = 1;
+  private exited = false;
+  private qmpReady: Promise<QmpClient>;
+  private resolveQmp!: (q: QmpClient) => void;
+  private bootTimer: NodeJS.Timeout | null = null;
+  private hardKillTimer: NodeJS.Timeout | null = null;
+  private balloonTarget: number;
+  private mainSize: { rows: number; cols: number } | null = null;
+  private readonly countWaiters: ((n: number) => void)[] = [];
+  /** QEMU's end of the serial console, the console log, and the `hull console` clients */
+  private serial: Socket | null = null;
+  private consoleFd = -1;
+  private readonly consoleClients = new Set<Socket>();
+
+  constructor(private readonly dir: string, private readonly cfg: MonitorConfig) {
+    this.log = new LogFileWriter(cfg.logPath);
+    this.balloonTarget = cfg.memory;
+    this.qmpReady = new Promise((r) => (this.resolveQmp = r));
+  }
+
+  private path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  private listen(name: string, onConn: (s: Socket) => void): Promise<void> {
+    rmSync(this.path(name), { force: true });
+    const srv = createServer(onConn);
+    this.servers.push(srv);
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      // relative to our cwd (the instance dir): a socket path must fit in 108 bytes
+      srv.listen(name, () => resolve());
+    });
+  }
+
+  async run(): Promise<void> {
+    await this.listen(SOCKETS.qmp, (s) => {
+      const q = new QmpClient(s);
+      q.handshake().then(() => {
+        this.qmp = q;
+        this.resolveQmp(q);
+        // balloon statistics are pulled by the guest driver every N seconds once asked for
+        if (this.cfg.deviceModel === 'virtio') {
+          q.execute('qom-set', { path: '/machine/peripheral/balloon0', property: 'guest-stats-polling-interval', value: 2 }).catch(() => undefined);
+        }
+      }, () => undefined);
+      q.onEvent((e) => {
+        if (e.event === 'STOP' && this.phase === 'running') this.phase = 'paused';
+        if (e.event === 'RESUME' && this.phase === 'paused') this.phase = 'running';
+      });
+    });
+    if (this.cfg.mode === 'agent') await this.listen(SOCKETS.agent, (s) => this.onAgent(s));
+    this.consoleFd = openSync(this.cfg.consolePath, 'a', 0o640);
+    await this.listen(SOCKETS.console, (s) => this.onSerial(s));
+    await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
+
+    const out = openSync(this.path('qemu.log'), 'w', 0o640);
+    const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...this.cfg.argv];
+    const qemu = spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
+    closeSync(out);
+    this.qemu = qemu;
+    await new Promise<void>((resolve, reject) => {
+      qemu.once('spawn', resolve);
+      qemu.once('error', reject);
+    });
+    writeFileSync(this.path('qemu.pid'), String(qemu.pid));
+    qemu.on('exit', (code, signal) => this.onQemuExit(code, signal));
+    // the agent has this long to say READY once start asks for the main process
+    if (this.cfg.mode === 'agent') this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
+  }
+
+  /* ---- serial console ---- */
+
+  private onSerial(s: Socket): void {
+    if (this.serial) {
+      s.destroy();
+      return;
+    }
+    this.serial = s;
+    s.on('data', (b: Buffer) => {
+      try {
+        writeSync(this.consoleFd, b);
+      } catch { /* disk full: the console is best effort */ }
+      // a disk-image VM has no agent: its console output is its log
+      if (this.cfg.mode === 'disk' && !this.exited) this.log.write('stdout', b);
+      for (const c of this.consoleClients) c.write(b);
+    });
+    s.on('error', () => undefined);
+  }
+
+  private consoleAttach(s: Socket, rest: Buffer): void {
+    this.consoleClients.add(s);
+    this.answer(s, { ok: true }, false);
+    const input = (b: Buffer): void => {
+      this.serial?.write(b);
+    };
+    s.on('data', input);
+    s.on('close', () => this.consoleClients.delete(s));
+    if (rest.length) input(rest);
+  }
+
+  /* ---- agent ---- */
+
+  private onAgent(s: Socket): void {
+    if (this.agent) {
+      s.destroy();
+      return;
+    }
+    this.agent = s;
+    const dec = new FrameDecoder();
+    s.on('data', (b: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = dec.push(b);
+      } catch (e) {
+        this.fail(`the guest agent sent a malformed frame (${(e as Error).message})`);
+        return;
+      }
+      for (const f of frames) this.onFrame(f);
+    });
+    s.on('error', () => undefined);
+  }
+
+  private toAgent(frames: Buffer | Buffer[]): void {
+    const list = Array.isArray(frames) ? frames : [frames];
+    for (const f of list) this.agent?.write(f);
+  }
+
+  private onFrame(f: Frame): void {
+    if (f.session === 0) {
+      switch (f.type) {
+        case T.READY:
+          this.kernelRelease = f.payload.toString();
+          this.phase = 'ready';
+          if (this.bootTimer) clearTimeout(this.bootTimer);
+          this.bootTimer = null;
+          for (const w of this.readyWaiters.splice(0)) w();
+          return;
+        case T.STARTED:
+          this.mainPid = f.payload.readUInt32LE(0);
+          this.phase = 'running';
+          for (const b of this.pendingStdin.splice(0)) this.toAgent(encodeData(T.STDIN, 0, b));
+          this.startReply?.({ ok: true, pid: this.mainPid, kernel: this.kernelRelease });
+          this.startReply = null;
+          return;
+        case T.FAILED: {
+          const st = decodeStatus(f.payload);
+          this.startReply?.({ ok: false, error: st.message, kind: st.code === 127 ? 'not-found' : 'not-executable', code: st.code });
+          this.startReply = null;
+          return;
+        }
+        case T.STDOUT:
+        case T.STDERR:
+          this.log.write(f.type === T.STDOUT ? 'stdout' : 'stderr', f.payload);
+          for (const c of this.attached) c.write(encodeFrame(f.type, 0, f.payload));
+          return;
+        case T.EXITED:
+          this.mainExited(decodeStatus(f.payload).code, undefined);
+          return;
+      }
+      return;
+    }
+    if (f.session === QUERY_SESSION && f.type === T.COUNT && f.payload.length >= 4) {
+      const n = f.payload.readUInt32LE(0);
+      for (const w of this.countWaiters.splice(0)) w(n);
+      return;
+    }
+    const client = this.execs.get(f.session);
+    if (!client) return;
+    client.write(encodeFrame(f.type, f.session, f.payload));
+    if (f.type === T.EXITED || f.type === T.FAILED) {
+      this.execs.delete(f.session);
+      client.end();
+    }
+  }
+
+  /* ---- the end ---- */
+
+  /** The main process ended (or the VM did): record it, stop QEMU, run the exit command. */
+  private mainExited(code: number, reason: string | undefined): void {
+    if (this.exited) return;
+    this.exited = true;
+    this.phase = 'exited';
+    if (this.hardKillTimer) clearTimeout(this.hardKillTimer);
+    try {
+      this.log.close();
+    } catch { /* already closed */ }
+    if (reason) writeFileSync(this.cfg.reasonFile, reason);
+    // written last, and whole (temp file outside the watched dir, then rename): waiters watch for it and
+    // must never read it empty
+    const tmp = this.path('.exit.tmp');
+    writeFileSync(tmp, String(code));
+    renameSync(tmp, this.cfg.exitFile);
+    for (const c of this.attached) c.write(encodeFrame(T.EXITED, 0, u32(code)), () => c.end());
+    for (const c of this.execs.values()) c.destroy();
+    this.stopQemu();
+  }
+
+  private stopQemu(): void {
+    const q = this.qemu;
+    if (!q || q.exitCode !== null || q.signalCode !== null) {
+      this.finish();
+      return;
+    }
+    // the agent synced the disks before reporting the exit: quitting QEMU now loses nothing
+    this.qmp?.execute('quit').catch(() => undefined);
+    setTimeout(() => q.kill('SIGKILL'), this.qmp ? 3000 : 0).unref();
+  }
+
+  private onQemuExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (!this.exited && this.cfg.mode === 'disk' && code === 0) {
+      // the guest OS powered off: that is its process ending normally
+      this.mainExited(0, undefined);
+    } else if (!this.exited) {
+      const console = readTail(this.cfg.consolePath, 40);
+      const panic = panicLine(console);
+      let reason: string;
+      let status = 255;
+      if (signal) {
+        reason = `QEMU was killed by ${signal} from outside hull`;
+        status = 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<string, number>)[signal] ?? 0);
+        if (status === 128) status = 255;
+      } else if (panic) {
+        reason = `guest kernel panic: ${panic}`;
+      } else {
+        // the agent says on the console why it gave up (no channel, no root disk); else QEMU's own words
+        const agent = console.split('\n').filter((l) => l.includes('hull-agent:')).slice(-2).join('; ');
+        const err = agent || readTail(this.path('qemu.log'), 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
+        reason = `QEMU exited (status ${code}) before the instance's process ended${err ? `: ${err}` : ''}`;
+      }
+      this.failStart(reason);
+      this.mainExited(status, reason);
+    }
+    this.finish();
+  }
+
+  private finished = false;
+
+  private finish(): void {
+    if (this.finished) return;
+    const q = this.qemu;
+    if (q && q.exitCode === null && q.signalCode === null) return; // wait for QEMU's exit event
+    this.finished = true;
+    this.qmp?.close();
+    for (const c of this.consoleClients) c.end();
+    for (const s of this.servers) s.close();
+    for (const name of Object.values(SOCKETS)) rmSync(this.path(name), { force: true });
+    if (this.cfg.exitCommand.length > 0 && this.exited) {
+      const [cmd, ...args] = this.cfg.exitCommand;
+      const child = spawn(cmd!, args, { detached: true, stdio: 'ignore' });
+      child.on('error', () => undefined);
+      child.unref();
+    }
+    // let pending answers go out
+    setTimeout(() => process.exit(0), 50).unref();
+  }
+
+  private failStart(message: string): void {
+    for (const w of this.readyWaiters.splice(0)) w(message);
+    this.startReply?.({ ok: false, error: message, kind: 'boot' });
+    this.startReply = null;
+  }
+
+  private bootTimedOut(): void {
+    this.bootTimer = null;
+    if (this.phase !== 'booting') return;
+    const tail = consoleTail(this.cfg.consolePath);
+    const msg = `the guest agent did not answer within ${Math.round(this.cfg.bootTimeoutMs / 1000)} s of boot (kernel ${this.cfg.kernel}, ${this.cfg.accel})${tail ? `; console:\n${tail}` : '; the console is empty'}`;
+    this.fail(msg);
+  }
+
+  /** A fatal problem before the main process ran: tell a waiting start, stop everything. */
+  private fail(message: string): void {
+    this.failStart(message);
+    this.mainExited(255, message);
+  }
+
+  /* ---- ctl.sock ---- */
+
+  private onCtl(s: Socket): void {
+    let buf = Buffer.alloc(0);
+    const onData = (b: Buffer): void => {
+      buf = Buffer.concat([buf, b]);
+      const nl = buf.indexOf(10);
+      if (nl < 0) return;
+      s.off('data', onData);
+      const rest = buf.subarray(nl + 1);
+      let req: CtlRequest;
+      try {
+        req = JSON.parse(buf.subarray(0, nl).toString()) as CtlRequest;
+      } catch {
+        s.end(JSON.stringify({ ok: false, error: 'malformed request' }) + '\n');
+        return;
+      }
+      this.request(s, req, rest).catch((e: Error) => this.answer(s, { ok: false, error: e.message }, true));
+    };
+    s.on('data', onData);
+    s.on('error', () => undefined);
+  }
+
+  private answer(s: Socket, a: CtlAnswer, end = true): void {
+    if (s.destroyed) return;
+    const line = JSON.stringify(a) + '\n';
+    if (end) s.end(line);
+    else s.write(line);
+  }
+
+  private waitReady(): Promise<void> {
+    if (this.phase !== 'booting') return Promise.resolve();
+    if (this.exited) return Promise.reject(new Error('the VM has stopped'));
+    return new Promise((resolve, reject) => this.readyWaiters.push((err) => (err ? reject(new Error(err)) : resolve())));
+  }
+
+  private async request(s: Socket, req: CtlRequest, rest: Buffer): Promise<void> {
+    switch (req.op) {
+      case 'status':
+        return this.answer(s, { ok: true, phase: this.phase, pid: this.mainPid, qemuPid: this.qemu?.pid ?? 0, kernel: this.kernelRelease });
+      case 'start': {
+        if (this.phase === 'running' || this.phase === 'paused') return this.answer(s, { ok: true, pid: this.mainPid });
+        if (this.exited) return this.answer(s, { ok: false, error: 'the VM has already stopped', kind: 'state' });
+        if (this.cfg.mode === 'disk') {
+          // a full OS runs from power-on: QEMU is its process
+          this.phase = 'running';
+          this.mainPid = this.qemu?.pid ?? 0;
+          return this.answer(s, { ok: true, pid: this.mainPid });
+        }
+        try {
+          await this.waitReady();
+        } catch (e) {
+          return this.answer(s, { ok: false, error: (e as Error).message, kind: 'boot' });
+        }
+        const reply = new Promise<CtlAnswer>((r) => (this.startReply = r));
+        this.toAgent(encodeFrame(T.START, 0, encodeSpec({ ...this.cfg.main, ...(this.mainSize ?? {}) })));
+        const a = await reply;
+        this.answer(s, a);
+        if (!a.ok && a.kind !== 'boot') this.mainExited(typeof a.code === 'number' ? a.code : 255, a.error);
+        return;
+      }
+      case 'kill': {
+        if (this.exited) return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+        if (this.cfg.mode === 'disk') {
+          // no agent: SIGKILL pulls the plug, any other signal presses the power button (ACPI)
+          if (req.signal === 9) this.mainExited(137, 'killed by signal 9 (SIGKILL): QEMU was stopped');
+          else await (await this.qmpReady).execute('system_powerdown');
+          return this.answer(s, { ok: true });
+        }
+        if (this.phase === 'booting' || this.phase === 'ready') {
+          // nothing runs in the guest yet: a kill ends the VM
+          this.mainExited(128 + req.signal, `killed by signal ${req.signal} before its process started`);
+          return this.answer(s, { ok: true });
+        }
+        this.toAgent(encodeFrame(T.SIGNAL, req.all ? ALL_SESSIONS : 0, u32(req.signal)));
+        if (req.signal === 9 && !this.hardKillTimer) {
+          // SIGKILL must work even when the guest does not answer: after a grace period QEMU goes
+          this.hardKillTimer = setTimeout(() => this.mainExited(137, 'the guest did not end its process on SIGKILL; the VM was stopped'), 5000);
+        }
+        return this.answer(s, { ok: true });
+      }
+      case 'pause':
+      case 'resume': {
+        const q = await this.qmpReady;
+        await q.execute(req.op === 'pause' ? 'stop' : 'cont');
+        this.phase = req.op === 'pause' ? 'paused' : 'running';
+        return this.answer(s, { ok: true });
+      }
+      case 'balloon': {
+        if (this.cfg.deviceModel !== 'virtio') return this.answer(s, { ok: false, error: 'this VM has no balloon device (emulated device model)', kind: 'state' });
+        const q = await this.qmpReady;
+        await q.execute('balloon', { value: req.bytes });
+        this.balloonTarget = req.bytes;
+        return this.answer(s, { ok: true });
+      }
+      case 'stats':
+        return this.answer(s, { ok: true, stats: await this.stats() });
+      case 'shutdown':
+        if (!this.exited) this.mainExited(255, 'the VM was shut down by hull');
+        // answer once QEMU is gone
+        if (this.qemu && this.qemu.exitCode === null && this.qemu.signalCode === null) await new Promise((r) => this.qemu!.once('exit', r));
+        return this.answer(s, { ok: true });
+      case 'console':
+        return this.consoleAttach(s, rest);
+      case 'exec':
+      case 'attach':
+        if (this.cfg.mode === 'disk') return this.answer(s, { ok: false, error: 'it boots its own OS from a disk image and has no hull agent; use hull console', kind: 'state' });
+        return req.op === 'exec' ? this.exec(s, req.spec, rest) : this.attach(s, rest);
+      default:
+        return this.answer(s, { ok: false, error: `unknown request ${(req as { op: string }).op}` });
+    }
+  }
+
+  private async stats(): Promise<VmStats> {
+    const pid = this.qemu?.pid ?? 0;
+    const st: VmStats = { qemuPid: pid, cpuNs: procCpuNs(pid), qemuRss: procRss(pid), actual: this.cfg.memory, target: this.balloonTarget, blkRead: 0, blkWrite: 0, blkReadOps: 0, blkWriteOps: 0 };
+    const q = this.qmp;
+    if (!q) return st;
+    const jobs: Promise<unknown>[] = [
+      q.execute<{ device: string; stats: { rd_bytes: number; wr_bytes: number; rd_operations: number; wr_operations: number } }[]>('query-blockstats').then((r) => {
+        for (const d of r) {
+          st.blkRead += d.stats.rd_bytes;
+          st.blkWrite += d.stats.wr_bytes;
+          st.blkReadOps += d.stats.rd_operations;
+          st.blkWriteOps += d.stats.wr_operations;
+        }
+      }),
+    ];
+    if (this.cfg.deviceModel === 'virtio') {
+      jobs.push(q.execute<{ actual: number }>('query-balloon').then((r) => (st.actual = r.actual)));
+      jobs.push(q.execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', { path: '/machine/peripheral/balloon0', property: 'guest-stats' }).then((r) => {
+        if (r['last-update'] > 0) {
+          const g = r.stats;
+          const v = (k: string) => (g[k] !== undefined && g[k]! >= 0 ? g[k] : undefined);
+          st.guest = { total: v('stat-total-memory'), free: v('stat-free-memory'), available: v('stat-available-memory') };
+        }
+      }));
+    }
+    if (this.cfg.mode === 'agent' && this.phase === 'running' && this.agent) {
+      jobs.push(new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000); // a busy guest: stats go out without the count
+        this.countWaiters.push((n) => {
+          clearTimeout(t);
+          st.pids = n;
+          resolve();
+        });
+        this.toAgent(encodeFrame(T.COUNT, QUERY_SESSION));
+      }));
+    }
+    await Promise.allSettled(jobs);
+    return st;
+  }
+
+  private async exec(s: Socket, spec: ProcessSpec, rest: Buffer): Promise<void> {
+    if (this.phase !== 'running' && this.phase !== 'paused') return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+    const session = this.nextSession++;
+    this.execs.set(session, s);
+    this.answer(s, { ok: true, session }, false);
+    const dec = new FrameDecoder();
+    const relay = (b: Buffer): void => {
+      for (const f of dec.push(b)) {
+        if (f.type === T.STDIN || f.type === T.RESIZE || f.type === T.SIGNAL) this.toAgent(encodeFrame(f.type, session, f.payload));
+      }
+    };
+    s.on('data', relay);
+    s.on('close', () => this.execs.delete(session));
+    this.toAgent(encodeFrame(T.EXEC, session, encodeSpec(spec)));
+    if (rest.length) relay(rest);
+  }
+
+  private async attach(s: Socket, rest: Buffer): Promise<void> {
+    if (this.exited) return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+    this.attached.add(s);
+    this.answer(s, { ok: true }, false);
+    const dec = new FrameDecoder();
+    const relay = (b: Buffer): void => {
+      for (const f of dec.push(b)) {
+        if (f.type === T.STDIN) {
+          if (this.phase === 'running' || this.phase === 'paused') this.toAgent(encodeFrame(T.STDIN, 0, f.payload));
+          else this.pendingStdin.push(f.payload);
+        } else if (f.type === T.RESIZE && f.payload.length >= 4) {
+          // kept for the START message when the process has not started yet (run -t attaches first)
+          this.mainSize = { rows: f.payload.readUInt16LE(0), cols: f.payload.readUInt16LE(2) };
+          if (this.phase === 'running' || this.phase === 'paused') this.toAgent(encodeFrame(T.RESIZE, 0, f.payload));
+        }
+      }
+    };
+    s.on('data', relay);
+    s.on('close', () => this.attached.delete(s));
+    if (rest.length) relay(rest);
+  }
+
+  /** SIGTERM to the monitor (hull's clean-up): stop the VM as shutdown does. */
+  terminate(): void {
+    if (!this.exited) this.mainExited(255, 'the VM monitor was terminated');
+    else this.stopQemu();
+  }
+}
+
+/** Entry point: `vm-monitor <instance dir>`. */
+export async function monitorMain(dir: string): Promise<void> {
+  process.chdir(dir);
+  let cfg: MonitorConfig;
+  const report = (line: string): void => {
+    try {
+      process.stdout.write(line + '\n');
+      process.stdout.end();
+    } catch { /* the driver stopped listening */ }
+  };
+  try {
+    cfg = JSON.parse(readFileSync(join(dir, 'vm.json'), 'utf8')) as MonitorConfig;
+  } catch (e) {
+    report(`error cannot read ${join(dir, 'vm.json')}: ${(e as Error).message}`);
+    process.exit(1);
+  }
+  writeFileSync(join(dir, 'monitor.pid'), String(process.pid));
+  const m = new Monitor(dir, cfg);
+  process.on('SIGTERM', () => m.terminate());
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+  process.on('SIGPIPE', () => undefined);
+  try {
+    await m.run();
+  } catch (e) {
+    report(`error ${(e as Error).message}`);
+    process.exit(1);
+  }
+  report(`ok ${readFileSync(join(dir, 'qemu.pid'), 'utf8')}`);
+}

@@ -1,0 +1,116 @@
+/**
+ * End to end through the CLI: the issue's VM session. `run --rm --isolation vm` in the foreground (guest
+ * kernel, output, exit code), then one detached VM through exec, logs, update (balloon), stats, stop and rm,
+ * and the leak check (no QEMU, monitor, socket or disk file of the root left). Two boots in all.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { HullRoot, idsIn, waitFor } from './helpers/hull.js';
+import { probeAccel } from '../src/host/qemu.js';
+
+/**
+ * A 1 MiB disk whose boot sector (16-bit x86, hand-assembled) prints a line on COM1, echoes what arrives on
+ * COM1, and powers the machine off (ACPI PM1a_CNT, SLP_EN with S5) when it reads "q". Enough of an OS to
+ * check BIOS boot, the serial console both ways and the exit on power-off, without downloading one.
+ */
+function toyBootDisk(): Buffer {
+  const code = Buffer.from(
+    'FA31C08ED8BE347CBAF803' + // cli; ds=0; si=msg; dx=COM1
+    'AC08C07403EEEBF8' + // print loop
+    'BAFD03ECA80174F8BAF803EC3C717403EEEBED' + // echo loop until 'q'
+    'BA0406B80020EFBA04B0EFF4EBFD', // PM1a_CNT at 0x604 (q35) and 0xb004 (pc): S5; hlt
+    'hex');
+  const sector = Buffer.alloc(512);
+  Buffer.concat([code, Buffer.from('hull disk vm booted\r\n\0')]).copy(sector);
+  sector[510] = 0x55;
+  sector[511] = 0xaa;
+  return Buffer.concat([sector, Buffer.alloc(1024 * 1024 - 512)]);
+}
+
+const root = new HullRoot('vm', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
+after(() => root.dispose());
+
+describe('VMs through the CLI', { timeout: 600_000 }, () => {
+  test('run --rm: the guest kernel, stdout and stderr, the exit code', async () => {
+    const r = await root.hullWith({ timeoutMs: 300_000 }, 'run', '--rm', '--isolation', 'vm', 'busybox', 'sh', '-c', 'uname -r; echo hello; echo oops >&2; exit 3');
+    assert.equal(r.code, 3, r.stderr);
+    const [kernel, hello] = r.stdout.split('\n');
+    assert.notEqual(kernel, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+    assert.match(kernel!, /cloud-amd64/);
+    assert.equal(hello, 'hello');
+    assert.match(r.stderr, /oops/);
+    assert.deepEqual(await root.ids(), [], '--rm removed it');
+  });
+
+  test('the emulated device model (IDE root disk, the agent on a UART), --read-only', async () => {
+    const r = await root.hullWith({ timeoutMs: 300_000 }, 'run', '--rm', '--network', 'none', '--isolation', 'vm', '--device-model', 'emulated', '--read-only',
+      'busybox', 'sh', '-c', 'ls /sys/block; grep -o "hull.chan=[^ ]*" /proc/cmdline; touch /x 2>/dev/null || echo read-only; exit 6');
+    assert.equal(r.code, 6, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['sda', 'hull.chan=/dev/ttyS1', 'read-only']);
+  });
+
+  test('a detached VM: exec, logs, update --memory, stats, stop, rm', async () => {
+    const id = idsIn(await root.ok('run', '-d', '--isolation', 'vm', '--name', 'vm1', '--memory', '256m', '--cpus', '2', 'busybox', 'sh', '-c', 'echo started; sleep 1d'))[0]!;
+    assert.ok(id);
+    assert.match(await root.ok('ps'), /vm1/);
+    const meminfo = await root.ok('exec', 'vm1', 'cat', '/proc/meminfo');
+    const total = Number(/MemTotal:\s+(\d+) kB/.exec(meminfo)![1]) * 1024;
+    assert.ok(total > 150 * 2 ** 20 && total <= 256 * 2 ** 20, `MemTotal ${total}`);
+    assert.equal((await root.ok('exec', 'vm1', 'grep', '-c', 'processor', '/proc/cpuinfo')).trim(), '2');
+    assert.equal((await root.hull('exec', 'vm1', 'sh', '-c', 'exit 4')).code, 4);
+    assert.equal((await root.ok('logs', 'vm1')).trim(), 'started');
+    await root.ok('update', '--memory', '192m', 'vm1');
+    assert.match(await root.ok('stats', '--no-stream', 'vm1'), /\/ 192(\.0)?MiB/);
+    const grow = await root.hull('update', '--memory', '1g', 'vm1');
+    assert.notEqual(grow.code, 0);
+    assert.match(grow.stderr, /balloon/);
+    await root.ok('stop', 'vm1');
+    const st = await root.inspect('vm1');
+    assert.equal(st.State.Status, 'exited');
+    assert.equal(st.State.ExitCode, 143);
+    await root.ok('rm', 'vm1');
+  });
+
+  test('VM flags are checked before anything starts', async () => {
+    const r = await root.hull('run', '--rm', '--kernel', '/boot/vmlinuz', 'busybox', 'true');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--kernel apply to VMs only/);
+    if (!probeAccel().kvmUsable) {
+      const k = await root.hull('run', '--rm', '--isolation', 'vm', '--accel', 'kvm', 'busybox', 'true');
+      assert.equal(k.code, 125);
+      assert.match(k.stderr, /KVM is not usable on this host/);
+    }
+  });
+
+  test('a VM from a disk image: format check, boot, logs, console, power-off; the image is never written', async () => {
+    const raw = join(root.dir, 'toy.raw');
+    writeFileSync(raw, toyBootDisk());
+    const qcow = join(root.dir, 'toy.qcow2');
+    assert.equal(spawnSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, qcow]).status, 0);
+    const before = createHash('sha256').update(readFileSync(qcow)).digest('hex');
+
+    const wrong = await root.hull('vm', 'create', '--disk', raw, '--disk-format', 'qcow2');
+    assert.equal(wrong.code, 125);
+    assert.match(wrong.stderr, /is not qcow2 as --disk-format says: qemu-img finds raw/);
+
+    await root.ok('vm', 'create', '--disk', qcow, '--name', 'disk1', '--start');
+    await waitFor('the boot message in the log', async () => (await root.ok('logs', 'disk1')).includes('hull disk vm booted'), 60_000);
+    assert.equal((await root.hull('exec', 'disk1', 'true')).code, 125, 'no agent in a disk VM');
+    // the toy OS echoes the serial port and powers off on "q"
+    const con = await root.hullWith({ input: 'abcq', timeoutMs: 60_000 }, 'console', 'disk1');
+    assert.match(con.stdout, /abc/);
+    const st = await waitFor('the power-off', async () => {
+      const i = await root.inspect('disk1');
+      return i.State.Status === 'exited' ? i : null;
+    }, 30_000);
+    assert.equal(st.State.ExitCode, 0);
+    assert.equal(createHash('sha256').update(readFileSync(qcow)).digest('hex'), before, 'the base image is unchanged');
+    await root.ok('rm', 'disk1');
+  });
+
+  test('leaves nothing behind', () => root.cleanupAndCheck());
+});

@@ -1,0 +1,273 @@
+/**
+ * The VM driver against real QEMU (TCG here: each boot takes 3–4 s, so the tests are few and each boots
+ * once): run to exit through the log file, a long-running VM's exec/tty/balloon/stats/pause/kill, and the
+ * faults (command not found, agent silent, QEMU killed from outside). Pure parts (cpio, modules.dep,
+ * frames, log records, QEMU argv) are checked without booting.
+ *
+ * The guest kernel is fetched once into $HULL_VM_CACHE (default /var/tmp/hull-test-vm-cache) and shared by
+ * every test run; each test's instances live in a private root and are removed, also on failure.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { CommandNotFoundError } from '../src/common/errors.js';
+import type { InstanceConfig, InstanceContext } from '../src/common/instance.js';
+import { readLogs, type LogLine } from '../src/container/logs.js';
+import { VmBootError, VmDriver } from '../src/vm/driver.js';
+import { moduleLoadOrder, parseModulesDep, readCpio, writeCpio } from '../src/vm/initramfs.js';
+import { formatRecords } from '../src/vm/logfile.js';
+import { qemuArgs } from '../src/vm/machine.js';
+import { encodeFrame, encodeSpec, FrameDecoder } from '../src/vm/protocol.js';
+import { parseLogRecord } from '../src/container/logs.js';
+import { probeAccel } from '../src/host/qemu.js';
+import { ensureDefaultKernel } from '../src/vm/kernel.js';
+
+process.env.HULL_VM_CACHE ??= '/var/tmp/hull-test-vm-cache';
+
+const APPLETS = ['sh', 'echo', 'cat', 'sleep', 'true', 'ls', 'tty', 'stty', 'ps', 'grep', 'uname', 'hostname', 'id'];
+
+function makeLayer(dir: string): string {
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+  chmodSync(join(dir, 'bin/busybox'), 0o755);
+  for (const a of APPLETS) symlinkSync('busybox', join(dir, 'bin', a));
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnobody:x:65534:\n');
+  return dir;
+}
+
+function config(command: string[], patch: Partial<InstanceConfig> = {}): InstanceConfig {
+  return {
+    image: 'busybox', imageId: 'sha256:' + 'b'.repeat(64), command, env: ['PATH=/bin', 'GREETING=hi'], workdir: '/', user: '',
+    hostname: 'vmhost', tty: false, stdin: false, mounts: [], readOnly: false, privileged: false, capAdd: [], capDrop: [],
+    noNewPrivileges: true, seccomp: 'default', userns: null, resources: { memory: 256 * 1024 * 1024 }, stopSignal: 'SIGTERM',
+    stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none', runtime: 'runc',
+    ulimits: [], vm: { accel: 'auto' }, ...patch,
+  } as InstanceConfig;
+}
+
+class Sink extends Writable {
+  data = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.data += chunk.toString();
+    cb();
+  }
+}
+
+const base = mkdtempSync('/tmp/hull-test-vm-');
+const layer = makeLayer(join(base, 'layer'));
+const root = join(base, 'root');
+const driver = new VmDriver();
+const made: InstanceContext[] = [];
+let seq = 0;
+
+function newCtx(command: string[], patch: Partial<InstanceConfig> = {}): InstanceContext {
+  const id = `${process.pid.toString(16)}${(seq++).toString(16)}`.padEnd(64, 'a');
+  const ctx: InstanceContext = { id, name: `vmt${seq}`, root, dir: join(root, 'containers', id), config: config(command, patch), layers: [layer], exitCommand: [] };
+  made.push(ctx);
+  return ctx;
+}
+
+async function logLines(ctx: InstanceContext): Promise<LogLine[]> {
+  const out: LogLine[] = [];
+  await readLogs(driver.logPath(ctx), {}, (l) => out.push(l));
+  return out;
+}
+
+function qemuProcessesOf(dir: string): string[] {
+  const found: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (argv.includes(dir) && (argv.includes('qemu-system') || argv.includes('monitor'))) found.push(`${p} ${argv.replace(/\0/g, ' ').slice(0, 120)}`);
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+after(async () => {
+  for (const ctx of made) await driver.delete(ctx).catch(() => undefined);
+  rmSync(base, { recursive: true, force: true });
+});
+
+describe('VM building blocks (no boot)', () => {
+  test('cpio newc archives round-trip, padded to 4 bytes, with a trailer', () => {
+    const a = writeCpio([
+      { name: 'hull', mode: 0o040755 },
+      { name: 'init', mode: 0o100755, data: Buffer.from('abc') },
+      { name: 'link', mode: 0o120777, target: 'init' },
+    ]);
+    assert.equal(a.length % 4, 0);
+    assert.ok(a.includes(Buffer.from('TRAILER!!!')));
+    const back = readCpio(a);
+    assert.deepEqual(back.map((e) => e.name), ['hull', 'init', 'link']);
+    assert.equal(back[1]!.data!.toString(), 'abc');
+    assert.equal(back[2]!.target, 'init');
+    // reproducible: equal input, equal bytes
+    assert.deepEqual(writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]), writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]));
+  });
+
+  test('modules load dependencies first, each once', () => {
+    const dep = parseModulesDep([
+      'kernel/drivers/virtio/virtio.ko:',
+      'kernel/drivers/virtio/virtio_ring.ko:',
+      'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
+      'kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
+    ].join('\n'));
+    assert.deepEqual(moduleLoadOrder(dep, ['virtio_blk', 'virtio-rng']), [
+      'kernel/drivers/virtio/virtio.ko', 'kernel/drivers/virtio/virtio_ring.ko', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/hw_random/virtio-rng.ko',
+    ]);
+    assert.throws(() => moduleLoadOrder(dep, ['nope']), /no module nope/);
+  });
+
+  test('frames split across reads decode whole; specs are NUL-separated pairs', () => {
+    const f = Buffer.concat([encodeFrame('O', 0, Buffer.from('hello')), encodeFrame('Z', 7, Buffer.from([3, 0, 0, 0]))]);
+    const d = new FrameDecoder();
+    const got = [...d.push(f.subarray(0, 5)), ...d.push(f.subarray(5, 20)), ...d.push(f.subarray(20))];
+    assert.deepEqual(got.map((x) => [x.type, x.session, x.payload.toString('hex')]), [['O', 0, Buffer.from('hello').toString('hex')], ['Z', 7, '03000000']]);
+    assert.equal(encodeSpec({ args: ['sh', '-c', 'x'], env: ['A=1'], tty: true }).toString(), 'arg\0sh\0arg\0-c\0arg\0x\0env\0A=1\0tty\x001\0');
+  });
+
+  test('the log writer writes records the container log reader parses', () => {
+    const lines = formatRecords('stderr', 'one\ntwo\npart').trim().split('\n').map((l) => parseLogRecord(l)!);
+    assert.deepEqual(lines.map((r) => [r.stream, r.partial, r.text]), [['stderr', false, 'one'], ['stderr', false, 'two'], ['stderr', true, 'part']]);
+    assert.ok(!Number.isNaN(Date.parse(lines[0]!.time)));
+  });
+
+  test('QEMU command lines: microvm with virtio-mmio devices, or pc with IDE and a UART channel', () => {
+    const o = { accel: 'tcg' as const, kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 256, cpus: 2, name: 'n', qmpSocket: 'q', agentSocket: 'a', consoleSocket: 'c' };
+    const v = qemuArgs({ ...o, deviceModel: 'virtio' }).join(' ');
+    assert.match(v, /-M microvm/);
+    assert.match(v, /virtio-blk-device/);
+    assert.match(v, /virtio-balloon-device/);
+    assert.match(v, /tsc_early_khz=/);
+    const e = qemuArgs({ ...o, deviceModel: 'emulated' }).join(' ');
+    assert.match(e, /-M pc/);
+    assert.match(e, /ide-hd/);
+    assert.match(e, /hull\.chan=\/dev\/ttyS1/);
+    assert.doesNotMatch(e, /virtio/);
+  });
+
+  test('a kernel package that cannot be downloaded: apt-get\'s reason and what to do, no half-made cache', async () => {
+    const bin = join(base, 'fake-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'apt-get'), '#!/bin/sh\n[ "$1" = update ] && exit 0\necho "E: Unable to locate package $3" >&2\nexit 100\n', { mode: 0o755 });
+    const cache = join(base, 'empty-cache');
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      await assert.rejects(ensureDefaultKernel(cache), (e: Error) => /Unable to locate package linux-image-cloud-amd64/.test(e.message) && /--kernel/.test(e.message));
+    } finally {
+      process.env.PATH = path;
+    }
+    assert.deepEqual(readdirSync(join(cache, 'kernels')), [], 'no temp dirs left');
+  });
+
+  test('the accelerator probe gives a reason', () => {
+    const p = probeAccel();
+    assert.ok(p.reason.length > 0);
+    if (existsSync('/sys/module/kvm_pvm') && !existsSync('/sys/module/kvm_intel') && !existsSync('/sys/module/kvm_amd')) assert.equal(p.accel, 'tcg');
+  });
+});
+
+describe('VM driver with QEMU', { timeout: 600_000 }, () => {
+  test('runs a command to its exit: guest kernel, stdout and stderr in the log, exit code', async () => {
+    const ctx = newCtx(['sh', '-c', 'uname -r; echo "$GREETING from $(hostname)"; echo oops >&2; exit 3']);
+    const res = await driver.create(ctx);
+    assert.ok(res.supervisorPid > 0 && res.pid > 0);
+    await driver.start(ctx);
+    const info = await driver.waitExit(ctx, AbortSignal.timeout(120_000));
+    assert.equal(info.exitCode, 3);
+    const lines = await logLines(ctx);
+    const out = lines.filter((l) => l.stream === 'stdout').map((l) => l.text);
+    assert.match(out[0]!, /^\d+\.\d+\.\d+.*\n$/, 'first line: the guest kernel release');
+    assert.notEqual(out[0]!.trim(), readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), 'not the host kernel');
+    assert.equal(out[1], 'hi from vmhost\n');
+    assert.deepEqual(lines.filter((l) => l.stream === 'stderr').map((l) => l.text), ['oops\n']);
+    await driver.cleanupAfterExit(ctx);
+    assert.deepEqual(qemuProcessesOf(ctx.dir), []);
+    assert.ok(existsSync(join(ctx.dir, 'disk.qcow2')), 'the disk stays for a restart');
+    await driver.delete(ctx);
+    assert.ok(!existsSync(ctx.dir));
+  });
+
+  test('a running VM: exec (exit codes, tty, not found), balloon, stats, pause, top, SIGTERM', async () => {
+    const ctx = newCtx(['sleep', '1000']);
+    await driver.create(ctx);
+    await driver.start(ctx);
+    assert.equal((await driver.status(ctx)).status, 'running');
+
+    const out = new Sink();
+    const err = new Sink();
+    const code = await driver.exec(ctx, { command: ['sh', '-c', 'echo $GREETING $X; grep -c processor /proc/cpuinfo; exit 5'], env: ['X=there'], tty: false, stdin: false, privileged: false, detach: false },
+      { stdin: null, stdout: out, stderr: err });
+    assert.equal(code, 5);
+    assert.equal(out.data, 'hi there\n1\n');
+
+    const tty = new Sink();
+    assert.equal(await driver.exec(ctx, { command: ['sh', '-c', 'tty; stty size'], env: [], tty: true, stdin: false, privileged: false, detach: false },
+      { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) }), 0);
+    assert.match(tty.data, /\/dev\/pts\/\d+/);
+    assert.match(tty.data, /33 101/);
+
+    await assert.rejects(driver.exec(ctx, { command: ['no-such-program'], env: [], tty: false, stdin: false, privileged: false, detach: false },
+      { stdin: null, stdout: new Sink(), stderr: new Sink() }), CommandNotFoundError);
+
+    // the balloon shrinks the guest's RAM; growing past the boot size is refused
+    await driver.update(ctx, { memory: 160 * 1024 * 1024 });
+    await assert.rejects(driver.update(ctx, { memory: 1024 * 1024 * 1024 }), /cannot grow|not grow/);
+    const st = await driver.stats(ctx);
+    assert.equal(st.memoryLimit, 160 * 1024 * 1024);
+    assert.ok(st.cpuUsageNs > 0 && st.memoryUsage > 0 && st.blkioRead > 0, JSON.stringify(st));
+    assert.equal(st.pids, 1, 'the guest runs sleep only (the agent and kernel threads are not counted)');
+
+    const top = await driver.top(ctx, []);
+    assert.ok(top.rows.some((r) => r.join(' ').includes('sleep 1000')), JSON.stringify(top.rows));
+    assert.ok(!top.rows.some((r) => r.join(' ').includes('kthreadd')), 'kernel threads are left out');
+
+    await driver.pause(ctx);
+    assert.equal((await driver.status(ctx)).status, 'paused');
+    await driver.resume(ctx);
+
+    await driver.kill(ctx, 'SIGTERM');
+    const info = await driver.waitExit(ctx, AbortSignal.timeout(30_000));
+    assert.equal(info.exitCode, 143);
+    await driver.delete(ctx);
+    assert.deepEqual(qemuProcessesOf(ctx.dir), []);
+  });
+
+  test('faults: command not found, agent silent (console tail), QEMU killed from outside', async () => {
+    const missing = newCtx(['/bin/nope']);
+    await driver.create(missing);
+    await assert.rejects(driver.start(missing), CommandNotFoundError);
+    await driver.delete(missing);
+    assert.deepEqual(qemuProcessesOf(missing.dir), []);
+
+    const slow = newCtx(['true']);
+    process.env.HULL_VM_BOOT_TIMEOUT = '0.3';
+    try {
+      await driver.create(slow);
+    } finally {
+      delete process.env.HULL_VM_BOOT_TIMEOUT;
+    }
+    await assert.rejects(driver.start(slow), (e: Error) => e instanceof VmBootError && /did not answer within/.test(e.message));
+    await driver.delete(slow);
+    assert.deepEqual(qemuProcessesOf(slow.dir), []);
+
+    const killed = newCtx(['sleep', '1000']);
+    await driver.create(killed);
+    await driver.start(killed);
+    const qemuPid = Number(readFileSync(join(killed.dir, 'qemu.pid'), 'utf8'));
+    process.kill(qemuPid, 'SIGKILL');
+    const info = await driver.waitExit(killed, AbortSignal.timeout(30_000));
+    assert.equal(info.exitCode, 137, JSON.stringify(info) + readFileSync(join(killed.dir, 'monitor.log'), 'utf8'));
+    assert.match(info.reason ?? '', /QEMU was killed by SIGKILL/);
+    await driver.delete(killed);
+    assert.deepEqual(qemuProcessesOf(killed.dir), []);
+    assert.ok(!existsSync(killed.dir));
+  });
+});
