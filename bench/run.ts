@@ -1,5 +1,6 @@
 /**
- * Benchmark: `hull run --rm busybox true` against the raw OCI runtime's `run` on an equivalent bundle
+ * Benchmark: `hull run --rm --network none busybox true` against the raw OCI runtime's `run` on an equivalent bundle
+ * (loopback only on both sides; the default network's cost is timed on its own)
  * (the same unpacked busybox layer as root, `true` as the command), alternating in one run so that both
  * see the same machine. Also hull's CLI start-up on its own. Prints medians and ratios.
  *
@@ -59,15 +60,19 @@ try {
     ? ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `umount -l /sys/fs/cgroup/unified && exec crun --root ${work}/crun run --bundle ${bundle} ${id}`]] as const
     : ['crun', ['--root', `${work}/crun`, 'run', '--bundle', bundle, id]] as const;
 
-  const results: Record<string, number[]> = { runc: [], crun: [], hullDefault: [], hullRunc: [], hullVersion: [], nodeBare: [] };
+  const results: Record<string, number[]> = { runc: [], crun: [], hullDefault: [], hullRunc: [], hullNetwork: [], hullVersion: [], nodeBare: [] };
   for (let i = 0; i < iterations; i++) {
     results.runc!.push(timeIt('runc', ['--root', `${work}/runc`, 'run', '--bundle', bundle, `bench-runc-${i}`]));
     const [c, a] = crunRun(`bench-crun-${i}`);
     results.crun!.push(timeIt(c, [...a]));
-    const h = hull('run', '--rm', 'busybox', 'true');
+    // like for like: the raw bundle has only loopback, so hull runs with --network none here; the default
+    // network (a veth on a bridge through the CNI plugins, DNS) is timed on its own
+    const h = hull('run', '--rm', '--network', 'none', 'busybox', 'true');
     results.hullDefault!.push(timeIt(h[0], h.slice(1) as string[]));
-    const hr = hull('run', '--rm', '--runtime', 'runc', 'busybox', 'true');
+    const hr = hull('run', '--rm', '--network', 'none', '--runtime', 'runc', 'busybox', 'true');
     results.hullRunc!.push(timeIt(hr[0], hr.slice(1) as string[]));
+    const hn = hull('run', '--rm', 'busybox', 'true');
+    results.hullNetwork!.push(timeIt(hn[0], hn.slice(1) as string[]));
     results.hullVersion!.push(timeIt(process.execPath, [hullEntry, '--version']));
     results.nodeBare!.push(timeIt(process.execPath, ['-e', '0']));
   }
@@ -90,8 +95,9 @@ try {
     console.log(`hull run --rm busybox true vs the raw runtime, ${iterations} alternating iterations (medians)`);
     console.log(`  runc run (raw bundle)                 ${f(m.runc!)}`);
     console.log(`  crun run (raw bundle, pure-v1 view)   ${f(m.crun!)}`);
-    console.log(`  hull run --rm (default: ${summary.default_runtime})          ${f(m.hullDefault!)}   ${summary.ratio_hull_vs_runc}x runc, ${summary.ratio_hull_vs_crun}x crun`);
-    console.log(`  hull run --rm --runtime runc          ${f(m.hullRunc!)}   ${summary.ratio_hull_runc_vs_runc}x runc`);
+    console.log(`  hull run --rm --network none (${summary.default_runtime})   ${f(m.hullDefault!)}   ${summary.ratio_hull_vs_runc}x runc, ${summary.ratio_hull_vs_crun}x crun`);
+    console.log(`  hull run --rm --network none --runtime runc   ${f(m.hullRunc!)}   ${summary.ratio_hull_runc_vs_runc}x runc`);
+    console.log(`  hull run --rm (default network hull)  ${f(m.hullNetwork!)}   +${(m.hullNetwork! - m.hullDefault!).toFixed(1)} ms for the network`);
     console.log(`  hull --version (CLI start-up)         ${f(m.hullVersion!)}`);
     console.log(`  node -e 0 (Node.js start-up alone)    ${f(m.nodeBare!)}`);
   }

@@ -2,16 +2,25 @@
 // loads it with a V8 code cache: one file to read and no JavaScript to compile keeps hull's start-up short
 // (Node 20 has no built-in compile cache).
 import { build } from 'esbuild';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-rmSync('dist', { recursive: true, force: true });
+// Everything is built into a staging directory and renamed into dist/ file by file: hull processes that
+// start meanwhile (conmon's exit commands, VM monitors, a user's command during an upgrade) always find a
+// whole launcher and bundle, never a missing or half-written one.
+const stage = `dist/.staging-${process.pid}`;
+for (const old of (() => { try { return readdirSync('dist'); } catch { return []; } })()) {
+  const pid = Number(/^\.staging-(\d+)$/.exec(old)?.[1]);
+  if (!pid) continue;
+  try { process.kill(pid, 0); } catch { rmSync(join('dist', old), { recursive: true, force: true }); } // a killed build's
+}
+mkdirSync(stage, { recursive: true });
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 await build({
   entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/hull-bundle.cjs',
+  outfile: `${stage}/hull-bundle.cjs`,
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -25,15 +34,32 @@ await build({
   logLevel: 'warning',
 });
 
+// The VM monitor (src/vm/monitor.ts) runs as its own long-lived process per VM: a separate, small bundle so
+// that it does not load the CLI (its RSS counts as the VM's host overhead).
+await build({
+  entryPoints: ['src/vm/monitor-main.ts'],
+  outfile: `${stage}/vm-monitor.cjs`,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: 'linked',
+  minify: true,
+  define: { 'import.meta.url': '__hullUrl' },
+  banner: { js: "const __hullUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+});
+
 // A script compiled with a code cache cannot run import() on Node 20: the bundle must load packages with require.
-const bundled = readFileSync('dist/hull-bundle.cjs', 'utf8');
+const bundled = readFileSync(`${stage}/hull-bundle.cjs`, 'utf8');
 const dynamic = bundled.match(/\bimport\((["'][^"']+["'])\)/g);
 if (dynamic) {
   console.error(`build: dist/hull-bundle.cjs still has dynamic imports of external modules: ${dynamic.join(', ')}; load them with createRequire`);
+  rmSync(stage, { recursive: true, force: true });
   process.exit(1);
 }
 
-writeFileSync('dist/hull.mjs', `// hull's entry point: runs dist/hull-bundle.cjs with a V8 code cache (made by npm run build).
+writeFileSync(`${stage}/hull.mjs`, `// hull's entry point: runs dist/hull-bundle.cjs with a V8 code cache (made by npm run build).
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -63,8 +89,14 @@ const module = { exports: {}, filename: file, id: file, loaded: false };
 script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dir);
 `);
 
-// Warm the cache with a command that opens a state store, in a throw-away root.
+// Into place: the bundles and maps first, the launcher last; the old code cache goes (a stale one would only
+// be rejected, but this keeps the warm-up below meaningful).
+const names = readdirSync(stage).sort((a, b) => Number(a === 'hull.mjs') - Number(b === 'hull.mjs'));
+for (const name of names) renameSync(join(stage, name), join('dist', name));
+rmSync(stage, { recursive: true, force: true });
 rmSync('dist/hull-bundle.cache', { force: true });
+
+// Warm the cache with a command that opens a state store, in a throw-away root.
 const root = mkdtempSync(join(tmpdir(), 'hull-build-'));
 spawnSync(process.execPath, ['dist/hull.mjs', '--root', root, 'ps', '-a'], { stdio: 'ignore' });
 rmSync(root, { recursive: true, force: true });
