@@ -172,6 +172,22 @@ describe('VM building blocks (no boot)', () => {
     assert.ok(p.reason.length > 0);
     if (existsSync('/sys/module/kvm_pvm') && !existsSync('/sys/module/kvm_intel') && !existsSync('/sys/module/kvm_amd')) assert.equal(p.accel, 'tcg');
   });
+
+  test('pruneImageCaches drops the root disks of images that are gone, keeps the rest', async () => {
+    const root = mkdtempSync('/tmp/hull-test-vmdisks-');
+    try {
+      const disks = join(root, 'vm', 'disks');
+      mkdirSync(disks, { recursive: true });
+      const keep = 'sha256:' + 'a'.repeat(64);
+      const gone = 'sha256:' + 'b'.repeat(64);
+      for (const id of [keep, gone]) writeFileSync(join(disks, `${id.slice(7)}.ext4`), Buffer.alloc(8192, 1));
+      const freed = await new VmDriver().pruneImageCaches(root, new Set([keep]));
+      assert.ok(freed >= 8192);
+      assert.deepEqual(readdirSync(disks), [`${'a'.repeat(64)}.ext4`]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('VM driver with QEMU', { timeout: 600_000 }, () => {

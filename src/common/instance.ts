@@ -260,6 +260,8 @@ export interface ProcessInfo {
 /** The interface every driver implements. All methods take the instance's context. */
 export interface InstanceDriver {
   readonly kind: InstanceKind;
+  /** what supervises an instance's process (conmon, hull's VM monitor), for messages */
+  readonly supervisorName: string;
   /** Prepare the root filesystem and runtime bundle, start the supervisor; leaves the instance created. */
   create(ctx: InstanceContext): Promise<CreateResult>;
   /** Start the instance's process. */
@@ -287,4 +289,9 @@ export interface InstanceDriver {
   delete(ctx: InstanceContext): Promise<void>;
   /** Release runtime resources after exit but keep the instance's files (so it can be started again). */
   cleanupAfterExit(ctx: InstanceContext): Promise<void>;
+  /**
+   * Drop what the driver caches per image (a VM's root disk) for images not in `keep` (the images that
+   * still exist or that instances use), after image garbage collection. Returns the bytes freed.
+   */
+  pruneImageCaches?(root: string, keep: ReadonlySet<string>): Promise<number>;
 }

@@ -148,6 +148,7 @@ export function parsePsOutput(out: string): ProcessInfo {
 /** hull's container driver: runc or crun under conmon, overlay root filesystems, cgroupfs. */
 export class ContainerDriver implements InstanceDriver {
   readonly kind = 'container' as const;
+  readonly supervisorName = 'conmon';
   private readonly runtimes = new Map<string, OciRuntime>();
 
   /** The OCI runtime the instance uses (its state dir under <root>/run/<name>). */

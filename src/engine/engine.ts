@@ -121,7 +121,7 @@ export class Engine {
       // Check once more: the supervisor writes the exit file just before it exits.
       const again = this.driver(rec.kind).exitInfo(ctx);
       if (again) return again;
-      return { exitCode: 255, finishedAt: Date.now(), reason: 'its supervisor (conmon) exited unexpectedly' };
+      return { exitCode: 255, finishedAt: Date.now(), reason: `its supervisor (${this.driver(rec.kind).supervisorName}) exited unexpectedly` };
     }
     return null;
   }

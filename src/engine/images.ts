@@ -12,13 +12,30 @@ function inUse(engine: Engine): () => Set<string> {
 }
 
 /** hull rmi: untag/remove; an image an instance still uses keeps existing without a name (rmi -f). */
-export function removeImage(engine: Engine, ref: string, force: boolean): Promise<string[]> {
-  return engine.images.remove(ref, { force, inUse: inUse(engine) });
+export async function removeImage(engine: Engine, ref: string, force: boolean): Promise<string[]> {
+  const lines = await engine.images.remove(ref, { force, inUse: inUse(engine) });
+  await pruneDriverCaches(engine);
+  return lines;
+}
+
+/**
+ * Let every driver drop what it caches per image (a VM's root disk) for images that are gone now. The
+ * engine asks each driver the same; it does not know what they cache.
+ */
+async function pruneDriverCaches(engine: Engine): Promise<number> {
+  const keep = new Set<string>([...(await engine.images.list()).map((i) => i.id), ...inUse(engine)()]);
+  let freed = 0;
+  for (const kind of ['container', 'vm'] as const) {
+    const driver = engine.driver(kind);
+    if (driver.pruneImageCaches) freed += await driver.pruneImageCaches(engine.root, keep);
+  }
+  return freed;
 }
 
 /** hull image prune: dangling images (all unused ones with `all`), then unreferenced blobs and layers. */
 export async function pruneImages(engine: Engine, all: boolean): Promise<{ images: string[]; gc: GcResult; cacheEntries: number }> {
   const r = await engine.images.prune({ all, inUse: inUse(engine) });
+  r.gc.reclaimed += await pruneDriverCaches(engine);
   // build cache entries over layers that are gone now can never hit again
   return { ...r, cacheEntries: pruneBuildCache(engine, false) };
 }

@@ -9,7 +9,7 @@
  * so two concurrent first creates cannot swap a base from under an overlay made over the other's copy
  * (two mkfs runs never give identical images: UUIDs and times differ).
  */
-import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostCommandError } from '../common/errors.js';
 import { mountOverlay, unmount } from '../host/mount.js';
@@ -75,6 +75,33 @@ export async function ensureImageDisk(vmDir: string, imageId: string, layers: st
     rmSync(work, { recursive: true, force: true });
   }
   return path;
+}
+
+/**
+ * Remove cached root disks of images whose id is not in `keep` (called after image garbage collection,
+ * under no lock: a VM being created records its instance, so its image is in `keep`, before it builds a
+ * disk). Half-built entries (.build-*) of dead builds go too. Returns the bytes freed.
+ */
+export function pruneImageDisks(vmDir: string, keep: ReadonlySet<string>): number {
+  const dir = join(vmDir, 'disks');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  const keepKeys = new Set([...keep].map(imageKey));
+  let freed = 0;
+  for (const name of names) {
+    const m = /^([a-f0-9]{64})\.ext4$/.exec(name);
+    if (!m || keepKeys.has(m[1]!)) continue;
+    const path = join(dir, name);
+    try {
+      freed += statSync(path).blocks * 512;
+    } catch { /* gone meanwhile */ }
+    rmSync(path, { force: true });
+  }
+  return freed;
 }
 
 /** The instance's writable disk: a qcow2 overlay over the base (kept across restarts, like a container's upper dir). */

@@ -36,7 +36,7 @@ import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
 import { chooseAccel, qemuBinary, qemuImgInfo } from '../host/qemu.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
-import { ensureImageDisk, ensureInstanceDisk } from './disk.js';
+import { ensureImageDisk, ensureInstanceDisk, pruneImageDisks } from './disk.js';
 import { ensureInitramfs } from './initramfs.js';
 import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './kernel.js';
 import { qemuArgs, type DeviceModel, type MonitorConfig } from './machine.js';
@@ -143,6 +143,7 @@ class Collector {
 
 export class VmDriver implements InstanceDriver {
   readonly kind = 'vm' as const;
+  readonly supervisorName = 'the VM monitor';
 
   private exitsDir(ctx: InstanceContext): string {
     return join(ctx.dir, 'exits');
@@ -157,6 +158,10 @@ export class VmDriver implements InstanceDriver {
     if (!processAlive(pid)) return false;
     const argv = processArgv(pid);
     return argv !== null && argv.includes(ctx.dir) && argv.some((a) => a.includes('monitor'));
+  }
+
+  async pruneImageCaches(root: string, keep: ReadonlySet<string>): Promise<number> {
+    return pruneImageDisks(join(root, 'vm'), keep);
   }
 
   private deviceModel(ctx: InstanceContext): DeviceModel {
