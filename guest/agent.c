@@ -11,7 +11,8 @@
  * Protocol (src/vm/protocol.ts is the host side): frames of a 9-byte header (type byte, session u32 LE,
  * length u32 LE) and a payload of at most 64 KiB. Session 0 is the instance's main process; exec sessions
  * take the numbers the host gives them.
- *   host → guest: 'S' start main / 'X' exec (payload: NUL-terminated key, value pairs), 'I' stdin (empty =
+ *   host → guest: 'S' start main / 'X' exec (payload: NUL-terminated key, value pairs; for 'S' also
+ *                 "nic" interfaces to configure and the "hosts"/"resolv" files), 'I' stdin (empty =
  *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
@@ -33,7 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -283,6 +289,10 @@ struct spec {
   const char *cwd, *user, *hostname;
   int tty, stdin_open;
   unsigned short rows, cols;
+  /* main process only: "MAC NAME ADDRESS/PREFIX GATEWAY|- MTU" per interface, /etc/hosts, /etc/resolv.conf */
+  char *nics[16];
+  int nicc;
+  const char *hosts, *resolv;
 };
 
 static void parse_spec(char *p, uint32_t len, struct spec *s) {
@@ -303,9 +313,148 @@ static void parse_spec(char *p, uint32_t len, struct spec *s) {
     else if (!strcmp(k, "stdin")) s->stdin_open = v[0] == '1';
     else if (!strcmp(k, "rows")) s->rows = (unsigned short)atoi(v);
     else if (!strcmp(k, "cols")) s->cols = (unsigned short)atoi(v);
+    else if (!strcmp(k, "nic") && s->nicc < 16) s->nics[s->nicc++] = v;
+    else if (!strcmp(k, "hosts")) s->hosts = v;
+    else if (!strcmp(k, "resolv")) s->resolv = v;
   }
   s->argv[s->argc] = NULL;
   s->envp[s->envc] = NULL;
+}
+
+/* ---- network ---- */
+
+static int if_flags(int fd, const char *name, short set, short clear) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, name);
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) return -1;
+  ifr.ifr_flags = (short)((ifr.ifr_flags | set) & ~clear);
+  return ioctl(fd, SIOCSIFFLAGS, &ifr);
+}
+
+static void set_sockaddr(struct sockaddr *sa, in_addr_t addr) {
+  struct sockaddr_in *in = (struct sockaddr_in *)sa;
+  memset(in, 0, sizeof *in);
+  in->sin_family = AF_INET;
+  in->sin_addr.s_addr = addr;
+}
+
+/* The interface whose MAC is `mac` (lower-case aa:bb:...), by /sys/class/net/NAME/address; 0 when found. */
+static int iface_by_mac(const char *mac, char *name, size_t size) {
+  DIR *d = opendir("/sys/class/net");
+  if (!d) return -1;
+  struct dirent *e;
+  int found = -1;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], addr[64] = {0};
+    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, addr, sizeof addr - 1);
+    close(fd);
+    if (n > 0 && addr[n - 1] == '\n') addr[n - 1] = 0;
+    if (!strcasecmp(addr, mac)) {
+      snprintf(name, size, "%.*s", (int)size - 1, e->d_name);
+      found = 0;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/* One "MAC NAME ADDRESS/PREFIX GATEWAY|- MTU" line: find the NIC (the driver may still be probing), name it,
+ * address it, bring it up; a gateway becomes the default route. Errors go to the console, the process
+ * still starts (as a container starts even when a network is odd). */
+static void setup_nic(int fd, const char *line) {
+  char mac[64], want[IFNAMSIZ + 1], cidr[64], gw[64];
+  int mtu = 0;
+  if (sscanf(line, "%63s %16s %63s %63s %d", mac, want, cidr, gw, &mtu) < 4) {
+    logmsg("bad nic spec: %s", line);
+    return;
+  }
+  char name[IFNAMSIZ + 1];
+  int i = 0;
+  while (iface_by_mac(mac, name, sizeof name) != 0) {
+    if (++i > 400) {
+      logmsg("no network interface with MAC %s", mac);
+      return;
+    }
+    msleep(5);
+  }
+  struct ifreq ifr;
+  if (strcmp(name, want) != 0) {
+    if_flags(fd, name, 0, IFF_UP);
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, name);
+    snprintf(ifr.ifr_newname, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, want);
+    if (ioctl(fd, SIOCSIFNAME, &ifr) == 0) snprintf(name, sizeof name, "%.*s", IFNAMSIZ - 1, want);
+    else logmsg("renaming %s to %s: %s", name, want, strerror(errno));
+  }
+  char *slash = strchr(cidr, '/');
+  int prefix = slash ? atoi(slash + 1) : 24;
+  if (slash) *slash = 0;
+  struct in_addr addr;
+  if (inet_pton(AF_INET, cidr, &addr) != 1 || prefix < 0 || prefix > 32) {
+    logmsg("bad address %s", cidr);
+    return;
+  }
+  if (mtu > 0) {
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, name);
+    ifr.ifr_mtu = mtu;
+    ioctl(fd, SIOCSIFMTU, &ifr);
+  }
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, name);
+  set_sockaddr(&ifr.ifr_addr, addr.s_addr);
+  if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) logmsg("address of %s: %s", name, strerror(errno));
+  in_addr_t mask = prefix == 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+  set_sockaddr(&ifr.ifr_netmask, mask);
+  if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) logmsg("netmask of %s: %s", name, strerror(errno));
+  if (if_flags(fd, name, IFF_UP, 0) != 0) logmsg("bringing %s up: %s", name, strerror(errno));
+  struct in_addr gwa;
+  if (strcmp(gw, "-") != 0 && inet_pton(AF_INET, gw, &gwa) == 1) {
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    set_sockaddr(&rt.rt_dst, INADDR_ANY);
+    set_sockaddr(&rt.rt_genmask, INADDR_ANY);
+    set_sockaddr(&rt.rt_gateway, gwa.s_addr);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    rt.rt_dev = name;
+    if (ioctl(fd, SIOCADDRT, &rt) != 0 && errno != EEXIST) logmsg("default route via %s: %s", gw, strerror(errno));
+  }
+}
+
+/* Put `content` at `path` as hull's file: written under /dev/.hull (a tmpfs, writable with --read-only too)
+ * and bind-mounted over the image's file, as a container gets it; a missing target is created when it can be. */
+static void place_file(const char *path, const char *name, const char *content) {
+  char src[128];
+  mkdir("/dev/.hull", 0755);
+  snprintf(src, sizeof src, "/dev/.hull/%s", name);
+  int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  write_all(fd, content, strlen(content));
+  close(fd);
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (S_ISLNK(st.st_mode)) unlink(path); /* e.g. resolv.conf -> ../run/systemd/...: replaced, as docker does */
+    int t = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (t < 0) return; /* read-only root without the file: nothing to mount over */
+    close(t);
+  }
+  if (mount(src, path, NULL, MS_BIND, NULL) != 0) logmsg("bind-mounting %s: %s", path, strerror(errno));
+}
+
+static void setup_network(struct spec *s) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  for (int i = 0; i < s->nicc; i++) setup_nic(fd, s->nics[i]);
+  close(fd);
+  mkdir("/etc", 0755);
+  if (s->hosts) place_file("/etc/hosts", "hosts", s->hosts);
+  if (s->resolv) place_file("/etc/resolv.conf", "resolv.conf", s->resolv);
 }
 
 /* user[:group] by name or number, from the guest's /etc/passwd and /etc/group (docker's rules) */
@@ -569,6 +718,7 @@ static void handle(char type, uint32_t id, unsigned char *p, uint32_t len) {
     memcpy(copy, p, len);
     copy[len] = 0;
     parse_spec(copy, len, &sp);
+    if (type == 'S') setup_network(&sp);
     start_process(id, &sp);
     break;
   }
@@ -702,6 +852,13 @@ int main(void) {
   /* PID 1 gets no default signal actions; stray terminal signals must not matter */
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+
+  /* loopback, as every container has it */
+  int lo = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (lo >= 0) {
+    if_flags(lo, "lo", IFF_UP, 0);
+    close(lo);
+  }
 
   struct utsname u;
   uname(&u);

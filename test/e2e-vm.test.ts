@@ -75,6 +75,23 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     await root.ok('rm', 'vm1');
   });
 
+  test('networks: a VM and a container on one network reach each other by name', async () => {
+    await root.ok('network', 'create', 'vmnet', '--subnet', '10.98.7.0/24');
+    await root.ok('run', '-d', '--name', 'db', '--network', 'vmnet', 'busybox', 'sh', '-c', 'mkdir -p /w && echo from-db > /w/index.html && exec httpd -f -p 8080 -h /w');
+    await root.ok('run', '-d', '--name', 'webvm', '--network', 'vmnet', '--isolation', 'vm', 'busybox', 'sh', '-c',
+      'mkdir -p /w && echo from-vm > /w/index.html && wget -qO- http://db:8080/ && exec httpd -f -p 8080 -h /w');
+    // the VM fetched the container's page by name (its log), and serves its own
+    await waitFor('the VM to reach db', async () => ((await root.hull('logs', 'webvm')).stdout.includes('from-db') ? true : null), 120_000, 250);
+    const fromContainer = await root.hull('run', '--rm', '--network', 'vmnet', 'busybox', 'wget', '-qO-', 'http://webvm:8080/');
+    assert.equal(fromContainer.stdout, 'from-vm\n', fromContainer.stderr);
+    const inside = await root.ok('exec', 'webvm', 'sh', '-c', 'cat /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0 2>/dev/null || ifconfig eth0');
+    assert.match(inside, /10\.98\.7\.\d+\s+\S+ webvm/);
+    assert.match(inside, /nameserver 10\.98\.7\.1/);
+    assert.match(inside, /10\.98\.7\.\d+/);
+    await root.ok('rm', '-f', 'webvm', 'db');
+    await root.ok('network', 'rm', 'vmnet');
+  });
+
   test('VM flags are checked before anything starts', async () => {
     const r = await root.hull('run', '--rm', '--kernel', '/boot/vmlinuz', 'busybox', 'true');
     assert.notEqual(r.code, 0);

@@ -35,13 +35,15 @@ import type {
 import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
 import { chooseAccel, qemuBinary, qemuImgInfo } from '../host/qemu.js';
+import { createRedirectedTap } from '../host/tap.js';
+import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
 import { ensureImageDisk, ensureInstanceDisk, pruneImageDisks } from './disk.js';
 import { ensureInitramfs } from './initramfs.js';
 import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './kernel.js';
 import { qemuArgs, type DeviceModel, type MonitorConfig } from './machine.js';
 import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
-import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
+import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type GuestNic, type ProcessSpec } from './protocol.js';
 
 /** Guest RAM when --memory is not given. */
 export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
@@ -176,6 +178,9 @@ export class VmDriver implements InstanceDriver {
     if (cfg.mounts.length > 0) {
       throw new HostSupportError(`volumes (-v/--tmpfs) are not supported for VMs yet: this guest kernel has no 9p driver and the host no virtiofsd; drop them or use --isolation container`);
     }
+    if (cfg.network === 'host') {
+      throw new InvalidArgumentError('--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none');
+    }
     const memory = cfg.resources.memory ?? DEFAULT_VM_MEMORY;
     if (memory < 64 * MiB) throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
     const cpus = Math.max(1, Math.ceil(cfg.resources.cpus ?? 1));
@@ -205,9 +210,21 @@ export class VmDriver implements InstanceDriver {
       memory: Math.floor(memory / MiB) * MiB,
       cpus,
     };
+    // hull networks: a tap next to each CNI interface in the instance's namespace, frames redirected both
+    // ways (Kata's way); the guest NIC takes the interface's MAC and the agent its address
+    const net = ctx.network;
+    const nics: { tap: string; mac: string }[] = [];
+    const guestNics: GuestNic[] = [];
+    for (const [i, a] of (net?.attachments ?? []).entries()) {
+      if (!a.mac) throw new HostSupportError(`network ${a.network} gave ${a.interface} no MAC address; the VM cannot take it over`);
+      const tap = `tap${i}`;
+      await createRedirectedTap(net!.netnsPath, tap, a.interface);
+      nics.push({ tap, mac: a.mac });
+      guestNics.push({ mac: a.mac, name: a.interface, address: a.address, ...(a.gateway ? { gateway: a.gateway } : {}) });
+    }
     const machine = {
       accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: Math.floor(memory / MiB), cpus, name: ctx.name,
-      qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly,
+      qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly, nics,
     };
     let mc: MonitorConfig;
     if (diskImage) {
@@ -235,12 +252,17 @@ export class VmDriver implements InstanceDriver {
         const base = await ensureImageDisk(join(ctx.root, 'vm'), cfg.imageId, ctx.layers, status);
         await ensureInstanceDisk(disk, base, 'raw');
       }
+      const hostname = cfg.hostname || ctx.id.slice(0, 12);
       const main: ProcessSpec = {
-        args: cfg.command, env: cfg.env, cwd: cfg.workdir || '/', user: cfg.user, hostname: cfg.hostname,
+        args: cfg.command, env: cfg.env, cwd: cfg.workdir || '/', user: cfg.user, hostname,
         tty: cfg.tty, stdin: cfg.stdin,
+        nics: guestNics,
+        hosts: hostsFile(hostname, cfg.network, net, ctx.name),
+        resolv: resolvConfFile(cfg.network, net),
       };
       mc = { ...common, mode: 'agent', main, kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
     }
+    if (net && nics.length > 0) mc.netns = net.netnsPath;
     // regenerated on every create (like the container's config.json): no durable write needed
     writeFileSync(join(ctx.dir, 'vm.json'), JSON.stringify(mc));
     const [cmd, ...args] = monitorCommand(ctx.dir);

@@ -84,9 +84,10 @@ export function readCpio(buf: Buffer): CpioEntry[] {
 
 /** Module sets of the device models (names as in modules.dep, without .ko). */
 export const MODULE_SETS = {
-  'virtio-pci': ['virtio_pci', 'virtio_blk', 'virtio_console', 'virtio_balloon', 'virtio-rng'],
-  'virtio-mmio': ['virtio_mmio', 'virtio_blk', 'virtio_console', 'virtio_balloon', 'virtio-rng'],
-  emulated: ['ata_piix', 'sd_mod'],
+  'virtio-pci': ['virtio_pci', 'virtio_blk', 'virtio_console', 'virtio_balloon', 'virtio-rng', 'virtio_net'],
+  'virtio-mmio': ['virtio_mmio', 'virtio_blk', 'virtio_console', 'virtio_balloon', 'virtio-rng', 'virtio_net'],
+  // the NIC: Debian's cloud kernel has no e1000/rtl8139 driver; vmxnet3 is the fully emulated PCI NIC it has
+  emulated: ['ata_piix', 'sd_mod', 'vmxnet3'],
   /** a user's kernel: its drivers are built in */
   none: [],
 } as const;
@@ -131,7 +132,8 @@ export function moduleLoadOrder(dep: Map<string, { path: string; deps: string[] 
  */
 export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: ModuleSet, agentPath: string): string {
   const agent = readFileSync(agentPath);
-  const key = createHash('sha256').update(kernel.version).update('\0').update(set).update('\0').update(agent).digest('hex').slice(0, 32);
+  const key = createHash('sha256').update(kernel.version).update('\0').update(set).update('\0').update(MODULE_SETS[set].join(','))
+    .update('\0').update(agent).digest('hex').slice(0, 32);
   const dir = join(cacheDir, 'initramfs');
   const path = join(dir, `${key}.cpio`);
   if (existsSync(path)) return path;

@@ -48,6 +48,8 @@ export interface MonitorConfig {
   cpus: number;
   /** the guest kernel's version, for messages */
   kernel: string;
+  /** the network namespace QEMU runs in (its taps live there), when the VM is on hull networks */
+  netns?: string;
 }
 
 export interface MachineOptions {
@@ -70,6 +72,11 @@ export interface MachineOptions {
   consoleSocket: string;
   /** --read-only: the agent remounts the root disk read-only once its mount points exist */
   readOnly?: boolean;
+  /**
+   * Network interfaces: tap devices that exist in the namespace QEMU runs in (see src/host/tap.ts), each
+   * with the MAC of the CNI interface it stands in for.
+   */
+  nics?: { tap: string; mac: string }[];
 }
 
 /** TSC frequency the guest assumes under TCG (only timekeeping precision depends on it there). */
@@ -87,6 +94,11 @@ export function qemuArgs(o: MachineOptions): string[] {
     '-chardev', `socket,id=console,path=${o.consoleSocket}`,
     '-drive', `file=${o.disk},format=${o.diskFormat},if=none,id=root,cache=writeback,discard=unmap`,
   ];
+  // vhost=off: no /dev/vhost-net on hosts like this one, and QEMU's own backend is what TCG needs anyway
+  const netdevs = (nicDevice: string) => (o.nics ?? []).flatMap((n, i) => [
+    '-netdev', `tap,id=net${i},ifname=${n.tap},script=no,downscript=no,vhost=off`,
+    '-device', `${nicDevice},netdev=net${i},mac=${n.mac}`,
+  ]);
   if (o.mode === 'disk') {
     // a full OS: its own firmware boot, reboots stay reboots
     return [
@@ -96,6 +108,7 @@ export function qemuArgs(o: MachineOptions): string[] {
       ...(o.deviceModel === 'virtio'
         ? ['-device', 'virtio-blk-pci,drive=root,bootindex=0', '-device', 'virtio-rng-pci', '-device', 'virtio-balloon-pci,id=balloon0']
         : ['-device', 'ide-hd,drive=root,bus=ide.0,bootindex=0']),
+      ...netdevs(o.deviceModel === 'virtio' ? 'virtio-net-pci' : 'e1000'),
     ];
   }
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', ...(o.readOnly ? ['hull.ro=1'] : [])];
@@ -117,6 +130,7 @@ export function qemuArgs(o: MachineOptions): string[] {
       '-device', 'virtserialport,chardev=agent,name=org.hull.agent',
       '-device', 'virtio-rng-device',
       '-device', 'virtio-balloon-device,id=balloon0',
+      ...netdevs('virtio-net-device'),
     );
   } else {
     cmdline.push('hull.root=/dev/sda', 'hull.chan=/dev/ttyS1');
@@ -125,6 +139,8 @@ export function qemuArgs(o: MachineOptions): string[] {
       '-serial', 'chardev:console',
       '-serial', 'chardev:agent',
       '-device', 'ide-hd,drive=root,bus=ide.0',
+      // a fully emulated PCI NIC the cloud kernel has a driver for (it has no e1000 or rtl8139)
+      ...netdevs('vmxnet3'),
     );
   }
   a.push('-append', cmdline.join(' '));

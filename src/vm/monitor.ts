@@ -192,7 +192,11 @@ class Monitor {
 
     const out = openSync(this.path('qemu.log'), 'w', 0o640);
     const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...this.cfg.argv];
-    const qemu = spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
+    // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
+    // setpriv, which execs QEMU: still one process, our child, dying with us
+    const qemu = this.cfg.netns
+      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], { cwd: this.dir, stdio: ['ignore', out, out] })
+      : spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
     closeSync(out);
     this.qemu = qemu;
     await new Promise<void>((resolve, reject) => {

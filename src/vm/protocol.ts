@@ -76,6 +76,21 @@ export interface ProcessSpec {
   stdin?: boolean;
   rows?: number;
   cols?: number;
+  /** main process only: network interfaces to configure before it starts */
+  nics?: GuestNic[];
+  /** main process only: contents of /etc/hosts and /etc/resolv.conf (bind-mounted by the agent) */
+  hosts?: string;
+  resolv?: string;
+}
+
+/** One guest interface: found by its MAC, renamed, addressed; the first gateway becomes the default route. */
+export interface GuestNic {
+  mac: string;
+  name: string;
+  /** address/prefix, e.g. 10.89.1.5/24 */
+  address: string;
+  gateway?: string;
+  mtu?: number;
 }
 
 /** A process spec as NUL-terminated key/value pairs (agent.c's parse_spec). */
@@ -94,6 +109,10 @@ export function encodeSpec(s: ProcessSpec): Buffer {
   if (s.stdin) put('stdin', '1');
   if (s.rows) put('rows', String(s.rows));
   if (s.cols) put('cols', String(s.cols));
+  // "MAC NAME ADDRESS/PREFIX GATEWAY|- MTU|0", parsed by agent.c's setup_nic
+  for (const n of s.nics ?? []) put('nic', `${n.mac} ${n.name} ${n.address} ${n.gateway ?? '-'} ${n.mtu ?? 0}`);
+  if (s.hosts !== undefined) put('hosts', s.hosts);
+  if (s.resolv !== undefined) put('resolv', s.resolv);
   const buf = Buffer.from(kv.map((x) => x + '\0').join(''));
   if (buf.length > MAX_PAYLOAD) throw new RangeError('the command, environment and settings exceed 64 KiB');
   return buf;
