@@ -173,8 +173,8 @@ try {
   const base = readdirSync(join(root, 'vm', 'disks')).find((n) => n.endsWith('.ext4'))!;
 
   // 1. boot to workload, alternating
-  // (VMs have no NIC yet, but the engine attaches every instance to the default network as for containers:
-  // the --network none series shows the VM path alone)
+  // like for like with raw QEMU (no NIC) is --network none; the default series adds the network: a netns, the
+  // CNI plugins, a tap with tc redirects and a virtio-net NIC the agent configures
   const hullMs: number[] = [];
   const hullNoNetMs: number[] = [];
   const rawMs: number[] = [];
