@@ -262,6 +262,11 @@ export interface InstanceDriver {
   readonly kind: InstanceKind;
   /** what supervises an instance's process (conmon, hull's VM monitor), for messages */
   readonly supervisorName: string;
+  /**
+   * Whether a network joined or left while the instance runs reaches it at once (a container sees the new
+   * interface in its namespace; a VM's NICs are fixed when QEMU starts, so it changes at the next start).
+   */
+  readonly liveNetworkChanges: boolean;
   /** Prepare the root filesystem and runtime bundle, start the supervisor; leaves the instance created. */
   create(ctx: InstanceContext): Promise<CreateResult>;
   /** Start the instance's process. */

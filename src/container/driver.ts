@@ -149,6 +149,7 @@ export function parsePsOutput(out: string): ProcessInfo {
 export class ContainerDriver implements InstanceDriver {
   readonly kind = 'container' as const;
   readonly supervisorName = 'conmon';
+  readonly liveNetworkChanges = true;
   private readonly runtimes = new Map<string, OciRuntime>();
 
   /** The OCI runtime the instance uses (its state dir under <root>/run/<name>). */

@@ -91,14 +91,21 @@ export { NetworkManager };
  * `hull network connect`: add a network to an instance. A live instance joins at once (a new interface in its
  * namespace, a DNS record); a stopped one joins at its next start. The config records it either way.
  */
-export async function connectInstance(engine: Engine, rec: InstanceRecord, network: string, opts: { ip?: string; aliases?: string[] } = {}): Promise<void> {
+export async function connectInstance(engine: Engine, rec: InstanceRecord, network: string, opts: { ip?: string; aliases?: string[] } = {}): Promise<'now' | 'next-start'> {
   if (rec.config.network !== 'bridge') {
     throw new InvalidArgumentError(`instance ${rec.name} uses --network ${rec.config.network}; it cannot join networks (create it with --network NAME)`);
   }
   const [req] = await resolveNetworkRequests(engine, [{ name: network, ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.aliases?.length ? { aliases: opts.aliases } : {}) }]);
   if ((rec.config.networks ?? []).some((n) => n.name === req!.name)) throw new ConflictError(`instance ${rec.name} is already connected to network ${req!.name}`);
-  // attached now (running, paused, or created: the namespace exists from create on): join at once
-  if (engine.networks.attachments(rec.id).length > 0) {
+  // attached now (running, paused, or created: the namespace exists from create on): join at once, when the
+  // driver can take a new interface live (a VM's NICs are fixed while it runs: it joins at its next start)
+  const live = engine.networks.attachments(rec.id).length > 0;
+  if (live && !engine.driver(rec.kind).liveNetworkChanges) {
+    engine.store.patch(rec.id, { config: { ...rec.config, networks: [...(rec.config.networks ?? []), req!] } });
+    engine.event(rec, 'network-connect', { network: req!.name });
+    return 'next-start';
+  }
+  if (live) {
     const c = rec.config;
     await engine.networks.connect({
       instanceId: rec.id, instanceName: rec.name, netnsPath: netnsPath(engine, rec.id), networks: c.networks ?? [], ports: [],
@@ -107,15 +114,18 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
   }
   engine.store.patch(rec.id, { config: { ...rec.config, networks: [...(rec.config.networks ?? []), req!] } });
   engine.event(rec, 'network-connect', { network: req!.name });
+  return live ? 'now' : 'next-start';
 }
 
 /** `hull network disconnect`: take a network off an instance (at once when it runs). */
-export async function disconnectInstance(engine: Engine, rec: InstanceRecord, network: string): Promise<void> {
+export async function disconnectInstance(engine: Engine, rec: InstanceRecord, network: string): Promise<'now' | 'next-start'> {
   const def = engine.networks.store.get(network);
   if (!(rec.config.networks ?? []).some((n) => n.name === def.name)) throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
-  if (engine.networks.attachments(rec.id).length > 0) await engine.networks.disconnect(rec.id, def.name);
+  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).liveNetworkChanges;
+  if (live) await engine.networks.disconnect(rec.id, def.name);
   engine.store.patch(rec.id, { config: { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) } });
   engine.event(rec, 'network-disconnect', { network: def.name });
+  return live || engine.networks.attachments(rec.id).length === 0 ? 'now' : 'next-start';
 }
 
 /** The published ports of an instance that runs now (host ports resolved), as attached. */

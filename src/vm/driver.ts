@@ -146,6 +146,7 @@ class Collector {
 export class VmDriver implements InstanceDriver {
   readonly kind = 'vm' as const;
   readonly supervisorName = 'the VM monitor';
+  readonly liveNetworkChanges = false;
 
   private exitsDir(ctx: InstanceContext): string {
     return join(ctx.dir, 'exits');

@@ -122,7 +122,10 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(inst));
       if (!rec) throw new InvalidArgumentError(`instance ${inst} was removed`);
-      await connectInstance(engine, rec, net, { ...(o.ip ? { ip: o.ip } : {}), ...(o.alias ? { aliases: o.alias } : {}) });
+      const when = await connectInstance(engine, rec, net, { ...(o.ip ? { ip: o.ip } : {}), ...(o.alias ? { aliases: o.alias } : {}) });
+      if (when === 'next-start' && (rec.state === 'running' || rec.state === 'paused')) {
+        process.stderr.write(`hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it joins ${net} at its next start (hull restart ${rec.name})\n`);
+      }
     });
 
   network.command('disconnect').description('disconnect an instance from a network')
@@ -132,7 +135,10 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(inst));
       if (!rec) throw new InvalidArgumentError(`instance ${inst} was removed`);
-      await disconnectInstance(engine, rec, net);
+      const when = await disconnectInstance(engine, rec, net);
+      if (when === 'next-start') {
+        process.stderr.write(`hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it leaves ${net} at its next start (hull restart ${rec.name})\n`);
+      }
     });
 
   program.command('port').description('list the published ports of an instance')
