@@ -12,7 +12,8 @@
  * length u32 LE) and a payload of at most 64 KiB. Session 0 is the instance's main process; exec sessions
  * take the numbers the host gives them.
  *   host → guest: 'S' start main / 'X' exec (payload: NUL-terminated key, value pairs; for 'S' also
- *                 "nic" interfaces to configure and the "hosts"/"resolv" files), 'I' stdin (empty =
+ *                 "nic" interfaces to configure, the "hosts"/"resolv" files and the "mount" volumes;
+ *                 'F' status 125 when a volume cannot be mounted), 'I' stdin (empty =
  *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
@@ -163,8 +164,8 @@ static const char *cmdline_arg(const char *key) {
   return NULL;
 }
 
-static void load_modules(void) {
-  FILE *f = fopen("/hull/modules", "r");
+static void load_modules(const char *list) {
+  FILE *f = fopen(list, "r");
   if (!f) return;
   char line[512];
   while (fgets(line, sizeof line, f)) {
@@ -179,6 +180,33 @@ static void load_modules(void) {
     close(fd);
   }
   fclose(f);
+}
+
+/* the volumes' modules (virtiofs): opened at boot, while the initramfs is still /, and loaded only when the
+ * main process has volumes, so that boots without them do not pay for them */
+static int volume_module_fds[16];
+static int volume_modules;
+
+static void open_volume_modules(void) {
+  FILE *f = fopen("/hull/modules-volumes", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f) && volume_modules < 16) {
+    line[strcspn(line, "\n")] = 0;
+    if (!line[0]) continue;
+    int fd = open(line, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) volume_module_fds[volume_modules++] = fd;
+    else logmsg("module %s: %s", line, strerror(errno));
+  }
+  fclose(f);
+}
+
+static void load_volume_modules(void) {
+  for (int i = 0; i < volume_modules; i++) {
+    if (syscall(SYS_finit_module, volume_module_fds[i], "", 0) != 0 && errno != EEXIST) logmsg("loading a volume module: %s", strerror(errno));
+    close(volume_module_fds[i]);
+  }
+  volume_modules = 0;
 }
 
 static void msleep(int ms) {
@@ -275,7 +303,11 @@ static void mount_root(void) {
   symlink("/proc/self/fd/0", "/dev/stdin");
   symlink("/proc/self/fd/1", "/dev/stdout");
   symlink("/proc/self/fd/2", "/dev/stderr");
-  /* --read-only: the mount points exist now; the root disk turns read-only (its API filesystems stay) */
+  /* --read-only: the root disk turns read-only once the main process's volumes have their mount points
+   * (finish_root, on 'S'); exec sessions cannot come before that */
+}
+
+static void finish_root(void) {
   if (cmdline_arg("hull.ro") && mount("", "/", "", MS_REMOUNT | MS_RDONLY | MS_NOATIME, "") != 0) die("remounting / read-only");
 }
 
@@ -293,6 +325,9 @@ struct spec {
   char *nics[16];
   int nicc;
   const char *hosts, *resolv;
+  /* main process only: volumes, "TYPE SOURCE ro|rw TARGET" each, parents first */
+  char *mounts[64];
+  int mountc;
 };
 
 static void parse_spec(char *p, uint32_t len, struct spec *s) {
@@ -316,9 +351,84 @@ static void parse_spec(char *p, uint32_t len, struct spec *s) {
     else if (!strcmp(k, "nic") && s->nicc < 16) s->nics[s->nicc++] = v;
     else if (!strcmp(k, "hosts")) s->hosts = v;
     else if (!strcmp(k, "resolv")) s->resolv = v;
+    else if (!strcmp(k, "mount") && s->mountc < 64) s->mounts[s->mountc++] = v;
   }
   s->argv[s->argc] = NULL;
   s->envp[s->envc] = NULL;
+}
+
+/* ---- volumes ---- */
+
+static int mkdir_p(const char *path) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *q = p + 1; *q; q++) {
+    if (*q != '/') continue;
+    *q = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+    *q = '/';
+  }
+  if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* tmpfs options: the flag words become mount flags, the rest (size=, mode=, …) the data */
+static unsigned long tmpfs_options(const char *opts, char *data, size_t size) {
+  static const struct { const char *name; unsigned long set, clear; } flags[] = {
+    {"ro", MS_RDONLY, 0}, {"rw", 0, MS_RDONLY}, {"nosuid", MS_NOSUID, 0}, {"suid", 0, MS_NOSUID},
+    {"nodev", MS_NODEV, 0}, {"dev", 0, MS_NODEV}, {"noexec", MS_NOEXEC, 0}, {"exec", 0, MS_NOEXEC},
+    {"noatime", MS_NOATIME, 0}, {"atime", 0, MS_NOATIME}, {"sync", MS_SYNCHRONOUS, 0}, {"async", 0, MS_SYNCHRONOUS},
+  };
+  unsigned long f = MS_NOSUID | MS_NODEV; /* as a container's --tmpfs */
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", strcmp(opts, "-") ? opts : "");
+  data[0] = 0;
+  for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+    size_t i, n = sizeof flags / sizeof flags[0];
+    for (i = 0; i < n && strcmp(w, flags[i].name); i++) {}
+    if (i < n) {
+      f = (f | flags[i].set) & ~flags[i].clear;
+    } else {
+      size_t l = strlen(data);
+      snprintf(data + l, size - l, "%s%s", l ? "," : "", w);
+    }
+  }
+  return f;
+}
+
+/* One volume of the main process; 0, or -1 with `err` saying what failed. */
+static int setup_mount(const char *line, char *err, size_t errsize) {
+  char type[16], source[1024], mode[4];
+  int off = 0;
+  if (sscanf(line, "%15s %1023s %3s %n", type, source, mode, &off) != 3 || off == 0 || line[off] != '/') {
+    snprintf(err, errsize, "bad mount spec: %s", line);
+    return -1;
+  }
+  const char *target = line + off;
+  if (mkdir_p(target) != 0) {
+    snprintf(err, errsize, "cannot create the mount point %s for a volume: %s%s", target, strerror(errno),
+             errno == EROFS ? " (the image lacks it; create it in the image, or drop --read-only)" : "");
+    return -1;
+  }
+  int rc;
+  if (!strcmp(type, "virtiofs")) {
+    unsigned long f = MS_NOATIME | (!strcmp(mode, "ro") ? MS_RDONLY : 0);
+    /* the device may still be probing right after boot: an unknown tag is EINVAL for a moment */
+    for (int i = 0; (rc = mount(source, target, "virtiofs", f, "")) != 0 && (errno == EINVAL || errno == ENODEV) && i < 400; i++) msleep(5);
+  } else if (!strcmp(type, "tmpfs")) {
+    char data[1024];
+    unsigned long f = tmpfs_options(source, data, sizeof data);
+    rc = mount("tmpfs", target, "tmpfs", f, data);
+  } else {
+    snprintf(err, errsize, "unknown volume type %s", type);
+    return -1;
+  }
+  if (rc != 0) {
+    snprintf(err, errsize, "mounting the %s volume at %s: %s%s", type, target, strerror(errno),
+             !strcmp(type, "virtiofs") && errno == ENODEV ? " (the kernel lacks virtiofs)" : "");
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- network ---- */
@@ -718,7 +828,19 @@ static void handle(char type, uint32_t id, unsigned char *p, uint32_t len) {
     memcpy(copy, p, len);
     copy[len] = 0;
     parse_spec(copy, len, &sp);
-    if (type == 'S') setup_network(&sp);
+    if (type == 'S') {
+      char err[512];
+      int ok = 1;
+      if (sp.mountc > 0) load_volume_modules();
+      for (int i = 0; ok && i < sp.mountc; i++) ok = setup_mount(sp.mounts[i], err, sizeof err) == 0;
+      setup_network(&sp);
+      finish_root();
+      if (!ok) {
+        logmsg("%s", err);
+        send_status('F', id, 125, err);
+        break;
+      }
+    }
     start_process(id, &sp);
     break;
   }
@@ -837,7 +959,8 @@ int main(void) {
     cmdline[n > 0 ? n : 0] = 0;
     close(fd);
   }
-  load_modules();
+  load_modules("/hull/modules");
+  open_volume_modules();
   open_channel();
   /* the initramfs's mounts go: the root disk gets its own */
   umount2("/proc", MNT_DETACH);

@@ -5,7 +5,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -73,6 +73,37 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     assert.equal(st.State.Status, 'exited');
     assert.equal(st.State.ExitCode, 143);
     await root.ok('rm', 'vm1');
+  });
+
+  test('volumes: -v read-write and :ro through virtiofs, --tmpfs, with --read-only (mount points made first)', async () => {
+    const host = mkdtempSync('/tmp/hull-test-vmvol-');
+    try {
+      mkdirSync(join(host, 'rw'));
+      mkdirSync(join(host, 'ro'));
+      writeFileSync(join(host, 'rw', 'in.txt'), 'from the host\n');
+      writeFileSync(join(host, 'ro', 'keep.txt'), 'kept\n');
+      const r = await root.hullWith({ timeoutMs: 300_000 }, 'run', '--rm', '--network', 'none', '--isolation', 'vm', '--read-only',
+        '-v', `${join(host, 'rw')}:/data`, '-v', `${join(host, 'ro')}:/srv/ro:ro`, '--tmpfs', '/scratch:size=8m',
+        'busybox', 'sh', '-c', [
+          'cat /data/in.txt', 'echo from the guest > /data/out.txt',
+          'echo x > /srv/ro/new 2>/dev/null || echo ro-refused',
+          // the guest's own remount cannot make it writable: the host serves a read-only bind mount
+          'mount -o remount,rw /srv/ro && { echo x > /srv/ro/new 2>/dev/null || echo host-refused; }',
+          'grep -E " /(scratch|data|srv/ro) " /proc/mounts | cut -d" " -f1-3 | sort', 'touch /x 2>/dev/null || echo root-ro',
+        ].join('; '));
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n'), [
+        'from the host', 'ro-refused', 'host-refused',
+        'hullvol0 /data virtiofs', 'hullvol1 /srv/ro virtiofs', 'tmpfs /scratch tmpfs', 'root-ro',
+      ]);
+      assert.equal(readFileSync(join(host, 'rw', 'out.txt'), 'utf8'), 'from the guest\n');
+      assert.deepEqual(readdirSync(join(host, 'ro')), ['keep.txt']);
+      const bad = await root.hull('run', '--rm', '--isolation', 'vm', '-v', `${join(host, 'rw', 'in.txt')}:/f`, 'busybox', 'true');
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /directories only/);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 
   test('networks: a VM and a container on one network reach each other by name', async () => {

@@ -15,7 +15,7 @@ import { Writable } from 'node:stream';
 import { CommandNotFoundError } from '../src/common/errors.js';
 import type { InstanceConfig, InstanceContext } from '../src/common/instance.js';
 import { readLogs, type LogLine } from '../src/container/logs.js';
-import { VmBootError, VmDriver } from '../src/vm/driver.js';
+import { VmBootError, VmDriver, vmVolumes } from '../src/vm/driver.js';
 import { moduleLoadOrder, parseModulesDep, readCpio, writeCpio } from '../src/vm/initramfs.js';
 import { formatRecords } from '../src/vm/logfile.js';
 import { qemuArgs } from '../src/vm/machine.js';
@@ -150,6 +150,31 @@ describe('VM building blocks (no boot)', () => {
     assert.match(e, /ide-hd/);
     assert.match(e, /hull\.chan=\/dev\/ttyS1/);
     assert.doesNotMatch(e, /virtio/);
+    assert.doesNotMatch(v, /memory-backend/, 'guest RAM is a shared memfd only with volumes');
+  });
+
+  test('volumes: virtiofs shares on a shared memfd, tmpfs and bind specs for the agent, parents first', () => {
+    const o = { accel: 'tcg' as const, kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 256, cpus: 2, name: 'n', qmpSocket: 'q', agentSocket: 'a', consoleSocket: 'c', shares: [{ socket: 'vfs-0.sock', tag: 'hullvol0' }] };
+    const v = qemuArgs({ ...o, deviceModel: 'virtio' }).join(' ');
+    assert.match(v, /-object memory-backend-memfd,id=mem,size=256M,share=on/);
+    assert.match(v, /-M microvm,[^ ]*,memory-backend=mem/);
+    assert.match(v, /-chardev socket,id=vfs0,path=vfs-0\.sock -device vhost-user-fs-device,chardev=vfs0,tag=hullvol0/);
+    assert.match(v, /virtio-mmio\.force-legacy=false/);
+    const e = qemuArgs({ ...o, deviceModel: 'emulated' }).join(' ');
+    assert.match(e, /-M pc,memory-backend=mem/);
+    assert.match(e, /vhost-user-fs-pci,chardev=vfs0,tag=hullvol0/);
+    const { shares, guestMounts } = vmVolumes([
+      { type: 'bind', source: base, target: '/data/sub/', readonly: true },
+      { type: 'tmpfs', target: '/scratch', options: ['size=8m'] },
+      { type: 'bind', source: base, target: '/data', readonly: false },
+    ]);
+    assert.deepEqual(shares.map((x) => [x.socket, x.tag, x.readonly]), [['vfs-0.sock', 'hullvol0', false], ['vfs-1.sock', 'hullvol1', true]]);
+    assert.deepEqual(guestMounts.map((m) => m.target), ['/scratch', '/data', '/data/sub']);
+    assert.equal(encodeSpec({ args: ['x'], env: [], mounts: guestMounts }).toString(),
+      'arg\0x\0mount\0tmpfs size=8m rw /scratch\0mount\0virtiofs hullvol0 rw /data\0mount\0virtiofs hullvol1 ro /data/sub\0');
+    assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'nope'), target: '/d', readonly: false }]), /does not exist/);
+    writeFileSync(join(base, 'file'), '');
+    assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'file'), target: '/d', readonly: false }]), /directories only/);
   });
 
   test('a kernel package that cannot be downloaded: apt-get\'s reason and what to do, no half-made cache', async () => {

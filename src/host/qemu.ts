@@ -74,6 +74,15 @@ export function qemuBinary(): string {
   return p;
 }
 
+/** QEMU's virtiofsd (VM volumes), or a clear error. */
+export function virtiofsdBinary(): string {
+  const p = process.env.HULL_VIRTIOFSD
+    || ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'].find((c) => existsSync(c))
+    || findExecutable('virtiofsd');
+  if (!p) throw new HostSupportError('virtiofsd is not installed (VM volumes need it); install the qemu-system-common or virtiofsd package, or drop -v');
+  return p;
+}
+
 export function qemuImgBinary(): string {
   const p = findExecutable('qemu-img');
   if (!p) throw new HostSupportError('qemu-img is not installed; install the qemu-utils package to use VM disks');

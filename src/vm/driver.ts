@@ -22,28 +22,28 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, NotFoundError, StateError,
 } from '../common/errors.js';
 import type {
-  CreateResult, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
+  CreateResult, ExecOptions, MountSpec, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
   RuntimeStatus, StdioStreams,
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
-import { chooseAccel, qemuBinary, qemuImgInfo } from '../host/qemu.js';
+import { chooseAccel, qemuBinary, qemuImgInfo, virtiofsdBinary } from '../host/qemu.js';
 import { createRedirectedTap } from '../host/tap.js';
 import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
 import { ensureImageDisk, ensureInstanceDisk, pruneImageDisks } from './disk.js';
 import { ensureInitramfs } from './initramfs.js';
 import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './kernel.js';
-import { qemuArgs, type DeviceModel, type MonitorConfig } from './machine.js';
+import { qemuArgs, type DeviceModel, type MonitorConfig, type VolumeShare } from './machine.js';
 import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
-import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type GuestNic, type ProcessSpec } from './protocol.js';
+import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type GuestMount, type GuestNic, type ProcessSpec } from './protocol.js';
 
 /** Guest RAM when --memory is not given. */
 export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
@@ -90,6 +90,46 @@ function readInt(path: string): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * -v and --tmpfs of a VM: each bind volume a virtiofs share (its own virtiofsd, socket vfs-N.sock in the
+ * instance dir, tag hullvolN), mounted by the agent with the tmpfs volumes, parents before children (the
+ * container's rules: absolute paths, a later mount at the same target replaces an earlier one).
+ */
+export function vmVolumes(mounts: readonly MountSpec[]): { shares: VolumeShare[]; guestMounts: GuestMount[] } {
+  const latest = new Map<string, MountSpec>();
+  for (const m of mounts) {
+    if (!m.target.startsWith('/')) throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
+    const target = posix.normalize(m.target).replace(/(.)\/+$/, '$1');
+    if (target === '/') throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
+    if (m.type === 'bind') {
+      if (!m.source.startsWith('/')) throw new InvalidArgumentError(`invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`);
+      let st;
+      try {
+        st = statSync(m.source);
+      } catch {
+        throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
+      }
+      if (!st.isDirectory()) throw new InvalidArgumentError(`-v ${m.source}: a VM can mount host directories only (virtiofs shares a directory); mount its parent directory, or use --isolation container`);
+    }
+    latest.delete(target);
+    latest.set(target, { ...m, target });
+  }
+  const depth = (t: string) => t.split('/').filter(Boolean).length;
+  const ordered = [...latest.values()].map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i).map((x) => x.m);
+  const shares: VolumeShare[] = [];
+  const guestMounts: GuestMount[] = [];
+  for (const m of ordered) {
+    if (m.type === 'bind') {
+      const n = shares.length;
+      shares.push({ source: m.source, socket: `vfs-${n}.sock`, tag: `hullvol${n}`, readonly: m.readonly });
+      guestMounts.push({ type: 'virtiofs', tag: `hullvol${n}`, target: m.target, readonly: m.readonly });
+    } else {
+      guestMounts.push({ type: 'tmpfs', target: m.target, options: m.options });
+    }
+  }
+  return { shares, guestMounts };
 }
 
 function vmError(name: string, a: CtlAnswer, what: string): HullError {
@@ -176,9 +216,10 @@ export class VmDriver implements InstanceDriver {
     const qemu = qemuBinary();
     const accel = chooseAccel(cfg.vm?.accel);
     const model = this.deviceModel(ctx);
-    if (cfg.mounts.length > 0) {
-      throw new HostSupportError(`volumes (-v/--tmpfs) are not supported for VMs yet: this guest kernel has no 9p driver and the host no virtiofsd; drop them or use --isolation container`);
+    if (cfg.mounts.length > 0 && cfg.vm?.disk) {
+      throw new HostSupportError('volumes (-v/--tmpfs) are not supported for disk-image VMs (hull has no agent in them to mount them); drop them, or mount a virtiofs share yourself');
     }
+    const { shares, guestMounts } = vmVolumes(cfg.mounts);
     if (cfg.network === 'host') {
       throw new InvalidArgumentError('--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none');
     }
@@ -189,7 +230,7 @@ export class VmDriver implements InstanceDriver {
     // a previous run's leftovers (start after exit re-creates): keep the disk and the log
     rmSync(this.exitsDir(ctx), { recursive: true, force: true });
     mkdirSync(this.exitsDir(ctx));
-    for (const f of ['monitor.pid', 'qemu.pid', 'console.log', 'qemu.log', ...Object.values(SOCKETS)]) rmSync(join(ctx.dir, f), { force: true });
+    for (const f of ['monitor.pid', 'qemu.pid', 'console.log', 'qemu.log', ...Object.values(SOCKETS), ...shares.map((v) => v.socket)]) rmSync(join(ctx.dir, f), { force: true });
 
     const status = (s: string): void => {
       process.stderr.write(s + '\n');
@@ -226,6 +267,7 @@ export class VmDriver implements InstanceDriver {
     const machine = {
       accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: Math.floor(memory / MiB), cpus, name: ctx.name,
       qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly, nics,
+      shares: shares.map((v) => ({ socket: v.socket, tag: v.tag })),
     };
     let mc: MonitorConfig;
     if (diskImage) {
@@ -260,8 +302,9 @@ export class VmDriver implements InstanceDriver {
         nics: guestNics,
         hosts: hostsFile(hostname, cfg.network, net, ctx.name),
         resolv: resolvConfFile(cfg.network, net),
+        mounts: guestMounts,
       };
-      mc = { ...common, mode: 'agent', main, kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
+      mc = { ...common, mode: 'agent', main, ...(shares.length > 0 ? { volumes: shares, virtiofsd: virtiofsdBinary() } : {}), kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
     }
     if (net && nics.length > 0) mc.netns = net.netnsPath;
     // regenerated on every create (like the container's config.json): no durable write needed

@@ -94,6 +94,18 @@ export const MODULE_SETS = {
 
 export type ModuleSet = keyof typeof MODULE_SETS;
 
+/**
+ * Modules for volumes (virtiofs, with fuse; the emulated model's virtiofs device is virtio-pci, its one
+ * virtio device): in the archive as /hull/modules-volumes, loaded by the agent only when the main process
+ * has volumes, so that boots without them do not pay for loading them.
+ */
+export const VOLUME_MODULES = {
+  'virtio-pci': ['virtiofs'],
+  'virtio-mmio': ['virtiofs'],
+  emulated: ['virtio_pci', 'virtiofs'],
+  none: [],
+} as const satisfies Record<ModuleSet, readonly string[]>;
+
 /** modules.dep → name → {path, deps}; paths relative to the kernel's module dir. */
 export function parseModulesDep(text: string): Map<string, { path: string; deps: string[] }> {
   const out = new Map<string, { path: string; deps: string[] }>();
@@ -133,13 +145,16 @@ export function moduleLoadOrder(dep: Map<string, { path: string; deps: string[] 
 export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: ModuleSet, agentPath: string): string {
   const agent = readFileSync(agentPath);
   const key = createHash('sha256').update(kernel.version).update('\0').update(set).update('\0').update(MODULE_SETS[set].join(','))
+    .update('\0').update(VOLUME_MODULES[set].join(','))
     .update('\0').update(agent).digest('hex').slice(0, 32);
   const dir = join(cacheDir, 'initramfs');
   const path = join(dir, `${key}.cpio`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   const modDir = kernel.modulesDir;
-  const order = set === 'none' ? [] : moduleLoadOrder(parseModulesDep(readFileSync(join(modDir, 'modules.dep'), 'utf8')), MODULE_SETS[set]);
+  const dep = set === 'none' ? null : parseModulesDep(readFileSync(join(modDir, 'modules.dep'), 'utf8'));
+  const order = dep ? moduleLoadOrder(dep, MODULE_SETS[set]) : [];
+  const volumeOrder = dep ? moduleLoadOrder(dep, [...MODULE_SETS[set], ...VOLUME_MODULES[set]]).filter((m) => !order.includes(m)) : [];
   const entries: CpioEntry[] = [
     { name: 'dev', mode: S_IFDIR | 0o755 },
     { name: 'proc', mode: S_IFDIR | 0o555 },
@@ -149,16 +164,18 @@ export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: Modul
     { name: 'init', mode: S_IFREG | 0o755, data: agent },
   ];
   const list: string[] = [];
-  for (const rel of order) {
+  const volumeList: string[] = [];
+  for (const rel of [...order, ...volumeOrder]) {
     const file = join(modDir, rel);
     if (rel.endsWith('.xz') || rel.endsWith('.zst') || rel.endsWith('.gz')) {
       throw new HostSupportError(`the guest kernel's module ${rel} is compressed; hull loads uncompressed modules only`);
     }
     const name = `hull/lib/${rel.slice(rel.lastIndexOf('/') + 1)}`;
     entries.push({ name, mode: S_IFREG | 0o644, data: readFileSync(file) });
-    list.push('/' + name);
+    (order.includes(rel) ? list : volumeList).push('/' + name);
   }
   entries.push({ name: 'hull/modules', mode: S_IFREG | 0o644, data: Buffer.from(list.join('\n') + '\n') });
+  entries.push({ name: 'hull/modules-volumes', mode: S_IFREG | 0o644, data: Buffer.from(volumeList.join('\n') + '\n') });
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, writeCpio(entries));
   try {

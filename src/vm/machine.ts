@@ -50,6 +50,21 @@ export interface MonitorConfig {
   kernel: string;
   /** the network namespace QEMU runs in (its taps live there), when the VM is on hull networks */
   netns?: string;
+  /** bind volumes: one virtiofsd each, started by the monitor before QEMU (which connects to `socket`) */
+  volumes?: VolumeShare[];
+  /** the virtiofsd binary */
+  virtiofsd?: string;
+}
+
+/** A host directory shared with the guest through virtiofs. */
+export interface VolumeShare {
+  source: string;
+  /** vhost-user socket, relative to the instance dir (QEMU's and the monitor's cwd) */
+  socket: string;
+  /** the virtiofs tag the guest mounts */
+  tag: string;
+  /** the host side refuses writes too (virtiofsd serves a read-only bind mount of the source) */
+  readonly: boolean;
 }
 
 export interface MachineOptions {
@@ -77,6 +92,8 @@ export interface MachineOptions {
    * with the MAC of the CNI interface it stands in for.
    */
   nics?: { tap: string; mac: string }[];
+  /** virtiofs shares (vhost-user sockets relative to QEMU's cwd); guest RAM then is a shared memfd */
+  shares?: { socket: string; tag: string }[];
 }
 
 /** TSC frequency the guest assumes under TCG (only timekeeping precision depends on it there). */
@@ -99,6 +116,15 @@ export function qemuArgs(o: MachineOptions): string[] {
     '-netdev', `tap,id=net${i},ifname=${n.tap},script=no,downscript=no,vhost=off`,
     '-device', `${nicDevice},netdev=net${i},mac=${n.mac}`,
   ]);
+  // vhost-user (virtiofsd) maps guest RAM: it must be a shareable memfd, named as the machine's memory
+  const shares = o.shares ?? [];
+  const memBackend = shares.length > 0 && o.mode !== 'disk'
+    ? { object: ['-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`], prop: ',memory-backend=mem' }
+    : { object: [], prop: '' };
+  const fsDevices = (device: string) => shares.flatMap((v, i) => [
+    '-chardev', `socket,id=vfs${i},path=${v.socket}`,
+    '-device', `${device},chardev=vfs${i},tag=${v.tag}`,
+  ]);
   if (o.mode === 'disk') {
     // a full OS: its own firmware boot, reboots stay reboots
     return [
@@ -118,12 +144,13 @@ export function qemuArgs(o: MachineOptions): string[] {
     '-kernel', o.kernel,
     '-initrd', o.initrd,
     '-chardev', `socket,id=agent,path=${o.agentSocket}`,
+    ...memBackend.object,
   ];
   if (o.deviceModel === 'virtio') {
     if (o.accel === 'tcg') cmdline.push(`tsc_early_khz=${TCG_TSC_KHZ}`);
     cmdline.push('hull.root=/dev/vda');
     a.push(
-      '-M', 'microvm,pit=off,pic=off,isa-serial=on',
+      '-M', `microvm,pit=off,pic=off,isa-serial=on${memBackend.prop}`,
       '-serial', 'chardev:console',
       '-device', 'virtio-blk-device,drive=root',
       '-device', 'virtio-serial-device,max_ports=2',
@@ -131,16 +158,21 @@ export function qemuArgs(o: MachineOptions): string[] {
       '-device', 'virtio-rng-device',
       '-device', 'virtio-balloon-device,id=balloon0',
       ...netdevs('virtio-net-device'),
+      ...fsDevices('vhost-user-fs-device'),
+      // virtio-mmio devices default to legacy virtio, which vhost-user backends (libvhost-user) refuse
+      ...(shares.length > 0 ? ['-global', 'virtio-mmio.force-legacy=false'] : []),
     );
   } else {
     cmdline.push('hull.root=/dev/sda', 'hull.chan=/dev/ttyS1');
     a.push(
-      '-M', 'pc',
+      '-M', `pc${memBackend.prop}`,
       '-serial', 'chardev:console',
       '-serial', 'chardev:agent',
       '-device', 'ide-hd,drive=root,bus=ide.0',
       // a fully emulated PCI NIC the cloud kernel has a driver for (it has no e1000 or rtl8139)
       ...netdevs('vmxnet3'),
+      // volumes: virtiofs has no emulated form; its PCI device is the one virtio device of this model
+      ...fsDevices('vhost-user-fs-pci'),
     );
   }
   a.push('-append', cmdline.join(' '));

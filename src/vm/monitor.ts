@@ -14,7 +14,7 @@
  * stdout once QEMU is started and then closes it, so the driver's create knows the outcome.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { LogFileWriter } from './logfile.js';
@@ -190,6 +190,7 @@ class Monitor {
     await this.listen(SOCKETS.console, (s) => this.onSerial(s));
     await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
 
+    await this.startVirtiofsd();
     const out = openSync(this.path('qemu.log'), 'w', 0o640);
     const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...this.cfg.argv];
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
@@ -207,6 +208,59 @@ class Monitor {
     qemu.on('exit', (code, signal) => this.onQemuExit(code, signal));
     // the agent has this long to say READY once start asks for the main process
     if (this.cfg.mode === 'agent') this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
+  }
+
+  /* ---- volumes ---- */
+
+  private readonly virtiofsds: ChildProcess[] = [];
+  private volumeFailure: string | null = null;
+
+  /**
+   * One virtiofsd per bind volume, our child through `setpriv --pdeathsig KILL` as QEMU is (its own
+   * sandbox: mount, pid and net namespaces, pivot_root into the source). A read-only volume is served from
+   * a read-only bind mount of the source, made in a mount namespace of its own: the host refuses writes,
+   * not only the guest. QEMU connects to the sockets, so they must exist before it starts.
+   */
+  private async startVirtiofsd(): Promise<void> {
+    const volumes = this.cfg.volumes ?? [];
+    if (volumes.length === 0) return;
+    const log = openSync(this.path('virtiofsd.log'), 'w', 0o640);
+    try {
+      for (const v of volumes) {
+        rmSync(this.path(v.socket), { force: true });
+        // the absolute path when it fits in sun_path (so that the daemon's argv names its instance)
+        const abs = this.path(v.socket);
+        const daemon = [this.cfg.virtiofsd!, `--socket-path=${Buffer.byteLength(abs) < 108 ? abs : v.socket}`, '-o', `source=${v.source}`, '-o', 'cache=auto'];
+        const argv = v.readonly
+          ? ['--pdeathsig', 'KILL', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', v.source, ...daemon]
+          : ['--pdeathsig', 'KILL', ...daemon];
+        const d = spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', log, log] });
+        this.virtiofsds.push(d);
+        // without its virtiofsd the guest's file accesses on the volume would hang: end the VM, saying why
+        // (it also ends, normally, when QEMU hangs up: only a QEMU still running a second later counts)
+        d.on('exit', (code, signal) => setTimeout(() => {
+          const q = this.qemu;
+          if (this.finished || this.exited || !q || q.exitCode !== null || q.signalCode !== null) return;
+          const why = readTail(this.path('virtiofsd.log'), 2).replace(/\n/g, '; ');
+          this.volumeFailure = `virtiofsd of the volume ${v.source} ended (${signal ?? `status ${code}`})${why ? `: ${why}` : ''}`;
+          q.kill('SIGKILL');
+        }, 1000).unref());
+        await new Promise<void>((resolve, reject) => {
+          d.once('spawn', resolve);
+          d.once('error', reject);
+        });
+        const deadline = Date.now() + 10_000;
+        while (!existsSync(this.path(v.socket))) {
+          if (d.exitCode !== null || d.signalCode !== null || Date.now() > deadline) {
+            const why = readTail(this.path('virtiofsd.log'), 3).replace(/\n/g, '; ');
+            throw new Error(`virtiofsd for the volume ${v.source} did not start${why ? `: ${why}` : ''}`);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    } finally {
+      closeSync(log);
+    }
   }
 
   /* ---- serial console ---- */
@@ -285,7 +339,7 @@ class Monitor {
           return;
         case T.FAILED: {
           const st = decodeStatus(f.payload);
-          this.startReply?.({ ok: false, error: st.message, kind: st.code === 127 ? 'not-found' : 'not-executable', code: st.code });
+          this.startReply?.({ ok: false, error: st.message, kind: st.code === 127 ? 'not-found' : st.code === 126 ? 'not-executable' : 'setup', code: st.code });
           this.startReply = null;
           return;
         }
@@ -356,7 +410,9 @@ class Monitor {
       const panic = panicLine(console);
       let reason: string;
       let status = 255;
-      if (signal) {
+      if (this.volumeFailure) {
+        reason = this.volumeFailure;
+      } else if (signal) {
         reason = `QEMU was killed by ${signal} from outside hull`;
         status = 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<string, number>)[signal] ?? 0);
         if (status === 128) status = 255;
@@ -385,6 +441,9 @@ class Monitor {
     for (const c of this.consoleClients) c.end();
     for (const s of this.servers) s.close();
     for (const name of Object.values(SOCKETS)) rmSync(this.path(name), { force: true });
+    // virtiofsd ends when QEMU hangs up; one that has not yet goes now
+    for (const d of this.virtiofsds) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    for (const v of this.cfg.volumes ?? []) rmSync(this.path(v.socket), { force: true });
     if (this.cfg.exitCommand.length > 0 && this.exited) {
       const [cmd, ...args] = this.cfg.exitCommand;
       const child = spawn(cmd!, args, { detached: true, stdio: 'ignore' });

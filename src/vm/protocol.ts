@@ -81,7 +81,14 @@ export interface ProcessSpec {
   /** main process only: contents of /etc/hosts and /etc/resolv.conf (bind-mounted by the agent) */
   hosts?: string;
   resolv?: string;
+  /** main process only: volumes to mount before it starts, in order (parents before children) */
+  mounts?: GuestMount[];
 }
+
+/** A volume in the guest: a virtiofs share (by tag) or a tmpfs. */
+export type GuestMount =
+  | { type: 'virtiofs'; tag: string; target: string; readonly: boolean }
+  | { type: 'tmpfs'; target: string; options: string[] };
 
 /** One guest interface: found by its MAC, renamed, addressed; the first gateway becomes the default route. */
 export interface GuestNic {
@@ -113,6 +120,13 @@ export function encodeSpec(s: ProcessSpec): Buffer {
   for (const n of s.nics ?? []) put('nic', `${n.mac} ${n.name} ${n.address} ${n.gateway ?? '-'} ${n.mtu ?? 0}`);
   if (s.hosts !== undefined) put('hosts', s.hosts);
   if (s.resolv !== undefined) put('resolv', s.resolv);
+  // "TYPE SOURCE ro|rw TARGET" (the target last: it may hold spaces), parsed by agent.c's setup_mount;
+  // SOURCE is the virtiofs tag, or the tmpfs options (- for none)
+  for (const m of s.mounts ?? []) {
+    const source = m.type === 'virtiofs' ? m.tag : m.options.join(',') || '-';
+    if (/\s/.test(source)) throw new RangeError(`mount options of ${m.target} contain white space`);
+    put('mount', `${m.type} ${source} ${m.type === 'virtiofs' && m.readonly ? 'ro' : 'rw'} ${m.target}`);
+  }
   const buf = Buffer.from(kv.map((x) => x + '\0').join(''));
   if (buf.length > MAX_PAYLOAD) throw new RangeError('the command, environment and settings exceed 64 KiB');
   return buf;

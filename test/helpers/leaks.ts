@@ -81,8 +81,9 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
     const prog = basename(p.argv[0]!);
     const mentionsRoot = p.argv.some((a) => a === root || a.includes(root + '/') || a.endsWith('=' + root));
     const isHull = p.argv.some((a) => a.endsWith('hull.mjs'));
-    // VMs: QEMU (its disk lives in the root) and hull's VM monitor (its argv is the instance dir)
-    const isVm = prog.startsWith('qemu-system') || p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
+    // VMs: QEMU (its disk lives in the root), hull's VM monitor (its argv is the instance dir) and the
+    // volumes' virtiofsd (its socket is in the instance dir)
+    const isVm = prog.startsWith('qemu-system') || prog === 'virtiofsd' || p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
     if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm)) {
       out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
       continue;
