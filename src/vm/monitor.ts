@@ -38,7 +38,9 @@ export type CtlRequest =
   | { op: 'balloon'; bytes: number }
   | { op: 'stats' }
   | { op: 'shutdown' }
-  | { op: 'console' };
+  | { op: 'console' }
+  /** switch QEMU trace events on or off (QEMU's log backend writes them to qemu.log): device accesses, for benchmarks */
+  | { op: 'trace'; events: string[]; enable: boolean };
 
 export interface CtlAnswer {
   ok: boolean;
@@ -571,6 +573,11 @@ class Monitor {
       }
       case 'stats':
         return this.answer(s, { ok: true, stats: await this.stats() });
+      case 'trace': {
+        const q = await this.qmpReady;
+        for (const name of req.events) await q.execute('trace-event-set-state', { name, enable: req.enable, 'ignore-unavailable': true });
+        return this.answer(s, { ok: true });
+      }
       case 'shutdown':
         if (!this.exited) this.mainExited(255, 'the VM was shut down by hull');
         // answer once QEMU is gone
