@@ -14,7 +14,7 @@
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -41,6 +41,7 @@ import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgrou
 import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
 import { mountsUnder } from '../host/mount.js';
 import { processAlive, processArgv, runProgram } from '../host/proc.js';
+import { waitForExitRecord } from '../host/exitwatch.js';
 import { probeHost, versionAtLeast } from '../host/probe.js';
 import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../host/runtime.js';
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
@@ -324,53 +325,16 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   waitExit(ctx: InstanceContext, signal?: AbortSignal): Promise<ExitInfo> {
-    const first = this.exitInfo(ctx);
-    if (first) return Promise.resolve(first);
-    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
-    return new Promise((resolve, reject) => {
-      let watcher: FSWatcher | null = null;
-      let timer: NodeJS.Timeout | null = null;
-      let settled = false;
-      const finish = (err: unknown, info?: ExitInfo): void => {
-        if (settled) return;
-        settled = true;
-        watcher?.close();
-        if (timer) clearInterval(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (info) resolve(info);
-        else reject(err);
-      };
-      const check = (): void => {
-        const info = this.exitInfo(ctx);
-        if (info) return finish(null, info);
-      };
-      const checkSupervisor = (): void => {
-        check();
-        if (settled) return;
-        if (!this.conmonAlive(ctx)) {
-          // conmon writes the exit file just before it exits: look once more
-          const info = this.exitInfo(ctx);
-          finish(null, info ?? { exitCode: 255, finishedAt: Date.now(), reason: 'conmon exited unexpectedly' });
-        }
-      };
-      function onAbort(): void {
-        finish(signal?.reason ?? new Error('aborted'));
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        watcher = watch(this.exitsDir(ctx), { persistent: true }, check);
-        watcher.on('error', () => {
-          watcher?.close();
-          watcher = null;
-        });
-      } catch {
-        watcher = null; // no exits dir (never created) or no inotify: polling below decides
-      }
-      // the exit file may have appeared before the watch was set up
-      check();
-      if (!settled) timer = setInterval(checkSupervisor, SUPERVISOR_POLL_MS);
+    return waitForExitRecord({
+      dir: this.exitsDir(ctx),
+      read: () => this.exitInfo(ctx),
+      supervisorAlive: () => this.conmonAlive(ctx),
+      whenSupervisorDied: () => ({ exitCode: 255, finishedAt: Date.now(), reason: 'conmon exited unexpectedly' }),
+      pollMs: SUPERVISOR_POLL_MS,
+      ...(signal ? { signal } : {}),
     });
   }
+
 
   async pause(ctx: InstanceContext): Promise<void> {
     await this.runtime(ctx).pause(ctx.id);

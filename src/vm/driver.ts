@@ -20,7 +20,7 @@
  *   qmp.sock agent.sock ctl.sock   the monitor's sockets (gone once it exits)
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { createRequire } from 'node:module';
@@ -34,6 +34,7 @@ import type {
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
+import { waitForExitRecord } from '../host/exitwatch.js';
 import { chooseAccel, qemuBinary, qemuImgInfo, virtiofsdBinary } from '../host/qemu.js';
 import { createRedirectedTap } from '../host/tap.js';
 import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
@@ -382,49 +383,16 @@ export class VmDriver implements InstanceDriver {
   }
 
   waitExit(ctx: InstanceContext, signal?: AbortSignal): Promise<ExitInfo> {
-    const first = this.exitInfo(ctx);
-    if (first) return Promise.resolve(first);
-    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
-    return new Promise((resolve, reject) => {
-      let watcher: FSWatcher | null = null;
-      let timer: NodeJS.Timeout | null = null;
-      let settled = false;
-      const finish = (err: unknown, info?: ExitInfo): void => {
-        if (settled) return;
-        settled = true;
-        watcher?.close();
-        if (timer) clearInterval(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (info) resolve(info);
-        else reject(err);
-      };
-      const check = (): void => {
-        const info = this.exitInfo(ctx);
-        if (info) finish(null, info);
-      };
-      const poll = (): void => {
-        check();
-        if (settled || this.monitorAlive(ctx)) return;
-        const info = this.exitInfo(ctx);
-        finish(null, info ?? { exitCode: 255, finishedAt: Date.now(), reason: 'the VM monitor exited unexpectedly' });
-      };
-      function onAbort(): void {
-        finish(signal?.reason ?? new Error('aborted'));
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        watcher = watch(this.exitsDir(ctx), { persistent: true }, check);
-        watcher.on('error', () => {
-          watcher?.close();
-          watcher = null;
-        });
-      } catch {
-        watcher = null;
-      }
-      check();
-      if (!settled) timer = setInterval(poll, POLL_MS);
+    return waitForExitRecord({
+      dir: this.exitsDir(ctx),
+      read: () => this.exitInfo(ctx),
+      supervisorAlive: () => this.monitorAlive(ctx),
+      whenSupervisorDied: () => ({ exitCode: 255, finishedAt: Date.now(), reason: 'the VM monitor exited unexpectedly' }),
+      pollMs: POLL_MS,
+      ...(signal ? { signal } : {}),
     });
   }
+
 
   async pause(ctx: InstanceContext): Promise<void> {
     const a = await ctlRequest(ctx.dir, { op: 'pause' }, ctx.name);
