@@ -18,37 +18,31 @@ for (const old of (() => { try { return readdirSync('dist'); } catch { return []
 }
 mkdirSync(stage, { recursive: true });
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-await build({
-  entryPoints: ['src/cli/main.ts'],
-  outfile: `${stage}/hull-bundle.cjs`,
+/** One CommonJS bundle for Node 20; import.meta.url becomes the bundle's own file URL. */
+const bundle = (entry, outfile, extra = {}) => build({
+  entryPoints: [entry],
+  outfile,
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
   sourcemap: 'linked',
   minify: true,
-  // native addons stay in node_modules
-  external: ['better-sqlite3', 'node-unix-socket'],
-  define: { HULL_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__hullUrl' },
   banner: { js: "const __hullUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
+  ...extra,
+  define: { 'import.meta.url': '__hullUrl', ...(extra.define ?? {}) },
+});
+
+await bundle('src/cli/main.ts', `${stage}/hull-bundle.cjs`, {
+  // native addons stay in node_modules
+  external: ['better-sqlite3', 'node-unix-socket'],
+  define: { HULL_VERSION: JSON.stringify(pkg.version) },
 });
 
 // The VM monitor (src/vm/monitor.ts) runs as its own long-lived process per VM: a separate, small bundle so
 // that it does not load the CLI (its RSS counts as the VM's host overhead).
-await build({
-  entryPoints: ['src/vm/monitor-main.ts'],
-  outfile: `${stage}/vm-monitor.cjs`,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  sourcemap: 'linked',
-  minify: true,
-  define: { 'import.meta.url': '__hullUrl' },
-  banner: { js: "const __hullUrl = require('node:url').pathToFileURL(__filename).href;" },
-  logLevel: 'warning',
-});
+await bundle('src/vm/monitor-main.ts', `${stage}/vm-monitor.cjs`);
 
 // A script compiled with a code cache cannot run import() on Node 20: the bundle must load packages with require.
 const bundled = readFileSync(`${stage}/hull-bundle.cjs`, 'utf8');
