@@ -14,7 +14,7 @@
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -41,7 +41,7 @@ import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgrou
 import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
 import { mountsUnder } from '../host/mount.js';
 import { processAlive, processArgv, runProgram } from '../host/proc.js';
-import { waitForExitRecord } from '../host/exitwatch.js';
+import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { probeHost, versionAtLeast } from '../host/probe.js';
 import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../host/runtime.js';
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
@@ -51,12 +51,6 @@ import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } fr
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
 const SUPERVISOR_POLL_MS = 100;
-
-/** Signal numbers → names, for exit reasons. */
-const SIGNAL_NAMES: Record<number, string> = {
-  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
-  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
-};
 
 /** The cgroup path of a container (cgroupfs style, as in the spec's linux.cgroupsPath). */
 export function containerCgroupsPath(id: string): string {
@@ -304,23 +298,8 @@ export class ContainerDriver implements InstanceDriver {
 
   exitInfo(ctx: InstanceContext): ExitInfo | null {
     const exits = this.exitsDir(ctx);
-    const file = join(exits, ctx.id);
-    let code: number;
-    let finishedAt: number;
-    try {
-      const text = readFileSync(file, 'utf8').trim();
-      finishedAt = statSync(file).mtimeMs;
-      code = parseInt(text, 10);
-    } catch {
-      return null;
-    }
-    if (!Number.isFinite(code) || code < 0) code = 255;
-    const info: ExitInfo = { exitCode: code, finishedAt: Math.round(finishedAt) };
-    if (existsSync(join(exits, 'oom'))) info.reason = 'OOM killed';
-    else if (code > 128 && code < 128 + 65) {
-      const n = code - 128;
-      info.reason = `killed by signal ${n}${SIGNAL_NAMES[n] ? ` (${SIGNAL_NAMES[n]})` : ''}`;
-    }
+    const info: ExitInfo | null = readExitRecord(exits, ctx.id);
+    if (info && existsSync(join(exits, 'oom'))) info.reason = 'OOM killed';
     return info;
   }
 
@@ -334,7 +313,6 @@ export class ContainerDriver implements InstanceDriver {
       ...(signal ? { signal } : {}),
     });
   }
-
 
   async pause(ctx: InstanceContext): Promise<void> {
     await this.runtime(ctx).pause(ctx.id);

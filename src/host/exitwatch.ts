@@ -1,9 +1,45 @@
 /**
- * Waiting for a supervisor's exit record (conmon's exits/<id>, the VM monitor's): watch its directory with
- * inotify, poll as a fallback, and give up waiting when the supervisor itself is gone without writing one.
- * Both instance drivers wait this way.
+ * A supervisor's exit record (conmon's exits/<id>: the exit code as text, written when the process ends; the
+ * VM monitor writes the same): reading it, and waiting for it — watch its directory with inotify, poll as a
+ * fallback, and give up waiting when the supervisor itself is gone without writing one. Both instance
+ * drivers read and wait this way.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+
+/** Signal numbers → names, for exit reasons. */
+const SIGNAL_NAMES: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
+  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
+};
+
+export interface ExitRecord {
+  exitCode: number;
+  /** when the record was written (ms since epoch) */
+  finishedAt: number;
+  /** "killed by signal N (NAME)" for codes 129..192, docker's 128+N convention */
+  reason?: string;
+}
+
+/** The exit record `<dir>/<id>`, or null while there is none. A malformed code reads as 255. */
+export function readExitRecord(dir: string, id: string): ExitRecord | null {
+  const file = join(dir, id);
+  let code: number;
+  let finishedAt: number;
+  try {
+    code = parseInt(readFileSync(file, 'utf8').trim(), 10);
+    finishedAt = statSync(file).mtimeMs;
+  } catch {
+    return null;
+  }
+  if (!Number.isFinite(code) || code < 0) code = 255;
+  const rec: ExitRecord = { exitCode: code, finishedAt: Math.round(finishedAt) };
+  if (code > 128 && code < 128 + 65) {
+    const n = code - 128;
+    rec.reason = `killed by signal ${n}${SIGNAL_NAMES[n] ? ` (${SIGNAL_NAMES[n]})` : ''}`;
+  }
+  return rec;
+}
 
 export interface ExitWatch<T> {
   /** the directory the exit record appears in */

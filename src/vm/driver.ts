@@ -34,7 +34,7 @@ import type {
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
-import { waitForExitRecord } from '../host/exitwatch.js';
+import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { chooseAccel, qemuBinary, qemuImgInfo, virtiofsdBinary } from '../host/qemu.js';
 import { createRedirectedTap } from '../host/tap.js';
 import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
@@ -363,22 +363,12 @@ export class VmDriver implements InstanceDriver {
   }
 
   exitInfo(ctx: InstanceContext): ExitInfo | null {
-    const file = join(this.exitsDir(ctx), ctx.id);
-    let code: number;
-    let finishedAt: number;
-    try {
-      code = parseInt(readFileSync(file, 'utf8').trim(), 10);
-      finishedAt = statSync(file).mtimeMs;
-    } catch {
-      return null;
-    }
-    if (!Number.isFinite(code) || code < 0) code = 255;
-    const info: ExitInfo = { exitCode: code, finishedAt: Math.round(finishedAt) };
+    const info: ExitInfo | null = readExitRecord(this.exitsDir(ctx), ctx.id);
+    if (!info) return null;
+    // the monitor says why when there is more to say than the code (QEMU killed, a kernel panic, …)
     try {
       info.reason = readFileSync(join(this.exitsDir(ctx), 'reason'), 'utf8').trim();
-    } catch {
-      if (code > 128 && code < 128 + 65) info.reason = `killed by signal ${code - 128}`;
-    }
+    } catch { /* the code's own reason stands */ }
     return info;
   }
 
@@ -392,7 +382,6 @@ export class VmDriver implements InstanceDriver {
       ...(signal ? { signal } : {}),
     });
   }
-
 
   async pause(ctx: InstanceContext): Promise<void> {
     const a = await ctlRequest(ctx.dir, { op: 'pause' }, ctx.name);
