@@ -16,7 +16,7 @@
  *   attachments/<id>/<net>.json per instance and network: the conflist used, the runtime args, the ADD result
  *   ipam/                       host-local's leases (its dataDir)
  *   aardvark/                   aardvark-dns's config dir (one file per network) and pid file
- *   .lock                       serialises all of this between hull processes
+ *   .lock.db                    serialises all of this between hull processes and tasks (host/lock.ts)
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ import { applyBatch, tableRules } from '../host/iptables.js';
 import { cniAdd, cniCheck, cniDel, CNI_VERSION, type CniConfList, type CniResult, type CniRuntime } from './cni.js';
 import { Aardvark } from './dns.js';
 import { cidrContains, formatIp, hostRange, parseCidr, parseIp } from './ipv4.js';
-import { withLock } from './lock.js';
+import { withLock } from '../host/lock.js';
 import { trace } from '../common/trace.js';
 import { claimPorts } from './ports.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
@@ -67,7 +67,7 @@ const LOOPBACK: CniConfList = { cniVersion: CNI_VERSION, name: 'hull-loopback', 
 const ISO1 = 'HULL-ISOLATION-1';
 const ISO2 = 'HULL-ISOLATION-2';
 /** The host-wide network lock (see NetworkManager.lock). */
-const HOST_LOCK = process.env.HULL_NETWORK_LOCK ?? '/run/hull/network.lock';
+const HOST_LOCK = process.env.HULL_NETWORK_LOCK ?? '/run/hull/network.lock.db';
 
 export class NetworkManager {
   readonly store: NetworkStore;
@@ -93,7 +93,7 @@ export class NetworkManager {
    * root's clean-up must not delete a chain while another root's plugin is adding a rule to it.
    */
   lock<T>(fn: () => Promise<T>): Promise<T> {
-    return withLock(HOST_LOCK, () => withLock(this.store.lockPath, fn));
+    return withLock(HOST_LOCK, () => withLock(this.store.lockPath, fn, { what: `the network lock of ${this.root}` }), { what: "hull's host-wide network lock" });
   }
 
   async create(opts: CreateNetworkOptions): Promise<NetworkDef> {

@@ -65,7 +65,7 @@ export class NetworkStore {
   }
 
   get lockPath(): string {
-    return join(this.dir, '.lock');
+    return join(this.dir, '.lock.db');
   }
 
   private file(name: string): string {
