@@ -18,7 +18,8 @@
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
  *   guest → host: 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
- *                 'Z' exited (i32 status: the code, or 128+N for signal N), 'F' failed to start (i32
+ *                 'Z' exited (i32 status: the code, or 128+N for signal N; for session 0 then u32: the
+ *                 OOM kills since boot, /proc/vmstat oom_kill, when readable), 'F' failed to start (i32
  *                 status 126/127, then a message), 'N' the number of processes (u32; kernel threads and the
  *                 agent not counted)
  */
@@ -779,6 +780,20 @@ static int pump(struct session *s, int *fd, char type) {
   return 1;
 }
 
+/* the guest kernel's OOM kills since boot (/proc/vmstat oom_kill); -1 when /proc cannot tell */
+static long oom_kills(void) {
+  static char buf[32768];
+  size_t len = 0;
+  ssize_t n;
+  int fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+  close(fd);
+  buf[len] = 0;
+  char *p = strstr(buf, "\noom_kill ");
+  return p ? strtol(p + 10, NULL, 10) : -1;
+}
+
 static void finish_session(struct session *s) {
   /* the process is gone: drain what is already in its pipes (children may keep them open) */
   if (s->out >= 0) pump(s, &s->out, 'O');
@@ -786,9 +801,17 @@ static void finish_session(struct session *s) {
   if (s->out >= 0) close(s->out);
   if (s->err >= 0) close(s->err);
   if (s->in >= 0) close(s->in);
-  int32_t st = s->status;
-  if (s->id == 0) sync(); /* the main process ends the VM: its writes are on disk before the host hears it */
-  send_frame('Z', s->id, &st, 4);
+  int32_t st[2] = {s->status, 0};
+  uint32_t len = 4;
+  if (s->id == 0) {
+    sync(); /* the main process ends the VM: its writes are on disk before the host hears it */
+    long oom = oom_kills();
+    if (oom >= 0) {
+      st[1] = (int32_t)oom;
+      len = 8;
+    }
+  }
+  send_frame('Z', s->id, st, len);
   s->used = 0;
 }
 

@@ -144,6 +144,7 @@ for (const rt of runtimes) {
       const info = await driver.waitExit(ctx, AbortSignal.timeout(30_000));
       assert.equal(info.exitCode, 137);
       assert.equal(info.reason, 'OOM killed');
+      assert.equal(info.oomKilled, true);
       await driver.delete(ctx);
       assert.deepEqual(leftovers(ctx), []);
     });

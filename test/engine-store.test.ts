@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
 import { StateStore, type InstanceRecord } from '../src/engine/store.js';
 import { ConflictError, NotFoundError, StateError } from '../src/common/errors.js';
 import type { InstanceConfig } from '../src/common/instance.js';
@@ -15,7 +16,7 @@ function record(id: string, name: string): InstanceRecord {
   return {
     id, name, kind: 'container', state: 'created', image: 'busybox', imageId: 'sha256:x',
     config: { command: ['true'] } as unknown as InstanceConfig, createdAt: Date.now(), startedAt: null,
-    finishedAt: null, exitCode: null, exitReason: null, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
   };
 }
 
@@ -64,4 +65,34 @@ test('events keep their order and filters', () => {
   assert.equal(evs[0]!.attributes.image, 'busybox');
   assert.equal(s.events(before, { until: 0 }).length, 0);
   s.close();
+});
+
+test('OOMKilled: recorded with an exit, and a root made before the column gets it in place', () => {
+  const old = mkdtempSync(join(tmpdir(), 'hull-test-store-old-'));
+  try {
+    // the instances table as it was before oom_killed, with an exited instance in it
+    const db = new Database(join(old, 'hull.db'));
+    db.exec(`CREATE TABLE instances (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, state TEXT NOT NULL,
+      image TEXT NOT NULL, image_id TEXT NOT NULL, config TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER,
+      finished_at INTEGER, exit_code INTEGER, exit_reason TEXT, pid INTEGER NOT NULL DEFAULT 0,
+      supervisor_pid INTEGER NOT NULL DEFAULT 0, restart_count INTEGER NOT NULL DEFAULT 0, stopped_by_user INTEGER NOT NULL DEFAULT 0)`);
+    db.prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, exit_code)
+      VALUES (?, 'before', 'container', 'exited', 'busybox', 'sha256:x', '{}', 1, 137)`).run('d'.repeat(64));
+    db.close();
+    const s1 = new StateStore(old);
+    const s2 = new StateStore(old); // a second process opening it finds the column there
+    assert.equal(s1.get('d'.repeat(64))?.oomKilled, false);
+    const id = 'e'.repeat(64);
+    s1.insert(record(id, 'hungry'));
+    s1.transition(id, ['created'], 'running', { startedAt: 1 });
+    s1.transition(id, ['running'], 'exited', { exitCode: 137, oomKilled: true });
+    assert.equal(s2.get(id)?.oomKilled, true);
+    s2.transition(id, ['exited'], 'created', {}, 'start');
+    s2.transition(id, ['created'], 'running', { oomKilled: false });
+    assert.equal(s1.get(id)?.oomKilled, false);
+    s1.close();
+    s2.close();
+  } finally {
+    rmSync(old, { recursive: true, force: true });
+  }
 });

@@ -216,6 +216,11 @@ export interface ExitInfo {
   finishedAt: number;
   /** a reason beyond the code, e.g. "OOM killed" or "killed by signal 9" */
   reason?: string;
+  /**
+   * the kernel's OOM killer killed a process of the instance while it ran (docker's State.OOMKilled): the
+   * container's memory cgroup, or the VM's guest kernel
+   */
+  oomKilled?: boolean;
 }
 
 export interface InstanceStats {

@@ -299,7 +299,10 @@ export class ContainerDriver implements InstanceDriver {
   exitInfo(ctx: InstanceContext): ExitInfo | null {
     const exits = this.exitsDir(ctx);
     const info: ExitInfo | null = readExitRecord(exits, ctx.id);
-    if (info && existsSync(join(exits, 'oom'))) info.reason = 'OOM killed';
+    if (info && existsSync(join(exits, 'oom'))) {
+      info.reason = 'OOM killed';
+      info.oomKilled = true;
+    }
     return info;
   }
 

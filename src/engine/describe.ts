@@ -39,6 +39,7 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       Running: rec.state === 'running' || rec.state === 'paused',
       Paused: rec.state === 'paused',
       Restarting: false,
+      OOMKilled: rec.oomKilled,
       Pid: rec.pid,
       ExitCode: rec.exitCode ?? 0,
       Error: rec.exitReason ?? '',

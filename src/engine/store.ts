@@ -24,6 +24,8 @@ export interface InstanceRecord {
   finishedAt: number | null;
   exitCode: number | null;
   exitReason: string | null;
+  /** the kernel's OOM killer killed a process of it during its last run (docker's State.OOMKilled) */
+  oomKilled: boolean;
   pid: number;
   supervisorPid: number;
   restartCount: number;
@@ -44,7 +46,7 @@ export interface EventRecord {
 interface InstanceRow {
   id: string; name: string; kind: string; state: string; image: string; image_id: string; config: string;
   created_at: number; started_at: number | null; finished_at: number | null; exit_code: number | null;
-  exit_reason: string | null; pid: number; supervisor_pid: number; restart_count: number; stopped_by_user: number;
+  exit_reason: string | null; oom_killed: number; pid: number; supervisor_pid: number; restart_count: number; stopped_by_user: number;
 }
 
 const SCHEMA = `
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS instances (
   finished_at INTEGER,
   exit_code INTEGER,
   exit_reason TEXT,
+  oom_killed INTEGER NOT NULL DEFAULT 0,
   pid INTEGER NOT NULL DEFAULT 0,
   supervisor_pid INTEGER NOT NULL DEFAULT 0,
   restart_count INTEGER NOT NULL DEFAULT 0,
@@ -83,21 +86,21 @@ function fromRow(r: InstanceRow): InstanceRecord {
     id: r.id, name: r.name, kind: r.kind as InstanceKind, state: r.state as InstanceState, image: r.image,
     imageId: r.image_id, config: JSON.parse(r.config) as InstanceConfig, createdAt: r.created_at,
     startedAt: r.started_at, finishedAt: r.finished_at, exitCode: r.exit_code, exitReason: r.exit_reason,
-    pid: r.pid, supervisorPid: r.supervisor_pid, restartCount: r.restart_count, stoppedByUser: r.stopped_by_user !== 0,
+    oomKilled: r.oom_killed !== 0, pid: r.pid, supervisorPid: r.supervisor_pid, restartCount: r.restart_count, stoppedByUser: r.stopped_by_user !== 0,
   };
 }
 
 export type InstancePatch = Partial<Pick<InstanceRecord,
-  'startedAt' | 'finishedAt' | 'exitCode' | 'exitReason' | 'pid' | 'supervisorPid' | 'restartCount' | 'stoppedByUser' | 'config'>>;
+  'startedAt' | 'finishedAt' | 'exitCode' | 'exitReason' | 'oomKilled' | 'pid' | 'supervisorPid' | 'restartCount' | 'stoppedByUser' | 'config'>>;
 
 const COLUMN: Record<keyof InstancePatch, string> = {
-  startedAt: 'started_at', finishedAt: 'finished_at', exitCode: 'exit_code', exitReason: 'exit_reason', pid: 'pid',
+  startedAt: 'started_at', finishedAt: 'finished_at', exitCode: 'exit_code', exitReason: 'exit_reason', oomKilled: 'oom_killed', pid: 'pid',
   supervisorPid: 'supervisor_pid', restartCount: 'restart_count', stoppedByUser: 'stopped_by_user', config: 'config',
 };
 
 function encode(key: keyof InstancePatch, v: unknown): unknown {
   if (key === 'config') return JSON.stringify(v);
-  if (key === 'stoppedByUser') return v ? 1 : 0;
+  if (key === 'stoppedByUser' || key === 'oomKilled') return v ? 1 : 0;
   return v;
 }
 
@@ -110,6 +113,19 @@ export class StateStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** Columns added since a root's database was made (SQLite adds a column in place, with its default). */
+  private migrate(): void {
+    const columns = new Set((this.db.prepare('PRAGMA table_info(instances)').all() as { name: string }[]).map((c) => c.name));
+    if (columns.has('oom_killed')) return;
+    try {
+      this.db.exec('ALTER TABLE instances ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0');
+    } catch (e) {
+      // another hull process added it first
+      if (!/duplicate column/.test((e as Error).message)) throw e;
+    }
   }
 
   close(): void { this.db.close(); }
@@ -122,10 +138,10 @@ export class StateStore {
         throw new ConflictError(`the name "${rec.name}" is already in use by instance ${holder.id.slice(0, 12)}; remove it (hull rm ${rec.name}) or pick another --name`);
       }
       this.db.prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, started_at,
-        finished_at, exit_code, exit_reason, pid, supervisor_pid, restart_count, stopped_by_user)
+        finished_at, exit_code, exit_reason, oom_killed, pid, supervisor_pid, restart_count, stopped_by_user)
         VALUES (@id, @name, @kind, @state, @image, @imageId, @config, @createdAt, @startedAt, @finishedAt, @exitCode,
-        @exitReason, @pid, @supervisorPid, @restartCount, @stoppedByUser)`).run({
-        ...rec, config: JSON.stringify(rec.config), stoppedByUser: rec.stoppedByUser ? 1 : 0,
+        @exitReason, @oomKilled, @pid, @supervisorPid, @restartCount, @stoppedByUser)`).run({
+        ...rec, config: JSON.stringify(rec.config), stoppedByUser: rec.stoppedByUser ? 1 : 0, oomKilled: rec.oomKilled ? 1 : 0,
       });
     });
     tx.immediate();

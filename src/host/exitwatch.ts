@@ -34,11 +34,16 @@ export function readExitRecord(dir: string, id: string): ExitRecord | null {
   }
   if (!Number.isFinite(code) || code < 0) code = 255;
   const rec: ExitRecord = { exitCode: code, finishedAt: Math.round(finishedAt) };
-  if (code > 128 && code < 128 + 65) {
-    const n = code - 128;
-    rec.reason = `killed by signal ${n}${SIGNAL_NAMES[n] ? ` (${SIGNAL_NAMES[n]})` : ''}`;
-  }
+  const reason = signalExitReason(code);
+  if (reason) rec.reason = reason;
   return rec;
+}
+
+/** "killed by signal N (NAME)" for the codes 129..192 (docker's 128+N convention): what such a code says. */
+export function signalExitReason(code: number): string | undefined {
+  if (code <= 128 || code >= 128 + 65) return undefined;
+  const n = code - 128;
+  return `killed by signal ${n}${SIGNAL_NAMES[n] ? ` (${SIGNAL_NAMES[n]})` : ''}`;
 }
 
 export interface ExitWatch<T> {

@@ -16,7 +16,8 @@
  *   ctr.log          the main process's output (k8s-file, as conmon's)
  *   console.log      the guest's serial console; qemu.log QEMU's own stderr; monitor.log the monitor's
  *   monitor.pid qemu.pid
- *   exits/<id>       exit code; exits/reason why, when the code does not say it all
+ *   exits/<id>       exit code; exits/reason why, when the code does not say it all; exits/oom when the
+ *                    guest kernel's OOM killer killed a process of the instance
  *   qmp.sock agent.sock ctl.sock   the monitor's sockets (gone once it exits)
  */
 import { spawn } from 'node:child_process';
@@ -369,6 +370,8 @@ export class VmDriver implements InstanceDriver {
     try {
       info.reason = readFileSync(join(this.exitsDir(ctx), 'reason'), 'utf8').trim();
     } catch { /* the code's own reason stands */ }
+    // the guest kernel's OOM killer killed a process of it (the monitor's marker, as conmon's for containers)
+    if (existsSync(join(this.exitsDir(ctx), 'oom'))) info.oomKilled = true;
     return info;
   }
 

@@ -6,7 +6,10 @@
  *   - speaks QMP to QEMU and hull's agent protocol to the guest (both sockets are listened on here and
  *     QEMU connects: no polling for sockets to appear),
  *   - writes the main process's output to the k8s-file log, its exit code to the exit file (plus a reason
- *     when QEMU ended without one: kernel panic, QEMU killed from outside),
+ *     when QEMU ended without one: kernel panic, QEMU killed from outside; and an `oom` marker, as conmon's,
+ *     when the guest kernel's OOM killer killed a process of the instance),
+ *   - reads the serial console as it comes (console-scan.ts): a kernel panic or an OOM kill is recognised
+ *     wherever it shows, not looked for in a tail afterwards,
  *   - serves hull's CLI on ctl.sock: a JSON request line, a JSON answer line, and for exec/attach the
  *     agent protocol's frames afterwards,
  *   - runs the instance's exit command when the VM ends, and removes its sockets.
@@ -16,7 +19,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { ConsoleScanner, describeOomKills } from './console-scan.js';
 import { LogFileWriter } from './logfile.js';
 import type { MonitorConfig } from './machine.js';
 import {
@@ -97,12 +101,6 @@ export function consoleTail(path: string, lines = 12): string {
   return readTail(path, lines);
 }
 
-/** What a dead QEMU left: a kernel panic line from the console, if any. */
-export function panicLine(consoleText: string): string | null {
-  const m = /Kernel panic - not syncing:[^\n]*/.exec(consoleText);
-  return m ? m[0] : null;
-}
-
 function procCpuNs(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -149,6 +147,9 @@ class Monitor {
   private serial: Socket | null = null;
   private consoleFd = -1;
   private readonly consoleClients = new Set<Socket>();
+  private readonly scanner = new ConsoleScanner();
+  /** resolves when QEMU's end of the console has closed (all it wrote has been read) */
+  private serialEnded: Promise<void> | null = null;
 
   constructor(private readonly dir: string, private readonly cfg: MonitorConfig) {
     this.log = new LogFileWriter(cfg.logPath);
@@ -273,7 +274,12 @@ class Monitor {
       return;
     }
     this.serial = s;
+    this.serialEnded = new Promise((resolve) => s.once('close', () => {
+      this.scanner.end();
+      resolve();
+    }));
     s.on('data', (b: Buffer) => {
+      this.scanner.push(b);
       try {
         writeSync(this.consoleFd, b);
       } catch { /* disk full: the console is best effort */ }
@@ -351,7 +357,7 @@ class Monitor {
           for (const c of this.attached) c.write(encodeFrame(f.type, 0, f.payload));
           return;
         case T.EXITED:
-          this.mainExited(decodeStatus(f.payload).code, undefined);
+          this.mainProcessEnded(f.payload);
           return;
       }
       return;
@@ -372,8 +378,28 @@ class Monitor {
 
   /* ---- the end ---- */
 
+  /**
+   * The agent reported the main process's end: its status, and (after it) the guest's OOM kills since boot
+   * (/proc/vmstat oom_kill; an agent without it sends the status only, and the console decides). Any OOM
+   * kill in the guest counts, as any in a container's cgroup does for conmon: the guest is the instance.
+   */
+  private mainProcessEnded(payload: Buffer): void {
+    const code = payload.length >= 4 ? payload.readInt32LE(0) : 255;
+    const kills = payload.length >= 8 ? payload.readUInt32LE(4) : this.scanner.oomKillCount;
+    if (kills === 0) {
+      this.mainExited(code, undefined);
+      return;
+    }
+    // name the victims: the console line may come a moment after the agent's report
+    void this.scanner.waitOomKills(kills, 1000).then(() => {
+      const named = this.scanner.oomKills.length > 0 ? describeOomKills(this.scanner.oomKills, Math.max(kills, this.scanner.oomKillCount)) : `${kills} ${kills === 1 ? 'process' : 'processes'}`;
+      const mib = Math.round(this.cfg.memory / (1024 * 1024));
+      this.mainExited(code, `OOM killed: the guest ran out of memory (${mib} MiB) and its kernel killed ${named}; give the VM more with --memory`, true);
+    });
+  }
+
   /** The main process ended (or the VM did): record it, stop QEMU, run the exit command. */
-  private mainExited(code: number, reason: string | undefined): void {
+  private mainExited(code: number, reason: string | undefined, oomKilled = false): void {
     if (this.exited) return;
     this.exited = true;
     this.phase = 'exited';
@@ -382,6 +408,7 @@ class Monitor {
       this.log.close();
     } catch { /* already closed */ }
     if (reason) writeFileSync(this.cfg.reasonFile, reason);
+    if (oomKilled) writeFileSync(join(dirname(this.cfg.exitFile), 'oom'), '');
     // written last, and whole (temp file outside the watched dir, then rename): waiters watch for it and
     // must never read it empty
     const tmp = this.path('.exit.tmp');
@@ -404,32 +431,46 @@ class Monitor {
   }
 
   private onQemuExit(code: number | null, signal: NodeJS.Signals | null): void {
-    if (!this.exited && this.cfg.mode === 'disk' && code === 0) {
+    if (this.exited) {
+      this.finish();
+      return;
+    }
+    // QEMU's last console output (a panic message) may still be unread on the socket: read it to its end
+    // first (bounded: a socket that does not close within a second has nothing more to say)
+    const drained = this.serialEnded ? Promise.race([this.serialEnded, new Promise((r) => setTimeout(r, 1000))]) : Promise.resolve();
+    void drained.then(() => {
+      if (!this.exited) this.qemuEnded(code, signal);
+      this.finish();
+    });
+  }
+
+  /** QEMU ended before the main process's exit was reported: say why, from what is known. */
+  private qemuEnded(code: number | null, signal: NodeJS.Signals | null): void {
+    const panic = this.scanner.panic;
+    if (this.cfg.mode === 'disk' && code === 0 && !panic) {
       // the guest OS powered off: that is its process ending normally
       this.mainExited(0, undefined);
-    } else if (!this.exited) {
-      const console = readTail(this.cfg.consolePath, 40);
-      const panic = panicLine(console);
-      let reason: string;
-      let status = 255;
-      if (this.volumeFailure) {
-        reason = this.volumeFailure;
-      } else if (signal) {
-        reason = `QEMU was killed by ${signal} from outside hull`;
-        status = 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<string, number>)[signal] ?? 0);
-        if (status === 128) status = 255;
-      } else if (panic) {
-        reason = `guest kernel panic: ${panic}`;
-      } else {
-        // the agent says on the console why it gave up (no channel, no root disk); else QEMU's own words
-        const agent = console.split('\n').filter((l) => l.includes('hull-agent:')).slice(-2).join('; ');
-        const err = agent || readTail(this.path('qemu.log'), 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
-        reason = `QEMU exited (status ${code}) before the instance's process ended${err ? `: ${err}` : ''}`;
-      }
-      this.failStart(reason);
-      this.mainExited(status, reason);
+      return;
     }
-    this.finish();
+    let reason: string;
+    let status = 255;
+    if (this.volumeFailure) {
+      reason = this.volumeFailure;
+    } else if (signal) {
+      reason = `QEMU was killed by ${signal} from outside hull`;
+      status = 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<string, number>)[signal] ?? 0);
+      if (status === 128) status = 255;
+    } else if (panic) {
+      reason = `guest kernel panic: ${panic}`;
+    } else {
+      // the agent says on the console why it gave up (no channel, no root disk); else QEMU's own words
+      const console = readTail(this.cfg.consolePath, 40);
+      const agent = console.split('\n').filter((l) => l.includes('hull-agent:')).slice(-2).join('; ');
+      const err = agent || readTail(this.path('qemu.log'), 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
+      reason = `QEMU exited (status ${code}) before the instance's process ended${err ? `: ${err}` : ''}`;
+    }
+    this.failStart(reason);
+    this.mainExited(status, reason);
   }
 
   private finished = false;

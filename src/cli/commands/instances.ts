@@ -19,7 +19,7 @@ import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js'
 import { updateInstance } from '../../engine/lifecycle/update.js';
 import { execInstance } from '../../engine/lifecycle/exec.js';
 import { waitInstance } from '../../engine/lifecycle/wait.js';
-import { handleExit, refresh } from '../../engine/lifecycle/exit.js';
+import { exitMessage, handleExit, refresh } from '../../engine/lifecycle/exit.js';
 import { reconcileAll } from '../../engine/lifecycle/boot.js';
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
@@ -72,6 +72,9 @@ async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean):
     const won = await handleExit(engine, rec, info);
     if (!won && rec.config.autoRemove) await waitGone(engine, rec.id);
     await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
+    // after the output: why it ended, when the code does not say (a guest kernel panic, an OOM kill)
+    const why = exitMessage(info);
+    if (why) process.stderr.write(`hull: ${rec.name}: ${why}\n`);
     return info.exitCode;
   } finally {
     stopOutput.abort();

@@ -36,7 +36,7 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   const rec: InstanceRecord = {
     id, name: req.name ?? randomName(), kind: req.kind, state: 'created', image: req.image, imageId: image.id, config,
-    createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0,
+    createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0,
     supervisorPid: 0, restartCount: 0, stoppedByUser: false,
   };
   const insert = (): void => {

@@ -5,6 +5,16 @@ import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
+import { signalExitReason } from '../../host/exitwatch.js';
+
+/**
+ * What an exit's code does not tell by itself (a guest kernel panic, an OOM kill, a supervisor that died), for
+ * the foreground `run` to say on stderr; null when the code says it all (0, a status, killed by signal N).
+ */
+export function exitMessage(info: ExitInfo): string | null {
+  if (!info.reason || info.reason === signalExitReason(info.exitCode)) return null;
+  return info.reason;
+}
 
 /**
  * Bring a record up to date with reality: if its process exited (or its supervisor died), process the exit.
@@ -28,10 +38,12 @@ export async function refresh(engine: Engine, rec: InstanceRecord): Promise<Inst
  */
 export async function handleExit(engine: Engine, rec: InstanceRecord, info: ExitInfo, opts: { applyRestart?: boolean } = {}): Promise<boolean> {
   const done = engine.store.tryTransition(rec.id, ['running', 'paused'], 'exited', {
-    exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, pid: 0,
+    exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, oomKilled: info.oomKilled === true, pid: 0,
   });
   if (!done) return false;
   trace('exit: recorded');
+  // docker's order: the oom event, then die
+  if (info.oomKilled) engine.event(done, 'oom');
   engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
   const driver = engine.driver(done.kind);
   await driver.cleanupAfterExit(engine.context(done)).catch(() => undefined);

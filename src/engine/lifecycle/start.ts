@@ -42,7 +42,7 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     }
   }
   rec = engine.store.transition(rec.id, ['created'], 'running', {
-    startedAt: Date.now(), stoppedByUser: false, ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
+    startedAt: Date.now(), stoppedByUser: false, oomKilled: false, ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
   }, 'start');
   const ctx = engine.context(rec);
   try {
