@@ -1,11 +1,16 @@
 import { Engine, DEFAULT_ROOT } from '../engine/engine.js';
 import { restoreAfterBoot } from '../engine/lifecycle/boot.js';
 import { trace } from '../common/trace.js';
+import { checkAfterOpen, checkBeforeOpen } from '../engine/recover.js';
 
 /** Global state of one CLI invocation: the root and a lazily opened engine. */
 export interface CliContext {
   root: string;
-  engine(): Promise<Engine>;
+  /**
+   * The engine, opened on first use. Unless `unchecked` (hull system recover, the supervisors' exit command), a
+   * root whose state database is lost, empty or does not record its instances is refused (engine/recover.ts).
+   */
+  engine(opts?: { unchecked?: boolean }): Promise<Engine>;
   /** the exit status the process should end with */
   exitCode: number;
 }
@@ -16,10 +21,18 @@ export function createContext(rootFlag: string | undefined): CliContext {
   const ctx: CliContext = {
     root,
     exitCode: 0,
-    async engine() {
+    async engine(opts = {}) {
       if (!engine) {
         const entry = process.argv[1] ?? '';
-        engine = new Engine({ root, self: [process.execPath, entry] });
+        if (!opts.unchecked) checkBeforeOpen(root);
+        const opened = new Engine({ root, self: [process.execPath, entry] });
+        try {
+          if (!opts.unchecked) checkAfterOpen(opened);
+        } catch (e) {
+          opened.close();
+          throw e;
+        }
+        engine = opened;
         trace('engine: store opened');
         await restoreAfterBoot(engine);
         trace('engine: boot checked');

@@ -28,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   const proxy: CliContext = {
     get root() { return ctx.root; },
-    engine: () => ctx.engine(),
+    engine: (o) => ctx.engine(o),
     get exitCode() { return ctx.exitCode; },
     set exitCode(v: number) { ctx.exitCode = v; },
   };

@@ -83,3 +83,16 @@ export class RegistryError extends HullError {
 export class AuthenticationError extends HullError {
   override readonly code: string = 'HULL_UNAUTHORIZED';
 }
+
+/**
+ * The root holds instances (directories, supervisors, mounts) that the state database does not record: hull.db
+ * was lost, emptied or replaced. Commands refuse to act as if the root were empty; `hull system recover` helps.
+ */
+export class StateLostError extends HullError {
+  override readonly code: string = 'HULL_STATE_LOST';
+}
+
+/** The state database cannot be read (not a database, truncated, damaged); `hull system recover` helps. */
+export class StateCorruptError extends HullError {
+  override readonly code: string = 'HULL_STATE_CORRUPT';
+}

@@ -14,6 +14,7 @@ import { DEFAULT_NETWORK, RESERVED_NAMES } from '../network/store.js';
 import { parseIp } from '../network/ipv4.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
+import { saveInstanceFile } from './instance-file.js';
 
 export function netnsPath(engine: Engine, id: string): string {
   return join(engine.root, 'netns', id);
@@ -101,7 +102,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
   // driver can take a new interface live (a VM's NICs are fixed while it runs: it joins at its next start)
   const live = engine.networks.attachments(rec.id).length > 0;
   if (live && !engine.driver(rec.kind).liveNetworkChanges) {
-    engine.store.patch(rec.id, { config: { ...rec.config, networks: [...(rec.config.networks ?? []), req!] } });
+    saveConfig(engine, rec, { ...rec.config, networks: [...(rec.config.networks ?? []), req!] });
     engine.event(rec, 'network-connect', { network: req!.name });
     return 'next-start';
   }
@@ -112,7 +113,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
       dns: c.dns ?? [], dnsSearch: [], extraHosts: [],
     }, req!);
   }
-  engine.store.patch(rec.id, { config: { ...rec.config, networks: [...(rec.config.networks ?? []), req!] } });
+  saveConfig(engine, rec, { ...rec.config, networks: [...(rec.config.networks ?? []), req!] });
   engine.event(rec, 'network-connect', { network: req!.name });
   return live ? 'now' : 'next-start';
 }
@@ -123,9 +124,15 @@ export async function disconnectInstance(engine: Engine, rec: InstanceRecord, ne
   if (!(rec.config.networks ?? []).some((n) => n.name === def.name)) throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
   const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).liveNetworkChanges;
   if (live) await engine.networks.disconnect(rec.id, def.name);
-  engine.store.patch(rec.id, { config: { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) } });
+  saveConfig(engine, rec, { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) });
   engine.event(rec, 'network-disconnect', { network: def.name });
   return live || engine.networks.attachments(rec.id).length === 0 ? 'now' : 'next-start';
+}
+
+/** A changed configuration goes to the store and to the instance's saved record (instance-file.ts). */
+function saveConfig(engine: Engine, rec: InstanceRecord, config: InstanceRecord['config']): void {
+  engine.store.patch(rec.id, { config });
+  saveInstanceFile(engine.instanceDir(rec.id), { ...rec, config });
 }
 
 /** The published ports of an instance that runs now (host ports resolved), as attached. */

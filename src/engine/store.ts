@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConflictError, NotFoundError, StateError } from '../common/errors.js';
+import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 
 /**
@@ -109,10 +109,7 @@ export class StateStore {
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true, mode: 0o711 });
-    this.db = new Database(join(root, 'hull.db'), { timeout: 15000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(root);
     this.migrate();
   }
 
@@ -236,7 +233,93 @@ export class StateStore {
     return r?.value;
   }
 
+  /** The ids of every recorded instance (the root's consistency check compares them with the instance dirs). */
+  ids(): Set<string> {
+    return new Set((this.db.prepare('SELECT id FROM instances').all() as { id: string }[]).map((r) => r.id));
+  }
+
   setMeta(key: string, value: string): void {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
+
+// ----- opening and validation (what hull does when hull.db is lost or damaged: src/engine/recover.ts) -----
+
+export const DATABASE_FILE = 'hull.db';
+
+/**
+ * Whether the root's database has content. A missing or 0-byte file would open as a new, empty store, which
+ * is only right for a root that holds no instances (src/engine/recover.ts checks that first).
+ */
+export function databaseCondition(root: string): 'present' | 'missing' | 'empty' {
+  try {
+    return statSync(join(root, DATABASE_FILE)).size > 0 ? 'present' : 'empty';
+  } catch {
+    return 'missing';
+  }
+}
+
+/** SQLite's answers for a file that is not a database, or a damaged or truncated one. */
+export function isCorruptDatabase(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CORRUPT_VTAB';
+}
+
+/** The command that repairs `root`, as the user would type it (the root given when it is not the default one). */
+export function recoverCommand(root: string): string {
+  return `hull${root === '/var/lib/hull' ? '' : ` --root ${root}`} system recover`;
+}
+
+export function corruptDatabaseError(root: string, e: unknown): StateCorruptError {
+  return new StateCorruptError(`the state database ${join(root, DATABASE_FILE)} is unreadable (${(e as Error).message}); run "${recoverCommand(root)}": it moves the file aside and rebuilds the records from the instances on disk`, { cause: e });
+}
+
+/**
+ * What is wrong with the database file's header, if anything: not SQLite's magic, or fewer bytes than the pages
+ * it names (a truncated file). SQLite checks the same when it reads page 1 from the file, but hull's pages are
+ * mostly in the -wal file (hull does not checkpoint on exit), and with a WAL SQLite takes page 1 and the size
+ * from there: a damaged main file would then surface only on the first query that reads one of its pages.
+ */
+function headerProblem(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null; // missing: SQLite makes a new one
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return null;
+    const h = Buffer.alloc(100);
+    const n = readSync(fd, h, 0, 100, 0);
+    if (n < 100 || h.toString('latin1', 0, 16) !== 'SQLite format 3\0') return 'file is not a database';
+    const pageSize = h.readUInt16BE(16) === 1 ? 65536 : h.readUInt16BE(16);
+    // the page count at offset 28 is valid when the change counter (24) matches version-valid-for (92)
+    const pages = h.readUInt32BE(24) === h.readUInt32BE(92) ? h.readUInt32BE(28) : 0;
+    if (pages * pageSize > size) return `truncated: ${size} of ${pages * pageSize} bytes`;
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Open (or create) the database and its schema. Reading the header and the schema is where SQLite finds a
+ * file that is not a database or was truncated (its header names more pages than the file has).
+ */
+function openDatabase(root: string): Database.Database {
+  const problem = headerProblem(join(root, DATABASE_FILE));
+  if (problem) throw corruptDatabaseError(root, new Error(problem));
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(join(root, DATABASE_FILE), { timeout: 15000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(SCHEMA);
+    return db;
+  } catch (e) {
+    db?.close();
+    if (isCorruptDatabase(e)) throw corruptDatabaseError(root, e);
+    throw e;
   }
 }

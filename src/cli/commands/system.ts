@@ -10,6 +10,9 @@ import { pruneSystem } from '../../engine/prune.js';
 import { handleExit } from '../../engine/lifecycle/exit.js';
 import { restoreAfterBoot, reconcileAll } from '../../engine/lifecycle/boot.js';
 import { parseTimeArg } from '../../common/parse.js';
+import { isHullError } from '../../common/errors.js';
+import { recoverInstances, setAsideDatabase } from '../../engine/recover.js';
+import { databaseCondition } from '../../engine/store.js';
 
 declare const HULL_VERSION: string | undefined;
 export const VERSION = typeof HULL_VERSION === 'string' ? HULL_VERSION : (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
@@ -95,10 +98,42 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       for (const n of restarted) process.stdout.write(`${n}\n`);
     });
 
+  system.command('recover').description('after hull.db was lost or damaged: rebuild the records of the instances on disk, clean up what cannot be rebuilt')
+    .option('--format <format>', 'table or json')
+    .action(async (o: { format?: string }) => {
+      const format = checkFormat(o.format);
+      const movedAside = setAsideDatabase(ctx.root);
+      const engine = await ctx.engine({ unchecked: true });
+      const r = await recoverInstances(engine);
+      if (r.removed.some((x) => x.problems.length > 0)) ctx.exitCode = 125;
+      if (format === 'json') {
+        process.stdout.write(json({ MovedAside: movedAside, Recovered: r.recovered, Removed: r.removed }));
+        return;
+      }
+      for (const p of movedAside) process.stdout.write(`moved the old database file aside: ${p}\n`);
+      for (const x of r.recovered) {
+        const state = x.state === 'exited' ? `exited (${x.exitCode})` : x.state;
+        process.stdout.write(`recovered ${x.id.slice(0, 12)} ${x.name} ${state}${x.notes.length ? ` (${x.notes.join('; ')})` : ''}\n`);
+      }
+      for (const x of r.removed) {
+        process.stdout.write(`removed ${x.id.slice(0, 12)}${x.name ? ` ${x.name}` : ''}: ${x.why}\n`);
+        for (const p of x.problems) process.stderr.write(`hull: ${x.id.slice(0, 12)} left behind: ${p}\n`);
+      }
+      if (r.recovered.length === 0 && r.removed.length === 0) process.stdout.write(`nothing to recover: the state database records every instance of ${engine.root}\n`);
+    });
+
   // Run by conmon when an instance's process exits: record the exit, clean up, --rm, restart policy.
   system.command('instance-exited', { hidden: true }).argument('<id>')
     .action(async (id: string) => {
-      const engine = await ctx.engine();
+      // a lost or damaged database: leave the exit file to `hull system recover` (and make no empty database)
+      if (databaseCondition(ctx.root) !== 'present') return;
+      let engine;
+      try {
+        engine = await ctx.engine({ unchecked: true });
+      } catch (e) {
+        if (isHullError(e) && e.code === 'HULL_STATE_CORRUPT') return;
+        throw e;
+      }
       const rec = engine.store.get(id);
       if (!rec) return;
       const info = engine.observedExit(rec);

@@ -7,6 +7,7 @@ import { isValidName, newId, randomName } from '../names.js';
 import { checkRuntime, defaultRuntime } from '../runtime-choice.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
+import { saveInstanceFile } from '../instance-file.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -59,6 +60,8 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   const driver = engine.driver(rec.kind);
   let ctx = engine.context(rec, [], opts.watcherPid);
   try {
+    // the instance's own copy of its record, from which `hull system recover` rebuilds it if hull.db is lost
+    saveInstanceFile(ctx.dir, rec, { create: true });
     ctx = engine.context(rec, await engine.images.layerDirs(image), opts.watcherPid);
     trace('create: record inserted, layers ready');
     await attachInstance(engine, rec, ctx);

@@ -3,6 +3,7 @@ import { StateError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { refresh } from './exit.js';
+import { saveInstanceFile } from '../instance-file.js';
 
 /**
  * update: change resource limits; applied live to a running|paused instance and kept for later starts.
@@ -25,6 +26,7 @@ export async function updateInstance(engine: Engine, ref: InstanceRecord, change
     await engine.driver(rec.kind).update(engine.context({ ...rec, config }), stripUndefined(changes));
   }
   engine.store.patch(rec.id, { config });
+  saveInstanceFile(engine.instanceDir(rec.id), { ...rec, config });
   engine.event(rec, 'update');
   return engine.store.get(rec.id)!;
 }

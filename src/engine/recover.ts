@@ -1,0 +1,383 @@
+/**
+ * When hull.db is lost, emptied or damaged. The store is the only list of instances, but an instance is more
+ * than its row: a directory (<root>/containers/<id>), a supervisor (conmon, hull's VM monitor and QEMU), mounts,
+ * a network namespace, CNI attachments, runtime state, cgroups. A store that forgot them would let hull act as
+ * if the root were empty: `ps` and `system prune` would not see them, image garbage collection could delete
+ * their images, and their names could be taken again.
+ *
+ * So, before the engine is used:
+ *  - a missing or empty database on a root that holds any of the above is refused (checkBeforeOpen), before
+ *    SQLite makes a new, empty one;
+ *  - a database that does not record an instance directory is refused too (checkAfterOpen: one readdir and
+ *    one query per command);
+ *  - a damaged database is refused by the store itself (store.ts: StateCorruptError).
+ * Each refusal is one line naming what was found and `hull system recover`, which:
+ *  - moves a damaged (or empty) database aside as hull.db.corrupt-<time> (setAsideDatabase);
+ *  - rebuilds each unknown instance from its saved record (instance-file.ts) and what its supervisor and exit
+ *    file say: running (or paused, or created) with its supervisor's pid when that still runs, exited with the
+ *    code of its exit file otherwise (its runtime state, mounts and networks then released, as at any exit);
+ *  - cleans up what cannot be rebuilt (no saved record, no directory left): the driver's own tear-down, then
+ *    whatever supervisor, mount, network namespace, attachment or cgroup of that id is still there.
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { StateLostError } from '../common/errors.js';
+import type { InstanceConfig, InstanceContext, InstanceKind, InstanceState, ExitInfo } from '../common/instance.js';
+import { cgroupPaths, removeCgroup } from '../host/cgroups.js';
+import { mountsUnder, readMountInfo, unmountAll } from '../host/mount.js';
+import { processAlive, processArgv, processStartTime } from '../host/proc.js';
+import { probeHost } from '../host/probe.js';
+import { containerCgroupsPath } from '../container/driver.js';
+import type { Engine } from './engine.js';
+import { readInstanceFile, type SavedInstance } from './instance-file.js';
+import { detachInstance, netnsPath, usesNetworks } from './networking.js';
+import { removeInstance } from './lifecycle/remove.js';
+import { DATABASE_FILE, StateStore, databaseCondition, recoverCommand, type InstanceRecord } from './store.js';
+
+const ID = /^[0-9a-f]{64}$/;
+const RUNTIMES = ['runc', 'crun'] as const;
+
+// ----- what is on the host -----
+
+export interface Supervisor {
+  pid: number;
+  /** the instance whose directory its argv names */
+  id: string;
+  program: 'conmon' | 'vm-monitor' | 'qemu' | 'virtiofsd';
+  /** the process an instance record names as its supervisor (the container's conmon, not an exec's; the VM monitor) */
+  main: boolean;
+}
+
+/**
+ * The supervisors of the root's instances that run now: conmon, hull's VM monitor, QEMU and a VM volume's
+ * virtiofsd, each with the instance whose directory (<root>/containers/<id>) its argv names. The one place
+ * that knows how the drivers' supervisors look from outside (so that it can move into the drivers).
+ */
+export function findSupervisors(root: string): Supervisor[] {
+  const prefixes = [...new Set([root, resolve(root)])].map((r) => join(r, 'containers') + '/');
+  const out: Supervisor[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of pids) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const argv = processArgv(pid);
+    if (!argv || argv.length === 0) continue;
+    let id: string | undefined;
+    for (const a of argv) {
+      for (const p of prefixes) {
+        const i = a.indexOf(p);
+        const m = i >= 0 ? /^[0-9a-f]{64}/.exec(a.slice(i + p.length)) : null;
+        if (m) id = m[0];
+      }
+      if (id) break;
+    }
+    if (!id) continue;
+    const prog = basename(argv[0]!);
+    let program: Supervisor['program'];
+    if (prog === 'conmon') program = 'conmon';
+    else if (argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'))) program = 'vm-monitor';
+    else if (prog.startsWith('qemu-system')) program = 'qemu';
+    else if (prog === 'virtiofsd') program = 'virtiofsd';
+    else continue;
+    if (!processAlive(pid)) continue; // a zombie waiting for its parent
+    const main = program === 'vm-monitor' || (program === 'conmon' && argv[argv.indexOf('-u') + 1] === id);
+    out.push({ pid, id, program, main });
+  }
+  return out;
+}
+
+/** What is left of one instance on the host. */
+interface Remains {
+  dir: boolean;
+  supervisors: Supervisor[];
+  mounts: string[];
+  netns: boolean;
+  attachments: boolean;
+  runtimes: string[];
+}
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => ID.test(n));
+  } catch {
+    return [];
+  }
+}
+
+/** Everything of the root's instances on the host, by instance id. */
+function findRemains(root: string): Map<string, Remains> {
+  const all = new Map<string, Remains>();
+  const of = (id: string): Remains => {
+    let r = all.get(id);
+    if (!r) all.set(id, (r = { dir: false, supervisors: [], mounts: [], netns: false, attachments: false, runtimes: [] }));
+    return r;
+  };
+  for (const id of entries(join(root, 'containers'))) of(id).dir = true;
+  for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
+  const under = new RegExp(`^${escapeRe(resolve(root))}/(?:containers|netns)/([0-9a-f]{64})(?:/|$)`);
+  for (const m of readMountInfo()) {
+    const id = under.exec(m.mountPoint)?.[1];
+    if (id) of(id).mounts.push(m.mountPoint);
+  }
+  for (const id of entries(join(root, 'netns'))) of(id).netns = true;
+  for (const id of entries(join(root, 'networks', 'attachments'))) of(id).attachments = true;
+  for (const rt of RUNTIMES) for (const id of entries(join(root, 'run', rt))) of(id).runtimes.push(rt);
+  return all;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** "2 instance directories, 1 supervisor process (conmon), 3 mounts" for the ids given. */
+function describe(found: Map<string, Remains>): string {
+  const rs = [...found.values()];
+  const n = (k: number, one: string, many: string): string => `${k} ${k === 1 ? one : many}`;
+  const parts: string[] = [];
+  const dirs = rs.filter((r) => r.dir).length;
+  if (dirs) parts.push(n(dirs, 'instance directory', 'instance directories'));
+  const sups = rs.flatMap((r) => r.supervisors);
+  if (sups.length) parts.push(`${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].join(', ')})`);
+  const mounts = rs.reduce((k, r) => k + r.mounts.length, 0);
+  if (mounts) parts.push(n(mounts, 'mount', 'mounts'));
+  const netns = rs.filter((r) => r.netns || r.attachments).length;
+  if (netns) parts.push(n(netns, 'network attachment', 'network attachments'));
+  const state = rs.filter((r) => r.runtimes.length > 0).length;
+  if (state) parts.push(n(state, 'runtime state', 'runtime states'));
+  const ids = [...found.keys()].map((id) => id.slice(0, 12));
+  return `${parts.join(', ')} of ${n(ids.length, 'instance', 'instances')} (${ids.slice(0, 4).join(', ')}${ids.length > 4 ? ', …' : ''})`;
+}
+
+// ----- the checks before a command uses the store -----
+
+/**
+ * Before the store is opened: a missing or empty database is only right for a root without instances. Refuses
+ * (before SQLite makes a new, empty database) when anything of an instance is on the host.
+ */
+export function checkBeforeOpen(root: string): void {
+  const cond = databaseCondition(root);
+  if (cond === 'present') return;
+  const found = findRemains(root);
+  if (found.size === 0) return;
+  throw new StateLostError(`the state database ${join(root, DATABASE_FILE)} is ${cond}, but the root holds ${describe(found)}; run "${recoverCommand(root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
+}
+
+/**
+ * After the store is opened: every instance directory must have its record. The directory is listed before
+ * the store is read: create records an instance before it makes the directory, and remove deletes the
+ * directory before the record, so a concurrent create or remove is never taken for a lost record.
+ */
+export function checkAfterOpen(engine: Engine): void {
+  const dirs = entries(join(engine.root, 'containers'));
+  if (dirs.length === 0) return;
+  const known = engine.store.ids();
+  const unknown = dirs.filter((id) => !known.has(id) && existsSync(engine.instanceDir(id)));
+  if (unknown.length === 0) return;
+  const found = findRemains(engine.root);
+  for (const id of [...found.keys()]) if (!unknown.includes(id)) found.delete(id);
+  throw new StateLostError(`the state database ${join(engine.root, DATABASE_FILE)} has no record of ${describe(found)} found under ${engine.root}; run "${recoverCommand(engine.root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
+}
+
+// ----- hull system recover -----
+
+/**
+ * Before the engine opens the store: a database SQLite cannot read (or an empty one, or the -wal/-shm of one
+ * that is gone) is moved aside as hull.db.corrupt-<time>[-wal|-shm], so that a new one can be made. Returns
+ * the paths it moved the files to.
+ */
+export function setAsideDatabase(root: string): string[] {
+  const cond = databaseCondition(root);
+  if (cond === 'present') {
+    try {
+      new StateStore(root).close();
+      return [];
+    } catch (e) {
+      if (!(e instanceof Error && 'code' in e && e.code === 'HULL_STATE_CORRUPT')) throw e;
+    }
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const moved: string[] = [];
+  for (const suffix of ['', '-wal', '-shm']) {
+    const from = join(root, DATABASE_FILE + suffix);
+    if (!existsSync(from)) continue;
+    if (suffix === '' && cond === 'empty') {
+      rmSync(from, { force: true }); // nothing in it to keep
+      continue;
+    }
+    const to = join(root, `${DATABASE_FILE}.corrupt-${stamp}${suffix}`);
+    renameSync(from, to);
+    moved.push(to);
+  }
+  return moved;
+}
+
+export interface RecoveredInstance {
+  id: string;
+  name: string;
+  state: InstanceState;
+  exitCode: number | null;
+  /** anything the user should know (a new name, an image that is gone, networks that are gone) */
+  notes: string[];
+}
+
+export interface RemovedInstance {
+  id: string;
+  /** the saved name, when there was one */
+  name?: string;
+  why: string;
+  /** what could not be cleaned up */
+  problems: string[];
+}
+
+export interface RecoverReport {
+  recovered: RecoveredInstance[];
+  removed: RemovedInstance[];
+}
+
+/**
+ * Rebuild the records of every instance the store does not know, or clean up what cannot be rebuilt. The
+ * engine must have been opened without the checks above (they would refuse).
+ */
+export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
+  const report: RecoverReport = { recovered: [], removed: [] };
+  const known = engine.store.ids();
+  for (const [id, found] of findRemains(engine.root)) {
+    if (known.has(id)) continue;
+    let why: string;
+    let saved: SavedInstance | undefined;
+    if (found.dir) {
+      const s = readInstanceFile(engine.instanceDir(id), id);
+      if (typeof s === 'string') why = s;
+      else {
+        saved = s;
+        try {
+          const r = await rebuild(engine, s, found);
+          if ('why' in r) report.removed.push(r);
+          else report.recovered.push(r);
+          continue;
+        } catch (e) {
+          if (engine.store.get(id)) throw e; // recorded, but something after failed: it stays recorded
+          why = `it could not be rebuilt (${(e as Error).message})`;
+        }
+      }
+    } else {
+      why = 'its instance directory is gone';
+    }
+    report.removed.push({ id, ...(saved ? { name: saved.name } : {}), why, problems: await cleanUp(engine, id, found, saved?.kind) });
+  }
+  return report;
+}
+
+/** When a process started (ms since the epoch), from its start time in clock ticks after boot. */
+function processStartedAt(pid: number): number | null {
+  const ticks = Number(processStartTime(pid));
+  if (!Number.isFinite(ticks) || ticks <= 0) return null;
+  try {
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    // USER_HZ is 100 on every Linux architecture hull runs on
+    return Number.isFinite(btime) ? Math.round((btime + ticks / 100) * 1000) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promise<RecoveredInstance | RemovedInstance> {
+  const notes: string[] = [];
+  let name = s.name;
+  if (engine.store.list().some((r) => r.name === name)) {
+    name = `${s.name}-${s.id.slice(0, 12)}`;
+    notes.push(`renamed from ${s.name}, which another instance has now`);
+  }
+  const rec: InstanceRecord = {
+    id: s.id, name, kind: s.kind, state: 'created', image: s.image, imageId: s.imageId, config: s.config, createdAt: s.createdAt,
+    startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+  };
+  const driver = engine.driver(rec.kind);
+  const ctx = engine.context(rec);
+  const supervisor = found.supervisors.find((x) => x.main && engine.supervisorAlive(x.pid));
+  let exit: ExitInfo | null = driver.exitInfo(ctx);
+  let live: { state: 'running' | 'paused' | 'created'; pid: number } | null = null;
+  if (!exit && supervisor) {
+    const st = await driver.status(ctx).catch(() => ({ status: 'unknown' as const, pid: 0 }));
+    if (st.status === 'running' || st.status === 'paused' || st.status === 'created') live = { state: st.status, pid: st.pid };
+    // otherwise it is exiting: its supervisor writes the exit file next
+    else exit = await driver.waitExit(ctx, AbortSignal.timeout(5000)).catch(() => null);
+  }
+  if (live) {
+    Object.assign(rec, { state: live.state, pid: live.pid, supervisorPid: supervisor!.pid });
+    if (live.state !== 'created') rec.startedAt = processStartedAt(live.pid) ?? processStartedAt(supervisor!.pid) ?? Date.now();
+  } else {
+    exit ??= { exitCode: 255, finishedAt: Date.now(), reason: `its supervisor (${driver.supervisorName}) was gone when hull recovered its record` };
+    Object.assign(rec, { state: 'exited', exitCode: exit.exitCode, finishedAt: exit.finishedAt, exitReason: exit.reason ?? null });
+  }
+  await engine.images.resolve(rec.imageId).catch(() => {
+    notes.push(`its image ${rec.imageId.replace(/^sha256:/, '').slice(0, 12)} is gone: it cannot be started again`);
+  });
+  engine.store.insert(rec);
+  engine.event(rec, 'recover', { state: rec.state });
+  if (rec.state === 'exited') {
+    // what every exit releases (lifecycle/exit.ts): runtime state and mounts, then the networks
+    await driver.cleanupAfterExit(ctx).catch(() => undefined);
+    await detachInstance(engine, rec).catch(() => undefined);
+    if (rec.config.autoRemove) {
+      await removeInstance(engine, rec, { force: true });
+      return { id: rec.id, name: rec.name, why: 'it had exited and was created with --rm', problems: [] };
+    }
+  } else if (usesNetworks(rec) && engine.networks.attachments(rec.id).length === 0) {
+    notes.push('its network attachments are gone: it has no network until it is restarted');
+  }
+  return { id: rec.id, name: rec.name, state: rec.state, exitCode: rec.exitCode, notes };
+}
+
+/** The least configuration a driver's tear-down reads (the runtime's name). */
+function stubConfig(runtime: string): InstanceConfig {
+  return {
+    image: '', imageId: '', command: [], env: [], workdir: '/', user: '', hostname: '', tty: false, stdin: false, mounts: [],
+    readOnly: false, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null,
+    resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {},
+    network: 'none', runtime, ulimits: [],
+  };
+}
+
+/**
+ * Tear down what is left of an instance that cannot be rebuilt: first its driver's own tear-down (runtime
+ * state, supervisor, mounts, cgroups, files), then whatever of it is still there. Returns what stayed.
+ */
+async function cleanUp(engine: Engine, id: string, found: Remains, savedKind?: InstanceKind): Promise<string[]> {
+  const problems: string[] = [];
+  const dir = engine.instanceDir(id);
+  const kind: InstanceKind = savedKind ??
+    (existsSync(join(dir, 'vm.json')) || found.supervisors.some((s) => s.program !== 'conmon') ? 'vm' : 'container');
+  const runtimes = kind === 'container' && found.runtimes.length > 0 ? found.runtimes : ['runc'];
+  for (const runtime of runtimes) {
+    const ctx: InstanceContext = { id, name: id.slice(0, 12), root: engine.root, dir, config: stubConfig(runtime), layers: [], exitCommand: [] };
+    await engine.driver(kind).delete(ctx).catch((e: Error) => problems.push(e.message));
+  }
+  // supervisors no pid file named (an exec's conmon, QEMU of a monitor that is gone)
+  const left = findSupervisors(engine.root).filter((s) => s.id === id);
+  for (const s of left) {
+    try {
+      process.kill(s.pid, 'SIGKILL');
+    } catch { /* gone meanwhile */ }
+  }
+  const deadline = Date.now() + 5000;
+  while (left.some((s) => processAlive(s.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  for (const s of left) if (processAlive(s.pid)) problems.push(`${s.program} (pid ${s.pid}) does not exit`);
+  await unmountAll(dir).catch((e: Error) => problems.push(e.message));
+  const cgroups = removeCgroup(cgroupPaths(containerCgroupsPath(id), probeHost().cgroupLayout));
+  if (cgroups.length > 0) problems.push(`cgroups still in use: ${cgroups.join(', ')}`);
+  await engine.networks.teardown(id, netnsPath(engine, id)).catch((e: Error) => problems.push(e.message));
+  for (const rt of RUNTIMES) {
+    // the runtime's state of a container whose processes are gone now (the driver's delete ran the runtime's)
+    if (existsSync(join(engine.root, 'run', rt, id))) problems.push(`${rt} still keeps state for it in ${join(engine.root, 'run', rt)}`);
+  }
+  if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+  else problems.push(`mounts remain under ${dir}`);
+  return [...new Set(problems)];
+}
