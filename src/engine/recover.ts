@@ -143,7 +143,7 @@ function describe(found: Map<string, Remains>): string {
   const dirs = rs.filter((r) => r.dir).length;
   if (dirs) parts.push(n(dirs, 'instance directory', 'instance directories'));
   const sups = rs.flatMap((r) => r.supervisors);
-  if (sups.length) parts.push(`${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].join(', ')})`);
+  if (sups.length) parts.push(`${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].sort().join(', ')})`);
   const mounts = rs.reduce((k, r) => k + r.mounts.length, 0);
   if (mounts) parts.push(n(mounts, 'mount', 'mounts'));
   const netns = rs.filter((r) => r.netns || r.attachments).length;
