@@ -110,7 +110,11 @@ function entries(dir: string): string[] {
   }
 }
 
-/** Everything of the root's instances on the host, by instance id. */
+/**
+ * Everything of the root's instances on the host, by instance id. The scan of /proc (tens of ms on a busy
+ * host) is skipped for a root that never had an instance: <root>/containers is made with the first one and
+ * stays, and every supervisor's argv names a directory in it.
+ */
 function findRemains(root: string): Map<string, Remains> {
   const all = new Map<string, Remains>();
   const of = (id: string): Remains => {
@@ -119,7 +123,7 @@ function findRemains(root: string): Map<string, Remains> {
     return r;
   };
   for (const id of entries(join(root, 'containers'))) of(id).dir = true;
-  for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
+  if (existsSync(join(root, 'containers'))) for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
   const under = new RegExp(`^${escapeRe(resolve(root))}/(?:containers|netns)/([0-9a-f]{64})(?:/|$)`);
   for (const m of readMountInfo()) {
     const id = under.exec(m.mountPoint)?.[1];
