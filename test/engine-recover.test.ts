@@ -25,7 +25,7 @@ function record(id: string, name: string): InstanceRecord {
   return {
     id, name, kind: 'container', state: 'created', image: 'busybox', imageId: 'sha256:x',
     config: { command: ['true'], labels: { a: 'b' } } as unknown as InstanceConfig, createdAt: 1234, startedAt: null,
-    finishedAt: null, exitCode: null, exitReason: null, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
   };
 }
 

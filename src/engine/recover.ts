@@ -300,7 +300,8 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
   }
   const rec: InstanceRecord = {
     id: s.id, name, kind: s.kind, state: 'created', image: s.image, imageId: s.imageId, config: s.config, createdAt: s.createdAt,
-    startedAt: null, finishedAt: null, exitCode: null, exitReason: null, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    startedAt: null, finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0,
+    stoppedByUser: false,
   };
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
@@ -318,7 +319,7 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
     if (live.state !== 'created') rec.startedAt = processStartedAt(live.pid) ?? processStartedAt(supervisor!.pid) ?? Date.now();
   } else {
     exit ??= { exitCode: 255, finishedAt: Date.now(), reason: `its supervisor (${driver.supervisorName}) was gone when hull recovered its record` };
-    Object.assign(rec, { state: 'exited', exitCode: exit.exitCode, finishedAt: exit.finishedAt, exitReason: exit.reason ?? null });
+    Object.assign(rec, { state: 'exited', exitCode: exit.exitCode, finishedAt: exit.finishedAt, exitReason: exit.reason ?? null, oomKilled: exit.oomKilled === true });
   }
   await engine.images.resolve(rec.imageId).catch(() => {
     notes.push(`its image ${rec.imageId.replace(/^sha256:/, '').slice(0, 12)} is gone: it cannot be started again`);
