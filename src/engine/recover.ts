@@ -21,7 +21,7 @@
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { StateLostError } from '../common/errors.js';
+import { StateCorruptError, StateLostError } from '../common/errors.js';
 import type { InstanceConfig, InstanceContext, InstanceKind, InstanceState, ExitInfo } from '../common/instance.js';
 import { cgroupPaths, removeCgroup } from '../host/cgroups.js';
 import { mountsUnder, readMountInfo, unmountAll } from '../host/mount.js';
@@ -202,7 +202,7 @@ export function setAsideDatabase(root: string): string[] {
       new StateStore(root).close();
       return [];
     } catch (e) {
-      if (!(e instanceof Error && 'code' in e && e.code === 'HULL_STATE_CORRUPT')) throw e;
+      if (!(e instanceof StateCorruptError)) throw e;
     }
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -242,6 +242,8 @@ export interface RemovedInstance {
 export interface RecoverReport {
   recovered: RecoveredInstance[];
   removed: RemovedInstance[];
+  /** instances whose rebuild failed for another reason: left as they are, for another try */
+  failed: { id: string; name: string; error: string }[];
 }
 
 /**
@@ -249,7 +251,7 @@ export interface RecoverReport {
  * engine must have been opened without the checks above (they would refuse).
  */
 export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
-  const report: RecoverReport = { recovered: [], removed: [] };
+  const report: RecoverReport = { recovered: [], removed: [], failed: [] };
   const known = engine.store.ids();
   for (const [id, found] of findRemains(engine.root)) {
     if (known.has(id)) continue;
@@ -264,11 +266,11 @@ export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
           const r = await rebuild(engine, s, found);
           if ('why' in r) report.removed.push(r);
           else report.recovered.push(r);
-          continue;
         } catch (e) {
-          if (engine.store.get(id)) throw e; // recorded, but something after failed: it stays recorded
-          why = `it could not be rebuilt (${(e as Error).message})`;
+          // its record is fine: nothing of it is torn down for an error that may pass (recorded or not)
+          report.failed.push({ id, name: s.name, error: (e as Error).message });
         }
+        continue;
       }
     } else {
       why = 'its instance directory is gone';

@@ -105,9 +105,9 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       const movedAside = setAsideDatabase(ctx.root);
       const engine = await ctx.engine({ unchecked: true });
       const r = await recoverInstances(engine);
-      if (r.removed.some((x) => x.problems.length > 0)) ctx.exitCode = 125;
+      if (r.failed.length > 0 || r.removed.some((x) => x.problems.length > 0)) ctx.exitCode = 125;
       if (format === 'json') {
-        process.stdout.write(json({ MovedAside: movedAside, Recovered: r.recovered, Removed: r.removed }));
+        process.stdout.write(json({ MovedAside: movedAside, Recovered: r.recovered, Removed: r.removed, Failed: r.failed }));
         return;
       }
       for (const p of movedAside) process.stdout.write(`moved the old database file aside: ${p}\n`);
@@ -119,7 +119,8 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         process.stdout.write(`removed ${x.id.slice(0, 12)}${x.name ? ` ${x.name}` : ''}: ${x.why}\n`);
         for (const p of x.problems) process.stderr.write(`hull: ${x.id.slice(0, 12)} left behind: ${p}\n`);
       }
-      if (r.recovered.length === 0 && r.removed.length === 0) process.stdout.write(`nothing to recover: the state database records every instance of ${engine.root}\n`);
+      for (const x of r.failed) process.stderr.write(`hull: ${x.id.slice(0, 12)} ${x.name} not recovered: ${x.error}; it is left as it is (run hull system recover again)\n`);
+      if (r.recovered.length === 0 && r.removed.length === 0 && r.failed.length === 0) process.stdout.write(`nothing to recover: the state database records every instance of ${engine.root}\n`);
     });
 
   // Run by conmon when an instance's process exits: record the exit, clean up, --rm, restart policy.
