@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { HullError, InterruptedError, InvalidArgumentError, IntegrityError, NotFoundError, RegistryError } from '../../common/errors.js';
+import { HullError, InterruptedError, LocalFsError, InvalidArgumentError, IntegrityError, NotFoundError, RegistryError } from '../../common/errors.js';
 import { describeLocalFsError, isLocalFsError } from '../../host/fserror.js';
 import type { Lease } from '../lease.js';
 import { parseReference } from '../reference.js';
@@ -230,6 +230,7 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
   }
   let resumable = true;
   let ok = false;
+  let failure: unknown;
   try {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -240,6 +241,7 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
         ok = true;
         return;
       } catch (e) {
+        failure = e;
         if ((e as { ranges?: boolean }).ranges !== undefined) resumable = (e as { ranges: boolean }).ranges;
         interrupted(dl.signal, dl.display);
         const cause = e;
@@ -259,7 +261,7 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
     }
   } finally {
     // kept for a resume only where the registry takes range requests; a finished or damaged one is gone already
-    if (!ok) store.releaseDownload(blob.digest, token, resumable);
+    if (!ok) store.releaseDownload(blob.digest, token, resumable && !(failure instanceof LocalFsError));
   }
 }
 
@@ -327,7 +329,7 @@ async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state
         while (off < rest.length) off += (await fh.write(rest, off, rest.length - off, position + written + off)).bytesWritten;
       }
     } catch (e) {
-      throw Object.assign(local(e) as Error, { localWrite: true });
+      throw Object.assign(e as Error, { localWrite: true });
     }
     position += total;
   };
@@ -351,11 +353,14 @@ async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state
     if (done !== blob.size) throw new IntegrityError(`blob ${blob.digest} ended after ${done} of the ${blob.size} bytes its manifest says`);
     await fh.sync().catch((e: unknown) => { throw local(e); });
   } catch (e) {
+    const localWrite = !!(e as { localWrite?: boolean }).localWrite;
     // keep what arrived, for the next attempt (unless the disk refused it or the content is wrong)
-    if (!(e as { localWrite?: boolean }).localWrite && !(e instanceof IntegrityError)) await flush().catch(() => { /* keep what is there */ });
+    if (!localWrite && !(e instanceof IntegrityError)) await flush().catch(() => { /* keep what is there */ });
     await fh.close().catch(() => { /* closing */ });
-    if (e instanceof IntegrityError) await rm(path, { force: true });
-    throw Object.assign(e instanceof Error ? e : new Error(String(e)), { ranges });
+    // a partial that filled the disk goes, before the free space is measured for the message
+    if (localWrite || e instanceof IntegrityError) await rm(path, { force: true });
+    const err = localWrite ? local(e) : e;
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { ranges });
   }
   await fh.close();
   const digest = 'sha256:' + h.digest('hex');
