@@ -248,7 +248,7 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
         // a dropped connection or a stall is retried (and resumed); a digest mismatch, a refusal or a local error is not
         const transient = cause instanceof StallError || !(cause instanceof HullError || isLocalFsError(cause));
         if (!transient || attempt >= dl.attempts) {
-          if (cause instanceof IntegrityError) throw new IntegrityError(`registry ${dl.registry} sent ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} with the wrong content (${cause.message}); nothing was stored`);
+          if (cause instanceof IntegrityError) throw new IntegrityError(`registry ${dl.registry} sent ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} with the wrong content (${cause.message}); it was not stored`);
           if (!transient) throw cause;
           if (cause instanceof StallError) {
             throw new RegistryError(`downloading ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} from registry ${dl.registry} stalled: no data for ${cause.ms / 1000} s, ${attempt} attempts; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`);
