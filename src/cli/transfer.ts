@@ -116,7 +116,7 @@ export async function ensureImage(ctx: CliContext, engine: Engine, ref: string, 
     await pullWithProgress(ctx, engine, ref, o);
   } catch (e) {
     // one line that says both: the image is not here, and why it could not be fetched
-    if (e instanceof HullError) e.message = `image ${ref} is not stored here and pulling it failed: ${e.message}`;
+    if (e instanceof HullError && !(e instanceof InterruptedError)) e.message = `image ${ref} is not stored here and pulling it failed: ${e.message}`;
     throw e;
   }
 }
