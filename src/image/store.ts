@@ -40,7 +40,7 @@ import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } fr
 import { digestHex, OciLayout, sha256, TempArea, type TempBlob } from './layout.js';
 import { Lease, liveLeaseRefs } from './lease.js';
 import { writeFileAtomic } from '../common/fsutil.js';
-import { processStartTime } from '../host/proc.js';
+import { processAlive, processStartTime } from '../host/proc.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
 // The tar code (busybox.ts, unpack.ts) loads on first use: most commands never touch a tarball, and
@@ -491,7 +491,8 @@ export class ImageStore {
     } catch {
       return undefined;
     }
-    return owner.start && processStartTime(owner.pid) === owner.start ? owner : undefined;
+    // pid and start time name the process; a zombie (killed, not reaped yet) is gone too
+    return owner.start && processStartTime(owner.pid) === owner.start && processAlive(owner.pid) ? owner : undefined;
   }
 
   /**
@@ -501,11 +502,12 @@ export class ImageStore {
    */
   async claimDownload(digest: string, lease: Lease, token: string): Promise<'stored' | 'mine' | 'busy'> {
     return this.layout.withLock(() => {
+      const owner = this.liveOwner(digest);
       if (this.layout.hasBlob(digest)) {
         lease.add([digest]);
+        if (!owner) rmSync(this.ownerPath(digest), { force: true }); // a claim its process left (killed while committing)
         return 'stored';
       }
-      const owner = this.liveOwner(digest);
       if (owner && owner.token !== token) return 'busy';
       mkdirSync(this.downloadsDir, { recursive: true, mode: 0o700 });
       const me: DownloadOwner = { pid: process.pid, start: processStartTime(process.pid) ?? '', token };
@@ -534,9 +536,11 @@ export class ImageStore {
    */
   async commitDownload(digest: string, size: number, lease: Lease, token: string): Promise<void> {
     await this.layout.withLock(() => {
+      // the claim goes first: a kill between the two leaves an unowned, complete partial (the next pull checks and
+      // commits it without fetching), never a stored blob with a claim on it
+      if (this.liveOwner(digest)?.token === token) rmSync(this.ownerPath(digest), { force: true });
       this.layout.commitBlob({ path: this.partialPath(digest), digest, size });
       lease.add([digest]);
-      if (this.liveOwner(digest)?.token === token) rmSync(this.ownerPath(digest), { force: true });
     });
   }
 
