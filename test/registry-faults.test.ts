@@ -226,6 +226,31 @@ describe('interrupted pulls', () => {
 });
 
 describe('concurrent pulls', () => {
+  test('a puller waiting for a stuck one (SIGSTOP) says who it waits for; once that one is killed, the next pull takes over', async () => {
+    let first = true;
+    proxy.fault = (r) => (isBlob(big.layer.digest)(r) && first ? (first = false, { stallAfter: 3 * MiB }) : undefined);
+    const root = newRoot('regfaults-stuck');
+    const a = pullInBackground(root, `${proxy.host}/big/img:1`);
+    await waitFor('2 MiB in the partial', () => sizeOf(partialOf(root, big.layer.digest)) >= 2 * MiB, 30_000);
+    a.kill('SIGSTOP');
+    try {
+      const r = await root.hullWith({ env: { HULL_REGISTRY_STALL_TIMEOUT: '1', HULL_REGISTRY_ATTEMPTS: '1' } }, 'pull', `${proxy.host}/big/img:1`);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, new RegExp(`hull: layer ${big.layer.digest} of 127\\.0\\.0\\.1:\\d+/big/img:1 is being downloaded by hull process ${a.pid}, which has made no progress for \\d+ s; wait for it or stop it, then pull again\\n$`));
+    } finally {
+      a.kill('SIGKILL');
+    }
+    await a.done;
+    proxy.dropConnections();
+    const r = await root.hull('pull', `${proxy.host}/big/img:1`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(proxy.blobGets(big.layer.digest).at(-1)!.range ?? '', /^bytes=\d+-$/);
+    assert.deepEqual(scratch(root).downloads, []);
+    assert.equal(scratch(root).leases.length, 1, 'the killed pull\'s lease, until a collector sees its process is gone');
+    await root.ok('image', 'prune');
+    assert.deepEqual(scratch(root), { tmp: [], downloads: [], leases: [] });
+  });
+
   test('five hull pull processes of one image: each blob comes from the registry once', async () => {
     const root = newRoot('regfaults-concurrent');
     const start = proxy.requests.length;

@@ -516,6 +516,11 @@ export class ImageStore {
     });
   }
 
+  /** The pid of the live process downloading `digest`, if any. */
+  downloadOwner(digest: string): number | undefined {
+    return this.liveOwner(digest)?.pid;
+  }
+
   /** Without the lock: whether a claim would now end differently from 'busy' (the blob came, or its owner is gone). */
   downloadSettled(digest: string): boolean {
     return this.layout.hasBlob(digest) || !this.liveOwner(digest);

@@ -225,8 +225,22 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
       return;
     }
     if (claim === 'mine') break;
-    event('waiting', store.partialSize(blob.digest));
-    while (!store.downloadSettled(blob.digest) && !dl.signal?.aborted) await sleep(WAIT_POLL_MS, dl.signal);
+    // The owner times out on its own stalls and gives the claim up; one that makes no progress for longer than
+    // all its attempts could take is stuck (stopped, say): say who it is rather than wait for ever.
+    const patience = dl.client.stallMs > 0 ? (dl.attempts + 1) * dl.client.stallMs + dl.backoffMs * 2 ** dl.attempts : Infinity;
+    let size = store.partialSize(blob.digest);
+    let moved = Date.now();
+    event('waiting', size);
+    while (!store.downloadSettled(blob.digest) && !dl.signal?.aborted) {
+      await sleep(WAIT_POLL_MS, dl.signal);
+      const now = store.partialSize(blob.digest);
+      if (now !== size) { size = now; moved = Date.now(); }
+      else if (Date.now() - moved > patience) {
+        const pid = store.downloadOwner(blob.digest);
+        if (pid === undefined) break;
+        throw new RegistryError(`${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} is being downloaded by hull process ${pid}, which has made no progress for ${Math.round((Date.now() - moved) / 1000)} s; wait for it or stop it, then pull again`);
+      }
+    }
   }
   let resumable = true;
   let ok = false;
