@@ -75,3 +75,68 @@ test('RegistryClient: HTTPS by default, plain HTTP for loopback, --tls-verify=fa
     else process.env.HULL_INSECURE_REGISTRIES = saved;
   }
 });
+
+test('parseStallTimeout: seconds or a duration; 0 is off; anything else is refused', async () => {
+  const { parseStallTimeout } = await import('../src/cli/transfer.js');
+  assert.equal(parseStallTimeout('30'), 30_000);
+  assert.equal(parseStallTimeout('2.5'), 2500);
+  assert.equal(parseStallTimeout('500ms'), 500);
+  assert.equal(parseStallTimeout('30s'), 30_000);
+  assert.equal(parseStallTimeout('2m'), 120_000);
+  assert.equal(parseStallTimeout('0'), 0);
+  assert.throws(() => parseStallTimeout('soon'), /invalid --stall-timeout value "soon": give seconds \(30\) or a duration \(500ms, 30s, 2m\); 0 turns it off/);
+  assert.throws(() => parseStallTimeout('-1', 'HULL_REGISTRY_STALL_TIMEOUT'), /invalid HULL_REGISTRY_STALL_TIMEOUT value "-1"/);
+});
+
+test('stall timeout: no answer, or a body that stops, is a StallError (fetch and node:http paths)', async () => {
+  const { createServer } = await import('node:http');
+  const { StallError, stallFetch } = await import('../src/image/registry/client.js');
+  const server = createServer((req, res) => {
+    if (req.url === '/silent') return; // never answers
+    res.writeHead(200, { 'Content-Length': '100' });
+    res.write('0123456789'); // then nothing
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    await assert.rejects(stallFetch(`${base}/silent`, {}, 200), (e: unknown) => e instanceof StallError && e.ms === 200);
+    const res = await stallFetch(`${base}/body`, {}, 200);
+    assert.equal(res.status, 200);
+    await assert.rejects(res.arrayBuffer(), (e: unknown) => e instanceof StallError);
+    const client = new RegistryClient(`127.0.0.1:${(server.address() as { port: number }).port}`, { stallTimeoutMs: 200, attempts: 1 });
+    const blob = await client.openBlob('x/y', `sha256:${'a'.repeat(64)}`);
+    await assert.rejects((async () => { for await (const _ of blob.body) { /* reading */ } })(), (e: unknown) => e instanceof StallError);
+    await assert.rejects(client.getManifest('x/y', 'silent', 'x/y:silent'), /registry 127\.0\.0\.1:\d+ stalled: no data for 0\.2 s on GET \/v2\/x\/y\/manifests\/silent;/);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('describeLocalFsError: the path, its file system and the space; other errors pass through', async () => {
+  const { describeLocalFsError, fileSystemOf, isLocalFsError } = await import('../src/host/fserror.js');
+  const { LocalFsError } = await import('../src/common/errors.js');
+  const path = join(dir, 'sub', 'blob.part');
+  const fs = fileSystemOf(path)!;
+  assert.ok(fs.mountPoint.startsWith('/') && fs.fsType && (fs.free ?? -1) >= 0, JSON.stringify(fs));
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  assert.ok(isLocalFsError(enospc));
+  const e = describeLocalFsError(enospc, { path, action: 'writing layer sha256:abc', needed: 3 * 1024 * 1024 });
+  assert.ok(e instanceof LocalFsError);
+  assert.equal(e.errno, 'ENOSPC');
+  assert.equal(e.code, 'HULL_LOCAL_FS');
+  assert.match(e.message, new RegExp(`^no space left on device writing layer sha256:abc: ${path.replace(/[.]/g, '\\.')} is on file system ${fs.mountPoint.replace(/[.]/g, '\\.')} \\(${fs.fsType} on .+\\), which has [\\d.]+ \\w+ free of [\\d.]+ \\w+, this needs 3\\.0 MiB; free space there or use a hull root \\(--root\\) on a larger file system$`));
+  const erofs = describeLocalFsError(Object.assign(new Error('x'), { code: 'EROFS' }), { path, action: 'writing x' }) as Error;
+  assert.match(erofs.message, /^read-only file system writing x: .* mounted read-only; remount it read-write or use another hull root \(--root\)$/);
+  const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+  assert.equal(describeLocalFsError(reset, { path, action: 'x' }), reset);
+  assert.ok(!isLocalFsError(reset));
+});
+
+test('references: docker\'s messages', async () => {
+  const { parseReference } = await import('../src/image/reference.js');
+  assert.throws(() => parseReference('UPPER'), /^InvalidArgumentError: invalid reference format: repository name \(library\/UPPER\) must be lowercase$/);
+  assert.throws(() => parseReference('quay.io/Org/app:1'), /^InvalidArgumentError: invalid reference format: repository name \(Org\/app\) must be lowercase$/);
+  assert.throws(() => parseReference('a//b'), /^InvalidArgumentError: invalid reference format: "a\/\/b": it has an empty path component$/);
+  assert.equal(parseReference('UPPER/case').name, 'UPPER/case', 'an uppercase first component is a registry host, as in docker');
+});

@@ -96,3 +96,25 @@ export class StateLostError extends HullError {
 export class StateCorruptError extends HullError {
   override readonly code: string = 'HULL_STATE_CORRUPT';
 }
+
+/**
+ * A local file system refused a write hull needed (no space, quota, read-only, I/O error, permission):
+ * not the network's fault and not worth a retry. `errno` is the system's code (ENOSPC, ...).
+ * Messages come from host/fserror.ts (describeLocalFsError), which names the path, the file system and the space.
+ */
+export class LocalFsError extends HullError {
+  override readonly code: string = 'HULL_LOCAL_FS';
+  constructor(message: string, readonly errno: string, readonly path: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The user interrupted an operation (SIGINT, SIGTERM); exit status 128 + the signal's number, as shells report it. */
+export class InterruptedError extends HullError {
+  override readonly code: string = 'HULL_INTERRUPTED';
+  override readonly exitCode: number;
+  constructor(message: string, signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP' = 'SIGINT') {
+    super(message);
+    this.exitCode = 128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal];
+  }
+}

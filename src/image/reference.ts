@@ -9,6 +9,11 @@
  *   (`docker.io/busybox` → `docker.io/library/busybox`);
  * - a missing tag is `latest`, unless a digest is given (then there is no tag).
  *
+ * Errors use docker's words: `invalid reference format: repository name (library/UPPER) must be lowercase` for an
+ * uppercase repository path, `invalid reference format: "REF": <what is wrong>` for the rest. As in docker, a
+ * first component with uppercase letters (`UPPER/case`) is a registry host, not a bad name; pulling from it fails
+ * at once when the name service does not know the host (see registry/client.ts).
+ *
  * The full form (`docker.io/library/busybox:latest`) is what index.json stores in the
  * `org.opencontainers.image.ref.name` annotation; the display form drops `docker.io/library/`
  * and `docker.io/` like docker does (`busybox:latest`, `someuser/app:1`), and keeps other
@@ -47,8 +52,9 @@ export function looksLikeId(ref: string): boolean {
   return /^(?:sha256:)?[a-f0-9]{3,64}$/.test(ref);
 }
 
+/** docker's error for a malformed reference ("invalid reference format"), with what is wrong with `ref`. */
 function invalid(ref: string, why: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid image reference "${ref}": ${why}`);
+  return new InvalidArgumentError(`invalid reference format: "${ref}": ${why}`);
 }
 
 /**
@@ -89,7 +95,11 @@ export function parseReference(ref: string): ImageReference {
   }
   if (!DOMAIN.test(domain)) throw invalid(ref, `bad registry domain "${domain}"`);
   if (domain === 'index.docker.io') domain = DEFAULT_DOMAIN;
-  if (path !== path.toLowerCase()) throw invalid(ref, 'repository names must be lowercase');
+  if (path !== path.toLowerCase()) {
+    // docker's message, word for word (distribution/reference ParseNormalizedNamed)
+    const remote = domain === DEFAULT_DOMAIN && !path.includes('/') ? OFFICIAL_PREFIX + path : path;
+    throw new InvalidArgumentError(`invalid reference format: repository name (${remote}) must be lowercase`);
+  }
   for (const component of path.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
       throw invalid(ref, component === ''

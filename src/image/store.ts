@@ -19,17 +19,28 @@
  * image it may delete, which the creator then reports as gone instead of running without it.
  * Doomed layer directories are renamed away under the lock and deleted after it.
  *
+ * Downloads (pull) go through `<root>/images/.downloads/`: `<hex>.part` is the partial blob (kept after a
+ * failure or an interrupt when the registry takes range requests, so the next pull resumes it) and
+ * `<hex>.owner` names the process downloading it (pid, start time, a per-task token). A second puller
+ * of the same blob sees a live owner and waits for the blob to arrive in blobs/; an owner that died
+ * (kill -9) is taken over, partial included. Claims and commits happen under the store lock. Partials
+ * are never blobs: a finished one is verified against its digest, then renamed into blobs/. GC removes
+ * owner files of dead processes and partials nobody owns that are older than an hour (all of them with
+ * `image prune --all`).
+ *
  * Reads take no lock: index.json is replaced atomically and blobs never change. Writes go
  * through OciLayout.withLock. Resolving an existing image reads index.json and two small JSON
  * blobs and hashes nothing (blobs were verified when written; layers are verified when
  * extracted).
  */
-import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConflictError, InvalidArgumentError, IntegrityError, NotFoundError } from '../common/errors.js';
 import { digestHex, OciLayout, sha256, TempArea, type TempBlob } from './layout.js';
 import { Lease, liveLeaseRefs } from './lease.js';
+import { writeFileAtomic } from '../common/fsutil.js';
+import { processAlive, processStartTime } from '../host/proc.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from './reference.js';
 import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from './types.js';
 // The tar code (busybox.ts, unpack.ts) loads on first use: most commands never touch a tarball, and
@@ -105,6 +116,11 @@ export interface GcResult {
   /** bytes freed (blobs plus extracted files) */
   reclaimed: number;
 }
+
+/** Partials nobody downloads are kept this long for a resume, then `image prune` removes them. */
+export const PARTIAL_MAX_AGE_MS = 60 * 60 * 1000;
+
+interface DownloadOwner { pid: number; start: string; token: string }
 
 /** Options of {@link ImageStore}. */
 export interface ImageStoreOptions {
@@ -312,7 +328,7 @@ export class ImageStore {
         return false;
       });
       if (removed.size) this.layout.writeIndex(index);
-      const gc = this.collectLocked(used);
+      const gc = this.collectLocked(used, opts.all ? 0 : PARTIAL_MAX_AGE_MS);
       doomed = gc.doomed;
       return { images: [...removed], gc: gc.result };
     });
@@ -362,12 +378,12 @@ export class ImageStore {
    * no remaining image, lease, in-use image or overlay mount needs into the temp area (returned as
    * `doomed`, for deleteDoomed once the lock is released).
    */
-  private collectLocked(used: Set<string>): { result: GcResult; doomed: string[] } {
+  private collectLocked(used: Set<string>, partialMaxAgeMs = PARTIAL_MAX_AGE_MS): { result: GcResult; doomed: string[] } {
     const leased = liveLeaseRefs(join(this.imagesDir, '.leases'));
     const sizes = new Map<string, number>();
     for (const d of this.blobDigests()) sizes.set(d, this.blobSize(d));
     const blobs = this.layout.deleteUnreferencedBlobs(leased);
-    let reclaimed = blobs.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0);
+    let reclaimed = blobs.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0) + this.collectPartials(partialMaxAgeMs);
     const keep = new Set<string>([...leased].filter((r) => r.startsWith('sha256:')).map((r) => r.slice(7)));
     const index = this.layout.readIndex();
     for (const d of index.manifests) {
@@ -452,6 +468,121 @@ export class ImageStore {
       await rm(work, { recursive: true, force: true });
       if (blob) await this.layout.discardTemp(blob);
     }
+  }
+
+  private get downloadsDir(): string {
+    return join(this.imagesDir, '.downloads');
+  }
+
+  /** Where the partial download of `digest` lives (outside blobs/: never taken for a blob). */
+  partialPath(digest: string): string {
+    return join(this.downloadsDir, `${digestHex(digest)}.part`);
+  }
+
+  private ownerPath(digest: string): string {
+    return join(this.downloadsDir, `${digestHex(digest)}.owner`);
+  }
+
+  /** The live owner of a download, or undefined when there is none (no file, or its process is gone). */
+  private liveOwner(digest: string): DownloadOwner | undefined {
+    let owner: DownloadOwner;
+    try {
+      owner = JSON.parse(readFileSync(this.ownerPath(digest), 'utf8')) as DownloadOwner;
+    } catch {
+      return undefined;
+    }
+    // pid and start time name the process; a zombie (killed, not reaped yet) is gone too
+    return owner.start && processStartTime(owner.pid) === owner.start && processAlive(owner.pid) ? owner : undefined;
+  }
+
+  /**
+   * Claim the download of a blob, under the store lock: 'stored' when the store has it (it is added to
+   * `lease`, so no collector takes it before the pull commits), 'mine' when this task now owns the download
+   * (no owner, or a dead one: its partial is this task's to resume), 'busy' while another live task owns it.
+   */
+  async claimDownload(digest: string, lease: Lease, token: string): Promise<'stored' | 'mine' | 'busy'> {
+    return this.layout.withLock(() => {
+      const owner = this.liveOwner(digest);
+      if (this.layout.hasBlob(digest)) {
+        lease.add([digest]);
+        if (!owner) rmSync(this.ownerPath(digest), { force: true }); // a claim its process left (killed while committing)
+        return 'stored';
+      }
+      if (owner && owner.token !== token) return 'busy';
+      mkdirSync(this.downloadsDir, { recursive: true, mode: 0o700 });
+      const me: DownloadOwner = { pid: process.pid, start: processStartTime(process.pid) ?? '', token };
+      writeFileAtomic(this.ownerPath(digest), JSON.stringify(me));
+      return 'mine';
+    });
+  }
+
+  /** The pid of the live process downloading `digest`, if any. */
+  downloadOwner(digest: string): number | undefined {
+    return this.liveOwner(digest)?.pid;
+  }
+
+  /** Without the lock: whether a claim would now end differently from 'busy' (the blob came, or its owner is gone). */
+  downloadSettled(digest: string): boolean {
+    return this.layout.hasBlob(digest) || !this.liveOwner(digest);
+  }
+
+  /** Bytes of the partial download of `digest` so far (0 when there is none). */
+  partialSize(digest: string): number {
+    try {
+      return statSync(this.partialPath(digest)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * A finished download (its partial, verified against `digest` by the caller) becomes a blob, in `lease`,
+   * and the claim ends; one step under the lock.
+   */
+  async commitDownload(digest: string, size: number, lease: Lease, token: string): Promise<void> {
+    await this.layout.withLock(() => {
+      // the claim goes first: a kill between the two leaves an unowned, complete partial (the next pull checks and
+      // commits it without fetching), never a stored blob with a claim on it
+      if (this.liveOwner(digest)?.token === token) rmSync(this.ownerPath(digest), { force: true });
+      this.layout.commitBlob({ path: this.partialPath(digest), digest, size });
+      lease.add([digest]);
+    });
+  }
+
+  /** End a claim without a blob, keeping the partial for a resume or removing it. */
+  releaseDownload(digest: string, token: string, keepPartial: boolean): void {
+    if (!keepPartial) rmSync(this.partialPath(digest), { force: true });
+    if (this.liveOwner(digest)?.token === token) rmSync(this.ownerPath(digest), { force: true });
+  }
+
+  /** Under the lock: drop owner files of dead processes and unowned partials older than `maxAgeMs`. Returns bytes freed. */
+  private collectPartials(maxAgeMs: number): number {
+    let names: string[];
+    try {
+      names = readdirSync(this.downloadsDir);
+    } catch {
+      return 0;
+    }
+    let freed = 0;
+    const now = Date.now();
+    for (const name of names) {
+      const m = /^([a-f0-9]{64})\.(part|owner)$/.exec(name);
+      if (!m) continue;
+      const digest = `sha256:${m[1]}`;
+      if (this.liveOwner(digest)) continue;
+      const path = join(this.downloadsDir, name);
+      if (m[2] === 'owner') {
+        rmSync(path, { force: true });
+        continue;
+      }
+      try {
+        const st = statSync(path);
+        if (now - st.mtimeMs < maxAgeMs) continue;
+        rmSync(path, { force: true });
+        freed += st.size;
+      } catch { /* gone meanwhile */ }
+    }
+    return freed;
   }
 
   /** Whether the store holds the blob (for pulls: layers already there are not downloaded again). */

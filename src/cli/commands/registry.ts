@@ -24,14 +24,16 @@ async function readStdin(): Promise<string> {
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
   const credentials = () => new CredentialStore(join(ctx.root, 'auth.json'));
   const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  const transfer = (o: { tlsVerify?: string | boolean }, progress: TransferProgress) => transferOptions(ctx, o, progress);
+  const transfer = (o: { tlsVerify?: string | boolean; stallTimeout?: string }, progress: TransferProgress) => transferOptions(ctx, o, progress);
+  const STALL_HELP = 'give up on a transfer attempt (and retry it) when no byte moves for this long: seconds, or 500ms/30s/2m; 0: never (default 30s, or HULL_REGISTRY_STALL_TIMEOUT)';
 
   program.command('pull').description('download an image from a registry')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: the host\'s)')
     .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
     .option('-q, --quiet', 'print only the image id')
+    .option('--stall-timeout <duration>', STALL_HELP)
     .argument('<image>')
-    .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean }) => {
+    .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string }) => {
       const img = await pullWithProgress(ctx, await ctx.engine(), ref, o);
       process.stdout.write(`${img.id}\n`);
     });
@@ -39,9 +41,10 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
   program.command('push').description('upload an image to a registry')
     .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
     .option('-q, --quiet', 'print nothing but errors')
+    .option('--stall-timeout <duration>', STALL_HELP)
     .argument('<image>', 'local image')
     .argument('[destination]', 'REGISTRY/REPOSITORY[:TAG] (default: the image name)')
-    .action(async (src: string, dest: string | undefined, o: { tlsVerify?: string | boolean; quiet?: boolean }) => {
+    .action(async (src: string, dest: string | undefined, o: { tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string }) => {
       const engine = await ctx.engine();
       const progress = new TransferProgress('push', !!o.quiet);
       let r;

@@ -7,8 +7,14 @@
  * - Auth: a 401 answer's WWW-Authenticate challenge decides. Bearer: a token is fetched from the
  *   realm (service and scope as asked, user and password as basic auth when saved) and cached per
  *   scope; Basic: the saved user and password are sent. A second 401 is an AuthenticationError.
- * - Retries: network errors, 429 and 5xx answers are retried with exponential back-off (honouring
+ * - Retries: network errors, stalls, 429 and 5xx answers are retried with exponential back-off (honouring
  *   Retry-After up to a cap), a bounded number of times; then one RegistryError line.
+ * - Stalls: every transfer (manifests, blobs, uploads, token requests) has a stall timeout, as containerd
+ *   has: when no byte moves for that long (waiting for an answer, reading its body, or sending a request
+ *   body), the attempt is abandoned (StallError) and retried. Default 30 s; `--stall-timeout` or
+ *   HULL_REGISTRY_STALL_TIMEOUT (seconds, 0 = none).
+ * - Blobs resume: {@link RegistryClient.openBlob} asks for `Range: bytes=N-` and says whether the registry
+ *   honoured it (206) or sent the whole blob (200).
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -39,6 +45,19 @@ export interface RegistryClientOptions {
   attempts?: number;
   /** first back-off delay in ms, doubled per attempt (default 250) */
   backoffMs?: number;
+  /** abandon an attempt when no byte moves for this long, in ms (default 30 s; 0: never) */
+  stallTimeoutMs?: number;
+}
+
+/** The default stall timeout (containerd's is 5 min for a whole blob; per-byte silence is checked here). */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/** No byte moved for the stall timeout: the attempt was abandoned (retryable; not a HullError). */
+export class StallError extends Error {
+  readonly code = 'ESTALL';
+  constructor(readonly ms: number, readonly what = 'the registry') {
+    super(`${what} sent no data for ${ms / 1000} s (stall timeout)`);
+  }
 }
 
 export interface RequestOptions {
@@ -49,6 +68,8 @@ export interface RequestOptions {
   scopes: string[];
   /** a URL instead of base + path (upload locations) */
   url?: string;
+  /** read the whole answer inside the retry loop (a stall or reset while reading is retried too) */
+  buffer?: boolean;
 }
 
 export interface FetchedManifest {
@@ -70,13 +91,109 @@ export function listedInsecure(registry: string): boolean {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** One GET with node:http or node:https (by the URL's scheme); resolves with the answer's head. */
-function httpGet(url: URL, headers: Record<string, string>): Promise<IncomingMessage> {
+/**
+ * One GET with node:http or node:https (by the URL's scheme); resolves with the answer's head. The socket's idle
+ * timeout is the stall timeout, before the head and while the body is read: the request is destroyed with a
+ * StallError (`stalled()` then says so, for the body's reader).
+ */
+function httpGet(url: URL, headers: Record<string, string>, stallMs: number, signal?: AbortSignal): Promise<{ res: IncomingMessage; stalled: () => StallError | undefined }> {
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', headers }, resolve);
-    req.on('error', reject);
+    let stall: StallError | undefined;
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method: 'GET', headers, ...(stallMs > 0 ? { timeout: stallMs } : {}), ...(signal ? { signal } : {}),
+    }, (res) => resolve({ res, stalled: () => stall }));
+    req.on('timeout', () => {
+      stall = new StallError(stallMs);
+      req.destroy(stall);
+    });
+    req.on('error', (e) => reject(stall ?? e));
     req.end();
   });
+}
+
+/** Ends `timer` and arms it again: `fire` runs when it is not re-armed within `ms`. */
+function stallTimer(ms: number, fire: () => void): { arm(): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    arm() { clearTimeout(timer); if (ms > 0) timer = setTimeout(fire, ms); },
+    stop() { clearTimeout(timer); timer = undefined; },
+  };
+}
+
+/** The body of a node:http answer, with a stall (the socket's timeout) reported as the StallError it is. */
+async function* guarded(res: IncomingMessage, stalled: () => StallError | undefined): AsyncIterable<Uint8Array> {
+  try {
+    for await (const chunk of res) yield chunk as Uint8Array;
+  } catch (e) {
+    throw stalled() ?? e;
+  }
+  if (!res.complete) throw stalled() ?? Object.assign(new Error('the connection closed before the end of the blob'), { code: 'ECONNRESET' });
+}
+
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * fetch with a stall timeout: the attempt is aborted when no byte moves for `ms`, while the request body is sent
+ * (each chunk taken re-arms the timer), while waiting for the answer's head, and while the caller reads the answer's
+ * body (the timer runs only while a read waits). Rejects, or errors the body, with a StallError.
+ */
+export async function stallFetch(url: string | URL, init: RequestInit, ms: number): Promise<Response> {
+  if (!(ms > 0)) return fetch(url, init);
+  const ac = new AbortController();
+  let stalled: StallError | undefined;
+  const timer = stallTimer(ms, () => { stalled = new StallError(ms); ac.abort(stalled); });
+  let body = init.body;
+  if (body instanceof Uint8Array && body.length > 64 * 1024) {
+    const bytes = body;
+    let off = 0;
+    body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (off >= bytes.length) return ctl.close();
+        ctl.enqueue(bytes.subarray(off, off + 64 * 1024));
+        off += 64 * 1024;
+      },
+    });
+  }
+  if (body instanceof ReadableStream) {
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
+    body = new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        const r = await reader.read();
+        timer.arm(); // the previous chunk went out
+        if (r.done) ctl.close();
+        else ctl.enqueue(r.value);
+      },
+      cancel(reason) { return reader.cancel(reason); },
+    }, { highWaterMark: 0 });
+  }
+  timer.arm();
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, ...(body !== undefined ? { body } : {}), signal: ac.signal });
+  } catch (e) {
+    timer.stop();
+    throw stalled ?? e;
+  }
+  timer.stop();
+  if (!res.body || NULL_BODY.has(res.status)) return res;
+  const reader = res.body.getReader();
+  const watched = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      timer.arm();
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw stalled ?? e;
+      } finally {
+        timer.stop();
+      }
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel(reason) { timer.stop(); return reader.cancel(reason); },
+  }, { highWaterMark: 0 });
+  return new Response(watched, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 /** The text of a registry's error body (`{"errors":[{"code","message"}]}`), or the status line. */
@@ -90,6 +207,23 @@ async function errorText(res: Response): Promise<{ codes: string[]; text: string
     }
   } catch { /* not JSON */ }
   return { codes: [], text: `${res.status} ${res.statusText}`.trim() };
+}
+
+/** The system error code behind a fetch failure (undici wraps it in `cause`). */
+function errnoOf(e: unknown): string | undefined {
+  return (e as { cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code;
+}
+
+/** What to do about an unreachable registry; for a host name that is not found, why docker and hull took it for a host. */
+function hostHint(registry: string, e: unknown): string {
+  if (errnoOf(e) === 'ENOTFOUND') {
+    const first = registry.split(':')[0]!;
+    if (!first.includes('.') && first !== first.toLowerCase()) {
+      return `"${first}" was taken for a registry host because it has uppercase letters (as docker does); repository names must be lowercase`;
+    }
+    return 'check the registry\'s name';
+  }
+  return 'check that it runs and the address is right';
 }
 
 /** A short description of a fetch network failure (`connection refused`, ...). */
@@ -109,6 +243,8 @@ export class RegistryClient {
   readonly base: string;
   private readonly attempts: number;
   private readonly backoffMs: number;
+  /** the stall timeout in ms (0: none) */
+  readonly stallMs: number;
   private readonly tokens = new Map<string, string>();
   private useBasic = false;
 
@@ -119,6 +255,7 @@ export class RegistryClient {
     this.base = `${plain ? 'http' : 'https'}://${host}`;
     this.attempts = Math.max(1, opts.attempts ?? 4);
     this.backoffMs = opts.backoffMs ?? 250;
+    this.stallMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 
   /**
@@ -137,11 +274,21 @@ export class RegistryClient {
       let res: Response;
       try {
         const body = o.body?.();
-        res = await fetch(url, { method, headers, ...(body !== undefined ? { body, duplex: 'half' } as RequestInit : {}), redirect: 'follow' });
+        res = await stallFetch(url, { method, headers, ...(body !== undefined ? { body, duplex: 'half' } as RequestInit : {}), redirect: 'follow' }, this.stallMs);
+        if (o.buffer && res.status !== 401 && res.status !== 429 && res.status < 500) {
+          // read it here, so that a stall or a reset in the middle of the body is retried like one before the head
+          const bytes = NULL_BODY.has(res.status) || method === 'HEAD' ? null : new Uint8Array(await res.arrayBuffer());
+          res = new Response(bytes, { status: res.status, statusText: res.statusText, headers: res.headers });
+        }
       } catch (e) {
         if (e instanceof RegistryError || e instanceof AuthenticationError) throw e;
-        if (attempt < this.attempts) { await sleep(this.delay(attempt)); continue; }
-        throw new RegistryError(`registry ${this.registry} is not reachable at ${this.base}: ${networkCause(e)}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}; check that it runs and the address is right`);
+        // "no such host" is the name service's answer, not a passing failure (EAI_AGAIN is one, and is retried)
+        if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') { await sleep(this.delay(attempt)); continue; }
+        const tries = attempt > 1 ? ` (after ${attempt} attempts)` : '';
+        if (e instanceof StallError) {
+          throw new RegistryError(`registry ${this.registry} stalled: no data for ${e.ms / 1000} s on ${method} ${new URL(url).pathname}${tries}; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`);
+        }
+        throw new RegistryError(`registry ${this.registry} is not reachable at ${this.base}: ${networkCause(e)}${tries}; ${hostHint(this.registry, e)}`);
       }
       if (res.status === 401 && authTries < 1) {
         authTries++;
@@ -157,7 +304,7 @@ export class RegistryClient {
       if (res.status === 429 || res.status >= 500) {
         if (attempt < this.attempts) {
           const retryAfter = Number(res.headers.get('retry-after'));
-          await res.body?.cancel();
+          await res.body?.cancel().catch(() => { /* gone */ });
           await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : this.delay(attempt));
           continue;
         }
@@ -185,12 +332,21 @@ export class RegistryClient {
       for (const s of (bearer.params.scope ?? '').split(' ').filter(Boolean)) wanted.add(s);
       for (const s of wanted) realm.searchParams.append('scope', s);
       if (creds) realm.searchParams.set('account', creds.username);
-      let res: Response;
-      try {
-        res = await fetch(realm, { headers: { 'User-Agent': USER_AGENT, ...(creds ? { Authorization: basic(creds) } : {}) } });
-      } catch (e) {
-        throw new RegistryError(`the token server of registry ${this.registry} (${realm.origin}) is not reachable: ${networkCause(e)}`);
+      let res!: Response;
+      let text = '';
+      for (let attempt = 1; ; attempt++) {
+        try {
+          res = await stallFetch(realm, { headers: { 'User-Agent': USER_AGENT, ...(creds ? { Authorization: basic(creds) } : {}) } }, this.stallMs);
+          text = await res.text();
+          if ((res.status === 429 || res.status >= 500) && attempt < this.attempts) { await sleep(this.delay(attempt)); continue; }
+          break;
+        } catch (e) {
+          if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') { await sleep(this.delay(attempt)); continue; }
+          const why = e instanceof StallError ? `it sent no data for ${e.ms / 1000} s (stall timeout)` : networkCause(e);
+          throw new RegistryError(`the token server of registry ${this.registry} (${realm.origin}) is not reachable: ${why}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`);
+        }
       }
+      res = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
       if (res.status === 401 || res.status === 403) {
         const { text } = await errorText(res);
         throw new AuthenticationError(`registry ${this.registry} refused ${creds ? `the credentials of ${creds.username}` : 'an anonymous token'} (${text}); log in with: hull login ${this.registry}`);
@@ -221,7 +377,7 @@ export class RegistryClient {
 
   /** A manifest (or index) by tag or digest, with its bytes verified against the digest when it is known. */
   async getManifest(repo: string, ref: string, display: string): Promise<FetchedManifest> {
-    const res = await this.request('GET', `/v2/${repo}/manifests/${ref}`, { scopes: [`repository:${repo}:pull`], headers: { Accept: ACCEPT } });
+    const res = await this.request('GET', `/v2/${repo}/manifests/${ref}`, { scopes: [`repository:${repo}:pull`], headers: { Accept: ACCEPT }, buffer: true });
     if (res.status === 404) {
       const { text } = await errorText(res);
       throw new NotFoundError(`image not found in registry: ${display} (${text})`);
@@ -251,7 +407,7 @@ export class RegistryClient {
 
   /** Whether the repository has the blob (HEAD). */
   async hasBlob(repo: string, digest: string, scopes: string[]): Promise<boolean> {
-    const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, { scopes });
+    const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, { scopes, buffer: true });
     await res.body?.cancel();
     if (res.status === 404) return false;
     if (res.ok) return true;
@@ -259,29 +415,45 @@ export class RegistryClient {
   }
 
   /**
-   * A blob's bytes as a stream, for layer downloads. Tries node:http(s) first: its Buffer chunks cost about
-   * a third of the CPU time of fetch's web streams, which shows on a fast local registry (the pull's
+   * A blob's bytes from `offset` on, as a stream, for downloads. Tries node:http(s) first: its Buffer chunks cost
+   * about a third of the CPU time of fetch's web streams, which shows on a fast local registry (the pull's
    * throughput is CPU-bound there). Redirects (registries hand blobs to object stores) are followed, with the
    * Authorization header dropped when the origin changes. Any other answer, or a connection error, goes the
-   * fetch way ({@link getBlob}): auth challenges, retries and error messages live there.
+   * fetch way ({@link getBlob}): auth challenges, retries and error messages live there. A stall (no byte for
+   * the stall timeout) before the head or in the body is a StallError, for the caller to retry.
+   *
+   * With `offset` > 0 the request asks for `Range: bytes=offset-`; `offset` in the result is where the stream
+   * really starts: the same on a 206 whose Content-Range agrees, 0 when the registry sent the whole blob.
+   * `ranges` says whether the registry takes range requests (a 206, or `Accept-Ranges: bytes`).
    */
-  async streamBlob(repo: string, digest: string): Promise<AsyncIterable<Uint8Array>> {
+  async openBlob(repo: string, digest: string, offset = 0, signal?: AbortSignal): Promise<{ body: AsyncIterable<Uint8Array>; offset: number; ranges: boolean }> {
     const scopeKey = `repository:${repo}:pull`;
     const token = this.tokens.get(scopeKey);
     const auth = token ? `Bearer ${token}` : this.useBasic && this.opts.credentials ? basic(this.opts.credentials) : undefined;
+    const range: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
     let url = new URL(`${this.base}/v2/${repo}/blobs/${digest}`);
     const origin = url.origin;
     for (let hop = 0; hop < 6; hop++) {
-      const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...(auth && url.origin === origin ? { Authorization: auth } : {}) };
-      let res: IncomingMessage;
+      const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...range, ...(auth && url.origin === origin ? { Authorization: auth } : {}) };
+      let got: Awaited<ReturnType<typeof httpGet>>;
       try {
-        res = await httpGet(url, headers);
-      } catch {
+        got = await httpGet(url, headers, this.stallMs, signal);
+      } catch (e) {
+        if (e instanceof StallError || signal?.aborted) throw e;
         break;
       }
+      const { res, stalled } = got;
       const status = res.statusCode ?? 0;
-      if (status === 200) return res;
+      const ranges = status === 206 || /\bbytes\b/i.test(String(res.headers['accept-ranges'] ?? ''));
+      if (status === 200) return { body: guarded(res, stalled), offset: 0, ranges };
+      if (status === 206) {
+        const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
+        if (m && Number(m[1]) === offset) return { body: guarded(res, stalled), offset, ranges: true };
+        res.destroy();
+        return this.openBlob(repo, digest, 0, signal); // a range hull did not ask for: start over
+      }
       res.resume();
+      if (status === 416 && offset > 0) return this.openBlob(repo, digest, 0, signal); // the partial is not a prefix: start over
       const location = res.headers.location;
       if (status >= 300 && status < 400 && location) {
         url = new URL(location, url);
@@ -289,13 +461,24 @@ export class RegistryClient {
       }
       break;
     }
-    const res = await this.getBlob(repo, digest);
-    return res.body as unknown as AsyncIterable<Uint8Array>;
+    const res = await this.getBlob(repo, digest, offset);
+    const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
+    const from = res.status === 206 && m && Number(m[1]) === offset ? offset : 0;
+    if (res.status === 206 && from === 0 && offset > 0) {
+      await res.body?.cancel();
+      return this.openBlob(repo, digest, 0, signal);
+    }
+    const ranges = res.status === 206 || /\bbytes\b/i.test(res.headers.get('accept-ranges') ?? '');
+    return { body: res.body as unknown as AsyncIterable<Uint8Array>, offset: from, ranges };
   }
 
   /** GET a blob; the answer's body is the caller's to read (and verify). */
-  async getBlob(repo: string, digest: string): Promise<Response> {
-    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { scopes: [`repository:${repo}:pull`] });
+  async getBlob(repo: string, digest: string, offset = 0): Promise<Response> {
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { scopes: [`repository:${repo}:pull`], ...(offset > 0 ? { headers: { Range: `bytes=${offset}-` } } : {}) });
+    if (res.status === 416 && offset > 0) {
+      await res.body?.cancel();
+      return this.getBlob(repo, digest, 0);
+    }
     if (res.status === 404) {
       await res.body?.cancel();
       throw new RegistryError(`registry ${this.registry} does not have blob ${digest} of ${repo} (BLOB_UNKNOWN)`);
@@ -374,6 +557,8 @@ export interface TransferClientOptions {
   credentials?: CredentialStore;
   attempts?: number;
   backoffMs?: number;
+  /** see {@link RegistryClientOptions.stallTimeoutMs} */
+  stallTimeoutMs?: number;
 }
 
 /** A client for `registry` with the saved credentials for it and the caller's transport options. */
@@ -384,5 +569,6 @@ export function clientFor(registry: string, opts: TransferClientOptions): Regist
     ...(opts.insecure ? { insecure: true } : {}),
     ...(opts.attempts ? { attempts: opts.attempts } : {}),
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+    ...(opts.stallTimeoutMs !== undefined ? { stallTimeoutMs: opts.stallTimeoutMs } : {}),
   });
 }

@@ -27,6 +27,8 @@ export interface PushOptions {
   concurrency?: number;
   attempts?: number;
   backoffMs?: number;
+  /** abandon an attempt when no byte moves for this long (ms; default 30 s, 0: never) */
+  stallTimeoutMs?: number;
 }
 
 const split = (name: string) => ({ registry: name.slice(0, name.indexOf('/')), repo: name.slice(name.indexOf('/') + 1) });
