@@ -100,7 +100,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
   // attached now (running, paused, or created: the namespace exists from create on): join at once, when the
   // driver can take a new interface live (a VM's NICs are fixed while it runs: it joins at its next start)
   const live = engine.networks.attachments(rec.id).length > 0;
-  if (live && !engine.driver(rec.kind).liveNetworkChanges) {
+  if (live && !engine.driver(rec.kind).capabilities.liveNetworkChanges) {
     engine.store.patch(rec.id, { config: { ...rec.config, networks: [...(rec.config.networks ?? []), req!] } });
     engine.event(rec, 'network-connect', { network: req!.name });
     return 'next-start';
@@ -121,7 +121,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
 export async function disconnectInstance(engine: Engine, rec: InstanceRecord, network: string): Promise<'now' | 'next-start'> {
   const def = engine.networks.store.get(network);
   if (!(rec.config.networks ?? []).some((n) => n.name === def.name)) throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
-  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).liveNetworkChanges;
+  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).capabilities.liveNetworkChanges;
   if (live) await engine.networks.disconnect(rec.id, def.name);
   engine.store.patch(rec.id, { config: { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) } });
   engine.event(rec, 'network-disconnect', { network: def.name });
