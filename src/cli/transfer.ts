@@ -1,12 +1,7 @@
-import { join } from 'node:path';
-import type { CliContext } from './context.js';
 import { TransferProgress } from './progress.js';
-import { HullError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { InvalidArgumentError } from '../common/errors.js';
 import type { Engine } from '../engine/engine.js';
-import type { ImageRecord } from '../image/store.js';
-import { parseReference } from '../image/reference.js';
-import { CredentialStore } from '../image/registry/credentials.js';
-import { pullImage } from '../image/registry/pull.js';
+import { ensureImage as engineEnsureImage, parsePullPolicy, pull, type ImageRecord, type TransferOptions } from '../engine/transfer.js';
 
 /** `--tls-verify[=true|false]` as podman spells it. */
 export function tlsVerify(v: string | boolean | undefined): boolean {
@@ -17,11 +12,10 @@ export function tlsVerify(v: string | boolean | undefined): boolean {
 
 const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
-/** What pull and push share: TLS choice, saved credentials, progress, retry count. */
-export function transferOptions(ctx: CliContext, o: { tlsVerify?: string | boolean }, progress: TransferProgress) {
+/** What pull and push share: TLS choice, progress, retry count. */
+export function transferOptions(o: { tlsVerify?: string | boolean }, progress: TransferProgress): TransferOptions {
   return {
     insecure: !tlsVerify(o.tlsVerify),
-    credentials: new CredentialStore(join(ctx.root, 'auth.json')),
     onEvent: progress.onEvent,
     ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
   };
@@ -34,49 +28,32 @@ export interface PullFlags {
 }
 
 /** Pull with progress bars on a terminal (plain lines otherwise) on stderr. */
-export async function pullWithProgress(ctx: CliContext, engine: Engine, ref: string, o: PullFlags): Promise<ImageRecord> {
+export async function pullWithProgress(engine: Engine, ref: string, o: PullFlags): Promise<ImageRecord> {
   const progress = new TransferProgress('pull', !!o.quiet);
   try {
-    return await pullImage(engine.images, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transferOptions(ctx, o, progress) });
+    return await pull(engine, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transferOptions(o, progress) });
   } finally {
     progress.finish();
   }
 }
 
-export type PullPolicy = 'missing' | 'always' | 'never' | 'newer';
-
 /**
- * `run`/`create --pull`: missing (default) pulls an image that is not stored, always pulls every time,
- * never only uses what is stored. Like docker, a missing image is announced on stderr before its pull.
+ * `run`/`create --pull missing|always|never|newer` (engine/transfer.ts decides); a missing image is
+ * announced on stderr before its pull, like docker, and a registry that cannot be asked is a warning.
  */
-export async function ensureImage(ctx: CliContext, engine: Engine, ref: string, policy: string | undefined, o: PullFlags): Promise<void> {
-  const p = (policy ?? 'missing') as PullPolicy;
-  if (!['missing', 'always', 'never', 'newer'].includes(p)) {
-    throw new InvalidArgumentError(`invalid --pull value "${policy}": use missing, always or never`);
-  }
-  if (p === 'always') {
-    await pullWithProgress(ctx, engine, ref, o);
-    return;
-  }
+export async function ensureImage(engine: Engine, ref: string, policy: string | undefined, o: PullFlags): Promise<void> {
+  const p = parsePullPolicy(policy);
+  const progress = new TransferProgress('pull', !!o.quiet);
   try {
-    await engine.images.resolve(ref);
-    return;
-  } catch (e) {
-    if (!(e instanceof NotFoundError) || p === 'never') throw e;
-    // an id or id prefix that is not stored cannot be pulled
-    try {
-      parseReference(ref);
-    } catch {
-      throw e;
-    }
-    if (/^(sha256:)?[a-f0-9]{12,64}$/.test(ref)) throw e;
-  }
-  if (!o.quiet) process.stderr.write(`Unable to find image '${ref}' locally; pulling it\n`);
-  try {
-    await pullWithProgress(ctx, engine, ref, o);
-  } catch (e) {
-    // one line that says both: the image is not here, and why it could not be fetched
-    if (e instanceof HullError) e.message = `image ${ref} is not stored here and pulling it failed: ${e.message}`;
-    throw e;
+    await engineEnsureImage(engine, ref, p, {
+      ...(o.platform ? { platform: o.platform } : {}),
+      ...transferOptions(o, progress),
+      notify: (n) => {
+        if (n.kind === 'warning') process.stderr.write(`hull: warning: ${n.message}\n`);
+        else if (!o.quiet) process.stderr.write(`${n.message}\n`);
+      },
+    });
+  } finally {
+    progress.finish();
   }
 }

@@ -172,6 +172,8 @@ export interface IsolationRequest {
   ulimits?: Ulimit[];
   /** VM settings (kind 'vm') */
   vm?: VmOptions;
+  /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */
+  disk?: { path: string; format: DiskFormat };
 }
 
 /** What configure() may ask of the engine. */

@@ -86,6 +86,9 @@ export function networkUsers(engine: Engine, name: string): InstanceRecord[] {
 }
 
 export { NetworkManager };
+/** for front ends: the network definition type and the default network's name */
+export { DEFAULT_NETWORK };
+export type { NetworkDef } from '../network/store.js';
 
 /**
  * `hull network connect`: add a network to an instance. A live instance joins at once (a new interface in its

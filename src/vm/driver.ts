@@ -192,7 +192,7 @@ export class VmDriver implements InstanceDriver {
 
   /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
   configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
-    return { vm: { ...(req.vm ?? {}) } };
+    return { vm: { ...(req.vm ?? {}), ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}) } };
   }
 
   supervisorAlive(ctx: InstanceContext, pid: number): boolean {
