@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { CommandNotExecutableError, CommandNotFoundError, StateError } from '../src/common/errors.js';
-import type { InstanceConfig, InstanceContext, StdioStreams } from '../src/common/instance.js';
+import type { ContainerOptions, InstanceConfig, InstanceContext, StdioStreams } from '../src/common/instance.js';
 import { ContainerDriver, mapRuntimeError, parsePsOutput } from '../src/container/driver.js';
 import { parseLogRecord, parseLogTime, readLogs, type LogLine } from '../src/container/logs.js';
 import { readMountInfo } from '../src/host/mount.js';
@@ -34,9 +34,9 @@ function makeLayer(dir: string): string {
 function baseConfig(runtime: string, command: string[]): InstanceConfig {
   return {
     image: 'busybox', imageId: 'sha256:test', command, env: ['PATH=/bin'], workdir: '/', user: '', hostname: '',
-    tty: false, stdin: false, mounts: [], readOnly: false, privileged: false, capAdd: [], capDrop: [],
-    noNewPrivileges: true, seccomp: 'default', userns: null, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
-    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none', runtime, ulimits: [],
+    tty: false, stdin: false, mounts: [], readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
+    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
   };
 }
 
@@ -57,11 +57,13 @@ const made: InstanceContext[] = [];
 const driver = new ContainerDriver();
 let seq = 0;
 
-function newCtx(runtime: string, command: string[], patch: Partial<InstanceConfig> = {}, rootDir = root): InstanceContext {
+function newCtx(runtime: string, command: string[], patch: Partial<InstanceConfig> & Partial<ContainerOptions> = {}, rootDir = root): InstanceContext {
   const id = `hulltest${process.pid}x${seq++}x${Date.now().toString(36)}`;
+  const base = baseConfig(runtime, command);
+  const { userns, ...common } = patch;
   const ctx: InstanceContext = {
     id, name: `t${seq}`, root: rootDir, dir: join(rootDir, 'containers', id),
-    config: { ...baseConfig(runtime, command), ...patch }, layers: [layer], exitCommand: [],
+    config: { ...base, ...common, container: { ...base.container!, ...(userns !== undefined ? { userns } : {}) } }, layers: [layer], exitCommand: [],
   };
   made.push(ctx);
   return ctx;

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../src/common/errors.js';
-import type { InstanceConfig } from '../src/common/instance.js';
+import type { ContainerOptions, InstanceConfig } from '../src/common/instance.js';
 import {
   ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capabilitiesFromMask, capabilitiesToMask, hostCapabilities, resolveCapabilities,
 } from '../src/container/capabilities.js';
@@ -25,13 +25,22 @@ import { resolveInRoot, resolveUser } from '../src/container/users.js';
 
 const MiB = 1024 * 1024;
 
-function baseConfig(over: Partial<InstanceConfig> = {}): InstanceConfig {
+/** Common settings and the container section's, given side by side. */
+type ConfigPatch = Partial<InstanceConfig> & Partial<ContainerOptions>;
+const CONTAINER_KEYS = ['runtime', 'privileged', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'userns', 'ulimits'];
+
+function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
+  const over = Object.fromEntries(Object.entries(patch).filter(([k]) => !CONTAINER_KEYS.includes(k))) as Partial<InstanceConfig>;
+  const copts = Object.fromEntries(Object.entries(patch).filter(([k]) => CONTAINER_KEYS.includes(k))) as Partial<ContainerOptions>;
   return {
     image: 'busybox', imageId: 'sha256:0', command: ['sh', '-c', 'true'], env: [], workdir: '', user: '', hostname: '',
-    tty: false, stdin: false, mounts: [], readOnly: false, privileged: false, capAdd: [], capDrop: [],
-    noNewPrivileges: true, seccomp: 'default', userns: null, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
-    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none', runtime: 'runc', ulimits: [],
+    tty: false, stdin: false, mounts: [], readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
     ...over,
+    container: {
+      runtime: 'runc', privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [],
+      ...copts,
+    },
   };
 }
 
@@ -262,11 +271,11 @@ describe('buildRuntimeSpec', () => {
   const root = tempDir('spec');
   const rootfs = join(root, 'rootfs');
   makeEtc(rootfs);
-  const input = (over: Partial<InstanceConfig> = {}, extra: Partial<SpecInput> = {}): SpecInput => ({
+  const input = (over: ConfigPatch = {}, extra: Partial<SpecInput> = {}): SpecInput => ({
     id: '0123456789abcdef0123', config: baseConfig(over), rootfs, cgroupsPath: '/hull/0123456789abcdef0123',
     cgroupNamespace: true, hostNofileHard: 20000, host: HOST, ...extra,
   });
-  const build = (over: Partial<InstanceConfig> = {}, extra: Partial<SpecInput> = {}) => buildRuntimeSpec(input(over, extra));
+  const build = (over: ConfigPatch = {}, extra: Partial<SpecInput> = {}) => buildRuntimeSpec(input(over, extra));
 
   test('defaults', () => {
     const s = build({ env: ['FOO=bar'] });
@@ -484,7 +493,7 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function spec(over: Partial<InstanceConfig>, root = rootfs): { id: string; spec: OciSpec } {
+  function spec(over: ConfigPatch, root = rootfs): { id: string; spec: OciSpec } {
     const id = `hull-spec-${process.pid}-${++seq}`;
     ids.push(id);
     const s = buildRuntimeSpec({
@@ -503,7 +512,7 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
-  function run(over: Partial<InstanceConfig>, script: string, root = rootfs) {
+  function run(over: ConfigPatch, script: string, root = rootfs) {
     const { id, spec: s } = spec({ ...over, command: ['sh', '-c', script] }, root);
     return { id, ...runSpec(id, s) };
   }

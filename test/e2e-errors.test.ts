@@ -52,6 +52,8 @@ describe('bad input is refused before anything is made (125)', () => {
     ['a missing image argument', ['run'], /missing required argument 'image'/],
     ['-it without a terminal', ['run', '-it', 'busybox', 'true'], /not a TTY/],
     ['an unknown --format', ['ps', '--format', 'yaml'], /--format "yaml"/],
+    ['an unknown --pull policy', ['run', '--pull', 'sometimes', 'busybox', 'true'], /invalid --pull value "sometimes": use missing, always, never or newer/],
+    ['a disk image that does not exist', ['vm', 'create', '--disk', '/nonexistent-disk.qcow2'], /disk image \/nonexistent-disk\.qcow2 does not exist/],
   ];
   for (const [what, args, pattern] of cases) {
     test(what, async () => {
@@ -63,6 +65,16 @@ describe('bad input is refused before anything is made (125)', () => {
     assert.deepEqual(await root.ids(), []);
     assert.deepEqual(containerDirs(), []);
     assert.deepEqual(mountLeaks(root.dir), []);
+  });
+});
+
+describe('what an instance of this kind cannot do', () => {
+  test('a container has no serial console: hull console says so and changes nothing', async () => {
+    await root.ok('create', '--name', 'noconsole', '--network', 'none', 'busybox', 'sleep', '1d');
+    assertOneLineError(await root.hull('console', 'noconsole'), 125, /noconsole is a container, which has no serial console: use hull attach or hull exec/);
+    assert.equal((await root.inspect('noconsole')).State.Status, 'created');
+    await root.ok('rm', 'noconsole');
+    assert.deepEqual(await root.ids(), []);
   });
 });
 

@@ -68,6 +68,42 @@ describe('hull run pulls missing images', () => {
   });
 });
 
+describe('--pull newer', () => {
+  test('pulls when the registry has a different image under the name, not when it has the same; an unreachable registry leaves the local image in use, with a warning', async () => {
+    const src = newRoot('gc-newer-src');
+    const root = newRoot('gc-newer');
+    const ref = `${registry.host}/gc/newer:1`;
+    await src.ok('push', 'busybox', ref);
+    const first = await root.hull('run', '--rm', '--pull', 'newer', ref, 'echo', 'one');
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'one\n');
+    assert.match(first.stderr, /Unable to find image .* locally/);
+    const same = await root.hull('run', '--rm', '--pull', 'newer', ref, 'echo', 'two');
+    assert.equal(same.code, 0, same.stderr);
+    assert.doesNotMatch(same.stderr, /Pulling|Unable to find/, 'the registry has the same image: nothing is pulled');
+    // a different image under the same name
+    const ctxDir = mkdtempSync(join(work, 'newer-'));
+    writeFileSync(join(ctxDir, 'Containerfile'), 'FROM busybox\nLABEL org.hull.test.newer=2\n');
+    await src.ok('build', '-q', '-t', 'newer:2', ctxDir);
+    await src.ok('push', 'newer:2', ref);
+    const newId = (JSON.parse(await src.ok('image', 'inspect', 'newer:2')) as { id: string }[])[0]!.id;
+    const oldId = (JSON.parse(await root.ok('image', 'inspect', ref)) as { id: string }[])[0]!.id;
+    assert.notEqual(newId, oldId);
+    const newer = await root.hull('run', '--rm', '--pull', 'newer', ref, 'echo', 'three');
+    assert.equal(newer.code, 0, newer.stderr);
+    assert.match(newer.stderr, /Pulling/);
+    assert.equal((JSON.parse(await root.ok('image', 'inspect', ref)) as { id: string }[])[0]!.id, newId);
+    // a name whose registry cannot be reached: the local image, and a warning
+    await root.ok('tag', 'busybox', '127.0.0.1:1/gc/offline:1');
+    const offline = await root.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '1' } }, 'run', '--rm', '--pull', 'newer', '127.0.0.1:1/gc/offline:1', 'echo', 'four');
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.equal(offline.stdout, 'four\n');
+    assert.match(offline.stderr, /^hull: warning: cannot check 127\.0\.0\.1:1\/gc\/offline:1 on its registry \(.*not reachable.*\); using the local image$/m);
+    await root.cleanupAndCheck();
+    await src.cleanupAndCheck();
+  });
+});
+
 describe('zstd layers', () => {
   test('an image with a zstd-compressed layer (pushed by skopeo) pulls and runs; hull import takes a .tar.zst', async () => {
     const root = newRoot('gc-zstd');

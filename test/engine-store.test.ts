@@ -96,3 +96,31 @@ test('OOMKilled: recorded with an exit, and a root made before the column gets i
     rmSync(old, { recursive: true, force: true });
   }
 });
+
+test('records of the previous version (container settings at the top of the config) load in the current shape', () => {
+  const s = new StateStore(root);
+  const legacy = {
+    image: 'busybox', imageId: 'sha256:x', command: ['true'], env: [], workdir: '/', user: '', hostname: 'h', tty: false, stdin: false,
+    mounts: [], readOnly: false, privileged: true, capAdd: ['NET_ADMIN'], capDrop: [], noNewPrivileges: false, seccomp: 'unconfined',
+    userns: null, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
+    labels: {}, network: 'none', runtime: 'crun', ulimits: [{ type: 'nofile', soft: 100, hard: 100 }],
+  };
+  const ctr = { ...record('d'.repeat(64), 'old-container'), config: legacy as unknown as InstanceConfig };
+  const vm = { ...record('e'.repeat(64), 'old-vm'), kind: 'vm' as const, config: { ...legacy, vm: { accel: 'tcg' } } as unknown as InstanceConfig };
+  s.insert(ctr);
+  s.insert(vm);
+  const c = s.get(ctr.id)!.config;
+  assert.deepEqual(c.container, { runtime: 'crun', privileged: true, capAdd: ['NET_ADMIN'], capDrop: [], noNewPrivileges: false, seccomp: 'unconfined', userns: null, ulimits: [{ type: 'nofile', soft: 100, hard: 100 }] });
+  for (const k of ['runtime', 'privileged', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'userns', 'ulimits']) {
+    assert.ok(!(k in c), `${k} moved into the container section`);
+    assert.ok(!(k in s.get(vm.id)!.config), `a VM carries no ${k}`);
+  }
+  assert.equal(c.command[0], 'true');
+  assert.deepEqual(s.get(vm.id)!.config.vm, { accel: 'tcg' });
+  assert.equal(s.get(vm.id)!.config.container, undefined);
+  // a current record comes back as it was stored
+  const current = { ...record('f'.repeat(64), 'current'), config: { ...c } };
+  s.insert(current);
+  assert.deepEqual(s.get(current.id)!.config, c);
+  s.close();
+});

@@ -77,7 +77,7 @@ test('RegistryClient: HTTPS by default, plain HTTP for loopback, --tls-verify=fa
 });
 
 test('parseStallTimeout: seconds or a duration; 0 is off; anything else is refused', async () => {
-  const { parseStallTimeout } = await import('../src/cli/transfer.js');
+  const { parseStallTimeout } = await import('../src/common/parse.js');
   assert.equal(parseStallTimeout('30'), 30_000);
   assert.equal(parseStallTimeout('2.5'), 2500);
   assert.equal(parseStallTimeout('500ms'), 500);

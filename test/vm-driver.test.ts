@@ -42,10 +42,9 @@ function makeLayer(dir: string): string {
 function config(command: string[], patch: Partial<InstanceConfig> = {}): InstanceConfig {
   return {
     image: 'busybox', imageId: 'sha256:' + 'b'.repeat(64), command, env: ['PATH=/bin', 'GREETING=hi'], workdir: '/', user: '',
-    hostname: 'vmhost', tty: false, stdin: false, mounts: [], readOnly: false, privileged: false, capAdd: [], capDrop: [],
-    noNewPrivileges: true, seccomp: 'default', userns: null, resources: { memory: 256 * 1024 * 1024 }, stopSignal: 'SIGTERM',
-    stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none', runtime: 'runc',
-    ulimits: [], vm: { accel: 'auto' }, ...patch,
+    hostname: 'vmhost', tty: false, stdin: false, mounts: [], readOnly: false, resources: { memory: 256 * 1024 * 1024 },
+    stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
+    vm: { accel: 'auto' }, ...patch,
   } as InstanceConfig;
 }
 

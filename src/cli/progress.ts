@@ -3,7 +3,7 @@
  * (at most ten times a second). Otherwise: one plain line per blob when it is settled
  * (skipped, mounted, done) and when it is retried, so logs stay short.
  */
-import type { TransferEvent } from '../image/registry/pull.js';
+import type { TransferEvent } from '../engine/transfer.js';
 import { bytes } from './format.js';
 
 const short = (digest: string) => digest.slice(7, 19);

@@ -1,7 +1,8 @@
 /**
  * The one instance interface (Incus' habit): the engine composes drivers through it and does not
- * branch on the kind beyond picking the driver. The container driver implements it now; the VM
- * driver implements the same interface later.
+ * branch on the kind beyond picking the driver. Every driver implements the required methods; what
+ * only some kinds can do is an optional method, announced in `capabilities` (a console, booting disk
+ * images, network changes that reach a running instance).
  *
  * This file sits in the lowest layer so that drivers (src/container, src/vm) and the engine can
  * both import it without a lower layer importing a higher one.
@@ -75,12 +76,37 @@ export interface VmOptions {
   /** a full OS disk image to boot instead of an OCI image (hull vm create --disk); never written to */
   disk?: string;
   /** its format as the user stated it; checked against what qemu-img finds */
-  diskFormat?: 'qcow2' | 'raw';
+  diskFormat?: DiskFormat;
+}
+
+/** One rlimit (--ulimit). */
+export interface Ulimit {
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+/** A container's own settings (kind 'container'), resolved by the container driver's configure(). */
+export interface ContainerOptions {
+  /** OCI runtime to use (runc, crun) */
+  runtime: string;
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  /** --security-opt no-new-privileges[=true|false]; default true (docker's is false; hull is stricter) */
+  noNewPrivileges: boolean;
+  /** 'default' (hull's profile), 'unconfined', or a path to a JSON profile */
+  seccomp: string;
+  userns: UsernsConfig | null;
+  /** rlimits; never above the hard limit (no CAP_SYS_RESOURCE on some hosts) */
+  ulimits: Ulimit[];
 }
 
 /**
  * What an instance runs: the image's config merged with the user's flags, fully resolved.
  * Stored with the instance record (JSON) so that `start` after a restart of hull has all it needs.
+ * The common part applies to every kind; `container` and `vm` hold what only that kind has (a record
+ * carries the section of its own kind).
  */
 export interface InstanceConfig {
   /** the reference the user typed, e.g. busybox or busybox:latest */
@@ -99,14 +125,6 @@ export interface InstanceConfig {
   stdin: boolean;
   mounts: MountSpec[];
   readOnly: boolean;
-  privileged: boolean;
-  capAdd: string[];
-  capDrop: string[];
-  /** --security-opt no-new-privileges[=true|false]; default true (docker's is false; hull is stricter) */
-  noNewPrivileges: boolean;
-  /** 'default' (hull's profile), 'unconfined', or a path to a JSON profile */
-  seccomp: string;
-  userns: UsernsConfig | null;
   resources: Resources;
   /** signal name, e.g. SIGTERM */
   stopSignal: string;
@@ -128,12 +146,40 @@ export interface InstanceConfig {
   dnsSearch?: string[];
   /** --add-host entries, "name:ip" */
   extraHosts?: string[];
-  /** OCI runtime to use (runc, crun) */
-  runtime: string;
-  /** rlimits; never above the hard limit (no CAP_SYS_RESOURCE on some hosts) */
-  ulimits: { type: string; soft: number; hard: number }[];
+  /** container settings, for kind 'container' */
+  container?: ContainerOptions;
   /** VM settings, for kind 'vm' */
   vm?: VmOptions;
+}
+
+/** The kind-specific section(s) of an InstanceConfig, as a driver's configure() returns them. */
+export type KindConfig = Pick<InstanceConfig, 'container' | 'vm'>;
+
+/**
+ * The kind-specific part of a create request as the user gave it (flags or an API body). The driver of
+ * the instance's kind resolves what applies to it (configure) and ignores the rest.
+ */
+export interface IsolationRequest {
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  /** docker's --security-opt values: no-new-privileges[=true|false], seccomp=unconfined|PATH */
+  securityOpt?: string[];
+  /** 'auto' picks a free 65536-id range; an explicit mapping; undefined/null for none */
+  userns?: UsernsConfig | 'auto' | null;
+  /** OCI runtime (runc, crun); default: the driver's choice for this host */
+  runtime?: string;
+  ulimits?: Ulimit[];
+  /** VM settings (kind 'vm') */
+  vm?: VmOptions;
+  /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */
+  disk?: { path: string; format: DiskFormat };
+}
+
+/** What configure() may ask of the engine. */
+export interface ConfigureEnv {
+  /** the configs of every other instance (e.g. to find a free user-namespace range) */
+  otherConfigs(): InstanceConfig[];
 }
 
 /** One network an instance asks to join: --network NAME [--ip] [--network-alias]. */
@@ -262,16 +308,35 @@ export interface ProcessInfo {
   rows: string[][];
 }
 
+/** What a driver can do beyond the required methods; each `true` has its optional method implemented. */
+export interface DriverCapabilities {
+  /**
+   * A network joined or left while the instance runs reaches it at once (a container sees the new interface
+   * in its namespace; a VM's NICs are fixed when QEMU starts, so it changes at the next start).
+   */
+  readonly liveNetworkChanges: boolean;
+  /** console(): a serial console besides the main process's stdio */
+  readonly console: boolean;
+  /** checkDiskImage(): boots a full OS disk image instead of an OCI image (hull vm create --disk) */
+  readonly diskImages: boolean;
+}
+
+export type DiskFormat = 'qcow2' | 'raw';
+
 /** The interface every driver implements. All methods take the instance's context. */
 export interface InstanceDriver {
   readonly kind: InstanceKind;
   /** what supervises an instance's process (conmon, hull's VM monitor), for messages */
   readonly supervisorName: string;
+  readonly capabilities: DriverCapabilities;
   /**
-   * Whether a network joined or left while the instance runs reaches it at once (a container sees the new
-   * interface in its namespace; a VM's NICs are fixed when QEMU starts, so it changes at the next start).
+   * Resolve the request's kind-specific settings into this kind's config section: validated, the kind's
+   * defaults filled in (a container's OCI runtime for this host, its seccomp profile, …). Runs before
+   * anything is recorded; settings only other kinds use are ignored.
    */
-  readonly liveNetworkChanges: boolean;
+  configure(req: IsolationRequest, env: ConfigureEnv): KindConfig;
+  /** Whether the instance's supervisor (pid recorded at create) still runs and is this instance's (not a recycled pid). */
+  supervisorAlive(ctx: InstanceContext, pid: number): boolean;
   /** Prepare the root filesystem and runtime bundle, start the supervisor; leaves the instance created. */
   create(ctx: InstanceContext): Promise<CreateResult>;
   /** Start the instance's process. */
@@ -304,4 +369,23 @@ export interface InstanceDriver {
    * still exist or that instances use), after image garbage collection. Returns the bytes freed.
    */
   pruneImageCaches?(root: string, keep: ReadonlySet<string>): Promise<number>;
+  /**
+   * capabilities.console: the serial console (hull console), output as it comes and input to the guest,
+   * until the instance stops or the user types the detach key (Ctrl-] by default). Resolves with how it ended.
+   */
+  console?(ctx: InstanceContext, stdio: StdioStreams, detachKey?: number): Promise<'detached' | 'stopped'>;
+  /**
+   * capabilities.diskImages: check a disk image before an instance boots it (it exists, is readable, is in
+   * the stated format); returns the format to open it with.
+   */
+  checkDiskImage?(path: string, stated?: DiskFormat): Promise<DiskFormat>;
+}
+
+/**
+ * How a driver makes itself known: its module exports one of these, and the engine's registry
+ * (src/engine/drivers.ts) lists them. The kind lives here, in the driver, not in the engine.
+ */
+export interface DriverFactory {
+  readonly kind: InstanceKind;
+  create(): InstanceDriver;
 }

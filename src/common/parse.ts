@@ -173,3 +173,14 @@ export function mergeEnv(...lists: readonly string[][]): string[] {
   }
   return [...map.values()];
 }
+
+/**
+ * A stall timeout as given to `--stall-timeout` or HULL_REGISTRY_STALL_TIMEOUT: seconds (`30`, `2.5`), or with a
+ * unit (`500ms`, `30s`, `2m`); 0 turns the check off. Returns milliseconds.
+ */
+export function parseStallTimeout(text: string, from = '--stall-timeout'): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`invalid ${from} value "${text}": give seconds (30) or a duration (500ms, 30s, 2m); 0 turns it off`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}

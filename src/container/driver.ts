@@ -26,12 +26,17 @@ import {
   StateError,
 } from '../common/errors.js';
 import type {
+  ConfigureEnv,
   CreateResult,
+  DriverCapabilities,
+  DriverFactory,
   ExecOptions,
   ExitInfo,
   InstanceContext,
   InstanceDriver,
   InstanceStats,
+  IsolationRequest,
+  KindConfig,
   ProcessInfo,
   Resources,
   RuntimeStatus,
@@ -47,6 +52,7 @@ import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
 import type { OciSpec } from './oci-spec.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
+import { configureContainer, containerOptions } from './options.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
@@ -144,12 +150,21 @@ export function parsePsOutput(out: string): ProcessInfo {
 export class ContainerDriver implements InstanceDriver {
   readonly kind = 'container' as const;
   readonly supervisorName = 'conmon';
-  readonly liveNetworkChanges = true;
+  readonly capabilities: DriverCapabilities = { liveNetworkChanges: true, console: false, diskImages: false };
   private readonly runtimes = new Map<string, OciRuntime>();
+
+  /** The container section: security settings, user namespace, rlimits, and the OCI runtime (crun when it works here). */
+  configure(req: IsolationRequest, env: ConfigureEnv): KindConfig {
+    return { container: configureContainer(req, env) };
+  }
+
+  supervisorAlive(ctx: InstanceContext, pid: number): boolean {
+    return this.conmonAlive(ctx, pid);
+  }
 
   /** The OCI runtime the instance uses (its state dir under <root>/run/<name>). */
   runtime(ctx: InstanceContext): OciRuntime {
-    const name = ctx.config.runtime || 'runc';
+    const name = containerOptions(ctx.config).runtime || 'runc';
     const key = `${ctx.root}\0${name}`;
     let rt = this.runtimes.get(key);
     if (!rt) {
@@ -515,3 +530,6 @@ export class ContainerDriver implements InstanceDriver {
     }
   }
 }
+
+/** The container driver's entry in the engine's registry (src/engine/drivers.ts). */
+export const containerDriverFactory: DriverFactory = { kind: 'container', create: () => new ContainerDriver() };

@@ -19,6 +19,7 @@ import { HostSupportError } from '../common/errors.js';
 import type { IdMapping, InstanceContext, UsernsConfig } from '../common/instance.js';
 import { isMountpoint, mountOverlay, readMountInfo, unmountAll } from '../host/mount.js';
 import type { OciMount } from './oci-spec.js';
+import { containerOptions } from './options.js';
 
 /** Paths of a container's filesystem pieces inside its instance dir. */
 export interface RootfsLayout {
@@ -132,7 +133,7 @@ export interface PreparedRootfs {
  */
 export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs> {
   const L = rootfsLayout(ctx.dir);
-  const userns = ctx.config.userns;
+  const userns = containerOptions(ctx.config).userns;
   for (const d of [L.rootfs, L.upper, L.work]) mkdirSync(d, { recursive: true });
   const table = readMountInfo();
   if (!isMountpoint(L.rootfs, table)) {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { posix } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import type { ExecOptions, IdMapping, InstanceConfig, Resources } from '../common/instance.js';
+import type { ContainerOptions, ExecOptions, IdMapping, InstanceConfig, Resources } from '../common/instance.js';
 import { mergeEnv } from '../common/parse.js';
 import { ALL_CAPABILITIES, hostCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
 import {
@@ -25,6 +25,7 @@ import {
 } from './oci-spec.js';
 import { defaultSeccompProfile, loadSeccompProfile } from './seccomp.js';
 import { resolveUser } from './users.js';
+import { containerOptions } from './options.js';
 
 /** PATH given to a container whose environment has none (docker's). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -292,7 +293,7 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
  * ulimits. A limit the host cannot grant (above hull's own hard limit) is refused here, since the
  * runtime would fail with a bare EPERM otherwise. -1 means unlimited (the host's hard limit).
  */
-export function buildRlimits(ulimits: InstanceConfig['ulimits'], hostHard: Record<string, number>): OciRlimit[] {
+export function buildRlimits(ulimits: ContainerOptions['ulimits'], hostHard: Record<string, number>): OciRlimit[] {
   const byType = new Map<string, OciRlimit>();
   const nofile = Math.min(DEFAULT_NOFILE, hostHard.nofile ?? DEFAULT_NOFILE);
   byType.set('nofile', { type: 'RLIMIT_NOFILE', soft: nofile, hard: nofile });
@@ -341,7 +342,7 @@ function checkMappings(kind: string, mappings: readonly IdMapping[]): void {
 }
 
 /** The capabilities a container gets, limited to what the host can grant. Explicitly added ones the host lacks are an error. */
-function containerCapabilities(config: InstanceConfig, host: HostFacts): string[] {
+function containerCapabilities(config: ContainerOptions, host: HostFacts): string[] {
   const wanted = resolveCapabilities(config.capAdd, config.capDrop, config.privileged);
   const available = new Set(host.capabilities);
   if (!config.privileged) {
@@ -360,7 +361,7 @@ function capabilitySets(caps: readonly string[]): OciCapabilities {
   return { bounding: [...caps], effective: [...caps], permitted: [...caps], inheritable: [], ambient: [] };
 }
 
-function seccompFor(config: InstanceConfig, caps: readonly string[]): LinuxSeccomp | undefined {
+function seccompFor(config: ContainerOptions, caps: readonly string[]): LinuxSeccomp | undefined {
   const profile = config.seccomp.trim();
   if (config.privileged || profile === 'unconfined') return undefined;
   if (profile === '' || profile === 'default') return defaultSeccompProfile(caps);
@@ -434,11 +435,12 @@ function combineMounts(defaults: OciMount[], rest: OciMount[]): OciMount[] {
  */
 export function buildRuntimeSpec(input: SpecInput): OciSpec {
   const { config } = input;
+  const copts = containerOptions(config);
   const host = input.host ?? probeHostFacts();
   if (config.command.length === 0) throw new InvalidArgumentError('no command specified');
 
   const privateNetns = config.network !== 'host';
-  const userns = config.userns;
+  const userns = copts.userns;
   if (userns) {
     checkMappings('uid', userns.uidMappings);
     checkMappings('gid', userns.gidMappings);
@@ -451,7 +453,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   if (!hasEnv(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
   if (!hasEnv(env, 'HOME')) env.push(`HOME=${user.home}`);
 
-  const caps = containerCapabilities(config, host);
+  const caps = containerCapabilities(copts, host);
   const process: OciProcess = {
     terminal: config.tty,
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
@@ -459,8 +461,8 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
     env,
     cwd: checkCwd(config.workdir || '/'),
     capabilities: capabilitySets(caps),
-    rlimits: buildRlimits(config.ulimits, { ...host.rlimits, nofile: input.hostNofileHard }),
-    noNewPrivileges: config.noNewPrivileges,
+    rlimits: buildRlimits(copts.ulimits, { ...host.rlimits, nofile: input.hostNofileHard }),
+    noNewPrivileges: copts.noNewPrivileges,
   };
 
   // Namespaces.
@@ -472,7 +474,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
 
   const mounts = combineMounts(
     defaultMounts({
-      privileged: config.privileged,
+      privileged: copts.privileged,
       userns: userns !== null,
       // a namespace made by the engine belongs to the host's user namespace, so (as with the host's) the
       // container's user namespace cannot mount a sysfs for it
@@ -483,7 +485,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   );
 
   const resources = buildResources(config.resources, host);
-  resources.devices = config.privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
+  resources.devices = copts.privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
 
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
@@ -495,15 +497,15 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
       namespaces,
       resources,
       cgroupsPath: input.cgroupsPath,
-      maskedPaths: config.privileged ? [] : [...MASKED_PATHS],
-      readonlyPaths: config.privileged ? [] : [...READONLY_PATHS],
+      maskedPaths: copts.privileged ? [] : [...MASKED_PATHS],
+      readonlyPaths: copts.privileged ? [] : [...READONLY_PATHS],
     },
   };
   if (userns) {
     spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
     spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
   }
-  const seccomp = seccompFor(config, caps);
+  const seccomp = seccompFor(copts, caps);
   if (seccomp) spec.linux.seccomp = seccomp;
   return spec;
 }

@@ -1,4 +1,4 @@
-import type { InstanceConfig, MountSpec, Resources, RestartPolicy, UsernsConfig, InstanceKind, VmOptions } from '../common/instance.js';
+import type { InstanceConfig, IsolationRequest, MountSpec, Resources, RestartPolicy, InstanceKind } from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { mergeEnv, parseSignal } from '../common/parse.js';
 import type { ImageRecord } from '../image/store.js';
@@ -6,8 +6,11 @@ import { exposedToMappings, parsePublish } from '../network/ports.js';
 import { parseIp } from '../network/ipv4.js';
 import { DEFAULT_NETWORK } from '../network/store.js';
 
-/** What a user asks for when creating an instance (already parsed from flags or an API body). */
-export interface CreateRequest {
+/**
+ * What a user asks for when creating an instance (already parsed from flags or an API body). The
+ * IsolationRequest part (security settings, OCI runtime, VM settings) is resolved by the kind's driver.
+ */
+export interface CreateRequest extends IsolationRequest {
   kind: InstanceKind;
   image: string;
   name?: string;
@@ -23,13 +26,6 @@ export interface CreateRequest {
   stdin?: boolean;
   mounts?: MountSpec[];
   readOnly?: boolean;
-  privileged?: boolean;
-  capAdd?: string[];
-  capDrop?: string[];
-  /** docker's --security-opt values: no-new-privileges[=true|false], seccomp=unconfined|PATH */
-  securityOpt?: string[];
-  /** 'auto' picks a free 65536-id range; an explicit mapping; undefined/null for none */
-  userns?: UsernsConfig | 'auto' | null;
   resources?: Resources;
   stopSignal?: string;
   stopTimeout?: number;
@@ -52,17 +48,16 @@ export interface CreateRequest {
   dnsSearch?: string[];
   /** --add-host name:ip */
   addHost?: string[];
-  runtime?: string;
-  ulimits?: { type: string; soft: number; hard: number }[];
-  /** VM settings (kind 'vm') */
-  vm?: VmOptions;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 
-/** Image config + the user's request → the instance's resolved config (docker's precedence rules). */
-export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: string, runtime: string): InstanceConfig {
+/**
+ * Image config + the user's request → the common part of the instance's config (docker's precedence rules);
+ * the kind's section comes from its driver (InstanceDriver.configure).
+ */
+export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: string): InstanceConfig {
   const ic = image.config.config ?? {};
   const entrypoint = req.entrypoint ?? ic.Entrypoint ?? [];
   // docker: --entrypoint resets the image's Cmd too
@@ -72,23 +67,6 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     throw new InvalidArgumentError(`no command specified: image ${req.image} has no Cmd or Entrypoint; give one after the image name`);
   }
   const imageEnv = ic.Env ?? [DEFAULT_PATH];
-  let noNewPrivileges = true;
-  let seccomp = 'default';
-  for (const opt of req.securityOpt ?? []) {
-    const [k, v] = splitOpt(opt);
-    if (k === 'no-new-privileges') {
-      if (v !== undefined && v !== 'true' && v !== 'false') throw new InvalidArgumentError(`invalid --security-opt "${opt}": no-new-privileges takes true or false`);
-      noNewPrivileges = v !== 'false';
-    } else if (k === 'seccomp') {
-      if (!v) throw new InvalidArgumentError(`invalid --security-opt "${opt}": use seccomp=unconfined or seccomp=/path/to/profile.json`);
-      seccomp = v;
-    } else if (k === 'label' || k === 'apparmor') {
-      // no LSM support on this host class: accepted and ignored only when it asks for none
-      if (v !== 'disable' && v !== 'unconfined') throw new InvalidArgumentError(`unsupported --security-opt "${opt}": hull has no SELinux/AppArmor support yet`);
-    } else {
-      throw new InvalidArgumentError(`unknown --security-opt "${opt}": expected no-new-privileges or seccomp=...`);
-    }
-  }
   const restart = req.restart ?? { name: 'no', maxRetries: 0 };
   if (req.autoRemove && restart.name !== 'no') {
     throw new InvalidArgumentError('--rm and --restart cannot be combined: a removed instance cannot be restarted');
@@ -96,7 +74,6 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   const net = networkConfig(image, req);
   const network = net.network;
   const hostname = req.hostname ?? (network === 'host' ? '' : id.slice(0, 12));
-  const userns = req.userns === 'auto' ? null : req.userns ?? null;
   return {
     image: req.image,
     imageId: image.id,
@@ -109,12 +86,6 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     stdin: req.stdin ?? false,
     mounts: req.mounts ?? [],
     readOnly: req.readOnly ?? false,
-    privileged: req.privileged ?? false,
-    capAdd: req.capAdd ?? [],
-    capDrop: req.capDrop ?? [],
-    noNewPrivileges,
-    seccomp,
-    userns,
     resources: req.resources ?? {},
     stopSignal: req.stopSignal ?? (ic.StopSignal ? parseSignal(ic.StopSignal) : 'SIGTERM'),
     stopTimeout: req.stopTimeout ?? 10,
@@ -122,9 +93,6 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     autoRemove: req.autoRemove ?? false,
     labels: { ...(ic.Labels ?? {}), ...(req.labels ?? {}) },
     ...net,
-    runtime,
-    ulimits: req.ulimits ?? [],
-    ...(req.vm ? { vm: req.vm } : {}),
   };
 }
 
@@ -164,23 +132,5 @@ function networkConfig(image: ImageRecord, req: CreateRequest): Pick<InstanceCon
     dns: req.dns ?? [],
     dnsSearch: req.dnsSearch ?? [],
     extraHosts,
-  };
-}
-
-function splitOpt(opt: string): [string, string | undefined] {
-  const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(opt);
-  if (!m) throw new InvalidArgumentError(`invalid --security-opt "${opt}"`);
-  return [m[1]!, m[2]];
-}
-
-/** Pick a 65536-id host range for --userns auto that no other instance uses (ids from 100000 up). */
-export function allocateUserns(used: UsernsConfig[]): UsernsConfig {
-  const SIZE = 65536;
-  const taken = new Set(used.flatMap((u) => u.uidMappings.map((m) => m.hostID)));
-  let base = 100000;
-  while (taken.has(base)) base += SIZE;
-  return {
-    uidMappings: [{ containerID: 0, hostID: base, size: SIZE }],
-    gidMappings: [{ containerID: 0, hostID: base, size: SIZE }],
   };
 }

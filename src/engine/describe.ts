@@ -27,6 +27,8 @@ const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : '0001-01-0
 export function describeInstance(engine: Engine, rec: InstanceRecord): Record<string, unknown> {
   const ctx = engine.context(rec);
   const c = rec.config;
+  // a container's own settings; other kinds have none of these
+  const k = c.container;
   return {
     Id: rec.id,
     Name: rec.name,
@@ -50,7 +52,7 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
     ImageName: c.image,
     RestartCount: rec.restartCount,
     LogPath: engine.driver(rec.kind).logPath(ctx),
-    Runtime: c.runtime,
+    ...(k ? { Runtime: k.runtime } : {}),
     SupervisorPid: rec.supervisorPid,
     Config: {
       Hostname: c.hostname,
@@ -67,13 +69,16 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
     HostConfig: {
       AutoRemove: c.autoRemove,
       RestartPolicy: { Name: c.restart.name, MaximumRetryCount: c.restart.maxRetries },
-      Privileged: c.privileged,
       ReadonlyRootfs: c.readOnly,
-      CapAdd: c.capAdd,
-      CapDrop: c.capDrop,
-      SecurityOpt: [`no-new-privileges=${c.noNewPrivileges}`, `seccomp=${c.seccomp}`],
-      UsernsMode: c.userns ? 'private' : 'host',
-      IdMappings: c.userns,
+      ...(k ? {
+        Privileged: k.privileged,
+        CapAdd: k.capAdd,
+        CapDrop: k.capDrop,
+        SecurityOpt: [`no-new-privileges=${k.noNewPrivileges}`, `seccomp=${k.seccomp}`],
+        UsernsMode: k.userns ? 'private' : 'host',
+        IdMappings: k.userns,
+        Ulimits: k.ulimits,
+      } : {}),
       NetworkMode: c.network === 'bridge' ? (c.networks ?? []).map((n) => n.name).join(',') : c.network,
       PortBindings: Object.fromEntries((c.ports ?? []).map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
       Dns: c.dns ?? [],
@@ -86,8 +91,8 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       CpusetCpus: c.resources.cpusetCpus ?? '',
       PidsLimit: c.resources.pidsLimit ?? 0,
       BlkioWeight: c.resources.blkioWeight ?? 0,
-      Ulimits: c.ulimits,
     },
+    ...(c.vm ? { VmConfig: c.vm } : {}),
     Mounts: c.mounts,
     NetworkSettings: networkSettings(engine, rec),
   };

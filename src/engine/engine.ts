@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import type { ExitInfo, InstanceContext, InstanceDriver, InstanceKind } from '../common/instance.js';
 import { HostSupportError } from '../common/errors.js';
 import { ImageStore } from '../image/store.js';
-import { ContainerDriver } from '../container/driver.js';
-import { VmDriver } from '../vm/driver.js';
+import { DRIVER_FACTORIES } from './drivers.js';
 import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 
@@ -48,15 +47,25 @@ export class Engine {
     this.store.close();
   }
 
+  /** The driver of a kind (made on first use), from the registry in ./drivers.ts. */
   driver(kind: InstanceKind): InstanceDriver {
     const known = this.drivers.get(kind);
     if (known) return known;
-    let d: InstanceDriver;
-    if (kind === 'container') d = new ContainerDriver();
-    else if (kind === 'vm') d = new VmDriver();
-    else throw new HostSupportError(`instances of kind "${kind}" are not supported by this build of hull`);
+    const factory = DRIVER_FACTORIES.find((f) => f.kind === kind);
+    if (!factory) throw new HostSupportError(`instances of kind "${kind}" are not supported by this build of hull`);
+    const d = factory.create();
     this.drivers.set(kind, d);
     return d;
+  }
+
+  /** Every kind this build has, the default first. */
+  kinds(): InstanceKind[] {
+    return DRIVER_FACTORIES.map((f) => f.kind);
+  }
+
+  /** Every driver of this build (for what the engine asks of all of them alike, e.g. cache pruning). */
+  allDrivers(): InstanceDriver[] {
+    return this.kinds().map((k) => this.driver(k));
   }
 
   instanceDir(id: string): string {
@@ -91,21 +100,10 @@ export class Engine {
     this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
   }
 
-  /** Whether a supervisor pid still runs (and is not a recycled pid of something else). */
-  supervisorAlive(pid: number): boolean {
-    if (pid <= 0) return false;
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return false;
-    }
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      // conmon for containers, hull's VM monitor (dist/vm-monitor.cjs, or monitor-main.ts from source) for VMs
-      return cmd.includes('conmon') || cmd.includes('qemu') || cmd.includes('vm-monitor') || cmd.includes('monitor-main');
-    } catch {
-      return false;
-    }
+  /** Whether an instance's supervisor still runs (the driver knows what its supervisor looks like). */
+  supervisorAlive(rec: InstanceRecord): boolean {
+    if (rec.supervisorPid <= 0) return false;
+    return this.driver(rec.kind).supervisorAlive(this.context(rec), rec.supervisorPid);
   }
 
   /**
@@ -117,7 +115,7 @@ export class Engine {
     const ctx = this.context(rec);
     const info = this.driver(rec.kind).exitInfo(ctx);
     if (info) return info;
-    if (rec.supervisorPid > 0 && !this.supervisorAlive(rec.supervisorPid)) {
+    if (rec.supervisorPid > 0 && !this.supervisorAlive(rec)) {
       // Check once more: the supervisor writes the exit file just before it exits.
       const again = this.driver(rec.kind).exitInfo(ctx);
       if (again) return again;

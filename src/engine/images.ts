@@ -25,8 +25,7 @@ export async function removeImage(engine: Engine, ref: string, force: boolean): 
 async function pruneDriverCaches(engine: Engine): Promise<number> {
   const keep = new Set<string>([...(await engine.images.list()).map((i) => i.id), ...inUse(engine)()]);
   let freed = 0;
-  for (const kind of ['container', 'vm'] as const) {
-    const driver = engine.driver(kind);
+  for (const driver of engine.allDrivers()) {
     if (driver.pruneImageCaches) freed += await driver.pruneImageCaches(engine.root, keep);
   }
   return freed;

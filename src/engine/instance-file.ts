@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { InstanceConfig, InstanceKind } from '../common/instance.js';
 import type { InstanceRecord } from './store.js';
+import { migrateConfig } from './migrate.js';
 
 export const INSTANCE_FILE = 'instance.json';
 const VERSION = 1;
@@ -66,5 +67,5 @@ export function readInstanceFile(dir: string, id: string): SavedInstance | strin
     (s.kind === 'container' || s.kind === 'vm') && typeof s.image === 'string' && typeof s.imageId === 'string' &&
     typeof s.config === 'object' && s.config !== null && Array.isArray(s.config.command) && typeof s.createdAt === 'number';
   if (!ok) return `its ${INSTANCE_FILE} is incomplete or names another instance`;
-  return s as SavedInstance;
+  return { ...(s as SavedInstance), config: migrateConfig(s.config) };
 }

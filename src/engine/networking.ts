@@ -87,6 +87,9 @@ export function networkUsers(engine: Engine, name: string): InstanceRecord[] {
 }
 
 export { NetworkManager };
+/** for front ends: the network definition type and the default network's name */
+export { DEFAULT_NETWORK };
+export type { NetworkDef } from '../network/store.js';
 
 /**
  * `hull network connect`: add a network to an instance. A live instance joins at once (a new interface in its
@@ -101,7 +104,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
   // attached now (running, paused, or created: the namespace exists from create on): join at once, when the
   // driver can take a new interface live (a VM's NICs are fixed while it runs: it joins at its next start)
   const live = engine.networks.attachments(rec.id).length > 0;
-  if (live && !engine.driver(rec.kind).liveNetworkChanges) {
+  if (live && !engine.driver(rec.kind).capabilities.liveNetworkChanges) {
     saveConfig(engine, rec, { ...rec.config, networks: [...(rec.config.networks ?? []), req!] });
     engine.event(rec, 'network-connect', { network: req!.name });
     return 'next-start';
@@ -122,7 +125,7 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
 export async function disconnectInstance(engine: Engine, rec: InstanceRecord, network: string): Promise<'now' | 'next-start'> {
   const def = engine.networks.store.get(network);
   if (!(rec.config.networks ?? []).some((n) => n.name === def.name)) throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
-  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).liveNetworkChanges;
+  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).capabilities.liveNetworkChanges;
   if (live) await engine.networks.disconnect(rec.id, def.name);
   saveConfig(engine, rec, { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) });
   engine.event(rec, 'network-disconnect', { network: def.name });

@@ -307,7 +307,7 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
   };
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
-  const supervisor = found.supervisors.find((x) => x.main && engine.supervisorAlive(x.pid));
+  const supervisor = found.supervisors.find((x) => x.main && driver.supervisorAlive(ctx, x.pid));
   let exit: ExitInfo | null = driver.exitInfo(ctx);
   let live: { state: 'running' | 'paused' | 'created'; pid: number } | null = null;
   if (!exit && supervisor) {
@@ -346,9 +346,9 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
 function stubConfig(runtime: string): InstanceConfig {
   return {
     image: '', imageId: '', command: [], env: [], workdir: '/', user: '', hostname: '', tty: false, stdin: false, mounts: [],
-    readOnly: false, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null,
-    resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {},
-    network: 'none', runtime, ulimits: [],
+    readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
+    labels: {}, network: 'none',
+    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
   };
 }
 

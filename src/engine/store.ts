@@ -3,6 +3,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'n
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
+import { migrateConfig } from './migrate.js';
 
 /**
  * The engine's state store: one SQLite database per hull root, shared by every hull process
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 function fromRow(r: InstanceRow): InstanceRecord {
   return {
     id: r.id, name: r.name, kind: r.kind as InstanceKind, state: r.state as InstanceState, image: r.image,
-    imageId: r.image_id, config: JSON.parse(r.config) as InstanceConfig, createdAt: r.created_at,
+    imageId: r.image_id, config: migrateConfig(JSON.parse(r.config)), createdAt: r.created_at,
     startedAt: r.started_at, finishedAt: r.finished_at, exitCode: r.exit_code, exitReason: r.exit_reason,
     oomKilled: r.oom_killed !== 0, pid: r.pid, supervisorPid: r.supervisor_pid, restartCount: r.restart_count, stoppedByUser: r.stopped_by_user !== 0,
   };

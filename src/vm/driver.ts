@@ -30,7 +30,7 @@ import {
   CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, NotFoundError, StateError,
 } from '../common/errors.js';
 import type {
-  CreateResult, ExecOptions, MountSpec, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
+  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, IsolationRequest, KindConfig, ExecOptions, MountSpec, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
   RuntimeStatus, StdioStreams,
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
@@ -155,7 +155,7 @@ export class VmBootError extends HullError {
  * said (a qcow2 file given as raw would boot garbage, a raw file given as qcow2 would fail obscurely).
  * Returns the format to open it with.
  */
-export async function checkDiskImage(path: string, stated?: 'qcow2' | 'raw'): Promise<'qcow2' | 'raw'> {
+export async function checkDiskImage(path: string, stated?: DiskFormat): Promise<DiskFormat> {
   if (!existsSync(path)) throw new NotFoundError(`disk image ${path} does not exist`);
   const found = await qemuImgInfo(path).catch((e: Error) => {
     throw new InvalidArgumentError(`disk image ${path} cannot be read by qemu-img: ${e.message}`);
@@ -188,7 +188,20 @@ class Collector {
 export class VmDriver implements InstanceDriver {
   readonly kind = 'vm' as const;
   readonly supervisorName = 'the VM monitor';
-  readonly liveNetworkChanges = false;
+  readonly capabilities: DriverCapabilities = { liveNetworkChanges: false, console: true, diskImages: true };
+
+  /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
+  configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
+    return { vm: { ...(req.vm ?? {}), ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}) } };
+  }
+
+  supervisorAlive(ctx: InstanceContext, pid: number): boolean {
+    return this.monitorAlive(ctx, pid);
+  }
+
+  checkDiskImage(path: string, stated?: DiskFormat): Promise<DiskFormat> {
+    return checkDiskImage(path, stated);
+  }
 
   private exitsDir(ctx: InstanceContext): string {
     return join(ctx.dir, 'exits');
@@ -563,6 +576,9 @@ export class VmDriver implements InstanceDriver {
     await rm(ctx.dir, { recursive: true, force: true });
   }
 }
+
+/** The VM driver's entry in the engine's registry (src/engine/drivers.ts). */
+export const vmDriverFactory: DriverFactory = { kind: 'vm', create: () => new VmDriver() };
 
 /** The instance's environment with exec's -e on top (same keys replaced). */
 function mergeExecEnv(base: string[], extra: string[]): string[] {

@@ -56,7 +56,7 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
     .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
-    .option('--pull <policy>', 'pull the image: missing (default), always, never')
+    .option('--pull <policy>', 'pull the image: missing (default), always, never, newer (when the registry has a different one)')
     .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image')
     .option('--tls-verify [bool]', 'use HTTPS when pulling (false: plain HTTP)')
     .option('-q, --quiet', 'pull without progress output')

@@ -96,7 +96,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
-      await ensureImage(ctx, engine, image, f.pull, f);
+      await ensureImage(engine, image, f.pull, f);
       let rec = await createInstance(engine, req, f.detach ? {} : { watcherPid: process.pid });
       if (f.detach) {
         rec = await startInstance(engine, rec).catch(async (e) => {
@@ -118,7 +118,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .action(async (image: string, command: string[], f: CreateFlags) => {
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
-      await ensureImage(ctx, engine, image, f.pull, f);
+      await ensureImage(engine, image, f.pull, f);
       const rec = await createInstance(engine, req);
       process.stdout.write(rec.id + '\n');
     });

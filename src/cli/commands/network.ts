@@ -6,9 +6,7 @@ import { checkFormat, json, table, ago } from '../format.js';
 import { parseLabels, parseNumber } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
-import type { NetworkDef } from '../../network/store.js';
-import { DEFAULT_NETWORK } from '../../network/store.js';
-import { connectInstance, disconnectInstance, networkUsers, publishedPorts, removeNetwork } from '../../engine/networking.js';
+import { DEFAULT_NETWORK, type NetworkDef, connectInstance, disconnectInstance, networkUsers, publishedPorts, removeNetwork } from '../../engine/networking.js';
 import { removeInstance } from '../../engine/lifecycle/remove.js';
 import { refresh } from '../../engine/lifecycle/exit.js';
 

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import type { CliContext } from '../context.js';
 import { TransferProgress } from '../progress.js';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import { CredentialStore } from '../../image/registry/credentials.js';
 import { pullWithProgress, tlsVerify, transferOptions } from '../transfer.js';
-import { login, pushImage } from '../../image/registry/push.js';
+import { loadImages, login, logout, push, saveImages } from '../../engine/transfer.js';
 
 /** A registry host as typed by a user (`https://quay.io/`, `index.docker.io`) → the host key. */
 function registryHost(text: string): string {
@@ -22,9 +20,7 @@ async function readStdin(): Promise<string> {
 }
 
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
-  const credentials = () => new CredentialStore(join(ctx.root, 'auth.json'));
   const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  const transfer = (o: { tlsVerify?: string | boolean; stallTimeout?: string }, progress: TransferProgress) => transferOptions(ctx, o, progress);
   const STALL_HELP = 'give up on a transfer attempt (and retry it) when no byte moves for this long: seconds, or 500ms/30s/2m; 0: never (default 30s, or HULL_REGISTRY_STALL_TIMEOUT)';
 
   program.command('pull').description('download an image from a registry')
@@ -34,7 +30,7 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
     .option('--stall-timeout <duration>', STALL_HELP)
     .argument('<image>')
     .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string }) => {
-      const img = await pullWithProgress(ctx, await ctx.engine(), ref, o);
+      const img = await pullWithProgress(await ctx.engine(), ref, o);
       process.stdout.write(`${img.id}\n`);
     });
 
@@ -49,9 +45,9 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
       const progress = new TransferProgress('push', !!o.quiet);
       let r;
       try {
-        r = await pushImage(engine.images, src, dest, {
+        r = await push(engine, src, dest, {
           ...(envNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: envNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
-          ...transfer(o, progress),
+          ...transferOptions(o, progress),
         });
       } finally {
         progress.finish();
@@ -72,7 +68,7 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
       let password = o.password;
       if (o.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
       if (password === undefined || password === '') throw new InvalidArgumentError('hull login needs a password: -p PASSWORD or --password-stdin');
-      await login(credentials(), host, { username: o.username, password }, { insecure: !tlsVerify(o.tlsVerify) });
+      await login(ctx.root, host, { username: o.username, password }, { insecure: !tlsVerify(o.tlsVerify) });
       process.stdout.write('Login Succeeded!\n');
     });
 
@@ -80,7 +76,7 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
     .argument('<registry>')
     .action((reg: string) => {
       const host = registryHost(reg);
-      if (!credentials().remove(host)) throw new NotFoundError(`not logged in to ${host}`);
+      if (!logout(ctx.root, host)) throw new NotFoundError(`not logged in to ${host}`);
       process.stdout.write(`Removed login credentials for ${host}\n`);
     });
 }
@@ -92,16 +88,14 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
     .argument('<image...>')
     .action(async (refs: string[], o: { output: string; format: string }) => {
       if (o.format !== 'oci-archive' && o.format !== 'docker-archive') throw new InvalidArgumentError(`invalid --format "${o.format}": use oci-archive or docker-archive`);
-      const { saveImages } = await import('../../image/archive.js');
-      await saveImages((await ctx.engine()).images, refs, o.output, o.format);
+      await saveImages(await ctx.engine(), refs, o.output, o.format);
     });
 
   program.command('load').description('load images from an archive (oci-archive or docker-archive, detected)')
     .requiredOption('-i, --input <file>', 'the archive to read')
     .option('-q, --quiet', 'print only the image ids')
     .action(async (o: { input: string; quiet?: boolean }) => {
-      const { loadImages } = await import('../../image/archive.js');
-      const loaded = await loadImages((await ctx.engine()).images, o.input);
+      const loaded = await loadImages(await ctx.engine(), o.input);
       for (const l of loaded) process.stdout.write(o.quiet ? `${l.record.id}\n` : `Loaded image: ${l.name ?? l.record.id}\n`);
     });
 }

@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
-import { release } from 'node:os';
 import type { CliContext } from '../context.js';
 import { checkFormat, json } from '../format.js';
-import { probeHost, availableRuntimes, findExecutable } from '../../host/probe.js';
-import { probeAccel } from '../../host/qemu.js';
-import { defaultRuntime } from '../../engine/runtime-choice.js';
+import { systemInfo } from '../../engine/info.js';
 import { pruneSystem } from '../../engine/prune.js';
 import { handleExit } from '../../engine/lifecycle/exit.js';
 import { restoreAfterBoot, reconcileAll } from '../../engine/lifecycle/boot.js';
@@ -25,34 +22,7 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
     .action(async (o: { format?: string }) => {
       const format = checkFormat(o.format);
       const engine = await ctx.engine();
-      const host = probeHost();
-      const runtimes = availableRuntimes();
-      let defRuntime = '';
-      try { defRuntime = defaultRuntime(); } catch (e) { defRuntime = `none (${(e as Error).message})`; }
-      const recs = engine.store.list();
-      const images = await engine.images.list();
-      const info = {
-        version: VERSION,
-        root: engine.root,
-        instances: {
-          total: recs.length,
-          running: recs.filter((r) => r.state === 'running').length,
-          paused: recs.filter((r) => r.state === 'paused').length,
-          stopped: recs.filter((r) => r.state === 'exited' || r.state === 'created').length,
-        },
-        images: images.length,
-        defaultRuntime: defRuntime,
-        runtimes: runtimes.map((r) => ({ name: r.name, path: r.path, version: r.version, usable: r.usable, ...(r.reason ? { reason: r.reason } : {}), ...(r.needsPureV1View ? { note: 'runs in a private mount namespace with a pure cgroup v1 view' } : {}) })),
-        cgroups: host.cgroupLayout,
-        cgroupNamespace: host.cgroupNamespace,
-        userNamespaces: host.userNamespace,
-        seccomp: host.seccomp,
-        // the VM driver's accelerator probe (hardware KVM, else TCG); --accel overrides it per VM
-        virtualization: (() => { const a = probeAccel(); return { accelerator: a.accel, reason: a.reason, qemu: findExecutable('qemu-system-x86_64') }; })(),
-        nofileHardLimit: host.nofileHard,
-        capSysResource: host.capSysResource,
-        kernel: release(),
-      };
+      const info = await systemInfo(engine, VERSION);
       if (format === 'json') { process.stdout.write(json(info)); return; }
       const lines = [
         `hull version:       ${info.version}`,

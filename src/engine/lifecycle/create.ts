@@ -2,9 +2,8 @@ import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { ImageRecord } from '../../image/store.js';
 import type { InstanceRecord } from '../store.js';
-import { allocateUserns, buildInstanceConfig, type CreateRequest } from '../config.js';
+import { buildInstanceConfig, type CreateRequest } from '../config.js';
 import { isValidName, newId, randomName } from '../names.js';
-import { checkRuntime, defaultRuntime } from '../runtime-choice.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
 import { saveInstanceFile } from '../instance-file.js';
@@ -28,11 +27,12 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   const image = opts.image ?? await engine.images.resolve(req.image);
   trace('create: image resolved');
   const id = newId();
-  const runtime = req.runtime !== undefined ? checkRuntime(req.runtime) : defaultRuntime();
-  const config = buildInstanceConfig(image, req, id, runtime);
-  if (req.userns === 'auto') {
-    config.userns = allocateUserns(engine.store.list().map((r) => r.config.userns).filter((u) => u !== null));
-  }
+  const driver = engine.driver(req.kind);
+  // the common part, then the kind's own section with its defaults (e.g. the OCI runtime), from its driver
+  const config = {
+    ...buildInstanceConfig(image, req, id),
+    ...driver.configure(req, { otherConfigs: () => engine.store.list().map((r) => r.config) }),
+  };
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   const rec: InstanceRecord = {
@@ -57,7 +57,6 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   // handed in by hull build is held by the build's lease instead.
   if (opts.image) insert();
   else await engine.images.useImage(image, insert);
-  const driver = engine.driver(rec.kind);
   let ctx = engine.context(rec, [], opts.watcherPid);
   try {
     // the instance's own copy of its record, from which `hull system recover` rebuilds it if hull.db is lost

@@ -27,7 +27,7 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     }
     return rec;
   }
-  if (rec.state === 'exited' || !engine.supervisorAlive(rec.supervisorPid)) {
+  if (rec.state === 'exited' || !engine.supervisorAlive(rec)) {
     rec = engine.store.transition(rec.id, ['exited', 'created'], 'created', {}, 'start');
     const ctx = await engine.contextWithLayers(rec);
     await driver.cleanupAfterExit(ctx);

@@ -109,15 +109,12 @@ export async function parallel<T>(items: T[], limit: number, fn: (item: T) => Pr
   if (failure) throw failure.e;
 }
 
-/** Pull `refText` into `store` and name it; returns the stored image. */
-export async function pullImage(store: ImageStore, refText: string, opts: PullOptions = {}): Promise<ImageRecord> {
-  const ref = parseReference(refText);
-  const registry = ref.name.slice(0, ref.name.indexOf('/'));
-  const repo = ref.name.slice(registry.length + 1);
-  const client = clientFor(registry, opts);
-  const emit = opts.onEvent ?? (() => { /* quiet */ });
-  const display = ref.display.startsWith(registry) ? ref.display : `${registry}/${ref.display}`;
-
+/**
+ * The image manifest `ref` names on its registry, for this host's platform (or `platform`): an index or
+ * manifest list is walked down to the platform's entry. Throws when there is none or it is of a type hull
+ * cannot use.
+ */
+async function resolveManifest(client: RegistryClient, repo: string, ref: { digest?: string; tag: string }, display: string, platform: string | undefined) {
   let fetched = await client.getManifest(repo, ref.digest ?? ref.tag, display);
   const isIndex = (t: string) => t === MANIFEST_TYPES.ociIndex || t === MANIFEST_TYPES.dockerList;
   // an index picks the platform; an entry may be an index itself (nested indexes, e.g. per OS version):
@@ -125,8 +122,8 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   for (let depth = 0; isIndex(fetched.mediaType); depth++) {
     if (depth >= 4) throw new RegistryError(`image ${display}: indexes nested more than 4 deep; hull stops there`);
     const index = JSON.parse(fetched.bytes.toString('utf8')) as OciIndex;
-    const want = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
-    const chosen = choosePlatform(index, want, !!opts.platform && want.variant !== undefined)
+    const want = platform ? parsePlatform(platform) : hostPlatform();
+    const chosen = choosePlatform(index, want, !!platform && want.variant !== undefined)
       ?? (index.manifests ?? []).find((d) => !d.platform && isIndex(d.mediaType));
     if (!chosen) {
       const has = (index.manifests ?? []).map((d) => d.platform).filter((p): p is Platform => !!p && p.os !== 'unknown').map(platformText);
@@ -137,6 +134,32 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
   if (fetched.mediaType !== MANIFEST_TYPES.ociManifest && fetched.mediaType !== MANIFEST_TYPES.dockerManifest) {
     throw new RegistryError(`image ${display} has a manifest of type ${fetched.mediaType || 'unknown'}, which hull cannot use (it reads OCI and docker schema 2 manifests)`);
   }
+  return fetched;
+}
+
+function target(refText: string) {
+  const ref = parseReference(refText);
+  const registry = ref.name.slice(0, ref.name.indexOf('/'));
+  const repo = ref.name.slice(registry.length + 1);
+  const display = ref.display.startsWith(registry) ? ref.display : `${registry}/${ref.display}`;
+  return { ref, registry, repo, display };
+}
+
+/**
+ * The digest of the manifest a pull of `refText` would store (the platform's, under an index), without
+ * downloading anything else: what `--pull newer` compares with the local image's manifest digest.
+ */
+export async function remoteManifestDigest(refText: string, opts: PullOptions = {}): Promise<string> {
+  const { ref, registry, repo, display } = target(refText);
+  return (await resolveManifest(clientFor(registry, opts), repo, ref, display, opts.platform)).digest;
+}
+
+/** Pull `refText` into `store` and name it; returns the stored image. */
+export async function pullImage(store: ImageStore, refText: string, opts: PullOptions = {}): Promise<ImageRecord> {
+  const { ref, registry, repo, display } = target(refText);
+  const client = clientFor(registry, opts);
+  const emit = opts.onEvent ?? (() => { /* quiet */ });
+  const fetched = await resolveManifest(client, repo, ref, display, opts.platform);
   emit({ kind: 'resolved', ref: display, digest: fetched.digest });
   const manifest = JSON.parse(fetched.bytes.toString('utf8')) as OciManifest;
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new RegistryError(`the manifest of ${display} has no config or layers`);
