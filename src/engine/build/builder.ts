@@ -10,13 +10,12 @@
  *
  * Intermediate states are not images: their layer blobs are committed as they are made (so later steps
  * can extract them), and only the final image gets a manifest, config and names, in one index update.
- * A killed build therefore leaves blobs and at most one stopped step container (labelled with the build's
- * pid, removed by the next build), never a half-written or half-tagged image.
+ * A killed build therefore leaves blobs and at most one step container (labelled with the build's pid and
+ * start time, removed by the next hull command: orphans.ts), never a half-written or half-tagged image.
  */
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
-import { processAlive } from '../../host/proc.js';
 import { parseContainerfile, ContainerfileError, loadIgnore, type BuildPlan, type CopyInstruction, type Instruction, type Stage } from '../../image/containerfile.js';
 import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../../image/diff.js';
 import { sha256 } from '../../image/layout.js';
@@ -32,6 +31,7 @@ import { removeInstance } from '../lifecycle/remove.js';
 import { handleExit } from '../lifecycle/exit.js';
 import { instanceLogs } from '../output.js';
 import { BuildCache } from './cache.js';
+import { buildStepLabels } from './orphans.js';
 import type { Lease } from '../../image/lease.js';
 import { cleanSource, dirFs, resolveInImage, expandSource, hashEntries, planCopy, resolveChown, viewFs, type CopySource, type SourceFs } from './copy.js';
 
@@ -71,7 +71,6 @@ type RuntimeConfig = NonNullable<OciImageConfigFile['config']> & {
   OnBuild?: string[];
 };
 
-const BUILD_PID_LABEL = 'hull.build.pid';
 /** Mount points the runtime creates in a container's root: never part of a RUN layer. */
 const RUNTIME_MOUNT_POINTS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
 
@@ -141,7 +140,6 @@ export class Builder {
       const r = parseReference(t);
       if (r.digest) throw new InvalidArgumentError(`invalid tag ${t}: a name takes a tag, not a digest`);
     }
-    await this.removeStaleContainers();
 
     const parse = (baseConfig?: Map<string, ImageRecord>): BuildPlan => {
       try {
@@ -193,15 +191,6 @@ export class Builder {
     } catch (e) {
       if (e instanceof NotFoundError) throw new NotFoundError(`image ${ref} not found locally: hull pull ${ref} first`);
       throw e;
-    }
-  }
-
-  /** Remove step containers left by builds that were killed. */
-  private async removeStaleContainers(): Promise<void> {
-    for (const rec of this.engine.store.list()) {
-      const pid = Number(rec.config.labels?.[BUILD_PID_LABEL]);
-      if (!pid || (pid !== process.pid && processAlive(pid))) continue;
-      await removeInstance(this.engine, rec, { force: true }).catch(() => undefined);
     }
   }
 
@@ -386,7 +375,7 @@ export class Builder {
       entrypoint: [],
       env: Object.entries(ins.args).filter(([k]) => !has.has(k)).map(([k, v]) => `${k}=${v}`),
       network: 'none',
-      labels: { [BUILD_PID_LABEL]: String(process.pid) },
+      labels: buildStepLabels(),
       autoRemove: false,
     };
     let rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
