@@ -110,11 +110,11 @@ describe('build context escapes', () => {
   });
 
   test('symlinks are resolved with the context as root; links found in a tree are copied as links', async () => {
-    const r = await build(ctx, 'esc-ok', 'FROM busybox\nCOPY inner/f /f\nCOPY etcdir/../etc/inside /inside\nCOPY tree /tree/\nCOPY inner /innerdir/\n');
+    const r = await build(ctx, 'esc-ok', 'FROM busybox\nCOPY inner/f /f\nCOPY etcdir/../etc/inside /inside\nCOPY tree /tree/\nCOPY inner /innerdir/\nCOPY inner/* /globbed/\n');
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const out = await root.ok('run', '--rm', 'esc-ok', 'sh', '-c',
-      'cat /f /inside /tree/plain /innerdir/f; readlink /tree/hostlink; readlink /tree/secretlink; cat /tree/secretlink 2>/dev/null || echo dangling');
-    assert.equal(out, `real f\ninside the context\nplain\nreal f\n${host}\n${join(host, 'secret')}\ndangling\n`);
+      'cat /f /inside /tree/plain /innerdir/f /globbed/f; readlink /tree/hostlink; readlink /tree/secretlink; cat /tree/secretlink 2>/dev/null || echo dangling');
+    assert.equal(out, `real f\ninside the context\nplain\nreal f\nreal f\n${host}\n${join(host, 'secret')}\ndangling\n`);
     assertSecretNowhere();
   });
 
@@ -132,6 +132,16 @@ describe('build context escapes', () => {
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.equal(await root.ok('run', '--rm', 'esc-from-ok', 'cat', '/f', '/lnkdir/f'), 'in-stage\nin-stage\n');
     assertSecretNowhere();
+  });
+
+  test('--chown reads the image\'s /etc/passwd through its links inside the image, never the host\'s', async () => {
+    writeFileSync(join(host, 'passwd'), 'hostonly:x:777:777::/:/bin/sh\n');
+    const inImage = await build(ctx, 'esc-chown', 'FROM busybox\nRUN cp /etc/passwd /etc/passwd.real && echo "app:x:4242:4242::/:/bin/sh" >> /etc/passwd.real && ln -sf /etc/passwd.real /etc/passwd\nCOPY --chown=app realdir/f /owned\n');
+    assert.equal(inImage.code, 0, inImage.stdout + inImage.stderr);
+    assert.equal(await root.ok('run', '--rm', 'esc-chown', 'stat', '-c', '%u', '/owned'), '4242\n');
+    const out = await build(ctx, 'esc-chown-host', `FROM busybox\nRUN ln -sf ${host}/passwd /etc/passwd\nCOPY --chown=hostonly realdir/f /owned\n`);
+    assert.equal(out.code, 125);
+    assert.match(out.stderr, /unable to find user hostonly: no matching entries in the image's \/etc\/passwd/);
   });
 
   test('ADD of a hostile archive (.., absolute paths, writing through a symlink, a hard link out) keeps it all inside, and keeps absolute links as written', async () => {

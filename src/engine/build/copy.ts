@@ -142,7 +142,8 @@ export function expandSource(fs: SourceFs, pattern: string): string[] {
         if (fs.stat(p)) next.push(p);
         continue;
       }
-      const st = fs.stat(base);
+      // a directory reached through a symlink is globbed too (resolved inside the root)
+      const st = fs.stat(fs.resolve(base));
       if (!st?.stat.isDirectory()) continue;
       const re = globRegex(part);
       for (const n of fs.readdir(base)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
@@ -156,7 +157,7 @@ export function expandSource(fs: SourceFs, pattern: string): string[] {
 export function resolveChown(spec: string, image: LayerView): { uid: number; gid: number } {
   const [u = '', g] = spec.split(':', 2);
   const read = (p: string): string => {
-    const e = image.lookup(p);
+    const e = image.lookup(resolveInImage(image, p));
     if (!e || !e.stat.isFile()) return '';
     return readFileSync(e.abs, 'utf8');
   };
