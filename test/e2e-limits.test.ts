@@ -4,7 +4,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { HullRoot } from './helpers/hull.js';
 
 const root = new HullRoot('limits');
@@ -40,6 +40,13 @@ describe('huge memory limits', () => {
     const r = await root.hull('run', '--rm', '--memory', '99999999g', '--memory-swap', '1g', 'busybox', 'true');
     assert.equal(r.code, 125);
     assert.match(r.stderr, /invalid --memory-swap: it must be at least --memory .*--memory is unlimited/);
+  });
+
+  test('a VM is refused an unlimited --memory (it needs a RAM size)', { skip: existsSync('/usr/bin/qemu-system-x86_64') ? false : 'no QEMU on this host' }, async () => {
+    const r = await root.hull('run', '--rm', '--isolation', 'vm', '--memory', '99999999g', 'busybox', 'true');
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g/);
+    assert.deepEqual(await root.ids(), []);
   });
 
   test('leaves nothing behind', () => root.cleanupAndCheck());
