@@ -1,5 +1,6 @@
 import { Engine, DEFAULT_ROOT } from '../engine/engine.js';
 import { restoreAfterBoot } from '../engine/lifecycle/boot.js';
+import { removeOrphanedBuildSteps } from '../engine/build/orphans.js';
 import { trace } from '../common/trace.js';
 import { checkAfterOpen, checkBeforeOpen } from '../engine/recover.js';
 
@@ -36,6 +37,8 @@ export function createContext(rootFlag: string | undefined): CliContext {
         trace('engine: store opened');
         await restoreAfterBoot(engine);
         trace('engine: boot checked');
+        // step containers of a build that was killed (kill -9): nobody else would remove them
+        await removeOrphanedBuildSteps(engine);
       }
       return engine;
     },

@@ -9,8 +9,8 @@ import type { MountSpec, RestartPolicy } from './instance.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
-/** "64m", "1.5g", "512", "128MiB" → bytes (docker's RAMInBytes: binary units). */
-export function parseSize(value: string, flag = 'size'): number {
+/** A size as written, in bytes (unbounded), or InvalidArgumentError. */
+function sizeBytes(value: string, flag: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*$/i.exec(value);
   if (!m) throw new InvalidArgumentError(`invalid ${flag} "${value}": expected a number with an optional unit b, k, m, g (e.g. 64m)`);
   const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
@@ -18,9 +18,31 @@ export function parseSize(value: string, flag = 'size'): number {
   return Math.floor(n);
 }
 
-/** Like parseSize, but "-1" means unlimited (docker's --memory-swap). */
+/**
+ * "64m", "1.5g", "512", "128MiB" → bytes (docker's RAMInBytes: binary units). Sizes past 2^53-1 bytes
+ * (8 PiB) are refused: JSON numbers lose whole bytes there, so hull could not store them exactly.
+ */
+export function parseSize(value: string, flag = 'size'): number {
+  const n = sizeBytes(value, flag);
+  if (n > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`invalid ${flag} "${value}": too large (at most 8 PiB)`);
+  return n;
+}
+
+/**
+ * A memory limit (--memory): like parseSize, but a limit past 2^53-1 bytes (8 PiB, more than any host
+ * has) is no limit, 0, as the kernel makes of limits past what it can count: stored and shown as 0
+ * (unlimited, docker's HostConfig.Memory convention), never as a number JSON cannot hold exactly.
+ */
+export function parseMemoryLimit(value: string, flag: string): number {
+  const n = sizeBytes(value, flag);
+  return n > Number.MAX_SAFE_INTEGER ? 0 : n;
+}
+
+/** Like parseSize, but "-1" means unlimited (docker's --memory-swap), as does a size past 2^53-1 bytes. */
 export function parseSizeOrUnlimited(value: string, flag: string): number {
-  return value.trim() === '-1' ? -1 : parseSize(value, flag);
+  if (value.trim() === '-1') return -1;
+  const n = sizeBytes(value, flag);
+  return n > Number.MAX_SAFE_INTEGER ? -1 : n;
 }
 
 export function parseNumber(value: string, flag: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {

@@ -346,6 +346,8 @@ export class ContainerDriver implements InstanceDriver {
     const r = buildResources(resources, probeHostFacts());
     const u: RuntimeResourceUpdate = {};
     if (r.memory?.limit !== undefined) u.memory = r.memory.limit;
+    // --memory past what can be counted (0): lift the limit, swap first (v1 keeps memsw >= memory)
+    else if (resources.memory === 0) { u.memory = -1; u.memorySwap ??= -1; }
     if (r.memory?.swap !== undefined) u.memorySwap = r.memory.swap;
     if (r.cpu?.quota !== undefined) u.cpuQuota = r.cpu.quota;
     if (r.cpu?.period !== undefined) u.cpuPeriod = r.cpu.period;

@@ -232,7 +232,8 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
     memory.limit = res.memory;
   }
   const swap = res.memorySwap;
-  if (swap !== undefined && swap !== 0) {
+  // without a memory limit, unlimited swap (-1) is what there is already (docker accepts it alone)
+  if (swap !== undefined && swap !== 0 && !(swap === -1 && memory.limit === undefined)) {
     if (memory.limit === undefined) throw new InvalidArgumentError('--memory-swap needs --memory: set the memory limit too');
     if (swap !== -1 && (!Number.isInteger(swap) || swap < memory.limit)) {
       throw new InvalidArgumentError(`--memory-swap ${bytes(swap)} is below --memory ${bytes(memory.limit)}: it is the total of memory and swap`);

@@ -36,15 +36,23 @@ export async function pruneImages(engine: Engine, all: boolean): Promise<{ image
   const r = await engine.images.prune({ all, inUse: inUse(engine) });
   r.gc.reclaimed += await pruneDriverCaches(engine);
   // build cache entries over layers that are gone now can never hit again
-  return { ...r, cacheEntries: pruneBuildCache(engine, false) };
+  return { ...r, cacheEntries: (await pruneBuildCache(engine, false)).entries };
 }
 
-/** hull builder prune: the build cache (every entry with `all`, else those whose layers are gone). */
-export function pruneBuildCache(engine: Engine, all: boolean): number {
+/**
+ * hull builder prune: the build cache (every entry with `all`, else those whose layers are gone). With
+ * `all`, the layers only the cache held (intermediate steps, failed builds) are collected at once, so the
+ * space reported is the space freed; dangling entries hold no space.
+ */
+export async function pruneBuildCache(engine: Engine, all: boolean): Promise<{ entries: number; reclaimed: number }> {
   const cache = new BuildCache(engine.root);
+  let entries: number;
   try {
-    return cache.prune({ all, present: (d) => engine.images.hasBlob(d) });
+    entries = cache.prune({ all, present: (d) => engine.images.hasBlob(d) });
   } finally {
     cache.close();
   }
+  if (!all) return { entries, reclaimed: 0 };
+  const gc = await engine.images.collect(inUse(engine));
+  return { entries, reclaimed: gc.reclaimed };
 }

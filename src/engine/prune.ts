@@ -59,6 +59,7 @@ export async function pruneSystem(engine: Engine, all: boolean): Promise<PruneRe
   const instances = await pruneInstances(engine, errors);
   const networks = await pruneNetworks(engine, errors);
   const img = await pruneImages(engine, all);
-  const cacheEntries = img.cacheEntries + pruneBuildCache(engine, all);
-  return { instances, networks, images: img.images, gc: img.gc, cacheEntries, errors };
+  const cache = await pruneBuildCache(engine, all);
+  const gc = { ...img.gc, reclaimed: img.gc.reclaimed + cache.reclaimed };
+  return { instances, networks, images: img.images, gc, cacheEntries: img.cacheEntries + cache.entries, errors };
 }

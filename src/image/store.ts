@@ -336,6 +336,21 @@ export class ImageStore {
     return result;
   }
 
+  /**
+   * Collect the garbage only (no image is removed): blobs and extracted layers that no image, lease,
+   * in-use image or mount needs, such as the layers of build steps once the build cache forgets them.
+   */
+  async collect(inUse: () => Set<string>): Promise<GcResult> {
+    let doomed: string[] = [];
+    const result = await this.layout.withLock(() => {
+      const gc = this.collectLocked(inUse());
+      doomed = gc.doomed;
+      return gc.result;
+    });
+    await this.deleteDoomed(doomed);
+    return result;
+  }
+
   /** A lease for an operation in progress: what it retains survives garbage collection until release. */
   lease(): Lease {
     return new Lease(join(this.imagesDir, '.leases'));

@@ -220,7 +220,7 @@ export class LayerExtractor {
   /** relative paths known to be real directories ('' is the root) */
   private readonly dirs = new Set<string>(['']);
   private readonly dirTimes = new Map<string, Date>();
-  private readonly whiteouts = new Set<string>();
+  private readonly whiteoutPaths = new Set<string>();
   private readonly opaque = new Set<string>();
   private readonly fifos = new Map<string, PendingFifo>();
   private readonly asRoot = process.getuid?.() === 0;
@@ -231,8 +231,10 @@ export class LayerExtractor {
   /**
    * @param root the directory to fill (exists, empty)
    * @param workDir a private directory on the same filesystem, outside `root`, for scratch files
+   * @param whiteouts turn OCI whiteouts into overlayfs ones (a layer); false extracts `.wh.*` entries
+   *   as what they are (an archive that is not a layer: ADD)
    */
-  constructor(private readonly root: string, private readonly workDir: string) {}
+  constructor(private readonly root: string, private readonly workDir: string, private readonly whiteouts = true) {}
 
   /** Handle one tar entry: create it (or record it for {@link finish}) and consume its data. */
   entry(e: ReadEntry): void {
@@ -240,7 +242,7 @@ export class LayerExtractor {
     if (parts === null) return this.skip(e, 'its path leaves the layer');
     try {
       const base = parts[parts.length - 1];
-      if (base !== undefined && base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(e, parts);
+      if (this.whiteouts && base !== undefined && base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(e, parts);
       switch (e.type) {
         case 'File':
         case 'OldFile':
@@ -281,7 +283,7 @@ export class LayerExtractor {
         if (f.mtime) utimesSync(abs, f.mtime, f.mtime);
       }
     }
-    for (const rel of this.whiteouts) {
+    for (const rel of this.whiteoutPaths) {
       if (this.free(rel)) await this.makeWhiteout(this.abs(rel));
     }
     const opaque = [...this.opaque].filter((rel) => this.isRealDir(rel)).map((rel) => this.abs(rel));
@@ -370,7 +372,7 @@ export class LayerExtractor {
 
   /** An entry for `rel` replaces a whiteout or FIFO recorded earlier for the same path. */
   private forget(rel: string): void {
-    this.whiteouts.delete(rel);
+    this.whiteoutPaths.delete(rel);
     this.fifos.delete(rel);
   }
 
@@ -457,7 +459,7 @@ export class LayerExtractor {
       const name = base.slice(WHITEOUT_PREFIX.length);
       // other .wh..wh.* names are aufs bookkeeping, not whiteouts
       if (name === '' || name.startsWith(WHITEOUT_PREFIX)) return e.resume();
-      this.whiteouts.add(parent === '' ? name : `${parent}/${name}`);
+      this.whiteoutPaths.add(parent === '' ? name : `${parent}/${name}`);
     }
     e.resume();
   }
@@ -580,4 +582,24 @@ function escapeForGetfattr(path: string): string {
 
 function digestMismatch(expected: string, actual: string): IntegrityError {
   return new IntegrityError(`layer blob ${expected} is corrupt: its content hashes to ${actual}; remove the image and import it again`);
+}
+
+/**
+ * Extract a (plain, gzip or zstd) tar archive that is not an image layer (ADD of a local archive) into
+ * `dest` (an existing empty directory) with the layer rules above: entries stay inside `dest` whatever
+ * their paths and links say, symlinks are kept as written (absolute targets too), `.wh.*` entries are
+ * plain files. `workDir` is a private scratch directory on the same filesystem. Returns what was skipped.
+ */
+export async function extractArchive(file: string, dest: string, workDir: string): Promise<UnpackResult> {
+  const extractor = new LayerExtractor(dest, workDir, false);
+  let scan: LayerScan;
+  try {
+    scan = await scanLayer(file, (e) => extractor.entry(e));
+  } catch (e) {
+    extractor.abort();
+    throw e;
+  }
+  await extractor.finish();
+  await applyXattrs(dest, scan.xattrs);
+  return { skipped: extractor.skipped + scan.ignored.length, warnings: [...extractor.warnings, ...scan.ignored].slice(0, MAX_WARNINGS) };
 }

@@ -239,6 +239,7 @@ export class VmDriver implements InstanceDriver {
       throw new InvalidArgumentError('--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none');
     }
     const memory = cfg.resources.memory ?? DEFAULT_VM_MEMORY;
+    if (memory === 0) throw new InvalidArgumentError('a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g');
     if (memory < 64 * MiB) throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
     const cpus = Math.max(1, Math.ceil(cfg.resources.cpus ?? 1));
     mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });

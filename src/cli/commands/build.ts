@@ -55,8 +55,8 @@ export function registerBuilderCommands(program: Command, ctx: CliContext): void
     .option('--format <format>', 'output format: table or json')
     .action(async (o: { danglingOnly?: boolean; format?: string }) => {
       const format = checkFormat(o.format);
-      const n = pruneBuildCache(await ctx.engine(), !o.danglingOnly);
-      if (format === 'json') process.stdout.write(json({ CacheEntriesDeleted: n }));
-      else process.stdout.write(`Deleted build cache entries: ${n}\n`);
+      const r = await pruneBuildCache(await ctx.engine(), !o.danglingOnly);
+      if (format === 'json') process.stdout.write(json({ CacheEntriesDeleted: r.entries, SpaceReclaimed: r.reclaimed }));
+      else process.stdout.write(`Deleted build cache entries: ${r.entries}\nTotal reclaimed space: ${(r.reclaimed / 1048576).toFixed(2)}MiB\n`);
     });
 }

@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import type { Resources, UsernsConfig } from '../../common/instance.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import {
-  parseEnv, parseEnvFile, parseIdMap, parseLabels, parseNumber, parseRestart, parseSignal, parseSize,
-  parseSizeOrUnlimited, parseTmpfs, parseUlimit, parseVolume,
+  parseEnv, parseEnvFile, parseIdMap, parseLabels, parseNumber, parseRestart, parseSignal,
+  parseSizeOrUnlimited, parseMemoryLimit, parseTmpfs, parseUlimit, parseVolume,
 } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 
@@ -85,7 +85,7 @@ export interface CreateFlags {
 /** The resource flags, shared with `update`. */
 export function parseResources(f: Pick<CreateFlags, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'pidsLimit' | 'blkioWeight'>): Resources {
   const r: Resources = {};
-  if (f.memory !== undefined) r.memory = parseSize(f.memory, '--memory');
+  if (f.memory !== undefined) r.memory = parseMemoryLimit(f.memory, '--memory');
   if (f.memorySwap !== undefined) r.memorySwap = parseSizeOrUnlimited(f.memorySwap, '--memory-swap');
   if (f.cpus !== undefined) r.cpus = parseNumber(f.cpus, '--cpus', { min: 0.01 });
   if (f.cpuShares !== undefined) r.cpuShares = parseNumber(f.cpuShares, '--cpu-shares', { integer: true, min: 2, max: 262144 });
@@ -95,9 +95,11 @@ export function parseResources(f: Pick<CreateFlags, 'memory' | 'memorySwap' | 'c
   }
   if (f.pidsLimit !== undefined) r.pidsLimit = parseNumber(f.pidsLimit, '--pids-limit', { integer: true, min: -1 });
   if (f.blkioWeight !== undefined) r.blkioWeight = parseNumber(f.blkioWeight, '--blkio-weight', { integer: true, min: 10, max: 1000 });
-  if (r.memory !== undefined && r.memory < 6 * 1024 * 1024) throw new InvalidArgumentError('invalid --memory: the minimum is 6m');
+  // 0: a limit too large to count (parseMemoryLimit), i.e. none
+  if (r.memory !== undefined && r.memory !== 0 && r.memory < 6 * 1024 * 1024) throw new InvalidArgumentError('invalid --memory: the minimum is 6m');
   if (r.memorySwap !== undefined && r.memorySwap !== -1) {
     if (r.memory === undefined) throw new InvalidArgumentError('--memory-swap needs --memory as well');
+    if (r.memory === 0) throw new InvalidArgumentError('invalid --memory-swap: it must be at least --memory (it counts memory plus swap), and --memory is unlimited');
     if (r.memorySwap < r.memory) throw new InvalidArgumentError('invalid --memory-swap: it must be at least --memory (it counts memory plus swap)');
   }
   return r;

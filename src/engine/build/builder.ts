@@ -10,17 +10,16 @@
  *
  * Intermediate states are not images: their layer blobs are committed as they are made (so later steps
  * can extract them), and only the final image gets a manifest, config and names, in one index update.
- * A killed build therefore leaves blobs and at most one stopped step container (labelled with the build's
- * pid, removed by the next build), never a half-written or half-tagged image.
+ * A killed build therefore leaves blobs and at most one step container (labelled with the build's pid and
+ * start time, removed by the next hull command: orphans.ts), never a half-written or half-tagged image.
  */
-import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
-import { processAlive } from '../../host/proc.js';
 import { parseContainerfile, ContainerfileError, loadIgnore, type BuildPlan, type CopyInstruction, type Instruction, type Stage } from '../../image/containerfile.js';
 import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../../image/diff.js';
 import { sha256 } from '../../image/layout.js';
-import { x as extractTar } from 'tar';
+import { extractArchive } from '../../image/unpack.js';
 import { parseReference, type ImageRecord } from '../../image/store.js';
 import { MEDIA_TYPE, hostArchitecture, type OciHistory, type OciImageConfigFile } from '../../image/types.js';
 import { rootfsLayout } from '../../container/rootfs.js';
@@ -32,6 +31,7 @@ import { removeInstance } from '../lifecycle/remove.js';
 import { handleExit } from '../lifecycle/exit.js';
 import { instanceLogs } from '../output.js';
 import { BuildCache } from './cache.js';
+import { buildStepLabels } from './orphans.js';
 import type { Lease } from '../../image/lease.js';
 import { cleanSource, dirFs, resolveInImage, expandSource, hashEntries, planCopy, resolveChown, viewFs, type CopySource, type SourceFs } from './copy.js';
 
@@ -71,7 +71,6 @@ type RuntimeConfig = NonNullable<OciImageConfigFile['config']> & {
   OnBuild?: string[];
 };
 
-const BUILD_PID_LABEL = 'hull.build.pid';
 /** Mount points the runtime creates in a container's root: never part of a RUN layer. */
 const RUNTIME_MOUNT_POINTS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
 
@@ -105,7 +104,6 @@ export class Builder {
   private readonly cleanups: string[] = [];
   /** a CMD was seen in the current stage */
   private cmdSet = false;
-  private contextDir = '';
 
   /** what this build holds on to while it runs: base images, cache hits, new layers (safe from image prune) */
   private lease: Lease | undefined;
@@ -129,7 +127,6 @@ export class Builder {
   private async run(): Promise<ImageRecord> {
     const o = this.opts;
     const context = resolve(o.contextDir);
-    this.contextDir = context;
     if (!existsSync(context)) throw new NotFoundError(`build context ${o.contextDir} does not exist`);
     let path = o.file;
     if (path === undefined) {
@@ -143,7 +140,6 @@ export class Builder {
       const r = parseReference(t);
       if (r.digest) throw new InvalidArgumentError(`invalid tag ${t}: a name takes a tag, not a digest`);
     }
-    await this.removeStaleContainers();
 
     const parse = (baseConfig?: Map<string, ImageRecord>): BuildPlan => {
       try {
@@ -195,15 +191,6 @@ export class Builder {
     } catch (e) {
       if (e instanceof NotFoundError) throw new NotFoundError(`image ${ref} not found locally: hull pull ${ref} first`);
       throw e;
-    }
-  }
-
-  /** Remove step containers left by builds that were killed. */
-  private async removeStaleContainers(): Promise<void> {
-    for (const rec of this.engine.store.list()) {
-      const pid = Number(rec.config.labels?.[BUILD_PID_LABEL]);
-      if (!pid || (pid !== process.pid && processAlive(pid))) continue;
-      await removeInstance(this.engine, rec, { force: true }).catch(() => undefined);
     }
   }
 
@@ -388,7 +375,7 @@ export class Builder {
       entrypoint: [],
       env: Object.entries(ins.args).filter(([k]) => !has.has(k)).map(([k, v]) => `${k}=${v}`),
       network: 'none',
-      labels: { [BUILD_PID_LABEL]: String(process.pid) },
+      labels: buildStepLabels(),
       autoRemove: false,
     };
     let rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
@@ -429,20 +416,24 @@ export class Builder {
     }
   }
 
-  /** A context source that is a symlink, seen through to its target (which must be in the context) under its own name. */
-  private followContextLink(base: SourceFs, rel: string, ins: CopyInstruction): CopySource {
-    const ctxReal = realpathSync(this.contextDir);
-    let real: string;
+  /**
+   * A source that is a symlink, seen through to its target under its own name, as docker does. The
+   * target is resolved inside the source's root (the context, or the --from stage's tree), so a link
+   * to a host path names a path inside the root, which is usually not there.
+   */
+  private followLink(base: SourceFs, rel: string, ins: CopyInstruction, src: string): CopySource {
+    let target: string;
     try {
-      real = realpathSync(join(this.contextDir, rel));
-    } catch {
-      this.fail(ins.line, `${ins.kind} failed: ${rel} is a symlink to nothing`);
+      target = base.resolve(rel);
+    } catch (e) {
+      if (isHullError(e)) this.fail(ins.line, `${ins.kind} failed: ${e.message}`);
+      throw e;
     }
-    if (real !== ctxReal && !real.startsWith(ctxReal + '/')) this.fail(ins.line, `${ins.kind} failed: ${rel} is a symlink out of the build context`);
-    const target = real === ctxReal ? '' : real.slice(ctxReal.length + 1);
+    if (!base.stat(target)) {
+      this.fail(ins.line, `${ins.kind} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`} (${rel} is a symbolic link to /${target}, which symbolic links resolve inside ${ins.from ? 'the source' : 'the build context'})`);
+    }
     const map = (r: string): string => (r === rel ? target : r.startsWith(rel + '/') ? (target ? target + r.slice(rel.length) : r.slice(rel.length + 1)) : r);
-    if (!base.stat(target)) this.fail(ins.line, `${ins.kind} failed: ${rel} points to ${target}, which is excluded by .containerignore/.dockerignore`);
-    return { fs: { keepOwners: base.keepOwners, stat: (r) => base.stat(map(r)), readdir: (r) => base.readdir(map(r)) }, rel };
+    return { fs: { keepOwners: base.keepOwners, stat: (r) => base.stat(map(r)), readdir: (r) => base.readdir(map(r)), resolve: (r) => base.resolve(map(r)) }, rel };
   }
 
   private async copyStep(ins: CopyInstruction, state: State, contextFs: SourceFs): Promise<State> {
@@ -478,28 +469,38 @@ export class Builder {
       }
       const clean = cleanSource(src);
       if (!ins.from && (clean === '..' || clean.startsWith('../'))) this.fail(ins.line, `${what} failed: ${src} is outside the build context`);
-      const matches = expandSource(fs, src);
+      let matches: string[];
+      try {
+        matches = expandSource(fs, src);
+      } catch (e) {
+        if (isHullError(e)) this.fail(ins.line, `${what} failed: ${e.message}`);
+        throw e;
+      }
       if (matches.length === 0) {
         this.fail(ins.line, `${what} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`}`);
       }
       for (const m of matches) {
-        const st = fs.stat(m)!;
+        // docker follows a symlink named as a source (resolved inside the source's root)
+        const source = fs.stat(m)!.stat.isSymbolicLink() ? this.followLink(fs, m, ins, src) : { fs, rel: m };
+        const st = source.fs.stat(source.rel)!;
         if (what === 'ADD' && !ins.from && st.stat.isFile() && isArchive(st.abs)) {
-          const dir = this.engine.images.tempPath('.add');
+          // hull's layer extractor: nothing lands outside `dir`, links are kept as written (node-tar would
+          // rewrite absolute ones); entries that would leave it are skipped and named
+          const work = this.engine.images.tempPath('.add');
+          const dir = join(work, 'root');
           mkdirSync(dir, { recursive: true, mode: 0o755 });
-          this.cleanups.push(dir);
+          chmodSync(dir, 0o755);
+          this.cleanups.push(work);
           try {
-            await extractTar({ file: st.abs, cwd: dir, preserveOwner: true, strict: true });
+            const r = await extractArchive(st.abs, dir, work);
+            if (r.skipped > 0) this.opts.log(`WARNING: ADD ${src}: skipped ${r.skipped} entries: ${r.warnings.join('; ')}`);
           } catch (e) {
             this.fail(ins.line, `ADD failed: cannot extract ${src}: ${(e as Error).message}`);
           }
           sources.push({ fs: dirFs(dir, () => false, true), rel: '' });
           archive = true;
-        } else if (!ins.from && st.stat.isSymbolicLink()) {
-          // docker follows a symlink named as a source, as long as it stays inside the context
-          sources.push(this.followContextLink(contextFs, m, ins));
         } else {
-          sources.push({ fs, rel: m });
+          sources.push(source);
         }
       }
     }

@@ -6,42 +6,100 @@
  * a layer never changes their metadata. The builder hashes the entries for the cache and tars them.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { hostRoot, resolveInRootOps, type RootOps } from '../../common/rootpath.js';
 import type { LayerEntry, LayerView } from '../../image/diff.js';
 import { parseGroup, parsePasswd } from '../../container/users.js';
 
-/** Where COPY reads from: the context, another stage's or image's tree, or an extracted archive. */
+/**
+ * Where COPY reads from: the context, another stage's or image's tree, or an extracted archive.
+ * Paths are resolved inside the source's root as docker does (BuildKit's fs.RootPath): a symlink
+ * on the way is followed as if the root were `/`, so `etcdir -> /etc` makes `etcdir/shadow` name
+ * `<root>/etc/shadow`, never the host's file. `stat` looks at the last component itself (a symlink
+ * found while walking a tree is copied as a symlink).
+ */
 export interface SourceFs {
   stat(rel: string): { abs: string; stat: Stats } | null;
   readdir(rel: string): string[];
+  /** `rel` with every symlink (the last one too) resolved inside the root */
+  resolve(rel: string): string;
   /** keep the sources' owners (true for --from and archives; context files become root's) */
   keepOwners: boolean;
 }
 
-/** A plain directory (the build context, with its ignore matcher). */
-export function dirFs(dir: string, ignored: (rel: string) => boolean = () => false, keepOwners = false): SourceFs {
+/** A SourceFs over `ops`, with directory resolutions remembered (a tree walk asks for each parent). */
+function rootFs(
+  ops: RootOps,
+  stat: (resolved: string) => { abs: string; stat: Stats } | null,
+  list: (resolved: string) => string[],
+  keepOwners: boolean,
+  label: string,
+): SourceFs {
+  const dirs = new Map<string, string>();
+  const resolveDir = (rel: string): string => {
+    let r = dirs.get(rel);
+    if (r === undefined) {
+      r = resolveInRootOps(ops, rel, true, `${rel} in ${label}`);
+      dirs.set(rel, r);
+    }
+    return r;
+  };
+  const split = (rel: string): string => {
+    const clean = cleanSource(rel);
+    const i = clean.lastIndexOf('/');
+    if (i < 0) return clean;
+    const parent = resolveDir(clean.slice(0, i));
+    return parent === '' ? clean.slice(i + 1) : `${parent}/${clean.slice(i + 1)}`;
+  };
   return {
     keepOwners,
-    stat(rel) {
-      if (rel !== '' && ignored(rel)) return null;
-      const abs = rel === '' ? dir : join(dir, rel);
-      try {
-        return { abs, stat: lstatSync(abs) };
-      } catch {
-        return null;
-      }
+    stat: (rel) => stat(split(rel)),
+    readdir: (rel) => list(resolveDir(cleanSource(rel))),
+    resolve: (rel) => resolveDir(cleanSource(rel)),
+  };
+}
+
+/**
+ * A plain directory (the build context, with its ignore matcher, or an extracted archive). An
+ * ignored entry is not there: it is neither found nor followed (a symlink that is ignored leads
+ * nowhere), as in the context docker sends; directories are walked through (an exception below an
+ * ignored directory can bring a file back).
+ */
+export function dirFs(dir: string, ignored: (rel: string) => boolean = () => false, keepOwners = false): SourceFs {
+  const host = hostRoot(dir);
+  const ops: RootOps = {
+    lstat(rel) {
+      const st = host.lstat(rel);
+      return st && rel !== '' && !st.isDirectory() && ignored(rel) ? null : st;
     },
-    readdir(rel) {
-      return readdirSync(rel === '' ? dir : join(dir, rel)).filter((n) => !ignored(rel === '' ? n : `${rel}/${n}`)).sort();
-    },
+    readlink: host.readlink,
+  };
+  return rootFs(ops, (r) => {
+    if (r !== '' && ignored(r)) return null;
+    const st = host.lstat(r);
+    return st ? { abs: r === '' ? dir : join(dir, r), stat: st } : null;
+  }, (r) => {
+    try {
+      return readdirSync(r === '' ? dir : join(dir, r)).filter((n) => !ignored(r === '' ? n : `${r}/${n}`)).sort();
+    } catch {
+      return [];
+    }
+  }, keepOwners, 'the build context');
+}
+
+/** Look at a merged layer tree as a root. */
+function viewOps(view: LayerView): RootOps {
+  return {
+    lstat: (rel) => view.lookup(rel)?.stat ?? null,
+    readlink: (rel) => readlinkSync(view.lookup(rel)!.abs),
   };
 }
 
 /** A merged layer tree (COPY --from). */
 export function viewFs(view: LayerView): SourceFs {
-  return { keepOwners: true, stat: (rel) => view.lookup(rel), readdir: (rel) => view.readdir(rel) };
+  return rootFs(viewOps(view), (r) => view.lookup(r), (r) => view.readdir(r), true, 'the source stage or image');
 }
 
 const GLOB = /[*?[]/;
@@ -84,7 +142,8 @@ export function expandSource(fs: SourceFs, pattern: string): string[] {
         if (fs.stat(p)) next.push(p);
         continue;
       }
-      const st = fs.stat(base);
+      // a directory reached through a symlink is globbed too (resolved inside the root)
+      const st = fs.stat(fs.resolve(base));
       if (!st?.stat.isDirectory()) continue;
       const re = globRegex(part);
       for (const n of fs.readdir(base)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
@@ -98,7 +157,7 @@ export function expandSource(fs: SourceFs, pattern: string): string[] {
 export function resolveChown(spec: string, image: LayerView): { uid: number; gid: number } {
   const [u = '', g] = spec.split(':', 2);
   const read = (p: string): string => {
-    const e = image.lookup(p);
+    const e = image.lookup(resolveInImage(image, p));
     if (!e || !e.stat.isFile()) return '';
     return readFileSync(e.abs, 'utf8');
   };
@@ -128,24 +187,7 @@ export function resolveChown(spec: string, image: LayerView): { uid: number; gid
  * resolved too unless `keepLast` (a file destination that is a symlink is replaced, as docker does).
  */
 export function resolveInImage(image: LayerView, rel: string, keepLast = false): string {
-  let todo = cleanSource(rel).split('/').filter(Boolean);
-  const done: string[] = [];
-  for (let hops = 0; todo.length > 0;) {
-    const part = todo.shift()!;
-    if (part === '.') continue;
-    if (part === '..') { done.pop(); continue; }
-    const cand = [...done, part].join('/');
-    const e = image.lookup(cand);
-    if (!e || !e.stat.isSymbolicLink() || (keepLast && todo.length === 0)) {
-      done.push(part);
-      continue;
-    }
-    if (++hops > 40) throw new InvalidArgumentError(`too many levels of symbolic links resolving /${rel} in the image`);
-    const target = readlinkSync(e.abs);
-    if (target.startsWith('/')) done.length = 0;
-    todo = [...target.split('/').filter(Boolean), ...todo];
-  }
-  return done.join('/');
+  return resolveInRootOps(viewOps(image), rel, !keepLast, `/${cleanSource(rel)} in the image`);
 }
 
 /** One source to copy: where it is read from and its path there. */
