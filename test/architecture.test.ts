@@ -280,4 +280,20 @@ describe('the source tree', () => {
     const violations = files(SRC).flatMap((f) => violationsOf(relative(SRC, f), readFileSync(f, 'utf8')));
     assert.deepEqual(violations, []);
   });
+
+  test('HULL_* variables are read only through src/common/env.ts, and each is documented there', () => {
+    const envFile = join(SRC, 'common', 'env.ts');
+    const documented = new Set([...readFileSync(envFile, 'utf8').matchAll(/^ \*   (HULL_[A-Z_]+)\s/gm)].map((m) => m[1]!));
+    const direct: string[] = [];
+    const used = new Set<string>();
+    for (const f of files(SRC)) {
+      if (f === envFile) continue;
+      const text = readFileSync(f, 'utf8');
+      if (/process\.env(\.HULL_|\[\s*['"`]HULL_)/.test(text)) direct.push(relative(SRC, f));
+      for (const m of text.matchAll(/hullEnv(?:Number)?\(\s*'(HULL_[A-Z_]+)'/g)) used.add(m[1]!);
+    }
+    assert.deepEqual(direct, [], 'these files read HULL_* variables without src/common/env.ts');
+    assert.deepEqual([...used].filter((n) => !documented.has(n)), [], 'variables read but not documented in src/common/env.ts');
+    assert.deepEqual([...documented].filter((n) => !used.has(n)), [], 'variables documented but never read');
+  });
 });

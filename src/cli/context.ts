@@ -3,6 +3,7 @@ import { restoreAfterBoot } from '../engine/lifecycle/boot.js';
 import { removeOrphanedBuildSteps } from '../engine/build/orphans.js';
 import { trace } from '../common/trace.js';
 import { checkAfterOpen, checkBeforeOpen } from '../engine/recover.js';
+import { hullEnv } from '../common/env.js';
 
 /** Global state of one CLI invocation: the root and a lazily opened engine. */
 export interface CliContext {
@@ -17,7 +18,7 @@ export interface CliContext {
 }
 
 export function createContext(rootFlag: string | undefined): CliContext {
-  const root = rootFlag ?? process.env.HULL_ROOT ?? DEFAULT_ROOT;
+  const root = rootFlag ?? hullEnv('HULL_ROOT') ?? DEFAULT_ROOT;
   let engine: Engine | undefined;
   const ctx: CliContext = {
     root,

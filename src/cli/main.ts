@@ -9,6 +9,7 @@ import { registerNetworkCommands } from './commands/network.js';
 import { registerVmCommands } from './commands/vm.js';
 import { isHullError } from '../common/errors.js';
 import { trace } from '../common/trace.js';
+import { hullEnv } from '../common/env.js';
 
 /** hull's command line. Exit codes follow docker: the instance's own, 125 for hull's errors, 126/127 for the command. */
 export async function main(argv: string[]): Promise<number> {
@@ -52,11 +53,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isHullError(e)) {
       process.stderr.write(`hull: ${e.message}\n`);
-      if (process.env.HULL_DEBUG && e.stack) process.stderr.write(e.stack + '\n');
+      if (hullEnv('HULL_DEBUG') && e.stack) process.stderr.write(e.stack + '\n');
       return e.exitCode;
     }
     process.stderr.write(`hull: ${(e as Error).message ?? String(e)}\n`);
-    if (process.env.HULL_DEBUG) process.stderr.write(((e as Error).stack ?? '') + '\n');
+    if (hullEnv('HULL_DEBUG')) process.stderr.write(((e as Error).stack ?? '') + '\n');
     return 125;
   }
 }

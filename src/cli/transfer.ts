@@ -3,6 +3,7 @@ import { InterruptedError, InvalidArgumentError } from '../common/errors.js';
 import { parseStallTimeout } from '../common/parse.js';
 import type { Engine } from '../engine/engine.js';
 import { ensureImage as engineEnsureImage, parsePullPolicy, pull, type ImageRecord, type TransferOptions } from '../engine/transfer.js';
+import { hullEnv, hullEnvNumber } from '../common/env.js';
 
 /** `--tls-verify[=true|false]` as podman spells it. */
 export function tlsVerify(v: string | boolean | undefined): boolean {
@@ -11,16 +12,15 @@ export function tlsVerify(v: string | boolean | undefined): boolean {
   throw new InvalidArgumentError(`invalid --tls-verify value "${String(v)}": use true or false`);
 }
 
-const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 /** What pull and push share: TLS choice, progress, retry count, stall timeout. */
 export function transferOptions(o: { tlsVerify?: string | boolean; stallTimeout?: string }, progress: TransferProgress): TransferOptions {
-  const env = process.env.HULL_REGISTRY_STALL_TIMEOUT;
+  const env = hullEnv('HULL_REGISTRY_STALL_TIMEOUT');
   const stall = o.stallTimeout !== undefined ? parseStallTimeout(o.stallTimeout) : env ? parseStallTimeout(env, 'HULL_REGISTRY_STALL_TIMEOUT') : undefined;
   return {
     insecure: !tlsVerify(o.tlsVerify),
     onEvent: progress.onEvent,
-    ...(envNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: envNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
+    ...(hullEnvNumber('HULL_REGISTRY_ATTEMPTS') ? { attempts: hullEnvNumber('HULL_REGISTRY_ATTEMPTS')! } : {}),
     ...(stall !== undefined ? { stallTimeoutMs: stall } : {}),
   };
 }

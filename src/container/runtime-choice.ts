@@ -1,5 +1,6 @@
 import { HostSupportError, InvalidArgumentError } from '../common/errors.js';
 import { probeRuntime } from '../host/probe.js';
+import { hullEnv } from '../common/env.js';
 
 export const KNOWN_RUNTIMES = ['crun', 'runc'] as const;
 
@@ -8,7 +9,7 @@ export const KNOWN_RUNTIMES = ['crun', 'runc'] as const;
  * third of runc's time), runc otherwise; HULL_RUNTIME or --runtime override.
  */
 export function defaultRuntime(): string {
-  const forced = process.env.HULL_RUNTIME;
+  const forced = hullEnv('HULL_RUNTIME');
   if (forced) return checkRuntime(forced);
   for (const name of KNOWN_RUNTIMES) {
     if (probeRuntime(name).usable) return name;

@@ -6,6 +6,7 @@ import { ImageStore } from '../image/store.js';
 import { DRIVER_FACTORIES } from './drivers.js';
 import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
+import { hullEnv } from '../common/env.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
@@ -127,7 +128,8 @@ export class Engine {
   /** The host's boot id: a change means the host restarted and runtime state is gone. */
   static bootId(): string {
     // HULL_BOOT_ID lets tests simulate a host restart
-    if (process.env.HULL_BOOT_ID) return process.env.HULL_BOOT_ID;
+    const hook = hullEnv('HULL_BOOT_ID');
+    if (hook) return hook;
     try {
       return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     } catch {

@@ -10,6 +10,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { HostCommandError, HostSupportError, InvalidArgumentError } from '../common/errors.js';
 import { findExecutable } from './probe.js';
 import { runProgram } from './proc.js';
+import { hullEnv } from '../common/env.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -69,14 +70,14 @@ export function chooseAccel(requested: string | undefined): Accel {
 
 /** The x86-64 system emulator, or a clear error. */
 export function qemuBinary(): string {
-  const p = process.env.HULL_QEMU || findExecutable('qemu-system-x86_64');
+  const p = hullEnv('HULL_QEMU') || findExecutable('qemu-system-x86_64');
   if (!p) throw new HostSupportError('qemu-system-x86_64 is not installed; install the qemu-system-x86 package (scripts/setup.sh does) to run VMs');
   return p;
 }
 
 /** QEMU's virtiofsd (VM volumes), or a clear error. */
 export function virtiofsdBinary(): string {
-  const p = process.env.HULL_VIRTIOFSD
+  const p = hullEnv('HULL_VIRTIOFSD')
     || ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'].find((c) => existsSync(c))
     || findExecutable('virtiofsd');
   if (!p) throw new HostSupportError('virtiofsd is not installed (VM volumes need it); install the qemu-system-common or virtiofsd package, or drop -v');

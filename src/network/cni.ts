@@ -13,12 +13,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostSupportError, HullError } from '../common/errors.js';
 import { runProgram } from '../host/proc.js';
+import { hullEnv } from '../common/env.js';
 
 export const CNI_VERSION = '1.0.0';
 
 /** Where Debian's containernetworking-plugins live; HULL_CNI_PATH overrides (a colon-separated list). */
 export function cniPath(): string[] {
-  return (process.env.HULL_CNI_PATH ?? '/usr/lib/cni:/opt/cni/bin').split(':').filter(Boolean);
+  return (hullEnv('HULL_CNI_PATH') ?? '/usr/lib/cni:/opt/cni/bin').split(':').filter(Boolean);
 }
 
 export interface CniPluginConf {

@@ -12,11 +12,12 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { HostSupportError } from '../common/errors.js';
 import { processAlive, processArgv, runProgram } from '../host/proc.js';
+import { hullEnv } from '../common/env.js';
 
 export const AARDVARK_CANDIDATES = ['/usr/lib/podman/aardvark-dns', '/usr/libexec/podman/aardvark-dns', '/usr/local/libexec/podman/aardvark-dns'];
 
 export function aardvarkBinary(): string {
-  const env = process.env.HULL_AARDVARK;
+  const env = hullEnv('HULL_AARDVARK');
   if (env) return env;
   const found = AARDVARK_CANDIDATES.find((p) => existsSync(p));
   if (!found) throw new HostSupportError(`aardvark-dns is not installed (looked in ${AARDVARK_CANDIDATES.join(', ')}); install the aardvark-dns package, or create the network with --disable-dns`);

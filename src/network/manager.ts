@@ -33,6 +33,7 @@ import { withLock } from '../host/lock.js';
 import { trace } from '../common/trace.js';
 import { claimPorts } from './ports.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
+import { hullEnv } from '../common/env.js';
 
 /**
  * What is cached per instance and network: enough to DEL without the definition (it may be gone). Written
@@ -67,7 +68,7 @@ const LOOPBACK: CniConfList = { cniVersion: CNI_VERSION, name: 'hull-loopback', 
 const ISO1 = 'HULL-ISOLATION-1';
 const ISO2 = 'HULL-ISOLATION-2';
 /** The host-wide network lock (see NetworkManager.lock). */
-const HOST_LOCK = process.env.HULL_NETWORK_LOCK ?? '/run/hull/network.lock.db';
+const hostLock = () => hullEnv('HULL_NETWORK_LOCK') ?? '/run/hull/network.lock.db';
 
 export class NetworkManager {
   readonly store: NetworkStore;
@@ -93,7 +94,7 @@ export class NetworkManager {
    * root's clean-up must not delete a chain while another root's plugin is adding a rule to it.
    */
   lock<T>(fn: () => Promise<T>): Promise<T> {
-    return withLock(HOST_LOCK, () => withLock(this.store.lockPath, fn, { what: `the network lock of ${this.root}` }), { what: "hull's host-wide network lock" });
+    return withLock(hostLock(), () => withLock(this.store.lockPath, fn, { what: `the network lock of ${this.root}` }), { what: "hull's host-wide network lock" });
   }
 
   async create(opts: CreateNetworkOptions): Promise<NetworkDef> {

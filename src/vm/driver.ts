@@ -46,6 +46,7 @@ import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './
 import { qemuArgs, type DeviceModel, type MonitorConfig, type VolumeShare } from './machine.js';
 import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
 import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type GuestMount, type GuestNic, type ProcessSpec } from './protocol.js';
+import { hullEnv, hullEnvNumber } from '../common/env.js';
 
 /** Guest RAM when --memory is not given. */
 export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
@@ -54,8 +55,8 @@ const POLL_MS = 100;
 
 /** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
 function bootTimeoutMs(): number {
-  const env = Number(process.env.HULL_VM_BOOT_TIMEOUT);
-  return Number.isFinite(env) && env > 0 ? env * 1000 : 60_000;
+  const env = hullEnvNumber('HULL_VM_BOOT_TIMEOUT');
+  return env !== undefined ? env * 1000 : 60_000;
 }
 
 function here(): string {
@@ -64,7 +65,8 @@ function here(): string {
 
 /** hull's guest agent binary (built by scripts/setup.sh); $HULL_VM_AGENT overrides. */
 export function agentBinary(): string {
-  if (process.env.HULL_VM_AGENT) return process.env.HULL_VM_AGENT;
+  const agent = hullEnv('HULL_VM_AGENT');
+  if (agent) return agent;
   let d = here();
   for (let i = 0; i < 4; i++) {
     const p = join(d, 'guest', 'hull-agent');

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { HostCommandError, HostSupportError, NotFoundError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { runProgram } from '../host/proc.js';
+import { hullEnv } from '../common/env.js';
 
 /** A guest kernel hull can boot. */
 export interface KernelInfo {
@@ -27,7 +28,7 @@ export interface KernelInfo {
 
 /** The cache directory of VM artefacts for a hull root. */
 export function vmCacheDir(root: string): string {
-  return process.env.HULL_VM_CACHE || join(root, 'vm');
+  return hullEnv('HULL_VM_CACHE') || join(root, 'vm');
 }
 
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';

@@ -4,6 +4,7 @@ import { TransferProgress } from '../progress.js';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { pullWithProgress, tlsVerify, transferOptions } from '../transfer.js';
 import { loadImages, login, logout, push, saveImages } from '../../engine/transfer.js';
+import { hullEnvNumber } from '../../common/env.js';
 
 /** A registry host as typed by a user (`https://quay.io/`, `index.docker.io`) → the host key. */
 function registryHost(text: string): string {
@@ -20,7 +21,6 @@ async function readStdin(): Promise<string> {
 }
 
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
-  const envNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
   const STALL_HELP = 'give up on a transfer attempt (and retry it) when no byte moves for this long: seconds, or 500ms/30s/2m; 0: never (default 30s, or HULL_REGISTRY_STALL_TIMEOUT)';
 
   program.command('pull').description('download an image from a registry')
@@ -46,7 +46,7 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
       let r;
       try {
         r = await push(engine, src, dest, {
-          ...(envNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: envNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
+          ...(hullEnvNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: hullEnvNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
           ...transferOptions(o, progress),
         });
       } finally {

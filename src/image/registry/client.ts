@@ -22,6 +22,7 @@ import { AuthenticationError, NotFoundError, RegistryError } from '../../common/
 import { sha256 } from '../layout.js';
 import { parseChallenges } from './auth.js';
 import type { CredentialStore, Credentials } from './credentials.js';
+import { hullEnv } from '../../common/env.js';
 
 /** Manifest media types hull asks for and understands. */
 export const MANIFEST_TYPES = {
@@ -86,7 +87,7 @@ function isLocal(registry: string): boolean {
 
 /** Whether `registry` is listed in HULL_INSECURE_REGISTRIES. */
 export function listedInsecure(registry: string): boolean {
-  return (process.env.HULL_INSECURE_REGISTRIES ?? '').split(/[,\s]+/).filter(Boolean).includes(registry);
+  return (hullEnv('HULL_INSECURE_REGISTRIES') ?? '').split(/[,\s]+/).filter(Boolean).includes(registry);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
