@@ -6,7 +6,7 @@
  * dependency order, worked out on the host), open the agent channel (a virtio-serial port named
  * org.hull.agent, or a UART such as /dev/ttyS1 with the emulated device model), wait for the root disk, mount
  * it and move it over / (the initramfs stays behind as rootfs; switch_root's trick without freeing it), mount
- * the API filesystems inside, and say READY. Then serve the host.
+ * the API filesystems inside (cgroup2 alone at /sys/fs/cgroup, as on a pure cgroup v2 host), and say READY. Then serve the host.
  *
  * Protocol (src/vm/protocol.ts is the host side): frames of a 9-byte header (type byte, session u32 LE,
  * length u32 LE) and a payload of at most 64 KiB. Session 0 is the instance's main process; exec sessions
@@ -270,6 +270,30 @@ static void open_channel(void) {
   die("no agent channel");
 }
 
+/* cgroup v2 only (no v1 hierarchy), as systemd sets a host up: /sys/fs/cgroup is the unified hierarchy with
+ * every available controller (cpu, cpuset, io, memory, pids, …) enabled for children, so that runtimes inside
+ * the VM (runc, crun, a nested hull) can put limits on their containers. */
+static void mount_cgroup2(void) {
+  if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate") != 0) {
+    logmsg("mounting cgroup2 at /sys/fs/cgroup: %s", strerror(errno));
+    return;
+  }
+  char ctrls[512];
+  int fd = open("/sys/fs/cgroup/cgroup.controllers", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, ctrls, sizeof ctrls - 1) : -1;
+  if (fd >= 0) close(fd);
+  ctrls[n > 0 ? n : 0] = 0;
+  int sc = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+  if (sc < 0) return;
+  /* one write per controller: one that cannot be enabled does not keep the others off */
+  for (char *save = NULL, *c = strtok_r(ctrls, " \n", &save); c; c = strtok_r(NULL, " \n", &save)) {
+    char w[64];
+    int len = snprintf(w, sizeof w, "+%s", c);
+    if (write(sc, w, (size_t)len) != len) logmsg("enabling the %s cgroup controller: %s", c, strerror(errno));
+  }
+  close(sc);
+}
+
 static void mount_root(void) {
   const char *dev = cmdline_arg("hull.root");
   if (!dev) dev = "/dev/vda";
@@ -292,6 +316,7 @@ static void mount_root(void) {
   mkdir("/tmp", 01777);
   mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
   mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+  mount_cgroup2();
   mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
   mkdir("/dev/pts", 0755);
   mkdir("/dev/shm", 01777);

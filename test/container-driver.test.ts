@@ -15,6 +15,7 @@ import { ContainerDriver, mapRuntimeError, parsePsOutput } from '../src/containe
 import { parseLogRecord, parseLogTime, readLogs, type LogLine } from '../src/container/logs.js';
 import { readMountInfo } from '../src/host/mount.js';
 import { probeRuntime } from '../src/host/probe.js';
+import { blkioWeight, cpuQuota, existingCgroupDirs, expectedBlkioWeight, freezerState, memoryLimit, pidsMax } from './helpers/cgroup.js';
 
 const BUSYBOX_APPLETS = ['sh', 'echo', 'cat', 'sleep', 'id', 'true', 'false', 'ls', 'tty', 'stty', 'ps', 'touch', 'stat', 'head', 'tail', 'yes', 'printf'];
 
@@ -92,9 +93,7 @@ function processesMentioning(text: string): string[] {
 function leftovers(ctx: InstanceContext): string[] {
   const out: string[] = [];
   for (const m of readMountInfo()) if (m.mountPoint.startsWith(ctx.dir)) out.push(`mount ${m.mountPoint}`);
-  for (const ctrl of readdirSync('/sys/fs/cgroup')) {
-    if (existsSync(join('/sys/fs/cgroup', ctrl, 'hull', ctx.id))) out.push(`cgroup ${ctrl}/hull/${ctx.id}`);
-  }
+  for (const d of existingCgroupDirs(ctx.id)) out.push(`cgroup ${d}`);
   out.push(...processesMentioning(ctx.id).map((p) => `process ${p}`));
   if (existsSync(ctx.dir)) out.push(`dir ${ctx.dir}`);
   return out;
@@ -179,16 +178,16 @@ for (const rt of runtimes) {
       await driver.create(ctx);
       await driver.start(ctx);
       await driver.pause(ctx);
-      assert.equal(readFileSync(`/sys/fs/cgroup/freezer/hull/${ctx.id}/freezer.state`, 'utf8').trim(), 'FROZEN');
+      assert.equal(freezerState(ctx.id), 'FROZEN');
       assert.equal((await driver.status(ctx)).status, 'paused');
       await driver.resume(ctx);
-      assert.equal(readFileSync(`/sys/fs/cgroup/freezer/hull/${ctx.id}/freezer.state`, 'utf8').trim(), 'THAWED');
+      assert.equal(freezerState(ctx.id), 'THAWED');
       assert.equal((await driver.status(ctx)).status, 'running');
 
       await driver.update(ctx, { memory: 64 * 1024 * 1024, pidsLimit: 50, cpus: 0.5 });
-      assert.equal(readFileSync(`/sys/fs/cgroup/memory/hull/${ctx.id}/memory.limit_in_bytes`, 'utf8').trim(), String(64 * 1024 * 1024));
-      assert.equal(readFileSync(`/sys/fs/cgroup/pids/hull/${ctx.id}/pids.max`, 'utf8').trim(), '50');
-      assert.equal(readFileSync(`/sys/fs/cgroup/cpu/hull/${ctx.id}/cpu.cfs_quota_us`, 'utf8').trim(), '50000');
+      assert.equal(memoryLimit(ctx.id), 64 * 1024 * 1024);
+      assert.equal(pidsMax(ctx.id), '50');
+      assert.deepEqual(cpuQuota(ctx.id), { quota: 50000, period: 100000 });
 
       const s = await driver.stats(ctx);
       assert.ok(s.cpuUsageNs > 0, `cpu ${s.cpuUsageNs}`);
@@ -409,9 +408,8 @@ describe('container driver, runtime-independent behaviour', () => {
       const ctx = newCtx(r, ['/bin/sleep', '100'], { resources: { blkioWeight: 300 } });
       try {
         await driver.create(ctx);
-        const dir = `/sys/fs/cgroup/blkio/hull/${ctx.id}`;
-        const file = existsSync(join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
-        assert.match(readFileSync(join(dir, file), 'utf8').trim(), /^(default )?300$/);
+        const w = blkioWeight(ctx.id);
+        assert.match(w.value, expectedBlkioWeight(w.file, 300), w.file);
       } catch (e) {
         assert.equal(r, 'crun', (e as Error).message);
         assert.equal((e as Error).name, 'HostSupportError');

@@ -10,6 +10,7 @@ import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HullRoot } from './helpers/hull.js';
 import { cgroupLeaks, checkLeaks, mountLeaks } from './helpers/leaks.js';
+import { PURE_V2 } from './helpers/cgroup.js';
 
 const root = new HullRoot('leaks');
 after(() => root.dispose());
@@ -35,7 +36,7 @@ test('the leak check sees a live instance, a stray mount and a stray cgroup', as
     rmdirSync(mnt);
   }
   const fake = 'f'.repeat(64);
-  const dir = `/sys/fs/cgroup/pids/hull/${fake}`;
+  const dir = PURE_V2 ? `/sys/fs/cgroup/hull/${fake}` : `/sys/fs/cgroup/pids/hull/${fake}`;
   mkdirSync(dir, { recursive: true });
   try {
     assert.deepEqual(cgroupLeaks([fake]).map((l) => l.what), [dir]);

@@ -1,7 +1,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
   cgroupExists,
@@ -30,6 +31,11 @@ after(async () => {
 
 test('layout detection matches the mounts', () => {
   assert.ok(['v1', 'v2', 'hybrid'].includes(layout));
+  if (process.env.HULL_TEST_CGROUP === 'v2') assert.equal(layout, 'v2', 'the cgroup v2 guest tier runs on a pure v2 hierarchy');
+  if (layout === 'v2') {
+    const paths = cgroupPaths('/hull/x', layout);
+    assert.deepEqual([paths.v2, paths.v1.size], ['/sys/fs/cgroup/hull/x', 0]);
+  }
   if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers') && existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes')) {
     assert.equal(layout, 'hybrid');
   }
@@ -78,4 +84,54 @@ test('paths, stats, freezer and removal on a real cgroup', { skip: layout === 'v
   assert.equal(cgroupExists(paths), false);
   assert.deepEqual(removeCgroup(paths), []); // idempotent
   assert.equal(readFreezerState(paths), null);
+});
+
+test('v2: paths, stats, freezer and removal on a real cgroup', { skip: layout === 'v2' ? false : `pure cgroup v2 host test (this host is ${layout}; test/cgroup-v2-guest.test.ts runs it in a v2 guest)` }, async () => {
+  const paths = cgroupPaths(name, layout);
+  const dir = paths.v2!;
+  assert.equal(dir, `/sys/fs/cgroup${name}`);
+  // the controllers a child gets are the ones enabled in the parent's subtree_control (systemd, hull's agent)
+  const enabled = readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').trim().split(/\s+/);
+  for (const c of ['cpu', 'memory', 'pids', 'io']) assert.ok(enabled.includes(c), `${c} enabled in /sys/fs/cgroup/cgroup.subtree_control: ${enabled}`);
+  mkdirSync(dir);
+  assert.ok(cgroupExists(paths));
+  writeFileSync(join(dir, 'memory.max'), String(128 * 1024 * 1024));
+  assert.equal(readMemoryLimit(paths), 128 * 1024 * 1024);
+  writeFileSync(join(dir, 'memory.max'), 'max');
+  assert.equal(readMemoryLimit(paths), Infinity);
+  assert.equal(readCgroupStats(paths).memoryLimit, totalmem(), 'unlimited reads as the host\'s memory');
+  writeFileSync(join(dir, 'memory.max'), String(128 * 1024 * 1024));
+  // a busy process inside (v2 charges the memory it allocates after the move)
+  const child = spawn('sh', ['-c', 'read go; i=0; s=; while [ $i -lt 4000 ]; do i=$((i+1)); s="$s$i"; done; echo done; exec sleep 30'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  children.push(child);
+  writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+  const worked = new Promise((r) => child.stdout!.once('data', r));
+  child.stdin!.write('go\n');
+  await worked;
+  const s = readCgroupStats(paths);
+  console.log(`# v2 cgroup stats of the busy child: cpu ${s.cpuUsageNs} ns, memory ${s.memoryUsage} bytes`);
+  assert.ok(s.cpuUsageNs > 0, `cpu ${s.cpuUsageNs}`);
+  assert.ok(s.memoryUsage > 0, `memory ${s.memoryUsage}`);
+  assert.equal(s.memoryLimit, 128 * 1024 * 1024);
+  assert.equal(s.pids, 1);
+  assert.equal(s.oomKills, 0);
+  assert.deepEqual(readCgroupPids(paths), [child.pid]);
+  assert.equal(readFreezerState(paths), 'THAWED');
+  writeFileSync(join(dir, 'cgroup.freeze'), '1');
+  for (let i = 0; i < 500 && readFreezerState(paths) !== 'FROZEN'; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(readFreezerState(paths), 'FROZEN');
+  writeFileSync(join(dir, 'cgroup.freeze'), '0');
+  assert.equal(readFreezerState(paths), 'THAWED');
+  // busy cgroups stay, and are reported; a child cgroup (as runtimes make) goes with its parent
+  mkdirSync(join(dir, 'sub'));
+  assert.deepEqual(removeCgroup(paths), [dir]);
+  assert.equal(existsSync(join(dir, 'sub')), false);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  for (let i = 0; i < 100 && readCgroupPids(paths).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(removeCgroup(paths), []);
+  assert.equal(cgroupExists(paths), false);
+  assert.deepEqual(removeCgroup(paths), []); // idempotent
+  assert.equal(readFreezerState(paths), null);
+  assert.equal(readMemoryLimit(paths), null);
 });

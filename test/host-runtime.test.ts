@@ -4,12 +4,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostCommandError, HostSupportError, InvalidArgumentError } from '../src/common/errors.js';
 import { cgroupPaths, removeCgroup } from '../src/host/cgroups.js';
 import { probeHost, probeRuntime } from '../src/host/probe.js';
 import { isNotExistError, OciRuntime, runtimeErrorMessage } from '../src/host/runtime.js';
+import { existingCgroupDirs, freezerState, memoryLimit, pidsMax, PURE_V2 } from './helpers/cgroup.js';
 
 const base = mkdtempSync('/tmp/hull-test-runtime-');
 const made: { rt: OciRuntime; id: string }[] = [];
@@ -62,6 +63,12 @@ for (const name of ['runc', 'crun']) {
         assert.equal(rt.path, join(base, 'root', 'run', 'bin', 'crun'));
         assert.match(readFileSync(rt.path, 'utf8'), /unshare --mount/);
       }
+      if (PURE_V2) {
+        // a pure cgroup v2 host needs no private mount namespace: crun runs as it is, with no wrapper written
+        assert.equal(probe.needsPureV1View, false);
+        assert.equal(rt.path, rt.binary);
+        assert.equal(existsSync(join(base, 'root', 'run', 'bin')), false);
+      }
       const id = `hulltest-rt-${name}-${process.pid}`;
       made.push({ rt, id });
       const dir = bundle(id, ['/bin/sleep', '100']);
@@ -73,14 +80,13 @@ for (const name of ['runc', 'crun']) {
       assert.equal((await rt.state(id))?.status, 'running');
       await rt.pause(id);
       assert.equal((await rt.state(id))?.status, 'paused');
-      if (existsSync(`/sys/fs/cgroup/freezer/hull/${id}`)) {
-        assert.equal(readFileSync(`/sys/fs/cgroup/freezer/hull/${id}/freezer.state`, 'utf8').trim(), 'FROZEN');
-      }
+      if (existingCgroupDirs(id).length > 0) assert.equal(freezerState(id), 'FROZEN');
       await rt.resume(id);
       assert.equal((await rt.state(id))?.status, 'running');
       await rt.update(id, { memory: 32 * 1024 * 1024, pidsLimit: 20 });
-      if (existsSync(`/sys/fs/cgroup/memory/hull/${id}`)) {
-        assert.equal(readFileSync(`/sys/fs/cgroup/memory/hull/${id}/memory.limit_in_bytes`, 'utf8').trim(), String(32 * 1024 * 1024));
+      if (existingCgroupDirs(id).length > 0) {
+        assert.equal(memoryLimit(id), 32 * 1024 * 1024);
+        assert.equal(pidsMax(id), '20');
       }
       const pids = await rt.ps(id);
       assert.deepEqual(pids, [st!.pid]);
@@ -93,7 +99,7 @@ for (const name of ['runc', 'crun']) {
       assert.equal(await rt.delete(id), true);
       assert.equal(await rt.state(id), null);
       assert.equal(await rt.delete(id, true), false);
-      for (const ctrl of readdirSync('/sys/fs/cgroup')) assert.equal(existsSync(`/sys/fs/cgroup/${ctrl}/hull/${id}`), false, ctrl);
+      assert.deepEqual(existingCgroupDirs(id), []);
     });
 
     test('exec with a process.json; errors name the runtime', async () => {

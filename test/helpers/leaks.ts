@@ -2,7 +2,8 @@
  * The leak check: after every instance of a hull root was removed, nothing of it may be left on the host.
  *
  *  - no mount points under the root (/proc/self/mountinfo);
- *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> for any instance the root ever had;
+ *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> (v1, hybrid) or /sys/fs/cgroup/hull/<id> (pure v2)
+ *    for any instance the root ever had;
  *  - no conmon/runc/crun/QEMU/VM monitor (or hull exit-command) process whose argv mentions the root, and no live process
  *    in one of those instances' cgroups (zombies waiting for the host's init to reap them do not count);
  *  - networks: no network namespace file under <root>/netns, no bridge of the root (hl<root hash>…) and no veth
@@ -15,7 +16,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 export interface Leak {
@@ -24,6 +25,7 @@ export interface Leak {
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
+const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /** Mount points of this process's mount namespace (mountinfo's fifth field, octal escapes decoded). */
 export function readMountPoints(): string[] {
@@ -35,9 +37,13 @@ export function mountLeaks(root: string): Leak[] {
   return readMountPoints().filter((m) => m === root || m.startsWith(root + '/')).map((m) => ({ kind: 'mount', what: m }));
 }
 
-/** Every hierarchy directory of the host: /sys/fs/cgroup/<controller> (v1) and the cgroup2 mount(s). */
+/**
+ * Every hierarchy directory of the host: /sys/fs/cgroup itself on a pure cgroup v2 host (its subdirectories are
+ * cgroups there), else /sys/fs/cgroup/<controller> (v1) and the cgroup2 mount at /sys/fs/cgroup/unified (hybrid).
+ */
 function cgroupHierarchies(): string[] {
   try {
+    if (statfsSync(CGROUP_ROOT).type === CGROUP2_SUPER_MAGIC) return [CGROUP_ROOT];
     return readdirSync(CGROUP_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(CGROUP_ROOT, d.name));
   } catch {
     return [];
