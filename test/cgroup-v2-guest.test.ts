@@ -7,13 +7,14 @@
  * into the guest read-only; test/helpers/v2-guest-inner.sh runs the cgroup tests there with HULL_TEST_CGROUP=v2
  * (they insist on v2), and their TAP summary becomes this test's figures. One boot in all.
  *
- * The root is built once per machine and package list: /var/cache/hull-test/v2-root-<key>.tar ($HULL_TEST_CACHE).
+ * The root is built once per machine and package list: /var/cache/hull-test/v2-root-<key>.tar ($HULL_TEST_CACHE);
+ * the last run's inner output is kept next to it (v2-guest-last.tap).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HullRoot, REPO } from './helpers/hull.js';
 import { detectCgroupLayout } from '../src/host/cgroups.js';
@@ -46,7 +47,7 @@ function debianRoot(): string {
   mkdirSync(CACHE, { recursive: true });
   const tmp = `${tar}.tmp-${process.pid}`;
   const started = Date.now();
-  const r = spawnSync('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${PACKAGES.join(',')}`,
+  const r = spawnSync('mmdebstrap', ['--quiet', '--variant=minbase', '--format=tar', `--include=${PACKAGES.join(',')}`,
     // this host's node (Debian 12's nodejs is 18; hull needs 20); its libraries are libc, libstdc++ and libgcc
     `--customize-hook=copy-in ${node} /usr/local/bin`,
     SUITE, tmp], { encoding: 'utf8', timeout: 600_000 });
@@ -84,13 +85,16 @@ test('the cgroup tests pass inside a pure cgroup v2 guest', { skip, timeout: 1_2
   const r = await root.hullWith({ timeoutMs: 1_100_000 }, 'run', '--rm', '--isolation', 'vm', '--network', 'none',
     '--memory', '2g', '--cpus', '2', ...volumes, 'v2root', '/bin/sh', '/hull/test/helpers/v2-guest-inner.sh');
   const ran = Date.now();
+  // the whole inner output (TAP) stays for a look after a failure; the next run overwrites it
+  const saved = join(CACHE, 'v2-guest-last.tap');
+  writeFileSync(saved, `${r.stdout}\n# --- stderr ---\n${r.stderr}`);
   const counts = tapCounts(r.stdout);
   const failed = r.stdout.split('\n').filter((l) => /^\s*not ok /.test(l));
   console.log(`# v2 guest: ${counts.tests} tests, ${counts.pass} passed, ${counts.fail} failed, ${counts.skipped} skipped, ${counts.cancelled} cancelled`);
   console.log(`# v2 guest: root ready and imported in ${prepared - started} ms, boot and inner tests ${ran - prepared} ms`);
   for (const l of r.stdout.split('\n').filter((x) => /^# (guest kernel|Subtest|v2 cgroup|cgroup stats)/.test(x))) console.log(l);
   assert.match(r.stdout, /^# guest kernel \S+; cgroup2 at \/sys\/fs\/cgroup/m, `the guest did not run the tests:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-  assert.equal(counts.fail + counts.cancelled, 0, `failed inside the v2 guest:\n${failed.join('\n')}\n--- output ---\n${r.stdout.slice(-12000)}\n${r.stderr.slice(-2000)}`);
+  assert.equal(counts.fail + counts.cancelled, 0, `failed inside the v2 guest (all output: ${saved}):\n${failed.join('\n')}\n--- output ---\n${r.stdout.slice(-12000)}\n${r.stderr.slice(-2000)}`);
   assert.equal(r.code, 0, r.stderr.slice(-3000));
   assert.ok(counts.pass >= 20, `too few tests ran in the guest (${counts.pass}):\n${r.stdout.slice(-6000)}`);
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HullRoot } from './helpers/hull.js';
+import { HullRoot, TEST_NETWORK } from './helpers/hull.js';
 import { cgroupLeaks, checkLeaks, mountLeaks } from './helpers/leaks.js';
 import { PURE_V2 } from './helpers/cgroup.js';
 
@@ -18,7 +18,7 @@ after(() => root.dispose());
 const CYCLES = 50;
 
 test('the leak check sees a live instance, a stray mount and a stray cgroup', async () => {
-  const id = (await root.ok('run', '-d', 'busybox', 'sleep', '60')).trim();
+  const id = (await root.ok('run', '-d', ...TEST_NETWORK, 'busybox', 'sleep', '60')).trim();
   const leaks = await checkLeaks(root.dir, [id], () => root.ids(), 0);
   const kinds = new Set(leaks.map((l) => l.kind));
   for (const k of ['instance', 'mount', 'cgroup', 'process', 'file'] as const) assert.ok(kinds.has(k), `reports a ${k}: ${JSON.stringify(leaks)}`);

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { DIST, HullRoot, idsIn, sleep, waitFor } from './helpers/hull.js';
+import { DIST, HullRoot, idsIn, sleep, TEST_NETWORK, waitFor } from './helpers/hull.js';
 import { cpuQuota, freezerState, memoryLimit } from './helpers/cgroup.js';
 
 const root = new HullRoot('lifecycle');
@@ -39,8 +39,6 @@ function addImageWithStopSignal(from: string, name: string, signal: string): voi
   writeFileSync(join(images, 'index.json'), JSON.stringify(index, null, 2));
 }
 
-/** HULL_TEST_NETWORK=none: the web server runs without a network (the cgroup v2 guest tier has no CNI plugins) */
-const WEB_NET = process.env.HULL_TEST_NETWORK ? ['--network', process.env.HULL_TEST_NETWORK] : [];
 
 describe('run in the foreground', () => {
   test('run --rm prints the output, exits with the command\'s status and leaves no instance', async () => {
@@ -101,7 +99,7 @@ describe('a web server through every verb', () => {
   let id = '';
 
   test('run -d --name web --memory 64m --cpus 0.5 busybox httpd', async () => {
-    const out = await root.ok('run', '-d', '--name', 'web', ...WEB_NET, '--memory', '64m', '--cpus', '0.5', 'busybox', 'httpd', '-f', '-p', '8080');
+    const out = await root.ok('run', '-d', '--name', 'web', ...TEST_NETWORK, '--memory', '64m', '--cpus', '0.5', 'busybox', 'httpd', '-f', '-p', '8080');
     assert.match(out, /^[0-9a-f]{64}\n$/);
     id = out.trim();
   });

@@ -159,9 +159,7 @@ export function readHostRlimits(): Record<string, number> {
 export function probeHostFacts(): HostFacts {
   const v1 = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');
   const unified = `/sys/fs/cgroup${ownUnifiedCgroup()}`.replace(/\/$/, '');
-  const swapAccounting = v1
-    ? existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')
-    : existsSync(`${unified}/memory.swap.max`) || existsSync('/sys/fs/cgroup/init.scope/memory.swap.max');
+  const swapAccounting = v1 ? existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes') : v2SwapAccounting(unified);
   return {
     cpuCount: availableParallelism(),
     onlineCpus: readText('/sys/devices/system/cpu/online') ?? `0-${availableParallelism() - 1}`,
@@ -171,6 +169,25 @@ export function probeHostFacts(): HostFacts {
     rlimits: readHostRlimits(),
     capabilities: hostCapabilities(),
   };
+}
+
+/**
+ * Whether cgroup v2 accounts swap (memory.swap.max). The root cgroup has no memory.* files, so a cgroup that
+ * has the memory controller answers: ours, systemd's init.scope, or any child of the root. With none to ask
+ * (hull runs in the root cgroup, as under a minimal init, and no child has been made yet) the kernel does
+ * unless it has no swap support or was booted with swap accounting off.
+ */
+function v2SwapAccounting(unified: string): boolean {
+  let children: string[] = [];
+  try {
+    children = readdirSync('/sys/fs/cgroup', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `/sys/fs/cgroup/${d.name}`);
+  } catch { /* no cgroup2 mount */ }
+  for (const dir of [unified, '/sys/fs/cgroup/init.scope', ...children]) {
+    if (existsSync(`${dir}/memory.swap.max`)) return true;
+    if (existsSync(`${dir}/memory.max`)) return false; // the memory controller is there, swap accounting is not
+  }
+  const memory = (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('memory');
+  return memory && existsSync('/proc/swaps') && !/(^|\s)(swapaccount=0|cgroup\.memory=\S*noswap)/.test(readText('/proc/cmdline') ?? '');
 }
 
 /**

@@ -13,6 +13,11 @@ import { join, resolve } from 'node:path';
 import { checkLeaks, formatLeaks, readMountPoints } from './leaks.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
+/**
+ * `--network X` when HULL_TEST_NETWORK=X, for tests whose containers need no particular network: the cgroup v2
+ * guest tier (test/cgroup-v2-guest.test.ts) sets `none`, as its guest has no CNI plugins.
+ */
+export const TEST_NETWORK: string[] = process.env.HULL_TEST_NETWORK ? ['--network', process.env.HULL_TEST_NETWORK] : [];
 export const DIST = join(REPO, 'dist', 'hull.mjs');
 
 export interface HullResult {
