@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
   qemu-system-x86 qemu-utils e2fsprogs erofs-utils kmod musl-tools
-  containernetworking-plugins aardvark-dns iptables iperf3)
+  containernetworking-plugins aardvark-dns iptables iperf3 mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

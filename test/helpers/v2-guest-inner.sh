@@ -12,8 +12,11 @@ modprobe overlay
 cd /hull
 export HULL_TEST_CGROUP=v2 HULL_TEST_NETWORK=none
 status=0
+t0=$(date +%s)
 node --import tsx --test --test-concurrency=1 --test-reporter=tap test/host-cgroups.test.ts test/host-runtime.test.ts || status=1
+t1=$(date +%s)
 node --import tsx --test --test-concurrency=1 --test-reporter=tap \
   --test-name-pattern='^(create, start, wait|an OOM kill|pause and resume through the freezer|--blkio-weight: applied|run -d --name web|the cgroup has the limits|stats --no-stream|update --memory 128m|pause freezes the cgroup|rm -f removes the running web|the leak check sees|leaves nothing behind)' \
   test/container-driver.test.ts test/e2e-lifecycle.test.ts test/e2e-leaks.test.ts || status=1
+echo "# inner times: host-level tests $((t1 - t0)) s, driver and CLI tests $(($(date +%s) - t1)) s"
 exit $status
