@@ -92,7 +92,7 @@ test('the cgroup tests pass inside a pure cgroup v2 guest', { skip, timeout: 1_2
   const failed = r.stdout.split('\n').filter((l) => /^\s*not ok /.test(l));
   console.log(`# v2 guest: ${counts.tests} tests, ${counts.pass} passed, ${counts.fail} failed, ${counts.skipped} skipped, ${counts.cancelled} cancelled`);
   console.log(`# v2 guest: root ready and imported in ${prepared - started} ms, boot and inner tests ${ran - prepared} ms`);
-  for (const l of r.stdout.split('\n').filter((x) => /^# (guest kernel|inner times|v2 cgroup stats)/.test(x))) console.log(l);
+  for (const l of r.stdout.split('\n').filter((x) => /^# (guest kernel|inner times|.*v2 cgroup stats|.*--blkio-weight 300 with)/.test(x))) console.log(l);
   assert.match(r.stdout, /^# guest kernel \S+; cgroup2 at \/sys\/fs\/cgroup/m, `the guest did not run the tests:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
   assert.equal(counts.fail + counts.cancelled, 0, `failed inside the v2 guest (all output: ${saved}):\n${failed.join('\n')}\n--- output ---\n${r.stdout.slice(-12000)}\n${r.stderr.slice(-2000)}`);
   assert.equal(r.code, 0, r.stderr.slice(-3000));

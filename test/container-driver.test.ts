@@ -409,6 +409,7 @@ describe('container driver, runtime-independent behaviour', () => {
       try {
         await driver.create(ctx);
         const w = blkioWeight(ctx.id);
+        console.log(`# --blkio-weight 300 with ${r}: ${w.file} reads ${JSON.stringify(w.value)}`);
         assert.match(w.value, expectedBlkioWeight(w.file, 300), w.file);
       } catch (e) {
         assert.equal(r, 'crun', (e as Error).message);

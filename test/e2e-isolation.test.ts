@@ -6,7 +6,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HullRoot } from './helpers/hull.js';
+import { HullRoot, TEST_NETWORK } from './helpers/hull.js';
+import { blkioWeight, expectedBlkioWeight, instanceCgroupFile, memoryLimit, pidsMax, PURE_V2, sharesToWeight } from './helpers/cgroup.js';
 
 const root = new HullRoot('isolation');
 const hostDir = mkdtempSync('/tmp/hull-test-isolation-vol-');
@@ -32,7 +33,7 @@ async function status(flags: string[]): Promise<Record<string, string>> {
 }
 
 const hostStatus = (field: string) => new RegExp(`^${field}:\\s+(\\S+)`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
-const cg = (controller: string, id: string, file: string) => readFileSync(`/sys/fs/cgroup/${controller}/hull/${id}/${file}`, 'utf8').trim();
+const cg = instanceCgroupFile;
 const interfaces = (netDev: string) => netDev.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
 
 describe('namespaces', () => {
@@ -185,14 +186,17 @@ describe('process settings and mounts', () => {
 
 describe('resource flags set the cgroup', () => {
   test('--pids-limit, --cpuset-cpus, --cpu-shares, --memory with --memory-swap', async () => {
-    const id = (await root.ok('run', '-d', '--pids-limit', '20', '--cpuset-cpus', '0', '--cpu-shares', '512',
+    const id = (await root.ok('run', '-d', ...TEST_NETWORK, '--pids-limit', '20', '--cpuset-cpus', '0', '--cpu-shares', '512',
       '--memory', '32m', '--memory-swap', '64m', 'busybox', 'sleep', '60')).trim();
     try {
-      assert.equal(cg('pids', id, 'pids.max'), '20');
-      assert.equal(cg('cpuset', id, 'cpuset.cpus'), '0');
-      assert.equal(cg('cpu', id, 'cpu.shares'), '512');
-      assert.equal(cg('memory', id, 'memory.limit_in_bytes'), String(32 * 1024 * 1024));
-      assert.equal(cg('memory', id, 'memory.memsw.limit_in_bytes'), String(64 * 1024 * 1024));
+      assert.equal(pidsMax(id), '20');
+      assert.equal(cg('cpuset', id, 'cpuset.cpus', 'cpuset.cpus'), '0');
+      // v2 has a weight (1–10000) for v1's shares, and the swap alone where v1 has memory+swap
+      if (PURE_V2) assert.equal(cg('cpu', id, '', 'cpu.weight'), String(sharesToWeight(512)));
+      else assert.equal(cg('cpu', id, 'cpu.shares', ''), '512');
+      assert.equal(memoryLimit(id), 32 * 1024 * 1024);
+      if (PURE_V2) assert.equal(cg('memory', id, '', 'memory.swap.max'), String(32 * 1024 * 1024));
+      else assert.equal(cg('memory', id, 'memory.memsw.limit_in_bytes', ''), String(64 * 1024 * 1024));
       const h = (await root.inspect(id)).HostConfig;
       assert.equal(h.PidsLimit, 20);
       assert.equal(h.CpusetCpus, '0');
@@ -203,7 +207,7 @@ describe('resource flags set the cgroup', () => {
       assert.notEqual(fork.code, 0);
       assert.match(fork.stderr, /can't fork|Resource temporarily unavailable/);
       assert.doesNotMatch(fork.stdout, /all-forked/);
-      assert.ok(Number(cg('pids', id, 'pids.current')) <= 20);
+      assert.ok(Number(cg('pids', id, 'pids.current', 'pids.current')) <= 20);
     } finally {
       await root.hull('rm', '-f', id);
     }
@@ -212,9 +216,8 @@ describe('resource flags set the cgroup', () => {
   test('--blkio-weight with runc: the BFQ weight', async () => {
     const id = (await root.ok('run', '-d', '--runtime', 'runc', '--blkio-weight', '300', 'busybox', 'sleep', '60')).trim();
     try {
-      const dir = `/sys/fs/cgroup/blkio/hull/${id}`;
-      const file = existsSync(join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
-      assert.match(cg('blkio', id, file), /^(default )?300$/);
+      const w = blkioWeight(id);
+      assert.match(w.value, expectedBlkioWeight(w.file, 300), w.file);
     } finally {
       await root.hull('rm', '-f', id);
     }
@@ -225,9 +228,8 @@ describe('resource flags set the cgroup', () => {
       const r = await root.hull('run', '-d', '--blkio-weight', '300', 'busybox', 'sleep', '60');
       if (r.code === 0) {
         const id = r.stdout.trim();
-        const dir = `/sys/fs/cgroup/blkio/hull/${id}`;
-        const file = existsSync(join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
-        assert.match(cg('blkio', id, file), /^(default )?300$/);
+        const w = blkioWeight(id);
+        assert.match(w.value, expectedBlkioWeight(w.file, 300), w.file);
         await root.hull('rm', '-f', id);
       } else {
         assert.equal(r.code, 125);

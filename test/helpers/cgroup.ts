@@ -28,6 +28,11 @@ export function existingCgroupDirs(id: string): string[] {
   return cgroupDirs(id).filter((d) => existsSync(d));
 }
 
+/** A cgroup file of instance `id`: v1 `<v1Controller>/hull/<id>/<v1File>`, v2 `hull/<id>/<v2File>` (trimmed). */
+export function instanceCgroupFile(id: string, v1Controller: string, v1File: string, v2File: string): string {
+  return read(id, v1Controller, v1File, v2File);
+}
+
 function read(id: string, v1Controller: string, v1File: string, v2File: string): string {
   const path = PURE_V2 ? join(CGROUP_ROOT, 'hull', id, v2File) : join(CGROUP_ROOT, v1Controller, 'hull', id, v1File);
   return readFileSync(path, 'utf8').trim();
@@ -69,6 +74,11 @@ export function blkioWeight(id: string): { file: string; value: string } {
   const files = PURE_V2 ? ['io.bfq.weight', 'io.weight'] : ['blkio.weight', 'blkio.bfq.weight'];
   const file = files.find((f) => existsSync(join(dir, f))) ?? files[0]!;
   return { file, value: readFileSync(join(dir, file), 'utf8').trim() };
+}
+
+/** cpu.weight (v2) for cpu.shares (v1), as runc and crun convert it. */
+export function sharesToWeight(shares: number): number {
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 /** What a blkio weight of `w` reads as in the file blkioWeight() found. */
