@@ -33,7 +33,8 @@ async function status(flags: string[]): Promise<Record<string, string>> {
 }
 
 const hostStatus = (field: string) => new RegExp(`^${field}:\\s+(\\S+)`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
-const cg = instanceCgroupFile;
+/** A cgroup file of instance `id`: `<controller>/hull/<id>/<v1File>` on v1, `hull/<id>/<v2File>` on v2. */
+const cg = (controller: string, id: string, v1File: string, v2File = v1File) => instanceCgroupFile(id, controller, v1File, v2File);
 const interfaces = (netDev: string) => netDev.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
 
 describe('namespaces', () => {
