@@ -15,6 +15,25 @@ export interface CliContext {
   engine(opts?: { unchecked?: boolean }): Promise<Engine>;
   /** the exit status the process should end with */
   exitCode: number;
+  /** the command may give the root's space reserve back on a full disk (see Engine's mayUseReserve) */
+  mayUseReserve: boolean;
+}
+
+/**
+ * The commands that list, stop and remove things: on a full disk they may use the root's space reserve, so that
+ * the user can free space with hull itself. Commands that add things (run, build, pull, …) may not.
+ */
+const FREEING_COMMANDS = new Set([
+  'ps', 'inspect', 'logs', 'top', 'stats', 'wait', 'attach', 'port', 'events',
+  'stop', 'kill', 'unpause', 'exec', 'rm', 'container prune', 'container rm',
+  'images', 'image ls', 'image inspect', 'history', 'rmi', 'image rm', 'image prune', 'builder prune',
+  'network ls', 'network inspect', 'network rm', 'network prune', 'network disconnect',
+  'system info', 'system prune', 'system instance-exited',
+]);
+
+/** Whether a command (its path without "hull", e.g. "image prune") may use the space reserve. */
+export function mayUseReserve(commandPath: string): boolean {
+  return FREEING_COMMANDS.has(commandPath);
 }
 
 export function createContext(rootFlag: string | undefined): CliContext {
@@ -23,11 +42,12 @@ export function createContext(rootFlag: string | undefined): CliContext {
   const ctx: CliContext = {
     root,
     exitCode: 0,
+    mayUseReserve: false,
     async engine(opts = {}) {
       if (!engine) {
         const entry = process.argv[1] ?? '';
         if (!opts.unchecked) checkBeforeOpen(root);
-        const opened = new Engine({ root, self: [process.execPath, entry] });
+        const opened = new Engine({ root, self: [process.execPath, entry], mayUseReserve: ctx.mayUseReserve });
         try {
           if (!opts.unchecked) checkAfterOpen(opened);
         } catch (e) {

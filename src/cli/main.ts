@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { createContext, type CliContext } from './context.js';
+import { createContext, mayUseReserve, type CliContext } from './context.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerArchiveCommands, registerRegistryCommands } from './commands/registry.js';
@@ -23,14 +23,18 @@ export async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `hull: ${s.slice(7)}` : s) })
-    .hook('preAction', (cmd) => {
+    .hook('preAction', (cmd, action) => {
       const root = cmd.opts<{ root?: string }>().root;
       if (root !== undefined && root !== ctx.root) ctx = createContext(root);
+      const path: string[] = [];
+      for (let c: Command | null = action; c && c !== cmd; c = c.parent) path.unshift(c.name());
+      ctx.mayUseReserve = mayUseReserve(path.join(' '));
     });
   const proxy: CliContext = {
     get root() { return ctx.root; },
     engine: (o) => ctx.engine(o),
     get exitCode() { return ctx.exitCode; },
+    get mayUseReserve() { return ctx.mayUseReserve; },
     set exitCode(v: number) { ctx.exitCode = v; },
   };
   registerInstanceCommands(program, proxy);

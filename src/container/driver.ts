@@ -9,14 +9,17 @@
  *   ctr.log                     conmon's k8s-file log
  *   pidfile conmon.pid          container and conmon pids
  *   exits/<id>  exits/oom       conmon's exit file (exit code; 128+N for signal N) and OOM marker
+ * and outside the root, on the host's run directory (a tmpfs on most hosts), conmon's persist dir
+ * /run/hull/exits/<root hash>/<id>/{exit,oom}: conmon writes it before exits/<id>, so a full hull root cannot
+ * lose an exit code (conmon gives up at the first exit file it cannot write, and the exit command has no code).
  *   attach ctl winsz            conmon's attach socket and control fifos (--full-attach)
  *   exec/<session>/             exec sessions (process.json, their conmon's socket and fifos)
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   CommandNotExecutableError,
   CommandNotFoundError,
@@ -57,6 +60,11 @@ import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } fr
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
 const SUPERVISOR_POLL_MS = 100;
+
+/** Where conmon's persist dirs of a root's containers go: /run/hull/exits/<hash of the root>. */
+export function persistBase(root: string): string {
+  return join('/run/hull/exits', createHash('sha256').update(resolve(root)).digest('hex').slice(0, 16));
+}
 
 /** The cgroup path of a container (cgroupfs style, as in the spec's linux.cgroupsPath). */
 export function containerCgroupsPath(id: string): string {
@@ -178,6 +186,11 @@ export class ContainerDriver implements InstanceDriver {
     return join(ctx.dir, 'exits');
   }
 
+  /** conmon's persist dir, off the hull root (see the file's comment). */
+  private persistDir(ctx: InstanceContext): string {
+    return join(persistBase(ctx.root), ctx.id);
+  }
+
   private runtimeHasState(ctx: InstanceContext): boolean {
     return this.runtime(ctx).hasState(ctx.id);
   }
@@ -201,6 +214,9 @@ export class ContainerDriver implements InstanceDriver {
     // a previous run's leftovers (start after exit re-creates): keep upper/ and the log
     rmSync(exits, { recursive: true, force: true });
     mkdirSync(exits);
+    const persist = this.persistDir(ctx);
+    rmSync(persist, { recursive: true, force: true });
+    mkdirSync(persist, { recursive: true, mode: 0o700 });
     for (const f of ['pidfile', 'conmon.pid', 'oom', 'attach', 'ctl', 'winsz']) rmSync(join(ctx.dir, f), { force: true });
     if (this.runtimeHasState(ctx)) await rt.delete(ctx.id, true);
 
@@ -218,7 +234,7 @@ export class ContainerDriver implements InstanceDriver {
       conmonPidFile: join(ctx.dir, 'conmon.pid'),
       logPath: this.logPath(ctx),
       exitDir: exits,
-      persistDir: exits,
+      persistDir: persist,
       terminal: ctx.config.tty,
       stdin: ctx.config.stdin,
       exitCommand: ctx.exitCommand,
@@ -313,8 +329,10 @@ export class ContainerDriver implements InstanceDriver {
 
   exitInfo(ctx: InstanceContext): ExitInfo | null {
     const exits = this.exitsDir(ctx);
-    const info: ExitInfo | null = readExitRecord(exits, ctx.id);
-    if (info && existsSync(join(exits, 'oom'))) {
+    const persist = this.persistDir(ctx);
+    // the copy off the root first: conmon writes it first, and it is all there is when the root was full
+    const info: ExitInfo | null = readExitRecord(persist, 'exit') ?? readExitRecord(exits, ctx.id);
+    if (info && (existsSync(join(persist, 'oom')) || existsSync(join(exits, 'oom')))) {
       info.reason = 'OOM killed';
       info.oomKilled = true;
     }
@@ -522,6 +540,10 @@ export class ContainerDriver implements InstanceDriver {
       // never rm -rf through a mount: it would delete into whatever is mounted there
       await unmountRootfs(ctx.dir).catch(() => undefined);
     }
+    await rm(this.persistDir(ctx), { recursive: true, force: true });
+    try {
+      rmdirSync(persistBase(ctx.root)); // the root's own dir goes with its last instance
+    } catch { /* others remain, or gone */ }
     if (mountsUnder(ctx.dir).length === 0) {
       await rm(ctx.dir, { recursive: true, force: true });
     } else {

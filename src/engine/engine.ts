@@ -7,12 +7,19 @@ import { DRIVER_FACTORIES } from './drivers.js';
 import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
+import { SpaceReserve, isNoSpace } from '../host/reserve.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
   root: string;
   /** argv that runs this hull (node + entry script); conmon runs it when an instance exits */
   self: string[];
+  /**
+   * Whether this process may give the root's space reserve back to a full file system (host/reserve.ts): true
+   * for commands that list, stop and remove things, so that a full disk can be freed with hull itself; false
+   * (the default) for commands that add things.
+   */
+  mayUseReserve?: boolean;
 }
 
 export const DEFAULT_ROOT = '/var/lib/hull';
@@ -28,14 +35,23 @@ export class Engine {
   readonly self: string[];
   readonly store: StateStore;
   readonly images: ImageStore;
+  readonly reserve: SpaceReserve;
+  readonly mayUseReserve: boolean;
   private readonly drivers = new Map<InstanceKind, InstanceDriver>();
   private networkManager: NetworkManager | undefined;
 
   constructor(opts: EngineOptions) {
     this.root = opts.root;
     this.self = opts.self;
+    this.reserve = new SpaceReserve(opts.root);
+    this.mayUseReserve = opts.mayUseReserve ?? false;
+    // On a full disk, free the reserve before SQLite opens: its -shm file is mapped into memory, and a page of it
+    // that cannot be allocated is a SIGBUS, not an error (see host/reserve.ts).
+    if (this.mayUseReserve) this.reserve.releaseIfFull();
     this.store = new StateStore(opts.root);
+    this.store.onFull = () => this.mayUseReserve && this.reserve.release();
     this.images = new ImageStore(opts.root);
+    if (!this.reserve.present) this.reserve.replenish();
   }
 
   /** The network driver (definitions, CNI attachments, DNS); made on first use. */
@@ -97,8 +113,17 @@ export class Engine {
     return this.context(rec, await this.images.layerDirs(image));
   }
 
+  /**
+   * Record an event. The event log is a record of what happened, not part of it: on a full disk the event is
+   * dropped rather than failing a verb whose effect already took place (a run whose instance runs, a stop whose
+   * instance stopped).
+   */
   event(rec: Pick<InstanceRecord, 'id' | 'name' | 'image' | 'kind'>, action: string, attrs: Record<string, string> = {}): void {
-    this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
+    try {
+      this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
+    } catch (e) {
+      if (!isNoSpace(e)) throw e;
+    }
   }
 
   /** Whether an instance's supervisor still runs (the driver knows what its supervisor looks like). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 import { migrateConfig } from './migrate.js';
+import { isNoSpace } from '../host/reserve.js';
 
 /**
  * The engine's state store: one SQLite database per hull root, shared by every hull process
@@ -107,6 +108,11 @@ function encode(key: keyof InstancePatch, v: unknown): unknown {
 
 export class StateStore {
   readonly db: Database.Database;
+  /**
+   * Called when a write fails because the disk is full (SQLITE_FULL, or SQLite's I/O error on extending its WAL
+   * or -shm); returns true when it freed space (the root's space reserve), and the write is tried once more.
+   */
+  onFull: (() => boolean) | undefined;
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true, mode: 0o711 });
@@ -142,7 +148,17 @@ export class StateStore {
         ...rec, config: JSON.stringify(rec.config), stoppedByUser: rec.stoppedByUser ? 1 : 0, oomKilled: rec.oomKilled ? 1 : 0,
       });
     });
-    tx.immediate();
+    this.write(() => tx.immediate());
+  }
+
+  /** Run a write; on a full disk, let onFull free space and try once more. */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isNoSpace(e) || !this.onFull?.()) throw e;
+      return fn();
+    }
   }
 
   get(id: string): InstanceRecord | undefined {
@@ -180,7 +196,7 @@ export class StateStore {
       this.applyPatch(id, patch, to);
       return this.get(id)!;
     });
-    return tx.immediate();
+    return this.write(() => tx.immediate());
   }
 
   /** Like transition, but returns undefined instead of throwing when the state does not match. */
@@ -192,7 +208,7 @@ export class StateStore {
   }
 
   patch(id: string, patch: InstancePatch): void {
-    this.db.transaction(() => this.applyPatch(id, patch)).immediate();
+    this.write(() => this.db.transaction(() => this.applyPatch(id, patch)).immediate());
   }
 
   private applyPatch(id: string, patch: InstancePatch, state?: InstanceState): void {
@@ -209,12 +225,12 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+    this.write(() => this.db.prepare('DELETE FROM instances WHERE id = ?').run(id));
   }
 
   addEvent(type: string, action: string, id: string, name: string, attributes: Record<string, string> = {}): void {
-    this.db.prepare('INSERT INTO events (time, type, action, id, name, attributes) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(Date.now(), type, action, id, name, JSON.stringify(attributes));
+    this.write(() => this.db.prepare('INSERT INTO events (time, type, action, id, name, attributes) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(Date.now(), type, action, id, name, JSON.stringify(attributes)));
   }
 
   events(afterSeq: number, opts: { since?: number; until?: number; limit?: number } = {}): EventRecord[] {
@@ -240,7 +256,7 @@ export class StateStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.write(() => this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
   }
 }
 
