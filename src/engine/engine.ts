@@ -8,6 +8,7 @@ import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
 import { SpaceReserve, isNoSpace } from '../host/reserve.js';
+import { NoSpaceError } from '../host/nospace.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
@@ -36,7 +37,7 @@ export class Engine {
   readonly store: StateStore;
   readonly images: ImageStore;
   readonly reserve: SpaceReserve;
-  readonly mayUseReserve: boolean;
+  private mayUseReserve: boolean;
   private readonly drivers = new Map<InstanceKind, InstanceDriver>();
   private networkManager: NetworkManager | undefined;
 
@@ -58,6 +59,14 @@ export class Engine {
   get networks(): NetworkManager {
     this.networkManager ??= new NetworkManager(this.root);
     return this.networkManager;
+  }
+
+  /**
+   * From now on this process may use the space reserve: it is undoing what it made (a failed create or start, a
+   * build's step containers), which frees space, and must not be stopped half-way by a full disk.
+   */
+  undoing(): void {
+    this.mayUseReserve = true;
   }
 
   close(): void {
@@ -122,7 +131,7 @@ export class Engine {
     try {
       this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
     } catch (e) {
-      if (!isNoSpace(e)) throw e;
+      if (!isNoSpace(e, this.root) && !(e instanceof NoSpaceError)) throw e;
     }
   }
 

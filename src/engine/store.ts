@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 import { migrateConfig } from './migrate.js';
 import { isNoSpace } from '../host/reserve.js';
+import { describeNoSpace } from '../host/nospace.js';
 
 /**
  * The engine's state store: one SQLite database per hull root, shared by every hull process
@@ -108,6 +109,8 @@ function encode(key: keyof InstancePatch, v: unknown): unknown {
 
 export class StateStore {
   readonly db: Database.Database;
+  /** the database file, <root>/hull.db */
+  readonly path: string;
   /**
    * Called when a write fails because the disk is full (SQLITE_FULL, or SQLite's I/O error on extending its WAL
    * or -shm); returns true when it freed space (the root's space reserve), and the write is tried once more.
@@ -116,6 +119,7 @@ export class StateStore {
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true, mode: 0o711 });
+    this.path = join(root, DATABASE_FILE);
     this.db = openDatabase(root);
     this.migrate();
   }
@@ -156,8 +160,13 @@ export class StateStore {
     try {
       return fn();
     } catch (e) {
-      if (!isNoSpace(e) || !this.onFull?.()) throw e;
-      return fn();
+      if (!isNoSpace(e, this.path)) throw e;
+      if (!this.onFull?.()) throw describeNoSpace(e, { path: this.path, action: 'recording in the state store' });
+      try {
+        return fn();
+      } catch (again) {
+        throw describeNoSpace(again, { path: this.path, action: 'recording in the state store' });
+      }
     }
   }
 

@@ -43,12 +43,17 @@ export function freeBytes(path: string): number | undefined {
   }
 }
 
-/** Whether an error is a full disk: ENOSPC/EDQUOT from Node, SQLITE_FULL, or SQLite's I/O errors on a full disk. */
-export function isNoSpace(e: unknown): boolean {
+/**
+ * Whether an error is a full disk: ENOSPC/EDQUOT from Node, SQLITE_FULL, or one of SQLite's I/O errors (a failed
+ * extension of its WAL or -shm: SQLITE_IOERR_WRITE, _SHMSIZE, _FSYNC…) while the file system holding `where` is
+ * nearly full. Without `where`, SQLite's I/O errors do not count.
+ */
+export function isNoSpace(e: unknown, where?: string): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
-  // SQLite reports a failed extension of its WAL or -shm as an I/O error (SQLITE_IOERR_WRITE, _SHMSIZE, _FSYNC…)
-  return typeof code === 'string' && code.startsWith('SQLITE_IOERR');
+  if (where === undefined || typeof code !== 'string' || !code.startsWith('SQLITE_IOERR')) return false;
+  const free = freeBytes(where);
+  return free !== undefined && free < 1024 * 1024;
 }
 
 export class SpaceReserve {

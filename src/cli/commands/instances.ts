@@ -19,8 +19,7 @@ import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js'
 import { updateInstance } from '../../engine/lifecycle/update.js';
 import { execInstance } from '../../engine/lifecycle/exec.js';
 import { waitInstance } from '../../engine/lifecycle/wait.js';
-import { exitMessage, handleExit, refresh } from '../../engine/lifecycle/exit.js';
-import { reconcileAll } from '../../engine/lifecycle/boot.js';
+import { exitMessage, handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit.js';
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
 
@@ -213,8 +212,11 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) => {
       const format = checkFormat(o.format);
       const engine = await ctx.engine();
-      await reconcileAll(engine);
-      const recs = engine.store.list().filter((r) => o.all || r.state === 'running' || r.state === 'paused');
+      const recs: InstanceRecord[] = [];
+      for (const listed of engine.store.list()) {
+        const r = listed.state === 'running' || listed.state === 'paused' ? await refreshForView(engine, listed) : listed;
+        if (r && (o.all || r.state === 'running' || r.state === 'paused')) recs.push(r);
+      }
       if (o.quiet) { process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join('')); return; }
       if (format === 'json') { process.stdout.write(json(recs.map((r) => psEntry(r)))); return; }
       const rows = recs.map((r) => {
@@ -283,7 +285,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const out = [];
       for (const n of names) {
-        const rec = await refresh(engine, engine.store.lookup(n));
+        const rec = await refreshForView(engine, engine.store.lookup(n));
         if (rec) out.push(describeInstance(engine, rec));
       }
       process.stdout.write(json(out));

@@ -16,6 +16,7 @@
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
+import { describeNoSpace, NoSpaceError } from '../../host/nospace.js';
 import { parseContainerfile, ContainerfileError, loadIgnore, type BuildPlan, type CopyInstruction, type Instruction, type Stage } from '../../image/containerfile.js';
 import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../../image/diff.js';
 import { sha256 } from '../../image/layout.js';
@@ -25,6 +26,7 @@ import { MEDIA_TYPE, hostArchitecture, type OciHistory, type OciImageConfigFile 
 import { rootfsLayout } from '../../container/rootfs.js';
 import type { Engine } from '../engine.js';
 import type { CreateRequest } from '../config.js';
+import type { InstanceRecord } from '../store.js';
 import { createInstance } from '../lifecycle/create.js';
 import { startInstance } from '../lifecycle/start.js';
 import { removeInstance } from '../lifecycle/remove.js';
@@ -177,7 +179,12 @@ export class Builder {
     const final = this.results[this.plan.target]!;
     o.log(`COMMIT${o.tags.length ? ' ' + o.tags.join(' ') : ''}`);
     const config: OciImageConfigFile = { ...final.config, created: final.config.history?.at(-1)?.created ?? new Date().toISOString() };
-    const image = await this.engine.images.commitBuilt(config, final.layers, o.tags);
+    let image: ImageRecord;
+    try {
+      image = await this.engine.images.commitBuilt(config, final.layers, o.tags);
+    } catch (e) {
+      throw describeNoSpace(e, { path: join(this.engine.root, 'images'), action: 'committing the built image' });
+    }
     o.log(`--> ${short(image.id)}`);
     for (const t of o.tags) o.log(`Successfully tagged ${parseReference(t).display}`);
     return image;
@@ -282,7 +289,16 @@ export class Builder {
       (next.config.history ??= []).push(this.history(ins, true));
       return next;
     }
-    const blob = await this.engine.images.putBuiltLayer(layerTar(entries), this.lease);
+    let blob: { digest: string; size: number };
+    try {
+      blob = await this.engine.images.putBuiltLayer(layerTar(entries), this.lease);
+    } catch (e) {
+      // a tar of the entries: a 512-byte header each, contents rounded up to 512, two zero blocks at the end
+      const needed = entries.reduce((n, x) => n + 512 + Math.ceil((x.size ?? 0) / 512) * 512, 1024);
+      const d = describeNoSpace(e, { path: join(this.engine.root, 'images'), action: 'writing the layer of this step', needed });
+      if (d instanceof NoSpaceError) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
+      throw e;
+    }
     next.layers.push({ digest: blob.digest, diffId: blob.digest, size: blob.size, mediaType: MEDIA_TYPE.layer });
     next.config.rootfs = { type: 'layers', diff_ids: [...next.config.rootfs.diff_ids, blob.digest] };
     (next.config.history ??= []).push(this.history(ins, false));
@@ -378,7 +394,14 @@ export class Builder {
       labels: buildStepLabels(),
       autoRemove: false,
     };
-    let rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
+    let rec: InstanceRecord;
+    try {
+      rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
+    } catch (e) {
+      const d = describeNoSpace(e, { path: join(engine.root, 'containers'), action: 'making the container of this step' });
+      if (d instanceof NoSpaceError) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
+      throw e;
+    }
     try {
       const stop = new AbortController();
       const output = instanceLogs(engine, rec, { follow: true }, (l) => this.opts.output(l.text, l.stream === 'stderr' ? 'stderr' : 'stdout'), stop.signal);
@@ -399,7 +422,8 @@ export class Builder {
         code = info.exitCode;
       } catch (e) {
         if (interrupted) throw new BuildInterruptedError(`build interrupted (${interrupted}) at ${this.file}:${ins.line}`);
-        this.fail(ins.line, `${ins.original} failed: ${(e as Error).message}`);
+        const d = describeNoSpace(e, { path: engine.instanceDir(rec.id), action: 'running this step' });
+        this.fail(ins.line, `${ins.original} failed: ${(d as Error).message}`);
       } finally {
         stop.abort();
         for (const sig of signals) process.off(sig, onSignal);
@@ -411,6 +435,7 @@ export class Builder {
       const entries = pruneUnchangedDirs(await upperDirEntries(upper, RUNTIME_MOUNT_POINTS), view);
       return await this.withLayer(state, ins, entries);
     } finally {
+      engine.undoing(); // removing the step's container frees space: a full disk must not keep it
       const cur = engine.store.get(rec.id);
       if (cur) await removeInstance(engine, cur, { force: true }).catch(() => undefined);
     }

@@ -69,6 +69,7 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
     trace('create: driver created');
     engine.store.patch(id, { pid: res.pid, supervisorPid: res.supervisorPid });
   } catch (e) {
+    engine.undoing();
     await driver.delete(ctx).catch(() => undefined);
     await detachInstance(engine, rec).catch(() => undefined);
     engine.store.remove(id);

@@ -5,6 +5,7 @@ import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
+import { NoSpaceError } from '../../host/nospace.js';
 import { signalExitReason } from '../../host/exitwatch.js';
 
 /**
@@ -29,6 +30,22 @@ export async function refresh(engine: Engine, rec: InstanceRecord): Promise<Inst
     return engine.store.get(rec.id);
   }
   return cur;
+}
+
+/**
+ * refresh for commands that only show state (ps, inspect): when the exit cannot be recorded because the disk is
+ * full, the record is shown with the observed exit applied, not stored (the next command that can write records it).
+ */
+export async function refreshForView(engine: Engine, rec: InstanceRecord): Promise<InstanceRecord | undefined> {
+  try {
+    return await refresh(engine, rec);
+  } catch (e) {
+    if (!(e instanceof NoSpaceError)) throw e;
+    const cur = engine.store.get(rec.id);
+    if (!cur) return undefined;
+    const info = engine.observedExit(cur);
+    return info ? { ...cur, state: 'exited', exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, pid: 0 } : cur;
+  }
 }
 
 /**
