@@ -8,7 +8,9 @@
  *    in the root; the copy off the root has it);
  *  - ps -a, inspect, exec, kill, stop (with the container's real exit code), rmi, builder prune, system prune and
  *    image prune all work, and rm -f gives the space back; the space reserve comes back afterwards;
- *  - the leak check.
+ *  - the leak check;
+ *  - with no reserve at all (HULL_SPACE_RESERVE=0): ps and inspect still show the truth (an exit they cannot
+ *    record), writes fail with a line naming the file system, and rm -f frees the container's space first.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +23,9 @@ import { checkLeaks, formatLeaks } from './helpers/leaks.js';
 const base = mkdtempSync('/tmp/hull-test-fulldisk-');
 const image = join(base, 'fs.img');
 const mnt = join(base, 'mnt');
-const root = join(mnt, 'root');
+let root = join(mnt, 'root');
+/** environment of every hull command (the second suite turns the reserve off) */
+let env: Record<string, string> = {};
 let mounted = false;
 let skip: string | false = false;
 
@@ -33,7 +37,7 @@ else {
   else mounted = true;
 }
 
-const hull = (...args: string[]): Promise<HullResult> => runHull(root, args);
+const hull = (...args: string[]): Promise<HullResult> => runHull(root, args, { env });
 async function ok(...args: string[]): Promise<string> {
   const r = await hull(...args);
   assert.equal(r.code, 0, `hull ${args.join(' ')} exited ${r.code} (signal ${r.signal}): ${r.stderr}`);
@@ -45,6 +49,22 @@ async function inspect(ref: string): Promise<Inspect> {
 interface PsEntry { id: string; name: string; state: string; status: string }
 const psAll = async () => JSON.parse(await ok('ps', '-a', '--format', 'json')) as PsEntry[];
 const free = () => { const s = statfsSync(mnt); return Number(s.bavail) * Number(s.bsize); };
+
+/** Wait until the container's log (read directly: a hull command could use the reserve) says `text`. */
+async function logSays(id: string, text: string): Promise<void> {
+  await waitFor(`the log of ${id.slice(0, 12)} to say ${text}`, () => {
+    try {
+      return readFileSync(join(root, 'containers', id, 'ctr.log'), 'utf8').includes(text);
+    } catch {
+      return false;
+    }
+  }, 60_000);
+}
+
+/** Signal an instance's main process directly (no hull command runs). */
+function signalDirectly(id: string, sig: NodeJS.Signals): void {
+  process.kill(Number(readFileSync(join(root, 'containers', id, 'pidfile'), 'utf8')), sig);
+}
 
 /** Take every block left: big writes, then 1 KiB ones, until ENOSPC. */
 function fillUp(path: string): void {
@@ -79,10 +99,12 @@ function canWrite(): boolean {
 after(async () => {
   if (mounted) {
     // best effort if a test failed half-way: remove what is left, then unmount
-    const r = await runHull(root, ['ps', '-a', '-q', '--no-trunc']).catch(() => undefined);
-    const ids = r?.stdout.split('\n').filter(Boolean) ?? [];
     rmSync(join(mnt, 'filler'), { force: true });
-    if (ids.length > 0) await runHull(root, ['rm', '-f', ...ids]).catch(() => undefined);
+    for (const r of [join(mnt, 'root'), join(mnt, 'root2')]) {
+      const listed = await runHull(r, ['ps', '-a', '-q', '--no-trunc']).catch(() => undefined);
+      const ids = listed?.stdout.split('\n').filter(Boolean) ?? [];
+      if (ids.length > 0) await runHull(r, ['rm', '-f', ...ids]).catch(() => undefined);
+    }
     spawnSync('umount', [mnt]);
     if (spawnSync('mountpoint', ['-q', mnt]).status === 0) spawnSync('umount', ['-l', mnt]);
   }
@@ -123,14 +145,7 @@ describe('a full hull root', { skip }, () => {
     ids.s2 = (await ok('run', '-d', '--name', 's2', 'busybox', 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done')).trim();
     ids.e1 = (await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')).trim();
     ids.fill = (await ok('run', '-d', '--name', 'fill', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000')).trim();
-    // read the log file directly: a hull command here could already use the reserve
-    await waitFor('the filler container to fill the disk', () => {
-      try {
-        return readFileSync(join(root, 'containers', ids.fill!, 'ctr.log'), 'utf8').includes('filled');
-      } catch {
-        return false;
-      }
-    }, 60_000);
+    await logSays(ids.fill!, 'filled');
     fillUp(join(mnt, 'filler'));
     assert.equal(canWrite(), false, 'the file system still takes writes');
     assert.ok(existsSync(join(root, 'space-reserve')), 'the reserve went while the disk filled');
@@ -145,8 +160,7 @@ describe('a full hull root', { skip }, () => {
   });
 
   test('a container that exits on the full disk keeps its exit code', async () => {
-    const pid = Number(readFileSync(join(root, 'containers', ids.e1!, 'pidfile'), 'utf8'));
-    process.kill(pid, 'SIGUSR1');
+    signalDirectly(ids.e1!, 'SIGUSR1');
     // conmon cannot write exits/<id> in the full root (it gives up there); its copy off the root has the code
     await waitFor('conmon of e1 to exit', () => !spawnSync('pgrep', ['-f', `conmon .*-c ${ids.e1}`]).stdout.length, 20_000);
     assert.equal(existsSync(join(root, 'containers', ids.e1!, 'exits', ids.e1!)), false, 'conmon wrote its exit file in the full root');
@@ -200,5 +214,55 @@ describe('a full hull root', { skip }, () => {
       const left = spawnSync('sh', ['-c', `ls -d /run/hull/exits/*/${id} 2>/dev/null`], { encoding: 'utf8' }).stdout.trim();
       assert.equal(left, '', `exit record dir left: ${left}`);
     }
+  });
+});
+
+describe('a full hull root without a space reserve', { skip }, () => {
+  const ids: Record<string, string> = {};
+
+  before(() => {
+    root = join(mnt, 'root2');
+    env = { HULL_SPACE_RESERVE: '0' };
+  });
+
+  test('fill the disk', async () => {
+    ids.s1 = (await ok('run', '-d', '--name', 's1', 'busybox', 'sleep', '1000')).trim();
+    ids.e1 = (await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')).trim();
+    ids.fill = (await ok('run', '-d', '--name', 'fill', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000')).trim();
+    assert.equal(existsSync(join(root, 'space-reserve')), false);
+    await logSays(ids.fill!, 'filled');
+    fillUp(join(mnt, 'filler'));
+    assert.equal(canWrite(), false, 'the file system still takes writes');
+  });
+
+  test('ps -a and inspect show an exit they cannot record', async () => {
+    signalDirectly(ids.e1!, 'SIGUSR1');
+    const e1 = await waitFor('e1 shown as exited', async () => {
+      const e = (await psAll()).find((x) => x.name === 'e1');
+      return e?.state === 'exited' ? e : undefined;
+    }, 20_000);
+    assert.match(e1.status, /^Exited \(3\)/);
+    assert.equal((await inspect('e1')).State.ExitCode, 3);
+    assert.equal((await inspect('s1')).State.Running, true);
+  });
+
+  test('a write that cannot be made says which file system is full', async () => {
+    const r = await hull('stop', 's1');
+    assert.equal(r.code, 125);
+    assert.ok(r.stderr.includes(`is on file system ${mnt} (ext4 on /dev/loop`), r.stderr);
+    assert.equal((await inspect('s1')).State.Running, true, 'stop said it failed, but the instance stopped');
+  });
+
+  test('rm -f frees the container\'s space before it records the removal', async () => {
+    const before = free();
+    assert.equal((await ok('rm', '-f', 'fill')).trim(), 'fill');
+    assert.ok(free() > before + (20 << 20), `only ${free() - before} bytes came back`);
+    rmSync(join(mnt, 'filler'));
+    await ok('rm', '-f', 's1', 'e1');
+  });
+
+  test('leaves nothing behind', async () => {
+    const leaks = await checkLeaks(root, Object.values(ids), async () => (await ok('ps', '-a', '-q', '--no-trunc')).split('\n').filter(Boolean));
+    assert.equal(leaks.length, 0, formatLeaks(leaks));
   });
 });

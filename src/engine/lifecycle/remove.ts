@@ -3,6 +3,7 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
+import { NoSpaceError } from '../../host/nospace.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -17,7 +18,17 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
     throw new StateError(`cannot remove instance ${cur.name}: it is ${cur.state}; stop it first (hull stop ${cur.name}) or use hull rm -f`);
   }
   const from = opts.force ? ['created', 'exited', 'running', 'paused', 'removing'] as const : ['created', 'exited', 'running', 'paused'] as const;
-  const r = engine.store.transition(cur.id, from, 'removing', {}, 'remove');
+  let r: InstanceRecord;
+  let freedFirst = false;
+  try {
+    r = engine.store.transition(cur.id, from, 'removing', {}, 'remove');
+  } catch (e) {
+    // A disk too full to record even the removal (no space reserve left): with force, free the instance's space
+    // first (processes, runtime state, files; all idempotent, so a repeated rm -f finishes), then record.
+    if (!(e instanceof NoSpaceError) || !opts.force) throw e;
+    r = cur;
+    freedFirst = true;
+  }
   const ctx = engine.context(r);
   if (live) {
     await driver.kill(ctx, 'SIGKILL', true).catch(() => undefined);
@@ -25,6 +36,7 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
     await driver.waitExit(ctx, AbortSignal.timeout(10_000)).catch(() => undefined);
   }
   await driver.delete(ctx);
+  if (freedFirst) engine.store.transition(cur.id, from, 'removing', {}, 'remove');
   await detachInstance(engine, cur);
   engine.store.remove(cur.id);
   engine.event(cur, 'destroy');
