@@ -7,6 +7,7 @@ import { isValidName, newId, randomName } from '../names.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
 import { saveInstanceFile } from '../instance-file.js';
+import { describeNoSpace } from '../../host/nospace.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -73,7 +74,7 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
     await driver.delete(ctx).catch(() => undefined);
     await detachInstance(engine, rec).catch(() => undefined);
     engine.store.remove(id);
-    throw e;
+    throw describeNoSpace(e, { path: engine.instanceDir(id), action: `creating instance ${rec.name}` });
   }
   engine.event(rec, 'create');
   return engine.store.get(id)!;
