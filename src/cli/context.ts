@@ -28,7 +28,7 @@ const FREEING_COMMANDS = new Set([
   'stop', 'kill', 'unpause', 'exec', 'rm', 'container prune', 'container rm',
   'images', 'image ls', 'image inspect', 'history', 'rmi', 'image rm', 'image prune', 'builder prune',
   'network ls', 'network inspect', 'network rm', 'network prune', 'network disconnect',
-  'system info', 'system prune', 'system instance-exited',
+  'system info', 'system prune', 'system instance-exited', 'system recover', 'console',
 ]);
 
 /** Whether a command (its path without "hull", e.g. "image prune") may use the space reserve. */
