@@ -1,6 +1,6 @@
 /**
  * host/reserve.ts and host/nospace.ts on an ordinary directory: the reserve is made only with room for it, made
- * whole or not at all, released once; full-disk errors are recognised and described with path and file system.
+ * whole or not at all, released once; full-disk errors (SQLite's too) are recognised and described with path and file system.
  * (The behaviour on a really full file system is in e2e-fulldisk.test.ts.)
  */
 import { after, test } from 'node:test';
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SpaceReserve, isNoSpace } from '../src/host/reserve.js';
-import { NoSpaceError, describeNoSpace } from '../src/host/nospace.js';
+import { describeNoSpace, isNoSpaceError } from '../src/host/nospace.js';
 
 const dir = mkdtempSync('/tmp/hull-test-reserve-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,8 +54,12 @@ test('full-disk errors are told apart', () => {
 test('a full-disk error is described with the path, the file system and its space', () => {
   const e = describeNoSpace(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
     { path: join(dir, 'blob'), action: 'writing a layer', needed: 3 * 1024 * 1024 });
-  assert.ok(e instanceof NoSpaceError);
-  assert.match(e.message, /^no space left on device writing a layer: \/tmp\/hull-test-reserve-\w+\/blob is on file system \/\S* \(\w+ on \S+\), which has [\d.]+ \w+ free of [\d.]+ \w+; this needs 3\.0 MiB; /);
+  assert.ok(isNoSpaceError(e));
+  assert.match(e.message, /^no space left on device writing a layer: \/tmp\/hull-test-reserve-\w+\/blob is on file system \/\S* \(\w+ on \S+\), which has [\d.]+ \w+ free of [\d.]+ \w+, this needs 3\.0 MiB; /);
+  // SQLite's full disk reads the same
+  const q = describeNoSpace(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), { path: join(dir, 'hull.db'), action: 'recording' });
+  assert.ok(isNoSpaceError(q));
+  assert.match(q.message, /^no space left on device recording: .*hull\.db is on file system /);
   const other = new Error('other');
   assert.equal(describeNoSpace(other, { path: dir, action: 'x' }), other);
 });

@@ -8,7 +8,7 @@ import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
 import { SpaceReserve, isNoSpace } from '../host/reserve.js';
-import { NoSpaceError } from '../host/nospace.js';
+import { isNoSpaceError } from '../host/nospace.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
@@ -131,7 +131,7 @@ export class Engine {
     try {
       this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
     } catch (e) {
-      if (!isNoSpace(e, this.root) && !(e instanceof NoSpaceError)) throw e;
+      if (!isNoSpace(e, this.root) && !(isNoSpaceError(e))) throw e;
     }
   }
 

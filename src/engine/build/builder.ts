@@ -16,7 +16,7 @@
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
-import { describeNoSpace, NoSpaceError } from '../../host/nospace.js';
+import { describeNoSpace, isNoSpaceError } from '../../host/nospace.js';
 import { parseContainerfile, ContainerfileError, loadIgnore, type BuildPlan, type CopyInstruction, type Instruction, type Stage } from '../../image/containerfile.js';
 import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../../image/diff.js';
 import { sha256 } from '../../image/layout.js';
@@ -296,7 +296,7 @@ export class Builder {
       // a tar of the entries: a 512-byte header each, contents rounded up to 512, two zero blocks at the end
       const needed = entries.reduce((n, x) => n + 512 + Math.ceil((x.size ?? 0) / 512) * 512, 1024);
       const d = describeNoSpace(e, { path: join(this.engine.root, 'images'), action: 'writing the layer of this step', needed });
-      if (d instanceof NoSpaceError) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
+      if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
     next.layers.push({ digest: blob.digest, diffId: blob.digest, size: blob.size, mediaType: MEDIA_TYPE.layer });
@@ -399,7 +399,7 @@ export class Builder {
       rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
     } catch (e) {
       const d = describeNoSpace(e, { path: join(engine.root, 'containers'), action: 'making the container of this step' });
-      if (d instanceof NoSpaceError) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
+      if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
     try {

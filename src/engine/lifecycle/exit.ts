@@ -5,7 +5,7 @@ import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
-import { NoSpaceError } from '../../host/nospace.js';
+import { isNoSpaceError } from '../../host/nospace.js';
 import { signalExitReason } from '../../host/exitwatch.js';
 
 /**
@@ -40,7 +40,7 @@ export async function refreshForView(engine: Engine, rec: InstanceRecord): Promi
   try {
     return await refresh(engine, rec);
   } catch (e) {
-    if (!(e instanceof NoSpaceError)) throw e;
+    if (!(isNoSpaceError(e))) throw e;
     const cur = engine.store.get(rec.id);
     if (!cur) return undefined;
     const info = engine.observedExit(cur);

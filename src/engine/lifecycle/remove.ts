@@ -3,7 +3,7 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
-import { NoSpaceError } from '../../host/nospace.js';
+import { isNoSpaceError } from '../../host/nospace.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -25,7 +25,7 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
   } catch (e) {
     // A disk too full to record even the removal (no space reserve left): with force, free the instance's space
     // first (processes, runtime state, files; all idempotent, so a repeated rm -f finishes), then record.
-    if (!(e instanceof NoSpaceError) || !opts.force) throw e;
+    if (!(isNoSpaceError(e)) || !opts.force) throw e;
     r = cur;
     freedFirst = true;
   }
