@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ExitInfo, InstanceContext, InstanceDriver, InstanceKind } from '../common/instance.js';
 import { HostSupportError } from '../common/errors.js';
 import { ImageStore } from '../image/store.js';
@@ -7,6 +6,7 @@ import { DRIVER_FACTORIES } from './drivers.js';
 import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
+import { rootPaths } from '../common/paths.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
@@ -70,7 +70,7 @@ export class Engine {
   }
 
   instanceDir(id: string): string {
-    return join(this.root, 'containers', id);
+    return rootPaths(this.root).instanceDir(id);
   }
 
   /**
@@ -138,6 +138,6 @@ export class Engine {
   }
 
   hasState(): boolean {
-    return existsSync(join(this.root, 'hull.db'));
+    return existsSync(rootPaths(this.root).db);
   }
 }

@@ -34,6 +34,7 @@ import { trace } from '../common/trace.js';
 import { claimPorts } from './ports.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
 import { hullEnv } from '../common/env.js';
+import { rootPaths } from '../common/paths.js';
 
 /**
  * What is cached per instance and network: enough to DEL without the definition (it may be gone). Written
@@ -80,7 +81,7 @@ export class NetworkManager {
   }
 
   private get attachDir(): string {
-    return join(this.store.dir, 'attachments');
+    return rootPaths(this.root).networkAttachments;
   }
 
   /** The CNI network name: unique per root, so plugin state (leases, rule comments) of two roots never mixes. */

@@ -10,7 +10,7 @@
  *   answers with the process's pid or why it could not run (127/126, boot failure with the console tail).
  * Everything else goes through the monitor's control socket.
  *
- * Files in the instance dir (ctx.dir):
+ * Files in the instance dir (ctx.dir; each named in src/common/paths.ts):
  *   vm.json          the monitor's settings (QEMU argv, main process, paths)
  *   disk.qcow2       the VM's writable root disk (overlay over <root>/vm/disks/<image>.ext4)
  *   initrd.cpio      only with --initrd: the user's archive followed by hull's
@@ -23,7 +23,6 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, StateError,
 } from '../common/errors.js';
@@ -37,12 +36,13 @@ import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
 import { pruneImageDisks } from './disk.js';
 import type { MonitorConfig } from './machine.js';
-import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
+import type { CtlAnswer, VmStats } from './monitor.js';
 import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
 import { VmBootError } from './errors.js';
 import { checkDiskImage, DEFAULT_VM_MEMORY, MiB, validateCreate } from './create/validate.js';
 import { prepareCreate } from './create/prepare.js';
 import { spawnMonitor } from './create/spawn.js';
+import { instancePaths, rootPaths } from '../common/paths.js';
 
 export { VmBootError } from './errors.js';
 export { agentBinary } from './programs.js';
@@ -101,11 +101,11 @@ export class VmDriver implements InstanceDriver {
   }
 
   private exitsDir(ctx: InstanceContext): string {
-    return join(ctx.dir, 'exits');
+    return instancePaths(ctx.dir).exits;
   }
 
   private monitorPid(ctx: InstanceContext): number {
-    return readInt(join(ctx.dir, 'monitor.pid')) ?? 0;
+    return readInt(instancePaths(ctx.dir).monitorPid) ?? 0;
   }
 
   /** This instance's monitor runs (the pid is not a recycled one). */
@@ -116,7 +116,7 @@ export class VmDriver implements InstanceDriver {
   }
 
   async pruneImageCaches(root: string, keep: ReadonlySet<string>): Promise<number> {
-    return pruneImageDisks(join(root, 'vm'), keep);
+    return pruneImageDisks(rootPaths(root).vm, keep);
   }
 
   /** validate (nothing made), prepare (the instance dir), spawn (the monitor; on failure it is cleaned up as today). */
@@ -164,10 +164,10 @@ export class VmDriver implements InstanceDriver {
     if (!info) return null;
     // the monitor says why when there is more to say than the code (QEMU killed, a kernel panic, …)
     try {
-      info.reason = readFileSync(join(this.exitsDir(ctx), 'reason'), 'utf8').trim();
+      info.reason = readFileSync(instancePaths(ctx.dir).exitReason, 'utf8').trim();
     } catch { /* the code's own reason stands */ }
     // the guest kernel's OOM killer killed a process of it (the monitor's marker, as conmon's for containers)
-    if (existsSync(join(this.exitsDir(ctx), 'oom'))) info.oomKilled = true;
+    if (existsSync(instancePaths(ctx.dir).exitOom)) info.oomKilled = true;
     return info;
   }
 
@@ -200,7 +200,7 @@ export class VmDriver implements InstanceDriver {
     // the RAM it booted with (ctx.config already carries the new value)
     let booted = DEFAULT_VM_MEMORY;
     try {
-      booted = (JSON.parse(readFileSync(join(ctx.dir, 'vm.json'), 'utf8')) as MonitorConfig).memory;
+      booted = (JSON.parse(readFileSync(instancePaths(ctx.dir).vmConfig, 'utf8')) as MonitorConfig).memory;
     } catch { /* not created: the default */ }
     const unsupported = Object.keys(resources).filter((k) => k !== 'memory' && k !== 'memorySwap' && (resources as Record<string, unknown>)[k] !== undefined);
     if (unsupported.includes('cpus')) throw new HostSupportError(`VM ${ctx.name}: --cpus cannot change while it runs (no vCPU hotplug); stop it, and create it again with the new --cpus`);
@@ -323,7 +323,7 @@ export class VmDriver implements InstanceDriver {
   }
 
   logPath(ctx: InstanceContext): string {
-    return join(ctx.dir, 'ctr.log');
+    return instancePaths(ctx.dir).log;
   }
 
   /** Stop the monitor (and with it QEMU); keep the disk and the log for a later start. */
@@ -343,7 +343,7 @@ export class VmDriver implements InstanceDriver {
       }
     }
     // QEMU dies with its monitor (parent-death signal); make sure of it
-    const qpid = readInt(join(ctx.dir, 'qemu.pid')) ?? 0;
+    const qpid = readInt(instancePaths(ctx.dir).qemuPid) ?? 0;
     if (processAlive(qpid) && (processArgv(qpid) ?? []).some((a) => a.includes('qemu-system'))) {
       try {
         process.kill(qpid, 'SIGKILL');
@@ -351,7 +351,7 @@ export class VmDriver implements InstanceDriver {
       const deadline = Date.now() + 3000;
       while (processAlive(qpid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
-    for (const f of Object.values(SOCKETS)) rmSync(join(ctx.dir, f), { force: true });
+    for (const f of instancePaths(ctx.dir).vmSockets) rmSync(f, { force: true });
   }
 
   async delete(ctx: InstanceContext): Promise<void> {

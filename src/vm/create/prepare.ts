@@ -18,9 +18,10 @@ import { ensureImageDisk, ensureInstanceDisk } from '../disk.js';
 import { ensureInitramfs } from '../initramfs.js';
 import { ensureDefaultKernel, vmCacheDir, type KernelInfo } from '../kernel.js';
 import { qemuArgs, type MonitorConfig } from '../machine.js';
-import { SOCKETS } from '../monitor.js';
+
 import type { GuestNic, ProcessSpec } from '../protocol.js';
 import { MiB, type VmPlan } from './validate.js';
+import { instancePaths, rootPaths, VM_SOCKETS } from '../../common/paths.js';
 
 /** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
 function bootTimeoutMs(): number {
@@ -32,25 +33,26 @@ function bootTimeoutMs(): number {
 export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath: string): Promise<MonitorConfig> {
   const cfg = ctx.config;
   const { shares, guestMounts, model, accel } = plan;
-  const exits = join(ctx.dir, 'exits');
+  const p = instancePaths(ctx.dir);
+  const exits = p.exits;
   mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });
   // a previous run's leftovers (start after exit re-creates): keep the disk and the log
   rmSync(exits, { recursive: true, force: true });
   mkdirSync(exits);
-  for (const f of ['monitor.pid', 'qemu.pid', 'console.log', 'qemu.log', ...Object.values(SOCKETS), ...shares.map((v) => v.socket)]) rmSync(join(ctx.dir, f), { force: true });
+  for (const f of [p.monitorPid, p.qemuPid, p.console, p.qemuLog, ...p.vmSockets, ...shares.map((v) => join(ctx.dir, v.socket))]) rmSync(f, { force: true });
 
   const status = (s: string): void => {
     process.stderr.write(s + '\n');
   };
-  const disk = join(ctx.dir, 'disk.qcow2');
+  const disk = p.disk;
   const common = {
     id: ctx.id,
     name: ctx.name,
     qemu: plan.qemu,
     logPath,
-    exitFile: join(exits, ctx.id),
-    reasonFile: join(exits, 'reason'),
-    consolePath: join(ctx.dir, 'console.log'),
+    exitFile: p.exitFile(ctx.id),
+    reasonFile: p.exitReason,
+    consolePath: p.console,
     exitCommand: ctx.exitCommand,
     bootTimeoutMs: bootTimeoutMs(),
     deviceModel: model,
@@ -71,7 +73,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
   }
   const machine = {
     accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: plan.memory / MiB, cpus: plan.cpus, name: ctx.name,
-    qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly, nics,
+    qmpSocket: VM_SOCKETS.qmp, agentSocket: VM_SOCKETS.agent, consoleSocket: VM_SOCKETS.console, readOnly: cfg.readOnly, nics,
     shares: shares.map((v) => ({ socket: v.socket, tag: v.tag })),
   };
   let mc: MonitorConfig;
@@ -89,13 +91,13 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
       : ensureInitramfs(cache, kernel, 'none', agent.binary);
     if (agent.initrd) {
       // the kernel unpacks concatenated archives in order: the user's first, hull's /init last
-      const combined = join(ctx.dir, 'initrd.cpio');
+      const combined = p.initrd;
       copyFileSync(agent.initrd, combined);
       appendFileSync(combined, readFileSync(initrd));
       initrd = combined;
     }
     if (!existsSync(disk)) {
-      const base = await ensureImageDisk(join(ctx.root, 'vm'), cfg.imageId, ctx.layers, status);
+      const base = await ensureImageDisk(rootPaths(ctx.root).vm, cfg.imageId, ctx.layers, status);
       await ensureInstanceDisk(disk, base, 'raw');
     }
     const hostname = cfg.hostname || ctx.id.slice(0, 12);
@@ -111,6 +113,6 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
   }
   if (net && nics.length > 0) mc.netns = net.netnsPath;
   // regenerated on every create (like the container's config.json): no durable write needed
-  writeFileSync(join(ctx.dir, 'vm.json'), JSON.stringify(mc));
+  writeFileSync(p.vmConfig, JSON.stringify(mc));
   return mc;
 }

@@ -7,15 +7,15 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { CreateResult, InstanceContext } from '../../common/instance.js';
 import { VmBootError } from '../errors.js';
 import { monitorCommand } from '../programs.js';
+import { instancePaths } from '../../common/paths.js';
 
 /** Start the monitor and wait for its first line (QEMU started, or why not). */
 export async function spawnMonitor(ctx: InstanceContext, rollback: () => Promise<void>): Promise<CreateResult> {
   const [cmd, ...args] = monitorCommand(ctx.dir);
-  const log = openSync(join(ctx.dir, 'monitor.log'), 'a');
+  const log = openSync(instancePaths(ctx.dir).monitorLog, 'a');
   const mon = spawn(cmd!, args, { cwd: ctx.dir, detached: true, stdio: ['ignore', 'pipe', log] });
   closeSync(log);
   const line = await new Promise<string>((resolve) => {
@@ -26,7 +26,7 @@ export async function spawnMonitor(ctx: InstanceContext, rollback: () => Promise
   });
   mon.unref();
   if (!line.startsWith('ok ')) {
-    const why = line.replace(/^error /, '') || readFileSync(join(ctx.dir, 'monitor.log'), 'utf8').trim().split('\n').slice(-3).join('; ');
+    const why = line.replace(/^error /, '') || readFileSync(instancePaths(ctx.dir).monitorLog, 'utf8').trim().split('\n').slice(-3).join('; ');
     await rollback().catch(() => undefined);
     throw new VmBootError(`the VM monitor of ${ctx.name} could not start QEMU: ${why}`);
   }

@@ -6,7 +6,7 @@
  * that prepare (./prepare.ts) lays out on disk. Nothing here writes anything.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import type { DiskFormat, InstanceContext, MountSpec } from '../../common/instance.js';
 import { chooseAccel, qemuBinary, qemuImgInfo, virtiofsdBinary, type Accel } from '../../host/qemu.js';
@@ -14,6 +14,7 @@ import { userKernel, type KernelInfo } from '../kernel.js';
 import type { DeviceModel, VolumeShare } from '../machine.js';
 import type { GuestMount } from '../protocol.js';
 import { agentBinary } from '../programs.js';
+import { instancePaths } from '../../common/paths.js';
 
 /** Guest RAM when --memory is not given. */
 export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
@@ -122,7 +123,7 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
   const plan: VmPlan = { qemu, accel, model, memory: Math.floor(memory / MiB) * MiB, cpus, shares, guestMounts };
   if (cfg.vm?.disk) {
     // the image is checked when the instance's overlay over it is made (a re-create boots the overlay)
-    const made = existsSync(join(ctx.dir, 'disk.qcow2'));
+    const made = existsSync(instancePaths(ctx.dir).disk);
     plan.diskImage = { path: cfg.vm.disk, ...(made ? {} : { format: await checkDiskImage(cfg.vm.disk, cfg.vm.diskFormat) }) };
   } else {
     const kernel = cfg.vm?.kernel ? userKernel(cfg.vm.kernel) : undefined;
