@@ -186,6 +186,38 @@ function files(dir: string): string[] {
   });
 }
 
+/** The names src/common/paths.ts gives paths under the root and under an instance dir (its `join(x, '…')` literals and constants). */
+function layoutNames(pathsText: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of pathsText.matchAll(/\bjoin\(\s*\w+\s*,\s*'([^']+)'/g)) names.add(m[1]!.split('/')[0]!);
+  for (const m of pathsText.matchAll(/^export const [A-Z_]+ = '([^']+)';/gm)) names.add(m[1]!);
+  for (const m of pathsText.matchAll(/\[([^\]]*)\]\.map\(\(f\) => join\(dir, f\)\)/g)) for (const n of m[1]!.matchAll(/'([^']+)'/g)) names.add(n[1]!);
+  return names;
+}
+
+/**
+ * `join(...)`/`resolve(...)` calls in `text` that put one of `names` as a literal right after the root or an instance
+ * dir (a first argument whose text names a root or a dir: `root`, `this.root`, `engine.root`, `hullRoot`, `dir`,
+ * `ctx.dir`, `exits`, …), as `line: call`.
+ */
+export function literalLayoutJoins(fileName: string, text: string, names: Set<string>): string[] {
+  const sf = parse(fileName, text);
+  const out: string[] = [];
+  const base = /(^|\.)(\w*[rR]oot|dir|\w*Dir|exits)$/;
+  const visit = (n: ts.Node): void => {
+    if (ts.isCallExpression(n) && n.arguments.length >= 2) {
+      const callee = n.expression.getText(sf);
+      if (/(^|\.)(join|resolve)$/.test(callee) && base.test(n.arguments[0]!.getText(sf))) {
+        const lit = literalText(n.arguments[1]);
+        if (lit !== null && names.has(lit.split('/')[0]!)) out.push(`${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}: ${n.getText(sf)}`);
+      }
+    }
+    n.forEachChild(visit);
+  };
+  visit(sf);
+  return out;
+}
+
 describe('the import reader (self-test on synthetic sources)', () => {
   const specs = (text: string, name = 'x.ts') => importsOf(name, text).map((i) => i.spec);
 
@@ -279,6 +311,25 @@ describe('the source tree', () => {
   test('layers, peers, front ends and kind branches', () => {
     const violations = files(SRC).flatMap((f) => violationsOf(relative(SRC, f), readFileSync(f, 'utf8')));
     assert.deepEqual(violations, []);
+  });
+
+  test('paths under the root and an instance dir are named only in src/common/paths.ts', () => {
+    const pathsFile = join(SRC, 'common', 'paths.ts');
+    const names = layoutNames(readFileSync(pathsFile, 'utf8'));
+    for (const n of ['hull.db', 'containers', 'images', 'layers', 'run', 'netns', 'networks', 'vm', 'auth.json', 'build-cache.db', 'instance.json', 'config.json', 'ctr.log', 'exits', 'vm.json', 'disk.qcow2', 'conmon.pid']) {
+      assert.ok(names.has(n), `src/common/paths.ts names ${n}`);
+    }
+    // the reader itself, on synthetic sources
+    const found = (text: string) => literalLayoutJoins('x.ts', text, names).map((l) => l.replace(/^\d+: /, ''));
+    assert.deepEqual(found("join(root, 'containers', id); join(this.root, \"hull.db\"); path.join(ctx.dir, `ctr.log`);\njoin(\n  engine.root,\n  'networks/attachments');"),
+      ["join(root, 'containers', id)", 'join(this.root, "hull.db")', 'path.join(ctx.dir, `ctr.log`)', "join(\n  engine.root,\n  'networks/attachments')"]);
+    assert.deepEqual(found("join(work, 'containers'); join(root, name); join(root, 'blkio.weight'); rootPaths(root).db; const s = \"join(root, 'vm')\";"), []);
+    const breaches: string[] = [];
+    for (const f of files(SRC)) {
+      if (f === pathsFile || !SOURCE.test(f)) continue;
+      for (const b of literalLayoutJoins(f, readFileSync(f, 'utf8'), names)) breaches.push(`${relative(SRC, f)}:${b}`);
+    }
+    assert.deepEqual(breaches, [], 'these files join a name of the root\'s or an instance dir\'s layout themselves; use rootPaths()/instancePaths() of src/common/paths.ts');
   });
 
   test('HULL_* variables are read only through src/common/env.ts, and each is documented there', () => {

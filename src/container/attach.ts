@@ -16,10 +16,10 @@
  */
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import type { SeqpacketSocket } from 'node-unix-socket';
 import { StateError } from '../common/errors.js';
 import type { StdioStreams } from '../common/instance.js';
+import { instancePaths } from '../common/paths.js';
 
 const require = createRequire(import.meta.url);
 let addon: typeof import('node-unix-socket') | null = null;
@@ -133,7 +133,7 @@ export function resizeTerminal(dir: string, rows: number, cols: number): boolean
   let fd: number;
   try {
     // O_NONBLOCK: fail with ENXIO instead of hanging when conmon is not there
-    fd = openSync(join(dir, 'ctl'), constants.O_WRONLY | constants.O_NONBLOCK);
+    fd = openSync(instancePaths(dir).conmonCtl, constants.O_WRONLY | constants.O_NONBLOCK);
   } catch {
     return false;
   }

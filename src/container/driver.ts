@@ -2,7 +2,7 @@
  * The container driver: composes the host mechanisms (overlay mounts, conmon, runc/crun,
  * cgroup files) into hull's InstanceDriver interface.
  *
- * Files in the instance dir (ctx.dir):
+ * Files in the instance dir (ctx.dir; each named in src/common/paths.ts):
  *   rootfs/ upper/ work/        overlay mount point, writable layer, overlay work dir
  *   hosts hostname resolv.conf  generated /etc files (bind-mounted)
  *   config.json                 the OCI bundle's spec (rootfs is ctx.dir/rootfs)
@@ -57,13 +57,14 @@ import type { OciSpec } from './oci-spec.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
 import { configureContainer, containerOptions } from './options.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
+import { hostPaths, instancePaths } from '../common/paths.js';
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
 const SUPERVISOR_POLL_MS = 100;
 
 /** Where conmon's persist dirs of a root's containers go: /run/hull/exits/<hash of the root>. */
 export function persistBase(root: string): string {
-  return join('/run/hull/exits', createHash('sha256').update(resolve(root)).digest('hex').slice(0, 16));
+  return hostPaths.exitsOf(createHash('sha256').update(resolve(root)).digest('hex').slice(0, 16));
 }
 
 /** The cgroup path of a container (cgroupfs style, as in the spec's linux.cgroupsPath). */
@@ -183,7 +184,7 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   private exitsDir(ctx: InstanceContext): string {
-    return join(ctx.dir, 'exits');
+    return instancePaths(ctx.dir).exits;
   }
 
   /** conmon's persist dir, off the hull root (see the file's comment). */
@@ -196,7 +197,7 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   private conmonPid(ctx: InstanceContext): number {
-    return readInt(join(ctx.dir, 'conmon.pid')) ?? 0;
+    return readInt(instancePaths(ctx.dir).conmonPid) ?? 0;
   }
 
   /** conmon of this container is alive (the pid is a conmon for this id, not a recycled pid). */
@@ -217,7 +218,7 @@ export class ContainerDriver implements InstanceDriver {
     const persist = this.persistDir(ctx);
     rmSync(persist, { recursive: true, force: true });
     mkdirSync(persist, { recursive: true, mode: 0o700 });
-    for (const f of ['pidfile', 'conmon.pid', 'oom', 'attach', 'ctl', 'winsz']) rmSync(join(ctx.dir, f), { force: true });
+    for (const f of instancePaths(ctx.dir).conmonFiles) rmSync(f, { force: true });
     if (this.runtimeHasState(ctx)) await rt.delete(ctx.id, true);
 
     const host = probeHost();
@@ -230,8 +231,8 @@ export class ContainerDriver implements InstanceDriver {
       runtimePath: rt.path,
       runtimeArgs: rt.globalArgs,
       bundle: ctx.dir,
-      pidFile: join(ctx.dir, 'pidfile'),
-      conmonPidFile: join(ctx.dir, 'conmon.pid'),
+      pidFile: instancePaths(ctx.dir).pidfile,
+      conmonPidFile: instancePaths(ctx.dir).conmonPid,
       logPath: this.logPath(ctx),
       exitDir: exits,
       persistDir: persist,
@@ -252,7 +253,7 @@ export class ContainerDriver implements InstanceDriver {
         ...(ctx.network ? { netnsPath: ctx.network.netnsPath } : {}),
       });
       // regenerated on every create: no need for a durable (fsync'd) write on the hot path
-      writeFileSync(join(ctx.dir, 'config.json'), JSON.stringify(spec));
+      writeFileSync(instancePaths(ctx.dir).config, JSON.stringify(spec));
       conmon.signalStart();
       const pid = await this.awaitPid(conmon, rt.name, 'create', ctx.config.command);
       await conmon.checkLaunched();
@@ -332,7 +333,7 @@ export class ContainerDriver implements InstanceDriver {
     const persist = this.persistDir(ctx);
     // the copy off the root first: conmon writes it first, and it is all there is when the root was full
     const info: ExitInfo | null = readExitRecord(persist, 'exit') ?? readExitRecord(exits, ctx.id);
-    if (info && (existsSync(join(persist, 'oom')) || existsSync(join(exits, 'oom')))) {
+    if (info && (existsSync(join(persist, 'oom')) || existsSync(instancePaths(ctx.dir).exitOom))) {
       info.reason = 'OOM killed';
       info.oomKilled = true;
     }
@@ -381,7 +382,7 @@ export class ContainerDriver implements InstanceDriver {
     const paths = cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout);
     if (!cgroupExists(paths)) throw new StateError(`no statistics for container ${ctx.name}: it is not running`);
     const s = readCgroupStats(paths);
-    const pid = readInt(join(ctx.dir, 'pidfile')) ?? 0;
+    const pid = readInt(instancePaths(ctx.dir).pidfile) ?? 0;
     const net = pid > 0 ? readNetDev(pid) : { rx: 0, tx: 0 };
     return {
       cpuUsageNs: s.cpuUsageNs,
@@ -418,7 +419,7 @@ export class ContainerDriver implements InstanceDriver {
     const rt = this.runtime(ctx);
     let base: OciSpec;
     try {
-      base = JSON.parse(readFileSync(join(ctx.dir, 'config.json'), 'utf8')) as OciSpec;
+      base = JSON.parse(readFileSync(instancePaths(ctx.dir).config, 'utf8')) as OciSpec;
     } catch {
       throw new StateError(`cannot exec in container ${ctx.name}: it has no runtime bundle (is it running?)`);
     }
@@ -428,7 +429,7 @@ export class ContainerDriver implements InstanceDriver {
       proc.consoleSize = { height: rows, width: cols };
     }
     const sid = sessionId();
-    const dir = join(ctx.dir, 'exec', sid);
+    const dir = instancePaths(ctx.dir).execDir(sid);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const spec = join(dir, 'process.json');
     writeFileSync(spec, JSON.stringify(proc));
@@ -496,7 +497,7 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   logPath(ctx: InstanceContext): string {
-    return join(ctx.dir, 'ctr.log');
+    return instancePaths(ctx.dir).log;
   }
 
   async cleanupAfterExit(ctx: InstanceContext): Promise<void> {

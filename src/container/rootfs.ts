@@ -40,15 +40,16 @@ export interface RootfsLayout {
 
 /** Where the pieces live under `dir`. */
 export function rootfsLayout(dir: string): RootfsLayout {
+  const p = instancePaths(dir);
   return {
-    rootfs: join(dir, 'rootfs'),
-    upper: join(dir, 'upper'),
-    work: join(dir, 'work'),
-    empty: join(dir, 'empty'),
-    hosts: join(dir, 'hosts'),
-    hostname: join(dir, 'hostname'),
-    resolvConf: join(dir, 'resolv.conf'),
-    idShiftMarker: join(dir, 'idshift.json'),
+    rootfs: p.rootfs,
+    upper: p.upper,
+    work: p.work,
+    empty: p.empty,
+    hosts: p.hosts,
+    hostname: p.hostname,
+    resolvConf: p.resolvConf,
+    idShiftMarker: p.idShiftMarker,
   };
 }
 
@@ -60,6 +61,7 @@ export function containerHostname(ctx: InstanceContext): string {
 // /etc/hosts and /etc/resolv.conf contents are shared with the VM driver
 export { hostsFile, resolvConfFile } from '../host/etcfiles.js';
 import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
+import { instancePaths } from '../common/paths.js';
 
 /** Map a container id to the host through the mappings; null when unmapped. */
 export function mapId(mappings: readonly IdMapping[], id: number): number | null {

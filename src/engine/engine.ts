@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ExitInfo, InstanceContext, InstanceDriver, InstanceKind } from '../common/instance.js';
 import { HostSupportError } from '../common/errors.js';
 import { ImageStore } from '../image/store.js';
@@ -9,6 +8,7 @@ import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
 import { SpaceReserve, isNoSpace } from '../host/reserve.js';
 import { isNoSpaceError } from '../host/nospace.js';
+import { rootPaths } from '../common/paths.js';
 
 export interface EngineOptions {
   /** hull's root dir: /var/lib/hull unless --root / HULL_ROOT say otherwise */
@@ -95,7 +95,7 @@ export class Engine {
   }
 
   instanceDir(id: string): string {
-    return join(this.root, 'containers', id);
+    return rootPaths(this.root).instanceDir(id);
   }
 
   /**
@@ -172,6 +172,6 @@ export class Engine {
   }
 
   hasState(): boolean {
-    return existsSync(join(this.root, 'hull.db'));
+    return existsSync(rootPaths(this.root).db);
   }
 }

@@ -9,12 +9,12 @@
  * Not fsync'd: it is as durable as the store's own last transaction (SQLite with synchronous=NORMAL).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { InstanceConfig, InstanceKind } from '../common/instance.js';
 import type { InstanceRecord } from './store.js';
 import { migrateConfig } from './migrate.js';
+import { INSTANCE_FILE, instancePaths } from '../common/paths.js';
 
-export const INSTANCE_FILE = 'instance.json';
+export { INSTANCE_FILE } from '../common/paths.js';
 const VERSION = 1;
 
 export interface SavedInstance {
@@ -37,7 +37,7 @@ export function saveInstanceFile(dir: string, rec: Pick<InstanceRecord, 'id' | '
     version: VERSION, id: rec.id, name: rec.name, kind: rec.kind, image: rec.image, imageId: rec.imageId, config: rec.config, createdAt: rec.createdAt,
   };
   if (o.create) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, INSTANCE_FILE);
+  const path = instancePaths(dir).instanceFile;
   const tmp = `${path}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, JSON.stringify(saved), { mode: 0o600 });
@@ -53,7 +53,7 @@ export function saveInstanceFile(dir: string, rec: Pick<InstanceRecord, 'id' | '
 export function readInstanceFile(dir: string, id: string): SavedInstance | string {
   let raw: string;
   try {
-    raw = readFileSync(join(dir, INSTANCE_FILE), 'utf8');
+    raw = readFileSync(instancePaths(dir).instanceFile, 'utf8');
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `it has no saved record (${INSTANCE_FILE})` : `its ${INSTANCE_FILE} cannot be read (${(e as Error).message})`;
   }

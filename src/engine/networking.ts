@@ -6,7 +6,6 @@
  * remove, host restart). So a stopped instance holds no address and no published port, as with docker, and
  * a restart policy or `hull start` simply attaches again (a static --ip comes back the same).
  */
-import { join } from 'node:path';
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import type { InstanceContext, NetworkRequest } from '../common/instance.js';
 import { NetworkManager } from '../network/manager.js';
@@ -15,9 +14,10 @@ import { parseIp } from '../network/ipv4.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
 import { saveInstanceFile } from './instance-file.js';
+import { rootPaths } from '../common/paths.js';
 
 export function netnsPath(engine: Engine, id: string): string {
-  return join(engine.root, 'netns', id);
+  return rootPaths(engine.root).netnsPath(id);
 }
 
 export function usesNetworks(rec: Pick<InstanceRecord, 'config'>): boolean {

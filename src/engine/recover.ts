@@ -33,6 +33,7 @@ import { readInstanceFile, type SavedInstance } from './instance-file.js';
 import { detachInstance, netnsPath, usesNetworks } from './networking.js';
 import { removeInstance } from './lifecycle/remove.js';
 import { DATABASE_FILE, StateStore, databaseCondition, recoverCommand, type InstanceRecord } from './store.js';
+import { instancePaths, rootPaths } from '../common/paths.js';
 
 const ID = /^[0-9a-f]{64}$/;
 const RUNTIMES = ['runc', 'crun'] as const;
@@ -54,7 +55,7 @@ export interface Supervisor {
  * that knows how the drivers' supervisors look from outside (so that it can move into the drivers).
  */
 export function findSupervisors(root: string): Supervisor[] {
-  const prefixes = [...new Set([root, resolve(root)])].map((r) => join(r, 'containers') + '/');
+  const prefixes = [...new Set([root, resolve(root)])].map((r) => rootPaths(r).containers + '/');
   const out: Supervisor[] = [];
   let pids: string[];
   try {
@@ -122,16 +123,17 @@ function findRemains(root: string): Map<string, Remains> {
     if (!r) all.set(id, (r = { dir: false, supervisors: [], mounts: [], netns: false, attachments: false, runtimes: [] }));
     return r;
   };
-  for (const id of entries(join(root, 'containers'))) of(id).dir = true;
-  if (existsSync(join(root, 'containers'))) for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
+  const paths = rootPaths(root);
+  for (const id of entries(paths.containers)) of(id).dir = true;
+  if (existsSync(paths.containers)) for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
   const under = new RegExp(`^${escapeRe(resolve(root))}/(?:containers|netns)/([0-9a-f]{64})(?:/|$)`);
   for (const m of readMountInfo()) {
     const id = under.exec(m.mountPoint)?.[1];
     if (id) of(id).mounts.push(m.mountPoint);
   }
-  for (const id of entries(join(root, 'netns'))) of(id).netns = true;
-  for (const id of entries(join(root, 'networks', 'attachments'))) of(id).attachments = true;
-  for (const rt of RUNTIMES) for (const id of entries(join(root, 'run', rt))) of(id).runtimes.push(rt);
+  for (const id of entries(paths.netns)) of(id).netns = true;
+  for (const id of entries(paths.networkAttachments)) of(id).attachments = true;
+  for (const rt of RUNTIMES) for (const id of entries(paths.runtimeState(rt))) of(id).runtimes.push(rt);
   return all;
 }
 
@@ -178,7 +180,7 @@ export function checkBeforeOpen(root: string): void {
  * directory before the record, so a concurrent create or remove is never taken for a lost record.
  */
 export function checkAfterOpen(engine: Engine): void {
-  const dirs = entries(join(engine.root, 'containers'));
+  const dirs = entries(rootPaths(engine.root).containers);
   if (dirs.length === 0) return;
   const known = engine.store.ids();
   const unknown = dirs.filter((id) => !known.has(id) && existsSync(engine.instanceDir(id)));
@@ -360,7 +362,7 @@ async function cleanUp(engine: Engine, id: string, found: Remains, savedKind?: I
   const problems: string[] = [];
   const dir = engine.instanceDir(id);
   const kind: InstanceKind = savedKind ??
-    (existsSync(join(dir, 'vm.json')) || found.supervisors.some((s) => s.program !== 'conmon') ? 'vm' : 'container');
+    (existsSync(instancePaths(dir).vmConfig) || found.supervisors.some((s) => s.program !== 'conmon') ? 'vm' : 'container');
   const runtimes = kind === 'container' && found.runtimes.length > 0 ? found.runtimes : ['runc'];
   for (const runtime of runtimes) {
     const ctx: InstanceContext = { id, name: id.slice(0, 12), root: engine.root, dir, config: stubConfig(runtime), layers: [], exitCommand: [] };
@@ -382,7 +384,8 @@ async function cleanUp(engine: Engine, id: string, found: Remains, savedKind?: I
   await engine.networks.teardown(id, netnsPath(engine, id)).catch((e: Error) => problems.push(e.message));
   for (const rt of RUNTIMES) {
     // the runtime's state of a container whose processes are gone now (the driver's delete ran the runtime's)
-    if (existsSync(join(engine.root, 'run', rt, id))) problems.push(`${rt} still keeps state for it in ${join(engine.root, 'run', rt)}`);
+    const state = rootPaths(engine.root).runtimeState(rt);
+    if (existsSync(join(state, id))) problems.push(`${rt} still keeps state for it in ${state}`);
   }
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
   else problems.push(`mounts remain under ${dir}`);

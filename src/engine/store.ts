@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 import { migrateConfig } from './migrate.js';
 import { isNoSpace } from '../host/reserve.js';
 import { describeNoSpace } from '../host/nospace.js';
+import { rootPaths } from '../common/paths.js';
 
 /**
  * The engine's state store: one SQLite database per hull root, shared by every hull process
@@ -119,7 +119,7 @@ export class StateStore {
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true, mode: 0o711 });
-    this.path = join(root, DATABASE_FILE);
+    this.path = rootPaths(root).db;
     this.db = openDatabase(root);
     this.migrate();
   }
@@ -271,7 +271,7 @@ export class StateStore {
 
 // ----- opening and validation (what hull does when hull.db is lost or damaged: src/engine/recover.ts) -----
 
-export const DATABASE_FILE = 'hull.db';
+export { DATABASE_FILE } from '../common/paths.js';
 
 /**
  * Whether the root's database has content. A missing or 0-byte file would open as a new, empty store, which
@@ -279,7 +279,7 @@ export const DATABASE_FILE = 'hull.db';
  */
 export function databaseCondition(root: string): 'present' | 'missing' | 'empty' {
   try {
-    return statSync(join(root, DATABASE_FILE)).size > 0 ? 'present' : 'empty';
+    return statSync(rootPaths(root).db).size > 0 ? 'present' : 'empty';
   } catch {
     return 'missing';
   }
@@ -297,7 +297,7 @@ export function recoverCommand(root: string): string {
 }
 
 export function corruptDatabaseError(root: string, e: unknown): StateCorruptError {
-  return new StateCorruptError(`the state database ${join(root, DATABASE_FILE)} is unreadable (${(e as Error).message}); run "${recoverCommand(root)}": it moves the file aside and rebuilds the records from the instances on disk`, { cause: e });
+  return new StateCorruptError(`the state database ${rootPaths(root).db} is unreadable (${(e as Error).message}); run "${recoverCommand(root)}": it moves the file aside and rebuilds the records from the instances on disk`, { cause: e });
 }
 
 /**
@@ -334,11 +334,11 @@ function headerProblem(path: string): string | null {
  * file that is not a database or was truncated (its header names more pages than the file has).
  */
 function openDatabase(root: string): Database.Database {
-  const problem = headerProblem(join(root, DATABASE_FILE));
+  const problem = headerProblem(rootPaths(root).db);
   if (problem) throw corruptDatabaseError(root, new Error(problem));
   let db: Database.Database | undefined;
   try {
-    db = new Database(join(root, DATABASE_FILE), { timeout: 15000 });
+    db = new Database(rootPaths(root).db, { timeout: 15000 });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);

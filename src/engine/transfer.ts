@@ -2,7 +2,6 @@
  * Image transfer verbs the CLI and the API share: pull (with the run/create pull policy), push, login,
  * logout, save and load. Credentials live in `<root>/auth.json`.
  */
-import { join } from 'node:path';
 import { HullError, InterruptedError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import type { Engine } from './engine.js';
 import type { ImageRecord } from '../image/store.js';
@@ -10,6 +9,7 @@ import { parseReference } from '../image/reference.js';
 import { CredentialStore } from '../image/registry/credentials.js';
 import { pullImage, remoteManifestDigest, type TransferEvent } from '../image/registry/pull.js';
 import { login as registryLogin, pushImage } from '../image/registry/push.js';
+import { rootPaths } from '../common/paths.js';
 
 export type { TransferEvent } from '../image/registry/pull.js';
 export type { ImageRecord } from '../image/store.js';
@@ -43,7 +43,7 @@ export function parsePullPolicy(text: string | undefined): PullPolicy {
 
 /** The saved registry logins of a root (`<root>/auth.json`). */
 function credentials(engine: Engine | string): CredentialStore {
-  return new CredentialStore(join(typeof engine === 'string' ? engine : engine.root, 'auth.json'));
+  return new CredentialStore(rootPaths(typeof engine === 'string' ? engine : engine.root).auth);
 }
 
 /** hull pull: download `ref` from its registry into the image store and name it. */

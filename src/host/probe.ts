@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../common/fsutil.js';
 import { delimiter, join } from 'node:path';
 import { detectCgroupLayout, type CgroupLayout } from './cgroups.js';
 import { runProgramSync } from './proc.js';
+import { hostPaths } from '../common/paths.js';
 
 /** Find an executable in PATH (plus the sbin directories root normally has). */
 export function findExecutable(name: string): string | null {
@@ -163,7 +164,7 @@ export function probeRuntime(name: string): RuntimeProbe {
  * path, size and mtime, so that an upgrade is noticed: spawning `crun --version` on every hull command costs
  * several milliseconds of the start-up path.
  */
-const VERSION_CACHE = '/run/hull/runtime-versions.json';
+const VERSION_CACHE = hostPaths.runtimeVersions;
 
 function binaryKey(path: string): string | null {
   try {

@@ -16,6 +16,7 @@
 import { closeSync, existsSync, openSync, renameSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { hullEnv } from '../common/env.js';
+import { rootPaths } from '../common/paths.js';
 
 /** Default size: enough for the store's WAL and -shm, exit files and a few index rewrites. */
 export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
@@ -60,7 +61,7 @@ export class SpaceReserve {
   readonly path: string;
 
   constructor(readonly root: string, readonly size: number = reserveBytes()) {
-    this.path = join(root, RESERVE_FILE);
+    this.path = rootPaths(root).spaceReserve;
   }
 
   get present(): boolean {

@@ -16,6 +16,7 @@ import { HostCommandError, HostSupportError, InvalidArgumentError } from '../com
 import { writeFileAtomic } from '../common/fsutil.js';
 import { runProgram, type RunResult } from './proc.js';
 import { findExecutable, probeRuntime } from './probe.js';
+import { rootPaths } from '../common/paths.js';
 
 /** The runtime's `state` output (OCI runtime spec "state"). */
 export interface OciState {
@@ -145,9 +146,9 @@ export class OciRuntime {
     }
     const probe = probeRuntime(name);
     if (!probe.usable || !probe.path) throw new HostSupportError(`OCI runtime ${name} cannot be used: ${probe.reason ?? 'unknown reason'}`);
-    const stateDir = join(hullRoot, 'run', name);
+    const stateDir = rootPaths(hullRoot).runtimeState(name);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const path = probe.needsPureV1View ? ensureCrunWrapper(join(hullRoot, 'run', 'bin'), probe.path) : probe.path;
+    const path = probe.needsPureV1View ? ensureCrunWrapper(rootPaths(hullRoot).runBin, probe.path) : probe.path;
     return new OciRuntime(name, probe.path, path, stateDir, probe.version);
   }
 

@@ -34,6 +34,7 @@ import { trace } from '../common/trace.js';
 import { claimPorts } from './ports.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
 import { hullEnv } from '../common/env.js';
+import { hostPaths, rootPaths } from '../common/paths.js';
 
 /**
  * What is cached per instance and network: enough to DEL without the definition (it may be gone). Written
@@ -68,7 +69,7 @@ const LOOPBACK: CniConfList = { cniVersion: CNI_VERSION, name: 'hull-loopback', 
 const ISO1 = 'HULL-ISOLATION-1';
 const ISO2 = 'HULL-ISOLATION-2';
 /** The host-wide network lock (see NetworkManager.lock). */
-const hostLock = () => hullEnv('HULL_NETWORK_LOCK') ?? '/run/hull/network.lock.db';
+const hostLock = () => hullEnv('HULL_NETWORK_LOCK') ?? hostPaths.networkLock;
 
 export class NetworkManager {
   readonly store: NetworkStore;
@@ -80,7 +81,7 @@ export class NetworkManager {
   }
 
   private get attachDir(): string {
-    return join(this.store.dir, 'attachments');
+    return rootPaths(this.root).networkAttachments;
   }
 
   /** The CNI network name: unique per root, so plugin state (leases, rule comments) of two roots never mixes. */

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { cidrContains, cidrsOverlap, formatCidr, formatIp, hostRange, parseCidr, parseIp, type Cidr } from './ipv4.js';
+import { rootPaths } from '../common/paths.js';
 
 export interface NetworkDef {
   name: string;
@@ -61,7 +62,7 @@ export function bridgePrefix(root: string): string {
 export class NetworkStore {
   readonly dir: string;
   constructor(readonly root: string) {
-    this.dir = join(root, 'networks');
+    this.dir = rootPaths(root).networks;
   }
 
   get lockPath(): string {

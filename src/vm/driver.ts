@@ -2,14 +2,15 @@
  * The VM driver: an OCI image as a virtual machine with its own kernel, under QEMU, behind the same
  * InstanceDriver interface as containers.
  *
- * create: guest kernel (cached), initramfs with hull's agent (cached), root disk from the image (cached
- *   ext4 base + per-instance qcow2 overlay), vm.json, then the monitor (src/vm/monitor.ts) is started
+ * create, in three phases (src/vm/create/): validate the request and the host (nothing made), prepare
+ *   the instance dir (guest kernel and initramfs with hull's agent, both cached; root disk from the image,
+ *   a cached ext4 base + a per-instance qcow2 overlay; vm.json), then spawn the monitor (src/vm/monitor.ts)
  *   detached; it starts QEMU, which begins booting at once (boot overlaps the rest of `hull run`).
  * start: asks the monitor to run the main process; that waits for the agent's READY (the boot) and
  *   answers with the process's pid or why it could not run (127/126, boot failure with the console tail).
  * Everything else goes through the monitor's control socket.
  *
- * Files in the instance dir (ctx.dir):
+ * Files in the instance dir (ctx.dir; each named in src/common/paths.ts):
  *   vm.json          the monitor's settings (QEMU argv, main process, paths)
  *   disk.qcow2       the VM's writable root disk (overlay over <root>/vm/disks/<image>.ext4)
  *   initrd.cpio      only with --initrd: the user's archive followed by hull's
@@ -20,72 +21,34 @@
  *                    guest kernel's OOM killer killed a process of the instance
  *   qmp.sock agent.sock ctl.sock   the monitor's sockets (gone once it exits)
  */
-import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, NotFoundError, StateError,
+  CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, StateError,
 } from '../common/errors.js';
 import type {
-  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, IsolationRequest, KindConfig, ExecOptions, MountSpec, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
+  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, IsolationRequest, KindConfig, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
   RuntimeStatus, StdioStreams,
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
 import { processAlive, processArgv } from '../host/proc.js';
 import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
-import { chooseAccel, qemuBinary, qemuImgInfo, virtiofsdBinary } from '../host/qemu.js';
-import { createRedirectedTap } from '../host/tap.js';
-import { hostsFile, resolvConfFile } from '../host/etcfiles.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
-import { ensureImageDisk, ensureInstanceDisk, pruneImageDisks } from './disk.js';
-import { ensureInitramfs } from './initramfs.js';
-import { ensureDefaultKernel, userKernel, vmCacheDir, type KernelInfo } from './kernel.js';
-import { qemuArgs, type DeviceModel, type MonitorConfig, type VolumeShare } from './machine.js';
-import { SOCKETS, type CtlAnswer, type VmStats } from './monitor.js';
-import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type GuestMount, type GuestNic, type ProcessSpec } from './protocol.js';
-import { hullEnv, hullEnvNumber } from '../common/env.js';
+import { pruneImageDisks } from './disk.js';
+import type { MonitorConfig } from './machine.js';
+import type { CtlAnswer, VmStats } from './monitor.js';
+import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
+import { VmBootError } from './errors.js';
+import { checkDiskImage, DEFAULT_VM_MEMORY, MiB, validateCreate } from './create/validate.js';
+import { prepareCreate } from './create/prepare.js';
+import { spawnMonitor } from './create/spawn.js';
+import { instancePaths, rootPaths } from '../common/paths.js';
 
-/** Guest RAM when --memory is not given. */
-export const DEFAULT_VM_MEMORY = 512 * 1024 * 1024;
-const MiB = 1024 * 1024;
+export { VmBootError } from './errors.js';
+export { agentBinary } from './programs.js';
+export { checkDiskImage, DEFAULT_VM_MEMORY, vmVolumes } from './create/validate.js';
+
 const POLL_MS = 100;
-
-/** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
-function bootTimeoutMs(): number {
-  const env = hullEnvNumber('HULL_VM_BOOT_TIMEOUT');
-  return env !== undefined ? env * 1000 : 60_000;
-}
-
-function here(): string {
-  return dirname(fileURLToPath(import.meta.url));
-}
-
-/** hull's guest agent binary (built by scripts/setup.sh); $HULL_VM_AGENT overrides. */
-export function agentBinary(): string {
-  const agent = hullEnv('HULL_VM_AGENT');
-  if (agent) return agent;
-  let d = here();
-  for (let i = 0; i < 4; i++) {
-    const p = join(d, 'guest', 'hull-agent');
-    if (existsSync(p)) return p;
-    d = dirname(d);
-  }
-  throw new HostSupportError('hull\'s guest agent (guest/hull-agent) is not built; run scripts/setup.sh (it builds it with musl-gcc)');
-}
-
-/** The argv that runs the monitor: the bundled script next to hull's bundle, or the TypeScript source through tsx. */
-function monitorCommand(dir: string): string[] {
-  const self = fileURLToPath(import.meta.url);
-  if (self.endsWith('.ts')) {
-    // tsx's loader by path (the monitor's cwd is the instance dir, where `--import tsx` would not resolve)
-    const tsx = join(dirname(createRequire(self).resolve('tsx/package.json')), 'dist', 'loader.mjs');
-    return [process.execPath, '--import', pathToFileURL(tsx).href, join(here(), 'monitor-main.ts'), dir];
-  }
-  return [process.execPath, join(here(), 'vm-monitor.cjs'), dir];
-}
 
 function readInt(path: string): number | null {
   try {
@@ -94,46 +57,6 @@ function readInt(path: string): number | null {
   } catch {
     return null;
   }
-}
-
-/**
- * -v and --tmpfs of a VM: each bind volume a virtiofs share (its own virtiofsd, socket vfs-N.sock in the
- * instance dir, tag hullvolN), mounted by the agent with the tmpfs volumes, parents before children (the
- * container's rules: absolute paths, a later mount at the same target replaces an earlier one).
- */
-export function vmVolumes(mounts: readonly MountSpec[]): { shares: VolumeShare[]; guestMounts: GuestMount[] } {
-  const latest = new Map<string, MountSpec>();
-  for (const m of mounts) {
-    if (!m.target.startsWith('/')) throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
-    const target = posix.normalize(m.target).replace(/(.)\/+$/, '$1');
-    if (target === '/') throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
-    if (m.type === 'bind') {
-      if (!m.source.startsWith('/')) throw new InvalidArgumentError(`invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`);
-      let st;
-      try {
-        st = statSync(m.source);
-      } catch {
-        throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
-      }
-      if (!st.isDirectory()) throw new InvalidArgumentError(`-v ${m.source}: a VM can mount host directories only (virtiofs shares a directory); mount its parent directory, or use --isolation container`);
-    }
-    latest.delete(target);
-    latest.set(target, { ...m, target });
-  }
-  const depth = (t: string) => t.split('/').filter(Boolean).length;
-  const ordered = [...latest.values()].map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i).map((x) => x.m);
-  const shares: VolumeShare[] = [];
-  const guestMounts: GuestMount[] = [];
-  for (const m of ordered) {
-    if (m.type === 'bind') {
-      const n = shares.length;
-      shares.push({ source: m.source, socket: `vfs-${n}.sock`, tag: `hullvol${n}`, readonly: m.readonly });
-      guestMounts.push({ type: 'virtiofs', tag: `hullvol${n}`, target: m.target, readonly: m.readonly });
-    } else {
-      guestMounts.push({ type: 'tmpfs', target: m.target, options: m.options });
-    }
-  }
-  return { shares, guestMounts };
 }
 
 function vmError(name: string, a: CtlAnswer, what: string): HullError {
@@ -145,34 +68,6 @@ function vmError(name: string, a: CtlAnswer, what: string): HullError {
     case 'boot': return new VmBootError(`VM ${name} did not boot: ${msg}`);
     default: return new HullError(`cannot ${what} VM ${name}: ${msg}`);
   }
-}
-
-/** The guest did not come up (kernel panic, agent silent, QEMU failed). */
-export class VmBootError extends HullError {
-  override readonly code: string = 'HULL_VM_BOOT';
-}
-
-/**
- * Check a disk image before a VM boots it: it exists, qemu-img can read it, and it is in the format the user
- * said (a qcow2 file given as raw would boot garbage, a raw file given as qcow2 would fail obscurely).
- * Returns the format to open it with.
- */
-export async function checkDiskImage(path: string, stated?: DiskFormat): Promise<DiskFormat> {
-  if (!existsSync(path)) throw new NotFoundError(`disk image ${path} does not exist`);
-  const found = await qemuImgInfo(path).catch((e: Error) => {
-    throw new InvalidArgumentError(`disk image ${path} cannot be read by qemu-img: ${e.message}`);
-  });
-  if (found.format !== 'qcow2' && found.format !== 'raw') {
-    throw new InvalidArgumentError(`disk image ${path} is in ${found.format} format; hull boots qcow2 and raw images (convert it with qemu-img convert -O qcow2)`);
-  }
-  if (stated && stated !== found.format) {
-    throw new InvalidArgumentError(`disk image ${path} is not ${stated} as --disk-format says: qemu-img finds ${found.format}; give --disk-format ${found.format} or the right file`);
-  }
-  // and it opens as that format (a truncated or corrupt qcow2 fails here)
-  await qemuImgInfo(path, found.format).catch((e: Error) => {
-    throw new InvalidArgumentError(`disk image ${path} is damaged: ${e.message}`);
-  });
-  return found.format;
 }
 
 /** A writable sink that collects bytes (for top's ps output). */
@@ -206,11 +101,11 @@ export class VmDriver implements InstanceDriver {
   }
 
   private exitsDir(ctx: InstanceContext): string {
-    return join(ctx.dir, 'exits');
+    return instancePaths(ctx.dir).exits;
   }
 
   private monitorPid(ctx: InstanceContext): number {
-    return readInt(join(ctx.dir, 'monitor.pid')) ?? 0;
+    return readInt(instancePaths(ctx.dir).monitorPid) ?? 0;
   }
 
   /** This instance's monitor runs (the pid is not a recycled one). */
@@ -221,129 +116,14 @@ export class VmDriver implements InstanceDriver {
   }
 
   async pruneImageCaches(root: string, keep: ReadonlySet<string>): Promise<number> {
-    return pruneImageDisks(join(root, 'vm'), keep);
+    return pruneImageDisks(rootPaths(root).vm, keep);
   }
 
-  private deviceModel(ctx: InstanceContext): DeviceModel {
-    return ctx.config.vm?.deviceModel ?? 'virtio';
-  }
-
+  /** validate (nothing made), prepare (the instance dir), spawn (the monitor; on failure it is cleaned up as today). */
   async create(ctx: InstanceContext): Promise<CreateResult> {
-    const cfg = ctx.config;
-    const qemu = qemuBinary();
-    const accel = chooseAccel(cfg.vm?.accel);
-    const model = this.deviceModel(ctx);
-    if (cfg.mounts.length > 0 && cfg.vm?.disk) {
-      throw new HostSupportError('volumes (-v/--tmpfs) are not supported for disk-image VMs (hull has no agent in them to mount them); drop them, or mount a virtiofs share yourself');
-    }
-    const { shares, guestMounts } = vmVolumes(cfg.mounts);
-    if (cfg.network === 'host') {
-      throw new InvalidArgumentError('--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none');
-    }
-    const memory = cfg.resources.memory ?? DEFAULT_VM_MEMORY;
-    if (memory === 0) throw new InvalidArgumentError('a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g');
-    if (memory < 64 * MiB) throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
-    const cpus = Math.max(1, Math.ceil(cfg.resources.cpus ?? 1));
-    mkdirSync(ctx.dir, { recursive: true, mode: 0o700 });
-    // a previous run's leftovers (start after exit re-creates): keep the disk and the log
-    rmSync(this.exitsDir(ctx), { recursive: true, force: true });
-    mkdirSync(this.exitsDir(ctx));
-    for (const f of ['monitor.pid', 'qemu.pid', 'console.log', 'qemu.log', ...Object.values(SOCKETS), ...shares.map((v) => v.socket)]) rmSync(join(ctx.dir, f), { force: true });
-
-    const status = (s: string): void => {
-      process.stderr.write(s + '\n');
-    };
-    const disk = join(ctx.dir, 'disk.qcow2');
-    const diskImage = cfg.vm?.disk;
-    const common = {
-      id: ctx.id,
-      name: ctx.name,
-      qemu,
-      logPath: this.logPath(ctx),
-      exitFile: join(this.exitsDir(ctx), ctx.id),
-      reasonFile: join(this.exitsDir(ctx), 'reason'),
-      consolePath: join(ctx.dir, 'console.log'),
-      exitCommand: ctx.exitCommand,
-      bootTimeoutMs: bootTimeoutMs(),
-      deviceModel: model,
-      accel,
-      memory: Math.floor(memory / MiB) * MiB,
-      cpus,
-    };
-    // hull networks: a tap next to each CNI interface in the instance's namespace, frames redirected both
-    // ways (Kata's way); the guest NIC takes the interface's MAC and the agent its address
-    const net = ctx.network;
-    const nics: { tap: string; mac: string }[] = [];
-    const guestNics: GuestNic[] = [];
-    for (const [i, a] of (net?.attachments ?? []).entries()) {
-      if (!a.mac) throw new HostSupportError(`network ${a.network} gave ${a.interface} no MAC address; the VM cannot take it over`);
-      const tap = `tap${i}`;
-      await createRedirectedTap(net!.netnsPath, tap, a.interface);
-      nics.push({ tap, mac: a.mac });
-      guestNics.push({ mac: a.mac, name: a.interface, address: a.address, ...(a.gateway ? { gateway: a.gateway } : {}) });
-    }
-    const machine = {
-      accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: Math.floor(memory / MiB), cpus, name: ctx.name,
-      qmpSocket: SOCKETS.qmp, agentSocket: SOCKETS.agent, consoleSocket: SOCKETS.console, readOnly: cfg.readOnly, nics,
-      shares: shares.map((v) => ({ socket: v.socket, tag: v.tag })),
-    };
-    let mc: MonitorConfig;
-    if (diskImage) {
-      // a full OS disk: the instance's disk is a qcow2 overlay over it (the image itself is only read)
-      if (!existsSync(disk)) {
-        const format = await checkDiskImage(diskImage, cfg.vm?.diskFormat);
-        await ensureInstanceDisk(disk, diskImage, format);
-      }
-      mc = { ...common, mode: 'disk', main: { args: [], env: [] }, kernel: 'its own', argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '' }) };
-    } else {
-      const cache = vmCacheDir(ctx.root);
-      const kernel: KernelInfo = cfg.vm?.kernel ? userKernel(cfg.vm.kernel) : await ensureDefaultKernel(cache, status);
-      let initrd = kernel.modulesDir
-        ? ensureInitramfs(cache, kernel, model === 'virtio' ? 'virtio-mmio' : 'emulated', agentBinary())
-        : ensureInitramfs(cache, kernel, 'none', agentBinary());
-      if (cfg.vm?.initrd) {
-        if (!existsSync(cfg.vm.initrd)) throw new InvalidArgumentError(`--initrd ${cfg.vm.initrd} does not exist`);
-        // the kernel unpacks concatenated archives in order: the user's first, hull's /init last
-        const combined = join(ctx.dir, 'initrd.cpio');
-        copyFileSync(cfg.vm.initrd, combined);
-        appendFileSync(combined, readFileSync(initrd));
-        initrd = combined;
-      }
-      if (!existsSync(disk)) {
-        const base = await ensureImageDisk(join(ctx.root, 'vm'), cfg.imageId, ctx.layers, status);
-        await ensureInstanceDisk(disk, base, 'raw');
-      }
-      const hostname = cfg.hostname || ctx.id.slice(0, 12);
-      const main: ProcessSpec = {
-        args: cfg.command, env: cfg.env, cwd: cfg.workdir || '/', user: cfg.user, hostname,
-        tty: cfg.tty, stdin: cfg.stdin,
-        nics: guestNics,
-        hosts: hostsFile(hostname, cfg.network, net, ctx.name),
-        resolv: resolvConfFile(cfg.network, net),
-        mounts: guestMounts,
-      };
-      mc = { ...common, mode: 'agent', main, ...(shares.length > 0 ? { volumes: shares, virtiofsd: virtiofsdBinary() } : {}), kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
-    }
-    if (net && nics.length > 0) mc.netns = net.netnsPath;
-    // regenerated on every create (like the container's config.json): no durable write needed
-    writeFileSync(join(ctx.dir, 'vm.json'), JSON.stringify(mc));
-    const [cmd, ...args] = monitorCommand(ctx.dir);
-    const log = openSync(join(ctx.dir, 'monitor.log'), 'a');
-    const mon = spawn(cmd!, args, { cwd: ctx.dir, detached: true, stdio: ['ignore', 'pipe', log] });
-    closeSync(log);
-    const line = await new Promise<string>((resolve) => {
-      let out = '';
-      mon.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-      mon.stdout!.on('close', () => resolve(out.trim()));
-      mon.on('error', (e) => resolve(`error ${e.message}`));
-    });
-    mon.unref();
-    if (!line.startsWith('ok ')) {
-      const why = line.replace(/^error /, '') || readFileSync(join(ctx.dir, 'monitor.log'), 'utf8').trim().split('\n').slice(-3).join('; ');
-      await this.cleanupAfterExit(ctx).catch(() => undefined);
-      throw new VmBootError(`the VM monitor of ${ctx.name} could not start QEMU: ${why}`);
-    }
-    return { supervisorPid: mon.pid!, pid: parseInt(line.slice(3), 10) || 0 };
+    const plan = await validateCreate(ctx);
+    await prepareCreate(ctx, plan, this.logPath(ctx));
+    return spawnMonitor(ctx, () => this.cleanupAfterExit(ctx));
   }
 
   async start(ctx: InstanceContext): Promise<void> {
@@ -384,10 +164,10 @@ export class VmDriver implements InstanceDriver {
     if (!info) return null;
     // the monitor says why when there is more to say than the code (QEMU killed, a kernel panic, …)
     try {
-      info.reason = readFileSync(join(this.exitsDir(ctx), 'reason'), 'utf8').trim();
+      info.reason = readFileSync(instancePaths(ctx.dir).exitReason, 'utf8').trim();
     } catch { /* the code's own reason stands */ }
     // the guest kernel's OOM killer killed a process of it (the monitor's marker, as conmon's for containers)
-    if (existsSync(join(this.exitsDir(ctx), 'oom'))) info.oomKilled = true;
+    if (existsSync(instancePaths(ctx.dir).exitOom)) info.oomKilled = true;
     return info;
   }
 
@@ -420,7 +200,7 @@ export class VmDriver implements InstanceDriver {
     // the RAM it booted with (ctx.config already carries the new value)
     let booted = DEFAULT_VM_MEMORY;
     try {
-      booted = (JSON.parse(readFileSync(join(ctx.dir, 'vm.json'), 'utf8')) as MonitorConfig).memory;
+      booted = (JSON.parse(readFileSync(instancePaths(ctx.dir).vmConfig, 'utf8')) as MonitorConfig).memory;
     } catch { /* not created: the default */ }
     const unsupported = Object.keys(resources).filter((k) => k !== 'memory' && k !== 'memorySwap' && (resources as Record<string, unknown>)[k] !== undefined);
     if (unsupported.includes('cpus')) throw new HostSupportError(`VM ${ctx.name}: --cpus cannot change while it runs (no vCPU hotplug); stop it, and create it again with the new --cpus`);
@@ -543,7 +323,7 @@ export class VmDriver implements InstanceDriver {
   }
 
   logPath(ctx: InstanceContext): string {
-    return join(ctx.dir, 'ctr.log');
+    return instancePaths(ctx.dir).log;
   }
 
   /** Stop the monitor (and with it QEMU); keep the disk and the log for a later start. */
@@ -563,7 +343,7 @@ export class VmDriver implements InstanceDriver {
       }
     }
     // QEMU dies with its monitor (parent-death signal); make sure of it
-    const qpid = readInt(join(ctx.dir, 'qemu.pid')) ?? 0;
+    const qpid = readInt(instancePaths(ctx.dir).qemuPid) ?? 0;
     if (processAlive(qpid) && (processArgv(qpid) ?? []).some((a) => a.includes('qemu-system'))) {
       try {
         process.kill(qpid, 'SIGKILL');
@@ -571,7 +351,7 @@ export class VmDriver implements InstanceDriver {
       const deadline = Date.now() + 3000;
       while (processAlive(qpid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
-    for (const f of Object.values(SOCKETS)) rmSync(join(ctx.dir, f), { force: true });
+    for (const f of instancePaths(ctx.dir).vmSockets) rmSync(f, { force: true });
   }
 
   async delete(ctx: InstanceContext): Promise<void> {

@@ -16,6 +16,7 @@ import { HostCommandError, HostSupportError, NotFoundError } from '../common/err
 import { writeFileAtomic } from '../common/fsutil.js';
 import { runProgram } from '../host/proc.js';
 import { hullEnv } from '../common/env.js';
+import { rootPaths } from '../common/paths.js';
 
 /** A guest kernel hull can boot. */
 export interface KernelInfo {
@@ -28,7 +29,7 @@ export interface KernelInfo {
 
 /** The cache directory of VM artefacts for a hull root. */
 export function vmCacheDir(root: string): string {
-  return hullEnv('HULL_VM_CACHE') || join(root, 'vm');
+  return hullEnv('HULL_VM_CACHE') || rootPaths(root).vm;
 }
 
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';

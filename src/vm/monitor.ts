@@ -27,8 +27,9 @@ import {
   ALL_SESSIONS, QUERY_SESSION, decodeStatus, encodeData, encodeFrame, encodeSpec, FrameDecoder, T, u32, type Frame, type ProcessSpec,
 } from './protocol.js';
 import { QmpClient } from './qmp.js';
+import { instancePaths, VM_SOCKETS, type InstancePaths } from '../common/paths.js';
 
-export const SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
+export const SOCKETS = VM_SOCKETS;
 
 /** Requests on ctl.sock. */
 export type CtlRequest =
@@ -157,6 +158,10 @@ class Monitor {
     this.qmpReady = new Promise((r) => (this.resolveQmp = r));
   }
 
+  private get files(): InstancePaths {
+    return instancePaths(this.dir);
+  }
+
   private path(name: string): string {
     return join(this.dir, name);
   }
@@ -194,7 +199,7 @@ class Monitor {
     await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
 
     await this.startVirtiofsd();
-    const out = openSync(this.path('qemu.log'), 'w', 0o640);
+    const out = openSync(this.files.qemuLog, 'w', 0o640);
     const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...this.cfg.argv];
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
     // setpriv, which execs QEMU: still one process, our child, dying with us
@@ -207,7 +212,7 @@ class Monitor {
       qemu.once('spawn', resolve);
       qemu.once('error', reject);
     });
-    writeFileSync(this.path('qemu.pid'), String(qemu.pid));
+    writeFileSync(this.files.qemuPid, String(qemu.pid));
     qemu.on('exit', (code, signal) => this.onQemuExit(code, signal));
     // the agent has this long to say READY once start asks for the main process
     if (this.cfg.mode === 'agent') this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
@@ -227,7 +232,7 @@ class Monitor {
   private async startVirtiofsd(): Promise<void> {
     const volumes = this.cfg.volumes ?? [];
     if (volumes.length === 0) return;
-    const log = openSync(this.path('virtiofsd.log'), 'w', 0o640);
+    const log = openSync(this.files.virtiofsdLog, 'w', 0o640);
     try {
       for (const v of volumes) {
         rmSync(this.path(v.socket), { force: true });
@@ -244,7 +249,7 @@ class Monitor {
         d.on('exit', (code, signal) => setTimeout(() => {
           const q = this.qemu;
           if (this.finished || this.exited || !q || q.exitCode !== null || q.signalCode !== null) return;
-          const why = readTail(this.path('virtiofsd.log'), 2).replace(/\n/g, '; ');
+          const why = readTail(this.files.virtiofsdLog, 2).replace(/\n/g, '; ');
           this.volumeFailure = `virtiofsd of the volume ${v.source} ended (${signal ?? `status ${code}`})${why ? `: ${why}` : ''}`;
           q.kill('SIGKILL');
         }, 1000).unref());
@@ -255,7 +260,7 @@ class Monitor {
         const deadline = Date.now() + 10_000;
         while (!existsSync(this.path(v.socket))) {
           if (d.exitCode !== null || d.signalCode !== null || Date.now() > deadline) {
-            const why = readTail(this.path('virtiofsd.log'), 3).replace(/\n/g, '; ');
+            const why = readTail(this.files.virtiofsdLog, 3).replace(/\n/g, '; ');
             throw new Error(`virtiofsd for the volume ${v.source} did not start${why ? `: ${why}` : ''}`);
           }
           await new Promise((r) => setTimeout(r, 5));
@@ -466,7 +471,7 @@ class Monitor {
       // the agent says on the console why it gave up (no channel, no root disk); else QEMU's own words
       const console = readTail(this.cfg.consolePath, 40);
       const agent = console.split('\n').filter((l) => l.includes('hull-agent:')).slice(-2).join('; ');
-      const err = agent || readTail(this.path('qemu.log'), 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
+      const err = agent || readTail(this.files.qemuLog, 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
       reason = `QEMU exited (status ${code}) before the instance's process ended${err ? `: ${err}` : ''}`;
     }
     this.failStart(reason);
@@ -732,12 +737,12 @@ export async function monitorMain(dir: string): Promise<void> {
     } catch { /* the driver stopped listening */ }
   };
   try {
-    cfg = JSON.parse(readFileSync(join(dir, 'vm.json'), 'utf8')) as MonitorConfig;
+    cfg = JSON.parse(readFileSync(instancePaths(dir).vmConfig, 'utf8')) as MonitorConfig;
   } catch (e) {
-    report(`error cannot read ${join(dir, 'vm.json')}: ${(e as Error).message}`);
+    report(`error cannot read ${instancePaths(dir).vmConfig}: ${(e as Error).message}`);
     process.exit(1);
   }
-  writeFileSync(join(dir, 'monitor.pid'), String(process.pid));
+  writeFileSync(instancePaths(dir).monitorPid, String(process.pid));
   const m = new Monitor(dir, cfg);
   process.on('SIGTERM', () => m.terminate());
   process.on('SIGINT', () => undefined);
@@ -749,5 +754,5 @@ export async function monitorMain(dir: string): Promise<void> {
     report(`error ${(e as Error).message}`);
     process.exit(1);
   }
-  report(`ok ${readFileSync(join(dir, 'qemu.pid'), 'utf8')}`);
+  report(`ok ${readFileSync(instancePaths(dir).qemuPid, 'utf8')}`);
 }

@@ -5,15 +5,15 @@
  * have been removed since (hull rmi): the builder checks the blobs before it uses a hit.
  */
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { rootPaths } from '../../common/paths.js';
 
 export class BuildCache {
   private db: BetterSqlite3.Database | undefined;
   readonly path: string;
 
   constructor(root: string) {
-    this.path = join(root, 'build-cache.db');
+    this.path = rootPaths(root).buildCache;
   }
 
   private open(): BetterSqlite3.Database {

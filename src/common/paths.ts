@@ -1,0 +1,155 @@
+/**
+ * Every path hull keeps under its root (`hull --root`, /var/lib/hull by default) and under an instance's
+ * directory, named in one place. Code asks {@link rootPaths} and {@link instancePaths} for a path instead of
+ * joining a literal name (test/architecture.test.ts holds src/ to that for the names below).
+ *
+ * Under the root:
+ *
+ * | path                          | what                                                          | kept by                      |
+ * |-------------------------------|---------------------------------------------------------------|------------------------------|
+ * | hull.db (-wal, -shm)          | the state database (SQLite): instances, events                | engine/store.ts              |
+ * | hull.db.corrupt-<time>        | a damaged database moved aside by `hull system recover`       | engine/recover.ts            |
+ * | build-cache.db                | `hull build`'s step cache                                     | engine/build/cache.ts        |
+ * | auth.json                     | registry logins (`hull login`)                                | engine/transfer.ts           |
+ * | containers/<id>/              | an instance's directory, either kind (the table below)        | engine, the drivers          |
+ * | images/                       | the OCI image layout: oci-layout, index.json, blobs/sha256/,  | image/store/                 |
+ * |                               | .tmp/ (temp blobs), .leases/, .downloads/ (partial pulls)     |                              |
+ * | layers/<diffID hex>/          | extracted layers; layers/.tmp/ extractions and GC leftovers   | image/store/layers.ts, gc.ts |
+ * | run/runc/, run/crun/          | the OCI runtimes' state (their --root)                        | host/runtime.ts              |
+ * | run/bin/                      | the crun wrapper for hybrid cgroup hosts                      | host/runtime.ts              |
+ * | netns/<id>                    | instances' pinned network namespaces                          | engine/networking.ts         |
+ * | networks/                     | network definitions (<name>.json, .lock.db), attachments/<id>,| network/                     |
+ * |                               | ipam/ (host-local's leases), aardvark/ (DNS)                  |                              |
+ * | vm/                           | VM caches: disks/ (an image's ext4 root disk), kernels/ and   | vm/                          |
+ * |                               | initramfs/ (these two in $HULL_VM_CACHE when it is set)       |                              |
+ * | space-reserve                 | written blocks given back when the disk is full (Full disks)  | host/reserve.ts              |
+ *
+ * Outside the root, on the host (kept off the root on purpose: what must survive a full root):
+ *
+ * | path                               | what                                                                           |
+ * |------------------------------------|--------------------------------------------------------------------------------|
+ * | /run/hull/exits/<root hash>/<id>/  | conmon's persist dir (exit, oom), written before exits/<id> (container/driver)  |
+ * | /run/hull/network.lock.db          | the host-wide network lock ($HULL_NETWORK_LOCK; network/manager.ts)            |
+ * | /run/hull/runtime-versions.json    | cached versions of the OCI runtimes (host/probe.ts)                            |
+ *
+ * Under an instance's directory (`containers/<id>/`):
+ *
+ * | path                          | what                                                          | kind                         |
+ * |-------------------------------|---------------------------------------------------------------|------------------------------|
+ * | instance.json                 | the instance's own copy of its record (for `system recover`)  | both (engine/instance-file)  |
+ * | ctr.log                       | the main process's output (k8s-file)                          | both                         |
+ * | exits/<id>, exits/reason,     | the exit code, why (when the code does not say it all), the   | both                         |
+ * | exits/oom                     | OOM killer's marker                                           |                              |
+ * | config.json                   | the OCI runtime spec (the bundle is the instance dir)         | container                    |
+ * | rootfs/ upper/ work/ empty/   | the overlay root: mount point, upper and work dirs, an empty  | container                    |
+ * |                               | lower layer for an image without layers                       |                              |
+ * | hosts hostname resolv.conf    | the container's /etc files                                    | container                    |
+ * | idshift.json                  | marker: ownership shifted for this user namespace mapping     | container                    |
+ * | pidfile conmon.pid            | the main process's and conmon's pids                          | container                    |
+ * | attach ctl winsz oom          | conmon's sockets and files                                    | container                    |
+ * | exec/<session>/               | an exec's process.json, pid and conmon files                  | container                    |
+ * | vm.json                       | the VM monitor's settings (QEMU argv, main process, paths)    | vm                           |
+ * | disk.qcow2                    | the VM's writable root disk (an overlay over vm/disks/…)      | vm                           |
+ * | initrd.cpio                   | only with --initrd: the user's archive followed by hull's     | vm                           |
+ * | monitor.pid qemu.pid          | the monitor's and QEMU's pids                                 | vm                           |
+ * | console.log qemu.log          | the guest's serial console, QEMU's stderr, the monitor's and  | vm                           |
+ * | monitor.log virtiofsd.log     | the volumes' virtiofsd's logs                                 |                              |
+ * | qmp.sock agent.sock           | the monitor's sockets (relative names: a socket path must fit | vm                           |
+ * | console.sock ctl.sock         | in 108 bytes, so the monitor works in the instance dir);      |                              |
+ * | vfs-<n>.sock                  | a volume's virtiofsd socket                                   |                              |
+ */
+import { join } from 'node:path';
+
+/** The state database's file name in the root (its -wal/-shm and set-aside copies are named after it). */
+export const DATABASE_FILE = 'hull.db';
+
+/** The instance file's name in an instance's directory. */
+export const INSTANCE_FILE = 'instance.json';
+
+/** The VM monitor's sockets, relative to the instance dir (the monitor's working directory). */
+export const VM_SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
+
+/** The paths under hull's root (see the file comment). */
+export function rootPaths(root: string) {
+  return {
+    root,
+    db: join(root, DATABASE_FILE),
+    buildCache: join(root, 'build-cache.db'),
+    auth: join(root, 'auth.json'),
+    containers: join(root, 'containers'),
+    /** an instance's directory */
+    instanceDir: (id: string): string => join(root, 'containers', id),
+    images: join(root, 'images'),
+    layers: join(root, 'layers'),
+    run: join(root, 'run'),
+    /** an OCI runtime's state directory (its --root) */
+    runtimeState: (runtime: string): string => join(root, 'run', runtime),
+    runBin: join(root, 'run', 'bin'),
+    netns: join(root, 'netns'),
+    /** an instance's pinned network namespace */
+    netnsPath: (id: string): string => join(root, 'netns', id),
+    networks: join(root, 'networks'),
+    networkAttachments: join(root, 'networks', 'attachments'),
+    /** the VM caches (disks/ always; kernels/ and initramfs/ unless $HULL_VM_CACHE moves them) */
+    vm: join(root, 'vm'),
+    spaceReserve: join(root, 'space-reserve'),
+  };
+}
+
+/** hull's host-wide run directory and what is in it (see the file comment). */
+export const HOST_RUN_DIR = '/run/hull';
+export const hostPaths = {
+  /** conmon's persist dirs of one root's containers */
+  exitsOf: (rootHash: string): string => join(HOST_RUN_DIR, 'exits', rootHash),
+  networkLock: join(HOST_RUN_DIR, 'network.lock.db'),
+  runtimeVersions: join(HOST_RUN_DIR, 'runtime-versions.json'),
+};
+
+export type RootPaths = ReturnType<typeof rootPaths>;
+
+/** The paths under an instance's directory (see the file comment). */
+export function instancePaths(dir: string) {
+  const exits = join(dir, 'exits');
+  return {
+    dir,
+    instanceFile: join(dir, INSTANCE_FILE),
+    log: join(dir, 'ctr.log'),
+    exits,
+    /** the exit record of process `id` (the instance's own id for the main process) */
+    exitFile: (id: string): string => join(exits, id),
+    exitReason: join(exits, 'reason'),
+    exitOom: join(exits, 'oom'),
+    // container
+    config: join(dir, 'config.json'),
+    rootfs: join(dir, 'rootfs'),
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    empty: join(dir, 'empty'),
+    hosts: join(dir, 'hosts'),
+    hostname: join(dir, 'hostname'),
+    resolvConf: join(dir, 'resolv.conf'),
+    idShiftMarker: join(dir, 'idshift.json'),
+    pidfile: join(dir, 'pidfile'),
+    conmonPid: join(dir, 'conmon.pid'),
+    /** conmon's files in the instance dir, removed before a re-create */
+    conmonFiles: ['pidfile', 'conmon.pid', 'oom', 'attach', 'ctl', 'winsz'].map((f) => join(dir, f)),
+    /** conmon's control fifo (resize, reopen log) */
+    conmonCtl: join(dir, 'ctl'),
+    /** an exec session's directory */
+    execDir: (session: string): string => join(dir, 'exec', session),
+    // vm
+    vmConfig: join(dir, 'vm.json'),
+    disk: join(dir, 'disk.qcow2'),
+    initrd: join(dir, 'initrd.cpio'),
+    monitorPid: join(dir, 'monitor.pid'),
+    qemuPid: join(dir, 'qemu.pid'),
+    monitorLog: join(dir, 'monitor.log'),
+    qemuLog: join(dir, 'qemu.log'),
+    virtiofsdLog: join(dir, 'virtiofsd.log'),
+    console: join(dir, 'console.log'),
+    /** the monitor's sockets, as paths (the monitor itself uses the relative names, VM_SOCKETS) */
+    vmSockets: Object.values(VM_SOCKETS).map((s) => join(dir, s)),
+  };
+}
+
+export type InstancePaths = ReturnType<typeof instancePaths>;
