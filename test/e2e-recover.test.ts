@@ -138,10 +138,17 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     }
   });
 
-  test('an instance without its saved record cannot be rebuilt: recover cleans it up', async () => {
+  test('an instance without its saved record cannot be rebuilt: recover cleans it up (a container and a VM, running)', async () => {
     const doomed = idsIn(await root.ok('run', '-d', '--name', 'doomed', 'busybox', 'sleep', '1d'))[0]!;
     everyId.add(doomed);
     rmSync(join(root.dir, 'containers', doomed, 'instance.json'));
+    // the VM's driver tells it apart by its own files and processes (the monitor, QEMU)
+    const vm = withVm ? (await root.inspect('vm1')).Id as string : null;
+    if (vm) {
+      const st = await root.hullWith({ timeoutMs: 300_000 }, 'start', 'vm1');
+      assert.equal(st.code, 0, st.stderr);
+      rmSync(join(root.dir, 'containers', vm, 'instance.json'));
+    }
     for (const s of ['', '-wal', '-shm']) rmSync(db(s), { force: true });
     await assertRefused(/hull\.db is missing, but the root holds/);
     const out = await root.ok('system', 'recover');
@@ -153,6 +160,11 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     assert.ok(!existsSync(join(root.dir, 'networks', 'attachments', doomed)));
     assert.ok(!existsSync(join(root.dir, 'run', 'runc', doomed)));
     assert.deepEqual(processLeaks(root.dir, [doomed]).filter((l) => l.what.includes(doomed)), []);
+    if (vm) {
+      assert.match(out, new RegExp(`^removed ${vm.slice(0, 12)}: it has no saved record \\(instance\\.json\\)$`, 'm'));
+      assert.ok(!existsSync(join(root.dir, 'containers', vm)));
+      assert.deepEqual(processLeaks(root.dir, [vm]).filter((l) => l.what.includes(vm)), []);
+    }
     // and a healthy root has nothing to recover
     assert.match(await root.ok('system', 'recover'), /^nothing to recover/);
   });

@@ -10,7 +10,8 @@ import { Engine } from '../src/engine/engine.js';
 import { StateCorruptError, StateLostError } from '../src/common/errors.js';
 import type { InstanceConfig } from '../src/common/instance.js';
 import { readInstanceFile, saveInstanceFile } from '../src/engine/instance-file.js';
-import { checkAfterOpen, checkBeforeOpen, setAsideDatabase } from '../src/engine/recover.js';
+import { checkAfterOpen, checkBeforeOpen, recoverInstances, setAsideDatabase } from '../src/engine/recover.js';
+import { DRIVER_FACTORIES } from '../src/engine/drivers.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hull-test-recover-unit-'));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -113,6 +114,48 @@ test('a database without the record of an instance directory is refused after it
     mkdirSync(engine.instanceDir('e'.repeat(64)));
     assert.throws(() => checkAfterOpen(engine), (e: unknown) => e instanceof StateLostError &&
       /has no record of 1 instance directory of 1 instance \(eeeeeeeeeeee\)/.test(e.message));
+  } finally {
+    engine.close();
+  }
+});
+
+test('each driver finds its own remains (files, runtime state) and no other kind\'s; the refusal counts them', () => {
+  const root = newRoot();
+  const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64)) as [string, string, string];
+  mkdirSync(join(root, 'containers', a), { recursive: true });
+  writeFileSync(join(root, 'containers', a, 'config.json'), '{}'); // an OCI bundle
+  mkdirSync(join(root, 'containers', b), { recursive: true });
+  writeFileSync(join(root, 'containers', b, 'vm.json'), '{}'); // a VM's settings
+  mkdirSync(join(root, 'run', 'crun', c), { recursive: true }); // a runtime's state, nothing else
+  const scope = { root, instancesDir: join(root, 'containers') };
+  const found = new Map(DRIVER_FACTORIES.map((f) => [f.kind, f.create().recovery?.findRemains(scope) ?? []]));
+  const claims = [...found].map(([kind, rs]) => [kind, rs.filter((r) => r.files || r.state.length > 0).map((r) => `${r.id[0]}:${r.files ? 'files' : r.state.join()}`).sort()]);
+  assert.deepEqual(Object.fromEntries(claims), { container: ['a:files', 'c:crun'], vm: ['b:files'] });
+  assert.throws(() => checkBeforeOpen(root), (e: unknown) => e instanceof StateLostError &&
+    /holds 2 instance directories, 1 runtime state of 3 instances \((?=.*aaaaaaaaaaaa)(?=.*bbbbbbbbbbbb)(?=.*cccccccccccc)/.test(e.message));
+});
+
+test('recover tears an instance without a record down through the driver that found it, or through every driver when none did', async () => {
+  const root = newRoot();
+  const engine = new Engine({ root, self: [] });
+  try {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64)) as [string, string, string];
+    for (const id of [a, b, c]) mkdirSync(engine.instanceDir(id), { recursive: true });
+    writeFileSync(join(engine.instanceDir(a), 'config.json'), '{}');
+    writeFileSync(join(engine.instanceDir(b), 'vm.json'), '{}');
+    const calls: string[] = [];
+    for (const d of engine.allDrivers()) {
+      assert.ok(d.recovery, `${d.kind} has recovery`);
+      d.recovery.tearDown = async (_scope, id, f) => {
+        calls.push(`${d.kind} ${id[0]} ${f?.files ?? '-'}`);
+        return [];
+      };
+    }
+    const report = await recoverInstances(engine);
+    assert.deepEqual(calls.sort(), ['container a true', 'container c -', 'vm b true', 'vm c -']);
+    assert.deepEqual(report.removed.map((r) => [r.id[0], r.why, r.problems]).sort(),
+      [['a', 'it has no saved record (instance.json)', []], ['b', 'it has no saved record (instance.json)', []], ['c', 'it has no saved record (instance.json)', []]]);
+    for (const id of [a, b, c]) assert.ok(!existsSync(engine.instanceDir(id)), 'the engine removes what the drivers left');
   } finally {
     engine.close();
   }

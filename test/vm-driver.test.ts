@@ -10,7 +10,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { CommandNotFoundError } from '../src/common/errors.js';
 import type { InstanceConfig, InstanceContext } from '../src/common/instance.js';
@@ -18,7 +19,7 @@ import { readLogs, type LogLine } from '../src/container/logs.js';
 import { VmBootError, VmDriver, vmVolumes } from '../src/vm/driver.js';
 import { moduleLoadOrder, parseModulesDep, readCpio, writeCpio } from '../src/vm/initramfs.js';
 import { formatRecords } from '../src/vm/logfile.js';
-import { qemuArgs } from '../src/vm/machine.js';
+import { qemuArgs, virtiofsdSocketPath } from '../src/vm/machine.js';
 import { encodeFrame, encodeSpec, FrameDecoder } from '../src/vm/protocol.js';
 import { parseLogRecord } from '../src/container/logs.js';
 import { probeAccel } from '../src/host/qemu.js';
@@ -174,6 +175,48 @@ describe('VM building blocks (no boot)', () => {
     assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'nope'), target: '/d', readonly: false }]), /does not exist/);
     writeFileSync(join(base, 'file'), '');
     assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'file'), target: '/d', readonly: false }]), /directories only/);
+  });
+
+  test('virtiofsd socket paths: absolute when they fit in sun_path, else unique per instance, so two VMs never share a pid file', async (t) => {
+    const short = join('/r/containers', 'a'.repeat(64));
+    assert.equal(virtiofsdSocketPath(short, 'vfs-0.sock'), join(short, 'vfs-0.sock'));
+    const dirs = ['a', 'b'].map((c) => join(base, 'r'.repeat(60), 'containers', c.repeat(64)));
+    const paths = dirs.map((d) => virtiofsdSocketPath(d, 'vfs-0.sock'));
+    for (const [i, p] of paths.entries()) {
+      assert.ok(Buffer.byteLength(p) < 108, p);
+      assert.equal(resolve(dirs[i]!, p), join(dirs[i]!, 'vfs-0.sock'), 'relative to the instance dir, the daemon\'s cwd');
+    }
+    assert.notEqual(paths[0], paths[1]);
+    // the real daemon: its pid file is named after the path it is given, and both run at once
+    const bin = ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'].find((c) => existsSync(c));
+    if (!bin) return t.skip('virtiofsd is not installed');
+    const share = join(base, 'share');
+    mkdirSync(share, { recursive: true });
+    const daemons: ChildProcess[] = [];
+    const pidFiles = paths.map((p) => join('/run/virtiofsd', `${p.replace(/\//g, '.')}.pid`));
+    try {
+      for (const [i, d] of dirs.entries()) {
+        mkdirSync(d, { recursive: true });
+        const v = spawn(bin, [`--socket-path=${paths[i]}`, '-o', `source=${share}`], { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
+        daemons.push(v);
+        let err = '';
+        v.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+        // ready when its socket is there (what the monitor waits for too)
+        while (!existsSync(join(d, 'vfs-0.sock'))) {
+          assert.ok(v.exitCode === null && v.signalCode === null, `virtiofsd ${i} exited: ${err}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      for (const f of pidFiles) assert.ok(existsSync(f), `${f} exists`);
+      assert.ok(daemons.every((v) => v.exitCode === null && v.signalCode === null), 'both daemons run');
+    } finally {
+      await Promise.all(daemons.map((v) => new Promise((r) => {
+        if (v.exitCode !== null || v.signalCode !== null) return r(null);
+        v.once('exit', r);
+        v.kill('SIGKILL');
+      })));
+      for (const f of pidFiles) rmSync(f, { force: true });
+    }
   });
 
   test('a kernel package that cannot be downloaded: apt-get\'s reason and what to do, no half-made cache', async () => {

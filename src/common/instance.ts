@@ -323,6 +323,50 @@ export interface DriverCapabilities {
 
 export type DiskFormat = 'qcow2' | 'raw';
 
+/** Where the root's instances live, for a driver's recovery (the instance of id `x` has `<instancesDir>/x`). */
+export interface RecoveryScope {
+  /** hull's root dir */
+  root: string;
+  /** the directory of the instance directories (<root>/containers) */
+  instancesDir: string;
+}
+
+/** A driver's process found on the host for an instance (recovery). */
+export interface FoundProcess {
+  pid: number;
+  /** what it is, for messages (conmon, vm-monitor, qemu, virtiofsd) */
+  program: string;
+  /** the process an instance record names as its supervisor (not a helper, not an exec's) */
+  main: boolean;
+}
+
+/** What one driver finds on the host of one instance, whether or not the store knows it. */
+export interface DriverRemains {
+  id: string;
+  /** the instance's directory holds this driver's own files: it is an instance of this kind */
+  files: boolean;
+  /** the driver's processes that serve it (its supervisor, helpers, exec sessions) */
+  processes: FoundProcess[];
+  /** state kept for it outside its directory, each named for messages (an OCI runtime's state: runc, crun) */
+  state: string[];
+}
+
+/**
+ * recovery (optional): what `hull system recover` and the checks before a command (engine/recover.ts) ask of
+ * a driver when hull.db is lost or damaged. The engine composes the answers with what is its own (instance
+ * directories, mounts, network namespaces and attachments) and never looks at a driver's processes or files.
+ */
+export interface DriverRecovery {
+  /** Everything of this driver's on the host for the root's instances, one entry per instance id that has any. */
+  findRemains(scope: RecoveryScope): DriverRemains[];
+  /**
+   * Tear down what this driver left of an instance that cannot be rebuilt (no usable record): its runtime
+   * state, supervisor and helper processes (also those no pid file names), cgroups and files. `found` is what
+   * findRemains said of it, when it said anything. Returns what could not be cleaned up (one phrase each).
+   */
+  tearDown(scope: RecoveryScope, id: string, found?: DriverRemains): Promise<string[]>;
+}
+
 /** The interface every driver implements. All methods take the instance's context. */
 export interface InstanceDriver {
   readonly kind: InstanceKind;
@@ -379,6 +423,11 @@ export interface InstanceDriver {
    * the stated format); returns the format to open it with.
    */
   checkDiskImage?(path: string, stated?: DiskFormat): Promise<DiskFormat>;
+  /**
+   * Finding and tearing down this driver's remains of instances the store does not know (hull.db lost or
+   * damaged; DriverRecovery). A driver without it leaves recovery to the engine's host-level clean-up.
+   */
+  readonly recovery?: DriverRecovery;
 }
 
 /**

@@ -17,7 +17,7 @@
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -33,14 +33,19 @@ import type {
   CreateResult,
   DriverCapabilities,
   DriverFactory,
+  DriverRecovery,
+  DriverRemains,
   ExecOptions,
   ExitInfo,
+  FoundProcess,
+  InstanceConfig,
   InstanceContext,
   InstanceDriver,
   InstanceStats,
   IsolationRequest,
   KindConfig,
   ProcessInfo,
+  RecoveryScope,
   Resources,
   RuntimeStatus,
   StdioStreams,
@@ -48,14 +53,15 @@ import type {
 import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgroup, v1Mounts } from '../host/cgroups.js';
 import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
 import { mountsUnder } from '../host/mount.js';
-import { processAlive, processArgv, runProgram } from '../host/proc.js';
+import { killAndWait, processAlive, processArgv, processesNamingInstances, runProgram } from '../host/proc.js';
 import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { probeHost, versionAtLeast } from '../host/probe.js';
-import { OciRuntime, runtimeErrorMessage, type RuntimeResourceUpdate } from '../host/runtime.js';
+import { OciRuntime, runtimeErrorMessage, runtimeStateDir, type RuntimeResourceUpdate } from '../host/runtime.js';
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
 import type { OciSpec } from './oci-spec.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
 import { configureContainer, containerOptions } from './options.js';
+import { KNOWN_RUNTIMES } from './runtime-choice.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
 import { hostPaths, instancePaths } from '../common/paths.js';
 
@@ -161,6 +167,10 @@ export class ContainerDriver implements InstanceDriver {
   readonly supervisorName = 'conmon';
   readonly capabilities: DriverCapabilities = { liveNetworkChanges: true, console: false, diskImages: false };
   private readonly runtimes = new Map<string, OciRuntime>();
+  readonly recovery: DriverRecovery = {
+    findRemains: (scope) => findContainerRemains(scope),
+    tearDown: (scope, id, found) => this.tearDownOrphan(scope, id, found),
+  };
 
   /** The container section: security settings, user namespace, rlimits, and the OCI runtime (crun when it works here). */
   configure(req: IsolationRequest, env: ConfigureEnv): KindConfig {
@@ -554,6 +564,75 @@ export class ContainerDriver implements InstanceDriver {
       throw new HullError(`container ${ctx.name} removed with leftovers: ${problems.join('; ')}; run hull rm -f again once they are free`);
     }
   }
+
+  /**
+   * recovery.tearDown: a container without a usable record. The delete of each runtime that keeps state for
+   * it (runc when none does), then any conmon of it no pid file named (an exec's), its cgroups, and a check
+   * that no runtime still keeps state for it.
+   */
+  private async tearDownOrphan(scope: RecoveryScope, id: string, found?: DriverRemains): Promise<string[]> {
+    const problems: string[] = [];
+    const dir = join(scope.instancesDir, id);
+    const runtimes = found && found.state.length > 0 ? found.state : ['runc'];
+    for (const runtime of runtimes) {
+      const ctx: InstanceContext = { id, name: id.slice(0, 12), root: scope.root, dir, config: orphanConfig(runtime), layers: [], exitCommand: [] };
+      await this.delete(ctx).catch((e: Error) => problems.push(e.message));
+    }
+    const left = findConmons(scope).filter((c) => c.id === id);
+    for (const pid of await killAndWait(left.map((c) => c.pid))) problems.push(`conmon (pid ${pid}) does not exit`);
+    const cgroups = removeCgroup(cgroupPaths(containerCgroupsPath(id), probeHost().cgroupLayout));
+    if (cgroups.length > 0) problems.push(`cgroups still in use: ${cgroups.join(', ')}`);
+    for (const rt of KNOWN_RUNTIMES) {
+      // the runtime's state of a container whose processes are gone now (the delete above ran the runtime's)
+      const stateDir = runtimeStateDir(scope.root, rt);
+      if (existsSync(join(stateDir, id))) problems.push(`${rt} still keeps state for it in ${stateDir}`);
+    }
+    return problems;
+  }
+}
+
+const INSTANCE_ID = /^[0-9a-f]{64}$/;
+
+function instanceIdsIn(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => INSTANCE_ID.test(n));
+  } catch {
+    return [];
+  }
+}
+
+/** The conmons of the root's containers that run now (the container's own, and exec sessions'). */
+function findConmons(scope: RecoveryScope): (FoundProcess & { id: string })[] {
+  return processesNamingInstances([scope.instancesDir])
+    .filter((p) => p.argv[0]!.split('/').pop() === 'conmon')
+    .map((p) => ({ pid: p.pid, id: p.id, program: 'conmon', main: p.argv[p.argv.indexOf('-u') + 1] === p.id }));
+}
+
+/**
+ * recovery.findRemains: the containers' conmons, their OCI bundles (config.json in the instance directory) and
+ * the runtimes' state (<root>/run/runc|crun/<id>).
+ */
+function findContainerRemains(scope: RecoveryScope): DriverRemains[] {
+  const all = new Map<string, DriverRemains>();
+  const of = (id: string): DriverRemains => {
+    let r = all.get(id);
+    if (!r) all.set(id, (r = { id, files: false, processes: [], state: [] }));
+    return r;
+  };
+  for (const id of instanceIdsIn(scope.instancesDir)) if (existsSync(join(scope.instancesDir, id, 'config.json'))) of(id).files = true;
+  for (const { id, ...p } of findConmons(scope)) of(id).processes.push(p);
+  for (const rt of KNOWN_RUNTIMES) for (const id of instanceIdsIn(runtimeStateDir(scope.root, rt))) of(id).state.push(rt);
+  return [...all.values()];
+}
+
+/** The least configuration the driver's delete reads (the runtime's name), for a container without its record. */
+function orphanConfig(runtime: string): InstanceConfig {
+  return {
+    image: '', imageId: '', command: [], env: [], workdir: '/', user: '', hostname: '', tty: false, stdin: false, mounts: [],
+    readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
+    labels: {}, network: 'none',
+    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
+  };
 }
 
 /** The container driver's entry in the engine's registry (src/engine/drivers.ts). */

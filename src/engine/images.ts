@@ -1,8 +1,8 @@
 import type { Engine } from './engine.js';
 import type { GcResult } from '../image/store.js';
 import { BuildCache } from './build/cache.js';
-import { join } from 'node:path';
 import { describeNoSpace } from '../host/nospace.js';
+import { rootPaths } from '../common/paths.js';
 
 /**
  * Image removal as the engine sees it: the image store collects garbage, and the engine tells it which
@@ -16,7 +16,7 @@ function inUse(engine: Engine): () => Set<string> {
 /** hull rmi: untag/remove; an image an instance still uses keeps existing without a name (rmi -f). */
 export async function removeImage(engine: Engine, ref: string, force: boolean): Promise<string[]> {
   const lines = await engine.images.remove(ref, { force, inUse: inUse(engine) }).catch((e: unknown) => {
-    throw describeNoSpace(e, { path: join(engine.root, 'images'), action: `removing image ${ref}` });
+    throw describeNoSpace(e, { path: rootPaths(engine.root).images, action: `removing image ${ref}` });
   });
   await pruneDriverCaches(engine);
   return lines;
@@ -38,7 +38,7 @@ async function pruneDriverCaches(engine: Engine): Promise<number> {
 /** hull image prune: dangling images (all unused ones with `all`), then unreferenced blobs and layers. */
 export async function pruneImages(engine: Engine, all: boolean): Promise<{ images: string[]; gc: GcResult; cacheEntries: number }> {
   const r = await engine.images.prune({ all, inUse: inUse(engine) }).catch((e: unknown) => {
-    throw describeNoSpace(e, { path: join(engine.root, 'images'), action: 'pruning images' });
+    throw describeNoSpace(e, { path: rootPaths(engine.root).images, action: 'pruning images' });
   });
   r.gc.reclaimed += await pruneDriverCaches(engine);
   // build cache entries over layers that are gone now can never hit again

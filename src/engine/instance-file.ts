@@ -10,6 +10,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { InstanceConfig, InstanceKind } from '../common/instance.js';
+import { DRIVER_FACTORIES } from './drivers.js';
 import type { InstanceRecord } from './store.js';
 import { migrateConfig } from './migrate.js';
 import { INSTANCE_FILE, instancePaths } from '../common/paths.js';
@@ -64,7 +65,7 @@ export function readInstanceFile(dir: string, id: string): SavedInstance | strin
     return `its ${INSTANCE_FILE} is not valid JSON`;
   }
   const ok = typeof s === 'object' && s !== null && s.id === id && typeof s.name === 'string' && s.name !== '' &&
-    (s.kind === 'container' || s.kind === 'vm') && typeof s.image === 'string' && typeof s.imageId === 'string' &&
+    DRIVER_FACTORIES.some((f) => f.kind === s.kind) && typeof s.image === 'string' && typeof s.imageId === 'string' &&
     typeof s.config === 'object' && s.config !== null && Array.isArray(s.config.command) && typeof s.createdAt === 'number';
   if (!ok) return `its ${INSTANCE_FILE} is incomplete or names another instance`;
   return { ...(s as SavedInstance), config: migrateConfig(s.config) };

@@ -17,90 +17,37 @@
  *    file say: running (or paused, or created) with its supervisor's pid when that still runs, exited with the
  *    code of its exit file otherwise (its runtime state, mounts and networks then released, as at any exit);
  *  - cleans up what cannot be rebuilt (no saved record, no directory left): the driver's own tear-down, then
- *    whatever supervisor, mount, network namespace, attachment or cgroup of that id is still there.
+ *    whatever mount, network namespace or attachment of that id is still there.
+ * What is a driver's (its supervisors and their look from outside, its runtime state, its files, its cgroups)
+ * only the driver knows: the engine asks each driver of the registry through InstanceDriver.recovery and
+ * composes the answers with what is its own (instance directories, mounts, namespaces, network attachments).
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { StateCorruptError, StateLostError } from '../common/errors.js';
-import type { InstanceConfig, InstanceContext, InstanceKind, InstanceState, ExitInfo } from '../common/instance.js';
-import { cgroupPaths, removeCgroup } from '../host/cgroups.js';
+import type { DriverRemains, FoundProcess, InstanceDriver, InstanceState, ExitInfo, RecoveryScope } from '../common/instance.js';
 import { mountsUnder, readMountInfo, unmountAll } from '../host/mount.js';
-import { processAlive, processArgv, processStartTime } from '../host/proc.js';
-import { probeHost } from '../host/probe.js';
-import { containerCgroupsPath } from '../container/driver.js';
+import { processStartTime } from '../host/proc.js';
+import { DRIVER_FACTORIES } from './drivers.js';
 import type { Engine } from './engine.js';
 import { readInstanceFile, type SavedInstance } from './instance-file.js';
 import { detachInstance, netnsPath, usesNetworks } from './networking.js';
 import { removeInstance } from './lifecycle/remove.js';
 import { DATABASE_FILE, StateStore, databaseCondition, recoverCommand, type InstanceRecord } from './store.js';
-import { instancePaths, rootPaths } from '../common/paths.js';
+import { rootPaths } from '../common/paths.js';
 
 const ID = /^[0-9a-f]{64}$/;
-const RUNTIMES = ['runc', 'crun'] as const;
 
 // ----- what is on the host -----
 
-export interface Supervisor {
-  pid: number;
-  /** the instance whose directory its argv names */
-  id: string;
-  program: 'conmon' | 'vm-monitor' | 'qemu' | 'virtiofsd';
-  /** the process an instance record names as its supervisor (the container's conmon, not an exec's; the VM monitor) */
-  main: boolean;
-}
-
-/**
- * The supervisors of the root's instances that run now: conmon, hull's VM monitor, QEMU and a VM volume's
- * virtiofsd, each with the instance whose directory (<root>/containers/<id>) its argv names. The one place
- * that knows how the drivers' supervisors look from outside (so that it can move into the drivers).
- */
-export function findSupervisors(root: string): Supervisor[] {
-  const prefixes = [...new Set([root, resolve(root)])].map((r) => rootPaths(r).containers + '/');
-  const out: Supervisor[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const name of pids) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === process.pid) continue;
-    const argv = processArgv(pid);
-    if (!argv || argv.length === 0) continue;
-    let id: string | undefined;
-    for (const a of argv) {
-      for (const p of prefixes) {
-        const i = a.indexOf(p);
-        const m = i >= 0 ? /^[0-9a-f]{64}/.exec(a.slice(i + p.length)) : null;
-        if (m) id = m[0];
-      }
-      if (id) break;
-    }
-    if (!id) continue;
-    const prog = basename(argv[0]!);
-    let program: Supervisor['program'];
-    if (prog === 'conmon') program = 'conmon';
-    else if (argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'))) program = 'vm-monitor';
-    else if (prog.startsWith('qemu-system')) program = 'qemu';
-    else if (prog === 'virtiofsd') program = 'virtiofsd';
-    else continue;
-    if (!processAlive(pid)) continue; // a zombie waiting for its parent
-    const main = program === 'vm-monitor' || (program === 'conmon' && argv[argv.indexOf('-u') + 1] === id);
-    out.push({ pid, id, program, main });
-  }
-  return out;
-}
-
-/** What is left of one instance on the host. */
+/** What is left of one instance on the host: the engine's own findings and what each driver found of it. */
 interface Remains {
   dir: boolean;
-  supervisors: Supervisor[];
   mounts: string[];
   netns: boolean;
   attachments: boolean;
-  runtimes: string[];
+  /** what each driver that knows recovery (InstanceDriver.recovery) found of it */
+  drivers: Map<InstanceDriver, DriverRemains>;
 }
 
 function entries(dir: string): string[] {
@@ -111,29 +58,40 @@ function entries(dir: string): string[] {
   }
 }
 
+/** Where the root's instances live, as the drivers' recovery sees it (engine.instanceDir(id) is <instancesDir>/<id>). */
+function scopeOf(root: string): RecoveryScope {
+  return { root, instancesDir: rootPaths(root).containers };
+}
+
+/** The processes every driver found of an instance. */
+function processesOf(r: Remains): FoundProcess[] {
+  return [...r.drivers.values()].flatMap((d) => d.processes);
+}
+
 /**
- * Everything of the root's instances on the host, by instance id. The scan of /proc (tens of ms on a busy
- * host) is skipped for a root that never had an instance: <root>/containers is made with the first one and
- * stays, and every supervisor's argv names a directory in it.
+ * Everything of the root's instances on the host, by instance id: instance directories, mounts, network
+ * namespaces and attachments (the engine's), and what each driver finds of its own (supervisors, runtime
+ * state, files). Drivers skip their scan of /proc (tens of ms on a busy host) for a root that never had an
+ * instance: <root>/containers is made with the first one and stays, and every supervisor's argv names a
+ * directory in it.
  */
-function findRemains(root: string): Map<string, Remains> {
+function findRemains(root: string, drivers: readonly InstanceDriver[]): Map<string, Remains> {
   const all = new Map<string, Remains>();
   const of = (id: string): Remains => {
     let r = all.get(id);
-    if (!r) all.set(id, (r = { dir: false, supervisors: [], mounts: [], netns: false, attachments: false, runtimes: [] }));
+    if (!r) all.set(id, (r = { dir: false, mounts: [], netns: false, attachments: false, drivers: new Map() }));
     return r;
   };
-  const paths = rootPaths(root);
-  for (const id of entries(paths.containers)) of(id).dir = true;
-  if (existsSync(paths.containers)) for (const s of findSupervisors(root)) of(s.id).supervisors.push(s);
+  const scope = scopeOf(root);
+  for (const id of entries(scope.instancesDir)) of(id).dir = true;
+  for (const d of drivers) for (const found of d.recovery?.findRemains(scope) ?? []) of(found.id).drivers.set(d, found);
   const under = new RegExp(`^${escapeRe(resolve(root))}/(?:containers|netns)/([0-9a-f]{64})(?:/|$)`);
   for (const m of readMountInfo()) {
     const id = under.exec(m.mountPoint)?.[1];
     if (id) of(id).mounts.push(m.mountPoint);
   }
-  for (const id of entries(paths.netns)) of(id).netns = true;
-  for (const id of entries(paths.networkAttachments)) of(id).attachments = true;
-  for (const rt of RUNTIMES) for (const id of entries(paths.runtimeState(rt))) of(id).runtimes.push(rt);
+  for (const id of entries(rootPaths(root).netns)) of(id).netns = true;
+  for (const id of entries(rootPaths(root).networkAttachments)) of(id).attachments = true;
   return all;
 }
 
@@ -148,13 +106,13 @@ function describe(found: Map<string, Remains>): string {
   const parts: string[] = [];
   const dirs = rs.filter((r) => r.dir).length;
   if (dirs) parts.push(n(dirs, 'instance directory', 'instance directories'));
-  const sups = rs.flatMap((r) => r.supervisors);
+  const sups = rs.flatMap(processesOf);
   if (sups.length) parts.push(`${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].sort().join(', ')})`);
   const mounts = rs.reduce((k, r) => k + r.mounts.length, 0);
   if (mounts) parts.push(n(mounts, 'mount', 'mounts'));
   const netns = rs.filter((r) => r.netns || r.attachments).length;
   if (netns) parts.push(n(netns, 'network attachment', 'network attachments'));
-  const state = rs.filter((r) => r.runtimes.length > 0).length;
+  const state = rs.filter((r) => [...r.drivers.values()].some((d) => d.state.length > 0)).length;
   if (state) parts.push(n(state, 'runtime state', 'runtime states'));
   const ids = [...found.keys()].map((id) => id.slice(0, 12));
   return `${parts.join(', ')} of ${n(ids.length, 'instance', 'instances')} (${ids.slice(0, 4).join(', ')}${ids.length > 4 ? ', …' : ''})`;
@@ -169,7 +127,8 @@ function describe(found: Map<string, Remains>): string {
 export function checkBeforeOpen(root: string): void {
   const cond = databaseCondition(root);
   if (cond === 'present') return;
-  const found = findRemains(root);
+  // no engine yet (it would open the store): the registry's drivers, made for this look only
+  const found = findRemains(root, DRIVER_FACTORIES.map((f) => f.create()));
   if (found.size === 0) return;
   throw new StateLostError(`the state database ${join(root, DATABASE_FILE)} is ${cond}, but the root holds ${describe(found)}; run "${recoverCommand(root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
 }
@@ -185,7 +144,7 @@ export function checkAfterOpen(engine: Engine): void {
   const known = engine.store.ids();
   const unknown = dirs.filter((id) => !known.has(id) && existsSync(engine.instanceDir(id)));
   if (unknown.length === 0) return;
-  const found = findRemains(engine.root);
+  const found = findRemains(engine.root, engine.allDrivers());
   for (const id of [...found.keys()]) if (!unknown.includes(id)) found.delete(id);
   throw new StateLostError(`the state database ${join(engine.root, DATABASE_FILE)} has no record of ${describe(found)} found under ${engine.root}; run "${recoverCommand(engine.root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
 }
@@ -255,7 +214,7 @@ export interface RecoverReport {
 export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
   const report: RecoverReport = { recovered: [], removed: [], failed: [] };
   const known = engine.store.ids();
-  for (const [id, found] of findRemains(engine.root)) {
+  for (const [id, found] of findRemains(engine.root, engine.allDrivers())) {
     if (known.has(id)) continue;
     let why: string;
     let saved: SavedInstance | undefined;
@@ -277,7 +236,7 @@ export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
     } else {
       why = 'its instance directory is gone';
     }
-    report.removed.push({ id, ...(saved ? { name: saved.name } : {}), why, problems: await cleanUp(engine, id, found, saved?.kind) });
+    report.removed.push({ id, ...(saved ? { name: saved.name } : {}), why, problems: await cleanUp(engine, id, found, saved ? engine.driver(saved.kind) : undefined) });
   }
   return report;
 }
@@ -309,7 +268,7 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
   };
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
-  const supervisor = found.supervisors.find((x) => x.main && driver.supervisorAlive(ctx, x.pid));
+  const supervisor = processesOf(found).find((x) => x.main && driver.supervisorAlive(ctx, x.pid));
   let exit: ExitInfo | null = driver.exitInfo(ctx);
   let live: { state: 'running' | 'paused' | 'created'; pid: number } | null = null;
   if (!exit && supervisor) {
@@ -344,49 +303,24 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
   return { id: rec.id, name: rec.name, state: rec.state, exitCode: rec.exitCode, notes };
 }
 
-/** The least configuration a driver's tear-down reads (the runtime's name). */
-function stubConfig(runtime: string): InstanceConfig {
-  return {
-    image: '', imageId: '', command: [], env: [], workdir: '/', user: '', hostname: '', tty: false, stdin: false, mounts: [],
-    readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
-    labels: {}, network: 'none',
-    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
-  };
-}
-
 /**
- * Tear down what is left of an instance that cannot be rebuilt: first its driver's own tear-down (runtime
- * state, supervisor, mounts, cgroups, files), then whatever of it is still there. Returns what stayed.
+ * Tear down what is left of an instance that cannot be rebuilt: first the tear-down of its driver (runtime
+ * state, supervisors, cgroups, files), then whatever of it is still on the host (mounts, network namespace and
+ * attachments, the directory). Its driver is the one its saved record names, else every driver that found
+ * something of it; when none did (a bare directory, a stray mount), every driver tidies up what it may have
+ * left. Returns what stayed.
  */
-async function cleanUp(engine: Engine, id: string, found: Remains, savedKind?: InstanceKind): Promise<string[]> {
+async function cleanUp(engine: Engine, id: string, found: Remains, saved?: InstanceDriver): Promise<string[]> {
   const problems: string[] = [];
   const dir = engine.instanceDir(id);
-  const kind: InstanceKind = savedKind ??
-    (existsSync(instancePaths(dir).vmConfig) || found.supervisors.some((s) => s.program !== 'conmon') ? 'vm' : 'container');
-  const runtimes = kind === 'container' && found.runtimes.length > 0 ? found.runtimes : ['runc'];
-  for (const runtime of runtimes) {
-    const ctx: InstanceContext = { id, name: id.slice(0, 12), root: engine.root, dir, config: stubConfig(runtime), layers: [], exitCommand: [] };
-    await engine.driver(kind).delete(ctx).catch((e: Error) => problems.push(e.message));
+  const scope = scopeOf(engine.root);
+  const claimed = [...found.drivers].filter(([, r]) => r.files || r.processes.length > 0 || r.state.length > 0).map(([d]) => d);
+  const drivers = saved ? [saved] : claimed.length > 0 ? claimed : engine.allDrivers();
+  for (const d of drivers) {
+    if (d.recovery) problems.push(...await d.recovery.tearDown(scope, id, found.drivers.get(d)).catch((e: Error) => [e.message]));
   }
-  // supervisors no pid file named (an exec's conmon, QEMU of a monitor that is gone)
-  const left = findSupervisors(engine.root).filter((s) => s.id === id);
-  for (const s of left) {
-    try {
-      process.kill(s.pid, 'SIGKILL');
-    } catch { /* gone meanwhile */ }
-  }
-  const deadline = Date.now() + 5000;
-  while (left.some((s) => processAlive(s.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  for (const s of left) if (processAlive(s.pid)) problems.push(`${s.program} (pid ${s.pid}) does not exit`);
   await unmountAll(dir).catch((e: Error) => problems.push(e.message));
-  const cgroups = removeCgroup(cgroupPaths(containerCgroupsPath(id), probeHost().cgroupLayout));
-  if (cgroups.length > 0) problems.push(`cgroups still in use: ${cgroups.join(', ')}`);
   await engine.networks.teardown(id, netnsPath(engine, id)).catch((e: Error) => problems.push(e.message));
-  for (const rt of RUNTIMES) {
-    // the runtime's state of a container whose processes are gone now (the driver's delete ran the runtime's)
-    const state = rootPaths(engine.root).runtimeState(rt);
-    if (existsSync(join(state, id))) problems.push(`${rt} still keeps state for it in ${state}`);
-  }
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
   else problems.push(`mounts remain under ${dir}`);
   return [...new Set(problems)];

@@ -5,7 +5,8 @@
  * no shell, no extra processes, no polling.
  */
 import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { HostCommandError, HostSupportError } from '../common/errors.js';
 
 /** Options for {@link runProgram}. */
@@ -156,4 +157,64 @@ export function processArgv(pid: number): string[] | null {
   } catch {
     return null;
   }
+}
+
+/** A live process whose argv names an instance directory (see {@link processesNamingInstances}). */
+export interface InstanceProcess {
+  pid: number;
+  argv: string[];
+  /** the instance whose directory its argv names */
+  id: string;
+}
+
+/**
+ * Every live process but this one whose argv names a directory `<dir>/<id>` (a 64-hex instance id) under one
+ * of `dirs` (each as given and resolved), with that id: how hull finds the supervisors of instances it has no
+ * record of. One scan of /proc (tens of ms on a busy host), skipped when none of the directories exists.
+ */
+export function processesNamingInstances(dirs: readonly string[]): InstanceProcess[] {
+  const existing = dirs.filter((d) => existsSync(d));
+  if (existing.length === 0) return [];
+  const prefixes = [...new Set(existing.flatMap((d) => [d, resolve(d)]))].map((d) => join(d, '/'));
+  const out: InstanceProcess[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of pids) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const argv = processArgv(pid);
+    if (!argv || argv.length === 0) continue;
+    let id: string | undefined;
+    for (const a of argv) {
+      for (const p of prefixes) {
+        const i = a.indexOf(p);
+        const m = i >= 0 ? /^[0-9a-f]{64}/.exec(a.slice(i + p.length)) : null;
+        if (m) id = m[0];
+      }
+      if (id) break;
+    }
+    if (!id || !processAlive(pid)) continue; // a zombie waiting for its parent
+    out.push({ pid, argv, id });
+  }
+  return out;
+}
+
+/**
+ * SIGKILL each process and wait (up to `timeoutMs`) until they are gone; returns the pids still alive. A
+ * process gone meanwhile is fine.
+ */
+export async function killAndWait(pids: readonly number[], timeoutMs = 5000): Promise<number[]> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch { /* gone meanwhile */ }
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some((p) => processAlive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return pids.filter((p) => processAlive(p));
 }

@@ -121,6 +121,11 @@ export interface ExecSpawnOptions {
   stdio?: StdioOptions;
 }
 
+/** The state directory of runtime `name` (runc, crun) under hull's root: `<hullRoot>/run/<name>`, one entry per container id. */
+export function runtimeStateDir(hullRoot: string, name: string): string {
+  return rootPaths(hullRoot).runtimeState(name);
+}
+
 /** One OCI runtime (runc or crun) with its state directory. */
 export class OciRuntime {
   private constructor(
@@ -146,7 +151,7 @@ export class OciRuntime {
     }
     const probe = probeRuntime(name);
     if (!probe.usable || !probe.path) throw new HostSupportError(`OCI runtime ${name} cannot be used: ${probe.reason ?? 'unknown reason'}`);
-    const stateDir = rootPaths(hullRoot).runtimeState(name);
+    const stateDir = runtimeStateDir(hullRoot, name);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const path = probe.needsPureV1View ? ensureCrunWrapper(rootPaths(hullRoot).runBin, probe.path) : probe.path;
     return new OciRuntime(name, probe.path, path, stateDir, probe.version);

@@ -21,17 +21,18 @@
  *                    guest kernel's OOM killer killed a process of the instance
  *   qmp.sock agent.sock ctl.sock   the monitor's sockets (gone once it exits)
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import {
   CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, StateError,
 } from '../common/errors.js';
 import type {
-  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, IsolationRequest, KindConfig, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
+  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, DriverRecovery, DriverRemains, FoundProcess, IsolationRequest, RecoveryScope, KindConfig, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
   RuntimeStatus, StdioStreams,
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
-import { processAlive, processArgv } from '../host/proc.js';
+import { killAndWait, processAlive, processArgv, processesNamingInstances } from '../host/proc.js';
 import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
 import { pruneImageDisks } from './disk.js';
@@ -86,6 +87,10 @@ export class VmDriver implements InstanceDriver {
   readonly kind = 'vm' as const;
   readonly supervisorName = 'the VM monitor';
   readonly capabilities: DriverCapabilities = { liveNetworkChanges: false, console: true, diskImages: true };
+  readonly recovery: DriverRecovery = {
+    findRemains: (scope) => findVmRemains(scope),
+    tearDown: (scope, id) => this.tearDownOrphan(scope, id),
+  };
 
   /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
   configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
@@ -104,12 +109,12 @@ export class VmDriver implements InstanceDriver {
     return instancePaths(ctx.dir).exits;
   }
 
-  private monitorPid(ctx: InstanceContext): number {
+  private monitorPid(ctx: Pick<InstanceContext, 'dir'>): number {
     return readInt(instancePaths(ctx.dir).monitorPid) ?? 0;
   }
 
   /** This instance's monitor runs (the pid is not a recycled one). */
-  private monitorAlive(ctx: InstanceContext, pid = this.monitorPid(ctx)): boolean {
+  private monitorAlive(ctx: Pick<InstanceContext, 'dir'>, pid = this.monitorPid(ctx)): boolean {
     if (!processAlive(pid)) return false;
     const argv = processArgv(pid);
     return argv !== null && argv.includes(ctx.dir) && argv.some((a) => a.includes('monitor'));
@@ -327,7 +332,7 @@ export class VmDriver implements InstanceDriver {
   }
 
   /** Stop the monitor (and with it QEMU); keep the disk and the log for a later start. */
-  async cleanupAfterExit(ctx: InstanceContext): Promise<void> {
+  async cleanupAfterExit(ctx: Pick<InstanceContext, 'dir' | 'name'>): Promise<void> {
     const pid = this.monitorPid(ctx);
     if (this.monitorAlive(ctx, pid)) {
       await Promise.race([
@@ -354,10 +359,55 @@ export class VmDriver implements InstanceDriver {
     for (const f of instancePaths(ctx.dir).vmSockets) rmSync(f, { force: true });
   }
 
-  async delete(ctx: InstanceContext): Promise<void> {
+  async delete(ctx: Pick<InstanceContext, 'dir' | 'name'>): Promise<void> {
     await this.cleanupAfterExit(ctx);
     await rm(ctx.dir, { recursive: true, force: true });
   }
+
+  /**
+   * recovery.tearDown: a VM without a usable record. Its delete (the monitor, QEMU, its files), then any of
+   * its processes no pid file named (QEMU of a monitor that is gone, a volume's virtiofsd).
+   */
+  private async tearDownOrphan(scope: RecoveryScope, id: string): Promise<string[]> {
+    const problems: string[] = [];
+    await this.delete({ dir: join(scope.instancesDir, id), name: id.slice(0, 12) }).catch((e: Error) => problems.push(e.message));
+    const left = findVmProcesses(scope).filter((p) => p.id === id);
+    const alive = new Set(await killAndWait(left.map((p) => p.pid)));
+    for (const p of left) if (alive.has(p.pid)) problems.push(`${p.program} (pid ${p.pid}) does not exit`);
+    return problems;
+  }
+}
+
+/** The processes of the root's VMs that run now: monitors, QEMU, volumes' virtiofsd. */
+function findVmProcesses(scope: RecoveryScope): (FoundProcess & { id: string })[] {
+  const out: (FoundProcess & { id: string })[] = [];
+  for (const p of processesNamingInstances([scope.instancesDir])) {
+    const prog = p.argv[0]!.split('/').pop()!;
+    let program: string;
+    if (p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'))) program = 'vm-monitor';
+    else if (prog.startsWith('qemu-system')) program = 'qemu';
+    else if (prog === 'virtiofsd') program = 'virtiofsd';
+    else continue;
+    out.push({ pid: p.pid, id: p.id, program, main: program === 'vm-monitor' });
+  }
+  return out;
+}
+
+/** recovery.findRemains: the VMs' processes and their settings files (vm.json in the instance directory). */
+function findVmRemains(scope: RecoveryScope): DriverRemains[] {
+  const all = new Map<string, DriverRemains>();
+  const of = (id: string): DriverRemains => {
+    let r = all.get(id);
+    if (!r) all.set(id, (r = { id, files: false, processes: [], state: [] }));
+    return r;
+  };
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(scope.instancesDir).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  } catch { /* no instances yet */ }
+  for (const id of ids) if (existsSync(instancePaths(join(scope.instancesDir, id)).vmConfig)) of(id).files = true;
+  for (const { id, ...p } of findVmProcesses(scope)) of(id).processes.push(p);
+  return [...all.values()];
 }
 
 /** The VM driver's entry in the engine's registry (src/engine/drivers.ts). */

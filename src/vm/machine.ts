@@ -14,6 +14,7 @@
  * controller, so the kernel reboots/powers off with `reboot=t` (triple fault), which -no-reboot turns into
  * QEMU exiting. `panic=-1` makes a kernel panic end QEMU at once (the monitor reports it from the console).
  */
+import { basename, join } from 'node:path';
 import type { Accel } from '../host/qemu.js';
 import type { ProcessSpec } from './protocol.js';
 
@@ -65,6 +66,22 @@ export interface VolumeShare {
   tag: string;
   /** the host side refuses writes too (virtiofsd serves a read-only bind mount of the source) */
   readonly: boolean;
+}
+
+/** sun_path of struct sockaddr_un: a socket path must be shorter (with its NUL). */
+const SUN_PATH_MAX = 108;
+
+/**
+ * The --socket-path the monitor gives a volume's virtiofsd. virtiofsd names its pid file after it,
+ * `/run/virtiofsd/<the path with each / as .>.pid`, and refuses to start while another daemon holds that
+ * file's lock ("Cannot lock pid file"), so the path must differ from every other VM's on the host. The
+ * absolute path (so that the daemon's argv names its instance directory) when it fits in sun_path;
+ * otherwise one relative to the instance dir (virtiofsd's cwd) through the instance's own name,
+ * `../<id>/vfs-N.sock` (78 bytes for a 64-hex id), never the bare `vfs-N.sock` every VM would share.
+ */
+export function virtiofsdSocketPath(dir: string, socket: string): string {
+  const abs = join(dir, socket);
+  return Buffer.byteLength(abs) < SUN_PATH_MAX ? abs : join('..', basename(dir), socket);
 }
 
 export interface MachineOptions {

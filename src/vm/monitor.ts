@@ -22,7 +22,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ConsoleScanner, describeOomKills } from './console-scan.js';
 import { LogFileWriter } from './logfile.js';
-import type { MonitorConfig } from './machine.js';
+import { virtiofsdSocketPath, type MonitorConfig } from './machine.js';
 import {
   ALL_SESSIONS, QUERY_SESSION, decodeStatus, encodeData, encodeFrame, encodeSpec, FrameDecoder, T, u32, type Frame, type ProcessSpec,
 } from './protocol.js';
@@ -236,9 +236,8 @@ class Monitor {
     try {
       for (const v of volumes) {
         rmSync(this.path(v.socket), { force: true });
-        // the absolute path when it fits in sun_path (so that the daemon's argv names its instance)
-        const abs = this.path(v.socket);
-        const daemon = [this.cfg.virtiofsd!, `--socket-path=${Buffer.byteLength(abs) < 108 ? abs : v.socket}`, '-o', `source=${v.source}`, '-o', 'cache=auto'];
+        // unique on the host (virtiofsd's pid file is named after it), absolute when it fits in sun_path
+        const daemon = [this.cfg.virtiofsd!, `--socket-path=${virtiofsdSocketPath(this.dir, v.socket)}`, '-o', `source=${v.source}`, '-o', 'cache=auto'];
         const argv = v.readonly
           ? ['--pdeathsig', 'KILL', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', v.source, ...daemon]
           : ['--pdeathsig', 'KILL', ...daemon];

@@ -36,6 +36,7 @@ import { BuildCache } from './cache.js';
 import { buildStepLabels } from './orphans.js';
 import type { Lease } from '../../image/lease.js';
 import { cleanSource, dirFs, resolveInImage, expandSource, hashEntries, planCopy, resolveChown, viewFs, type CopySource, type SourceFs } from './copy.js';
+import { rootPaths } from '../../common/paths.js';
 
 /** A build step failed (the message starts `FILE:LINE: `). */
 export class BuildError extends HullError {
@@ -183,7 +184,7 @@ export class Builder {
     try {
       image = await this.engine.images.commitBuilt(config, final.layers, o.tags);
     } catch (e) {
-      throw describeNoSpace(e, { path: join(this.engine.root, 'images'), action: 'committing the built image' });
+      throw describeNoSpace(e, { path: rootPaths(this.engine.root).images, action: 'committing the built image' });
     }
     o.log(`--> ${short(image.id)}`);
     for (const t of o.tags) o.log(`Successfully tagged ${parseReference(t).display}`);
@@ -295,7 +296,7 @@ export class Builder {
     } catch (e) {
       // a tar of the entries: a 512-byte header each, contents rounded up to 512, two zero blocks at the end
       const needed = entries.reduce((n, x) => n + 512 + Math.ceil((x.size ?? 0) / 512) * 512, 1024);
-      const d = describeNoSpace(e, { path: join(this.engine.root, 'images'), action: 'writing the layer of this step', needed });
+      const d = describeNoSpace(e, { path: rootPaths(this.engine.root).images, action: 'writing the layer of this step', needed });
       if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
@@ -398,7 +399,7 @@ export class Builder {
     try {
       rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
     } catch (e) {
-      const d = describeNoSpace(e, { path: join(engine.root, 'containers'), action: 'making the container of this step' });
+      const d = describeNoSpace(e, { path: rootPaths(engine.root).containers, action: 'making the container of this step' });
       if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
