@@ -259,7 +259,7 @@ for (const rt of runtimes) {
       onResize?.();
       input2.write('go\n');
       assert.equal(await p2, 0);
-      assert.match(tty2.data, /10 20\r\n[^]*50 132\r\n$/);
+      assert.match(tty2.data, /10 20\r\n[\s\S]*50 132\r\n$/);
 
       await assert.rejects(
         driver.exec(ctx, { command: ['nonexistent-cmd'], env: [], tty: false, stdin: false, privileged: false, detach: false }, { stdin: null, stdout: new Sink(), stderr: new Sink() }),

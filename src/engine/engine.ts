@@ -21,6 +21,8 @@ export interface EngineOptions {
    * (the default) for commands that add things.
    */
   mayUseReserve?: boolean;
+  /** drivers to use instead of the built-in ones, by kind (tests put a fake driver here) */
+  drivers?: Partial<Record<InstanceKind, InstanceDriver>>;
 }
 
 export const DEFAULT_ROOT = '/var/lib/hull';
@@ -53,6 +55,7 @@ export class Engine {
     this.store.onFull = () => this.mayUseReserve && this.reserve.release();
     this.images = new ImageStore(opts.root);
     if (!this.reserve.present) this.reserve.replenish();
+    for (const [kind, d] of Object.entries(opts.drivers ?? {})) this.drivers.set(kind as InstanceKind, d);
   }
 
   /** The network driver (definitions, CNI attachments, DNS); made on first use. */
