@@ -31,6 +31,11 @@ if [ ! -x guest/hull-agent ] || [ guest/agent.c -nt guest/hull-agent ]; then
   echo "hull setup: building the VM guest agent (guest/hull-agent)"
   musl-gcc -static -Os -s -Wall -o guest/hull-agent guest/agent.c
 fi
+# hull's terminal helper for `exec -t` with crun (src/container/ttywait.ts)
+if [ ! -x guest/hull-ttywait ] || [ guest/ttywait.c -nt guest/hull-ttywait ]; then
+  echo "hull setup: building the exec terminal helper (guest/hull-ttywait)"
+  musl-gcc -static -Os -s -Wall -o guest/hull-ttywait guest/ttywait.c
+fi
 
 npm run --silent build
 ln -sf "$PWD/bin/hull" /usr/local/bin/hull

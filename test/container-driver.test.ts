@@ -231,18 +231,21 @@ for (const rt of runtimes) {
       assert.equal(await catCode, 0);
       assert.equal(catOut.data, 'through stdin\n');
 
-      // a terminal, sized by the client
-      // Known rare race (seen once in about ten full runs, with crun 1.8): the process reads its terminal size
-      // before the runtime applied consoleSize, and `stty size` fails. One retry is allowed and reported.
-      let tty = new Sink();
-      for (let attempt = 0; attempt < 2; attempt++) {
-        tty = new Sink();
+      // a terminal, sized by the client before the command starts (crun: through hull-ttywait, src/container/ttywait.ts)
+      for (let i = 0; i < 10; i++) {
+        const tty = new Sink();
         const ttyCode = await driver.exec(ctx, { command: ['/bin/sh', '-c', 'tty; stty size'], env: [], tty: true, stdin: false, privileged: false, detach: false },
           { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) });
-        if (ttyCode === 0 && /\r\n33 101\r\n$/.test(tty.data)) break;
-        console.log(`# exec -t: the terminal size was not applied in time (attempt ${attempt + 1}): ${JSON.stringify(tty.data)}`);
+        assert.equal(ttyCode, 0);
+        assert.match(tty.data, /^\/dev\/pts\/\d+\r\n33 101\r\n$/, `exec ${i + 1}`);
       }
-      assert.match(tty.data, /^\/dev\/pts\/\d+\r\n33 101\r\n$/);
+      // a command that is not there: the helper reports it as a shell would
+      if (rt === 'crun') {
+        const missing = new Sink();
+        assert.equal(await driver.exec(ctx, { command: ['nonexistent-cmd'], env: [], tty: true, stdin: false, privileged: false, detach: false },
+          { stdin: null, stdout: missing, stderr: missing, size: () => ({ rows: 33, cols: 101 }) }), 127);
+        assert.match(missing.data, /nonexistent-cmd: No such file or directory/);
+      }
 
       // resize while it runs
       const input2 = new PassThrough();

@@ -17,7 +17,7 @@
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -64,6 +64,7 @@ import { configureContainer, containerOptions } from './options.js';
 import { KNOWN_RUNTIMES } from './runtime-choice.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
 import { hostPaths, instancePaths } from '../common/paths.js';
+import { execSizeIsLate, TTYWAIT_EXEC_PATH, ttyWaitBinary } from './ttywait.js';
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
 const SUPERVISOR_POLL_MS = 100;
@@ -438,25 +439,36 @@ export class ContainerDriver implements InstanceDriver {
       const { rows, cols } = stdio.size();
       proc.consoleSize = { height: rows, width: cols };
     }
+    // a runtime that sets the size only after the process may have started: run it through hull-ttywait
+    // (./ttywait.ts), handed to conmon as fd 3 and passed on by the runtime
+    const waitBinary = proc.consoleSize && execSizeIsLate(rt.name) ? ttyWaitBinary() : undefined;
+    if (waitBinary) proc.args = [TTYWAIT_EXEC_PATH, ...proc.args];
     const sid = sessionId();
     const dir = instancePaths(ctx.dir).execDir(sid);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const spec = join(dir, 'process.json');
     writeFileSync(spec, JSON.stringify(proc));
     const attach = !opts.detach;
-    const conmon = spawnConmon({
-      id: ctx.id,
-      uuid: sid,
-      name: ctx.name,
-      runtimePath: rt.path,
-      runtimeArgs: rt.globalArgs,
-      bundle: dir,
-      pidFile: join(dir, 'pid'),
-      exitDir: dir,
-      terminal: opts.tty,
-      stdin: attach && opts.stdin && stdio.stdin !== null,
-      exec: { processSpec: spec, attach },
-    }, { cwd: dir });
+    const waitFd = waitBinary ? openSync(waitBinary, 'r') : undefined;
+    let conmon: ConmonProcess;
+    try {
+      conmon = spawnConmon({
+        id: ctx.id,
+        uuid: sid,
+        name: ctx.name,
+        runtimePath: rt.path,
+        runtimeArgs: rt.globalArgs,
+        bundle: dir,
+        pidFile: join(dir, 'pid'),
+        exitDir: dir,
+        terminal: opts.tty,
+        stdin: attach && opts.stdin && stdio.stdin !== null,
+        exec: { processSpec: spec, attach },
+        ...(waitFd !== undefined ? { runtimeOpts: ['--preserve-fds=1'] } : {}),
+      }, { cwd: dir, ...(waitFd !== undefined ? { passFds: [waitFd] } : {}) });
+    } finally {
+      if (waitFd !== undefined) closeSync(waitFd); // conmon has its own copy
+    }
 
     if (!attach) {
       try {

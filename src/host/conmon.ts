@@ -13,7 +13,10 @@
  *  - _OCI_ATTACHPIPE: exec sessions with --exec-attach: `{"data": 0}` once the attach socket
  *    exists.
  * Node hands extra descriptors to a child through the stdio array: entry N is fd N in the
- * child; 'pipe' entries are socket pairs, which conmon reads and writes like pipes.
+ * child; 'pipe' entries are socket pairs, which conmon reads and writes like pipes. Descriptors for the
+ * runtime to pass on to the process (`passFds`, with the runtime's --preserve-fds) come first, at fd 3
+ * onwards, and the pipes after them: conmon marks its pipes close-on-exec, so only the passed ones reach
+ * the runtime.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -54,6 +57,8 @@ export interface ConmonOptions {
   exitDelay?: number;
   /** exec session: the process.json to run in the existing container */
   exec?: { processSpec: string; attach: boolean };
+  /** extra arguments for the runtime's create or exec command (conmon's --runtime-opt) */
+  runtimeOpts?: string[];
   /** conmon's own log level (error keeps it quiet) */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** kill the container after this many seconds */
@@ -95,6 +100,7 @@ export function conmonArgs(o: ConmonOptions): string[] {
     a.push('-e', '--exec-process-spec', o.exec.processSpec);
     if (o.exec.attach) a.push('--exec-attach');
   }
+  for (const r of o.runtimeOpts ?? []) a.push(`--runtime-opt=${r}`);
   if (o.exitCommand && o.exitCommand.length > 0) {
     a.push('--exit-command', o.exitCommand[0]!);
     for (const x of o.exitCommand.slice(1)) a.push(`--exit-command-arg=${x}`);
@@ -172,14 +178,15 @@ export class ConmonProcess {
   /** resolves with the exit status of the process we spawned (the first conmon fork) */
   readonly launched: Promise<number | null>;
 
-  constructor(private readonly child: ChildProcess, withStart: boolean, withAttach: boolean) {
+  /** `first`: the fd of the sync pipe (3, or after the descriptors passed to the runtime) */
+  constructor(private readonly child: ChildProcess, withStart: boolean, withAttach: boolean, first = 3) {
     const io = child.stdio as unknown as (Readable | Writable | null)[];
-    this.sync = new MessageReader(io[3] as Readable);
-    this.startPipe = withStart ? (io[4] as Writable) : null;
+    this.sync = new MessageReader(io[first] as Readable);
+    this.startPipe = withStart ? (io[first + 1] as Writable) : null;
     // conmon may be gone before we write (it refused its arguments): the caller learns that
     // from the sync pipe, not from an unhandled EPIPE
     this.startPipe?.on('error', () => undefined);
-    this.attachPipe = withAttach ? new MessageReader(io[5] as Readable) : null;
+    this.attachPipe = withAttach ? new MessageReader(io[first + 2] as Readable) : null;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (s: string) => { this.stderr += s; });
     child.stdout?.resume();
@@ -246,21 +253,24 @@ export class ConmonProcess {
 /**
  * Start conmon. `withStart`: pass a start pipe (conmon then waits for {@link ConmonProcess.signalStart});
  * exec sessions with attach get an attach pipe as well. conmon's stdin is /dev/null, its cwd
- * `cwd` (it drops an "oom" marker file there).
+ * `cwd` (it drops an "oom" marker file there). `passFds`: open descriptors that conmon gets as fd 3, 4, …
+ * and hands to the runtime (which passes them on with --preserve-fds in `runtimeOpts`).
  */
-export function spawnConmon(o: ConmonOptions, opts: { withStart?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): ConmonProcess {
+export function spawnConmon(o: ConmonOptions, opts: { withStart?: boolean; cwd?: string; env?: NodeJS.ProcessEnv; passFds?: number[] } = {}): ConmonProcess {
   const withAttach = Boolean(o.exec?.attach);
   const withStart = Boolean(opts.withStart) || withAttach;
-  const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe'];
-  const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), _OCI_SYNCPIPE: '3' };
+  const passed = opts.passFds ?? [];
+  const first = 3 + passed.length;
+  const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', ...passed, 'pipe'];
+  const env: NodeJS.ProcessEnv = { ...(opts.env ?? process.env), _OCI_SYNCPIPE: String(first) };
   if (withStart) {
     stdio.push('pipe');
-    env._OCI_STARTPIPE = '4';
+    env._OCI_STARTPIPE = String(first + 1);
   }
   if (withAttach) {
     stdio.push('pipe');
-    env._OCI_ATTACHPIPE = '5';
+    env._OCI_ATTACHPIPE = String(first + 2);
   }
   const child = spawn(findConmon(), conmonArgs(o), { stdio, env, cwd: opts.cwd ?? o.bundle, detached: true });
-  return new ConmonProcess(child, withStart, withAttach);
+  return new ConmonProcess(child, withStart, withAttach, first);
 }
