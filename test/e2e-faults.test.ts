@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DIST, HullRoot, sleep, waitFor } from './helpers/hull.js';
+import { DIST, exitHandled, HullRoot, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('faults');
 after(() => root.dispose());
@@ -185,7 +185,7 @@ describe('other crashes', () => {
     await root.ok('run', '-d', '--name', 'contended', 'busybox', 'sleep', '300');
     const stops = await Promise.all(Array.from({ length: 4 }, () => root.hull('stop', '-t', '0', 'contended')));
     for (const r of stops) assert.equal(r.code, 0, r.stderr);
-    await sleep(200);
+    await exitHandled((await root.inspect('contended')).Id); // conmon's exit command may still be on its way
     const evs = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json')).split('\n').filter(Boolean)
       .map((l) => JSON.parse(l) as { action: string; attributes: { name: string } }).filter((e) => e.attributes.name === 'contended');
     assert.equal(evs.filter((e) => e.action === 'die').length, 1, 'one die event');

@@ -205,12 +205,19 @@ describe('image prune', () => {
     const root = newRoot('gc-concurrent');
     await root.ok('tag', 'busybox', 'base:1');
     await root.ok('rmi', 'busybox');
-    writeFileSync(join(work, 'Containerfile.slow'), 'FROM base:1\nRUN echo one > /one\nRUN echo building; sleep 2; echo two > /two\nRUN cat /one /two > /both\n');
+    // the second RUN waits for the test's go (a file the test makes through hull exec), so the prune surely
+    // happens while the build is in the middle of it
+    writeFileSync(join(work, 'Containerfile.slow'), 'FROM base:1\nRUN echo one > /one\nRUN echo building; while [ ! -e /go ]; do sleep 0.05; done; rm /go; echo two > /two\nRUN cat /one /two > /both\n');
     const build = root.hull('build', '-t', 'slow:1', '-f', join(work, 'Containerfile.slow'), work);
-    // wait until the first RUN layer exists, then prune everything no instance uses
+    // wait until the first RUN layer exists and the second step runs, then prune everything no instance uses
     await waitFor('the first RUN layer', () => (blobs(root).length >= 4 ? true : null), 30_000, 50);
+    const [step] = await waitFor('the second RUN step\'s container', async () => {
+      const ids = await root.ids();
+      return ids.length === 1 && (await root.inspect(ids[0]!)).State.Status === 'running' ? ids : null;
+    }, 30_000, 50);
     const pruned = await root.hull('image', 'prune', '-a', '-f', '--format', 'json');
     assert.equal(pruned.code, 0, pruned.stderr);
+    await root.ok('exec', step!, 'touch', '/go');
     const b = await build;
     assert.equal(b.code, 0, b.stdout + b.stderr);
     assert.equal((await root.hull('run', '--rm', 'slow:1', 'cat', '/both')).stdout, 'one\ntwo\n');

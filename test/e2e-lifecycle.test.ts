@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { DIST, HullRoot, idsIn, sleep, TEST_NETWORK, waitFor } from './helpers/hull.js';
+import { DIST, HullRoot, idsIn, TEST_NETWORK, waitFor } from './helpers/hull.js';
 import { cpuQuota, freezerState, memoryLimit } from './helpers/cgroup.js';
 
 const root = new HullRoot('lifecycle');
@@ -85,12 +85,19 @@ describe('run in the foreground, continued', () => {
   test('create, then start -a; wait for a created instance waits for its start and exit', async () => {
     await root.ok('create', '--name', 'later', 'busybox', 'sh', '-c', 'echo started-later; exit 6');
     assert.equal((await root.inspect('later')).State.Status, 'created');
-    const waiting = root.hull('wait', 'later');
-    await sleep(300);
+    // HULL_TRACE says when wait has seen the created instance and waits for its start
+    const waiter = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'wait', 'later'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HULL_TRACE: '1' } });
+    let waited = '';
+    let traced = '';
+    waiter.stdout.setEncoding('utf8').on('data', (s: string) => { waited += s; });
+    waiter.stderr.setEncoding('utf8').on('data', (s: string) => { traced += s; });
+    const waiterClosed = new Promise<number | null>((r) => waiter.on('close', (c) => r(c)));
+    await waitFor('wait to wait for the start', () => traced.includes('wait: waiting for the start'), 15_000, 20);
     const r = await root.hull('start', '-a', 'later');
     assert.equal(r.code, 6);
     assert.equal(r.stdout, 'started-later\n');
-    assert.equal((await waiting).stdout, '6\n');
+    assert.equal(await waiterClosed, 0);
+    assert.equal(waited, '6\n');
     await root.ok('rm', 'later');
   });
 });
@@ -201,13 +208,14 @@ describe('a web server through every verb', () => {
     const ts2 = await root.ok('logs', '--timestamps', 'talker');
     assert.match(ts2, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) line1\n/);
     // follow: a background reader that must end by itself once the container exits
-    const follow = root.hull('logs', '-f', 'talker');
-    await sleep(300);
+    const follower = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', '-f', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let followed = '';
+    follower.stdout.setEncoding('utf8').on('data', (s: string) => { followed += s; });
+    const followerClosed = new Promise<number | null>((r) => follower.on('close', (c) => r(c)));
+    await waitFor('logs -f to print what is there', () => followed.includes('line5\n'), 15_000, 20);
     await root.ok('exec', 'talker', 'touch', '/stop');
-    const f = await follow;
-    assert.equal(f.code, 0);
-    assert.equal(f.stdout, 'line1\nline2\nline3\nline4\nline5\nlast\n');
-    assert.ok(f.ms < 10_000);
+    assert.equal(await followerClosed, 0);
+    assert.equal(followed, 'line1\nline2\nline3\nline4\nline5\nlast\n');
     assert.equal((await root.inspect('talker')).State.Status, 'exited');
     await root.ok('rm', 'talker');
   });
@@ -217,8 +225,8 @@ describe('a web server through every verb', () => {
     const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', 'chatty'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
-    child.stdout.pause(); // the reader dawdles while hull has written all it has
-    await sleep(500);
+    child.stdout.pause(); // the reader dawdles: our buffer fills, then the pipe, and hull has to wait
+    await waitFor('the reader\'s buffer to fill', () => child.stdout.readableLength >= child.stdout.readableHighWaterMark, 15_000, 20);
     child.stdout.resume();
     const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     assert.equal(code, 0);

@@ -6,7 +6,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { HullRoot, sleep, waitFor } from './helpers/hull.js';
+import { exitHandled, HullRoot, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('restart');
 after(() => root.dispose());
@@ -29,7 +29,7 @@ describe('restart policies', () => {
     }, 15_000, 150);
     assert.equal(i.State.ExitCode, 1);
     assert.deepEqual(i.HostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 2 });
-    await sleep(1000); // more than the back-off: no third attempt
+    await exitHandled(i.Id); // the last exit's handler has decided: no third attempt
     const later = await root.inspect('fails');
     assert.equal(later.State.Status, 'exited');
     assert.equal(later.RestartCount, 2);
@@ -37,8 +37,11 @@ describe('restart policies', () => {
 
   test('--restart on-failure does not restart a command that succeeds', async () => {
     await root.ok('run', '-d', '--name', 'succeeds', '--restart', 'on-failure', 'busybox', 'true');
-    await waitFor('the exit', async () => (await root.inspect('succeeds')).State.Status === 'exited');
-    await sleep(500);
+    const exited = await waitFor('the exit', async () => {
+      const x = await root.inspect('succeeds');
+      return x.State.Status === 'exited' ? x : undefined;
+    });
+    await exitHandled(exited.Id);
     const i = await root.inspect('succeeds');
     assert.equal(i.State.Status, 'exited');
     assert.equal(i.RestartCount, 0);
@@ -66,7 +69,7 @@ describe('restart policies', () => {
     assert.equal(r.code, 0, r.stderr);
     const stopped = await root.inspect('always');
     assert.equal(stopped.State.Status, 'exited');
-    await sleep(2500); // longer than `sleep 1` plus the back-off
+    await exitHandled(stopped.Id); // conmon's exit command too: it finds the exit recorded and leaves it
     const later = await root.inspect('always');
     assert.equal(later.State.Status, 'exited');
     assert.equal(later.RestartCount, stopped.RestartCount);
@@ -80,8 +83,9 @@ describe('restart policies', () => {
     await root.ok('run', '-d', '--name', 'unless', '--restart', 'unless-stopped', 'busybox', 'sh', '-c', 'sleep 0.3; exit 2');
     await waitFor('a restart', async () => (await root.inspect('unless')).RestartCount >= 1, 10_000, 150);
     await root.ok('stop', '-t', '0', 'unless');
-    const n = (await root.inspect('unless')).RestartCount;
-    await sleep(1500);
+    const stopped = await root.inspect('unless');
+    const n = stopped.RestartCount;
+    await exitHandled(stopped.Id);
     const i = await root.inspect('unless');
     assert.equal(i.State.Status, 'exited');
     assert.equal(i.RestartCount, n);

@@ -4,6 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { DIST, HullRoot } from './helpers/hull.js';
 import { inPty, sq } from './helpers/pty.js';
 
@@ -40,12 +41,23 @@ test('exec -it web: a terminal of the caller\'s size', async () => {
 });
 
 test('a resize of the caller\'s terminal reaches the container (run -it and exec -it)', async () => {
-  // a background job changes the terminal's size while the command sleeps; hull gets SIGWINCH and passes it on
-  const resize = '(sleep 0.5; stty rows 50 cols 120 </dev/tty) & ';
+  // The command says when it waits for SIGWINCH; then the test resizes the caller's terminal (stty -F on the
+  // pty that `tty` named first). hull gets SIGWINCH and passes the size on; the command's trap prints it.
+  const script = 'stty size; trap \'stty size; kill $! 2>/dev/null; exit 0\' WINCH; echo waiting-for-resize; sleep 60 & wait $!; echo no-resize; exit 1';
   for (const args of [['exec', '-it', 'web'], ['run', '-it', '--rm', 'busybox']]) {
-    const r = await inPty(resize + hullCmd(...args, 'sh', '-c', 'stty size; sleep 1.5; stty size'), { rows: 40, cols: 100 });
+    let resized = '';
+    const r = await inPty(`tty; ${hullCmd(...args, 'sh', '-c', script)}`, {
+      rows: 40, cols: 100, onOutput: (out) => {
+        const pts = /\/dev\/pts\/\d+/.exec(out)?.[0];
+        if (resized || !pts || !/^waiting-for-resize\r*$/m.test(out)) return;
+        resized = pts;
+        const s = spawnSync('stty', ['-F', pts, 'rows', '50', 'cols', '120'], { encoding: 'utf8' });
+        assert.equal(s.status, 0, s.stderr);
+      },
+    });
+    assert.ok(resized, `${args.join(' ')}: the command never waited for the resize: ${JSON.stringify(r.output)}`);
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /^40 100\r*\n(.|\n)*^50 120\r*$/m, `${args.join(' ')}: ${JSON.stringify(r.output)}`);
+    assert.match(r.output, /^40 100\r*\n[\s\S]*^50 120\r*$/m, `${args.join(' ')}: ${JSON.stringify(r.output)}`);
   }
 });
 

@@ -12,6 +12,7 @@ import { conmonArgs, spawnConmon, type ConmonOptions } from '../src/host/conmon.
 import { probeHost, probeRuntime } from '../src/host/probe.js';
 import { processAlive } from '../src/host/proc.js';
 import { OciRuntime } from '../src/host/runtime.js';
+import { waitFor } from './helpers/hull.js';
 
 const base = mkdtempSync('/tmp/hull-test-conmon-');
 const rt = OciRuntime.open(probeRuntime('runc').usable ? 'runc' : 'crun', join(base, 'root'));
@@ -79,7 +80,7 @@ test('create through conmon: pid on the sync pipe, exit file and exit command af
   assert.ok(processAlive(conmonPid));
   console.log(`# conmon + ${rt.name} create: ${(t1 - t0).toFixed(1)} ms`);
   await rt.start(id);
-  for (let i = 0; i < 500 && !existsSync(join(dir, 'exit-command-ran')); i++) await new Promise((r) => setTimeout(r, 10));
+  await waitFor('conmon\'s exit command to run', () => existsSync(join(dir, 'exit-command-ran')), 10_000, 10);
   assert.equal(readFileSync(join(dir, 'exits', id), 'utf8'), '7');
   assert.equal(readFileSync(join(dir, 'exits', 'exit'), 'utf8'), '7');
   assert.match(readFileSync(join(dir, 'ctr.log'), 'utf8'), /^\S+ stdout F hello\n$/);

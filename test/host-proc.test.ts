@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { HostCommandError, HostSupportError } from '../src/common/errors.js';
 import { processAlive, processArgv, runProgram, runProgramSync } from '../src/host/proc.js';
+import { waitFor } from './helpers/hull.js';
 
 test('runProgram captures stdout and stderr', async () => {
   const r = await runProgram('/bin/sh', ['-c', 'echo out; echo err >&2']);
@@ -53,7 +54,7 @@ test('processAlive tells live processes from gone and zombie ones', async () => 
   assert.equal(processAlive(child.pid!), true);
   child.kill('SIGKILL');
   // until node reaps it, the child may be a zombie: it still counts as gone
-  for (let i = 0; i < 100 && processAlive(child.pid!); i++) await new Promise((r) => setTimeout(r, 5));
+  await waitFor('the killed child to be gone', () => !processAlive(child.pid!), 10_000, 5);
   assert.equal(processAlive(child.pid!), false);
 });
 

@@ -14,12 +14,13 @@
  * The socket is reached as /proc/self/fd/<dir fd>/attach so that the address stays short
  * whatever the bundle path (sun_path holds 108 bytes).
  */
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { SeqpacketSocket } from 'node-unix-socket';
 import { StateError } from '../common/errors.js';
 import type { StdioStreams } from '../common/instance.js';
 import { instancePaths } from '../common/paths.js';
+import { runProgram } from '../host/proc.js';
 
 const require = createRequire(import.meta.url);
 let addon: typeof import('node-unix-socket') | null = null;
@@ -145,6 +146,24 @@ export function resizeTerminal(dir: string, rows: number, cols: number): boolean
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Set the size of a created container's terminal directly, before its process runs: `pid` is the container's
+ * first process, still inside the runtime (runc init, crun) and holding the terminal as its stdin. Unlike a
+ * resize through conmon, the size is in place when this resolves. Nothing happens when fd 0 is not a pts.
+ */
+export async function setConsoleSize(pid: number, rows: number, cols: number): Promise<void> {
+  if (pid <= 0) return;
+  const stdin = `/proc/${pid}/fd/0`;
+  let target: string;
+  try {
+    target = readlinkSync(stdin);
+  } catch {
+    return; // gone: start reports that
+  }
+  if (!/^\/dev\/pts\/\d+$/.test(target)) return;
+  await runProgram('stty', ['-F', stdin, 'rows', String(Math.max(1, Math.floor(rows))), 'cols', String(Math.max(1, Math.floor(cols)))]);
 }
 
 /** Pause between two resize messages, ms. */

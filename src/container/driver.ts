@@ -57,7 +57,7 @@ import { killAndWait, processAlive, processArgv, processesNamingInstances, runPr
 import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { probeHost, versionAtLeast } from '../host/probe.js';
 import { OciRuntime, runtimeErrorMessage, runtimeStateDir, type RuntimeResourceUpdate } from '../host/runtime.js';
-import { attachStreams, connectAttach, pumpAttached, resizeTerminal } from './attach.js';
+import { attachStreams, connectAttach, pumpAttached, resizeTerminal, setConsoleSize } from './attach.js';
 import type { OciSpec } from './oci-spec.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
 import { configureContainer, containerOptions } from './options.js';
@@ -172,6 +172,8 @@ export class ContainerDriver implements InstanceDriver {
     findRemains: (scope) => findContainerRemains(scope),
     tearDown: (scope, id, found) => this.tearDownOrphan(scope, id, found),
   };
+  /** terminal sizes of the clients attached to a container, for its start (see start) */
+  private readonly attachedSizes = new Map<string, () => { rows: number; cols: number }>();
 
   /** The container section: security settings, user namespace, rlimits, and the OCI runtime (crun when it works here). */
   configure(req: IsolationRequest, env: ConfigureEnv): KindConfig {
@@ -302,6 +304,10 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   async start(ctx: InstanceContext): Promise<void> {
+    // A client attached to this (created) container's terminal: its size goes on the terminal before the process
+    // runs. Through conmon the resize would be asynchronous (its ctl fifo), and the process could read 0x0 first.
+    const size = this.attachedSizes.get(ctx.id)?.();
+    if (ctx.config.tty && size) await setConsoleSize(readInt(instancePaths(ctx.dir).pidfile) ?? 0, size.rows, size.cols);
     try {
       await this.runtime(ctx).start(ctx.id);
     } catch (e) {
@@ -514,8 +520,15 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   async attach(ctx: InstanceContext, stdio: StdioStreams): Promise<void> {
+    // set before the first await: `run -it` and `start -a` attach, then start (which applies the size)
+    const size = stdio.size;
+    if (ctx.config.tty && size) this.attachedSizes.set(ctx.id, size);
     const streams: StdioStreams = ctx.config.stdin ? stdio : { ...stdio, stdin: null };
-    await attachStreams(ctx.dir, streams, { tty: ctx.config.tty });
+    try {
+      await attachStreams(ctx.dir, streams, { tty: ctx.config.tty });
+    } finally {
+      if (this.attachedSizes.get(ctx.id) === size) this.attachedSizes.delete(ctx.id);
+    }
   }
 
   logPath(ctx: InstanceContext): string {

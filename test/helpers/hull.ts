@@ -8,7 +8,7 @@
  *   after(() => root.dispose());                                    // best effort, removes the dir
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { checkLeaks, formatLeaks, readMountPoints } from './leaks.js';
 
@@ -200,4 +200,30 @@ export class HullRoot {
 /** The instance ids (64 hex) in a text, e.g. `run -d` output. */
 export function idsIn(text: string): string[] {
   return text.match(/\b[0-9a-f]{64}\b/g) ?? [];
+}
+
+/** Command lines (NUL-separated argv joined by spaces) of the live processes, by pid. */
+function processCommandLines(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8'); // empty for zombies
+      if (cmd) out.set(Number(p), cmd.replace(/\0/g, ' '));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/**
+ * Wait until an instance's exit has been dealt with completely: its supervisor (conmon or the VM monitor) is
+ * gone, and so is the exit command it ran (`hull system instance-exited ID`, which records the exit and applies
+ * the restart policy). After that, nothing more happens to the instance by itself, so a test can check what
+ * must not happen (another restart, a second die event) without waiting for an arbitrary time.
+ */
+export async function exitHandled(id: string, timeoutMs = 30_000): Promise<void> {
+  const busy = (): string[] => [...processCommandLines()].filter(([pid, cmd]) => pid !== process.pid && cmd.includes(id)
+    && /conmon|instance-exited|vm-monitor|monitor-main/.test(cmd)).map(([pid, cmd]) => `${pid}: ${cmd.slice(0, 120)}`);
+  await waitFor(`the supervisor and exit command of ${id.slice(0, 12)} to finish`, () => busy().length === 0 || null, timeoutMs, 50)
+    .catch((e: Error) => { throw new Error(`${e.message}; still running: ${busy().join('; ')}`); });
 }

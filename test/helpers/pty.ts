@@ -15,7 +15,8 @@ export function sq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function inPty(command: string, opts: { rows?: number; cols?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PtyResult> {
+/** `onOutput` sees everything written to the terminal so far, after each write (to act on what the command printed). */
+export function inPty(command: string, opts: { rows?: number; cols?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; onOutput?: (output: string) => void } = {}): Promise<PtyResult> {
   const rows = opts.rows ?? 40;
   const cols = opts.cols ?? 100;
   const full = `stty rows ${rows} cols ${cols}; ${command}`;
@@ -23,8 +24,8 @@ export function inPty(command: string, opts: { rows?: number; cols?: number; tim
     // stdin stays an open pipe: at EOF script would type a character into the terminal
     const child = spawn('script', ['-qec', full, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     let output = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { output += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s; opts.onOutput?.(output); });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { output += s; opts.onOutput?.(output); });
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
