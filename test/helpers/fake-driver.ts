@@ -26,6 +26,20 @@ interface FakeInstance {
   waiters: Set<(info: ExitInfo) => void>;
 }
 
+/** Not exited, and not sent SIGKILL (the exit event of a killed child comes a little later). */
+const running = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null && !c.killed;
+
+/** Every fake supervisor started by any FakeDriver in this process, for killAllFakeSupervisors. */
+const spawned = new Set<ChildProcess>();
+
+/** Kill every fake supervisor still running (an after() hook, also when a test failed half-way); returns their pids. */
+export function killAllFakeSupervisors(): number[] {
+  const live = [...spawned].filter(running);
+  for (const c of live) c.kill('SIGKILL');
+  spawned.clear();
+  return live.map((c) => c.pid!);
+}
+
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
 export class FakeDriver implements InstanceDriver {
@@ -74,7 +88,7 @@ export class FakeDriver implements InstanceDriver {
   /** The supervisor dies without writing an exit record (a crashed conmon). Resolves once it is gone. */
   async killSupervisor(id: string): Promise<void> {
     const sup = this.instances.get(id)?.supervisor;
-    if (!sup || sup.exitCode !== null || sup.signalCode !== null) throw new Error(`fake instance ${id} has no live supervisor`);
+    if (!sup || !running(sup)) throw new Error(`fake instance ${id} has no live supervisor`);
     const gone = new Promise<void>((resolve) => sup.once('exit', () => resolve()));
     sup.kill('SIGKILL');
     await gone;
@@ -82,11 +96,11 @@ export class FakeDriver implements InstanceDriver {
 
   /** Supervisors still running (the unit tests check that none is left). */
   liveSupervisors(): number[] {
-    return [...this.instances.values()].map((i) => i.supervisor).filter((s): s is ChildProcess => s !== null && s.exitCode === null && s.signalCode === null).map((s) => s.pid!);
+    return [...this.instances.values()].map((i) => i.supervisor).filter((s): s is ChildProcess => s !== null && running(s)).map((s) => s.pid!);
   }
 
   private stopSupervisor(i: FakeInstance): void {
-    if (i.supervisor && i.supervisor.exitCode === null && i.supervisor.signalCode === null) i.supervisor.kill('SIGKILL');
+    if (i.supervisor && running(i.supervisor)) i.supervisor.kill('SIGKILL');
     i.supervisor = null;
   }
 
@@ -104,6 +118,7 @@ export class FakeDriver implements InstanceDriver {
       sup.once('spawn', resolve);
       sup.once('error', reject);
     });
+    spawned.add(sup); // killAllFakeSupervisors() in an after() hook ends them, also when a test failed half-way
     i.supervisor = sup;
     i.status = 'created';
     i.exit = null;

@@ -19,7 +19,7 @@ import { reconcileAll, restoreAfterBoot } from '../../src/engine/lifecycle/boot.
 import { removeInstance } from '../../src/engine/lifecycle/remove.js';
 import type { InstanceRecord } from '../../src/engine/store.js';
 import type { RestartPolicy } from '../../src/common/instance.js';
-import { FakeDriver } from '../helpers/fake-driver.js';
+import { FakeDriver, killAllFakeSupervisors } from '../helpers/fake-driver.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hull-unit-'));
 let fake: FakeDriver;
@@ -44,8 +44,7 @@ beforeEach(async () => {
 
 after(() => {
   engine?.close();
-  const left = fake?.liveSupervisors() ?? [];
-  for (const pid of left) process.kill(pid, 'SIGKILL');
+  const left = killAllFakeSupervisors();
   rmSync(base, { recursive: true, force: true });
   assert.deepEqual(left, [], 'no fake supervisor left running');
 });
@@ -115,6 +114,37 @@ describe('create and start roll back what they made', () => {
     assert.equal(again.state, 'running');
     await removeInstance(engine, again, { force: true });
     assert.deepEqual(instanceDirs(), []);
+  });
+});
+
+describe('start and stop after crashes', () => {
+  test('start re-creates a created instance whose supervisor died (a crashed create)', async () => {
+    const rec = await createInstance(engine, request('crashed'));
+    await fake.killSupervisor(rec.id);
+    const r = await startInstance(engine, rec);
+    assert.equal(r.state, 'running');
+    assert.equal(fake.calls.filter((c) => c === `create ${rec.id}`).length, 2);
+    assert.notEqual(r.supervisorPid, rec.supervisorPid);
+    await removeInstance(engine, r, { force: true });
+  });
+
+  test('a record marked running whose process never started (hull died in between) is started by start', async () => {
+    const rec = await createInstance(engine, request('limbo'));
+    engine.store.transition(rec.id, ['created'], 'running', { startedAt: Date.now() }, 'start');
+    assert.equal((await fake.status(engine.context(get(rec.id)))).status, 'created');
+    await startInstance(engine, get(rec.id));
+    assert.equal((await fake.status(engine.context(get(rec.id)))).status, 'running');
+    assert.deepEqual(fake.calls.filter((c) => c.startsWith('start ')), [`start ${rec.id}`]);
+    await removeInstance(engine, get(rec.id), { force: true });
+  });
+
+  test('stop of a created instance takes its supervisor down and leaves it exited 0', async () => {
+    const rec = await createInstance(engine, request('never'));
+    const r = await stopInstance(engine, rec, 5);
+    assert.equal(r?.state, 'exited');
+    assert.equal(r?.exitCode, 0);
+    assert.deepEqual(fake.liveSupervisors(), []);
+    await removeInstance(engine, get(rec.id), { force: true });
   });
 });
 
