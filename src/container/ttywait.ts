@@ -28,5 +28,7 @@ export function ttyWaitBinary(): string {
     if (existsSync(p)) return p;
     d = dirname(d);
   }
-  throw new HostSupportError('hull\'s terminal helper (guest/hull-ttywait) is not built; run scripts/setup.sh (it builds it with musl-gcc), or use --runtime runc');
+  throw new HostSupportError(
+    "hull's terminal helper (guest/hull-ttywait) is not built; run scripts/setup.sh (it builds it with musl-gcc), or use --runtime runc",
+  );
 }

@@ -13,8 +13,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
-  CreateResult, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceKind, InstanceStats, ProcessInfo,
-  Resources, RuntimeStatus, StdioStreams,
+  CreateResult,
+  ExecOptions,
+  ExitInfo,
+  InstanceContext,
+  InstanceDriver,
+  InstanceKind,
+  InstanceStats,
+  ProcessInfo,
+  Resources,
+  RuntimeStatus,
+  StdioStreams,
 } from '../../src/common/instance.js';
 
 export type FakeStep = 'create' | 'start' | 'kill' | 'delete' | 'cleanupAfterExit';
@@ -96,7 +105,10 @@ export class FakeDriver implements InstanceDriver {
 
   /** Supervisors still running (the unit tests check that none is left). */
   liveSupervisors(): number[] {
-    return [...this.instances.values()].map((i) => i.supervisor).filter((s): s is ChildProcess => s !== null && running(s)).map((s) => s.pid!);
+    return [...this.instances.values()]
+      .map((i) => i.supervisor)
+      .filter((s): s is ChildProcess => s !== null && running(s))
+      .map((s) => s.pid!);
   }
 
   private stopSupervisor(i: FakeInstance): void {

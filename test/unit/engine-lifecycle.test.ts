@@ -86,7 +86,10 @@ describe('create and start roll back what they made', () => {
     await assert.rejects(createInstance(engine, request('half')), /disk on fire/);
     assert.deepEqual(engine.store.list(), []);
     assert.deepEqual(instanceDirs(), []);
-    assert.ok(fake.calls.some((c) => c.startsWith('delete ')), 'the driver was asked to delete what it made');
+    assert.ok(
+      fake.calls.some((c) => c.startsWith('delete ')),
+      'the driver was asked to delete what it made',
+    );
     // the name is free again
     const rec = await createInstance(engine, request('half'));
     assert.equal(rec.state, 'created');
@@ -134,7 +137,10 @@ describe('start and stop after crashes', () => {
     assert.equal((await fake.status(engine.context(get(rec.id)))).status, 'created');
     await startInstance(engine, get(rec.id));
     assert.equal((await fake.status(engine.context(get(rec.id)))).status, 'running');
-    assert.deepEqual(fake.calls.filter((c) => c.startsWith('start ')), [`start ${rec.id}`]);
+    assert.deepEqual(
+      fake.calls.filter((c) => c.startsWith('start ')),
+      [`start ${rec.id}`],
+    );
     await removeInstance(engine, get(rec.id), { force: true });
   });
 
@@ -202,8 +208,12 @@ describe('restart policies', () => {
   });
 
   test('the back-off doubles per quick restart, is capped at a minute, and resets after 10 s of running', () => {
-    const r = (restartCount: number, ran: number) => ({ restartCount, startedAt: 1000, finishedAt: 1000 + ran }) as InstanceRecord;
-    assert.deepEqual([0, 1, 2, 3].map((n) => restartDelay(r(n, 10))), [100, 200, 400, 800]);
+    const r = (restartCount: number, ran: number) =>
+      ({ restartCount, startedAt: 1000, finishedAt: 1000 + ran }) as InstanceRecord;
+    assert.deepEqual(
+      [0, 1, 2, 3].map((n) => restartDelay(r(n, 10))),
+      [100, 200, 400, 800],
+    );
     assert.equal(restartDelay(r(20, 10)), 60_000);
     assert.equal(restartDelay(r(20, 10_000)), 100);
   });
@@ -231,7 +241,13 @@ describe('restart policies', () => {
       const restarted = await restoreAfterBoot(engine);
       assert.deepEqual(restarted.sort(), ['fresh', 'keeper', 'unless']);
       const state = Object.fromEntries(engine.store.list().map((r) => [r.name, r.state]));
-      assert.deepEqual(state, { keeper: 'running', unless: 'running', parked: 'exited', plain: 'exited', fresh: 'running' });
+      assert.deepEqual(state, {
+        keeper: 'running',
+        unless: 'running',
+        parked: 'exited',
+        plain: 'exited',
+        fresh: 'running',
+      });
       assert.match(get(plain.id).exitReason ?? '', /host restarted/);
       assert.equal(get(plain.id).exitCode, 255);
       // once per boot
