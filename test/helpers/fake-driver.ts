@@ -1,25 +1,28 @@
 /**
  * A fake instance driver for the unit tier: it implements InstanceDriver (src/common/instance.ts) with no
  * runtime, no root and no mounts, so the engine's lifecycle logic (rollback, restart policies, reconciliation)
- * can be tested in milliseconds. Each instance's "supervisor" is a real `sleep` process whose command line
- * says conmon (argv0 fake-conmon), so the engine's liveness check sees it like conmon; killSupervisor() kills
- * it without an exit record, as a crashed conmon would. The instance's "process" is state in memory: exit()
- * ends it with a status as the supervisor's exit record would.
+ * can be tested in milliseconds. Everything is state in memory: each instance's "supervisor" has a pid that no
+ * process can have (above the kernel's pid limit) and is alive until the instance exits or killSupervisor()
+ * ends it without an exit record, as a crashed conmon would; exit() ends the instance's "process" with a
+ * status, as the supervisor's exit record would. configure() adds no kind section (the fake needs none).
  *
  * Faults are injected with failNext(step, error, { afterDir }).
  * Kept in one file so that it follows the InstanceDriver interface in one place.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
+  ConfigureEnv,
   CreateResult,
+  DriverCapabilities,
   ExecOptions,
   ExitInfo,
   InstanceContext,
   InstanceDriver,
   InstanceKind,
   InstanceStats,
+  IsolationRequest,
+  KindConfig,
   ProcessInfo,
   Resources,
   RuntimeStatus,
@@ -31,29 +34,19 @@ export type FakeStep = 'create' | 'start' | 'kill' | 'delete' | 'cleanupAfterExi
 interface FakeInstance {
   status: RuntimeStatus;
   exit: ExitInfo | null;
-  supervisor: ChildProcess | null;
+  /** the supervisor's pid while it runs, else null */
+  supervisor: number | null;
   waiters: Set<(info: ExitInfo) => void>;
 }
 
-/** Not exited, and not sent SIGKILL (the exit event of a killed child comes a little later). */
-const running = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null && !c.killed;
-
-/** Every fake supervisor started by any FakeDriver in this process, for killAllFakeSupervisors. */
-const spawned = new Set<ChildProcess>();
-
-/** Kill every fake supervisor still running (an after() hook, also when a test failed half-way); returns their pids. */
-export function killAllFakeSupervisors(): number[] {
-  const live = [...spawned].filter(running);
-  for (const c of live) c.kill('SIGKILL');
-  spawned.clear();
-  return live.map((c) => c.pid!);
-}
+/** Fake supervisor pids: above 2^22, the kernel's largest pid_max, so never a real process. */
+let nextPid = 2 ** 22 + 1;
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
 export class FakeDriver implements InstanceDriver {
   readonly supervisorName = 'fake-conmon';
-  readonly liveNetworkChanges = true;
+  readonly capabilities: DriverCapabilities = { liveNetworkChanges: true, console: false, diskImages: false };
   /** every call, as "method id", in order */
   readonly calls: string[] = [];
   /** signals the fake process ignores (as `trap '' TERM` would) */
@@ -94,26 +87,30 @@ export class FakeDriver implements InstanceDriver {
     i.waiters.clear();
   }
 
-  /** The supervisor dies without writing an exit record (a crashed conmon). Resolves once it is gone. */
+  /** The supervisor dies without writing an exit record (a crashed conmon). */
   async killSupervisor(id: string): Promise<void> {
-    const sup = this.instances.get(id)?.supervisor;
-    if (!sup || !running(sup)) throw new Error(`fake instance ${id} has no live supervisor`);
-    const gone = new Promise<void>((resolve) => sup.once('exit', () => resolve()));
-    sup.kill('SIGKILL');
-    await gone;
+    const i = this.instances.get(id);
+    if (!i || i.supervisor === null) throw new Error(`fake instance ${id} has no live supervisor`);
+    i.supervisor = null;
   }
 
   /** Supervisors still running (the unit tests check that none is left). */
   liveSupervisors(): number[] {
-    return [...this.instances.values()]
-      .map((i) => i.supervisor)
-      .filter((s): s is ChildProcess => s !== null && running(s))
-      .map((s) => s.pid!);
+    return [...this.instances.values()].map((i) => i.supervisor).filter((p): p is number => p !== null);
   }
 
   private stopSupervisor(i: FakeInstance): void {
-    if (i.supervisor && running(i.supervisor)) i.supervisor.kill('SIGKILL');
     i.supervisor = null;
+  }
+
+  configure(_req: IsolationRequest, _env: ConfigureEnv): KindConfig {
+    this.calls.push('configure');
+    return {};
+  }
+
+  supervisorAlive(ctx: InstanceContext, pid: number): boolean {
+    const sup = this.instances.get(ctx.id)?.supervisor;
+    return sup !== null && sup !== undefined && sup === pid;
   }
 
   async create(ctx: InstanceContext): Promise<CreateResult> {
@@ -125,16 +122,10 @@ export class FakeDriver implements InstanceDriver {
     if (f) throw f.error;
     const i = this.inst(ctx);
     this.stopSupervisor(i);
-    const sup = spawn('sleep', ['1000'], { argv0: 'fake-conmon', stdio: 'ignore' });
-    await new Promise<void>((resolve, reject) => {
-      sup.once('spawn', resolve);
-      sup.once('error', reject);
-    });
-    spawned.add(sup); // killAllFakeSupervisors() in an after() hook ends them, also when a test failed half-way
-    i.supervisor = sup;
+    i.supervisor = nextPid++;
     i.status = 'created';
     i.exit = null;
-    return { supervisorPid: sup.pid!, pid: sup.pid! };
+    return { supervisorPid: i.supervisor, pid: i.supervisor };
   }
 
   async start(ctx: InstanceContext): Promise<void> {
@@ -159,7 +150,7 @@ export class FakeDriver implements InstanceDriver {
 
   async status(ctx: InstanceContext): Promise<{ status: RuntimeStatus; pid: number }> {
     const i = this.instances.get(ctx.id);
-    return { status: i?.status ?? 'unknown', pid: i?.supervisor?.pid ?? 0 };
+    return { status: i?.status ?? 'unknown', pid: i?.supervisor ?? 0 };
   }
 
   exitInfo(ctx: InstanceContext): ExitInfo | null {
@@ -170,11 +161,16 @@ export class FakeDriver implements InstanceDriver {
     const i = this.inst(ctx);
     if (i.exit) return Promise.resolve(i.exit);
     return new Promise((resolve, reject) => {
+      // keeps the event loop alive while waiting, as the real drivers' polling does (AbortSignal.timeout's
+      // timer does not)
+      const keepAlive = setInterval(() => undefined, 60_000);
       const done = (info: ExitInfo): void => {
+        clearInterval(keepAlive);
         signal?.removeEventListener('abort', abort);
         resolve(info);
       };
       const abort = (): void => {
+        clearInterval(keepAlive);
         i.waiters.delete(done);
         reject(signal?.reason ?? new Error('aborted'));
       };

@@ -39,7 +39,9 @@ export function blkioWeightExpectation(runtime: string): BlkioExpectation {
 
 /** How a test names the expected outcome. */
 export function describeBlkio(e: BlkioExpectation): string {
-  return e.outcome === 'applied' ? `written to ${e.file ?? 'the io weight file'}` : 'refused in one line that names the flag';
+  return e.outcome === 'applied'
+    ? `written to ${e.file ?? 'the io weight file'}`
+    : 'refused in one line that names the flag';
 }
 
 function readText(path: string): string | null {

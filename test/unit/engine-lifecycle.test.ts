@@ -3,7 +3,7 @@
  * root, no runtime, no mounts. Rollback of a failed create or start, restart policies, the simulated host
  * restart (HULL_BOOT_ID) and reconciliation with a supervisor that died.
  */
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { reconcileAll, restoreAfterBoot } from '../../src/engine/lifecycle/boot.
 import { removeInstance } from '../../src/engine/lifecycle/remove.js';
 import type { InstanceRecord } from '../../src/engine/store.js';
 import type { RestartPolicy } from '../../src/common/instance.js';
-import { FakeDriver, killAllFakeSupervisors } from '../helpers/fake-driver.js';
+import { FakeDriver } from '../helpers/fake-driver.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hull-unit-'));
 let fake: FakeDriver;
@@ -42,11 +42,14 @@ beforeEach(async () => {
   await engine.images.importTar(join(base, 'rootfs.tar'), 'app:1');
 });
 
+afterEach(() => {
+  // every test removes what it made: no supervisor may be left
+  assert.deepEqual(fake.liveSupervisors(), [], 'no fake supervisor left running');
+});
+
 after(() => {
   engine?.close();
-  const left = killAllFakeSupervisors();
   rmSync(base, { recursive: true, force: true });
-  assert.deepEqual(left, [], 'no fake supervisor left running');
 });
 
 function request(name: string, restart: RestartPolicy = { name: 'no', maxRetries: 0 }): CreateRequest {
