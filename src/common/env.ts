@@ -16,6 +16,7 @@
  *   HULL_QEMU                    the qemu-system-x86_64 binary
  *   HULL_VIRTIOFSD               the virtiofsd binary
  *   HULL_VM_AGENT                the guest agent binary packed into VMs' initramfs (default guest/hull-agent)
+ *   HULL_TTYWAIT                 the helper `exec -t` runs first with crun (default guest/hull-ttywait; container/ttywait.ts)
  *   HULL_VM_BOOT_TIMEOUT         seconds a VM's agent may take to answer after QEMU starts
  *   HULL_VM_CACHE                where guest kernels and VM root disks are cached (default <root>/vm)
  *   HULL_SPACE_RESERVE           bytes of the root's space reserve for a full disk (default 4 MiB; 0: none; host/reserve.ts)
@@ -31,7 +32,7 @@
 type Name =
   | 'HULL_ROOT' | 'HULL_RUNTIME' | 'HULL_INSECURE_REGISTRIES' | 'HULL_REGISTRY_STALL_TIMEOUT' | 'HULL_REGISTRY_ATTEMPTS'
   | 'HULL_PUSH_CHUNK_SIZE' | 'HULL_CNI_PATH' | 'HULL_AARDVARK' | 'HULL_NETWORK_LOCK' | 'HULL_QEMU' | 'HULL_VIRTIOFSD'
-  | 'HULL_VM_AGENT' | 'HULL_VM_BOOT_TIMEOUT' | 'HULL_VM_CACHE' | 'HULL_SPACE_RESERVE' | 'HULL_DEBUG' | 'HULL_TRACE'
+  | 'HULL_VM_AGENT' | 'HULL_TTYWAIT' | 'HULL_VM_BOOT_TIMEOUT' | 'HULL_VM_CACHE' | 'HULL_SPACE_RESERVE' | 'HULL_DEBUG' | 'HULL_TRACE'
   | 'HULL_BOOT_ID';
 
 /** The variable's value; empty counts as unset. */

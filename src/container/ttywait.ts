@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hullEnv } from '../common/env.js';
 import { HostSupportError } from '../common/errors.js';
 
 /** The path the process runs the helper by: fd 3 as the runtime's --preserve-fds 1 hands it in. */
@@ -21,7 +22,8 @@ export function execSizeIsLate(runtime: string): boolean {
 
 /** The helper binary (built by scripts/setup.sh); $HULL_TTYWAIT overrides. */
 export function ttyWaitBinary(): string {
-  if (process.env.HULL_TTYWAIT) return process.env.HULL_TTYWAIT;
+  const forced = hullEnv('HULL_TTYWAIT');
+  if (forced) return forced;
   let d = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     const p = join(d, 'guest', 'hull-ttywait');
