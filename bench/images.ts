@@ -26,14 +26,23 @@ function run(cmd: string, args: string[]): number {
   return ms;
 }
 const hull = (r: string, ...a: string[]) => run(process.execPath, [hullEntry, '--root', r, ...a]);
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 const registry = await startDockerRegistry();
 try {
   // A four-layer image of about 120 MiB (random data: compression would not help either side).
   const ctx = join(work, 'big');
   spawnSync('mkdir', ['-p', ctx]);
-  writeFileSync(join(ctx, 'Containerfile'), ['FROM busybox', ...[1, 2, 3].map((i) => `RUN dd if=/dev/urandom of=/layer${i} bs=1M count=40 2>/dev/null`)].join('\n') + '\n');
+  writeFileSync(
+    join(ctx, 'Containerfile'),
+    ['FROM busybox', ...[1, 2, 3].map((i) => `RUN dd if=/dev/urandom of=/layer${i} bs=1M count=40 2>/dev/null`)].join(
+      '\n',
+    ) + '\n',
+  );
   hull(root, 'build', '-q', '-t', 'big:1', ctx);
   const ref = `${registry.host}/bench/big:1`;
   hull(root, 'push', '-q', 'big:1', ref);
@@ -49,28 +58,42 @@ try {
     copies.push(run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${d}:big`]));
     rmSync(d, { recursive: true, force: true });
   }
-  const mibs = (ms: number) => (size / 1024 / 1024) / (ms / 1000);
+  const mibs = (ms: number) => size / 1024 / 1024 / (ms / 1000);
 
   // A 10-step Containerfile, built once, then rebuilt from the cache.
   const app = join(work, 'app');
   spawnSync('mkdir', ['-p', app]);
   writeFileSync(join(app, 'hello.txt'), 'hello\n');
-  writeFileSync(join(app, 'Containerfile'), [
-    'FROM busybox', 'ARG VERSION=1', 'ENV APP_HOME=/app', 'WORKDIR /app', 'COPY hello.txt .',
-    'RUN echo built > /app/built.txt', 'LABEL org.example.version=$VERSION', 'EXPOSE 8080', 'USER nobody',
-    'CMD ["cat", "/app/hello.txt"]',
-  ].join('\n') + '\n');
+  writeFileSync(
+    join(app, 'Containerfile'),
+    [
+      'FROM busybox',
+      'ARG VERSION=1',
+      'ENV APP_HOME=/app',
+      'WORKDIR /app',
+      'COPY hello.txt .',
+      'RUN echo built > /app/built.txt',
+      'LABEL org.example.version=$VERSION',
+      'EXPOSE 8080',
+      'USER nobody',
+      'CMD ["cat", "/app/hello.txt"]',
+    ].join('\n') + '\n',
+  );
   const first = hull(root, 'build', '-q', '-t', 'app:1', app);
   const rebuilds: number[] = [];
   for (let i = 0; i < iterations; i++) rebuilds.push(hull(root, 'build', '-q', '-t', 'app:1', app));
 
   const p = median(pulls);
   const c = median(copies);
-  console.log(`pull of a 4-layer image (${(size / 1024 / 1024).toFixed(0)} MiB of layers) from a local registry, ${iterations} alternating runs (medians)`);
+  console.log(
+    `pull of a 4-layer image (${(size / 1024 / 1024).toFixed(0)} MiB of layers) from a local registry, ${iterations} alternating runs (medians)`,
+  );
   console.log(`  hull pull                      ${p.toFixed(0)} ms   ${mibs(p).toFixed(0)} MiB/s`);
   console.log(`  skopeo copy docker:// oci:     ${c.toFixed(0)} ms   ${mibs(c).toFixed(0)} MiB/s`);
   console.log(`  hull / skopeo throughput       ${(mibs(p) / mibs(c)).toFixed(2)}x`);
-  console.log(`10-step Containerfile: first build ${first.toFixed(0)} ms, cached rebuild ${median(rebuilds).toFixed(0)} ms (median of ${iterations})`);
+  console.log(
+    `10-step Containerfile: first build ${first.toFixed(0)} ms, cached rebuild ${median(rebuilds).toFixed(0)} ms (median of ${iterations})`,
+  );
 } finally {
   await registry.stop();
   spawnSync(process.execPath, [hullEntry, '--root', root, 'system', 'info'], { stdio: 'ignore' });

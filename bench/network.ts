@@ -25,7 +25,16 @@ if (spawnSync('iperf3', ['-v']).status !== 0) throw new Error('iperf3 is missing
 const root = mkdtempSync(join(tmpdir(), 'hull-bench-net-'));
 const SUBNET = '10.98.7.0/24';
 // the host's iperf3 inside busybox: its libraries live under /usr (Debian's merged /usr)
-const HOST_BINS = ['-v', '/usr:/usr:ro', '-v', '/lib:/lib:ro', '-v', '/lib64:/lib64:ro', '-v', '/etc/ld.so.cache:/etc/ld.so.cache:ro'];
+const HOST_BINS = [
+  '-v',
+  '/usr:/usr:ro',
+  '-v',
+  '/lib:/lib:ro',
+  '-v',
+  '/lib64:/lib64:ro',
+  '-v',
+  '/etc/ld.so.cache:/etc/ld.so.cache:ro',
+];
 
 function hull(...args: string[]): string {
   const r = spawnSync(process.execPath, [hullEntry, '--root', root, ...args], { encoding: 'utf8' });
@@ -51,7 +60,9 @@ async function loopback(port: number): Promise<number> {
   const srv = spawn('iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 300));
   try {
-    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], { encoding: 'utf8' });
+    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], {
+      encoding: 'utf8',
+    });
     return gbits(c.stdout);
   } finally {
     srv.kill();
@@ -64,8 +75,13 @@ async function loopback(port: number): Promise<number> {
  */
 function importIperfImage(): void {
   const tree = join(root, 'iperf-tree');
-  const files = ['/usr/bin/iperf3', ...spawnSync('ldd', ['/usr/bin/iperf3'], { encoding: 'utf8' }).stdout
-    .split('\n').map((l) => /(\/\S+) \(0x/.exec(l)?.[1]).filter((p): p is string => !!p)];
+  const files = [
+    '/usr/bin/iperf3',
+    ...spawnSync('ldd', ['/usr/bin/iperf3'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => /(\/\S+) \(0x/.exec(l)?.[1])
+      .filter((p): p is string => !!p),
+  ];
   for (const f of files) {
     mkdirSync(join(tree, dirname(f)), { recursive: true });
     copyFileSync(realpathSync(f), join(tree, f));
@@ -92,26 +108,99 @@ try {
   hull('network', 'create', 'benchnet', '--subnet', SUBNET);
   importIperfImage();
   // container ↔ VM: the server in a VM on the same network (virtio-net, tap redirected to the CNI veth)
-  hull('run', '-d', '--name', 'iperf-vm', '--network', 'benchnet', '--isolation', 'vm', '--memory', '512m', 'bench-iperf:1', '/usr/bin/iperf3', '-s', '--forceflush');
-  vmAccel = (JSON.parse(hull('system', 'info', '--format', 'json')) as { virtualization: { accelerator: string } }).virtualization.accelerator;
+  hull(
+    'run',
+    '-d',
+    '--name',
+    'iperf-vm',
+    '--network',
+    'benchnet',
+    '--isolation',
+    'vm',
+    '--memory',
+    '512m',
+    'bench-iperf:1',
+    '/usr/bin/iperf3',
+    '-s',
+    '--forceflush',
+  );
+  vmAccel = (JSON.parse(hull('system', 'info', '--format', 'json')) as { virtualization: { accelerator: string } })
+    .virtualization.accelerator;
   // the server answers one test at a time (-s without -1): the bridge and published-port runs share it
-  hull('run', '-d', '--name', 'iperf-srv', '--network', 'benchnet', '-p', '127.0.0.1::5201', ...HOST_BINS, 'busybox', '/usr/bin/iperf3', '-s');
+  hull(
+    'run',
+    '-d',
+    '--name',
+    'iperf-srv',
+    '--network',
+    'benchnet',
+    '-p',
+    '127.0.0.1::5201',
+    ...HOST_BINS,
+    'busybox',
+    '/usr/bin/iperf3',
+    '-s',
+  );
   const hostPort = Number(/127\.0\.0\.1:(\d+)/.exec(hull('port', 'iperf-srv'))![1]);
   await new Promise((r) => setTimeout(r, 500));
   await waitListening('iperf-vm');
   for (let i = 0; i < runs; i++) {
-    results.vm.push(gbits(hull('run', '--rm', '--network', 'benchnet', ...HOST_BINS, 'busybox', '/usr/bin/iperf3', '-c', 'iperf-vm', '-t', String(seconds), '-J')));
+    results.vm.push(
+      gbits(
+        hull(
+          'run',
+          '--rm',
+          '--network',
+          'benchnet',
+          ...HOST_BINS,
+          'busybox',
+          '/usr/bin/iperf3',
+          '-c',
+          'iperf-vm',
+          '-t',
+          String(seconds),
+          '-J',
+        ),
+      ),
+    );
     results.loopback.push(await loopback(25201 + i));
-    results.bridge.push(gbits(hull('run', '--rm', '--network', 'benchnet', ...HOST_BINS, 'busybox', '/usr/bin/iperf3', '-c', 'iperf-srv', '-t', String(seconds), '-J')));
-    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(hostPort), '-t', String(seconds), '-J'], { encoding: 'utf8' });
+    results.bridge.push(
+      gbits(
+        hull(
+          'run',
+          '--rm',
+          '--network',
+          'benchnet',
+          ...HOST_BINS,
+          'busybox',
+          '/usr/bin/iperf3',
+          '-c',
+          'iperf-srv',
+          '-t',
+          String(seconds),
+          '-J',
+        ),
+      ),
+    );
+    const c = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', String(hostPort), '-t', String(seconds), '-J'], {
+      encoding: 'utf8',
+    });
     results.published.push(gbits(c.stdout));
   }
   // name lookups: 200 busybox nslookups in a loop, minus the same loop spawning a no-op (fork/exec cost)
-  const out = hull('run', '--rm', '--network', 'benchnet', 'busybox', 'sh', '-c',
+  const out = hull(
+    'run',
+    '--rm',
+    '--network',
+    'benchnet',
+    'busybox',
+    'sh',
+    '-c',
     'a=$(cut -d" " -f1 /proc/uptime); for i in $(seq 200); do nslookup iperf-srv >/dev/null; done; b=$(cut -d" " -f1 /proc/uptime); ' +
-    'for i in $(seq 200); do cat /dev/null; done; c=$(cut -d" " -f1 /proc/uptime); echo "$a $b $c"');
+      'for i in $(seq 200); do cat /dev/null; done; c=$(cut -d" " -f1 /proc/uptime); echo "$a $b $c"',
+  );
   const [a, b, c] = out.trim().split(' ').map(Number) as [number, number, number];
-  lookupMs = (((b - a) - (c - b)) * 1000) / 200;
+  lookupMs = ((b - a - (c - b)) * 1000) / 200;
 } finally {
   spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', 'iperf-srv', 'iperf-vm'], { stdio: 'ignore' });
   spawnSync(process.execPath, [hullEntry, '--root', root, 'network', 'rm', 'benchnet'], { stdio: 'ignore' });
@@ -124,22 +213,31 @@ const br = median(results.bridge);
 const pub = median(results.published);
 const vm = median(results.vm);
 const summary = {
-  seconds, runs,
-  loopbackGbits: lo, bridgeGbits: br, publishedGbits: pub, containerToVmGbits: vm, vmAccelerator: vmAccel,
-  bridgeVsLoopback: br / lo, publishedVsLoopback: pub / lo, containerToVmVsLoopback: vm / lo,
+  seconds,
+  runs,
+  loopbackGbits: lo,
+  bridgeGbits: br,
+  publishedGbits: pub,
+  containerToVmGbits: vm,
+  vmAccelerator: vmAccel,
+  bridgeVsLoopback: br / lo,
+  publishedVsLoopback: pub / lo,
+  containerToVmVsLoopback: vm / lo,
   dnsLookupMs: lookupMs,
 };
 if (asJson) {
   process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
 } else {
   const f = (x: number) => x.toFixed(2);
-  process.stdout.write([
-    `TCP throughput, iperf3, ${seconds} s per run, median of ${runs}:`,
-    `  host loopback (127.0.0.1)                   ${f(lo)} Gbit/s`,
-    `  container -> container over a hull bridge   ${f(br)} Gbit/s   (${f(br / lo)}x loopback)`,
-    `  host -> container via published port        ${f(pub)} Gbit/s   (${f(pub / lo)}x loopback)`,
-    `  container -> VM (${vmAccel}, virtio-net) over the bridge ${f(vm)} Gbit/s   (${(vm / lo).toFixed(3)}x loopback)`,
-    `name lookup through the network's DNS (aardvark-dns), busybox nslookup: ${lookupMs.toFixed(2)} ms`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      `TCP throughput, iperf3, ${seconds} s per run, median of ${runs}:`,
+      `  host loopback (127.0.0.1)                   ${f(lo)} Gbit/s`,
+      `  container -> container over a hull bridge   ${f(br)} Gbit/s   (${f(br / lo)}x loopback)`,
+      `  host -> container via published port        ${f(pub)} Gbit/s   (${f(pub / lo)}x loopback)`,
+      `  container -> VM (${vmAccel}, virtio-net) over the bridge ${f(vm)} Gbit/s   (${(vm / lo).toFixed(3)}x loopback)`,
+      `name lookup through the network's DNS (aardvark-dns), busybox nslookup: ${lookupMs.toFixed(2)} ms`,
+      '',
+    ].join('\n'),
+  );
 }

@@ -40,7 +40,10 @@ const hull = (...a: string[]) => [process.execPath, hullEntry, '--root', root, .
 try {
   // Warm-up: builds the busybox image and unpacks its layer.
   timeIt(process.execPath, [hullEntry, '--root', root, 'run', '--rm', 'busybox', 'true']);
-  const img = JSON.parse(spawnSync(process.execPath, [hullEntry, '--root', root, 'image', 'inspect', 'busybox'], { encoding: 'utf8' }).stdout)[0];
+  const img = JSON.parse(
+    spawnSync(process.execPath, [hullEntry, '--root', root, 'image', 'inspect', 'busybox'], { encoding: 'utf8' })
+      .stdout,
+  )[0];
   const layer = join(root, 'layers', img.layers[0].diffId.replace('sha256:', ''));
 
   // An equivalent bundle for the raw runtime: its own default spec, the same root filesystem, read-only.
@@ -56,11 +59,30 @@ try {
   writeFileSync(cfgPath, JSON.stringify(cfg));
   // crun refuses hybrid cgroup hosts; give it the pure-v1 view hull gives it (a private mount namespace).
   const hybrid = existsSync('/sys/fs/cgroup/unified') && existsSync('/sys/fs/cgroup/memory');
-  const crunRun = (id: string) => hybrid
-    ? ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `umount -l /sys/fs/cgroup/unified && exec crun --root ${work}/crun run --bundle ${bundle} ${id}`]] as const
-    : ['crun', ['--root', `${work}/crun`, 'run', '--bundle', bundle, id]] as const;
+  const crunRun = (id: string) =>
+    hybrid
+      ? ([
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            'sh',
+            '-c',
+            `umount -l /sys/fs/cgroup/unified && exec crun --root ${work}/crun run --bundle ${bundle} ${id}`,
+          ],
+        ] as const)
+      : (['crun', ['--root', `${work}/crun`, 'run', '--bundle', bundle, id]] as const);
 
-  const results: Record<string, number[]> = { runc: [], crun: [], hullDefault: [], hullRunc: [], hullNetwork: [], hullVersion: [], nodeBare: [] };
+  const results: Record<string, number[]> = {
+    runc: [],
+    crun: [],
+    hullDefault: [],
+    hullRunc: [],
+    hullNetwork: [],
+    hullVersion: [],
+    nodeBare: [],
+  };
   for (let i = 0; i < iterations; i++) {
     results.runc!.push(timeIt('runc', ['--root', `${work}/runc`, 'run', '--bundle', bundle, `bench-runc-${i}`]));
     const [c, a] = crunRun(`bench-crun-${i}`);
@@ -77,7 +99,11 @@ try {
     results.nodeBare!.push(timeIt(process.execPath, ['-e', '0']));
   }
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)])) as Record<string, number>;
-  const defaultRuntime = spawnSync(process.execPath, [hullEntry, '--root', root, 'system', 'info', '--format', 'json'], { encoding: 'utf8' });
+  const defaultRuntime = spawnSync(
+    process.execPath,
+    [hullEntry, '--root', root, 'system', 'info', '--format', 'json'],
+    { encoding: 'utf8' },
+  );
   const summary = {
     iterations,
     medians_ms: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Math.round(v * 10) / 10])),
@@ -95,14 +121,29 @@ try {
     console.log(`hull run --rm busybox true vs the raw runtime, ${iterations} alternating iterations (medians)`);
     console.log(`  runc run (raw bundle)                 ${f(m.runc!)}`);
     console.log(`  crun run (raw bundle, pure-v1 view)   ${f(m.crun!)}`);
-    console.log(`  hull run --rm --network none (${summary.default_runtime})   ${f(m.hullDefault!)}   ${summary.ratio_hull_vs_runc}x runc, ${summary.ratio_hull_vs_crun}x crun`);
-    console.log(`  hull run --rm --network none --runtime runc   ${f(m.hullRunc!)}   ${summary.ratio_hull_runc_vs_runc}x runc`);
-    console.log(`  hull run --rm (default network hull)  ${f(m.hullNetwork!)}   +${(m.hullNetwork! - m.hullDefault!).toFixed(1)} ms for the network`);
+    console.log(
+      `  hull run --rm --network none (${summary.default_runtime})   ${f(m.hullDefault!)}   ${summary.ratio_hull_vs_runc}x runc, ${summary.ratio_hull_vs_crun}x crun`,
+    );
+    console.log(
+      `  hull run --rm --network none --runtime runc   ${f(m.hullRunc!)}   ${summary.ratio_hull_runc_vs_runc}x runc`,
+    );
+    console.log(
+      `  hull run --rm (default network hull)  ${f(m.hullNetwork!)}   +${(m.hullNetwork! - m.hullDefault!).toFixed(1)} ms for the network`,
+    );
     console.log(`  hull --version (CLI start-up)         ${f(m.hullVersion!)}`);
     console.log(`  node -e 0 (Node.js start-up alone)    ${f(m.nodeBare!)}`);
   }
 } finally {
-  spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', ...spawnSync(process.execPath, [hullEntry, '--root', root, 'ps', '-aq', '--no-trunc'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)]);
+  spawnSync(process.execPath, [
+    hullEntry,
+    '--root',
+    root,
+    'rm',
+    '-f',
+    ...spawnSync(process.execPath, [hullEntry, '--root', root, 'ps', '-aq', '--no-trunc'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean),
+  ]);
   rmSync(root, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }

@@ -54,8 +54,18 @@ function hull(...a: string[]): { ms: number; stdout: string } {
 async function rawBoot(kernel: string, initrd: string, disk: string): Promise<number> {
   const sockDir = mkdtempSync(join(work, 'run-'));
   const args = qemuArgs({
-    accel, deviceModel: 'virtio', kernel, initrd, disk, diskFormat: 'qcow2', memoryMiB: 512, cpus: 1, name: 'raw',
-    qmpSocket: 'qmp.sock', agentSocket: 'agent.sock', consoleSocket: 'console.sock',
+    accel,
+    deviceModel: 'virtio',
+    kernel,
+    initrd,
+    disk,
+    diskFormat: 'qcow2',
+    memoryMiB: 512,
+    cpus: 1,
+    name: 'raw',
+    qmpSocket: 'qmp.sock',
+    agentSocket: 'agent.sock',
+    consoleSocket: 'console.sock',
   });
   // hull's QMP socket is a client connection to its monitor; for the raw run QEMU listens itself
   const i = args.indexOf('socket,id=qmp,path=qmp.sock');
@@ -68,7 +78,8 @@ async function rawBoot(kernel: string, initrd: string, disk: string): Promise<nu
       const dec = new FrameDecoder();
       s.on('data', (b: Buffer) => {
         for (const f of dec.push(b)) {
-          if (f.type === T.READY) s.write(encodeFrame(T.START, 0, encodeSpec({ args: ['true'], env: ['PATH=/bin:/usr/bin'], cwd: '/' })));
+          if (f.type === T.READY)
+            s.write(encodeFrame(T.START, 0, encodeSpec({ args: ['true'], env: ['PATH=/bin:/usr/bin'], cwd: '/' })));
           if (f.type === T.EXITED) s.write(encodeFrame(T.POWEROFF, 0));
         }
       });
@@ -121,7 +132,10 @@ function instanceDir(name: string): string {
 /** MiB/s of a dd in the guest, timed by the guest's clock (/proc/uptime around it; busybox dd prints no rate). */
 function ddMiBs(name: string, mib: number, dd: string): number {
   const script = `read a _ < /proc/uptime; ${dd} 2>/dev/null; read b _ < /proc/uptime; echo "$a $b"`;
-  const out = spawnSync(process.execPath, [hullEntry, '--root', root, 'exec', name, 'sh', '-c', script], { env, encoding: 'utf8' });
+  const out = spawnSync(process.execPath, [hullEntry, '--root', root, 'exec', name, 'sh', '-c', script], {
+    env,
+    encoding: 'utf8',
+  });
   const m = /([\d.]+) ([\d.]+)\s*$/.exec(out.stdout);
   if (!m) throw new Error(`no timing from the guest: ${out.stdout}${out.stderr}`);
   return mib / Math.max(0.01, Number(m[2]) - Number(m[1]));
@@ -145,7 +159,12 @@ function chart(rows: { label: string; read: number; write: number }[]): string {
   let bars = '';
   rows.forEach((r, i) => {
     const gx = x0 + i * 230;
-    for (const [j, [k, v]] of ([['read', r.read], ['write', r.write]] as const).entries()) {
+    for (const [j, [k, v]] of (
+      [
+        ['read', r.read],
+        ['write', r.write],
+      ] as const
+    ).entries()) {
       const h = scale(v);
       const x = gx + j * (barW + 10);
       bars += `<rect x="${x}" y="${(y0 - h).toFixed(1)}" width="${barW}" height="${h.toFixed(1)}" fill="${k === 'read' ? '#3b7dd8' : '#e08a2c'}"/>`;
@@ -187,15 +206,43 @@ try {
     rmSync(overlay, { force: true });
   }
   results.boot = {
-    hullMedianS: median(hullMs) / 1000, hullNoNetworkMedianS: median(hullNoNetMs) / 1000, rawQemuMedianS: median(rawMs) / 1000,
-    ratio: median(hullMs) / median(rawMs), ratioNoNetwork: median(hullNoNetMs) / median(rawMs), hullMs, hullNoNetMs, rawMs,
+    hullMedianS: median(hullMs) / 1000,
+    hullNoNetworkMedianS: median(hullNoNetMs) / 1000,
+    rawQemuMedianS: median(rawMs) / 1000,
+    ratio: median(hullMs) / median(rawMs),
+    ratioNoNetwork: median(hullNoNetMs) / median(rawMs),
+    hullMs,
+    hullNoNetMs,
+    rawMs,
   };
 
   // 2. disk throughput, virtio vs emulated; 3. idle memory overhead (on the virtio VM before its I/O)
-  const disk: { label: string; read: number; write: number; rdReqPerMiB: number; wrReqPerMiB: number; rdAccessPerMiB: number; wrAccessPerMiB: number }[] = [];
+  const disk: {
+    label: string;
+    read: number;
+    write: number;
+    rdReqPerMiB: number;
+    wrReqPerMiB: number;
+    rdAccessPerMiB: number;
+    wrAccessPerMiB: number;
+  }[] = [];
   for (const model of ['virtio', 'emulated'] as const) {
     const name = `bench-${model}`;
-    hull('run', '-d', '--isolation', 'vm', '--device-model', model, '--memory', '512m', '--name', name, 'busybox', 'sleep', '1d');
+    hull(
+      'run',
+      '-d',
+      '--isolation',
+      'vm',
+      '--device-model',
+      model,
+      '--memory',
+      '512m',
+      '--name',
+      name,
+      'busybox',
+      'sleep',
+      '1d',
+    );
     const dir = instanceDir(name);
     if (model === 'virtio') {
       await new Promise((r) => setTimeout(r, 3000)); // idle
@@ -203,8 +250,11 @@ try {
       const mpid = Number(readFileSync(join(dir, 'monitor.pid'), 'utf8'));
       const m = qemuMemory(qpid, 512 * 2 ** 20);
       results.idleMemory = {
-        qemuRssMiB: m.rss / 2 ** 20, guestTouchedMiB: m.guestTouched / 2 ** 20, qemuOverheadMiB: (m.rss - m.guestTouched) / 2 ** 20,
-        monitorRssMiB: procRss(mpid) / 2 ** 20, totalOverheadMiB: (m.rss - m.guestTouched + procRss(mpid)) / 2 ** 20,
+        qemuRssMiB: m.rss / 2 ** 20,
+        guestTouchedMiB: m.guestTouched / 2 ** 20,
+        qemuOverheadMiB: (m.rss - m.guestTouched) / 2 ** 20,
+        monitorRssMiB: procRss(mpid) / 2 ** 20,
+        totalOverheadMiB: (m.rss - m.guestTouched + procRss(mpid)) / 2 ** 20,
       };
     }
     const dev = model === 'virtio' ? '/dev/vda' : '/dev/sda';
@@ -212,12 +262,34 @@ try {
     // device model): virtio's queue notifications (the guest's kick, an MMIO write) and interrupts, against
     // IDE's register and data port accesses and bus-master DMA register accesses. Counted from QEMU's trace
     // events (log backend → qemu.log), switched on over QMP for the dd runs only.
-    const events = model === 'virtio'
-      ? ['virtio_queue_notify', 'virtio_notify', 'virtio_mmio_read', 'virtio_mmio_write_offset']
-      : ['ide_ioport_read', 'ide_ioport_write', 'ide_status_read', 'ide_ctrl_write', 'ide_data_readw', 'ide_data_writew', 'ide_data_readl', 'ide_data_writel', 'bmdma_read', 'bmdma_write', 'bmdma_cmd_writeb', 'bmdma_addr_read', 'bmdma_addr_write'];
-    const logLines = () => readFileSync(join(dir, 'qemu.log'), 'utf8').split('\n').filter((l) => events.includes(l.replace(/^\d+@[\d.]+:/, '').split(' ')[0]!)).length;
+    const events =
+      model === 'virtio'
+        ? ['virtio_queue_notify', 'virtio_notify', 'virtio_mmio_read', 'virtio_mmio_write_offset']
+        : [
+            'ide_ioport_read',
+            'ide_ioport_write',
+            'ide_status_read',
+            'ide_ctrl_write',
+            'ide_data_readw',
+            'ide_data_writew',
+            'ide_data_readl',
+            'ide_data_writel',
+            'bmdma_read',
+            'bmdma_write',
+            'bmdma_cmd_writeb',
+            'bmdma_addr_read',
+            'bmdma_addr_write',
+          ];
+    const logLines = () =>
+      readFileSync(join(dir, 'qemu.log'), 'utf8')
+        .split('\n')
+        .filter((l) => events.includes(l.replace(/^\d+@[\d.]+:/, '').split(' ')[0]!)).length;
     const before = await blockStats(name);
-    spawnSync(process.execPath, [hullEntry, '--root', root, 'exec', name, 'sh', '-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'], { env });
+    spawnSync(
+      process.execPath,
+      [hullEntry, '--root', root, 'exec', name, 'sh', '-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'],
+      { env },
+    );
     await ctlRequest(dir, { op: 'trace', events, enable: true }, name);
     const t0 = logLines();
     const read = ddMiBs(name, 64, `dd if=${dev} of=/dev/null bs=1M count=64`);
@@ -229,7 +301,9 @@ try {
     spawnSync(process.execPath, [hullEntry, '--root', root, 'exec', name, 'rm', '-f', '/bench.dat'], { env });
     const after = await blockStats(name);
     disk.push({
-      label: model === 'virtio' ? 'virtio-blk (microvm)' : 'IDE (pc, emulated)', read, write,
+      label: model === 'virtio' ? 'virtio-blk (microvm)' : 'IDE (pc, emulated)',
+      read,
+      write,
       rdReqPerMiB: (mid.rdOps - before.rdOps) / Math.max(1, (mid.rdBytes - before.rdBytes) / 2 ** 20),
       wrReqPerMiB: (after.wrOps - mid.wrOps) / Math.max(1, (after.wrBytes - mid.wrBytes) / 2 ** 20),
       rdAccessPerMiB: (t1 - t0) / 64,
@@ -240,7 +314,10 @@ try {
   results.disk = disk;
   if (!argv.includes('--no-chart')) writeFileSync(join(repo, 'docs', 'vm-disk.svg'), chart(disk));
 } finally {
-  spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', 'bench-virtio', 'bench-emulated'], { env, stdio: 'ignore' });
+  spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', 'bench-virtio', 'bench-emulated'], {
+    env,
+    stdio: 'ignore',
+  });
   rmSync(root, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }
@@ -248,13 +325,40 @@ try {
 if (asJson) {
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 } else {
-  const b = results.boot as { hullMedianS: number; hullNoNetworkMedianS: number; rawQemuMedianS: number; ratio: number; ratioNoNetwork: number };
-  const m = results.idleMemory as { qemuRssMiB: number; guestTouchedMiB: number; qemuOverheadMiB: number; monitorRssMiB: number; totalOverheadMiB: number };
-  const d = results.disk as { label: string; read: number; write: number; rdReqPerMiB: number; wrReqPerMiB: number; rdAccessPerMiB: number; wrAccessPerMiB: number }[];
+  const b = results.boot as {
+    hullMedianS: number;
+    hullNoNetworkMedianS: number;
+    rawQemuMedianS: number;
+    ratio: number;
+    ratioNoNetwork: number;
+  };
+  const m = results.idleMemory as {
+    qemuRssMiB: number;
+    guestTouchedMiB: number;
+    qemuOverheadMiB: number;
+    monitorRssMiB: number;
+    totalOverheadMiB: number;
+  };
+  const d = results.disk as {
+    label: string;
+    read: number;
+    write: number;
+    rdReqPerMiB: number;
+    wrReqPerMiB: number;
+    rdAccessPerMiB: number;
+    wrAccessPerMiB: number;
+  }[];
   console.log(`VM benchmarks (${accel}, ${iterations} iterations, medians)`);
   console.log(`  boot to workload: hull run --rm --isolation vm busybox true  ${b.hullMedianS.toFixed(2)} s`);
   console.log(`                    the same with --network none              ${b.hullNoNetworkMedianS.toFixed(2)} s`);
-  console.log(`                    raw QEMU, same kernel/initramfs/disk      ${b.rawQemuMedianS.toFixed(2)} s   (hull/raw ${b.ratio.toFixed(2)}x, --network none ${b.ratioNoNetwork.toFixed(2)}x)`);
-  console.log(`  idle VM (512 MiB): QEMU RSS ${m.qemuRssMiB.toFixed(1)} MiB, guest RAM touched ${m.guestTouchedMiB.toFixed(1)} MiB → QEMU overhead ${m.qemuOverheadMiB.toFixed(1)} MiB; monitor ${m.monitorRssMiB.toFixed(1)} MiB; total ${m.totalOverheadMiB.toFixed(1)} MiB`);
-  for (const x of d) console.log(`  disk ${x.label.padEnd(22)} read ${x.read.toFixed(1)} MiB/s, write ${x.write.toFixed(1)} MiB/s; requests/MiB read ${x.rdReqPerMiB.toFixed(1)}, write ${x.wrReqPerMiB.toFixed(1)}; device accesses/MiB read ${x.rdAccessPerMiB.toFixed(0)}, write ${x.wrAccessPerMiB.toFixed(0)}`);
+  console.log(
+    `                    raw QEMU, same kernel/initramfs/disk      ${b.rawQemuMedianS.toFixed(2)} s   (hull/raw ${b.ratio.toFixed(2)}x, --network none ${b.ratioNoNetwork.toFixed(2)}x)`,
+  );
+  console.log(
+    `  idle VM (512 MiB): QEMU RSS ${m.qemuRssMiB.toFixed(1)} MiB, guest RAM touched ${m.guestTouchedMiB.toFixed(1)} MiB → QEMU overhead ${m.qemuOverheadMiB.toFixed(1)} MiB; monitor ${m.monitorRssMiB.toFixed(1)} MiB; total ${m.totalOverheadMiB.toFixed(1)} MiB`,
+  );
+  for (const x of d)
+    console.log(
+      `  disk ${x.label.padEnd(22)} read ${x.read.toFixed(1)} MiB/s, write ${x.write.toFixed(1)} MiB/s; requests/MiB read ${x.rdReqPerMiB.toFixed(1)}, write ${x.wrReqPerMiB.toFixed(1)}; device accesses/MiB read ${x.rdAccessPerMiB.toFixed(0)}, write ${x.wrAccessPerMiB.toFixed(0)}`,
+    );
 }

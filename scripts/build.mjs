@@ -11,28 +11,39 @@ import { join } from 'node:path';
 // start meanwhile (conmon's exit commands, VM monitors, a user's command during an upgrade) always find a
 // whole launcher and bundle, never a missing or half-written one.
 const stage = `dist/.staging-${process.pid}`;
-for (const old of (() => { try { return readdirSync('dist'); } catch { return []; } })()) {
+for (const old of (() => {
+  try {
+    return readdirSync('dist');
+  } catch {
+    return [];
+  }
+})()) {
   const pid = Number(/^\.staging-(\d+)$/.exec(old)?.[1]);
   if (!pid) continue;
-  try { process.kill(pid, 0); } catch { rmSync(join('dist', old), { recursive: true, force: true }); } // a killed build's
+  try {
+    process.kill(pid, 0);
+  } catch {
+    rmSync(join('dist', old), { recursive: true, force: true });
+  } // a killed build's
 }
 mkdirSync(stage, { recursive: true });
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 /** One CommonJS bundle for Node 20; import.meta.url becomes the bundle's own file URL. */
-const bundle = (entry, outfile, extra = {}) => build({
-  entryPoints: [entry],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  sourcemap: 'linked',
-  minify: true,
-  banner: { js: "const __hullUrl = require('node:url').pathToFileURL(__filename).href;" },
-  logLevel: 'warning',
-  ...extra,
-  define: { 'import.meta.url': '__hullUrl', ...(extra.define ?? {}) },
-});
+const bundle = (entry, outfile, extra = {}) =>
+  build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    sourcemap: 'linked',
+    minify: true,
+    banner: { js: "const __hullUrl = require('node:url').pathToFileURL(__filename).href;" },
+    logLevel: 'warning',
+    ...extra,
+    define: { 'import.meta.url': '__hullUrl', ...(extra.define ?? {}) },
+  });
 
 await bundle('src/cli/main.ts', `${stage}/hull-bundle.cjs`, {
   // native addons stay in node_modules
@@ -48,12 +59,16 @@ await bundle('src/vm/monitor-main.ts', `${stage}/vm-monitor.cjs`);
 const bundled = readFileSync(`${stage}/hull-bundle.cjs`, 'utf8');
 const dynamic = bundled.match(/\bimport\((["'][^"']+["'])\)/g);
 if (dynamic) {
-  console.error(`build: dist/hull-bundle.cjs still has dynamic imports of external modules: ${dynamic.join(', ')}; load them with createRequire`);
+  console.error(
+    `build: dist/hull-bundle.cjs still has dynamic imports of external modules: ${dynamic.join(', ')}; load them with createRequire`,
+  );
   rmSync(stage, { recursive: true, force: true });
   process.exit(1);
 }
 
-writeFileSync(`${stage}/hull.mjs`, `// hull's entry point: runs dist/hull-bundle.cjs with a V8 code cache (made by npm run build).
+writeFileSync(
+  `${stage}/hull.mjs`,
+  `// hull's entry point: runs dist/hull-bundle.cjs with a V8 code cache (made by npm run build).
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +96,8 @@ if (cachedData === undefined || script.cachedDataRejected) {
 }
 const module = { exports: {}, filename: file, id: file, loaded: false };
 script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dir);
-`);
+`,
+);
 
 // Into place: the bundles and maps first, the launcher last; the old code cache goes (a stale one would only
 // be rejected, but this keeps the warm-up below meaningful).

@@ -24,10 +24,8 @@ node_modules/.bin/tsc -p tsconfig.json --noEmit
 if [ $# -eq 0 ]; then
   echo "linting (biome lint; errors fail)"
   node_modules/.bin/biome lint
-  # The format check runs once the tree has been formatted (biome format --write) after the open branches are
-  # merged; until then it would fail on formatting that predates biome.
-  # echo "format check (biome format)"
-  # node_modules/.bin/biome format
+  echo "format check (biome format; npm run format fixes it)"
+  node_modules/.bin/biome format
   unit
 fi
 

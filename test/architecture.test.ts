@@ -15,9 +15,15 @@ const SRC = join(REPO, 'src');
 const RANK: Record<string, number> = {
   common: 0,
   host: 1,
-  image: 2, container: 2, vm: 2, network: 2, storage: 2, gpu: 2,
+  image: 2,
+  container: 2,
+  vm: 2,
+  network: 2,
+  storage: 2,
+  gpu: 2,
   engine: 3,
-  cli: 4, api: 4,
+  cli: 4,
+  api: 4,
 };
 /**
  * Peers of rank 2 stay apart: the drivers (container, vm, network, storage, gpu) and the image store do not
@@ -43,7 +49,8 @@ function instanceKinds(): string[] {
   const kinds: string[] = [];
   sf.forEachChild((n) => {
     if (ts.isTypeAliasDeclaration(n) && n.name.text === 'InstanceKind' && ts.isUnionTypeNode(n.type)) {
-      for (const t of n.type.types) if (ts.isLiteralTypeNode(t) && ts.isStringLiteral(t.literal)) kinds.push(t.literal.text);
+      for (const t of n.type.types)
+        if (ts.isLiteralTypeNode(t) && ts.isStringLiteral(t.literal)) kinds.push(t.literal.text);
     }
   });
   return kinds;
@@ -81,23 +88,33 @@ export function importsOf(fileName: string, text: string): ImportRef[] {
   // names bound to createRequire(...) (const req = createRequire(import.meta.url))
   const requireFns = new Set<string>(['require']);
   const isCreateRequireCall = (e: ts.Expression): boolean =>
-    ts.isCallExpression(e) && ((ts.isIdentifier(e.expression) && e.expression.text === 'createRequire')
-      || (ts.isPropertyAccessExpression(e.expression) && e.expression.name.text === 'createRequire'));
+    ts.isCallExpression(e) &&
+    ((ts.isIdentifier(e.expression) && e.expression.text === 'createRequire') ||
+      (ts.isPropertyAccessExpression(e.expression) && e.expression.name.text === 'createRequire'));
   const collect = (n: ts.Node): void => {
-    if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.initializer && isCreateRequireCall(n.initializer)) requireFns.add(n.name.text);
+    if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.initializer && isCreateRequireCall(n.initializer))
+      requireFns.add(n.name.text);
     n.forEachChild(collect);
   };
   collect(sf);
   const visit = (n: ts.Node): void => {
     if (ts.isImportDeclaration(n)) {
-      out.push({ spec: literalText(n.moduleSpecifier), form: n.importClause ? (n.importClause.isTypeOnly ? 'import type' : 'import') : 'side-effect import', line: line(n) });
+      out.push({
+        spec: literalText(n.moduleSpecifier),
+        form: n.importClause ? (n.importClause.isTypeOnly ? 'import type' : 'import') : 'side-effect import',
+        line: line(n),
+      });
     } else if (ts.isExportDeclaration(n) && n.moduleSpecifier) {
       out.push({ spec: literalText(n.moduleSpecifier), form: 'export from', line: line(n) });
     } else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference)) {
       out.push({ spec: literalText(n.moduleReference.expression), form: 'import = require', line: line(n) });
     } else if (ts.isImportTypeNode(n)) {
       const arg = n.argument;
-      out.push({ spec: ts.isLiteralTypeNode(arg) ? literalText(arg.literal) : null, form: 'import type()', line: line(n) });
+      out.push({
+        spec: ts.isLiteralTypeNode(arg) ? literalText(arg.literal) : null,
+        form: 'import type()',
+        line: line(n),
+      });
     } else if (ts.isCallExpression(n)) {
       const callee = n.expression;
       if (callee.kind === ts.SyntaxKind.ImportKeyword) {
@@ -113,23 +130,40 @@ export function importsOf(fileName: string, text: string): ImportRef[] {
 }
 
 /** Instance-kind literals the engine compares, switches on, lists or picks a driver by. */
-export function kindBranches(fileName: string, text: string, kinds: readonly string[] = KINDS): { kind: string; line: number }[] {
+export function kindBranches(
+  fileName: string,
+  text: string,
+  kinds: readonly string[] = KINDS,
+): { kind: string; line: number }[] {
   const sf = parse(fileName, text);
   const out: { kind: string; line: number }[] = [];
-  const equality = new Set([ts.SyntaxKind.EqualsEqualsEqualsToken, ts.SyntaxKind.ExclamationEqualsEqualsToken, ts.SyntaxKind.EqualsEqualsToken, ts.SyntaxKind.ExclamationEqualsToken]);
+  const equality = new Set([
+    ts.SyntaxKind.EqualsEqualsEqualsToken,
+    ts.SyntaxKind.ExclamationEqualsEqualsToken,
+    ts.SyntaxKind.EqualsEqualsToken,
+    ts.SyntaxKind.ExclamationEqualsToken,
+  ]);
   const visit = (n: ts.Node): void => {
     const text = literalText(n);
     if (text !== null && kinds.includes(text)) {
       let p = n.parent;
-      while (p && (ts.isParenthesizedExpression(p) || ts.isAsExpression(p) || ts.isSatisfiesExpression(p) || ts.isTypeAssertionExpression(p))) p = p.parent;
-      const branches = !!p && (
-        (ts.isBinaryExpression(p) && equality.has(p.operatorToken.kind))
-        || ts.isCaseClause(p)
-        || ts.isArrayLiteralExpression(p)
-        || ts.isLiteralTypeNode(p)
-        || (ts.isCallExpression(p) && p.arguments.includes(n as ts.Expression))
-        || ts.isElementAccessExpression(p)
-        || (ts.isPropertyAssignment(p) && p.name === n));
+      while (
+        p &&
+        (ts.isParenthesizedExpression(p) ||
+          ts.isAsExpression(p) ||
+          ts.isSatisfiesExpression(p) ||
+          ts.isTypeAssertionExpression(p))
+      )
+        p = p.parent;
+      const branches =
+        !!p &&
+        ((ts.isBinaryExpression(p) && equality.has(p.operatorToken.kind)) ||
+          ts.isCaseClause(p) ||
+          ts.isArrayLiteralExpression(p) ||
+          ts.isLiteralTypeNode(p) ||
+          (ts.isCallExpression(p) && p.arguments.includes(n as ts.Expression)) ||
+          ts.isElementAccessExpression(p) ||
+          (ts.isPropertyAssignment(p) && p.name === n));
       if (branches) out.push({ kind: text, line: sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1 });
     }
     n.forEachChild(visit);
@@ -160,21 +194,33 @@ export function violationsOf(file: string, text: string): string[] {
     let target: string;
     if (imp.spec.startsWith('.')) target = resolve(dirname(abs), imp.spec);
     else if (imp.spec.startsWith('/')) target = resolve(imp.spec);
-    else if (imp.spec === SELF || imp.spec.startsWith(`${SELF}/`)) target = resolve(REPO, imp.spec.slice(SELF.length + 1));
+    else if (imp.spec === SELF || imp.spec.startsWith(`${SELF}/`))
+      target = resolve(REPO, imp.spec.slice(SELF.length + 1));
     else continue; // node: built-ins and packages
     const to = layerOf(target);
     if (to === null) {
-      if (!OUTSIDE_ALLOWED.has(relative(REPO, target))) out.push(`${where}: imports ${imp.spec}, outside src/'s layers`);
+      if (!OUTSIDE_ALLOWED.has(relative(REPO, target)))
+        out.push(`${where}: imports ${imp.spec}, outside src/'s layers`);
       continue;
     }
-    if (!(to in RANK)) { out.push(`${where}: imports ${imp.spec}, in src/${to}, which has no layer`); continue; }
+    if (!(to in RANK)) {
+      out.push(`${where}: imports ${imp.spec}, in src/${to}, which has no layer`);
+      continue;
+    }
     if (to === from) continue;
     if (RANK[to]! > RANK[from]!) out.push(`${where}: ${from} imports ${imp.spec} (${to}, a higher layer)`);
-    else if (PEERS_APART.has(to) && PEERS_APART.has(from)) out.push(`${where}: ${from} imports its peer ${imp.spec} (${to}); the engine composes them`);
-    else if (FRONT_ENDS.has(from) && !FRONT_END_MAY_IMPORT.has(to)) out.push(`${where}: ${from} imports ${imp.spec} (${to}); front ends go through the engine (re-export what they need there)`);
+    else if (PEERS_APART.has(to) && PEERS_APART.has(from))
+      out.push(`${where}: ${from} imports its peer ${imp.spec} (${to}); the engine composes them`);
+    else if (FRONT_ENDS.has(from) && !FRONT_END_MAY_IMPORT.has(to))
+      out.push(
+        `${where}: ${from} imports ${imp.spec} (${to}); front ends go through the engine (re-export what they need there)`,
+      );
   }
   if (from === 'engine' && file !== KIND_REGISTRY) {
-    for (const k of kindBranches(file, text)) out.push(`${file}:${k.line}: the engine names the instance kind '${k.kind}'; ask the driver (a method or a capability) instead`);
+    for (const k of kindBranches(file, text))
+      out.push(
+        `${file}:${k.line}: the engine names the instance kind '${k.kind}'; ask the driver (a method or a capability) instead`,
+      );
   }
   return out;
 }
@@ -191,7 +237,8 @@ function layoutNames(pathsText: string): Set<string> {
   const names = new Set<string>();
   for (const m of pathsText.matchAll(/\bjoin\(\s*\w+\s*,\s*'([^']+)'/g)) names.add(m[1]!.split('/')[0]!);
   for (const m of pathsText.matchAll(/^export const [A-Z_]+ = '([^']+)';/gm)) names.add(m[1]!);
-  for (const m of pathsText.matchAll(/\[([^\]]*)\]\.map\(\(f\) => join\(dir, f\)\)/g)) for (const n of m[1]!.matchAll(/'([^']+)'/g)) names.add(n[1]!);
+  for (const m of pathsText.matchAll(/\[([^\]]*)\]\.map\(\(f\) => join\(dir, f\)\)/g))
+    for (const n of m[1]!.matchAll(/'([^']+)'/g)) names.add(n[1]!);
   return names;
 }
 
@@ -209,7 +256,8 @@ export function literalLayoutJoins(fileName: string, text: string, names: Set<st
       const callee = n.expression.getText(sf);
       if (/(^|\.)(join|resolve)$/.test(callee) && base.test(n.arguments[0]!.getText(sf))) {
         const lit = literalText(n.arguments[1]);
-        if (lit !== null && names.has(lit.split('/')[0]!)) out.push(`${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}: ${n.getText(sf)}`);
+        if (lit !== null && names.has(lit.split('/')[0]!))
+          out.push(`${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}: ${n.getText(sf)}`);
       }
     }
     n.forEachChild(visit);
@@ -247,9 +295,23 @@ describe('the import reader (self-test on synthetic sources)', () => {
       'const tpl = import(`./template.js`);',
     ].join('\n');
     assert.deepEqual(specs(text), [
-      './side-effect.js', './default.js', './namespace.js', './multi-line.js', './type-only.js', './inline-type.js',
-      './export-star.js', './export-named.js', './export-type.js', './import-equals.js', './dynamic.js', './require.js',
-      './create-require.js', './bound-require.js', './module-create-require.js', './import-type.js', './typeof-import.js',
+      './side-effect.js',
+      './default.js',
+      './namespace.js',
+      './multi-line.js',
+      './type-only.js',
+      './inline-type.js',
+      './export-star.js',
+      './export-named.js',
+      './export-type.js',
+      './import-equals.js',
+      './dynamic.js',
+      './require.js',
+      './create-require.js',
+      './bound-require.js',
+      './module-create-require.js',
+      './import-type.js',
+      './typeof-import.js',
       './template.js',
     ]);
   });
@@ -259,17 +321,24 @@ describe('the import reader (self-test on synthetic sources)', () => {
   });
 
   test('strings and comments that only look like imports are not imports', () => {
-    assert.deepEqual(specs("// import x from './comment.js'\nconst s = \"import y from './string.js'\";\n/* require('./block.js') */"), []);
+    assert.deepEqual(
+      specs("// import x from './comment.js'\nconst s = \"import y from './string.js'\";\n/* require('./block.js') */"),
+      [],
+    );
   });
 
   test('.mts, .cts and .tsx files are read the same way', () => {
-    for (const name of ['a.mts', 'a.cts', 'a.tsx']) assert.deepEqual(specs("import './m.js';\nexport { q } from './n.js';", name), ['./m.js', './n.js']);
+    for (const name of ['a.mts', 'a.cts', 'a.tsx'])
+      assert.deepEqual(specs("import './m.js';\nexport { q } from './n.js';", name), ['./m.js', './n.js']);
   });
 
   test('the rules catch each kind of breach', () => {
     const breach = (file: string, text: string, re: RegExp) => {
       const v = violationsOf(file, text);
-      assert.ok(v.some((l) => re.test(l)), `${file}: expected ${re}, got ${JSON.stringify(v)}`);
+      assert.ok(
+        v.some((l) => re.test(l)),
+        `${file}: expected ${re}, got ${JSON.stringify(v)}`,
+      );
     };
     breach('host/x.ts', "import '../engine/engine.js';", /higher layer/);
     breach('common/x.ts', "export * from '../host/proc.js';", /higher layer/);
@@ -278,7 +347,11 @@ describe('the import reader (self-test on synthetic sources)', () => {
     breach('container/x.ts', "import n = require('../network/manager.js');", /peer/);
     breach('network/x.mts', "const c = createRequire(import.meta.url)('../container/driver.js');", /peer/);
     breach('cli/x.ts', "import { probeHost } from '../host/probe.js';", /front ends go through the engine/);
-    breach('cli/commands/x.cts', "let t: import('../../image/store.js').ImageRecord;", /front ends go through the engine/);
+    breach(
+      'cli/commands/x.cts',
+      "let t: import('../../image/store.js').ImageRecord;",
+      /front ends go through the engine/,
+    );
     breach('api/x.ts', "import '../vm/driver.js';", /front ends go through the engine/);
     breach('engine/x.ts', "import '../../test/helpers/hull.js';", /outside src/);
     breach('engine/x.ts', "import 'hull/src/cli/main.js';", /higher layer/);
@@ -289,7 +362,13 @@ describe('the import reader (self-test on synthetic sources)', () => {
     breach('engine/x.ts', "engine.driver('vm');", /'vm'/);
     breach('engine/x.ts', "type V = Extract<R, { kind: 'vm' }>;", /'vm'/);
     breach('x.ts', '', /in no layer/);
-    assert.deepEqual(violationsOf('cli/x.ts', "import { Engine } from '../engine/engine.js';\nimport type { X } from '../common/instance.js';\nimport { y } from './y.js';"), []);
+    assert.deepEqual(
+      violationsOf(
+        'cli/x.ts',
+        "import { Engine } from '../engine/engine.js';\nimport type { X } from '../common/instance.js';\nimport { y } from './y.js';",
+      ),
+      [],
+    );
     assert.deepEqual(violationsOf('cli/commands/x.ts', "createRequire(import.meta.url)('../../../package.json');"), []);
     // naming a kind is fine where nothing branches on it (the kind of what a build step creates)
     assert.deepEqual(violationsOf('engine/x.ts', "createInstance(engine, { kind: 'container', image });"), []);
@@ -304,7 +383,8 @@ describe('the source tree', () => {
 
   test('every folder of src/ has a layer', () => {
     for (const d of readdirSync(SRC)) {
-      if (statSync(join(SRC, d)).isDirectory()) assert.ok(d in RANK, `src/${d} has no layer in test/architecture.test.ts`);
+      if (statSync(join(SRC, d)).isDirectory())
+        assert.ok(d in RANK, `src/${d} has no layer in test/architecture.test.ts`);
     }
   });
 
@@ -316,25 +396,63 @@ describe('the source tree', () => {
   test('paths under the root and an instance dir are named only in src/common/paths.ts', () => {
     const pathsFile = join(SRC, 'common', 'paths.ts');
     const names = layoutNames(readFileSync(pathsFile, 'utf8'));
-    for (const n of ['hull.db', 'containers', 'images', 'layers', 'run', 'netns', 'networks', 'vm', 'auth.json', 'build-cache.db', 'instance.json', 'config.json', 'ctr.log', 'exits', 'vm.json', 'disk.qcow2', 'conmon.pid']) {
+    for (const n of [
+      'hull.db',
+      'containers',
+      'images',
+      'layers',
+      'run',
+      'netns',
+      'networks',
+      'vm',
+      'auth.json',
+      'build-cache.db',
+      'instance.json',
+      'config.json',
+      'ctr.log',
+      'exits',
+      'vm.json',
+      'disk.qcow2',
+      'conmon.pid',
+    ]) {
       assert.ok(names.has(n), `src/common/paths.ts names ${n}`);
     }
     // the reader itself, on synthetic sources
     const found = (text: string) => literalLayoutJoins('x.ts', text, names).map((l) => l.replace(/^\d+: /, ''));
-    assert.deepEqual(found("join(root, 'containers', id); join(this.root, \"hull.db\"); path.join(ctx.dir, `ctr.log`);\njoin(\n  engine.root,\n  'networks/attachments');"),
-      ["join(root, 'containers', id)", 'join(this.root, "hull.db")', 'path.join(ctx.dir, `ctr.log`)', "join(\n  engine.root,\n  'networks/attachments')"]);
-    assert.deepEqual(found("join(work, 'containers'); join(root, name); join(root, 'blkio.weight'); rootPaths(root).db; const s = \"join(root, 'vm')\";"), []);
+    assert.deepEqual(
+      found(
+        "join(root, 'containers', id); join(this.root, \"hull.db\"); path.join(ctx.dir, `ctr.log`);\njoin(\n  engine.root,\n  'networks/attachments');",
+      ),
+      [
+        "join(root, 'containers', id)",
+        'join(this.root, "hull.db")',
+        'path.join(ctx.dir, `ctr.log`)',
+        "join(\n  engine.root,\n  'networks/attachments')",
+      ],
+    );
+    assert.deepEqual(
+      found(
+        "join(work, 'containers'); join(root, name); join(root, 'blkio.weight'); rootPaths(root).db; const s = \"join(root, 'vm')\";",
+      ),
+      [],
+    );
     const breaches: string[] = [];
     for (const f of files(SRC)) {
       if (f === pathsFile || !SOURCE.test(f)) continue;
       for (const b of literalLayoutJoins(f, readFileSync(f, 'utf8'), names)) breaches.push(`${relative(SRC, f)}:${b}`);
     }
-    assert.deepEqual(breaches, [], 'these files join a name of the root\'s or an instance dir\'s layout themselves; use rootPaths()/instancePaths() of src/common/paths.ts');
+    assert.deepEqual(
+      breaches,
+      [],
+      "these files join a name of the root's or an instance dir's layout themselves; use rootPaths()/instancePaths() of src/common/paths.ts",
+    );
   });
 
   test('HULL_* variables are read only through src/common/env.ts, and each is documented there', () => {
     const envFile = join(SRC, 'common', 'env.ts');
-    const documented = new Set([...readFileSync(envFile, 'utf8').matchAll(/^ \*   (HULL_[A-Z_]+)\s/gm)].map((m) => m[1]!));
+    const documented = new Set(
+      [...readFileSync(envFile, 'utf8').matchAll(/^ \*   (HULL_[A-Z_]+)\s/gm)].map((m) => m[1]!),
+    );
     const direct: string[] = [];
     const used = new Set<string>();
     for (const f of files(SRC)) {
@@ -344,7 +462,15 @@ describe('the source tree', () => {
       for (const m of text.matchAll(/hullEnv(?:Number)?\(\s*'(HULL_[A-Z_]+)'/g)) used.add(m[1]!);
     }
     assert.deepEqual(direct, [], 'these files read HULL_* variables without src/common/env.ts');
-    assert.deepEqual([...used].filter((n) => !documented.has(n)), [], 'variables read but not documented in src/common/env.ts');
-    assert.deepEqual([...documented].filter((n) => !used.has(n)), [], 'variables documented but never read');
+    assert.deepEqual(
+      [...used].filter((n) => !documented.has(n)),
+      [],
+      'variables read but not documented in src/common/env.ts',
+    );
+    assert.deepEqual(
+      [...documented].filter((n) => !used.has(n)),
+      [],
+      'variables documented but never read',
+    );
   });
 });

@@ -9,9 +9,9 @@ const root = mkdtempSync('/tmp/hull-test-rootpath-');
 after(() => rmSync(root, { recursive: true, force: true }));
 mkdirSync(join(root, 'a/b'), { recursive: true });
 writeFileSync(join(root, 'a/b/file'), 'x');
-symlinkSync('/etc', join(root, 'hostetc'));        // absolute: restarts at the root
-symlinkSync('/loop', join(root, 'loop'));          // absolute, to itself: a loop
-symlinkSync('../../../../..', join(root, 'a/up'));  // climbs: stops at the root
+symlinkSync('/etc', join(root, 'hostetc')); // absolute: restarts at the root
+symlinkSync('/loop', join(root, 'loop')); // absolute, to itself: a loop
+symlinkSync('../../../../..', join(root, 'a/up')); // climbs: stops at the root
 symlinkSync('b', join(root, 'a/rel'));
 symlinkSync('/a/b/file', join(root, 'filelink'));
 symlinkSync('self', join(root, 'self'));

@@ -6,7 +6,18 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { CommandNotExecutableError, CommandNotFoundError, StateError } from '../src/common/errors.js';
@@ -15,11 +26,37 @@ import { ContainerDriver, mapRuntimeError, parsePsOutput } from '../src/containe
 import { parseLogRecord, parseLogTime, readLogs, type LogLine } from '../src/container/logs.js';
 import { readMountInfo } from '../src/host/mount.js';
 import { probeRuntime } from '../src/host/probe.js';
-import { blkioWeight, cpuQuota, existingCgroupDirs, expectedBlkioWeight, freezerState, memoryLimit, pidsMax } from './helpers/cgroup.js';
+import {
+  blkioWeight,
+  cpuQuota,
+  existingCgroupDirs,
+  expectedBlkioWeight,
+  freezerState,
+  memoryLimit,
+  pidsMax,
+} from './helpers/cgroup.js';
 import { blkioWeightExpectation, describeBlkio } from './helpers/host.js';
 import { waitFor } from './helpers/hull.js';
 
-const BUSYBOX_APPLETS = ['sh', 'echo', 'cat', 'sleep', 'id', 'true', 'false', 'ls', 'tty', 'stty', 'ps', 'touch', 'stat', 'head', 'tail', 'yes', 'printf'];
+const BUSYBOX_APPLETS = [
+  'sh',
+  'echo',
+  'cat',
+  'sleep',
+  'id',
+  'true',
+  'false',
+  'ls',
+  'tty',
+  'stty',
+  'ps',
+  'touch',
+  'stat',
+  'head',
+  'tail',
+  'yes',
+  'printf',
+];
 
 /** A busybox image layer: /bin/busybox with applet links, /etc/passwd and /etc/group. */
 function makeLayer(dir: string): string {
@@ -36,10 +73,34 @@ function makeLayer(dir: string): string {
 
 function baseConfig(runtime: string, command: string[]): InstanceConfig {
   return {
-    image: 'busybox', imageId: 'sha256:test', command, env: ['PATH=/bin'], workdir: '/', user: '', hostname: '',
-    tty: false, stdin: false, mounts: [], readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
-    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
-    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
+    image: 'busybox',
+    imageId: 'sha256:test',
+    command,
+    env: ['PATH=/bin'],
+    workdir: '/',
+    user: '',
+    hostname: '',
+    tty: false,
+    stdin: false,
+    mounts: [],
+    readOnly: false,
+    resources: {},
+    stopSignal: 'SIGTERM',
+    stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 },
+    autoRemove: false,
+    labels: {},
+    network: 'none',
+    container: {
+      runtime,
+      privileged: false,
+      capAdd: [],
+      capDrop: [],
+      noNewPrivileges: true,
+      seccomp: 'default',
+      userns: null,
+      ulimits: [],
+    },
   };
 }
 
@@ -60,13 +121,23 @@ const made: InstanceContext[] = [];
 const driver = new ContainerDriver();
 let seq = 0;
 
-function newCtx(runtime: string, command: string[], patch: Partial<InstanceConfig> & Partial<ContainerOptions> = {}, rootDir = root): InstanceContext {
+function newCtx(
+  runtime: string,
+  command: string[],
+  patch: Partial<InstanceConfig> & Partial<ContainerOptions> = {},
+  rootDir = root,
+): InstanceContext {
   const id = `hulltest${process.pid}x${seq++}x${Date.now().toString(36)}`;
   const base = baseConfig(runtime, command);
   const { userns, ...common } = patch;
   const ctx: InstanceContext = {
-    id, name: `t${seq}`, root: rootDir, dir: join(rootDir, 'containers', id),
-    config: { ...base, ...common, container: { ...base.container!, ...(userns !== undefined ? { userns } : {}) } }, layers: [layer], exitCommand: [],
+    id,
+    name: `t${seq}`,
+    root: rootDir,
+    dir: join(rootDir, 'containers', id),
+    config: { ...base, ...common, container: { ...base.container!, ...(userns !== undefined ? { userns } : {}) } },
+    layers: [layer],
+    exitCommand: [],
   };
   made.push(ctx);
   return ctx;
@@ -86,7 +157,9 @@ function processesMentioning(text: string): string[] {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
       if (cmd.includes(text)) found.push(`${p}: ${cmd.replace(/\0/g, ' ')}`);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return found;
 }
@@ -104,7 +177,9 @@ function leftovers(ctx: InstanceContext): string[] {
 after(async () => {
   for (const ctx of made) await driver.delete(ctx).catch(() => undefined);
   // last resort for anything a failed test left: mounts under base, then the tree
-  for (const m of readMountInfo().filter((x) => x.mountPoint.startsWith(base)).reverse()) {
+  for (const m of readMountInfo()
+    .filter((x) => x.mountPoint.startsWith(base))
+    .reverse()) {
     spawnSync('umount', ['-l', m.mountPoint]);
   }
   rmSync(base, { recursive: true, force: true });
@@ -113,7 +188,8 @@ after(async () => {
 const ALL_RUNTIMES = ['runc', 'crun'];
 const runtimes = ALL_RUNTIMES.filter((r) => probeRuntime(r).usable);
 /** false when `rt` runs here, else the reason to skip its tests */
-const runtimeSkip = (rt: string): string | false => (probeRuntime(rt).usable ? false : `${rt} cannot run here: ${probeRuntime(rt).reason}`);
+const runtimeSkip = (rt: string): string | false =>
+  probeRuntime(rt).usable ? false : `${rt} cannot run here: ${probeRuntime(rt).reason}`;
 
 for (const rt of ALL_RUNTIMES) {
   describe(`container driver with ${rt}`, { skip: runtimeSkip(rt) }, () => {
@@ -130,7 +206,14 @@ for (const rt of ALL_RUNTIMES) {
       assert.ok(Math.abs(info.finishedAt - Date.now()) < 10_000);
       assert.deepEqual(driver.exitInfo(ctx)?.exitCode, 3);
       const lines = await logLines(ctx);
-      assert.deepEqual(lines.map((l) => [l.stream, l.text]), [['stdout', 'out\n'], ['stderr', 'err\n'], ['stdout', 'partial']]);
+      assert.deepEqual(
+        lines.map((l) => [l.stream, l.text]),
+        [
+          ['stdout', 'out\n'],
+          ['stderr', 'err\n'],
+          ['stdout', 'partial'],
+        ],
+      );
       assert.equal((await driver.status(ctx)).status, 'stopped');
       await waitFor('the exit command to run', () => existsSync(marker), 10_000, 10);
       assert.equal(readFileSync(marker, 'utf8'), 'ran\n');
@@ -140,7 +223,9 @@ for (const rt of ALL_RUNTIMES) {
 
     test('an OOM kill is reported as such', async () => {
       const mib = 1024 * 1024;
-      const ctx = newCtx(rt, ['/bin/sh', '-c', 'head -c 200000000 /dev/zero | tail -c 150000000 > /dev/null'], { resources: { memory: 16 * mib, memorySwap: 16 * mib } });
+      const ctx = newCtx(rt, ['/bin/sh', '-c', 'head -c 200000000 /dev/zero | tail -c 150000000 > /dev/null'], {
+        resources: { memory: 16 * mib, memorySwap: 16 * mib },
+      });
       await driver.create(ctx);
       await driver.start(ctx);
       const info = await driver.waitExit(ctx, AbortSignal.timeout(30_000));
@@ -217,8 +302,18 @@ for (const rt of ALL_RUNTIMES) {
 
       const out = new Sink();
       const err = new Sink();
-      const code = await driver.exec(ctx, { command: ['/bin/sh', '-c', 'echo hi; echo oops >&2; exit 5'], env: [], tty: false, stdin: false, privileged: false, detach: false },
-        { stdin: null, stdout: out, stderr: err });
+      const code = await driver.exec(
+        ctx,
+        {
+          command: ['/bin/sh', '-c', 'echo hi; echo oops >&2; exit 5'],
+          env: [],
+          tty: false,
+          stdin: false,
+          privileged: false,
+          detach: false,
+        },
+        { stdin: null, stdout: out, stderr: err },
+      );
       assert.equal(code, 5);
       assert.equal(out.data, 'hi\n');
       assert.equal(err.data, 'oops\n');
@@ -226,8 +321,11 @@ for (const rt of ALL_RUNTIMES) {
       // stdin through the exec
       const input = new PassThrough();
       const catOut = new Sink();
-      const catCode = driver.exec(ctx, { command: ['cat'], env: [], tty: false, stdin: true, privileged: false, detach: false },
-        { stdin: input, stdout: catOut, stderr: new Sink() });
+      const catCode = driver.exec(
+        ctx,
+        { command: ['cat'], env: [], tty: false, stdin: true, privileged: false, detach: false },
+        { stdin: input, stdout: catOut, stderr: new Sink() },
+      );
       input.end('through stdin\n');
       assert.equal(await catCode, 0);
       assert.equal(catOut.data, 'through stdin\n');
@@ -235,16 +333,32 @@ for (const rt of ALL_RUNTIMES) {
       // a terminal, sized by the client before the command starts (crun: through hull-ttywait, src/container/ttywait.ts)
       for (let i = 0; i < 10; i++) {
         const tty = new Sink();
-        const ttyCode = await driver.exec(ctx, { command: ['/bin/sh', '-c', 'tty; stty size'], env: [], tty: true, stdin: false, privileged: false, detach: false },
-          { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) });
+        const ttyCode = await driver.exec(
+          ctx,
+          {
+            command: ['/bin/sh', '-c', 'tty; stty size'],
+            env: [],
+            tty: true,
+            stdin: false,
+            privileged: false,
+            detach: false,
+          },
+          { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) },
+        );
         assert.equal(ttyCode, 0);
         assert.match(tty.data, /^\/dev\/pts\/\d+\r\n33 101\r\n$/, `exec ${i + 1}`);
       }
       // a command that is not there: the helper reports it as a shell would
       if (rt === 'crun') {
         const missing = new Sink();
-        assert.equal(await driver.exec(ctx, { command: ['nonexistent-cmd'], env: [], tty: true, stdin: false, privileged: false, detach: false },
-          { stdin: null, stdout: missing, stderr: missing, size: () => ({ rows: 33, cols: 101 }) }), 127);
+        assert.equal(
+          await driver.exec(
+            ctx,
+            { command: ['nonexistent-cmd'], env: [], tty: true, stdin: false, privileged: false, detach: false },
+            { stdin: null, stdout: missing, stderr: missing, size: () => ({ rows: 33, cols: 101 }) },
+          ),
+          127,
+        );
         assert.match(missing.data, /nonexistent-cmd: No such file or directory/);
       }
 
@@ -253,8 +367,30 @@ for (const rt of ALL_RUNTIMES) {
       const tty2 = new Sink();
       let size = { rows: 10, cols: 20 };
       let onResize: (() => void) | undefined;
-      const p2 = driver.exec(ctx, { command: ['/bin/sh', '-c', 'stty size; read x; i=0; while [ "$(stty size)" != "50 132" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; stty size'], env: [], tty: true, stdin: true, privileged: false, detach: false },
-        { stdin: input2, stdout: tty2, stderr: tty2, size: () => size, onResize: (cb) => { onResize = cb; } });
+      const p2 = driver.exec(
+        ctx,
+        {
+          command: [
+            '/bin/sh',
+            '-c',
+            'stty size; read x; i=0; while [ "$(stty size)" != "50 132" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; stty size',
+          ],
+          env: [],
+          tty: true,
+          stdin: true,
+          privileged: false,
+          detach: false,
+        },
+        {
+          stdin: input2,
+          stdout: tty2,
+          stderr: tty2,
+          size: () => size,
+          onResize: (cb) => {
+            onResize = cb;
+          },
+        },
+      );
       await waitFor('the first size', () => tty2.data.includes('10 20'), 10_000, 10);
       // a burst, as `stty rows 50 cols 132` makes (two SIGWINCHes): the last size must win
       size = { rows: 50, cols: 20 };
@@ -266,11 +402,22 @@ for (const rt of ALL_RUNTIMES) {
       assert.match(tty2.data, /10 20\r\n[\s\S]*50 132\r\n$/);
 
       await assert.rejects(
-        driver.exec(ctx, { command: ['nonexistent-cmd'], env: [], tty: false, stdin: false, privileged: false, detach: false }, { stdin: null, stdout: new Sink(), stderr: new Sink() }),
+        driver.exec(
+          ctx,
+          { command: ['nonexistent-cmd'], env: [], tty: false, stdin: false, privileged: false, detach: false },
+          { stdin: null, stdout: new Sink(), stderr: new Sink() },
+        ),
         (e: unknown) => e instanceof CommandNotFoundError && e.exitCode === 127,
       );
       // detached: returns at once, the process runs on
-      assert.equal(await driver.exec(ctx, { command: ['/bin/sleep', '30'], env: [], tty: false, stdin: false, privileged: false, detach: true }, { stdin: null, stdout: new Sink(), stderr: new Sink() }), 0);
+      assert.equal(
+        await driver.exec(
+          ctx,
+          { command: ['/bin/sleep', '30'], env: [], tty: false, stdin: false, privileged: false, detach: true },
+          { stdin: null, stdout: new Sink(), stderr: new Sink() },
+        ),
+        0,
+      );
       assert.equal((await driver.top(ctx, [])).rows.length, 2);
 
       await driver.kill(ctx, 'SIGKILL', true);
@@ -292,7 +439,10 @@ for (const rt of ALL_RUNTIMES) {
       await attached;
       assert.equal(out.data, 'hello\nworld\n');
       assert.equal((await driver.waitExit(ctx, AbortSignal.timeout(10_000))).exitCode, 0);
-      assert.deepEqual((await logLines(ctx)).map((l) => l.text), ['hello\n', 'world\n']);
+      assert.deepEqual(
+        (await logLines(ctx)).map((l) => l.text),
+        ['hello\n', 'world\n'],
+      );
       await driver.delete(ctx);
       assert.deepEqual(leftovers(ctx), []);
     });
@@ -320,7 +470,10 @@ for (const rt of ALL_RUNTIMES) {
       assert.equal(readMountInfo().filter((m) => m.mountPoint.startsWith(ctx.dir)).length, 0);
       await driver.delete(ctx);
       const ctx2 = newCtx(rt, ['/etc/passwd']);
-      await assert.rejects(driver.create(ctx2), (e: unknown) => e instanceof CommandNotExecutableError && e.exitCode === 126);
+      await assert.rejects(
+        driver.create(ctx2),
+        (e: unknown) => e instanceof CommandNotExecutableError && e.exitCode === 126,
+      );
       await driver.delete(ctx2);
       assert.deepEqual([...leftovers(ctx), ...leftovers(ctx2)], []);
     });
@@ -337,52 +490,88 @@ for (const rt of ALL_RUNTIMES) {
       assert.equal(driver.exitInfo(ctx), null);
       await driver.start(ctx);
       assert.equal((await driver.waitExit(ctx)).exitCode, 0);
-      assert.deepEqual((await logLines(ctx)).map((l) => l.text), ['run\n', 'first\n', 'run\n']);
+      assert.deepEqual(
+        (await logLines(ctx)).map((l) => l.text),
+        ['run\n', 'first\n', 'run\n'],
+      );
       await driver.delete(ctx);
 
-      const ro = newCtx(rt, ['/bin/sh', '-c', 'touch /x 2>/dev/null && echo writable; cat /etc/hostname; (echo ok > /tmp/y) 2>/dev/null || echo tmp-ro'], { readOnly: true, hostname: 'rohost' });
+      const ro = newCtx(
+        rt,
+        [
+          '/bin/sh',
+          '-c',
+          'touch /x 2>/dev/null && echo writable; cat /etc/hostname; (echo ok > /tmp/y) 2>/dev/null || echo tmp-ro',
+        ],
+        { readOnly: true, hostname: 'rohost' },
+      );
       await driver.create(ro);
       await driver.start(ro);
       assert.equal((await driver.waitExit(ro)).exitCode, 0);
-      assert.deepEqual((await logLines(ro)).map((l) => l.text), ['rohost\n', 'tmp-ro\n']);
+      assert.deepEqual(
+        (await logLines(ro)).map((l) => l.text),
+        ['rohost\n', 'tmp-ro\n'],
+      );
       await driver.delete(ro);
       assert.deepEqual([...leftovers(ctx), ...leftovers(ro)], []);
     });
 
     test('user namespace: root in the container owns its files', async () => {
-      const userns = { uidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }] };
-      const ctx = newCtx(rt, ['/bin/sh', '-c', 'id -u; touch /etc/newfile && echo wrote; stat -c %u /bin/busybox'], { userns });
+      const userns = {
+        uidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+        gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
+      };
+      const ctx = newCtx(rt, ['/bin/sh', '-c', 'id -u; touch /etc/newfile && echo wrote; stat -c %u /bin/busybox'], {
+        userns,
+      });
       await driver.create(ctx);
       const pid = (await driver.status(ctx)).pid;
       await driver.start(ctx);
       assert.equal((await driver.waitExit(ctx)).exitCode, 0);
-      assert.deepEqual((await logLines(ctx)).map((l) => l.text), ['0\n', 'wrote\n', '0\n']);
+      assert.deepEqual(
+        (await logLines(ctx)).map((l) => l.text),
+        ['0\n', 'wrote\n', '0\n'],
+      );
       assert.ok(pid > 0);
       // the image layer itself is untouched
-      assert.equal(spawnSync('stat', ['-c', '%u', join(layer, 'bin/busybox')]).stdout.toString().trim(), '0');
+      assert.equal(
+        spawnSync('stat', ['-c', '%u', join(layer, 'bin/busybox')])
+          .stdout.toString()
+          .trim(),
+        '0',
+      );
       await driver.delete(ctx);
       assert.deepEqual(leftovers(ctx), []);
     });
   });
 }
 
-describe('container driver, runtime-independent behaviour', { skip: runtimes.length === 0 && 'neither runc nor crun can run here' }, () => {
+describe('container driver, runtime-independent behaviour', {
+  skip: runtimes.length === 0 && 'neither runc nor crun can run here',
+}, () => {
   const rt = runtimes[0] ?? 'runc';
 
   test('the container outlives the process that created it', async () => {
     const ctx = newCtx(rt, ['/bin/sleep', '100']);
     const script = join(base, 'creator.mts');
-    writeFileSync(script, [
-      `import { ContainerDriver } from ${JSON.stringify(new URL('../src/container/driver.ts', import.meta.url).pathname)};`,
-      'const ctx = JSON.parse(process.argv[2]);',
-      'const d = new ContainerDriver();',
-      'await d.create(ctx);',
-      'await d.start(ctx);',
-      'console.log("started");',
-    ].join('\n'));
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(ctx)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    writeFileSync(
+      script,
+      [
+        `import { ContainerDriver } from ${JSON.stringify(new URL('../src/container/driver.ts', import.meta.url).pathname)};`,
+        'const ctx = JSON.parse(process.argv[2]);',
+        'const d = new ContainerDriver();',
+        'await d.create(ctx);',
+        'await d.start(ctx);',
+        'console.log("started");',
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(ctx)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     const code = await new Promise<number | null>((r) => child.on('close', r));
     assert.equal(code, 0);
     assert.equal(out.trim(), 'started');
@@ -420,7 +609,10 @@ describe('container driver, runtime-independent behaviour', { skip: runtimes.len
         if (expect.file) assert.equal(w.file, expect.file);
         assert.match(w.value, expectedBlkioWeight(w.file, 300), w.file);
       } else {
-        await assert.rejects(driver.create(ctx), (e: Error) => e.name === 'HostSupportError' && expect.message.test(e.message));
+        await assert.rejects(
+          driver.create(ctx),
+          (e: Error) => e.name === 'HostSupportError' && expect.message.test(e.message),
+        );
         assert.equal(existsSync(ctx.dir), false);
       }
       await driver.delete(ctx);
@@ -476,10 +668,14 @@ describe('container driver, runtime-independent behaviour', { skip: runtimes.len
         await driver.delete(ctx);
         const t4 = performance.now();
         times.push(t4 - t0);
-        phases.push(`create ${(t1 - t0).toFixed(1)} start ${(t2 - t1).toFixed(1)} wait ${(t3 - t2).toFixed(1)} delete ${(t4 - t3).toFixed(1)}`);
+        phases.push(
+          `create ${(t1 - t0).toFixed(1)} start ${(t2 - t1).toFixed(1)} wait ${(t3 - t2).toFixed(1)} delete ${(t4 - t3).toFixed(1)}`,
+        );
       }
       const sorted = [...times].sort((a, b) => a - b);
-      console.log(`# ${r}: median ${sorted[3]!.toFixed(1)} ms (min ${sorted[0]!.toFixed(1)}, max ${sorted[6]!.toFixed(1)}); ${phases[3]}`);
+      console.log(
+        `# ${r}: median ${sorted[3]!.toFixed(1)} ms (min ${sorted[0]!.toFixed(1)}, max ${sorted[6]!.toFixed(1)}); ${phases[3]}`,
+      );
     });
   }
 });
@@ -490,20 +686,30 @@ describe('k8s-file log reader', () => {
 
   test('parses records and joins partial lines per stream', async () => {
     const p = join(dir, 'a.log');
-    writeFileSync(p, [
-      '2024-05-01T10:00:00.123456789+00:00 stdout P hel',
-      '2024-05-01T10:00:00.223456789+00:00 stderr F e1',
-      '2024-05-01T10:00:00.323456789+00:00 stdout F lo',
-      '2024-05-01T10:00:01.000000000+02:00 stdout F ',
-      '2024-05-01T10:00:02.000000000+00:00 stdout F with  spaces ',
-      '2024-05-01T10:00:03.000000000+00:00 stderr P tail',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      p,
+      [
+        '2024-05-01T10:00:00.123456789+00:00 stdout P hel',
+        '2024-05-01T10:00:00.223456789+00:00 stderr F e1',
+        '2024-05-01T10:00:00.323456789+00:00 stdout F lo',
+        '2024-05-01T10:00:01.000000000+02:00 stdout F ',
+        '2024-05-01T10:00:02.000000000+00:00 stdout F with  spaces ',
+        '2024-05-01T10:00:03.000000000+00:00 stderr P tail',
+        '',
+      ].join('\n'),
+    );
     const lines: LogLine[] = [];
     await readLogs(p, {}, (l) => lines.push(l));
-    assert.deepEqual(lines.map((l) => [l.stream, l.text]), [
-      ['stderr', 'e1\n'], ['stdout', 'hello\n'], ['stdout', '\n'], ['stdout', 'with  spaces \n'], ['stderr', 'tail'],
-    ]);
+    assert.deepEqual(
+      lines.map((l) => [l.stream, l.text]),
+      [
+        ['stderr', 'e1\n'],
+        ['stdout', 'hello\n'],
+        ['stdout', '\n'],
+        ['stdout', 'with  spaces \n'],
+        ['stderr', 'tail'],
+      ],
+    );
     assert.equal(lines[1]!.time, '2024-05-01T10:00:00.123456789+00:00');
     assert.equal(lines[1]!.timeMs, Date.UTC(2024, 4, 1, 10, 0, 0, 123));
     assert.equal(parseLogTime('2024-05-01T10:00:01.000000000+02:00'), Date.UTC(2024, 4, 1, 8, 0, 1));
@@ -525,7 +731,10 @@ describe('k8s-file log reader', () => {
 
   test('tail over a long log', async () => {
     const p = join(dir, 'long.log');
-    const lines = Array.from({ length: 5000 }, (_, i) => `2024-05-01T10:00:00.000000000+00:00 ${i % 2 ? 'stderr' : 'stdout'} F line ${i}`);
+    const lines = Array.from(
+      { length: 5000 },
+      (_, i) => `2024-05-01T10:00:00.000000000+00:00 ${i % 2 ? 'stderr' : 'stdout'} F line ${i}`,
+    );
     writeFileSync(p, lines.join('\n') + '\n');
     const got: string[] = [];
     await readLogs(p, { tail: 3 }, (l) => got.push(l.text));
@@ -571,11 +780,31 @@ describe('k8s-file log reader', () => {
 
 describe('driver helpers', () => {
   test('runtime errors map to docker exit codes', () => {
-    assert.ok(mapRuntimeError('runc', 'create', 'time="x" level=error msg="runc create failed: unable to start container process: exec: \\"foo\\": executable file not found in $PATH"', ['foo']) instanceof CommandNotFoundError);
-    assert.ok(mapRuntimeError('runc', 'create', 'exec: "/x": stat /x: no such file or directory', ['/x']) instanceof CommandNotFoundError);
-    assert.ok(mapRuntimeError('crun', 'create', 'executable file `foo` not found in $PATH: No such file or directory', ['foo']) instanceof CommandNotFoundError);
-    assert.ok(mapRuntimeError('runc', 'create', 'exec: "/etc/passwd": permission denied', ['/etc/passwd']) instanceof CommandNotExecutableError);
-    assert.ok(mapRuntimeError('crun', 'create', 'open executable: Permission denied', ['/etc/passwd']) instanceof CommandNotExecutableError);
+    assert.ok(
+      mapRuntimeError(
+        'runc',
+        'create',
+        'time="x" level=error msg="runc create failed: unable to start container process: exec: \\"foo\\": executable file not found in $PATH"',
+        ['foo'],
+      ) instanceof CommandNotFoundError,
+    );
+    assert.ok(
+      mapRuntimeError('runc', 'create', 'exec: "/x": stat /x: no such file or directory', ['/x']) instanceof
+        CommandNotFoundError,
+    );
+    assert.ok(
+      mapRuntimeError('crun', 'create', 'executable file `foo` not found in $PATH: No such file or directory', [
+        'foo',
+      ]) instanceof CommandNotFoundError,
+    );
+    assert.ok(
+      mapRuntimeError('runc', 'create', 'exec: "/etc/passwd": permission denied', ['/etc/passwd']) instanceof
+        CommandNotExecutableError,
+    );
+    assert.ok(
+      mapRuntimeError('crun', 'create', 'open executable: Permission denied', ['/etc/passwd']) instanceof
+        CommandNotExecutableError,
+    );
     const other = mapRuntimeError('runc', 'create', 'time="x" level=error msg="cgroup: something broke"', ['sh']);
     assert.equal(other.constructor.name, 'HostCommandError');
     assert.match(other.message, /cgroup: something broke/);
@@ -583,6 +812,9 @@ describe('driver helpers', () => {
 
   test('ps output keeps spaces in the command column', () => {
     const p = parsePsOutput('  PID USER     TIME CMD\n  12 root 00:00:00 sleep 100 --x\n');
-    assert.deepEqual(p, { titles: ['PID', 'USER', 'TIME', 'CMD'], rows: [['12', 'root', '00:00:00', 'sleep 100 --x']] });
+    assert.deepEqual(p, {
+      titles: ['PID', 'USER', 'TIME', 'CMD'],
+      rows: [['12', 'root', '00:00:00', 'sleep 100 --x']],
+    });
   });
 });

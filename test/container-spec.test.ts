@@ -6,20 +6,45 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, closeSync, copyFileSync, cpSync, existsSync, lchownSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmdirSync, rmSync,
-  symlinkSync, writeFileSync,
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../src/common/errors.js';
 import type { ContainerOptions, InstanceConfig } from '../src/common/instance.js';
 import {
-  ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capabilitiesFromMask, capabilitiesToMask, hostCapabilities, resolveCapabilities,
+  ALL_CAPABILITIES,
+  DEFAULT_CAPABILITIES,
+  capabilitiesFromMask,
+  capabilitiesToMask,
+  hostCapabilities,
+  resolveCapabilities,
 } from '../src/container/capabilities.js';
 import type { OciSpec } from '../src/container/oci-spec.js';
 import { defaultSeccompProfile, loadSeccompProfile } from '../src/container/seccomp.js';
 import {
-  DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS, buildExecProcess, buildRuntimeSpec, probeHostFacts, readHostRlimits,
-  type HostFacts, type SpecInput,
+  DEFAULT_PATH,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  buildExecProcess,
+  buildRuntimeSpec,
+  probeHostFacts,
+  readHostRlimits,
+  type HostFacts,
+  type SpecInput,
 } from '../src/container/spec.js';
 import { resolveInRoot, resolveUser } from '../src/container/users.js';
 
@@ -27,18 +52,53 @@ const MiB = 1024 * 1024;
 
 /** Common settings and the container section's, given side by side. */
 type ConfigPatch = Partial<InstanceConfig> & Partial<ContainerOptions>;
-const CONTAINER_KEYS = ['runtime', 'privileged', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'userns', 'ulimits'];
+const CONTAINER_KEYS = [
+  'runtime',
+  'privileged',
+  'capAdd',
+  'capDrop',
+  'noNewPrivileges',
+  'seccomp',
+  'userns',
+  'ulimits',
+];
 
 function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
-  const over = Object.fromEntries(Object.entries(patch).filter(([k]) => !CONTAINER_KEYS.includes(k))) as Partial<InstanceConfig>;
-  const copts = Object.fromEntries(Object.entries(patch).filter(([k]) => CONTAINER_KEYS.includes(k))) as Partial<ContainerOptions>;
+  const over = Object.fromEntries(
+    Object.entries(patch).filter(([k]) => !CONTAINER_KEYS.includes(k)),
+  ) as Partial<InstanceConfig>;
+  const copts = Object.fromEntries(
+    Object.entries(patch).filter(([k]) => CONTAINER_KEYS.includes(k)),
+  ) as Partial<ContainerOptions>;
   return {
-    image: 'busybox', imageId: 'sha256:0', command: ['sh', '-c', 'true'], env: [], workdir: '', user: '', hostname: '',
-    tty: false, stdin: false, mounts: [], readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10,
-    restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
+    image: 'busybox',
+    imageId: 'sha256:0',
+    command: ['sh', '-c', 'true'],
+    env: [],
+    workdir: '',
+    user: '',
+    hostname: '',
+    tty: false,
+    stdin: false,
+    mounts: [],
+    readOnly: false,
+    resources: {},
+    stopSignal: 'SIGTERM',
+    stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 },
+    autoRemove: false,
+    labels: {},
+    network: 'none',
     ...over,
     container: {
-      runtime: 'runc', privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [],
+      runtime: 'runc',
+      privileged: false,
+      capAdd: [],
+      capDrop: [],
+      noNewPrivileges: true,
+      seccomp: 'default',
+      userns: null,
+      ulimits: [],
       ...copts,
     },
   };
@@ -64,7 +124,15 @@ const PASSWD = [
   'nobody:x:65534:65534:nobody:/nonexistent:/bin/false',
   '',
 ].join('\n');
-const GROUP = ['root:x:0:', 'tty:x:5:', 'staff:x:50:app,nobody', 'app:x:1000:', 'audio:x:29:app', 'nogroup:x:65534:', ''].join('\n');
+const GROUP = [
+  'root:x:0:',
+  'tty:x:5:',
+  'staff:x:50:app,nobody',
+  'app:x:1000:',
+  'audio:x:29:app',
+  'nogroup:x:65534:',
+  '',
+].join('\n');
 
 /** Make a temporary directory removed after the current suite. */
 function tempDir(prefix: string): string {
@@ -80,7 +148,7 @@ function makeEtc(rootfs: string): void {
 }
 
 describe('capabilities', () => {
-  test('default set is docker\'s', () => {
+  test("default set is docker's", () => {
     assert.deepEqual(resolveCapabilities([], [], false).sort(), [...DEFAULT_CAPABILITIES].sort());
     assert.equal(capabilitiesToMask(DEFAULT_CAPABILITIES), '00000000a80425fb');
   });
@@ -91,7 +159,10 @@ describe('capabilities', () => {
     assert.ok(caps.includes('CAP_CHOWN'));
   });
   test('ALL', () => {
-    assert.deepEqual(resolveCapabilities(['ALL'], ['sys_admin'], false), ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_ADMIN'));
+    assert.deepEqual(
+      resolveCapabilities(['ALL'], ['sys_admin'], false),
+      ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_ADMIN'),
+    );
     assert.deepEqual(resolveCapabilities(['chown'], ['all'], false), ['CAP_CHOWN']);
     assert.deepEqual(resolveCapabilities([], ['ALL'], false), []);
   });
@@ -99,11 +170,17 @@ describe('capabilities', () => {
     assert.deepEqual(resolveCapabilities([], ['chown'], true), [...ALL_CAPABILITIES]);
   });
   test('unknown names throw', () => {
-    assert.throws(() => resolveCapabilities(['FOO'], [], false), (e: unknown) => e instanceof InvalidArgumentError && e.message === 'unknown capability: FOO');
+    assert.throws(
+      () => resolveCapabilities(['FOO'], [], false),
+      (e: unknown) => e instanceof InvalidArgumentError && e.message === 'unknown capability: FOO',
+    );
     assert.throws(() => resolveCapabilities([], ['cap_bar'], true), InvalidArgumentError);
   });
   test('masks round-trip', () => {
-    assert.deepEqual(capabilitiesFromMask('000001fffeffffff'), ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE'));
+    assert.deepEqual(
+      capabilitiesFromMask('000001fffeffffff'),
+      ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE'),
+    );
   });
 });
 
@@ -119,7 +196,12 @@ describe('users', () => {
     assert.deepEqual(resolveUser(rootfs, 'app'), { uid: 1000, gid: 1000, additionalGids: [50, 29], home: '/home/app' });
   });
   test('uid with an entry', () => {
-    assert.deepEqual(resolveUser(rootfs, '65534'), { uid: 65534, gid: 65534, additionalGids: [50], home: '/nonexistent' });
+    assert.deepEqual(resolveUser(rootfs, '65534'), {
+      uid: 65534,
+      gid: 65534,
+      additionalGids: [50],
+      home: '/nonexistent',
+    });
   });
   test('uid without an entry', () => {
     assert.deepEqual(resolveUser(rootfs, '4242'), { uid: 4242, gid: 0, additionalGids: [], home: '/' });
@@ -130,10 +212,16 @@ describe('users', () => {
     assert.deepEqual(resolveUser(rootfs, '77:tty'), { uid: 77, gid: 5, additionalGids: [], home: '/' });
   });
   test('unknown user and group', () => {
-    assert.throws(() => resolveUser(rootfs, 'ghost'), (e: unknown) =>
-      e instanceof NotFoundError && e.message === 'unable to find user ghost: no matching entries in passwd file');
-    assert.throws(() => resolveUser(rootfs, 'app:ghosts'), (e: unknown) =>
-      e instanceof NotFoundError && e.message === 'unable to find group ghosts: no matching entries in group file');
+    assert.throws(
+      () => resolveUser(rootfs, 'ghost'),
+      (e: unknown) =>
+        e instanceof NotFoundError && e.message === 'unable to find user ghost: no matching entries in passwd file',
+    );
+    assert.throws(
+      () => resolveUser(rootfs, 'app:ghosts'),
+      (e: unknown) =>
+        e instanceof NotFoundError && e.message === 'unable to find group ghosts: no matching entries in group file',
+    );
     assert.throws(() => resolveUser(rootfs, '99999999999'), InvalidArgumentError);
   });
   test('no passwd file: numeric ids work, names do not', () => {
@@ -204,7 +292,20 @@ describe('seccomp', () => {
     assert.deepEqual(p.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
     const names = allowed(p);
     for (const n of ['read', 'write', 'execve', 'openat', 'futex', 'chroot', 'arch_prctl']) assert.ok(names.has(n), n);
-    for (const n of ['mount', 'umount2', 'unshare', 'setns', 'ptrace', 'reboot', 'bpf', 'init_module', 'clone', 'clone3', 'socket', 'personality']) {
+    for (const n of [
+      'mount',
+      'umount2',
+      'unshare',
+      'setns',
+      'ptrace',
+      'reboot',
+      'bpf',
+      'init_module',
+      'clone',
+      'clone3',
+      'socket',
+      'personality',
+    ]) {
       assert.ok(!names.has(n), n);
     }
     const clone = p.syscalls!.find((s) => s.names.includes('clone'));
@@ -212,12 +313,15 @@ describe('seccomp', () => {
     const clone3 = p.syscalls!.find((s) => s.names.includes('clone3'));
     assert.equal(clone3?.action, 'SCMP_ACT_ERRNO');
     assert.equal(clone3?.errnoRet, 38);
-    assert.deepEqual(p.syscalls!.find((s) => s.names.includes('socket'))?.args, [{ index: 0, value: 40, op: 'SCMP_CMP_NE' }]);
+    assert.deepEqual(p.syscalls!.find((s) => s.names.includes('socket'))?.args, [
+      { index: 0, value: 40, op: 'SCMP_CMP_NE' },
+    ]);
   });
   test('capabilities open their system calls', () => {
     const p = defaultSeccompProfile([...DEFAULT_CAPABILITIES, 'sys_admin', 'CAP_SYS_PTRACE'], 'x64');
     const names = allowed(p);
-    for (const n of ['mount', 'umount2', 'unshare', 'setns', 'clone', 'clone3', 'ptrace', 'process_vm_readv']) assert.ok(names.has(n), n);
+    for (const n of ['mount', 'umount2', 'unshare', 'setns', 'clone', 'clone3', 'ptrace', 'process_vm_readv'])
+      assert.ok(names.has(n), n);
     assert.ok(!p.syscalls!.some((s) => s.action === 'SCMP_ACT_ERRNO'));
     assert.ok(!allowed(defaultSeccompProfile(['CAP_CHOWN'], 'x64')).has('chroot'));
   });
@@ -225,45 +329,104 @@ describe('seccomp', () => {
     const dir = mkdtempSync('/tmp/hull-test-seccomp-');
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'p.json');
-    writeFileSync(file, JSON.stringify({
-      defaultAction: 'SCMP_ACT_ERRNO',
-      defaultErrnoRet: 1,
-      archMap: [
-        { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] },
-        { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
-      ],
-      syscalls: [
-        { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
-        { name: 'mount', action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
-        { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 2114060288, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390x'] } },
-        { names: ['modify_ldt'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x86'] } },
-        { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '99.0' } },
-        { names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: 13, comment: 'no' },
-      ],
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 1,
+        archMap: [
+          { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] },
+          { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
+        ],
+        syscalls: [
+          { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
+          { name: 'mount', action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
+          {
+            names: ['clone'],
+            action: 'SCMP_ACT_ALLOW',
+            args: [{ index: 0, value: 2114060288, op: 'SCMP_CMP_MASKED_EQ' }],
+            excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390x'] },
+          },
+          { names: ['modify_ldt'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x86'] } },
+          { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '99.0' } },
+          { names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: 13, comment: 'no' },
+        ],
+      }),
+    );
     const p = loadSeccompProfile(file, DEFAULT_CAPABILITIES, { arch: 'x64', kernel: '6.18.0' });
     assert.deepEqual(p.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
-    assert.deepEqual(p.syscalls!.map((s) => s.names.join()), ['read,write', 'clone', 'modify_ldt', 'mkdir']);
+    assert.deepEqual(
+      p.syscalls!.map((s) => s.names.join()),
+      ['read,write', 'clone', 'modify_ldt', 'mkdir'],
+    );
     assert.equal(p.syscalls![3]!.errnoRet, 13);
     const admin = loadSeccompProfile(file, ['CAP_SYS_ADMIN'], { arch: 'arm64', kernel: '6.1' });
     assert.deepEqual(admin.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
-    assert.deepEqual(admin.syscalls!.map((s) => s.names.join()), ['read,write', 'mount', 'mkdir']);
+    assert.deepEqual(
+      admin.syscalls!.map((s) => s.names.join()),
+      ['read,write', 'mount', 'mkdir'],
+    );
   });
   test('bad profiles give clear errors', (t) => {
     const dir = mkdtempSync('/tmp/hull-test-seccomp-');
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    assert.throws(() => loadSeccompProfile(join(dir, 'missing.json')), (e: unknown) => e instanceof NotFoundError && /seccomp profile not found/.test(e.message));
-    const write = (name: string, text: string) => { writeFileSync(join(dir, name), text); return join(dir, name); };
+    assert.throws(
+      () => loadSeccompProfile(join(dir, 'missing.json')),
+      (e: unknown) => e instanceof NotFoundError && /seccomp profile not found/.test(e.message),
+    );
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
     assert.throws(() => loadSeccompProfile(write('a.json', '{nope')), /is not valid JSON/);
     assert.throws(() => loadSeccompProfile(write('b.json', '{"defaultAction":"ALLOW"}')), /unknown action "ALLOW"/);
-    assert.throws(() => loadSeccompProfile(write('c.json', '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"action":"SCMP_ACT_ERRNO"}]}')), /syscalls\[0\] names no system call/);
-    assert.throws(() => loadSeccompProfile(write('d.json', '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[]}')), /use one/);
-    assert.throws(() => loadSeccompProfile(write('e.json', '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}')), /index must be 0 to 5/);
+    assert.throws(
+      () =>
+        loadSeccompProfile(
+          write('c.json', '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"action":"SCMP_ACT_ERRNO"}]}'),
+        ),
+      /syscalls\[0\] names no system call/,
+    );
+    assert.throws(
+      () =>
+        loadSeccompProfile(
+          write('d.json', '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[]}'),
+        ),
+      /use one/,
+    );
+    assert.throws(
+      () =>
+        loadSeccompProfile(
+          write(
+            'e.json',
+            '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}',
+          ),
+        ),
+      /index must be 0 to 5/,
+    );
     assert.throws(() => loadSeccompProfile(write('f.json', '[]')), InvalidArgumentError);
-    assert.throws(() => loadSeccompProfile(write('h.json', '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_NOPE"]}}]}')), /includes.caps: unknown capability CAP_NOPE/);
+    assert.throws(
+      () =>
+        loadSeccompProfile(
+          write(
+            'h.json',
+            '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_NOPE"]}}]}',
+          ),
+        ),
+      /includes.caps: unknown capability CAP_NOPE/,
+    );
     // The OCI format is accepted as is.
-    const oci = loadSeccompProfile(write('g.json', '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}'));
-    assert.deepEqual(oci, { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] });
+    const oci = loadSeccompProfile(
+      write(
+        'g.json',
+        '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}',
+      ),
+    );
+    assert.deepEqual(oci, {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      architectures: ['SCMP_ARCH_X86_64'],
+      syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }],
+    });
   });
 });
 
@@ -272,15 +435,24 @@ describe('buildRuntimeSpec', () => {
   const rootfs = join(root, 'rootfs');
   makeEtc(rootfs);
   const input = (over: ConfigPatch = {}, extra: Partial<SpecInput> = {}): SpecInput => ({
-    id: '0123456789abcdef0123', config: baseConfig(over), rootfs, cgroupsPath: '/hull/0123456789abcdef0123',
-    cgroupNamespace: true, hostNofileHard: 20000, host: HOST, ...extra,
+    id: '0123456789abcdef0123',
+    config: baseConfig(over),
+    rootfs,
+    cgroupsPath: '/hull/0123456789abcdef0123',
+    cgroupNamespace: true,
+    hostNofileHard: 20000,
+    host: HOST,
+    ...extra,
   });
   const build = (over: ConfigPatch = {}, extra: Partial<SpecInput> = {}) => buildRuntimeSpec(input(over, extra));
 
   test('defaults', () => {
     const s = build({ env: ['FOO=bar'] });
     assert.equal(s.ociVersion, '1.0.2');
-    assert.deepEqual(s.linux.namespaces.map((n) => n.type), ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
+    assert.deepEqual(
+      s.linux.namespaces.map((n) => n.type),
+      ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'],
+    );
     assert.equal(s.hostname, '0123456789ab');
     assert.deepEqual(s.process.env, [`PATH=${DEFAULT_PATH}`, 'HOSTNAME=0123456789ab', 'FOO=bar', 'HOME=/root']);
     assert.deepEqual(s.process.args, ['sh', '-c', 'true']);
@@ -297,8 +469,16 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(s.linux.readonlyPaths, [...READONLY_PATHS]);
     assert.equal(s.linux.cgroupsPath, '/hull/0123456789abcdef0123');
     assert.equal(s.linux.seccomp?.defaultAction, 'SCMP_ACT_ERRNO');
-    assert.deepEqual(s.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);
-    assert.deepEqual(s.mounts.find((m) => m.destination === '/dev')?.options, ['nosuid', 'strictatime', 'mode=755', 'size=65536k']);
+    assert.deepEqual(
+      s.mounts.map((m) => m.destination),
+      ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup'],
+    );
+    assert.deepEqual(s.mounts.find((m) => m.destination === '/dev')?.options, [
+      'nosuid',
+      'strictatime',
+      'mode=755',
+      'size=65536k',
+    ]);
     assert.ok(s.mounts.find((m) => m.destination === '/dev/pts')?.options?.includes('gid=5'));
     assert.ok(s.mounts.find((m) => m.destination === '/sys')?.options?.includes('ro'));
     assert.ok(s.mounts.find((m) => m.destination === '/sys/fs/cgroup')?.options?.includes('ro'));
@@ -311,19 +491,31 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
   });
   test('tty, workdir, user, hostname, env override', () => {
-    const s = build({ tty: true, workdir: '/tmp/', user: 'app', hostname: 'web', env: ['HOSTNAME=mine', 'PATH=/bin', 'HOME=/x'] });
+    const s = build({
+      tty: true,
+      workdir: '/tmp/',
+      user: 'app',
+      hostname: 'web',
+      env: ['HOSTNAME=mine', 'PATH=/bin', 'HOME=/x'],
+    });
     assert.equal(s.process.terminal, true);
     assert.deepEqual(s.process.env, ['HOSTNAME=mine', 'TERM=xterm', 'PATH=/bin', 'HOME=/x']);
     assert.equal(s.process.cwd, '/tmp');
     assert.deepEqual(s.process.user, { uid: 1000, gid: 1000, additionalGids: [50, 29] });
     assert.equal(s.hostname, 'web');
     assert.throws(() => build({ workdir: 'rel' }), /must be an absolute path/);
-    assert.throws(() => build({ command: [] }), (e: unknown) => e instanceof InvalidArgumentError && e.message === 'no command specified');
+    assert.throws(
+      () => build({ command: [] }),
+      (e: unknown) => e instanceof InvalidArgumentError && e.message === 'no command specified',
+    );
     assert.throws(() => build({ user: 'ghost' }), NotFoundError);
   });
   test('host network: no network namespace', () => {
     const s = build({ network: 'host' }, { cgroupNamespace: false });
-    assert.deepEqual(s.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount']);
+    assert.deepEqual(
+      s.linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount'],
+    );
   });
   test('privileged', () => {
     const s = build({ privileged: true, capDrop: ['chown'] });
@@ -337,7 +529,10 @@ describe('buildRuntimeSpec', () => {
     assert.ok(s.mounts.find((m) => m.destination === '/sys/fs/cgroup')?.options?.includes('rw'));
   });
   test('capabilities the host lacks', () => {
-    assert.throws(() => build({ capAdd: ['SYS_RESOURCE'] }), (e: unknown) => e instanceof HostSupportError && /CAP_SYS_RESOURCE/.test(e.message));
+    assert.throws(
+      () => build({ capAdd: ['SYS_RESOURCE'] }),
+      (e: unknown) => e instanceof HostSupportError && /CAP_SYS_RESOURCE/.test(e.message),
+    );
     const s = build({ capAdd: ['ALL'] });
     assert.ok(!s.process.capabilities?.bounding.includes('CAP_SYS_RESOURCE'));
     assert.ok(s.process.capabilities?.bounding.includes('CAP_SYS_ADMIN'));
@@ -350,32 +545,63 @@ describe('buildRuntimeSpec', () => {
     const dir = mkdtempSync('/tmp/hull-test-seccomp-');
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'p.json'), '{"defaultAction":"SCMP_ACT_LOG"}');
-    assert.deepEqual(build({ seccomp: join(dir, 'p.json') }).linux.seccomp, { defaultAction: 'SCMP_ACT_LOG', syscalls: [] });
+    assert.deepEqual(build({ seccomp: join(dir, 'p.json') }).linux.seccomp, {
+      defaultAction: 'SCMP_ACT_LOG',
+      syscalls: [],
+    });
     assert.throws(() => build({ seccomp: join(dir, 'none.json') }), NotFoundError);
   });
   test('resources', () => {
     const r = build({
-      resources: { memory: 64 * MiB, cpus: 0.5, cpuShares: 512, cpusetCpus: '0-1', cpusetMems: '0', pidsLimit: 100, blkioWeight: 300 },
+      resources: {
+        memory: 64 * MiB,
+        cpus: 0.5,
+        cpuShares: 512,
+        cpusetCpus: '0-1',
+        cpusetMems: '0',
+        pidsLimit: 100,
+        blkioWeight: 300,
+      },
     }).linux.resources!;
     assert.deepEqual(r.memory, { limit: 64 * MiB, swap: 128 * MiB });
     assert.deepEqual(r.cpu, { quota: 50000, period: 100000, shares: 512, cpus: '0-1', mems: '0' });
     assert.deepEqual(r.pids, { limit: 100 });
     assert.deepEqual(r.blockIO, { weight: 300 });
-    assert.deepEqual(build({ resources: { memory: 64 * MiB, memorySwap: -1 } }).linux.resources?.memory, { limit: 64 * MiB, swap: -1 });
-    assert.deepEqual(build({ resources: { memory: 64 * MiB, memorySwap: 100 * MiB } }).linux.resources?.memory, { limit: 64 * MiB, swap: 100 * MiB });
-    assert.deepEqual(build({ resources: { memory: 64 * MiB } }, { host: { ...HOST, swapAccounting: false } }).linux.resources?.memory, { limit: 64 * MiB });
+    assert.deepEqual(build({ resources: { memory: 64 * MiB, memorySwap: -1 } }).linux.resources?.memory, {
+      limit: 64 * MiB,
+      swap: -1,
+    });
+    assert.deepEqual(build({ resources: { memory: 64 * MiB, memorySwap: 100 * MiB } }).linux.resources?.memory, {
+      limit: 64 * MiB,
+      swap: 100 * MiB,
+    });
+    assert.deepEqual(
+      build({ resources: { memory: 64 * MiB } }, { host: { ...HOST, swapAccounting: false } }).linux.resources?.memory,
+      { limit: 64 * MiB },
+    );
     assert.equal(build({ resources: { pidsLimit: -1 } }).linux.resources?.pids, undefined);
     assert.deepEqual(build({ resources: { cpus: 2 } }).linux.resources?.cpu, { quota: 200000, period: 100000 });
   });
   test('resource checks', () => {
-    const fails = (res: InstanceConfig['resources'], re: RegExp, cls: typeof InvalidArgumentError | typeof HostSupportError = InvalidArgumentError, host = HOST) =>
-      assert.throws(() => build({ resources: res }, { host }), (e: unknown) => e instanceof cls && re.test((e as Error).message));
+    const fails = (
+      res: InstanceConfig['resources'],
+      re: RegExp,
+      cls: typeof InvalidArgumentError | typeof HostSupportError = InvalidArgumentError,
+      host = HOST,
+    ) =>
+      assert.throws(
+        () => build({ resources: res }, { host }),
+        (e: unknown) => e instanceof cls && re.test((e as Error).message),
+      );
     fails({ memory: 1 * MiB }, /minimum is 6 MiB/);
     fails({ cpus: 3 }, /between 0\.01 and 2 \(this host has 2 CPUs\)/);
     fails({ cpus: -1 }, /--cpus -1 is out of range/);
     fails({ memorySwap: 100 * MiB }, /--memory-swap needs --memory/);
     fails({ memory: 64 * MiB, memorySwap: 32 * MiB }, /below --memory/);
-    fails({ memory: 64 * MiB, memorySwap: 128 * MiB }, /swapaccount/, HostSupportError, { ...HOST, swapAccounting: false });
+    fails({ memory: 64 * MiB, memorySwap: 128 * MiB }, /swapaccount/, HostSupportError, {
+      ...HOST,
+      swapAccounting: false,
+    });
     fails({ cpusetCpus: '0-3' }, /--cpuset-cpus 0-3: 2,3 not available on this host \(online: 0-1\)/);
     fails({ cpusetCpus: 'x' }, /invalid --cpuset-cpus/);
     fails({ blkioWeight: 5 }, /between 10 and 1000/);
@@ -383,29 +609,58 @@ describe('buildRuntimeSpec', () => {
     fails({ cpuShares: 1 }, /--cpu-shares/);
   });
   test('ulimits', () => {
-    const s = build({ ulimits: [{ type: 'nofile', soft: 1024, hard: 4096 }, { type: 'RLIMIT_NPROC', soft: 100, hard: 200 }, { type: 'core', soft: -1, hard: -1 }] });
+    const s = build({
+      ulimits: [
+        { type: 'nofile', soft: 1024, hard: 4096 },
+        { type: 'RLIMIT_NPROC', soft: 100, hard: 200 },
+        { type: 'core', soft: -1, hard: -1 },
+      ],
+    });
     assert.deepEqual(s.process.rlimits, [
       { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
       { type: 'RLIMIT_NPROC', soft: 100, hard: 200 },
       { type: 'RLIMIT_CORE', soft: Number.MAX_SAFE_INTEGER, hard: Number.MAX_SAFE_INTEGER },
     ]);
-    assert.deepEqual(build({}, { hostNofileHard: 4_000_000 }).process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 1048576, hard: 1048576 }]);
-    assert.throws(() => build({ ulimits: [{ type: 'nofile', soft: 30000, hard: 30000 }] }), (e: unknown) =>
-      e instanceof InvalidArgumentError && /ulimit nofile: hard limit 30000 is above the host's maximum of 20000/.test(e.message));
-    assert.deepEqual(build({ ulimits: [{ type: 'nproc', soft: -1, hard: -1 }] }).process.rlimits?.[1], { type: 'RLIMIT_NPROC', soft: 5000, hard: 5000 });
-    assert.throws(() => build({ ulimits: [{ type: 'nofile', soft: 2000, hard: 1000 }] }), /soft limit 2000 is above hard limit 1000/);
+    assert.deepEqual(build({}, { hostNofileHard: 4_000_000 }).process.rlimits, [
+      { type: 'RLIMIT_NOFILE', soft: 1048576, hard: 1048576 },
+    ]);
+    assert.throws(
+      () => build({ ulimits: [{ type: 'nofile', soft: 30000, hard: 30000 }] }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        /ulimit nofile: hard limit 30000 is above the host's maximum of 20000/.test(e.message),
+    );
+    assert.deepEqual(build({ ulimits: [{ type: 'nproc', soft: -1, hard: -1 }] }).process.rlimits?.[1], {
+      type: 'RLIMIT_NPROC',
+      soft: 5000,
+      hard: 5000,
+    });
+    assert.throws(
+      () => build({ ulimits: [{ type: 'nofile', soft: 2000, hard: 1000 }] }),
+      /soft limit 2000 is above hard limit 1000/,
+    );
     assert.throws(() => build({ ulimits: [{ type: 'files', soft: 1, hard: 1 }] }), /unknown ulimit files/);
   });
   test('user namespace', () => {
-    const userns = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    const userns = {
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    };
     const s = build({ userns });
     assert.deepEqual(s.linux.namespaces.at(-1), { type: 'user' });
     assert.deepEqual(s.linux.uidMappings, userns.uidMappings);
     assert.deepEqual(s.linux.gidMappings, userns.gidMappings);
     assert.equal(s.mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
     // gid 5 unmapped: no gid=5 on devpts
-    const small = { uidMappings: [{ containerID: 0, hostID: 100000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 1 }] };
-    assert.ok(!build({ userns: small }).mounts.find((m) => m.destination === '/dev/pts')?.options?.includes('gid=5'));
+    const small = {
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 1 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 1 }],
+    };
+    assert.ok(
+      !build({ userns: small })
+        .mounts.find((m) => m.destination === '/dev/pts')
+        ?.options?.includes('gid=5'),
+    );
     // host network under a user namespace: sysfs cannot be mounted, so it is bound
     assert.equal(build({ userns, network: 'host' }).mounts.find((m) => m.destination === '/sys')?.type, 'bind');
     assert.throws(() => build({ userns: { uidMappings: [], gidMappings: [] } }), /at least one uid mapping/);
@@ -413,41 +668,83 @@ describe('buildRuntimeSpec', () => {
   test('mounts', () => {
     const src = join(root, 'data');
     mkdirSync(src, { recursive: true });
-    const s = build({
-      readOnly: true,
-      mounts: [
-        { type: 'bind', source: src, target: '/data/sub/', readonly: true },
-        { type: 'tmpfs', target: '/dev/shm', options: ['size=1m'] },
-        { type: 'bind', source: src, target: '/data', readonly: false },
-      ],
-    }, { extraMounts: [{ destination: '/etc/hosts', type: 'bind', source: '/etc/hosts', options: ['rbind', 'ro'] }] });
+    const s = build(
+      {
+        readOnly: true,
+        mounts: [
+          { type: 'bind', source: src, target: '/data/sub/', readonly: true },
+          { type: 'tmpfs', target: '/dev/shm', options: ['size=1m'] },
+          { type: 'bind', source: src, target: '/data', readonly: false },
+        ],
+      },
+      { extraMounts: [{ destination: '/etc/hosts', type: 'bind', source: '/etc/hosts', options: ['rbind', 'ro'] }] },
+    );
     assert.equal(s.root.readonly, true);
     const dests = s.mounts.map((m) => m.destination);
-    assert.deepEqual(dests, ['/proc', '/dev', '/dev/pts', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/data', '/etc/hosts', '/data/sub', '/dev/shm']);
-    assert.deepEqual(s.mounts.find((m) => m.destination === '/dev/shm'), { destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m'] });
+    assert.deepEqual(dests, [
+      '/proc',
+      '/dev',
+      '/dev/pts',
+      '/dev/mqueue',
+      '/sys',
+      '/sys/fs/cgroup',
+      '/data',
+      '/etc/hosts',
+      '/data/sub',
+      '/dev/shm',
+    ]);
+    assert.deepEqual(
+      s.mounts.find((m) => m.destination === '/dev/shm'),
+      { destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m'] },
+    );
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data/sub')?.options, ['rbind', 'rprivate', 'ro']);
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data')?.options, ['rbind', 'rprivate']);
-    assert.throws(() => build({ mounts: [{ type: 'bind', source: join(root, 'nope'), target: '/x', readonly: false }] }), (e: unknown) =>
-      e instanceof NotFoundError && /bind mount source path does not exist/.test(e.message));
+    assert.throws(
+      () => build({ mounts: [{ type: 'bind', source: join(root, 'nope'), target: '/x', readonly: false }] }),
+      (e: unknown) => e instanceof NotFoundError && /bind mount source path does not exist/.test(e.message),
+    );
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: 'rel', options: [] }] }), InvalidArgumentError);
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: '/', options: [] }] }), InvalidArgumentError);
   });
   test('exec process', () => {
     const base = build({ env: ['FOO=1', 'BAR=2'], workdir: '/srv', capAdd: ['NET_ADMIN'] });
-    const p = buildExecProcess(base, { command: ['ls'], env: ['BAR=3'], tty: true, stdin: true, privileged: false, detach: false, user: 'app:staff' }, rootfs);
+    const p = buildExecProcess(
+      base,
+      { command: ['ls'], env: ['BAR=3'], tty: true, stdin: true, privileged: false, detach: false, user: 'app:staff' },
+      rootfs,
+    );
     assert.deepEqual(p.args, ['ls']);
-    assert.deepEqual(p.env, [`PATH=${DEFAULT_PATH}`, 'HOSTNAME=0123456789ab', 'FOO=1', 'BAR=3', 'HOME=/home/app', 'TERM=xterm']);
+    assert.deepEqual(p.env, [
+      `PATH=${DEFAULT_PATH}`,
+      'HOSTNAME=0123456789ab',
+      'FOO=1',
+      'BAR=3',
+      'HOME=/home/app',
+      'TERM=xterm',
+    ]);
     assert.deepEqual(p.user, { uid: 1000, gid: 50 });
     assert.equal(p.cwd, '/srv');
     assert.equal(p.terminal, true);
     assert.deepEqual(p.capabilities, base.process.capabilities);
     assert.deepEqual(p.rlimits, base.process.rlimits);
     assert.equal(p.noNewPrivileges, true);
-    const q = buildExecProcess(base, { command: ['id'], env: [], tty: false, stdin: false, privileged: true, detach: false, workdir: '/tmp' }, rootfs);
+    const q = buildExecProcess(
+      base,
+      { command: ['id'], env: [], tty: false, stdin: false, privileged: true, detach: false, workdir: '/tmp' },
+      rootfs,
+    );
     assert.deepEqual(q.user, base.process.user);
     assert.equal(q.cwd, '/tmp');
     assert.deepEqual(q.capabilities?.effective, hostCapabilities());
-    assert.throws(() => buildExecProcess(base, { command: [], env: [], tty: false, stdin: false, privileged: false, detach: false }, rootfs), /no command specified/);
+    assert.throws(
+      () =>
+        buildExecProcess(
+          base,
+          { command: [], env: [], tty: false, stdin: false, privileged: false, detach: false },
+          rootfs,
+        ),
+      /no command specified/,
+    );
   });
 });
 
@@ -470,13 +767,19 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     chmodSync(dir, 0o755); // the user-namespaced root (host uid 100000) must reach its rootfs
     runcRoot = join(dir, 'runc');
     rootfs = join(dir, 'rootfs');
-    for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'data', 'mnt']) mkdirSync(join(rootfs, d), { recursive: true });
+    for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'data', 'mnt'])
+      mkdirSync(join(rootfs, d), { recursive: true });
     chmodSync(join(rootfs, 'tmp'), 0o1777);
     copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
     chmodSync(join(rootfs, 'bin/busybox'), 0o755);
-    const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
+    const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((a) => a && a !== 'busybox');
     for (const a of applets) symlinkSync('busybox', join(rootfs, 'bin', a));
-    writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+    writeFileSync(
+      join(rootfs, 'etc/passwd'),
+      'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+    );
     writeFileSync(join(rootfs, 'etc/group'), 'root:x:0:\ntty:x:5:\nstaff:x:50:nobody\nnogroup:x:65534:\n');
     host = probeHostFacts();
   });
@@ -486,9 +789,17 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     // runc removes a container's cgroups; the parent /hull-test is ours to remove where it is empty.
     for (const ctrl of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
       for (const id of ids) {
-        try { rmdirSync(join('/sys/fs/cgroup', ctrl, 'hull-test', id)); } catch { /* gone already */ }
+        try {
+          rmdirSync(join('/sys/fs/cgroup', ctrl, 'hull-test', id));
+        } catch {
+          /* gone already */
+        }
       }
-      try { rmdirSync(join('/sys/fs/cgroup', ctrl, 'hull-test')); } catch { /* absent, or in use by another test */ }
+      try {
+        rmdirSync(join('/sys/fs/cgroup', ctrl, 'hull-test'));
+      } catch {
+        /* absent, or in use by another test */
+      }
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -497,8 +808,13 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     const id = `hull-spec-${process.pid}-${++seq}`;
     ids.push(id);
     const s = buildRuntimeSpec({
-      id, config: baseConfig(over), rootfs: root, cgroupsPath: `/hull-test/${id}`, cgroupNamespace: seq % 2 === 0,
-      hostNofileHard: readHostRlimits().nofile ?? 1024, host,
+      id,
+      config: baseConfig(over),
+      rootfs: root,
+      cgroupsPath: `/hull-test/${id}`,
+      cgroupNamespace: seq % 2 === 0,
+      hostNofileHard: readHostRlimits().nofile ?? 1024,
+      host,
     });
     return { id, spec: s };
   }
@@ -508,7 +824,11 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     const bundle = join(dir, 'bundles', id);
     mkdirSync(bundle, { recursive: true });
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(s));
-    const r = spawnSync('runc', ['--root', runcRoot, 'run', '-b', bundle, id], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync('runc', ['--root', runcRoot, 'run', '-b', bundle, id], {
+      encoding: 'utf8',
+      timeout: 15000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -519,28 +839,36 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
 
   /** key=value lines printed by a script. */
   function values(out: string): Record<string, string> {
-    return Object.fromEntries(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    return Object.fromEntries(
+      out
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
   }
 
   test('default container: identity, capabilities, masks, read-only /proc/sys, seccomp', () => {
-    const r = run({ resources: { memory: 64 * MiB } }, [
-      'echo uid=$(id -u) gid=$(id -g)',
-      'echo capeff=$(grep CapEff /proc/self/status | cut -f2)',
-      'echo capbnd=$(grep CapBnd /proc/self/status | cut -f2)',
-      'echo seccomp=$(grep Seccomp: /proc/self/status | cut -f2)',
-      'echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)',
-      'echo keys=$(stat -c %t:%T /proc/keys)',
-      'echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c)',
-      'echo firmware=$(ls /sys/firmware | wc -l)',
-      'echo procsys=$(echo x 2>&1 > /proc/sys/kernel/domainname || echo refused)',
-      'echo unshare=$(unshare -U true 2>&1 || echo refused)',
-      'echo mount=$(mount -t tmpfs none /mnt 2>&1 || echo refused)',
-      'echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)',
-      'echo nofile=$(ulimit -n)',
-      'echo path=$PATH home=$HOME host=$HOSTNAME',
-      'touch /probe && echo rootfs=writable',
-      'echo normal=$(echo hello | grep -c hello)',
-    ].join('; '));
+    const r = run(
+      { resources: { memory: 64 * MiB } },
+      [
+        'echo uid=$(id -u) gid=$(id -g)',
+        'echo capeff=$(grep CapEff /proc/self/status | cut -f2)',
+        'echo capbnd=$(grep CapBnd /proc/self/status | cut -f2)',
+        'echo seccomp=$(grep Seccomp: /proc/self/status | cut -f2)',
+        'echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)',
+        'echo keys=$(stat -c %t:%T /proc/keys)',
+        'echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c)',
+        'echo firmware=$(ls /sys/firmware | wc -l)',
+        'echo procsys=$(echo x 2>&1 > /proc/sys/kernel/domainname || echo refused)',
+        'echo unshare=$(unshare -U true 2>&1 || echo refused)',
+        'echo mount=$(mount -t tmpfs none /mnt 2>&1 || echo refused)',
+        'echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)',
+        'echo nofile=$(ulimit -n)',
+        'echo path=$PATH home=$HOME host=$HOSTNAME',
+        'touch /probe && echo rootfs=writable',
+        'echo normal=$(echo hello | grep -c hello)',
+      ].join('; '),
+    );
     assert.equal(r.status, 0, r.stderr);
     const v = values(r.stdout);
     assert.equal(v.uid, '0 gid=0');
@@ -565,23 +893,30 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     const data = join(dir, 'hostdata');
     mkdirSync(data);
     writeFileSync(join(data, 'f'), 'from host\n');
-    const r = run({
-      user: 'nobody', readOnly: true,
-      mounts: [{ type: 'bind', source: data, target: '/data', readonly: true }, { type: 'tmpfs', target: '/scratch', options: ['size=1m'] }],
-      resources: { cpus: 0.5, pidsLimit: 64 },
-      ulimits: [{ type: 'nofile', soft: 512, hard: 1024 }],
-    }, [
-      'echo id=$(id -u):$(id -g):$(id -G)',
-      'echo capeff=$(grep CapEff /proc/self/status | cut -f2)',
-      'touch /x 2>/dev/null && echo root=writable || echo root=readonly',
-      'echo data=$(cat /data/f)',
-      'touch /data/y 2>/dev/null && echo dataw=yes || echo dataw=no',
-      'touch /scratch/y && echo scratch=$(stat -c %a /scratch)',
-      'touch /dev/shm/y && echo shm=yes',
-      'echo quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max)',
-      'echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)',
-      'echo nofile=$(ulimit -n):$(ulimit -Hn)',
-    ].join('; '));
+    const r = run(
+      {
+        user: 'nobody',
+        readOnly: true,
+        mounts: [
+          { type: 'bind', source: data, target: '/data', readonly: true },
+          { type: 'tmpfs', target: '/scratch', options: ['size=1m'] },
+        ],
+        resources: { cpus: 0.5, pidsLimit: 64 },
+        ulimits: [{ type: 'nofile', soft: 512, hard: 1024 }],
+      },
+      [
+        'echo id=$(id -u):$(id -g):$(id -G)',
+        'echo capeff=$(grep CapEff /proc/self/status | cut -f2)',
+        'touch /x 2>/dev/null && echo root=writable || echo root=readonly',
+        'echo data=$(cat /data/f)',
+        'touch /data/y 2>/dev/null && echo dataw=yes || echo dataw=no',
+        'touch /scratch/y && echo scratch=$(stat -c %a /scratch)',
+        'touch /dev/shm/y && echo shm=yes',
+        'echo quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max)',
+        'echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)',
+        'echo nofile=$(ulimit -n):$(ulimit -Hn)',
+      ].join('; '),
+    );
     assert.equal(r.status, 0, r.stderr);
     const v = values(r.stdout);
     assert.equal(v.id, '65534:65534:65534 50');
@@ -597,7 +932,10 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
   });
 
   test('privileged container and a custom seccomp profile', () => {
-    const p = run({ privileged: true }, 'echo capeff=$(grep CapEff /proc/self/status | cut -f2); echo seccomp=$(grep Seccomp: /proc/self/status | cut -f2); mount -t tmpfs none /mnt && echo mount=ok');
+    const p = run(
+      { privileged: true },
+      'echo capeff=$(grep CapEff /proc/self/status | cut -f2); echo seccomp=$(grep Seccomp: /proc/self/status | cut -f2); mount -t tmpfs none /mnt && echo mount=ok',
+    );
     assert.equal(p.status, 0, p.stderr);
     const v = values(p.stdout);
     assert.equal(v.capeff, capabilitiesToMask(hostCapabilities()));
@@ -605,11 +943,17 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     assert.equal(v.mount, 'ok');
 
     const profile = join(dir, 'profile.json');
-    writeFileSync(profile, JSON.stringify({
-      defaultAction: 'SCMP_ACT_ALLOW',
-      archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }, { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] }],
-      syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
-    }));
+    writeFileSync(
+      profile,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        archMap: [
+          { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] },
+          { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
+        ],
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
+      }),
+    );
     const c = run({ seccomp: profile }, 'mkdir /tmp/d 2>&1; echo done');
     assert.equal(c.status, 0, c.stderr);
     assert.match(c.stdout, /Permission denied/);
@@ -627,13 +971,24 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
       }
     };
     chownTree(urootfs);
-    const userns = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
-    const r = run({ userns, user: 'nobody' }, 'echo id=$(id -u); echo map=$(cat /proc/self/uid_map | tr -s " "); echo pts=$(stat -c %g /dev/pts/ptmx)', urootfs);
+    const userns = {
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    };
+    const r = run(
+      { userns, user: 'nobody' },
+      'echo id=$(id -u); echo map=$(cat /proc/self/uid_map | tr -s " "); echo pts=$(stat -c %g /dev/pts/ptmx)',
+      urootfs,
+    );
     assert.equal(r.status, 0, r.stderr);
     const v = values(r.stdout);
     assert.equal(v.id, '65534');
     assert.equal(v.map!.trim(), '0 100000 65536');
-    const root = run({ userns }, 'touch /owned && echo touch=ok; echo caps=$(grep CapEff /proc/self/status | cut -f2)', urootfs);
+    const root = run(
+      { userns },
+      'touch /owned && echo touch=ok; echo caps=$(grep CapEff /proc/self/status | cut -f2)',
+      urootfs,
+    );
     assert.equal(root.status, 0, root.stderr);
     assert.equal(values(root.stdout).touch, 'ok');
     assert.equal(values(root.stdout).caps, capabilitiesToMask(DEFAULT_CAPABILITIES));
@@ -651,12 +1006,32 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     // The detached container keeps runc's stdio: give it a file, not a pipe that would stay open.
     const errFile = join(bundle, 'stderr');
     const errFd = openSync(errFile, 'w');
-    const created = spawnSync('runc', ['--root', runcRoot, 'run', '-d', '-b', bundle, id], { timeout: 15000, stdio: ['ignore', 'ignore', errFd] });
+    const created = spawnSync('runc', ['--root', runcRoot, 'run', '-d', '-b', bundle, id], {
+      timeout: 15000,
+      stdio: ['ignore', 'ignore', errFd],
+    });
     closeSync(errFd);
     assert.equal(created.status, 0, readFileSync(errFile, 'utf8'));
-    const proc = buildExecProcess(s, { command: ['sh', '-c', 'echo id=$(id -u):$(id -g); echo foo=$FOO; pwd'], env: ['FOO=bar'], workdir: '/tmp', user: 'nobody', tty: false, stdin: false, privileged: false, detach: false }, rootfs);
+    const proc = buildExecProcess(
+      s,
+      {
+        command: ['sh', '-c', 'echo id=$(id -u):$(id -g); echo foo=$FOO; pwd'],
+        env: ['FOO=bar'],
+        workdir: '/tmp',
+        user: 'nobody',
+        tty: false,
+        stdin: false,
+        privileged: false,
+        detach: false,
+      },
+      rootfs,
+    );
     writeFileSync(join(bundle, 'exec.json'), JSON.stringify(proc));
-    const r = spawnSync('runc', ['--root', runcRoot, 'exec', '--process', join(bundle, 'exec.json'), id], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync('runc', ['--root', runcRoot, 'exec', '--process', join(bundle, 'exec.json'), id], {
+      encoding: 'utf8',
+      timeout: 15000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     assert.equal(r.status, 0, r.stderr);
     const v = values(r.stdout);
     assert.equal(v.id, '65534:65534');

@@ -5,8 +5,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ContainerfileError, compileIgnore, loadIgnore, parseContainerfile, parseDuration, parseIgnoreFile,
-  type BuildPlan, type Instruction, type ParseOptions, type RunInstruction,
+  ContainerfileError,
+  compileIgnore,
+  loadIgnore,
+  parseContainerfile,
+  parseDuration,
+  parseIgnoreFile,
+  type BuildPlan,
+  type Instruction,
+  type ParseOptions,
+  type RunInstruction,
 } from '../src/image/containerfile.js';
 import { InvalidArgumentError } from '../src/common/errors.js';
 
@@ -23,15 +31,18 @@ const one = <K extends Instruction['kind']>(kind: K, text: string, opts: Partial
   return i as Instruction & { kind: K };
 };
 function fails(text: string, prefix: string, re: RegExp, opts: Partial<ParseOptions> = {}): void {
-  assert.throws(() => parse(text, opts), (e: unknown) => {
-    assert.ok(e instanceof ContainerfileError, `not a ContainerfileError: ${String(e)}`);
-    assert.ok(e instanceof InvalidArgumentError);
-    assert.equal(e.code, 'HULL_CONTAINERFILE');
-    assert.ok(e.message.startsWith(prefix), `"${e.message}" should start with "${prefix}"`);
-    assert.match(e.message, re);
-    assert.ok(!e.message.includes('\n'), 'one line');
-    return true;
-  });
+  assert.throws(
+    () => parse(text, opts),
+    (e: unknown) => {
+      assert.ok(e instanceof ContainerfileError, `not a ContainerfileError: ${String(e)}`);
+      assert.ok(e instanceof InvalidArgumentError);
+      assert.equal(e.code, 'HULL_CONTAINERFILE');
+      assert.ok(e.message.startsWith(prefix), `"${e.message}" should start with "${prefix}"`);
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes('\n'), 'one line');
+      return true;
+    },
+  );
 }
 
 describe('lexing', () => {
@@ -68,23 +79,31 @@ describe('lexing', () => {
 describe('FROM and stages', () => {
   test('image, scratch, AS name, --platform', () => {
     const p = parse('FROM --platform=linux/arm64 alpine:3.19 AS Base\nFROM scratch\nFROM base as next\n');
-    assert.deepEqual(p.stages.map((s) => s.base), [
-      { kind: 'image', ref: 'alpine:3.19' }, { kind: 'scratch' }, { kind: 'stage', index: 0 },
-    ]);
+    assert.deepEqual(
+      p.stages.map((s) => s.base),
+      [{ kind: 'image', ref: 'alpine:3.19' }, { kind: 'scratch' }, { kind: 'stage', index: 0 }],
+    );
     assert.equal(p.stages[0]!.name, 'base');
     assert.equal(p.stages[0]!.platform, 'linux/arm64');
     assert.equal(p.stages[2]!.name, 'next');
     assert.equal(p.target, 2);
-    assert.deepEqual(p.stages.map((s) => s.used), [true, false, true]);
+    assert.deepEqual(
+      p.stages.map((s) => s.used),
+      [true, false, true],
+    );
   });
   test('global ARGs and platform args in FROM', () => {
-    const p = parse('ARG TAG=3.19\nARG REG\nFROM ${REG:-docker.io}/library/alpine:$TAG-$TARGETARCH\n', { buildArgs: { TAG: '3.20' } });
+    const p = parse('ARG TAG=3.19\nARG REG\nFROM ${REG:-docker.io}/library/alpine:$TAG-$TARGETARCH\n', {
+      buildArgs: { TAG: '3.20' },
+    });
     assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'docker.io/library/alpine:3.20-amd64' });
     assert.deepEqual(p.globalArgs, [{ name: 'TAG', value: '3.20' }, { name: 'REG' }]);
     assert.match(p.stages[0]!.cacheKey, /"TAG":"3.20"/);
   });
   test('a stage inherits ENV, WORKDIR and SHELL from its base stage, not ARGs', () => {
-    const p = parse('FROM scratch AS a\nARG X=1\nENV E=e\nWORKDIR /w\nSHELL ["/bin/bash", "-c"]\nFROM a\nWORKDIR sub\nENV F=$E$X\nRUN hi\n');
+    const p = parse(
+      'FROM scratch AS a\nARG X=1\nENV E=e\nWORKDIR /w\nSHELL ["/bin/bash", "-c"]\nFROM a\nWORKDIR sub\nENV F=$E$X\nRUN hi\n',
+    );
     const [wd, env, run] = p.stages[1]!.instructions;
     assert.equal((wd as { path: string }).path, '/w/sub');
     assert.deepEqual((env as { env: unknown }).env, [['F', 'e']]);
@@ -101,26 +120,46 @@ describe('FROM and stages', () => {
     assert.equal(parse('FROM alpine\n').stages[0]!.baseConfigResolved, false);
   });
   test('scratch has the default PATH for substitution', () => {
-    assert.deepEqual(one('ENV', 'ENV P=$PATH').env, [['P', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']]);
+    assert.deepEqual(one('ENV', 'ENV P=$PATH').env, [
+      ['P', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    ]);
   });
 });
 
 describe('target and unused stages', () => {
-  const text = 'FROM scratch AS deps\nFROM scratch AS tools\nFROM scratch AS build\nCOPY --from=deps /a /a\nFROM scratch AS test\nCOPY --from=tools /t /t\nFROM build AS final\n';
+  const text =
+    'FROM scratch AS deps\nFROM scratch AS tools\nFROM scratch AS build\nCOPY --from=deps /a /a\nFROM scratch AS test\nCOPY --from=tools /t /t\nFROM build AS final\n';
   test('without a target, the last stage; unneeded stages are unused', () => {
     const p = parse(text);
     assert.equal(p.target, 4);
-    assert.deepEqual(p.stages.map((s) => [s.name, s.used]), [['deps', true], ['tools', false], ['build', true], ['test', false], ['final', true]]);
+    assert.deepEqual(
+      p.stages.map((s) => [s.name, s.used]),
+      [
+        ['deps', true],
+        ['tools', false],
+        ['build', true],
+        ['test', false],
+        ['final', true],
+      ],
+    );
     assert.deepEqual(p.stages[2]!.dependsOn, [0]);
   });
   test('--target cuts the plan at the stage', () => {
     const p = parse(text, { target: 'test' });
     assert.equal(p.target, 3);
     assert.equal(p.stages.length, 4);
-    assert.deepEqual(p.stages.map((s) => s.used), [false, true, false, true]);
+    assert.deepEqual(
+      p.stages.map((s) => s.used),
+      [false, true, false, true],
+    );
   });
   test('unknown target lists the stages', () => {
-    fails(text, `${F}:1: `, /target stage "tets" not found \(did you mean "test"\?\); the stages are: deps, tools, build, test, final/, { target: 'tets' });
+    fails(
+      text,
+      `${F}:1: `,
+      /target stage "tets" not found \(did you mean "test"\?\); the stages are: deps, tools, build, test, final/,
+      { target: 'tets' },
+    );
     fails('FROM scratch\n', `${F}:1: `, /no stage has a name/, { target: 'x' });
   });
 });
@@ -132,7 +171,13 @@ describe('RUN, CMD, ENTRYPOINT', () => {
     assert.deepEqual(one('CMD', 'CMD ["nginx", "-g", "daemon off;"]').argv, ['nginx', '-g', 'daemon off;']);
     assert.deepEqual(one('CMD', 'CMD []').argv, []);
     assert.deepEqual(one('ENTRYPOINT', 'ENTRYPOINT exec top -b').argv, ['/bin/sh', '-c', 'exec top -b']);
-    assert.deepEqual(one('ENTRYPOINT', 'SHELL ["/bin/ash", "-eo", "pipefail", "-c"]\nENTRYPOINT top').argv, ['/bin/ash', '-eo', 'pipefail', '-c', 'top']);
+    assert.deepEqual(one('ENTRYPOINT', 'SHELL ["/bin/ash", "-eo", "pipefail", "-c"]\nENTRYPOINT top').argv, [
+      '/bin/ash',
+      '-eo',
+      'pipefail',
+      '-c',
+      'top',
+    ]);
   });
   test('malformed JSON falls back to shell form with a warning', () => {
     const p = parse("FROM scratch\nCMD ['a']\n");
@@ -140,7 +185,9 @@ describe('RUN, CMD, ENTRYPOINT', () => {
     assert.ok(p.warnings.some((w) => w.startsWith(`${F}:2: CMD starts with "["`)));
   });
   test('RUN gets the ARGs in scope and proxy build args; cache key has the ARGs but not proxies', () => {
-    const r = one('RUN', 'ARG V=1\nARG UNSET\nENV SHADOW=x\nARG SHADOW=y\nRUN make', { buildArgs: { http_proxy: 'http://p', V: '2' } });
+    const r = one('RUN', 'ARG V=1\nARG UNSET\nENV SHADOW=x\nARG SHADOW=y\nRUN make', {
+      buildArgs: { http_proxy: 'http://p', V: '2' },
+    });
     assert.deepEqual(r.args, { V: '2', http_proxy: 'http://p' });
     assert.match(r.cacheKey, /args=\{"V":"2"\}$/);
     assert.doesNotMatch(r.cacheKey, /proxy/);
@@ -150,13 +197,19 @@ describe('RUN, CMD, ENTRYPOINT', () => {
   });
   test('RUN here-documents: alone, the text is the script; with a command, the shell reads them; <<- strips tabs', () => {
     const alone = body('RUN <<EOF\necho one\necho $HOME\nEOF\nRUN true\n');
-    assert.deepEqual(alone.map((i) => i.kind), ['RUN', 'RUN']);
+    assert.deepEqual(
+      alone.map((i) => i.kind),
+      ['RUN', 'RUN'],
+    );
     assert.deepEqual((alone[0] as RunInstruction).argv, ['/bin/sh', '-c', 'echo one\necho $HOME\n']);
     assert.equal(alone[1]!.line, 6);
     const withCmd = one('RUN', 'RUN cat <<EOF > /a && cat <<-"END" > /b\nA\nEOF\n\t\tB\n\tEND\n');
     assert.equal(withCmd.argv[2], 'cat <<EOF > /a && cat <<-"END" > /b\nA\nEOF\nB\nEND\n');
     const shebang = one('RUN', 'RUN <<EOF\n#!/bin/busybox sh\necho hi\nEOF\n');
-    assert.match(shebang.argv[2]!, /^f=\$\(mktemp\) && cat > "\$f" <<'HULL_HEREDOC_END'\n#!\/bin\/busybox sh\necho hi\nHULL_HEREDOC_END\n/);
+    assert.match(
+      shebang.argv[2]!,
+      /^f=\$\(mktemp\) && cat > "\$f" <<'HULL_HEREDOC_END'\n#!\/bin\/busybox sh\necho hi\nHULL_HEREDOC_END\n/,
+    );
   });
   test('COPY here-documents: sources named <<NAME with their text; $VARs substituted unless the delimiter is quoted', () => {
     const c = one('COPY', 'ARG V=1\nCOPY <<A <<"B" /etc/\nv=$V ${V:-x}\nA\nraw=$V\nB\n');
@@ -165,7 +218,10 @@ describe('RUN, CMD, ENTRYPOINT', () => {
     assert.equal(c.destPath, '/etc/');
   });
   test('RUN does not substitute', () => {
-    assert.equal(one('RUN', 'ARG X=1\nRUN echo ${X}').command.form === 'shell' && one('RUN', 'ARG X=1\nRUN echo ${X}').argv[2], 'echo ${X}');
+    assert.equal(
+      one('RUN', 'ARG X=1\nRUN echo ${X}').command.form === 'shell' && one('RUN', 'ARG X=1\nRUN echo ${X}').argv[2],
+      'echo ${X}',
+    );
   });
 });
 
@@ -185,9 +241,14 @@ describe('COPY and ADD', () => {
     assert.deepEqual([a.sources, a.checksum, a.keepGitDir], [['https://example.com/f.tgz'], 'sha256:abc123', true]);
   });
   test('--from a stage by name or index, or an image', () => {
-    const p = parse('FROM scratch AS one\nFROM scratch\nCOPY --from=one /a /a\nCOPY --from=0 /b /b\nCOPY --from=busybox:1.36 /bin/sh /sh\n');
+    const p = parse(
+      'FROM scratch AS one\nFROM scratch\nCOPY --from=one /a /a\nCOPY --from=0 /b /b\nCOPY --from=busybox:1.36 /bin/sh /sh\n',
+    );
     const ins = p.stages[1]!.instructions as Array<{ from?: unknown }>;
-    assert.deepEqual(ins.map((i) => i.from), [{ stage: 0 }, { stage: 0 }, { image: 'busybox:1.36' }]);
+    assert.deepEqual(
+      ins.map((i) => i.from),
+      [{ stage: 0 }, { stage: 0 }, { image: 'busybox:1.36' }],
+    );
     assert.deepEqual(p.stages[1]!.dependsOn, [0]);
     assert.equal(p.stages[0]!.used, true);
   });
@@ -201,12 +262,20 @@ describe('COPY and ADD', () => {
 
 describe('ENV, ARG, LABEL, MAINTAINER', () => {
   test('ENV forms', () => {
-    assert.deepEqual(one('ENV', 'ENV A=1 B="two words" C=\'$lit\' D=a\\ b E=').env,
-      [['A', '1'], ['B', 'two words'], ['C', '$lit'], ['D', 'a b'], ['E', '']]);
+    assert.deepEqual(one('ENV', 'ENV A=1 B="two words" C=\'$lit\' D=a\\ b E=').env, [
+      ['A', '1'],
+      ['B', 'two words'],
+      ['C', '$lit'],
+      ['D', 'a b'],
+      ['E', ''],
+    ]);
     assert.deepEqual(one('ENV', 'ENV A   hello   world').env, [['A', 'hello   world']]);
   });
   test('all pairs of one ENV see the scope before it', () => {
-    assert.deepEqual(one('ENV', 'ENV abc=hello\nENV abc=bye def=$abc').env, [['abc', 'bye'], ['def', 'hello']]);
+    assert.deepEqual(one('ENV', 'ENV abc=hello\nENV abc=bye def=$abc').env, [
+      ['abc', 'bye'],
+      ['def', 'hello'],
+    ]);
   });
   test('ENV overrides ARG of the same name', () => {
     assert.deepEqual(one('ENV', 'ARG X=arg\nENV X=env\nARG X=arg2\nENV Y=$X').env, [['Y', 'env']]);
@@ -214,8 +283,11 @@ describe('ENV, ARG, LABEL, MAINTAINER', () => {
   test('ARG defaults, build args, multiple names, platform args', () => {
     const a = one('ARG', 'ARG A=1 B C=${A}x TARGETOS BUILDARCH', { buildArgs: { B: 'b' } });
     assert.deepEqual(a.args, [
-      { name: 'A', default: '1', value: '1' }, { name: 'B', value: 'b' }, { name: 'C', default: '1x', value: '1x' },
-      { name: 'TARGETOS', value: 'linux' }, { name: 'BUILDARCH', value: 'amd64' },
+      { name: 'A', default: '1', value: '1' },
+      { name: 'B', value: 'b' },
+      { name: 'C', default: '1x', value: '1x' },
+      { name: 'TARGETOS', value: 'linux' },
+      { name: 'BUILDARCH', value: 'amd64' },
     ]);
   });
   test('global ARG is visible in a stage only when redeclared', () => {
@@ -231,13 +303,21 @@ describe('ENV, ARG, LABEL, MAINTAINER', () => {
     assert.deepEqual((p.stages[1]!.instructions[0] as { env: unknown }).env, [['Y', 'unset']]);
   });
   test('unconsumed build args are a warning', () => {
-    assert.ok(parse('FROM scratch\n', { buildArgs: { NOPE: '1', HTTP_PROXY: 'x' } }).warnings.some((w) => /not consumed by any ARG: NOPE$/.test(w)));
+    assert.ok(
+      parse('FROM scratch\n', { buildArgs: { NOPE: '1', HTTP_PROXY: 'x' } }).warnings.some((w) =>
+        /not consumed by any ARG: NOPE$/.test(w),
+      ),
+    );
   });
   test('the cache key names the build args a step used', () => {
     assert.match(one('ENV', 'ARG V\nENV X=$V', { buildArgs: { V: '7' } }).cacheKey, /args=\{"V":"7"\}$/);
   });
   test('LABEL and MAINTAINER', () => {
-    assert.deepEqual(one('LABEL', 'LABEL a=1 "b.c"="x y" d=\'z\'').labels, [['a', '1'], ['b.c', 'x y'], ['d', 'z']]);
+    assert.deepEqual(one('LABEL', 'LABEL a=1 "b.c"="x y" d=\'z\'').labels, [
+      ['a', '1'],
+      ['b.c', 'x y'],
+      ['d', 'z'],
+    ]);
     assert.deepEqual(one('LABEL', 'MAINTAINER Jo <jo@x.org>').labels, [['maintainer', 'Jo <jo@x.org>']]);
   });
 });
@@ -245,21 +325,31 @@ describe('ENV, ARG, LABEL, MAINTAINER', () => {
 describe('WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, SHELL, ONBUILD, HEALTHCHECK', () => {
   test('WORKDIR is relative to the previous one', () => {
     const ins = body('WORKDIR /a\nWORKDIR b\nWORKDIR ../c/./d\nARG D=e\nWORKDIR $D\n');
-    assert.deepEqual(ins.filter((i) => i.kind === 'WORKDIR').map((i) => (i as { path: string }).path), ['/a', '/a/b', '/a/c/d', '/a/c/d/e']);
+    assert.deepEqual(
+      ins.filter((i) => i.kind === 'WORKDIR').map((i) => (i as { path: string }).path),
+      ['/a', '/a/b', '/a/c/d', '/a/c/d/e'],
+    );
   });
   test('USER', () => {
     assert.equal(one('USER', 'ARG U=1000\nUSER $U:$U').user, '1000:1000');
   });
   test('EXPOSE', () => {
-    assert.deepEqual(one('EXPOSE', 'EXPOSE 80 80/tcp 53/UDP 9000-9002/sctp').ports,
-      ['80/tcp', '80/tcp', '53/udp', '9000/sctp', '9001/sctp', '9002/sctp']);
+    assert.deepEqual(one('EXPOSE', 'EXPOSE 80 80/tcp 53/UDP 9000-9002/sctp').ports, [
+      '80/tcp',
+      '80/tcp',
+      '53/udp',
+      '9000/sctp',
+      '9001/sctp',
+      '9002/sctp',
+    ]);
   });
   test('VOLUME', () => {
     assert.deepEqual(one('VOLUME', 'VOLUME /a /b').paths, ['/a', '/b']);
     assert.deepEqual(one('VOLUME', 'VOLUME ["/a b", "/c"]').paths, ['/a b', '/c']);
   });
   test('STOPSIGNAL', () => {
-    for (const s of ['SIGTERM', 'TERM', '9', 'SIGRTMIN+3']) assert.equal(one('STOPSIGNAL', `STOPSIGNAL ${s}`).signal, s);
+    for (const s of ['SIGTERM', 'TERM', '9', 'SIGRTMIN+3'])
+      assert.equal(one('STOPSIGNAL', `STOPSIGNAL ${s}`).signal, s);
   });
   test('SHELL', () => {
     assert.deepEqual(one('SHELL', 'SHELL ["powershell", "-command"]').shell, ['powershell', '-command']);
@@ -267,22 +357,56 @@ describe('WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, SHELL, ONBUILD, HEALTHCHECK
   test('ONBUILD stores its trigger', () => {
     assert.equal(one('ONBUILD', 'ONBUILD RUN make $X').trigger, 'RUN make $X');
   });
-  test('the base image\'s ONBUILD triggers run first in the stage, at the FROM line', () => {
-    const baseConfig = (ref: string) => (ref === 'parent' ? { Env: ['X=1'], OnBuild: ['ENV Y=$X', 'RUN echo $Y'] } : undefined);
+  test("the base image's ONBUILD triggers run first in the stage, at the FROM line", () => {
+    const baseConfig = (ref: string) =>
+      ref === 'parent' ? { Env: ['X=1'], OnBuild: ['ENV Y=$X', 'RUN echo $Y'] } : undefined;
     const ins = parse('FROM parent\nRUN echo own\n', { baseConfig }).stages[0]!.instructions;
-    assert.deepEqual(ins.map((i) => [i.kind, i.line]), [['ENV', 1], ['RUN', 1], ['RUN', 2]]);
-    fails('FROM parent\n', `${F}:1: `, /ONBUILD trigger "RUM x" of parent: unknown instruction "RUM"/, { baseConfig: () => ({ OnBuild: ['RUM x'] }) });
+    assert.deepEqual(
+      ins.map((i) => [i.kind, i.line]),
+      [
+        ['ENV', 1],
+        ['RUN', 1],
+        ['RUN', 2],
+      ],
+    );
+    fails('FROM parent\n', `${F}:1: `, /ONBUILD trigger "RUM x" of parent: unknown instruction "RUM"/, {
+      baseConfig: () => ({ OnBuild: ['RUM x'] }),
+    });
     fails('FROM parent\n', `${F}:1: `, /ONBUILD FROM trigger/, { baseConfig: () => ({ OnBuild: ['FROM x'] }) });
   });
   test('HEALTHCHECK', () => {
     assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK NONE').healthcheck, { test: ['NONE'] });
-    assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD ["curl", "-f", "x"]').healthcheck, {
-      test: ['CMD', 'curl', '-f', 'x'], interval: 30e9, timeout: 90e9, startPeriod: 500e6, startInterval: 2e9, retries: 3,
-    });
-    assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK cmd curl -f http://localhost/ || exit 1').healthcheck.test, ['CMD-SHELL', 'curl -f http://localhost/ || exit 1']);
+    assert.deepEqual(
+      one(
+        'HEALTHCHECK',
+        'HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD ["curl", "-f", "x"]',
+      ).healthcheck,
+      {
+        test: ['CMD', 'curl', '-f', 'x'],
+        interval: 30e9,
+        timeout: 90e9,
+        startPeriod: 500e6,
+        startInterval: 2e9,
+        retries: 3,
+      },
+    );
+    assert.deepEqual(one('HEALTHCHECK', 'HEALTHCHECK cmd curl -f http://localhost/ || exit 1').healthcheck.test, [
+      'CMD-SHELL',
+      'curl -f http://localhost/ || exit 1',
+    ]);
   });
   test('Go durations', () => {
-    const table: Array<[string, number | undefined]> = [['0', 0], ['1h', 3600e9], ['1.5s', 1.5e9], ['1m30s', 90e9], ['10us', 1e4], ['5', undefined], ['s', undefined], ['1x', undefined], ['', undefined]];
+    const table: Array<[string, number | undefined]> = [
+      ['0', 0],
+      ['1h', 3600e9],
+      ['1.5s', 1.5e9],
+      ['1m30s', 90e9],
+      ['10us', 1e4],
+      ['5', undefined],
+      ['s', undefined],
+      ['1x', undefined],
+      ['', undefined],
+    ];
     for (const [v, ns] of table) assert.equal(parseDuration(v), ns, v);
   });
 });
@@ -336,7 +460,11 @@ describe('errors', () => {
     ['# escape=`\n# escape=\\\nFROM scratch\n', `${F}:2: `, /given twice/],
     ['FROM\n', `${F}:1: `, /FROM takes an image/],
     ['FROM a b\n', `${F}:1: `, /FROM takes an image/],
-    ['FROM Alpine\n', `${F}:1: `, /FROM: invalid reference format: repository name \(library\/Alpine\) must be lowercase/],
+    [
+      'FROM Alpine\n',
+      `${F}:1: `,
+      /FROM: invalid reference format: repository name \(library\/Alpine\) must be lowercase/,
+    ],
     ['ARG B\nFROM $B\n', `${F}:2: `, /names no image/],
     ['FROM scratch AS 1x\n', `${F}:1: `, /invalid stage name "1x"/],
     ['FROM scratch AS a\nFROM scratch AS A\n', `${F}:2: `, /already used on line 1/],
@@ -345,8 +473,16 @@ describe('errors', () => {
     ['FROM scratch\nRUN --mount=type=cache,target=/x make\n', `${F}:2: `, /RUN --mount is not supported yet/],
     ['FROM scratch\nRUN --network=none make\n', `${F}:2: `, /RUN --network is not supported yet/],
     ['FROM scratch\nRUN\n', `${F}:2: `, /RUN needs a command/],
-    ['FROM scratch\nADD <<-"EOF" /x\nhi\nEOF\n', `${F}:2: `, /ADD with a here-document is not supported; use COPY <<EOF DEST/],
-    ['FROM scratch\nRUN cat <<EOF > /x\nnever closed\n', `${F}:2: `, /here-document <<EOF is never closed: end it with a line that says EOF/],
+    [
+      'FROM scratch\nADD <<-"EOF" /x\nhi\nEOF\n',
+      `${F}:2: `,
+      /ADD with a here-document is not supported; use COPY <<EOF DEST/,
+    ],
+    [
+      'FROM scratch\nRUN cat <<EOF > /x\nnever closed\n',
+      `${F}:2: `,
+      /here-document <<EOF is never closed: end it with a line that says EOF/,
+    ],
     ['FROM scratch\nCMD\n', `${F}:2: `, /CMD needs a command.*CMD \[\]/],
     ['FROM scratch\nCOPY a\n', `${F}:2: `, /at least one source and a destination/],
     ['FROM scratch\nCOPY a b /dir\n', `${F}:2: `, /directory destination ending in "\/"/],
@@ -356,7 +492,11 @@ describe('errors', () => {
     ['FROM scratch\nCOPY --form=x a /b\n', `${F}:2: `, /did you mean --from\?/],
     ['FROM scratch\nCOPY --from=0 a /b\n', `${F}:2: `, /names this stage itself/],
     ['FROM scratch\nCOPY --from=3 a /b\n', `${F}:2: `, /not defined before this one/],
-    ['FROM scratch\nCOPY --from=later a /b\nFROM scratch AS later\n', `${F}:2: `, /defined later in the file; move stage "later"/],
+    [
+      'FROM scratch\nCOPY --from=later a /b\nFROM scratch AS later\n',
+      `${F}:2: `,
+      /defined later in the file; move stage "later"/,
+    ],
     ['FROM scratch AS builder\nFROM scratch\nCOPY --from=buidler a /b\n', `${F}:3: `, /did you mean "builder"/],
     ['FROM scratch\nCOPY --from=Bad:Ref a /b\n', `${F}:2: `, /COPY --from: invalid reference format/],
     ['FROM scratch\nADD --from=x a /b\n', `${F}:2: `, /ADD does not take --from/],
@@ -366,7 +506,7 @@ describe('errors', () => {
     ['FROM scratch\nENV A=1 B\n', `${F}:2: `, /"B" is not NAME=VALUE/],
     ['FROM scratch\nENV =1\n', `${F}:2: `, /empty name/],
     ['FROM scratch\nENV A="unterminated\n', `${F}:2: `, /unterminated double quote/],
-    ['FROM scratch\nLABEL a=\'x\n', `${F}:2: `, /unterminated single quote/],
+    ["FROM scratch\nLABEL a='x\n", `${F}:2: `, /unterminated single quote/],
     ['FROM scratch\nENV A=${B\n', `${F}:2: `, /missing "}"/],
     ['FROM scratch\nENV A=${}\n', `${F}:2: `, /bad substitution/],
     ['FROM scratch\nENV A=${B/x/y}\n', `${F}:2: `, /unsupported substitution/],
@@ -404,7 +544,11 @@ describe('errors', () => {
     test(`${JSON.stringify(text)} → ${re.source}`, () => fails(text, prefix, re));
   }
   test('the line of a continued instruction is where it starts', () => {
-    fails('FROM scratch\n\nRUN a \\\n  b \\\n  c\n\nEXPOSE \\\n  80 \\\n  nope\n', `${F}:7: `, /EXPOSE nope is not a port/);
+    fails(
+      'FROM scratch\n\nRUN a \\\n  b \\\n  c\n\nEXPOSE \\\n  80 \\\n  nope\n',
+      `${F}:7: `,
+      /EXPOSE nope is not a port/,
+    );
   });
   test('the file name is the one given', () => {
     fails('FROM scratch\nBAD\n', 'sub/Dockerfile.dev:2: ', /unknown instruction/, { file: 'sub/Dockerfile.dev' });
@@ -413,7 +557,13 @@ describe('errors', () => {
 
 describe('.containerignore / .dockerignore', () => {
   test('pattern file parsing and cleaning', () => {
-    assert.deepEqual(parseIgnoreFile('# comment\n\n  /foo/  \n./bar/../baz\n! keep\n**/*.log\n/\n'), ['foo', 'baz', '!keep', '**/*.log', '/']);
+    assert.deepEqual(parseIgnoreFile('# comment\n\n  /foo/  \n./bar/../baz\n! keep\n**/*.log\n/\n'), [
+      'foo',
+      'baz',
+      '!keep',
+      '**/*.log',
+      '/',
+    ]);
   });
   const cases: Array<[string[], string, boolean]> = [
     [['node_modules'], 'node_modules', true],

@@ -24,7 +24,13 @@ test('capabilities and optional methods agree', () => {
 });
 
 test('configure gives each kind only its own section', () => {
-  const req = { privileged: true, capAdd: ['NET_ADMIN'], securityOpt: ['seccomp=unconfined'], runtime: 'runc', vm: { accel: 'tcg' } };
+  const req = {
+    privileged: true,
+    capAdd: ['NET_ADMIN'],
+    securityOpt: ['seccomp=unconfined'],
+    runtime: 'runc',
+    vm: { accel: 'tcg' },
+  };
   const prev = process.env.HULL_RUNTIME;
   try {
     delete process.env.HULL_RUNTIME;
@@ -55,7 +61,9 @@ test('a VM needs no OCI runtime; a container refuses one that does not exist', (
 });
 
 test('--userns auto takes a range no other instance holds', () => {
-  const held = { container: { userns: { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [] } } } as unknown as InstanceConfig;
+  const held = {
+    container: { userns: { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [] } },
+  } as unknown as InstanceConfig;
   const c = driverOf('container').configure({ userns: 'auto', runtime: 'runc' }, { otherConfigs: () => [held] });
   assert.equal(c.container?.userns?.uidMappings[0]?.hostID, 165536);
 });

@@ -50,7 +50,7 @@ const NOT_FOUND = /file not found in build context or excluded by \.containerign
 describe('build context escapes', () => {
   let ctx = '';
   before(() => {
-    write(host, { 'secret': SECRET + '\n', 'sub/inner': SECRET + '\n' });
+    write(host, { secret: SECRET + '\n', 'sub/inner': SECRET + '\n' });
     spawnSync('tar', ['-cf', join(host, 's.tar'), '-C', host, 'secret']);
     ctx = write(join(work, 'ctx'), {
       'etc/inside': 'inside the context\n',
@@ -58,20 +58,20 @@ describe('build context escapes', () => {
       'hidden/f': 'hidden\n',
       '.dockerignore': 'hidden\nignored-link\n',
     });
-    symlinkSync(host, join(ctx, 'etcdir'));                        // absolute, out of the context
+    symlinkSync(host, join(ctx, 'etcdir')); // absolute, out of the context
     mkdirSync(join(ctx, 'nested'));
-    symlinkSync(host, join(ctx, 'nested', 'link'));                // in a subdirectory
-    symlinkSync('/', join(ctx, 'root'));                           // the host's root
+    symlinkSync(host, join(ctx, 'nested', 'link')); // in a subdirectory
+    symlinkSync('/', join(ctx, 'root')); // the host's root
     const depth = ctx.split('/').filter(Boolean).length;
     symlinkSync(Array(depth).fill('..').join('/'), join(ctx, 'up')); // relative, climbing to /
-    symlinkSync(join(host, 'secret'), join(ctx, 'filelink'));      // the last component
-    symlinkSync('/realdir', join(ctx, 'inner'));                   // absolute, resolved in the context
-    symlinkSync('hidden', join(ctx, 'via-hidden'));                // into an ignored directory
-    symlinkSync('realdir', join(ctx, 'ignored-link'));             // ignored itself
+    symlinkSync(join(host, 'secret'), join(ctx, 'filelink')); // the last component
+    symlinkSync('/realdir', join(ctx, 'inner')); // absolute, resolved in the context
+    symlinkSync('hidden', join(ctx, 'via-hidden')); // into an ignored directory
+    symlinkSync('realdir', join(ctx, 'ignored-link')); // ignored itself
     symlinkSync('loop', join(ctx, 'loop'));
     mkdirSync(join(ctx, 'tree'));
     writeFileSync(join(ctx, 'tree', 'plain'), 'plain\n');
-    symlinkSync(host, join(ctx, 'tree', 'hostlink'));              // found while copying a tree
+    symlinkSync(host, join(ctx, 'tree', 'hostlink')); // found while copying a tree
     symlinkSync(join(host, 'secret'), join(ctx, 'tree', 'secretlink'));
   });
 
@@ -110,11 +110,24 @@ describe('build context escapes', () => {
   });
 
   test('symlinks are resolved with the context as root; links found in a tree are copied as links', async () => {
-    const r = await build(ctx, 'esc-ok', 'FROM busybox\nCOPY inner/f /f\nCOPY etcdir/../etc/inside /inside\nCOPY tree /tree/\nCOPY inner /innerdir/\nCOPY inner/* /globbed/\n');
+    const r = await build(
+      ctx,
+      'esc-ok',
+      'FROM busybox\nCOPY inner/f /f\nCOPY etcdir/../etc/inside /inside\nCOPY tree /tree/\nCOPY inner /innerdir/\nCOPY inner/* /globbed/\n',
+    );
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    const out = await root.ok('run', '--rm', 'esc-ok', 'sh', '-c',
-      'cat /f /inside /tree/plain /innerdir/f /globbed/f; readlink /tree/hostlink; readlink /tree/secretlink; cat /tree/secretlink 2>/dev/null || echo dangling');
-    assert.equal(out, `real f\ninside the context\nplain\nreal f\nreal f\n${host}\n${join(host, 'secret')}\ndangling\n`);
+    const out = await root.ok(
+      'run',
+      '--rm',
+      'esc-ok',
+      'sh',
+      '-c',
+      'cat /f /inside /tree/plain /innerdir/f /globbed/f; readlink /tree/hostlink; readlink /tree/secretlink; cat /tree/secretlink 2>/dev/null || echo dangling',
+    );
+    assert.equal(
+      out,
+      `real f\ninside the context\nplain\nreal f\nreal f\n${host}\n${join(host, 'secret')}\ndangling\n`,
+    );
     assertSecretNowhere();
   });
 
@@ -123,23 +136,39 @@ describe('build context escapes', () => {
       'FROM busybox AS src',
       `RUN ln -s ${host} /evil && ln -s / /rootlink && mkdir /real && echo in-stage > /real/f && ln -s /real /lnk`,
     ].join('\n');
-    for (const [i, line] of [`COPY --from=src /evil/secret /s`, `COPY --from=src /rootlink${host}/secret /s`, `COPY --from=src /evil /e/`].entries()) {
+    for (const [i, line] of [
+      `COPY --from=src /evil/secret /s`,
+      `COPY --from=src /rootlink${host}/secret /s`,
+      `COPY --from=src /evil /e/`,
+    ].entries()) {
       const r = await build(ctx, `esc-from-${i}`, `${stage}\nFROM busybox\n${line}\n`);
       assert.equal(r.code, 125, `${line}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /no such file in the source stage or image/);
     }
-    const ok = await build(ctx, 'esc-from-ok', `${stage}\nFROM busybox\nCOPY --from=src /lnk/f /f\nCOPY --from=src /lnk /lnkdir/\n`);
+    const ok = await build(
+      ctx,
+      'esc-from-ok',
+      `${stage}\nFROM busybox\nCOPY --from=src /lnk/f /f\nCOPY --from=src /lnk /lnkdir/\n`,
+    );
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.equal(await root.ok('run', '--rm', 'esc-from-ok', 'cat', '/f', '/lnkdir/f'), 'in-stage\nin-stage\n');
     assertSecretNowhere();
   });
 
-  test('--chown reads the image\'s /etc/passwd through its links inside the image, never the host\'s', async () => {
+  test("--chown reads the image's /etc/passwd through its links inside the image, never the host's", async () => {
     writeFileSync(join(host, 'passwd'), 'hostonly:x:777:777::/:/bin/sh\n');
-    const inImage = await build(ctx, 'esc-chown', 'FROM busybox\nRUN cp /etc/passwd /etc/passwd.real && echo "app:x:4242:4242::/:/bin/sh" >> /etc/passwd.real && ln -sf /etc/passwd.real /etc/passwd\nCOPY --chown=app realdir/f /owned\n');
+    const inImage = await build(
+      ctx,
+      'esc-chown',
+      'FROM busybox\nRUN cp /etc/passwd /etc/passwd.real && echo "app:x:4242:4242::/:/bin/sh" >> /etc/passwd.real && ln -sf /etc/passwd.real /etc/passwd\nCOPY --chown=app realdir/f /owned\n',
+    );
     assert.equal(inImage.code, 0, inImage.stdout + inImage.stderr);
     assert.equal(await root.ok('run', '--rm', 'esc-chown', 'stat', '-c', '%u', '/owned'), '4242\n');
-    const out = await build(ctx, 'esc-chown-host', `FROM busybox\nRUN ln -sf ${host}/passwd /etc/passwd\nCOPY --chown=hostonly realdir/f /owned\n`);
+    const out = await build(
+      ctx,
+      'esc-chown-host',
+      `FROM busybox\nRUN ln -sf ${host}/passwd /etc/passwd\nCOPY --chown=hostonly realdir/f /owned\n`,
+    );
     assert.equal(out.code, 125);
     assert.match(out.stderr, /unable to find user hostonly: no matching entries in the image's \/etc\/passwd/);
   });
@@ -171,8 +200,19 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
       assert.match(r.stdout, /"\.\.\/[^"]*\/dotdot": its path leaves the layer/);
       assert.match(r.stdout, /"out\/through-link": a parent is a symlink or not a directory/);
       assert.match(r.stdout, /"hard": link target .* is not a file extracted earlier in this layer/);
-      const out = await root.ok('run', '--rm', 'esc-tar', 'sh', '-c', `cat /x/ok.txt /x${victim}/absolute; readlink /x/out; ls /x`);
-      assert.equal(out, `ok\nevil\n${victim}\nok.txt\nout\ntmp\n`, 'absolute paths land inside, links are kept as written');
+      const out = await root.ok(
+        'run',
+        '--rm',
+        'esc-tar',
+        'sh',
+        '-c',
+        `cat /x/ok.txt /x${victim}/absolute; readlink /x/out; ls /x`,
+      );
+      assert.equal(
+        out,
+        `ok\nevil\n${victim}\nok.txt\nout\ntmp\n`,
+        'absolute paths land inside, links are kept as written',
+      );
       assertSecretNowhere();
     } finally {
       rmSync(victim, { recursive: true, force: true });
@@ -186,15 +226,27 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
       writeFileSync(join(src, 'in-volume'), 'vol\n');
       try {
         // the links' target exists in the image too: both runtimes resolve the targets inside the rootfs
-        const r = await build(ctx, 'esc-mnt', `FROM busybox\nRUN mkdir -p ${victim} && for l in mnt tmp wd; do ln -s ${victim} /$l-evil; done\n`);
+        const r = await build(
+          ctx,
+          'esc-mnt',
+          `FROM busybox\nRUN mkdir -p ${victim} && for l in mnt tmp wd; do ln -s ${victim} /$l-evil; done\n`,
+        );
         assert.equal(r.code, 0, r.stdout + r.stderr);
         const args = ['-v', `${src}:/mnt-evil/vol`, '--tmpfs', '/tmp-evil/t', '-w', '/wd-evil/sub'];
         const probe = `cat ${victim}/vol/in-volume; pwd; grep -c ' ${victim}/t ' /proc/self/mountinfo`;
         const out = await root.ok('run', '--rm', '--runtime', runtime, ...args, 'esc-mnt', 'sh', '-c', probe);
-        assert.equal(out, `vol\n${victim}/sub\n1\n`, 'the mounts and the workdir are where the links lead inside the container');
+        assert.equal(
+          out,
+          `vol\n${victim}/sub\n1\n`,
+          'the mounts and the workdir are where the links lead inside the container',
+        );
         assert.deepEqual(readdirSync(victim), [], 'nothing was mounted or created on the host');
         // dangling inside the image: runc creates the targets inside the rootfs (as docker does), crun refuses
-        const d = await build(ctx, 'esc-mnt2', `FROM busybox\nRUN for l in mnt tmp wd; do ln -s ${victim} /$l-evil; done\n`);
+        const d = await build(
+          ctx,
+          'esc-mnt2',
+          `FROM busybox\nRUN for l in mnt tmp wd; do ln -s ${victim} /$l-evil; done\n`,
+        );
         assert.equal(d.code, 0, d.stdout + d.stderr);
         const r2 = await root.hull('run', '--rm', '--runtime', runtime, ...args, 'esc-mnt2', 'sh', '-c', probe);
         if (runtime === 'runc') assert.equal(r2.stdout, `vol\n${victim}/sub\n1\n`, r2.stderr);

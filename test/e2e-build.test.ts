@@ -41,7 +41,7 @@ CMD ["sh", "-c", "echo $GREETING; pwd; id -u"]
 const MAIN_STEPS = 12;
 
 const ctx = write(join(work, 'main'), {
-  'Containerfile': MAIN,
+  Containerfile: MAIN,
   'a.txt': 'file a\n',
   'b.txt': 'file b\n',
   'one.log': '1\n',
@@ -73,13 +73,31 @@ describe('hull build', () => {
     firstId = r.stdout.trim().split('\n').at(-1)!;
     assert.match(firstId, /^[0-9a-f]{64}$/);
     assert.equal(await root.ok('run', '--rm', 'built:1'), 'hello-env\n/work/here\n65534\n');
-    const files = await root.ok('run', '--rm', '-u', '0', 'built:alias', 'sh', '-c',
-      'cat /data/built.txt /app/a.txt /app/b.txt /app/dir/sub/deep.txt /app/logs/one.log /app/logs/two.log; stat -c "%u:%g %a" /app/owned.txt /work/here /tmp; ls /app; test -e /bin/vi || echo vi-gone');
-    assert.equal(files, 'built\nfile a\nfile b\ndeep\n1\n2\n65534:1234 644\n0:0 755\n0:0 1777\na.txt\nb.txt\ndir\nlogs\nowned.txt\nvi-gone\n');
+    const files = await root.ok(
+      'run',
+      '--rm',
+      '-u',
+      '0',
+      'built:alias',
+      'sh',
+      '-c',
+      'cat /data/built.txt /app/a.txt /app/b.txt /app/dir/sub/deep.txt /app/logs/one.log /app/logs/two.log; stat -c "%u:%g %a" /app/owned.txt /work/here /tmp; ls /app; test -e /bin/vi || echo vi-gone',
+    );
+    assert.equal(
+      files,
+      'built\nfile a\nfile b\ndeep\n1\n2\n65534:1234 644\n0:0 755\n0:0 1777\na.txt\nb.txt\ndir\nlogs\nowned.txt\nvi-gone\n',
+    );
   });
 
   test('image inspect shows the config, labels and one history entry per step', async () => {
-    const [img] = JSON.parse(await root.ok('image', 'inspect', 'built:1')) as { id: string; config: { config: Record<string, unknown>; history: { created_by: string; empty_layer?: boolean }[]; rootfs: { diff_ids: string[] } } }[];
+    const [img] = JSON.parse(await root.ok('image', 'inspect', 'built:1')) as {
+      id: string;
+      config: {
+        config: Record<string, unknown>;
+        history: { created_by: string; empty_layer?: boolean }[];
+        rootfs: { diff_ids: string[] };
+      };
+    }[];
     assert.equal(img!.id, `sha256:${firstId}`);
     const c = img!.config.config;
     assert.deepEqual(c.Labels, { 'org.example.role': 'test' });
@@ -89,12 +107,19 @@ describe('hull build', () => {
     assert.ok((c.Env as string[]).includes('GREETING=hello-env'));
     const h = img!.config.history;
     assert.equal(h.length, 1 + MAIN_STEPS - 1, 'the base image entry plus one per instruction');
-    assert.deepEqual(h.slice(1).map((e) => e.created_by.split(' ')[0]), ['RUN', 'COPY', 'COPY', 'COPY', 'COPY', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'CMD']);
+    assert.deepEqual(
+      h.slice(1).map((e) => e.created_by.split(' ')[0]),
+      ['RUN', 'COPY', 'COPY', 'COPY', 'COPY', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'CMD'],
+    );
     assert.equal(h.filter((e) => !e.empty_layer).length, img!.config.rootfs.diff_ids.length);
   });
 
   test('hull history lists the steps newest first, each with its layer size', async () => {
-    const steps = JSON.parse(await root.ok('history', '--format', 'json', 'built:1')) as { createdBy: string; size: number; layer: string | null }[];
+    const steps = JSON.parse(await root.ok('history', '--format', 'json', 'built:1')) as {
+      createdBy: string;
+      size: number;
+      layer: string | null;
+    }[];
     assert.equal(steps[0]!.createdBy.split(' ')[0], 'CMD');
     assert.equal(steps[0]!.layer, null, 'CMD adds no layer');
     assert.match(steps.at(-1)!.createdBy, /busybox/, 'the base image step comes last');
@@ -108,7 +133,11 @@ describe('hull build', () => {
     assert.equal(r.code, 0, r.stderr);
     const s = steps(r.stdout);
     assert.equal(s.length, MAIN_STEPS);
-    assert.deepEqual(s.slice(1).filter((x) => !x.cached), [], 'every step after FROM says Using cache');
+    assert.deepEqual(
+      s.slice(1).filter((x) => !x.cached),
+      [],
+      'every step after FROM says Using cache',
+    );
     assert.equal(r.stdout.trim().split('\n').at(-1), firstId);
     process.stdout.write(`# cached rebuild of ${MAIN_STEPS} steps took ${r.ms} ms\n`);
     const q = await root.ok('build', '-q', ctx);
@@ -130,7 +159,11 @@ describe('hull build', () => {
   test('.dockerignore keeps a file out, even when named', async () => {
     const r = await root.hull('run', '--rm', 'built:1', 'ls', '/app');
     assert.ok(!r.stdout.includes('secret'));
-    const d = write(join(work, 'ignored'), { 'Containerfile': 'FROM busybox\nCOPY secret.txt /\n', 'secret.txt': 'x', '.dockerignore': 'secret.txt\n' });
+    const d = write(join(work, 'ignored'), {
+      Containerfile: 'FROM busybox\nCOPY secret.txt /\n',
+      'secret.txt': 'x',
+      '.dockerignore': 'secret.txt\n',
+    });
     const f = await root.hull('build', d);
     assert.notEqual(f.code, 0);
     assert.match(f.stderr, /Containerfile:2: COPY failed: file not found in build context or excluded/);
@@ -138,7 +171,7 @@ describe('hull build', () => {
 
   test('multi-stage: COPY --from=builder, --target, FROM scratch with a static busybox, ADD of a local tar.gz', async () => {
     const d = write(join(work, 'multi'), {
-      'Containerfile': [
+      Containerfile: [
         'FROM busybox AS builder',
         'RUN mkdir /out && echo artifact > /out/art.txt && echo "builder says hi"',
         'FROM busybox AS tester',
@@ -165,13 +198,15 @@ describe('hull build', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.stdout.includes('FROM busybox AS tester'), 'a stage the target does not need is skipped');
     assert.equal(await root.ok('run', '--rm', 'static'), 'artifact\nfrom the archive\n');
-    const [img] = JSON.parse(await root.ok('image', 'inspect', 'static')) as { config: { rootfs: { diff_ids: string[] } } }[];
+    const [img] = JSON.parse(await root.ok('image', 'inspect', 'static')) as {
+      config: { rootfs: { diff_ids: string[] } };
+    }[];
     assert.equal(img!.config.rootfs.diff_ids.length, 3, 'scratch: only the three layers of its own steps');
   });
 
   test('RUN deletions become whiteouts and opaque directories; --build-arg; COPY --chmod; a symlinked source', async () => {
     const d = write(join(work, 'misc'), {
-      'Containerfile': [
+      Containerfile: [
         'FROM busybox',
         'ARG FLAVOUR=plain',
         'RUN rm -rf /usr && mkdir /usr && echo "$FLAVOUR" > /usr/only && rm /bin/vi',
@@ -193,11 +228,18 @@ describe('hull build', () => {
     spawnSync('ln', ['-s', 'real.txt', join(d, 'link.txt')]);
     const r = await root.hull('build', '--build-arg', 'FLAVOUR=spicy', '-t', 'misc', d);
     assert.equal(r.code, 0, r.stderr);
-    const out = await root.ok('run', '--rm', 'misc', 'ls /usr; cat /usr/only; test -e /bin/vi || echo no-vi; stat -c %a /opt/tool.sh; cat /opt/link.txt; test -L /opt/link.txt || echo not-a-link');
+    const out = await root.ok(
+      'run',
+      '--rm',
+      'misc',
+      'ls /usr; cat /usr/only; test -e /bin/vi || echo no-vi; stat -c %a /opt/tool.sh; cat /opt/link.txt; test -L /opt/link.txt || echo not-a-link',
+    );
     assert.equal(out, 'only\nspicy\nno-vi\n750\nthe target\nnot-a-link\n');
     assert.match(r.stdout, /^shell is \/bin\/sh$/m);
     assert.equal(await root.ok('run', '--rm', 'misc', 'test -x /bb && echo ok'), 'ok\n', 'COPY --from=an image');
-    const [img] = JSON.parse(await root.ok('image', 'inspect', 'misc')) as { config: { config: Record<string, unknown>; history: { created_by: string; empty_layer?: boolean }[] } }[];
+    const [img] = JSON.parse(await root.ok('image', 'inspect', 'misc')) as {
+      config: { config: Record<string, unknown>; history: { created_by: string; empty_layer?: boolean }[] };
+    }[];
     const c = img!.config.config;
     assert.equal(c.StopSignal, 'SIGINT');
     assert.deepEqual(c.Volumes, { '/data': {} });
@@ -205,12 +247,12 @@ describe('hull build', () => {
     assert.deepEqual(c.Shell, ['/bin/sh', '-ec']);
     const runTrue = img!.config.history.find((h) => h.created_by === 'RUN true');
     assert.equal(runTrue?.empty_layer, true, 'a RUN that changes nothing adds no layer');
-    assert.equal(img!.config.config.Cmd ?? null, null, 'ENTRYPOINT resets the base image\'s Cmd');
+    assert.equal(img!.config.config.Cmd ?? null, null, "ENTRYPOINT resets the base image's Cmd");
   });
 
-  test('COPY and WORKDIR follow the image\'s directory symlinks (a usrmerge-style /lib -> usr/lib) instead of hiding them', async () => {
+  test("COPY and WORKDIR follow the image's directory symlinks (a usrmerge-style /lib -> usr/lib) instead of hiding them", async () => {
     const d = write(join(work, 'usrmerge'), {
-      'Containerfile': [
+      Containerfile: [
         'FROM busybox',
         'RUN mkdir -p /usr/lib && rm -rf /lib && ln -s usr/lib /lib',
         'COPY tree/ /',
@@ -219,7 +261,7 @@ describe('hull build', () => {
         '',
       ].join('\n'),
       'tree/lib/fromtree': 'tree\n',
-      'tool': 'tool\n',
+      tool: 'tool\n',
     });
     const r = await root.hull('build', '-t', 'usrmerge', d);
     assert.equal(r.code, 0, r.stderr);
@@ -228,12 +270,18 @@ describe('hull build', () => {
   });
 
   test('an interrupted build (SIGINT during RUN) exits 130 and leaves no step container', async () => {
-    const d = write(join(work, 'interrupted'), { 'Containerfile': 'FROM busybox\nRUN echo started; sleep 30\n' });
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'build', '-t', 'interrupted', d], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const d = write(join(work, 'interrupted'), { Containerfile: 'FROM busybox\nRUN echo started; sleep 30\n' });
+    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'build', '-t', 'interrupted', d], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      err += s;
+    });
     const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     // the step's own output line, not the STEP header (which also contains the word)
     await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
@@ -245,7 +293,9 @@ describe('hull build', () => {
   });
 
   test('a failing RUN names the file and line, fails with 125, and tags nothing', async () => {
-    const d = write(join(work, 'failing'), { 'Dockerfile': 'FROM busybox\nRUN echo before\nRUN echo oops >&2; exit 7\nRUN echo never\n' });
+    const d = write(join(work, 'failing'), {
+      Dockerfile: 'FROM busybox\nRUN echo before\nRUN echo oops >&2; exit 7\nRUN echo never\n',
+    });
     const r = await root.hull('build', '-t', 'broken', d);
     assert.equal(r.code, 125);
     assert.match(r.stderr, /^hull: Dockerfile:3: RUN echo oops >&2; exit 7 failed with exit code 7$/m);
@@ -257,25 +307,34 @@ describe('hull build', () => {
 
   test('clear errors: ADD from a URL, an image that is not local, a Containerfile error', async () => {
     const d = write(join(work, 'errors'), {
-      'url': 'FROM busybox\nADD https://example.com/x.tar /x/\n',
-      'missing': 'FROM example.com/not/here:1\n',
-      'syntax': 'FROM busybox\nFROBNICATE x\n',
+      url: 'FROM busybox\nADD https://example.com/x.tar /x/\n',
+      missing: 'FROM example.com/not/here:1\n',
+      syntax: 'FROM busybox\nFROBNICATE x\n',
     });
     const u = await root.hull('build', '-f', join(d, 'url'), d);
     assert.equal(u.code, 125);
     assert.match(u.stderr, /url:2: ADD from URLs is not supported; use RUN wget/);
     const m = await root.hull('build', '-f', join(d, 'missing'), d);
-    assert.match(m.stderr, /image example.com\/not\/here:1 not found locally: hull pull example.com\/not\/here:1 first/);
+    assert.match(
+      m.stderr,
+      /image example.com\/not\/here:1 not found locally: hull pull example.com\/not\/here:1 first/,
+    );
     const s = await root.hull('build', '-f', join(d, 'syntax'), d);
     assert.equal(s.code, 125);
     assert.match(s.stderr, /syntax:2: /);
   });
 
   test('kill -9 during a RUN leaves the store consistent, and the next build completes', async () => {
-    const d = write(join(work, 'killed'), { 'Containerfile': 'FROM busybox\nRUN echo started; sleep 2; echo done > /done\n' });
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'build', '-t', 'killed', d], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const d = write(join(work, 'killed'), {
+      Containerfile: 'FROM busybox\nRUN echo started; sleep 2; echo done > /done\n',
+    });
+    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'build', '-t', 'killed', d], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     const closed = new Promise((r) => child.on('close', r));
     // the step's own output line, not the STEP header (which also contains the word)
     await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
@@ -285,15 +344,21 @@ describe('hull build', () => {
     const r = await root.hull('build', '-t', 'killed', d);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await root.ok('run', '--rm', 'killed', 'cat', '/done'), 'done\n');
-    assert.deepEqual(await root.ids(), [], 'the killed build\'s step container was removed by the next build');
+    assert.deepEqual(await root.ids(), [], "the killed build's step container was removed by the next build");
     const tmp = join(root.dir, 'images', '.tmp');
-    assert.ok(!existsSync(tmp) || readdirSync(tmp).every((n) => !n.startsWith(`${child.pid}-`)), 'temp files of the killed build were cleaned');
+    assert.ok(
+      !existsSync(tmp) || readdirSync(tmp).every((n) => !n.startsWith(`${child.pid}-`)),
+      'temp files of the killed build were cleaned',
+    );
   });
 
-  test('ONBUILD: a child build runs the base\'s triggers after its FROM; the grandchild does not', async () => {
+  test("ONBUILD: a child build runs the base's triggers after its FROM; the grandchild does not", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hull-onbuild-'));
     try {
-      writeFileSync(join(dir, 'Base'), 'FROM busybox\nONBUILD COPY marker.txt /marker.txt\nONBUILD RUN echo triggered >> /log\n');
+      writeFileSync(
+        join(dir, 'Base'),
+        'FROM busybox\nONBUILD COPY marker.txt /marker.txt\nONBUILD RUN echo triggered >> /log\n',
+      );
       writeFileSync(join(dir, 'Child'), 'FROM onbuild-base:1\nRUN cat /marker.txt /log\n');
       writeFileSync(join(dir, 'Grandchild'), 'FROM onbuild-child:1\nRUN cat /log\n');
       writeFileSync(join(dir, 'marker.txt'), 'marker\n');
@@ -302,7 +367,9 @@ describe('hull build', () => {
       assert.equal(child.code, 0, child.stdout + child.stderr);
       assert.match(child.stdout, /STEP 2\/4: COPY marker.txt \/marker.txt\n.*\nSTEP 3\/4: RUN echo triggered >> \/log/);
       assert.match(child.stdout, /marker\ntriggered\n/);
-      const inspected = JSON.parse(await root.ok('image', 'inspect', 'onbuild-child:1')) as { config: { config: { OnBuild?: string[] } } }[];
+      const inspected = JSON.parse(await root.ok('image', 'inspect', 'onbuild-child:1')) as {
+        config: { config: { OnBuild?: string[] } };
+      }[];
       assert.equal(inspected[0]!.config.config.OnBuild, undefined, 'triggers are not inherited');
       const grandchild = await root.hull('build', '-t', 'onbuild-grandchild:1', '-f', join(dir, 'Grandchild'), dir);
       assert.equal(grandchild.code, 0, grandchild.stdout + grandchild.stderr);
@@ -316,28 +383,31 @@ describe('hull build', () => {
   test('here-documents: RUN script, a command reading its here-documents, a #! script; COPY <<EOF', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hull-heredoc-'));
     try {
-      writeFileSync(join(dir, 'Containerfile'), [
-        'FROM busybox',
-        'ENV WHO=world',
-        'RUN <<EOF',
-        'echo "hello $WHO" > /greeting',
-        'mkdir -p /etc/app',
-        'EOF',
-        'RUN cat <<CONF > /etc/app/a.conf && cat <<-"RAW" > /etc/app/b.conf',
-        'name=$WHO',
-        'CONF',
-        '\tkeep=$WHO',
-        '\tRAW',
-        'RUN <<EOF',
-        '#!/bin/sh -e',
-        'echo "script ran as $0" > /script-ran',
-        'EOF',
-        'COPY <<CONF /etc/app/c.conf',
-        'copied=$WHO',
-        'CONF',
-        'CMD cat /greeting /etc/app/a.conf /etc/app/b.conf /etc/app/c.conf',
-        '',
-      ].join('\n'));
+      writeFileSync(
+        join(dir, 'Containerfile'),
+        [
+          'FROM busybox',
+          'ENV WHO=world',
+          'RUN <<EOF',
+          'echo "hello $WHO" > /greeting',
+          'mkdir -p /etc/app',
+          'EOF',
+          'RUN cat <<CONF > /etc/app/a.conf && cat <<-"RAW" > /etc/app/b.conf',
+          'name=$WHO',
+          'CONF',
+          '\tkeep=$WHO',
+          '\tRAW',
+          'RUN <<EOF',
+          '#!/bin/sh -e',
+          'echo "script ran as $0" > /script-ran',
+          'EOF',
+          'COPY <<CONF /etc/app/c.conf',
+          'copied=$WHO',
+          'CONF',
+          'CMD cat /greeting /etc/app/a.conf /etc/app/b.conf /etc/app/c.conf',
+          '',
+        ].join('\n'),
+      );
       const r = await root.hull('build', '-t', 'heredoc:1', dir);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.equal(await root.ok('run', '--rm', 'heredoc:1'), 'hello world\nname=world\nkeep=$WHO\ncopied=world\n');

@@ -20,7 +20,8 @@ function assertOneLineError(r: HullResult, code: number, pattern: RegExp): void 
   assert.equal(r.stdout, '');
 }
 
-const containerDirs = () => (existsSync(join(root.dir, 'containers')) ? readdirSync(join(root.dir, 'containers')).sort() : []);
+const containerDirs = () =>
+  existsSync(join(root.dir, 'containers')) ? readdirSync(join(root.dir, 'containers')).sort() : [];
 
 before(async () => {
   await root.ok('images'); // creates the store; busybox is built on first use below
@@ -29,11 +30,19 @@ before(async () => {
 describe('bad input is refused before anything is made (125)', () => {
   const cases: [string, string[], RegExp][] = [
     ['an unknown image', ['run', '--pull', 'never', 'nosuchimage', 'true'], /image not found: nosuchimage/],
-    ['an unknown image on an unreachable registry', ['run', '--quiet', '127.0.0.1:1/no/such:1', 'true'], /image 127\.0\.0\.1:1\/no\/such:1 is not stored here and pulling it failed: registry 127\.0\.0\.1:1 is not reachable/],
+    [
+      'an unknown image on an unreachable registry',
+      ['run', '--quiet', '127.0.0.1:1/no/such:1', 'true'],
+      /image 127\.0\.0\.1:1\/no\/such:1 is not stored here and pulling it failed: registry 127\.0\.0\.1:1 is not reachable/,
+    ],
     ['a malformed --memory', ['run', '--memory', '12x', 'busybox', 'true'], /invalid --memory "12x"/],
     ['a --memory below the minimum', ['run', '--memory', '1k', 'busybox', 'true'], /--memory.*minimum/],
     ['a malformed --cpus', ['run', '--cpus', 'abc', 'busybox', 'true'], /invalid --cpus "abc"/],
-    ['an unknown --restart policy', ['run', '--restart', 'sometimes', 'busybox', 'true'], /invalid --restart "sometimes"/],
+    [
+      'an unknown --restart policy',
+      ['run', '--restart', 'sometimes', 'busybox', 'true'],
+      /invalid --restart "sometimes"/,
+    ],
     ['a malformed --pids-limit', ['run', '--pids-limit', 'x', 'busybox', 'true'], /--pids-limit/],
     ['a malformed --cpuset-cpus', ['run', '--cpuset-cpus', 'a', 'busybox', 'true'], /--cpuset-cpus/],
     ['--memory-swap without --memory', ['run', '--memory-swap', '10m', 'busybox', 'true'], /--memory-swap/],
@@ -44,7 +53,11 @@ describe('bad input is refused before anything is made (125)', () => {
     ['an unknown runtime', ['run', '--runtime', 'foo', 'busybox', 'true'], /runtime "foo"/],
     ['a relative volume source', ['run', '-v', 'relative:/x', 'busybox', 'true'], /absolute/],
     ['a relative --tmpfs', ['run', '--tmpfs', 'rel', 'busybox', 'true'], /--tmpfs "rel"/],
-    ['a missing --env-file', ['run', '--env-file', '/nonexistent-env-file', 'busybox', 'true'], /env file \/nonexistent-env-file/],
+    [
+      'a missing --env-file',
+      ['run', '--env-file', '/nonexistent-env-file', 'busybox', 'true'],
+      /env file \/nonexistent-env-file/,
+    ],
     ['a --ulimit above the hard limit', ['run', '--ulimit', 'nofile=999999999', 'busybox', 'true'], /nofile/],
     ['--rm with --restart', ['run', '--rm', '--restart', 'always', 'busybox', 'true'], /--rm and --restart/],
     ['an invalid name', ['run', '--name', 'bad/name', 'busybox', 'true'], /invalid name "bad\/name"/],
@@ -52,8 +65,16 @@ describe('bad input is refused before anything is made (125)', () => {
     ['a missing image argument', ['run'], /missing required argument 'image'/],
     ['-it without a terminal', ['run', '-it', 'busybox', 'true'], /not a TTY/],
     ['an unknown --format', ['ps', '--format', 'yaml'], /--format "yaml"/],
-    ['an unknown --pull policy', ['run', '--pull', 'sometimes', 'busybox', 'true'], /invalid --pull value "sometimes": use missing, always, never or newer/],
-    ['a disk image that does not exist', ['vm', 'create', '--disk', '/nonexistent-disk.qcow2'], /disk image \/nonexistent-disk\.qcow2 does not exist/],
+    [
+      'an unknown --pull policy',
+      ['run', '--pull', 'sometimes', 'busybox', 'true'],
+      /invalid --pull value "sometimes": use missing, always, never or newer/,
+    ],
+    [
+      'a disk image that does not exist',
+      ['vm', 'create', '--disk', '/nonexistent-disk.qcow2'],
+      /disk image \/nonexistent-disk\.qcow2 does not exist/,
+    ],
   ];
   for (const [what, args, pattern] of cases) {
     test(what, async () => {
@@ -71,7 +92,11 @@ describe('bad input is refused before anything is made (125)', () => {
 describe('what an instance of this kind cannot do', () => {
   test('a container has no serial console: hull console says so and changes nothing', async () => {
     await root.ok('create', '--name', 'noconsole', '--network', 'none', 'busybox', 'sleep', '1d');
-    assertOneLineError(await root.hull('console', 'noconsole'), 125, /noconsole is a container, which has no serial console: use hull attach or hull exec/);
+    assertOneLineError(
+      await root.hull('console', 'noconsole'),
+      125,
+      /noconsole is a container, which has no serial console: use hull attach or hull exec/,
+    );
     assert.equal((await root.inspect('noconsole')).State.Status, 'created');
     await root.ok('rm', 'noconsole');
     assert.deepEqual(await root.ids(), []);
@@ -134,7 +159,11 @@ describe('instances in the wrong state or that do not exist', () => {
   });
 
   test('rm of a running instance without -f is refused with a clear message', async () => {
-    assertOneLineError(await root.hull('rm', 'taken'), 125, /cannot remove instance taken: it is running; stop it first.*rm -f/);
+    assertOneLineError(
+      await root.hull('rm', 'taken'),
+      125,
+      /cannot remove instance taken: it is running; stop it first.*rm -f/,
+    );
     assert.equal((await root.inspect('taken')).State.Status, 'running');
   });
 
@@ -144,8 +173,19 @@ describe('instances in the wrong state or that do not exist', () => {
   });
 
   test('verbs on an unknown instance', async () => {
-    for (const args of [['rm', 'ghost'], ['rm', '-f', 'ghost'], ['stop', 'ghost'], ['start', 'ghost'], ['inspect', 'ghost'],
-      ['logs', 'ghost'], ['exec', 'ghost', 'true'], ['kill', 'ghost'], ['wait', 'ghost'], ['pause', 'ghost'], ['top', 'ghost']]) {
+    for (const args of [
+      ['rm', 'ghost'],
+      ['rm', '-f', 'ghost'],
+      ['stop', 'ghost'],
+      ['start', 'ghost'],
+      ['inspect', 'ghost'],
+      ['logs', 'ghost'],
+      ['exec', 'ghost', 'true'],
+      ['kill', 'ghost'],
+      ['wait', 'ghost'],
+      ['pause', 'ghost'],
+      ['top', 'ghost'],
+    ]) {
       assertOneLineError(await root.hull(...args), 125, /no such instance: ghost/);
     }
   });

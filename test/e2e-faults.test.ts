@@ -14,7 +14,11 @@ import { DIST, exitHandled, HullRoot, waitFor } from './helpers/hull.js';
 const root = new HullRoot('faults');
 after(() => root.dispose());
 
-interface PsEntry { id: string; name: string; state: string }
+interface PsEntry {
+  id: string;
+  name: string;
+  state: string;
+}
 const psAll = async () => JSON.parse(await root.ok('ps', '-a', '--format', 'json')) as PsEntry[];
 
 /** Start `hull ARGS` and SIGKILL it after `ms`; resolves once it is dead. */
@@ -22,7 +26,10 @@ function spawnAndKill(args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, ...args], { stdio: 'ignore' });
     const t = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('close', () => { clearTimeout(t); resolve(); });
+    child.on('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
   });
 }
 
@@ -57,7 +64,8 @@ describe('the CLI killed during run -d', () => {
   });
 
   test('every instance left behind is listed (created or running) and start, stop and rm work on it', async () => {
-    for (const [n, ms] of delays.entries()) await spawnAndKill(['run', '-d', '--name', `crash-${n}-${ms}`, 'busybox', 'sleep', '60'], ms);
+    for (const [n, ms] of delays.entries())
+      await spawnAndKill(['run', '-d', '--name', `crash-${n}-${ms}`, 'busybox', 'sleep', '60'], ms);
     const left = (await psAll()).filter((p) => p.name.startsWith('crash-'));
     const summary = left.map((p) => `${p.name}:${p.state}`).join(' ');
     console.log(`# left behind: ${summary || 'nothing'}`);
@@ -83,7 +91,8 @@ describe('the CLI killed during run -d', () => {
   });
 
   test('rm -f straight after the crash works too', async () => {
-    for (const ms of delays.slice(3, 9)) await spawnAndKill(['run', '-d', '--name', `crash-rm-${ms}`, 'busybox', 'sleep', '60'], ms);
+    for (const ms of delays.slice(3, 9))
+      await spawnAndKill(['run', '-d', '--name', `crash-rm-${ms}`, 'busybox', 'sleep', '60'], ms);
     const left = (await psAll()).map((p) => p.name);
     if (left.length > 0) {
       const r = await root.hull('rm', '-f', ...left);
@@ -98,7 +107,12 @@ describe('the CLI killed during run -d', () => {
 describe('other crashes', () => {
   test('the CLI killed during a foreground run --rm: the exit command still removes the instance', async () => {
     await spawnAndKill(['run', '--rm', '--name', 'fg', 'busybox', 'sleep', '1'], 600);
-    await waitFor('the instance to be removed by conmon\'s exit command', async () => (await root.ids()).length === 0, 10_000, 200);
+    await waitFor(
+      "the instance to be removed by conmon's exit command",
+      async () => (await root.ids()).length === 0,
+      10_000,
+      200,
+    );
   });
 
   test('the CLI killed during rm -f: the next rm -f finishes the job', async () => {
@@ -147,7 +161,7 @@ describe('other crashes', () => {
     await root.ok('rm', '-f', 'phoenix');
   });
 
-  test('a hull that died between recording the start and the runtime\'s start: start starts it', async () => {
+  test("a hull that died between recording the start and the runtime's start: start starts it", async () => {
     // the exact window is a few instructions wide; make it happen by recording the start without doing it
     await root.ok('create', '--name', 'halfway', 'busybox', 'sh', '-c', 'echo started; sleep 60');
     const db = new Database(join(root.dir, 'hull.db'), { timeout: 15000 });
@@ -169,8 +183,14 @@ describe('other crashes', () => {
     assert.deepEqual(ps.map((p) => p.id).sort(), [...ids].sort());
     assert.equal(new Set(ps.map((p) => p.name)).size, 10, 'distinct names');
     for (const p of ps) assert.equal(p.state, 'running');
-    const inspected = JSON.parse(await root.ok('inspect', ...ids)) as { Id: string; State: { Status: string; Pid: number } }[];
-    assert.deepEqual(inspected.map((i) => i.Id), ids);
+    const inspected = JSON.parse(await root.ok('inspect', ...ids)) as {
+      Id: string;
+      State: { Status: string; Pid: number };
+    }[];
+    assert.deepEqual(
+      inspected.map((i) => i.Id),
+      ids,
+    );
     for (const i of inspected) {
       assert.equal(i.State.Status, 'running');
       assert.ok(alive(i.State.Pid));
@@ -186,8 +206,11 @@ describe('other crashes', () => {
     const stops = await Promise.all(Array.from({ length: 4 }, () => root.hull('stop', '-t', '0', 'contended')));
     for (const r of stops) assert.equal(r.code, 0, r.stderr);
     await exitHandled((await root.inspect('contended')).Id); // conmon's exit command may still be on its way
-    const evs = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json')).split('\n').filter(Boolean)
-      .map((l) => JSON.parse(l) as { action: string; attributes: { name: string } }).filter((e) => e.attributes.name === 'contended');
+    const evs = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { action: string; attributes: { name: string } })
+      .filter((e) => e.attributes.name === 'contended');
     assert.equal(evs.filter((e) => e.action === 'die').length, 1, 'one die event');
     assert.equal((await root.inspect('contended')).State.Status, 'exited');
     await root.ok('rm', 'contended');

@@ -15,7 +15,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { runHull, waitFor, type HullResult, type Inspect } from './helpers/hull.js';
 import { checkLeaks, formatLeaks } from './helpers/leaks.js';
@@ -32,7 +43,11 @@ let skip: string | false = false;
 if (process.getuid?.() !== 0) skip = 'needs root (loop mounts)';
 else {
   mkdirSync(mnt);
-  const mk = spawnSync('sh', ['-c', `truncate -s 64M ${image} && mkfs.ext4 -q ${image} && mount -o loop ${image} ${mnt}`], { encoding: 'utf8' });
+  const mk = spawnSync(
+    'sh',
+    ['-c', `truncate -s 64M ${image} && mkfs.ext4 -q ${image} && mount -o loop ${image} ${mnt}`],
+    { encoding: 'utf8' },
+  );
   if (mk.status !== 0) skip = `cannot make a loop-mounted ext4 here: ${mk.stderr.trim()}`;
   else mounted = true;
 }
@@ -46,19 +61,31 @@ async function ok(...args: string[]): Promise<string> {
 async function inspect(ref: string): Promise<Inspect> {
   return (JSON.parse(await ok('inspect', ref)) as Inspect[])[0]!;
 }
-interface PsEntry { id: string; name: string; state: string; status: string }
+interface PsEntry {
+  id: string;
+  name: string;
+  state: string;
+  status: string;
+}
 const psAll = async () => JSON.parse(await ok('ps', '-a', '--format', 'json')) as PsEntry[];
-const free = () => { const s = statfsSync(mnt); return Number(s.bavail) * Number(s.bsize); };
+const free = () => {
+  const s = statfsSync(mnt);
+  return Number(s.bavail) * Number(s.bsize);
+};
 
 /** Wait until the container's log (read directly: a hull command could use the reserve) says `text`. */
 async function logSays(id: string, text: string): Promise<void> {
-  await waitFor(`the log of ${id.slice(0, 12)} to say ${text}`, () => {
-    try {
-      return readFileSync(join(root, 'containers', id, 'ctr.log'), 'utf8').includes(text);
-    } catch {
-      return false;
-    }
-  }, 60_000);
+  await waitFor(
+    `the log of ${id.slice(0, 12)} to say ${text}`,
+    () => {
+      try {
+        return readFileSync(join(root, 'containers', id, 'ctr.log'), 'utf8').includes(text);
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+  );
 }
 
 /** Signal an instance's main process directly (no hull command runs). */
@@ -142,9 +169,24 @@ describe('a full hull root', { skip }, () => {
 
   test('fill the disk: a container writing into its overlay until ENOSPC, then a filler file', async () => {
     ids.s1 = (await ok('run', '-d', '--name', 's1', 'busybox', 'sleep', '1000')).trim();
-    ids.s2 = (await ok('run', '-d', '--name', 's2', 'busybox', 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done')).trim();
-    ids.e1 = (await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')).trim();
-    ids.fill = (await ok('run', '-d', '--name', 'fill', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000')).trim();
+    ids.s2 = (
+      await ok('run', '-d', '--name', 's2', 'busybox', 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done')
+    ).trim();
+    ids.e1 = (
+      await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')
+    ).trim();
+    ids.fill = (
+      await ok(
+        'run',
+        '-d',
+        '--name',
+        'fill',
+        'busybox',
+        'sh',
+        '-c',
+        'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000',
+      )
+    ).trim();
     await logSays(ids.fill!, 'filled');
     fillUp(join(mnt, 'filler'));
     assert.equal(canWrite(), false, 'the file system still takes writes');
@@ -162,12 +204,24 @@ describe('a full hull root', { skip }, () => {
   test('a container that exits on the full disk keeps its exit code', async () => {
     signalDirectly(ids.e1!, 'SIGUSR1');
     // conmon cannot write exits/<id> in the full root (it gives up there); its copy off the root has the code
-    await waitFor('conmon of e1 to exit', () => !spawnSync('pgrep', ['-f', `conmon .*-c ${ids.e1}`]).stdout.length, 20_000);
-    assert.equal(existsSync(join(root, 'containers', ids.e1!, 'exits', ids.e1!)), false, 'conmon wrote its exit file in the full root');
-    const e1 = await waitFor('e1 recorded as exited', async () => {
-      const e = (await psAll()).find((x) => x.name === 'e1');
-      return e?.state === 'exited' ? e : undefined;
-    }, 20_000);
+    await waitFor(
+      'conmon of e1 to exit',
+      () => !spawnSync('pgrep', ['-f', `conmon .*-c ${ids.e1}`]).stdout.length,
+      20_000,
+    );
+    assert.equal(
+      existsSync(join(root, 'containers', ids.e1!, 'exits', ids.e1!)),
+      false,
+      'conmon wrote its exit file in the full root',
+    );
+    const e1 = await waitFor(
+      'e1 recorded as exited',
+      async () => {
+        const e = (await psAll()).find((x) => x.name === 'e1');
+        return e?.state === 'exited' ? e : undefined;
+      },
+      20_000,
+    );
     assert.match(e1.status, /^Exited \(3\)/);
   });
 
@@ -177,7 +231,15 @@ describe('a full hull root', { skip }, () => {
     assert.equal((await inspect('s1')).State.Running, true);
     assert.equal(await ok('exec', 's1', 'echo', 'hi'), 'hi\n');
     await ok('kill', 's1');
-    assert.equal((await waitFor('s1 to exit', async () => { const i = await inspect('s1'); return i.State.Running ? undefined : i; })).State.ExitCode, 137);
+    assert.equal(
+      (
+        await waitFor('s1 to exit', async () => {
+          const i = await inspect('s1');
+          return i.State.Running ? undefined : i;
+        })
+      ).State.ExitCode,
+      137,
+    );
   });
 
   test('stop reports success and records the real exit code', async () => {
@@ -191,7 +253,8 @@ describe('a full hull root', { skip }, () => {
     assert.match(await ok('rmi', 'small'), /small/);
     await ok('builder', 'prune', '--all');
     const pruned = await ok('system', 'prune');
-    for (const n of ['s1', 's2', 'e1']) assert.ok(!(await psAll()).some((e) => e.name === n), `${n} survived system prune: ${pruned}`);
+    for (const n of ['s1', 's2', 'e1'])
+      assert.ok(!(await psAll()).some((e) => e.name === n), `${n} survived system prune: ${pruned}`);
     await ok('image', 'prune');
   });
 
@@ -207,11 +270,15 @@ describe('a full hull root', { skip }, () => {
 
   test('leaves nothing behind', async () => {
     const everyId = Object.values(ids);
-    const leaks = await checkLeaks(root, everyId, async () => (await ok('ps', '-a', '-q', '--no-trunc')).split('\n').filter(Boolean));
+    const leaks = await checkLeaks(root, everyId, async () =>
+      (await ok('ps', '-a', '-q', '--no-trunc')).split('\n').filter(Boolean),
+    );
     assert.equal(leaks.length, 0, formatLeaks(leaks));
     // conmon's exit records off the root go with their instances
     for (const id of everyId) {
-      const left = spawnSync('sh', ['-c', `ls -d /run/hull/exits/*/${id} 2>/dev/null`], { encoding: 'utf8' }).stdout.trim();
+      const left = spawnSync('sh', ['-c', `ls -d /run/hull/exits/*/${id} 2>/dev/null`], {
+        encoding: 'utf8',
+      }).stdout.trim();
       assert.equal(left, '', `exit record dir left: ${left}`);
     }
   });
@@ -227,8 +294,21 @@ describe('a full hull root without a space reserve', { skip }, () => {
 
   test('fill the disk', async () => {
     ids.s1 = (await ok('run', '-d', '--name', 's1', 'busybox', 'sleep', '1000')).trim();
-    ids.e1 = (await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')).trim();
-    ids.fill = (await ok('run', '-d', '--name', 'fill', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000')).trim();
+    ids.e1 = (
+      await ok('run', '-d', '--name', 'e1', 'busybox', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done')
+    ).trim();
+    ids.fill = (
+      await ok(
+        'run',
+        '-d',
+        '--name',
+        'fill',
+        'busybox',
+        'sh',
+        '-c',
+        'dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 1000',
+      )
+    ).trim();
     assert.equal(existsSync(join(root, 'space-reserve')), false);
     await logSays(ids.fill!, 'filled');
     fillUp(join(mnt, 'filler'));
@@ -237,10 +317,14 @@ describe('a full hull root without a space reserve', { skip }, () => {
 
   test('ps -a and inspect show an exit they cannot record', async () => {
     signalDirectly(ids.e1!, 'SIGUSR1');
-    const e1 = await waitFor('e1 shown as exited', async () => {
-      const e = (await psAll()).find((x) => x.name === 'e1');
-      return e?.state === 'exited' ? e : undefined;
-    }, 20_000);
+    const e1 = await waitFor(
+      'e1 shown as exited',
+      async () => {
+        const e = (await psAll()).find((x) => x.name === 'e1');
+        return e?.state === 'exited' ? e : undefined;
+      },
+      20_000,
+    );
     assert.match(e1.status, /^Exited \(3\)/);
     assert.equal((await inspect('e1')).State.ExitCode, 3);
     assert.equal((await inspect('s1')).State.Running, true);
@@ -253,7 +337,7 @@ describe('a full hull root without a space reserve', { skip }, () => {
     assert.equal((await inspect('s1')).State.Running, true, 'stop said it failed, but the instance stopped');
   });
 
-  test('rm -f frees the container\'s space before it records the removal', async () => {
+  test("rm -f frees the container's space before it records the removal", async () => {
     const before = free();
     assert.equal((await ok('rm', '-f', 'fill')).trim(), 'fill');
     assert.ok(free() > before + (20 << 20), `only ${free() - before} bytes came back`);
@@ -262,7 +346,9 @@ describe('a full hull root without a space reserve', { skip }, () => {
   });
 
   test('leaves nothing behind', async () => {
-    const leaks = await checkLeaks(root, Object.values(ids), async () => (await ok('ps', '-a', '-q', '--no-trunc')).split('\n').filter(Boolean));
+    const leaks = await checkLeaks(root, Object.values(ids), async () =>
+      (await ok('ps', '-a', '-q', '--no-trunc')).split('\n').filter(Boolean),
+    );
     assert.equal(leaks.length, 0, formatLeaks(leaks));
   });
 });

@@ -13,7 +13,11 @@ import { spawnSync } from 'node:child_process';
 import { OciLayoutBuilder, makeLayer, skopeo, startDockerRegistry, type RunningRegistry } from './helpers/registry.js';
 
 const roots: HullRoot[] = [];
-const newRoot = (name: string) => { const r = new HullRoot(name); roots.push(r); return r; };
+const newRoot = (name: string) => {
+  const r = new HullRoot(name);
+  roots.push(r);
+  return r;
+};
 const work = mkdtempSync('/tmp/hull-test-gc-work-');
 let registry: RunningRegistry;
 
@@ -95,10 +99,22 @@ describe('--pull newer', () => {
     assert.equal((JSON.parse(await root.ok('image', 'inspect', ref)) as { id: string }[])[0]!.id, newId);
     // a name whose registry cannot be reached: the local image, and a warning
     await root.ok('tag', 'busybox', '127.0.0.1:1/gc/offline:1');
-    const offline = await root.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '1' } }, 'run', '--rm', '--pull', 'newer', '127.0.0.1:1/gc/offline:1', 'echo', 'four');
+    const offline = await root.hullWith(
+      { env: { HULL_REGISTRY_ATTEMPTS: '1' } },
+      'run',
+      '--rm',
+      '--pull',
+      'newer',
+      '127.0.0.1:1/gc/offline:1',
+      'echo',
+      'four',
+    );
     assert.equal(offline.code, 0, offline.stderr);
     assert.equal(offline.stdout, 'four\n');
-    assert.match(offline.stderr, /^hull: warning: cannot check 127\.0\.0\.1:1\/gc\/offline:1 on its registry \(.*not reachable.*\); using the local image$/m);
+    assert.match(
+      offline.stderr,
+      /^hull: warning: cannot check 127\.0\.0\.1:1\/gc\/offline:1 on its registry \(.*not reachable.*\); using the local image$/m,
+    );
     await root.cleanupAndCheck();
     await src.cleanupAndCheck();
   });
@@ -111,12 +127,23 @@ describe('zstd layers', () => {
     const zst = spawnSync('zstd', ['-q', '-c'], { input: layer.tar });
     assert.equal(zst.status, 0, String(zst.stderr));
     const layout = new OciLayoutBuilder(join(work, 'zstd'));
-    const base = JSON.parse(await root.ok('image', 'inspect', 'busybox')) as { layers: { digest: string; diffId: string; size: number; mediaType: string }[] }[];
+    const base = JSON.parse(await root.ok('image', 'inspect', 'busybox')) as {
+      layers: { digest: string; diffId: string; size: number; mediaType: string }[];
+    }[];
     // busybox's own layer (copied from the store) under a zstd layer
     const bbLayer = base[0]!.layers[0]!;
-    const bb = layout.blob(bbLayer.mediaType, readFileSync(join(root.dir, 'images', 'blobs', 'sha256', bbLayer.digest.slice(7))));
+    const bb = layout.blob(
+      bbLayer.mediaType,
+      readFileSync(join(root.dir, 'images', 'blobs', 'sha256', bbLayer.digest.slice(7))),
+    );
     const z = layout.blob('application/vnd.oci.image.layer.v1.tar+zstd', zst.stdout);
-    layout.name(layout.image([bb, z], [bbLayer.diffId, layer.diffId], process.arch === 'arm64' ? 'arm64' : 'amd64', ['cat', '/hello.txt']), 'z1');
+    layout.name(
+      layout.image([bb, z], [bbLayer.diffId, layer.diffId], process.arch === 'arm64' ? 'arm64' : 'amd64', [
+        'cat',
+        '/hello.txt',
+      ]),
+      'z1',
+    );
     skopeo('copy', '--dest-tls-verify=false', `oci:${join(work, 'zstd')}:z1`, `docker://${registry.host}/gc/zstd:1`);
     const r = await root.hull('run', '--rm', '-q', `${registry.host}/gc/zstd:1`);
     assert.equal(r.code, 0, r.stderr);
@@ -124,12 +151,17 @@ describe('zstd layers', () => {
     const file = join(work, 'rootfs.tar.zst');
     writeFileSync(file, zst.stdout);
     await root.ok('import', file, 'imported:zst');
-    const layers = JSON.parse(await root.ok('image', 'inspect', 'imported:zst')) as { layers: { mediaType: string }[] }[];
+    const layers = JSON.parse(await root.ok('image', 'inspect', 'imported:zst')) as {
+      layers: { mediaType: string }[];
+    }[];
     assert.equal(layers[0]!.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
     writeFileSync(file, Buffer.concat([zst.stdout.subarray(0, 40), Buffer.alloc(64, 7)]));
     const bad = await root.hull('import', file, 'broken:zst');
     assert.equal(bad.code, 125);
-    assert.match(bad.stderr, /cannot import .*rootfs.tar.zst: (not a tar archive \(plain, gzip or zstd\)|bad zstd data)/);
+    assert.match(
+      bad.stderr,
+      /cannot import .*rootfs.tar.zst: (not a tar archive \(plain, gzip or zstd\)|bad zstd data)/,
+    );
     assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
     await root.cleanupAndCheck();
   });
@@ -150,13 +182,21 @@ describe('image prune', () => {
     const before = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
     assert.equal(before.filter((i) => i.names.length === 0).length, 1, 'one dangling image');
     const blobsBefore = blobs(root).length;
-    const r = JSON.parse(await root.ok('image', 'prune', '-f', '--format', 'json')) as { ImagesDeleted: string[]; BlobsDeleted: string[]; SpaceReclaimed: number; CacheEntriesDeleted: number };
+    const r = JSON.parse(await root.ok('image', 'prune', '-f', '--format', 'json')) as {
+      ImagesDeleted: string[];
+      BlobsDeleted: string[];
+      SpaceReclaimed: number;
+      CacheEntriesDeleted: number;
+    };
     assert.equal(r.ImagesDeleted.length, 1);
     assert.equal(r.CacheEntriesDeleted, 1, 'the cache entry of the pruned RUN layer');
     // the surviving image's steps still hit the cache; builder prune empties it
     assert.match(await root.ok('build', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work), /Using cache/);
     assert.match(await root.ok('builder', 'prune', '-f'), /Deleted build cache entries: [1-9]/);
-    assert.doesNotMatch(await root.ok('build', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work), /Using cache/);
+    assert.doesNotMatch(
+      await root.ok('build', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work),
+      /Using cache/,
+    );
     await root.ok('image', 'prune', '-f');
     assert.ok(r.BlobsDeleted.length >= 3, 'its config, manifest and RUN layer');
     assert.ok(r.SpaceReclaimed > 0);
@@ -166,9 +206,15 @@ describe('image prune', () => {
 
     // -a keeps what an instance uses (even a stopped one), removes the rest, with their extracted layers
     await root.ok('create', '--name', 'keeper', 'app:1', 'cat', '/b');
-    const all = JSON.parse(await root.ok('image', 'prune', '-a', '-f', '--format', 'json')) as { ImagesDeleted: string[]; LayersDeleted: string[] };
+    const all = JSON.parse(await root.ok('image', 'prune', '-a', '-f', '--format', 'json')) as {
+      ImagesDeleted: string[];
+      LayersDeleted: string[];
+    };
     const left = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
-    assert.deepEqual(left.map((i) => i.names), [['app:1']]);
+    assert.deepEqual(
+      left.map((i) => i.names),
+      [['app:1']],
+    );
     assert.equal(all.ImagesDeleted.length, 1, JSON.stringify(all)); // busybox, under both its names
     assert.equal(layers(root).length, 2, 'busybox layer + RUN layer of app:1 stay extracted');
     const started = await root.hull('start', '-a', 'keeper');
@@ -207,14 +253,22 @@ describe('image prune', () => {
     await root.ok('rmi', 'busybox');
     // the second RUN waits for the test's go (a file the test makes through hull exec), so the prune surely
     // happens while the build is in the middle of it
-    writeFileSync(join(work, 'Containerfile.slow'), 'FROM base:1\nRUN echo one > /one\nRUN echo building; while [ ! -e /go ]; do sleep 0.05; done; rm /go; echo two > /two\nRUN cat /one /two > /both\n');
+    writeFileSync(
+      join(work, 'Containerfile.slow'),
+      'FROM base:1\nRUN echo one > /one\nRUN echo building; while [ ! -e /go ]; do sleep 0.05; done; rm /go; echo two > /two\nRUN cat /one /two > /both\n',
+    );
     const build = root.hull('build', '-t', 'slow:1', '-f', join(work, 'Containerfile.slow'), work);
     // wait until the first RUN layer exists and the second step runs, then prune everything no instance uses
     await waitFor('the first RUN layer', () => (blobs(root).length >= 4 ? true : null), 30_000, 50);
-    const [step] = await waitFor('the second RUN step\'s container', async () => {
-      const ids = await root.ids();
-      return ids.length === 1 && (await root.inspect(ids[0]!)).State.Status === 'running' ? ids : null;
-    }, 30_000, 50);
+    const [step] = await waitFor(
+      "the second RUN step's container",
+      async () => {
+        const ids = await root.ids();
+        return ids.length === 1 && (await root.inspect(ids[0]!)).State.Status === 'running' ? ids : null;
+      },
+      30_000,
+      50,
+    );
     const pruned = await root.hull('image', 'prune', '-a', '-f', '--format', 'json');
     assert.equal(pruned.code, 0, pruned.stderr);
     await root.ok('exec', step!, 'touch', '/go');
@@ -233,7 +287,12 @@ describe('image store: an image pruned between resolve and use', () => {
       const img = await store.resolve('busybox');
       await store.prune({ all: true, inUse: () => new Set() });
       let recorded = false;
-      await assert.rejects(store.useImage(img, () => { recorded = true; }), /was removed meanwhile/);
+      await assert.rejects(
+        store.useImage(img, () => {
+          recorded = true;
+        }),
+        /was removed meanwhile/,
+      );
       assert.equal(recorded, false);
       // a lease keeps what it retains through a prune
       const again = await store.resolve('busybox');
@@ -241,12 +300,17 @@ describe('image store: an image pruned between resolve and use', () => {
       await store.retain(lease, again.id, again.layers);
       await store.layerDirs(again);
       await store.prune({ all: true, inUse: () => new Set() });
-      await store.useImage(again, () => { recorded = true; });
+      await store.useImage(again, () => {
+        recorded = true;
+      });
       assert.equal(recorded, true);
       assert.equal(readdirSync(join(dir, 'layers')).filter((n) => n !== '.tmp').length, 1);
       lease.release();
       await store.prune({ all: true, inUse: () => new Set() });
-      assert.deepEqual(readdirSync(join(dir, 'layers')).filter((n) => n !== '.tmp'), []);
+      assert.deepEqual(
+        readdirSync(join(dir, 'layers')).filter((n) => n !== '.tmp'),
+        [],
+      );
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });

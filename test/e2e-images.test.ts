@@ -4,7 +4,16 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
 
@@ -15,15 +24,29 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Event { time: string; type: string; action: string; id: string; attributes: Record<string, string> }
-const parseEvents = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
+interface Event {
+  time: string;
+  type: string;
+  action: string;
+  id: string;
+  attributes: Record<string, string>;
+}
+const parseEvents = (out: string) =>
+  out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Event);
 
 describe('events', () => {
   test('events --since 1m --no-follow --format json: create, start, die, destroy of a run --rm', async () => {
     assert.equal((await root.hull('run', '--rm', '--name', 'ev', 'busybox', 'sh', '-c', 'exit 2')).code, 2);
-    const evs = parseEvents(await root.ok('events', '--since', '1m', '--no-follow', '--format', 'json'))
-      .filter((e) => e.attributes.name === 'ev');
-    assert.deepEqual(evs.map((e) => e.action), ['create', 'start', 'die', 'destroy']);
+    const evs = parseEvents(await root.ok('events', '--since', '1m', '--no-follow', '--format', 'json')).filter(
+      (e) => e.attributes.name === 'ev',
+    );
+    assert.deepEqual(
+      evs.map((e) => e.action),
+      ['create', 'start', 'die', 'destroy'],
+    );
     assert.equal(new Set(evs.map((e) => e.id)).size, 1);
     assert.match(evs[0]!.id, /^[0-9a-f]{64}$/);
     for (const e of evs) {
@@ -44,14 +67,22 @@ describe('events', () => {
   test('events follows until interrupted', async () => {
     // --since now (unix seconds): the follower shows what happens from here on, however long it takes to start
     const since = (Date.now() / 1000).toFixed(3);
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'events', '--since', since, '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--', DIST, '--root', root.dir, 'events', '--since', since, '--format', 'json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     try {
       await root.ok('run', '--rm', '--name', 'followed', 'busybox', 'true');
       await waitFor('the destroy event', () => out.includes('"destroy"'), 5000);
-      const actions = parseEvents(out).filter((e) => e.attributes.name === 'followed').map((e) => e.action);
+      const actions = parseEvents(out)
+        .filter((e) => e.attributes.name === 'followed')
+        .map((e) => e.action);
       assert.deepEqual(actions, ['create', 'start', 'die', 'destroy']);
       assert.ok(!out.includes('"ev"'), 'only events since --since');
     } finally {
@@ -89,7 +120,17 @@ describe('images', () => {
   test('import -c CMD/ENV/WORKDIR, and a gzip tarball', async () => {
     const gz = join(work, 'rootfs.tar.gz');
     assert.equal(spawnSync('sh', ['-c', `gzip -c ${tarPath} > ${gz}`]).status, 0);
-    await root.ok('import', '-c', 'CMD ["/bin/sh", "-c", "echo $GREETING from $(pwd)"]', '-c', 'ENV GREETING=hi', '-c', 'WORKDIR /etc', gz, 'withcmd');
+    await root.ok(
+      'import',
+      '-c',
+      'CMD ["/bin/sh", "-c", "echo $GREETING from $(pwd)"]',
+      '-c',
+      'ENV GREETING=hi',
+      '-c',
+      'WORKDIR /etc',
+      gz,
+      'withcmd',
+    );
     const r = await root.hull('run', '--rm', 'withcmd');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hi from /etc\n');
@@ -126,7 +167,10 @@ describe('images', () => {
     assert.match(del, /Untagged: myimg:1\.0\n/);
     assert.match(del, /Deleted: sha256:[0-9a-f]{64}\n/);
     const left = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
-    assert.deepEqual(left.map((i) => i.names), [['busybox:latest']]);
+    assert.deepEqual(
+      left.map((i) => i.names),
+      [['busybox:latest']],
+    );
     assert.equal((await root.hull('run', '--rm', 'myimg:1.0', '/bin/echo')).code, 125);
   });
 });
@@ -134,8 +178,12 @@ describe('images', () => {
 describe('system', () => {
   test('system info --format json: runtimes, cgroups, the accelerator', async () => {
     const info = JSON.parse(await root.ok('system', 'info', '--format', 'json')) as {
-      root: string; defaultRuntime: string; runtimes: { name: string; usable: boolean; version: string }[];
-      cgroups: string; virtualization: { accelerator: string; reason: string }; images: number;
+      root: string;
+      defaultRuntime: string;
+      runtimes: { name: string; usable: boolean; version: string }[];
+      cgroups: string;
+      virtualization: { accelerator: string; reason: string };
+      images: number;
     };
     assert.equal(info.root, root.dir);
     const names = info.runtimes.map((r) => r.name).sort();

@@ -4,10 +4,27 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { HullRoot, TEST_NETWORK } from './helpers/hull.js';
-import { blkioWeight, expectedBlkioWeight, instanceCgroupFile, memoryLimit, pidsMax, PURE_V2, sharesToWeight } from './helpers/cgroup.js';
+import {
+  blkioWeight,
+  expectedBlkioWeight,
+  instanceCgroupFile,
+  memoryLimit,
+  pidsMax,
+  PURE_V2,
+  sharesToWeight,
+} from './helpers/cgroup.js';
 import { blkioWeightExpectation, describeBlkio } from './helpers/host.js';
 import { probeRuntime } from '../src/host/probe.js';
 
@@ -28,16 +45,29 @@ async function sh(flags: string[], script: string): Promise<string> {
 /** A field of /proc/self/status inside a container started with `flags`. */
 async function status(flags: string[]): Promise<Record<string, string>> {
   const out = await sh(flags, 'cat /proc/self/status');
-  return Object.fromEntries(out.split('\n').filter((l) => l.includes(':')).map((l) => {
-    const i = l.indexOf(':');
-    return [l.slice(0, i), l.slice(i + 1).trim()];
-  }));
+  return Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => {
+        const i = l.indexOf(':');
+        return [l.slice(0, i), l.slice(i + 1).trim()];
+      }),
+  );
 }
 
-const hostStatus = (field: string) => new RegExp(`^${field}:\\s+(\\S+)`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+const hostStatus = (field: string) =>
+  new RegExp(`^${field}:\\s+(\\S+)`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
 /** A cgroup file of instance `id`: `<controller>/hull/<id>/<v1File>` on v1, `hull/<id>/<v2File>` on v2. */
-const cg = (controller: string, id: string, v1File: string, v2File = v1File) => instanceCgroupFile(id, controller, v1File, v2File);
-const interfaces = (netDev: string) => netDev.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
+const cg = (controller: string, id: string, v1File: string, v2File = v1File) =>
+  instanceCgroupFile(id, controller, v1File, v2File);
+const interfaces = (netDev: string) =>
+  netDev
+    .split('\n')
+    .slice(2)
+    .map((l) => l.split(':')[0]!.trim())
+    .filter(Boolean)
+    .sort();
 
 describe('namespaces', () => {
   test('the hostname is the id prefix, or --hostname', async () => {
@@ -55,7 +85,7 @@ describe('namespaces', () => {
     assert.equal(out, 'sh\0-c\0cat /proc/1/cmdline; echo; echo $$\0\n1\n');
   });
 
-  test('own uts, ipc, net, mnt, pid and cgroup namespaces; the host\'s user namespace', async () => {
+  test("own uts, ipc, net, mnt, pid and cgroup namespaces; the host's user namespace", async () => {
     const kinds = ['uts', 'ipc', 'net', 'mnt', 'pid', 'cgroup', 'user'];
     const out = await sh([], kinds.map((k) => `readlink /proc/self/ns/${k}`).join('; '));
     const inside = out.trim().split('\n');
@@ -67,7 +97,7 @@ describe('namespaces', () => {
     });
   });
 
-  test('the default network gives lo and eth0, --network none only lo; --network host sees the host\'s interfaces', async () => {
+  test("the default network gives lo and eth0, --network none only lo; --network host sees the host's interfaces", async () => {
     assert.deepEqual(interfaces(await sh([], 'cat /proc/net/dev')).sort(), ['eth0', 'lo']);
     assert.deepEqual(interfaces(await sh(['--network', 'none'], 'cat /proc/net/dev')), ['lo']);
     const host = interfaces(readFileSync('/proc/net/dev', 'utf8'));
@@ -75,7 +105,10 @@ describe('namespaces', () => {
     // hull network bridges and veths of concurrent tests come and go: compare the host's own interfaces
     const stable = (names: string[]) => names.filter((n) => !/^(hl|veth)/.test(n));
     assert.deepEqual(stable(interfaces(await sh(['--network', 'host'], 'cat /proc/net/dev'))), stable(host));
-    assert.equal((await sh(['--network', 'host'], 'readlink /proc/self/ns/net')).trim(), readlinkSync('/proc/self/ns/net'));
+    assert.equal(
+      (await sh(['--network', 'host'], 'readlink /proc/self/ns/net')).trim(),
+      readlinkSync('/proc/self/ns/net'),
+    );
     // loopback is up in the private namespace
     assert.match(await sh([], 'ip addr show lo 2>/dev/null || ifconfig lo'), /127\.0\.0\.1/);
   });
@@ -96,7 +129,7 @@ describe('privileges', () => {
     assert.equal((await status(['--cap-drop', 'ALL'])).CapEff, '0000000000000000');
   });
 
-  test('--privileged gets the host\'s capabilities and no seccomp filter', async () => {
+  test("--privileged gets the host's capabilities and no seccomp filter", async () => {
     const s = await status(['--privileged']);
     assert.equal(s.CapEff, hostStatus('CapEff'));
     assert.equal(s.Seccomp, '0');
@@ -112,11 +145,20 @@ describe('privileges', () => {
   });
 
   test('/proc/keys is masked and /proc/sys is read-only', async () => {
-    const out = await sh([], 'wc -c < /proc/keys; grep -E " /proc/(keys|sys) " /proc/self/mountinfo; { echo 1 > /proc/sys/kernel/ns_last_pid; } 2>&1 || echo refused');
+    const out = await sh(
+      [],
+      'wc -c < /proc/keys; grep -E " /proc/(keys|sys) " /proc/self/mountinfo; { echo 1 > /proc/sys/kernel/ns_last_pid; } 2>&1 || echo refused',
+    );
     const [size, ...rest] = out.trim().split('\n');
     assert.equal(size!.trim(), '0', '/proc/keys reads empty');
-    assert.ok(rest.some((l) => / \/proc\/keys ro,/.test(l)), out);
-    assert.ok(rest.some((l) => / \/proc\/sys ro,/.test(l)), out);
+    assert.ok(
+      rest.some((l) => / \/proc\/keys ro,/.test(l)),
+      out,
+    );
+    assert.ok(
+      rest.some((l) => / \/proc\/sys ro,/.test(l)),
+      out,
+    );
     assert.match(out, /Read-only file system\nrefused\n$/);
     // privileged: not masked
     const priv = await sh(['--privileged'], 'grep -c " /proc/keys " /proc/self/mountinfo || true');
@@ -124,7 +166,10 @@ describe('privileges', () => {
   });
 
   test('--read-only root', async () => {
-    const out = await sh(['--read-only'], '{ touch /x; } 2>&1 || echo refused; { touch /tmp/x; } 2>&1 || echo refused-tmp; grep " / " /proc/self/mountinfo | head -1');
+    const out = await sh(
+      ['--read-only'],
+      '{ touch /x; } 2>&1 || echo refused; { touch /tmp/x; } 2>&1 || echo refused-tmp; grep " / " /proc/self/mountinfo | head -1',
+    );
     assert.match(out, /Read-only file system/);
     assert.match(out, /refused\n/);
     assert.match(out, /refused-tmp\n/);
@@ -145,7 +190,10 @@ describe('process settings and mounts', () => {
   test('-e and --env-file', async () => {
     const envFile = join(hostDir, 'env');
     writeFileSync(envFile, '# a comment\nB=2\nC=from-file\n\n');
-    assert.equal(await sh(['-e', 'A=1', '--env-file', envFile, '-e', 'C=flag-wins'], 'echo $A $B $C'), '1 2 flag-wins\n');
+    assert.equal(
+      await sh(['-e', 'A=1', '--env-file', envFile, '-e', 'C=flag-wins'], 'echo $A $B $C'),
+      '1 2 flag-wins\n',
+    );
     assert.match(await sh([], 'echo $PATH'), /\/bin/);
   });
 
@@ -160,16 +208,31 @@ describe('process settings and mounts', () => {
   });
 
   test('--tmpfs /scratch', async () => {
-    const out = await sh(['--tmpfs', '/scratch'], 'grep " /scratch " /proc/mounts; echo a > /scratch/a && cat /scratch/a');
+    const out = await sh(
+      ['--tmpfs', '/scratch'],
+      'grep " /scratch " /proc/mounts; echo a > /scratch/a && cat /scratch/a',
+    );
     assert.match(out, /^tmpfs \/scratch tmpfs rw/);
     assert.match(out, /\na\n$/);
   });
 
   test('--userns auto: root inside, a 65536-id range outside', async () => {
-    const r = await root.hull('run', '--name', 'userns', '--userns', 'auto', 'busybox', 'sh', '-c',
-      'id -u; cat /proc/self/uid_map; cat /proc/self/gid_map; touch /made-inside');
+    const r = await root.hull(
+      'run',
+      '--name',
+      'userns',
+      '--userns',
+      'auto',
+      'busybox',
+      'sh',
+      '-c',
+      'id -u; cat /proc/self/uid_map; cat /proc/self/gid_map; touch /made-inside',
+    );
     assert.equal(r.code, 0, r.stderr);
-    const [uid, uidMap, gidMap] = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    const [uid, uidMap, gidMap] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).join(' '));
     assert.equal(uid, '0');
     const m = /^0 (\d+) 65536$/.exec(uidMap!);
     assert.ok(m, `uid_map: ${uidMap}`);
@@ -189,8 +252,26 @@ describe('process settings and mounts', () => {
 
 describe('resource flags set the cgroup', () => {
   test('--pids-limit, --cpuset-cpus, --cpu-shares, --memory with --memory-swap', async () => {
-    const id = (await root.ok('run', '-d', ...TEST_NETWORK, '--pids-limit', '20', '--cpuset-cpus', '0', '--cpu-shares', '512',
-      '--memory', '32m', '--memory-swap', '64m', 'busybox', 'sleep', '60')).trim();
+    const id = (
+      await root.ok(
+        'run',
+        '-d',
+        ...TEST_NETWORK,
+        '--pids-limit',
+        '20',
+        '--cpuset-cpus',
+        '0',
+        '--cpu-shares',
+        '512',
+        '--memory',
+        '32m',
+        '--memory-swap',
+        '64m',
+        'busybox',
+        'sleep',
+        '60',
+      )
+    ).trim();
     try {
       assert.equal(pidsMax(id), '20');
       assert.equal(cg('cpuset', id, 'cpuset.cpus', 'cpuset.cpus'), '0');
@@ -219,7 +300,9 @@ describe('resource flags set the cgroup', () => {
   for (const rt of ['runc', 'crun']) {
     const expect = blkioWeightExpectation(rt);
     const usable = probeRuntime(rt);
-    test(`--blkio-weight with ${rt}: ${describeBlkio(expect)}`, { skip: !usable.usable && `${rt} cannot run here: ${usable.reason}` }, async () => {
+    test(`--blkio-weight with ${rt}: ${describeBlkio(expect)}`, {
+      skip: !usable.usable && `${rt} cannot run here: ${usable.reason}`,
+    }, async () => {
       const r = await root.hull('run', '-d', '--runtime', rt, '--blkio-weight', '300', 'busybox', 'sleep', '60');
       if (expect.outcome === 'applied') {
         assert.equal(r.code, 0, r.stderr);
@@ -242,7 +325,17 @@ describe('resource flags set the cgroup', () => {
 
   test('--runtime runc and --runtime crun both run a container', async () => {
     for (const rt of ['runc', 'crun']) {
-      const r = await root.hull('run', '--name', `rt-${rt}`, '--runtime', rt, 'busybox', 'sh', '-c', 'echo ok-$(hostname | wc -c)');
+      const r = await root.hull(
+        'run',
+        '--name',
+        `rt-${rt}`,
+        '--runtime',
+        rt,
+        'busybox',
+        'sh',
+        '-c',
+        'echo ok-$(hostname | wc -c)',
+      );
       assert.equal(r.code, 0, `${rt}: ${r.stderr}`);
       assert.equal(r.stdout, 'ok-13\n');
       assert.equal((await root.inspect(`rt-${rt}`)).Runtime, rt);

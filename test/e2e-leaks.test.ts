@@ -21,8 +21,12 @@ test('the leak check sees a live instance, a stray mount and a stray cgroup', as
   const id = (await root.ok('run', '-d', ...TEST_NETWORK, 'busybox', 'sleep', '60')).trim();
   const leaks = await checkLeaks(root.dir, [id], () => root.ids(), 0);
   const kinds = new Set(leaks.map((l) => l.kind));
-  for (const k of ['instance', 'mount', 'cgroup', 'process', 'file'] as const) assert.ok(kinds.has(k), `reports a ${k}: ${JSON.stringify(leaks)}`);
-  assert.ok(leaks.some((l) => l.kind === 'process' && /conmon/.test(l.what)), 'conmon is named');
+  for (const k of ['instance', 'mount', 'cgroup', 'process', 'file'] as const)
+    assert.ok(kinds.has(k), `reports a ${k}: ${JSON.stringify(leaks)}`);
+  assert.ok(
+    leaks.some((l) => l.kind === 'process' && /conmon/.test(l.what)),
+    'conmon is named',
+  );
   await root.ok('rm', '-f', id);
   assert.deepEqual(await checkLeaks(root.dir, [id], () => root.ids()), []);
 
@@ -30,7 +34,10 @@ test('the leak check sees a live instance, a stray mount and a stray cgroup', as
   mkdirSync(mnt);
   assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', mnt]).status, 0);
   try {
-    assert.deepEqual(mountLeaks(root.dir).map((l) => l.what), [mnt]);
+    assert.deepEqual(
+      mountLeaks(root.dir).map((l) => l.what),
+      [mnt],
+    );
   } finally {
     spawnSync('umount', [mnt]);
     rmdirSync(mnt);
@@ -39,7 +46,10 @@ test('the leak check sees a live instance, a stray mount and a stray cgroup', as
   const dir = PURE_V2 ? `/sys/fs/cgroup/hull/${fake}` : `/sys/fs/cgroup/pids/hull/${fake}`;
   mkdirSync(dir, { recursive: true });
   try {
-    assert.deepEqual(cgroupLeaks([fake]).map((l) => l.what), [dir]);
+    assert.deepEqual(
+      cgroupLeaks([fake]).map((l) => l.what),
+      [dir],
+    );
   } finally {
     rmdirSync(dir);
   }
@@ -59,10 +69,16 @@ test(`${CYCLES} run --rm busybox true cycles, then nothing is left`, async () =>
   const total = Date.now() - started;
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
-  console.log(`# ${CYCLES} cycles of run --rm busybox true: ${total} ms in all, median ${median} ms, slowest ${sorted.at(-1)} ms`);
+  console.log(
+    `# ${CYCLES} cycles of run --rm busybox true: ${total} ms in all, median ${median} ms, slowest ${sorted.at(-1)} ms`,
+  );
   assert.deepEqual(await root.ids(), []);
   const ids = await root.everyId();
-  assert.equal(ids.length, CYCLES + 2, 'every cycle had its own instance (plus the first run and the leak-check test\'s)');
+  assert.equal(
+    ids.length,
+    CYCLES + 2,
+    "every cycle had its own instance (plus the first run and the leak-check test's)",
+  );
 });
 
 test('leaves nothing behind', () => root.cleanupAndCheck());

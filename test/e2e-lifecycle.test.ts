@@ -20,14 +20,17 @@ after(() => root.dispose());
  */
 function addImageWithStopSignal(from: string, name: string, signal: string): void {
   const images = join(root.dir, 'images');
-  const blob = (digest: string) => readFileSync(join(images, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'utf8');
+  const blob = (digest: string) =>
+    readFileSync(join(images, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'utf8');
   const put = (value: unknown) => {
     const text = JSON.stringify(value);
     const hex = createHash('sha256').update(text).digest('hex');
     writeFileSync(join(images, 'blobs', 'sha256', hex), text);
     return { digest: `sha256:${hex}`, size: Buffer.byteLength(text) };
   };
-  const index = JSON.parse(readFileSync(join(images, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const index = JSON.parse(readFileSync(join(images, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
   const src = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === from);
   assert.ok(src, `no image ${from} in ${JSON.stringify(index)}`);
   const manifest = JSON.parse(blob(src.digest)) as { config: { digest: string; size: number } };
@@ -39,13 +42,12 @@ function addImageWithStopSignal(from: string, name: string, signal: string): voi
   writeFileSync(join(images, 'index.json'), JSON.stringify(index, null, 2));
 }
 
-
 describe('run in the foreground', () => {
-  test('run --rm prints the output, exits with the command\'s status and leaves no instance', async () => {
+  test("run --rm prints the output, exits with the command's status and leaves no instance", async () => {
     const r = await root.hull('run', '--rm', 'busybox', 'sh', '-c', 'echo hello; echo oops >&2; exit 3');
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, 'hello\n');
-    assert.equal(r.stderr, 'oops\n', 'the container\'s stderr goes to hull\'s stderr');
+    assert.equal(r.stderr, 'oops\n', "the container's stderr goes to hull's stderr");
     assert.deepEqual(await root.ids(), []);
   });
 
@@ -63,11 +65,27 @@ describe('run in the foreground', () => {
 });
 
 describe('run in the foreground, continued', () => {
-  test('signals to the foreground hull reach the container (docker\'s sig-proxy)', async () => {
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'run', '--rm', 'busybox', 'sh', '-c',
-      'trap "echo got-term; exit 9" TERM; echo ready; while true; do sleep 0.05; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  test("signals to the foreground hull reach the container (docker's sig-proxy)", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--',
+        DIST,
+        '--root',
+        root.dir,
+        'run',
+        '--rm',
+        'busybox',
+        'sh',
+        '-c',
+        'trap "echo got-term; exit 9" TERM; echo ready; while true; do sleep 0.05; done',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     await waitFor('ready', () => out.includes('ready'), 10_000, 20);
     child.kill('SIGTERM');
@@ -79,18 +97,25 @@ describe('run in the foreground, continued', () => {
   test('run -d --rm: removed once it exits', async () => {
     const id = (await root.ok('run', '-d', '--rm', 'busybox', 'sh', '-c', 'sleep 0.2')).trim();
     assert.match(id, /^[0-9a-f]{64}$/);
-    await waitFor('the removal by conmon\'s exit command', async () => !(await root.ids()).includes(id), 10_000, 100);
+    await waitFor("the removal by conmon's exit command", async () => !(await root.ids()).includes(id), 10_000, 100);
   });
 
   test('create, then start -a; wait for a created instance waits for its start and exit', async () => {
     await root.ok('create', '--name', 'later', 'busybox', 'sh', '-c', 'echo started-later; exit 6');
     assert.equal((await root.inspect('later')).State.Status, 'created');
     // HULL_TRACE says when wait has seen the created instance and waits for its start
-    const waiter = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'wait', 'later'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HULL_TRACE: '1' } });
+    const waiter = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'wait', 'later'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HULL_TRACE: '1' },
+    });
     let waited = '';
     let traced = '';
-    waiter.stdout.setEncoding('utf8').on('data', (s: string) => { waited += s; });
-    waiter.stderr.setEncoding('utf8').on('data', (s: string) => { traced += s; });
+    waiter.stdout.setEncoding('utf8').on('data', (s: string) => {
+      waited += s;
+    });
+    waiter.stderr.setEncoding('utf8').on('data', (s: string) => {
+      traced += s;
+    });
     const waiterClosed = new Promise<number | null>((r) => waiter.on('close', (c) => r(c)));
     await waitFor('wait to wait for the start', () => traced.includes('wait: waiting for the start'), 15_000, 20);
     const r = await root.hull('start', '-a', 'later');
@@ -106,7 +131,22 @@ describe('a web server through every verb', () => {
   let id = '';
 
   test('run -d --name web --memory 64m --cpus 0.5 busybox httpd', async () => {
-    const out = await root.ok('run', '-d', '--name', 'web', ...TEST_NETWORK, '--memory', '64m', '--cpus', '0.5', 'busybox', 'httpd', '-f', '-p', '8080');
+    const out = await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'web',
+      ...TEST_NETWORK,
+      '--memory',
+      '64m',
+      '--cpus',
+      '0.5',
+      'busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '8080',
+    );
     assert.match(out, /^[0-9a-f]{64}\n$/);
     id = out.trim();
   });
@@ -114,17 +154,27 @@ describe('a web server through every verb', () => {
   test('ps lists it (table, json, -a, -q)', async () => {
     const table = await root.ok('ps');
     assert.match(table, /^INSTANCE ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS/);
-    assert.match(table, new RegExp(`${id.slice(0, 12)}\\s+busybox\\s+"httpd -f -p 8080"\\s+.*Up .*\\s+container\\s+web`));
-    const json = JSON.parse(await root.ok('ps', '--format', 'json')) as { id: string; name: string; state: string; command: string[] }[];
+    assert.match(
+      table,
+      new RegExp(`${id.slice(0, 12)}\\s+busybox\\s+"httpd -f -p 8080"\\s+.*Up .*\\s+container\\s+web`),
+    );
+    const json = JSON.parse(await root.ok('ps', '--format', 'json')) as {
+      id: string;
+      name: string;
+      state: string;
+      command: string[];
+    }[];
     assert.equal(json.length, 1);
-    assert.deepEqual({ id: json[0]!.id, name: json[0]!.name, state: json[0]!.state, command: json[0]!.command },
-      { id, name: 'web', state: 'running', command: ['httpd', '-f', '-p', '8080'] });
+    assert.deepEqual(
+      { id: json[0]!.id, name: json[0]!.name, state: json[0]!.state, command: json[0]!.command },
+      { id, name: 'web', state: 'running', command: ['httpd', '-f', '-p', '8080'] },
+    );
     assert.equal(await root.ok('ps', '-q'), id.slice(0, 12) + '\n');
     assert.equal(await root.ok('ps', '-q', '--no-trunc'), id + '\n');
     assert.match(await root.ok('ps', '-a'), /web/);
   });
 
-  test('exec reaches the server over the container\'s loopback', async () => {
+  test("exec reaches the server over the container's loopback", async () => {
     await root.ok('exec', 'web', 'sh', '-c', 'mkdir -p /var/www && echo served-by-hull > /var/www/index.html');
     // httpd serves its working directory (/)
     const r = await root.hull('exec', 'web', 'wget', '-qO-', 'http://127.0.0.1:8080/var/www/index.html');
@@ -137,7 +187,10 @@ describe('a web server through every verb', () => {
 
   test('exec passes the exit status, -e, -w and -u', async () => {
     assert.equal((await root.hull('exec', 'web', 'sh', '-c', 'exit 9')).code, 9);
-    assert.equal(await root.ok('exec', '-e', 'X=42', '-w', '/tmp', '-u', 'nobody', 'web', 'sh', '-c', 'echo $X $(pwd) $(id -un)'), '42 /tmp nobody\n');
+    assert.equal(
+      await root.ok('exec', '-e', 'X=42', '-w', '/tmp', '-u', 'nobody', 'web', 'sh', '-c', 'echo $X $(pwd) $(id -un)'),
+      '42 /tmp nobody\n',
+    );
   });
 
   test('the cgroup has the limits: memory 64 MiB, cpu quota 50000 per 100000', () => {
@@ -149,7 +202,10 @@ describe('a web server through every verb', () => {
     const table = await root.ok('stats', '--no-stream');
     assert.match(table, /^INSTANCE ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT/);
     assert.match(table, /web\s+\d+\.\d\d%\s+\S+ \/ 64\.0MiB/);
-    const json = JSON.parse(await root.ok('stats', '--no-stream', '--format', 'json', 'web')) as Record<string, number | string>[];
+    const json = JSON.parse(await root.ok('stats', '--no-stream', '--format', 'json', 'web')) as Record<
+      string,
+      number | string
+    >[];
     assert.equal(json.length, 1);
     assert.equal(json[0]!.name, 'web');
     assert.equal(json[0]!.memoryLimit, 64 * 1024 * 1024);
@@ -198,19 +254,35 @@ describe('a web server through every verb', () => {
   });
 
   test('logs --tail, --timestamps and -f (which ends when the container stops)', async () => {
-    await root.ok('run', '-d', '--name', 'talker', 'busybox', 'sh', '-c',
-      'for i in 1 2 3 4 5; do echo line$i; done; echo to-stderr >&2; while [ ! -e /stop ]; do sleep 0.05; done; echo last');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'talker',
+      'busybox',
+      'sh',
+      '-c',
+      'for i in 1 2 3 4 5; do echo line$i; done; echo to-stderr >&2; while [ ! -e /stop ]; do sleep 0.05; done; echo last',
+    );
     await waitFor('the first lines', async () => (await root.ok('logs', 'talker')).includes('line5'));
     const all = await root.hull('logs', 'talker');
     assert.equal(all.stdout, 'line1\nline2\nline3\nline4\nline5\n');
     assert.equal(all.stderr, 'to-stderr\n');
-    assert.equal(await root.ok('logs', '--tail', '2', 'talker'), 'line5\n', 'the last two lines: line5 (stdout) and to-stderr');
+    assert.equal(
+      await root.ok('logs', '--tail', '2', 'talker'),
+      'line5\n',
+      'the last two lines: line5 (stdout) and to-stderr',
+    );
     const ts2 = await root.ok('logs', '--timestamps', 'talker');
     assert.match(ts2, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) line1\n/);
     // follow: a background reader that must end by itself once the container exits
-    const follower = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', '-f', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const follower = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', '-f', 'talker'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let followed = '';
-    follower.stdout.setEncoding('utf8').on('data', (s: string) => { followed += s; });
+    follower.stdout.setEncoding('utf8').on('data', (s: string) => {
+      followed += s;
+    });
     const followerClosed = new Promise<number | null>((r) => follower.on('close', (c) => r(c)));
     await waitFor('logs -f to print what is there', () => followed.includes('line5\n'), 15_000, 20);
     await root.ok('exec', 'talker', 'touch', '/stop');
@@ -222,11 +294,20 @@ describe('a web server through every verb', () => {
 
   test('logs to a slow reader: nothing is lost', async () => {
     await root.ok('run', '--name', 'chatty', 'busybox', 'seq', '1', '20000');
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', 'chatty'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', 'chatty'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     child.stdout.pause(); // the reader dawdles: our buffer fills, then the pipe, and hull has to wait
-    await waitFor('the reader\'s buffer to fill', () => child.stdout.readableLength >= child.stdout.readableHighWaterMark, 15_000, 20);
+    await waitFor(
+      "the reader's buffer to fill",
+      () => child.stdout.readableLength >= child.stdout.readableHighWaterMark,
+      15_000,
+      20,
+    );
     child.stdout.resume();
     const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     assert.equal(code, 0);
@@ -234,15 +315,25 @@ describe('a web server through every verb', () => {
     assert.equal(lines.length, 20000);
     assert.equal(lines.at(-1), '20000');
     // and a reader that goes away early ends hull quietly
-    const head = spawnSync('sh', ['-c', `${process.execPath} -- ${DIST} --root ${root.dir} logs chatty | head -1`], { encoding: 'utf8' });
+    const head = spawnSync('sh', ['-c', `${process.execPath} -- ${DIST} --root ${root.dir} logs chatty | head -1`], {
+      encoding: 'utf8',
+    });
     assert.equal(head.stdout, '1\n');
     assert.equal(head.stderr, '');
     await root.ok('rm', 'chatty');
   });
 
   test('kill -s USR1 reaches a trap in the container', async () => {
-    await root.ok('run', '-d', '--name', 'sig', 'busybox', 'sh', '-c',
-      'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.05; done');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'sig',
+      'busybox',
+      'sh',
+      '-c',
+      'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.05; done',
+    );
     await waitFor('the trap', async () => (await root.ok('logs', 'sig')).includes('ready'));
     assert.equal(await root.ok('kill', '-s', 'USR1', 'sig'), 'sig\n');
     await waitFor('got-usr1 in the log', async () => (await root.ok('logs', 'sig')).includes('got-usr1'), 5000);
@@ -253,8 +344,16 @@ describe('a web server through every verb', () => {
   });
 
   test('stop sends SIGTERM and a container that honours it exits at once', async () => {
-    await root.ok('run', '-d', '--name', 'polite', 'busybox', 'sh', '-c',
-      'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.05; done');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'polite',
+      'busybox',
+      'sh',
+      '-c',
+      'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.05; done',
+    );
     await waitFor('the trap', async () => (await root.ok('logs', 'polite')).includes('ready'));
     const r = await root.hull('stop', 'polite');
     assert.equal(r.code, 0, r.stderr);
@@ -278,9 +377,19 @@ describe('a web server through every verb', () => {
     await root.ok('rm', 'stubborn');
   });
 
-  test('--stop-signal and the image\'s StopSignal pick the signal stop sends', async () => {
-    await root.ok('run', '-d', '--name', 'usr2', '--stop-signal', 'USR2', 'busybox', 'sh', '-c',
-      'trap "echo got-usr2; exit 5" USR2; echo ready; while true; do sleep 0.05; done');
+  test("--stop-signal and the image's StopSignal pick the signal stop sends", async () => {
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'usr2',
+      '--stop-signal',
+      'USR2',
+      'busybox',
+      'sh',
+      '-c',
+      'trap "echo got-usr2; exit 5" USR2; echo ready; while true; do sleep 0.05; done',
+    );
     await waitFor('the trap', async () => (await root.ok('logs', 'usr2')).includes('ready'));
     assert.equal((await root.inspect('usr2')).Config.StopSignal, 'SIGUSR2');
     const r = await root.hull('stop', 'usr2');
@@ -289,8 +398,16 @@ describe('a web server through every verb', () => {
     assert.equal((await root.inspect('usr2')).State.ExitCode, 5);
     await root.ok('rm', 'usr2');
     addImageWithStopSignal('docker.io/library/busybox:latest', 'docker.io/library/stopper:latest', 'SIGUSR1');
-    await root.ok('run', '-d', '--name', 'usr1', 'stopper', 'sh', '-c',
-      'trap "echo got-usr1; exit 6" USR1; echo ready; while true; do sleep 0.05; done');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'usr1',
+      'stopper',
+      'sh',
+      '-c',
+      'trap "echo got-usr1; exit 6" USR1; echo ready; while true; do sleep 0.05; done',
+    );
     await waitFor('the trap', async () => (await root.ok('logs', 'usr1')).includes('ready'));
     assert.equal((await root.inspect('usr1')).Config.StopSignal, 'SIGUSR1');
     const r2 = await root.hull('stop', 'usr1');
@@ -316,7 +433,10 @@ describe('a web server through every verb', () => {
     assert.equal(started.State.Status, 'running');
     assert.notEqual(started.State.Pid, before);
     // the writable layer survives a stop/start: the page is still there
-    assert.equal(await root.ok('exec', 'web', 'wget', '-qO-', 'http://127.0.0.1:8080/var/www/index.html'), 'served-by-hull\n');
+    assert.equal(
+      await root.ok('exec', 'web', 'wget', '-qO-', 'http://127.0.0.1:8080/var/www/index.html'),
+      'served-by-hull\n',
+    );
     // the limits too (the update above)
     assert.equal(memoryLimit(id), 128 * 1024 * 1024);
     assert.equal(await root.ok('restart', '-t', '0', 'web'), 'web\n');
@@ -360,7 +480,10 @@ test('system prune: stopped instances, unused networks, dangling images, build c
   await root.ok('network', 'create', 'prune-used', '--subnet', '10.97.2.0/24');
   await root.ok('run', '-d', '--name', 'sp-running', '--network', 'prune-used', 'busybox', 'sleep', '60');
   await root.ok('run', '--name', 'sp-exited', '--network', 'none', 'busybox', 'true');
-  const r = JSON.parse(await root.ok('system', 'prune', '-f', '--format', 'json')) as { InstancesDeleted: string[]; NetworksDeleted: string[] };
+  const r = JSON.parse(await root.ok('system', 'prune', '-f', '--format', 'json')) as {
+    InstancesDeleted: string[];
+    NetworksDeleted: string[];
+  };
   assert.equal(r.InstancesDeleted.length, 1);
   assert.deepEqual(r.NetworksDeleted, ['prune-unused']);
   const nets = await root.ok('network', 'ls', '--format', 'json');

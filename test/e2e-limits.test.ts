@@ -12,11 +12,14 @@ after(() => root.dispose());
 
 /** what the kernel shows for "no limit" (the root memory cgroup's limit) */
 const UNLIMITED = readFileSync('/sys/fs/cgroup/memory/memory.limit_in_bytes', 'utf8').trim();
-const LIMITS = 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null';
+const LIMITS =
+  'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null';
 
 describe('huge memory limits', () => {
   test('run --memory 99999999g: no limit applied, inspect shows 0', async () => {
-    const id = (await root.ok('run', '-d', '--memory', '99999999g', '--memory-swap', '99999999g', 'busybox', 'sleep', '600')).trim();
+    const id = (
+      await root.ok('run', '-d', '--memory', '99999999g', '--memory-swap', '99999999g', 'busybox', 'sleep', '600')
+    ).trim();
     const raw = await root.ok('inspect', id);
     assert.match(raw, /"Memory": 0,/);
     assert.match(raw, /"MemorySwap": -1,/);
@@ -27,7 +30,9 @@ describe('huge memory limits', () => {
 
   for (const runtime of ['runc', 'crun']) {
     test(`${runtime}: update --memory 99999999g lifts a live limit; inspect says so`, async () => {
-      const id = (await root.ok('run', '-d', '--runtime', runtime, '--memory', '64m', 'busybox', 'sleep', '600')).trim();
+      const id = (
+        await root.ok('run', '-d', '--runtime', runtime, '--memory', '64m', 'busybox', 'sleep', '600')
+      ).trim();
       assert.equal((await root.ok('exec', id, 'sh', '-c', LIMITS)).split('\n')[0], String(64 << 20));
       await root.ok('update', '--memory', '99999999g', id);
       assert.equal((await root.ok('exec', id, 'sh', '-c', LIMITS)).split('\n')[0], UNLIMITED);
@@ -42,7 +47,9 @@ describe('huge memory limits', () => {
     assert.match(r.stderr, /invalid --memory-swap: it must be at least --memory .*--memory is unlimited/);
   });
 
-  test('a VM is refused an unlimited --memory (it needs a RAM size)', { skip: existsSync('/usr/bin/qemu-system-x86_64') ? false : 'no QEMU on this host' }, async () => {
+  test('a VM is refused an unlimited --memory (it needs a RAM size)', {
+    skip: existsSync('/usr/bin/qemu-system-x86_64') ? false : 'no QEMU on this host',
+  }, async () => {
     const r = await root.hull('run', '--rm', '--isolation', 'vm', '--memory', '99999999g', 'busybox', 'true');
     assert.equal(r.code, 125);
     assert.match(r.stderr, /a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g/);

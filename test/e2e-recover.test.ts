@@ -61,7 +61,8 @@ async function assertRecovered(vmRunning: boolean): Promise<string> {
   assert.match(out, /^recovered [0-9a-f]{12} web running$/m);
   assert.match(out, /^recovered [0-9a-f]{12} old exited \(3\)$/m);
   assert.match(out, /^recovered [0-9a-f]{12} fresh created$/m);
-  if (withVm) assert.match(out, vmRunning ? /^recovered [0-9a-f]{12} vm1 running$/m : /^recovered [0-9a-f]{12} vm1 exited/m);
+  if (withVm)
+    assert.match(out, vmRunning ? /^recovered [0-9a-f]{12} vm1 running$/m : /^recovered [0-9a-f]{12} vm1 exited/m);
   const web = await root.inspect('web');
   assert.equal(web.State.Status, 'running');
   assert.ok(web.State.Pid > 0 && web.SupervisorPid > 0);
@@ -75,7 +76,10 @@ async function assertRecovered(vmRunning: boolean): Promise<string> {
   assert.equal(dup.code, 125);
   assert.match(dup.stderr, /the name "web" is already in use/);
   // its runtime state, namespace and network attachment are its own again
-  assert.equal((await root.hull('exec', 'web', 'sh', '-c', 'grep -q web /etc/hosts && ip addr show eth0 | grep -q "inet "')).code, 0);
+  assert.equal(
+    (await root.hull('exec', 'web', 'sh', '-c', 'grep -q web /etc/hosts && ip addr show eth0 | grep -q "inet "')).code,
+    0,
+  );
   assert.ok(existsSync(join(root.dir, 'networks', 'attachments', web.Id)));
   return out;
 }
@@ -93,23 +97,52 @@ async function stopAndStartWeb(): Promise<void> {
 
 describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
   test('instances in every state: running (a container and a VM), exited, created', async () => {
-    for (const id of idsIn(await root.ok('run', '-d', '--name', 'web', 'busybox', 'sh', '-c', 'trap "exit 7" TERM; echo started; sleep 1d & wait'))) everyId.add(id);
+    for (const id of idsIn(
+      await root.ok(
+        'run',
+        '-d',
+        '--name',
+        'web',
+        'busybox',
+        'sh',
+        '-c',
+        'trap "exit 7" TERM; echo started; sleep 1d & wait',
+      ),
+    ))
+      everyId.add(id);
     const old = await root.hull('run', '--name', 'old', 'busybox', 'sh', '-c', 'echo old; exit 3');
     assert.equal(old.code, 3, old.stderr);
     for (const id of idsIn(await root.ok('create', '--name', 'fresh', 'busybox', 'true'))) everyId.add(id);
     if (withVm) {
-      const vm = await root.hullWith({ timeoutMs: 300_000 }, 'run', '-d', '--isolation', 'vm', '--name', 'vm1', '--memory', '256m', 'busybox', 'sh', '-c', 'echo vmstarted; sleep 1d');
+      const vm = await root.hullWith(
+        { timeoutMs: 300_000 },
+        'run',
+        '-d',
+        '--isolation',
+        'vm',
+        '--name',
+        'vm1',
+        '--memory',
+        '256m',
+        'busybox',
+        'sh',
+        '-c',
+        'echo vmstarted; sleep 1d',
+      );
       assert.equal(vm.code, 0, vm.stderr);
       for (const id of idsIn(vm.stdout)) everyId.add(id);
     }
     for (const id of await root.ids()) everyId.add(id);
     assert.equal(everyId.size, withVm ? 4 : 3);
-    for (const id of everyId) assert.ok(existsSync(join(root.dir, 'containers', id, 'instance.json')), 'each instance keeps its record');
+    for (const id of everyId)
+      assert.ok(existsSync(join(root.dir, 'containers', id, 'instance.json')), 'each instance keeps its record');
   });
 
   test('(a) hull.db deleted with its -wal and -shm: refused, then recovered', async () => {
     for (const s of ['', '-wal', '-shm']) rmSync(db(s), { force: true });
-    await assertRefused(/hull\.db is missing, but the root holds \d+ instance directories, \d+ supervisor processes \([^)]*conmon[^)]*\), \d+ mounts.* of \d+ instances/);
+    await assertRefused(
+      /hull\.db is missing, but the root holds \d+ instance directories, \d+ supervisor processes \([^)]*conmon[^)]*\), \d+ mounts.* of \d+ instances/,
+    );
     await assertRecovered(true);
     await stopAndStartWeb();
   });
@@ -143,7 +176,7 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     everyId.add(doomed);
     rmSync(join(root.dir, 'containers', doomed, 'instance.json'));
     // the VM's driver tells it apart by its own files and processes (the monitor, QEMU)
-    const vm = withVm ? (await root.inspect('vm1')).Id as string : null;
+    const vm = withVm ? ((await root.inspect('vm1')).Id as string) : null;
     if (vm) {
       const st = await root.hullWith({ timeoutMs: 300_000 }, 'start', 'vm1');
       assert.equal(st.code, 0, st.stderr);
@@ -152,18 +185,27 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     for (const s of ['', '-wal', '-shm']) rmSync(db(s), { force: true });
     await assertRefused(/hull\.db is missing, but the root holds/);
     const out = await root.ok('system', 'recover');
-    assert.match(out, new RegExp(`^removed ${doomed.slice(0, 12)}: it has no saved record \\(instance\\.json\\)$`, 'm'));
+    assert.match(
+      out,
+      new RegExp(`^removed ${doomed.slice(0, 12)}: it has no saved record \\(instance\\.json\\)$`, 'm'),
+    );
     assert.match(out, /^recovered [0-9a-f]{12} web running$/m);
     assert.ok(!(await root.ids()).includes(doomed));
     assert.ok(!existsSync(join(root.dir, 'containers', doomed)));
     assert.ok(!existsSync(join(root.dir, 'netns', doomed)));
     assert.ok(!existsSync(join(root.dir, 'networks', 'attachments', doomed)));
     assert.ok(!existsSync(join(root.dir, 'run', 'runc', doomed)));
-    assert.deepEqual(processLeaks(root.dir, [doomed]).filter((l) => l.what.includes(doomed)), []);
+    assert.deepEqual(
+      processLeaks(root.dir, [doomed]).filter((l) => l.what.includes(doomed)),
+      [],
+    );
     if (vm) {
       assert.match(out, new RegExp(`^removed ${vm.slice(0, 12)}: it has no saved record \\(instance\\.json\\)$`, 'm'));
       assert.ok(!existsSync(join(root.dir, 'containers', vm)));
-      assert.deepEqual(processLeaks(root.dir, [vm]).filter((l) => l.what.includes(vm)), []);
+      assert.deepEqual(
+        processLeaks(root.dir, [vm]).filter((l) => l.what.includes(vm)),
+        [],
+      );
     }
     // and a healthy root has nothing to recover
     assert.match(await root.ok('system', 'recover'), /^nothing to recover/);

@@ -9,14 +9,26 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { HullRoot } from './helpers/hull.js';
-import { FaultRegistry, OciLayoutBuilder, freePort, makeLayer, skopeo, startDockerRegistry, type RunningRegistry } from './helpers/registry.js';
+import {
+  FaultRegistry,
+  OciLayoutBuilder,
+  freePort,
+  makeLayer,
+  skopeo,
+  startDockerRegistry,
+  type RunningRegistry,
+} from './helpers/registry.js';
 
 const HOST_ARCH = process.arch === 'arm64' ? 'arm64' : 'amd64';
 const OTHER_ARCH = HOST_ARCH === 'arm64' ? 'amd64' : 'arm64';
 
 const work = mkdtempSync('/tmp/hull-test-registry-work-');
 const roots: HullRoot[] = [];
-const newRoot = (name: string) => { const r = new HullRoot(name); roots.push(r); return r; };
+const newRoot = (name: string) => {
+  const r = new HullRoot(name);
+  roots.push(r);
+  return r;
+};
 let registry: RunningRegistry;
 const fault = new FaultRegistry();
 const basicFault = new FaultRegistry(true);
@@ -48,10 +60,20 @@ describe('push and pull with a real registry', () => {
     const r = await src.hull('push', 'busybox', `${registry.host}/test/busybox:1`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Pushed .*test\/busybox:1: sha256:[0-9a-f]{64}/);
-    const info = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/test/busybox:1`)) as { Digest: string; Layers: string[]; Architecture: string };
-    const local = JSON.parse(await src.ok('image', 'inspect', 'busybox')) as { manifestDigest: string; layers: { digest: string }[] }[];
-    assert.equal(info.Digest, local[0]!.manifestDigest, 'the registry has hull\'s manifest byte for byte');
-    assert.deepEqual(info.Layers, local[0]!.layers.map((l) => l.digest));
+    const info = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/test/busybox:1`)) as {
+      Digest: string;
+      Layers: string[];
+      Architecture: string;
+    };
+    const local = JSON.parse(await src.ok('image', 'inspect', 'busybox')) as {
+      manifestDigest: string;
+      layers: { digest: string }[];
+    }[];
+    assert.equal(info.Digest, local[0]!.manifestDigest, "the registry has hull's manifest byte for byte");
+    assert.deepEqual(
+      info.Layers,
+      local[0]!.layers.map((l) => l.digest),
+    );
     const again = await src.hull('push', 'busybox', `${registry.host}/test/busybox:1`);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((again.stderr.match(/already in the registry/g) ?? []).length, 2, again.stderr);
@@ -66,10 +88,19 @@ describe('push and pull with a real registry', () => {
   });
 
   test('a chunked upload (HULL_PUSH_CHUNK_SIZE) gives the same image', async () => {
-    const r = await src.hullWith({ env: { HULL_PUSH_CHUNK_SIZE: String(300 * 1024) } }, 'push', 'busybox', `${registry.host}/chunked/bb:1`);
+    const r = await src.hullWith(
+      { env: { HULL_PUSH_CHUNK_SIZE: String(300 * 1024) } },
+      'push',
+      'busybox',
+      `${registry.host}/chunked/bb:1`,
+    );
     assert.equal(r.code, 0, r.stderr);
-    const a = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/chunked/bb:1`)) as { Digest: string };
-    const b = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/test/busybox:1`)) as { Digest: string };
+    const a = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/chunked/bb:1`)) as {
+      Digest: string;
+    };
+    const b = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/test/busybox:1`)) as {
+      Digest: string;
+    };
     assert.equal(a.Digest, b.Digest);
   });
 
@@ -81,7 +112,10 @@ describe('push and pull with a real registry', () => {
     const id = (await dst.ok('pull', '-q', `${registry.host}/roundtrip/bb:1`)).trim();
     const srcId = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0].id as string;
     assert.equal(id, srcId);
-    assert.equal((await dst.ok('run', '--rm', `${registry.host}/roundtrip/bb:1`, 'echo', 'round trip')).trim(), 'round trip');
+    assert.equal(
+      (await dst.ok('run', '--rm', `${registry.host}/roundtrip/bb:1`, 'echo', 'round trip')).trim(),
+      'round trip',
+    );
   });
 
   test('a multi-layer image pushed by skopeo: hull pull, images, run; a second pull skips stored layers', async () => {
@@ -94,22 +128,36 @@ describe('push and pull with a real registry', () => {
     const three = makeLayer({ 'hello.txt': 'layer three\n' });
     const l3 = layout.blob('application/vnd.oci.image.layer.v1.tar+gzip', three.gz);
     layout.name(layout.image([l1, l2, l3], [l1.digest, two.diffId, three.diffId], HOST_ARCH), 'multi');
-    skopeo('copy', '--dest-tls-verify=false', `oci:${join(work, 'multi')}:multi`, `docker://${registry.host}/multi/img:1`);
+    skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${join(work, 'multi')}:multi`,
+      `docker://${registry.host}/multi/img:1`,
+    );
 
     const dst = newRoot('registry-multi');
     const pulled = await dst.hull('pull', `${registry.host}/multi/img:1`);
     assert.equal(pulled.code, 0, pulled.stderr);
     assert.equal((pulled.stderr.match(/downloaded/g) ?? []).length, 3, pulled.stderr);
     assert.match(await dst.ok('images'), new RegExp(`${registry.host}/multi/img\\s+1\\s`));
-    assert.equal(await dst.ok('run', '--rm', `${registry.host}/multi/img:1`, 'cat', '/hello.txt', '/etc/motd'), 'layer three\nsecond layer\n');
+    assert.equal(
+      await dst.ok('run', '--rm', `${registry.host}/multi/img:1`, 'cat', '/hello.txt', '/etc/motd'),
+      'layer three\nsecond layer\n',
+    );
     // the same layers under another name: nothing to download
-    skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/multi/img:1`, `docker://${registry.host}/multi/copy:1`);
+    skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${registry.host}/multi/img:1`,
+      `docker://${registry.host}/multi/copy:1`,
+    );
     const again = await dst.hull('pull', `${registry.host}/multi/copy:1`);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((again.stderr.match(/already exists/g) ?? []).length, 3, again.stderr);
   });
 
-  test('an index with two platforms: the host\'s is chosen; --platform picks the other', async () => {
+  test("an index with two platforms: the host's is chosen; --platform picks the other", async () => {
     const layout = new OciLayoutBuilder(join(work, 'index'));
     const a = makeLayer({ 'arch.txt': `${HOST_ARCH}\n` });
     const b = makeLayer({ 'arch.txt': `${OTHER_ARCH}\n` });
@@ -118,11 +166,20 @@ describe('push and pull with a real registry', () => {
     const other = layout.image([lb], [b.diffId], OTHER_ARCH);
     const host = layout.image([la], [a.diffId], HOST_ARCH);
     layout.name(layout.index([other, host]), 'multiarch');
-    skopeo('copy', '--all', '--dest-tls-verify=false', `oci:${join(work, 'index')}:multiarch`, `docker://${registry.host}/multiarch/img:1`);
+    skopeo(
+      'copy',
+      '--all',
+      '--dest-tls-verify=false',
+      `oci:${join(work, 'index')}:multiarch`,
+      `docker://${registry.host}/multiarch/img:1`,
+    );
 
     const dst = newRoot('registry-index');
     await dst.ok('pull', '-q', `${registry.host}/multiarch/img:1`);
-    let img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/multiarch/img:1`))[0] as { manifestDigest: string; config: { architecture: string } };
+    let img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/multiarch/img:1`))[0] as {
+      manifestDigest: string;
+      config: { architecture: string };
+    };
     assert.equal(img.config.architecture, HOST_ARCH);
     assert.equal(img.manifestDigest, host.digest);
     await dst.ok('pull', '-q', '--platform', `linux/${OTHER_ARCH}`, `${registry.host}/multiarch/img:1`);
@@ -130,27 +187,52 @@ describe('push and pull with a real registry', () => {
     assert.equal(img.config.architecture, OTHER_ARCH);
     const none = await dst.hull('pull', '--platform', 'linux/s390x', `${registry.host}/multiarch/img:1`);
     assert.equal(none.code, 125);
-    assert.match(none.stderr, /^hull: image .* has no variant for platform linux\/s390x \(it has: linux\/\w+, linux\/\w+\); choose one with --platform\n$/);
+    assert.match(
+      none.stderr,
+      /^hull: image .* has no variant for platform linux\/s390x \(it has: linux\/\w+, linux\/\w+\); choose one with --platform\n$/,
+    );
   });
 
-  test('a nested index (an index entry without a platform that is an index itself): hull goes down to the host\'s image', async () => {
+  test("a nested index (an index entry without a platform that is an index itself): hull goes down to the host's image", async () => {
     const layout = new OciLayoutBuilder(join(work, 'nested'));
     const a = makeLayer({ 'nested.txt': 'inner\n' });
     const la = layout.blob('application/vnd.oci.image.layer.v1.tar+gzip', a.gz);
     const host = layout.image([la], [a.diffId], HOST_ARCH);
     layout.name(host, 'host');
     // skopeo 1.9 cannot copy nested indexes: it pushes the image, the indexes go up through the API by hand
-    skopeo('copy', '--dest-tls-verify=false', `oci:${join(work, 'nested')}:host`, `docker://${registry.host}/nested/img:host`);
-    const innerBody = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [host] });
+    skopeo(
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${join(work, 'nested')}:host`,
+      `docker://${registry.host}/nested/img:host`,
+    );
+    const innerBody = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [host],
+    });
     const inner = layout.blob('application/vnd.oci.image.index.v1+json', innerBody);
-    const outerBody = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: inner.mediaType, digest: inner.digest, size: inner.size }] });
-    for (const [ref, body] of [[inner.digest, innerBody], ['1', outerBody]] as const) {
-      const res = await fetch(`http://${registry.host}/v2/nested/img/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body });
+    const outerBody = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: inner.mediaType, digest: inner.digest, size: inner.size }],
+    });
+    for (const [ref, body] of [
+      [inner.digest, innerBody],
+      ['1', outerBody],
+    ] as const) {
+      const res = await fetch(`http://${registry.host}/v2/nested/img/manifests/${ref}`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' },
+        body,
+      });
       assert.equal(res.status, 201, await res.text());
     }
     const dst = newRoot('registry-nested');
     await dst.ok('pull', '-q', `${registry.host}/nested/img:1`);
-    const img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/nested/img:1`))[0] as { manifestDigest: string };
+    const img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/nested/img:1`))[0] as {
+      manifestDigest: string;
+    };
     assert.equal(img.manifestDigest, host.digest);
   });
 
@@ -158,7 +240,10 @@ describe('push and pull with a real registry', () => {
     const dst = newRoot('registry-unknown');
     const r = await dst.hull('pull', `${registry.host}/test/busybox:nope`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /^hull: image not found in registry: 127\.0\.0\.1:\d+\/test\/busybox:nope \(MANIFEST_UNKNOWN[^\n]*\)\n$/);
+    assert.match(
+      r.stderr,
+      /^hull: image not found in registry: 127\.0\.0\.1:\d+\/test\/busybox:nope \(MANIFEST_UNKNOWN[^\n]*\)\n$/,
+    );
     assert.deepEqual(storeFiles(dst).blobs, []);
   });
 });
@@ -166,7 +251,7 @@ describe('push and pull with a real registry', () => {
 describe('save and load', () => {
   const src = newRoot('archive-src');
 
-  test('save --format oci-archive: skopeo reads it, with hull\'s manifest digest', async () => {
+  test("save --format oci-archive: skopeo reads it, with hull's manifest digest", async () => {
     const file = join(work, 'bb-oci.tar');
     await src.ok('save', '-o', file, 'busybox');
     const info = JSON.parse(skopeo('inspect', `oci-archive:${file}`)) as { Digest: string };
@@ -189,7 +274,12 @@ describe('save and load', () => {
 
   test('an oci-archive written by skopeo (three layers, gzip) loads and runs', async () => {
     const file = join(work, 'multi-oci.tar');
-    skopeo('copy', '--src-tls-verify=false', `docker://${registry.host}/multi/img:1`, `oci-archive:${file}:quay.io/x/multi:1`);
+    skopeo(
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${registry.host}/multi/img:1`,
+      `oci-archive:${file}:quay.io/x/multi:1`,
+    );
     const dst = newRoot('archive-oci');
     assert.equal(await dst.ok('load', '-i', file), 'Loaded image: quay.io/x/multi:1\n');
     assert.equal(await dst.ok('run', '--rm', 'quay.io/x/multi:1', 'cat', '/hello.txt'), 'layer three\n');
@@ -200,7 +290,8 @@ describe('save and load', () => {
     const dir = join(work, 'corrupt');
     spawnSync('mkdir', ['-p', dir]);
     assert.equal(spawnSync('tar', ['-xf', file, '-C', dir]).status, 0);
-    const layer = (JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { layers: { digest: string }[] }).layers[0]!.digest;
+    const layer = (JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { layers: { digest: string }[] })
+      .layers[0]!.digest;
     const path = join(dir, 'blobs', 'sha256', layer.slice(7));
     const bytes = readFileSync(path);
     bytes[100] ^= 0xff;
@@ -210,7 +301,10 @@ describe('save and load', () => {
     const dst = newRoot('archive-corrupt');
     const r = await dst.hull('load', '-i', bad);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /^hull: cannot load \/\S+\/corrupt\.tar: blob digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}; the archive is damaged\n$/);
+    assert.match(
+      r.stderr,
+      /^hull: cannot load \/\S+\/corrupt\.tar: blob digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}; the archive is damaged\n$/,
+    );
     assert.deepEqual(storeFiles(dst), { blobs: [], tmp: [] });
   });
 });
@@ -220,11 +314,18 @@ describe('faults', () => {
     const dst = newRoot('registry-badblob');
     const r = await dst.hull('pull', `${fault.host}/bad-blob/img:1`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /hull: registry 127\.0\.0\.1:\d+ sent layer sha256:[0-9a-f]+ of .*bad-blob\/img:1 with the wrong content \(blob digest mismatch: expected sha256:[0-9a-f]+, got sha256:[0-9a-f]+\); it was not stored\n$/);
+    assert.match(
+      r.stderr,
+      /hull: registry 127\.0\.0\.1:\d+ sent layer sha256:[0-9a-f]+ of .*bad-blob\/img:1 with the wrong content \(blob digest mismatch: expected sha256:[0-9a-f]+, got sha256:[0-9a-f]+\); it was not stored\n$/,
+    );
     const files = storeFiles(dst);
     assert.ok(!files.blobs.includes(fault.image.layerDigest), 'no layer blob');
     assert.deepEqual(files.tmp, [], 'no temp files');
-    assert.deepEqual(existsSync(join(dst.dir, 'images', '.downloads')) ? readdirSync(join(dst.dir, 'images', '.downloads')) : [], [], 'no partial');
+    assert.deepEqual(
+      existsSync(join(dst.dir, 'images', '.downloads')) ? readdirSync(join(dst.dir, 'images', '.downloads')) : [],
+      [],
+      'no partial',
+    );
     assert.doesNotMatch(await dst.ok('images'), /bad-blob/);
     // the verified config stays as an unreferenced blob (a later pull reuses it) until a prune
     await dst.ok('image', 'prune');
@@ -235,9 +336,18 @@ describe('faults', () => {
     const dst = newRoot('registry-bearer');
     const r = await dst.hull('pull', `${fault.host}/bearer/img:1`);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(fault.log.some((l) => l.startsWith('GET /token?service=fault&scope=repository%3Abearer%2Fimg%3Apull')), fault.log.join('\n'));
-    const img = JSON.parse(await dst.ok('image', 'inspect', `${fault.host}/bearer/img:1`))[0] as { manifestDigest: string };
-    assert.equal(img.manifestDigest, 'sha256:' + (await import('node:crypto')).createHash('sha256').update(fault.image.manifest).digest('hex'), 'the docker manifest is kept as it was');
+    assert.ok(
+      fault.log.some((l) => l.startsWith('GET /token?service=fault&scope=repository%3Abearer%2Fimg%3Apull')),
+      fault.log.join('\n'),
+    );
+    const img = JSON.parse(await dst.ok('image', 'inspect', `${fault.host}/bearer/img:1`))[0] as {
+      manifestDigest: string;
+    };
+    assert.equal(
+      img.manifestDigest,
+      'sha256:' + (await import('node:crypto')).createHash('sha256').update(fault.image.manifest).digest('hex'),
+      'the docker manifest is kept as it was',
+    );
   });
 
   test('429 twice, then success: retried', async () => {
@@ -259,14 +369,20 @@ describe('faults', () => {
     const dst = newRoot('registry-limited');
     const r = await dst.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '2' } }, 'pull', `${fault.host}/limited/img:1`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /^hull: registry 127\.0\.0\.1:\d+ is rate-limiting hull \(429 Too Many Requests\) for GET \/v2\/limited\/img\/manifests\/1, 2 attempts; try again later\n$/);
+    assert.match(
+      r.stderr,
+      /^hull: registry 127\.0\.0\.1:\d+ is rate-limiting hull \(429 Too Many Requests\) for GET \/v2\/limited\/img\/manifests\/1, 2 attempts; try again later\n$/,
+    );
   });
 
   test('404 for the manifest: image not found in registry', async () => {
     const dst = newRoot('registry-missing');
     const r = await dst.hull('pull', `${fault.host}/missing/img:1`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, /^hull: image not found in registry: 127\.0\.0\.1:\d+\/missing\/img:1 \(MANIFEST_UNKNOWN: manifest unknown\)\n$/);
+    assert.match(
+      r.stderr,
+      /^hull: image not found in registry: 127\.0\.0\.1:\d+\/missing\/img:1 \(MANIFEST_UNKNOWN: manifest unknown\)\n$/,
+    );
   });
 
   test('connection refused: one line naming the registry', async () => {
@@ -274,7 +390,12 @@ describe('faults', () => {
     const port = await freePort();
     const r = await dst.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '2' } }, 'pull', `127.0.0.1:${port}/x/y:1`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, new RegExp(`^hull: registry 127\\.0\\.0\\.1:${port} is not reachable at http://127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED\\) \\(after 2 attempts\\); check that it runs and the address is right\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^hull: registry 127\\.0\\.0\\.1:${port} is not reachable at http://127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED\\) \\(after 2 attempts\\); check that it runs and the address is right\\n$`,
+      ),
+    );
   });
 });
 
@@ -283,10 +404,18 @@ describe('login and logout (basic auth)', () => {
     const dst = newRoot('registry-login-none');
     const r = await dst.hull('pull', `${basicFault.host}/none/img:1`);
     assert.equal(r.code, 125);
-    assert.match(r.stderr, new RegExp(`^hull: registry ${basicFault.host} requires authentication; log in with: hull login ${basicFault.host}\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^hull: registry ${basicFault.host} requires authentication; log in with: hull login ${basicFault.host}\\n$`,
+      ),
+    );
     const bad = await dst.hullWith({ input: 'wrong\n' }, 'login', '-u', 'alice', '--password-stdin', basicFault.host);
     assert.equal(bad.code, 125);
-    assert.match(bad.stderr, /^hull: registry 127\.0\.0\.1:\d+ refused the credentials of alice \(UNAUTHORIZED: unauthorized\); log in with: hull login 127\.0\.0\.1:\d+\n$/);
+    assert.match(
+      bad.stderr,
+      /^hull: registry 127\.0\.0\.1:\d+ refused the credentials of alice \(UNAUTHORIZED: unauthorized\); log in with: hull login 127\.0\.0\.1:\d+\n$/,
+    );
     assert.ok(!existsSync(join(dst.dir, 'auth.json')));
   });
 
@@ -297,7 +426,9 @@ describe('login and logout (basic auth)', () => {
     assert.equal(r.stdout, 'Login Succeeded!\n');
     const path = join(dst.dir, 'auth.json');
     assert.equal(statSync(path).mode & 0o777, 0o600);
-    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { auths: { [basicFault.host]: { auth: Buffer.from('alice:secret').toString('base64') } } });
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), {
+      auths: { [basicFault.host]: { auth: Buffer.from('alice:secret').toString('base64') } },
+    });
     await dst.ok('pull', '-q', `${basicFault.host}/none/img:1`);
     assert.match(await dst.ok('images'), new RegExp(`${basicFault.host}/none/img\\s+1\\s`));
     assert.equal(await dst.ok('logout', basicFault.host), `Removed login credentials for ${basicFault.host}\n`);

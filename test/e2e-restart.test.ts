@@ -23,10 +23,15 @@ function gone(pid: number): boolean {
 describe('restart policies', () => {
   test('--restart on-failure:2 with a failing command: two restarts, then exited', async () => {
     await root.ok('run', '-d', '--name', 'fails', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1');
-    const i = await waitFor('two restarts and the final exit', async () => {
-      const x = await root.inspect('fails');
-      return x.State.Status === 'exited' && x.RestartCount === 2 ? x : undefined;
-    }, 15_000, 150);
+    const i = await waitFor(
+      'two restarts and the final exit',
+      async () => {
+        const x = await root.inspect('fails');
+        return x.State.Status === 'exited' && x.RestartCount === 2 ? x : undefined;
+      },
+      15_000,
+      150,
+    );
     assert.equal(i.State.ExitCode, 1);
     assert.deepEqual(i.HostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 2 });
     await exitHandled(i.Id); // the last exit's handler has decided: no third attempt
@@ -50,18 +55,28 @@ describe('restart policies', () => {
   test('--restart always restarts a command that ends, and one that is killed', async () => {
     await root.ok('run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sleep', '1');
     const first = (await root.inspect('always')).State.Pid;
-    const i = await waitFor('a restart', async () => {
-      const x = await root.inspect('always');
-      return x.RestartCount >= 1 && x.State.Status === 'running' ? x : undefined;
-    }, 10_000, 150);
+    const i = await waitFor(
+      'a restart',
+      async () => {
+        const x = await root.inspect('always');
+        return x.RestartCount >= 1 && x.State.Status === 'running' ? x : undefined;
+      },
+      10_000,
+      150,
+    );
     assert.notEqual(i.State.Pid, first);
     // a kill is not a user's stop: it restarts too
     const before = (await root.inspect('always')).RestartCount;
     await root.hull('kill', 'always');
-    await waitFor('a restart after kill', async () => {
-      const x = await root.inspect('always');
-      return x.RestartCount > before && x.State.Status === 'running';
-    }, 10_000, 150);
+    await waitFor(
+      'a restart after kill',
+      async () => {
+        const x = await root.inspect('always');
+        return x.RestartCount > before && x.State.Status === 'running';
+      },
+      10_000,
+      150,
+    );
   });
 
   test('hull stop on an always container keeps it stopped', async () => {
@@ -75,12 +90,28 @@ describe('restart policies', () => {
     assert.equal(later.RestartCount, stopped.RestartCount);
     // start clears the user's stop: the policy applies again
     await root.ok('start', 'always');
-    await waitFor('a restart after start', async () => (await root.inspect('always')).RestartCount > later.RestartCount, 10_000, 150);
+    await waitFor(
+      'a restart after start',
+      async () => (await root.inspect('always')).RestartCount > later.RestartCount,
+      10_000,
+      150,
+    );
     await root.ok('rm', '-f', 'always');
   });
 
   test('--restart unless-stopped restarts until stopped', async () => {
-    await root.ok('run', '-d', '--name', 'unless', '--restart', 'unless-stopped', 'busybox', 'sh', '-c', 'sleep 0.3; exit 2');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'unless',
+      '--restart',
+      'unless-stopped',
+      'busybox',
+      'sh',
+      '-c',
+      'sleep 0.3; exit 2',
+    );
     await waitFor('a restart', async () => (await root.inspect('unless')).RestartCount >= 1, 10_000, 150);
     await root.ok('stop', '-t', '0', 'unless');
     const stopped = await root.inspect('unless');

@@ -18,8 +18,11 @@ before(async () => {
   await root.ok('run', '-d', '--name', 'web', 'busybox', 'httpd', '-f', '-p', '8080');
 });
 
-test('run -it --rm: the command gets a terminal of the caller\'s size', async () => {
-  const r = await inPty(hullCmd('run', '-it', '--rm', 'busybox', 'sh', '-c', 'tty; stty size; exit 3'), { rows: 40, cols: 100 });
+test("run -it --rm: the command gets a terminal of the caller's size", async () => {
+  const r = await inPty(hullCmd('run', '-it', '--rm', 'busybox', 'sh', '-c', 'tty; stty size; exit 3'), {
+    rows: 40,
+    cols: 100,
+  });
   assert.equal(r.code, 3, r.output);
   assert.match(r.output, /\/dev\/pts\/\d+\r*\n/);
   assert.match(r.output, /^40 100\r*$/m);
@@ -33,21 +36,27 @@ test('run -t without -i still gets a terminal', async () => {
   assert.match(r.output, /^33 77\r*$/m);
 });
 
-test('exec -it web: a terminal of the caller\'s size', async () => {
+test("exec -it web: a terminal of the caller's size", async () => {
   const r = await inPty(hullCmd('exec', '-it', 'web', 'sh', '-c', 'tty; stty size'), { rows: 40, cols: 100 });
   assert.equal(r.code, 0, r.output);
   assert.match(r.output, /\/dev\/pts\/\d+/);
   assert.match(r.output, /^40 100\r*$/m);
 });
 
-test('a resize of the caller\'s terminal reaches the container (run -it and exec -it)', async () => {
+test("a resize of the caller's terminal reaches the container (run -it and exec -it)", async () => {
   // The command says when it waits for SIGWINCH; then the test resizes the caller's terminal (stty -F on the
   // pty that `tty` named first). hull gets SIGWINCH and passes the size on; the command's trap prints it.
-  const script = 'stty size; trap \'stty size; kill $! 2>/dev/null; exit 0\' WINCH; echo waiting-for-resize; sleep 60 & wait $!; echo no-resize; exit 1';
-  for (const args of [['exec', '-it', 'web'], ['run', '-it', '--rm', 'busybox']]) {
+  const script =
+    "stty size; trap 'stty size; kill $! 2>/dev/null; exit 0' WINCH; echo waiting-for-resize; sleep 60 & wait $!; echo no-resize; exit 1";
+  for (const args of [
+    ['exec', '-it', 'web'],
+    ['run', '-it', '--rm', 'busybox'],
+  ]) {
     let resized = '';
     const r = await inPty(`tty; ${hullCmd(...args, 'sh', '-c', script)}`, {
-      rows: 40, cols: 100, onOutput: (out) => {
+      rows: 40,
+      cols: 100,
+      onOutput: (out) => {
         const pts = /\/dev\/pts\/\d+/.exec(out)?.[0];
         if (resized || !pts || !/^waiting-for-resize\r*$/m.test(out)) return;
         resized = pts;

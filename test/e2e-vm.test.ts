@@ -20,10 +20,11 @@ import { probeAccel } from '../src/host/qemu.js';
 function toyBootDisk(): Buffer {
   const code = Buffer.from(
     'FA31C08ED8BE347CBAF803' + // cli; ds=0; si=msg; dx=COM1
-    'AC08C07403EEEBF8' + // print loop
-    'BAFD03ECA80174F8BAF803EC3C717403EEEBED' + // echo loop until 'q'
-    'BA0406B80020EFBA04B0EFF4EBFD', // PM1a_CNT at 0x604 (q35) and 0xb004 (pc): S5; hlt
-    'hex');
+      'AC08C07403EEEBF8' + // print loop
+      'BAFD03ECA80174F8BAF803EC3C717403EEEBED' + // echo loop until 'q'
+      'BA0406B80020EFBA04B0EFF4EBFD', // PM1a_CNT at 0x604 (q35) and 0xb004 (pc): S5; hlt
+    'hex',
+  );
   const sector = Buffer.alloc(512);
   Buffer.concat([code, Buffer.from('hull disk vm booted\r\n\0')]).copy(sector);
   sector[510] = 0x55;
@@ -37,7 +38,17 @@ after(() => root.dispose());
 describe('VMs through the CLI', { timeout: 600_000 }, () => {
   test('run --rm: the guest kernel, stdout and stderr, the exit code', async () => {
     // a VM needs no OCI runtime: a host without runc or crun (here: one hull cannot find) runs it all the same
-    const r = await root.hullWith({ timeoutMs: 300_000, env: { HULL_RUNTIME: 'no-such-runtime' } }, 'run', '--rm', '--isolation', 'vm', 'busybox', 'sh', '-c', 'uname -r; echo hello; echo oops >&2; exit 3');
+    const r = await root.hullWith(
+      { timeoutMs: 300_000, env: { HULL_RUNTIME: 'no-such-runtime' } },
+      'run',
+      '--rm',
+      '--isolation',
+      'vm',
+      'busybox',
+      'sh',
+      '-c',
+      'uname -r; echo hello; echo oops >&2; exit 3',
+    );
     assert.equal(r.code, 3, r.stderr);
     const [kernel, hello] = r.stdout.split('\n');
     assert.notEqual(kernel, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
@@ -48,14 +59,45 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
   });
 
   test('the emulated device model (IDE root disk, the agent on a UART), --read-only', async () => {
-    const r = await root.hullWith({ timeoutMs: 300_000 }, 'run', '--rm', '--network', 'none', '--isolation', 'vm', '--device-model', 'emulated', '--read-only',
-      'busybox', 'sh', '-c', 'ls /sys/block; grep -o "hull.chan=[^ ]*" /proc/cmdline; touch /x 2>/dev/null || echo read-only; exit 6');
+    const r = await root.hullWith(
+      { timeoutMs: 300_000 },
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--isolation',
+      'vm',
+      '--device-model',
+      'emulated',
+      '--read-only',
+      'busybox',
+      'sh',
+      '-c',
+      'ls /sys/block; grep -o "hull.chan=[^ ]*" /proc/cmdline; touch /x 2>/dev/null || echo read-only; exit 6',
+    );
     assert.equal(r.code, 6, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['sda', 'hull.chan=/dev/ttyS1', 'read-only']);
   });
 
   test('a detached VM: exec, logs, update --memory, stats, stop, rm', async () => {
-    const id = idsIn(await root.ok('run', '-d', '--isolation', 'vm', '--name', 'vm1', '--memory', '256m', '--cpus', '2', 'busybox', 'sh', '-c', 'echo started; sleep 1d'))[0]!;
+    const id = idsIn(
+      await root.ok(
+        'run',
+        '-d',
+        '--isolation',
+        'vm',
+        '--name',
+        'vm1',
+        '--memory',
+        '256m',
+        '--cpus',
+        '2',
+        'busybox',
+        'sh',
+        '-c',
+        'echo started; sleep 1d',
+      ),
+    )[0]!;
     assert.ok(id);
     assert.match(await root.ok('ps'), /vm1/);
     const meminfo = await root.ok('exec', 'vm1', 'cat', '/proc/meminfo');
@@ -83,23 +125,56 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       mkdirSync(join(host, 'ro'));
       writeFileSync(join(host, 'rw', 'in.txt'), 'from the host\n');
       writeFileSync(join(host, 'ro', 'keep.txt'), 'kept\n');
-      const r = await root.hullWith({ timeoutMs: 300_000 }, 'run', '--rm', '--network', 'none', '--isolation', 'vm', '--read-only',
-        '-v', `${join(host, 'rw')}:/data`, '-v', `${join(host, 'ro')}:/srv/ro:ro`, '--tmpfs', '/scratch:size=8m',
-        'busybox', 'sh', '-c', [
-          'cat /data/in.txt', 'echo from the guest > /data/out.txt',
+      const r = await root.hullWith(
+        { timeoutMs: 300_000 },
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--isolation',
+        'vm',
+        '--read-only',
+        '-v',
+        `${join(host, 'rw')}:/data`,
+        '-v',
+        `${join(host, 'ro')}:/srv/ro:ro`,
+        '--tmpfs',
+        '/scratch:size=8m',
+        'busybox',
+        'sh',
+        '-c',
+        [
+          'cat /data/in.txt',
+          'echo from the guest > /data/out.txt',
           'echo x > /srv/ro/new 2>/dev/null || echo ro-refused',
           // the guest's own remount cannot make it writable: the host serves a read-only bind mount
           'mount -o remount,rw /srv/ro && { echo x > /srv/ro/new 2>/dev/null || echo host-refused; }',
-          'grep -E " /(scratch|data|srv/ro) " /proc/mounts | cut -d" " -f1-3 | sort', 'touch /x 2>/dev/null || echo root-ro',
-        ].join('; '));
+          'grep -E " /(scratch|data|srv/ro) " /proc/mounts | cut -d" " -f1-3 | sort',
+          'touch /x 2>/dev/null || echo root-ro',
+        ].join('; '),
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split('\n'), [
-        'from the host', 'ro-refused', 'host-refused',
-        'hullvol0 /data virtiofs', 'hullvol1 /srv/ro virtiofs', 'tmpfs /scratch tmpfs', 'root-ro',
+        'from the host',
+        'ro-refused',
+        'host-refused',
+        'hullvol0 /data virtiofs',
+        'hullvol1 /srv/ro virtiofs',
+        'tmpfs /scratch tmpfs',
+        'root-ro',
       ]);
       assert.equal(readFileSync(join(host, 'rw', 'out.txt'), 'utf8'), 'from the guest\n');
       assert.deepEqual(readdirSync(join(host, 'ro')), ['keep.txt']);
-      const bad = await root.hull('run', '--rm', '--isolation', 'vm', '-v', `${join(host, 'rw', 'in.txt')}:/f`, 'busybox', 'true');
+      const bad = await root.hull(
+        'run',
+        '--rm',
+        '--isolation',
+        'vm',
+        '-v',
+        `${join(host, 'rw', 'in.txt')}:/f`,
+        'busybox',
+        'true',
+      );
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /directories only/);
     } finally {
@@ -109,14 +184,57 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
 
   test('networks: a VM and a container on one network reach each other by name', async () => {
     await root.ok('network', 'create', 'vmnet', '--subnet', '10.98.7.0/24');
-    await root.ok('run', '-d', '--name', 'db', '--network', 'vmnet', 'busybox', 'sh', '-c', 'mkdir -p /w && echo from-db > /w/index.html && exec httpd -f -p 8080 -h /w');
-    await root.ok('run', '-d', '--name', 'webvm', '--network', 'vmnet', '--isolation', 'vm', 'busybox', 'sh', '-c',
-      'mkdir -p /w && echo from-vm > /w/index.html && wget -qO- http://db:8080/ && exec httpd -f -p 8080 -h /w');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'db',
+      '--network',
+      'vmnet',
+      'busybox',
+      'sh',
+      '-c',
+      'mkdir -p /w && echo from-db > /w/index.html && exec httpd -f -p 8080 -h /w',
+    );
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'webvm',
+      '--network',
+      'vmnet',
+      '--isolation',
+      'vm',
+      'busybox',
+      'sh',
+      '-c',
+      'mkdir -p /w && echo from-vm > /w/index.html && wget -qO- http://db:8080/ && exec httpd -f -p 8080 -h /w',
+    );
     // the VM fetched the container's page by name (its log), and serves its own
-    await waitFor('the VM to reach db', async () => ((await root.hull('logs', 'webvm')).stdout.includes('from-db') ? true : null), 120_000, 250);
-    const fromContainer = await root.hull('run', '--rm', '--network', 'vmnet', 'busybox', 'wget', '-qO-', 'http://webvm:8080/');
+    await waitFor(
+      'the VM to reach db',
+      async () => ((await root.hull('logs', 'webvm')).stdout.includes('from-db') ? true : null),
+      120_000,
+      250,
+    );
+    const fromContainer = await root.hull(
+      'run',
+      '--rm',
+      '--network',
+      'vmnet',
+      'busybox',
+      'wget',
+      '-qO-',
+      'http://webvm:8080/',
+    );
     assert.equal(fromContainer.stdout, 'from-vm\n', fromContainer.stderr);
-    const inside = await root.ok('exec', 'webvm', 'sh', '-c', 'cat /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0 2>/dev/null || ifconfig eth0');
+    const inside = await root.ok(
+      'exec',
+      'webvm',
+      'sh',
+      '-c',
+      'cat /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0 2>/dev/null || ifconfig eth0',
+    );
     assert.match(inside, /10\.98\.7\.\d+\s+\S+ webvm/);
     assert.match(inside, /nameserver 10\.98\.7\.1/);
     assert.match(inside, /10\.98\.7\.\d+/);
@@ -147,15 +265,23 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     assert.match(wrong.stderr, /is not qcow2 as --disk-format says: qemu-img finds raw/);
 
     await root.ok('vm', 'create', '--disk', qcow, '--name', 'disk1', '--start');
-    await waitFor('the boot message in the log', async () => (await root.ok('logs', 'disk1')).includes('hull disk vm booted'), 60_000);
+    await waitFor(
+      'the boot message in the log',
+      async () => (await root.ok('logs', 'disk1')).includes('hull disk vm booted'),
+      60_000,
+    );
     assert.equal((await root.hull('exec', 'disk1', 'true')).code, 125, 'no agent in a disk VM');
     // the toy OS echoes the serial port and powers off on "q"
     const con = await root.hullWith({ input: 'abcq', timeoutMs: 60_000 }, 'console', 'disk1');
     assert.match(con.stdout, /abc/);
-    const st = await waitFor('the power-off', async () => {
-      const i = await root.inspect('disk1');
-      return i.State.Status === 'exited' ? i : null;
-    }, 30_000);
+    const st = await waitFor(
+      'the power-off',
+      async () => {
+        const i = await root.inspect('disk1');
+        return i.State.Status === 'exited' ? i : null;
+      },
+      30_000,
+    );
     assert.equal(st.State.ExitCode, 0);
     assert.equal(createHash('sha256').update(readFileSync(qcow)).digest('hex'), before, 'the base image is unchanged');
     await root.ok('rm', 'disk1');

@@ -2,7 +2,16 @@
 // saved per-instance record, and the refusals before and after the store opens, on roots made of plain files.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { StateStore, type InstanceRecord } from '../src/engine/store.js';
@@ -24,9 +33,23 @@ const newRoot = (): string => {
 
 function record(id: string, name: string): InstanceRecord {
   return {
-    id, name, kind: 'container', state: 'created', image: 'busybox', imageId: 'sha256:x',
-    config: { command: ['true'], labels: { a: 'b' } } as unknown as InstanceConfig, createdAt: 1234, startedAt: null,
-    finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    id,
+    name,
+    kind: 'container',
+    state: 'created',
+    image: 'busybox',
+    imageId: 'sha256:x',
+    config: { command: ['true'], labels: { a: 'b' } } as unknown as InstanceConfig,
+    createdAt: 1234,
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    exitReason: null,
+    oomKilled: false,
+    pid: 0,
+    supervisorPid: 0,
+    restartCount: 0,
+    stoppedByUser: false,
   };
 }
 
@@ -41,8 +64,15 @@ function filledStore(root: string): void {
 test('a file that is not a database is refused in one line naming it and the recover command', () => {
   const root = newRoot();
   writeFileSync(join(root, 'hull.db'), 'this is not SQLite'.repeat(300));
-  assert.throws(() => new StateStore(root), (e: unknown) => e instanceof StateCorruptError && e.code === 'HULL_STATE_CORRUPT' &&
-    e.message.includes(join(root, 'hull.db')) && e.message.includes(`hull --root ${root} system recover`) && !e.message.includes('\n'));
+  assert.throws(
+    () => new StateStore(root),
+    (e: unknown) =>
+      e instanceof StateCorruptError &&
+      e.code === 'HULL_STATE_CORRUPT' &&
+      e.message.includes(join(root, 'hull.db')) &&
+      e.message.includes(`hull --root ${root} system recover`) &&
+      !e.message.includes('\n'),
+  );
 });
 
 test('a truncated database is refused, even when its -wal holds the newest pages', () => {
@@ -52,7 +82,10 @@ test('a truncated database is refused, even when its -wal holds the newest pages
   s.insert(record('f'.repeat(64), 'late')); // page 1 and a few more now in the -wal (no checkpoint before exit)
   const size = statSync(join(root, 'hull.db')).size;
   truncateSync(join(root, 'hull.db'), Math.floor(size / 2 / 4096) * 4096);
-  assert.throws(() => new StateStore(root), (e: unknown) => e instanceof StateCorruptError && /truncated/.test(e.message));
+  assert.throws(
+    () => new StateStore(root),
+    (e: unknown) => e instanceof StateCorruptError && /truncated/.test(e.message),
+  );
   s.close();
 });
 
@@ -69,7 +102,12 @@ test('setAsideDatabase moves a damaged database and its -wal/-shm aside; a healt
   assert.equal(moved.length, 2);
   assert.match(moved[0]!, /hull\.db\.corrupt-\d{4}-\d\d-\d\dT[\d-]+Z$/);
   assert.match(moved[1]!, /-wal$/);
-  assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('hull.db')).sort(), moved.map((m) => m.slice(root.length + 1)).sort());
+  assert.deepEqual(
+    readdirSync(root)
+      .filter((f) => f.startsWith('hull.db'))
+      .sort(),
+    moved.map((m) => m.slice(root.length + 1)).sort(),
+  );
   new StateStore(root).close(); // a new one can be made now
 });
 
@@ -96,8 +134,14 @@ test('a missing or empty database on a root with instance directories is refused
   checkBeforeOpen(root); // nothing there: a new root
   const id = 'c'.repeat(64);
   mkdirSync(join(root, 'containers', id), { recursive: true });
-  assert.throws(() => checkBeforeOpen(root), (e: unknown) => e instanceof StateLostError && e.code === 'HULL_STATE_LOST' &&
-    /hull\.db is missing, but the root holds 1 instance directory of 1 instance \(cccccccccccc\)/.test(e.message) && e.message.includes('system recover'));
+  assert.throws(
+    () => checkBeforeOpen(root),
+    (e: unknown) =>
+      e instanceof StateLostError &&
+      e.code === 'HULL_STATE_LOST' &&
+      /hull\.db is missing, but the root holds 1 instance directory of 1 instance \(cccccccccccc\)/.test(e.message) &&
+      e.message.includes('system recover'),
+  );
   assert.ok(!existsSync(join(root, 'hull.db')));
   writeFileSync(join(root, 'hull.db'), '');
   assert.throws(() => checkBeforeOpen(root), /hull\.db is empty/);
@@ -112,14 +156,18 @@ test('a database without the record of an instance directory is refused after it
     mkdirSync(engine.instanceDir(known), { recursive: true });
     checkAfterOpen(engine);
     mkdirSync(engine.instanceDir('e'.repeat(64)));
-    assert.throws(() => checkAfterOpen(engine), (e: unknown) => e instanceof StateLostError &&
-      /has no record of 1 instance directory of 1 instance \(eeeeeeeeeeee\)/.test(e.message));
+    assert.throws(
+      () => checkAfterOpen(engine),
+      (e: unknown) =>
+        e instanceof StateLostError &&
+        /has no record of 1 instance directory of 1 instance \(eeeeeeeeeeee\)/.test(e.message),
+    );
   } finally {
     engine.close();
   }
 });
 
-test('each driver finds its own remains (files, runtime state) and no other kind\'s; the refusal counts them', () => {
+test("each driver finds its own remains (files, runtime state) and no other kind's; the refusal counts them", () => {
   const root = newRoot();
   const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64)) as [string, string, string];
   mkdirSync(join(root, 'containers', a), { recursive: true });
@@ -129,10 +177,22 @@ test('each driver finds its own remains (files, runtime state) and no other kind
   mkdirSync(join(root, 'run', 'crun', c), { recursive: true }); // a runtime's state, nothing else
   const scope = { root, instancesDir: join(root, 'containers') };
   const found = new Map(DRIVER_FACTORIES.map((f) => [f.kind, f.create().recovery?.findRemains(scope) ?? []]));
-  const claims = [...found].map(([kind, rs]) => [kind, rs.filter((r) => r.files || r.state.length > 0).map((r) => `${r.id[0]}:${r.files ? 'files' : r.state.join()}`).sort()]);
+  const claims = [...found].map(([kind, rs]) => [
+    kind,
+    rs
+      .filter((r) => r.files || r.state.length > 0)
+      .map((r) => `${r.id[0]}:${r.files ? 'files' : r.state.join()}`)
+      .sort(),
+  ]);
   assert.deepEqual(Object.fromEntries(claims), { container: ['a:files', 'c:crun'], vm: ['b:files'] });
-  assert.throws(() => checkBeforeOpen(root), (e: unknown) => e instanceof StateLostError &&
-    /holds 2 instance directories, 1 runtime state of 3 instances \((?=.*aaaaaaaaaaaa)(?=.*bbbbbbbbbbbb)(?=.*cccccccccccc)/.test(e.message));
+  assert.throws(
+    () => checkBeforeOpen(root),
+    (e: unknown) =>
+      e instanceof StateLostError &&
+      /holds 2 instance directories, 1 runtime state of 3 instances \((?=.*aaaaaaaaaaaa)(?=.*bbbbbbbbbbbb)(?=.*cccccccccccc)/.test(
+        e.message,
+      ),
+  );
 });
 
 test('recover tears an instance without a record down through the driver that found it, or through every driver when none did', async () => {
@@ -153,9 +213,13 @@ test('recover tears an instance without a record down through the driver that fo
     }
     const report = await recoverInstances(engine);
     assert.deepEqual(calls.sort(), ['container a true', 'container c -', 'vm b true', 'vm c -']);
-    assert.deepEqual(report.removed.map((r) => [r.id[0], r.why, r.problems]).sort(),
-      [['a', 'it has no saved record (instance.json)', []], ['b', 'it has no saved record (instance.json)', []], ['c', 'it has no saved record (instance.json)', []]]);
-    for (const id of [a, b, c]) assert.ok(!existsSync(engine.instanceDir(id)), 'the engine removes what the drivers left');
+    assert.deepEqual(report.removed.map((r) => [r.id[0], r.why, r.problems]).sort(), [
+      ['a', 'it has no saved record (instance.json)', []],
+      ['b', 'it has no saved record (instance.json)', []],
+      ['c', 'it has no saved record (instance.json)', []],
+    ]);
+    for (const id of [a, b, c])
+      assert.ok(!existsSync(engine.instanceDir(id)), 'the engine removes what the drivers left');
   } finally {
     engine.close();
   }

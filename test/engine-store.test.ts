@@ -14,16 +14,33 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 function record(id: string, name: string): InstanceRecord {
   return {
-    id, name, kind: 'container', state: 'created', image: 'busybox', imageId: 'sha256:x',
-    config: { command: ['true'] } as unknown as InstanceConfig, createdAt: Date.now(), startedAt: null,
-    finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    id,
+    name,
+    kind: 'container',
+    state: 'created',
+    image: 'busybox',
+    imageId: 'sha256:x',
+    config: { command: ['true'] } as unknown as InstanceConfig,
+    createdAt: Date.now(),
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    exitReason: null,
+    oomKilled: false,
+    pid: 0,
+    supervisorPid: 0,
+    restartCount: 0,
+    stoppedByUser: false,
   };
 }
 
 test('a taken name is a conflict naming the holder', () => {
   const s = new StateStore(root);
   s.insert(record('a'.repeat(64), 'web'));
-  assert.throws(() => s.insert(record('b'.repeat(64), 'web')), (e: unknown) => e instanceof ConflictError && /already in use by instance aaaaaaaaaaaa/.test(e.message));
+  assert.throws(
+    () => s.insert(record('b'.repeat(64), 'web')),
+    (e: unknown) => e instanceof ConflictError && /already in use by instance aaaaaaaaaaaa/.test(e.message),
+  );
   s.close();
 });
 
@@ -50,7 +67,10 @@ test('transitions are compare-and-set: only one of two connections wins', () => 
   assert.equal(first?.exitCode, 3);
   assert.equal(second, undefined);
   assert.equal(s2.get(id)?.exitCode, 3);
-  assert.throws(() => s2.transition(id, ['running'], 'paused', {}, 'pause'), (e: unknown) => e instanceof StateError && e.message === 'cannot pause instance cas: it is exited');
+  assert.throws(
+    () => s2.transition(id, ['running'], 'paused', {}, 'pause'),
+    (e: unknown) => e instanceof StateError && e.message === 'cannot pause instance cas: it is exited',
+  );
   s1.close();
   s2.close();
 });
@@ -61,7 +81,10 @@ test('events keep their order and filters', () => {
   s.addEvent('container', 'create', 'x', 'n', { image: 'busybox' });
   s.addEvent('container', 'start', 'x', 'n');
   const evs = s.events(before);
-  assert.deepEqual(evs.map((e) => e.action), ['create', 'start']);
+  assert.deepEqual(
+    evs.map((e) => e.action),
+    ['create', 'start'],
+  );
   assert.equal(evs[0]!.attributes.image, 'busybox');
   assert.equal(s.events(before, { until: 0 }).length, 0);
   s.close();
@@ -100,17 +123,52 @@ test('OOMKilled: recorded with an exit, and a root made before the column gets i
 test('records of the previous version (container settings at the top of the config) load in the current shape', () => {
   const s = new StateStore(root);
   const legacy = {
-    image: 'busybox', imageId: 'sha256:x', command: ['true'], env: [], workdir: '/', user: '', hostname: 'h', tty: false, stdin: false,
-    mounts: [], readOnly: false, privileged: true, capAdd: ['NET_ADMIN'], capDrop: [], noNewPrivileges: false, seccomp: 'unconfined',
-    userns: null, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
-    labels: {}, network: 'none', runtime: 'crun', ulimits: [{ type: 'nofile', soft: 100, hard: 100 }],
+    image: 'busybox',
+    imageId: 'sha256:x',
+    command: ['true'],
+    env: [],
+    workdir: '/',
+    user: '',
+    hostname: 'h',
+    tty: false,
+    stdin: false,
+    mounts: [],
+    readOnly: false,
+    privileged: true,
+    capAdd: ['NET_ADMIN'],
+    capDrop: [],
+    noNewPrivileges: false,
+    seccomp: 'unconfined',
+    userns: null,
+    resources: {},
+    stopSignal: 'SIGTERM',
+    stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 },
+    autoRemove: false,
+    labels: {},
+    network: 'none',
+    runtime: 'crun',
+    ulimits: [{ type: 'nofile', soft: 100, hard: 100 }],
   };
   const ctr = { ...record('d'.repeat(64), 'old-container'), config: legacy as unknown as InstanceConfig };
-  const vm = { ...record('e'.repeat(64), 'old-vm'), kind: 'vm' as const, config: { ...legacy, vm: { accel: 'tcg' } } as unknown as InstanceConfig };
+  const vm = {
+    ...record('e'.repeat(64), 'old-vm'),
+    kind: 'vm' as const,
+    config: { ...legacy, vm: { accel: 'tcg' } } as unknown as InstanceConfig,
+  };
   s.insert(ctr);
   s.insert(vm);
   const c = s.get(ctr.id)!.config;
-  assert.deepEqual(c.container, { runtime: 'crun', privileged: true, capAdd: ['NET_ADMIN'], capDrop: [], noNewPrivileges: false, seccomp: 'unconfined', userns: null, ulimits: [{ type: 'nofile', soft: 100, hard: 100 }] });
+  assert.deepEqual(c.container, {
+    runtime: 'crun',
+    privileged: true,
+    capAdd: ['NET_ADMIN'],
+    capDrop: [],
+    noNewPrivileges: false,
+    seccomp: 'unconfined',
+    userns: null,
+    ulimits: [{ type: 'nofile', soft: 100, hard: 100 }],
+  });
   for (const k of ['runtime', 'privileged', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'userns', 'ulimits']) {
     assert.ok(!(k in c), `${k} moved into the container section`);
     assert.ok(!(k in s.get(vm.id)!.config), `a VM carries no ${k}`);

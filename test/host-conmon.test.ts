@@ -4,7 +4,17 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { HostSupportError } from '../src/common/errors.js';
 import { cgroupPaths, removeCgroup } from '../src/host/cgroups.js';
@@ -45,21 +55,40 @@ function bundle(id: string, args: string[]): string {
 
 function options(id: string, dir: string): ConmonOptions {
   return {
-    id, uuid: id, name: id, runtimePath: rt.path, runtimeArgs: rt.globalArgs, bundle: dir,
-    pidFile: join(dir, 'pid'), conmonPidFile: join(dir, 'conmon.pid'), logPath: join(dir, 'ctr.log'),
-    exitDir: join(dir, 'exits'), persistDir: join(dir, 'exits'), terminal: false, stdin: false,
+    id,
+    uuid: id,
+    name: id,
+    runtimePath: rt.path,
+    runtimeArgs: rt.globalArgs,
+    bundle: dir,
+    pidFile: join(dir, 'pid'),
+    conmonPidFile: join(dir, 'conmon.pid'),
+    logPath: join(dir, 'ctr.log'),
+    exitDir: join(dir, 'exits'),
+    persistDir: join(dir, 'exits'),
+    terminal: false,
+    stdin: false,
     exitCommand: ['/bin/sh', '-c', `echo ran > ${join(dir, 'exit-command-ran')}`],
   };
 }
 
 test('arguments', () => {
-  const a = conmonArgs({ ...options('c1', '/b'), terminal: true, stdin: true, exec: { processSpec: '/b/p.json', attach: true } });
+  const a = conmonArgs({
+    ...options('c1', '/b'),
+    terminal: true,
+    stdin: true,
+    exec: { processSpec: '/b/p.json', attach: true },
+  });
   assert.deepEqual(a.slice(0, 10), ['--api-version', '1', '-c', 'c1', '-u', 'c1', '-n', 'c1', '-r', rt.path]);
   assert.ok(a.includes(`--runtime-arg=--root=${rt.stateDir}`));
   assert.ok(a.includes('--full-attach'));
   assert.ok(a.includes('-t') && a.includes('-i') && a.includes('-e') && a.includes('--exec-attach'));
   assert.deepEqual(a.slice(a.indexOf('-l'), a.indexOf('-l') + 2), ['-l', 'k8s-file:/b/ctr.log']);
-  assert.deepEqual(a.slice(a.indexOf('--exit-command'), a.indexOf('--exit-command') + 3), ['--exit-command', '/bin/sh', '--exit-command-arg=-c']);
+  assert.deepEqual(a.slice(a.indexOf('--exit-command'), a.indexOf('--exit-command') + 3), [
+    '--exit-command',
+    '/bin/sh',
+    '--exit-command-arg=-c',
+  ]);
   assert.throws(() => conmonArgs({ ...options('c1', '/b'), logPath: '/a:b/log' }), HostSupportError);
 });
 
@@ -80,7 +109,7 @@ test('create through conmon: pid on the sync pipe, exit file and exit command af
   assert.ok(processAlive(conmonPid));
   console.log(`# conmon + ${rt.name} create: ${(t1 - t0).toFixed(1)} ms`);
   await rt.start(id);
-  await waitFor('conmon\'s exit command to run', () => existsSync(join(dir, 'exit-command-ran')), 10_000, 10);
+  await waitFor("conmon's exit command to run", () => existsSync(join(dir, 'exit-command-ran')), 10_000, 10);
   assert.equal(readFileSync(join(dir, 'exits', id), 'utf8'), '7');
   assert.equal(readFileSync(join(dir, 'exits', 'exit'), 'utf8'), '7');
   assert.match(readFileSync(join(dir, 'ctr.log'), 'utf8'), /^\S+ stdout F hello\n$/);
@@ -88,7 +117,7 @@ test('create through conmon: pid on the sync pipe, exit file and exit command af
   await rt.delete(id, true);
 });
 
-test('a failing create comes back on the sync pipe with the runtime\'s message', async () => {
+test("a failing create comes back on the sync pipe with the runtime's message", async () => {
   const id = `hulltest-cmf-${process.pid}`;
   ids.push(id);
   const dir = bundle(id, ['/no/such/program']);

@@ -16,13 +16,26 @@ test('tasks of one process take turns, in order', async () => {
   const path = join(dir, 'order.db');
   const log: string[] = [];
   let releaseFirst!: () => void;
-  const firstHolds = new Promise<void>((r) => { releaseFirst = r; });
+  const firstHolds = new Promise<void>((r) => {
+    releaseFirst = r;
+  });
   let firstIn!: () => void;
-  const firstEntered = new Promise<void>((r) => { firstIn = r; });
-  const a = withLock(path, async () => { log.push('a in'); firstIn(); await firstHolds; log.push('a out'); });
+  const firstEntered = new Promise<void>((r) => {
+    firstIn = r;
+  });
+  const a = withLock(path, async () => {
+    log.push('a in');
+    firstIn();
+    await firstHolds;
+    log.push('a out');
+  });
   await firstEntered;
-  const b = withLock(path, async () => { log.push('b'); });
-  const c = withLock(path, async () => { log.push('c'); });
+  const b = withLock(path, async () => {
+    log.push('b');
+  });
+  const c = withLock(path, async () => {
+    log.push('c');
+  });
   // b and c cannot get in while a holds the lock, whatever the event loop does meanwhile
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(log, ['a in']);
@@ -35,12 +48,18 @@ test('the holder re-enters; an unrelated task of the same process does not', asy
   const path = join(dir, 'reentrant.db');
   const log: string[] = [];
   let entered!: () => void;
-  const outerIn = new Promise<void>((r) => { entered = r; });
+  const outerIn = new Promise<void>((r) => {
+    entered = r;
+  });
   let finish!: () => void;
-  const outerMayEnd = new Promise<void>((r) => { finish = r; });
+  const outerMayEnd = new Promise<void>((r) => {
+    finish = r;
+  });
   const outer = withLock(path, async () => {
     assert.equal(holdsLock(path), true);
-    await withLock(path, async () => { log.push('nested'); });
+    await withLock(path, async () => {
+      log.push('nested');
+    });
     entered();
     await outerMayEnd;
     log.push('outer done');
@@ -48,7 +67,9 @@ test('the holder re-enters; an unrelated task of the same process does not', asy
   await outerIn;
   // started from the test's own context, as a second request of a daemon would be: it waits its turn
   assert.equal(holdsLock(path), false);
-  const other = withLock(path, async () => { log.push('other'); });
+  const other = withLock(path, async () => {
+    log.push('other');
+  });
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(log, ['nested']);
   finish();
@@ -58,7 +79,12 @@ test('the holder re-enters; an unrelated task of the same process does not', asy
 
 test('an error inside lets the lock go', async () => {
   const path = join(dir, 'error.db');
-  await assert.rejects(withLock(path, async () => { throw new Error('boom'); }), /boom/);
+  await assert.rejects(
+    withLock(path, async () => {
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   assert.equal(await withLock(path, () => 42), 42);
 });
 
@@ -66,11 +92,16 @@ test('an error inside lets the lock go', async () => {
 async function holderProcess(path: string) {
   const code = `const { withLock } = await import(${JSON.stringify(LOCK_MODULE)});
     await withLock(${JSON.stringify(path)}, async () => { process.stdout.write('locked\\n'); setInterval(() => {}, 1000); await new Promise(() => {}); });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.setEncoding('utf8');
   await new Promise<void>((resolveReady, reject) => {
-    child.stdout.on('data', (d: string) => { out += d; if (out.includes('locked\n')) resolveReady(); });
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      if (out.includes('locked\n')) resolveReady();
+    });
     child.once('exit', (c) => reject(new Error(`lock holder exited early (${c})`)));
   });
   return child;
@@ -81,11 +112,14 @@ test('another process excludes us; its lock dies with it (no stale lock)', async
   const child = await holderProcess(path);
   try {
     assert.equal(lockHolder(path), child.pid, '/proc/locks names the holder');
-    await assert.rejects(withLock(path, () => 'never', { timeoutMs: 200, what: 'the test lock' }), (e: unknown) => {
-      assert.ok(e instanceof LockTimeoutError);
-      assert.match((e as Error).message, new RegExp(`waiting for the test lock: process ${child.pid} holds it`));
-      return true;
-    });
+    await assert.rejects(
+      withLock(path, () => 'never', { timeoutMs: 200, what: 'the test lock' }),
+      (e: unknown) => {
+        assert.ok(e instanceof LockTimeoutError);
+        assert.match((e as Error).message, new RegExp(`waiting for the test lock: process ${child.pid} holds it`));
+        return true;
+      },
+    );
     const got = withLock(path, () => 'mine');
     child.kill('SIGKILL');
     await once(child, 'exit');
@@ -95,9 +129,12 @@ test('another process excludes us; its lock dies with it (no stale lock)', async
   }
 });
 
-test('a file that is not a lock of hull\'s is refused with what to do', async () => {
+test("a file that is not a lock of hull's is refused with what to do", async () => {
   const path = join(dir, 'foreign.db');
   const { writeFileSync } = await import('node:fs');
   writeFileSync(path, 'x'.repeat(4096));
-  await assert.rejects(withLock(path, () => 1), /is not a lock file of hull's .*remove it, then retry/);
+  await assert.rejects(
+    withLock(path, () => 1),
+    /is not a lock file of hull's .*remove it, then retry/,
+  );
 });

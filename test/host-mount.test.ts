@@ -4,12 +4,25 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostCommandError } from '../src/common/errors.js';
-import { bindMount, isMountpoint, mountOverlay, mountTmpfs, mountsUnder, parseMountInfo, readMountInfo, unmount, unmountAll } from '../src/host/mount.js';
+import {
+  bindMount,
+  isMountpoint,
+  mountOverlay,
+  mountTmpfs,
+  mountsUnder,
+  parseMountInfo,
+  readMountInfo,
+  unmount,
+  unmountAll,
+} from '../src/host/mount.js';
 
 const base = mkdtempSync('/tmp/hull-test-mount-');
 
 after(() => {
-  for (const m of readMountInfo().filter((x) => x.mountPoint.startsWith(base)).reverse()) spawnSync('umount', ['-l', m.mountPoint]);
+  for (const m of readMountInfo()
+    .filter((x) => x.mountPoint.startsWith(base))
+    .reverse())
+    spawnSync('umount', ['-l', m.mountPoint]);
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -43,7 +56,10 @@ test('overlay: mount, write through to upper, unmount', async () => {
   assert.equal(readFileSync(join(d, 'm/b'), 'utf8'), 'only-bottom');
   writeFileSync(join(d, 'm/c'), 'new');
   assert.equal(readFileSync(join(d, 'u/c'), 'utf8'), 'new');
-  assert.deepEqual(mountsUnder(d).map((m) => m.mountPoint), [join(d, 'm')]);
+  assert.deepEqual(
+    mountsUnder(d).map((m) => m.mountPoint),
+    [join(d, 'm')],
+  );
   await unmount(join(d, 'm'));
   assert.equal(isMountpoint(join(d, 'm')), false);
   assert.equal(existsSync(join(d, 'm/a')), false);
@@ -67,7 +83,10 @@ test('overlay with many long layer paths (option string over a page)', async () 
   assert.equal(await unmountAll(d), 1);
   // too many even when relative: a clear error instead of mount(8)'s
   const many = Array.from({ length: 80 }, (_, i) => join(d, 'layers', `${'l'.repeat(60)}${i}`));
-  await assert.rejects(mountOverlay(join(d, 'm'), { lower: many, upper: join(d, 'u'), work: join(d, 'w') }), /too many layers/);
+  await assert.rejects(
+    mountOverlay(join(d, 'm'), { lower: many, upper: join(d, 'u'), work: join(d, 'w') }),
+    /too many layers/,
+  );
 });
 
 test('bind (read-only) and tmpfs mounts; unmountAll goes deepest first', async () => {

@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableRuntimes, findExecutable, parseNofileHard, parseRuntimeVersion, probeHost, probeRuntime, resetProbeCache } from '../src/host/probe.js';
+import {
+  availableRuntimes,
+  findExecutable,
+  parseNofileHard,
+  parseRuntimeVersion,
+  probeHost,
+  probeRuntime,
+  resetProbeCache,
+} from '../src/host/probe.js';
 import { detectCgroupLayout } from '../src/host/cgroups.js';
 
 test('host probe: layout, namespaces, seccomp, nofile, KVM', () => {
@@ -19,8 +27,16 @@ test('host probe: layout, namespaces, seccomp, nofile, KVM', () => {
 });
 
 test('parsers', () => {
-  assert.equal(parseNofileHard('Limit Soft Limit Hard Limit Units\nMax open files            1024                 20000                files     \n'), 20000);
-  assert.equal(parseNofileHard('Max open files            unlimited            unlimited            files\n'), Number.MAX_SAFE_INTEGER);
+  assert.equal(
+    parseNofileHard(
+      'Limit Soft Limit Hard Limit Units\nMax open files            1024                 20000                files     \n',
+    ),
+    20000,
+  );
+  assert.equal(
+    parseNofileHard('Max open files            unlimited            unlimited            files\n'),
+    Number.MAX_SAFE_INTEGER,
+  );
   assert.equal(parseRuntimeVersion('runc version 1.1.5+ds1\ncommit: x\n'), '1.1.5+ds1');
   assert.equal(parseRuntimeVersion('crun version 1.8.1\ncommit: f8a\n'), '1.8.1');
 });
@@ -34,7 +50,10 @@ test('runtime probes', () => {
   }
   const crun = probeRuntime('crun');
   if (crun.path) {
-    assert.equal(crun.needsPureV1View, probeHost().cgroupLayout === 'hybrid' && !/^(1\.(9|\d\d)|[2-9])/.test(crun.version ?? ''));
+    assert.equal(
+      crun.needsPureV1View,
+      probeHost().cgroupLayout === 'hybrid' && !/^(1\.(9|\d\d)|[2-9])/.test(crun.version ?? ''),
+    );
   }
   const none = probeRuntime('hull-no-runtime');
   assert.equal(none.usable, false);

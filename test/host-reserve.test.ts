@@ -52,12 +52,21 @@ test('full-disk errors are told apart', () => {
 });
 
 test('a full-disk error is described with the path, the file system and its space', () => {
-  const e = describeNoSpace(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
-    { path: join(dir, 'blob'), action: 'writing a layer', needed: 3 * 1024 * 1024 });
+  const e = describeNoSpace(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), {
+    path: join(dir, 'blob'),
+    action: 'writing a layer',
+    needed: 3 * 1024 * 1024,
+  });
   assert.ok(isNoSpaceError(e));
-  assert.match(e.message, /^no space left on device writing a layer: \/tmp\/hull-test-reserve-\w+\/blob is on file system \/\S* \(\w+ on \S+\), which has [\d.]+ \w+ free of [\d.]+ \w+, this needs 3\.0 MiB; /);
+  assert.match(
+    e.message,
+    /^no space left on device writing a layer: \/tmp\/hull-test-reserve-\w+\/blob is on file system \/\S* \(\w+ on \S+\), which has [\d.]+ \w+ free of [\d.]+ \w+, this needs 3\.0 MiB; /,
+  );
   // SQLite's full disk reads the same
-  const q = describeNoSpace(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), { path: join(dir, 'hull.db'), action: 'recording' });
+  const q = describeNoSpace(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), {
+    path: join(dir, 'hull.db'),
+    action: 'recording',
+  });
   assert.ok(isNoSpaceError(q));
   assert.match(q.message, /^no space left on device recording: .*hull\.db is on file system /);
   const other = new Error('other');

@@ -4,7 +4,17 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { HostCommandError, HostSupportError, InvalidArgumentError } from '../src/common/errors.js';
 import { cgroupPaths, removeCgroup } from '../src/host/cgroups.js';
@@ -43,10 +53,19 @@ after(async () => {
 });
 
 test('error output of runc and crun becomes one clean line', () => {
-  assert.equal(runtimeErrorMessage('time="2026-01-01T00:00:00Z" level=error msg="container does not exist"\n'), 'container does not exist');
-  assert.equal(runtimeErrorMessage('time="x" level=warning msg="ignored"\ntime="x" level=error msg="a \\"q\\" b"\n'), 'a "q" b');
+  assert.equal(
+    runtimeErrorMessage('time="2026-01-01T00:00:00Z" level=error msg="container does not exist"\n'),
+    'container does not exist',
+  );
+  assert.equal(
+    runtimeErrorMessage('time="x" level=warning msg="ignored"\ntime="x" level=error msg="a \\"q\\" b"\n'),
+    'a "q" b',
+  );
   assert.equal(runtimeErrorMessage('{"level":"error","msg":"json err","time":"x"}\n'), 'json err');
-  assert.equal(runtimeErrorMessage('error opening file `/x/status`: No such file or directory\n'), 'error opening file `/x/status`: No such file or directory');
+  assert.equal(
+    runtimeErrorMessage('error opening file `/x/status`: No such file or directory\n'),
+    'error opening file `/x/status`: No such file or directory',
+  );
   assert.ok(isNotExistError('container does not exist'));
 });
 
@@ -111,14 +130,22 @@ for (const name of ['runc', 'crun']) {
       await rt.create(id, dir);
       await rt.start(id);
       const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-      writeFileSync(join(dir, 'p.json'), JSON.stringify({ ...spec.process, args: ['/bin/sh', '-c', 'echo from-exec; exit 4'] }));
+      writeFileSync(
+        join(dir, 'p.json'),
+        JSON.stringify({ ...spec.process, args: ['/bin/sh', '-c', 'echo from-exec; exit 4'] }),
+      );
       const child = rt.spawnExec(id, join(dir, 'p.json'));
       let out = '';
-      child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+      child.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
       const code = await new Promise<number | null>((r) => child.on('close', r));
       assert.equal(code, 4);
       assert.equal(out, 'from-exec\n');
-      await assert.rejects(rt.create(id, dir), (e: unknown) => e instanceof HostCommandError && e.message.includes(name));
+      await assert.rejects(
+        rt.create(id, dir),
+        (e: unknown) => e instanceof HostCommandError && e.message.includes(name),
+      );
       assert.equal(await rt.delete(id, true), true);
     });
   });

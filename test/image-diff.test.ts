@@ -13,18 +13,34 @@ import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../src/im
 const work = mkdtempSync('/tmp/hull-test-diff-');
 after(() => rmSync(work, { recursive: true, force: true }));
 
-async function list(entries: LayerEntry[]): Promise<{ path: string; type: string; size: number; uid: number; mode: number; linkpath: string; body: string }[]> {
+async function list(
+  entries: LayerEntry[],
+): Promise<{ path: string; type: string; size: number; uid: number; mode: number; linkpath: string; body: string }[]> {
   const chunks: Buffer[] = [];
   for await (const c of layerTar(entries)) chunks.push(c);
   const buf = Buffer.concat(chunks);
   assert.equal(buf.length % 512, 0);
-  const out: { path: string; type: string; size: number; uid: number; mode: number; linkpath: string; body: string }[] = [];
+  const out: { path: string; type: string; size: number; uid: number; mode: number; linkpath: string; body: string }[] =
+    [];
   await new Promise<void>((resolve, reject) => {
-    const p = new Parser({ strict: true, onReadEntry: (e: ReadEntry) => {
-      const parts: Buffer[] = [];
-      e.on('data', (d: Buffer) => parts.push(d));
-      e.on('end', () => out.push({ path: e.path, type: e.type, size: e.size ?? 0, uid: e.uid ?? -1, mode: e.mode ?? -1, linkpath: e.linkpath ?? '', body: Buffer.concat(parts).toString() }));
-    } });
+    const p = new Parser({
+      strict: true,
+      onReadEntry: (e: ReadEntry) => {
+        const parts: Buffer[] = [];
+        e.on('data', (d: Buffer) => parts.push(d));
+        e.on('end', () =>
+          out.push({
+            path: e.path,
+            type: e.type,
+            size: e.size ?? 0,
+            uid: e.uid ?? -1,
+            mode: e.mode ?? -1,
+            linkpath: e.linkpath ?? '',
+            body: Buffer.concat(parts).toString(),
+          }),
+        );
+      },
+    });
     p.on('end', resolve);
     p.on('error', reject);
     p.end(buf);
@@ -33,7 +49,8 @@ async function list(entries: LayerEntry[]): Promise<{ path: string; type: string
 }
 
 const mknodWhiteout = (p: string) => assert.equal(spawnSync('mknod', ['-m', '0', p, 'c', '0', '0']).status, 0);
-const setOpaque = (p: string) => assert.equal(spawnSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', p]).status, 0);
+const setOpaque = (p: string) =>
+  assert.equal(spawnSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', p]).status, 0);
 
 describe('layerTar', () => {
   test('writes files, dirs, symlinks, links, whiteouts and opaque markers with the given owners and modes; long names use PAX', async () => {
@@ -49,9 +66,17 @@ describe('layerTar', () => {
       { path: 'gone', type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: t },
       { path: 'd', type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: t },
     ]);
-    assert.deepEqual(got.map((e) => [e.path, e.type]), [
-      ['d/', 'Directory'], [long, 'File'], ['d/hard', 'Link'], ['d/sym', 'SymbolicLink'], ['.wh.gone', 'File'], ['d/.wh..wh..opq', 'File'],
-    ]);
+    assert.deepEqual(
+      got.map((e) => [e.path, e.type]),
+      [
+        ['d/', 'Directory'],
+        [long, 'File'],
+        ['d/hard', 'Link'],
+        ['d/sym', 'SymbolicLink'],
+        ['.wh.gone', 'File'],
+        ['d/.wh..wh..opq', 'File'],
+      ],
+    );
     assert.equal(got[0]!.mode & 0o7777, 0o750);
     assert.equal(got[0]!.uid, 5);
     assert.equal(got[1]!.body, 'x'.repeat(1000));
@@ -74,9 +99,19 @@ describe('upperDirEntries', () => {
     mknodWhiteout(join(up, 'removed'));
     setOpaque(join(up, 'opq'));
     const got = await upperDirEntries(up, new Set(['etc/hosts']));
-    assert.deepEqual(got.map((e) => `${e.type}:${e.path}${e.linkpath ? '->' + e.linkpath : ''}`), [
-      'dir:etc', 'file:etc/app.conf', 'symlink:etc/sym->app.conf', 'link:etc/z-link->etc/app.conf', 'dir:opq', 'opaque:opq', 'file:opq/kept', 'whiteout:removed',
-    ]);
+    assert.deepEqual(
+      got.map((e) => `${e.type}:${e.path}${e.linkpath ? '->' + e.linkpath : ''}`),
+      [
+        'dir:etc',
+        'file:etc/app.conf',
+        'symlink:etc/sym->app.conf',
+        'link:etc/z-link->etc/app.conf',
+        'dir:opq',
+        'opaque:opq',
+        'file:opq/kept',
+        'whiteout:removed',
+      ],
+    );
   });
 });
 

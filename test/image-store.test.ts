@@ -5,7 +5,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -22,7 +31,11 @@ const stores: ImageStore[] = [];
 
 after(() => {
   for (const m of mounts.reverse()) {
-    try { execFileSync('umount', [m]); } catch { /* not mounted */ }
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      /* not mounted */
+    }
   }
   for (const s of stores) s.close();
   rmSync(TMP, { recursive: true, force: true });
@@ -94,12 +107,17 @@ function blobFile(root: string, digest: string): string {
 /** Run a snippet in a fresh node process (with tsx) and return its stdout. */
 function child(code: string, input?: Buffer): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: REPO,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (b) => (out += b));
     p.stderr.on('data', (b) => (err += b));
-    p.on('close', (status) => (status === 0 ? resolvePromise(out) : reject(new Error(`child exited ${status}: ${err}`))));
+    p.on('close', (status) =>
+      status === 0 ? resolvePromise(out) : reject(new Error(`child exited ${status}: ${err}`)),
+    );
     p.stdin.end(input ?? '');
   });
 }
@@ -108,7 +126,10 @@ const storeModule = join(REPO, 'src/image/store.ts');
 
 test('references parse and normalize like docker', () => {
   assert.deepEqual(parseReference('busybox'), {
-    name: 'docker.io/library/busybox', tag: 'latest', display: 'busybox:latest', full: 'docker.io/library/busybox:latest',
+    name: 'docker.io/library/busybox',
+    tag: 'latest',
+    display: 'busybox:latest',
+    full: 'docker.io/library/busybox:latest',
   });
   assert.equal(parseReference('docker.io/busybox:1.36').full, 'docker.io/library/busybox:1.36');
   assert.equal(parseReference('index.docker.io/library/busybox').display, 'busybox:latest');
@@ -120,8 +141,24 @@ test('references parse and normalize like docker', () => {
   assert.equal(withDigest.tag, '');
   assert.equal(withDigest.digest, d);
   assert.equal(withDigest.display, `busybox@${d}`);
-  for (const bad of ['', 'Busybox', 'busy box', 'busybox:', ':tag', 'a//b', '-abc', 'abc-', 'a:b:c', 'busybox:bad?tag',
-    'busybox:.dot', `busybox@sha256:${'a'.repeat(10)}`, 'busybox@md5:abc', 'x'.repeat(256), 'a/B', 'a__-b']) {
+  for (const bad of [
+    '',
+    'Busybox',
+    'busy box',
+    'busybox:',
+    ':tag',
+    'a//b',
+    '-abc',
+    'abc-',
+    'a:b:c',
+    'busybox:bad?tag',
+    'busybox:.dot',
+    `busybox@sha256:${'a'.repeat(10)}`,
+    'busybox@md5:abc',
+    'x'.repeat(256),
+    'a/B',
+    'a__-b',
+  ]) {
     assert.throws(() => parseReference(bad), InvalidArgumentError, `accepted ${JSON.stringify(bad)}`);
   }
 });
@@ -148,13 +185,23 @@ test('the built-in busybox image is created on first resolve, as an OCI layout',
   assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], 'docker.io/library/busybox:latest');
   assert.equal(index.manifests[0].digest, busybox.manifestDigest);
   for (const name of readdirSync(join(root, 'images/blobs/sha256'))) {
-    assert.equal(sha256(readFileSync(join(root, 'images/blobs/sha256', name))), `sha256:${name}`, 'every blob is stored under its digest');
+    assert.equal(
+      sha256(readFileSync(join(root, 'images/blobs/sha256', name))),
+      `sha256:${name}`,
+      'every blob is stored under its digest',
+    );
   }
 
   // an existing image resolves without building or hashing anything
   const fresh = newStore();
   const t1 = performance.now();
-  for (const ref of ['busybox', 'busybox:latest', 'docker.io/library/busybox:latest', busybox.id, busybox.id.slice(7, 19)]) {
+  for (const ref of [
+    'busybox',
+    'busybox:latest',
+    'docker.io/library/busybox:latest',
+    busybox.id,
+    busybox.id.slice(7, 19),
+  ]) {
     assert.equal((await fresh.resolve(ref)).id, busybox.id, ref);
   }
   const per = (performance.now() - t1) / 5;
@@ -166,7 +213,10 @@ test('the built-in busybox image is created on first resolve, as an OCI layout',
 
 test('building busybox concurrently (two stores, two processes) gives one image with one id', async () => {
   const rootA = join(TMP, 'concurrent-a');
-  const [a, b] = await Promise.all([newStore(rootA).ensureBuiltin('busybox'), newStore(rootA).ensureBuiltin('busybox')]);
+  const [a, b] = await Promise.all([
+    newStore(rootA).ensureBuiltin('busybox'),
+    newStore(rootA).ensureBuiltin('busybox'),
+  ]);
   assert.equal(a.id, busybox.id);
   assert.equal(b.id, busybox.id);
   assert.equal(JSON.parse(readFileSync(join(rootA, 'images/index.json'), 'utf8')).manifests.length, 1);
@@ -223,7 +273,10 @@ test('import of plain and gzip tars, resolve by name and id prefix, config chang
   const store = newStore();
   const plain = writeTar('rootfs.tar', rootfsEntries);
   const gz = writeTar('rootfs.tar.gz', rootfsEntries, true);
-  const a = await store.importTar(plain, 'test/plain:1', { message: 'first', changes: { cmd: ['/bin/hello'], env: ['A=1'], workdir: '/etc' } });
+  const a = await store.importTar(plain, 'test/plain:1', {
+    message: 'first',
+    changes: { cmd: ['/bin/hello'], env: ['A=1'], workdir: '/etc' },
+  });
   assert.deepEqual(a.names, ['test/plain:1']);
   assert.equal(a.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar');
   assert.equal(a.layers[0]!.diffId, sha256(readFileSync(plain)));
@@ -237,11 +290,20 @@ test('import of plain and gzip tars, resolve by name and id prefix, config chang
   assert.equal(b.layers[0]!.digest, sha256(readFileSync(gz)));
   assert.equal(b.layers[0]!.diffId, a.layers[0]!.diffId, 'same tar inside');
 
-  for (const ref of ['test/plain:1', 'docker.io/test/plain:1', a.id, a.id.slice(7, 15), `sha256:${a.id.slice(7, 20)}`]) {
+  for (const ref of [
+    'test/plain:1',
+    'docker.io/test/plain:1',
+    a.id,
+    a.id.slice(7, 15),
+    `sha256:${a.id.slice(7, 20)}`,
+  ]) {
     assert.equal((await store.resolve(ref)).id, a.id, ref);
   }
   assert.equal((await store.resolve(`test/plain@${a.manifestDigest}`)).id, a.id);
-  await assert.rejects(store.resolve('test/plain:2'), (e: Error) => e instanceof NotFoundError && /image not found: test\/plain:2 \(hull import/.test(e.message));
+  await assert.rejects(
+    store.resolve('test/plain:2'),
+    (e: Error) => e instanceof NotFoundError && /image not found: test\/plain:2 \(hull import/.test(e.message),
+  );
   await assert.rejects(store.resolve('Bad Ref'), InvalidArgumentError);
 
   // one layer directory serves both images
@@ -252,8 +314,11 @@ test('import of plain and gzip tars, resolve by name and id prefix, config chang
   assert.equal(statSync(join(da[0]!, 'etc/motd')).mtime.toISOString(), '2020-01-02T03:04:05.000Z');
 
   // stdin
-  const out = await child(`import { ImageStore } from ${JSON.stringify(storeModule)};
-    const s = new ImageStore(${JSON.stringify(store.root)}); process.stdout.write((await s.importTar('-', 'from-stdin:x')).id);`, readFileSync(gz));
+  const out = await child(
+    `import { ImageStore } from ${JSON.stringify(storeModule)};
+    const s = new ImageStore(${JSON.stringify(store.root)}); process.stdout.write((await s.importTar('-', 'from-stdin:x')).id);`,
+    readFileSync(gz),
+  );
   const c = await store.resolve('from-stdin:x');
   assert.equal(c.id, out);
   assert.equal(c.layers[0]!.digest, b.layers[0]!.digest);
@@ -261,7 +326,10 @@ test('import of plain and gzip tars, resolve by name and id prefix, config chang
   // not a tar, no such file, a digest as a name
   const junk = join(TMP, 'junk.bin');
   writeFileSync(junk, 'this is not a tar archive at all'.repeat(40));
-  await assert.rejects(store.importTar(junk, 'junk'), (e: Error) => e instanceof InvalidArgumentError && /not a tar archive/.test(e.message));
+  await assert.rejects(
+    store.importTar(junk, 'junk'),
+    (e: Error) => e instanceof InvalidArgumentError && /not a tar archive/.test(e.message),
+  );
   await assert.rejects(store.importTar(join(TMP, 'missing.tar'), 'missing'), NotFoundError);
   await assert.rejects(store.importTar(plain, `x@sha256:${'a'.repeat(64)}`), InvalidArgumentError);
   assert.deepEqual(readdirSync(join(store.root, 'images/.tmp')), []);
@@ -294,8 +362,10 @@ test('tag, untag, remove, dangling images and blob deletion', async () => {
 
   const lines = await store.remove(one.id.slice(7, 19));
   assert.deepEqual(lines, [`Deleted: ${one.id}`]);
-  for (const d of [one.manifestDigest, one.id, one.layers[0]!.digest]) assert.ok(!existsSync(blobFile(root, d)), `blob ${d} deleted`);
-  for (const d of [two.manifestDigest, two.id, two.layers[0]!.digest]) assert.ok(existsSync(blobFile(root, d)), `blob ${d} kept`);
+  for (const d of [one.manifestDigest, one.id, one.layers[0]!.digest])
+    assert.ok(!existsSync(blobFile(root, d)), `blob ${d} deleted`);
+  for (const d of [two.manifestDigest, two.id, two.layers[0]!.digest])
+    assert.ok(existsSync(blobFile(root, d)), `blob ${d} kept`);
   await assert.rejects(store.resolve(one.id), NotFoundError);
 
   const forced = await store.remove(two.id, { force: true });
@@ -348,7 +418,12 @@ test('hostile tars never write outside the layer directory', async () => {
   const passwdAfter = statSync('/etc/passwd');
   assert.equal(passwdAfter.nlink, passwdBefore.nlink);
   assert.equal(passwdAfter.mtimeMs, passwdBefore.mtimeMs);
-  for (const p of [join(store.root, 'layers/escape-dotdot'), join(store.root, 'escape-dotdot'), join(store.root, 'escape-deep'), '/escape-deep']) {
+  for (const p of [
+    join(store.root, 'layers/escape-dotdot'),
+    join(store.root, 'escape-dotdot'),
+    join(store.root, 'escape-deep'),
+    '/escape-deep',
+  ]) {
     assert.ok(!existsSync(p), p);
   }
 
@@ -357,7 +432,8 @@ test('hostile tars never write outside the layer directory', async () => {
   assert.ok(lstatSync(join(dir, 'evil')).isSymbolicLink());
   assert.ok(lstatSync(join(dir, 'link-file')).isFile());
   assert.equal(readFileSync(join(dir, 'link-file'), 'utf8'), 'overwritten');
-  for (const p of ['hl-abs', 'hl-dotdot', 'hl-via-symlink', 'dev/evil-mem', 'dev/evil-disk']) assert.ok(!existsSync(join(dir, p)), p);
+  for (const p of ['hl-abs', 'hl-dotdot', 'hl-via-symlink', 'dev/evil-mem', 'dev/evil-disk'])
+    assert.ok(!existsSync(join(dir, p)), p);
   assert.ok(lstatSync(join(dir, 'pipe')).isFIFO());
   assert.equal(lstatSync(join(dir, 'pipe')).mode & 0o7777, 0o640);
   const real = statSync(join(dir, 'real'));
@@ -398,25 +474,43 @@ test('whiteouts and opaque directories work as overlayfs lower layers', async ()
   // a two-layer image written straight into the OCI layout, as another tool would
   const blobs = join(root, 'images/blobs/sha256');
   mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer) => { const d = sha256(b); writeFileSync(join(blobs, d.slice(7)), b); return { digest: d, size: b.length }; };
+  const put = (b: Buffer) => {
+    const d = sha256(b);
+    writeFileSync(join(blobs, d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
   const cfg = {
-    architecture: 'amd64', os: 'linux', created: '2024-01-01T00:00:00Z', config: { Cmd: ['sh'] },
+    architecture: 'amd64',
+    os: 'linux',
+    created: '2024-01-01T00:00:00Z',
+    config: { Cmd: ['sh'] },
     rootfs: { type: 'layers', diff_ids: [sha256(l1), sha256(l2Tar)] },
   };
   const c = put(Buffer.from(JSON.stringify(cfg)));
   const layer1 = put(l1);
   const layer2 = put(l2);
-  const manifest = put(Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...c },
-    layers: [
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer1 },
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer2 },
-    ],
-  })));
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...c },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer1 },
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer2 },
+        ],
+      }),
+    ),
+  );
   const indexPath = join(root, 'images/index.json');
-  const index = existsSync(indexPath) ? JSON.parse(readFileSync(indexPath, 'utf8')) : { schemaVersion: 2, manifests: [] };
-  index.manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'docker.io/library/wh:latest' } });
+  const index = existsSync(indexPath)
+    ? JSON.parse(readFileSync(indexPath, 'utf8'))
+    : { schemaVersion: 2, manifests: [] };
+  index.manifests.push({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    ...manifest,
+    annotations: { 'org.opencontainers.image.ref.name': 'docker.io/library/wh:latest' },
+  });
   writeFileSync(indexPath, JSON.stringify(index));
 
   const img = await store.resolve('wh');
@@ -430,7 +524,14 @@ test('whiteouts and opaque directories work as overlayfs lower layers', async ()
   assert.ok(!existsSync(join(upper, '.wh.gone')));
   assert.ok(lstatSync(join(upper, 'keep/never-existed')).isCharacterDevice());
   assert.ok(!existsSync(join(upper, '.wh..wh.plnk')), 'aufs bookkeeping is dropped');
-  assert.equal(execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'trusted.overlay.opaque', join(upper, 'opq')], { encoding: 'utf8' }), 'y');
+  assert.equal(
+    execFileSync(
+      'getfattr',
+      ['--absolute-names', '--only-values', '-n', 'trusted.overlay.opaque', join(upper, 'opq')],
+      { encoding: 'utf8' },
+    ),
+    'y',
+  );
 
   const merged = join(TMP, 'merged');
   mkdirSync(merged);
@@ -450,17 +551,31 @@ test('whiteouts and opaque directories work as overlayfs lower layers', async ()
 
 test('a corrupted layer blob fails with IntegrityError and leaves no layer behind', async () => {
   const store = newStore(join(TMP, 'corrupt'));
-  const entries = [{ path: 'data', data: 'z'.repeat(8192) }, { path: 'more', data: 'y'.repeat(100) }];
+  const entries = [
+    { path: 'data', data: 'z'.repeat(8192) },
+    { path: 'more', data: 'y'.repeat(100) },
+  ];
   // flip bytes in file data, in a tar header (checksum failure), in gzip data
-  for (const [name, gz, where] of [['data', false, 1024], ['header', false, 600], ['gzip', true, -1]] as const) {
-    const img = await store.importTar(writeTar(`corrupt-${name}.tar`, entries.concat([{ path: name, data: name }]), gz), `corrupt:${name}`);
+  for (const [name, gz, where] of [
+    ['data', false, 1024],
+    ['header', false, 600],
+    ['gzip', true, -1],
+  ] as const) {
+    const img = await store.importTar(
+      writeTar(`corrupt-${name}.tar`, entries.concat([{ path: name, data: name }]), gz),
+      `corrupt:${name}`,
+    );
     const blob = blobFile(store.root, img.layers[0]!.digest);
     const bytes = readFileSync(blob);
     const at = where >= 0 ? where : Math.floor(bytes.length / 2);
     bytes[at] ^= 0xff;
     bytes[at + 1] ^= 0xff;
     writeFileSync(blob, bytes);
-    await assert.rejects(store.layerDirs(img), (e: Error) => e instanceof IntegrityError && /corrupt/.test(e.message), name);
+    await assert.rejects(
+      store.layerDirs(img),
+      (e: Error) => e instanceof IntegrityError && /corrupt/.test(e.message),
+      name,
+    );
     assert.ok(!existsSync(join(store.root, 'layers', img.layers[0]!.diffId.slice(7))), `${name}: no layer dir`);
     assert.deepEqual(readdirSync(join(store.root, 'layers/.tmp')), [], `${name}: no partial extraction`);
   }

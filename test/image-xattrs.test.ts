@@ -15,14 +15,18 @@ import { HullRoot } from './helpers/hull.js';
 const CAP_NET_RAW = '0sAQAAAgAgAAAAAAAAAAAAAAAAAAA='; // vfs_cap_data v2, permitted+effective cap_net_raw
 const work = mkdtempSync('/tmp/hull-test-xattrs-');
 const root = new HullRoot('xattrs');
-after(async () => { await root.dispose(); rmSync(work, { recursive: true, force: true }); });
+after(async () => {
+  await root.dispose();
+  rmSync(work, { recursive: true, force: true });
+});
 
 const run = (argv: string[], input?: Buffer) => {
   const r = spawnSync(argv[0]!, argv.slice(1), { input, maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
   return r.stdout;
 };
-const getfattr = (path: string) => run(['getfattr', '--absolute-names', '-d', '-m', '-', '-e', 'base64', path]).toString();
+const getfattr = (path: string) =>
+  run(['getfattr', '--absolute-names', '-d', '-m', '-', '-e', 'base64', path]).toString();
 
 /** A tree with a capability binary, a user.* attribute on a directory, and a trusted.* attribute. */
 function tree(dir: string): void {
@@ -75,9 +79,25 @@ test('hull import of a tar with a capability binary: extracted with it, and the 
   const tarPath = join(work, 'caps.tar');
   run(['tar', '--xattrs', '--xattrs-include=*', '-C', src, '-cf', tarPath, '.']);
   await root.ok('import', tarPath, 'caps:1');
-  const status = await root.ok('run', '--rm', '-u', '1000', '--security-opt', 'no-new-privileges=false', 'caps:1', '/bin/busybox', 'grep', 'CapEff', '/proc/self/status');
+  const status = await root.ok(
+    'run',
+    '--rm',
+    '-u',
+    '1000',
+    '--security-opt',
+    'no-new-privileges=false',
+    'caps:1',
+    '/bin/busybox',
+    'grep',
+    'CapEff',
+    '/proc/self/status',
+  );
   assert.match(status, /CapEff:\s+0000000000002000/);
-  const layers = run(['sh', '-c', `getfattr --absolute-names -d -m - -e base64 ${root.dir}/layers/*/bin/busybox`]).toString();
+  const layers = run([
+    'sh',
+    '-c',
+    `getfattr --absolute-names -d -m - -e base64 ${root.dir}/layers/*/bin/busybox`,
+  ]).toString();
   assert.match(layers, /security.capability=/);
   assert.match(layers, /user.note=/);
   assert.doesNotMatch(layers, /trusted/);

@@ -21,16 +21,29 @@ test('IPv4 parsing and overlap', () => {
 });
 
 test('-p parsing follows docker', () => {
-  assert.deepEqual(parsePublish('127.0.0.1:18080:8080'), [{ hostIp: '127.0.0.1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' }]);
+  assert.deepEqual(parsePublish('127.0.0.1:18080:8080'), [
+    { hostIp: '127.0.0.1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' },
+  ]);
   assert.deepEqual(parsePublish('8080'), [{ hostIp: '', hostPort: 0, containerPort: 8080, protocol: 'tcp' }]);
   assert.deepEqual(parsePublish('53:53/udp'), [{ hostIp: '', hostPort: 53, containerPort: 53, protocol: 'udp' }]);
-  assert.deepEqual(parsePublish('127.0.0.1::80'), [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 80, protocol: 'tcp' }]);
-  assert.deepEqual(parsePublish('8000-8001:80-81').map((m) => [m.hostPort, m.containerPort]), [[8000, 80], [8001, 81]]);
+  assert.deepEqual(parsePublish('127.0.0.1::80'), [
+    { hostIp: '127.0.0.1', hostPort: 0, containerPort: 80, protocol: 'tcp' },
+  ]);
+  assert.deepEqual(
+    parsePublish('8000-8001:80-81').map((m) => [m.hostPort, m.containerPort]),
+    [
+      [8000, 80],
+      [8001, 81],
+    ],
+  );
   assert.throws(() => parsePublish('8000-8002:80-81'), /differ in length/);
   assert.throws(() => parsePublish('80/sctp'), /unknown protocol/);
   assert.throws(() => parsePublish('70000:80'), /1-65535/);
   assert.throws(() => parsePublish('1.2.3:80:80'), /IPv4/);
-  assert.deepEqual(exposedToMappings({ '80/tcp': {}, '53/udp': {} }).map((m) => `${m.containerPort}/${m.protocol}:${m.hostPort}`), ['80/tcp:0', '53/udp:0']);
+  assert.deepEqual(
+    exposedToMappings({ '80/tcp': {}, '53/udp': {} }).map((m) => `${m.containerPort}/${m.protocol}:${m.hostPort}`),
+    ['80/tcp:0', '53/udp:0'],
+  );
 });
 
 test('network definitions: validation, overlap, automatic subnets, atomic files', () => {
@@ -41,17 +54,26 @@ test('network definitions: validation, overlap, automatic subnets, atomic files'
     assert.equal(a.gateway, '10.89.1.1');
     assert.match(a.bridge, /^hl[0-9a-f]{12}$/);
     assert.equal(JSON.parse(readFileSync(join(root, 'networks', 'backend.json'), 'utf8')).subnet, '10.89.1.0/24');
-    assert.throws(() => s.create({ name: 'backend', subnet: '10.89.9.0/24' }), (e: Error & { code?: string }) => e.code === 'HULL_CONFLICT' && /already exists/.test(e.message));
+    assert.throws(
+      () => s.create({ name: 'backend', subnet: '10.89.9.0/24' }),
+      (e: Error & { code?: string }) => e.code === 'HULL_CONFLICT' && /already exists/.test(e.message),
+    );
     assert.throws(() => s.create({ name: 'other', subnet: '10.89.0.0/16' }), /overlaps network backend/);
     assert.throws(() => s.create({ name: 'x', subnet: '10.89.2.0/24', gateway: '10.89.3.1' }), /not a host address/);
     assert.throws(() => s.create({ name: 'x', subnet: '10.89.2.0/24', ipRange: '10.89.3.0/25' }), /inside subnet/);
     assert.throws(() => s.create({ name: 'host' }), /reserved/);
     assert.throws(() => s.create({ name: 'bad name' }), /invalid network name/);
-    assert.throws(() => s.create({ name: 'x', subnet: '192.168.7.0/24' }, [{ dst: '192.168.0.0/16', dev: 'eth0' }]), /host's route to 192.168.0.0\/16 on eth0/);
+    assert.throws(
+      () => s.create({ name: 'x', subnet: '192.168.7.0/24' }, [{ dst: '192.168.0.0/16', dev: 'eth0' }]),
+      /host's route to 192.168.0.0\/16 on eth0/,
+    );
     // automatic: the first free /24 of the pool, skipping what is taken
     assert.equal(s.create({ name: 'auto' }, [{ dst: '10.89.0.0/24', dev: 'eth9' }]).subnet, '10.89.2.0/24');
     assert.equal(s.create({ name: DEFAULT_NETWORK }).subnet, '10.88.0.0/16');
-    assert.deepEqual(s.list().map((n) => n.name), ['backend', 'auto', DEFAULT_NETWORK]);
+    assert.deepEqual(
+      s.list().map((n) => n.name),
+      ['backend', 'auto', DEFAULT_NETWORK],
+    );
     assert.throws(() => s.get('nowhere'), /network "nowhere" not found/);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -62,17 +84,36 @@ test('CNI plugin chain: bridge + firewall (+ portmap), host-local under the root
   const root = mkdtempSync('/tmp/hull-netunit-');
   try {
     const m = new NetworkManager(root);
-    const def = m.store.create({ name: 'n1', subnet: '10.89.5.0/24', ipRange: '10.89.5.128/25', internal: true, mtu: 1400 });
+    const def = m.store.create({
+      name: 'n1',
+      subnet: '10.89.5.0/24',
+      ipRange: '10.89.5.128/25',
+      internal: true,
+      mtu: 1400,
+    });
     const list = m.conflist(def, true);
-    assert.deepEqual(list.plugins.map((p) => p.type), ['bridge', 'firewall', 'portmap']);
+    assert.deepEqual(
+      list.plugins.map((p) => p.type),
+      ['bridge', 'firewall', 'portmap'],
+    );
     const bridge = list.plugins[0]!;
     assert.equal(bridge.ipMasq, false);
     assert.equal(bridge.mtu, 1400);
     const ipam = bridge.ipam as { dataDir: string; ranges: Record<string, string>[][]; routes: unknown[] };
     assert.equal(ipam.dataDir, join(root, 'networks', 'ipam'));
-    assert.deepEqual(ipam.ranges[0]![0], { subnet: '10.89.5.0/24', gateway: '10.89.5.1', rangeStart: '10.89.5.128', rangeEnd: '10.89.5.254' });
+    assert.deepEqual(ipam.ranges[0]![0], {
+      subnet: '10.89.5.0/24',
+      gateway: '10.89.5.1',
+      rangeStart: '10.89.5.128',
+      rangeEnd: '10.89.5.254',
+    });
     assert.deepEqual(ipam.routes, []);
-    const rt = { containerId: 'c', netns: '/x', ifname: 'eth0', capabilityArgs: { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }] } };
+    const rt = {
+      containerId: 'c',
+      netns: '/x',
+      ifname: 'eth0',
+      capabilityArgs: { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }] },
+    };
     const prev = { ips: [{ address: '10.89.5.130/24' }] };
     const pm = pluginConfig(list, list.plugins[2]!, rt, prev);
     assert.deepEqual(pm.runtimeConfig, { portMappings: rt.capabilityArgs.portMappings });

@@ -40,15 +40,22 @@ test('the closing "---[ end Kernel panic" line alone names the panic too; an unt
 
 test('OOM kills: the "Killed process" lines (global and in a memory cgroup), the summary line, one per kill', () => {
   const s = new ConsoleScanner();
-  feed(s, [
-    '[   10.1] sh invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0',
-    '[   10.2] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=sh,pid=84,uid=0',
-    '[   10.3] Out of memory: Killed process 84 (sh) total-vm:100572kB, anon-rss:56908kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:164kB oom_score_adj:0',
-    '[   11.0] Memory cgroup out of memory: Killed process 90 (tail) total-vm:1000kB, anon-rss:900kB, file-rss:4kB, shmem-rss:0kB, UID:0',
-    'echo Out of memory: Killed by nobody',
-    '',
-  ].join('\r\n'), 13);
-  assert.deepEqual(s.oomKills, [{ pid: 84, name: 'sh' }, { pid: 90, name: 'tail' }]);
+  feed(
+    s,
+    [
+      '[   10.1] sh invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0',
+      '[   10.2] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=sh,pid=84,uid=0',
+      '[   10.3] Out of memory: Killed process 84 (sh) total-vm:100572kB, anon-rss:56908kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:164kB oom_score_adj:0',
+      '[   11.0] Memory cgroup out of memory: Killed process 90 (tail) total-vm:1000kB, anon-rss:900kB, file-rss:4kB, shmem-rss:0kB, UID:0',
+      'echo Out of memory: Killed by nobody',
+      '',
+    ].join('\r\n'),
+    13,
+  );
+  assert.deepEqual(s.oomKills, [
+    { pid: 84, name: 'sh' },
+    { pid: 90, name: 'tail' },
+  ]);
   assert.equal(s.oomKillCount, 2);
   assert.equal(s.panic, null);
   assert.equal(describeOomKills(s.oomKills), 'processes 84 (sh), 90 (tail)');
@@ -66,7 +73,7 @@ test('memory stays bounded: a runaway line is cut, the victims named are capped 
   assert.equal(s.oomKills.length, 16);
 });
 
-test('waitOomKills: resolves when the console catches up with the agent\'s count, or after its time', async () => {
+test("waitOomKills: resolves when the console catches up with the agent's count, or after its time", async () => {
   const s = new ConsoleScanner();
   const waiting = s.waitOomKills(1, 60_000);
   s.push(Buffer.from('Out of memory: Killed process 3 (a)'));

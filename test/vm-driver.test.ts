@@ -9,7 +9,18 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
@@ -42,10 +53,26 @@ function makeLayer(dir: string): string {
 
 function config(command: string[], patch: Partial<InstanceConfig> = {}): InstanceConfig {
   return {
-    image: 'busybox', imageId: 'sha256:' + 'b'.repeat(64), command, env: ['PATH=/bin', 'GREETING=hi'], workdir: '/', user: '',
-    hostname: 'vmhost', tty: false, stdin: false, mounts: [], readOnly: false, resources: { memory: 256 * 1024 * 1024 },
-    stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false, labels: {}, network: 'none',
-    vm: { accel: 'auto' }, ...patch,
+    image: 'busybox',
+    imageId: 'sha256:' + 'b'.repeat(64),
+    command,
+    env: ['PATH=/bin', 'GREETING=hi'],
+    workdir: '/',
+    user: '',
+    hostname: 'vmhost',
+    tty: false,
+    stdin: false,
+    mounts: [],
+    readOnly: false,
+    resources: { memory: 256 * 1024 * 1024 },
+    stopSignal: 'SIGTERM',
+    stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 },
+    autoRemove: false,
+    labels: {},
+    network: 'none',
+    vm: { accel: 'auto' },
+    ...patch,
   } as InstanceConfig;
 }
 
@@ -66,7 +93,15 @@ let seq = 0;
 
 function newCtx(command: string[], patch: Partial<InstanceConfig> = {}): InstanceContext {
   const id = `${process.pid.toString(16)}${(seq++).toString(16)}`.padEnd(64, 'a');
-  const ctx: InstanceContext = { id, name: `vmt${seq}`, root, dir: join(root, 'containers', id), config: config(command, patch), layers: [layer], exitCommand: [] };
+  const ctx: InstanceContext = {
+    id,
+    name: `vmt${seq}`,
+    root,
+    dir: join(root, 'containers', id),
+    config: config(command, patch),
+    layers: [layer],
+    exitCommand: [],
+  };
   made.push(ctx);
   return ctx;
 }
@@ -83,8 +118,11 @@ function qemuProcessesOf(dir: string): string[] {
     if (!/^\d+$/.test(p)) continue;
     try {
       const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (argv.includes(dir) && (argv.includes('qemu-system') || argv.includes('monitor'))) found.push(`${p} ${argv.replace(/\0/g, ' ').slice(0, 120)}`);
-    } catch { /* gone */ }
+      if (argv.includes(dir) && (argv.includes('qemu-system') || argv.includes('monitor')))
+        found.push(`${p} ${argv.replace(/\0/g, ' ').slice(0, 120)}`);
+    } catch {
+      /* gone */
+    }
   }
   return found;
 }
@@ -104,42 +142,87 @@ describe('VM building blocks (no boot)', () => {
     assert.equal(a.length % 4, 0);
     assert.ok(a.includes(Buffer.from('TRAILER!!!')));
     const back = readCpio(a);
-    assert.deepEqual(back.map((e) => e.name), ['hull', 'init', 'link']);
+    assert.deepEqual(
+      back.map((e) => e.name),
+      ['hull', 'init', 'link'],
+    );
     assert.equal(back[1]!.data!.toString(), 'abc');
     assert.equal(back[2]!.target, 'init');
     // reproducible: equal input, equal bytes
-    assert.deepEqual(writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]), writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]));
+    assert.deepEqual(
+      writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]),
+      writeCpio([{ name: 'init', mode: 0o100755, data: Buffer.from('abc') }]),
+    );
   });
 
   test('modules load dependencies first, each once', () => {
-    const dep = parseModulesDep([
-      'kernel/drivers/virtio/virtio.ko:',
-      'kernel/drivers/virtio/virtio_ring.ko:',
-      'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
-      'kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
-    ].join('\n'));
+    const dep = parseModulesDep(
+      [
+        'kernel/drivers/virtio/virtio.ko:',
+        'kernel/drivers/virtio/virtio_ring.ko:',
+        'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
+        'kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
+      ].join('\n'),
+    );
     assert.deepEqual(moduleLoadOrder(dep, ['virtio_blk', 'virtio-rng']), [
-      'kernel/drivers/virtio/virtio.ko', 'kernel/drivers/virtio/virtio_ring.ko', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/hw_random/virtio-rng.ko',
+      'kernel/drivers/virtio/virtio.ko',
+      'kernel/drivers/virtio/virtio_ring.ko',
+      'kernel/drivers/block/virtio_blk.ko',
+      'kernel/drivers/char/hw_random/virtio-rng.ko',
     ]);
     assert.throws(() => moduleLoadOrder(dep, ['nope']), /no module nope/);
   });
 
   test('frames split across reads decode whole; specs are NUL-separated pairs', () => {
-    const f = Buffer.concat([encodeFrame('O', 0, Buffer.from('hello')), encodeFrame('Z', 7, Buffer.from([3, 0, 0, 0]))]);
+    const f = Buffer.concat([
+      encodeFrame('O', 0, Buffer.from('hello')),
+      encodeFrame('Z', 7, Buffer.from([3, 0, 0, 0])),
+    ]);
     const d = new FrameDecoder();
     const got = [...d.push(f.subarray(0, 5)), ...d.push(f.subarray(5, 20)), ...d.push(f.subarray(20))];
-    assert.deepEqual(got.map((x) => [x.type, x.session, x.payload.toString('hex')]), [['O', 0, Buffer.from('hello').toString('hex')], ['Z', 7, '03000000']]);
-    assert.equal(encodeSpec({ args: ['sh', '-c', 'x'], env: ['A=1'], tty: true }).toString(), 'arg\0sh\0arg\0-c\0arg\0x\0env\0A=1\0tty\x001\0');
+    assert.deepEqual(
+      got.map((x) => [x.type, x.session, x.payload.toString('hex')]),
+      [
+        ['O', 0, Buffer.from('hello').toString('hex')],
+        ['Z', 7, '03000000'],
+      ],
+    );
+    assert.equal(
+      encodeSpec({ args: ['sh', '-c', 'x'], env: ['A=1'], tty: true }).toString(),
+      'arg\0sh\0arg\0-c\0arg\0x\0env\0A=1\0tty\x001\0',
+    );
   });
 
   test('the log writer writes records the container log reader parses', () => {
-    const lines = formatRecords('stderr', 'one\ntwo\npart').trim().split('\n').map((l) => parseLogRecord(l)!);
-    assert.deepEqual(lines.map((r) => [r.stream, r.partial, r.text]), [['stderr', false, 'one'], ['stderr', false, 'two'], ['stderr', true, 'part']]);
+    const lines = formatRecords('stderr', 'one\ntwo\npart')
+      .trim()
+      .split('\n')
+      .map((l) => parseLogRecord(l)!);
+    assert.deepEqual(
+      lines.map((r) => [r.stream, r.partial, r.text]),
+      [
+        ['stderr', false, 'one'],
+        ['stderr', false, 'two'],
+        ['stderr', true, 'part'],
+      ],
+    );
     assert.ok(!Number.isNaN(Date.parse(lines[0]!.time)));
   });
 
   test('QEMU command lines: microvm with virtio-mmio devices, or pc with IDE and a UART channel', () => {
-    const o = { accel: 'tcg' as const, kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 256, cpus: 2, name: 'n', qmpSocket: 'q', agentSocket: 'a', consoleSocket: 'c' };
+    const o = {
+      accel: 'tcg' as const,
+      kernel: 'k',
+      initrd: 'i',
+      disk: 'd.qcow2',
+      diskFormat: 'qcow2' as const,
+      memoryMiB: 256,
+      cpus: 2,
+      name: 'n',
+      qmpSocket: 'q',
+      agentSocket: 'a',
+      consoleSocket: 'c',
+    };
     const v = qemuArgs({ ...o, deviceModel: 'virtio' }).join(' ');
     assert.match(v, /-M microvm/);
     assert.match(v, /virtio-blk-device/);
@@ -154,7 +237,20 @@ describe('VM building blocks (no boot)', () => {
   });
 
   test('volumes: virtiofs shares on a shared memfd, tmpfs and bind specs for the agent, parents first', () => {
-    const o = { accel: 'tcg' as const, kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 256, cpus: 2, name: 'n', qmpSocket: 'q', agentSocket: 'a', consoleSocket: 'c', shares: [{ socket: 'vfs-0.sock', tag: 'hullvol0' }] };
+    const o = {
+      accel: 'tcg' as const,
+      kernel: 'k',
+      initrd: 'i',
+      disk: 'd.qcow2',
+      diskFormat: 'qcow2' as const,
+      memoryMiB: 256,
+      cpus: 2,
+      name: 'n',
+      qmpSocket: 'q',
+      agentSocket: 'a',
+      consoleSocket: 'c',
+      shares: [{ socket: 'vfs-0.sock', tag: 'hullvol0' }],
+    };
     const v = qemuArgs({ ...o, deviceModel: 'virtio' }).join(' ');
     assert.match(v, /-object memory-backend-memfd,id=mem,size=256M,share=on/);
     assert.match(v, /-M microvm,[^ ]*,memory-backend=mem/);
@@ -168,13 +264,30 @@ describe('VM building blocks (no boot)', () => {
       { type: 'tmpfs', target: '/scratch', options: ['size=8m'] },
       { type: 'bind', source: base, target: '/data', readonly: false },
     ]);
-    assert.deepEqual(shares.map((x) => [x.socket, x.tag, x.readonly]), [['vfs-0.sock', 'hullvol0', false], ['vfs-1.sock', 'hullvol1', true]]);
-    assert.deepEqual(guestMounts.map((m) => m.target), ['/scratch', '/data', '/data/sub']);
-    assert.equal(encodeSpec({ args: ['x'], env: [], mounts: guestMounts }).toString(),
-      'arg\0x\0mount\0tmpfs size=8m rw /scratch\0mount\0virtiofs hullvol0 rw /data\0mount\0virtiofs hullvol1 ro /data/sub\0');
-    assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'nope'), target: '/d', readonly: false }]), /does not exist/);
+    assert.deepEqual(
+      shares.map((x) => [x.socket, x.tag, x.readonly]),
+      [
+        ['vfs-0.sock', 'hullvol0', false],
+        ['vfs-1.sock', 'hullvol1', true],
+      ],
+    );
+    assert.deepEqual(
+      guestMounts.map((m) => m.target),
+      ['/scratch', '/data', '/data/sub'],
+    );
+    assert.equal(
+      encodeSpec({ args: ['x'], env: [], mounts: guestMounts }).toString(),
+      'arg\0x\0mount\0tmpfs size=8m rw /scratch\0mount\0virtiofs hullvol0 rw /data\0mount\0virtiofs hullvol1 ro /data/sub\0',
+    );
+    assert.throws(
+      () => vmVolumes([{ type: 'bind', source: join(base, 'nope'), target: '/d', readonly: false }]),
+      /does not exist/,
+    );
     writeFileSync(join(base, 'file'), '');
-    assert.throws(() => vmVolumes([{ type: 'bind', source: join(base, 'file'), target: '/d', readonly: false }]), /directories only/);
+    assert.throws(
+      () => vmVolumes([{ type: 'bind', source: join(base, 'file'), target: '/d', readonly: false }]),
+      /directories only/,
+    );
   });
 
   test('virtiofsd socket paths: absolute when they fit in sun_path, else unique per instance, so two VMs never share a pid file', async (t) => {
@@ -184,7 +297,11 @@ describe('VM building blocks (no boot)', () => {
     const paths = dirs.map((d) => virtiofsdSocketPath(d, 'vfs-0.sock'));
     for (const [i, p] of paths.entries()) {
       assert.ok(Buffer.byteLength(p) < 108, p);
-      assert.equal(resolve(dirs[i]!, p), join(dirs[i]!, 'vfs-0.sock'), 'relative to the instance dir, the daemon\'s cwd');
+      assert.equal(
+        resolve(dirs[i]!, p),
+        join(dirs[i]!, 'vfs-0.sock'),
+        "relative to the instance dir, the daemon's cwd",
+      );
     }
     assert.notEqual(paths[0], paths[1]);
     // the real daemon: its pid file is named after the path it is given, and both run at once
@@ -197,10 +314,15 @@ describe('VM building blocks (no boot)', () => {
     try {
       for (const [i, d] of dirs.entries()) {
         mkdirSync(d, { recursive: true });
-        const v = spawn(bin, [`--socket-path=${paths[i]}`, '-o', `source=${share}`], { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
+        const v = spawn(bin, [`--socket-path=${paths[i]}`, '-o', `source=${share}`], {
+          cwd: d,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         daemons.push(v);
         let err = '';
-        v.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+        v.stderr!.on('data', (b: Buffer) => {
+          err += b.toString();
+        });
         // ready when its socket is there (what the monitor waits for too)
         while (!existsSync(join(d, 'vfs-0.sock'))) {
           assert.ok(v.exitCode === null && v.signalCode === null, `virtiofsd ${i} exited: ${err}`);
@@ -208,26 +330,41 @@ describe('VM building blocks (no boot)', () => {
         }
       }
       for (const f of pidFiles) assert.ok(existsSync(f), `${f} exists`);
-      assert.ok(daemons.every((v) => v.exitCode === null && v.signalCode === null), 'both daemons run');
+      assert.ok(
+        daemons.every((v) => v.exitCode === null && v.signalCode === null),
+        'both daemons run',
+      );
     } finally {
-      await Promise.all(daemons.map((v) => new Promise((r) => {
-        if (v.exitCode !== null || v.signalCode !== null) return r(null);
-        v.once('exit', r);
-        v.kill('SIGKILL');
-      })));
+      await Promise.all(
+        daemons.map(
+          (v) =>
+            new Promise((r) => {
+              if (v.exitCode !== null || v.signalCode !== null) return r(null);
+              v.once('exit', r);
+              v.kill('SIGKILL');
+            }),
+        ),
+      );
       for (const f of pidFiles) rmSync(f, { force: true });
     }
   });
 
-  test('a kernel package that cannot be downloaded: apt-get\'s reason and what to do, no half-made cache', async () => {
+  test("a kernel package that cannot be downloaded: apt-get's reason and what to do, no half-made cache", async () => {
     const bin = join(base, 'fake-bin');
     mkdirSync(bin, { recursive: true });
-    writeFileSync(join(bin, 'apt-get'), '#!/bin/sh\n[ "$1" = update ] && exit 0\necho "E: Unable to locate package $3" >&2\nexit 100\n', { mode: 0o755 });
+    writeFileSync(
+      join(bin, 'apt-get'),
+      '#!/bin/sh\n[ "$1" = update ] && exit 0\necho "E: Unable to locate package $3" >&2\nexit 100\n',
+      { mode: 0o755 },
+    );
     const cache = join(base, 'empty-cache');
     const path = process.env.PATH;
     process.env.PATH = `${bin}:${path}`;
     try {
-      await assert.rejects(ensureDefaultKernel(cache), (e: Error) => /Unable to locate package linux-image-cloud-amd64/.test(e.message) && /--kernel/.test(e.message));
+      await assert.rejects(
+        ensureDefaultKernel(cache),
+        (e: Error) => /Unable to locate package linux-image-cloud-amd64/.test(e.message) && /--kernel/.test(e.message),
+      );
     } finally {
       process.env.PATH = path;
     }
@@ -272,7 +409,10 @@ describe('VM driver with QEMU', { timeout: 600_000 }, () => {
     assert.match(out[0]!, /^\d+\.\d+\.\d+.*\n$/, 'first line: the guest kernel release');
     assert.notEqual(out[0]!.trim(), readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), 'not the host kernel');
     assert.equal(out[1], 'hi from vmhost\n');
-    assert.deepEqual(lines.filter((l) => l.stream === 'stderr').map((l) => l.text), ['oops\n']);
+    assert.deepEqual(
+      lines.filter((l) => l.stream === 'stderr').map((l) => l.text),
+      ['oops\n'],
+    );
     await driver.cleanupAfterExit(ctx);
     assert.deepEqual(qemuProcessesOf(ctx.dir), []);
     assert.ok(existsSync(join(ctx.dir, 'disk.qcow2')), 'the disk stays for a restart');
@@ -288,19 +428,41 @@ describe('VM driver with QEMU', { timeout: 600_000 }, () => {
 
     const out = new Sink();
     const err = new Sink();
-    const code = await driver.exec(ctx, { command: ['sh', '-c', 'echo $GREETING $X; grep -c processor /proc/cpuinfo; exit 5'], env: ['X=there'], tty: false, stdin: false, privileged: false, detach: false },
-      { stdin: null, stdout: out, stderr: err });
+    const code = await driver.exec(
+      ctx,
+      {
+        command: ['sh', '-c', 'echo $GREETING $X; grep -c processor /proc/cpuinfo; exit 5'],
+        env: ['X=there'],
+        tty: false,
+        stdin: false,
+        privileged: false,
+        detach: false,
+      },
+      { stdin: null, stdout: out, stderr: err },
+    );
     assert.equal(code, 5);
     assert.equal(out.data, 'hi there\n1\n');
 
     const tty = new Sink();
-    assert.equal(await driver.exec(ctx, { command: ['sh', '-c', 'tty; stty size'], env: [], tty: true, stdin: false, privileged: false, detach: false },
-      { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) }), 0);
+    assert.equal(
+      await driver.exec(
+        ctx,
+        { command: ['sh', '-c', 'tty; stty size'], env: [], tty: true, stdin: false, privileged: false, detach: false },
+        { stdin: null, stdout: tty, stderr: tty, size: () => ({ rows: 33, cols: 101 }) },
+      ),
+      0,
+    );
     assert.match(tty.data, /\/dev\/pts\/\d+/);
     assert.match(tty.data, /33 101/);
 
-    await assert.rejects(driver.exec(ctx, { command: ['no-such-program'], env: [], tty: false, stdin: false, privileged: false, detach: false },
-      { stdin: null, stdout: new Sink(), stderr: new Sink() }), CommandNotFoundError);
+    await assert.rejects(
+      driver.exec(
+        ctx,
+        { command: ['no-such-program'], env: [], tty: false, stdin: false, privileged: false, detach: false },
+        { stdin: null, stdout: new Sink(), stderr: new Sink() },
+      ),
+      CommandNotFoundError,
+    );
 
     // the balloon shrinks the guest's RAM; growing past the boot size is refused
     await driver.update(ctx, { memory: 160 * 1024 * 1024 });
@@ -311,7 +473,10 @@ describe('VM driver with QEMU', { timeout: 600_000 }, () => {
     assert.equal(st.pids, 1, 'the guest runs sleep only (the agent and kernel threads are not counted)');
 
     const top = await driver.top(ctx, []);
-    assert.ok(top.rows.some((r) => r.join(' ').includes('sleep 1000')), JSON.stringify(top.rows));
+    assert.ok(
+      top.rows.some((r) => r.join(' ').includes('sleep 1000')),
+      JSON.stringify(top.rows),
+    );
     assert.ok(!top.rows.some((r) => r.join(' ').includes('kthreadd')), 'kernel threads are left out');
 
     await driver.pause(ctx);
@@ -339,7 +504,10 @@ describe('VM driver with QEMU', { timeout: 600_000 }, () => {
     } finally {
       delete process.env.HULL_VM_BOOT_TIMEOUT;
     }
-    await assert.rejects(driver.start(slow), (e: Error) => e instanceof VmBootError && /did not answer within/.test(e.message));
+    await assert.rejects(
+      driver.start(slow),
+      (e: Error) => e instanceof VmBootError && /did not answer within/.test(e.message),
+    );
     await driver.delete(slow);
     assert.deepEqual(qemuProcessesOf(slow.dir), []);
 

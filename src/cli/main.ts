@@ -31,11 +31,19 @@ export async function main(argv: string[]): Promise<number> {
       ctx.mayUseReserve = mayUseReserve(path.join(' '));
     });
   const proxy: CliContext = {
-    get root() { return ctx.root; },
+    get root() {
+      return ctx.root;
+    },
     engine: (o) => ctx.engine(o),
-    get exitCode() { return ctx.exitCode; },
-    get mayUseReserve() { return ctx.mayUseReserve; },
-    set exitCode(v: number) { ctx.exitCode = v; },
+    get exitCode() {
+      return ctx.exitCode;
+    },
+    get mayUseReserve() {
+      return ctx.mayUseReserve;
+    },
+    set exitCode(v: number) {
+      ctx.exitCode = v;
+    },
   };
   registerInstanceCommands(program, proxy);
   registerImageCommands(program, proxy);
@@ -52,7 +60,8 @@ export async function main(argv: string[]): Promise<number> {
     return ctx.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return 0;
       return 125;
     }
     if (isHullError(e)) {

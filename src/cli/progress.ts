@@ -14,7 +14,11 @@ export class TransferProgress {
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly verb: 'pull' | 'push', private readonly quiet: boolean, private readonly out: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    private readonly verb: 'pull' | 'push',
+    private readonly quiet: boolean,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {
     this.tty = !!out.isTTY;
   }
 
@@ -27,10 +31,14 @@ export class TransferProgress {
     const before = this.blobs.get(e.digest);
     this.blobs.set(e.digest, e);
     if (this.tty) {
-      this.timer ??= setTimeout(() => { this.timer = undefined; this.draw(); }, 100);
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.draw();
+      }, 100);
       return;
     }
-    if (e.state !== before?.state && e.state !== 'transferring' && e.state !== 'waiting') this.out.write(this.text(e) + '\n');
+    if (e.state !== before?.state && e.state !== 'transferring' && e.state !== 'waiting')
+      this.out.write(this.text(e) + '\n');
   };
 
   /** Draw the final state (call once the transfer ended, successfully or not). */

@@ -16,10 +16,14 @@ export function terminalStdio(opts: { stdin: boolean; tty: boolean }): { stdio: 
     stdin: opts.stdin ? stdin : null,
     stdout: out,
     stderr: process.stderr,
-    ...(opts.tty ? {
-      size: () => ({ rows: out.rows || 24, cols: out.columns || 80 }),
-      onResize: (cb: () => void) => { out.on('resize', cb); },
-    } : {}),
+    ...(opts.tty
+      ? {
+          size: () => ({ rows: out.rows || 24, cols: out.columns || 80 }),
+          onResize: (cb: () => void) => {
+            out.on('resize', cb);
+          },
+        }
+      : {}),
   };
   return {
     stdio,

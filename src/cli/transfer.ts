@@ -2,7 +2,13 @@ import { TransferProgress } from './progress.js';
 import { InterruptedError, InvalidArgumentError } from '../common/errors.js';
 import { parseStallTimeout } from '../common/parse.js';
 import type { Engine } from '../engine/engine.js';
-import { ensureImage as engineEnsureImage, parsePullPolicy, pull, type ImageRecord, type TransferOptions } from '../engine/transfer.js';
+import {
+  ensureImage as engineEnsureImage,
+  parsePullPolicy,
+  pull,
+  type ImageRecord,
+  type TransferOptions,
+} from '../engine/transfer.js';
 import { hullEnv, hullEnvNumber } from '../common/env.js';
 
 /** `--tls-verify[=true|false]` as podman spells it. */
@@ -12,11 +18,18 @@ export function tlsVerify(v: string | boolean | undefined): boolean {
   throw new InvalidArgumentError(`invalid --tls-verify value "${String(v)}": use true or false`);
 }
 
-
 /** What pull and push share: TLS choice, progress, retry count, stall timeout. */
-export function transferOptions(o: { tlsVerify?: string | boolean; stallTimeout?: string }, progress: TransferProgress): TransferOptions {
+export function transferOptions(
+  o: { tlsVerify?: string | boolean; stallTimeout?: string },
+  progress: TransferProgress,
+): TransferOptions {
   const env = hullEnv('HULL_REGISTRY_STALL_TIMEOUT');
-  const stall = o.stallTimeout !== undefined ? parseStallTimeout(o.stallTimeout) : env ? parseStallTimeout(env, 'HULL_REGISTRY_STALL_TIMEOUT') : undefined;
+  const stall =
+    o.stallTimeout !== undefined
+      ? parseStallTimeout(o.stallTimeout)
+      : env
+        ? parseStallTimeout(env, 'HULL_REGISTRY_STALL_TIMEOUT')
+        : undefined;
   return {
     insecure: !tlsVerify(o.tlsVerify),
     onEvent: progress.onEvent,
@@ -61,7 +74,9 @@ export async function interruptible<T>(what: string, fn: (signal: AbortSignal) =
 export async function pullWithProgress(engine: Engine, ref: string, o: PullFlags): Promise<ImageRecord> {
   const progress = new TransferProgress('pull', !!o.quiet);
   try {
-    return await interruptible(`pull of ${ref}`, (signal) => pull(engine, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transferOptions(o, progress), signal }));
+    return await interruptible(`pull of ${ref}`, (signal) =>
+      pull(engine, ref, { ...(o.platform ? { platform: o.platform } : {}), ...transferOptions(o, progress), signal }),
+    );
   } finally {
     progress.finish();
   }
@@ -71,19 +86,26 @@ export async function pullWithProgress(engine: Engine, ref: string, o: PullFlags
  * `run`/`create --pull missing|always|never|newer` (engine/transfer.ts decides); a missing image is
  * announced on stderr before its pull, like docker, and a registry that cannot be asked is a warning.
  */
-export async function ensureImage(engine: Engine, ref: string, policy: string | undefined, o: PullFlags): Promise<void> {
+export async function ensureImage(
+  engine: Engine,
+  ref: string,
+  policy: string | undefined,
+  o: PullFlags,
+): Promise<void> {
   const p = parsePullPolicy(policy);
   const progress = new TransferProgress('pull', !!o.quiet);
   try {
-    await interruptible(`pull of ${ref}`, (signal) => engineEnsureImage(engine, ref, p, {
-      ...(o.platform ? { platform: o.platform } : {}),
-      ...transferOptions(o, progress),
-      signal,
-      notify: (n) => {
-        if (n.kind === 'warning') process.stderr.write(`hull: warning: ${n.message}\n`);
-        else if (!o.quiet) process.stderr.write(`${n.message}\n`);
-      },
-    }));
+    await interruptible(`pull of ${ref}`, (signal) =>
+      engineEnsureImage(engine, ref, p, {
+        ...(o.platform ? { platform: o.platform } : {}),
+        ...transferOptions(o, progress),
+        signal,
+        notify: (n) => {
+          if (n.kind === 'warning') process.stderr.write(`hull: warning: ${n.message}\n`);
+          else if (!o.quiet) process.stderr.write(`${n.message}\n`);
+        },
+      }),
+    );
   } finally {
     progress.finish();
   }

@@ -44,7 +44,9 @@ export class HostCommandError extends HullError {
     hint?: string,
   ) {
     const detail = stderr.trim().split('\n').filter(Boolean).slice(-3).join('; ');
-    super(`${program} ${args[0] ?? ''} failed${status !== null ? ` (exit ${status})` : ''}${detail ? `: ${detail}` : ''}${hint ? `. ${hint}` : ''}`);
+    super(
+      `${program} ${args[0] ?? ''} failed${status !== null ? ` (exit ${status})` : ''}${detail ? `: ${detail}` : ''}${hint ? `. ${hint}` : ''}`,
+    );
   }
 }
 
@@ -104,7 +106,12 @@ export class StateCorruptError extends HullError {
  */
 export class LocalFsError extends HullError {
   override readonly code: string = 'HULL_LOCAL_FS';
-  constructor(message: string, readonly errno: string, readonly path: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly errno: string,
+    readonly path: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }

@@ -26,6 +26,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
 export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* best effort: some filesystems refuse fsync on directories */ }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* best effort: some filesystems refuse fsync on directories */
+  }
 }

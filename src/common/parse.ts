@@ -12,7 +12,10 @@ const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1
 /** A size as written, in bytes (unbounded), or InvalidArgumentError. */
 function sizeBytes(value: string, flag: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*$/i.exec(value);
-  if (!m) throw new InvalidArgumentError(`invalid ${flag} "${value}": expected a number with an optional unit b, k, m, g (e.g. 64m)`);
+  if (!m)
+    throw new InvalidArgumentError(
+      `invalid ${flag} "${value}": expected a number with an optional unit b, k, m, g (e.g. 64m)`,
+    );
   const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`invalid ${flag} "${value}"`);
   return Math.floor(n);
@@ -24,7 +27,8 @@ function sizeBytes(value: string, flag: string): number {
  */
 export function parseSize(value: string, flag = 'size'): number {
   const n = sizeBytes(value, flag);
-  if (n > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`invalid ${flag} "${value}": too large (at most 8 PiB)`);
+  if (n > Number.MAX_SAFE_INTEGER)
+    throw new InvalidArgumentError(`invalid ${flag} "${value}": too large (at most 8 PiB)`);
   return n;
 }
 
@@ -45,13 +49,19 @@ export function parseSizeOrUnlimited(value: string, flag: string): number {
   return n > Number.MAX_SAFE_INTEGER ? -1 : n;
 }
 
-export function parseNumber(value: string, flag: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
+export function parseNumber(
+  value: string,
+  flag: string,
+  opts: { integer?: boolean; min?: number; max?: number } = {},
+): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || (opts.integer && !Number.isInteger(n))) {
     throw new InvalidArgumentError(`invalid ${flag} "${value}": expected ${opts.integer ? 'an integer' : 'a number'}`);
   }
-  if (opts.min !== undefined && n < opts.min) throw new InvalidArgumentError(`invalid ${flag} "${value}": must be at least ${opts.min}`);
-  if (opts.max !== undefined && n > opts.max) throw new InvalidArgumentError(`invalid ${flag} "${value}": must be at most ${opts.max}`);
+  if (opts.min !== undefined && n < opts.min)
+    throw new InvalidArgumentError(`invalid ${flag} "${value}": must be at least ${opts.min}`);
+  if (opts.max !== undefined && n > opts.max)
+    throw new InvalidArgumentError(`invalid ${flag} "${value}": must be at most ${opts.max}`);
   return n;
 }
 
@@ -62,11 +72,16 @@ export function parseVolume(spec: string): MountSpec {
     throw new InvalidArgumentError(`invalid volume "${spec}": expected SRC:DST[:ro|rw] with absolute paths`);
   }
   const [source, target, mode = 'rw'] = parts as [string, string, string?];
-  if (!source.startsWith('/')) throw new InvalidArgumentError(`invalid volume "${spec}": the source must be an absolute host path (named volumes come with storage pools)`);
-  if (!target.startsWith('/')) throw new InvalidArgumentError(`invalid volume "${spec}": the destination must be an absolute path`);
+  if (!source.startsWith('/'))
+    throw new InvalidArgumentError(
+      `invalid volume "${spec}": the source must be an absolute host path (named volumes come with storage pools)`,
+    );
+  if (!target.startsWith('/'))
+    throw new InvalidArgumentError(`invalid volume "${spec}": the destination must be an absolute path`);
   const opts = mode.split(',');
   for (const o of opts) {
-    if (!['ro', 'rw', 'z', 'Z'].includes(o)) throw new InvalidArgumentError(`invalid volume "${spec}": unknown option "${o}" (use ro or rw)`);
+    if (!['ro', 'rw', 'z', 'Z'].includes(o))
+      throw new InvalidArgumentError(`invalid volume "${spec}": unknown option "${o}" (use ro or rw)`);
   }
   return { type: 'bind', source, target, readonly: opts.includes('ro') };
 }
@@ -75,8 +90,15 @@ export function parseVolume(spec: string): MountSpec {
 export function parseTmpfs(spec: string): MountSpec {
   const i = spec.indexOf(':');
   const target = i < 0 ? spec : spec.slice(0, i);
-  const options = i < 0 ? [] : spec.slice(i + 1).split(',').filter(Boolean);
-  if (!target.startsWith('/')) throw new InvalidArgumentError(`invalid --tmpfs "${spec}": the destination must be an absolute path`);
+  const options =
+    i < 0
+      ? []
+      : spec
+          .slice(i + 1)
+          .split(',')
+          .filter(Boolean);
+  if (!target.startsWith('/'))
+    throw new InvalidArgumentError(`invalid --tmpfs "${spec}": the destination must be an absolute path`);
   return { type: 'tmpfs', target, options };
 }
 
@@ -84,11 +106,15 @@ export function parseTmpfs(spec: string): MountSpec {
 export function parseRestart(value: string): RestartPolicy {
   const [name, max] = value.split(':');
   if (name === 'no' || name === 'always' || name === 'unless-stopped') {
-    if (max !== undefined) throw new InvalidArgumentError(`invalid --restart "${value}": only on-failure takes a retry count`);
+    if (max !== undefined)
+      throw new InvalidArgumentError(`invalid --restart "${value}": only on-failure takes a retry count`);
     return { name, maxRetries: 0 };
   }
   if (name === 'on-failure') {
-    return { name, maxRetries: max === undefined ? 0 : parseNumber(max, '--restart retry count', { integer: true, min: 0 }) };
+    return {
+      name,
+      maxRetries: max === undefined ? 0 : parseNumber(max, '--restart retry count', { integer: true, min: 0 }),
+    };
   }
   throw new InvalidArgumentError(`invalid --restart "${value}": expected no, on-failure[:N], always or unless-stopped`);
 }
@@ -98,7 +124,8 @@ export function parseEnv(items: string[], env: NodeJS.ProcessEnv = process.env):
   const out: string[] = [];
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq === 0 || item === '') throw new InvalidArgumentError(`invalid environment variable "${item}": expected KEY=VALUE`);
+    if (eq === 0 || item === '')
+      throw new InvalidArgumentError(`invalid environment variable "${item}": expected KEY=VALUE`);
     if (eq > 0) out.push(item);
     else if (env[item] !== undefined) out.push(`${item}=${env[item]}`);
   }
@@ -108,12 +135,18 @@ export function parseEnv(items: string[], env: NodeJS.ProcessEnv = process.env):
 /** --env-file: lines KEY=VALUE or KEY, # comments and blank lines ignored. */
 export function parseEnvFile(path: string, env: NodeJS.ProcessEnv = process.env): string[] {
   let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch {
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
     throw new NotFoundError(`cannot read env file ${path}: no such file or not readable`);
   }
-  const lines = text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/^\s+/, ''))
+    .filter((l) => l !== '' && !l.startsWith('#'));
   for (const [i, l] of lines.entries()) {
-    if (/\s/.test(l.split('=')[0]!)) throw new InvalidArgumentError(`invalid env file ${path}, line ${i + 1}: variable name contains whitespace`);
+    if (/\s/.test(l.split('=')[0]!))
+      throw new InvalidArgumentError(`invalid env file ${path}, line ${i + 1}: variable name contains whitespace`);
   }
   return parseEnv(lines, env);
 }
@@ -133,7 +166,8 @@ export function parseLabels(items: string[]): Record<string, string> {
 /** --ulimit nofile=1024[:2048] */
 export function parseUlimit(spec: string): { type: string; soft: number; hard: number } {
   const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(spec);
-  if (!m) throw new InvalidArgumentError(`invalid --ulimit "${spec}": expected NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
+  if (!m)
+    throw new InvalidArgumentError(`invalid --ulimit "${spec}": expected NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
   const soft = Number(m[2]);
   const hard = m[3] === undefined ? soft : Number(m[3]);
   if (soft > hard) throw new InvalidArgumentError(`invalid --ulimit "${spec}": the soft limit exceeds the hard limit`);
@@ -143,16 +177,46 @@ export function parseUlimit(spec: string): { type: string; soft: number; hard: n
 /** --uidmap/--gidmap CONTAINER:HOST:SIZE */
 export function parseIdMap(spec: string, flag: string): { containerID: number; hostID: number; size: number } {
   const m = /^(\d+):(\d+):(\d+)$/.exec(spec);
-  if (!m || Number(m[3]) === 0) throw new InvalidArgumentError(`invalid ${flag} "${spec}": expected CONTAINER_ID:HOST_ID:SIZE, e.g. 0:100000:65536`);
+  if (!m || Number(m[3]) === 0)
+    throw new InvalidArgumentError(
+      `invalid ${flag} "${spec}": expected CONTAINER_ID:HOST_ID:SIZE, e.g. 0:100000:65536`,
+    );
   return { containerID: Number(m[1]), hostID: Number(m[2]), size: Number(m[3]) };
 }
 
 /** Signal names and numbers: "TERM", "SIGTERM", "15" → "SIGTERM" (or the number as text for realtime signals). */
 const SIGNALS: Record<string, number> = {
-  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
-  SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
-  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27,
-  SIGWINCH: 28, SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGSTKFLT: 16,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
 };
 
 export function parseSignal(value: string): string {
@@ -164,12 +228,13 @@ export function parseSignal(value: string): string {
     return name ?? String(n);
   }
   const name = v.startsWith('SIG') ? v : `SIG${v}`;
-  if (!(name in SIGNALS)) throw new InvalidArgumentError(`invalid signal "${value}": expected a name like SIGTERM or a number`);
+  if (!(name in SIGNALS))
+    throw new InvalidArgumentError(`invalid signal "${value}": expected a name like SIGTERM or a number`);
   return name;
 }
 
 export function signalNumber(name: string): number {
-  return /^\d+$/.test(name) ? Number(name) : SIGNALS[name] ?? 15;
+  return /^\d+$/.test(name) ? Number(name) : (SIGNALS[name] ?? 15);
 }
 
 /** --since/--until: RFC 3339, unix seconds, or a duration back from now like 10m / 2h / 30s. Returns ms since epoch. */
@@ -178,7 +243,8 @@ export function parseTimeArg(v: string, flag: string, now = Date.now()): number 
   if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h'];
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid ${flag} "${v}": use RFC 3339, unix seconds or a duration like 10m`);
+  if (Number.isNaN(t))
+    throw new InvalidArgumentError(`invalid ${flag} "${v}": use RFC 3339, unix seconds or a duration like 10m`);
   return t;
 }
 
@@ -189,7 +255,8 @@ export function mergeEnv(...lists: readonly string[][]): string[] {
     for (const entry of list) {
       const eq = entry.indexOf('=');
       const key = eq < 0 ? entry : entry.slice(0, eq);
-      if (key === '') throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}: the name is empty`);
+      if (key === '')
+        throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}: the name is empty`);
       map.set(key, eq < 0 ? `${key}=` : entry);
     }
   }
@@ -202,7 +269,10 @@ export function mergeEnv(...lists: readonly string[][]): string[] {
  */
 export function parseStallTimeout(text: string, from = '--stall-timeout'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new InvalidArgumentError(`invalid ${from} value "${text}": give seconds (30) or a duration (500ms, 30s, 2m); 0 turns it off`);
+  if (!m)
+    throw new InvalidArgumentError(
+      `invalid ${from} value "${text}": give seconds (30) or a duration (500ms, 30s, 2m); 0 turns it off`,
+    );
   const n = Number(m[1]);
   return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
 }

@@ -65,7 +65,10 @@ export function resolveInRootOps(ops: RootOps, path: string, followLast: boolean
       else done.push(part);
       continue;
     }
-    if (missing) { done.push(part); continue; }
+    if (missing) {
+      done.push(part);
+      continue;
+    }
     const last = !todo.some((p) => p !== '' && p !== '.');
     const st = ops.lstat([...done, part].join('/'));
     if (!st) {

@@ -87,7 +87,9 @@ export class AttachConnection {
   destroy(): void {
     try {
       this.socket.destroy();
-    } catch { /* already closed */ }
+    } catch {
+      /* already closed */
+    }
   }
 }
 
@@ -121,7 +123,11 @@ export function connectAttach(dir: string): Promise<AttachConnection> {
     try {
       sock.connect(`/proc/self/fd/${dirFd}/attach`, () => done());
     } catch (e) {
-      done(new StateError(`cannot attach: no attach socket in ${dir} (${(e as Error).message}); the instance is not running`));
+      done(
+        new StateError(
+          `cannot attach: no attach socket in ${dir} (${(e as Error).message}); the instance is not running`,
+        ),
+      );
     }
   });
 }
@@ -163,7 +169,14 @@ export async function setConsoleSize(pid: number, rows: number, cols: number): P
     return; // gone: start reports that
   }
   if (!/^\/dev\/pts\/\d+$/.test(target)) return;
-  await runProgram('stty', ['-F', stdin, 'rows', String(Math.max(1, Math.floor(rows))), 'cols', String(Math.max(1, Math.floor(cols)))]);
+  await runProgram('stty', [
+    '-F',
+    stdin,
+    'rows',
+    String(Math.max(1, Math.floor(rows))),
+    'cols',
+    String(Math.max(1, Math.floor(cols))),
+  ]);
 }
 
 /** Pause between two resize messages, ms. */
@@ -180,7 +193,10 @@ export class ResizeSender {
   private dirty = false;
   private repeat = 0;
 
-  constructor(private readonly dir: string, private readonly size: () => { rows: number; cols: number }) {}
+  constructor(
+    private readonly dir: string,
+    private readonly size: () => { rows: number; cols: number },
+  ) {}
 
   /** The terminal size changed (or is to be set for the first time). */
   request(): void {
@@ -229,7 +245,12 @@ export async function attachStreams(dir: string, stdio: StdioStreams, o: AttachO
 }
 
 /** Drive an already connected attach socket; see {@link attachStreams}. */
-export function pumpAttached(conn: AttachConnection, dir: string, stdio: StdioStreams, o: AttachOptions): Promise<void> {
+export function pumpAttached(
+  conn: AttachConnection,
+  dir: string,
+  stdio: StdioStreams,
+  o: AttachOptions,
+): Promise<void> {
   return new Promise((resolve) => {
     let finished = false;
     const input = stdio.stdin;
@@ -246,7 +267,9 @@ export function pumpAttached(conn: AttachConnection, dir: string, stdio: StdioSt
     const onInputEnd = (): void => {
       try {
         conn.end();
-      } catch { /* already closed */ }
+      } catch {
+        /* already closed */
+      }
     };
     const sizer = o.tty && stdio.size ? new ResizeSender(dir, stdio.size) : null;
     const resize = (): void => {

@@ -98,7 +98,11 @@ function ordered(names: Iterable<string>): string[] {
  * - otherwise the default set, minus the dropped, plus the added.
  * Names may be given with or without `CAP_`, in any case. The result is ordered by number.
  */
-export function resolveCapabilities(capAdd: readonly string[], capDrop: readonly string[], privileged: boolean): string[] {
+export function resolveCapabilities(
+  capAdd: readonly string[],
+  capDrop: readonly string[],
+  privileged: boolean,
+): string[] {
   const add = capAdd.map(normalizeCapability);
   const drop = capDrop.map(normalizeCapability);
   if (privileged) return [...ALL_CAPABILITIES];

@@ -17,7 +17,17 @@
  * The container's cgroup is /hull/<id> in each hierarchy.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -92,13 +102,26 @@ export function containerCgroupsPath(id: string): string {
 export function mapRuntimeError(runtime: string, verb: string, message: string, command: readonly string[]): HullError {
   const msg = runtimeErrorMessage(message) || message.trim();
   const argv0 = command[0] ?? '';
-  const aboutCommand = argv0 !== '' && (msg.includes(`"${argv0}"`) || msg.includes(`\`${argv0}\``) || msg.includes(argv0));
-  const execStage = /exec:|executable|exec failed|starting container process|unable to start container process/i.test(msg);
-  if (/executable file not found|executable file `.*` not found/i.test(msg) || (aboutCommand && execStage && /no such file or directory/i.test(msg))) {
-    return new CommandNotFoundError(`${argv0}: executable file not found in the container's $PATH (or the path does not exist); check the command and the image`);
+  const aboutCommand =
+    argv0 !== '' && (msg.includes(`"${argv0}"`) || msg.includes(`\`${argv0}\``) || msg.includes(argv0));
+  const execStage = /exec:|executable|exec failed|starting container process|unable to start container process/i.test(
+    msg,
+  );
+  if (
+    /executable file not found|executable file `.*` not found/i.test(msg) ||
+    (aboutCommand && execStage && /no such file or directory/i.test(msg))
+  ) {
+    return new CommandNotFoundError(
+      `${argv0}: executable file not found in the container's $PATH (or the path does not exist); check the command and the image`,
+    );
   }
-  if (((aboutCommand || execStage) && /permission denied|exec format error|is a directory/i.test(msg)) || /open executable: operation not permitted/i.test(msg)) {
-    const why = /exec format error/i.test(msg) ? 'not a valid executable for this host (exec format error)' : 'permission denied (not an executable file)';
+  if (
+    ((aboutCommand || execStage) && /permission denied|exec format error|is a directory/i.test(msg)) ||
+    /open executable: operation not permitted/i.test(msg)
+  ) {
+    const why = /exec format error/i.test(msg)
+      ? 'not a valid executable for this host (exec format error)'
+      : 'permission denied (not an executable file)';
     return new CommandNotExecutableError(`${argv0}: cannot run it in the container: ${why}`);
   }
   return new HostCommandError(runtime, [verb], null, msg);
@@ -115,7 +138,9 @@ export function checkRuntimeResources(rt: OciRuntime, resources: Resources, layo
   const root = v1Mounts().get('blkio');
   if (root && !existsSync(join(root, 'blkio.weight'))) {
     const crun = rt.version ? `crun ${rt.version}` : 'this crun';
-    throw new HostSupportError(`--blkio-weight is not supported with ${crun} on this host (the kernel offers only BFQ's blkio.bfq.weight, which crun handles from 1.10); use --runtime runc or leave --blkio-weight out`);
+    throw new HostSupportError(
+      `--blkio-weight is not supported with ${crun} on this host (the kernel offers only BFQ's blkio.bfq.weight, which crun handles from 1.10); use --runtime runc or leave --blkio-weight out`,
+    );
   }
 }
 
@@ -146,7 +171,9 @@ function readNetDev(pid: number): { rx: number; tx: number } {
       rx += f[0] ?? 0;
       tx += f[8] ?? 0;
     }
-  } catch { /* process gone */ }
+  } catch {
+    /* process gone */
+  }
   return { rx, tx };
 }
 
@@ -237,22 +264,25 @@ export class ContainerDriver implements InstanceDriver {
     const host = probeHost();
     // conmon starts right away and waits on its start pipe while the root filesystem is
     // mounted and the spec written, so its startup overlaps that work
-    const conmon = spawnConmon({
-      id: ctx.id,
-      uuid: ctx.id,
-      name: ctx.name,
-      runtimePath: rt.path,
-      runtimeArgs: rt.globalArgs,
-      bundle: ctx.dir,
-      pidFile: instancePaths(ctx.dir).pidfile,
-      conmonPidFile: instancePaths(ctx.dir).conmonPid,
-      logPath: this.logPath(ctx),
-      exitDir: exits,
-      persistDir: persist,
-      terminal: ctx.config.tty,
-      stdin: ctx.config.stdin,
-      exitCommand: ctx.exitCommand,
-    }, { cwd: ctx.dir, withStart: true });
+    const conmon = spawnConmon(
+      {
+        id: ctx.id,
+        uuid: ctx.id,
+        name: ctx.name,
+        runtimePath: rt.path,
+        runtimeArgs: rt.globalArgs,
+        bundle: ctx.dir,
+        pidFile: instancePaths(ctx.dir).pidfile,
+        conmonPidFile: instancePaths(ctx.dir).conmonPid,
+        logPath: this.logPath(ctx),
+        exitDir: exits,
+        persistDir: persist,
+        terminal: ctx.config.tty,
+        stdin: ctx.config.stdin,
+        exitCommand: ctx.exitCommand,
+      },
+      { cwd: ctx.dir, withStart: true },
+    );
     try {
       const { rootfs, mounts } = await mountRootfs(ctx);
       const spec = buildRuntimeSpec({
@@ -280,7 +310,12 @@ export class ContainerDriver implements InstanceDriver {
   }
 
   /** Wait for conmon's first sync message: the pid, or the runtime's error mapped to hull's. */
-  private async awaitPid(conmon: ConmonProcess, runtime: string, verb: string, command: readonly string[]): Promise<number> {
+  private async awaitPid(
+    conmon: ConmonProcess,
+    runtime: string,
+    verb: string,
+    command: readonly string[],
+  ): Promise<number> {
     let msg: SyncMessage | null;
     try {
       msg = await conmon.nextSync();
@@ -294,7 +329,12 @@ export class ContainerDriver implements InstanceDriver {
         throw e;
       });
       conmon.closeAll();
-      throw new HostCommandError('conmon', [verb], null, conmon.errorOutput || `conmon exited before ${runtime} ${verb} reported`);
+      throw new HostCommandError(
+        'conmon',
+        [verb],
+        null,
+        conmon.errorOutput || `conmon exited before ${runtime} ${verb} reported`,
+      );
     }
     if (msg.data <= 0) {
       conmon.closeAll();
@@ -307,7 +347,8 @@ export class ContainerDriver implements InstanceDriver {
     // A client attached to this (created) container's terminal: its size goes on the terminal before the process
     // runs. Through conmon the resize would be asynchronous (its ctl fifo), and the process could read 0x0 first.
     const size = this.attachedSizes.get(ctx.id)?.();
-    if (ctx.config.tty && size) await setConsoleSize(readInt(instancePaths(ctx.dir).pidfile) ?? 0, size.rows, size.cols);
+    if (ctx.config.tty && size)
+      await setConsoleSize(readInt(instancePaths(ctx.dir).pidfile) ?? 0, size.rows, size.cols);
     try {
       await this.runtime(ctx).start(ctx.id);
     } catch (e) {
@@ -383,7 +424,10 @@ export class ContainerDriver implements InstanceDriver {
     const u: RuntimeResourceUpdate = {};
     if (r.memory?.limit !== undefined) u.memory = r.memory.limit;
     // --memory past what can be counted (0): lift the limit, swap first (v1 keeps memsw >= memory)
-    else if (resources.memory === 0) { u.memory = -1; u.memorySwap ??= -1; }
+    else if (resources.memory === 0) {
+      u.memory = -1;
+      u.memorySwap ??= -1;
+    }
     if (r.memory?.swap !== undefined) u.memorySwap = r.memory.swap;
     if (r.cpu?.quota !== undefined) u.cpuQuota = r.cpu.quota;
     if (r.cpu?.period !== undefined) u.cpuPeriod = r.cpu.period;
@@ -416,7 +460,10 @@ export class ContainerDriver implements InstanceDriver {
   async top(ctx: InstanceContext, psArgs: string[]): Promise<ProcessInfo> {
     const paths = cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout);
     let pids = readCgroupPids(paths);
-    if (pids.length === 0) pids = await this.runtime(ctx).ps(ctx.id).catch(() => []);
+    if (pids.length === 0)
+      pids = await this.runtime(ctx)
+        .ps(ctx.id)
+        .catch(() => []);
     if (pids.length === 0) throw new StateError(`cannot list processes of container ${ctx.name}: it is not running`);
     if (psArgs.length === 0) {
       const r = await runProgram('ps', ['-o', 'pid,user,time,cmd', '-p', pids.join(',')], { allowFailure: true });
@@ -427,7 +474,14 @@ export class ContainerDriver implements InstanceDriver {
     if (r.status !== 0 && !r.stdout) throw new HostCommandError('ps', psArgs, r.status, r.stderr);
     const all = parsePsOutput(r.stdout);
     const col = all.titles.indexOf('PID');
-    if (col < 0) throw new HostCommandError('ps', psArgs, null, 'the output has no PID column', 'include a PID column (e.g. -ef or aux)');
+    if (col < 0)
+      throw new HostCommandError(
+        'ps',
+        psArgs,
+        null,
+        'the output has no PID column',
+        'include a PID column (e.g. -ef or aux)',
+      );
     const want = new Set(pids.map(String));
     return { titles: all.titles, rows: all.rows.filter((row) => want.has(row[col]!)) };
   }
@@ -458,20 +512,23 @@ export class ContainerDriver implements InstanceDriver {
     const waitFd = waitBinary ? openSync(waitBinary, 'r') : undefined;
     let conmon: ConmonProcess;
     try {
-      conmon = spawnConmon({
-        id: ctx.id,
-        uuid: sid,
-        name: ctx.name,
-        runtimePath: rt.path,
-        runtimeArgs: rt.globalArgs,
-        bundle: dir,
-        pidFile: join(dir, 'pid'),
-        exitDir: dir,
-        terminal: opts.tty,
-        stdin: attach && opts.stdin && stdio.stdin !== null,
-        exec: { processSpec: spec, attach },
-        ...(waitFd !== undefined ? { runtimeOpts: ['--preserve-fds=1'] } : {}),
-      }, { cwd: dir, ...(waitFd !== undefined ? { passFds: [waitFd] } : {}) });
+      conmon = spawnConmon(
+        {
+          id: ctx.id,
+          uuid: sid,
+          name: ctx.name,
+          runtimePath: rt.path,
+          runtimeArgs: rt.globalArgs,
+          bundle: dir,
+          pidFile: join(dir, 'pid'),
+          exitDir: dir,
+          terminal: opts.tty,
+          stdin: attach && opts.stdin && stdio.stdin !== null,
+          exec: { processSpec: spec, attach },
+          ...(waitFd !== undefined ? { runtimeOpts: ['--preserve-fds=1'] } : {}),
+        },
+        { cwd: dir, ...(waitFd !== undefined ? { passFds: [waitFd] } : {}) },
+      );
     } finally {
       if (waitFd !== undefined) closeSync(waitFd); // conmon has its own copy
     }
@@ -490,7 +547,12 @@ export class ContainerDriver implements InstanceDriver {
       const ready = await conmon.nextAttach();
       if (!ready) {
         await conmon.checkLaunched();
-        throw new HostCommandError('conmon', ['exec'], null, conmon.errorOutput || 'conmon exited before its attach socket was ready');
+        throw new HostCommandError(
+          'conmon',
+          ['exec'],
+          null,
+          conmon.errorOutput || 'conmon exited before its attach socket was ready',
+        );
       }
       const sock = await connectAttach(dir);
       if (opts.tty && stdio.size) {
@@ -560,7 +622,12 @@ export class ContainerDriver implements InstanceDriver {
       } catch {
         return; // nothing there
       }
-      await Promise.all(names.map((n) => join(ctx.dir, n)).filter((p) => !overlayDirs.has(p)).map((p) => rm(p, { recursive: true, force: true })));
+      await Promise.all(
+        names
+          .map((n) => join(ctx.dir, n))
+          .filter((p) => !overlayDirs.has(p))
+          .map((p) => rm(p, { recursive: true, force: true })),
+      );
     };
     const [cleanup] = await Promise.allSettled([this.cleanupAfterExit(ctx), removeLoose()]);
     if (cleanup.status === 'rejected') problems.push((cleanup.reason as Error).message);
@@ -568,7 +635,9 @@ export class ContainerDriver implements InstanceDriver {
     if (this.conmonAlive(ctx, conmonPid)) {
       try {
         process.kill(conmonPid, 'SIGKILL');
-      } catch { /* gone meanwhile */ }
+      } catch {
+        /* gone meanwhile */
+      }
     }
     const left = removeCgroup(cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout));
     if (left.length > 0) problems.push(`cgroups still in use: ${left.join(', ')}`);
@@ -579,14 +648,18 @@ export class ContainerDriver implements InstanceDriver {
     await rm(this.persistDir(ctx), { recursive: true, force: true });
     try {
       rmdirSync(persistBase(ctx.root)); // the root's own dir goes with its last instance
-    } catch { /* others remain, or gone */ }
+    } catch {
+      /* others remain, or gone */
+    }
     if (mountsUnder(ctx.dir).length === 0) {
       await rm(ctx.dir, { recursive: true, force: true });
     } else {
       problems.push(`mounts remain under ${ctx.dir}`);
     }
     if (problems.length > 0) {
-      throw new HullError(`container ${ctx.name} removed with leftovers: ${problems.join('; ')}; run hull rm -f again once they are free`);
+      throw new HullError(
+        `container ${ctx.name} removed with leftovers: ${problems.join('; ')}; run hull rm -f again once they are free`,
+      );
     }
   }
 
@@ -600,7 +673,15 @@ export class ContainerDriver implements InstanceDriver {
     const dir = join(scope.instancesDir, id);
     const runtimes = found && found.state.length > 0 ? found.state : ['runc'];
     for (const runtime of runtimes) {
-      const ctx: InstanceContext = { id, name: id.slice(0, 12), root: scope.root, dir, config: orphanConfig(runtime), layers: [], exitCommand: [] };
+      const ctx: InstanceContext = {
+        id,
+        name: id.slice(0, 12),
+        root: scope.root,
+        dir,
+        config: orphanConfig(runtime),
+        layers: [],
+        exitCommand: [],
+      };
       await this.delete(ctx).catch((e: Error) => problems.push(e.message));
     }
     const left = findConmons(scope).filter((c) => c.id === id);
@@ -644,19 +725,45 @@ function findContainerRemains(scope: RecoveryScope): DriverRemains[] {
     if (!r) all.set(id, (r = { id, files: false, processes: [], state: [] }));
     return r;
   };
-  for (const id of instanceIdsIn(scope.instancesDir)) if (existsSync(join(scope.instancesDir, id, 'config.json'))) of(id).files = true;
+  for (const id of instanceIdsIn(scope.instancesDir))
+    if (existsSync(join(scope.instancesDir, id, 'config.json'))) of(id).files = true;
   for (const { id, ...p } of findConmons(scope)) of(id).processes.push(p);
-  for (const rt of KNOWN_RUNTIMES) for (const id of instanceIdsIn(runtimeStateDir(scope.root, rt))) of(id).state.push(rt);
+  for (const rt of KNOWN_RUNTIMES)
+    for (const id of instanceIdsIn(runtimeStateDir(scope.root, rt))) of(id).state.push(rt);
   return [...all.values()];
 }
 
 /** The least configuration the driver's delete reads (the runtime's name), for a container without its record. */
 function orphanConfig(runtime: string): InstanceConfig {
   return {
-    image: '', imageId: '', command: [], env: [], workdir: '/', user: '', hostname: '', tty: false, stdin: false, mounts: [],
-    readOnly: false, resources: {}, stopSignal: 'SIGTERM', stopTimeout: 10, restart: { name: 'no', maxRetries: 0 }, autoRemove: false,
-    labels: {}, network: 'none',
-    container: { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] },
+    image: '',
+    imageId: '',
+    command: [],
+    env: [],
+    workdir: '/',
+    user: '',
+    hostname: '',
+    tty: false,
+    stdin: false,
+    mounts: [],
+    readOnly: false,
+    resources: {},
+    stopSignal: 'SIGTERM',
+    stopTimeout: 10,
+    restart: { name: 'no', maxRetries: 0 },
+    autoRemove: false,
+    labels: {},
+    network: 'none',
+    container: {
+      runtime,
+      privileged: false,
+      capAdd: [],
+      capDrop: [],
+      noNewPrivileges: true,
+      seccomp: 'default',
+      userns: null,
+      ulimits: [],
+    },
   };
 }
 

@@ -97,7 +97,12 @@ class LineAssembler {
   /** Emit unterminated lines (the writer is done). */
   flush(): void {
     for (const [stream, p] of this.pending) {
-      this.sink({ stream: stream as 'stdout' | 'stderr', time: p.time, timeMs: parseLogTime(p.time), text: p.parts.join('') });
+      this.sink({
+        stream: stream as 'stdout' | 'stderr',
+        time: p.time,
+        timeMs: parseLogTime(p.time),
+        text: p.parts.join(''),
+      });
     }
     this.pending.clear();
   }
@@ -111,7 +116,10 @@ class FileTail {
   private decoder = new StringDecoder('utf8');
   private readonly buf = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(private fh: FileHandle, private readonly path: string) {}
+  constructor(
+    private fh: FileHandle,
+    private readonly path: string,
+  ) {}
 
   /** Read everything new; calls onLine for each complete file line. Handles truncation. */
   async drain(onLine: (line: string) => void): Promise<void> {
@@ -144,7 +152,9 @@ class FileTail {
         this.rest = '';
         this.decoder = new StringDecoder('utf8');
       }
-    } catch { /* the path is gone for now */ }
+    } catch {
+      /* the path is gone for now */
+    }
   }
 
   async close(): Promise<void> {
@@ -205,7 +215,8 @@ export async function readLogs(path: string, o: ReadLogsOptions, onLine: (l: Log
       ringBuf[seen % keep] = l;
       seen++;
     });
-    const ringLines = (): LogLine[] => (seen <= keep ? ringBuf.slice(0, seen) : [...ringBuf.slice(seen % keep), ...ringBuf.slice(0, seen % keep)]);
+    const ringLines = (): LogLine[] =>
+      seen <= keep ? ringBuf.slice(0, seen) : [...ringBuf.slice(seen % keep), ...ringBuf.slice(0, seen % keep)];
     const feed = (asm: LineAssembler) => (line: string) => {
       const r = parseLogRecord(line);
       if (r) asm.push(r);

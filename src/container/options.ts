@@ -4,12 +4,27 @@
  * runs best). The container driver's configure() calls this; nothing outside src/container reads the section.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import type { ConfigureEnv, ContainerOptions, IsolationRequest, InstanceConfig, UsernsConfig } from '../common/instance.js';
+import type {
+  ConfigureEnv,
+  ContainerOptions,
+  IsolationRequest,
+  InstanceConfig,
+  UsernsConfig,
+} from '../common/instance.js';
 import { checkRuntime, defaultRuntime } from './runtime-choice.js';
 
 /** The settings of a container created without any isolation flags (runtime aside). */
 export function defaultContainerOptions(runtime: string): ContainerOptions {
-  return { runtime, privileged: false, capAdd: [], capDrop: [], noNewPrivileges: true, seccomp: 'default', userns: null, ulimits: [] };
+  return {
+    runtime,
+    privileged: false,
+    capAdd: [],
+    capDrop: [],
+    noNewPrivileges: true,
+    seccomp: 'default',
+    userns: null,
+    ulimits: [],
+  };
 }
 
 /** The container section of a config (records are migrated on read, so it is there; defaults otherwise). */
@@ -24,21 +39,32 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
   for (const opt of req.securityOpt ?? []) {
     const [k, v] = splitOpt(opt);
     if (k === 'no-new-privileges') {
-      if (v !== undefined && v !== 'true' && v !== 'false') throw new InvalidArgumentError(`invalid --security-opt "${opt}": no-new-privileges takes true or false`);
+      if (v !== undefined && v !== 'true' && v !== 'false')
+        throw new InvalidArgumentError(`invalid --security-opt "${opt}": no-new-privileges takes true or false`);
       noNewPrivileges = v !== 'false';
     } else if (k === 'seccomp') {
-      if (!v) throw new InvalidArgumentError(`invalid --security-opt "${opt}": use seccomp=unconfined or seccomp=/path/to/profile.json`);
+      if (!v)
+        throw new InvalidArgumentError(
+          `invalid --security-opt "${opt}": use seccomp=unconfined or seccomp=/path/to/profile.json`,
+        );
       seccomp = v;
     } else if (k === 'label' || k === 'apparmor') {
       // no LSM support on this host class: accepted and ignored only when it asks for none
-      if (v !== 'disable' && v !== 'unconfined') throw new InvalidArgumentError(`unsupported --security-opt "${opt}": hull has no SELinux/AppArmor support yet`);
+      if (v !== 'disable' && v !== 'unconfined')
+        throw new InvalidArgumentError(`unsupported --security-opt "${opt}": hull has no SELinux/AppArmor support yet`);
     } else {
       throw new InvalidArgumentError(`unknown --security-opt "${opt}": expected no-new-privileges or seccomp=...`);
     }
   }
-  const userns = req.userns === 'auto'
-    ? allocateUserns(env.otherConfigs().map((c) => c.container?.userns ?? null).filter((u) => u !== null))
-    : req.userns ?? null;
+  const userns =
+    req.userns === 'auto'
+      ? allocateUserns(
+          env
+            .otherConfigs()
+            .map((c) => c.container?.userns ?? null)
+            .filter((u) => u !== null),
+        )
+      : (req.userns ?? null);
   const runtime = req.runtime !== undefined ? checkRuntime(req.runtime) : defaultRuntime();
   return {
     runtime,

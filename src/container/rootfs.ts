@@ -12,7 +12,18 @@
  * file data, and every entry is chowned to its mapped id. A marker file records the mapping;
  * restarts skip the walk.
  */
-import { existsSync, lchownSync, lstatSync, chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import {
+  existsSync,
+  lchownSync,
+  lstatSync,
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  chownSync,
+} from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { HostSupportError } from '../common/errors.js';
@@ -65,7 +76,8 @@ import { instancePaths } from '../common/paths.js';
 
 /** Map a container id to the host through the mappings; null when unmapped. */
 export function mapId(mappings: readonly IdMapping[], id: number): number | null {
-  for (const m of mappings) if (id >= m.containerID && id < m.containerID + m.size) return m.hostID + (id - m.containerID);
+  for (const m of mappings)
+    if (id >= m.containerID && id < m.containerID + m.size) return m.hostID + (id - m.containerID);
   return null;
 }
 
@@ -114,7 +126,9 @@ function ensureUsernsTraversal(ctx: InstanceContext, userns: UsernsConfig): void
       if (d === rootDir || d.startsWith(rootDir + sep)) {
         chmodSync(d, (st.mode & 0o7777) | 0o001);
       } else {
-        throw new HostSupportError(`user namespaces need ${d} to be searchable by other users (chmod o+x ${d}), or choose a hull root elsewhere`);
+        throw new HostSupportError(
+          `user namespaces need ${d} to be searchable by other users (chmod o+x ${d}), or choose a hull root elsewhere`,
+        );
       }
     }
     if (d === dirname(d)) break;
@@ -157,7 +171,9 @@ export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs>
     let done = '';
     try {
       done = readFileSync(L.idShiftMarker, 'utf8');
-    } catch { /* first start */ }
+    } catch {
+      /* first start */
+    }
     if (done !== want) {
       shiftOwnership(L.rootfs, userns);
       writeFileSync(L.idShiftMarker, want);

@@ -22,6 +22,7 @@ export function checkRuntime(name: string): string {
     throw new InvalidArgumentError(`unknown runtime "${name}": use ${KNOWN_RUNTIMES.join(' or ')}`);
   }
   const p = probeRuntime(name);
-  if (!p.usable) throw new HostSupportError(`runtime ${name} cannot run containers on this host: ${p.reason ?? 'unknown reason'}`);
+  if (!p.usable)
+    throw new HostSupportError(`runtime ${name} cannot run containers on this host: ${p.reason ?? 'unknown reason'}`);
   return name;
 }

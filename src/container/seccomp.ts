@@ -24,92 +24,401 @@ const AF_VSOCK = 40;
 /** System calls every container may make, grouped by what they are for. */
 const ALLOWED: Record<string, string[]> = {
   processes: [
-    'exit', 'exit_group', 'fork', 'vfork', 'execve', 'execveat', 'wait4', 'waitid', 'waitpid',
-    'getpid', 'getppid', 'gettid', 'set_tid_address', 'set_robust_list', 'get_robust_list', 'rseq',
-    'futex', 'futex_time64', 'futex_waitv', 'membarrier', 'restart_syscall', 'prctl', 'seccomp',
-    'capget', 'capset', 'setsid', 'getsid', 'setpgid', 'getpgid', 'getpgrp',
-    'pidfd_open', 'pidfd_send_signal', 'process_mrelease',
-    'getrlimit', 'ugetrlimit', 'setrlimit', 'prlimit64', 'getrusage', 'times', 'umask', 'uname', 'sysinfo',
-    'landlock_create_ruleset', 'landlock_add_rule', 'landlock_restrict_self',
+    'exit',
+    'exit_group',
+    'fork',
+    'vfork',
+    'execve',
+    'execveat',
+    'wait4',
+    'waitid',
+    'waitpid',
+    'getpid',
+    'getppid',
+    'gettid',
+    'set_tid_address',
+    'set_robust_list',
+    'get_robust_list',
+    'rseq',
+    'futex',
+    'futex_time64',
+    'futex_waitv',
+    'membarrier',
+    'restart_syscall',
+    'prctl',
+    'seccomp',
+    'capget',
+    'capset',
+    'setsid',
+    'getsid',
+    'setpgid',
+    'getpgid',
+    'getpgrp',
+    'pidfd_open',
+    'pidfd_send_signal',
+    'process_mrelease',
+    'getrlimit',
+    'ugetrlimit',
+    'setrlimit',
+    'prlimit64',
+    'getrusage',
+    'times',
+    'umask',
+    'uname',
+    'sysinfo',
+    'landlock_create_ruleset',
+    'landlock_add_rule',
+    'landlock_restrict_self',
   ],
   scheduling: [
-    'sched_yield', 'sched_getaffinity', 'sched_setaffinity', 'sched_getattr', 'sched_setattr',
-    'sched_getparam', 'sched_setparam', 'sched_getscheduler', 'sched_setscheduler',
-    'sched_get_priority_max', 'sched_get_priority_min', 'sched_rr_get_interval',
-    'sched_rr_get_interval_time64', 'getpriority', 'setpriority', 'getcpu', 'ioprio_get', 'ioprio_set',
+    'sched_yield',
+    'sched_getaffinity',
+    'sched_setaffinity',
+    'sched_getattr',
+    'sched_setattr',
+    'sched_getparam',
+    'sched_setparam',
+    'sched_getscheduler',
+    'sched_setscheduler',
+    'sched_get_priority_max',
+    'sched_get_priority_min',
+    'sched_rr_get_interval',
+    'sched_rr_get_interval_time64',
+    'getpriority',
+    'setpriority',
+    'getcpu',
+    'ioprio_get',
+    'ioprio_set',
   ],
   credentials: [
-    'getuid', 'getuid32', 'geteuid', 'geteuid32', 'getgid', 'getgid32', 'getegid', 'getegid32',
-    'getresuid', 'getresuid32', 'getresgid', 'getresgid32', 'getgroups', 'getgroups32',
-    'setuid', 'setuid32', 'setgid', 'setgid32', 'setreuid', 'setreuid32', 'setregid', 'setregid32',
-    'setresuid', 'setresuid32', 'setresgid', 'setresgid32', 'setgroups', 'setgroups32',
-    'setfsuid', 'setfsuid32', 'setfsgid', 'setfsgid32',
+    'getuid',
+    'getuid32',
+    'geteuid',
+    'geteuid32',
+    'getgid',
+    'getgid32',
+    'getegid',
+    'getegid32',
+    'getresuid',
+    'getresuid32',
+    'getresgid',
+    'getresgid32',
+    'getgroups',
+    'getgroups32',
+    'setuid',
+    'setuid32',
+    'setgid',
+    'setgid32',
+    'setreuid',
+    'setreuid32',
+    'setregid',
+    'setregid32',
+    'setresuid',
+    'setresuid32',
+    'setresgid',
+    'setresgid32',
+    'setgroups',
+    'setgroups32',
+    'setfsuid',
+    'setfsuid32',
+    'setfsgid',
+    'setfsgid32',
   ],
   signals: [
-    'kill', 'tkill', 'tgkill', 'rt_sigaction', 'rt_sigpending', 'rt_sigprocmask', 'rt_sigqueueinfo',
-    'rt_sigreturn', 'rt_sigsuspend', 'rt_sigtimedwait', 'rt_sigtimedwait_time64', 'rt_tgsigqueueinfo',
-    'sigaltstack', 'sigprocmask', 'sigreturn', 'signalfd', 'signalfd4', 'pause',
+    'kill',
+    'tkill',
+    'tgkill',
+    'rt_sigaction',
+    'rt_sigpending',
+    'rt_sigprocmask',
+    'rt_sigqueueinfo',
+    'rt_sigreturn',
+    'rt_sigsuspend',
+    'rt_sigtimedwait',
+    'rt_sigtimedwait_time64',
+    'rt_tgsigqueueinfo',
+    'sigaltstack',
+    'sigprocmask',
+    'sigreturn',
+    'signalfd',
+    'signalfd4',
+    'pause',
   ],
   memory: [
-    'brk', 'mmap', 'mmap2', 'munmap', 'mprotect', 'mremap', 'madvise', 'mincore', 'msync',
-    'mlock', 'mlock2', 'mlockall', 'munlock', 'munlockall', 'remap_file_pages',
-    'memfd_create', 'memfd_secret', 'pkey_alloc', 'pkey_free', 'pkey_mprotect',
+    'brk',
+    'mmap',
+    'mmap2',
+    'munmap',
+    'mprotect',
+    'mremap',
+    'madvise',
+    'mincore',
+    'msync',
+    'mlock',
+    'mlock2',
+    'mlockall',
+    'munlock',
+    'munlockall',
+    'remap_file_pages',
+    'memfd_create',
+    'memfd_secret',
+    'pkey_alloc',
+    'pkey_free',
+    'pkey_mprotect',
   ],
   fileDescriptors: [
-    'open', 'openat', 'openat2', 'creat', 'close', 'close_range', 'read', 'write', 'readv', 'writev',
-    'pread64', 'pwrite64', 'preadv', 'preadv2', 'pwritev', 'pwritev2', 'lseek', '_llseek',
-    'dup', 'dup2', 'dup3', 'fcntl', 'fcntl64', 'flock', 'ioctl', 'pipe', 'pipe2',
-    'sendfile', 'sendfile64', 'splice', 'tee', 'vmsplice', 'copy_file_range',
-    'fsync', 'fdatasync', 'sync', 'syncfs', 'sync_file_range', 'readahead',
-    'fadvise64', 'fadvise64_64', 'fallocate', 'truncate', 'truncate64', 'ftruncate', 'ftruncate64',
-    'io_setup', 'io_destroy', 'io_submit', 'io_cancel', 'io_getevents', 'io_pgetevents', 'io_pgetevents_time64',
+    'open',
+    'openat',
+    'openat2',
+    'creat',
+    'close',
+    'close_range',
+    'read',
+    'write',
+    'readv',
+    'writev',
+    'pread64',
+    'pwrite64',
+    'preadv',
+    'preadv2',
+    'pwritev',
+    'pwritev2',
+    'lseek',
+    '_llseek',
+    'dup',
+    'dup2',
+    'dup3',
+    'fcntl',
+    'fcntl64',
+    'flock',
+    'ioctl',
+    'pipe',
+    'pipe2',
+    'sendfile',
+    'sendfile64',
+    'splice',
+    'tee',
+    'vmsplice',
+    'copy_file_range',
+    'fsync',
+    'fdatasync',
+    'sync',
+    'syncfs',
+    'sync_file_range',
+    'readahead',
+    'fadvise64',
+    'fadvise64_64',
+    'fallocate',
+    'truncate',
+    'truncate64',
+    'ftruncate',
+    'ftruncate64',
+    'io_setup',
+    'io_destroy',
+    'io_submit',
+    'io_cancel',
+    'io_getevents',
+    'io_pgetevents',
+    'io_pgetevents_time64',
   ],
   filesystem: [
-    'stat', 'stat64', 'lstat', 'lstat64', 'fstat', 'fstat64', 'fstatat64', 'newfstatat', 'statx',
-    'statfs', 'statfs64', 'fstatfs', 'fstatfs64', 'access', 'faccessat', 'faccessat2',
-    'getcwd', 'chdir', 'fchdir', 'getdents', 'getdents64', 'mkdir', 'mkdirat', 'rmdir',
-    'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'unlink', 'unlinkat',
-    'readlink', 'readlinkat', 'mknod', 'mknodat',
-    'chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'chown', 'chown32', 'fchown', 'fchown32',
-    'lchown', 'lchown32', 'fchownat', 'utime', 'utimes', 'utimensat', 'utimensat_time64', 'futimesat',
-    'getxattr', 'lgetxattr', 'fgetxattr', 'setxattr', 'lsetxattr', 'fsetxattr',
-    'listxattr', 'llistxattr', 'flistxattr', 'removexattr', 'lremovexattr', 'fremovexattr',
-    'name_to_handle_at', 'inotify_init', 'inotify_init1', 'inotify_add_watch', 'inotify_rm_watch',
+    'stat',
+    'stat64',
+    'lstat',
+    'lstat64',
+    'fstat',
+    'fstat64',
+    'fstatat64',
+    'newfstatat',
+    'statx',
+    'statfs',
+    'statfs64',
+    'fstatfs',
+    'fstatfs64',
+    'access',
+    'faccessat',
+    'faccessat2',
+    'getcwd',
+    'chdir',
+    'fchdir',
+    'getdents',
+    'getdents64',
+    'mkdir',
+    'mkdirat',
+    'rmdir',
+    'rename',
+    'renameat',
+    'renameat2',
+    'link',
+    'linkat',
+    'symlink',
+    'symlinkat',
+    'unlink',
+    'unlinkat',
+    'readlink',
+    'readlinkat',
+    'mknod',
+    'mknodat',
+    'chmod',
+    'fchmod',
+    'fchmodat',
+    'fchmodat2',
+    'chown',
+    'chown32',
+    'fchown',
+    'fchown32',
+    'lchown',
+    'lchown32',
+    'fchownat',
+    'utime',
+    'utimes',
+    'utimensat',
+    'utimensat_time64',
+    'futimesat',
+    'getxattr',
+    'lgetxattr',
+    'fgetxattr',
+    'setxattr',
+    'lsetxattr',
+    'fsetxattr',
+    'listxattr',
+    'llistxattr',
+    'flistxattr',
+    'removexattr',
+    'lremovexattr',
+    'fremovexattr',
+    'name_to_handle_at',
+    'inotify_init',
+    'inotify_init1',
+    'inotify_add_watch',
+    'inotify_rm_watch',
     'fanotify_mark',
   ],
   waiting: [
-    'select', '_newselect', 'pselect6', 'pselect6_time64', 'poll', 'ppoll', 'ppoll_time64',
-    'epoll_create', 'epoll_create1', 'epoll_ctl', 'epoll_ctl_old', 'epoll_wait', 'epoll_wait_old',
-    'epoll_pwait', 'epoll_pwait2', 'eventfd', 'eventfd2',
+    'select',
+    '_newselect',
+    'pselect6',
+    'pselect6_time64',
+    'poll',
+    'ppoll',
+    'ppoll_time64',
+    'epoll_create',
+    'epoll_create1',
+    'epoll_ctl',
+    'epoll_ctl_old',
+    'epoll_wait',
+    'epoll_wait_old',
+    'epoll_pwait',
+    'epoll_pwait2',
+    'eventfd',
+    'eventfd2',
   ],
   time: [
-    'clock_gettime', 'clock_gettime64', 'clock_getres', 'clock_getres_time64', 'clock_nanosleep',
-    'clock_nanosleep_time64', 'nanosleep', 'gettimeofday', 'time', 'alarm', 'getitimer', 'setitimer',
-    'timer_create', 'timer_delete', 'timer_gettime', 'timer_gettime64', 'timer_settime', 'timer_settime64',
-    'timer_getoverrun', 'timerfd_create', 'timerfd_gettime', 'timerfd_gettime64', 'timerfd_settime',
+    'clock_gettime',
+    'clock_gettime64',
+    'clock_getres',
+    'clock_getres_time64',
+    'clock_nanosleep',
+    'clock_nanosleep_time64',
+    'nanosleep',
+    'gettimeofday',
+    'time',
+    'alarm',
+    'getitimer',
+    'setitimer',
+    'timer_create',
+    'timer_delete',
+    'timer_gettime',
+    'timer_gettime64',
+    'timer_settime',
+    'timer_settime64',
+    'timer_getoverrun',
+    'timerfd_create',
+    'timerfd_gettime',
+    'timerfd_gettime64',
+    'timerfd_settime',
     'timerfd_settime64',
     // reading the clock's tuning is harmless; changing it needs CAP_SYS_TIME, which the kernel checks
-    'adjtimex', 'clock_adjtime', 'clock_adjtime64',
+    'adjtimex',
+    'clock_adjtime',
+    'clock_adjtime64',
   ],
   network: [
-    'socketpair', 'bind', 'connect', 'listen', 'accept', 'accept4', 'getsockname', 'getpeername',
-    'getsockopt', 'setsockopt', 'send', 'sendto', 'sendmsg', 'sendmmsg', 'recv', 'recvfrom', 'recvmsg',
-    'recvmmsg', 'recvmmsg_time64', 'shutdown', 'socketcall',
+    'socketpair',
+    'bind',
+    'connect',
+    'listen',
+    'accept',
+    'accept4',
+    'getsockname',
+    'getpeername',
+    'getsockopt',
+    'setsockopt',
+    'send',
+    'sendto',
+    'sendmsg',
+    'sendmmsg',
+    'recv',
+    'recvfrom',
+    'recvmsg',
+    'recvmmsg',
+    'recvmmsg_time64',
+    'shutdown',
+    'socketcall',
   ],
   ipc: [
-    'ipc', 'msgget', 'msgsnd', 'msgrcv', 'msgctl', 'semget', 'semop', 'semtimedop', 'semtimedop_time64',
-    'semctl', 'shmget', 'shmat', 'shmdt', 'shmctl', 'mq_open', 'mq_unlink', 'mq_notify', 'mq_getsetattr',
-    'mq_timedsend', 'mq_timedsend_time64', 'mq_timedreceive', 'mq_timedreceive_time64',
+    'ipc',
+    'msgget',
+    'msgsnd',
+    'msgrcv',
+    'msgctl',
+    'semget',
+    'semop',
+    'semtimedop',
+    'semtimedop_time64',
+    'semctl',
+    'shmget',
+    'shmat',
+    'shmdt',
+    'shmctl',
+    'mq_open',
+    'mq_unlink',
+    'mq_notify',
+    'mq_getsetattr',
+    'mq_timedsend',
+    'mq_timedsend_time64',
+    'mq_timedreceive',
+    'mq_timedreceive_time64',
   ],
 };
 
 /** System calls allowed only when the container has a capability, keyed by that capability. */
 const ALLOWED_WITH_CAPABILITY: Record<string, string[]> = {
   CAP_SYS_ADMIN: [
-    'mount', 'umount', 'umount2', 'mount_setattr', 'move_mount', 'open_tree', 'fsopen', 'fsconfig',
-    'fsmount', 'fspick', 'pivot_root', 'unshare', 'setns', 'clone', 'clone3', 'sethostname',
-    'setdomainname', 'quotactl', 'quotactl_fd', 'lookup_dcookie', 'fanotify_init', 'bpf',
-    'perf_event_open', 'syslog',
+    'mount',
+    'umount',
+    'umount2',
+    'mount_setattr',
+    'move_mount',
+    'open_tree',
+    'fsopen',
+    'fsconfig',
+    'fsmount',
+    'fspick',
+    'pivot_root',
+    'unshare',
+    'setns',
+    'clone',
+    'clone3',
+    'sethostname',
+    'setdomainname',
+    'quotactl',
+    'quotactl_fd',
+    'lookup_dcookie',
+    'fanotify_init',
+    'bpf',
+    'perf_event_open',
+    'syslog',
   ],
   CAP_SYS_PTRACE: ['ptrace', 'process_vm_readv', 'process_vm_writev', 'process_madvise', 'kcmp', 'pidfd_getfd'],
   CAP_SYS_BOOT: ['reboot'],
@@ -160,7 +469,11 @@ export function defaultSeccompProfile(caps: readonly string[], arch: string = pr
   const syscalls: LinuxSyscall[] = [{ names: [...allowed].sort(), action: 'SCMP_ACT_ALLOW' }];
 
   // socket(2) for every address family but vsock, which is not namespaced and reaches the host.
-  syscalls.push({ names: ['socket'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_NE' }] });
+  syscalls.push({
+    names: ['socket'],
+    action: 'SCMP_ACT_ALLOW',
+    args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_NE' }],
+  });
   for (const value of PERSONALITIES) {
     syscalls.push({ names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value, op: 'SCMP_CMP_EQ' }] });
   }
@@ -183,18 +496,47 @@ export function defaultSeccompProfile(caps: readonly string[], arch: string = pr
 }
 
 const ACTIONS: readonly SeccompAction[] = [
-  'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO',
-  'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY',
+  'SCMP_ACT_KILL',
+  'SCMP_ACT_KILL_PROCESS',
+  'SCMP_ACT_KILL_THREAD',
+  'SCMP_ACT_TRAP',
+  'SCMP_ACT_ERRNO',
+  'SCMP_ACT_TRACE',
+  'SCMP_ACT_ALLOW',
+  'SCMP_ACT_LOG',
+  'SCMP_ACT_NOTIFY',
 ];
 const OPERATORS: readonly SeccompOperator[] = [
-  'SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ',
+  'SCMP_CMP_NE',
+  'SCMP_CMP_LT',
+  'SCMP_CMP_LE',
+  'SCMP_CMP_EQ',
+  'SCMP_CMP_GE',
+  'SCMP_CMP_GT',
+  'SCMP_CMP_MASKED_EQ',
 ];
 const FLAGS = ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW'];
 
 /** docker's names for node's process.arch values, as used in a profile's includes/excludes.arches. */
-const DOCKER_ARCH: Record<string, string> = { x64: 'amd64', ia32: 'x86', arm64: 'arm64', arm: 'arm', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64' };
+const DOCKER_ARCH: Record<string, string> = {
+  x64: 'amd64',
+  ia32: 'x86',
+  arm64: 'arm64',
+  arm: 'arm',
+  s390x: 's390x',
+  ppc64: 'ppc64le',
+  riscv64: 'riscv64',
+};
 /** seccomp's name for node's process.arch values, to pick the archMap entry. */
-const SCMP_ARCH: Record<string, string> = { x64: 'SCMP_ARCH_X86_64', ia32: 'SCMP_ARCH_X86', arm64: 'SCMP_ARCH_AARCH64', arm: 'SCMP_ARCH_ARM', s390x: 'SCMP_ARCH_S390X', ppc64: 'SCMP_ARCH_PPC64LE', riscv64: 'SCMP_ARCH_RISCV64' };
+const SCMP_ARCH: Record<string, string> = {
+  x64: 'SCMP_ARCH_X86_64',
+  ia32: 'SCMP_ARCH_X86',
+  arm64: 'SCMP_ARCH_AARCH64',
+  arm: 'SCMP_ARCH_ARM',
+  s390x: 'SCMP_ARCH_S390X',
+  ppc64: 'SCMP_ARCH_PPC64LE',
+  riscv64: 'SCMP_ARCH_RISCV64',
+};
 
 type Json = Record<string, unknown>;
 
@@ -204,7 +546,12 @@ function isObject(v: unknown): v is Json {
 
 /** Compare dotted kernel versions ("5.15" vs "6.18.0-foo"): true when `have` >= `want`. */
 function kernelAtLeast(have: string, want: string): boolean {
-  const parse = (s: string) => s.split(/[^0-9]+/).filter(Boolean).slice(0, 3).map(Number);
+  const parse = (s: string) =>
+    s
+      .split(/[^0-9]+/)
+      .filter(Boolean)
+      .slice(0, 3)
+      .map(Number);
   const a = parse(have);
   const b = parse(want);
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
@@ -229,7 +576,11 @@ export interface ProfileHost {
  * return the OCI `linux.seccomp` object for a container with capabilities `caps`.
  * Throws NotFoundError for a missing file and InvalidArgumentError for a malformed one.
  */
-export function loadSeccompProfile(path: string, caps: readonly string[] = DEFAULT_CAPABILITIES, host: ProfileHost = {}): LinuxSeccomp {
+export function loadSeccompProfile(
+  path: string,
+  caps: readonly string[] = DEFAULT_CAPABILITIES,
+  host: ProfileHost = {},
+): LinuxSeccomp {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -272,7 +623,8 @@ export function convertSeccompProfile(
   };
   const errno = (v: unknown, where: string): number | undefined => {
     if (v === undefined || v === null) return undefined;
-    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 4095) throw bad(`${where}: errnoRet must be an integer from 0 to 4095`);
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 4095)
+      throw bad(`${where}: errnoRet must be an integer from 0 to 4095`);
     return v as number;
   };
   const stringList = (v: unknown, where: string): string[] => {
@@ -285,7 +637,12 @@ export function convertSeccompProfile(
   if (defaultErrno !== undefined) out.defaultErrnoRet = defaultErrno;
 
   // Architectures: a plain list (both formats) or docker's archMap, of which the native entry counts.
-  if (data.architectures !== undefined && data.architectures !== null && data.archMap !== undefined && data.archMap !== null) {
+  if (
+    data.architectures !== undefined &&
+    data.architectures !== null &&
+    data.archMap !== undefined &&
+    data.archMap !== null
+  ) {
     throw bad("both 'architectures' and 'archMap' are given; use one");
   }
   if (data.architectures !== undefined && data.architectures !== null) {
@@ -294,13 +651,18 @@ export function convertSeccompProfile(
     if (!Array.isArray(data.archMap)) throw bad('archMap must be a list');
     const native = SCMP_ARCH[arch];
     for (const entry of data.archMap) {
-      if (!isObject(entry) || typeof entry.architecture !== 'string') throw bad('each archMap entry needs an architecture');
+      if (!isObject(entry) || typeof entry.architecture !== 'string')
+        throw bad('each archMap entry needs an architecture');
       if (entry.architecture !== native) continue;
-      const subs = entry.subArchitectures === null || entry.subArchitectures === undefined ? [] : stringList(entry.subArchitectures, 'subArchitectures');
+      const subs =
+        entry.subArchitectures === null || entry.subArchitectures === undefined
+          ? []
+          : stringList(entry.subArchitectures, 'subArchitectures');
       out.architectures = [entry.architecture, ...subs];
     }
   }
-  for (const a of out.architectures ?? []) if (!a.startsWith('SCMP_ARCH_')) throw bad(`unknown architecture ${a} (expected SCMP_ARCH_...)`);
+  for (const a of out.architectures ?? [])
+    if (!a.startsWith('SCMP_ARCH_')) throw bad(`unknown architecture ${a} (expected SCMP_ARCH_...)`);
 
   if (data.flags !== undefined && data.flags !== null) {
     out.flags = stringList(data.flags, 'flags');
@@ -314,8 +676,14 @@ export function convertSeccompProfile(
   syscalls.forEach((rule: unknown, i: number) => {
     const where = `syscalls[${i}]`;
     if (!isObject(rule)) throw bad(`${where} must be an object`);
-    if (rule.name !== undefined && rule.names !== undefined) throw bad(`${where}: both 'name' and 'names' are given; use one`);
-    const names = rule.names !== undefined ? stringList(rule.names, `${where}.names`) : typeof rule.name === 'string' ? [rule.name] : null;
+    if (rule.name !== undefined && rule.names !== undefined)
+      throw bad(`${where}: both 'name' and 'names' are given; use one`);
+    const names =
+      rule.names !== undefined
+        ? stringList(rule.names, `${where}.names`)
+        : typeof rule.name === 'string'
+          ? [rule.name]
+          : null;
     if (!names || names.length === 0) throw bad(`${where} names no system call`);
     if (!applies(rule, where)) return;
     const entry: LinuxSyscall = { names, action: action(rule.action, where) };
@@ -352,7 +720,8 @@ export function convertSeccompProfile(
     if (incArches.length > 0 && !incArches.includes(dockerArch)) return false;
     if (excArches.includes(dockerArch)) return false;
     if (inc.minKernel !== undefined && inc.minKernel !== null) {
-      if (typeof inc.minKernel !== 'string' || !/^\d+(\.\d+)*$/.test(inc.minKernel)) throw bad(`${where}: minKernel must look like "4.8"`);
+      if (typeof inc.minKernel !== 'string' || !/^\d+(\.\d+)*$/.test(inc.minKernel))
+        throw bad(`${where}: minKernel must look like "4.8"`);
       if (!kernelAtLeast(kernel, inc.minKernel)) return false;
     }
     return true;
@@ -363,10 +732,13 @@ export function convertSeccompProfile(
     return v.map((a: unknown, j: number) => {
       const w = `${where}.args[${j}]`;
       if (!isObject(a)) throw bad(`${w} must be an object`);
-      if (!Number.isInteger(a.index) || (a.index as number) < 0 || (a.index as number) > 5) throw bad(`${w}: index must be 0 to 5`);
+      if (!Number.isInteger(a.index) || (a.index as number) < 0 || (a.index as number) > 5)
+        throw bad(`${w}: index must be 0 to 5`);
       if (typeof a.value !== 'number' || a.value < 0) throw bad(`${w}: value must be a non-negative number`);
-      if (a.valueTwo !== undefined && (typeof a.valueTwo !== 'number' || a.valueTwo < 0)) throw bad(`${w}: valueTwo must be a non-negative number`);
-      if (typeof a.op !== 'string' || !OPERATORS.includes(a.op as SeccompOperator)) throw bad(`${w}: unknown op ${JSON.stringify(a.op)}`);
+      if (a.valueTwo !== undefined && (typeof a.valueTwo !== 'number' || a.valueTwo < 0))
+        throw bad(`${w}: valueTwo must be a non-negative number`);
+      if (typeof a.op !== 'string' || !OPERATORS.includes(a.op as SeccompOperator))
+        throw bad(`${w}: unknown op ${JSON.stringify(a.op)}`);
       const arg: LinuxSeccompArg = { index: a.index as number, value: a.value, op: a.op as SeccompOperator };
       if (a.valueTwo !== undefined) arg.valueTwo = a.valueTwo as number;
       return arg;

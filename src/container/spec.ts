@@ -55,7 +55,13 @@ export const MASKED_PATHS: readonly string[] = [
 ];
 
 /** /proc paths made read-only in unprivileged containers. */
-export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+export const READONLY_PATHS: readonly string[] = [
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
+];
 
 /** Device cgroup rules of an unprivileged container: deny all, then the usual character devices. */
 const DEFAULT_DEVICE_RULES: readonly OciDeviceCgroup[] = [
@@ -76,17 +82,42 @@ const DEFAULT_DEVICE_RULES: readonly OciDeviceCgroup[] = [
 
 /** rlimit names users give (`nofile`) and the OCI type (`RLIMIT_NOFILE`). */
 const RLIMITS = [
-  'as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss',
-  'rtprio', 'rttime', 'sigpending', 'stack',
+  'as',
+  'core',
+  'cpu',
+  'data',
+  'fsize',
+  'locks',
+  'memlock',
+  'msgqueue',
+  'nice',
+  'nofile',
+  'nproc',
+  'rss',
+  'rtprio',
+  'rttime',
+  'sigpending',
+  'stack',
 ];
 
 /** The rows of /proc/self/limits, by rlimit name. */
 const LIMITS_ROWS: Record<string, string> = {
-  'Max cpu time': 'cpu', 'Max file size': 'fsize', 'Max data size': 'data', 'Max stack size': 'stack',
-  'Max core file size': 'core', 'Max resident set': 'rss', 'Max processes': 'nproc', 'Max open files': 'nofile',
-  'Max locked memory': 'memlock', 'Max address space': 'as', 'Max file locks': 'locks',
-  'Max pending signals': 'sigpending', 'Max msgqueue size': 'msgqueue', 'Max nice priority': 'nice',
-  'Max realtime priority': 'rtprio', 'Max realtime timeout': 'rttime',
+  'Max cpu time': 'cpu',
+  'Max file size': 'fsize',
+  'Max data size': 'data',
+  'Max stack size': 'stack',
+  'Max core file size': 'core',
+  'Max resident set': 'rss',
+  'Max processes': 'nproc',
+  'Max open files': 'nofile',
+  'Max locked memory': 'memlock',
+  'Max address space': 'as',
+  'Max file locks': 'locks',
+  'Max pending signals': 'sigpending',
+  'Max msgqueue size': 'msgqueue',
+  'Max nice priority': 'nice',
+  'Max realtime priority': 'rtprio',
+  'Max realtime timeout': 'rttime',
 };
 
 /** What the host offers, as far as the spec depends on it. {@link probeHostFacts} reads it. */
@@ -159,7 +190,9 @@ export function readHostRlimits(): Record<string, number> {
 export function probeHostFacts(): HostFacts {
   const v1 = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');
   const unified = `/sys/fs/cgroup${ownUnifiedCgroup()}`.replace(/\/$/, '');
-  const swapAccounting = v1 ? existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes') : v2SwapAccounting(unified);
+  const swapAccounting = v1
+    ? existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')
+    : v2SwapAccounting(unified);
   return {
     cpuCount: availableParallelism(),
     onlineCpus: readText('/sys/devices/system/cpu/online') ?? `0-${availableParallelism() - 1}`,
@@ -180,14 +213,22 @@ export function probeHostFacts(): HostFacts {
 function v2SwapAccounting(unified: string): boolean {
   let children: string[] = [];
   try {
-    children = readdirSync('/sys/fs/cgroup', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `/sys/fs/cgroup/${d.name}`);
-  } catch { /* no cgroup2 mount */ }
+    children = readdirSync('/sys/fs/cgroup', { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => `/sys/fs/cgroup/${d.name}`);
+  } catch {
+    /* no cgroup2 mount */
+  }
   for (const dir of [unified, '/sys/fs/cgroup/init.scope', ...children]) {
     if (existsSync(`${dir}/memory.swap.max`)) return true;
     if (existsSync(`${dir}/memory.max`)) return false; // the memory controller is there, swap accounting is not
   }
   const memory = (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('memory');
-  return memory && existsSync('/proc/swaps') && !/(^|\s)(swapaccount=0|cgroup\.memory=\S*noswap)/.test(readText('/proc/cmdline') ?? '');
+  return (
+    memory &&
+    existsSync('/proc/swaps') &&
+    !/(^|\s)(swapaccount=0|cgroup\.memory=\S*noswap)/.test(readText('/proc/cmdline') ?? '')
+  );
 }
 
 /**
@@ -203,7 +244,9 @@ function blkioWeightSupported(unified: string): boolean {
     }
   }
   if (existsSync(`${unified}/io.weight`) || existsSync(`${unified}/io.bfq.weight`)) return true;
-  return unified === '/sys/fs/cgroup' && (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('io');
+  return (
+    unified === '/sys/fs/cgroup' && (readText('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('io')
+  );
 }
 
 /** Parse a CPU or memory-node list ("0-3,6") into numbers; null when malformed. */
@@ -223,11 +266,14 @@ export function parseCpuList(list: string): Set<number> | null {
 
 function checkCpuList(flag: string, list: string, online: string): void {
   const wanted = parseCpuList(list);
-  if (!wanted || wanted.size === 0) throw new InvalidArgumentError(`invalid ${flag} value ${JSON.stringify(list)}: expected a list like 0-1,3`);
+  if (!wanted || wanted.size === 0)
+    throw new InvalidArgumentError(`invalid ${flag} value ${JSON.stringify(list)}: expected a list like 0-1,3`);
   const available = parseCpuList(online) ?? new Set<number>();
   const missing = [...wanted].filter((n) => !available.has(n));
   if (missing.length > 0) {
-    throw new InvalidArgumentError(`${flag} ${list}: ${missing.join(',')} not available on this host (online: ${online})`);
+    throw new InvalidArgumentError(
+      `${flag} ${list}: ${missing.join(',')} not available on this host (online: ${online})`,
+    );
   }
 }
 
@@ -242,7 +288,8 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
   const out: OciResources = {};
   const memory: NonNullable<OciResources['memory']> = {};
   if (res.memory !== undefined && res.memory !== 0) {
-    if (!Number.isInteger(res.memory)) throw new InvalidArgumentError(`memory limit ${res.memory} must be a whole number of bytes`);
+    if (!Number.isInteger(res.memory))
+      throw new InvalidArgumentError(`memory limit ${res.memory} must be a whole number of bytes`);
     if (res.memory < MIN_MEMORY) {
       throw new InvalidArgumentError(`memory limit ${bytes(res.memory)} is too small: the minimum is 6 MiB`);
     }
@@ -251,12 +298,17 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
   const swap = res.memorySwap;
   // without a memory limit, unlimited swap (-1) is what there is already (docker accepts it alone)
   if (swap !== undefined && swap !== 0 && !(swap === -1 && memory.limit === undefined)) {
-    if (memory.limit === undefined) throw new InvalidArgumentError('--memory-swap needs --memory: set the memory limit too');
+    if (memory.limit === undefined)
+      throw new InvalidArgumentError('--memory-swap needs --memory: set the memory limit too');
     if (swap !== -1 && (!Number.isInteger(swap) || swap < memory.limit)) {
-      throw new InvalidArgumentError(`--memory-swap ${bytes(swap)} is below --memory ${bytes(memory.limit)}: it is the total of memory and swap`);
+      throw new InvalidArgumentError(
+        `--memory-swap ${bytes(swap)} is below --memory ${bytes(memory.limit)}: it is the total of memory and swap`,
+      );
     }
     if (!host.swapAccounting) {
-      throw new HostSupportError('--memory-swap is not supported: the host kernel does not account swap (boot it with swapaccount=1), or leave --memory-swap out');
+      throw new HostSupportError(
+        '--memory-swap is not supported: the host kernel does not account swap (boot it with swapaccount=1), or leave --memory-swap out',
+      );
     }
     memory.swap = swap;
   } else if (memory.limit !== undefined && host.swapAccounting) {
@@ -269,7 +321,9 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
   if (res.cpus !== undefined && res.cpus !== 0) {
     const max = host.cpuCount;
     if (!Number.isFinite(res.cpus) || res.cpus < 0.01 || res.cpus > max) {
-      throw new InvalidArgumentError(`--cpus ${res.cpus} is out of range: it must be between 0.01 and ${max} (this host has ${max} CPUs)`);
+      throw new InvalidArgumentError(
+        `--cpus ${res.cpus} is out of range: it must be between 0.01 and ${max} (this host has ${max} CPUs)`,
+      );
     }
     cpu.quota = Math.round(res.cpus * CPU_PERIOD);
     cpu.period = CPU_PERIOD;
@@ -291,15 +345,20 @@ export function buildResources(res: Resources, host: HostFacts): OciResources {
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
 
   if (res.pidsLimit !== undefined && res.pidsLimit > 0) {
-    if (!Number.isInteger(res.pidsLimit)) throw new InvalidArgumentError(`--pids-limit ${res.pidsLimit} must be a whole number`);
+    if (!Number.isInteger(res.pidsLimit))
+      throw new InvalidArgumentError(`--pids-limit ${res.pidsLimit} must be a whole number`);
     out.pids = { limit: res.pidsLimit };
   }
   if (res.blkioWeight !== undefined && res.blkioWeight !== 0) {
     if (!Number.isInteger(res.blkioWeight) || res.blkioWeight < 10 || res.blkioWeight > 1000) {
-      throw new InvalidArgumentError(`--blkio-weight ${res.blkioWeight} is out of range: it must be between 10 and 1000`);
+      throw new InvalidArgumentError(
+        `--blkio-weight ${res.blkioWeight} is out of range: it must be between 10 and 1000`,
+      );
     }
     if (!host.blkioWeight) {
-      throw new HostSupportError('--blkio-weight is not supported: the host\'s block I/O cgroup has no weight (needs the BFQ scheduler); leave it out');
+      throw new HostSupportError(
+        "--blkio-weight is not supported: the host's block I/O cgroup has no weight (needs the BFQ scheduler); leave it out",
+      );
     }
     out.blockIO = { weight: res.blkioWeight };
   }
@@ -316,32 +375,42 @@ export function buildRlimits(ulimits: ContainerOptions['ulimits'], hostHard: Rec
   const nofile = Math.min(DEFAULT_NOFILE, hostHard.nofile ?? DEFAULT_NOFILE);
   byType.set('nofile', { type: 'RLIMIT_NOFILE', soft: nofile, hard: nofile });
   for (const u of ulimits) {
-    const name = u.type.trim().toLowerCase().replace(/^rlimit_/, '');
-    if (!RLIMITS.includes(name)) throw new InvalidArgumentError(`unknown ulimit ${u.type}: expected one of ${RLIMITS.join(', ')}`);
+    const name = u.type
+      .trim()
+      .toLowerCase()
+      .replace(/^rlimit_/, '');
+    if (!RLIMITS.includes(name))
+      throw new InvalidArgumentError(`unknown ulimit ${u.type}: expected one of ${RLIMITS.join(', ')}`);
     const max = hostHard[name] ?? Infinity;
     const value = (v: number, which: string): number => {
       if (v === -1) return Number.isFinite(max) ? max : Number.MAX_SAFE_INTEGER;
-      if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`ulimit ${name}: ${which} limit ${v} must be a non-negative whole number or -1`);
+      if (!Number.isInteger(v) || v < 0)
+        throw new InvalidArgumentError(`ulimit ${name}: ${which} limit ${v} must be a non-negative whole number or -1`);
       return v;
     };
     const soft = value(u.soft, 'soft');
     const hard = value(u.hard, 'hard');
-    if (soft > hard) throw new InvalidArgumentError(`ulimit ${name}: soft limit ${u.soft} is above hard limit ${u.hard}`);
+    if (soft > hard)
+      throw new InvalidArgumentError(`ulimit ${name}: soft limit ${u.soft} is above hard limit ${u.hard}`);
     if (hard > max) {
-      throw new InvalidArgumentError(`ulimit ${name}: hard limit ${u.hard} is above the host's maximum of ${max}; choose ${max} or less`);
+      throw new InvalidArgumentError(
+        `ulimit ${name}: hard limit ${u.hard} is above the host's maximum of ${max}; choose ${max} or less`,
+      );
     }
     byType.set(name, { type: `RLIMIT_${name.toUpperCase()}`, soft, hard });
   }
   return [...byType.values()];
 }
 
-
 function hasEnv(env: readonly string[], key: string): boolean {
   return env.some((e) => e.startsWith(`${key}=`));
 }
 
 function checkCwd(cwd: string): string {
-  if (!cwd.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(cwd)} is invalid: it must be an absolute path`);
+  if (!cwd.startsWith('/'))
+    throw new InvalidArgumentError(
+      `the working directory ${JSON.stringify(cwd)} is invalid: it must be an absolute path`,
+    );
   return posix.normalize(cwd).replace(/(.)\/+$/, '$1');
 }
 
@@ -354,7 +423,9 @@ function checkMappings(kind: string, mappings: readonly IdMapping[]): void {
   if (mappings.length === 0) throw new InvalidArgumentError(`user namespace needs at least one ${kind} mapping`);
   for (const m of mappings) {
     if (![m.containerID, m.hostID, m.size].every((n) => Number.isInteger(n) && n >= 0) || m.size === 0) {
-      throw new InvalidArgumentError(`invalid ${kind} mapping ${m.containerID}:${m.hostID}:${m.size}: ids must be whole numbers and the size at least 1`);
+      throw new InvalidArgumentError(
+        `invalid ${kind} mapping ${m.containerID}:${m.hostID}:${m.size}: ids must be whole numbers and the size at least 1`,
+      );
     }
   }
 }
@@ -367,7 +438,9 @@ function containerCapabilities(config: ContainerOptions, host: HostFacts): strin
     for (const name of config.capAdd) {
       const cap = normalizeCapability(name);
       if (cap !== 'ALL' && !available.has(cap)) {
-        throw new HostSupportError(`capability ${cap} cannot be granted: hull itself runs without it on this host; remove --cap-add ${name}`);
+        throw new HostSupportError(
+          `capability ${cap} cannot be granted: hull itself runs without it on this host; remove --cap-add ${name}`,
+        );
       }
     }
   }
@@ -387,22 +460,47 @@ function seccompFor(config: ContainerOptions, caps: readonly string[]): LinuxSec
 }
 
 /** The mounts every container gets. */
-function defaultMounts(opts: { privileged: boolean; userns: boolean; privateNetns: boolean; gid5Mapped: boolean }): OciMount[] {
+function defaultMounts(opts: {
+  privileged: boolean;
+  userns: boolean;
+  privateNetns: boolean;
+  gid5Mapped: boolean;
+}): OciMount[] {
   const sysRo = opts.privileged ? [] : ['ro'];
   const ptsOptions = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'];
   if (opts.gid5Mapped) ptsOptions.push('gid=5'); // tty group
   const mounts: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ptsOptions },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
   ];
   if (opts.userns && !opts.privateNetns) {
     // sysfs can only be mounted by the owner of the network namespace: bind the host's instead.
-    mounts.push({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', ...sysRo] });
+    mounts.push({
+      destination: '/sys',
+      type: 'bind',
+      source: '/sys',
+      options: ['rbind', 'nosuid', 'noexec', 'nodev', ...sysRo],
+    });
   } else {
-    mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...sysRo] });
+    mounts.push({
+      destination: '/sys',
+      type: 'sysfs',
+      source: 'sysfs',
+      options: ['nosuid', 'noexec', 'nodev', ...sysRo],
+    });
   }
   mounts.push({
     destination: '/sys/fs/cgroup',
@@ -416,17 +514,27 @@ function defaultMounts(opts: { privileged: boolean; userns: boolean; privateNetn
 /** The user's bind and tmpfs mounts, checked. */
 function userMounts(config: InstanceConfig): OciMount[] {
   return config.mounts.map((m) => {
-    if (!m.target.startsWith('/')) throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
+    if (!m.target.startsWith('/'))
+      throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
     const destination = posix.normalize(m.target).replace(/(.)\/+$/, '$1');
-    if (destination === '/') throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
+    if (destination === '/')
+      throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
     if (m.type === 'bind') {
-      if (!m.source.startsWith('/')) throw new InvalidArgumentError(`invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`);
+      if (!m.source.startsWith('/'))
+        throw new InvalidArgumentError(
+          `invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`,
+        );
       try {
         statSync(m.source);
       } catch {
         throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
       }
-      return { destination, type: 'bind', source: m.source, options: ['rbind', 'rprivate', ...(m.readonly ? ['ro'] : [])] };
+      return {
+        destination,
+        type: 'bind',
+        source: m.source,
+        options: ['rbind', 'rprivate', ...(m.readonly ? ['ro'] : [])],
+      };
     }
     return { destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...m.options] };
   });
@@ -443,7 +551,10 @@ function combineMounts(defaults: OciMount[], rest: OciMount[]): OciMount[] {
   for (const m of [...defaults, ...rest]) latest.set(m.destination, m);
   const keptDefaults = defaults.filter((m) => latest.get(m.destination) === m);
   const restKept = rest.filter((m) => latest.get(m.destination) === m);
-  const sorted = restKept.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+  const sorted = restKept
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i)
+    .map((x) => x.m);
   return [...keptDefaults, ...sorted];
 }
 
@@ -474,7 +585,11 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   const caps = containerCapabilities(copts, host);
   const process: OciProcess = {
     terminal: config.tty,
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
+    user: {
+      uid: user.uid,
+      gid: user.gid,
+      ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}),
+    },
     args: [...config.command],
     env,
     cwd: checkCwd(config.workdir || '/'),
@@ -544,7 +659,12 @@ export function buildExecProcess(base: OciSpec, opts: ExecOptions, rootfs: strin
     user = { uid: u.uid, gid: u.gid, ...(u.additionalGids.length > 0 ? { additionalGids: u.additionalGids } : {}) };
     home = u.home;
   }
-  let env = mergeEnv(b.env, opts.tty && !hasEnv(b.env, 'TERM') ? ['TERM=xterm'] : [], home ? [`HOME=${home}`] : [], opts.env);
+  let env = mergeEnv(
+    b.env,
+    opts.tty && !hasEnv(b.env, 'TERM') ? ['TERM=xterm'] : [],
+    home ? [`HOME=${home}`] : [],
+    opts.env,
+  );
   if (!hasEnv(env, 'PATH')) env = [`PATH=${DEFAULT_PATH}`, ...env];
 
   let capabilities = b.capabilities;

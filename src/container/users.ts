@@ -32,7 +32,9 @@ function realRoot(root: string): string {
   try {
     return realpathSync(root);
   } catch (e) {
-    throw new NotFoundError(`root filesystem not found: ${root} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new NotFoundError(
+      `root filesystem not found: ${root} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
 }
 
@@ -66,7 +68,8 @@ export function resolveInRoot(root: string, path: string): string {
       current = next;
       continue;
     }
-    if (++links > MAX_LINKS) throw new InvalidArgumentError(`too many levels of symbolic links resolving ${path} in ${root}`);
+    if (++links > MAX_LINKS)
+      throw new InvalidArgumentError(`too many levels of symbolic links resolving ${path} in ${root}`);
     const target = readlinkSync(base + next);
     if (target.startsWith('/')) current = '';
     pending.unshift(...target.split('/'));
@@ -88,7 +91,8 @@ export function readFileInRoot(root: string, path: string, maxSize = MAX_DB_SIZE
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    if (code === 'ELOOP') throw new InvalidArgumentError(`${path} in ${root} changed while being read (a symbolic link appeared)`);
+    if (code === 'ELOOP')
+      throw new InvalidArgumentError(`${path} in ${root} changed while being read (a symbolic link appeared)`);
     throw new InvalidArgumentError(`cannot open ${path} in ${root}: ${(e as Error).message}`);
   }
   try {
@@ -161,7 +165,14 @@ export function parseGroup(text: string): GroupEntry[] {
   for (const f of records(text)) {
     const gid = parseId(f[2]);
     if (!f[0] || gid === null) continue;
-    out.push({ name: f[0], gid, members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) });
+    out.push({
+      name: f[0],
+      gid,
+      members: (f[3] ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
+    });
   }
   return out;
 }
@@ -196,7 +207,9 @@ export function resolveUser(rootfs: string, user: string): ResolvedUser {
 
   const wantedUid = userPart === '' ? 0 : numericId(userPart, 'uid');
   const entry =
-    wantedUid === null ? passwdEntries().find((e) => e.name === userPart) : passwdEntries().find((e) => e.uid === wantedUid);
+    wantedUid === null
+      ? passwdEntries().find((e) => e.name === userPart)
+      : passwdEntries().find((e) => e.uid === wantedUid);
   if (wantedUid === null && !entry) {
     throw new NotFoundError(`unable to find user ${userPart}: no matching entries in passwd file`);
   }
@@ -215,7 +228,13 @@ export function resolveUser(rootfs: string, user: string): ResolvedUser {
       gid = group.gid;
     }
   } else if (entry) {
-    additionalGids = [...new Set(groupEntries().filter((g) => g.members.includes(entry.name)).map((g) => g.gid))];
+    additionalGids = [
+      ...new Set(
+        groupEntries()
+          .filter((g) => g.members.includes(entry.name))
+          .map((g) => g.gid),
+      ),
+    ];
   }
   return { uid, gid, additionalGids, home };
 }

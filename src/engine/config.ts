@@ -1,4 +1,11 @@
-import type { InstanceConfig, IsolationRequest, MountSpec, Resources, RestartPolicy, InstanceKind } from '../common/instance.js';
+import type {
+  InstanceConfig,
+  IsolationRequest,
+  MountSpec,
+  Resources,
+  RestartPolicy,
+  InstanceKind,
+} from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { mergeEnv, parseSignal } from '../common/parse.js';
 import type { ImageRecord } from '../image/store.js';
@@ -52,7 +59,6 @@ export interface CreateRequest extends IsolationRequest {
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-
 /**
  * Image config + the user's request → the common part of the instance's config (docker's precedence rules);
  * the kind's section comes from its driver (InstanceDriver.configure).
@@ -61,10 +67,12 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   const ic = image.config.config ?? {};
   const entrypoint = req.entrypoint ?? ic.Entrypoint ?? [];
   // docker: --entrypoint resets the image's Cmd too
-  const cmd = req.command && req.command.length > 0 ? req.command : req.entrypoint !== undefined ? [] : ic.Cmd ?? [];
+  const cmd = req.command && req.command.length > 0 ? req.command : req.entrypoint !== undefined ? [] : (ic.Cmd ?? []);
   const command = [...entrypoint, ...cmd];
   if (command.length === 0) {
-    throw new InvalidArgumentError(`no command specified: image ${req.image} has no Cmd or Entrypoint; give one after the image name`);
+    throw new InvalidArgumentError(
+      `no command specified: image ${req.image} has no Cmd or Entrypoint; give one after the image name`,
+    );
   }
   const imageEnv = ic.Env ?? [DEFAULT_PATH];
   const restart = req.restart ?? { name: 'no', maxRetries: 0 };
@@ -97,37 +105,61 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
 }
 
 /** The network part of an instance's config: mode, networks, ports, DNS settings (validated; names resolved later). */
-function networkConfig(image: ImageRecord, req: CreateRequest): Pick<InstanceConfig, 'network' | 'networks' | 'ports' | 'dns' | 'dnsSearch' | 'extraHosts'> {
-  const names = req.networks && req.networks.length > 0 ? req.networks : req.network !== undefined ? [req.network] : [DEFAULT_NETWORK];
-  const ports = [...(req.publish ?? []).flatMap(parsePublish), ...(req.publishAll ? exposedToMappings(image.config.config?.ExposedPorts) : [])];
+function networkConfig(
+  image: ImageRecord,
+  req: CreateRequest,
+): Pick<InstanceConfig, 'network' | 'networks' | 'ports' | 'dns' | 'dnsSearch' | 'extraHosts'> {
+  const names =
+    req.networks && req.networks.length > 0
+      ? req.networks
+      : req.network !== undefined
+        ? [req.network]
+        : [DEFAULT_NETWORK];
+  const ports = [
+    ...(req.publish ?? []).flatMap(parsePublish),
+    ...(req.publishAll ? exposedToMappings(image.config.config?.ExposedPorts) : []),
+  ];
   for (const d of req.dns ?? []) parseIp(d, '--dns');
   const extraHosts = (req.addHost ?? []).map((h) => {
     const i = h.lastIndexOf(':');
-    if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(h.slice(0, i))) throw new InvalidArgumentError(`invalid --add-host "${h}": expected NAME:IP, e.g. db.local:10.89.1.5`);
+    if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(h.slice(0, i)))
+      throw new InvalidArgumentError(`invalid --add-host "${h}": expected NAME:IP, e.g. db.local:10.89.1.5`);
     const ip = h.slice(i + 1) === 'host-gateway' ? '' : h.slice(i + 1);
-    if (ip === '') throw new InvalidArgumentError(`invalid --add-host "${h}": host-gateway is not supported yet; give the address`);
+    if (ip === '')
+      throw new InvalidArgumentError(`invalid --add-host "${h}": host-gateway is not supported yet; give the address`);
     parseIp(ip, '--add-host address');
     return `${h.slice(0, i)}:${ip}`;
   });
   const mode = names.find((n) => n === 'none' || n === 'host');
   if (mode) {
     if (names.length > 1) throw new InvalidArgumentError(`--network ${mode} cannot be combined with other networks`);
-    if (ports.length > 0) throw new InvalidArgumentError(`cannot publish ports with --network ${mode}: ${mode === 'host' ? 'the instance uses the host\'s ports directly' : 'it has no network'}`);
-    if (req.ip !== undefined || (req.aliases ?? []).length > 0) throw new InvalidArgumentError(`--ip and --network-alias need a network; --network ${mode} has none`);
+    if (ports.length > 0)
+      throw new InvalidArgumentError(
+        `cannot publish ports with --network ${mode}: ${mode === 'host' ? "the instance uses the host's ports directly" : 'it has no network'}`,
+      );
+    if (req.ip !== undefined || (req.aliases ?? []).length > 0)
+      throw new InvalidArgumentError(`--ip and --network-alias need a network; --network ${mode} has none`);
     return { network: mode, dns: req.dns ?? [], dnsSearch: req.dnsSearch ?? [], extraHosts };
   }
   for (const n of names) {
     if (n.startsWith('container:') || n === 'private' || n === 'slirp4netns' || n === 'pasta') {
-      throw new InvalidArgumentError(`unsupported --network ${n}: use none, host, or a hull network name (hull network ls)`);
+      throw new InvalidArgumentError(
+        `unsupported --network ${n}: use none, host, or a hull network name (hull network ls)`,
+      );
     }
   }
   if (req.ip !== undefined) parseIp(req.ip, '--ip');
   for (const a of req.aliases ?? []) {
-    if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/.test(a)) throw new InvalidArgumentError(`invalid --network-alias "${a}": use letters, digits, . - _`);
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/.test(a))
+      throw new InvalidArgumentError(`invalid --network-alias "${a}": use letters, digits, . - _`);
   }
   return {
     network: 'bridge',
-    networks: names.map((name, i) => ({ name, ...(i === 0 && req.ip !== undefined ? { ip: req.ip } : {}), ...((req.aliases ?? []).length > 0 ? { aliases: req.aliases } : {}) })),
+    networks: names.map((name, i) => ({
+      name,
+      ...(i === 0 && req.ip !== undefined ? { ip: req.ip } : {}),
+      ...((req.aliases ?? []).length > 0 ? { aliases: req.aliases } : {}),
+    })),
     ports,
     dns: req.dns ?? [],
     dnsSearch: req.dnsSearch ?? [],

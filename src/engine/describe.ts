@@ -7,17 +7,30 @@ function networkSettings(engine: Engine, rec: InstanceRecord): Record<string, un
   const live = rec.state === 'running' || rec.state === 'paused';
   const attachments = live && rec.config.network === 'bridge' ? engine.networks.attachments(rec.id) : [];
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of publishedPorts(engine, rec)) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp || '0.0.0.0', HostPort: String(p.hostPort) });
+  for (const p of publishedPorts(engine, rec))
+    (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({
+      HostIp: p.hostIp || '0.0.0.0',
+      HostPort: String(p.hostPort),
+    });
   const first = attachments[0];
   return {
     IPAddress: first ? first.address.split('/')[0] : '',
     Gateway: first?.gateway ?? '',
     MacAddress: first?.mac ?? '',
     Ports: ports,
-    Networks: Object.fromEntries(attachments.map((a) => [a.network, {
-      IPAddress: a.address.split('/')[0], IPPrefixLen: Number(a.address.split('/')[1] ?? 0), Gateway: a.gateway ?? '',
-      MacAddress: a.mac ?? '', Aliases: a.names, Interface: a.interface,
-    }])),
+    Networks: Object.fromEntries(
+      attachments.map((a) => [
+        a.network,
+        {
+          IPAddress: a.address.split('/')[0],
+          IPPrefixLen: Number(a.address.split('/')[1] ?? 0),
+          Gateway: a.gateway ?? '',
+          MacAddress: a.mac ?? '',
+          Aliases: a.names,
+          Interface: a.interface,
+        },
+      ]),
+    ),
   };
 }
 
@@ -70,17 +83,24 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       AutoRemove: c.autoRemove,
       RestartPolicy: { Name: c.restart.name, MaximumRetryCount: c.restart.maxRetries },
       ReadonlyRootfs: c.readOnly,
-      ...(k ? {
-        Privileged: k.privileged,
-        CapAdd: k.capAdd,
-        CapDrop: k.capDrop,
-        SecurityOpt: [`no-new-privileges=${k.noNewPrivileges}`, `seccomp=${k.seccomp}`],
-        UsernsMode: k.userns ? 'private' : 'host',
-        IdMappings: k.userns,
-        Ulimits: k.ulimits,
-      } : {}),
+      ...(k
+        ? {
+            Privileged: k.privileged,
+            CapAdd: k.capAdd,
+            CapDrop: k.capDrop,
+            SecurityOpt: [`no-new-privileges=${k.noNewPrivileges}`, `seccomp=${k.seccomp}`],
+            UsernsMode: k.userns ? 'private' : 'host',
+            IdMappings: k.userns,
+            Ulimits: k.ulimits,
+          }
+        : {}),
       NetworkMode: c.network === 'bridge' ? (c.networks ?? []).map((n) => n.name).join(',') : c.network,
-      PortBindings: Object.fromEntries((c.ports ?? []).map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
+      PortBindings: Object.fromEntries(
+        (c.ports ?? []).map((p) => [
+          `${p.containerPort}/${p.protocol}`,
+          [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }],
+        ]),
+      ),
       Dns: c.dns ?? [],
       DnsSearch: c.dnsSearch ?? [],
       ExtraHosts: c.extraHosts ?? [],

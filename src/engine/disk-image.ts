@@ -14,24 +14,34 @@ import { isValidName } from './names.js';
  * start, restart, inspect and rm work unchanged. The disk itself is never written: the instance boots an
  * overlay over it.
  */
-export async function createFromDiskImage(engine: Engine, req: Omit<CreateRequest, 'image' | 'disk'>, disk: { path: string; format?: DiskFormat }): Promise<InstanceRecord> {
+export async function createFromDiskImage(
+  engine: Engine,
+  req: Omit<CreateRequest, 'image' | 'disk'>,
+  disk: { path: string; format?: DiskFormat },
+): Promise<InstanceRecord> {
   const driver = engine.driver(req.kind);
   if (!driver.capabilities.diskImages || !driver.checkDiskImage) {
     throw new InvalidArgumentError(`instances of kind ${req.kind} cannot boot disk images: use an OCI image`);
   }
   // checked before the image is entered, so that bad input leaves nothing behind
   if (req.name !== undefined && !isValidName(req.name)) {
-    throw new InvalidArgumentError(`invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`);
+    throw new InvalidArgumentError(
+      `invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`,
+    );
   }
   const path = resolve(disk.path);
   const format = await driver.checkDiskImage(path, disk.format);
-  const image = await engine.images.commitBuilt({
-    architecture: 'amd64',
-    os: 'linux',
-    created: new Date().toISOString(),
-    // what runs is the disk's own OS; the command is for display
-    config: { Cmd: ['/sbin/init'], Labels: { 'org.hull.vm.disk': path, 'org.hull.vm.disk-format': format } },
-    rootfs: { type: 'layers', diff_ids: [] },
-  }, [], []);
+  const image = await engine.images.commitBuilt(
+    {
+      architecture: 'amd64',
+      os: 'linux',
+      created: new Date().toISOString(),
+      // what runs is the disk's own OS; the command is for display
+      config: { Cmd: ['/sbin/init'], Labels: { 'org.hull.vm.disk': path, 'org.hull.vm.disk-format': format } },
+      rootfs: { type: 'layers', diff_ids: [] },
+    },
+    [],
+    [],
+  );
   return createInstance(engine, { ...req, image: basename(path), disk: { path, format } }, { image });
 }

@@ -115,8 +115,17 @@ export class Engine {
       dir: this.instanceDir(rec.id),
       config: rec.config,
       layers,
-      exitCommand: watcherPid === undefined ? exitCommand
-        : ['/bin/sh', '-c', 'kill -0 "$1" 2>/dev/null && exit 0; shift; exec "$@"', 'hull-exit', String(watcherPid), ...exitCommand],
+      exitCommand:
+        watcherPid === undefined
+          ? exitCommand
+          : [
+              '/bin/sh',
+              '-c',
+              'kill -0 "$1" 2>/dev/null && exit 0; shift; exec "$@"',
+              'hull-exit',
+              String(watcherPid),
+              ...exitCommand,
+            ],
     };
   }
 
@@ -130,11 +139,15 @@ export class Engine {
    * dropped rather than failing a verb whose effect already took place (a run whose instance runs, a stop whose
    * instance stopped).
    */
-  event(rec: Pick<InstanceRecord, 'id' | 'name' | 'image' | 'kind'>, action: string, attrs: Record<string, string> = {}): void {
+  event(
+    rec: Pick<InstanceRecord, 'id' | 'name' | 'image' | 'kind'>,
+    action: string,
+    attrs: Record<string, string> = {},
+  ): void {
     try {
       this.store.addEvent(rec.kind, action, rec.id, rec.name, { image: rec.image, name: rec.name, ...attrs });
     } catch (e) {
-      if (!isNoSpace(e, this.root) && !(isNoSpaceError(e))) throw e;
+      if (!isNoSpace(e, this.root) && !isNoSpaceError(e)) throw e;
     }
   }
 
@@ -157,7 +170,11 @@ export class Engine {
       // Check once more: the supervisor writes the exit file just before it exits.
       const again = this.driver(rec.kind).exitInfo(ctx);
       if (again) return again;
-      return { exitCode: 255, finishedAt: Date.now(), reason: `its supervisor (${this.driver(rec.kind).supervisorName}) exited unexpectedly` };
+      return {
+        exitCode: 255,
+        finishedAt: Date.now(),
+        reason: `its supervisor (${this.driver(rec.kind).supervisorName}) exited unexpectedly`,
+      };
     }
     return null;
   }

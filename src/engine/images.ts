@@ -36,7 +36,10 @@ async function pruneDriverCaches(engine: Engine): Promise<number> {
 }
 
 /** hull image prune: dangling images (all unused ones with `all`), then unreferenced blobs and layers. */
-export async function pruneImages(engine: Engine, all: boolean): Promise<{ images: string[]; gc: GcResult; cacheEntries: number }> {
+export async function pruneImages(
+  engine: Engine,
+  all: boolean,
+): Promise<{ images: string[]; gc: GcResult; cacheEntries: number }> {
   const r = await engine.images.prune({ all, inUse: inUse(engine) }).catch((e: unknown) => {
     throw describeNoSpace(e, { path: rootPaths(engine.root).images, action: 'pruning images' });
   });

@@ -9,7 +9,11 @@ export async function systemInfo(engine: Engine, version: string) {
   const host = probeHost();
   const runtimes = availableRuntimes();
   let defRuntime = '';
-  try { defRuntime = defaultRuntime(); } catch (e) { defRuntime = `none (${(e as Error).message})`; }
+  try {
+    defRuntime = defaultRuntime();
+  } catch (e) {
+    defRuntime = `none (${(e as Error).message})`;
+  }
   const recs = engine.store.list();
   const images = await engine.images.list();
   const accel = probeAccel();
@@ -24,7 +28,14 @@ export async function systemInfo(engine: Engine, version: string) {
     },
     images: images.length,
     defaultRuntime: defRuntime,
-    runtimes: runtimes.map((r) => ({ name: r.name, path: r.path, version: r.version, usable: r.usable, ...(r.reason ? { reason: r.reason } : {}), ...(r.needsPureV1View ? { note: 'runs in a private mount namespace with a pure cgroup v1 view' } : {}) })),
+    runtimes: runtimes.map((r) => ({
+      name: r.name,
+      path: r.path,
+      version: r.version,
+      usable: r.usable,
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.needsPureV1View ? { note: 'runs in a private mount namespace with a pure cgroup v1 view' } : {}),
+    })),
     cgroups: host.cgroupLayout,
     cgroupNamespace: host.cgroupNamespace,
     userNamespaces: host.userNamespace,

@@ -33,9 +33,20 @@ export interface SavedInstance {
  * Write (or replace) the instance's saved record in its directory. `create` makes the directory; later
  * changes write only into one that exists (an instance removed meanwhile must not get a directory back).
  */
-export function saveInstanceFile(dir: string, rec: Pick<InstanceRecord, 'id' | 'name' | 'kind' | 'image' | 'imageId' | 'config' | 'createdAt'>, o: { create?: boolean } = {}): void {
+export function saveInstanceFile(
+  dir: string,
+  rec: Pick<InstanceRecord, 'id' | 'name' | 'kind' | 'image' | 'imageId' | 'config' | 'createdAt'>,
+  o: { create?: boolean } = {},
+): void {
   const saved: SavedInstance = {
-    version: VERSION, id: rec.id, name: rec.name, kind: rec.kind, image: rec.image, imageId: rec.imageId, config: rec.config, createdAt: rec.createdAt,
+    version: VERSION,
+    id: rec.id,
+    name: rec.name,
+    kind: rec.kind,
+    image: rec.image,
+    imageId: rec.imageId,
+    config: rec.config,
+    createdAt: rec.createdAt,
   };
   if (o.create) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = instancePaths(dir).instanceFile;
@@ -56,7 +67,9 @@ export function readInstanceFile(dir: string, id: string): SavedInstance | strin
   try {
     raw = readFileSync(instancePaths(dir).instanceFile, 'utf8');
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? `it has no saved record (${INSTANCE_FILE})` : `its ${INSTANCE_FILE} cannot be read (${(e as Error).message})`;
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? `it has no saved record (${INSTANCE_FILE})`
+      : `its ${INSTANCE_FILE} cannot be read (${(e as Error).message})`;
   }
   let s: Partial<SavedInstance>;
   try {
@@ -64,9 +77,19 @@ export function readInstanceFile(dir: string, id: string): SavedInstance | strin
   } catch {
     return `its ${INSTANCE_FILE} is not valid JSON`;
   }
-  const ok = typeof s === 'object' && s !== null && s.id === id && typeof s.name === 'string' && s.name !== '' &&
-    DRIVER_FACTORIES.some((f) => f.kind === s.kind) && typeof s.image === 'string' && typeof s.imageId === 'string' &&
-    typeof s.config === 'object' && s.config !== null && Array.isArray(s.config.command) && typeof s.createdAt === 'number';
+  const ok =
+    typeof s === 'object' &&
+    s !== null &&
+    s.id === id &&
+    typeof s.name === 'string' &&
+    s.name !== '' &&
+    DRIVER_FACTORIES.some((f) => f.kind === s.kind) &&
+    typeof s.image === 'string' &&
+    typeof s.imageId === 'string' &&
+    typeof s.config === 'object' &&
+    s.config !== null &&
+    Array.isArray(s.config.command) &&
+    typeof s.createdAt === 'number';
   if (!ok) return `its ${INSTANCE_FILE} is incomplete or names another instance`;
   return { ...(s as SavedInstance), config: migrateConfig(s.config) };
 }

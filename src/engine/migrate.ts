@@ -1,7 +1,16 @@
 import type { ContainerOptions, InstanceConfig } from '../common/instance.js';
 
 /** The container-only fields that records before the split kept at the top of the config. */
-const LEGACY_CONTAINER_FIELDS = ['runtime', 'privileged', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'userns', 'ulimits'] as const;
+const LEGACY_CONTAINER_FIELDS = [
+  'runtime',
+  'privileged',
+  'capAdd',
+  'capDrop',
+  'noNewPrivileges',
+  'seccomp',
+  'userns',
+  'ulimits',
+] as const;
 
 /**
  * An instance config as stored, brought to the current shape on read. Records written before the config
@@ -14,7 +23,8 @@ export function migrateConfig(stored: unknown): InstanceConfig {
   if (!LEGACY_CONTAINER_FIELDS.some((f) => f in raw)) return stored as InstanceConfig;
   const legacy = raw as Partial<ContainerOptions> & Record<string, unknown>;
   const rest: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) if (!(LEGACY_CONTAINER_FIELDS as readonly string[]).includes(k)) rest[k] = v;
+  for (const [k, v] of Object.entries(raw))
+    if (!(LEGACY_CONTAINER_FIELDS as readonly string[]).includes(k)) rest[k] = v;
   if (raw.vm !== undefined || raw.container !== undefined) return rest as unknown as InstanceConfig;
   const container: ContainerOptions = {
     runtime: legacy.runtime ?? 'runc',

@@ -32,7 +32,8 @@ export async function resolveNetworkRequests(engine: Engine, reqs: NetworkReques
   const out: NetworkRequest[] = [];
   for (const r of reqs) {
     const name = r.name === 'bridge' || r.name === 'default' ? DEFAULT_NETWORK : r.name;
-    if (RESERVED_NAMES.has(name)) throw new InvalidArgumentError(`--network ${r.name} cannot be combined with other networks`);
+    if (RESERVED_NAMES.has(name))
+      throw new InvalidArgumentError(`--network ${r.name} cannot be combined with other networks`);
     const def = name === DEFAULT_NETWORK ? await engine.networks.ensureDefault() : engine.networks.store.get(name);
     if (out.some((o) => o.name === def.name)) throw new InvalidArgumentError(`network ${def.name} is given twice`);
     if (r.ip !== undefined) parseIp(r.ip, '--ip');
@@ -47,8 +48,13 @@ export async function attachInstance(engine: Engine, rec: InstanceRecord, ctx: I
   const c = rec.config;
   const path = netnsPath(engine, rec.id);
   const req = {
-    instanceId: rec.id, instanceName: rec.name, netnsPath: path, networks: c.networks ?? [], ports: c.ports ?? [],
-    dns: c.dns ?? [], dnsSearch: c.dnsSearch ?? [],
+    instanceId: rec.id,
+    instanceName: rec.name,
+    netnsPath: path,
+    networks: c.networks ?? [],
+    ports: c.ports ?? [],
+    dns: c.dns ?? [],
+    dnsSearch: c.dnsSearch ?? [],
     extraHosts: (c.extraHosts ?? []).map((h) => {
       const i = h.lastIndexOf(':');
       return [h.slice(0, i), h.slice(i + 1)] as [string, string];
@@ -76,7 +82,9 @@ export async function removeNetwork(engine: Engine, name: string): Promise<void>
   const def = engine.networks.store.get(name);
   const users = networkUsers(engine, def.name);
   if (users.length > 0) {
-    throw new ConflictError(`network ${def.name} is used by instance(s) ${users.map((u) => u.name).join(', ')}; remove them first (hull network rm -f removes them too)`);
+    throw new ConflictError(
+      `network ${def.name} is used by instance(s) ${users.map((u) => u.name).join(', ')}; remove them first (hull network rm -f removes them too)`,
+    );
   }
   await engine.networks.remove(def.name);
 }
@@ -95,12 +103,22 @@ export type { NetworkDef } from '../network/store.js';
  * `hull network connect`: add a network to an instance. A live instance joins at once (a new interface in its
  * namespace, a DNS record); a stopped one joins at its next start. The config records it either way.
  */
-export async function connectInstance(engine: Engine, rec: InstanceRecord, network: string, opts: { ip?: string; aliases?: string[] } = {}): Promise<'now' | 'next-start'> {
+export async function connectInstance(
+  engine: Engine,
+  rec: InstanceRecord,
+  network: string,
+  opts: { ip?: string; aliases?: string[] } = {},
+): Promise<'now' | 'next-start'> {
   if (rec.config.network !== 'bridge') {
-    throw new InvalidArgumentError(`instance ${rec.name} uses --network ${rec.config.network}; it cannot join networks (create it with --network NAME)`);
+    throw new InvalidArgumentError(
+      `instance ${rec.name} uses --network ${rec.config.network}; it cannot join networks (create it with --network NAME)`,
+    );
   }
-  const [req] = await resolveNetworkRequests(engine, [{ name: network, ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.aliases?.length ? { aliases: opts.aliases } : {}) }]);
-  if ((rec.config.networks ?? []).some((n) => n.name === req!.name)) throw new ConflictError(`instance ${rec.name} is already connected to network ${req!.name}`);
+  const [req] = await resolveNetworkRequests(engine, [
+    { name: network, ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.aliases?.length ? { aliases: opts.aliases } : {}) },
+  ]);
+  if ((rec.config.networks ?? []).some((n) => n.name === req!.name))
+    throw new ConflictError(`instance ${rec.name} is already connected to network ${req!.name}`);
   // attached now (running, paused, or created: the namespace exists from create on): join at once, when the
   // driver can take a new interface live (a VM's NICs are fixed while it runs: it joins at its next start)
   const live = engine.networks.attachments(rec.id).length > 0;
@@ -111,10 +129,19 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
   }
   if (live) {
     const c = rec.config;
-    await engine.networks.connect({
-      instanceId: rec.id, instanceName: rec.name, netnsPath: netnsPath(engine, rec.id), networks: c.networks ?? [], ports: [],
-      dns: c.dns ?? [], dnsSearch: [], extraHosts: [],
-    }, req!);
+    await engine.networks.connect(
+      {
+        instanceId: rec.id,
+        instanceName: rec.name,
+        netnsPath: netnsPath(engine, rec.id),
+        networks: c.networks ?? [],
+        ports: [],
+        dns: c.dns ?? [],
+        dnsSearch: [],
+        extraHosts: [],
+      },
+      req!,
+    );
   }
   saveConfig(engine, rec, { ...rec.config, networks: [...(rec.config.networks ?? []), req!] });
   engine.event(rec, 'network-connect', { network: req!.name });
@@ -122,10 +149,16 @@ export async function connectInstance(engine: Engine, rec: InstanceRecord, netwo
 }
 
 /** `hull network disconnect`: take a network off an instance (at once when it runs). */
-export async function disconnectInstance(engine: Engine, rec: InstanceRecord, network: string): Promise<'now' | 'next-start'> {
+export async function disconnectInstance(
+  engine: Engine,
+  rec: InstanceRecord,
+  network: string,
+): Promise<'now' | 'next-start'> {
   const def = engine.networks.store.get(network);
-  if (!(rec.config.networks ?? []).some((n) => n.name === def.name)) throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
-  const live = engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).capabilities.liveNetworkChanges;
+  if (!(rec.config.networks ?? []).some((n) => n.name === def.name))
+    throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
+  const live =
+    engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).capabilities.liveNetworkChanges;
   if (live) await engine.networks.disconnect(rec.id, def.name);
   saveConfig(engine, rec, { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) });
   engine.event(rec, 'network-disconnect', { network: def.name });

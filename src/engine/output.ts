@@ -13,7 +13,13 @@ export interface LogOptions {
  * Read an instance's logs; with follow, keep going until the instance stops running (then drain what is
  * left and return) or the caller aborts.
  */
-export async function instanceLogs(engine: Engine, rec: InstanceRecord, opts: LogOptions, onLine: (l: LogLine) => void, signal?: AbortSignal): Promise<void> {
+export async function instanceLogs(
+  engine: Engine,
+  rec: InstanceRecord,
+  opts: LogOptions,
+  onLine: (l: LogLine) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const driver = engine.driver(rec.kind);
   const path = driver.logPath(engine.context(rec));
   if (!opts.follow) {
@@ -26,7 +32,11 @@ export async function instanceLogs(engine: Engine, rec: InstanceRecord, opts: Lo
   signal?.addEventListener('abort', onAbort, { once: true });
   const exited = (async () => {
     const cur = engine.store.get(rec.id);
-    if (cur && (cur.state === 'running' || cur.state === 'paused' || cur.state === 'created') && !engine.observedExit(cur)) {
+    if (
+      cur &&
+      (cur.state === 'running' || cur.state === 'paused' || cur.state === 'created') &&
+      !engine.observedExit(cur)
+    ) {
       await driver.waitExit(engine.context(cur), stop.signal).catch(() => undefined);
     }
     stop.abort();

@@ -25,7 +25,14 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StateCorruptError, StateLostError } from '../common/errors.js';
-import type { DriverRemains, FoundProcess, InstanceDriver, InstanceState, ExitInfo, RecoveryScope } from '../common/instance.js';
+import type {
+  DriverRemains,
+  FoundProcess,
+  InstanceDriver,
+  InstanceState,
+  ExitInfo,
+  RecoveryScope,
+} from '../common/instance.js';
 import { mountsUnder, readMountInfo, unmountAll } from '../host/mount.js';
 import { processStartTime } from '../host/proc.js';
 import { DRIVER_FACTORIES } from './drivers.js';
@@ -107,7 +114,10 @@ function describe(found: Map<string, Remains>): string {
   const dirs = rs.filter((r) => r.dir).length;
   if (dirs) parts.push(n(dirs, 'instance directory', 'instance directories'));
   const sups = rs.flatMap(processesOf);
-  if (sups.length) parts.push(`${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].sort().join(', ')})`);
+  if (sups.length)
+    parts.push(
+      `${n(sups.length, 'supervisor process', 'supervisor processes')} (${[...new Set(sups.map((s) => s.program))].sort().join(', ')})`,
+    );
   const mounts = rs.reduce((k, r) => k + r.mounts.length, 0);
   if (mounts) parts.push(n(mounts, 'mount', 'mounts'));
   const netns = rs.filter((r) => r.netns || r.attachments).length;
@@ -128,9 +138,14 @@ export function checkBeforeOpen(root: string): void {
   const cond = databaseCondition(root);
   if (cond === 'present') return;
   // no engine yet (it would open the store): the registry's drivers, made for this look only
-  const found = findRemains(root, DRIVER_FACTORIES.map((f) => f.create()));
+  const found = findRemains(
+    root,
+    DRIVER_FACTORIES.map((f) => f.create()),
+  );
   if (found.size === 0) return;
-  throw new StateLostError(`the state database ${join(root, DATABASE_FILE)} is ${cond}, but the root holds ${describe(found)}; run "${recoverCommand(root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
+  throw new StateLostError(
+    `the state database ${join(root, DATABASE_FILE)} is ${cond}, but the root holds ${describe(found)}; run "${recoverCommand(root)}" to rebuild their records (or clean up what cannot be rebuilt)`,
+  );
 }
 
 /**
@@ -146,7 +161,9 @@ export function checkAfterOpen(engine: Engine): void {
   if (unknown.length === 0) return;
   const found = findRemains(engine.root, engine.allDrivers());
   for (const id of [...found.keys()]) if (!unknown.includes(id)) found.delete(id);
-  throw new StateLostError(`the state database ${join(engine.root, DATABASE_FILE)} has no record of ${describe(found)} found under ${engine.root}; run "${recoverCommand(engine.root)}" to rebuild their records (or clean up what cannot be rebuilt)`);
+  throw new StateLostError(
+    `the state database ${join(engine.root, DATABASE_FILE)} has no record of ${describe(found)} found under ${engine.root}; run "${recoverCommand(engine.root)}" to rebuild their records (or clean up what cannot be rebuilt)`,
+  );
 }
 
 // ----- hull system recover -----
@@ -236,7 +253,12 @@ export async function recoverInstances(engine: Engine): Promise<RecoverReport> {
     } else {
       why = 'its instance directory is gone';
     }
-    report.removed.push({ id, ...(saved ? { name: saved.name } : {}), why, problems: await cleanUp(engine, id, found, saved ? engine.driver(saved.kind) : undefined) });
+    report.removed.push({
+      id,
+      ...(saved ? { name: saved.name } : {}),
+      why,
+      problems: await cleanUp(engine, id, found, saved ? engine.driver(saved.kind) : undefined),
+    });
   }
   return report;
 }
@@ -262,8 +284,22 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
     notes.push(`renamed from ${s.name}, which another instance has now`);
   }
   const rec: InstanceRecord = {
-    id: s.id, name, kind: s.kind, state: 'created', image: s.image, imageId: s.imageId, config: s.config, createdAt: s.createdAt,
-    startedAt: null, finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0, supervisorPid: 0, restartCount: 0,
+    id: s.id,
+    name,
+    kind: s.kind,
+    state: 'created',
+    image: s.image,
+    imageId: s.imageId,
+    config: s.config,
+    createdAt: s.createdAt,
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    exitReason: null,
+    oomKilled: false,
+    pid: 0,
+    supervisorPid: 0,
+    restartCount: 0,
     stoppedByUser: false,
   };
   const driver = engine.driver(rec.kind);
@@ -273,16 +309,28 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
   let live: { state: 'running' | 'paused' | 'created'; pid: number } | null = null;
   if (!exit && supervisor) {
     const st = await driver.status(ctx).catch(() => ({ status: 'unknown' as const, pid: 0 }));
-    if (st.status === 'running' || st.status === 'paused' || st.status === 'created') live = { state: st.status, pid: st.pid };
+    if (st.status === 'running' || st.status === 'paused' || st.status === 'created')
+      live = { state: st.status, pid: st.pid };
     // otherwise it is exiting: its supervisor writes the exit file next
     else exit = await driver.waitExit(ctx, AbortSignal.timeout(5000)).catch(() => null);
   }
   if (live) {
     Object.assign(rec, { state: live.state, pid: live.pid, supervisorPid: supervisor!.pid });
-    if (live.state !== 'created') rec.startedAt = processStartedAt(live.pid) ?? processStartedAt(supervisor!.pid) ?? Date.now();
+    if (live.state !== 'created')
+      rec.startedAt = processStartedAt(live.pid) ?? processStartedAt(supervisor!.pid) ?? Date.now();
   } else {
-    exit ??= { exitCode: 255, finishedAt: Date.now(), reason: `its supervisor (${driver.supervisorName}) was gone when hull recovered its record` };
-    Object.assign(rec, { state: 'exited', exitCode: exit.exitCode, finishedAt: exit.finishedAt, exitReason: exit.reason ?? null, oomKilled: exit.oomKilled === true });
+    exit ??= {
+      exitCode: 255,
+      finishedAt: Date.now(),
+      reason: `its supervisor (${driver.supervisorName}) was gone when hull recovered its record`,
+    };
+    Object.assign(rec, {
+      state: 'exited',
+      exitCode: exit.exitCode,
+      finishedAt: exit.finishedAt,
+      exitReason: exit.reason ?? null,
+      oomKilled: exit.oomKilled === true,
+    });
   }
   await engine.images.resolve(rec.imageId).catch(() => {
     notes.push(`its image ${rec.imageId.replace(/^sha256:/, '').slice(0, 12)} is gone: it cannot be started again`);
@@ -314,10 +362,13 @@ async function cleanUp(engine: Engine, id: string, found: Remains, saved?: Insta
   const problems: string[] = [];
   const dir = engine.instanceDir(id);
   const scope = scopeOf(engine.root);
-  const claimed = [...found.drivers].filter(([, r]) => r.files || r.processes.length > 0 || r.state.length > 0).map(([d]) => d);
+  const claimed = [...found.drivers]
+    .filter(([, r]) => r.files || r.processes.length > 0 || r.state.length > 0)
+    .map(([d]) => d);
   const drivers = saved ? [saved] : claimed.length > 0 ? claimed : engine.allDrivers();
   for (const d of drivers) {
-    if (d.recovery) problems.push(...await d.recovery.tearDown(scope, id, found.drivers.get(d)).catch((e: Error) => [e.message]));
+    if (d.recovery)
+      problems.push(...(await d.recovery.tearDown(scope, id, found.drivers.get(d)).catch((e: Error) => [e.message])));
   }
   await unmountAll(dir).catch((e: Error) => problems.push(e.message));
   await engine.networks.teardown(id, netnsPath(engine, id)).catch((e: Error) => problems.push(e.message));

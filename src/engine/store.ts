@@ -47,9 +47,23 @@ export interface EventRecord {
 }
 
 interface InstanceRow {
-  id: string; name: string; kind: string; state: string; image: string; image_id: string; config: string;
-  created_at: number; started_at: number | null; finished_at: number | null; exit_code: number | null;
-  exit_reason: string | null; oom_killed: number; pid: number; supervisor_pid: number; restart_count: number; stopped_by_user: number;
+  id: string;
+  name: string;
+  kind: string;
+  state: string;
+  image: string;
+  image_id: string;
+  config: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  exit_code: number | null;
+  exit_reason: string | null;
+  oom_killed: number;
+  pid: number;
+  supervisor_pid: number;
+  restart_count: number;
+  stopped_by_user: number;
 }
 
 const SCHEMA = `
@@ -86,19 +100,53 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 function fromRow(r: InstanceRow): InstanceRecord {
   return {
-    id: r.id, name: r.name, kind: r.kind as InstanceKind, state: r.state as InstanceState, image: r.image,
-    imageId: r.image_id, config: migrateConfig(JSON.parse(r.config)), createdAt: r.created_at,
-    startedAt: r.started_at, finishedAt: r.finished_at, exitCode: r.exit_code, exitReason: r.exit_reason,
-    oomKilled: r.oom_killed !== 0, pid: r.pid, supervisorPid: r.supervisor_pid, restartCount: r.restart_count, stoppedByUser: r.stopped_by_user !== 0,
+    id: r.id,
+    name: r.name,
+    kind: r.kind as InstanceKind,
+    state: r.state as InstanceState,
+    image: r.image,
+    imageId: r.image_id,
+    config: migrateConfig(JSON.parse(r.config)),
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    exitCode: r.exit_code,
+    exitReason: r.exit_reason,
+    oomKilled: r.oom_killed !== 0,
+    pid: r.pid,
+    supervisorPid: r.supervisor_pid,
+    restartCount: r.restart_count,
+    stoppedByUser: r.stopped_by_user !== 0,
   };
 }
 
-export type InstancePatch = Partial<Pick<InstanceRecord,
-  'startedAt' | 'finishedAt' | 'exitCode' | 'exitReason' | 'oomKilled' | 'pid' | 'supervisorPid' | 'restartCount' | 'stoppedByUser' | 'config'>>;
+export type InstancePatch = Partial<
+  Pick<
+    InstanceRecord,
+    | 'startedAt'
+    | 'finishedAt'
+    | 'exitCode'
+    | 'exitReason'
+    | 'oomKilled'
+    | 'pid'
+    | 'supervisorPid'
+    | 'restartCount'
+    | 'stoppedByUser'
+    | 'config'
+  >
+>;
 
 const COLUMN: Record<keyof InstancePatch, string> = {
-  startedAt: 'started_at', finishedAt: 'finished_at', exitCode: 'exit_code', exitReason: 'exit_reason', oomKilled: 'oom_killed', pid: 'pid',
-  supervisorPid: 'supervisor_pid', restartCount: 'restart_count', stoppedByUser: 'stopped_by_user', config: 'config',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  exitCode: 'exit_code',
+  exitReason: 'exit_reason',
+  oomKilled: 'oom_killed',
+  pid: 'pid',
+  supervisorPid: 'supervisor_pid',
+  restartCount: 'restart_count',
+  stoppedByUser: 'stopped_by_user',
+  config: 'config',
 };
 
 function encode(key: keyof InstancePatch, v: unknown): unknown {
@@ -126,7 +174,9 @@ export class StateStore {
 
   /** Columns added since a root's database was made (SQLite adds a column in place, with its default). */
   private migrate(): void {
-    const columns = new Set((this.db.prepare('PRAGMA table_info(instances)').all() as { name: string }[]).map((c) => c.name));
+    const columns = new Set(
+      (this.db.prepare('PRAGMA table_info(instances)').all() as { name: string }[]).map((c) => c.name),
+    );
     if (columns.has('oom_killed')) return;
     try {
       this.db.exec('ALTER TABLE instances ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0');
@@ -136,21 +186,32 @@ export class StateStore {
     }
   }
 
-  close(): void { this.db.close(); }
+  close(): void {
+    this.db.close();
+  }
 
   /** Insert a new instance; a taken name is a ConflictError naming the holder. */
   insert(rec: InstanceRecord): void {
     const tx = this.db.transaction(() => {
-      const holder = this.db.prepare('SELECT id FROM instances WHERE name = ?').get(rec.name) as { id: string } | undefined;
+      const holder = this.db.prepare('SELECT id FROM instances WHERE name = ?').get(rec.name) as
+        | { id: string }
+        | undefined;
       if (holder) {
-        throw new ConflictError(`the name "${rec.name}" is already in use by instance ${holder.id.slice(0, 12)}; remove it (hull rm ${rec.name}) or pick another --name`);
+        throw new ConflictError(
+          `the name "${rec.name}" is already in use by instance ${holder.id.slice(0, 12)}; remove it (hull rm ${rec.name}) or pick another --name`,
+        );
       }
-      this.db.prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, started_at,
+      this.db
+        .prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, started_at,
         finished_at, exit_code, exit_reason, oom_killed, pid, supervisor_pid, restart_count, stopped_by_user)
         VALUES (@id, @name, @kind, @state, @image, @imageId, @config, @createdAt, @startedAt, @finishedAt, @exitCode,
-        @exitReason, @oomKilled, @pid, @supervisorPid, @restartCount, @stoppedByUser)`).run({
-        ...rec, config: JSON.stringify(rec.config), stoppedByUser: rec.stoppedByUser ? 1 : 0, oomKilled: rec.oomKilled ? 1 : 0,
-      });
+        @exitReason, @oomKilled, @pid, @supervisorPid, @restartCount, @stoppedByUser)`)
+        .run({
+          ...rec,
+          config: JSON.stringify(rec.config),
+          stoppedByUser: rec.stoppedByUser ? 1 : 0,
+          oomKilled: rec.oomKilled ? 1 : 0,
+        });
     });
     this.write(() => tx.immediate());
   }
@@ -177,12 +238,15 @@ export class StateStore {
 
   /** Find by exact name, exact id, or unique id prefix (docker's rules). */
   lookup(ref: string): InstanceRecord {
-    const byName = this.db.prepare('SELECT * FROM instances WHERE name = ? OR id = ?').get(ref, ref) as InstanceRow | undefined;
+    const byName = this.db.prepare('SELECT * FROM instances WHERE name = ? OR id = ?').get(ref, ref) as
+      | InstanceRow
+      | undefined;
     if (byName) return fromRow(byName);
     if (/^[0-9a-f]{1,64}$/.test(ref)) {
       const rows = this.db.prepare("SELECT * FROM instances WHERE id LIKE ? || '%' LIMIT 2").all(ref) as InstanceRow[];
       if (rows.length === 1) return fromRow(rows[0]!);
-      if (rows.length > 1) throw new ConflictError(`the id prefix "${ref}" matches more than one instance; give more characters`);
+      if (rows.length > 1)
+        throw new ConflictError(`the id prefix "${ref}" matches more than one instance; give more characters`);
     }
     throw new NotFoundError(`no such instance: ${ref} (hull ps -a lists them)`);
   }
@@ -195,7 +259,13 @@ export class StateStore {
    * Compare-and-set transition: moves the instance from one of `from` to `to`, applying `patch`,
    * only if its current state is in `from`. Returns the updated record, or throws StateError.
    */
-  transition(id: string, from: readonly InstanceState[], to: InstanceState, patch: InstancePatch = {}, what: string = to): InstanceRecord {
+  transition(
+    id: string,
+    from: readonly InstanceState[],
+    to: InstanceState,
+    patch: InstancePatch = {},
+    what: string = to,
+  ): InstanceRecord {
     const tx = this.db.transaction(() => {
       const cur = this.get(id);
       if (!cur) throw new NotFoundError(`no such instance: ${id.slice(0, 12)}`);
@@ -209,8 +279,15 @@ export class StateStore {
   }
 
   /** Like transition, but returns undefined instead of throwing when the state does not match. */
-  tryTransition(id: string, from: readonly InstanceState[], to: InstanceState, patch: InstancePatch = {}): InstanceRecord | undefined {
-    try { return this.transition(id, from, to, patch); } catch (e) {
+  tryTransition(
+    id: string,
+    from: readonly InstanceState[],
+    to: InstanceState,
+    patch: InstancePatch = {},
+  ): InstanceRecord | undefined {
+    try {
+      return this.transition(id, from, to, patch);
+    } catch (e) {
       if (e instanceof StateError || e instanceof NotFoundError) return undefined;
       throw e;
     }
@@ -223,7 +300,10 @@ export class StateStore {
   private applyPatch(id: string, patch: InstancePatch, state?: InstanceState): void {
     const sets: string[] = [];
     const vals: unknown[] = [];
-    if (state) { sets.push('state = ?'); vals.push(state); }
+    if (state) {
+      sets.push('state = ?');
+      vals.push(state);
+    }
     for (const [k, v] of Object.entries(patch) as [keyof InstancePatch, unknown][]) {
       if (v === undefined) continue;
       sets.push(`${COLUMN[k]} = ?`);
@@ -238,14 +318,20 @@ export class StateStore {
   }
 
   addEvent(type: string, action: string, id: string, name: string, attributes: Record<string, string> = {}): void {
-    this.write(() => this.db.prepare('INSERT INTO events (time, type, action, id, name, attributes) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(Date.now(), type, action, id, name, JSON.stringify(attributes)));
+    this.write(() =>
+      this.db
+        .prepare('INSERT INTO events (time, type, action, id, name, attributes) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(Date.now(), type, action, id, name, JSON.stringify(attributes)),
+    );
   }
 
   events(afterSeq: number, opts: { since?: number; until?: number; limit?: number } = {}): EventRecord[] {
-    const rows = this.db.prepare(`SELECT * FROM events WHERE seq > ? AND time >= ? AND time <= ? ORDER BY seq LIMIT ?`)
-      .all(afterSeq, opts.since ?? 0, opts.until ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100000) as
-      (Omit<EventRecord, 'attributes'> & { attributes: string })[];
+    const rows = this.db
+      .prepare(`SELECT * FROM events WHERE seq > ? AND time >= ? AND time <= ? ORDER BY seq LIMIT ?`)
+      .all(afterSeq, opts.since ?? 0, opts.until ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100000) as (Omit<
+      EventRecord,
+      'attributes'
+    > & { attributes: string })[];
     return rows.map((r) => ({ ...r, attributes: JSON.parse(r.attributes) as Record<string, string> }));
   }
 
@@ -265,7 +351,11 @@ export class StateStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.write(() => this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+    this.write(() =>
+      this.db
+        .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+        .run(key, value),
+    );
   }
 }
 
@@ -297,7 +387,10 @@ export function recoverCommand(root: string): string {
 }
 
 export function corruptDatabaseError(root: string, e: unknown): StateCorruptError {
-  return new StateCorruptError(`the state database ${rootPaths(root).db} is unreadable (${(e as Error).message}); run "${recoverCommand(root)}": it moves the file aside and rebuilds the records from the instances on disk`, { cause: e });
+  return new StateCorruptError(
+    `the state database ${rootPaths(root).db} is unreadable (${(e as Error).message}); run "${recoverCommand(root)}": it moves the file aside and rebuilds the records from the instances on disk`,
+    { cause: e },
+  );
 }
 
 /**

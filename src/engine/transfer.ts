@@ -33,11 +33,12 @@ export interface PullRequest extends TransferOptions {
 }
 
 export const PULL_POLICIES = ['missing', 'always', 'never', 'newer'] as const;
-export type PullPolicy = typeof PULL_POLICIES[number];
+export type PullPolicy = (typeof PULL_POLICIES)[number];
 
 export function parsePullPolicy(text: string | undefined): PullPolicy {
   const p = text ?? 'missing';
-  if (!(PULL_POLICIES as readonly string[]).includes(p)) throw new InvalidArgumentError(`invalid --pull value "${text}": use missing, always, never or newer`);
+  if (!(PULL_POLICIES as readonly string[]).includes(p))
+    throw new InvalidArgumentError(`invalid --pull value "${text}": use missing, always, never or newer`);
   return p as PullPolicy;
 }
 
@@ -52,9 +53,7 @@ export async function pull(engine: Engine, ref: string, opts: PullRequest = {}):
 }
 
 /** What ensureImage tells its caller as it decides. */
-export type PullNotice =
-  | { kind: 'pulling'; message: string }
-  | { kind: 'warning'; message: string };
+export type PullNotice = { kind: 'pulling'; message: string } | { kind: 'warning'; message: string };
 
 /** An image id or id prefix: never pulled (a registry has no such name). */
 const looksLikeId = (ref: string) => /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
@@ -68,7 +67,12 @@ const looksLikeId = (ref: string) => /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
  *   registry cannot be asked (down, unknown name, no credentials), warn and use the stored image.
  * Returns the image to use.
  */
-export async function ensureImage(engine: Engine, ref: string, policy: PullPolicy, opts: PullRequest & { notify?: (n: PullNotice) => void } = {}): Promise<ImageRecord> {
+export async function ensureImage(
+  engine: Engine,
+  ref: string,
+  policy: PullPolicy,
+  opts: PullRequest & { notify?: (n: PullNotice) => void } = {},
+): Promise<ImageRecord> {
   const { notify, ...pullOpts } = opts;
   if (policy === 'always') return pull(engine, ref, pullOpts);
   let local: ImageRecord | undefined;
@@ -90,7 +94,10 @@ export async function ensureImage(engine: Engine, ref: string, policy: PullPolic
     try {
       remote = await remoteManifestDigest(ref, { ...pullOpts, credentials: credentials(engine) });
     } catch (e) {
-      notify?.({ kind: 'warning', message: `cannot check ${ref} on its registry (${e instanceof Error ? e.message : String(e)}); using the local image` });
+      notify?.({
+        kind: 'warning',
+        message: `cannot check ${ref} on its registry (${e instanceof Error ? e.message : String(e)}); using the local image`,
+      });
       return local;
     }
     if (remote === local.manifestDigest) return local;
@@ -101,18 +108,29 @@ export async function ensureImage(engine: Engine, ref: string, policy: PullPolic
     return await pull(engine, ref, pullOpts);
   } catch (e) {
     // one line that says both: the image is not here, and why it could not be fetched
-    if (e instanceof HullError && !(e instanceof InterruptedError)) e.message = `image ${ref} is not stored here and pulling it failed: ${e.message}`;
+    if (e instanceof HullError && !(e instanceof InterruptedError))
+      e.message = `image ${ref} is not stored here and pulling it failed: ${e.message}`;
     throw e;
   }
 }
 
 /** hull push: upload a stored image to `dest` (default: its own name). */
-export async function push(engine: Engine, src: string, dest: string | undefined, opts: TransferOptions & { chunkSize?: number } = {}): Promise<{ digest: string; ref: string }> {
+export async function push(
+  engine: Engine,
+  src: string,
+  dest: string | undefined,
+  opts: TransferOptions & { chunkSize?: number } = {},
+): Promise<{ digest: string; ref: string }> {
   return pushImage(engine.images, src, dest, { ...opts, credentials: credentials(engine) });
 }
 
 /** hull login: check the credentials against the registry, then save them (only the root is needed). */
-export async function login(root: string, registry: string, user: { username: string; password: string }, opts: { insecure?: boolean } = {}): Promise<void> {
+export async function login(
+  root: string,
+  registry: string,
+  user: { username: string; password: string },
+  opts: { insecure?: boolean } = {},
+): Promise<void> {
   await registryLogin(credentials(root), registry, user, opts);
 }
 
@@ -122,7 +140,12 @@ export function logout(root: string, registry: string): boolean {
 }
 
 /** hull save (tar handling loads on first use). */
-export async function saveImages(engine: Engine, refs: string[], file: string, format: 'oci-archive' | 'docker-archive'): Promise<void> {
+export async function saveImages(
+  engine: Engine,
+  refs: string[],
+  file: string,
+  format: 'oci-archive' | 'docker-archive',
+): Promise<void> {
   const archive = await import('../image/archive.js');
   await archive.saveImages(engine.images, refs, file, format);
 }

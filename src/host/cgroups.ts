@@ -20,12 +20,30 @@ export function detectCgroupLayout(root = CGROUP_ROOT): CgroupLayout {
   if (statfsSync(root).type === CGROUP2_SUPER_MAGIC) return 'v2';
   try {
     if (statfsSync(join(root, 'unified')).type === CGROUP2_SUPER_MAGIC) return 'hybrid';
-  } catch { /* no unified mount */ }
+  } catch {
+    /* no unified mount */
+  }
   return 'v1';
 }
 
 /** The controllers hull reads or cleans up. */
-export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'hugetlb', 'net_cls', 'net_prio', 'perf_event', 'rdma', 'misc', 'name=systemd'] as const;
+export const V1_CONTROLLERS = [
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'memory',
+  'devices',
+  'freezer',
+  'blkio',
+  'pids',
+  'hugetlb',
+  'net_cls',
+  'net_prio',
+  'perf_event',
+  'rdma',
+  'misc',
+  'name=systemd',
+] as const;
 
 /** Where a cgroup lives: per v1 controller, or one v2 directory. */
 export interface CgroupPaths {
@@ -160,7 +178,9 @@ export function readCgroupStats(paths: CgroupPaths): CgroupStats {
   const usage = readNumber(at('memory', 'memory.usage_in_bytes')) ?? 0;
   const oom = parseFlatKeyed(readText(at('memory', 'memory.oom_control')) ?? '');
   const blk = parseBlkioServiceBytes(
-    readText(at('blkio', 'blkio.throttle.io_service_bytes_recursive')) ?? readText(at('blkio', 'blkio.throttle.io_service_bytes')) ?? '',
+    readText(at('blkio', 'blkio.throttle.io_service_bytes_recursive')) ??
+      readText(at('blkio', 'blkio.throttle.io_service_bytes')) ??
+      '',
   );
   return {
     cpuUsageNs: readNumber(at('cpuacct', 'cpuacct.usage')) ?? 0,

@@ -82,7 +82,10 @@ export function findConmon(): string {
  * socket address short however long the bundle path is (unix socket paths are limited to 108 bytes).
  */
 export function conmonArgs(o: ConmonOptions): string[] {
-  if (o.logPath?.includes(':')) throw new HostSupportError(`conmon cannot log to a path containing ':' (${o.logPath}); choose a hull root without ':'`);
+  if (o.logPath?.includes(':'))
+    throw new HostSupportError(
+      `conmon cannot log to a path containing ':' (${o.logPath}); choose a hull root without ':'`,
+    );
   const a = ['--api-version', '1', '-c', o.id, '-u', o.uuid, '-n', o.name, '-r', o.runtimePath];
   for (const r of o.runtimeArgs) a.push(`--runtime-arg=${r}`);
   a.push('-b', o.bundle, '-p', o.pidFile);
@@ -157,7 +160,7 @@ class MessageReader {
     this.buf = '';
     this.ended = true;
     this.error = e;
-    for (const w of this.waiters.splice(0)) (e ? w.reject(e) : w.resolve(null));
+    for (const w of this.waiters.splice(0)) e ? w.reject(e) : w.resolve(null);
   }
 
   /** The next message, or null when conmon closed the pipe without one. */
@@ -179,7 +182,12 @@ export class ConmonProcess {
   readonly launched: Promise<number | null>;
 
   /** `first`: the fd of the sync pipe (3, or after the descriptors passed to the runtime) */
-  constructor(private readonly child: ChildProcess, withStart: boolean, withAttach: boolean, first = 3) {
+  constructor(
+    private readonly child: ChildProcess,
+    withStart: boolean,
+    withAttach: boolean,
+    first = 3,
+  ) {
     const io = child.stdio as unknown as (Readable | Writable | null)[];
     this.sync = new MessageReader(io[first] as Readable);
     this.startPipe = withStart ? (io[first + 1] as Writable) : null;
@@ -188,10 +196,18 @@ export class ConmonProcess {
     this.startPipe?.on('error', () => undefined);
     this.attachPipe = withAttach ? new MessageReader(io[first + 2] as Readable) : null;
     child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (s: string) => { this.stderr += s; });
+    child.stderr?.on('data', (s: string) => {
+      this.stderr += s;
+    });
     child.stdout?.resume();
     this.launched = new Promise((resolve, reject) => {
-      child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new HostSupportError('conmon is not installed; install the conmon package to run containers') : e));
+      child.on('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'ENOENT'
+            ? new HostSupportError('conmon is not installed; install the conmon package to run containers')
+            : e,
+        ),
+      );
       child.on('exit', (code) => resolve(code));
     });
     // the first fork exits with 0 right away; anything else means conmon refused its arguments
@@ -231,7 +247,8 @@ export class ConmonProcess {
    */
   async checkLaunched(): Promise<void> {
     const code = await this.launched;
-    if (code !== 0) throw new HostCommandError('conmon', ['(start)'], code, this.stderr || 'conmon exited before reporting');
+    if (code !== 0)
+      throw new HostCommandError('conmon', ['(start)'], code, this.stderr || 'conmon exited before reporting');
   }
 
   /** Kill the spawned conmon if it has not daemonized yet (it waits on the start pipe), then close the pipes. */
@@ -256,7 +273,10 @@ export class ConmonProcess {
  * `cwd` (it drops an "oom" marker file there). `passFds`: open descriptors that conmon gets as fd 3, 4, …
  * and hands to the runtime (which passes them on with --preserve-fds in `runtimeOpts`).
  */
-export function spawnConmon(o: ConmonOptions, opts: { withStart?: boolean; cwd?: string; env?: NodeJS.ProcessEnv; passFds?: number[] } = {}): ConmonProcess {
+export function spawnConmon(
+  o: ConmonOptions,
+  opts: { withStart?: boolean; cwd?: string; env?: NodeJS.ProcessEnv; passFds?: number[] } = {},
+): ConmonProcess {
   const withAttach = Boolean(o.exec?.attach);
   const withStart = Boolean(opts.withStart) || withAttach;
   const passed = opts.passFds ?? [];

@@ -13,9 +13,13 @@ export function hostsFile(hostname: string, network: string, net?: InstanceNetwo
   if (network === 'host') {
     try {
       return readFileSync('/etc/hosts', 'utf8');
-    } catch { /* fall through to the default */ }
+    } catch {
+      /* fall through to the default */
+    }
   }
-  const own = (net?.attachments ?? []).filter((a) => a.address).map((a) => `${a.address.split('/')[0]}\t${[...new Set([hostname, ...(name ? [name] : [])])].join(' ')}`);
+  const own = (net?.attachments ?? [])
+    .filter((a) => a.address)
+    .map((a) => `${a.address.split('/')[0]}\t${[...new Set([hostname, ...(name ? [name] : [])])].join(' ')}`);
   return [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
@@ -38,7 +42,11 @@ export function hostsFile(hostname: string, network: string, net?: InstanceNetwo
 export function resolvConfFile(network: string, net?: InstanceNetwork): string {
   if (net && net.nameservers.length > 0) {
     // the networks' DNS servers (which know the other instances' names), or --dns
-    return [...(net.searches.length > 0 ? [`search ${net.searches.join(' ')}`] : []), ...net.nameservers.map((n) => `nameserver ${n}`), ''].join('\n');
+    return [
+      ...(net.searches.length > 0 ? [`search ${net.searches.join(' ')}`] : []),
+      ...net.nameservers.map((n) => `nameserver ${n}`),
+      '',
+    ].join('\n');
   }
   const read = (p: string): string | null => {
     try {
@@ -53,7 +61,8 @@ export function resolvConfFile(network: string, net?: InstanceNetwork): string {
   let text = host;
   if (host.split('\n').some(isLoopbackNs)) text = read('/run/systemd/resolve/resolv.conf') ?? host;
   let lines = text.split('\n').filter((l) => !isLoopbackNs(l));
-  if (net && net.searches.length > 0) lines = [`search ${net.searches.join(' ')}`, ...lines.filter((l) => !/^\s*(search|domain)\s/.test(l))];
+  if (net && net.searches.length > 0)
+    lines = [`search ${net.searches.join(' ')}`, ...lines.filter((l) => !/^\s*(search|domain)\s/.test(l))];
   if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   return lines.join('\n').replace(/\n*$/, '\n');
 }

@@ -51,18 +51,29 @@ export function fileSystemOf(path: string): FileSystemInfo | undefined {
       // the last mount at the longest matching point is the one on top
       if (under && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
     }
-  } catch { /* no /proc: no mount table */ }
+  } catch {
+    /* no /proc: no mount table */
+  }
   let free: number | undefined;
   let total: number | undefined;
   try {
     const s = statfsSync(real);
     free = Number(s.bavail) * Number(s.bsize);
     total = Number(s.blocks) * Number(s.bsize);
-  } catch { /* unknown */ }
-  if (!best) return free === undefined ? undefined : { mountPoint: '?', fsType: '?', source: '?', readOnly: false, free, ...(total !== undefined ? { total } : {}) };
+  } catch {
+    /* unknown */
+  }
+  if (!best)
+    return free === undefined
+      ? undefined
+      : { mountPoint: '?', fsType: '?', source: '?', readOnly: false, free, ...(total !== undefined ? { total } : {}) };
   return {
-    mountPoint: best.mountPoint, fsType: best.fsType, source: best.source, readOnly: best.options.includes('ro'),
-    ...(free !== undefined ? { free } : {}), ...(total !== undefined ? { total } : {}),
+    mountPoint: best.mountPoint,
+    fsType: best.fsType,
+    source: best.source,
+    readOnly: best.options.includes('ro'),
+    ...(free !== undefined ? { free } : {}),
+    ...(total !== undefined ? { total } : {}),
   };
 }
 
@@ -71,7 +82,10 @@ export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
@@ -95,7 +109,8 @@ export function describeLocalFsError(e: unknown, ctx: FsErrorContext): unknown {
   const where = fs ? `file system ${fs.mountPoint} (${fs.fsType} on ${fs.source})` : 'its file system';
   const space = () => {
     const parts: string[] = [];
-    if (fs?.free !== undefined) parts.push(`${humanBytes(fs.free)} free${fs.total !== undefined ? ` of ${humanBytes(fs.total)}` : ''}`);
+    if (fs?.free !== undefined)
+      parts.push(`${humanBytes(fs.free)} free${fs.total !== undefined ? ` of ${humanBytes(fs.total)}` : ''}`);
     if (ctx.needed !== undefined) parts.push(`this needs ${humanBytes(ctx.needed)}`);
     return parts.length ? ` has ${parts.join(', ')}` : '';
   };

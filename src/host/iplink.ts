@@ -25,5 +25,8 @@ export interface RouteInfo {
 /** The host's IPv4 routes of the main table. */
 export async function listRoutes(): Promise<RouteInfo[]> {
   const r = await runProgram('ip', ['-j', '-4', 'route', 'show', 'table', 'main']);
-  return (JSON.parse(r.stdout || '[]') as { dst: string; dev?: string }[]).map((x) => ({ dst: x.dst, ...(x.dev ? { dev: x.dev } : {}) }));
+  return (JSON.parse(r.stdout || '[]') as { dst: string; dev?: string }[]).map((x) => ({
+    dst: x.dst,
+    ...(x.dev ? { dev: x.dev } : {}),
+  }));
 }

@@ -54,16 +54,29 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, opts: 
   // Queue behind this process's other tasks for the same path.
   const before = queues.get(path) ?? Promise.resolve();
   let letGo!: () => void;
-  const mine = new Promise<void>((r) => { letGo = r; });
+  const mine = new Promise<void>((r) => {
+    letGo = r;
+  });
   const tail = before.then(() => mine);
   queues.set(path, tail);
   try {
-    await waitUntil(before, deadline, () => new LockTimeoutError(`timed out after ${timeoutMs / 1000} s waiting for ${what}: another task of this hull process holds it`));
+    await waitUntil(
+      before,
+      deadline,
+      () =>
+        new LockTimeoutError(
+          `timed out after ${timeoutMs / 1000} s waiting for ${what}: another task of this hull process holds it`,
+        ),
+    );
     const db = await acquire(path, deadline, timeoutMs, what);
     try {
       return await holding.run(new Set([...(held ?? []), path]), fn);
     } finally {
-      try { db.exec('COMMIT'); } catch { /* the lock goes with the connection anyway */ }
+      try {
+        db.exec('COMMIT');
+      } catch {
+        /* the lock goes with the connection anyway */
+      }
       db.close();
     }
   } finally {
@@ -75,9 +88,12 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, opts: 
 async function waitUntil(p: Promise<void>, deadline: number, onTimeout: () => Error): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([p, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-    })]);
+    await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -91,7 +107,12 @@ function open(path: string): BetterSqlite3.Database {
   return new sqlite(path, { timeout: 0 });
 }
 
-async function acquire(path: string, deadline: number, timeoutMs: number, what: string): Promise<BetterSqlite3.Database> {
+async function acquire(
+  path: string,
+  deadline: number,
+  timeoutMs: number,
+  what: string,
+): Promise<BetterSqlite3.Database> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   for (;;) {
     let db: BetterSqlite3.Database | undefined;
@@ -102,11 +123,14 @@ async function acquire(path: string, deadline: number, timeoutMs: number, what: 
     } catch (e) {
       db?.close();
       const code = (e as { code?: string }).code;
-      if (code === 'SQLITE_NOTADB') throw new HullError(`${path} is not a lock file of hull's (not an SQLite database): remove it, then retry`);
+      if (code === 'SQLITE_NOTADB')
+        throw new HullError(`${path} is not a lock file of hull's (not an SQLite database): remove it, then retry`);
       if (code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') throw e;
       if (Date.now() >= deadline) {
         const owner = lockHolder(path);
-        throw new LockTimeoutError(`timed out after ${timeoutMs / 1000} s waiting for ${what}: ${owner ? `process ${owner} holds it` : 'another hull process holds it'}; retry, or find it with: fuser ${path}`);
+        throw new LockTimeoutError(
+          `timed out after ${timeoutMs / 1000} s waiting for ${what}: ${owner ? `process ${owner} holds it` : 'another hull process holds it'}; retry, or find it with: fuser ${path}`,
+        );
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
@@ -117,13 +141,15 @@ async function acquire(path: string, deadline: number, timeoutMs: number, what: 
 export function lockHolder(path: string): number | undefined {
   try {
     const st = statSync(path);
-    const dev = `${(Number(st.dev) >> 8 & 0xfff).toString(16).padStart(2, '0')}:${(Number(st.dev) & 0xff | (Number(st.dev) >> 12 & 0xfff00)).toString(16).padStart(2, '0')}:${st.ino}`;
+    const dev = `${((Number(st.dev) >> 8) & 0xfff).toString(16).padStart(2, '0')}:${((Number(st.dev) & 0xff) | ((Number(st.dev) >> 12) & 0xfff00)).toString(16).padStart(2, '0')}:${st.ino}`;
     for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
       const f = line.trim().split(/\s+/);
       // "1: POSIX  ADVISORY  WRITE 1234 00:2a:5678 0 EOF" (a "->" marks a waiter)
       if (f[1] === '->') continue;
       if (f[1] === 'POSIX' && f[5] === dev && f[3] === 'WRITE') return Number(f[4]);
     }
-  } catch { /* no /proc/locks, or the file is gone */ }
+  } catch {
+    /* no /proc/locks, or the file is gone */
+  }
   return undefined;
 }

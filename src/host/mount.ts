@@ -147,14 +147,22 @@ export async function mountOverlay(target: string, o: OverlayOptions): Promise<v
     const base = cwd;
     options = build((p) => relative(base, resolve(p)) || '.');
     if (Buffer.byteLength(options) > MOUNT_DATA_MAX) {
-      throw new HostSupportError(`too many layers (${o.lower.length}) for one overlay mount: the layer paths exceed the kernel's one-page limit for mount options`);
+      throw new HostSupportError(
+        `too many layers (${o.lower.length}) for one overlay mount: the layer paths exceed the kernel's one-page limit for mount options`,
+      );
     }
   }
   try {
     await runProgram('mount', ['-t', 'overlay', 'overlay', '-o', options, resolve(target)], { cwd });
   } catch (e) {
     if (!(e instanceof HostCommandError)) throw e;
-    throw new HostCommandError('mount', [`overlay on ${target}`], e.status, e.stderr, 'check that the image layers are intact and that the kernel supports overlayfs');
+    throw new HostCommandError(
+      'mount',
+      [`overlay on ${target}`],
+      e.status,
+      e.stderr,
+      'check that the image layers are intact and that the kernel supports overlayfs',
+    );
   }
 }
 
@@ -171,7 +179,9 @@ export interface BindOptions {
 export async function bindMount(source: string, target: string, o: BindOptions = {}): Promise<void> {
   const opts = [o.recursive ? 'rbind' : 'bind', ...(o.readOnly ? ['ro'] : []), ...(o.extra ?? [])];
   await runProgram('mount', ['-o', opts.join(','), source, target]).catch((e: unknown) => {
-    throw e instanceof HostCommandError ? new HostCommandError('mount', [`bind ${source} on ${target}`], e.status, e.stderr) : e;
+    throw e instanceof HostCommandError
+      ? new HostCommandError('mount', [`bind ${source} on ${target}`], e.status, e.stderr)
+      : e;
   });
 }
 
@@ -218,6 +228,9 @@ export async function unmountAll(dir: string, o: { lazy?: boolean } = {}): Promi
   const mounts = mountsUnder(dir);
   if (mounts.length === 0) return 0;
   // A point mounted several times needs one umount per layer; umount(8) takes repeats.
-  await unmount(mounts.map((m) => m.mountPoint), o);
+  await unmount(
+    mounts.map((m) => m.mountPoint),
+    o,
+  );
   return mounts.length;
 }

@@ -30,7 +30,9 @@ export async function createNetns(path: string): Promise<void> {
   if (netnsMounted(path)) return;
   writeFileSync(path, '', { mode: 0o600 });
   try {
-    await runProgram('unshare', [`--net=${path}`, 'true'], { hint: 'hull needs to create network namespaces (run it as root)' });
+    await runProgram('unshare', [`--net=${path}`, 'true'], {
+      hint: 'hull needs to create network namespaces (run it as root)',
+    });
   } catch (e) {
     rmSync(path, { force: true });
     throw e;

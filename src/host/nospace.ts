@@ -18,6 +18,9 @@ export function describeNoSpace(e: unknown, ctx: FsErrorContext): unknown {
   const code = (e as { code?: unknown }).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return describeLocalFsError(e, ctx);
   // SQLite's codes: the same ENOSPC for the description, the original as the cause
-  const d = describeLocalFsError(Object.assign(new Error((e as Error).message), { code: 'ENOSPC' }), ctx) as LocalFsError;
+  const d = describeLocalFsError(
+    Object.assign(new Error((e as Error).message), { code: 'ENOSPC' }),
+    ctx,
+  ) as LocalFsError;
   return new LocalFsError(d.message, 'ENOSPC', ctx.path, { cause: e });
 }

@@ -89,7 +89,8 @@ export function parseNofileHard(limits: string): number {
 function probeKvm(): { kvm: boolean; reason?: string } {
   if (!existsSync('/dev/kvm')) return { kvm: false, reason: '/dev/kvm is missing' };
   if (existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd')) return { kvm: true };
-  if (existsSync('/sys/module/kvm_pvm')) return { kvm: false, reason: 'no hardware virtualization (/dev/kvm is served by kvm_pvm)' };
+  if (existsSync('/sys/module/kvm_pvm'))
+    return { kvm: false, reason: 'no hardware virtualization (/dev/kvm is served by kvm_pvm)' };
   return { kvm: false, reason: 'no hardware virtualization (neither kvm_intel nor kvm_amd is loaded)' };
 }
 
@@ -137,12 +138,20 @@ export function probeRuntime(name: string): RuntimeProbe {
   const path = findExecutable(name);
   let result: RuntimeProbe;
   if (!path) {
-    result = { name, path: null, version: null, usable: false, reason: `${name} is not installed`, needsPureV1View: false };
+    result = {
+      name,
+      path: null,
+      version: null,
+      usable: false,
+      reason: `${name} is not installed`,
+      needsPureV1View: false,
+    };
   } else {
     let version: string | null = null;
     let reason: string | undefined;
     try {
-      version = cachedVersion(path) ?? parseRuntimeVersion(runProgramSync(path, ['--version'], { timeoutMs: 5000 }).stdout);
+      version =
+        cachedVersion(path) ?? parseRuntimeVersion(runProgramSync(path, ['--version'], { timeoutMs: 5000 }).stdout);
       if (version) rememberVersion(path, version);
     } catch (e) {
       reason = `${name} --version failed: ${(e as Error).message}`;
@@ -185,7 +194,7 @@ function readVersionCache(): Record<string, string> {
 
 function cachedVersion(path: string): string | null {
   const key = binaryKey(path);
-  return key ? readVersionCache()[key] ?? null : null;
+  return key ? (readVersionCache()[key] ?? null) : null;
 }
 
 function rememberVersion(path: string, version: string): void {

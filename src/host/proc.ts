@@ -63,7 +63,9 @@ export function runProgram(program: string, args: readonly string[], opts: RunOp
       failed = e.code === 'ENOENT' ? missingProgram(program) : e;
     });
     if (opts.input !== undefined) {
-      child.stdin!.on('error', () => { /* the program may exit without reading its input */ });
+      child.stdin!.on('error', () => {
+        /* the program may exit without reading its input */
+      });
       child.stdin!.end(opts.input);
     }
     if (opts.timeoutMs !== undefined) {
@@ -212,7 +214,9 @@ export async function killAndWait(pids: readonly number[], timeoutMs = 5000): Pr
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   }
   const deadline = Date.now() + timeoutMs;
   while (pids.some((p) => processAlive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

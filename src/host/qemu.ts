@@ -38,17 +38,27 @@ function cpuFlags(): Set<string> {
 /** Probe once per process: hardware KVM, else TCG, with the reason. */
 export function probeAccel(): AccelProbe {
   if (accelCache) return accelCache;
-  const tcg = (reason: string): AccelProbe => ({ accel: 'tcg', reason: `${reason}; using TCG (software emulation)`, kvmUsable: false });
+  const tcg = (reason: string): AccelProbe => ({
+    accel: 'tcg',
+    reason: `${reason}; using TCG (software emulation)`,
+    kvmUsable: false,
+  });
   const flags = cpuFlags();
   const vendorModule = existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd');
   const hw = flags.has('vmx') || flags.has('svm');
   if (!existsSync('/dev/kvm')) accelCache = tcg('/dev/kvm is missing');
-  else if (existsSync('/sys/module/kvm_pvm') && !vendorModule) accelCache = tcg('/dev/kvm is served by kvm_pvm, which runs only PVM guest kernels');
-  else if (!vendorModule && !hw) accelCache = tcg('no hardware virtualization (no vmx/svm CPU flag, neither kvm_intel nor kvm_amd loaded)');
+  else if (existsSync('/sys/module/kvm_pvm') && !vendorModule)
+    accelCache = tcg('/dev/kvm is served by kvm_pvm, which runs only PVM guest kernels');
+  else if (!vendorModule && !hw)
+    accelCache = tcg('no hardware virtualization (no vmx/svm CPU flag, neither kvm_intel nor kvm_amd loaded)');
   else {
     try {
       closeSync(openSync('/dev/kvm', 'r+'));
-      accelCache = { accel: 'kvm', reason: `hardware virtualization (${existsSync('/sys/module/kvm_amd') ? 'kvm_amd' : 'kvm_intel'})`, kvmUsable: true };
+      accelCache = {
+        accel: 'kvm',
+        reason: `hardware virtualization (${existsSync('/sys/module/kvm_amd') ? 'kvm_amd' : 'kvm_intel'})`,
+        kvmUsable: true,
+      };
     } catch (e) {
       accelCache = tcg(`/dev/kvm cannot be opened (${(e as NodeJS.ErrnoException).code})`);
     }
@@ -62,7 +72,10 @@ export function chooseAccel(requested: string | undefined): Accel {
   if (!requested || requested === 'auto') return p.accel;
   if (requested === 'tcg') return 'tcg';
   if (requested === 'kvm') {
-    if (!p.kvmUsable) throw new HostSupportError(`--accel kvm: KVM is not usable on this host (${p.reason.replace(/; using TCG.*$/, '')}); use --accel tcg or auto`);
+    if (!p.kvmUsable)
+      throw new HostSupportError(
+        `--accel kvm: KVM is not usable on this host (${p.reason.replace(/; using TCG.*$/, '')}); use --accel tcg or auto`,
+      );
     return 'kvm';
   }
   throw new InvalidArgumentError(`invalid --accel "${requested}": use auto, kvm or tcg`);
@@ -71,16 +84,23 @@ export function chooseAccel(requested: string | undefined): Accel {
 /** The x86-64 system emulator, or a clear error. */
 export function qemuBinary(): string {
   const p = hullEnv('HULL_QEMU') || findExecutable('qemu-system-x86_64');
-  if (!p) throw new HostSupportError('qemu-system-x86_64 is not installed; install the qemu-system-x86 package (scripts/setup.sh does) to run VMs');
+  if (!p)
+    throw new HostSupportError(
+      'qemu-system-x86_64 is not installed; install the qemu-system-x86 package (scripts/setup.sh does) to run VMs',
+    );
   return p;
 }
 
 /** QEMU's virtiofsd (VM volumes), or a clear error. */
 export function virtiofsdBinary(): string {
-  const p = hullEnv('HULL_VIRTIOFSD')
-    || ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'].find((c) => existsSync(c))
-    || findExecutable('virtiofsd');
-  if (!p) throw new HostSupportError('virtiofsd is not installed (VM volumes need it); install the qemu-system-common or virtiofsd package, or drop -v');
+  const p =
+    hullEnv('HULL_VIRTIOFSD') ||
+    ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'].find((c) => existsSync(c)) ||
+    findExecutable('virtiofsd');
+  if (!p)
+    throw new HostSupportError(
+      'virtiofsd is not installed (VM volumes need it); install the qemu-system-common or virtiofsd package, or drop -v',
+    );
   return p;
 }
 
@@ -102,11 +122,17 @@ export async function qemuImgInfo(path: string, format?: string): Promise<DiskIm
   const r = await runProgram(qemuImgBinary(), args, { allowFailure: true });
   if (r.status !== 0) throw new HostCommandError('qemu-img', ['info', path], r.status, r.stderr);
   const j = JSON.parse(r.stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
-  return { format: j.format, virtualSize: j['virtual-size'], ...(j['backing-filename'] ? { backingFile: j['backing-filename'] } : {}) };
+  return {
+    format: j.format,
+    virtualSize: j['virtual-size'],
+    ...(j['backing-filename'] ? { backingFile: j['backing-filename'] } : {}),
+  };
 }
 
 /** A qcow2 overlay at `path` over `base` (which is only read, never written). */
 export async function qemuImgCreateOverlay(path: string, base: string, baseFormat: string): Promise<void> {
-  const r = await runProgram(qemuImgBinary(), ['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, path], { allowFailure: true });
+  const r = await runProgram(qemuImgBinary(), ['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, path], {
+    allowFailure: true,
+  });
   if (r.status !== 0) throw new HostCommandError('qemu-img', ['create', path], r.status, r.stderr);
 }

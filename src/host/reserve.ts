@@ -60,7 +60,10 @@ export function isNoSpace(e: unknown, where?: string): boolean {
 export class SpaceReserve {
   readonly path: string;
 
-  constructor(readonly root: string, readonly size: number = reserveBytes()) {
+  constructor(
+    readonly root: string,
+    readonly size: number = reserveBytes(),
+  ) {
     this.path = rootPaths(root).spaceReserve;
   }
 
@@ -85,12 +88,17 @@ export class SpaceReserve {
     try {
       fd = openSync(probe, 'w', 0o600);
       const chunk = Buffer.alloc(bytes);
-      for (let done = 0; done < bytes;) done += writeSync(fd, chunk, done, bytes - done);
+      for (let done = 0; done < bytes; ) done += writeSync(fd, chunk, done, bytes - done);
       return true;
     } catch {
       return false;
     } finally {
-      if (fd !== undefined) try { closeSync(fd); } catch { /* closed */ }
+      if (fd !== undefined)
+        try {
+          closeSync(fd);
+        } catch {
+          /* closed */
+        }
       rmSync(probe, { force: true });
     }
   }
@@ -132,13 +140,18 @@ export class SpaceReserve {
       // written zeros, not a sparse file or fallocate(2): blocks that are really allocated, on every file system
       const chunk = Buffer.alloc(Math.min(this.size, 1024 * 1024));
       // (ext4 and xfs account delayed allocations at write time: no fsync needed for the space to be taken)
-      for (let done = 0; done < this.size;) done += writeSync(fd, chunk, 0, Math.min(chunk.length, this.size - done));
+      for (let done = 0; done < this.size; ) done += writeSync(fd, chunk, 0, Math.min(chunk.length, this.size - done));
       closeSync(fd);
       fd = undefined;
       renameSync(tmp, this.path);
       return true;
     } catch {
-      if (fd !== undefined) try { closeSync(fd); } catch { /* closed */ }
+      if (fd !== undefined)
+        try {
+          closeSync(fd);
+        } catch {
+          /* closed */
+        }
       rmSync(tmp, { force: true });
       return false;
     }

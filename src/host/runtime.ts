@@ -62,11 +62,14 @@ export function runtimeErrorMessage(output: string): string {
         const j = JSON.parse(line) as { level?: string; msg?: string };
         if (j.msg && (j.level === undefined || j.level === 'error' || j.level === 'fatal')) msgs.push(j.msg);
         continue;
-      } catch { /* not JSON after all */ }
+      } catch {
+        /* not JSON after all */
+      }
     }
     const m = /level=(\w+)\s+msg="((?:[^"\\]|\\.)*)"/.exec(line);
     if (m) {
-      if (m[1] === 'error' || m[1] === 'fatal') msgs.push(m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? ' ' : c)));
+      if (m[1] === 'error' || m[1] === 'fatal')
+        msgs.push(m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? ' ' : c)));
       continue;
     }
     msgs.push(line);
@@ -97,13 +100,18 @@ function crunWrapperScript(crun: string, unshare: string, umount: string): strin
 function ensureCrunWrapper(dir: string, crun: string): string {
   const unshare = findExecutable('unshare');
   const umount = findExecutable('umount');
-  if (!unshare || !umount) throw new HostSupportError('crun needs unshare and umount (util-linux) on hosts with hybrid cgroups; install util-linux or use --runtime runc');
+  if (!unshare || !umount)
+    throw new HostSupportError(
+      'crun needs unshare and umount (util-linux) on hosts with hybrid cgroups; install util-linux or use --runtime runc',
+    );
   const path = join(dir, 'crun');
   const script = crunWrapperScript(crun, unshare, umount);
   let current = '';
   try {
     current = readFileSync(path, 'utf8');
-  } catch { /* not yet written */ }
+  } catch {
+    /* not yet written */
+  }
   if (current !== script) {
     mkdirSync(dir, { recursive: true });
     writeFileAtomic(path, script, 0o755);
@@ -150,7 +158,8 @@ export class OciRuntime {
       throw new InvalidArgumentError(`unknown OCI runtime "${name}"; use runc or crun`);
     }
     const probe = probeRuntime(name);
-    if (!probe.usable || !probe.path) throw new HostSupportError(`OCI runtime ${name} cannot be used: ${probe.reason ?? 'unknown reason'}`);
+    if (!probe.usable || !probe.path)
+      throw new HostSupportError(`OCI runtime ${name} cannot be used: ${probe.reason ?? 'unknown reason'}`);
     const stateDir = runtimeStateDir(hullRoot, name);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const path = probe.needsPureV1View ? ensureCrunWrapper(rootPaths(hullRoot).runBin, probe.path) : probe.path;
@@ -183,13 +192,23 @@ export class OciRuntime {
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     const log = join(this.stateDir, `.${id}.create.log`);
     try {
-      const r = await runProgram(this.path, [...this.globalArgs, `--log=${log}`, '--log-format=json', ...args, id], { discardOutput: true, allowFailure: true });
+      const r = await runProgram(this.path, [...this.globalArgs, `--log=${log}`, '--log-format=json', ...args, id], {
+        discardOutput: true,
+        allowFailure: true,
+      });
       if (r.status !== 0) {
         let text = '';
         try {
           text = readFileSync(log, 'utf8');
-        } catch { /* no log written */ }
-        throw new HostCommandError(this.name, ['create', id], r.status, runtimeErrorMessage(text) || 'failed without a message');
+        } catch {
+          /* no log written */
+        }
+        throw new HostCommandError(
+          this.name,
+          ['create', id],
+          r.status,
+          runtimeErrorMessage(text) || 'failed without a message',
+        );
       }
     } finally {
       rmSync(log, { force: true });

@@ -23,13 +23,14 @@ export function inNetns(netnsPath: string, argv: string[]): string[] {
 export async function createRedirectedTap(netnsPath: string, tap: string, peer: string, mtu?: number): Promise<void> {
   const hint = 'hull needs tun/tap and tc (iproute2) to attach VMs to networks';
   await runProgram('nsenter', [`--net=${netnsPath}`, '--', 'ip', '-batch', '-'], {
-    input: [
-      `tuntap add dev ${tap} mode tap`,
-      `link set dev ${tap}${mtu ? ` mtu ${mtu}` : ''} up`,
-      // the peer keeps its address for the namespace's own view, but never answers: the redirect takes
-      // every frame before the namespace's IP stack sees it
-      `link set dev ${peer} up`,
-    ].join('\n') + '\n',
+    input:
+      [
+        `tuntap add dev ${tap} mode tap`,
+        `link set dev ${tap}${mtu ? ` mtu ${mtu}` : ''} up`,
+        // the peer keeps its address for the namespace's own view, but never answers: the redirect takes
+        // every frame before the namespace's IP stack sees it
+        `link set dev ${peer} up`,
+      ].join('\n') + '\n',
     hint,
   });
   const redirect = (from: string, to: string) => [
@@ -44,6 +45,8 @@ export async function createRedirectedTap(netnsPath: string, tap: string, peer: 
 
 /** Remove a tap made by {@link createRedirectedTap} (its filters go with it; the peer's ingress qdisc too). */
 export async function removeTap(netnsPath: string, tap: string, peer: string): Promise<void> {
-  await runProgram('nsenter', [`--net=${netnsPath}`, '--', 'tc', 'qdisc', 'del', 'dev', peer, 'ingress'], { allowFailure: true });
+  await runProgram('nsenter', [`--net=${netnsPath}`, '--', 'tc', 'qdisc', 'del', 'dev', peer, 'ingress'], {
+    allowFailure: true,
+  });
   await runProgram('nsenter', [`--net=${netnsPath}`, '--', 'ip', 'link', 'del', 'dev', tap], { allowFailure: true });
 }

@@ -11,20 +11,28 @@ export function zstdDecoder(): Duplex {
   const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => { stderr += d; });
+  child.stderr.on('data', (d: string) => {
+    stderr += d;
+  });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
   child.on('error', (e: NodeJS.ErrnoException) => {
-    duplex.destroy(e.code === 'ENOENT'
-      ? new HostSupportError('zstd-compressed layers need the zstd program: apt-get install zstd')
-      : e);
+    duplex.destroy(
+      e.code === 'ENOENT'
+        ? new HostSupportError('zstd-compressed layers need the zstd program: apt-get install zstd')
+        : e,
+    );
   });
   child.on('close', (code) => {
     if (code !== 0 && code !== null) {
-      const err = new Error(`bad zstd data: ${stderr.trim().split('\n').pop() || `zstd exited ${code}`}`) as NodeJS.ErrnoException;
+      const err = new Error(
+        `bad zstd data: ${stderr.trim().split('\n').pop() || `zstd exited ${code}`}`,
+      ) as NodeJS.ErrnoException;
       err.code = 'ZSTD_ERROR';
       duplex.destroy(err);
     }
   });
-  duplex.on('close', () => { if (child.exitCode === null) child.kill(); });
+  duplex.on('close', () => {
+    if (child.exitCode === null) child.kill();
+  });
   return duplex;
 }

@@ -12,7 +12,18 @@
  * node-tar. `load` extracts regular files only into the temp area, verifies every blob's digest
  * while copying it into the store's temp area, and commits each image like a pull does.
  */
-import { createReadStream, createWriteStream, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, copyFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  copyFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -22,11 +33,21 @@ import { InvalidArgumentError, IntegrityError, NotFoundError } from '../common/e
 import { digestHex, sha256, type TempBlob } from './layout.js';
 import { parseReference, type ImageReference } from './reference.js';
 import type { ImageRecord, ImageStore } from './store.js';
-import { MEDIA_TYPE, REF_NAME_ANNOTATION, hostArchitecture, type Descriptor, type OciIndex, type OciManifest } from './types.js';
+import {
+  MEDIA_TYPE,
+  REF_NAME_ANNOTATION,
+  hostArchitecture,
+  type Descriptor,
+  type OciIndex,
+  type OciManifest,
+} from './types.js';
 
 export type ArchiveFormat = 'oci-archive' | 'docker-archive';
 
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 
 function isGzip(path: string): boolean {
   const head = readFileSync(path).subarray(0, 2);
@@ -34,13 +55,22 @@ function isGzip(path: string): boolean {
 }
 
 /** Write `refs` (local images) to `file` as an archive of `format`. */
-export async function saveImages(store: ImageStore, refs: string[], file: string, format: ArchiveFormat): Promise<void> {
+export async function saveImages(
+  store: ImageStore,
+  refs: string[],
+  file: string,
+  format: ArchiveFormat,
+): Promise<void> {
   if (refs.length === 0) throw new InvalidArgumentError('hull save needs at least one image');
   const stage = store.tempPath('.save');
   mkdirSync(stage, { recursive: true, mode: 0o700 });
   const link = (from: string, to: string) => {
     if (existsSync(to)) return;
-    try { linkSync(from, to); } catch { copyFileSync(from, to); }
+    try {
+      linkSync(from, to);
+    } catch {
+      copyFileSync(from, to);
+    }
   };
   try {
     const images = [];
@@ -50,12 +80,18 @@ export async function saveImages(store: ImageStore, refs: string[], file: string
       writeFileSync(join(stage, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
       const index: OciIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [] };
       for (const img of images) {
-        for (const d of [img.record.manifestDigest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)]) {
+        for (const d of [
+          img.record.manifestDigest,
+          img.manifest.config.digest,
+          ...img.manifest.layers.map((l) => l.digest),
+        ]) {
           link(store.blobPath(d), join(stage, 'blobs', 'sha256', digestHex(d)));
         }
         const name = nameFor(img.ref, img.record);
         index.manifests.push({
-          mediaType: img.mediaType, digest: img.record.manifestDigest, size: img.bytes.length,
+          mediaType: img.mediaType,
+          digest: img.record.manifestDigest,
+          size: img.bytes.length,
           platform: { architecture: img.record.config.architecture, os: img.record.config.os },
           ...(name ? { annotations: { [REF_NAME_ANNOTATION]: name.full } } : {}),
         });
@@ -76,7 +112,8 @@ export async function saveImages(store: ImageStore, refs: string[], file: string
           const target = join(dir, 'layer.tar');
           mkdirSync(dir, { recursive: true });
           if (!existsSync(target)) {
-            if (isGzip(store.blobPath(l.digest))) await pipeline(createReadStream(store.blobPath(l.digest)), createGunzip(), createWriteStream(target));
+            if (isGzip(store.blobPath(l.digest)))
+              await pipeline(createReadStream(store.blobPath(l.digest)), createGunzip(), createWriteStream(target));
             else link(store.blobPath(l.digest), target);
           }
           layers.push(`${digestHex(diffId)}/layer.tar`);
@@ -98,7 +135,9 @@ function nameFor(ref: string, record: ImageRecord): ImageReference | undefined {
   try {
     const parsed = parseReference(ref);
     if (!parsed.digest && record.names.some((n) => parseReference(n).full === parsed.full)) return parsed;
-  } catch { /* an id */ }
+  } catch {
+    /* an id */
+  }
   return record.names[0] ? parseReference(record.names[0]) : undefined;
 }
 
@@ -118,7 +157,11 @@ function fileIn(dir: string, name: string, what: string): string {
   const p = resolve(dir, name);
   if (!p.startsWith(dir + sep)) throw new IntegrityError(`the archive's ${what} names a path outside it: ${name}`);
   let ok = false;
-  try { ok = lstatSync(p).isFile(); } catch { /* missing */ }
+  try {
+    ok = lstatSync(p).isFile();
+  } catch {
+    /* missing */
+  }
   if (!ok) throw new IntegrityError(`the archive lacks ${what} ${name}`);
   return p;
 }
@@ -130,7 +173,12 @@ export async function loadImages(store: ImageStore, file: string): Promise<{ rec
   mkdirSync(stage, { recursive: true, mode: 0o700 });
   try {
     try {
-      await extract({ file, cwd: stage, filter: (_p, e) => 'type' in e && (e.type === 'File' || e.type === 'OldFile' || e.type === 'Directory'), strict: true });
+      await extract({
+        file,
+        cwd: stage,
+        filter: (_p, e) => 'type' in e && (e.type === 'File' || e.type === 'OldFile' || e.type === 'Directory'),
+        strict: true,
+      });
     } catch (e) {
       throw new IntegrityError(`${file} is not a readable tar archive: ${(e as Error).message}`);
     }
@@ -138,11 +186,15 @@ export async function loadImages(store: ImageStore, file: string): Promise<{ rec
       if (existsSync(join(stage, 'oci-layout'))) return await loadOci(store, stage);
       if (existsSync(join(stage, 'manifest.json'))) return await loadDocker(store, stage);
     } catch (e) {
-      if (e instanceof IntegrityError) throw new IntegrityError(`cannot load ${file}: ${e.message}; the archive is damaged`);
-      if (e instanceof SyntaxError) throw new IntegrityError(`cannot load ${file}: a JSON file in it is invalid (${e.message})`);
+      if (e instanceof IntegrityError)
+        throw new IntegrityError(`cannot load ${file}: ${e.message}; the archive is damaged`);
+      if (e instanceof SyntaxError)
+        throw new IntegrityError(`cannot load ${file}: a JSON file in it is invalid (${e.message})`);
       throw e;
     }
-    throw new InvalidArgumentError(`${file} is neither an oci-archive (no oci-layout) nor a docker-archive (no manifest.json)`);
+    throw new InvalidArgumentError(
+      `${file} is neither an oci-archive (no oci-layout) nor a docker-archive (no manifest.json)`,
+    );
   } finally {
     await rm(stage, { recursive: true, force: true });
   }
@@ -166,7 +218,9 @@ async function loadOci(store: ImageStore, dir: string): Promise<{ record: ImageR
     let desc: Descriptor = entry;
     if (INDEX_TYPES.has(desc.mediaType)) {
       const nested = JSON.parse(readVerified(desc.digest).toString('utf8')) as OciIndex;
-      const pick = nested.manifests.find((d) => d.platform?.os === 'linux' && d.platform.architecture === hostArchitecture()) ?? nested.manifests[0];
+      const pick =
+        nested.manifests.find((d) => d.platform?.os === 'linux' && d.platform.architecture === hostArchitecture()) ??
+        nested.manifests[0];
       if (!pick) continue;
       desc = pick;
     }
@@ -176,13 +230,24 @@ async function loadOci(store: ImageStore, dir: string): Promise<{ record: ImageR
     const rawName = entry.annotations?.[REF_NAME_ANNOTATION];
     let ref: ImageReference | null = null;
     if (rawName) {
-      try { ref = parseReference(rawName); } catch { ref = null; } // a bare tag ("latest") names nothing here
+      try {
+        ref = parseReference(rawName);
+      } catch {
+        ref = null;
+      } // a bare tag ("latest") names nothing here
       if (ref?.digest) ref = null;
     }
     const temps: TempBlob[] = [];
     try {
-      for (const l of manifest.layers) if (!store.hasBlob(l.digest) && !temps.some((t) => t.digest === l.digest)) temps.push(await tempBlob(store, blob(l.digest), l.digest));
-      const record = await store.commitPulled(ref, { manifest: manifestBytes, mediaType: manifest.mediaType ?? desc.mediaType ?? MEDIA_TYPE.manifest, config, layers: temps });
+      for (const l of manifest.layers)
+        if (!store.hasBlob(l.digest) && !temps.some((t) => t.digest === l.digest))
+          temps.push(await tempBlob(store, blob(l.digest), l.digest));
+      const record = await store.commitPulled(ref, {
+        manifest: manifestBytes,
+        mediaType: manifest.mediaType ?? desc.mediaType ?? MEDIA_TYPE.manifest,
+        config,
+        layers: temps,
+      });
       out.push({ record, ...(ref ? { name: ref.display } : {}) });
     } finally {
       for (const t of temps) await store.discardTemp(t);
@@ -192,8 +257,12 @@ async function loadOci(store: ImageStore, dir: string): Promise<{ record: ImageR
 }
 
 async function loadDocker(store: ImageStore, dir: string): Promise<{ record: ImageRecord; name?: string }[]> {
-  const entries = JSON.parse(readFileSync(fileIn(dir, 'manifest.json', 'manifest'), 'utf8')) as { Config: string; RepoTags?: string[] | null; Layers: string[] }[];
-  if (!Array.isArray(entries)) throw new IntegrityError('the archive\'s manifest.json is not a list');
+  const entries = JSON.parse(readFileSync(fileIn(dir, 'manifest.json', 'manifest'), 'utf8')) as {
+    Config: string;
+    RepoTags?: string[] | null;
+    Layers: string[];
+  }[];
+  if (!Array.isArray(entries)) throw new IntegrityError("the archive's manifest.json is not a list");
   const out: { record: ImageRecord; name?: string }[] = [];
   for (const entry of entries) {
     const config = readFileSync(fileIn(dir, entry.Config, 'config'));
@@ -204,14 +273,27 @@ async function loadDocker(store: ImageStore, dir: string): Promise<{ record: Ima
         const path = fileIn(dir, name, 'layer');
         const t = await store.writeTempBlob(createReadStream(path));
         temps.push(t);
-        layers.push({ mediaType: isGzip(t.path) ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layer, digest: t.digest, size: t.size });
+        layers.push({
+          mediaType: isGzip(t.path) ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layer,
+          digest: t.digest,
+          size: t.size,
+        });
       }
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MEDIA_TYPE.manifest,
-        config: { mediaType: MEDIA_TYPE.config, digest: sha256(config), size: config.length }, layers,
-      }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MEDIA_TYPE.manifest,
+          config: { mediaType: MEDIA_TYPE.config, digest: sha256(config), size: config.length },
+          layers,
+        }),
+      );
       const tags = entry.RepoTags ?? [];
-      let record = await store.commitPulled(tags[0] ? parseReference(tags[0]) : null, { manifest, mediaType: MEDIA_TYPE.manifest, config, layers: temps });
+      let record = await store.commitPulled(tags[0] ? parseReference(tags[0]) : null, {
+        manifest,
+        mediaType: MEDIA_TYPE.manifest,
+        config,
+        layers: temps,
+      });
       for (const t of tags.slice(1)) await store.tag(record.id, t);
       if (tags.length > 1) record = await store.resolve(record.id);
       out.push({ record, ...(tags[0] ? { name: parseReference(tags[0]).display } : {}) });

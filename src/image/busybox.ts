@@ -41,7 +41,16 @@ export interface BusyboxBinary {
 
 /** ELF e_machine values → OCI architecture names. */
 const ELF_MACHINES: Record<number, string> = {
-  3: '386', 8: 'mips', 20: 'ppc', 21: 'ppc64le', 22: 's390x', 40: 'arm', 62: 'amd64', 183: 'arm64', 243: 'riscv64', 258: 'loong64',
+  3: '386',
+  8: 'mips',
+  20: 'ppc',
+  21: 'ppc64le',
+  22: 's390x',
+  40: 'arm',
+  62: 'amd64',
+  183: 'arm64',
+  243: 'riscv64',
+  258: 'loong64',
 };
 
 /** The facts of an ELF executable that matter here: its machine, and whether it asks for an interpreter. */
@@ -79,15 +88,29 @@ export async function inspectBusybox(path = HOST_BUSYBOX): Promise<BusyboxBinary
     throw new HostSupportError(`cannot build the built-in busybox image: ${path} is missing; ${hint}`);
   }
   const elf = readElf(content);
-  if (!elf) throw new HostSupportError(`cannot build the built-in busybox image: ${path} is not an ELF executable; ${hint}`);
-  if (elf.dynamic) throw new HostSupportError(`cannot build the built-in busybox image: ${path} is dynamically linked; ${hint}`);
+  if (!elf)
+    throw new HostSupportError(`cannot build the built-in busybox image: ${path} is not an ELF executable; ${hint}`);
+  if (elf.dynamic)
+    throw new HostSupportError(`cannot build the built-in busybox image: ${path} is dynamically linked; ${hint}`);
   const architecture = ELF_MACHINES[elf.machine];
-  if (!architecture) throw new HostSupportError(`cannot build the built-in busybox image: ${path} is for an unknown machine type ${elf.machine}`);
+  if (!architecture)
+    throw new HostSupportError(
+      `cannot build the built-in busybox image: ${path} is for an unknown machine type ${elf.machine}`,
+    );
   const list = await runProgram(path, ['--list-full']);
-  const applets = list.stdout.split('\n').map((l) => l.trim())
+  const applets = list.stdout
+    .split('\n')
+    .map((l) => l.trim())
     .filter((l) => l !== '' && l !== 'bin/busybox' && (layerPathParts(l)?.length ?? 0) > 0);
   const version = /BusyBox v(\d+\.\d+(?:\.\d+)?)/.exec(content.toString('latin1'))?.[1] ?? null;
-  return { path, content, modified: new Date(Math.floor(statSync(path).mtimeMs / 1000) * 1000).toISOString().replace('.000Z', 'Z'), architecture, version, applets };
+  return {
+    path,
+    content,
+    modified: new Date(Math.floor(statSync(path).mtimeMs / 1000) * 1000).toISOString().replace('.000Z', 'Z'),
+    architecture,
+    version,
+    applets,
+  };
 }
 
 const PASSWD = `root:x:0:0:root:/root:/bin/sh
@@ -120,14 +143,34 @@ const HOSTS = `127.0.0.1\tlocalhost
 
 /** Directories of the root filesystem and their modes (applet directories are added as needed). */
 const DIRS: Record<string, number> = {
-  bin: 0o755, dev: 0o755, etc: 0o755, home: 0o755, mnt: 0o755, proc: 0o555, root: 0o700, run: 0o755,
-  sbin: 0o755, sys: 0o555, tmp: 0o1777, usr: 0o755, 'usr/bin': 0o755, 'usr/sbin': 0o755, var: 0o755,
-  'var/spool': 0o755, 'var/spool/mail': 0o755, 'var/tmp': 0o1777, 'var/www': 0o755,
+  bin: 0o755,
+  dev: 0o755,
+  etc: 0o755,
+  home: 0o755,
+  mnt: 0o755,
+  proc: 0o555,
+  root: 0o700,
+  run: 0o755,
+  sbin: 0o755,
+  sys: 0o555,
+  tmp: 0o1777,
+  usr: 0o755,
+  'usr/bin': 0o755,
+  'usr/sbin': 0o755,
+  var: 0o755,
+  'var/spool': 0o755,
+  'var/spool/mail': 0o755,
+  'var/tmp': 0o1777,
+  'var/www': 0o755,
 };
 
 /** Files of the root filesystem: content and mode. */
 function files(bin: BusyboxBinary): Record<string, [Buffer | string, number]> {
-  const shadow = PASSWD.split('\n').filter(Boolean).map((l) => `${l.split(':')[0]}:*:0:0:99999:7:::`).join('\n') + '\n';
+  const shadow =
+    PASSWD.split('\n')
+      .filter(Boolean)
+      .map((l) => `${l.split(':')[0]}:*:0:0:99999:7:::`)
+      .join('\n') + '\n';
   return {
     'bin/busybox': [bin.content, 0o755],
     'etc/passwd': [PASSWD, 0o644],
@@ -175,26 +218,29 @@ export function writeBusyboxRootfs(dir: string, bin: BusyboxBinary): string[] {
  * no user names, every time 0, no device/inode numbers.
  */
 export function packRootfs(dir: string, paths: string[]): AsyncIterable<Buffer> {
-  return createTar({
-    cwd: dir,
-    portable: false,
-    noDirRecurse: true,
-    mtime: EPOCH,
-    onWriteEntry: (entry: WriteEntry) => {
-      entry.myuser = '';
-      const st = entry.stat;
-      if (st) {
-        st.uid = 0;
-        st.gid = 0;
-        st.atime = EPOCH;
-        st.ctime = EPOCH;
-        st.mtime = EPOCH;
-        st.dev = 0;
-        st.ino = 0;
-        st.nlink = 1;
-      }
+  return createTar(
+    {
+      cwd: dir,
+      portable: false,
+      noDirRecurse: true,
+      mtime: EPOCH,
+      onWriteEntry: (entry: WriteEntry) => {
+        entry.myuser = '';
+        const st = entry.stat;
+        if (st) {
+          st.uid = 0;
+          st.gid = 0;
+          st.atime = EPOCH;
+          st.ctime = EPOCH;
+          st.mtime = EPOCH;
+          st.dev = 0;
+          st.ino = 0;
+          st.nlink = 1;
+        }
+      },
     },
-  }, paths) as unknown as AsyncIterable<Buffer>;
+    paths,
+  ) as unknown as AsyncIterable<Buffer>;
 }
 
 /** The image config of the built-in image, for a layer with the given diffID. */
@@ -205,9 +251,11 @@ export function busyboxConfig(diffId: string, bin: BusyboxBinary): OciImageConfi
     os: 'linux',
     config: { Env: [DEFAULT_PATH], Cmd: ['sh'] },
     rootfs: { type: 'layers', diff_ids: [diffId] },
-    history: [{
-      created: bin.modified,
-      created_by: `hull built-in image: BusyBox${bin.version ? ` ${bin.version}` : ''} from the host's ${bin.path}`,
-    }],
+    history: [
+      {
+        created: bin.modified,
+        created_by: `hull built-in image: BusyBox${bin.version ? ` ${bin.version}` : ''} from the host's ${bin.path}`,
+      },
+    ],
   };
 }

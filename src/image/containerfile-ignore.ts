@@ -8,7 +8,10 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
-interface Pattern { regex: RegExp; exclusion: boolean }
+interface Pattern {
+  regex: RegExp;
+  exclusion: boolean;
+}
 
 /** Go's filepath.Clean for slash paths. */
 function clean(p: string): string {
@@ -43,7 +46,10 @@ function compile(pattern: string): RegExp {
     const c = pattern[i]!;
     if (inClass) {
       if (c === ']') inClass = false;
-      if (c === '\\' && i + 1 < pattern.length) { re += '\\' + pattern[++i]; continue; }
+      if (c === '\\' && i + 1 < pattern.length) {
+        re += '\\' + pattern[++i];
+        continue;
+      }
       re += c;
       continue;
     }

@@ -56,7 +56,12 @@ const HEREDOC_MARKER = /(?<=^|\s)<<(?!<)(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2(?=
 /** The here-document markers in an instruction's text (RUN, COPY and ADD take them, as BuildKit does). */
 export function heredocMarkers(keyword: string, text: string): Omit<Heredoc, 'body'>[] {
   if (!['RUN', 'COPY', 'ADD'].includes(keyword.toUpperCase())) return [];
-  return [...text.matchAll(HEREDOC_MARKER)].map((m) => ({ name: m[3]!, stripTabs: m[1] === '-', quoted: m[2] !== '', marker: m[0] }));
+  return [...text.matchAll(HEREDOC_MARKER)].map((m) => ({
+    name: m[3]!,
+    stripTabs: m[1] === '-',
+    quoted: m[2] !== '',
+    marker: m[0],
+  }));
 }
 
 export interface LexResult {
@@ -80,7 +85,8 @@ export function lex(text: string, file: string): LexResult {
     const m = DIRECTIVE.exec(lines[i]!);
     if (!m || !KNOWN_DIRECTIVES.has(m[1]!.toLowerCase())) break;
     const name = m[1]!.toLowerCase();
-    if (seen.has(name)) throw new ContainerfileError(file, i + 1, `the parser directive "${name}" is given twice; keep one`);
+    if (seen.has(name))
+      throw new ContainerfileError(file, i + 1, `the parser directive "${name}" is given twice; keep one`);
     seen.add(name);
     if (name === 'escape') {
       if (m[2] !== '\\' && m[2] !== '`') {
@@ -104,7 +110,13 @@ export function lex(text: string, file: string): LexResult {
     cur = null;
     const m = /^(\S+)\s*([\s\S]*)$/.exec(c.text);
     if (!m) return;
-    instructions.push({ line: c.line, endLine: c.endLine, keyword: m[1]!, rest: m[2]!.trim(), original: c.text.trim() });
+    instructions.push({
+      line: c.line,
+      endLine: c.endLine,
+      keyword: m[1]!,
+      rest: m[2]!.trim(),
+      original: c.text.trim(),
+    });
     pending = heredocMarkers(m[1]!, m[2]!);
     body = '';
   };
@@ -132,7 +144,10 @@ export function lex(text: string, file: string): LexResult {
       piece = trimmed;
     } else {
       if (trimmed.startsWith('#')) continue;
-      if (trimmed === '') { emptyContinuation = true; continue; }
+      if (trimmed === '') {
+        emptyContinuation = true;
+        continue;
+      }
       piece = raw;
       (cur as { endLine: number }).endLine = i + 1;
     }
@@ -147,9 +162,16 @@ export function lex(text: string, file: string): LexResult {
   if (cur !== null) finish();
   if (pending.length > 0) {
     const last = instructions.at(-1)!;
-    throw new ContainerfileError(file, last.line, `the here-document ${pending[0]!.marker} is never closed: end it with a line that says ${pending[0]!.name}`);
+    throw new ContainerfileError(
+      file,
+      last.line,
+      `the here-document ${pending[0]!.marker} is never closed: end it with a line that says ${pending[0]!.name}`,
+    );
   }
-  if (emptyContinuation) warnings.push(`${file}: empty continuation lines are deprecated; remove the blank lines inside continued instructions`);
+  if (emptyContinuation)
+    warnings.push(
+      `${file}: empty continuation lines are deprecated; remove the blank lines inside continued instructions`,
+    );
   return { escape, ...(syntax !== undefined ? { syntax } : {}), instructions, warnings };
 }
 
@@ -177,11 +199,17 @@ export function splitRaw(src: string, escape: string): string[] {
       continue;
     }
     inWord = true;
-    if (c === escape && i + 1 < src.length) { cur += c + src[++i]; continue; }
+    if (c === escape && i + 1 < src.length) {
+      cur += c + src[++i];
+      continue;
+    }
     if (c === '"' || c === "'") quote = c;
     cur += c;
   }
-  if (quote) throw new WordError(`unterminated ${quote === '"' ? 'double' : 'single'} quote in "${src}"; close it with ${quote}`);
+  if (quote)
+    throw new WordError(
+      `unterminated ${quote === '"' ? 'double' : 'single'} quote in "${src}"; close it with ${quote}`,
+    );
   if (inWord) words.push(cur);
   return words;
 }
@@ -272,11 +300,17 @@ function variable(s: string, i: number, lookup: Lookup, esc: string): [string, n
   const name = s.slice(i + 2, j);
   if (s[j] === '}') return [lookup(name) ?? '', j + 1];
   let op = '';
-  if (s[j] === ':' && '-+?'.includes(s[j + 1] ?? '')) { op = s.slice(j, j + 2); j += 2; }
-  else if ('-+?'.includes(s[j] ?? '') && s[j] !== undefined) { op = s[j]!; j += 1; }
-  else if (j >= s.length) throw new WordError(`missing "}" in "${s}"; close the \${...} substitution`);
+  if (s[j] === ':' && '-+?'.includes(s[j + 1] ?? '')) {
+    op = s.slice(j, j + 2);
+    j += 2;
+  } else if ('-+?'.includes(s[j] ?? '') && s[j] !== undefined) {
+    op = s[j]!;
+    j += 1;
+  } else if (j >= s.length) throw new WordError(`missing "}" in "${s}"; close the \${...} substitution`);
   else {
-    throw new WordError(`unsupported substitution "\${${name}${s[j]}..." in "${s}": use \${${name}}, \${${name}:-default} or \${${name}:+alternative}`);
+    throw new WordError(
+      `unsupported substitution "\${${name}${s[j]}..." in "${s}": use \${${name}}, \${${name}:-default} or \${${name}:+alternative}`,
+    );
   }
   const [word, end] = processUntil(s, j, lookup, esc, '}');
   const value = lookup(name);
@@ -284,10 +318,18 @@ function variable(s: string, i: number, lookup: Lookup, esc: string): [string, n
   const nonEmpty = set && value !== '';
   let result: string;
   switch (op) {
-    case ':-': result = nonEmpty ? value! : word; break;
-    case '-': result = set ? value! : word; break;
-    case ':+': result = nonEmpty ? word : ''; break;
-    case '+': result = set ? word : ''; break;
+    case ':-':
+      result = nonEmpty ? value! : word;
+      break;
+    case '-':
+      result = set ? value! : word;
+      break;
+    case ':+':
+      result = nonEmpty ? word : '';
+      break;
+    case '+':
+      result = set ? word : '';
+      break;
     case ':?':
       if (!nonEmpty) throw new WordError(`${name}: ${word || 'is not set or empty'}`);
       result = value!;
@@ -301,7 +343,9 @@ function variable(s: string, i: number, lookup: Lookup, esc: string): [string, n
 
 /** Edit distance counting a swap of two neighbours as one edit (optimal string alignment), for "did you mean". */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -324,7 +368,10 @@ export function closest(word: string, candidates: readonly string[]): string | u
   let bestD = Infinity;
   for (const c of candidates) {
     const d = editDistance(w, c.toLowerCase());
-    if (d < bestD) { bestD = d; best = c; }
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
   }
   const limit = word.length <= 4 ? 1 : 2;
   return bestD <= limit ? best : undefined;

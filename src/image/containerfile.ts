@@ -10,7 +10,14 @@ import { constants as osConstants } from 'node:os';
 import { InvalidArgumentError } from '../common/errors.js';
 import { parseReference } from './reference.js';
 import {
-  ContainerfileError, WordError, closest, expandWord, lex, splitRaw, type Lookup, type RawInstruction,
+  ContainerfileError,
+  WordError,
+  closest,
+  expandWord,
+  lex,
+  splitRaw,
+  type Lookup,
+  type RawInstruction,
 } from './containerfile-lex.js';
 
 export { ContainerfileError } from './containerfile-lex.js';
@@ -41,7 +48,11 @@ export interface RunInstruction extends Base {
   /** ARG values in scope (plus proxy build args), to put in the step's environment */
   args: Record<string, string>;
 }
-export interface CmdInstruction extends Base { kind: 'CMD' | 'ENTRYPOINT'; command: CommandForm; argv: string[] }
+export interface CmdInstruction extends Base {
+  kind: 'CMD' | 'ENTRYPOINT';
+  command: CommandForm;
+  argv: string[];
+}
 export interface CopyInstruction extends Base {
   kind: 'COPY' | 'ADD';
   /** sources as written (after substitution), relative to the context or the --from root */
@@ -63,14 +74,38 @@ export interface CopyInstruction extends Base {
   checksum?: string;
   keepGitDir?: boolean;
 }
-export interface EnvInstruction extends Base { kind: 'ENV'; env: Array<[string, string]> }
-export interface ArgInstruction extends Base { kind: 'ARG'; args: Array<{ name: string; default?: string; value?: string }> }
-export interface WorkdirInstruction extends Base { kind: 'WORKDIR'; path: string }
-export interface UserInstruction extends Base { kind: 'USER'; user: string }
-export interface ExposeInstruction extends Base { kind: 'EXPOSE'; ports: string[] }
-export interface LabelInstruction extends Base { kind: 'LABEL'; labels: Array<[string, string]> }
-export interface VolumeInstruction extends Base { kind: 'VOLUME'; paths: string[] }
-export interface StopSignalInstruction extends Base { kind: 'STOPSIGNAL'; signal: string }
+export interface EnvInstruction extends Base {
+  kind: 'ENV';
+  env: Array<[string, string]>;
+}
+export interface ArgInstruction extends Base {
+  kind: 'ARG';
+  args: Array<{ name: string; default?: string; value?: string }>;
+}
+export interface WorkdirInstruction extends Base {
+  kind: 'WORKDIR';
+  path: string;
+}
+export interface UserInstruction extends Base {
+  kind: 'USER';
+  user: string;
+}
+export interface ExposeInstruction extends Base {
+  kind: 'EXPOSE';
+  ports: string[];
+}
+export interface LabelInstruction extends Base {
+  kind: 'LABEL';
+  labels: Array<[string, string]>;
+}
+export interface VolumeInstruction extends Base {
+  kind: 'VOLUME';
+  paths: string[];
+}
+export interface StopSignalInstruction extends Base {
+  kind: 'STOPSIGNAL';
+  signal: string;
+}
 export interface Healthcheck {
   /** ['NONE'], ['CMD', ...argv] or ['CMD-SHELL', text], as in docker's image config */
   test: string[];
@@ -81,14 +116,34 @@ export interface Healthcheck {
   startInterval?: number;
   retries?: number;
 }
-export interface HealthcheckInstruction extends Base { kind: 'HEALTHCHECK'; healthcheck: Healthcheck }
-export interface ShellInstruction extends Base { kind: 'SHELL'; shell: string[] }
-export interface OnbuildInstruction extends Base { kind: 'ONBUILD'; trigger: string }
+export interface HealthcheckInstruction extends Base {
+  kind: 'HEALTHCHECK';
+  healthcheck: Healthcheck;
+}
+export interface ShellInstruction extends Base {
+  kind: 'SHELL';
+  shell: string[];
+}
+export interface OnbuildInstruction extends Base {
+  kind: 'ONBUILD';
+  trigger: string;
+}
 
 export type Instruction =
-  | RunInstruction | CmdInstruction | CopyInstruction | EnvInstruction | ArgInstruction | WorkdirInstruction
-  | UserInstruction | ExposeInstruction | LabelInstruction | VolumeInstruction | StopSignalInstruction
-  | HealthcheckInstruction | ShellInstruction | OnbuildInstruction;
+  | RunInstruction
+  | CmdInstruction
+  | CopyInstruction
+  | EnvInstruction
+  | ArgInstruction
+  | WorkdirInstruction
+  | UserInstruction
+  | ExposeInstruction
+  | LabelInstruction
+  | VolumeInstruction
+  | StopSignalInstruction
+  | HealthcheckInstruction
+  | ShellInstruction
+  | OnbuildInstruction;
 
 export type StageBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
 
@@ -123,7 +178,12 @@ export interface BuildPlan {
 }
 
 /** What the builder knows of a base image's config (an OCI config's Env, WorkingDir, and docker's Shell). */
-export interface BaseConfig { Env?: string[]; WorkingDir?: string; Shell?: string[]; OnBuild?: string[] }
+export interface BaseConfig {
+  Env?: string[];
+  WorkingDir?: string;
+  Shell?: string[];
+  OnBuild?: string[];
+}
 
 export interface ParseOptions {
   /** the name used in messages: `Containerfile`, `path/to/Dockerfile` */
@@ -146,17 +206,48 @@ export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Build args docker passes to RUN without an ARG declaration, and leaves out of the cache key. */
 export const PROXY_ARGS: readonly string[] = [
-  'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy',
-  'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
 ];
 export const INSTRUCTIONS: readonly string[] = [
-  'FROM', 'RUN', 'CMD', 'ENTRYPOINT', 'COPY', 'ADD', 'ENV', 'ARG', 'WORKDIR', 'USER', 'EXPOSE', 'LABEL',
-  'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL', 'ONBUILD', 'MAINTAINER',
+  'FROM',
+  'RUN',
+  'CMD',
+  'ENTRYPOINT',
+  'COPY',
+  'ADD',
+  'ENV',
+  'ARG',
+  'WORKDIR',
+  'USER',
+  'EXPOSE',
+  'LABEL',
+  'VOLUME',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
+  'ONBUILD',
+  'MAINTAINER',
 ];
 
 const ARCH: Record<string, string> = {
-  x64: 'amd64', arm64: 'arm64', arm: 'arm/v7', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64',
-  loong64: 'loong64', mips64el: 'mips64le',
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm/v7',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  loong64: 'loong64',
+  mips64el: 'mips64le',
 };
 /** The host as an OCI platform string. */
 export function hostPlatform(): string {
@@ -165,7 +256,12 @@ export function hostPlatform(): string {
 
 function platformArgs(prefix: 'TARGET' | 'BUILD', platform: string): Record<string, string> {
   const [os = '', arch = '', variant = ''] = platform.split('/');
-  return { [`${prefix}PLATFORM`]: platform, [`${prefix}OS`]: os, [`${prefix}ARCH`]: arch, [`${prefix}VARIANT`]: variant };
+  return {
+    [`${prefix}PLATFORM`]: platform,
+    [`${prefix}OS`]: os,
+    [`${prefix}ARCH`]: arch,
+    [`${prefix}VARIANT`]: variant,
+  };
 }
 
 const STAGE_NAME = /^[a-z][a-z0-9._-]*$/;
@@ -197,7 +293,10 @@ class Parser {
   private line = 0;
   private refs = new Set<string>();
 
-  constructor(private readonly text: string, private readonly opts: ParseOptions) {
+  constructor(
+    private readonly text: string,
+    private readonly opts: ParseOptions,
+  ) {
     this.file = opts.file;
     this.buildArgs = opts.buildArgs ?? {};
     this.auto = {
@@ -227,7 +326,11 @@ class Parser {
     this.warnings.push(...lexed.warnings);
     if (lexed.instructions.length === 0) this.fail('the file has no instructions; start it with FROM IMAGE', 1);
     for (const raw of lexed.instructions) this.instruction(raw);
-    if (this.stages.length === 0) this.fail('the file has no FROM instruction; add FROM IMAGE (or FROM scratch) before the other instructions', lexed.instructions.at(-1)!.line);
+    if (this.stages.length === 0)
+      this.fail(
+        'the file has no FROM instruction; add FROM IMAGE (or FROM scratch) before the other instructions',
+        lexed.instructions.at(-1)!.line,
+      );
     return this.finish();
   }
 
@@ -239,7 +342,10 @@ class Parser {
       if (!found) {
         const names = this.stages.flatMap((s) => (s.name ? [s.name] : []));
         const hint = closest(t, names);
-        this.fail(`target stage "${this.opts.target}" not found${hint ? ` (did you mean "${hint}"?)` : ''}; ${names.length ? `the stages are: ${names.join(', ')}` : 'no stage has a name: name one with FROM IMAGE AS NAME'}`, 1);
+        this.fail(
+          `target stage "${this.opts.target}" not found${hint ? ` (did you mean "${hint}"?)` : ''}; ${names.length ? `the stages are: ${names.join(', ')}` : 'no stage has a name: name one with FROM IMAGE AS NAME'}`,
+          1,
+        );
       }
       target = found.index;
     }
@@ -251,9 +357,19 @@ class Parser {
       for (const d of s.dependsOn) mark(d);
     };
     mark(target);
-    const unused = Object.keys(this.buildArgs).filter((k) => !this.consumed.has(k) && !PROXY_ARGS.includes(k) && !(k in this.auto));
-    if (unused.length) this.warnings.push(`${this.file}: build args not consumed by any ARG: ${unused.sort().join(', ')}`);
-    return { file: this.file, stages, target, globalArgs: this.globalArgs, escape: this.escape, warnings: this.warnings };
+    const unused = Object.keys(this.buildArgs).filter(
+      (k) => !this.consumed.has(k) && !PROXY_ARGS.includes(k) && !(k in this.auto),
+    );
+    if (unused.length)
+      this.warnings.push(`${this.file}: build args not consumed by any ARG: ${unused.sort().join(', ')}`);
+    return {
+      file: this.file,
+      stages,
+      target,
+      globalArgs: this.globalArgs,
+      escape: this.escape,
+      warnings: this.warnings,
+    };
   }
 
   // ---- words and substitution ----
@@ -305,7 +421,12 @@ class Parser {
   // ---- flags ----
 
   /** Take leading `--name[=value]` words off `rest`. */
-  private flags(kw: string, rest: string, allowed: readonly string[], booleans: readonly string[] = []): { flags: Map<string, string>; rest: string } {
+  private flags(
+    kw: string,
+    rest: string,
+    allowed: readonly string[],
+    booleans: readonly string[] = [],
+  ): { flags: Map<string, string>; rest: string } {
     const flags = new Map<string, string>();
     let r = rest;
     for (;;) {
@@ -315,7 +436,9 @@ class Parser {
       const name = m[1]!.toLowerCase();
       if (!allowed.includes(name) && !booleans.includes(name)) {
         const hint = closest(name, [...allowed, ...booleans]);
-        this.fail(`${kw} does not take --${name}${hint ? ` (did you mean --${hint}?)` : ''}; ${allowed.length + booleans.length ? `its options are ${[...allowed, ...booleans].map((f) => '--' + f).join(', ')}` : 'it takes no options'}`);
+        this.fail(
+          `${kw} does not take --${name}${hint ? ` (did you mean --${hint}?)` : ''}; ${allowed.length + booleans.length ? `its options are ${[...allowed, ...booleans].map((f) => '--' + f).join(', ')}` : 'it takes no options'}`,
+        );
       }
       if (flags.has(name)) this.fail(`${kw} --${name} is given twice; keep one`);
       if (booleans.includes(name)) {
@@ -339,7 +462,9 @@ class Parser {
     const kw = raw.keyword.toUpperCase();
     if (!INSTRUCTIONS.includes(kw)) {
       const hint = closest(kw, INSTRUCTIONS);
-      this.fail(`unknown instruction "${raw.keyword}"${hint ? ` (did you mean ${hint}?)` : ''}; see the Containerfile reference for the instructions`);
+      this.fail(
+        `unknown instruction "${raw.keyword}"${hint ? ` (did you mean ${hint}?)` : ''}; see the Containerfile reference for the instructions`,
+      );
     }
     if (kw === 'FROM') return this.from(raw);
     if (this.stages.length === 0) {
@@ -349,20 +474,29 @@ class Parser {
     const stage = this.stages.at(-1)!;
     const st = this.states.at(-1)!;
     const base = { line: raw.line, endLine: raw.endLine, original: raw.original };
-    const push = (i: Omit<Instruction, 'cacheKey'> & { kind: string }, fields: unknown, args: Record<string, string>) => {
+    const push = (
+      i: Omit<Instruction, 'cacheKey'> & { kind: string },
+      fields: unknown,
+      args: Record<string, string>,
+    ) => {
       stage.instructions.push({ ...i, cacheKey: this.key(i.kind, fields, args) } as Instruction);
     };
     switch (kw) {
-      case 'RUN': return this.run(raw, st, base, push);
+      case 'RUN':
+        return this.run(raw, st, base, push);
       case 'CMD':
       case 'ENTRYPOINT': {
-        if (raw.rest === '') this.fail(`${kw} needs a command: ${kw} ["prog", "arg"]${kw === 'CMD' ? ' (to clear it, write CMD [])' : ''}`);
+        if (raw.rest === '')
+          this.fail(
+            `${kw} needs a command: ${kw} ["prog", "arg"]${kw === 'CMD' ? ' (to clear it, write CMD [])' : ''}`,
+          );
         const command = this.command(kw, raw.rest);
         const argv = command.form === 'exec' ? command.args : [...st.shell, command.text];
         return push({ kind: kw, ...base, command, argv } as CmdInstruction, argv, {});
       }
       case 'COPY':
-      case 'ADD': return this.copy(kw, raw, stage, st, base, push);
+      case 'ADD':
+        return this.copy(kw, raw, stage, st, base, push);
       case 'ENV': {
         const pairs = this.nameVals(kw, raw.rest, st, false);
         const used = this.usedArgs(st);
@@ -375,18 +509,25 @@ class Parser {
         if (kw === 'MAINTAINER') {
           if (raw.rest === '') this.fail('MAINTAINER needs a name; better, write LABEL maintainer="NAME <EMAIL>"');
           labels = [['maintainer', this.expand(raw.rest, this.stageLookup(st))]];
-          this.warnings.push(`${this.file}:${raw.line}: MAINTAINER is deprecated; write LABEL maintainer="..." instead`);
+          this.warnings.push(
+            `${this.file}:${raw.line}: MAINTAINER is deprecated; write LABEL maintainer="..." instead`,
+          );
         } else {
           labels = this.nameVals(kw, raw.rest, st, true);
         }
         return push({ kind: 'LABEL', ...base, labels } as LabelInstruction, labels, this.usedArgs(st));
       }
-      case 'ARG': return this.stageArg(raw, st, base, push);
+      case 'ARG':
+        return this.stageArg(raw, st, base, push);
       case 'WORKDIR': {
         const p = this.expand(raw.rest, this.stageLookup(st));
         if (p === '') this.fail('WORKDIR needs a path: WORKDIR /app');
         st.workdir = posix.resolve(st.workdir, p);
-        return push({ kind: 'WORKDIR', ...base, path: st.workdir } as WorkdirInstruction, st.workdir, this.usedArgs(st));
+        return push(
+          { kind: 'WORKDIR', ...base, path: st.workdir } as WorkdirInstruction,
+          st.workdir,
+          this.usedArgs(st),
+        );
       }
       case 'USER': {
         const user = this.expand(raw.rest, this.stageLookup(st));
@@ -395,8 +536,11 @@ class Parser {
       }
       case 'EXPOSE': {
         const lookup = this.stageLookup(st);
-        const specs = this.words(raw.rest).map((w) => this.expand(w, lookup)).filter((w) => w !== '');
-        if (specs.length === 0) this.fail('EXPOSE needs a port: EXPOSE 80, EXPOSE 80/tcp, EXPOSE 53/udp or EXPOSE 8000-8010');
+        const specs = this.words(raw.rest)
+          .map((w) => this.expand(w, lookup))
+          .filter((w) => w !== '');
+        if (specs.length === 0)
+          this.fail('EXPOSE needs a port: EXPOSE 80, EXPOSE 80/tcp, EXPOSE 53/udp or EXPOSE 8000-8010');
         const ports = specs.flatMap((s) => this.ports(s));
         return push({ kind: 'EXPOSE', ...base, ports } as ExposeInstruction, ports, this.usedArgs(st));
       }
@@ -405,12 +549,14 @@ class Parser {
         const json = this.json(raw.rest);
         const paths = (json ?? this.words(raw.rest)).map((w) => this.expand(w, lookup));
         if (paths.length === 0) this.fail('VOLUME needs a path: VOLUME /data or VOLUME ["/data"]');
-        if (paths.some((p) => p.trim() === '')) this.fail('VOLUME has an empty path; give each volume a path, e.g. VOLUME /data');
+        if (paths.some((p) => p.trim() === ''))
+          this.fail('VOLUME has an empty path; give each volume a path, e.g. VOLUME /data');
         return push({ kind: 'VOLUME', ...base, paths } as VolumeInstruction, paths, this.usedArgs(st));
       }
       case 'STOPSIGNAL': {
         const signal = this.expand(raw.rest, this.stageLookup(st));
-        if (!validSignal(signal)) this.fail(`STOPSIGNAL "${signal}" is not a signal; write a name like SIGTERM or a number from 1 to 64`);
+        if (!validSignal(signal))
+          this.fail(`STOPSIGNAL "${signal}" is not a signal; write a name like SIGTERM or a number from 1 to 64`);
         return push({ kind: 'STOPSIGNAL', ...base, signal } as StopSignalInstruction, signal, this.usedArgs(st));
       }
       case 'HEALTHCHECK': {
@@ -427,7 +573,8 @@ class Parser {
         const inner = /^(\S+)/.exec(raw.rest)?.[1]?.toUpperCase();
         if (!inner) this.fail('ONBUILD needs an instruction: ONBUILD RUN make');
         if (inner === 'ONBUILD') this.fail('ONBUILD ONBUILD is not allowed; give one instruction after ONBUILD');
-        if (inner === 'FROM' || inner === 'MAINTAINER') this.fail(`ONBUILD ${inner} is not allowed; ONBUILD takes instructions that run in the child build`);
+        if (inner === 'FROM' || inner === 'MAINTAINER')
+          this.fail(`ONBUILD ${inner} is not allowed; ONBUILD takes instructions that run in the child build`);
         if (!INSTRUCTIONS.includes(inner)) {
           const hint = closest(inner, INSTRUCTIONS);
           this.fail(`ONBUILD: unknown instruction "${inner}"${hint ? ` (did you mean ${hint}?)` : ''}`);
@@ -445,7 +592,10 @@ class Parser {
     }
     const lookup = this.metaLookup();
     const image = this.expand(words[0]!, lookup);
-    if (image === '') this.fail(`FROM ${words[0]} names no image: the variable is empty; pass --build-arg or give the global ARG a default`);
+    if (image === '')
+      this.fail(
+        `FROM ${words[0]} names no image: the variable is empty; pass --build-arg or give the global ARG a default`,
+      );
     const platform = flags.has('platform') ? this.expand(flags.get('platform')!, lookup) : undefined;
     if (platform !== undefined && !/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_]+)?$/.test(platform)) {
       this.fail(`FROM --platform=${platform} is not a platform; write OS/ARCH[/VARIANT], e.g. linux/amd64`);
@@ -453,7 +603,8 @@ class Parser {
     let name: string | undefined;
     if (words.length === 3) {
       name = words[2]!.toLowerCase();
-      if (!STAGE_NAME.test(name)) this.fail(`invalid stage name "${words[2]}": start with a letter and use letters, digits, - _ and .`);
+      if (!STAGE_NAME.test(name))
+        this.fail(`invalid stage name "${words[2]}": start with a letter and use letters, digits, - _ and .`);
       const dup = this.stages.find((s) => s.name === name);
       if (dup) this.fail(`the stage name "${name}" is already used on line ${dup.line}; give each stage its own name`);
     }
@@ -479,13 +630,25 @@ class Parser {
         const eq = e.indexOf('=');
         if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
       }
-      state = { env, args: new Map(), workdir: cfg?.WorkingDir || '/', shell: cfg?.Shell?.length ? [...cfg.Shell] : [...DEFAULT_SHELL] };
+      state = {
+        env,
+        args: new Map(),
+        workdir: cfg?.WorkingDir || '/',
+        shell: cfg?.Shell?.length ? [...cfg.Shell] : [...DEFAULT_SHELL],
+      };
     }
     const index = this.stages.length;
     this.stages.push({
-      index, ...(name ? { name } : {}), base, ...(platform ? { platform } : {}), line: raw.line,
+      index,
+      ...(name ? { name } : {}),
+      base,
+      ...(platform ? { platform } : {}),
+      line: raw.line,
       cacheKey: this.key('FROM', { base, platform: platform ?? null }, args),
-      instructions: [], dependsOn: base.kind === 'stage' ? [base.index] : [], used: false, baseConfigResolved: resolved,
+      instructions: [],
+      dependsOn: base.kind === 'stage' ? [base.index] : [],
+      used: false,
+      baseConfigResolved: resolved,
     });
     this.states.push(state);
     // The base image's ONBUILD triggers run first in this stage, as if written right after FROM (docker's
@@ -501,11 +664,13 @@ class Parser {
         }
         for (const t of lexed.instructions) {
           const kw = t.keyword.toUpperCase();
-          if (kw === 'FROM' || kw === 'ONBUILD' || kw === 'MAINTAINER') this.fail(`image ${image} has an ONBUILD ${kw} trigger, which is not allowed`, fromLine);
+          if (kw === 'FROM' || kw === 'ONBUILD' || kw === 'MAINTAINER')
+            this.fail(`image ${image} has an ONBUILD ${kw} trigger, which is not allowed`, fromLine);
           try {
             this.instruction({ ...t, line: fromLine, endLine: fromLine });
           } catch (e) {
-            if (e instanceof ContainerfileError) this.fail(`in the ONBUILD trigger "${trigger}" of ${image}: ${e.detail}`, fromLine);
+            if (e instanceof ContainerfileError)
+              this.fail(`in the ONBUILD trigger "${trigger}" of ${image}: ${e.detail}`, fromLine);
             throw e;
           }
         }
@@ -519,7 +684,8 @@ class Parser {
     return words.map((w) => {
       const eq = w.indexOf('=');
       const name = eq < 0 ? w : w.slice(0, eq);
-      if (!ARG_NAME.test(name)) this.fail(`invalid ARG name "${name}": use letters, digits and _, not starting with a digit`);
+      if (!ARG_NAME.test(name))
+        this.fail(`invalid ARG name "${name}": use letters, digits and _, not starting with a digit`);
       return eq < 0 ? { name } : { name, raw: w.slice(eq + 1) };
     });
   }
@@ -527,7 +693,7 @@ class Parser {
   private globalArg(raw: RawInstruction): void {
     for (const { name, raw: def } of this.parseArgWords(raw.rest)) {
       const dflt = def !== undefined ? this.expand(def, this.metaLookup()) : undefined;
-      const value = name in this.buildArgs ? this.buildArgs[name] : dflt ?? this.auto[name];
+      const value = name in this.buildArgs ? this.buildArgs[name] : (dflt ?? this.auto[name]);
       this.consumed.add(name);
       this.meta.set(name, value);
       this.globalArgs.push({ name, ...(value !== undefined ? { value } : {}) });
@@ -550,13 +716,19 @@ class Parser {
       out.push({ name, ...(dflt !== undefined ? { default: dflt } : {}), ...(value !== undefined ? { value } : {}) });
     }
     const used = this.usedArgs(st);
-    push({ kind: 'ARG', ...base, args: out } as ArgInstruction, out.map((a) => [a.name, a.value ?? null]), used);
+    push(
+      { kind: 'ARG', ...base, args: out } as ArgInstruction,
+      out.map((a) => [a.name, a.value ?? null]),
+      used,
+    );
   }
 
   private run(raw: RawInstruction, st: StageState, base: object, push: PushFn): void {
     const m = /^--(mount|network|security)\b/.exec(raw.rest);
     if (m) {
-      this.fail(`RUN --${m[1]} is not supported yet; remove it (for --mount, COPY the files in or use a cache directory inside the image)`);
+      this.fail(
+        `RUN --${m[1]} is not supported yet; remove it (for --mount, COPY the files in or use a cache directory inside the image)`,
+      );
     }
     const { rest } = this.flags('RUN', raw.rest, []);
     if (rest === '') this.fail('RUN needs a command: RUN make, or RUN ["make", "all"]');
@@ -565,7 +737,8 @@ class Parser {
     if (raw.heredocs?.length) {
       // BuildKit's here-documents. `RUN <<EOF` alone runs the text as the script (a #! line picks its
       // interpreter); otherwise the shell gets the command with its here-documents and reads them itself.
-      if (command.form === 'exec') this.fail('RUN in exec form (JSON) cannot take a here-document; use the shell form: RUN <<EOF');
+      if (command.form === 'exec')
+        this.fail('RUN in exec form (JSON) cannot take a here-document; use the shell form: RUN <<EOF');
       const docs = raw.heredocs;
       const alone = docs.length === 1 && rest.trim() === docs[0]!.marker;
       let text: string;
@@ -592,14 +765,22 @@ class Parser {
     push({ kind: 'RUN', ...base, command, argv, args } as RunInstruction, argv, keyArgs);
   }
 
-  private copy(kw: 'COPY' | 'ADD', raw: RawInstruction, stage: Stage, st: StageState, base: object, push: PushFn): void {
+  private copy(
+    kw: 'COPY' | 'ADD',
+    raw: RawInstruction,
+    stage: Stage,
+    st: StageState,
+    base: object,
+    push: PushFn,
+  ): void {
     const allowed = kw === 'COPY' ? ['from', 'chown', 'chmod'] : ['chown', 'chmod', 'checksum', 'from'];
     const booleans = kw === 'COPY' ? ['link'] : ['link', 'keep-git-dir'];
     const { flags, rest } = this.flags(kw, raw.rest, allowed, booleans);
     if (kw === 'ADD' && flags.has('from')) this.fail('ADD does not take --from; use COPY --from=STAGE SRC DEST');
     const lookup = this.stageLookup(st);
     const json = this.json(rest);
-    if (json && raw.heredocs?.length) this.fail(`${kw} in JSON form cannot take a here-document; write ${kw} <<EOF /dest`);
+    if (json && raw.heredocs?.length)
+      this.fail(`${kw} in JSON form cannot take a here-document; write ${kw} <<EOF /dest`);
     // BuildKit's here-documents as sources: `COPY <<EOF /etc/app.conf` makes a file of the text ($VARs
     // substituted unless the delimiter is quoted); it is named after the delimiter when DEST is a directory
     const heredocs: Record<string, string> = {};
@@ -607,11 +788,13 @@ class Parser {
     const words = rawWords.map((w) => {
       const doc = raw.heredocs?.find((d) => d.marker === w);
       if (!doc) return this.expand(w, lookup);
-      heredocs[doc.name] = doc.quoted ? doc.body
+      heredocs[doc.name] = doc.quoted
+        ? doc.body
         : doc.body.replace(/\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/g, (v) => this.expand(v, lookup));
       return `<<${doc.name}`;
     });
-    if (kw === 'ADD' && Object.keys(heredocs).length) this.fail('ADD with a here-document is not supported; use COPY <<EOF DEST');
+    if (kw === 'ADD' && Object.keys(heredocs).length)
+      this.fail('ADD with a here-document is not supported; use COPY <<EOF DEST');
     if (words.length < 2) this.fail(`${kw} needs at least one source and a destination: ${kw} SRC... DEST`);
     const dest = words.at(-1)!;
     const sources = words.slice(0, -1);
@@ -619,7 +802,9 @@ class Parser {
     if (sources.some((s) => s === '')) this.fail(`${kw} has an empty source; check the variables in the source paths`);
     const dirLike = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
     if (sources.length > 1 && !dirLike) {
-      this.fail(`${kw} with more than one source needs a directory destination ending in "/": write ${kw} ${sources.join(' ')} ${dest}/`);
+      this.fail(
+        `${kw} with more than one source needs a directory destination ending in "/": write ${kw} ${sources.join(' ')} ${dest}/`,
+      );
     }
     if (kw === 'COPY') {
       const url = sources.find((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s));
@@ -629,7 +814,13 @@ class Parser {
     let destPath = posix.resolve(st.workdir, dest);
     if (destIsDir && !destPath.endsWith('/')) destPath += '/';
     const out: CopyInstruction = {
-      kind: kw, ...(base as Base), cacheKey: '', sources, dest, destPath, destIsDir,
+      kind: kw,
+      ...(base as Base),
+      cacheKey: '',
+      sources,
+      dest,
+      destPath,
+      destIsDir,
       ...(Object.keys(heredocs).length ? { heredocs } : {}),
     };
     if (flags.has('from')) {
@@ -639,18 +830,21 @@ class Parser {
     }
     if (flags.has('chown')) {
       const chown = this.expand(flags.get('chown')!, lookup);
-      if (!/^[^:\s]+(:[^:\s]+)?$/.test(chown)) this.fail(`${kw} --chown=${chown} is not USER[:GROUP]; write e.g. --chown=1000:1000 or --chown=app:app`);
+      if (!/^[^:\s]+(:[^:\s]+)?$/.test(chown))
+        this.fail(`${kw} --chown=${chown} is not USER[:GROUP]; write e.g. --chown=1000:1000 or --chown=app:app`);
       out.chown = chown;
     }
     if (flags.has('chmod')) {
       const chmod = this.expand(flags.get('chmod')!, lookup);
-      if (!/^[0-7]{3,4}$/.test(chmod)) this.fail(`${kw} --chmod=${chmod} is not an octal mode; write e.g. --chmod=644 or --chmod=0755`);
+      if (!/^[0-7]{3,4}$/.test(chmod))
+        this.fail(`${kw} --chmod=${chmod} is not an octal mode; write e.g. --chmod=644 or --chmod=0755`);
       out.chmod = parseInt(chmod, 8);
     }
     if (flags.get('link') === 'true') out.link = true;
     if (flags.has('checksum')) {
       const checksum = this.expand(flags.get('checksum')!, lookup);
-      if (!/^sha(256|384|512):[a-f0-9]+$/.test(checksum)) this.fail(`ADD --checksum=${checksum} is not a digest; write --checksum=sha256:HEX`);
+      if (!/^sha(256|384|512):[a-f0-9]+$/.test(checksum))
+        this.fail(`ADD --checksum=${checksum} is not a digest; write --checksum=sha256:HEX`);
       out.checksum = checksum;
     }
     if (flags.get('keep-git-dir') === 'true') out.keepGitDir = true;
@@ -664,19 +858,29 @@ class Parser {
     if (/^\d+$/.test(from)) {
       const n = Number(from);
       if (n === stage.index) this.fail(`COPY --from=${n} names this stage itself; copy from an earlier stage`);
-      if (n > stage.index) this.fail(`COPY --from=${n} refers to a stage that is not defined before this one; stages so far are 0 to ${stage.index - 1}`);
+      if (n > stage.index)
+        this.fail(
+          `COPY --from=${n} refers to a stage that is not defined before this one; stages so far are 0 to ${stage.index - 1}`,
+        );
       return { stage: n };
     }
     const lower = from.toLowerCase();
     const named = this.stages.find((s) => s.name === lower);
     if (named) {
-      if (named.index === stage.index) this.fail(`COPY --from=${from} names this stage itself; copy from an earlier stage`);
+      if (named.index === stage.index)
+        this.fail(`COPY --from=${from} names this stage itself; copy from an earlier stage`);
       return { stage: named.index };
     }
     const later = this.laterStageNames().includes(lower);
-    if (later) this.fail(`COPY --from=${from} refers to a stage defined later in the file; move stage "${lower}" above this one`);
+    if (later)
+      this.fail(
+        `COPY --from=${from} refers to a stage defined later in the file; move stage "${lower}" above this one`,
+      );
     const hint = /^[a-z0-9_.-]+$/.test(lower) ? closest(lower, names) : undefined;
-    if (hint) this.fail(`COPY --from=${from}: no stage is named "${from}" (did you mean "${hint}"?); to copy from an image of that name, write its full reference, e.g. docker.io/library/${from}`);
+    if (hint)
+      this.fail(
+        `COPY --from=${from}: no stage is named "${from}" (did you mean "${hint}"?); to copy from an image of that name, write its full reference, e.g. docker.io/library/${from}`,
+      );
     this.guard(() => parseReference(from), 'COPY --from: ');
     return { image: from };
   }
@@ -691,7 +895,9 @@ class Parser {
           const m = /\s[aA][sS]\s+(\S+)\s*$/.exec(r.rest);
           if (m) this.laterNames.push(m[1]!.toLowerCase());
         }
-      } catch { /* already lexed once */ }
+      } catch {
+        /* already lexed once */
+      }
     }
     return this.laterNames;
   }
@@ -700,12 +906,15 @@ class Parser {
   private nameVals(kw: string, rest: string, st: StageState, label: boolean): Array<[string, string]> {
     const lookup = this.stageLookup(st);
     const words = this.words(rest);
-    if (words.length === 0) this.fail(`${kw} needs NAME=VALUE: ${kw} ${label ? 'version="1.0"' : 'PATH=/app/bin:$PATH'}`);
+    if (words.length === 0)
+      this.fail(`${kw} needs NAME=VALUE: ${kw} ${label ? 'version="1.0"' : 'PATH=/app/bin:$PATH'}`);
     if (!words[0]!.includes('=')) {
       if (words.length < 2) this.fail(`${kw} ${words[0]} has no value; write ${kw} ${words[0]}=VALUE`);
       const name = this.expand(words[0]!, lookup);
       const valueRaw = rest.replace(/^\S+\s+/, '');
-      this.warnings.push(`${this.file}:${this.line}: the legacy form "${kw} NAME VALUE" is deprecated; write ${kw} ${name}=VALUE`);
+      this.warnings.push(
+        `${this.file}:${this.line}: the legacy form "${kw} NAME VALUE" is deprecated; write ${kw} ${name}=VALUE`,
+      );
       return [[name, this.expand(valueRaw, lookup)]];
     }
     return words.map((w) => {
@@ -723,7 +932,9 @@ class Parser {
     try {
       const v: unknown = JSON.parse(rest);
       if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
     return undefined;
   }
 
@@ -731,7 +942,9 @@ class Parser {
     const json = this.json(rest);
     if (json) return { form: 'exec', args: json };
     if (rest.startsWith('[')) {
-      this.warnings.push(`${this.file}:${this.line}: ${kw} starts with "[" but is not a JSON array of strings (use double quotes), so it runs as a shell command`);
+      this.warnings.push(
+        `${this.file}:${this.line}: ${kw} starts with "[" but is not a JSON array of strings (use double quotes), so it runs as a shell command`,
+      );
     }
     return { form: 'shell', text: rest };
   }
@@ -739,12 +952,15 @@ class Parser {
   private ports(spec: string): string[] {
     const m = /^(\d+)(?:-(\d+))?(?:\/([A-Za-z]+))?$/.exec(spec);
     if (!m) {
-      this.fail(`EXPOSE ${spec} is not a port; write PORT[/PROTO] or START-END[/PROTO], e.g. 80, 53/udp, 8000-8010${spec.includes(':') ? ' (EXPOSE does not take host addresses or mappings; publish with hull run -p)' : ''}`);
+      this.fail(
+        `EXPOSE ${spec} is not a port; write PORT[/PROTO] or START-END[/PROTO], e.g. 80, 53/udp, 8000-8010${spec.includes(':') ? ' (EXPOSE does not take host addresses or mappings; publish with hull run -p)' : ''}`,
+      );
     }
     const start = Number(m[1]);
     const end = m[2] !== undefined ? Number(m[2]) : start;
     const proto = (m[3] ?? 'tcp').toLowerCase();
-    if (!['tcp', 'udp', 'sctp'].includes(proto)) this.fail(`EXPOSE ${spec}: unknown protocol "${m[3]}"; use tcp, udp or sctp`);
+    if (!['tcp', 'udp', 'sctp'].includes(proto))
+      this.fail(`EXPOSE ${spec}: unknown protocol "${m[3]}"; use tcp, udp or sctp`);
     if (start < 1 || start > 65535 || end < 1 || end > 65535) this.fail(`EXPOSE ${spec}: ports run from 1 to 65535`);
     if (end < start) this.fail(`EXPOSE ${spec}: the range ends before it starts; write LOW-HIGH`);
     const out: string[] = [];
@@ -753,7 +969,13 @@ class Parser {
   }
 
   private healthcheck(raw: RawInstruction): Healthcheck {
-    const { flags, rest } = this.flags('HEALTHCHECK', raw.rest, ['interval', 'timeout', 'start-period', 'start-interval', 'retries']);
+    const { flags, rest } = this.flags('HEALTHCHECK', raw.rest, [
+      'interval',
+      'timeout',
+      'start-period',
+      'start-interval',
+      'retries',
+    ]);
     const first = /^(\S+)\s*([\s\S]*)$/.exec(rest);
     const word = first?.[1]?.toUpperCase();
     if (word === 'NONE') {
@@ -761,7 +983,8 @@ class Parser {
       if (first![2]) this.fail('HEALTHCHECK NONE takes nothing after NONE');
       return { test: ['NONE'] };
     }
-    if (word !== 'CMD') this.fail('HEALTHCHECK needs CMD or NONE: HEALTHCHECK --interval=30s CMD curl -f http://localhost/');
+    if (word !== 'CMD')
+      this.fail('HEALTHCHECK needs CMD or NONE: HEALTHCHECK --interval=30s CMD curl -f http://localhost/');
     const cmdText = first![2]!;
     if (cmdText === '') this.fail('HEALTHCHECK CMD needs a command: HEALTHCHECK CMD curl -f http://localhost/');
     const command = this.command('HEALTHCHECK', cmdText);
@@ -771,7 +994,8 @@ class Parser {
       if (v === undefined) return;
       const ns = parseDuration(v);
       if (ns === undefined) this.fail(`HEALTHCHECK --${flag}=${v} is not a duration; write e.g. 30s, 1m30s or 500ms`);
-      if (ns !== 0 && ns < 1_000_000) this.fail(`HEALTHCHECK --${flag}=${v} is shorter than 1ms; use 0 for the default or at least 1ms`);
+      if (ns !== 0 && ns < 1_000_000)
+        this.fail(`HEALTHCHECK --${flag}=${v} is shorter than 1ms; use 0 for the default or at least 1ms`);
       hc[field] = ns;
     };
     dur('interval', 'interval');
@@ -787,7 +1011,11 @@ class Parser {
   }
 }
 
-type PushFn = (i: Omit<Instruction, 'cacheKey'> & { kind: string }, fields: unknown, args: Record<string, string>) => void;
+type PushFn = (
+  i: Omit<Instruction, 'cacheKey'> & { kind: string },
+  fields: unknown,
+  args: Record<string, string>,
+) => void;
 
 const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 

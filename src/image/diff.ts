@@ -49,9 +49,23 @@ function headerBlocks(d: HeaderData, xattrs?: Xattrs): Buffer[] {
   const needsPax = h.encode();
   if (xattrs && Object.keys(xattrs).length) {
     // one pax header with the xattrs and every long field (a second one would hide the first from readers)
-    out.push(paxXattrHeader({ path: d.path!, ...(d.linkpath ? { linkpath: d.linkpath } : {}), size: d.size ?? 0, uid: d.uid ?? 0, gid: d.gid ?? 0, mtime: d.mtime ?? new Date(0) }, xattrs));
+    out.push(
+      paxXattrHeader(
+        {
+          path: d.path!,
+          ...(d.linkpath ? { linkpath: d.linkpath } : {}),
+          size: d.size ?? 0,
+          uid: d.uid ?? 0,
+          gid: d.gid ?? 0,
+          mtime: d.mtime ?? new Date(0),
+        },
+        xattrs,
+      ),
+    );
   } else if (needsPax) {
-    out.push(new Pax({ path: d.path, linkpath: d.linkpath, size: d.size, uid: d.uid, gid: d.gid, mtime: d.mtime }).encode());
+    out.push(
+      new Pax({ path: d.path, linkpath: d.linkpath, size: d.size, uid: d.uid, gid: d.gid, mtime: d.mtime }).encode(),
+    );
   }
   out.push(h.block!);
   return out;
@@ -76,7 +90,14 @@ export async function* layerTar(entries: Iterable<LayerEntry>): AsyncGenerator<B
         break;
       case 'char':
       case 'block':
-        yield* headerBlocks({ ...base, path: e.path, type: e.type === 'char' ? 'CharacterDevice' : 'BlockDevice', size: 0, devmaj: e.devmaj ?? 0, devmin: e.devmin ?? 0 });
+        yield* headerBlocks({
+          ...base,
+          path: e.path,
+          type: e.type === 'char' ? 'CharacterDevice' : 'BlockDevice',
+          size: 0,
+          devmaj: e.devmaj ?? 0,
+          devmin: e.devmin ?? 0,
+        });
         break;
       case 'whiteout': {
         const dir = posix.dirname(e.path);
@@ -85,7 +106,15 @@ export async function* layerTar(entries: Iterable<LayerEntry>): AsyncGenerator<B
         break;
       }
       case 'opaque':
-        yield* headerBlocks({ uid: 0, gid: 0, mode: 0, mtime: e.mtime, path: e.path + '/.wh..wh..opq', type: 'File', size: 0 });
+        yield* headerBlocks({
+          uid: 0,
+          gid: 0,
+          mode: 0,
+          mtime: e.mtime,
+          path: e.path + '/.wh..wh..opq',
+          type: 'File',
+          size: 0,
+        });
         break;
       case 'file': {
         const size = e.size ?? 0;
@@ -118,7 +147,10 @@ function devParts(rdev: number): { devmaj: number; devmin: number } {
 
 /** Decode getfattr's octal escapes (`\012`) in a file name. */
 function unescapeGetfattr(s: string): string {
-  return Buffer.from(s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), 'latin1').toString('utf8');
+  return Buffer.from(
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),
+    'latin1',
+  ).toString('utf8');
 }
 
 /**
@@ -128,10 +160,25 @@ function unescapeGetfattr(s: string): string {
  * silently incomplete layer.
  */
 async function upperXattrs(dir: string): Promise<{ opaque: Set<string>; carried: Map<string, Xattrs> }> {
-  const r = await runProgram('getfattr', ['-R', '-P', '--absolute-names', '-d', '-e', 'base64', '-m', '^(trusted\\.overlay\\.(opaque|redirect|metacopy)|security\\.capability|user\\..+)$', '--', dir], {
-    allowFailure: true,
-    hint: 'building images needs the getfattr program (Debian package attr)',
-  });
+  const r = await runProgram(
+    'getfattr',
+    [
+      '-R',
+      '-P',
+      '--absolute-names',
+      '-d',
+      '-e',
+      'base64',
+      '-m',
+      '^(trusted\\.overlay\\.(opaque|redirect|metacopy)|security\\.capability|user\\..+)$',
+      '--',
+      dir,
+    ],
+    {
+      allowFailure: true,
+      hint: 'building images needs the getfattr program (Debian package attr)',
+    },
+  );
   const opaque = new Set<string>();
   const carried = new Map<string, Xattrs>();
   let file: string | undefined;
@@ -148,7 +195,9 @@ async function upperXattrs(dir: string): Promise<{ opaque: Set<string>; carried:
     if (name === OPAQUE_XATTR) {
       if (value.toString() === 'y') opaque.add(file);
     } else if (/^trusted\.overlay\.(redirect|metacopy)/.test(name)) {
-      throw new HostSupportError(`cannot make a layer of ${file}: the overlay wrote a ${name} xattr (the kernel's overlay redirect_dir or metacopy feature is on); turn it off (overlay module parameters redirect_dir=off metacopy=off) to build images`);
+      throw new HostSupportError(
+        `cannot make a layer of ${file}: the overlay wrote a ${name} xattr (the kernel's overlay redirect_dir or metacopy feature is on); turn it off (overlay module parameters redirect_dir=off metacopy=off) to build images`,
+      );
     } else if (carriedXattr(name)) {
       const m = carried.get(file) ?? {};
       m[name] = value;
@@ -193,7 +242,15 @@ export async function upperDirEntries(upper: string, skip: ReadonlySet<string> =
         const key = `${st.dev}:${st.ino}`;
         const first = inodes.get(key);
         if (first !== undefined) {
-          out.push({ path: rel, type: 'link', linkpath: first, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime });
+          out.push({
+            path: rel,
+            type: 'link',
+            linkpath: first,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            mtime: st.mtime,
+          });
           continue;
         }
         inodes.set(key, rel);
@@ -247,7 +304,10 @@ export class LayerView {
 
   /** The entry at `rel` ('' or '.' is the root), or null. */
   lookup(rel: string): ViewEntry | null {
-    const parts = posix.normalize('/' + rel).split('/').filter(Boolean);
+    const parts = posix
+      .normalize('/' + rel)
+      .split('/')
+      .filter(Boolean);
     if (parts.length === 0) {
       const top = this.layers[this.layers.length - 1];
       return top ? { abs: top, stat: lstatSync(top) } : null;
@@ -275,7 +335,10 @@ export class LayerView {
 
   /** Names in the directory `rel` (sorted). */
   readdir(rel: string): string[] {
-    const parts = posix.normalize('/' + rel).split('/').filter(Boolean);
+    const parts = posix
+      .normalize('/' + rel)
+      .split('/')
+      .filter(Boolean);
     const names = new Set<string>();
     const gone = new Set<string>();
     for (let i = this.layers.length - 1; i >= 0; i--) {

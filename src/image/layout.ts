@@ -14,7 +14,19 @@
  * deleting unreferenced blobs safe: a blob is either referenced by the index or was committed
  * by a writer that has not updated the index yet, and that writer holds the lock.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -70,7 +82,8 @@ export class TempArea {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.dir)) {
       const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-      if (pid && pid !== process.pid && !processAlive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
+      if (pid && pid !== process.pid && !processAlive(pid))
+        rmSync(join(this.dir, name), { recursive: true, force: true });
     }
   }
 }
@@ -116,7 +129,9 @@ export class OciLayout {
     try {
       index = JSON.parse(text) as OciIndex;
     } catch (e) {
-      throw new IntegrityError(`${this.indexPath} is not valid JSON (${(e as Error).message}); restore it or remove the image store`);
+      throw new IntegrityError(
+        `${this.indexPath} is not valid JSON (${(e as Error).message}); restore it or remove the image store`,
+      );
     }
     if (!index || !Array.isArray(index.manifests)) {
       throw new IntegrityError(`${this.indexPath} has no manifests list; restore it or remove the image store`);
@@ -133,7 +148,9 @@ export class OciLayout {
       text = readFileSync(this.blobPath(digest), 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new NotFoundError(`blob ${digest} is missing from the image store ${this.dir}; remove the image and import it again`);
+        throw new NotFoundError(
+          `blob ${digest} is missing from the image store ${this.dir}; remove the image and import it again`,
+        );
       }
       throw e;
     }
@@ -141,7 +158,9 @@ export class OciLayout {
     try {
       value = JSON.parse(text) as T;
     } catch (e) {
-      throw new IntegrityError(`blob ${digest} is not valid JSON (${(e as Error).message}); remove the image and import it again`);
+      throw new IntegrityError(
+        `blob ${digest} is not valid JSON (${(e as Error).message}); remove the image and import it again`,
+      );
     }
     this.jsonCache.set(digest, value);
     return value;
@@ -269,7 +288,9 @@ export class OciLayout {
       db.exec('BEGIN IMMEDIATE');
     } catch (e) {
       if ((e as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new HullError(`the image store ${this.dir} stayed locked by another hull process for ${LOCK_TIMEOUT_MS / 1000} s; retry, or find the process with: fuser ${this.lockPath}`);
+        throw new HullError(
+          `the image store ${this.dir} stayed locked by another hull process for ${LOCK_TIMEOUT_MS / 1000} s; retry, or find the process with: fuser ${this.lockPath}`,
+        );
       }
       throw e;
     }
@@ -286,7 +307,12 @@ export class OciLayout {
   close(): void {
     const db = this.lockDb;
     this.lockDb = undefined;
-    void db?.then((d) => d.close(), () => { /* never opened */ });
+    void db?.then(
+      (d) => d.close(),
+      () => {
+        /* never opened */
+      },
+    );
   }
 
   /**
@@ -353,7 +379,9 @@ export class OciLayout {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       return new Database(this.lockPath, { timeout: LOCK_TIMEOUT_MS });
     })();
-    this.lockDb.catch(() => { this.lockDb = undefined; });
+    this.lockDb.catch(() => {
+      this.lockDb = undefined;
+    });
     return this.lockDb;
   }
 }

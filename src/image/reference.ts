@@ -71,17 +71,20 @@ export function parseReference(ref: string): ImageReference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!ANY_DIGEST.test(digest)) throw invalid(ref, `"${digest}" is not a digest (expected sha256:<64 hex digits>)`);
-    if (!DIGEST.test(digest)) throw invalid(ref, `unsupported digest "${digest}": only sha256 with 64 lowercase hex digits is supported`);
+    if (!DIGEST.test(digest))
+      throw invalid(ref, `unsupported digest "${digest}": only sha256 with 64 lowercase hex digits is supported`);
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw invalid(ref, `bad tag "${tag}": a tag is up to 128 letters, digits, _ . - and may not start with . or -`);
+    if (!TAG.test(tag))
+      throw invalid(ref, `bad tag "${tag}": a tag is up to 128 letters, digits, _ . - and may not start with . or -`);
   }
   if (rest === '') throw invalid(ref, 'the repository name is empty');
-  if (rest.length > MAX_NAME_LENGTH) throw invalid(ref, `the repository name is longer than ${MAX_NAME_LENGTH} characters`);
+  if (rest.length > MAX_NAME_LENGTH)
+    throw invalid(ref, `the repository name is longer than ${MAX_NAME_LENGTH} characters`);
 
   let domain = DEFAULT_DOMAIN;
   let path = rest;
@@ -102,9 +105,12 @@ export function parseReference(ref: string): ImageReference {
   }
   for (const component of path.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
-      throw invalid(ref, component === ''
-        ? 'it has an empty path component'
-        : `bad path component "${component}": use lowercase letters and digits, separated by . _ __ or -`);
+      throw invalid(
+        ref,
+        component === ''
+          ? 'it has an empty path component'
+          : `bad path component "${component}": use lowercase letters and digits, separated by . _ __ or -`,
+      );
     }
   }
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = OFFICIAL_PREFIX + path;

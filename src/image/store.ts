@@ -58,8 +58,17 @@ export class ImageStore {
   private readonly gc: ImageGc;
 
   /** @param root hull's root directory; the store lives in `<root>/images` and `<root>/layers` */
-  constructor(readonly root: string, opts: ImageStoreOptions = {}) {
-    this.s = new StoreParts(root, opts.onWarning ?? (() => { /* quiet unless asked */ }));
+  constructor(
+    readonly root: string,
+    opts: ImageStoreOptions = {},
+  ) {
+    this.s = new StoreParts(
+      root,
+      opts.onWarning ??
+        (() => {
+          /* quiet unless asked */
+        }),
+    );
     this.imagesDir = this.s.imagesDir;
     this.layersDir = this.s.layersDir;
     this.names = new ImageNames(this.s);
@@ -119,7 +128,9 @@ export class ImageStore {
   }
 
   /** An image's stored manifest, byte for byte, with its media type (for push and save). */
-  async manifestOf(ref: string): Promise<{ record: ImageRecord; manifest: OciManifest; bytes: Buffer; mediaType: string }> {
+  async manifestOf(
+    ref: string,
+  ): Promise<{ record: ImageRecord; manifest: OciManifest; bytes: Buffer; mediaType: string }> {
     return this.names.manifestOf(await this.resolve(ref));
   }
 
@@ -130,7 +141,11 @@ export class ImageStore {
    * bytes; `-` reads stdin), like `docker import`. The tarball becomes the image's only layer
    * as it is; `ref` names it (an older image of that name keeps existing without the name).
    */
-  importTar(tarPath: string | '-', ref: string, opts: { message?: string; changes?: ImportChanges } = {}): Promise<ImageRecord> {
+  importTar(
+    tarPath: string | '-',
+    ref: string,
+    opts: { message?: string; changes?: ImportChanges } = {},
+  ): Promise<ImageRecord> {
     return this.commits.importTar(tarPath, ref, opts);
   }
 
@@ -140,7 +155,10 @@ export class ImageStore {
   }
 
   /** A pulled (or loaded) image, in one step under the store lock (store/commit.ts). */
-  commitPulled(ref: ImageReference | null, p: { manifest: Buffer; mediaType: string; config: Buffer; layers: TempBlob[] }): Promise<ImageRecord> {
+  commitPulled(
+    ref: ImageReference | null,
+    p: { manifest: Buffer; mediaType: string; config: Buffer; layers: TempBlob[] },
+  ): Promise<ImageRecord> {
     return this.commits.commitPulled(ref, p);
   }
 
@@ -150,7 +168,11 @@ export class ImageStore {
   }
 
   /** `hull build`: a built image over layers already in the store, with every name in `refs`. */
-  commitBuilt(config: OciImageConfigFile, layers: { digest: string; size: number; mediaType: string }[], refs: string[]): Promise<ImageRecord> {
+  commitBuilt(
+    config: OciImageConfigFile,
+    layers: { digest: string; size: number; mediaType: string }[],
+    refs: string[],
+  ): Promise<ImageRecord> {
     return this.commits.commitBuilt(config, layers, refs);
   }
 

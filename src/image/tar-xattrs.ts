@@ -22,7 +22,9 @@ const BLOCK = 512;
 /** Whether hull keeps an attribute of this name from (and puts it into) a layer. */
 export function carriedXattr(name: string): boolean {
   // user.overlay.* steers overlayfs when it is mounted with userxattr (rootless): never from a layer
-  return name === 'security.capability' || (name.startsWith('user.') && name.length > 5 && !name.startsWith('user.overlay.'));
+  return (
+    name === 'security.capability' || (name.startsWith('user.') && name.length > 5 && !name.startsWith('user.overlay.'))
+  );
 }
 
 /** Parse pax records (`LEN KEY=VALUE\n`, LEN counting the whole record in bytes), values as raw bytes. */
@@ -54,16 +56,28 @@ function paxRecord(key: string, value: Buffer): Buffer {
  * The pax extended header (header block + records, padded) for an entry with xattrs. It also carries the
  * entry's path, link path, size and ids, so that the ustar header after it may truncate them.
  */
-export function paxXattrHeader(entry: { path: string; linkpath?: string; size?: number; uid: number; gid: number; mtime: Date }, xattrs: Xattrs): Buffer {
+export function paxXattrHeader(
+  entry: { path: string; linkpath?: string; size?: number; uid: number; gid: number; mtime: Date },
+  xattrs: Xattrs,
+): Buffer {
   const records: Buffer[] = [paxRecord('path', Buffer.from(entry.path))];
   if (entry.linkpath) records.push(paxRecord('linkpath', Buffer.from(entry.linkpath)));
-  if (entry.size !== undefined && entry.size > 0o77777777777) records.push(paxRecord('size', Buffer.from(String(entry.size))));
+  if (entry.size !== undefined && entry.size > 0o77777777777)
+    records.push(paxRecord('size', Buffer.from(String(entry.size))));
   if (entry.uid > 0o7777777) records.push(paxRecord('uid', Buffer.from(String(entry.uid))));
   if (entry.gid > 0o7777777) records.push(paxRecord('gid', Buffer.from(String(entry.gid))));
   for (const [name, value] of Object.entries(xattrs)) records.push(paxRecord(`SCHILY.xattr.${name}`, value));
   const data = Buffer.concat(records);
   const base = entry.path.split('/').filter(Boolean).pop() ?? 'entry';
-  const h = new Header({ path: `PaxHeader/${base}`.slice(0, 99), type: 'ExtendedHeader', size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: entry.mtime });
+  const h = new Header({
+    path: `PaxHeader/${base}`.slice(0, 99),
+    type: 'ExtendedHeader',
+    size: data.length,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: entry.mtime,
+  });
   h.encode();
   const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
   return Buffer.concat([h.block!, data, Buffer.alloc(pad)]);
@@ -76,7 +90,10 @@ function numeric(block: Buffer, off: number, len: number): number {
     for (let i = off + 1; i < off + len; i++) n = n * 256 + block[i]!;
     return n;
   }
-  const text = block.toString('latin1', off, off + len).replace(/[\0 ]+$/g, '').trim();
+  const text = block
+    .toString('latin1', off, off + len)
+    .replace(/[\0 ]+$/g, '')
+    .trim();
   return text === '' ? 0 : parseInt(text, 8);
 }
 

@@ -26,9 +26,29 @@
  * attributes applied once the archive is extracted (see tar-xattrs.ts).
  */
 import {
-  chmodSync, chownSync, closeSync, constants, createReadStream, fchmodSync, fchownSync, futimesSync, linkSync,
-  existsSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync,
-  unlinkSync, utimesSync, writeSync, type Stats,
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  createReadStream,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  linkSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+  type Stats,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -100,7 +120,9 @@ async function hashFile(path: string): Promise<string> {
 export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => void): Promise<LayerScan> {
   const compression = detectCompression(readHead(path, 4));
   if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') {
-    const err = new TarFormatError(`${compression}-compressed tars are not supported: use a plain, gzip- or zstd-compressed tar`);
+    const err = new TarFormatError(
+      `${compression}-compressed tars are not supported: use a plain, gzip- or zstd-compressed tar`,
+    );
     err.digest = await hashFile(path);
     throw err;
   }
@@ -115,10 +137,15 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
     },
   });
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
-  const noop = () => { /* errors surface through the iterator below */ };
-  const stream: Readable = compression === 'gzip' ? pipeline(file, tap, createGunzip(), noop)
-    : compression === 'zstd' ? pipeline(file, tap, zstdDecoder(), noop)
-    : pipeline(file, tap, noop);
+  const noop = () => {
+    /* errors surface through the iterator below */
+  };
+  const stream: Readable =
+    compression === 'gzip'
+      ? pipeline(file, tap, createGunzip(), noop)
+      : compression === 'zstd'
+        ? pipeline(file, tap, zstdDecoder(), noop)
+        : pipeline(file, tap, noop);
 
   let fatal: string | undefined;
   const xattrScanner = new XattrScanner();
@@ -136,14 +163,19 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
     if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ABORT') fatal ??= message;
     else ignored.push(`${code}: ${message}`);
   });
-  parser.on('error', (e: Error) => { fatal ??= e.message; });
-  parser.on('ignoredEntry', (e: ReadEntry) => { if (!e.meta) ignored.push(`skipped ${e.type} entry ${e.path}`); });
+  parser.on('error', (e: Error) => {
+    fatal ??= e.message;
+  });
+  parser.on('ignoredEntry', (e: ReadEntry) => {
+    if (!e.meta) ignored.push(`skipped ${e.type} entry ${e.path}`);
+  });
   const ended = new Promise<void>((resolve) => parser.on('end', () => resolve()));
 
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       diffHash.update(chunk);
-      if (total === 0 && ['gzip', 'zstd'].includes(detectCompression(chunk))) fatal ??= 'the tar inside the blob is compressed again';
+      if (total === 0 && ['gzip', 'zstd'].includes(detectCompression(chunk)))
+        fatal ??= 'the tar inside the blob is compressed again';
       total += chunk.length;
       if (allZero && chunk.some((b) => b !== 0)) allZero = false;
       if (fatal === undefined) {
@@ -157,7 +189,9 @@ export async function scanLayer(path: string, onEntry?: (entry: ReadEntry) => vo
       file.destroy();
       throw e;
     }
-    const err = new TarFormatError(code === 'ZSTD_ERROR' ? (e as Error).message : `bad gzip data: ${(e as Error).message}`);
+    const err = new TarFormatError(
+      code === 'ZSTD_ERROR' ? (e as Error).message : `bad gzip data: ${(e as Error).message}`,
+    );
     err.digest = await hashFile(path);
     throw err;
   }
@@ -234,7 +268,11 @@ export class LayerExtractor {
    * @param whiteouts turn OCI whiteouts into overlayfs ones (a layer); false extracts `.wh.*` entries
    *   as what they are (an archive that is not a layer: ADD)
    */
-  constructor(private readonly root: string, private readonly workDir: string, private readonly whiteouts = true) {}
+  constructor(
+    private readonly root: string,
+    private readonly workDir: string,
+    private readonly whiteouts = true,
+  ) {}
 
   /** Handle one tar entry: create it (or record it for {@link finish}) and consume its data. */
   entry(e: ReadEntry): void {
@@ -378,7 +416,11 @@ export class LayerExtractor {
 
   private closeOpen(): void {
     if (this.openFd === undefined) return;
-    try { closeSync(this.openFd); } catch { /* already closed */ }
+    try {
+      closeSync(this.openFd);
+    } catch {
+      /* already closed */
+    }
     this.openFd = undefined;
   }
 
@@ -434,7 +476,8 @@ export class LayerExtractor {
     if (targetRel === parts.join('/')) return e.resume();
     const targetAbs = this.abs(targetRel);
     const targetOk = () => this.parentsSafe(target, false) && !(lstatOrNull(targetAbs)?.isDirectory() ?? true);
-    if (!targetOk()) return this.skip(e, `link target ${JSON.stringify(e.linkpath)} is not a file extracted earlier in this layer`);
+    if (!targetOk())
+      return this.skip(e, `link target ${JSON.stringify(e.linkpath)} is not a file extracted earlier in this layer`);
     const abs = this.prepare(e, parts);
     if (abs === null) return;
     // clearing the way may have removed the target (when it lived under the replaced path)
@@ -445,7 +488,12 @@ export class LayerExtractor {
 
   private fifo(e: ReadEntry, parts: string[]): void {
     if (this.prepare(e, parts) === null) return;
-    this.fifos.set(parts.join('/'), { mode: (e.mode ?? 0o644) & 0o7777, uid: e.uid ?? 0, gid: e.gid ?? 0, ...(e.mtime ? { mtime: e.mtime } : {}) });
+    this.fifos.set(parts.join('/'), {
+      mode: (e.mode ?? 0o644) & 0o7777,
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      ...(e.mtime ? { mtime: e.mtime } : {}),
+    });
     e.resume();
   }
 
@@ -521,15 +569,21 @@ export async function unpackLayer(
     } catch (e) {
       extractor.abort();
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(blobPath)) {
-        throw new NotFoundError(`layer blob ${expected.digest} is missing from the image store; remove the image and import it again`);
+        throw new NotFoundError(
+          `layer blob ${expected.digest} is missing from the image store; remove the image and import it again`,
+        );
       }
       if (!(e instanceof TarFormatError)) throw e;
       if (e.digest !== undefined && e.digest !== expected.digest) throw digestMismatch(expected.digest, e.digest);
-      throw new IntegrityError(`layer ${expected.digest} is not a valid tar archive (${e.message}); remove the image and import it again`);
+      throw new IntegrityError(
+        `layer ${expected.digest} is not a valid tar archive (${e.message}); remove the image and import it again`,
+      );
     }
     if (scan.digest !== expected.digest) throw digestMismatch(expected.digest, scan.digest);
     if (scan.diffId !== expected.diffId) {
-      throw new IntegrityError(`layer ${expected.digest} uncompresses to ${scan.diffId}, but the image config says ${expected.diffId}; the image is corrupt: remove it and import it again`);
+      throw new IntegrityError(
+        `layer ${expected.digest} uncompresses to ${scan.diffId}, but the image config says ${expected.diffId}; the image is corrupt: remove it and import it again`,
+      );
     }
     await extractor.finish();
     await applyXattrs(root, scan.xattrs);
@@ -544,7 +598,10 @@ export async function unpackLayer(
       }
       fsyncDir(dirname(dest));
     }
-    return { skipped: extractor.skipped + scan.ignored.length, warnings: [...extractor.warnings, ...scan.ignored].slice(0, MAX_WARNINGS) };
+    return {
+      skipped: extractor.skipped + scan.ignored.length,
+      warnings: [...extractor.warnings, ...scan.ignored].slice(0, MAX_WARNINGS),
+    };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -577,11 +634,19 @@ async function applyXattrs(root: string, found: Map<string, Xattrs>): Promise<vo
 
 /** A path in getfattr's dump format: bytes other than plain name characters as \ooo octal escapes. */
 function escapeForGetfattr(path: string): string {
-  return [...Buffer.from(path, 'utf8')].map((b) => (/[A-Za-z0-9/._+,:@-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : '\\' + b.toString(8).padStart(3, '0'))).join('');
+  return [...Buffer.from(path, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9/._+,:@-]/.test(String.fromCharCode(b))
+        ? String.fromCharCode(b)
+        : '\\' + b.toString(8).padStart(3, '0'),
+    )
+    .join('');
 }
 
 function digestMismatch(expected: string, actual: string): IntegrityError {
-  return new IntegrityError(`layer blob ${expected} is corrupt: its content hashes to ${actual}; remove the image and import it again`);
+  return new IntegrityError(
+    `layer blob ${expected} is corrupt: its content hashes to ${actual}; remove the image and import it again`,
+  );
 }
 
 /**
@@ -601,5 +666,8 @@ export async function extractArchive(file: string, dest: string, workDir: string
   }
   await extractor.finish();
   await applyXattrs(dest, scan.xattrs);
-  return { skipped: extractor.skipped + scan.ignored.length, warnings: [...extractor.warnings, ...scan.ignored].slice(0, MAX_WARNINGS) };
+  return {
+    skipped: extractor.skipped + scan.ignored.length,
+    warnings: [...extractor.warnings, ...scan.ignored].slice(0, MAX_WARNINGS),
+  };
 }

@@ -57,7 +57,12 @@ export interface CniResult {
 /** A plugin's error object, or its failure without one. */
 export class CniError extends HullError {
   override readonly code: string = 'HULL_NETWORK';
-  constructor(readonly plugin: string, readonly command: string, msg: string, readonly cniCode?: number) {
+  constructor(
+    readonly plugin: string,
+    readonly command: string,
+    msg: string,
+    readonly cniCode?: number,
+  ) {
     super(`network plugin ${plugin} failed on ${command}: ${msg}`);
   }
 }
@@ -68,23 +73,37 @@ function findPlugin(type: string): string {
     const p = join(dir, type);
     if (existsSync(p)) return p;
   }
-  throw new HostSupportError(`the CNI plugin "${type}" is not installed (looked in ${cniPath().join(', ')}); install containernetworking-plugins`);
+  throw new HostSupportError(
+    `the CNI plugin "${type}" is not installed (looked in ${cniPath().join(', ')}); install containernetworking-plugins`,
+  );
 }
 
 /** The configuration one plugin of the list gets on stdin for `command`. */
-export function pluginConfig(list: CniConfList, plugin: CniPluginConf, rt: CniRuntime, prevResult?: CniResult): Record<string, unknown> {
+export function pluginConfig(
+  list: CniConfList,
+  plugin: CniPluginConf,
+  rt: CniRuntime,
+  prevResult?: CniResult,
+): Record<string, unknown> {
   const { capabilities, ...rest } = plugin;
   const conf: Record<string, unknown> = { ...rest, cniVersion: list.cniVersion, name: list.name };
   if (capabilities && rt.capabilityArgs) {
     const runtimeConfig: Record<string, unknown> = {};
-    for (const [cap, on] of Object.entries(capabilities)) if (on && rt.capabilityArgs[cap] !== undefined) runtimeConfig[cap] = rt.capabilityArgs[cap];
+    for (const [cap, on] of Object.entries(capabilities))
+      if (on && rt.capabilityArgs[cap] !== undefined) runtimeConfig[cap] = rt.capabilityArgs[cap];
     if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
   }
   if (prevResult) conf.prevResult = prevResult;
   return conf;
 }
 
-async function invoke(command: 'ADD' | 'DEL' | 'CHECK', list: CniConfList, plugin: CniPluginConf, rt: CniRuntime, prevResult?: CniResult): Promise<CniResult | undefined> {
+async function invoke(
+  command: 'ADD' | 'DEL' | 'CHECK',
+  list: CniConfList,
+  plugin: CniPluginConf,
+  rt: CniRuntime,
+  prevResult?: CniResult,
+): Promise<CniResult | undefined> {
   const bin = findPlugin(plugin.type);
   const args = Object.entries(rt.args ?? {}).map(([k, v]) => `${k}=${v}`);
   const env: NodeJS.ProcessEnv = {
@@ -96,7 +115,12 @@ async function invoke(command: 'ADD' | 'DEL' | 'CHECK', list: CniConfList, plugi
     CNI_PATH: cniPath().join(':'),
     ...(args.length > 0 ? { CNI_ARGS: ['IgnoreUnknown=1', ...args].join(';') } : {}),
   };
-  const r = await runProgram(bin, [], { input: JSON.stringify(pluginConfig(list, plugin, rt, prevResult)), env, allowFailure: true, timeoutMs: 60_000 });
+  const r = await runProgram(bin, [], {
+    input: JSON.stringify(pluginConfig(list, plugin, rt, prevResult)),
+    env,
+    allowFailure: true,
+    timeoutMs: 60_000,
+  });
   if (r.status !== 0) {
     let msg = (r.stderr || r.stdout).trim() || `exit status ${r.status ?? r.signal}`;
     let code: number | undefined;
@@ -104,7 +128,9 @@ async function invoke(command: 'ADD' | 'DEL' | 'CHECK', list: CniConfList, plugi
       const e = JSON.parse(r.stdout) as { code?: number; msg?: string; details?: string };
       msg = [e.msg, e.details].filter(Boolean).join(': ') || msg;
       code = e.code;
-    } catch { /* not an error object */ }
+    } catch {
+      /* not an error object */
+    }
     throw new CniError(plugin.type, command, msg, code);
   }
   if (command !== 'ADD') return undefined;
@@ -154,7 +180,12 @@ export async function cniDel(list: CniConfList, rt: CniRuntime, prevResult?: Cni
  * CHECK the list with the cached ADD result. `skip` names plugins whose CHECK is known not to work
  * here: portmap 1.1.1 fails CHECK on IPv4-only setups (it insists on IPv6 chains).
  */
-export async function cniCheck(list: CniConfList, rt: CniRuntime, prevResult: CniResult, skip: ReadonlySet<string> = new Set(['portmap'])): Promise<void> {
+export async function cniCheck(
+  list: CniConfList,
+  rt: CniRuntime,
+  prevResult: CniResult,
+  skip: ReadonlySet<string> = new Set(['portmap']),
+): Promise<void> {
   for (const p of list.plugins) {
     if (skip.has(p.type)) continue;
     await invoke('CHECK', list, p, rt, prevResult);

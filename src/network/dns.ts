@@ -14,13 +14,20 @@ import { HostSupportError } from '../common/errors.js';
 import { processAlive, processArgv, runProgram } from '../host/proc.js';
 import { hullEnv } from '../common/env.js';
 
-export const AARDVARK_CANDIDATES = ['/usr/lib/podman/aardvark-dns', '/usr/libexec/podman/aardvark-dns', '/usr/local/libexec/podman/aardvark-dns'];
+export const AARDVARK_CANDIDATES = [
+  '/usr/lib/podman/aardvark-dns',
+  '/usr/libexec/podman/aardvark-dns',
+  '/usr/local/libexec/podman/aardvark-dns',
+];
 
 export function aardvarkBinary(): string {
   const env = hullEnv('HULL_AARDVARK');
   if (env) return env;
   const found = AARDVARK_CANDIDATES.find((p) => existsSync(p));
-  if (!found) throw new HostSupportError(`aardvark-dns is not installed (looked in ${AARDVARK_CANDIDATES.join(', ')}); install the aardvark-dns package, or create the network with --disable-dns`);
+  if (!found)
+    throw new HostSupportError(
+      `aardvark-dns is not installed (looked in ${AARDVARK_CANDIDATES.join(', ')}); install the aardvark-dns package, or create the network with --disable-dns`,
+    );
   return found;
 }
 
@@ -51,10 +58,19 @@ export class Aardvark {
     } catch {
       return [];
     }
-    return text.split('\n').slice(1).filter(Boolean).map((l) => {
-      const [id = '', v4 = '', , names = '', ups = ''] = l.split(' ');
-      return { id, ipv4: v4.split(',').filter(Boolean), names: names.split(',').filter(Boolean), upstreams: ups.split(',').filter(Boolean) };
-    });
+    return text
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => {
+        const [id = '', v4 = '', , names = '', ups = ''] = l.split(' ');
+        return {
+          id,
+          ipv4: v4.split(',').filter(Boolean),
+          names: names.split(',').filter(Boolean),
+          upstreams: ups.split(',').filter(Boolean),
+        };
+      });
   }
 
   /** Write a network's file (listen address + records); an empty record list removes the file. */
@@ -63,7 +79,14 @@ export class Aardvark {
       rmSync(this.file(network), { force: true });
       return;
     }
-    const lines = [listen, ...records.map((r) => [r.id, r.ipv4.join(','), '', r.names.join(','), ...(r.upstreams.length ? [r.upstreams.join(',')] : [])].join(' '))];
+    const lines = [
+      listen,
+      ...records.map((r) =>
+        [r.id, r.ipv4.join(','), '', r.names.join(','), ...(r.upstreams.length ? [r.upstreams.join(',')] : [])].join(
+          ' ',
+        ),
+      ),
+    ];
     writeFileAtomic(this.file(network), lines.join('\n') + '\n', 0o644);
   }
 
@@ -93,7 +116,11 @@ export class Aardvark {
     const pid = this.pid();
     if (this.networkFiles().length === 0) {
       if (pid) {
-        try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
         for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 10));
       }
       rmSync(this.dir, { recursive: true, force: true });
@@ -104,7 +131,8 @@ export class Aardvark {
     } else {
       // run forks a daemon and exits; port 53 on the gateway addresses, as the resolv.conf points there
       await runProgram(aardvarkBinary(), ['--config', this.dir, '-p', '53', 'run'], {
-        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' }, timeoutMs: 10_000,
+        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+        timeoutMs: 10_000,
         hint: 'aardvark-dns (the DNS server of hull networks) could not start',
       });
     }
@@ -114,12 +142,21 @@ export class Aardvark {
 
 /** Poll /proc/net/udp until something listens on ip:port (aardvark binds asynchronously after start or SIGHUP). */
 async function waitListening(ip: string, port: number, timeoutMs: number): Promise<void> {
-  const hex = ip.split('.').map((p) => Number(p).toString(16).padStart(2, '0').toUpperCase()).reverse().join('') + ':' + port.toString(16).toUpperCase().padStart(4, '0');
+  const hex =
+    ip
+      .split('.')
+      .map((p) => Number(p).toString(16).padStart(2, '0').toUpperCase())
+      .reverse()
+      .join('') +
+    ':' +
+    port.toString(16).toUpperCase().padStart(4, '0');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       if (readFileSync('/proc/net/udp', 'utf8').includes(` ${hex} `)) return;
-    } catch { return; }
+    } catch {
+      return;
+    }
     if (Date.now() > deadline) return; // name lookups will fail, but the instance itself works: not fatal
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -14,7 +14,10 @@ export interface Cidr {
 export function parseIp(text: string, what = 'address'): number {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text.trim());
   if (!m) {
-    if (text.includes(':')) throw new InvalidArgumentError(`invalid ${what} "${text}": IPv6 is not supported by hull networks yet; use an IPv4 address`);
+    if (text.includes(':'))
+      throw new InvalidArgumentError(
+        `invalid ${what} "${text}": IPv6 is not supported by hull networks yet; use an IPv4 address`,
+      );
     throw new InvalidArgumentError(`invalid ${what} "${text}": expected an IPv4 address such as 10.89.1.5`);
   }
   const parts = m.slice(1).map(Number);
@@ -36,9 +39,12 @@ export function parseCidr(text: string, what = 'subnet'): Cidr {
   if (!m) throw new InvalidArgumentError(`invalid ${what} "${text}": expected CIDR notation such as 10.89.1.0/24`);
   const ip = parseIp(m[1]!, what);
   const prefix = Number(m[2]);
-  if (prefix > 30 || prefix < 8) throw new InvalidArgumentError(`invalid ${what} "${text}": the prefix length must be between /8 and /30`);
+  if (prefix > 30 || prefix < 8)
+    throw new InvalidArgumentError(`invalid ${what} "${text}": the prefix length must be between /8 and /30`);
   if ((ip & mask(prefix)) >>> 0 !== ip) {
-    throw new InvalidArgumentError(`invalid ${what} "${text}": host bits are set; did you mean ${formatIp((ip & mask(prefix)) >>> 0)}/${prefix}?`);
+    throw new InvalidArgumentError(
+      `invalid ${what} "${text}": host bits are set; did you mean ${formatIp((ip & mask(prefix)) >>> 0)}/${prefix}?`,
+    );
   }
   return { base: ip, prefix };
 }
@@ -48,7 +54,7 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function cidrContains(c: Cidr, ip: number): boolean {
-  return ((ip & mask(c.prefix)) >>> 0) === c.base;
+  return (ip & mask(c.prefix)) >>> 0 === c.base;
 }
 
 /** The usable host range of a subnet (network and broadcast addresses excluded). */
@@ -59,7 +65,7 @@ export function hostRange(c: Cidr): { first: number; last: number } {
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
-  return ((a.base & mask(p)) >>> 0) === ((b.base & mask(p)) >>> 0);
+  return (a.base & mask(p)) >>> 0 === (b.base & mask(p)) >>> 0;
 }
 
 /** "10.89.1.5/24" → 10.89.1.5 */

@@ -95,7 +95,9 @@ export class NetworkManager {
    * root's clean-up must not delete a chain while another root's plugin is adding a rule to it.
    */
   lock<T>(fn: () => Promise<T>): Promise<T> {
-    return withLock(hostLock(), () => withLock(this.store.lockPath, fn, { what: `the network lock of ${this.root}` }), { what: "hull's host-wide network lock" });
+    return withLock(hostLock(), () => withLock(this.store.lockPath, fn, { what: `the network lock of ${this.root}` }), {
+      what: "hull's host-wide network lock",
+    });
   }
 
   async create(opts: CreateNetworkOptions): Promise<NetworkDef> {
@@ -106,7 +108,9 @@ export class NetworkManager {
   async ensureDefault(): Promise<NetworkDef> {
     const found = this.store.find(DEFAULT_NETWORK);
     if (found) return found;
-    return this.lock(async () => this.store.find(DEFAULT_NETWORK) ?? this.store.create({ name: DEFAULT_NETWORK }, await listRoutes()));
+    return this.lock(
+      async () => this.store.find(DEFAULT_NETWORK) ?? this.store.create({ name: DEFAULT_NETWORK }, await listRoutes()),
+    );
   }
 
   /** The CNI plugin chain of a network: bridge (with host-local IPAM), firewall, and portmap when ports are published. */
@@ -119,15 +123,24 @@ export class NetworkManager {
       range.rangeStart = formatIp(Math.max(r.first - 1, s.first));
       range.rangeEnd = formatIp(Math.min(r.last + 1, s.last));
     }
-    const plugins: CniConfList['plugins'] = [{
-      type: 'bridge', bridge: def.bridge, isGateway: true, ipMasq: !def.internal, hairpinMode: true,
-      ...(def.mtu ? { mtu: def.mtu } : {}),
-      ipam: {
-        type: 'host-local', dataDir: join(this.store.dir, 'ipam'), ranges: [[range]],
-        // an internal network has no default route: only its own subnet is reachable
-        routes: def.internal ? [] : [{ dst: '0.0.0.0/0' }],
+    const plugins: CniConfList['plugins'] = [
+      {
+        type: 'bridge',
+        bridge: def.bridge,
+        isGateway: true,
+        ipMasq: !def.internal,
+        hairpinMode: true,
+        ...(def.mtu ? { mtu: def.mtu } : {}),
+        ipam: {
+          type: 'host-local',
+          dataDir: join(this.store.dir, 'ipam'),
+          ranges: [[range]],
+          // an internal network has no default route: only its own subnet is reachable
+          routes: def.internal ? [] : [{ dst: '0.0.0.0/0' }],
+        },
       },
-    }, { type: 'firewall', backend: 'iptables' }];
+      { type: 'firewall', backend: 'iptables' },
+    ];
     if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
     return { cniVersion: CNI_VERSION, name: this.cniName(def), plugins };
   }
@@ -141,7 +154,8 @@ export class NetworkManager {
   records(instanceId: string): AttachmentRecord[] {
     const dir = join(this.attachDir, instanceId);
     if (!existsSync(dir)) return [];
-    return readdirSync(dir).filter((f) => f.endsWith('.json'))
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
       .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as AttachmentRecord)
       .sort((a, b) => a.runtime.ifname.localeCompare(b.runtime.ifname, undefined, { numeric: true }));
   }
@@ -185,7 +199,8 @@ export class NetworkManager {
   /** Join one more network while the instance runs (hull network connect). */
   async connect(req: AttachRequest, n: NetworkRequest): Promise<NetworkAttachment> {
     return this.lock(async () => {
-      if (existsSync(this.recordPath(req.instanceId, n.name))) throw new ConflictError(`instance ${req.instanceName} is already connected to network ${n.name}`);
+      if (existsSync(this.recordPath(req.instanceId, n.name)))
+        throw new ConflictError(`instance ${req.instanceName} is already connected to network ${n.name}`);
       const used = new Set(this.records(req.instanceId).map((r) => r.runtime.ifname));
       let i = 0;
       while (used.has(`eth${i}`)) i++;
@@ -206,33 +221,59 @@ export class NetworkManager {
     });
   }
 
-  private async attachOne(req: AttachRequest, n: NetworkRequest, ifname: string, ports: PortMapping[], taken: Set<string>): Promise<NetworkAttachment> {
+  private async attachOne(
+    req: AttachRequest,
+    n: NetworkRequest,
+    ifname: string,
+    ports: PortMapping[],
+    taken: Set<string>,
+  ): Promise<NetworkAttachment> {
     const def = this.store.get(n.name);
     if (n.ip !== undefined) {
       const ip = parseIp(n.ip, '--ip');
       const s = hostRange(parseCidr(def.subnet));
       if (!cidrContains(parseCidr(def.subnet), ip) || ip < s.first || ip > s.last) {
-        throw new InvalidArgumentError(`invalid --ip ${n.ip}: it is outside network ${def.name}'s subnet ${def.subnet}`);
+        throw new InvalidArgumentError(
+          `invalid --ip ${n.ip}: it is outside network ${def.name}'s subnet ${def.subnet}`,
+        );
       }
-      if (n.ip === def.gateway) throw new InvalidArgumentError(`invalid --ip ${n.ip}: it is network ${def.name}'s gateway`);
+      if (n.ip === def.gateway)
+        throw new InvalidArgumentError(`invalid --ip ${n.ip}: it is network ${def.name}'s gateway`);
     }
     if (ports.length > 0 && def.internal) {
-      throw new InvalidArgumentError(`cannot publish ports from internal network ${def.name}: it has no route to the host's other networks`);
+      throw new InvalidArgumentError(
+        `cannot publish ports from internal network ${def.name}: it has no route to the host's other networks`,
+      );
     }
     await this.checkSubnetFree(def);
     const claimed = await claimPorts(ports, taken);
     const conflist = this.conflist(def, claimed.length > 0);
     const runtime: CniRuntime = {
-      containerId: req.instanceId, netns: req.netnsPath, ifname,
+      containerId: req.instanceId,
+      netns: req.netnsPath,
+      ifname,
       ...(n.ip !== undefined ? { args: { IP: n.ip } } : {}),
-      ...(claimed.length > 0 ? {
-        capabilityArgs: { portMappings: claimed.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) })) },
-      } : {}),
+      ...(claimed.length > 0
+        ? {
+            capabilityArgs: {
+              portMappings: claimed.map((p) => ({
+                hostPort: p.hostPort,
+                containerPort: p.containerPort,
+                protocol: p.protocol,
+                ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+              })),
+            },
+          }
+        : {}),
     };
     const names = [...new Set([req.instanceName, ...(n.aliases ?? []), req.instanceId.slice(0, 12)])];
     const dns = def.dns ? { names, upstreams: req.dns } : null;
     const path = this.recordPath(req.instanceId, def.name);
-    writeFileAtomic(path, JSON.stringify({ network: def.name, conflist, runtime, dns } satisfies AttachmentRecord) + '\n', 0o600);
+    writeFileAtomic(
+      path,
+      JSON.stringify({ network: def.name, conflist, runtime, dns } satisfies AttachmentRecord) + '\n',
+      0o600,
+    );
     let result: CniResult;
     try {
       result = await cniAdd(conflist, runtime);
@@ -240,16 +281,23 @@ export class NetworkManager {
       // cniAdd has DELeted what it added
       rmSync(path, { force: true });
       if (n.ip !== undefined && /already|not available|reserved/i.test((e as Error).message)) {
-        throw new ConflictError(`address ${n.ip} on network ${def.name} is already in use; pick another --ip or leave it out`);
+        throw new ConflictError(
+          `address ${n.ip} on network ${def.name} is already in use; pick another --ip or leave it out`,
+        );
       }
       throw e;
     }
     const ipIndex = result.interfaces?.findIndex((x) => x.name === ifname && x.sandbox) ?? -1;
     const ip = result.ips?.find((x) => x.interface === ipIndex) ?? result.ips?.[0];
     const attachment: NetworkAttachment = {
-      network: def.name, interface: ifname, address: ip?.address ?? '', ...(ip?.gateway ? { gateway: ip.gateway } : {}),
+      network: def.name,
+      interface: ifname,
+      address: ip?.address ?? '',
+      ...(ip?.gateway ? { gateway: ip.gateway } : {}),
       ...(ipIndex >= 0 && result.interfaces?.[ipIndex]?.mac ? { mac: result.interfaces[ipIndex]!.mac } : {}),
-      bridge: def.bridge, names, ports: claimed,
+      bridge: def.bridge,
+      names,
+      ports: claimed,
     };
     const record: AttachmentRecord = { network: def.name, conflist, runtime, result, attachment, dns };
     writeFileAtomic(path, JSON.stringify(record) + '\n', 0o600);
@@ -292,7 +340,9 @@ export class NetworkManager {
     return this.lock(async () => {
       const recs = this.records(req.instanceId);
       if (recs.length === 0 || !netnsMounted(req.netnsPath)) return null;
-      const same = recs.length === req.networks.length && req.networks.every((n, i) => recs[i]?.network === n.name && recs[i]?.runtime.netns === req.netnsPath);
+      const same =
+        recs.length === req.networks.length &&
+        req.networks.every((n, i) => recs[i]?.network === n.name && recs[i]?.runtime.netns === req.netnsPath);
       if (!same || !(await this.check(req.instanceId))) return null;
       trace('network: attachments reused after CNI CHECK');
       return this.instanceNetwork(req);
@@ -341,7 +391,7 @@ export class NetworkManager {
       const other = { base: parseIp(m[1]!), prefix: Number(m[2]) };
       const p = Math.min(other.prefix, subnet.prefix);
       const mask = p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0;
-      return ((other.base & mask) >>> 0) === ((subnet.base & mask) >>> 0);
+      return (other.base & mask) >>> 0 === (subnet.base & mask) >>> 0;
     });
     if (!clash) return;
     if (def.name === DEFAULT_NETWORK && this.users(def.name).length === 0) {
@@ -350,7 +400,9 @@ export class NetworkManager {
       Object.assign(def, moved);
       return;
     }
-    throw new ConflictError(`network ${def.name}'s subnet ${def.subnet} is already routed on this host (${clash.dst} via ${clash.dev ?? '?'}); remove the network and create it with another --subnet`);
+    throw new ConflictError(
+      `network ${def.name}'s subnet ${def.subnet} is already routed on this host (${clash.dst} via ${clash.dev ?? '?'}); remove the network and create it with another --subnet`,
+    );
   }
 
   /**
@@ -379,7 +431,10 @@ export class NetworkManager {
   private isolationRules(def: Pick<NetworkDef, 'bridge' | 'internal'>): string[][] {
     const b = def.bridge;
     return def.internal
-      ? [['-i', b, '!', '-o', b, '-j', 'DROP'], ['!', '-i', b, '-o', b, '-j', 'DROP']]
+      ? [
+          ['-i', b, '!', '-o', b, '-j', 'DROP'],
+          ['!', '-i', b, '-o', b, '-j', 'DROP'],
+        ]
       : [['-i', b, '!', '-o', b, '-j', ISO2]];
   }
 
@@ -390,7 +445,10 @@ export class NetworkManager {
       if (this.users(name).length > 0) continue;
       const def = this.store.find(name);
       if (def) retire.push(def);
-      rmSync(join(this.store.dir, 'ipam', def ? this.cniName(def) : `hull-${rootHash(this.root)}-${name}`), { recursive: true, force: true });
+      rmSync(join(this.store.dir, 'ipam', def ? this.cniName(def) : `hull-${rootHash(this.root)}-${name}`), {
+        recursive: true,
+        force: true,
+      });
     }
     if (retire.length > 0) await this.retire(retire);
   }
@@ -406,9 +464,13 @@ export class NetworkManager {
     const [filter, nat] = await Promise.all([tableRules('filter'), tableRules('nat')]);
     const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
     const exists = (lines: string[], chain: string) => lines.includes(`-N ${chain}`);
-    const jumpsTo = (lines: string[], chains: string[]) => lines.filter((l) => l.startsWith('-A ') && chains.some((c) => l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)));
+    const jumpsTo = (lines: string[], chains: string[]) =>
+      lines.filter((l) => l.startsWith('-A ') && chains.some((c) => l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)));
     const del = (l: string) => `-D${l.slice(2)}`;
-    const drop = (lines: string[], chains: string[]) => [...jumpsTo(lines, chains).map(del), ...chains.filter((c) => exists(lines, c)).flatMap((c) => [`-F ${c}`, `-X ${c}`])];
+    const drop = (lines: string[], chains: string[]) => [
+      ...jumpsTo(lines, chains).map(del),
+      ...chains.filter((c) => exists(lines, c)).flatMap((c) => [`-F ${c}`, `-X ${c}`]),
+    ];
 
     const f: string[] = [];
     const mine = (l: string) => bridges.some((b) => l.includes(` ${b.bridge} `) || l.endsWith(` ${b.bridge}`));
@@ -417,7 +479,11 @@ export class NetworkManager {
     if (exists(filter, ISO1) && gone.length === iso1.length) f.push(...drop(filter, [ISO1, ISO2]));
     else f.push(...gone.map(del));
     const fwd = rulesOf(filter, 'CNI-FORWARD');
-    if (exists(filter, 'CNI-FORWARD') && fwd.every((l) => / -j CNI-ADMIN$/.test(l)) && rulesOf(filter, 'CNI-ADMIN').length === 0) {
+    if (
+      exists(filter, 'CNI-FORWARD') &&
+      fwd.every((l) => / -j CNI-ADMIN$/.test(l)) &&
+      rulesOf(filter, 'CNI-ADMIN').length === 0
+    ) {
       f.push(...drop(filter, ['CNI-FORWARD', 'CNI-ADMIN']));
     }
     const n: string[] = [];
@@ -433,15 +499,26 @@ export class NetworkManager {
   private async syncDns(networks: string[]): Promise<void> {
     const all = new Set(networks);
     // networks whose file exists but whose records may have changed (teardown passes [])
-    if (existsSync(this.dns.dir)) for (const f of readdirSync(this.dns.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
+    if (existsSync(this.dns.dir))
+      for (const f of readdirSync(this.dns.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
     let waitFor: string | undefined;
     for (const name of all) {
       const def = this.store.find(name);
-      const records = !def || !def.dns ? [] : this.users(name).flatMap((id) => {
-        const rec = this.records(id).find((r) => r.network === name);
-        if (!rec?.dns || !rec.attachment) return [];
-        return [{ id, ipv4: [rec.attachment.address.split('/')[0]!], names: rec.dns.names, upstreams: rec.dns.upstreams }];
-      });
+      const records =
+        !def || !def.dns
+          ? []
+          : this.users(name).flatMap((id) => {
+              const rec = this.records(id).find((r) => r.network === name);
+              if (!rec?.dns || !rec.attachment) return [];
+              return [
+                {
+                  id,
+                  ipv4: [rec.attachment.address.split('/')[0]!],
+                  names: rec.dns.names,
+                  upstreams: rec.dns.upstreams,
+                },
+              ];
+            });
       this.dns.write(name, def?.gateway ?? '', records);
       if (records.length > 0 && networks.includes(name)) waitFor ??= def!.gateway;
     }
@@ -450,7 +527,10 @@ export class NetworkManager {
 
   private instanceNetwork(req: AttachRequest): InstanceNetwork {
     const attachments = this.attachments(req.instanceId);
-    const dnsGateways = req.networks.map((n) => this.store.find(n.name)).filter((d): d is NetworkDef => !!d && d.dns).map((d) => d.gateway);
+    const dnsGateways = req.networks
+      .map((n) => this.store.find(n.name))
+      .filter((d): d is NetworkDef => !!d && d.dns)
+      .map((d) => d.gateway);
     return {
       netnsPath: req.netnsPath,
       attachments,
@@ -466,7 +546,10 @@ export class NetworkManager {
   async remove(name: string): Promise<void> {
     await this.lock(async () => {
       const def = this.store.get(name);
-      if (this.users(name).length > 0) throw new ConflictError(`network ${name} is in use by ${this.users(name).length} instance(s); remove them or hull network disconnect first`);
+      if (this.users(name).length > 0)
+        throw new ConflictError(
+          `network ${name} is in use by ${this.users(name).length} instance(s); remove them or hull network disconnect first`,
+        );
       await this.retire([def]);
       rmSync(join(this.store.dir, 'ipam', this.cniName(def)), { recursive: true, force: true });
       this.store.remove(name);

@@ -15,7 +15,8 @@ import { parseIp } from './ipv4.js';
 function port(text: string, what: string, allowZero = false): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`invalid ${what} "${text}": expected a port number`);
   const n = Number(text);
-  if (n > 65535 || (n === 0 && !allowZero)) throw new InvalidArgumentError(`invalid ${what} "${text}": ports are 1-65535`);
+  if (n > 65535 || (n === 0 && !allowZero))
+    throw new InvalidArgumentError(`invalid ${what} "${text}": ports are 1-65535`);
   return n;
 }
 
@@ -34,7 +35,10 @@ function range(text: string, what: string): number[] {
  * single HOST with a CTR range is refused). No HOST (or HOST empty, "IP::CTR") means a random free port.
  */
 export function parsePublish(spec: string): PortMapping[] {
-  const bad = (why: string) => new InvalidArgumentError(`invalid -p "${spec}": ${why}; expected [IP:][HOST:]CONTAINER[/tcp|udp], e.g. 127.0.0.1:8080:80`);
+  const bad = (why: string) =>
+    new InvalidArgumentError(
+      `invalid -p "${spec}": ${why}; expected [IP:][HOST:]CONTAINER[/tcp|udp], e.g. 127.0.0.1:8080:80`,
+    );
   let rest = spec;
   let protocol: 'tcp' | 'udp' = 'tcp';
   const slash = rest.lastIndexOf('/');
@@ -87,7 +91,10 @@ function tryBind(hostIp: string, hostPort: number, protocol: 'tcp' | 'udp'): Pro
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
       const s = createSocket('udp4');
-      s.once('error', (e) => { s.close(); reject(e); });
+      s.once('error', (e) => {
+        s.close();
+        reject(e);
+      });
       s.bind({ port: hostPort, address, exclusive: true }, () => {
         const p = s.address().port;
         s.close(() => resolve(p));
@@ -119,19 +126,27 @@ export async function claimPorts(mappings: PortMapping[], taken = new Set<string
         const p = await tryBind(m.hostIp, 0, m.protocol).catch(() => 0);
         if (p && !forwarded.has(`${m.protocol}/${p}`) && !taken.has(`${m.protocol}/${p}`)) found = p;
       }
-      if (!found) throw new ConflictError(`no free host port found for container port ${m.containerPort}/${m.protocol}`);
+      if (!found)
+        throw new ConflictError(`no free host port found for container port ${m.containerPort}/${m.protocol}`);
       out.push({ ...m, hostPort: found });
     } else {
       const key = `${m.protocol}/${m.hostPort}`;
       const where = `${m.hostIp || '0.0.0.0'}:${m.hostPort}/${m.protocol}`;
-      if (taken.has(key)) throw new ConflictError(`host port ${where} is published twice; give each -p its own host port`);
-      if (forwarded.has(key)) throw new ConflictError(`host port ${where} is already published by another instance (hull port lists them); choose another host port`);
+      if (taken.has(key))
+        throw new ConflictError(`host port ${where} is published twice; give each -p its own host port`);
+      if (forwarded.has(key))
+        throw new ConflictError(
+          `host port ${where} is already published by another instance (hull port lists them); choose another host port`,
+        );
       try {
         await tryBind(m.hostIp, m.hostPort, m.protocol);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EADDRNOTAVAIL') throw new InvalidArgumentError(`cannot publish on ${m.hostIp}: no interface of this host has that address`);
-        throw new ConflictError(`host port ${where} is already in use by a process on this host (${code ?? (e as Error).message}); choose another host port`);
+        if (code === 'EADDRNOTAVAIL')
+          throw new InvalidArgumentError(`cannot publish on ${m.hostIp}: no interface of this host has that address`);
+        throw new ConflictError(
+          `host port ${where} is already in use by a process on this host (${code ?? (e as Error).message}); choose another host port`,
+        );
       }
       out.push(m);
     }

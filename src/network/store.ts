@@ -46,7 +46,16 @@ export interface CreateNetworkOptions {
 /** The network instances join when the user names none (podman's "podman", docker's "bridge"). */
 export const DEFAULT_NETWORK = 'hull';
 /** Names that select a network mode rather than a network. */
-export const RESERVED_NAMES = new Set(['none', 'host', 'bridge', 'default', 'container', 'private', 'slirp4netns', 'pasta']);
+export const RESERVED_NAMES = new Set([
+  'none',
+  'host',
+  'bridge',
+  'default',
+  'container',
+  'private',
+  'slirp4netns',
+  'pasta',
+]);
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
@@ -75,24 +84,30 @@ export class NetworkStore {
 
   list(): NetworkDef[] {
     if (!existsSync(this.dir)) return [];
-    return readdirSync(this.dir).filter((f) => f.endsWith('.json') && !f.startsWith('.'))
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
       .map((f) => JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as NetworkDef)
       .sort((a, b) => a.createdAt - b.createdAt);
   }
 
   find(ref: string): NetworkDef | undefined {
-    if (NAME_RE.test(ref) && existsSync(this.file(ref))) return JSON.parse(readFileSync(this.file(ref), 'utf8')) as NetworkDef;
+    if (NAME_RE.test(ref) && existsSync(this.file(ref)))
+      return JSON.parse(readFileSync(this.file(ref), 'utf8')) as NetworkDef;
     if (/^[0-9a-f]{3,64}$/.test(ref)) {
       const hits = this.list().filter((n) => n.id.startsWith(ref));
       if (hits.length === 1) return hits[0];
-      if (hits.length > 1) throw new ConflictError(`the id prefix "${ref}" matches more than one network; give more characters`);
+      if (hits.length > 1)
+        throw new ConflictError(`the id prefix "${ref}" matches more than one network; give more characters`);
     }
     return undefined;
   }
 
   get(ref: string): NetworkDef {
     const n = this.find(ref);
-    if (!n) throw new NotFoundError(`network "${ref}" not found: hull network ls lists the networks, hull network create ${ref} makes it`);
+    if (!n)
+      throw new NotFoundError(
+        `network "${ref}" not found: hull network ls lists the networks, hull network create ${ref} makes it`,
+      );
     return n;
   }
 
@@ -103,12 +118,18 @@ export class NetworkStore {
    */
   create(opts: CreateNetworkOptions, hostRoutes: { dst: string; dev?: string }[] = []): NetworkDef {
     if (!NAME_RE.test(opts.name)) {
-      throw new InvalidArgumentError(`invalid network name "${opts.name}": use letters, digits, _ . - (starting with a letter or digit, at most 63)`);
+      throw new InvalidArgumentError(
+        `invalid network name "${opts.name}": use letters, digits, _ . - (starting with a letter or digit, at most 63)`,
+      );
     }
-    if (RESERVED_NAMES.has(opts.name)) throw new InvalidArgumentError(`invalid network name "${opts.name}": it is reserved for --network ${opts.name}`);
-    if (existsSync(this.file(opts.name))) throw new ConflictError(`network ${opts.name} already exists (hull network inspect ${opts.name})`);
+    if (RESERVED_NAMES.has(opts.name))
+      throw new InvalidArgumentError(`invalid network name "${opts.name}": it is reserved for --network ${opts.name}`);
+    if (existsSync(this.file(opts.name)))
+      throw new ConflictError(`network ${opts.name} already exists (hull network inspect ${opts.name})`);
     const others = this.list();
-    const routed = hostRoutes.filter((r) => r.dst !== 'default' && /\//.test(r.dst)).map((r) => ({ cidr: safeCidr(r.dst), dev: r.dev ?? '?' }))
+    const routed = hostRoutes
+      .filter((r) => r.dst !== 'default' && /\//.test(r.dst))
+      .map((r) => ({ cidr: safeCidr(r.dst), dev: r.dev ?? '?' }))
       .filter((r): r is { cidr: Cidr; dev: string } => r.cidr !== null);
     const taken = (c: Cidr): string | undefined => {
       const n = others.find((o) => cidrsOverlap(parseCidr(o.subnet), c));
@@ -130,26 +151,40 @@ export class NetworkStore {
     if (opts.gateway !== undefined) {
       gateway = parseIp(opts.gateway, 'gateway');
       if (!cidrContains(subnet, gateway) || gateway < range.first || gateway > range.last) {
-        throw new InvalidArgumentError(`invalid gateway ${opts.gateway}: it is not a host address of subnet ${formatCidr(subnet)}`);
+        throw new InvalidArgumentError(
+          `invalid gateway ${opts.gateway}: it is not a host address of subnet ${formatCidr(subnet)}`,
+        );
       }
     }
     let ipRange: string | undefined;
     if (opts.ipRange !== undefined) {
       const r = parseCidr(opts.ipRange, 'ip-range');
       if (r.prefix < subnet.prefix || !cidrContains(subnet, r.base)) {
-        throw new InvalidArgumentError(`invalid --ip-range ${opts.ipRange}: it must lie inside subnet ${formatCidr(subnet)}`);
+        throw new InvalidArgumentError(
+          `invalid --ip-range ${opts.ipRange}: it must lie inside subnet ${formatCidr(subnet)}`,
+        );
       }
       ipRange = formatCidr(r);
     }
     if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 576 || opts.mtu > 65535)) {
       throw new InvalidArgumentError(`invalid --mtu ${opts.mtu}: use a number from 576 to 65535`);
     }
-    const id = createHash('sha256').update(`${opts.name}\0${Date.now()}\0${randomBytes(16).toString('hex')}`).digest('hex');
+    const id = createHash('sha256')
+      .update(`${opts.name}\0${Date.now()}\0${randomBytes(16).toString('hex')}`)
+      .digest('hex');
     const def: NetworkDef = {
-      name: opts.name, id, driver: 'bridge', bridge: `${bridgePrefix(this.root)}${id.slice(0, 6)}`,
-      subnet: formatCidr(subnet), gateway: formatIp(gateway), ...(ipRange ? { ipRange } : {}),
-      internal: opts.internal ?? false, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
-      dns: opts.dns ?? true, labels: opts.labels ?? {}, createdAt: Date.now(),
+      name: opts.name,
+      id,
+      driver: 'bridge',
+      bridge: `${bridgePrefix(this.root)}${id.slice(0, 6)}`,
+      subnet: formatCidr(subnet),
+      gateway: formatIp(gateway),
+      ...(ipRange ? { ipRange } : {}),
+      internal: opts.internal ?? false,
+      ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
+      dns: opts.dns ?? true,
+      labels: opts.labels ?? {},
+      createdAt: Date.now(),
     };
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(this.file(def.name), JSON.stringify(def, null, 2) + '\n', 0o600);
@@ -167,7 +202,8 @@ export class NetworkStore {
       candidates.push(parseCidr('10.88.0.0/16'));
       for (let b = 100; b < 128; b++) candidates.push({ base: parseIp(`10.${b}.0.0`), prefix: 16 });
     } else {
-      for (let b = 89; b < 100; b++) for (let c = 0; c < 256; c++) candidates.push({ base: parseIp(`10.${b}.${c}.0`), prefix: 24 });
+      for (let b = 89; b < 100; b++)
+        for (let c = 0; c < 256; c++) candidates.push({ base: parseIp(`10.${b}.${c}.0`), prefix: 24 });
     }
     const free = candidates.find((c) => taken(c) === undefined);
     if (!free) throw new ConflictError('no free subnet left for a new network; give one with --subnet');

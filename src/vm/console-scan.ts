@@ -98,7 +98,10 @@ export class ConsoleScanner {
 
 /** "process 123 (sh)", "processes 123 (sh), 456 (tail)" — at most three named, then how many more. */
 export function describeOomKills(kills: readonly OomKill[], count = kills.length): string {
-  const named = kills.slice(0, 3).map((k) => `${k.pid} (${k.name})`).join(', ');
+  const named = kills
+    .slice(0, 3)
+    .map((k) => `${k.pid} (${k.name})`)
+    .join(', ');
   const more = count > 3 ? ` and ${count - 3} more` : '';
   return `${count === 1 ? 'process' : 'processes'} ${named}${more}`;
 }

@@ -42,8 +42,14 @@ export function ctlOpen(dir: string, req: CtlRequest, name: string): Promise<Ctl
     sock.once('error', (e: NodeJS.ErrnoException) => {
       try {
         closeSync(dirFd);
-      } catch { /* closed on connect */ }
-      fail(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new StateError(`VM ${name} is not running (its monitor does not answer)`) : e);
+      } catch {
+        /* closed on connect */
+      }
+      fail(
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? new StateError(`VM ${name} is not running (its monitor does not answer)`)
+          : e,
+      );
     });
     const onData = (b: Buffer): void => {
       buf = Buffer.concat([buf, b]);
@@ -53,7 +59,11 @@ export function ctlOpen(dir: string, req: CtlRequest, name: string): Promise<Ctl
       sock.pause();
       settled = true;
       try {
-        resolve({ answer: JSON.parse(buf.subarray(0, nl).toString()) as CtlAnswer, socket: sock, rest: buf.subarray(nl + 1) });
+        resolve({
+          answer: JSON.parse(buf.subarray(0, nl).toString()) as CtlAnswer,
+          socket: sock,
+          rest: buf.subarray(nl + 1),
+        });
       } catch {
         sock.destroy();
         reject(new StateError(`VM ${name}: its monitor answered something unreadable`));

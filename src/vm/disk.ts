@@ -38,7 +38,12 @@ export function diskSizeFor(contentBytes: number): number {
  * The cached ext4 base image of an image (built when missing); `layers` lowest first.
  * `log` gets a status line when a build is needed.
  */
-export async function ensureImageDisk(vmDir: string, imageId: string, layers: string[], log: (s: string) => void = () => undefined): Promise<string> {
+export async function ensureImageDisk(
+  vmDir: string,
+  imageId: string,
+  layers: string[],
+  log: (s: string) => void = () => undefined,
+): Promise<string> {
   const dir = join(vmDir, 'disks');
   const path = join(dir, `${imageKey(imageId)}.ext4`);
   if (existsSync(path)) return path;
@@ -61,8 +66,30 @@ export async function ensureImageDisk(vmDir: string, imageId: string, layers: st
       log(`hull: building the VM root disk of ${imageId.slice(0, 19)} (ext4, ${Math.round(size / MiB)} MiB sparse)`);
       const tmp = join(work, 'disk.ext4');
       // -E root_owner: the root directory's owner from the tree; no lazy init: the guest must not pay for it
-      const r = await runProgram('mkfs.ext4', ['-q', '-F', '-L', 'hull-root', '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', tree, tmp, `${size / 1024}k`], { allowFailure: true });
-      if (r.status !== 0) throw new HostCommandError('mkfs.ext4', ['-d', tree], r.status, r.stderr, 'the image could not be turned into a VM disk; check free space under ' + dir);
+      const r = await runProgram(
+        'mkfs.ext4',
+        [
+          '-q',
+          '-F',
+          '-L',
+          'hull-root',
+          '-E',
+          'lazy_itable_init=0,lazy_journal_init=0',
+          '-d',
+          tree,
+          tmp,
+          `${size / 1024}k`,
+        ],
+        { allowFailure: true },
+      );
+      if (r.status !== 0)
+        throw new HostCommandError(
+          'mkfs.ext4',
+          ['-d', tree],
+          r.status,
+          r.stderr,
+          'the image could not be turned into a VM disk; check free space under ' + dir,
+        );
       try {
         linkSync(tmp, path);
       } catch (e) {
@@ -98,7 +125,9 @@ export function pruneImageDisks(vmDir: string, keep: ReadonlySet<string>): numbe
     const path = join(dir, name);
     try {
       freed += statSync(path).blocks * 512;
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
     rmSync(path, { force: true });
   }
   return freed;

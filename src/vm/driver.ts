@@ -25,11 +25,34 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import {
-  CommandNotExecutableError, CommandNotFoundError, HostSupportError, HullError, InvalidArgumentError, StateError,
+  CommandNotExecutableError,
+  CommandNotFoundError,
+  HostSupportError,
+  HullError,
+  InvalidArgumentError,
+  StateError,
 } from '../common/errors.js';
 import type {
-  ConfigureEnv, CreateResult, DiskFormat, DriverCapabilities, DriverFactory, DriverRecovery, DriverRemains, FoundProcess, IsolationRequest, RecoveryScope, KindConfig, ExecOptions, ExitInfo, InstanceContext, InstanceDriver, InstanceStats, ProcessInfo, Resources,
-  RuntimeStatus, StdioStreams,
+  ConfigureEnv,
+  CreateResult,
+  DiskFormat,
+  DriverCapabilities,
+  DriverFactory,
+  DriverRecovery,
+  DriverRemains,
+  FoundProcess,
+  IsolationRequest,
+  RecoveryScope,
+  KindConfig,
+  ExecOptions,
+  ExitInfo,
+  InstanceContext,
+  InstanceDriver,
+  InstanceStats,
+  ProcessInfo,
+  Resources,
+  RuntimeStatus,
+  StdioStreams,
 } from '../common/instance.js';
 import { signalNumber } from '../common/parse.js';
 import { killAndWait, processAlive, processArgv, processesNamingInstances } from '../host/proc.js';
@@ -63,11 +86,18 @@ function readInt(path: string): number | null {
 function vmError(name: string, a: CtlAnswer, what: string): HullError {
   const msg = a.error ?? 'unknown error';
   switch (a.kind) {
-    case 'not-found': return new CommandNotFoundError(`${msg}: executable file not found in the VM's $PATH (or the path does not exist); check the command and the image`);
-    case 'not-executable': return new CommandNotExecutableError(`cannot run the command in VM ${name}: ${msg}`);
-    case 'state': return new StateError(`cannot ${what} VM ${name}: ${msg}`);
-    case 'boot': return new VmBootError(`VM ${name} did not boot: ${msg}`);
-    default: return new HullError(`cannot ${what} VM ${name}: ${msg}`);
+    case 'not-found':
+      return new CommandNotFoundError(
+        `${msg}: executable file not found in the VM's $PATH (or the path does not exist); check the command and the image`,
+      );
+    case 'not-executable':
+      return new CommandNotExecutableError(`cannot run the command in VM ${name}: ${msg}`);
+    case 'state':
+      return new StateError(`cannot ${what} VM ${name}: ${msg}`);
+    case 'boot':
+      return new VmBootError(`VM ${name} did not boot: ${msg}`);
+    default:
+      return new HullError(`cannot ${what} VM ${name}: ${msg}`);
   }
 }
 
@@ -157,10 +187,14 @@ export class VmDriver implements InstanceDriver {
     const pid = Number(a.qemuPid) || 0;
     switch (a.phase) {
       case 'booting':
-      case 'ready': return { status: 'created', pid };
-      case 'running': return { status: 'running', pid };
-      case 'paused': return { status: 'paused', pid };
-      default: return { status: 'stopped', pid: 0 };
+      case 'ready':
+        return { status: 'created', pid };
+      case 'running':
+        return { status: 'running', pid };
+      case 'paused':
+        return { status: 'paused', pid };
+      default:
+        return { status: 'stopped', pid: 0 };
     }
   }
 
@@ -170,7 +204,9 @@ export class VmDriver implements InstanceDriver {
     // the monitor says why when there is more to say than the code (QEMU killed, a kernel panic, …)
     try {
       info.reason = readFileSync(instancePaths(ctx.dir).exitReason, 'utf8').trim();
-    } catch { /* the code's own reason stands */ }
+    } catch {
+      /* the code's own reason stands */
+    }
     // the guest kernel's OOM killer killed a process of it (the monitor's marker, as conmon's for containers)
     if (existsSync(instancePaths(ctx.dir).exitOom)) info.oomKilled = true;
     return info;
@@ -181,7 +217,11 @@ export class VmDriver implements InstanceDriver {
       dir: this.exitsDir(ctx),
       read: () => this.exitInfo(ctx),
       supervisorAlive: () => this.monitorAlive(ctx),
-      whenSupervisorDied: () => ({ exitCode: 255, finishedAt: Date.now(), reason: 'the VM monitor exited unexpectedly' }),
+      whenSupervisorDied: () => ({
+        exitCode: 255,
+        finishedAt: Date.now(),
+        reason: 'the VM monitor exited unexpectedly',
+      }),
       pollMs: POLL_MS,
       ...(signal ? { signal } : {}),
     });
@@ -206,13 +246,25 @@ export class VmDriver implements InstanceDriver {
     let booted = DEFAULT_VM_MEMORY;
     try {
       booted = (JSON.parse(readFileSync(instancePaths(ctx.dir).vmConfig, 'utf8')) as MonitorConfig).memory;
-    } catch { /* not created: the default */ }
-    const unsupported = Object.keys(resources).filter((k) => k !== 'memory' && k !== 'memorySwap' && (resources as Record<string, unknown>)[k] !== undefined);
-    if (unsupported.includes('cpus')) throw new HostSupportError(`VM ${ctx.name}: --cpus cannot change while it runs (no vCPU hotplug); stop it, and create it again with the new --cpus`);
-    if (unsupported.length > 0) throw new HostSupportError(`VM ${ctx.name}: ${unsupported.join(', ')} cannot be applied to a VM (only --memory, through the balloon)`);
+    } catch {
+      /* not created: the default */
+    }
+    const unsupported = Object.keys(resources).filter(
+      (k) => k !== 'memory' && k !== 'memorySwap' && (resources as Record<string, unknown>)[k] !== undefined,
+    );
+    if (unsupported.includes('cpus'))
+      throw new HostSupportError(
+        `VM ${ctx.name}: --cpus cannot change while it runs (no vCPU hotplug); stop it, and create it again with the new --cpus`,
+      );
+    if (unsupported.length > 0)
+      throw new HostSupportError(
+        `VM ${ctx.name}: ${unsupported.join(', ')} cannot be applied to a VM (only --memory, through the balloon)`,
+      );
     if (resources.memory === undefined) return;
     if (resources.memory > booted) {
-      throw new InvalidArgumentError(`VM ${ctx.name} booted with ${Math.round(booted / MiB)} MiB: --memory can shrink it through the balloon but not grow it past that`);
+      throw new InvalidArgumentError(
+        `VM ${ctx.name} booted with ${Math.round(booted / MiB)} MiB: --memory can shrink it through the balloon but not grow it past that`,
+      );
     }
     if (resources.memory < 64 * MiB) throw new InvalidArgumentError('--memory for a VM must be at least 64m');
     const a = await ctlRequest(ctx.dir, { op: 'balloon', bytes: resources.memory }, ctx.name);
@@ -226,12 +278,19 @@ export class VmDriver implements InstanceDriver {
     // the limit is what hull asked the balloon for (the guest gets there within moments); usage is the
     // guest's own figure when its balloon driver reported one, else QEMU's RSS
     const limit = s.target;
-    const used = s.guest?.total !== undefined && (s.guest.available ?? s.guest.free) !== undefined
-      ? s.guest.total - (s.guest.available ?? s.guest.free)!
-      : s.qemuRss;
+    const used =
+      s.guest?.total !== undefined && (s.guest.available ?? s.guest.free) !== undefined
+        ? s.guest.total - (s.guest.available ?? s.guest.free)!
+        : s.qemuRss;
     return {
-      cpuUsageNs: s.cpuNs, memoryUsage: used, memoryLimit: limit, pids: s.pids ?? 0,
-      blkioRead: s.blkRead, blkioWrite: s.blkWrite, netRx: 0, netTx: 0,
+      cpuUsageNs: s.cpuNs,
+      memoryUsage: used,
+      memoryLimit: limit,
+      pids: s.pids ?? 0,
+      blkioRead: s.blkRead,
+      blkioWrite: s.blkWrite,
+      netRx: 0,
+      netTx: 0,
     };
   }
 
@@ -239,10 +298,23 @@ export class VmDriver implements InstanceDriver {
   async top(ctx: InstanceContext, psArgs: string[]): Promise<ProcessInfo> {
     const out = new Collector();
     const err = new Collector();
-    const code = await this.exec(ctx, { command: ['ps', ...(psArgs.length ? psArgs : ['-o', 'pid,ppid,user,args'])], env: [], tty: false, stdin: false, privileged: false, detach: false },
-      { stdin: null, stdout: out as unknown as NodeJS.WritableStream, stderr: err as unknown as NodeJS.WritableStream });
+    const code = await this.exec(
+      ctx,
+      {
+        command: ['ps', ...(psArgs.length ? psArgs : ['-o', 'pid,ppid,user,args'])],
+        env: [],
+        tty: false,
+        stdin: false,
+        privileged: false,
+        detach: false,
+      },
+      { stdin: null, stdout: out as unknown as NodeJS.WritableStream, stderr: err as unknown as NodeJS.WritableStream },
+    );
     if (code !== 0) throw new HullError(`ps in VM ${ctx.name} failed (exit ${code}): ${err.text().trim()}`);
-    const lines = out.text().split('\n').filter((l) => l.trim());
+    const lines = out
+      .text()
+      .split('\n')
+      .filter((l) => l.trim());
     if (lines.length === 0) return { titles: [], rows: [] };
     const titles = lines[0]!.trim().split(/\s+/);
     let rows = lines.slice(1).map((l) => {
@@ -272,7 +344,12 @@ export class VmDriver implements InstanceDriver {
       s.socket.destroy();
       throw vmError(ctx.name, s.answer, 'exec in');
     }
-    return pumpSession(s.socket, s.rest, stdio, { tty: opts.tty, stdin: opts.stdin && !opts.detach, detach: opts.detach, name: ctx.name });
+    return pumpSession(s.socket, s.rest, stdio, {
+      tty: opts.tty,
+      stdin: opts.stdin && !opts.detach,
+      detach: opts.detach,
+      name: ctx.name,
+    });
   }
 
   async attach(ctx: InstanceContext, stdio: StdioStreams): Promise<void> {
@@ -281,7 +358,12 @@ export class VmDriver implements InstanceDriver {
       s.socket.destroy();
       throw vmError(ctx.name, s.answer, 'attach to');
     }
-    await pumpSession(s.socket, s.rest, stdio, { tty: ctx.config.tty, stdin: ctx.config.stdin, detach: false, name: ctx.name }).catch(() => undefined);
+    await pumpSession(s.socket, s.rest, stdio, {
+      tty: ctx.config.tty,
+      stdin: ctx.config.stdin,
+      detach: false,
+      name: ctx.name,
+    }).catch(() => undefined);
   }
 
   /**
@@ -344,7 +426,9 @@ export class VmDriver implements InstanceDriver {
       if (this.monitorAlive(ctx, pid)) {
         try {
           process.kill(pid, 'SIGKILL');
-        } catch { /* gone meanwhile */ }
+        } catch {
+          /* gone meanwhile */
+        }
       }
     }
     // QEMU dies with its monitor (parent-death signal); make sure of it
@@ -352,7 +436,9 @@ export class VmDriver implements InstanceDriver {
     if (processAlive(qpid) && (processArgv(qpid) ?? []).some((a) => a.includes('qemu-system'))) {
       try {
         process.kill(qpid, 'SIGKILL');
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
       const deadline = Date.now() + 3000;
       while (processAlive(qpid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
@@ -370,7 +456,9 @@ export class VmDriver implements InstanceDriver {
    */
   private async tearDownOrphan(scope: RecoveryScope, id: string): Promise<string[]> {
     const problems: string[] = [];
-    await this.delete({ dir: join(scope.instancesDir, id), name: id.slice(0, 12) }).catch((e: Error) => problems.push(e.message));
+    await this.delete({ dir: join(scope.instancesDir, id), name: id.slice(0, 12) }).catch((e: Error) =>
+      problems.push(e.message),
+    );
     const left = findVmProcesses(scope).filter((p) => p.id === id);
     const alive = new Set(await killAndWait(left.map((p) => p.pid)));
     for (const p of left) if (alive.has(p.pid)) problems.push(`${p.program} (pid ${p.pid}) does not exit`);
@@ -404,7 +492,9 @@ function findVmRemains(scope: RecoveryScope): DriverRemains[] {
   let ids: string[] = [];
   try {
     ids = readdirSync(scope.instancesDir).filter((n) => /^[0-9a-f]{64}$/.test(n));
-  } catch { /* no instances yet */ }
+  } catch {
+    /* no instances yet */
+  }
   for (const id of ids) if (existsSync(instancePaths(join(scope.instancesDir, id)).vmConfig)) of(id).files = true;
   for (const { id, ...p } of findVmProcesses(scope)) of(id).processes.push(p);
   return [...all.values()];
@@ -427,7 +517,12 @@ function mergeExecEnv(base: string[], extra: string[]): string[] {
  * Copy a session's frames to stdio and stdio to frames, until the process exits; resolves with its
  * exit status. With `detach`, resolves as soon as the process started.
  */
-function pumpSession(sock: import('node:net').Socket, rest: Buffer, stdio: StdioStreams, o: { tty: boolean; stdin: boolean; detach: boolean; name: string }): Promise<number> {
+function pumpSession(
+  sock: import('node:net').Socket,
+  rest: Buffer,
+  stdio: StdioStreams,
+  o: { tty: boolean; stdin: boolean; detach: boolean; name: string },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const dec = new FrameDecoder();
     let done = false;
@@ -458,17 +553,25 @@ function pumpSession(sock: import('node:net').Socket, rest: Buffer, stdio: Stdio
     const onFrames = (b: Buffer): void => {
       for (const f of dec.push(b)) {
         switch (f.type) {
-          case T.STDOUT: stdio.stdout.write(f.payload); break;
-          case T.STDERR: stdio.stderr.write(f.payload); break;
+          case T.STDOUT:
+            stdio.stdout.write(f.payload);
+            break;
+          case T.STDERR:
+            stdio.stderr.write(f.payload);
+            break;
           case T.STARTED:
             if (o.detach) finish(null, 0);
             break;
-          case T.EXITED: finish(null, f.payload.readInt32LE(0)); break;
+          case T.EXITED:
+            finish(null, f.payload.readInt32LE(0));
+            break;
           case T.FAILED: {
             const st = decodeStatus(f.payload);
-            finish(st.code === 127
-              ? new CommandNotFoundError(`${st.message}: executable file not found in the VM's $PATH`)
-              : new CommandNotExecutableError(`cannot run the command in VM ${o.name}: ${st.message}`));
+            finish(
+              st.code === 127
+                ? new CommandNotFoundError(`${st.message}: executable file not found in the VM's $PATH`)
+                : new CommandNotExecutableError(`cannot run the command in VM ${o.name}: ${st.message}`),
+            );
             break;
           }
         }

@@ -47,11 +47,17 @@ export function writeCpio(entries: CpioEntry[]): Buffer {
     const nameBuf = Buffer.from(name + '\0');
     const fields = [ino++, mode, 0, 0, nlink, 0, data.length, 0, 0, 0, 0, nameBuf.length, 0];
     const header = Buffer.from('070701' + fields.map(hex8).join(''), 'ascii');
-    parts.push(header, nameBuf, Buffer.alloc(pad4(header.length + nameBuf.length)), data, Buffer.alloc(pad4(data.length)));
+    parts.push(
+      header,
+      nameBuf,
+      Buffer.alloc(pad4(header.length + nameBuf.length)),
+      data,
+      Buffer.alloc(pad4(data.length)),
+    );
   };
   for (const e of entries) {
     const type = e.mode & 0o170000;
-    const data = type === S_IFLNK ? Buffer.from(e.target ?? '') : e.data ?? Buffer.alloc(0);
+    const data = type === S_IFLNK ? Buffer.from(e.target ?? '') : (e.data ?? Buffer.alloc(0));
     add(e.name.replace(/^\/+/, ''), e.mode, data, type === S_IFDIR ? 2 : 1);
   }
   ino = 0;
@@ -114,7 +120,11 @@ export function parseModulesDep(text: string): Map<string, { path: string; deps:
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const path = line.slice(0, colon).trim();
-    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean);
+    const deps = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
     out.set(nameOf(path), { path, deps: deps.map(nameOf) });
   }
   // modules.dep lists a module's dependencies by path; keep a path lookup for names that differ (- vs _)
@@ -122,13 +132,19 @@ export function parseModulesDep(text: string): Map<string, { path: string; deps:
 }
 
 /** The modules to load for `wanted`, dependencies first, each once. */
-export function moduleLoadOrder(dep: Map<string, { path: string; deps: string[] }>, wanted: readonly string[]): string[] {
+export function moduleLoadOrder(
+  dep: Map<string, { path: string; deps: string[] }>,
+  wanted: readonly string[],
+): string[] {
   const order: string[] = [];
   const seen = new Set<string>();
   const visit = (name: string, chain: string[]): void => {
     if (seen.has(name)) return;
     const m = dep.get(name) ?? dep.get(name.replace(/-/g, '_')) ?? dep.get(name.replace(/_/g, '-'));
-    if (!m) throw new HostSupportError(`the guest kernel has no module ${name}${chain.length ? ` (needed by ${chain.join(' → ')})` : ''}; use a kernel with it built in or as a module`);
+    if (!m)
+      throw new HostSupportError(
+        `the guest kernel has no module ${name}${chain.length ? ` (needed by ${chain.join(' → ')})` : ''}; use a kernel with it built in or as a module`,
+      );
     seen.add(name);
     // modules.dep lists every (transitive) dependency; visiting them first puts the deepest first
     for (const d of m.deps) visit(d, [...chain, name]);
@@ -144,9 +160,18 @@ export function moduleLoadOrder(dep: Map<string, { path: string; deps: string[] 
  */
 export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: ModuleSet, agentPath: string): string {
   const agent = readFileSync(agentPath);
-  const key = createHash('sha256').update(kernel.version).update('\0').update(set).update('\0').update(MODULE_SETS[set].join(','))
-    .update('\0').update(VOLUME_MODULES[set].join(','))
-    .update('\0').update(agent).digest('hex').slice(0, 32);
+  const key = createHash('sha256')
+    .update(kernel.version)
+    .update('\0')
+    .update(set)
+    .update('\0')
+    .update(MODULE_SETS[set].join(','))
+    .update('\0')
+    .update(VOLUME_MODULES[set].join(','))
+    .update('\0')
+    .update(agent)
+    .digest('hex')
+    .slice(0, 32);
   const dir = join(cacheDir, 'initramfs');
   const path = join(dir, `${key}.cpio`);
   if (existsSync(path)) return path;
@@ -154,7 +179,9 @@ export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: Modul
   const modDir = kernel.modulesDir;
   const dep = set === 'none' ? null : parseModulesDep(readFileSync(join(modDir, 'modules.dep'), 'utf8'));
   const order = dep ? moduleLoadOrder(dep, MODULE_SETS[set]) : [];
-  const volumeOrder = dep ? moduleLoadOrder(dep, [...MODULE_SETS[set], ...VOLUME_MODULES[set]]).filter((m) => !order.includes(m)) : [];
+  const volumeOrder = dep
+    ? moduleLoadOrder(dep, [...MODULE_SETS[set], ...VOLUME_MODULES[set]]).filter((m) => !order.includes(m))
+    : [];
   const entries: CpioEntry[] = [
     { name: 'dev', mode: S_IFDIR | 0o755 },
     { name: 'proc', mode: S_IFDIR | 0o555 },
@@ -168,14 +195,20 @@ export function ensureInitramfs(cacheDir: string, kernel: KernelInfo, set: Modul
   for (const rel of [...order, ...volumeOrder]) {
     const file = join(modDir, rel);
     if (rel.endsWith('.xz') || rel.endsWith('.zst') || rel.endsWith('.gz')) {
-      throw new HostSupportError(`the guest kernel's module ${rel} is compressed; hull loads uncompressed modules only`);
+      throw new HostSupportError(
+        `the guest kernel's module ${rel} is compressed; hull loads uncompressed modules only`,
+      );
     }
     const name = `hull/lib/${rel.slice(rel.lastIndexOf('/') + 1)}`;
     entries.push({ name, mode: S_IFREG | 0o644, data: readFileSync(file) });
     (order.includes(rel) ? list : volumeList).push('/' + name);
   }
   entries.push({ name: 'hull/modules', mode: S_IFREG | 0o644, data: Buffer.from(list.join('\n') + '\n') });
-  entries.push({ name: 'hull/modules-volumes', mode: S_IFREG | 0o644, data: Buffer.from(volumeList.join('\n') + '\n') });
+  entries.push({
+    name: 'hull/modules-volumes',
+    mode: S_IFREG | 0o644,
+    data: Buffer.from(volumeList.join('\n') + '\n'),
+  });
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, writeCpio(entries));
   try {

@@ -55,8 +55,13 @@ async function aptDownload(pkg: string, dir: string, log: (s: string) => void): 
   await runProgram('apt-get', ['update', '-qq'], { allowFailure: true });
   r = await run();
   if (r.status !== 0) {
-    throw new HostCommandError('apt-get', ['download', pkg], r.status, r.stderr,
-      `hull needs Debian's ${KERNEL_METAPACKAGE} package for its VMs: check the host's apt sources and network, or give --kernel`);
+    throw new HostCommandError(
+      'apt-get',
+      ['download', pkg],
+      r.status,
+      r.stderr,
+      `hull needs Debian's ${KERNEL_METAPACKAGE} package for its VMs: check the host's apt sources and network, or give --kernel`,
+    );
   }
 }
 
@@ -70,7 +75,10 @@ function onlyDeb(dir: string): string {
  * The default guest kernel, fetched into the cache on first use. `log` gets status lines (the download is
  * about 27 MB). Later calls read the cache only: no apt, no network.
  */
-export async function ensureDefaultKernel(cache: string, log: (s: string) => void = () => undefined): Promise<KernelInfo> {
+export async function ensureDefaultKernel(
+  cache: string,
+  log: (s: string) => void = () => undefined,
+): Promise<KernelInfo> {
   const pointer = join(cache, 'kernels', 'default');
   if (existsSync(pointer)) {
     const k = cached(cache, readFileSync(pointer, 'utf8').trim());
@@ -88,7 +96,10 @@ export async function ensureDefaultKernel(cache: string, log: (s: string) => voi
     await aptDownload(KERNEL_METAPACKAGE, meta, log);
     const depends = (await runProgram('dpkg-deb', ['-f', onlyDeb(meta), 'Depends'])).stdout;
     const m = /(linux-image-(\d[^\s,()]*-cloud-amd64))/.exec(depends);
-    if (!m) throw new HostSupportError(`${KERNEL_METAPACKAGE} names no versioned kernel package (Depends: ${depends.trim()})`);
+    if (!m)
+      throw new HostSupportError(
+        `${KERNEL_METAPACKAGE} names no versioned kernel package (Depends: ${depends.trim()})`,
+      );
     const [, pkg, version] = m as unknown as [string, string, string];
     const have = cached(cache, version);
     if (have) {

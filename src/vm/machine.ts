@@ -118,38 +118,70 @@ const TCG_TSC_KHZ = 2_000_000;
 
 export function qemuArgs(o: MachineOptions): string[] {
   const common = [
-    '-name', `hull-${o.name},debug-threads=on`,
-    '-nodefaults', '-no-user-config', '-display', 'none',
-    '-accel', o.accel === 'kvm' ? 'kvm' : 'tcg',
-    '-cpu', o.accel === 'kvm' ? 'host' : 'max',
-    '-smp', String(o.cpus),
-    '-m', `${o.memoryMiB}M`,
-    '-chardev', `socket,id=qmp,path=${o.qmpSocket}`, '-mon', 'chardev=qmp,mode=control',
-    '-chardev', `socket,id=console,path=${o.consoleSocket}`,
-    '-drive', `file=${o.disk},format=${o.diskFormat},if=none,id=root,cache=writeback,discard=unmap`,
+    '-name',
+    `hull-${o.name},debug-threads=on`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-accel',
+    o.accel === 'kvm' ? 'kvm' : 'tcg',
+    '-cpu',
+    o.accel === 'kvm' ? 'host' : 'max',
+    '-smp',
+    String(o.cpus),
+    '-m',
+    `${o.memoryMiB}M`,
+    '-chardev',
+    `socket,id=qmp,path=${o.qmpSocket}`,
+    '-mon',
+    'chardev=qmp,mode=control',
+    '-chardev',
+    `socket,id=console,path=${o.consoleSocket}`,
+    '-drive',
+    `file=${o.disk},format=${o.diskFormat},if=none,id=root,cache=writeback,discard=unmap`,
   ];
   // vhost=off: no /dev/vhost-net on hosts like this one, and QEMU's own backend is what TCG needs anyway
-  const netdevs = (nicDevice: string) => (o.nics ?? []).flatMap((n, i) => [
-    '-netdev', `tap,id=net${i},ifname=${n.tap},script=no,downscript=no,vhost=off`,
-    '-device', `${nicDevice},netdev=net${i},mac=${n.mac}`,
-  ]);
+  const netdevs = (nicDevice: string) =>
+    (o.nics ?? []).flatMap((n, i) => [
+      '-netdev',
+      `tap,id=net${i},ifname=${n.tap},script=no,downscript=no,vhost=off`,
+      '-device',
+      `${nicDevice},netdev=net${i},mac=${n.mac}`,
+    ]);
   // vhost-user (virtiofsd) maps guest RAM: it must be a shareable memfd, named as the machine's memory
   const shares = o.shares ?? [];
-  const memBackend = shares.length > 0 && o.mode !== 'disk'
-    ? { object: ['-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`], prop: ',memory-backend=mem' }
-    : { object: [], prop: '' };
-  const fsDevices = (device: string) => shares.flatMap((v, i) => [
-    '-chardev', `socket,id=vfs${i},path=${v.socket}`,
-    '-device', `${device},chardev=vfs${i},tag=${v.tag}`,
-  ]);
+  const memBackend =
+    shares.length > 0 && o.mode !== 'disk'
+      ? {
+          object: ['-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`],
+          prop: ',memory-backend=mem',
+        }
+      : { object: [], prop: '' };
+  const fsDevices = (device: string) =>
+    shares.flatMap((v, i) => [
+      '-chardev',
+      `socket,id=vfs${i},path=${v.socket}`,
+      '-device',
+      `${device},chardev=vfs${i},tag=${v.tag}`,
+    ]);
   if (o.mode === 'disk') {
     // a full OS: its own firmware boot, reboots stay reboots
     return [
       ...common,
-      '-M', 'pc',
-      '-serial', 'chardev:console',
+      '-M',
+      'pc',
+      '-serial',
+      'chardev:console',
       ...(o.deviceModel === 'virtio'
-        ? ['-device', 'virtio-blk-pci,drive=root,bootindex=0', '-device', 'virtio-rng-pci', '-device', 'virtio-balloon-pci,id=balloon0']
+        ? [
+            '-device',
+            'virtio-blk-pci,drive=root,bootindex=0',
+            '-device',
+            'virtio-rng-pci',
+            '-device',
+            'virtio-balloon-pci,id=balloon0',
+          ]
         : ['-device', 'ide-hd,drive=root,bus=ide.0,bootindex=0']),
       ...netdevs(o.deviceModel === 'virtio' ? 'virtio-net-pci' : 'e1000'),
     ];
@@ -158,22 +190,32 @@ export function qemuArgs(o: MachineOptions): string[] {
   const a = [
     ...common,
     '-no-reboot',
-    '-kernel', o.kernel,
-    '-initrd', o.initrd,
-    '-chardev', `socket,id=agent,path=${o.agentSocket}`,
+    '-kernel',
+    o.kernel,
+    '-initrd',
+    o.initrd,
+    '-chardev',
+    `socket,id=agent,path=${o.agentSocket}`,
     ...memBackend.object,
   ];
   if (o.deviceModel === 'virtio') {
     if (o.accel === 'tcg') cmdline.push(`tsc_early_khz=${TCG_TSC_KHZ}`);
     cmdline.push('hull.root=/dev/vda');
     a.push(
-      '-M', `microvm,pit=off,pic=off,isa-serial=on${memBackend.prop}`,
-      '-serial', 'chardev:console',
-      '-device', 'virtio-blk-device,drive=root',
-      '-device', 'virtio-serial-device,max_ports=2',
-      '-device', 'virtserialport,chardev=agent,name=org.hull.agent',
-      '-device', 'virtio-rng-device',
-      '-device', 'virtio-balloon-device,id=balloon0',
+      '-M',
+      `microvm,pit=off,pic=off,isa-serial=on${memBackend.prop}`,
+      '-serial',
+      'chardev:console',
+      '-device',
+      'virtio-blk-device,drive=root',
+      '-device',
+      'virtio-serial-device,max_ports=2',
+      '-device',
+      'virtserialport,chardev=agent,name=org.hull.agent',
+      '-device',
+      'virtio-rng-device',
+      '-device',
+      'virtio-balloon-device,id=balloon0',
       ...netdevs('virtio-net-device'),
       ...fsDevices('vhost-user-fs-device'),
       // virtio-mmio devices default to legacy virtio, which vhost-user backends (libvhost-user) refuse
@@ -182,10 +224,14 @@ export function qemuArgs(o: MachineOptions): string[] {
   } else {
     cmdline.push('hull.root=/dev/sda', 'hull.chan=/dev/ttyS1');
     a.push(
-      '-M', `pc${memBackend.prop}`,
-      '-serial', 'chardev:console',
-      '-serial', 'chardev:agent',
-      '-device', 'ide-hd,drive=root,bus=ide.0',
+      '-M',
+      `pc${memBackend.prop}`,
+      '-serial',
+      'chardev:console',
+      '-serial',
+      'chardev:agent',
+      '-device',
+      'ide-hd,drive=root,bus=ide.0',
       // a fully emulated PCI NIC the cloud kernel has a driver for (it has no e1000 or rtl8139)
       ...netdevs('vmxnet3'),
       // volumes: virtiofs has no emulated form; its PCI device is the one virtio device of this model

@@ -17,14 +17,35 @@
  * stdout once QEMU is started and then closes it, so the driver's create knows the outcome.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ConsoleScanner, describeOomKills } from './console-scan.js';
 import { LogFileWriter } from './logfile.js';
 import { virtiofsdSocketPath, type MonitorConfig } from './machine.js';
 import {
-  ALL_SESSIONS, QUERY_SESSION, decodeStatus, encodeData, encodeFrame, encodeSpec, FrameDecoder, T, u32, type Frame, type ProcessSpec,
+  ALL_SESSIONS,
+  QUERY_SESSION,
+  decodeStatus,
+  encodeData,
+  encodeFrame,
+  encodeSpec,
+  FrameDecoder,
+  T,
+  u32,
+  type Frame,
+  type ProcessSpec,
 } from './protocol.js';
 import { QmpClient } from './qmp.js';
 import { instancePaths, VM_SOCKETS, type InstancePaths } from '../common/paths.js';
@@ -90,8 +111,15 @@ function readTail(path: string, lines: number): string {
     readSync(fd, buf, 0, len, st.size - len);
     closeSync(fd);
     // the console has terminal escapes from the firmware; keep printable text
-    const text = buf.toString('utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc/g, '').replace(/\r/g, '');
-    return text.split('\n').filter((l) => l.trim()).slice(-lines).join('\n');
+    const text = buf
+      .toString('utf8')
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc/g, '')
+      .replace(/\r/g, '');
+    return text
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-lines)
+      .join('\n');
   } catch {
     return '';
   }
@@ -152,7 +180,10 @@ class Monitor {
   /** resolves when QEMU's end of the console has closed (all it wrote has been read) */
   private serialEnded: Promise<void> | null = null;
 
-  constructor(private readonly dir: string, private readonly cfg: MonitorConfig) {
+  constructor(
+    private readonly dir: string,
+    private readonly cfg: MonitorConfig,
+  ) {
     this.log = new LogFileWriter(cfg.logPath);
     this.balloonTarget = cfg.memory;
     this.qmpReady = new Promise((r) => (this.resolveQmp = r));
@@ -180,14 +211,21 @@ class Monitor {
   async run(): Promise<void> {
     await this.listen(SOCKETS.qmp, (s) => {
       const q = new QmpClient(s);
-      q.handshake().then(() => {
-        this.qmp = q;
-        this.resolveQmp(q);
-        // balloon statistics are pulled by the guest driver every N seconds once asked for
-        if (this.cfg.deviceModel === 'virtio') {
-          q.execute('qom-set', { path: '/machine/peripheral/balloon0', property: 'guest-stats-polling-interval', value: 2 }).catch(() => undefined);
-        }
-      }, () => undefined);
+      q.handshake().then(
+        () => {
+          this.qmp = q;
+          this.resolveQmp(q);
+          // balloon statistics are pulled by the guest driver every N seconds once asked for
+          if (this.cfg.deviceModel === 'virtio') {
+            q.execute('qom-set', {
+              path: '/machine/peripheral/balloon0',
+              property: 'guest-stats-polling-interval',
+              value: 2,
+            }).catch(() => undefined);
+          }
+        },
+        () => undefined,
+      );
       q.onEvent((e) => {
         if (e.event === 'STOP' && this.phase === 'running') this.phase = 'paused';
         if (e.event === 'RESUME' && this.phase === 'paused') this.phase = 'running';
@@ -204,7 +242,10 @@ class Monitor {
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
     // setpriv, which execs QEMU: still one process, our child, dying with us
     const qemu = this.cfg.netns
-      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], { cwd: this.dir, stdio: ['ignore', out, out] })
+      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], {
+          cwd: this.dir,
+          stdio: ['ignore', out, out],
+        })
       : spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
     closeSync(out);
     this.qemu = qemu;
@@ -237,21 +278,43 @@ class Monitor {
       for (const v of volumes) {
         rmSync(this.path(v.socket), { force: true });
         // unique on the host (virtiofsd's pid file is named after it), absolute when it fits in sun_path
-        const daemon = [this.cfg.virtiofsd!, `--socket-path=${virtiofsdSocketPath(this.dir, v.socket)}`, '-o', `source=${v.source}`, '-o', 'cache=auto'];
+        const daemon = [
+          this.cfg.virtiofsd!,
+          `--socket-path=${virtiofsdSocketPath(this.dir, v.socket)}`,
+          '-o',
+          `source=${v.source}`,
+          '-o',
+          'cache=auto',
+        ];
         const argv = v.readonly
-          ? ['--pdeathsig', 'KILL', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', v.source, ...daemon]
+          ? [
+              '--pdeathsig',
+              'KILL',
+              'unshare',
+              '--mount',
+              '--propagation',
+              'private',
+              '--',
+              'sh',
+              '-c',
+              'mount --bind -o ro "$0" "$0" && exec "$@"',
+              v.source,
+              ...daemon,
+            ]
           : ['--pdeathsig', 'KILL', ...daemon];
         const d = spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', log, log] });
         this.virtiofsds.push(d);
         // without its virtiofsd the guest's file accesses on the volume would hang: end the VM, saying why
         // (it also ends, normally, when QEMU hangs up: only a QEMU still running a second later counts)
-        d.on('exit', (code, signal) => setTimeout(() => {
-          const q = this.qemu;
-          if (this.finished || this.exited || !q || q.exitCode !== null || q.signalCode !== null) return;
-          const why = readTail(this.files.virtiofsdLog, 2).replace(/\n/g, '; ');
-          this.volumeFailure = `virtiofsd of the volume ${v.source} ended (${signal ?? `status ${code}`})${why ? `: ${why}` : ''}`;
-          q.kill('SIGKILL');
-        }, 1000).unref());
+        d.on('exit', (code, signal) =>
+          setTimeout(() => {
+            const q = this.qemu;
+            if (this.finished || this.exited || !q || q.exitCode !== null || q.signalCode !== null) return;
+            const why = readTail(this.files.virtiofsdLog, 2).replace(/\n/g, '; ');
+            this.volumeFailure = `virtiofsd of the volume ${v.source} ended (${signal ?? `status ${code}`})${why ? `: ${why}` : ''}`;
+            q.kill('SIGKILL');
+          }, 1000).unref(),
+        );
         await new Promise<void>((resolve, reject) => {
           d.once('spawn', resolve);
           d.once('error', reject);
@@ -278,15 +341,19 @@ class Monitor {
       return;
     }
     this.serial = s;
-    this.serialEnded = new Promise((resolve) => s.once('close', () => {
-      this.scanner.end();
-      resolve();
-    }));
+    this.serialEnded = new Promise((resolve) =>
+      s.once('close', () => {
+        this.scanner.end();
+        resolve();
+      }),
+    );
     s.on('data', (b: Buffer) => {
       this.scanner.push(b);
       try {
         writeSync(this.consoleFd, b);
-      } catch { /* disk full: the console is best effort */ }
+      } catch {
+        /* disk full: the console is best effort */
+      }
       // a disk-image VM has no agent: its console output is its log
       if (this.cfg.mode === 'disk' && !this.exited) this.log.write('stdout', b);
       for (const c of this.consoleClients) c.write(b);
@@ -351,7 +418,12 @@ class Monitor {
           return;
         case T.FAILED: {
           const st = decodeStatus(f.payload);
-          this.startReply?.({ ok: false, error: st.message, kind: st.code === 127 ? 'not-found' : st.code === 126 ? 'not-executable' : 'setup', code: st.code });
+          this.startReply?.({
+            ok: false,
+            error: st.message,
+            kind: st.code === 127 ? 'not-found' : st.code === 126 ? 'not-executable' : 'setup',
+            code: st.code,
+          });
           this.startReply = null;
           return;
         }
@@ -396,9 +468,16 @@ class Monitor {
     }
     // name the victims: the console line may come a moment after the agent's report
     void this.scanner.waitOomKills(kills, 1000).then(() => {
-      const named = this.scanner.oomKills.length > 0 ? describeOomKills(this.scanner.oomKills, Math.max(kills, this.scanner.oomKillCount)) : `${kills} ${kills === 1 ? 'process' : 'processes'}`;
+      const named =
+        this.scanner.oomKills.length > 0
+          ? describeOomKills(this.scanner.oomKills, Math.max(kills, this.scanner.oomKillCount))
+          : `${kills} ${kills === 1 ? 'process' : 'processes'}`;
       const mib = Math.round(this.cfg.memory / (1024 * 1024));
-      this.mainExited(code, `OOM killed: the guest ran out of memory (${mib} MiB) and its kernel killed ${named}; give the VM more with --memory`, true);
+      this.mainExited(
+        code,
+        `OOM killed: the guest ran out of memory (${mib} MiB) and its kernel killed ${named}; give the VM more with --memory`,
+        true,
+      );
     });
   }
 
@@ -410,7 +489,9 @@ class Monitor {
     if (this.hardKillTimer) clearTimeout(this.hardKillTimer);
     try {
       this.log.close();
-    } catch { /* already closed */ }
+    } catch {
+      /* already closed */
+    }
     if (reason) writeFileSync(this.cfg.reasonFile, reason);
     if (oomKilled) writeFileSync(join(dirname(this.cfg.exitFile), 'oom'), '');
     // written last, and whole (temp file outside the watched dir, then rename): waiters watch for it and
@@ -441,7 +522,9 @@ class Monitor {
     }
     // QEMU's last console output (a panic message) may still be unread on the socket: read it to its end
     // first (bounded: a socket that does not close within a second has nothing more to say)
-    const drained = this.serialEnded ? Promise.race([this.serialEnded, new Promise((r) => setTimeout(r, 1000))]) : Promise.resolve();
+    const drained = this.serialEnded
+      ? Promise.race([this.serialEnded, new Promise((r) => setTimeout(r, 1000))])
+      : Promise.resolve();
     void drained.then(() => {
       if (!this.exited) this.qemuEnded(code, signal);
       this.finish();
@@ -462,15 +545,27 @@ class Monitor {
       reason = this.volumeFailure;
     } else if (signal) {
       reason = `QEMU was killed by ${signal} from outside hull`;
-      status = 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<string, number>)[signal] ?? 0);
+      status =
+        128 +
+        ((
+          { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6, SIGSEGV: 11 } as Record<
+            string,
+            number
+          >
+        )[signal] ?? 0);
       if (status === 128) status = 255;
     } else if (panic) {
       reason = `guest kernel panic: ${panic}`;
     } else {
       // the agent says on the console why it gave up (no channel, no root disk); else QEMU's own words
       const console = readTail(this.cfg.consolePath, 40);
-      const agent = console.split('\n').filter((l) => l.includes('hull-agent:')).slice(-2).join('; ');
-      const err = agent || readTail(this.files.qemuLog, 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
+      const agent = console
+        .split('\n')
+        .filter((l) => l.includes('hull-agent:'))
+        .slice(-2)
+        .join('; ');
+      const err =
+        agent || readTail(this.files.qemuLog, 3).replace(/\n/g, '; ') || console.split('\n').slice(-3).join('; ');
       reason = `QEMU exited (status ${code}) before the instance's process ended${err ? `: ${err}` : ''}`;
     }
     this.failStart(reason);
@@ -554,13 +649,21 @@ class Monitor {
   private waitReady(): Promise<void> {
     if (this.phase !== 'booting') return Promise.resolve();
     if (this.exited) return Promise.reject(new Error('the VM has stopped'));
-    return new Promise((resolve, reject) => this.readyWaiters.push((err) => (err ? reject(new Error(err)) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.readyWaiters.push((err) => (err ? reject(new Error(err)) : resolve())),
+    );
   }
 
   private async request(s: Socket, req: CtlRequest, rest: Buffer): Promise<void> {
     switch (req.op) {
       case 'status':
-        return this.answer(s, { ok: true, phase: this.phase, pid: this.mainPid, qemuPid: this.qemu?.pid ?? 0, kernel: this.kernelRelease });
+        return this.answer(s, {
+          ok: true,
+          phase: this.phase,
+          pid: this.mainPid,
+          qemuPid: this.qemu?.pid ?? 0,
+          kernel: this.kernelRelease,
+        });
       case 'start': {
         if (this.phase === 'running' || this.phase === 'paused') return this.answer(s, { ok: true, pid: this.mainPid });
         if (this.exited) return this.answer(s, { ok: false, error: 'the VM has already stopped', kind: 'state' });
@@ -598,7 +701,10 @@ class Monitor {
         this.toAgent(encodeFrame(T.SIGNAL, req.all ? ALL_SESSIONS : 0, u32(req.signal)));
         if (req.signal === 9 && !this.hardKillTimer) {
           // SIGKILL must work even when the guest does not answer: after a grace period QEMU goes
-          this.hardKillTimer = setTimeout(() => this.mainExited(137, 'the guest did not end its process on SIGKILL; the VM was stopped'), 5000);
+          this.hardKillTimer = setTimeout(
+            () => this.mainExited(137, 'the guest did not end its process on SIGKILL; the VM was stopped'),
+            5000,
+          );
         }
         return this.answer(s, { ok: true });
       }
@@ -610,7 +716,12 @@ class Monitor {
         return this.answer(s, { ok: true });
       }
       case 'balloon': {
-        if (this.cfg.deviceModel !== 'virtio') return this.answer(s, { ok: false, error: 'this VM has no balloon device (emulated device model)', kind: 'state' });
+        if (this.cfg.deviceModel !== 'virtio')
+          return this.answer(s, {
+            ok: false,
+            error: 'this VM has no balloon device (emulated device model)',
+            kind: 'state',
+          });
         const q = await this.qmpReady;
         await q.execute('balloon', { value: req.bytes });
         this.balloonTarget = req.bytes;
@@ -620,19 +731,26 @@ class Monitor {
         return this.answer(s, { ok: true, stats: await this.stats() });
       case 'trace': {
         const q = await this.qmpReady;
-        for (const name of req.events) await q.execute('trace-event-set-state', { name, enable: req.enable, 'ignore-unavailable': true });
+        for (const name of req.events)
+          await q.execute('trace-event-set-state', { name, enable: req.enable, 'ignore-unavailable': true });
         return this.answer(s, { ok: true });
       }
       case 'shutdown':
         if (!this.exited) this.mainExited(255, 'the VM was shut down by hull');
         // answer once QEMU is gone
-        if (this.qemu && this.qemu.exitCode === null && this.qemu.signalCode === null) await new Promise((r) => this.qemu!.once('exit', r));
+        if (this.qemu && this.qemu.exitCode === null && this.qemu.signalCode === null)
+          await new Promise((r) => this.qemu!.once('exit', r));
         return this.answer(s, { ok: true });
       case 'console':
         return this.consoleAttach(s, rest);
       case 'exec':
       case 'attach':
-        if (this.cfg.mode === 'disk') return this.answer(s, { ok: false, error: 'it boots its own OS from a disk image and has no hull agent; use hull console', kind: 'state' });
+        if (this.cfg.mode === 'disk')
+          return this.answer(s, {
+            ok: false,
+            error: 'it boots its own OS from a disk image and has no hull agent; use hull console',
+            kind: 'state',
+          });
         return req.op === 'exec' ? this.exec(s, req.spec, rest) : this.attach(s, rest);
       default:
         return this.answer(s, { ok: false, error: `unknown request ${(req as { op: string }).op}` });
@@ -641,53 +759,85 @@ class Monitor {
 
   private async stats(): Promise<VmStats> {
     const pid = this.qemu?.pid ?? 0;
-    const st: VmStats = { qemuPid: pid, cpuNs: procCpuNs(pid), qemuRss: procRss(pid), actual: this.cfg.memory, target: this.balloonTarget, blkRead: 0, blkWrite: 0, blkReadOps: 0, blkWriteOps: 0 };
+    const st: VmStats = {
+      qemuPid: pid,
+      cpuNs: procCpuNs(pid),
+      qemuRss: procRss(pid),
+      actual: this.cfg.memory,
+      target: this.balloonTarget,
+      blkRead: 0,
+      blkWrite: 0,
+      blkReadOps: 0,
+      blkWriteOps: 0,
+    };
     const q = this.qmp;
     if (!q) return st;
     const jobs: Promise<unknown>[] = [
-      q.execute<{ device: string; stats: { rd_bytes: number; wr_bytes: number; rd_operations: number; wr_operations: number } }[]>('query-blockstats').then((r) => {
-        for (const d of r) {
-          st.blkRead += d.stats.rd_bytes;
-          st.blkWrite += d.stats.wr_bytes;
-          st.blkReadOps += d.stats.rd_operations;
-          st.blkWriteOps += d.stats.wr_operations;
-        }
-      }),
+      q
+        .execute<
+          {
+            device: string;
+            stats: { rd_bytes: number; wr_bytes: number; rd_operations: number; wr_operations: number };
+          }[]
+        >('query-blockstats')
+        .then((r) => {
+          for (const d of r) {
+            st.blkRead += d.stats.rd_bytes;
+            st.blkWrite += d.stats.wr_bytes;
+            st.blkReadOps += d.stats.rd_operations;
+            st.blkWriteOps += d.stats.wr_operations;
+          }
+        }),
     ];
     if (this.cfg.deviceModel === 'virtio') {
       jobs.push(q.execute<{ actual: number }>('query-balloon').then((r) => (st.actual = r.actual)));
-      jobs.push(q.execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', { path: '/machine/peripheral/balloon0', property: 'guest-stats' }).then((r) => {
-        if (r['last-update'] > 0) {
-          const g = r.stats;
-          const v = (k: string) => (g[k] !== undefined && g[k]! >= 0 ? g[k] : undefined);
-          st.guest = { total: v('stat-total-memory'), free: v('stat-free-memory'), available: v('stat-available-memory') };
-        }
-      }));
+      jobs.push(
+        q
+          .execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', {
+            path: '/machine/peripheral/balloon0',
+            property: 'guest-stats',
+          })
+          .then((r) => {
+            if (r['last-update'] > 0) {
+              const g = r.stats;
+              const v = (k: string) => (g[k] !== undefined && g[k]! >= 0 ? g[k] : undefined);
+              st.guest = {
+                total: v('stat-total-memory'),
+                free: v('stat-free-memory'),
+                available: v('stat-available-memory'),
+              };
+            }
+          }),
+      );
     }
     if (this.cfg.mode === 'agent' && this.phase === 'running' && this.agent) {
-      jobs.push(new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000); // a busy guest: stats go out without the count
-        this.countWaiters.push((n) => {
-          clearTimeout(t);
-          st.pids = n;
-          resolve();
-        });
-        this.toAgent(encodeFrame(T.COUNT, QUERY_SESSION));
-      }));
+      jobs.push(
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1000); // a busy guest: stats go out without the count
+          this.countWaiters.push((n) => {
+            clearTimeout(t);
+            st.pids = n;
+            resolve();
+          });
+          this.toAgent(encodeFrame(T.COUNT, QUERY_SESSION));
+        }),
+      );
     }
     await Promise.allSettled(jobs);
     return st;
   }
 
   private async exec(s: Socket, spec: ProcessSpec, rest: Buffer): Promise<void> {
-    if (this.phase !== 'running' && this.phase !== 'paused') return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+    if (this.phase !== 'running' && this.phase !== 'paused')
+      return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
     const session = this.nextSession++;
     this.execs.set(session, s);
     this.answer(s, { ok: true, session }, false);
     const dec = new FrameDecoder();
     const relay = (b: Buffer): void => {
       for (const f of dec.push(b)) {
-        if (f.type === T.STDIN || f.type === T.RESIZE || f.type === T.SIGNAL) this.toAgent(encodeFrame(f.type, session, f.payload));
+        if (f.type === T.STDIN || f.type === T.RESIZE || f.type === T.SIGNAL)
+          this.toAgent(encodeFrame(f.type, session, f.payload));
       }
     };
     s.on('data', relay);
@@ -733,7 +883,9 @@ export async function monitorMain(dir: string): Promise<void> {
     try {
       process.stdout.write(line + '\n');
       process.stdout.end();
-    } catch { /* the driver stopped listening */ }
+    } catch {
+      /* the driver stopped listening */
+    }
   };
   try {
     cfg = JSON.parse(readFileSync(instancePaths(dir).vmConfig, 'utf8')) as MonitorConfig;

@@ -24,7 +24,9 @@ export function agentBinary(): string {
     if (existsSync(p)) return p;
     d = dirname(d);
   }
-  throw new HostSupportError('hull\'s guest agent (guest/hull-agent) is not built; run scripts/setup.sh (it builds it with musl-gcc)');
+  throw new HostSupportError(
+    "hull's guest agent (guest/hull-agent) is not built; run scripts/setup.sh (it builds it with musl-gcc)",
+  );
 }
 
 /** The argv that runs the monitor: the bundled script next to hull's bundle, or the TypeScript source through tsx. */

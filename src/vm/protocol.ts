@@ -13,9 +13,19 @@ export const QUERY_SESSION = 0xfffffffe;
 
 export const T = {
   // host → guest
-  START: 'S', EXEC: 'X', STDIN: 'I', SIGNAL: 'K', RESIZE: 'W', POWEROFF: 'Q',
+  START: 'S',
+  EXEC: 'X',
+  STDIN: 'I',
+  SIGNAL: 'K',
+  RESIZE: 'W',
+  POWEROFF: 'Q',
   // guest → host
-  READY: 'R', STARTED: 'P', STDOUT: 'O', STDERR: 'E', EXITED: 'Z', FAILED: 'F',
+  READY: 'R',
+  STARTED: 'P',
+  STDOUT: 'O',
+  STDERR: 'E',
+  EXITED: 'Z',
+  FAILED: 'F',
   // both ways: the number of processes in the guest
   COUNT: 'N',
 } as const;
@@ -27,7 +37,8 @@ export interface Frame {
 }
 
 export function encodeFrame(type: string, session: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
+  if (payload.length > MAX_PAYLOAD)
+    throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
   const h = Buffer.alloc(FRAME_HEADER);
   h.write(type, 0, 'latin1');
   h.writeUInt32LE(session >>> 0, 1);
@@ -39,7 +50,8 @@ export function encodeFrame(type: string, session: number, payload: Buffer = Buf
 export function encodeData(type: string, session: number, data: Buffer): Buffer[] {
   if (data.length === 0) return [encodeFrame(type, session)];
   const out: Buffer[] = [];
-  for (let off = 0; off < data.length; off += MAX_PAYLOAD) out.push(encodeFrame(type, session, data.subarray(off, off + MAX_PAYLOAD)));
+  for (let off = 0; off < data.length; off += MAX_PAYLOAD)
+    out.push(encodeFrame(type, session, data.subarray(off, off + MAX_PAYLOAD)));
   return out;
 }
 

@@ -13,7 +13,11 @@ import { HullError } from '../common/errors.js';
 /** QEMU refused a command. */
 export class QmpError extends HullError {
   override readonly code: string = 'HULL_QMP';
-  constructor(readonly command: string, readonly errorClass: string, desc: string) {
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    desc: string,
+  ) {
     super(`QEMU refused ${command}: ${desc}`);
   }
 }
@@ -106,7 +110,9 @@ export class QmpClient {
     const id = String(this.nextId++);
     return new Promise<R>((resolve, reject) => {
       this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
-      this.sock.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
+      this.sock.write(
+        JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n',
+      );
     });
   }
 

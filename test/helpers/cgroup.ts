@@ -15,12 +15,15 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
 /** True when /sys/fs/cgroup itself is the cgroup2 hierarchy (a pure v2 host). */
 export const PURE_V2 = statfsSync(CGROUP_ROOT).type === CGROUP2_SUPER_MAGIC;
 
-if (process.env.HULL_TEST_CGROUP === 'v2') assert.ok(PURE_V2, 'HULL_TEST_CGROUP=v2, but /sys/fs/cgroup is not a cgroup2 mount');
+if (process.env.HULL_TEST_CGROUP === 'v2')
+  assert.ok(PURE_V2, 'HULL_TEST_CGROUP=v2, but /sys/fs/cgroup is not a cgroup2 mount');
 
 /** The cgroup directories an id may have: the unified one on v2, one per v1 hierarchy otherwise. */
 export function cgroupDirs(id: string): string[] {
   if (PURE_V2) return [join(CGROUP_ROOT, 'hull', id)];
-  return readdirSync(CGROUP_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(CGROUP_ROOT, d.name, 'hull', id));
+  return readdirSync(CGROUP_ROOT, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => join(CGROUP_ROOT, d.name, 'hull', id));
 }
 
 /** The cgroup directories of `id` that exist. */
@@ -51,7 +54,10 @@ export function cpuQuota(id: string): { quota: number; period: number } {
     const [q, p] = read(id, '', '', 'cpu.max').split(/\s+/);
     return { quota: q === 'max' ? -1 : Number(q), period: Number(p) };
   }
-  return { quota: Number(read(id, 'cpu', 'cpu.cfs_quota_us', '')), period: Number(read(id, 'cpu', 'cpu.cfs_period_us', '')) };
+  return {
+    quota: Number(read(id, 'cpu', 'cpu.cfs_quota_us', '')),
+    period: Number(read(id, 'cpu', 'cpu.cfs_period_us', '')),
+  };
 }
 
 /** pids.max (the same file in v1 and v2): a number or 'max'. */

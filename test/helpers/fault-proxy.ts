@@ -5,7 +5,15 @@
  * requests (drops `Range` going up and `Accept-Ranges` coming down), answers a 5xx itself, or holds the request
  * until a promise resolves. Every request is logged with its Range header, status and the body bytes sent.
  */
-import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Socket } from 'node:net';
 
 export interface ProxyFault {
@@ -39,7 +47,8 @@ export class FaultProxy {
   host = '';
   readonly requests: ProxiedRequest[] = [];
   /** decides each request's fault (default: none); change it between steps of a test */
-  fault: (req: { method: string; path: string; headers: IncomingHttpHeaders }) => ProxyFault | undefined = () => undefined;
+  fault: (req: { method: string; path: string; headers: IncomingHttpHeaders }) => ProxyFault | undefined = () =>
+    undefined;
   private server!: Server;
   private readonly sockets = new Set<Socket>();
   private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
@@ -53,7 +62,9 @@ export class FaultProxy {
   }
 
   async start(): Promise<void> {
-    this.server = createServer((req, res) => { void this.handle(req, res); });
+    this.server = createServer((req, res) => {
+      void this.handle(req, res);
+    });
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -97,7 +108,13 @@ export class FaultProxy {
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const fault = this.fault({ method, path, headers: req.headers });
-    const entry: ProxiedRequest = { method, path, bytes: 0, ...(req.headers.range ? { range: req.headers.range } : {}), ...(fault ? { fault } : {}) };
+    const entry: ProxiedRequest = {
+      method,
+      path,
+      bytes: 0,
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+      ...(fault ? { fault } : {}),
+    };
     this.requests.push(entry);
     this.notify();
     if (fault?.hold) await fault.hold;
@@ -140,8 +157,13 @@ export class FaultProxy {
         entry.bytes += chunk.length;
         res.write(chunk, () => this.notify());
       });
-      ures.on('end', () => { if (!over) res.end(); this.notify(); });
-      ures.on('error', () => { if (!over) res.destroy(); });
+      ures.on('end', () => {
+        if (!over) res.end();
+        this.notify();
+      });
+      ures.on('error', () => {
+        if (!over) res.destroy();
+      });
     });
     up.on('error', () => res.destroy());
     res.on('close', () => up.destroy());

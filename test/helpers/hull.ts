@@ -84,15 +84,24 @@ export function runHull(root: string, args: string[], opts: HullOptions = {}): P
     });
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`hull ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(`hull ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`),
+      );
     }, timeoutMs);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout, stderr, ms: Date.now() - started });
@@ -101,13 +110,19 @@ export function runHull(root: string, args: string[], opts: HullOptions = {}): P
 }
 
 /** Poll `fn` until it returns a truthy value (returned) or the time is up (throws with the last value). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 100): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  everyMs = 100,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
   for (;;) {
     last = await fn();
     if (last) return last as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
     await sleep(everyMs);
   }
 }
@@ -149,7 +164,8 @@ export class HullRoot {
   /** Run and insist on exit status 0; returns stdout. */
   async ok(...args: string[]): Promise<string> {
     const r = await this.hull(...args);
-    if (r.code !== 0) throw new Error(`hull ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    if (r.code !== 0)
+      throw new Error(`hull ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r.stdout;
   }
 
@@ -189,7 +205,9 @@ export class HullRoot {
     try {
       const ids = await this.ids();
       if (ids.length > 0) await this.hull('rm', '-f', ...ids);
-    } catch { /* the root may be broken; go on */ }
+    } catch {
+      /* the root may be broken; go on */
+    }
     const mounted = readMountPoints().filter((m) => m === this.dir || m.startsWith(this.dir + '/'));
     for (const m of mounted.sort().reverse()) spawnSync('umount', ['-l', m]);
     if (readMountPoints().some((m) => m.startsWith(this.dir + '/'))) return; // never rm -rf through a mount
@@ -210,7 +228,9 @@ function processCommandLines(): Map<number, string> {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8'); // empty for zombies
       if (cmd) out.set(Number(p), cmd.replace(/\0/g, ' '));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -222,8 +242,19 @@ function processCommandLines(): Map<number, string> {
  * must not happen (another restart, a second die event) without waiting for an arbitrary time.
  */
 export async function exitHandled(id: string, timeoutMs = 30_000): Promise<void> {
-  const busy = (): string[] => [...processCommandLines()].filter(([pid, cmd]) => pid !== process.pid && cmd.includes(id)
-    && /conmon|instance-exited|vm-monitor|monitor-main/.test(cmd)).map(([pid, cmd]) => `${pid}: ${cmd.slice(0, 120)}`);
-  await waitFor(`the supervisor and exit command of ${id.slice(0, 12)} to finish`, () => busy().length === 0 || null, timeoutMs, 50)
-    .catch((e: Error) => { throw new Error(`${e.message}; still running: ${busy().join('; ')}`); });
+  const busy = (): string[] =>
+    [...processCommandLines()]
+      .filter(
+        ([pid, cmd]) =>
+          pid !== process.pid && cmd.includes(id) && /conmon|instance-exited|vm-monitor|monitor-main/.test(cmd),
+      )
+      .map(([pid, cmd]) => `${pid}: ${cmd.slice(0, 120)}`);
+  await waitFor(
+    `the supervisor and exit command of ${id.slice(0, 12)} to finish`,
+    () => busy().length === 0 || null,
+    timeoutMs,
+    50,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; still running: ${busy().join('; ')}`);
+  });
 }

@@ -29,12 +29,16 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /** Mount points of this process's mount namespace (mountinfo's fifth field, octal escapes decoded). */
 export function readMountPoints(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
     .map((l) => l.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
 }
 
 export function mountLeaks(root: string): Leak[] {
-  return readMountPoints().filter((m) => m === root || m.startsWith(root + '/')).map((m) => ({ kind: 'mount', what: m }));
+  return readMountPoints()
+    .filter((m) => m === root || m.startsWith(root + '/'))
+    .map((m) => ({ kind: 'mount', what: m }));
 }
 
 /**
@@ -44,7 +48,9 @@ export function mountLeaks(root: string): Leak[] {
 function cgroupHierarchies(): string[] {
   try {
     if (statfsSync(CGROUP_ROOT).type === CGROUP2_SUPER_MAGIC) return [CGROUP_ROOT];
-    return readdirSync(CGROUP_ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(CGROUP_ROOT, d.name));
+    return readdirSync(CGROUP_ROOT, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(CGROUP_ROOT, d.name));
   } catch {
     return [];
   }
@@ -61,11 +67,18 @@ export function cgroupLeaks(ids: string[]): Leak[] {
   return out;
 }
 
-interface ProcInfo { pid: number; argv: string[]; state: string; cgroup: string }
+interface ProcInfo {
+  pid: number;
+  argv: string[];
+  state: string;
+  cgroup: string;
+}
 
 function readProc(pid: number): ProcInfo | null {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a, i, all) => a !== '' || i < all.length - 1);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const state = /^State:\s+(\S)/m.exec(status)?.[1] ?? '?';
     const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
@@ -89,13 +102,20 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
     const isHull = p.argv.some((a) => a.endsWith('hull.mjs'));
     // VMs: QEMU (its disk lives in the root), hull's VM monitor (its argv is the instance dir) and the
     // volumes' virtiofsd (its socket is in the instance dir)
-    const isVm = prog.startsWith('qemu-system') || prog === 'virtiofsd' || p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
+    const isVm =
+      prog.startsWith('qemu-system') ||
+      prog === 'virtiofsd' ||
+      p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
     if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm)) {
       out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
       continue;
     }
     const m = /\/hull\/([0-9a-f]{64})/.exec(p.cgroup);
-    if (m && idSet.has(m[1]!)) out.push({ kind: 'process', what: `${pid} (in the cgroup of ${m[1]!.slice(0, 12)}) ${p.argv.join(' ').slice(0, 120)}` });
+    if (m && idSet.has(m[1]!))
+      out.push({
+        kind: 'process',
+        what: `${pid} (in the cgroup of ${m[1]!.slice(0, 12)}) ${p.argv.join(' ').slice(0, 120)}`,
+      });
   }
   return out;
 }
@@ -103,10 +123,12 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
 export function fileLeaks(root: string): Leak[] {
   const out: Leak[] = [];
   const containers = join(root, 'containers');
-  if (existsSync(containers)) for (const d of readdirSync(containers)) out.push({ kind: 'file', what: join(containers, d) });
+  if (existsSync(containers))
+    for (const d of readdirSync(containers)) out.push({ kind: 'file', what: join(containers, d) });
   // VM root disks are cached per image under <root>/vm/disks; no half-built ones may stay behind
   const disks = join(root, 'vm', 'disks');
-  if (existsSync(disks)) for (const d of readdirSync(disks)) if (!d.endsWith('.ext4')) out.push({ kind: 'file', what: join(disks, d) });
+  if (existsSync(disks))
+    for (const d of readdirSync(disks)) if (!d.endsWith('.ext4')) out.push({ kind: 'file', what: join(disks, d) });
   const run = join(root, 'run');
   for (const rt of ['runc', 'crun']) {
     const dir = join(run, rt);
@@ -150,7 +172,12 @@ export function networkLeaks(root: string, ids: string[]): Leak[] {
  * Everything of `root` that is still there. `ids`: every instance id the root ever had; `listIds`: what the
  * state store lists now (should be nothing). Retries for up to `settleMs` while only processes/cgroups remain.
  */
-export async function checkLeaks(root: string, ids: string[], listIds: () => Promise<string[]>, settleMs = 5000): Promise<Leak[]> {
+export async function checkLeaks(
+  root: string,
+  ids: string[],
+  listIds: () => Promise<string[]>,
+  settleMs = 5000,
+): Promise<Leak[]> {
   const deadline = Date.now() + settleMs;
   for (;;) {
     const leaks: Leak[] = [

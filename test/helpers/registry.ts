@@ -36,17 +36,42 @@ export interface RunningRegistry {
 export async function startDockerRegistry(): Promise<RunningRegistry> {
   const dir = mkdtempSync('/tmp/hull-test-registry-');
   const port = await freePort();
-  writeFileSync(join(dir, 'config.yml'), [
-    'version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${dir}/data`,
-    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '',
-  ].join('\n'));
-  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  writeFileSync(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dir}/data`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await waitFor(`docker-registry on ${port} (${stderr})`, async () => {
-    try { return (await fetch(`http://127.0.0.1:${port}/v2/`)).ok; } catch { return false; }
-  }, 15_000, 100);
+  await waitFor(
+    `docker-registry on ${port} (${stderr})`,
+    async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/v2/`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    15_000,
+    100,
+  );
   return {
     host: `127.0.0.1:${port}`,
     async stop() {
@@ -74,7 +99,22 @@ export function makeLayer(files: Record<string, string>): { tar: Buffer; gz: Buf
       mkdirSync(join(root, name, '..'), { recursive: true });
       writeFileSync(join(root, name), content);
     }
-    const r = spawnSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', join(dir, 'l.tar'), '.'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'tar',
+      [
+        '--sort=name',
+        '--mtime=@0',
+        '--owner=0',
+        '--group=0',
+        '--numeric-owner',
+        '-C',
+        root,
+        '-cf',
+        join(dir, 'l.tar'),
+        '.',
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
     const tar = readFileSync(join(dir, 'l.tar'));
     return { tar, gz: gzipSync(tar), diffId: sha256(tar) };
@@ -83,7 +123,13 @@ export function makeLayer(files: Record<string, string>): { tar: Buffer; gz: Buf
   }
 }
 
-export interface Desc { mediaType: string; digest: string; size: number; platform?: { os: string; architecture: string }; annotations?: Record<string, string> }
+export interface Desc {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os: string; architecture: string };
+  annotations?: Record<string, string>;
+}
 
 /** Writes an OCI image layout (blobs and index.json) into `dir`. */
 export class OciLayoutBuilder {
@@ -102,20 +148,34 @@ export class OciLayoutBuilder {
 
   /** An image manifest of the given layers (blobs already written) and diffIDs. */
   image(layers: Desc[], diffIds: string[], arch: string, cmd: string[] = ['sh']): Desc {
-    const config = this.blob('application/vnd.oci.image.config.v1+json', JSON.stringify({
-      architecture: arch, os: 'linux', created: '2024-01-01T00:00:00Z',
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd },
-      rootfs: { type: 'layers', diff_ids: diffIds },
-    }));
-    const m = this.blob('application/vnd.oci.image.manifest.v1+json', JSON.stringify({
-      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers,
-    }));
+    const config = this.blob(
+      'application/vnd.oci.image.config.v1+json',
+      JSON.stringify({
+        architecture: arch,
+        os: 'linux',
+        created: '2024-01-01T00:00:00Z',
+        config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd },
+        rootfs: { type: 'layers', diff_ids: diffIds },
+      }),
+    );
+    const m = this.blob(
+      'application/vnd.oci.image.manifest.v1+json',
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config,
+        layers,
+      }),
+    );
     return { ...m, platform: { os: 'linux', architecture: arch } };
   }
 
   /** An image index of manifests. */
   index(manifests: Desc[]): Desc {
-    return this.blob('application/vnd.oci.image.index.v1+json', JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+    return this.blob(
+      'application/vnd.oci.image.index.v1+json',
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
+    );
   }
 
   /** Name `desc` in index.json (skopeo's `oci:DIR:NAME`). */
@@ -128,7 +188,11 @@ export class OciLayoutBuilder {
 /** What a repository of the fault registry does. */
 export type Fault = 'none' | 'bad-blob' | 'bearer' | 'busy' | 'limited' | 'missing' | 'flaky-blob';
 
-interface Served { manifest: Buffer; mediaType: string; blobs: Map<string, Buffer> }
+interface Served {
+  manifest: Buffer;
+  mediaType: string;
+  blobs: Map<string, Buffer>;
+}
 
 /**
  * A registry that serves one small image (docker schema 2 manifest, one gzip layer) under
@@ -145,16 +209,41 @@ export class FaultRegistry {
 
   constructor(private readonly basic = false) {
     const layer = makeLayer({ 'hello.txt': 'from the fault registry\n' });
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello.txt'] }, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha256(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: sha256(layer.gz), size: layer.gz.length }],
-    }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/hello.txt'] },
+        rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+      }),
+    );
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: {
+          mediaType: 'application/vnd.docker.container.image.v1+json',
+          digest: sha256(config),
+          size: config.length,
+        },
+        layers: [
+          {
+            mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+            digest: sha256(layer.gz),
+            size: layer.gz.length,
+          },
+        ],
+      }),
+    );
     this.image = {
-      manifest, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      blobs: new Map([[sha256(config), config], [sha256(layer.gz), layer.gz]]),
-      configDigest: sha256(config), layerDigest: sha256(layer.gz),
+      manifest,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      blobs: new Map([
+        [sha256(config), config],
+        [sha256(layer.gz), layer.gz],
+      ]),
+      configDigest: sha256(config),
+      layerDigest: sha256(layer.gz),
     };
   }
 
@@ -191,18 +280,28 @@ export class FaultRegistry {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       return res.end(JSON.stringify({ token: 'tok-123', expires_in: 300 }));
     }
-    if (url.pathname === '/v2/') { res.writeHead(200, { 'Content-Type': 'application/json' }); return res.end('{}'); }
+    if (url.pathname === '/v2/') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      return res.end('{}');
+    }
     const m = /^\/v2\/([a-z-]+)\/img\/(manifests|blobs)\/(.+)$/.exec(url.pathname);
     if (!m) return error(404, 'NAME_UNKNOWN');
     const [, fault, kind, ref] = m as unknown as [string, Fault, string, string];
     if (fault === 'bearer' && req.headers.authorization !== 'Bearer tok-123') {
-      return error(401, 'UNAUTHORIZED', { 'WWW-Authenticate': `Bearer realm="http://${this.host}/token",service="fault",scope="repository:bearer/img:pull"` });
+      return error(401, 'UNAUTHORIZED', {
+        'WWW-Authenticate': `Bearer realm="http://${this.host}/token",service="fault",scope="repository:bearer/img:pull"`,
+      });
     }
-    if (fault === 'limited' || (fault === 'busy' && this.count(`busy ${kind}`) <= 2)) return error(429, 'TOOMANYREQUESTS', { 'Retry-After': '0' });
+    if (fault === 'limited' || (fault === 'busy' && this.count(`busy ${kind}`) <= 2))
+      return error(429, 'TOOMANYREQUESTS', { 'Retry-After': '0' });
     if (kind === 'manifests') {
       if (fault === 'missing') return error(404, 'MANIFEST_UNKNOWN');
       if (ref !== '1' && ref !== sha256(this.image.manifest)) return error(404, 'MANIFEST_UNKNOWN');
-      res.writeHead(200, { 'Content-Type': this.image.mediaType, 'Docker-Content-Digest': sha256(this.image.manifest), 'Content-Length': String(this.image.manifest.length) });
+      res.writeHead(200, {
+        'Content-Type': this.image.mediaType,
+        'Docker-Content-Digest': sha256(this.image.manifest),
+        'Content-Length': String(this.image.manifest.length),
+      });
       return res.end(req.method === 'HEAD' ? undefined : this.image.manifest);
     }
     let blob = this.image.blobs.get(ref);
@@ -211,7 +310,11 @@ export class FaultRegistry {
       blob = Buffer.from(blob);
       blob[blob.length - 1] ^= 0xff;
     }
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(blob.length), 'Docker-Content-Digest': ref });
+    res.writeHead(200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(blob.length),
+      'Docker-Content-Digest': ref,
+    });
     if (req.method === 'HEAD') return res.end();
     if (ref === this.image.layerDigest && fault === 'flaky-blob' && this.count('flaky') === 1) {
       res.write(blob.subarray(0, Math.floor(blob.length / 2)));

@@ -3,8 +3,18 @@ import { resolve } from 'node:path';
 import type { Resources, UsernsConfig } from '../../common/instance.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import {
-  parseEnv, parseEnvFile, parseIdMap, parseLabels, parseNumber, parseRestart, parseSignal,
-  parseSizeOrUnlimited, parseMemoryLimit, parseTmpfs, parseUlimit, parseVolume,
+  parseEnv,
+  parseEnvFile,
+  parseIdMap,
+  parseLabels,
+  parseNumber,
+  parseRestart,
+  parseSignal,
+  parseSizeOrUnlimited,
+  parseMemoryLimit,
+  parseTmpfs,
+  parseUlimit,
+  parseVolume,
 } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 
@@ -46,61 +56,140 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--stop-timeout <s>', 'seconds to wait before killing on stop')
     .option('--entrypoint <cmd>', "override the image's entrypoint ('' resets it)")
     .option('-l, --label <k=v>', 'set a label (repeatable)', collect)
-    .option('--network <name>', 'network: a hull network (default: hull), none (loopback only) or host; repeatable', collect)
+    .option(
+      '--network <name>',
+      'network: a hull network (default: hull), none (loopback only) or host; repeatable',
+      collect,
+    )
     .addOption(new Option('--net <name>', 'same as --network').hideHelp().argParser(collect))
     .option('--ip <address>', 'static IPv4 address on the (first) network')
     .option('--network-alias <name>', 'extra DNS name on the networks (repeatable)', collect)
-    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a port on the host (repeatable; no host port: a random one)', collect)
+    .option(
+      '-p, --publish <[ip:][host:]ctr[/proto]>',
+      'publish a port on the host (repeatable; no host port: a random one)',
+      collect,
+    )
     .option('-P, --publish-all', 'publish every port the image exposes on random host ports')
-    .option('--dns <ip>', 'DNS server (repeatable; the network\'s DNS server forwards to it)', collect)
+    .option('--dns <ip>', "DNS server (repeatable; the network's DNS server forwards to it)", collect)
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
     .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
-    .option('--pull <policy>', 'pull the image: missing (default), always, never, newer (when the registry has a different one)')
+    .option(
+      '--pull <policy>',
+      'pull the image: missing (default), always, never, newer (when the registry has a different one)',
+    )
     .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image')
     .option('--tls-verify [bool]', 'use HTTPS when pulling (false: plain HTTP)')
     .option('-q, --quiet', 'pull without progress output')
-    .addOption(new Option('--isolation <kind>', 'container (default) or vm (a virtual machine with its own kernel)').choices(['container', 'vm']).default('container'))
-    .addOption(new Option('--accel <accel>', 'VM accelerator: auto (default: KVM where the host has hardware virtualization, else TCG), kvm or tcg').choices(['auto', 'kvm', 'tcg']))
-    .addOption(new Option('--device-model <model>', 'VM devices: virtio (para-virtualized, default) or emulated (IDE disk, UART)').choices(['virtio', 'emulated']))
-    .option('--kernel <path>', 'VM: boot this kernel image (virtio drivers built in) instead of Debian\'s cloud kernel')
-    .option('--initrd <path>', 'VM: an initramfs unpacked before hull\'s (hull\'s agent stays /init)')
+    .addOption(
+      new Option('--isolation <kind>', 'container (default) or vm (a virtual machine with its own kernel)')
+        .choices(['container', 'vm'])
+        .default('container'),
+    )
+    .addOption(
+      new Option(
+        '--accel <accel>',
+        'VM accelerator: auto (default: KVM where the host has hardware virtualization, else TCG), kvm or tcg',
+      ).choices(['auto', 'kvm', 'tcg']),
+    )
+    .addOption(
+      new Option(
+        '--device-model <model>',
+        'VM devices: virtio (para-virtualized, default) or emulated (IDE disk, UART)',
+      ).choices(['virtio', 'emulated']),
+    )
+    .option('--kernel <path>', "VM: boot this kernel image (virtio drivers built in) instead of Debian's cloud kernel")
+    .option('--initrd <path>', "VM: an initramfs unpacked before hull's (hull's agent stays /init)")
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions();
 }
 
 export interface CreateFlags {
-  name?: string; env?: string[]; envFile?: string[]; user?: string; workdir?: string; hostname?: string;
-  interactive?: boolean; tty?: boolean; volume?: string[]; tmpfs?: string[]; readOnly?: boolean; privileged?: boolean;
-  capAdd?: string[]; capDrop?: string[]; securityOpt?: string[]; userns?: string; uidmap?: string[]; gidmap?: string[];
-  memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string;
-  blkioWeight?: string; ulimit?: string[]; restart?: string; rm?: boolean; stopSignal?: string; stopTimeout?: string;
-  entrypoint?: string; label?: string[]; network?: string[]; net?: string[]; runtime?: string; isolation?: string;
-  accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string; initrd?: string;
-  ip?: string; networkAlias?: string[]; publish?: string[]; publishAll?: boolean; dns?: string[]; dnsSearch?: string[]; addHost?: string[];
-  pull?: string; platform?: string; tlsVerify?: string | boolean; quiet?: boolean;
+  name?: string;
+  env?: string[];
+  envFile?: string[];
+  user?: string;
+  workdir?: string;
+  hostname?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  volume?: string[];
+  tmpfs?: string[];
+  readOnly?: boolean;
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  securityOpt?: string[];
+  userns?: string;
+  uidmap?: string[];
+  gidmap?: string[];
+  memory?: string;
+  memorySwap?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  pidsLimit?: string;
+  blkioWeight?: string;
+  ulimit?: string[];
+  restart?: string;
+  rm?: boolean;
+  stopSignal?: string;
+  stopTimeout?: string;
+  entrypoint?: string;
+  label?: string[];
+  network?: string[];
+  net?: string[];
+  runtime?: string;
+  isolation?: string;
+  accel?: string;
+  deviceModel?: 'virtio' | 'emulated';
+  kernel?: string;
+  initrd?: string;
+  ip?: string;
+  networkAlias?: string[];
+  publish?: string[];
+  publishAll?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  addHost?: string[];
+  pull?: string;
+  platform?: string;
+  tlsVerify?: string | boolean;
+  quiet?: boolean;
 }
 
 /** The resource flags, shared with `update`. */
-export function parseResources(f: Pick<CreateFlags, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'pidsLimit' | 'blkioWeight'>): Resources {
+export function parseResources(
+  f: Pick<CreateFlags, 'memory' | 'memorySwap' | 'cpus' | 'cpuShares' | 'cpusetCpus' | 'pidsLimit' | 'blkioWeight'>,
+): Resources {
   const r: Resources = {};
   if (f.memory !== undefined) r.memory = parseMemoryLimit(f.memory, '--memory');
   if (f.memorySwap !== undefined) r.memorySwap = parseSizeOrUnlimited(f.memorySwap, '--memory-swap');
   if (f.cpus !== undefined) r.cpus = parseNumber(f.cpus, '--cpus', { min: 0.01 });
-  if (f.cpuShares !== undefined) r.cpuShares = parseNumber(f.cpuShares, '--cpu-shares', { integer: true, min: 2, max: 262144 });
+  if (f.cpuShares !== undefined)
+    r.cpuShares = parseNumber(f.cpuShares, '--cpu-shares', { integer: true, min: 2, max: 262144 });
   if (f.cpusetCpus !== undefined) {
-    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(f.cpusetCpus)) throw new InvalidArgumentError(`invalid --cpuset-cpus "${f.cpusetCpus}": expected a list like 0-1,3`);
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(f.cpusetCpus))
+      throw new InvalidArgumentError(`invalid --cpuset-cpus "${f.cpusetCpus}": expected a list like 0-1,3`);
     r.cpusetCpus = f.cpusetCpus;
   }
   if (f.pidsLimit !== undefined) r.pidsLimit = parseNumber(f.pidsLimit, '--pids-limit', { integer: true, min: -1 });
-  if (f.blkioWeight !== undefined) r.blkioWeight = parseNumber(f.blkioWeight, '--blkio-weight', { integer: true, min: 10, max: 1000 });
+  if (f.blkioWeight !== undefined)
+    r.blkioWeight = parseNumber(f.blkioWeight, '--blkio-weight', { integer: true, min: 10, max: 1000 });
   // 0: a limit too large to count (parseMemoryLimit), i.e. none
-  if (r.memory !== undefined && r.memory !== 0 && r.memory < 6 * 1024 * 1024) throw new InvalidArgumentError('invalid --memory: the minimum is 6m');
+  if (r.memory !== undefined && r.memory !== 0 && r.memory < 6 * 1024 * 1024)
+    throw new InvalidArgumentError('invalid --memory: the minimum is 6m');
   if (r.memorySwap !== undefined && r.memorySwap !== -1) {
     if (r.memory === undefined) throw new InvalidArgumentError('--memory-swap needs --memory as well');
-    if (r.memory === 0) throw new InvalidArgumentError('invalid --memory-swap: it must be at least --memory (it counts memory plus swap), and --memory is unlimited');
-    if (r.memorySwap < r.memory) throw new InvalidArgumentError('invalid --memory-swap: it must be at least --memory (it counts memory plus swap)');
+    if (r.memory === 0)
+      throw new InvalidArgumentError(
+        'invalid --memory-swap: it must be at least --memory (it counts memory plus swap), and --memory is unlimited',
+      );
+    if (r.memorySwap < r.memory)
+      throw new InvalidArgumentError(
+        'invalid --memory-swap: it must be at least --memory (it counts memory plus swap)',
+      );
   }
   return r;
 }
@@ -110,13 +199,15 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
   const mounts = [...(f.volume ?? []).map(parseVolume), ...(f.tmpfs ?? []).map(parseTmpfs)];
   let userns: CreateRequest['userns'] = null;
   if (f.uidmap?.length || f.gidmap?.length) {
-    if (f.userns && f.userns !== 'private') throw new InvalidArgumentError('--uidmap/--gidmap cannot be combined with --userns ' + f.userns);
+    if (f.userns && f.userns !== 'private')
+      throw new InvalidArgumentError('--uidmap/--gidmap cannot be combined with --userns ' + f.userns);
     const uids = (f.uidmap ?? []).map((s) => parseIdMap(s, '--uidmap'));
     const gids = (f.gidmap ?? f.uidmap ?? []).map((s) => parseIdMap(s, '--gidmap'));
     userns = { uidMappings: uids.length ? uids : gids, gidMappings: gids } satisfies UsernsConfig;
   } else if (f.userns !== undefined) {
     if (f.userns === 'auto') userns = 'auto';
-    else if (f.userns !== 'host' && f.userns !== '') throw new InvalidArgumentError(`invalid --userns "${f.userns}": use host or auto (or --uidmap/--gidmap)`);
+    else if (f.userns !== 'host' && f.userns !== '')
+      throw new InvalidArgumentError(`invalid --userns "${f.userns}": use host or auto (or --uidmap/--gidmap)`);
   }
   if (f.tty && !process.stdin.isTTY && f.interactive) {
     throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
@@ -124,14 +215,23 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
   let entrypoint: string[] | undefined;
   if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
   const kind = f.isolation === 'vm' ? 'vm' : 'container';
-  const vmFlags = [f.accel && '--accel', f.deviceModel && '--device-model', f.kernel && '--kernel', f.initrd && '--initrd'].filter(Boolean);
-  if (kind !== 'vm' && vmFlags.length > 0) throw new InvalidArgumentError(`${vmFlags.join(', ')} apply to VMs only: add --isolation vm`);
-  const vm: CreateRequest['vm'] = kind === 'vm' ? {
-    ...(f.accel !== undefined ? { accel: f.accel } : {}),
-    ...(f.deviceModel !== undefined ? { deviceModel: f.deviceModel } : {}),
-    ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
-    ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
-  } : undefined;
+  const vmFlags = [
+    f.accel && '--accel',
+    f.deviceModel && '--device-model',
+    f.kernel && '--kernel',
+    f.initrd && '--initrd',
+  ].filter(Boolean);
+  if (kind !== 'vm' && vmFlags.length > 0)
+    throw new InvalidArgumentError(`${vmFlags.join(', ')} apply to VMs only: add --isolation vm`);
+  const vm: CreateRequest['vm'] =
+    kind === 'vm'
+      ? {
+          ...(f.accel !== undefined ? { accel: f.accel } : {}),
+          ...(f.deviceModel !== undefined ? { deviceModel: f.deviceModel } : {}),
+          ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
+          ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
+        }
+      : undefined;
   return {
     kind,
     ...(vm ? { vm } : {}),
@@ -154,7 +254,9 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     userns,
     resources: parseResources(f),
     ...(f.stopSignal !== undefined ? { stopSignal: parseSignal(f.stopSignal) } : {}),
-    ...(f.stopTimeout !== undefined ? { stopTimeout: parseNumber(f.stopTimeout, '--stop-timeout', { integer: true, min: 0 }) } : {}),
+    ...(f.stopTimeout !== undefined
+      ? { stopTimeout: parseNumber(f.stopTimeout, '--stop-timeout', { integer: true, min: 0 }) }
+      : {}),
     ...(f.restart !== undefined ? { restart: parseRestart(f.restart) } : {}),
     autoRemove: !!f.rm,
     labels: parseLabels(f.label ?? []),

@@ -8,7 +8,9 @@ import { pruneImages, removeImage } from '../../engine/images.js';
 
 /** Ask a yes/no question on the terminal; true only for y or yes. */
 async function confirm(question: string): Promise<boolean> {
-  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises');
+  const { createInterface } = createRequire(import.meta.url)(
+    'node:readline/promises',
+  ) as typeof import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());
@@ -20,7 +22,9 @@ async function confirm(question: string): Promise<boolean> {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function registerImageCommands(program: Command, ctx: CliContext): void {
-  program.command('import').description('create an image from a root filesystem tarball (plain, gzip or zstd; - for stdin)')
+  program
+    .command('import')
+    .description('create an image from a root filesystem tarball (plain, gzip or zstd; - for stdin)')
     .option('-m, --message <text>', 'commit message in the image history')
     .option('-c, --change <instruction>', 'CMD, ENTRYPOINT, ENV or WORKDIR to set (repeatable)', collect)
     .argument('<file>')
@@ -32,23 +36,41 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       process.stdout.write(`${img.id}\n`);
     });
 
-  program.command('images').alias('image-ls').description('list images')
+  program
+    .command('images')
+    .alias('image-ls')
+    .description('list images')
     .option('-q, --quiet', 'only ids')
     .option('--format <format>', 'table or json')
     .action(async (o: { quiet?: boolean; format?: string }) => {
       const format = checkFormat(o.format);
       const engine = await ctx.engine();
       const imgs = await engine.images.list();
-      if (o.quiet) { process.stdout.write(imgs.map((i) => i.id.slice(7, 19) + '\n').join('')); return; }
-      if (format === 'json') {
-        process.stdout.write(json(imgs.map((i) => ({ id: i.id, names: i.names, digest: i.manifestDigest, created: i.created, size: i.size }))));
+      if (o.quiet) {
+        process.stdout.write(imgs.map((i) => i.id.slice(7, 19) + '\n').join(''));
         return;
       }
-      const rows = imgs.flatMap((i) => (i.names.length ? i.names : ['<none>:<none>']).map((n) => {
-        const at = n.indexOf('@');
-        const c = at >= 0 ? at : n.lastIndexOf(':');
-        return [n.slice(0, c), at >= 0 ? '<none>' : n.slice(c + 1), i.id.slice(7, 19), ago(Date.parse(i.created)), bytes(i.size)];
-      }));
+      if (format === 'json') {
+        process.stdout.write(
+          json(
+            imgs.map((i) => ({ id: i.id, names: i.names, digest: i.manifestDigest, created: i.created, size: i.size })),
+          ),
+        );
+        return;
+      }
+      const rows = imgs.flatMap((i) =>
+        (i.names.length ? i.names : ['<none>:<none>']).map((n) => {
+          const at = n.indexOf('@');
+          const c = at >= 0 ? at : n.lastIndexOf(':');
+          return [
+            n.slice(0, c),
+            at >= 0 ? '<none>' : n.slice(c + 1),
+            i.id.slice(7, 19),
+            ago(Date.parse(i.created)),
+            bytes(i.size),
+          ];
+        }),
+      );
       process.stdout.write(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows));
     });
 
@@ -58,30 +80,43 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       const img = await engine.images.resolve(ref);
       const users = engine.store.list().filter((r) => r.imageId === img.id);
       if (users.length && !o.force && img.names.length <= 1) {
-        throw new ConflictError(`image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`);
+        throw new ConflictError(
+          `image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`,
+        );
       }
       for (const line of await removeImage(engine, ref, !!o.force)) process.stdout.write(line + '\n');
     }
   };
-  program.command('rmi').description('remove images')
+  program
+    .command('rmi')
+    .description('remove images')
     .option('-f, --force', 'remove even if instances use it (it stays, without a name, while they do)')
     .argument('<image...>')
     .action(rmi);
 
-  program.command('tag').description('give an image another name').argument('<source>').argument('<target>')
+  program
+    .command('tag')
+    .description('give an image another name')
+    .argument('<source>')
+    .argument('<target>')
     .action(async (src: string, dst: string) => {
       await (await ctx.engine()).images.tag(src, dst);
     });
 
   const image = program.command('image').description('manage images');
-  image.command('inspect').description('show an image\'s manifest and config (JSON)').argument('<image...>')
+  image
+    .command('inspect')
+    .description("show an image's manifest and config (JSON)")
+    .argument('<image...>')
     .action(async (refs: string[]) => {
       const engine = await ctx.engine();
       const out = [];
       for (const r of refs) out.push(await engine.images.resolve(r));
       process.stdout.write(json(out));
     });
-  image.command('prune').description('remove unused images and free their blobs and extracted layers')
+  image
+    .command('prune')
+    .description('remove unused images and free their blobs and extracted layers')
     .option('-a, --all', 'remove every image no instance uses, not only dangling ones')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--format <format>', 'output format: table or json')
@@ -94,21 +129,36 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       const engine = await ctx.engine();
       const r = await pruneImages(engine, !!o.all);
       if (format === 'json') {
-        process.stdout.write(json({ ImagesDeleted: r.images, BlobsDeleted: r.gc.blobs, LayersDeleted: r.gc.layers, SpaceReclaimed: r.gc.reclaimed, CacheEntriesDeleted: r.cacheEntries }));
+        process.stdout.write(
+          json({
+            ImagesDeleted: r.images,
+            BlobsDeleted: r.gc.blobs,
+            LayersDeleted: r.gc.layers,
+            SpaceReclaimed: r.gc.reclaimed,
+            CacheEntriesDeleted: r.cacheEntries,
+          }),
+        );
         return;
       }
       for (const id of r.images) process.stdout.write(`Deleted: ${id}\n`);
       process.stdout.write(`Total reclaimed space: ${bytes(r.gc.reclaimed)}\n`);
     });
-  image.command('rm').description('remove images (same as rmi)')
+  image
+    .command('rm')
+    .description('remove images (same as rmi)')
     .option('-f, --force', 'remove even if instances use it (it stays, without a name, while they do)')
     .argument('<image...>')
     .action(rmi);
-  image.command('ls').description('list images').action(async () => {
-    await program.parseAsync(['images'], { from: 'user' });
-  });
+  image
+    .command('ls')
+    .description('list images')
+    .action(async () => {
+      await program.parseAsync(['images'], { from: 'user' });
+    });
 
-  program.command('history').description('show the steps that made an image, newest first')
+  program
+    .command('history')
+    .description('show the steps that made an image, newest first')
     .option('--no-trunc', 'do not truncate the steps')
     .option('--format <format>', 'table or json')
     .argument('<image>')
@@ -117,16 +167,33 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       const img = await (await ctx.engine()).images.resolve(ref);
       // pair each non-empty step with its layer, as docker does
       let layer = 0;
-      const steps = (img.config.history ?? []).map((h) => {
-        const l = h.empty_layer ? undefined : img.layers[layer++];
-        return { created: h.created ?? '', createdBy: h.created_by ?? '', comment: h.comment ?? '', size: l?.size ?? 0, layer: l?.digest ?? null };
-      }).reverse();
-      if (format === 'json') { process.stdout.write(json(steps)); return; }
-      process.stdout.write(table(['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], steps.map((s) => [
-        s.created ? ago(Date.parse(s.created)) : '<missing>',
-        o.trunc && s.createdBy.length > 60 ? s.createdBy.slice(0, 57) + '...' : s.createdBy,
-        bytes(s.size), s.comment,
-      ])));
+      const steps = (img.config.history ?? [])
+        .map((h) => {
+          const l = h.empty_layer ? undefined : img.layers[layer++];
+          return {
+            created: h.created ?? '',
+            createdBy: h.created_by ?? '',
+            comment: h.comment ?? '',
+            size: l?.size ?? 0,
+            layer: l?.digest ?? null,
+          };
+        })
+        .reverse();
+      if (format === 'json') {
+        process.stdout.write(json(steps));
+        return;
+      }
+      process.stdout.write(
+        table(
+          ['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+          steps.map((s) => [
+            s.created ? ago(Date.parse(s.created)) : '<missing>',
+            o.trunc && s.createdBy.length > 60 ? s.createdBy.slice(0, 57) + '...' : s.createdBy,
+            bytes(s.size),
+            s.comment,
+          ]),
+        ),
+      );
     });
 }
 
@@ -139,16 +206,31 @@ function parseChanges(items: string[]): { cmd?: string[]; env?: string[]; entryp
     const [, instr, arg] = m as unknown as [string, string, string];
     const argv = () => {
       if (arg.trim().startsWith('[')) {
-        try { return JSON.parse(arg) as string[]; } catch { /* shell form below */ }
+        try {
+          return JSON.parse(arg) as string[];
+        } catch {
+          /* shell form below */
+        }
       }
       return ['/bin/sh', '-c', arg];
     };
     switch (instr.toUpperCase()) {
-      case 'CMD': out.cmd = argv(); break;
-      case 'ENTRYPOINT': out.entrypoint = argv(); break;
-      case 'ENV': out.env = [...(out.env ?? []), ...parseEnv([arg.includes('=') ? arg : arg.replace(/\s+/, '=')])]; break;
-      case 'WORKDIR': out.workdir = arg.trim(); break;
-      default: throw new InvalidArgumentError(`unsupported --change instruction ${instr}: use CMD, ENTRYPOINT, ENV or WORKDIR`);
+      case 'CMD':
+        out.cmd = argv();
+        break;
+      case 'ENTRYPOINT':
+        out.entrypoint = argv();
+        break;
+      case 'ENV':
+        out.env = [...(out.env ?? []), ...parseEnv([arg.includes('=') ? arg : arg.replace(/\s+/, '=')])];
+        break;
+      case 'WORKDIR':
+        out.workdir = arg.trim();
+        break;
+      default:
+        throw new InvalidArgumentError(
+          `unsupported --change instruction ${instr}: use CMD, ENTRYPOINT, ENV or WORKDIR`,
+        );
     }
   }
   return out;

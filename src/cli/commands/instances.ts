@@ -26,7 +26,11 @@ import { describeInstance } from '../../engine/describe.js';
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** Run `fn` for each named instance, docker-style: report each failure on stderr, exit 1 if any failed. */
-async function eachInstance(ctx: CliContext, names: string[], fn: (e: Engine, rec: InstanceRecord) => Promise<void>): Promise<void> {
+async function eachInstance(
+  ctx: CliContext,
+  names: string[],
+  fn: (e: Engine, rec: InstanceRecord) => Promise<void>,
+): Promise<void> {
   const engine = await ctx.engine();
   let failed: unknown;
   for (const name of names) {
@@ -52,15 +56,23 @@ async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean):
   if (tty || stdin) {
     output = driver.attach(ctx, term.stdio);
   } else {
-    output = instanceLogs(engine, rec, { follow: true }, (l) => {
-      (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text);
-    }, stopOutput.signal);
+    output = instanceLogs(
+      engine,
+      rec,
+      { follow: true },
+      (l) => {
+        (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text);
+      },
+      stopOutput.signal,
+    );
   }
   // proxy signals to the instance (docker's --sig-proxy) when no terminal does it for us
   const proxies: [NodeJS.Signals, () => void][] = [];
   if (!tty) {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]) {
-      const h = () => { void driver.kill(ctx, sig).catch(() => undefined); };
+      const h = () => {
+        void driver.kill(ctx, sig).catch(() => undefined);
+      };
       process.on(sig, h);
       proxies.push([sig, h]);
     }
@@ -113,16 +125,19 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       }
     });
 
-  addCreateFlags(program.command('create').description('create an instance without starting it'))
-    .action(async (image: string, command: string[], f: CreateFlags) => {
+  addCreateFlags(program.command('create').description('create an instance without starting it')).action(
+    async (image: string, command: string[], f: CreateFlags) => {
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       await ensureImage(engine, image, f.pull, f);
       const rec = await createInstance(engine, req);
       process.stdout.write(rec.id + '\n');
-    });
+    },
+  );
 
-  program.command('start').description('start created or stopped instances')
+  program
+    .command('start')
+    .description('start created or stopped instances')
     .option('-a, --attach', 'attach to output and wait for the exit')
     .argument('<instance...>')
     .action(async (names: string[], o: { attach?: boolean }) => {
@@ -138,7 +153,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
-  program.command('stop').description('stop running instances (stop signal, then SIGKILL after the timeout)')
+  program
+    .command('stop')
+    .description('stop running instances (stop signal, then SIGKILL after the timeout)')
     .option('-t, --time <seconds>', 'seconds to wait before killing')
     .argument('<instance...>')
     .action(async (names: string[], o: { time?: string }) => {
@@ -149,7 +166,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
-  program.command('restart').description('restart instances')
+  program
+    .command('restart')
+    .description('restart instances')
     .option('-t, --time <seconds>', 'seconds to wait before killing')
     .argument('<instance...>')
     .action(async (names: string[], o: { time?: string }) => {
@@ -160,7 +179,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
-  program.command('kill').description('send a signal to running instances (default SIGKILL)')
+  program
+    .command('kill')
+    .description('send a signal to running instances (default SIGKILL)')
     .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
     .argument('<instance...>')
     .action(async (names: string[], o: { signal: string }) => {
@@ -171,8 +192,11 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
-  program.command('container').description('manage instances (containers and VMs alike)')
-    .command('prune').description('remove every instance that is not running (exited or created)')
+  program
+    .command('container')
+    .description('manage instances (containers and VMs alike)')
+    .command('prune')
+    .description('remove every instance that is not running (exited or created)')
     .option('-f, --force', 'do not ask for confirmation (accepted for docker compatibility)')
     .option('--format <format>', 'output format: table or json')
     .action(async (o: { format?: string }) => {
@@ -184,7 +208,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       else for (const id of removed) process.stdout.write(`${id}\n`);
     });
 
-  program.command('rm').description('remove instances')
+  program
+    .command('rm')
+    .description('remove instances')
     .option('-f, --force', 'kill and remove running instances')
     .argument('<instance...>')
     .action(async (names: string[], o: { force?: boolean }) => {
@@ -194,17 +220,40 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       });
     });
 
-  program.command('pause').description('freeze all processes of instances').argument('<instance...>')
-    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => { await pauseInstance(e, r); process.stdout.write(`${r.name}\n`); }));
-  program.command('unpause').description('thaw paused instances').argument('<instance...>')
-    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => { await unpauseInstance(e, r); process.stdout.write(`${r.name}\n`); }));
+  program
+    .command('pause')
+    .description('freeze all processes of instances')
+    .argument('<instance...>')
+    .action(async (names: string[]) =>
+      eachInstance(ctx, names, async (e, r) => {
+        await pauseInstance(e, r);
+        process.stdout.write(`${r.name}\n`);
+      }),
+    );
+  program
+    .command('unpause')
+    .description('thaw paused instances')
+    .argument('<instance...>')
+    .action(async (names: string[]) =>
+      eachInstance(ctx, names, async (e, r) => {
+        await unpauseInstance(e, r);
+        process.stdout.write(`${r.name}\n`);
+      }),
+    );
 
-  program.command('wait').description('wait for instances to stop and print their exit codes').argument('<instance...>')
-    .action(async (names: string[]) => eachInstance(ctx, names, async (e, r) => {
-      process.stdout.write(`${await waitInstance(e, r)}\n`);
-    }));
+  program
+    .command('wait')
+    .description('wait for instances to stop and print their exit codes')
+    .argument('<instance...>')
+    .action(async (names: string[]) =>
+      eachInstance(ctx, names, async (e, r) => {
+        process.stdout.write(`${await waitInstance(e, r)}\n`);
+      }),
+    );
 
-  program.command('ps').description('list instances')
+  program
+    .command('ps')
+    .description('list instances')
     .option('-a, --all', 'show all instances (default shows running ones)')
     .option('-q, --quiet', 'only ids')
     .option('--no-trunc', 'do not truncate ids and commands')
@@ -214,20 +263,36 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const recs: InstanceRecord[] = [];
       for (const listed of engine.store.list()) {
-        const r = listed.state === 'running' || listed.state === 'paused' ? await refreshForView(engine, listed) : listed;
+        const r =
+          listed.state === 'running' || listed.state === 'paused' ? await refreshForView(engine, listed) : listed;
         if (r && (o.all || r.state === 'running' || r.state === 'paused')) recs.push(r);
       }
-      if (o.quiet) { process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join('')); return; }
-      if (format === 'json') { process.stdout.write(json(recs.map((r) => psEntry(r)))); return; }
+      if (o.quiet) {
+        process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join(''));
+        return;
+      }
+      if (format === 'json') {
+        process.stdout.write(json(recs.map((r) => psEntry(r))));
+        return;
+      }
       const rows = recs.map((r) => {
         const cmd = JSON.stringify(r.config.command.join(' '));
-        return [o.trunc ? r.id.slice(0, 12) : r.id, r.config.image, o.trunc && cmd.length > 22 ? cmd.slice(0, 19) + '..."' : cmd,
-          ago(r.createdAt), statusText(r), r.kind, r.name];
+        return [
+          o.trunc ? r.id.slice(0, 12) : r.id,
+          r.config.image,
+          o.trunc && cmd.length > 22 ? cmd.slice(0, 19) + '..."' : cmd,
+          ago(r.createdAt),
+          statusText(r),
+          r.kind,
+          r.name,
+        ];
       });
       process.stdout.write(table(['INSTANCE ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'TYPE', 'NAMES'], rows));
     });
 
-  program.command('logs').description('show an instance\'s output')
+  program
+    .command('logs')
+    .description("show an instance's output")
     .option('-f, --follow', 'keep following new output until the instance stops')
     .option('-n, --tail <lines>', 'number of lines from the end ("all" for everything)')
     .option('-t, --timestamps', 'show timestamps')
@@ -236,15 +301,30 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string }) => {
       const engine = await ctx.engine();
       const rec = engine.store.lookup(name);
-      const tail = o.tail === undefined || o.tail === 'all' ? undefined : parseNumber(o.tail, '--tail', { integer: true, min: 0 });
+      const tail =
+        o.tail === undefined || o.tail === 'all' ? undefined : parseNumber(o.tail, '--tail', { integer: true, min: 0 });
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      await instanceLogs(engine, rec, { follow: !!o.follow, ...(tail !== undefined ? { tail } : {}), ...(o.since ? { since: parseTimeArg(o.since, '--since') } : {}) }, (l) => {
-        (l.stream === 'stderr' ? process.stderr : process.stdout).write(o.timestamps ? `${l.time} ${l.text}` : l.text);
-      }, ac.signal);
+      await instanceLogs(
+        engine,
+        rec,
+        {
+          follow: !!o.follow,
+          ...(tail !== undefined ? { tail } : {}),
+          ...(o.since ? { since: parseTimeArg(o.since, '--since') } : {}),
+        },
+        (l) => {
+          (l.stream === 'stderr' ? process.stderr : process.stdout).write(
+            o.timestamps ? `${l.time} ${l.text}` : l.text,
+          );
+        },
+        ac.signal,
+      );
     });
 
-  program.command('exec').description('run a command in a running instance')
+  program
+    .command('exec')
+    .description('run a command in a running instance')
     .helpOption('--help', 'show help')
     .option('-i, --interactive', 'keep stdin open')
     .option('-t, --tty', 'allocate a pseudo-terminal')
@@ -256,30 +336,62 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .argument('<instance>')
     .argument('<command...>')
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; user?: string; workdir?: string; privileged?: boolean }) => {
-      const engine = await ctx.engine();
-      const rec = engine.store.lookup(name);
-      if (o.tty && o.interactive && !process.stdin.isTTY) throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
-      const term = terminalStdio({ stdin: !!o.interactive && !o.detach, tty: !!o.tty });
-      try {
-        ctx.exitCode = await execInstance(engine, rec, {
-          command, env: o.env ?? [], tty: !!o.tty, stdin: !!o.interactive, privileged: !!o.privileged, detach: !!o.detach,
-          ...(o.user !== undefined ? { user: o.user } : {}), ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
-        }, term.stdio);
-      } finally {
-        term.restore();
-      }
-    });
+    .action(
+      async (
+        name: string,
+        command: string[],
+        o: {
+          interactive?: boolean;
+          tty?: boolean;
+          detach?: boolean;
+          env?: string[];
+          user?: string;
+          workdir?: string;
+          privileged?: boolean;
+        },
+      ) => {
+        const engine = await ctx.engine();
+        const rec = engine.store.lookup(name);
+        if (o.tty && o.interactive && !process.stdin.isTTY)
+          throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
+        const term = terminalStdio({ stdin: !!o.interactive && !o.detach, tty: !!o.tty });
+        try {
+          ctx.exitCode = await execInstance(
+            engine,
+            rec,
+            {
+              command,
+              env: o.env ?? [],
+              tty: !!o.tty,
+              stdin: !!o.interactive,
+              privileged: !!o.privileged,
+              detach: !!o.detach,
+              ...(o.user !== undefined ? { user: o.user } : {}),
+              ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+            },
+            term.stdio,
+          );
+        } finally {
+          term.restore();
+        }
+      },
+    );
 
-  program.command('attach').description('attach to a running instance\'s input and output').argument('<instance>')
+  program
+    .command('attach')
+    .description("attach to a running instance's input and output")
+    .argument('<instance>')
     .action(async (name: string) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(name));
-      if (!rec || rec.state !== 'running') throw new InvalidArgumentError(`cannot attach to ${name}: it is not running`);
+      if (!rec || rec.state !== 'running')
+        throw new InvalidArgumentError(`cannot attach to ${name}: it is not running`);
       ctx.exitCode = await runAttached(engine, rec, false);
     });
 
-  program.command('inspect').description('show low-level information on instances (JSON)')
+  program
+    .command('inspect')
+    .description('show low-level information on instances (JSON)')
     .argument('<instance...>')
     .action(async (names: string[]) => {
       const engine = await ctx.engine();
@@ -291,16 +403,23 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       process.stdout.write(json(out));
     });
 
-  program.command('top').description('show the processes of an instance').argument('<instance>').argument('[ps-options...]')
+  program
+    .command('top')
+    .description('show the processes of an instance')
+    .argument('<instance>')
+    .argument('[ps-options...]')
     .action(async (name: string, psArgs: string[]) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(name));
-      if (!rec || rec.state !== 'running' && rec.state !== 'paused') throw new InvalidArgumentError(`cannot list processes of ${name}: it is not running`);
+      if (!rec || (rec.state !== 'running' && rec.state !== 'paused'))
+        throw new InvalidArgumentError(`cannot list processes of ${name}: it is not running`);
       const info = await engine.driver(rec.kind).top(engine.context(rec), psArgs);
       process.stdout.write(table(info.titles, info.rows));
     });
 
-  program.command('update').description('change resource limits of instances, live')
+  program
+    .command('update')
+    .description('change resource limits of instances, live')
     .option('-m, --memory <bytes>', 'memory limit')
     .option('--memory-swap <bytes>', 'memory plus swap limit; -1 for unlimited')
     .option('--cpus <n>', 'number of CPUs')
@@ -313,14 +432,17 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .action(async (names: string[], o: CreateFlags) => {
       const res = parseResources(o);
       const restart = o.restart === undefined ? undefined : parseRestart(o.restart);
-      if (Object.keys(res).length === 0 && !restart) throw new InvalidArgumentError('nothing to update: give at least one of --memory, --cpus, ... or --restart');
+      if (Object.keys(res).length === 0 && !restart)
+        throw new InvalidArgumentError('nothing to update: give at least one of --memory, --cpus, ... or --restart');
       await eachInstance(ctx, names, async (engine, rec) => {
         await updateInstance(engine, rec, res, restart);
         process.stdout.write(`${rec.name}\n`);
       });
     });
 
-  program.command('stats').description('live resource usage of instances')
+  program
+    .command('stats')
+    .description('live resource usage of instances')
     .option('--no-stream', 'print one sample and exit')
     .option('-a, --all', 'include stopped instances')
     .option('--format <format>', 'table or json')
@@ -330,13 +452,18 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const pick = () => (names.length ? names.map((n) => engine.store.lookup(n)) : engine.store.list())
-        .filter((r) => r.state === 'running' || r.state === 'paused' || (o.all && names.length === 0));
+      const pick = () =>
+        (names.length ? names.map((n) => engine.store.lookup(n)) : engine.store.list()).filter(
+          (r) => r.state === 'running' || r.state === 'paused' || (o.all && names.length === 0),
+        );
       let prev = new Map<string, { cpu: number; at: number }>();
       const sample = async () => {
         const out: Record<string, unknown>[] = [];
         for (const rec of pick()) {
-          const s = await engine.driver(rec.kind).stats(engine.context(rec)).catch(() => undefined);
+          const s = await engine
+            .driver(rec.kind)
+            .stats(engine.context(rec))
+            .catch(() => undefined);
           if (!s) continue;
           const now = process.hrtime.bigint();
           const p = prev.get(rec.id);
@@ -353,12 +480,32 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
         if (format === 'json') process.stdout.write(json(rows));
         else {
           if (o.stream && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-          process.stdout.write(table(['INSTANCE ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'BLOCK I/O', 'PIDS'],
-            rows.map((r) => {
-              const s = r as unknown as { id: string; name: string; cpuPercent: number; memoryUsage: number; memoryLimit: number; blkioRead: number; blkioWrite: number; pids: number };
-              return [s.id.slice(0, 12), s.name, `${s.cpuPercent.toFixed(2)}%`, `${bytes(s.memoryUsage)} / ${bytes(s.memoryLimit)}`,
-                `${s.memoryLimit ? ((s.memoryUsage / s.memoryLimit) * 100).toFixed(2) : '0.00'}%`, `${bytes(s.blkioRead)} / ${bytes(s.blkioWrite)}`, String(s.pids)];
-            })));
+          process.stdout.write(
+            table(
+              ['INSTANCE ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'BLOCK I/O', 'PIDS'],
+              rows.map((r) => {
+                const s = r as unknown as {
+                  id: string;
+                  name: string;
+                  cpuPercent: number;
+                  memoryUsage: number;
+                  memoryLimit: number;
+                  blkioRead: number;
+                  blkioWrite: number;
+                  pids: number;
+                };
+                return [
+                  s.id.slice(0, 12),
+                  s.name,
+                  `${s.cpuPercent.toFixed(2)}%`,
+                  `${bytes(s.memoryUsage)} / ${bytes(s.memoryLimit)}`,
+                  `${s.memoryLimit ? ((s.memoryUsage / s.memoryLimit) * 100).toFixed(2) : '0.00'}%`,
+                  `${bytes(s.blkioRead)} / ${bytes(s.blkioWrite)}`,
+                  String(s.pids),
+                ];
+              }),
+            ),
+          );
         }
         if (!o.stream || ac.signal.aborted) return;
         prev = new Map(prev);
@@ -368,17 +515,30 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
 
 function statusText(r: InstanceRecord): string {
   switch (r.state) {
-    case 'running': return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))}`;
-    case 'paused': return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))} (Paused)`;
-    case 'exited': return `Exited (${r.exitCode ?? 0}) ${ago(r.finishedAt ?? r.createdAt)}`;
-    case 'created': return 'Created';
-    case 'removing': return 'Removing';
+    case 'running':
+      return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))}`;
+    case 'paused':
+      return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))} (Paused)`;
+    case 'exited':
+      return `Exited (${r.exitCode ?? 0}) ${ago(r.finishedAt ?? r.createdAt)}`;
+    case 'created':
+      return 'Created';
+    case 'removing':
+      return 'Removing';
   }
 }
 
 function psEntry(r: InstanceRecord): Record<string, unknown> {
   return {
-    id: r.id, name: r.name, type: r.kind, image: r.config.image, command: r.config.command, state: r.state,
-    status: statusText(r), exitCode: r.exitCode, createdAt: new Date(r.createdAt).toISOString(), labels: r.config.labels,
+    id: r.id,
+    name: r.name,
+    type: r.kind,
+    image: r.config.image,
+    command: r.config.command,
+    state: r.state,
+    status: statusText(r),
+    exitCode: r.exitCode,
+    createdAt: new Date(r.createdAt).toISOString(),
+    labels: r.config.labels,
   };
 }

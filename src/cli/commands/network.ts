@@ -6,7 +6,15 @@ import { checkFormat, json, table, ago } from '../format.js';
 import { parseLabels, parseNumber } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
-import { DEFAULT_NETWORK, type NetworkDef, connectInstance, disconnectInstance, networkUsers, publishedPorts, removeNetwork } from '../../engine/networking.js';
+import {
+  DEFAULT_NETWORK,
+  type NetworkDef,
+  connectInstance,
+  disconnectInstance,
+  networkUsers,
+  publishedPorts,
+  removeNetwork,
+} from '../../engine/networking.js';
 import { removeInstance } from '../../engine/lifecycle/remove.js';
 import { refresh } from '../../engine/lifecycle/exit.js';
 
@@ -18,12 +26,27 @@ function describeNetwork(engine: Engine, def: NetworkDef): Record<string, unknow
   for (const id of engine.networks.users(def.name)) {
     const a = engine.networks.attachments(id).find((x) => x.network === def.name);
     const rec = engine.store.get(id);
-    if (a) containers[id] = { Name: rec?.name ?? '', IPv4Address: a.address, MacAddress: a.mac ?? '', Interface: a.interface, Names: a.names };
+    if (a)
+      containers[id] = {
+        Name: rec?.name ?? '',
+        IPv4Address: a.address,
+        MacAddress: a.mac ?? '',
+        Interface: a.interface,
+        Names: a.names,
+      };
   }
   return {
-    Name: def.name, Id: def.id, Created: new Date(def.createdAt).toISOString(), Driver: def.driver,
-    Bridge: def.bridge, Internal: def.internal, DNSEnabled: def.dns,
-    IPAM: { Driver: 'host-local', Config: [{ Subnet: def.subnet, Gateway: def.gateway, ...(def.ipRange ? { IPRange: def.ipRange } : {}) }] },
+    Name: def.name,
+    Id: def.id,
+    Created: new Date(def.createdAt).toISOString(),
+    Driver: def.driver,
+    Bridge: def.bridge,
+    Internal: def.internal,
+    DNSEnabled: def.dns,
+    IPAM: {
+      Driver: 'host-local',
+      Config: [{ Subnet: def.subnet, Gateway: def.gateway, ...(def.ipRange ? { IPRange: def.ipRange } : {}) }],
+    },
     Options: def.mtu ? { mtu: String(def.mtu) } : {},
     Labels: def.labels,
     Containers: containers,
@@ -33,47 +56,91 @@ function describeNetwork(engine: Engine, def: NetworkDef): Record<string, unknow
 export function registerNetworkCommands(program: Command, ctx: CliContext): void {
   const network = program.command('network').description('manage virtual networks');
 
-  network.command('create').description('create a network (a bridge with NAT, DNS between its instances)')
+  network
+    .command('create')
+    .description('create a network (a bridge with NAT, DNS between its instances)')
     .argument('<name>')
     .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.89.1.0/24 (default: a free /24 from 10.89.0.0/16)')
     .option('--gateway <ip>', 'gateway address (default: the first address of the subnet)')
     .option('--ip-range <cidr>', 'lease addresses only from this part of the subnet')
     .option('--internal', 'no outbound route: instances reach only each other')
-    .option('--mtu <bytes>', 'MTU of the bridge and the instances\' interfaces')
-    .option('--disable-dns', 'no DNS server: instances do not resolve each other\'s names')
+    .option('--mtu <bytes>', "MTU of the bridge and the instances' interfaces")
+    .option('--disable-dns', "no DNS server: instances do not resolve each other's names")
     .option('-d, --driver <driver>', 'bridge (the only one)')
     .option('-l, --label <k=v>', 'set a label (repeatable)', collect)
-    .action(async (name: string, o: { subnet?: string; gateway?: string; ipRange?: string; internal?: boolean; mtu?: string; disableDns?: boolean; driver?: string; label?: string[] }) => {
-      if (o.driver !== undefined && o.driver !== 'bridge') throw new InvalidArgumentError(`unknown network driver "${o.driver}": only bridge exists`);
-      if (o.gateway !== undefined && o.subnet === undefined) throw new InvalidArgumentError('--gateway needs --subnet');
-      if (o.ipRange !== undefined && o.subnet === undefined) throw new InvalidArgumentError('--ip-range needs --subnet');
-      const engine = await ctx.engine();
-      const def = await engine.networks.create({
-        name, ...(o.subnet !== undefined ? { subnet: o.subnet } : {}), ...(o.gateway !== undefined ? { gateway: o.gateway } : {}),
-        ...(o.ipRange !== undefined ? { ipRange: o.ipRange } : {}), internal: !!o.internal, dns: !o.disableDns,
-        ...(o.mtu !== undefined ? { mtu: parseNumber(o.mtu, '--mtu', { integer: true, min: 576, max: 65535 }) } : {}),
-        labels: parseLabels(o.label ?? []),
-      });
-      process.stdout.write(`${def.name}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          subnet?: string;
+          gateway?: string;
+          ipRange?: string;
+          internal?: boolean;
+          mtu?: string;
+          disableDns?: boolean;
+          driver?: string;
+          label?: string[];
+        },
+      ) => {
+        if (o.driver !== undefined && o.driver !== 'bridge')
+          throw new InvalidArgumentError(`unknown network driver "${o.driver}": only bridge exists`);
+        if (o.gateway !== undefined && o.subnet === undefined)
+          throw new InvalidArgumentError('--gateway needs --subnet');
+        if (o.ipRange !== undefined && o.subnet === undefined)
+          throw new InvalidArgumentError('--ip-range needs --subnet');
+        const engine = await ctx.engine();
+        const def = await engine.networks.create({
+          name,
+          ...(o.subnet !== undefined ? { subnet: o.subnet } : {}),
+          ...(o.gateway !== undefined ? { gateway: o.gateway } : {}),
+          ...(o.ipRange !== undefined ? { ipRange: o.ipRange } : {}),
+          internal: !!o.internal,
+          dns: !o.disableDns,
+          ...(o.mtu !== undefined ? { mtu: parseNumber(o.mtu, '--mtu', { integer: true, min: 576, max: 65535 }) } : {}),
+          labels: parseLabels(o.label ?? []),
+        });
+        process.stdout.write(`${def.name}\n`);
+      },
+    );
 
-  network.command('ls').alias('list').description('list networks')
+  network
+    .command('ls')
+    .alias('list')
+    .description('list networks')
     .option('--format <format>', 'table or json')
     .option('-q, --quiet', 'names only')
     .action(async (o: { format?: string; quiet?: boolean }) => {
       const format = checkFormat(o.format);
       const engine = await ctx.engine();
       const defs = engine.networks.store.list();
-      if (o.quiet) { process.stdout.write(defs.map((d) => `${d.name}\n`).join('')); return; }
-      if (format === 'json') { process.stdout.write(json(defs.map((d) => ({ ...d, instances: engine.networks.users(d.name).length })))); return; }
-      process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'FLAGS', 'ATTACHED', 'CREATED'], defs.map((d) => [
-        d.id.slice(0, 12), d.name, d.driver, d.subnet, d.gateway,
-        [d.internal ? 'internal' : '', d.dns ? 'dns' : ''].filter(Boolean).join(',') || '-',
-        String(engine.networks.users(d.name).length), ago(d.createdAt),
-      ])));
+      if (o.quiet) {
+        process.stdout.write(defs.map((d) => `${d.name}\n`).join(''));
+        return;
+      }
+      if (format === 'json') {
+        process.stdout.write(json(defs.map((d) => ({ ...d, instances: engine.networks.users(d.name).length }))));
+        return;
+      }
+      process.stdout.write(
+        table(
+          ['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'FLAGS', 'ATTACHED', 'CREATED'],
+          defs.map((d) => [
+            d.id.slice(0, 12),
+            d.name,
+            d.driver,
+            d.subnet,
+            d.gateway,
+            [d.internal ? 'internal' : '', d.dns ? 'dns' : ''].filter(Boolean).join(',') || '-',
+            String(engine.networks.users(d.name).length),
+            ago(d.createdAt),
+          ]),
+        ),
+      );
     });
 
-  network.command('inspect').description('show networks in detail (JSON)')
+  network
+    .command('inspect')
+    .description('show networks in detail (JSON)')
     .argument('<name...>')
     .option('--format <format>', 'json (the default)')
     .action(async (names: string[], o: { format?: string }) => {
@@ -82,7 +149,10 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       process.stdout.write(json(names.map((n) => describeNetwork(engine, engine.networks.store.get(n)))));
     });
 
-  network.command('rm').alias('remove').description('remove networks (refused while instances use them)')
+  network
+    .command('rm')
+    .alias('remove')
+    .description('remove networks (refused while instances use them)')
     .argument('<name...>')
     .option('-f, --force', 'remove the instances that use the network first')
     .action(async (names: string[], o: { force?: boolean }) => {
@@ -103,7 +173,9 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       if (failed) ctx.exitCode = 1;
     });
 
-  network.command('prune').description(`remove every network no instance names (never the default network "${DEFAULT_NETWORK}")`)
+  network
+    .command('prune')
+    .description(`remove every network no instance names (never the default network "${DEFAULT_NETWORK}")`)
     .option('-f, --force', 'do not ask (hull never asks)')
     .action(async () => {
       const errors: string[] = [];
@@ -112,22 +184,33 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       if (errors.length) ctx.exitCode = 1;
     });
 
-  network.command('connect').description('connect an instance to a network (a running one joins at once)')
-    .argument('<network>').argument('<instance>')
+  network
+    .command('connect')
+    .description('connect an instance to a network (a running one joins at once)')
+    .argument('<network>')
+    .argument('<instance>')
     .option('--ip <address>', 'static IPv4 address')
     .option('--alias <name>', 'extra DNS name on this network (repeatable)', collect)
     .action(async (net: string, inst: string, o: { ip?: string; alias?: string[] }) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(inst));
       if (!rec) throw new InvalidArgumentError(`instance ${inst} was removed`);
-      const when = await connectInstance(engine, rec, net, { ...(o.ip ? { ip: o.ip } : {}), ...(o.alias ? { aliases: o.alias } : {}) });
+      const when = await connectInstance(engine, rec, net, {
+        ...(o.ip ? { ip: o.ip } : {}),
+        ...(o.alias ? { aliases: o.alias } : {}),
+      });
       if (when === 'next-start' && (rec.state === 'running' || rec.state === 'paused')) {
-        process.stderr.write(`hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it joins ${net} at its next start (hull restart ${rec.name})\n`);
+        process.stderr.write(
+          `hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it joins ${net} at its next start (hull restart ${rec.name})\n`,
+        );
       }
     });
 
-  network.command('disconnect').description('disconnect an instance from a network')
-    .argument('<network>').argument('<instance>')
+  network
+    .command('disconnect')
+    .description('disconnect an instance from a network')
+    .argument('<network>')
+    .argument('<instance>')
     .option('-f, --force', 'accepted for docker compatibility')
     .action(async (net: string, inst: string) => {
       const engine = await ctx.engine();
@@ -135,12 +218,17 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       if (!rec) throw new InvalidArgumentError(`instance ${inst} was removed`);
       const when = await disconnectInstance(engine, rec, net);
       if (when === 'next-start') {
-        process.stderr.write(`hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it leaves ${net} at its next start (hull restart ${rec.name})\n`);
+        process.stderr.write(
+          `hull: ${rec.name} is a ${rec.kind} whose network interfaces are fixed while it runs: it leaves ${net} at its next start (hull restart ${rec.name})\n`,
+        );
       }
     });
 
-  program.command('port').description('list the published ports of an instance')
-    .argument('<instance>').argument('[port]', 'a container port, e.g. 80 or 80/tcp')
+  program
+    .command('port')
+    .description('list the published ports of an instance')
+    .argument('<instance>')
+    .argument('[port]', 'a container port, e.g. 80 or 80/tcp')
     .action(async (inst: string, which?: string) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(inst));
@@ -153,6 +241,8 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
         process.stdout.write(ports.map((m) => `${m.hostIp || '0.0.0.0'}:${m.hostPort}\n`).join(''));
         return;
       }
-      process.stdout.write(ports.map((m) => `${m.containerPort}/${m.protocol} -> ${m.hostIp || '0.0.0.0'}:${m.hostPort}\n`).join(''));
+      process.stdout.write(
+        ports.map((m) => `${m.containerPort}/${m.protocol} -> ${m.hostIp || '0.0.0.0'}:${m.hostPort}\n`).join(''),
+      );
     });
 }

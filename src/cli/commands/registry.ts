@@ -10,7 +10,10 @@ import { hullEnvNumber } from '../../common/env.js';
 function registryHost(text: string): string {
   let host = text.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
   if (host === 'index.docker.io' || host === 'registry-1.docker.io') host = 'docker.io';
-  if (!/^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/.test(host)) throw new InvalidArgumentError(`invalid registry "${text}": give a host name with an optional port, e.g. quay.io or 127.0.0.1:5000`);
+  if (!/^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/.test(host))
+    throw new InvalidArgumentError(
+      `invalid registry "${text}": give a host name with an optional port, e.g. quay.io or 127.0.0.1:5000`,
+    );
   return host;
 }
 
@@ -21,58 +24,85 @@ async function readStdin(): Promise<string> {
 }
 
 export function registerRegistryCommands(program: Command, ctx: CliContext): void {
-  const STALL_HELP = 'give up on a transfer attempt (and retry it) when no byte moves for this long: seconds, or 500ms/30s/2m; 0: never (default 30s, or HULL_REGISTRY_STALL_TIMEOUT)';
+  const STALL_HELP =
+    'give up on a transfer attempt (and retry it) when no byte moves for this long: seconds, or 500ms/30s/2m; 0: never (default 30s, or HULL_REGISTRY_STALL_TIMEOUT)';
 
-  program.command('pull').description('download an image from a registry')
-    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: the host\'s)')
+  program
+    .command('pull')
+    .description('download an image from a registry')
+    .option('--platform <os/arch[/variant]>', "platform to pick from a multi-platform image (default: the host's)")
     .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
     .option('-q, --quiet', 'print only the image id')
     .option('--stall-timeout <duration>', STALL_HELP)
     .argument('<image>')
-    .action(async (ref: string, o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string }) => {
-      const img = await pullWithProgress(await ctx.engine(), ref, o);
-      process.stdout.write(`${img.id}\n`);
-    });
+    .action(
+      async (
+        ref: string,
+        o: { platform?: string; tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string },
+      ) => {
+        const img = await pullWithProgress(await ctx.engine(), ref, o);
+        process.stdout.write(`${img.id}\n`);
+      },
+    );
 
-  program.command('push').description('upload an image to a registry')
+  program
+    .command('push')
+    .description('upload an image to a registry')
     .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--stall-timeout <duration>', STALL_HELP)
     .argument('<image>', 'local image')
     .argument('[destination]', 'REGISTRY/REPOSITORY[:TAG] (default: the image name)')
-    .action(async (src: string, dest: string | undefined, o: { tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string }) => {
-      const engine = await ctx.engine();
-      const progress = new TransferProgress('push', !!o.quiet);
-      let r;
-      try {
-        r = await push(engine, src, dest, {
-          ...(hullEnvNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: hullEnvNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
-          ...transferOptions(o, progress),
-        });
-      } finally {
-        progress.finish();
-      }
-      if (!o.quiet) process.stderr.write(`Pushed ${r.ref}: ${r.digest}\n`);
-    });
+    .action(
+      async (
+        src: string,
+        dest: string | undefined,
+        o: { tlsVerify?: string | boolean; quiet?: boolean; stallTimeout?: string },
+      ) => {
+        const engine = await ctx.engine();
+        const progress = new TransferProgress('push', !!o.quiet);
+        let r;
+        try {
+          r = await push(engine, src, dest, {
+            ...(hullEnvNumber('HULL_PUSH_CHUNK_SIZE') ? { chunkSize: hullEnvNumber('HULL_PUSH_CHUNK_SIZE')! } : {}),
+            ...transferOptions(o, progress),
+          });
+        } finally {
+          progress.finish();
+        }
+        if (!o.quiet) process.stderr.write(`Pushed ${r.ref}: ${r.digest}\n`);
+      },
+    );
 
-  program.command('login').description('save credentials for a registry (checked against it first)')
+  program
+    .command('login')
+    .description('save credentials for a registry (checked against it first)')
     .option('-u, --username <user>', 'user name')
     .option('-p, --password <password>', 'password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from stdin')
     .option('--tls-verify [bool]', 'use HTTPS (false: plain HTTP, for registries without TLS)')
     .argument('<registry>')
-    .action(async (reg: string, o: { username?: string; password?: string; passwordStdin?: boolean; tlsVerify?: string | boolean }) => {
-      const host = registryHost(reg);
-      if (o.password !== undefined && o.passwordStdin) throw new InvalidArgumentError('give the password with -p or --password-stdin, not both');
-      if (!o.username) throw new InvalidArgumentError('hull login needs a user name: -u USER');
-      let password = o.password;
-      if (o.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
-      if (password === undefined || password === '') throw new InvalidArgumentError('hull login needs a password: -p PASSWORD or --password-stdin');
-      await login(ctx.root, host, { username: o.username, password }, { insecure: !tlsVerify(o.tlsVerify) });
-      process.stdout.write('Login Succeeded!\n');
-    });
+    .action(
+      async (
+        reg: string,
+        o: { username?: string; password?: string; passwordStdin?: boolean; tlsVerify?: string | boolean },
+      ) => {
+        const host = registryHost(reg);
+        if (o.password !== undefined && o.passwordStdin)
+          throw new InvalidArgumentError('give the password with -p or --password-stdin, not both');
+        if (!o.username) throw new InvalidArgumentError('hull login needs a user name: -u USER');
+        let password = o.password;
+        if (o.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
+        if (password === undefined || password === '')
+          throw new InvalidArgumentError('hull login needs a password: -p PASSWORD or --password-stdin');
+        await login(ctx.root, host, { username: o.username, password }, { insecure: !tlsVerify(o.tlsVerify) });
+        process.stdout.write('Login Succeeded!\n');
+      },
+    );
 
-  program.command('logout').description('forget the credentials saved for a registry')
+  program
+    .command('logout')
+    .description('forget the credentials saved for a registry')
     .argument('<registry>')
     .action((reg: string) => {
       const host = registryHost(reg);
@@ -82,20 +112,26 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
 }
 
 export function registerArchiveCommands(program: Command, ctx: CliContext): void {
-  program.command('save').description('write images to an archive (oci-archive or docker-archive)')
+  program
+    .command('save')
+    .description('write images to an archive (oci-archive or docker-archive)')
     .requiredOption('-o, --output <file>', 'the archive to write')
     .option('--format <format>', 'oci-archive or docker-archive', 'oci-archive')
     .argument('<image...>')
     .action(async (refs: string[], o: { output: string; format: string }) => {
-      if (o.format !== 'oci-archive' && o.format !== 'docker-archive') throw new InvalidArgumentError(`invalid --format "${o.format}": use oci-archive or docker-archive`);
+      if (o.format !== 'oci-archive' && o.format !== 'docker-archive')
+        throw new InvalidArgumentError(`invalid --format "${o.format}": use oci-archive or docker-archive`);
       await saveImages(await ctx.engine(), refs, o.output, o.format);
     });
 
-  program.command('load').description('load images from an archive (oci-archive or docker-archive, detected)')
+  program
+    .command('load')
+    .description('load images from an archive (oci-archive or docker-archive, detected)')
     .requiredOption('-i, --input <file>', 'the archive to read')
     .option('-q, --quiet', 'print only the image ids')
     .action(async (o: { input: string; quiet?: boolean }) => {
       const loaded = await loadImages(await ctx.engine(), o.input);
-      for (const l of loaded) process.stdout.write(o.quiet ? `${l.record.id}\n` : `Loaded image: ${l.name ?? l.record.id}\n`);
+      for (const l of loaded)
+        process.stdout.write(o.quiet ? `${l.record.id}\n` : `Loaded image: ${l.name ?? l.record.id}\n`);
     });
 }

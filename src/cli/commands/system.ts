@@ -12,25 +12,36 @@ import { recoverInstances, setAsideDatabase } from '../../engine/recover.js';
 import { databaseCondition } from '../../engine/store.js';
 
 declare const HULL_VERSION: string | undefined;
-export const VERSION = typeof HULL_VERSION === 'string' ? HULL_VERSION : (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+export const VERSION =
+  typeof HULL_VERSION === 'string'
+    ? HULL_VERSION
+    : (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
 export function registerSystemCommands(program: Command, ctx: CliContext): void {
   const system = program.command('system').description('host information and maintenance');
 
-  system.command('info').description('what hull finds on this host')
+  system
+    .command('info')
+    .description('what hull finds on this host')
     .option('--format <format>', 'table or json')
     .action(async (o: { format?: string }) => {
       const format = checkFormat(o.format);
       const engine = await ctx.engine();
       const info = await systemInfo(engine, VERSION);
-      if (format === 'json') { process.stdout.write(json(info)); return; }
+      if (format === 'json') {
+        process.stdout.write(json(info));
+        return;
+      }
       const lines = [
         `hull version:       ${info.version}`,
         `root:               ${info.root}`,
         `instances:          ${info.instances.total} (${info.instances.running} running, ${info.instances.paused} paused, ${info.instances.stopped} stopped)`,
         `images:             ${info.images}`,
         `default runtime:    ${info.defaultRuntime}`,
-        ...info.runtimes.map((r) => `  ${r.name.padEnd(6)} ${r.version ?? '-'}${r.usable ? '' : ` (unusable: ${r.reason})`}${r.note ? ` (${r.note})` : ''}`),
+        ...info.runtimes.map(
+          (r) =>
+            `  ${r.name.padEnd(6)} ${r.version ?? '-'}${r.usable ? '' : ` (unusable: ${r.reason})`}${r.note ? ` (${r.note})` : ''}`,
+        ),
         `cgroups:            ${info.cgroups}${info.cgroupNamespace ? ', cgroup namespaces' : ''}`,
         `user namespaces:    ${info.userNamespaces ? 'yes' : 'no'}`,
         `seccomp:            ${info.seccomp ? 'yes' : 'no'}`,
@@ -41,7 +52,11 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       process.stdout.write(lines.join('\n') + '\n');
     });
 
-  system.command('prune').description('remove stopped instances, unused networks, dangling images (-a: every unused image) and the build cache')
+  system
+    .command('prune')
+    .description(
+      'remove stopped instances, unused networks, dangling images (-a: every unused image) and the build cache',
+    )
     .option('-a, --all', 'remove every image no instance uses, and the whole build cache')
     .option('-f, --force', 'do not ask for confirmation (accepted for docker compatibility)')
     .option('--format <format>', 'output format: table or json')
@@ -50,17 +65,31 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       const r = await pruneSystem(await ctx.engine(), !!o.all);
       for (const e of r.errors) process.stderr.write(`hull: ${e}\n`);
       if (format === 'json') {
-        process.stdout.write(json({ InstancesDeleted: r.instances, NetworksDeleted: r.networks, ImagesDeleted: r.images, CacheEntriesDeleted: r.cacheEntries, SpaceReclaimed: r.gc?.reclaimed ?? 0 }));
+        process.stdout.write(
+          json({
+            InstancesDeleted: r.instances,
+            NetworksDeleted: r.networks,
+            ImagesDeleted: r.images,
+            CacheEntriesDeleted: r.cacheEntries,
+            SpaceReclaimed: r.gc?.reclaimed ?? 0,
+          }),
+        );
         return;
       }
-      const section = (title: string, items: string[]) => { if (items.length) process.stdout.write(`${title}:\n${items.map((i) => `  ${i}\n`).join('')}`); };
+      const section = (title: string, items: string[]) => {
+        if (items.length) process.stdout.write(`${title}:\n${items.map((i) => `  ${i}\n`).join('')}`);
+      };
       section('Deleted instances', r.instances);
       section('Deleted networks', r.networks);
       section('Deleted images', r.images);
-      process.stdout.write(`Deleted build cache entries: ${r.cacheEntries}\nTotal reclaimed space: ${((r.gc?.reclaimed ?? 0) / 1048576).toFixed(2)}MiB\n`);
+      process.stdout.write(
+        `Deleted build cache entries: ${r.cacheEntries}\nTotal reclaimed space: ${((r.gc?.reclaimed ?? 0) / 1048576).toFixed(2)}MiB\n`,
+      );
     });
 
-  system.command('restore').description('after a host restart: mark instances exited and restart those whose policy says so')
+  system
+    .command('restore')
+    .description('after a host restart: mark instances exited and restart those whose policy says so')
     .action(async () => {
       const engine = await ctx.engine();
       const restarted = await restoreAfterBoot(engine);
@@ -68,7 +97,11 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       for (const n of restarted) process.stdout.write(`${n}\n`);
     });
 
-  system.command('recover').description('after hull.db was lost or damaged: rebuild the records of the instances on disk, clean up what cannot be rebuilt')
+  system
+    .command('recover')
+    .description(
+      'after hull.db was lost or damaged: rebuild the records of the instances on disk, clean up what cannot be rebuilt',
+    )
     .option('--format <format>', 'table or json')
     .action(async (o: { format?: string }) => {
       const format = checkFormat(o.format);
@@ -77,24 +110,34 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       const r = await recoverInstances(engine);
       if (r.failed.length > 0 || r.removed.some((x) => x.problems.length > 0)) ctx.exitCode = 125;
       if (format === 'json') {
-        process.stdout.write(json({ MovedAside: movedAside, Recovered: r.recovered, Removed: r.removed, Failed: r.failed }));
+        process.stdout.write(
+          json({ MovedAside: movedAside, Recovered: r.recovered, Removed: r.removed, Failed: r.failed }),
+        );
         return;
       }
       for (const p of movedAside) process.stdout.write(`moved the old database file aside: ${p}\n`);
       for (const x of r.recovered) {
         const state = x.state === 'exited' ? `exited (${x.exitCode})` : x.state;
-        process.stdout.write(`recovered ${x.id.slice(0, 12)} ${x.name} ${state}${x.notes.length ? ` (${x.notes.join('; ')})` : ''}\n`);
+        process.stdout.write(
+          `recovered ${x.id.slice(0, 12)} ${x.name} ${state}${x.notes.length ? ` (${x.notes.join('; ')})` : ''}\n`,
+        );
       }
       for (const x of r.removed) {
         process.stdout.write(`removed ${x.id.slice(0, 12)}${x.name ? ` ${x.name}` : ''}: ${x.why}\n`);
         for (const p of x.problems) process.stderr.write(`hull: ${x.id.slice(0, 12)} left behind: ${p}\n`);
       }
-      for (const x of r.failed) process.stderr.write(`hull: ${x.id.slice(0, 12)} ${x.name} not recovered: ${x.error}; it is left as it is (run hull system recover again)\n`);
-      if (r.recovered.length === 0 && r.removed.length === 0 && r.failed.length === 0) process.stdout.write(`nothing to recover: the state database records every instance of ${engine.root}\n`);
+      for (const x of r.failed)
+        process.stderr.write(
+          `hull: ${x.id.slice(0, 12)} ${x.name} not recovered: ${x.error}; it is left as it is (run hull system recover again)\n`,
+        );
+      if (r.recovered.length === 0 && r.removed.length === 0 && r.failed.length === 0)
+        process.stdout.write(`nothing to recover: the state database records every instance of ${engine.root}\n`);
     });
 
   // Run by conmon when an instance's process exits: record the exit, clean up, --rm, restart policy.
-  system.command('instance-exited', { hidden: true }).argument('<id>')
+  system
+    .command('instance-exited', { hidden: true })
+    .argument('<id>')
     .action(async (id: string) => {
       // a lost or damaged database: leave the exit file to `hull system recover` (and make no empty database)
       if (databaseCondition(ctx.root) !== 'present') return;
@@ -111,7 +154,9 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       if (info) await handleExit(engine, rec, info);
     });
 
-  program.command('events').description('show instance events')
+  program
+    .command('events')
+    .description('show instance events')
     .option('--since <time>', 'events since a time (RFC 3339, unix seconds, or a duration like 10m)')
     .option('--until <time>', 'stop at this time instead of following')
     .option('--format <format>', 'table or json (one JSON object per line)')
@@ -128,8 +173,22 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         const evs = engine.store.events(seq, { since, ...(until !== undefined ? { until } : {}) });
         for (const e of evs) {
           seq = e.seq;
-          if (format === 'json') process.stdout.write(JSON.stringify({ time: new Date(e.time).toISOString(), type: e.type, action: e.action, id: e.id, attributes: e.attributes }) + '\n');
-          else process.stdout.write(`${new Date(e.time).toISOString()} ${e.type} ${e.action} ${e.id} (${Object.entries(e.attributes).map(([k, v]) => `${k}=${v}`).join(', ')})\n`);
+          if (format === 'json')
+            process.stdout.write(
+              JSON.stringify({
+                time: new Date(e.time).toISOString(),
+                type: e.type,
+                action: e.action,
+                id: e.id,
+                attributes: e.attributes,
+              }) + '\n',
+            );
+          else
+            process.stdout.write(
+              `${new Date(e.time).toISOString()} ${e.type} ${e.action} ${e.id} (${Object.entries(e.attributes)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(', ')})\n`,
+            );
         }
         if (!o.follow || ac.signal.aborted || (until !== undefined && Date.now() > until)) return;
         if (evs.length === 0) seq = Math.max(seq, 0);
@@ -137,7 +196,10 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       }
     });
 
-  program.command('version').description('show the hull version').action(() => {
-    process.stdout.write(`hull ${VERSION}\n`);
-  });
+  program
+    .command('version')
+    .description('show the hull version')
+    .action(() => {
+      process.stdout.write(`hull ${VERSION}\n`);
+    });
 }

@@ -13,11 +13,29 @@
  * A killed build therefore leaves blobs and at most one step container (labelled with the build's pid and
  * start time, removed by the next hull command: orphans.ts), never a half-written or half-tagged image.
  */
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
 import { describeNoSpace, isNoSpaceError } from '../../host/nospace.js';
-import { parseContainerfile, ContainerfileError, loadIgnore, type BuildPlan, type CopyInstruction, type Instruction, type Stage } from '../../image/containerfile.js';
+import {
+  parseContainerfile,
+  ContainerfileError,
+  loadIgnore,
+  type BuildPlan,
+  type CopyInstruction,
+  type Instruction,
+  type Stage,
+} from '../../image/containerfile.js';
 import { LayerView, layerTar, upperDirEntries, type LayerEntry } from '../../image/diff.js';
 import { sha256 } from '../../image/layout.js';
 import { extractArchive } from '../../image/unpack.js';
@@ -35,7 +53,18 @@ import { instanceLogs } from '../output.js';
 import { BuildCache } from './cache.js';
 import { buildStepLabels } from './orphans.js';
 import type { Lease } from '../../image/lease.js';
-import { cleanSource, dirFs, resolveInImage, expandSource, hashEntries, planCopy, resolveChown, viewFs, type CopySource, type SourceFs } from './copy.js';
+import {
+  cleanSource,
+  dirFs,
+  resolveInImage,
+  expandSource,
+  hashEntries,
+  planCopy,
+  resolveChown,
+  viewFs,
+  type CopySource,
+  type SourceFs,
+} from './copy.js';
 import { rootPaths } from '../../common/paths.js';
 
 /** A build step failed (the message starts `FILE:LINE: `). */
@@ -63,9 +92,17 @@ export interface BuildOptions {
   output: (text: string, stream: 'stdout' | 'stderr') => void;
 }
 
-interface LayerDesc { digest: string; diffId: string; size: number; mediaType: string }
+interface LayerDesc {
+  digest: string;
+  diffId: string;
+  size: number;
+  mediaType: string;
+}
 /** The image as it stands after a step. */
-interface State { config: OciImageConfigFile; layers: LayerDesc[] }
+interface State {
+  config: OciImageConfigFile;
+  layers: LayerDesc[];
+}
 
 /** OCI runtime config plus docker's extensions that builds set. */
 type RuntimeConfig = NonNullable<OciImageConfigFile['config']> & {
@@ -111,7 +148,10 @@ export class Builder {
   /** what this build holds on to while it runs: base images, cache hits, new layers (safe from image prune) */
   private lease: Lease | undefined;
 
-  constructor(private readonly engine: Engine, private readonly opts: BuildOptions) {
+  constructor(
+    private readonly engine: Engine,
+    private readonly opts: BuildOptions,
+  ) {
     this.cache = new BuildCache(engine.root);
   }
 
@@ -147,14 +187,24 @@ export class Builder {
     const parse = (baseConfig?: Map<string, ImageRecord>): BuildPlan => {
       try {
         return parseContainerfile(text, {
-          file: this.file, buildArgs: o.buildArgs, ...(o.target !== undefined ? { target: o.target } : {}),
-          ...(baseConfig ? { baseConfig: (ref: string) => {
-            const c = baseConfig.get(ref)?.config.config as RuntimeConfig | undefined;
-            return c ? {
-              ...(c.Env ? { Env: c.Env } : {}), ...(c.WorkingDir ? { WorkingDir: c.WorkingDir } : {}), ...(c.Shell ? { Shell: c.Shell } : {}),
-              ...(c.OnBuild?.length ? { OnBuild: c.OnBuild } : {}),
-            } : undefined;
-          } } : {}),
+          file: this.file,
+          buildArgs: o.buildArgs,
+          ...(o.target !== undefined ? { target: o.target } : {}),
+          ...(baseConfig
+            ? {
+                baseConfig: (ref: string) => {
+                  const c = baseConfig.get(ref)?.config.config as RuntimeConfig | undefined;
+                  return c
+                    ? {
+                        ...(c.Env ? { Env: c.Env } : {}),
+                        ...(c.WorkingDir ? { WorkingDir: c.WorkingDir } : {}),
+                        ...(c.Shell ? { Shell: c.Shell } : {}),
+                        ...(c.OnBuild?.length ? { OnBuild: c.OnBuild } : {}),
+                      }
+                    : undefined;
+                },
+              }
+            : {}),
         });
       } catch (e) {
         if (e instanceof ContainerfileError) throw new BuildError(e.message);
@@ -179,7 +229,10 @@ export class Builder {
     }
     const final = this.results[this.plan.target]!;
     o.log(`COMMIT${o.tags.length ? ' ' + o.tags.join(' ') : ''}`);
-    const config: OciImageConfigFile = { ...final.config, created: final.config.history?.at(-1)?.created ?? new Date().toISOString() };
+    const config: OciImageConfigFile = {
+      ...final.config,
+      created: final.config.history?.at(-1)?.created ?? new Date().toISOString(),
+    };
     let image: ImageRecord;
     try {
       image = await this.engine.images.commitBuilt(config, final.layers, o.tags);
@@ -218,7 +271,16 @@ export class Builder {
     this.header(fromText);
     this.cmdSet = false;
     if (b.kind === 'scratch') {
-      state = { config: { architecture: hostArchitecture(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, layers: [] };
+      state = {
+        config: {
+          architecture: hostArchitecture(),
+          os: 'linux',
+          config: {},
+          rootfs: { type: 'layers', diff_ids: [] },
+          history: [],
+        },
+        layers: [],
+      };
     } else if (b.kind === 'image') {
       const rec = bases.get(b.ref)!;
       state = {
@@ -250,7 +312,12 @@ export class Builder {
       const hit = this.cache.get(key);
       if (hit) {
         const s = JSON.parse(hit) as State;
-        if (await this.engine.images.retain(this.lease!, null, s.layers).then(() => true, () => false)) {
+        if (
+          await this.engine.images.retain(this.lease!, null, s.layers).then(
+            () => true,
+            () => false,
+          )
+        ) {
           this.opts.log(`--> Using cache ${short(stateId(s))}`);
           return s;
         }
@@ -262,7 +329,12 @@ export class Builder {
   }
 
   private history(ins: Instruction, emptyLayer: boolean): OciHistory {
-    return { created: new Date().toISOString(), created_by: ins.original, comment: 'hull build', ...(emptyLayer ? { empty_layer: true } : {}) };
+    return {
+      created: new Date().toISOString(),
+      created_by: ins.original,
+      comment: 'hull build',
+      ...(emptyLayer ? { empty_layer: true } : {}),
+    };
   }
 
   /** The state with `fn` applied to a copy of its runtime config, plus an empty-layer history entry. */
@@ -296,7 +368,11 @@ export class Builder {
     } catch (e) {
       // a tar of the entries: a 512-byte header each, contents rounded up to 512, two zero blocks at the end
       const needed = entries.reduce((n, x) => n + 512 + Math.ceil((x.size ?? 0) / 512) * 512, 1024);
-      const d = describeNoSpace(e, { path: rootPaths(this.engine.root).images, action: 'writing the layer of this step', needed });
+      const d = describeNoSpace(e, {
+        path: rootPaths(this.engine.root).images,
+        action: 'writing the layer of this step',
+        needed,
+      });
       if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
@@ -318,66 +394,104 @@ export class Builder {
           // docker creates a missing WORKDIR (root's, 0755) in a layer of its own
           const view = await this.view(state);
           const rel = resolveInImage(view, ins.path);
-          if (rel === '' || view.lookup(rel)) return this.meta(state, ins, (c) => { c.WorkingDir = ins.path; });
-          const entries = [...planParents(rel, view), { path: rel, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: new Date() } satisfies LayerEntry];
+          if (rel === '' || view.lookup(rel))
+            return this.meta(state, ins, (c) => {
+              c.WorkingDir = ins.path;
+            });
+          const entries = [
+            ...planParents(rel, view),
+            { path: rel, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: new Date() } satisfies LayerEntry,
+          ];
           const next = JSON.parse(JSON.stringify(state)) as State;
           (next.config.config ??= {}).WorkingDir = ins.path;
           return this.withLayer(next, ins, entries);
         });
       case 'ENV':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => {
-          const env = new Map((c.Env ?? []).map((e) => [e.split('=')[0]!, e] as const));
-          for (const [k, v] of ins.env) env.set(k, `${k}=${v}`);
-          c.Env = [...env.values()];
-        }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            const env = new Map((c.Env ?? []).map((e) => [e.split('=')[0]!, e] as const));
+            for (const [k, v] of ins.env) env.set(k, `${k}=${v}`);
+            c.Env = [...env.values()];
+          }),
+        );
       case 'USER':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => { c.User = ins.user; }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.User = ins.user;
+          }),
+        );
       case 'EXPOSE':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => {
-          c.ExposedPorts ??= {};
-          for (const p of ins.ports) c.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
-        }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.ExposedPorts ??= {};
+            for (const p of ins.ports) c.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
+          }),
+        );
       case 'LABEL':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => {
-          c.Labels ??= {};
-          for (const [k, v] of ins.labels) c.Labels[k] = v;
-        }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.Labels ??= {};
+            for (const [k, v] of ins.labels) c.Labels[k] = v;
+          }),
+        );
       case 'VOLUME':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => {
-          c.Volumes ??= {};
-          for (const p of ins.paths) c.Volumes[p] = {};
-        }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.Volumes ??= {};
+            for (const p of ins.paths) c.Volumes[p] = {};
+          }),
+        );
       case 'STOPSIGNAL':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => { c.StopSignal = ins.signal; }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.StopSignal = ins.signal;
+          }),
+        );
       case 'HEALTHCHECK':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => {
-          const h = ins.healthcheck;
-          c.Healthcheck = {
-            Test: h.test,
-            ...(h.interval !== undefined ? { Interval: h.interval } : {}),
-            ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
-            ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
-            ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
-            ...(h.retries !== undefined ? { Retries: h.retries } : {}),
-          };
-        }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            const h = ins.healthcheck;
+            c.Healthcheck = {
+              Test: h.test,
+              ...(h.interval !== undefined ? { Interval: h.interval } : {}),
+              ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
+              ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
+              ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
+              ...(h.retries !== undefined ? { Retries: h.retries } : {}),
+            };
+          }),
+        );
       case 'SHELL':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => { c.Shell = ins.shell; }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.Shell = ins.shell;
+          }),
+        );
       case 'CMD':
         this.cmdSet = true;
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => { c.Cmd = ins.argv; }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            c.Cmd = ins.argv;
+          }),
+        );
       case 'ENTRYPOINT': {
         // docker: ENTRYPOINT resets a Cmd inherited from the base image (not one set earlier in the stage)
         const reset = !this.cmdSet;
-        return this.cached(state, ins, reset ? 'reset-cmd' : '', async () => this.meta(state, ins, (c) => {
-          c.Entrypoint = ins.argv;
-          if (reset) c.Cmd = null;
-        }));
+        return this.cached(state, ins, reset ? 'reset-cmd' : '', async () =>
+          this.meta(state, ins, (c) => {
+            c.Entrypoint = ins.argv;
+            if (reset) c.Cmd = null;
+          }),
+        );
       }
       case 'ARG':
         return this.cached(state, ins, '', async () => this.meta(state, ins, () => undefined));
       case 'ONBUILD':
-        return this.cached(state, ins, '', async () => this.meta(state, ins, (c) => { (c.OnBuild ??= []).push(ins.trigger); }));
+        return this.cached(state, ins, '', async () =>
+          this.meta(state, ins, (c) => {
+            (c.OnBuild ??= []).push(ins.trigger);
+          }),
+        );
     }
   }
 
@@ -390,7 +504,9 @@ export class Builder {
       image: `build step ${this.step}`,
       command: ins.argv,
       entrypoint: [],
-      env: Object.entries(ins.args).filter(([k]) => !has.has(k)).map(([k, v]) => `${k}=${v}`),
+      env: Object.entries(ins.args)
+        .filter(([k]) => !has.has(k))
+        .map(([k, v]) => `${k}=${v}`),
       network: 'none',
       labels: buildStepLabels(),
       autoRemove: false,
@@ -399,18 +515,32 @@ export class Builder {
     try {
       rec = await createInstance(engine, req, { watcherPid: process.pid, image: this.imageRecord(state) });
     } catch (e) {
-      const d = describeNoSpace(e, { path: rootPaths(engine.root).containers, action: 'making the container of this step' });
+      const d = describeNoSpace(e, {
+        path: rootPaths(engine.root).containers,
+        action: 'making the container of this step',
+      });
       if (isNoSpaceError(d)) this.fail(ins.line, `${ins.original} failed: ${d.message}`);
       throw e;
     }
     try {
       const stop = new AbortController();
-      const output = instanceLogs(engine, rec, { follow: true }, (l) => this.opts.output(l.text, l.stream === 'stderr' ? 'stderr' : 'stdout'), stop.signal);
+      const output = instanceLogs(
+        engine,
+        rec,
+        { follow: true },
+        (l) => this.opts.output(l.text, l.stream === 'stderr' ? 'stderr' : 'stdout'),
+        stop.signal,
+      );
       const driver = engine.driver(rec.kind);
       // an interrupt kills the step's container; the build then fails and removes it
       let interrupted: NodeJS.Signals | undefined;
-      const kill = () => { void driver.kill(engine.context(rec), 'SIGKILL', true).catch(() => undefined); };
-      const onSignal = (sig: NodeJS.Signals) => { interrupted = sig; kill(); };
+      const kill = () => {
+        void driver.kill(engine.context(rec), 'SIGKILL', true).catch(() => undefined);
+      };
+      const onSignal = (sig: NodeJS.Signals) => {
+        interrupted = sig;
+        kill();
+      };
       const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
       for (const sig of signals) process.on(sig, onSignal);
       let code: number;
@@ -422,14 +552,16 @@ export class Builder {
         await Promise.race([output, new Promise((r) => setTimeout(r, 2000))]);
         code = info.exitCode;
       } catch (e) {
-        if (interrupted) throw new BuildInterruptedError(`build interrupted (${interrupted}) at ${this.file}:${ins.line}`);
+        if (interrupted)
+          throw new BuildInterruptedError(`build interrupted (${interrupted}) at ${this.file}:${ins.line}`);
         const d = describeNoSpace(e, { path: engine.instanceDir(rec.id), action: 'running this step' });
         this.fail(ins.line, `${ins.original} failed: ${(d as Error).message}`);
       } finally {
         stop.abort();
         for (const sig of signals) process.off(sig, onSignal);
       }
-      if (interrupted) throw new BuildInterruptedError(`build interrupted (${interrupted}) at ${this.file}:${ins.line}`);
+      if (interrupted)
+        throw new BuildInterruptedError(`build interrupted (${interrupted}) at ${this.file}:${ins.line}`);
       if (code !== 0) this.fail(ins.line, `${ins.original} failed with exit code ${code}`);
       const upper = rootfsLayout(engine.instanceDir(rec.id)).upper;
       const view = await this.view(state);
@@ -456,10 +588,28 @@ export class Builder {
       throw e;
     }
     if (!base.stat(target)) {
-      this.fail(ins.line, `${ins.kind} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`} (${rel} is a symbolic link to /${target}, which symbolic links resolve inside ${ins.from ? 'the source' : 'the build context'})`);
+      this.fail(
+        ins.line,
+        `${ins.kind} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`} (${rel} is a symbolic link to /${target}, which symbolic links resolve inside ${ins.from ? 'the source' : 'the build context'})`,
+      );
     }
-    const map = (r: string): string => (r === rel ? target : r.startsWith(rel + '/') ? (target ? target + r.slice(rel.length) : r.slice(rel.length + 1)) : r);
-    return { fs: { keepOwners: base.keepOwners, stat: (r) => base.stat(map(r)), readdir: (r) => base.readdir(map(r)), resolve: (r) => base.resolve(map(r)) }, rel };
+    const map = (r: string): string =>
+      r === rel
+        ? target
+        : r.startsWith(rel + '/')
+          ? target
+            ? target + r.slice(rel.length)
+            : r.slice(rel.length + 1)
+          : r;
+    return {
+      fs: {
+        keepOwners: base.keepOwners,
+        stat: (r) => base.stat(map(r)),
+        readdir: (r) => base.readdir(map(r)),
+        resolve: (r) => base.resolve(map(r)),
+      },
+      rel,
+    };
   }
 
   private async copyStep(ins: CopyInstruction, state: State, contextFs: SourceFs): Promise<State> {
@@ -494,7 +644,8 @@ export class Builder {
         this.fail(ins.line, `COPY cannot copy from a URL (${src})`);
       }
       const clean = cleanSource(src);
-      if (!ins.from && (clean === '..' || clean.startsWith('../'))) this.fail(ins.line, `${what} failed: ${src} is outside the build context`);
+      if (!ins.from && (clean === '..' || clean.startsWith('../')))
+        this.fail(ins.line, `${what} failed: ${src} is outside the build context`);
       let matches: string[];
       try {
         matches = expandSource(fs, src);
@@ -503,7 +654,10 @@ export class Builder {
         throw e;
       }
       if (matches.length === 0) {
-        this.fail(ins.line, `${what} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`}`);
+        this.fail(
+          ins.line,
+          `${what} failed: ${ins.from ? `${src}: no such file in the source stage or image` : `file not found in build context or excluded by .containerignore/.dockerignore: ${src}`}`,
+        );
       }
       for (const m of matches) {
         // docker follows a symlink named as a source (resolved inside the source's root)
@@ -519,7 +673,8 @@ export class Builder {
           this.cleanups.push(work);
           try {
             const r = await extractArchive(st.abs, dir, work);
-            if (r.skipped > 0) this.opts.log(`WARNING: ADD ${src}: skipped ${r.skipped} entries: ${r.warnings.join('; ')}`);
+            if (r.skipped > 0)
+              this.opts.log(`WARNING: ADD ${src}: skipped ${r.skipped} entries: ${r.warnings.join('; ')}`);
           } catch (e) {
             this.fail(ins.line, `ADD failed: cannot extract ${src}: ${(e as Error).message}`);
           }
@@ -540,10 +695,17 @@ export class Builder {
     }
     let entries: LayerEntry[];
     try {
-      entries = planCopy({
-        destPath: ins.destPath, destIsDir: ins.destIsDir || archive, sources,
-        ...(owner ? { owner } : {}), ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}),
-      }, view, new Date());
+      entries = planCopy(
+        {
+          destPath: ins.destPath,
+          destIsDir: ins.destIsDir || archive,
+          sources,
+          ...(owner ? { owner } : {}),
+          ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}),
+        },
+        view,
+        new Date(),
+      );
     } catch (e) {
       if (isHullError(e)) this.fail(ins.line, `${what} failed: ${e.message}`);
       throw e;
@@ -561,9 +723,11 @@ function planParents(rel: string, view: LayerView): LayerEntry[] {
     const p = parts.slice(0, i).join('/');
     const e = view.lookup(p);
     if (e && !e.stat.isDirectory()) throw new InvalidArgumentError(`cannot create /${rel}: /${p} is not a directory`);
-    out.push(e
-      ? { path: p, type: 'dir', mode: e.stat.mode & 0o7777, uid: e.stat.uid, gid: e.stat.gid, mtime: e.stat.mtime }
-      : { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: new Date() });
+    out.push(
+      e
+        ? { path: p, type: 'dir', mode: e.stat.mode & 0o7777, uid: e.stat.uid, gid: e.stat.gid, mtime: e.stat.mtime }
+        : { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: new Date() },
+    );
   }
   return out;
 }
@@ -584,7 +748,12 @@ function pruneUnchangedDirs(entries: LayerEntry[], view: LayerView): LayerEntry[
     let needed = true;
     if (e.type === 'dir' && !opaque.has(e.path) && !keptBelow.has(e.path)) {
       const lower = view.lookup(e.path);
-      needed = !(lower?.stat.isDirectory() && (lower.stat.mode & 0o7777) === e.mode && lower.stat.uid === e.uid && lower.stat.gid === e.gid);
+      needed = !(
+        lower?.stat.isDirectory() &&
+        (lower.stat.mode & 0o7777) === e.mode &&
+        lower.stat.uid === e.uid &&
+        lower.stat.gid === e.gid
+      );
     }
     if (!needed) continue;
     keep.add(e.path);

@@ -35,7 +35,9 @@ export class BuildCache {
   }
 
   put(key: string, value: string): void {
-    this.open().prepare('INSERT OR REPLACE INTO steps (key, value, created) VALUES (?, ?, ?)').run(key, value, Date.now());
+    this.open()
+      .prepare('INSERT OR REPLACE INTO steps (key, value, created) VALUES (?, ?, ?)')
+      .run(key, value, Date.now());
   }
 
   /**
@@ -47,15 +49,22 @@ export class BuildCache {
     const db = this.open();
     if (opts.all) return db.prepare('DELETE FROM steps').run().changes;
     const doomed: string[] = [];
-    for (const row of db.prepare('SELECT key, value FROM steps').iterate() as IterableIterator<{ key: string; value: string }>) {
+    for (const row of db.prepare('SELECT key, value FROM steps').iterate() as IterableIterator<{
+      key: string;
+      value: string;
+    }>) {
       let layers: { digest: string }[] = [];
       try {
         layers = (JSON.parse(row.value) as { layers?: { digest: string }[] }).layers ?? [];
-      } catch { /* unreadable: drop it */ }
+      } catch {
+        /* unreadable: drop it */
+      }
       if (!layers.every((l) => opts.present(l.digest))) doomed.push(row.key);
     }
     const del = db.prepare('DELETE FROM steps WHERE key = ?');
-    db.transaction(() => { for (const k of doomed) del.run(k); })();
+    db.transaction(() => {
+      for (const k of doomed) del.run(k);
+    })();
     return doomed.length;
   }
 

@@ -76,17 +76,25 @@ export function dirFs(dir: string, ignored: (rel: string) => boolean = () => fal
     },
     readlink: host.readlink,
   };
-  return rootFs(ops, (r) => {
-    if (r !== '' && ignored(r)) return null;
-    const st = host.lstat(r);
-    return st ? { abs: r === '' ? dir : join(dir, r), stat: st } : null;
-  }, (r) => {
-    try {
-      return readdirSync(r === '' ? dir : join(dir, r)).filter((n) => !ignored(r === '' ? n : `${r}/${n}`)).sort();
-    } catch {
-      return [];
-    }
-  }, keepOwners, 'the build context');
+  return rootFs(
+    ops,
+    (r) => {
+      if (r !== '' && ignored(r)) return null;
+      const st = host.lstat(r);
+      return st ? { abs: r === '' ? dir : join(dir, r), stat: st } : null;
+    },
+    (r) => {
+      try {
+        return readdirSync(r === '' ? dir : join(dir, r))
+          .filter((n) => !ignored(r === '' ? n : `${r}/${n}`))
+          .sort();
+      } catch {
+        return [];
+      }
+    },
+    keepOwners,
+    'the build context',
+  );
 }
 
 /** Look at a merged layer tree as a root. */
@@ -99,7 +107,13 @@ function viewOps(view: LayerView): RootOps {
 
 /** A merged layer tree (COPY --from). */
 export function viewFs(view: LayerView): SourceFs {
-  return rootFs(viewOps(view), (r) => view.lookup(r), (r) => view.readdir(r), true, 'the source stage or image');
+  return rootFs(
+    viewOps(view),
+    (r) => view.lookup(r),
+    (r) => view.readdir(r),
+    true,
+    'the source stage or image',
+  );
 }
 
 const GLOB = /[*?[]/;
@@ -112,7 +126,10 @@ function globRegex(part: string): RegExp {
     else if (c === '?') re += '[^/]';
     else if (c === '[') {
       const end = part.indexOf(']', i + 1);
-      if (end < 0) { re += '\\['; continue; }
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
       let cls = part.slice(i + 1, end);
       if (cls.startsWith('!') || cls.startsWith('^')) cls = '^' + cls.slice(1);
       re += `[${cls.replace(/\\/g, '\\\\')}]`;
@@ -126,7 +143,10 @@ function globRegex(part: string): RegExp {
 
 /** Clean a source as written into a path relative to the source root ('' for the root itself). */
 export function cleanSource(src: string): string {
-  return posix.normalize('/' + src).slice(1).replace(/\/$/, '');
+  return posix
+    .normalize('/' + src)
+    .slice(1)
+    .replace(/\/$/, '');
 }
 
 /** The source paths `pattern` names (sorted); empty when nothing matches. */
@@ -165,7 +185,10 @@ export function resolveChown(spec: string, image: LayerView): { uid: number; gid
   if (/^\d+$/.test(u)) uid = Number(u);
   else {
     const entry = parsePasswd(read('etc/passwd')).find((p) => p.name === u);
-    if (!entry) throw new NotFoundError(`--chown=${spec}: unable to find user ${u}: no matching entries in the image's /etc/passwd`);
+    if (!entry)
+      throw new NotFoundError(
+        `--chown=${spec}: unable to find user ${u}: no matching entries in the image's /etc/passwd`,
+      );
     uid = entry.uid;
   }
   let gid = uid;
@@ -173,7 +196,10 @@ export function resolveChown(spec: string, image: LayerView): { uid: number; gid
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
       const entry = parseGroup(read('etc/group')).find((x) => x.name === g);
-      if (!entry) throw new NotFoundError(`--chown=${spec}: unable to find group ${g}: no matching entries in the image's /etc/group`);
+      if (!entry)
+        throw new NotFoundError(
+          `--chown=${spec}: unable to find group ${g}: no matching entries in the image's /etc/group`,
+        );
       gid = entry.gid;
     }
   }
@@ -220,14 +246,21 @@ export function planCopy(plan: CopyPlan, image: LayerView, now: Date): LayerEntr
     const st = s.stat;
     const uid = plan.owner?.uid ?? (fs.keepOwners ? st.uid : 0);
     const gid = plan.owner?.gid ?? (fs.keepOwners ? st.gid : 0);
-    const mode = plan.chmod ?? (st.mode & 0o7777);
+    const mode = plan.chmod ?? st.mode & 0o7777;
     const base = { path: destRel, uid, gid, mtime: st.mtime };
     if (st.isDirectory()) {
       if (destRel !== '') {
         const existing = top ? image.lookup(destRel) : null;
         if (top && existing?.stat.isDirectory()) {
           const x = existing.stat;
-          out.set(destRel, { path: destRel, type: 'dir', mode: x.mode & 0o7777, uid: plan.owner?.uid ?? x.uid, gid: plan.owner?.gid ?? x.gid, mtime: x.mtime });
+          out.set(destRel, {
+            path: destRel,
+            type: 'dir',
+            mode: x.mode & 0o7777,
+            uid: plan.owner?.uid ?? x.uid,
+            gid: plan.owner?.gid ?? x.gid,
+            mtime: x.mtime,
+          });
         } else {
           out.set(destRel, { ...base, type: 'dir', mode });
         }
@@ -252,8 +285,14 @@ export function planCopy(plan: CopyPlan, image: LayerView, now: Date): LayerEntr
     const st = src.fs.stat(src.rel)!.stat;
     if (st.isDirectory()) add(src.fs, src.rel, dest, true);
     else {
-      if (dest === '' && !destIsDir) throw new InvalidArgumentError('cannot copy a file onto /: give a directory destination ending in /');
-      add(src.fs, src.rel, destIsDir ? (dest === '' ? posix.basename(src.rel) : `${dest}/${posix.basename(src.rel)}`) : dest, true);
+      if (dest === '' && !destIsDir)
+        throw new InvalidArgumentError('cannot copy a file onto /: give a directory destination ending in /');
+      add(
+        src.fs,
+        src.rel,
+        destIsDir ? (dest === '' ? posix.basename(src.rel) : `${dest}/${posix.basename(src.rel)}`) : dest,
+        true,
+      );
     }
   }
   // parents: carried over from the image, or made (0755 root) when missing
@@ -261,16 +300,26 @@ export function planCopy(plan: CopyPlan, image: LayerView, now: Date): LayerEntr
     let dir = posix.dirname(p);
     while (dir !== '.' && dir !== '' && !out.has(dir)) {
       const e = image.lookup(dir);
-      if (e && !e.stat.isDirectory()) throw new InvalidArgumentError(`cannot copy to /${p}: /${dir} is not a directory in the image`);
-      out.set(dir, e
-        ? { path: dir, type: 'dir', mode: e.stat.mode & 0o7777, uid: e.stat.uid, gid: e.stat.gid, mtime: e.stat.mtime }
-        : { path: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: now });
+      if (e && !e.stat.isDirectory())
+        throw new InvalidArgumentError(`cannot copy to /${p}: /${dir} is not a directory in the image`);
+      out.set(
+        dir,
+        e
+          ? {
+              path: dir,
+              type: 'dir',
+              mode: e.stat.mode & 0o7777,
+              uid: e.stat.uid,
+              gid: e.stat.gid,
+              mtime: e.stat.mtime,
+            }
+          : { path: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: now },
+      );
       dir = posix.dirname(dir);
     }
   }
   return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
-
 
 /** sha256 over the entries' paths, types, modes, owners, link targets and contents (not times). */
 export async function hashEntries(entries: LayerEntry[]): Promise<string> {

@@ -33,7 +33,12 @@ export async function removeOrphanedBuildSteps(engine: Engine): Promise<number> 
   let n = 0;
   for (const rec of engine.store.list()) {
     if (!isOrphanedBuildStep(rec)) continue;
-    await removeInstance(engine, rec, { force: true }).then(() => { n++; }, () => undefined);
+    await removeInstance(engine, rec, { force: true }).then(
+      () => {
+        n++;
+      },
+      () => undefined,
+    );
   }
   return n;
 }

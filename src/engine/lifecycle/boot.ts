@@ -19,16 +19,27 @@ export async function restoreAfterBoot(engine: Engine): Promise<string[]> {
   for (const rec of engine.store.list()) {
     if (rec.state === 'running' || rec.state === 'paused' || rec.state === 'created') {
       engine.store.tryTransition(rec.id, ['running', 'paused', 'created'], 'exited', {
-        exitCode: rec.state === 'created' ? 0 : 255, finishedAt: Date.now(), exitReason: 'the host restarted', pid: 0,
+        exitCode: rec.state === 'created' ? 0 : 255,
+        finishedAt: Date.now(),
+        exitReason: 'the host restarted',
+        pid: 0,
       });
     }
     const cur = engine.store.get(rec.id);
     if (!cur) continue;
-    await engine.driver(cur.kind).cleanupAfterExit(engine.context(cur)).catch(() => undefined);
+    await engine
+      .driver(cur.kind)
+      .cleanupAfterExit(engine.context(cur))
+      .catch(() => undefined);
     // namespaces, bridges and rules died with the host (or, when a restart is simulated, are stale): release
     // the leases and records so that a start attaches afresh
     await detachInstance(engine, cur).catch(() => undefined);
-    if (cur.state === 'exited' && cur.config.restart.name !== 'no' && (cur.config.restart.name !== 'on-failure' || shouldRestart(cur)) && !cur.stoppedByUser) {
+    if (
+      cur.state === 'exited' &&
+      cur.config.restart.name !== 'no' &&
+      (cur.config.restart.name !== 'on-failure' || shouldRestart(cur)) &&
+      !cur.stoppedByUser
+    ) {
       try {
         await startInstance(engine, cur);
         restarted.push(cur.name);

@@ -20,12 +20,18 @@ export interface CreateOptions {
   image?: ImageRecord;
 }
 
-export async function createInstance(engine: Engine, req: CreateRequest, opts: CreateOptions = {}): Promise<InstanceRecord> {
+export async function createInstance(
+  engine: Engine,
+  req: CreateRequest,
+  opts: CreateOptions = {},
+): Promise<InstanceRecord> {
   if (req.name !== undefined && !isValidName(req.name)) {
-    throw new InvalidArgumentError(`invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`);
+    throw new InvalidArgumentError(
+      `invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`,
+    );
   }
   trace('create: begin');
-  const image = opts.image ?? await engine.images.resolve(req.image);
+  const image = opts.image ?? (await engine.images.resolve(req.image));
   trace('create: image resolved');
   const id = newId();
   const driver = engine.driver(req.kind);
@@ -37,9 +43,23 @@ export async function createInstance(engine: Engine, req: CreateRequest, opts: C
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   const rec: InstanceRecord = {
-    id, name: req.name ?? randomName(), kind: req.kind, state: 'created', image: req.image, imageId: image.id, config,
-    createdAt: Date.now(), startedAt: null, finishedAt: null, exitCode: null, exitReason: null, oomKilled: false, pid: 0,
-    supervisorPid: 0, restartCount: 0, stoppedByUser: false,
+    id,
+    name: req.name ?? randomName(),
+    kind: req.kind,
+    state: 'created',
+    image: req.image,
+    imageId: image.id,
+    config,
+    createdAt: Date.now(),
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    exitReason: null,
+    oomKilled: false,
+    pid: 0,
+    supervisorPid: 0,
+    restartCount: 0,
+    stoppedByUser: false,
   };
   const insert = (): void => {
     for (let attempt = 0; ; attempt++) {

@@ -40,11 +40,20 @@ export async function refreshForView(engine: Engine, rec: InstanceRecord): Promi
   try {
     return await refresh(engine, rec);
   } catch (e) {
-    if (!(isNoSpaceError(e))) throw e;
+    if (!isNoSpaceError(e)) throw e;
     const cur = engine.store.get(rec.id);
     if (!cur) return undefined;
     const info = engine.observedExit(cur);
-    return info ? { ...cur, state: 'exited', exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, pid: 0 } : cur;
+    return info
+      ? {
+          ...cur,
+          state: 'exited',
+          exitCode: info.exitCode,
+          finishedAt: info.finishedAt,
+          exitReason: info.reason ?? null,
+          pid: 0,
+        }
+      : cur;
   }
 }
 
@@ -53,9 +62,18 @@ export async function refreshForView(engine: Engine, rec: InstanceRecord): Promi
  * foreground and conmon's exit command may both get here; one wins). Then runtime clean-up, --rm, and the
  * restart policy.
  */
-export async function handleExit(engine: Engine, rec: InstanceRecord, info: ExitInfo, opts: { applyRestart?: boolean } = {}): Promise<boolean> {
+export async function handleExit(
+  engine: Engine,
+  rec: InstanceRecord,
+  info: ExitInfo,
+  opts: { applyRestart?: boolean } = {},
+): Promise<boolean> {
   const done = engine.store.tryTransition(rec.id, ['running', 'paused'], 'exited', {
-    exitCode: info.exitCode, finishedAt: info.finishedAt, exitReason: info.reason ?? null, oomKilled: info.oomKilled === true, pid: 0,
+    exitCode: info.exitCode,
+    finishedAt: info.finishedAt,
+    exitReason: info.reason ?? null,
+    oomKilled: info.oomKilled === true,
+    pid: 0,
   });
   if (!done) return false;
   trace('exit: recorded');

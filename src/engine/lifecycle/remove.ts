@@ -9,15 +9,23 @@ import { isNoSpaceError } from '../../host/nospace.js';
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
  * half-removed instances (a crash during an earlier rm leaves state "removing", which rm -f finishes).
  */
-export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: { force?: boolean } = {}): Promise<void> {
+export async function removeInstance(
+  engine: Engine,
+  rec: InstanceRecord,
+  opts: { force?: boolean } = {},
+): Promise<void> {
   const cur = engine.store.get(rec.id);
   if (!cur) return;
   const driver = engine.driver(cur.kind);
   const live = cur.state === 'running' || cur.state === 'paused';
   if (live && !opts.force && !engine.observedExit(cur)) {
-    throw new StateError(`cannot remove instance ${cur.name}: it is ${cur.state}; stop it first (hull stop ${cur.name}) or use hull rm -f`);
+    throw new StateError(
+      `cannot remove instance ${cur.name}: it is ${cur.state}; stop it first (hull stop ${cur.name}) or use hull rm -f`,
+    );
   }
-  const from = opts.force ? ['created', 'exited', 'running', 'paused', 'removing'] as const : ['created', 'exited', 'running', 'paused'] as const;
+  const from = opts.force
+    ? (['created', 'exited', 'running', 'paused', 'removing'] as const)
+    : (['created', 'exited', 'running', 'paused'] as const);
   let r: InstanceRecord;
   let freedFirst = false;
   try {
@@ -25,7 +33,7 @@ export async function removeInstance(engine: Engine, rec: InstanceRecord, opts: 
   } catch (e) {
     // A disk too full to record even the removal (no space reserve left): with force, free the instance's space
     // first (processes, runtime state, files; all idempotent, so a repeated rm -f finishes), then record.
-    if (!(isNoSpaceError(e)) || !opts.force) throw e;
+    if (!isNoSpaceError(e) || !opts.force) throw e;
     r = cur;
     freedFirst = true;
   }

@@ -4,7 +4,11 @@ import { startInstance } from './start.js';
 import { stopInstance } from './stop.js';
 
 /** restart: stop (if running) then start. */
-export async function restartInstance(engine: Engine, rec: InstanceRecord, timeoutSec?: number): Promise<InstanceRecord> {
+export async function restartInstance(
+  engine: Engine,
+  rec: InstanceRecord,
+  timeoutSec?: number,
+): Promise<InstanceRecord> {
   const stopped = await stopInstance(engine, rec, timeoutSec);
   const r = await startInstance(engine, stopped ?? rec);
   engine.event(r, 'restart');

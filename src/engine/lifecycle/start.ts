@@ -9,7 +9,11 @@ import { attachInstance, detachInstance } from '../networking.js';
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
  * e.g. after a crash of the creating CLI) is re-created first: same instance, same writable layer.
  */
-export async function startInstance(engine: Engine, ref: InstanceRecord, opts: { restartCount?: number } = {}): Promise<InstanceRecord> {
+export async function startInstance(
+  engine: Engine,
+  ref: InstanceRecord,
+  opts: { restartCount?: number } = {},
+): Promise<InstanceRecord> {
   let rec = await refresh(engine, ref);
   if (!rec) throw new StateError(`cannot start instance ${ref.name}: it was removed`);
   const driver = engine.driver(rec.kind);
@@ -34,23 +38,41 @@ export async function startInstance(engine: Engine, ref: InstanceRecord, opts: {
     try {
       await attachInstance(engine, rec, ctx);
       const res = await driver.create(ctx);
-      rec = engine.store.transition(rec.id, ['created'], 'created', { pid: res.pid, supervisorPid: res.supervisorPid }, 'start');
+      rec = engine.store.transition(
+        rec.id,
+        ['created'],
+        'created',
+        { pid: res.pid, supervisorPid: res.supervisorPid },
+        'start',
+      );
     } catch (e) {
       await driver.cleanupAfterExit(ctx).catch(() => undefined);
       await detachInstance(engine, rec).catch(() => undefined);
       throw e;
     }
   }
-  rec = engine.store.transition(rec.id, ['created'], 'running', {
-    startedAt: Date.now(), stoppedByUser: false, oomKilled: false, ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
-  }, 'start');
+  rec = engine.store.transition(
+    rec.id,
+    ['created'],
+    'running',
+    {
+      startedAt: Date.now(),
+      stoppedByUser: false,
+      oomKilled: false,
+      ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
+    },
+    'start',
+  );
   const ctx = engine.context(rec);
   try {
     await driver.start(ctx);
   } catch (e) {
     const code = (e as { exitCode?: number }).exitCode ?? 125;
     engine.store.tryTransition(rec.id, ['running'], 'exited', {
-      exitCode: code, finishedAt: Date.now(), exitReason: (e as Error).message, pid: 0,
+      exitCode: code,
+      finishedAt: Date.now(),
+      exitReason: (e as Error).message,
+      pid: 0,
     });
     await driver.cleanupAfterExit(ctx).catch(() => undefined);
     await detachInstance(engine, rec).catch(() => undefined);

@@ -7,7 +7,11 @@ import { handleExit, refresh } from './exit.js';
  * stop: running|paused → exited. The instance's stop signal, then SIGKILL after the timeout. Marks the
  * instance as stopped by the user so restart policies leave it alone. Stopping a stopped instance is a no-op.
  */
-export async function stopInstance(engine: Engine, ref: InstanceRecord, timeoutSec?: number): Promise<InstanceRecord | undefined> {
+export async function stopInstance(
+  engine: Engine,
+  ref: InstanceRecord,
+  timeoutSec?: number,
+): Promise<InstanceRecord | undefined> {
   engine.store.patch(ref.id, { stoppedByUser: true });
   const rec = await refresh(engine, ref);
   if (!rec) return undefined;

@@ -9,13 +9,23 @@ import { saveInstanceFile } from '../instance-file.js';
  * update: change resource limits; applied live to a running|paused instance and kept for later starts.
  * Allowed in every state but removing.
  */
-export async function updateInstance(engine: Engine, ref: InstanceRecord, changes: Resources, restart?: InstanceRecord['config']['restart']): Promise<InstanceRecord> {
+export async function updateInstance(
+  engine: Engine,
+  ref: InstanceRecord,
+  changes: Resources,
+  restart?: InstanceRecord['config']['restart'],
+): Promise<InstanceRecord> {
   const rec = await refresh(engine, ref);
   if (!rec || rec.state === 'removing') throw new StateError(`cannot update instance ${ref.name}: it is being removed`);
   const resources: Resources = { ...rec.config.resources, ...stripUndefined(changes) };
   // docker: raising --memory above an explicit --memory-swap needs the swap raised too
-  if (changes.memory !== undefined && changes.memorySwap === undefined && rec.config.resources.memorySwap !== undefined &&
-      rec.config.resources.memorySwap > 0 && changes.memory > rec.config.resources.memorySwap) {
+  if (
+    changes.memory !== undefined &&
+    changes.memorySwap === undefined &&
+    rec.config.resources.memorySwap !== undefined &&
+    rec.config.resources.memorySwap > 0 &&
+    changes.memory > rec.config.resources.memorySwap
+  ) {
     resources.memorySwap = -1;
   }
   const config = { ...rec.config, resources, ...(restart ? { restart } : {}) };

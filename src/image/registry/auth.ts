@@ -18,7 +18,9 @@ export function parseChallenges(header: string): Challenge[] {
   const out: Challenge[] = [];
   let i = 0;
   const n = header.length;
-  const skipWs = () => { while (i < n && /[\s,]/.test(header[i]!)) i++; };
+  const skipWs = () => {
+    while (i < n && /[\s,]/.test(header[i]!)) i++;
+  };
   while (i < n) {
     skipWs();
     const schemeMatch = /^[A-Za-z][\w.-]*/.exec(header.slice(i));

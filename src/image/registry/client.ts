@@ -56,7 +56,10 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 /** No byte moved for the stall timeout: the attempt was abandoned (retryable; not a HullError). */
 export class StallError extends Error {
   readonly code = 'ESTALL';
-  constructor(readonly ms: number, readonly what = 'the registry') {
+  constructor(
+    readonly ms: number,
+    readonly what = 'the registry',
+  ) {
     super(`${what} sent no data for ${ms / 1000} s (stall timeout)`);
   }
 }
@@ -87,7 +90,10 @@ function isLocal(registry: string): boolean {
 
 /** Whether `registry` is listed in HULL_INSECURE_REGISTRIES. */
 export function listedInsecure(registry: string): boolean {
-  return (hullEnv('HULL_INSECURE_REGISTRIES') ?? '').split(/[,\s]+/).filter(Boolean).includes(registry);
+  return (hullEnv('HULL_INSECURE_REGISTRIES') ?? '')
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .includes(registry);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -97,12 +103,24 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * timeout is the stall timeout, before the head and while the body is read: the request is destroyed with a
  * StallError (`stalled()` then says so, for the body's reader).
  */
-function httpGet(url: URL, headers: Record<string, string>, stallMs: number, signal?: AbortSignal): Promise<{ res: IncomingMessage; stalled: () => StallError | undefined }> {
+function httpGet(
+  url: URL,
+  headers: Record<string, string>,
+  stallMs: number,
+  signal?: AbortSignal,
+): Promise<{ res: IncomingMessage; stalled: () => StallError | undefined }> {
   return new Promise((resolve, reject) => {
     let stall: StallError | undefined;
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
-      method: 'GET', headers, ...(stallMs > 0 ? { timeout: stallMs } : {}), ...(signal ? { signal } : {}),
-    }, (res) => resolve({ res, stalled: () => stall }));
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: 'GET',
+        headers,
+        ...(stallMs > 0 ? { timeout: stallMs } : {}),
+        ...(signal ? { signal } : {}),
+      },
+      (res) => resolve({ res, stalled: () => stall }),
+    );
     req.on('timeout', () => {
       stall = new StallError(stallMs);
       req.destroy(stall);
@@ -116,8 +134,14 @@ function httpGet(url: URL, headers: Record<string, string>, stallMs: number, sig
 function stallTimer(ms: number, fire: () => void): { arm(): void; stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   return {
-    arm() { clearTimeout(timer); if (ms > 0) timer = setTimeout(fire, ms); },
-    stop() { clearTimeout(timer); timer = undefined; },
+    arm() {
+      clearTimeout(timer);
+      if (ms > 0) timer = setTimeout(fire, ms);
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+    },
   };
 }
 
@@ -128,7 +152,10 @@ async function* guarded(res: IncomingMessage, stalled: () => StallError | undefi
   } catch (e) {
     throw stalled() ?? e;
   }
-  if (!res.complete) throw stalled() ?? Object.assign(new Error('the connection closed before the end of the blob'), { code: 'ECONNRESET' });
+  if (!res.complete)
+    throw (
+      stalled() ?? Object.assign(new Error('the connection closed before the end of the blob'), { code: 'ECONNRESET' })
+    );
 }
 
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -142,7 +169,10 @@ export async function stallFetch(url: string | URL, init: RequestInit, ms: numbe
   if (!(ms > 0)) return fetch(url, init);
   const ac = new AbortController();
   let stalled: StallError | undefined;
-  const timer = stallTimer(ms, () => { stalled = new StallError(ms); ac.abort(stalled); });
+  const timer = stallTimer(ms, () => {
+    stalled = new StallError(ms);
+    ac.abort(stalled);
+  });
   let body = init.body;
   if (body instanceof Uint8Array && body.length > 64 * 1024) {
     const bytes = body;
@@ -157,15 +187,20 @@ export async function stallFetch(url: string | URL, init: RequestInit, ms: numbe
   }
   if (body instanceof ReadableStream) {
     const reader = (body as ReadableStream<Uint8Array>).getReader();
-    body = new ReadableStream<Uint8Array>({
-      async pull(ctl) {
-        const r = await reader.read();
-        timer.arm(); // the previous chunk went out
-        if (r.done) ctl.close();
-        else ctl.enqueue(r.value);
+    body = new ReadableStream<Uint8Array>(
+      {
+        async pull(ctl) {
+          const r = await reader.read();
+          timer.arm(); // the previous chunk went out
+          if (r.done) ctl.close();
+          else ctl.enqueue(r.value);
+        },
+        cancel(reason) {
+          return reader.cancel(reason);
+        },
       },
-      cancel(reason) { return reader.cancel(reason); },
-    }, { highWaterMark: 0 });
+      { highWaterMark: 0 },
+    );
   }
   timer.arm();
   let res: Response;
@@ -178,35 +213,50 @@ export async function stallFetch(url: string | URL, init: RequestInit, ms: numbe
   timer.stop();
   if (!res.body || NULL_BODY.has(res.status)) return res;
   const reader = res.body.getReader();
-  const watched = new ReadableStream<Uint8Array>({
-    async pull(ctl) {
-      timer.arm();
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        throw stalled ?? e;
-      } finally {
+  const watched = new ReadableStream<Uint8Array>(
+    {
+      async pull(ctl) {
+        timer.arm();
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          throw stalled ?? e;
+        } finally {
+          timer.stop();
+        }
+        if (r.done) ctl.close();
+        else ctl.enqueue(r.value);
+      },
+      cancel(reason) {
         timer.stop();
-      }
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
+        return reader.cancel(reason);
+      },
     },
-    cancel(reason) { timer.stop(); return reader.cancel(reason); },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   return new Response(watched, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 /** The text of a registry's error body (`{"errors":[{"code","message"}]}`), or the status line. */
 async function errorText(res: Response): Promise<{ codes: string[]; text: string }> {
   let body = '';
-  try { body = await res.text(); } catch { /* no body */ }
+  try {
+    body = await res.text();
+  } catch {
+    /* no body */
+  }
   try {
     const parsed = JSON.parse(body) as { errors?: { code?: string; message?: string }[] };
     if (Array.isArray(parsed.errors) && parsed.errors.length) {
-      return { codes: parsed.errors.map((e) => e.code ?? ''), text: parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ') };
+      return {
+        codes: parsed.errors.map((e) => e.code ?? ''),
+        text: parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; '),
+      };
     }
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return { codes: [], text: `${res.status} ${res.statusText}`.trim() };
 }
 
@@ -222,7 +272,7 @@ function hostHint(registry: string, e: unknown): string {
     if (!first.includes('.') && first !== first.toLowerCase()) {
       return `"${first}" was taken for a registry host because it has uppercase letters (as docker does); repository names must be lowercase`;
     }
-    return 'check the registry\'s name';
+    return "check the registry's name";
   }
   return 'check that it runs and the address is right';
 }
@@ -232,8 +282,13 @@ function networkCause(e: unknown): string {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? (e as { code?: string }).code;
   const names: Record<string, string> = {
-    ECONNREFUSED: 'connection refused', ENOTFOUND: 'host not found', ECONNRESET: 'connection reset',
-    ETIMEDOUT: 'timed out', EAI_AGAIN: 'name lookup failed', EHOSTUNREACH: 'host unreachable', UND_ERR_SOCKET: 'connection closed',
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'host not found',
+    ECONNRESET: 'connection reset',
+    ETIMEDOUT: 'timed out',
+    EAI_AGAIN: 'name lookup failed',
+    EHOSTUNREACH: 'host unreachable',
+    UND_ERR_SOCKET: 'connection closed',
   };
   if (code && names[code]) return `${names[code]} (${code})`;
   return cause?.message ?? (e as Error).message ?? String(e);
@@ -250,7 +305,10 @@ export class RegistryClient {
   private useBasic = false;
 
   /** @param registry the registry host as references name it (`docker.io`, `127.0.0.1:5000`) */
-  constructor(readonly registry: string, private readonly opts: RegistryClientOptions = {}) {
+  constructor(
+    readonly registry: string,
+    private readonly opts: RegistryClientOptions = {},
+  ) {
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
     const plain = opts.insecure || isLocal(registry) || listedInsecure(registry);
     this.base = `${plain ? 'http' : 'https'}://${host}`;
@@ -275,7 +333,16 @@ export class RegistryClient {
       let res: Response;
       try {
         const body = o.body?.();
-        res = await stallFetch(url, { method, headers, ...(body !== undefined ? { body, duplex: 'half' } as RequestInit : {}), redirect: 'follow' }, this.stallMs);
+        res = await stallFetch(
+          url,
+          {
+            method,
+            headers,
+            ...(body !== undefined ? ({ body, duplex: 'half' } as RequestInit) : {}),
+            redirect: 'follow',
+          },
+          this.stallMs,
+        );
         if (o.buffer && res.status !== 401 && res.status !== 429 && res.status < 500) {
           // read it here, so that a stall or a reset in the middle of the body is retried like one before the head
           const bytes = NULL_BODY.has(res.status) || method === 'HEAD' ? null : new Uint8Array(await res.arrayBuffer());
@@ -284,12 +351,19 @@ export class RegistryClient {
       } catch (e) {
         if (e instanceof RegistryError || e instanceof AuthenticationError) throw e;
         // "no such host" is the name service's answer, not a passing failure (EAI_AGAIN is one, and is retried)
-        if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') { await sleep(this.delay(attempt)); continue; }
+        if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') {
+          await sleep(this.delay(attempt));
+          continue;
+        }
         const tries = attempt > 1 ? ` (after ${attempt} attempts)` : '';
         if (e instanceof StallError) {
-          throw new RegistryError(`registry ${this.registry} stalled: no data for ${e.ms / 1000} s on ${method} ${new URL(url).pathname}${tries}; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`);
+          throw new RegistryError(
+            `registry ${this.registry} stalled: no data for ${e.ms / 1000} s on ${method} ${new URL(url).pathname}${tries}; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`,
+          );
         }
-        throw new RegistryError(`registry ${this.registry} is not reachable at ${this.base}: ${networkCause(e)}${tries}; ${hostHint(this.registry, e)}`);
+        throw new RegistryError(
+          `registry ${this.registry} is not reachable at ${this.base}: ${networkCause(e)}${tries}; ${hostHint(this.registry, e)}`,
+        );
       }
       if (res.status === 401 && authTries < 1) {
         authTries++;
@@ -300,18 +374,26 @@ export class RegistryClient {
       }
       if (res.status === 401) {
         const { text } = await errorText(res);
-        throw new AuthenticationError(`registry ${this.registry} refused ${this.opts.credentials ? `the credentials of ${this.opts.credentials.username}` : 'access without credentials'} (${text}); log in with: hull login ${this.registry}`);
+        throw new AuthenticationError(
+          `registry ${this.registry} refused ${this.opts.credentials ? `the credentials of ${this.opts.credentials.username}` : 'access without credentials'} (${text}); log in with: hull login ${this.registry}`,
+        );
       }
       if (res.status === 429 || res.status >= 500) {
         if (attempt < this.attempts) {
           const retryAfter = Number(res.headers.get('retry-after'));
-          await res.body?.cancel().catch(() => { /* gone */ });
-          await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : this.delay(attempt));
+          await res.body?.cancel().catch(() => {
+            /* gone */
+          });
+          await sleep(
+            Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : this.delay(attempt),
+          );
           continue;
         }
         const { text } = await errorText(res);
         const what = res.status === 429 ? 'is rate-limiting hull (429 Too Many Requests)' : `failed with ${text}`;
-        throw new RegistryError(`registry ${this.registry} ${what} for ${method} ${new URL(url).pathname}, ${attempt} attempts; try again later`);
+        throw new RegistryError(
+          `registry ${this.registry} ${what} for ${method} ${new URL(url).pathname}, ${attempt} attempts; try again later`,
+        );
       }
       return res;
     }
@@ -337,26 +419,41 @@ export class RegistryClient {
       let text = '';
       for (let attempt = 1; ; attempt++) {
         try {
-          res = await stallFetch(realm, { headers: { 'User-Agent': USER_AGENT, ...(creds ? { Authorization: basic(creds) } : {}) } }, this.stallMs);
+          res = await stallFetch(
+            realm,
+            { headers: { 'User-Agent': USER_AGENT, ...(creds ? { Authorization: basic(creds) } : {}) } },
+            this.stallMs,
+          );
           text = await res.text();
-          if ((res.status === 429 || res.status >= 500) && attempt < this.attempts) { await sleep(this.delay(attempt)); continue; }
+          if ((res.status === 429 || res.status >= 500) && attempt < this.attempts) {
+            await sleep(this.delay(attempt));
+            continue;
+          }
           break;
         } catch (e) {
-          if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') { await sleep(this.delay(attempt)); continue; }
-          const why = e instanceof StallError ? `it sent no data for ${e.ms / 1000} s (stall timeout)` : networkCause(e);
-          throw new RegistryError(`the token server of registry ${this.registry} (${realm.origin}) is not reachable: ${why}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`);
+          if (attempt < this.attempts && errnoOf(e) !== 'ENOTFOUND') {
+            await sleep(this.delay(attempt));
+            continue;
+          }
+          const why =
+            e instanceof StallError ? `it sent no data for ${e.ms / 1000} s (stall timeout)` : networkCause(e);
+          throw new RegistryError(
+            `the token server of registry ${this.registry} (${realm.origin}) is not reachable: ${why}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`,
+          );
         }
       }
       res = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
       if (res.status === 401 || res.status === 403) {
         const { text } = await errorText(res);
-        throw new AuthenticationError(`registry ${this.registry} refused ${creds ? `the credentials of ${creds.username}` : 'an anonymous token'} (${text}); log in with: hull login ${this.registry}`);
+        throw new AuthenticationError(
+          `registry ${this.registry} refused ${creds ? `the credentials of ${creds.username}` : 'an anonymous token'} (${text}); log in with: hull login ${this.registry}`,
+        );
       }
       if (!res.ok) {
         const { text } = await errorText(res);
         throw new RegistryError(`the token server of registry ${this.registry} failed: ${text}`);
       }
-      const body = await res.json().catch(() => ({})) as { token?: string; access_token?: string };
+      const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string };
       const token = body.token ?? body.access_token;
       if (!token) throw new RegistryError(`the token server of registry ${this.registry} answered without a token`);
       this.tokens.set(scopeKey, token);
@@ -366,19 +463,28 @@ export class RegistryClient {
       this.useBasic = true;
       return;
     }
-    throw new AuthenticationError(`registry ${this.registry} requires authentication; log in with: hull login ${this.registry}`);
+    throw new AuthenticationError(
+      `registry ${this.registry} requires authentication; log in with: hull login ${this.registry}`,
+    );
   }
 
   /** GET /v2/: checks that the registry answers and, with credentials, that they are accepted. */
   async ping(): Promise<void> {
     const res = await this.request('GET', '/v2/', { scopes: [] });
     await res.body?.cancel();
-    if (!res.ok) throw new RegistryError(`registry ${this.registry} does not speak the registry API at ${this.base}/v2/ (${res.status} ${res.statusText})`);
+    if (!res.ok)
+      throw new RegistryError(
+        `registry ${this.registry} does not speak the registry API at ${this.base}/v2/ (${res.status} ${res.statusText})`,
+      );
   }
 
   /** A manifest (or index) by tag or digest, with its bytes verified against the digest when it is known. */
   async getManifest(repo: string, ref: string, display: string): Promise<FetchedManifest> {
-    const res = await this.request('GET', `/v2/${repo}/manifests/${ref}`, { scopes: [`repository:${repo}:pull`], headers: { Accept: ACCEPT }, buffer: true });
+    const res = await this.request('GET', `/v2/${repo}/manifests/${ref}`, {
+      scopes: [`repository:${repo}:pull`],
+      headers: { Accept: ACCEPT },
+      buffer: true,
+    });
     if (res.status === 404) {
       const { text } = await errorText(res);
       throw new NotFoundError(`image not found in registry: ${display} (${text})`);
@@ -387,19 +493,28 @@ export class RegistryClient {
       const { text } = await errorText(res);
       throw new RegistryError(`registry ${this.registry} refused the manifest of ${display}: ${text}`);
     }
-    if (Number(res.headers.get('content-length') ?? 0) > MAX_MANIFEST) throw new RegistryError(`the manifest of ${display} is larger than ${MAX_MANIFEST} bytes`);
+    if (Number(res.headers.get('content-length') ?? 0) > MAX_MANIFEST)
+      throw new RegistryError(`the manifest of ${display} is larger than ${MAX_MANIFEST} bytes`);
     const bytes = Buffer.from(await res.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST) throw new RegistryError(`the manifest of ${display} is larger than ${MAX_MANIFEST} bytes`);
+    if (bytes.length > MAX_MANIFEST)
+      throw new RegistryError(`the manifest of ${display} is larger than ${MAX_MANIFEST} bytes`);
     const digest = sha256(bytes);
     const expected = ref.startsWith('sha256:') ? ref : res.headers.get('docker-content-digest');
     if (expected?.startsWith('sha256:') && expected !== digest) {
-      throw new RegistryError(`registry ${this.registry} sent a manifest for ${display} whose digest is ${digest}, not ${expected}; nothing was stored`);
+      throw new RegistryError(
+        `registry ${this.registry} sent a manifest for ${display} whose digest is ${digest}, not ${expected}; nothing was stored`,
+      );
     }
     let mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     try {
-      const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown; config?: unknown };
+      const parsed = JSON.parse(bytes.toString('utf8')) as {
+        mediaType?: string;
+        manifests?: unknown;
+        config?: unknown;
+      };
       if (parsed.mediaType) mediaType = parsed.mediaType;
-      else if (!Object.values(MANIFEST_TYPES).includes(mediaType as never)) mediaType = parsed.manifests ? MANIFEST_TYPES.ociIndex : MANIFEST_TYPES.ociManifest;
+      else if (!Object.values(MANIFEST_TYPES).includes(mediaType as never))
+        mediaType = parsed.manifests ? MANIFEST_TYPES.ociIndex : MANIFEST_TYPES.ociManifest;
     } catch {
       throw new RegistryError(`the manifest of ${display} from registry ${this.registry} is not JSON`);
     }
@@ -412,7 +527,9 @@ export class RegistryClient {
     await res.body?.cancel();
     if (res.status === 404) return false;
     if (res.ok) return true;
-    throw new RegistryError(`registry ${this.registry} failed to check blob ${digest} of ${repo}: ${res.status} ${res.statusText}`);
+    throw new RegistryError(
+      `registry ${this.registry} failed to check blob ${digest} of ${repo}: ${res.status} ${res.statusText}`,
+    );
   }
 
   /**
@@ -427,15 +544,28 @@ export class RegistryClient {
    * really starts: the same on a 206 whose Content-Range agrees, 0 when the registry sent the whole blob.
    * `ranges` says whether the registry takes range requests (a 206, or `Accept-Ranges: bytes`).
    */
-  async openBlob(repo: string, digest: string, offset = 0, signal?: AbortSignal): Promise<{ body: AsyncIterable<Uint8Array>; offset: number; ranges: boolean }> {
+  async openBlob(
+    repo: string,
+    digest: string,
+    offset = 0,
+    signal?: AbortSignal,
+  ): Promise<{ body: AsyncIterable<Uint8Array>; offset: number; ranges: boolean }> {
     const scopeKey = `repository:${repo}:pull`;
     const token = this.tokens.get(scopeKey);
-    const auth = token ? `Bearer ${token}` : this.useBasic && this.opts.credentials ? basic(this.opts.credentials) : undefined;
+    const auth = token
+      ? `Bearer ${token}`
+      : this.useBasic && this.opts.credentials
+        ? basic(this.opts.credentials)
+        : undefined;
     const range: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
     let url = new URL(`${this.base}/v2/${repo}/blobs/${digest}`);
     const origin = url.origin;
     for (let hop = 0; hop < 6; hop++) {
-      const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...range, ...(auth && url.origin === origin ? { Authorization: auth } : {}) };
+      const headers: Record<string, string> = {
+        'User-Agent': USER_AGENT,
+        ...range,
+        ...(auth && url.origin === origin ? { Authorization: auth } : {}),
+      };
       let got: Awaited<ReturnType<typeof httpGet>>;
       try {
         got = await httpGet(url, headers, this.stallMs, signal);
@@ -475,7 +605,10 @@ export class RegistryClient {
 
   /** GET a blob; the answer's body is the caller's to read (and verify). */
   async getBlob(repo: string, digest: string, offset = 0): Promise<Response> {
-    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { scopes: [`repository:${repo}:pull`], ...(offset > 0 ? { headers: { Range: `bytes=${offset}-` } } : {}) });
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, {
+      scopes: [`repository:${repo}:pull`],
+      ...(offset > 0 ? { headers: { Range: `bytes=${offset}-` } } : {}),
+    });
     if (res.status === 416 && offset > 0) {
       await res.body?.cancel();
       return this.getBlob(repo, digest, 0);
@@ -498,10 +631,16 @@ export class RegistryClient {
   async startUpload(repo: string, digest: string, mountFrom?: string): Promise<'mounted' | string> {
     const scopes = [`repository:${repo}:pull,push`, ...(mountFrom ? [`repository:${mountFrom}:pull`] : [])];
     const q = mountFrom ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
-    const res = await this.request('POST', `/v2/${repo}/blobs/uploads/${q}`, { scopes, headers: { 'Content-Length': '0' } });
+    const res = await this.request('POST', `/v2/${repo}/blobs/uploads/${q}`, {
+      scopes,
+      headers: { 'Content-Length': '0' },
+    });
     await res.body?.cancel();
     if (res.status === 201 && mountFrom) return 'mounted';
-    if (res.status !== 202) throw new RegistryError(`registry ${this.registry} refused to start an upload to ${repo}: ${res.status} ${res.statusText}`);
+    if (res.status !== 202)
+      throw new RegistryError(
+        `registry ${this.registry} refused to start an upload to ${repo}: ${res.status} ${res.statusText}`,
+      );
     const location = res.headers.get('location');
     if (!location) throw new RegistryError(`registry ${this.registry} started an upload to ${repo} without a Location`);
     return new URL(location, this.base).toString();
@@ -510,20 +649,35 @@ export class RegistryClient {
   /** PATCH one chunk of an upload; returns the next upload URL. */
   async uploadChunk(repo: string, url: string, start: number, length: number, body: () => BodyInit): Promise<string> {
     const res = await this.request('PATCH', '', {
-      url, body, scopes: [`repository:${repo}:pull,push`],
-      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(length), 'Content-Range': `${start}-${start + length - 1}` },
+      url,
+      body,
+      scopes: [`repository:${repo}:pull,push`],
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(length),
+        'Content-Range': `${start}-${start + length - 1}`,
+      },
     });
     await res.body?.cancel();
-    if (res.status !== 202) throw new RegistryError(`registry ${this.registry} refused a chunk of an upload to ${repo}: ${res.status} ${res.statusText}`);
+    if (res.status !== 202)
+      throw new RegistryError(
+        `registry ${this.registry} refused a chunk of an upload to ${repo}: ${res.status} ${res.statusText}`,
+      );
     return new URL(res.headers.get('location') ?? url, this.base).toString();
   }
 
   /** Finish an upload with PUT ?digest= (and the whole blob as the body for a monolithic upload). */
-  async finishUpload(repo: string, url: string, digest: string, body?: { length: number; make: () => BodyInit }): Promise<void> {
+  async finishUpload(
+    repo: string,
+    url: string,
+    digest: string,
+    body?: { length: number; make: () => BodyInit },
+  ): Promise<void> {
     const u = new URL(url);
     u.searchParams.set('digest', digest);
     const res = await this.request('PUT', '', {
-      url: u.toString(), scopes: [`repository:${repo}:pull,push`],
+      url: u.toString(),
+      scopes: [`repository:${repo}:pull,push`],
       ...(body ? { body: body.make } : {}),
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(body?.length ?? 0) },
     });
@@ -537,7 +691,9 @@ export class RegistryClient {
   /** PUT a manifest under a tag (or digest). Returns the digest the registry reports. */
   async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
     const res = await this.request('PUT', `/v2/${repo}/manifests/${ref}`, {
-      scopes: [`repository:${repo}:pull,push`], body: () => new Uint8Array(bytes), headers: { 'Content-Type': mediaType },
+      scopes: [`repository:${repo}:pull,push`],
+      body: () => new Uint8Array(bytes),
+      headers: { 'Content-Type': mediaType },
     });
     if (res.status !== 201 && res.status !== 200) {
       const { text } = await errorText(res);

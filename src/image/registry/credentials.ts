@@ -41,7 +41,9 @@ export class CredentialStore {
       const parsed = JSON.parse(text) as AuthFile;
       return parsed && typeof parsed === 'object' ? parsed : {};
     } catch (e) {
-      throw new IntegrityError(`${this.path} is not valid JSON (${(e as Error).message}); fix it or remove it and log in again`);
+      throw new IntegrityError(
+        `${this.path} is not valid JSON (${(e as Error).message}); fix it or remove it and log in again`,
+      );
     }
   }
 
@@ -56,7 +58,8 @@ export class CredentialStore {
     for (const key of keysFor(registry)) {
       const entry = auths[key];
       if (!entry) continue;
-      if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+      if (entry.username !== undefined && entry.password !== undefined)
+        return { username: entry.username, password: entry.password };
       if (entry.auth) {
         const plain = Buffer.from(entry.auth, 'base64').toString('utf8');
         const colon = plain.indexOf(':');
@@ -68,7 +71,8 @@ export class CredentialStore {
 
   /** Save credentials for `registry` (replacing earlier ones). */
   set(registry: string, creds: Credentials): void {
-    if (creds.username.includes(':')) throw new InvalidArgumentError(`invalid user name "${creds.username}": it may not contain ":"`);
+    if (creds.username.includes(':'))
+      throw new InvalidArgumentError(`invalid user name "${creds.username}": it may not contain ":"`);
     const file = this.read();
     const auths = { ...(file.auths ?? {}) };
     for (const key of keysFor(registry)) delete auths[key];

@@ -20,7 +20,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { HullError, InterruptedError, LocalFsError, InvalidArgumentError, IntegrityError, NotFoundError, RegistryError } from '../../common/errors.js';
+import {
+  HullError,
+  InterruptedError,
+  LocalFsError,
+  InvalidArgumentError,
+  IntegrityError,
+  NotFoundError,
+  RegistryError,
+} from '../../common/errors.js';
 import { describeLocalFsError, isLocalFsError } from '../../host/fserror.js';
 import type { Lease } from '../lease.js';
 import { parseReference } from '../reference.js';
@@ -32,7 +40,13 @@ import type { CredentialStore } from './credentials.js';
 /** What pull and push report while they work (the CLI draws it). */
 export type TransferEvent =
   | { kind: 'resolved'; ref: string; digest: string }
-  | { kind: 'blob'; digest: string; size: number; done: number; state: 'waiting' | 'exists' | 'mounted' | 'transferring' | 'retrying' | 'done' };
+  | {
+      kind: 'blob';
+      digest: string;
+      size: number;
+      done: number;
+      state: 'waiting' | 'exists' | 'mounted' | 'transferring' | 'retrying' | 'done';
+    };
 
 export interface PullOptions {
   /** `os/arch[/variant]`; default the host's */
@@ -59,14 +73,22 @@ export interface Platform {
 }
 
 /** Layer media types hull can unpack. */
-const LAYER_TYPES = new Set<string>([MEDIA_TYPE.layer, MEDIA_TYPE.layerGzip, MEDIA_TYPE.layerZstd, MEDIA_TYPE.dockerLayerGzip, 'application/vnd.docker.image.rootfs.diff.tar']);
+const LAYER_TYPES = new Set<string>([
+  MEDIA_TYPE.layer,
+  MEDIA_TYPE.layerGzip,
+  MEDIA_TYPE.layerZstd,
+  MEDIA_TYPE.dockerLayerGzip,
+  'application/vnd.docker.image.rootfs.diff.tar',
+]);
 const CONFIG_LIMIT = 8 * 1024 * 1024;
 
 /** Parse `os/arch[/variant]`. */
 export function parsePlatform(text: string): Platform {
   const parts = text.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) {
-    throw new InvalidArgumentError(`invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7`);
+    throw new InvalidArgumentError(
+      `invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7`,
+    );
   }
   return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
 }
@@ -81,9 +103,13 @@ const defaultVariant = (arch: string): string | undefined => (arch === 'arm64' ?
 
 /** The index entry for `want`: same os and architecture, and variant when one is asked for. */
 export function choosePlatform(index: OciIndex, want: Platform, explicitVariant: boolean): Descriptor | undefined {
-  const candidates = index.manifests.filter((d) => d.platform && d.platform.os === want.os && d.platform.architecture === want.architecture);
+  const candidates = index.manifests.filter(
+    (d) => d.platform && d.platform.os === want.os && d.platform.architecture === want.architecture,
+  );
   if (want.variant) {
-    const exact = candidates.find((d) => (d.platform!.variant ?? defaultVariant(d.platform!.architecture)) === want.variant);
+    const exact = candidates.find(
+      (d) => (d.platform!.variant ?? defaultVariant(d.platform!.architecture)) === want.variant,
+    );
     if (exact || explicitVariant) return exact;
   }
   return candidates[0];
@@ -114,7 +140,13 @@ export async function parallel<T>(items: T[], limit: number, fn: (item: T) => Pr
  * manifest list is walked down to the platform's entry. Throws when there is none or it is of a type hull
  * cannot use.
  */
-async function resolveManifest(client: RegistryClient, repo: string, ref: { digest?: string; tag: string }, display: string, platform: string | undefined) {
+async function resolveManifest(
+  client: RegistryClient,
+  repo: string,
+  ref: { digest?: string; tag: string },
+  display: string,
+  platform: string | undefined,
+) {
   let fetched = await client.getManifest(repo, ref.digest ?? ref.tag, display);
   const isIndex = (t: string) => t === MANIFEST_TYPES.ociIndex || t === MANIFEST_TYPES.dockerList;
   // an index picks the platform; an entry may be an index itself (nested indexes, e.g. per OS version):
@@ -123,16 +155,24 @@ async function resolveManifest(client: RegistryClient, repo: string, ref: { dige
     if (depth >= 4) throw new RegistryError(`image ${display}: indexes nested more than 4 deep; hull stops there`);
     const index = JSON.parse(fetched.bytes.toString('utf8')) as OciIndex;
     const want = platform ? parsePlatform(platform) : hostPlatform();
-    const chosen = choosePlatform(index, want, !!platform && want.variant !== undefined)
-      ?? (index.manifests ?? []).find((d) => !d.platform && isIndex(d.mediaType));
+    const chosen =
+      choosePlatform(index, want, !!platform && want.variant !== undefined) ??
+      (index.manifests ?? []).find((d) => !d.platform && isIndex(d.mediaType));
     if (!chosen) {
-      const has = (index.manifests ?? []).map((d) => d.platform).filter((p): p is Platform => !!p && p.os !== 'unknown').map(platformText);
-      throw new NotFoundError(`image ${display} has no variant for platform ${platformText(want)} (it has: ${has.join(', ') || 'none'}); choose one with --platform`);
+      const has = (index.manifests ?? [])
+        .map((d) => d.platform)
+        .filter((p): p is Platform => !!p && p.os !== 'unknown')
+        .map(platformText);
+      throw new NotFoundError(
+        `image ${display} has no variant for platform ${platformText(want)} (it has: ${has.join(', ') || 'none'}); choose one with --platform`,
+      );
     }
     fetched = await client.getManifest(repo, chosen.digest, `${display}@${chosen.digest}`);
   }
   if (fetched.mediaType !== MANIFEST_TYPES.ociManifest && fetched.mediaType !== MANIFEST_TYPES.dockerManifest) {
-    throw new RegistryError(`image ${display} has a manifest of type ${fetched.mediaType || 'unknown'}, which hull cannot use (it reads OCI and docker schema 2 manifests)`);
+    throw new RegistryError(
+      `image ${display} has a manifest of type ${fetched.mediaType || 'unknown'}, which hull cannot use (it reads OCI and docker schema 2 manifests)`,
+    );
   }
   return fetched;
 }
@@ -158,17 +198,26 @@ export async function remoteManifestDigest(refText: string, opts: PullOptions = 
 export async function pullImage(store: ImageStore, refText: string, opts: PullOptions = {}): Promise<ImageRecord> {
   const { ref, registry, repo, display } = target(refText);
   const client = clientFor(registry, opts);
-  const emit = opts.onEvent ?? (() => { /* quiet */ });
+  const emit =
+    opts.onEvent ??
+    (() => {
+      /* quiet */
+    });
   const fetched = await resolveManifest(client, repo, ref, display, opts.platform);
   emit({ kind: 'resolved', ref: display, digest: fetched.digest });
   const manifest = JSON.parse(fetched.bytes.toString('utf8')) as OciManifest;
-  if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new RegistryError(`the manifest of ${display} has no config or layers`);
+  if (!manifest.config?.digest || !Array.isArray(manifest.layers))
+    throw new RegistryError(`the manifest of ${display} has no config or layers`);
   for (const l of manifest.layers) {
-    if (!LAYER_TYPES.has(l.mediaType)) throw new RegistryError(`image ${display} has a layer of type ${l.mediaType}, which hull cannot unpack (it reads plain, gzip and zstd tar layers)`);
+    if (!LAYER_TYPES.has(l.mediaType))
+      throw new RegistryError(
+        `image ${display} has a layer of type ${l.mediaType}, which hull cannot unpack (it reads plain, gzip and zstd tar layers)`,
+      );
   }
 
   // the config: small; downloaded like a layer, then read from the store
-  if (manifest.config.size > CONFIG_LIMIT) throw new RegistryError(`the config of ${display} is larger than ${CONFIG_LIMIT} bytes`);
+  if (manifest.config.size > CONFIG_LIMIT)
+    throw new RegistryError(`the config of ${display} is larger than ${CONFIG_LIMIT} bytes`);
 
   const lease = store.lease();
   try {
@@ -181,8 +230,15 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
       emit({ kind: 'blob', digest: l.digest, size: l.size, done: 0, state: 'waiting' });
     }
     const dl: DownloadContext = {
-      store, client, repo, lease, display, registry, emit,
-      attempts: Math.max(1, opts.attempts ?? 4), backoffMs: opts.backoffMs ?? 250,
+      store,
+      client,
+      repo,
+      lease,
+      display,
+      registry,
+      emit,
+      attempts: Math.max(1, opts.attempts ?? 4),
+      backoffMs: opts.backoffMs ?? 250,
       ...(opts.signal ? { signal: opts.signal } : {}),
     };
     await parallel(blobs, opts.concurrency ?? 3, (blob) => fetchBlob(dl, blob, blob !== manifest.config));
@@ -190,12 +246,24 @@ export async function pullImage(store: ImageStore, refText: string, opts: PullOp
     try {
       config = readFileSync(store.blobPath(manifest.config.digest));
     } catch (e) {
-      throw describeLocalFsError(e, { path: store.blobPath(manifest.config.digest), action: `reading the config of ${display}` });
+      throw describeLocalFsError(e, {
+        path: store.blobPath(manifest.config.digest),
+        action: `reading the config of ${display}`,
+      });
     }
     try {
-      return await store.commitPulled(ref, { manifest: fetched.bytes, mediaType: fetched.mediaType, config, layers: [] });
+      return await store.commitPulled(ref, {
+        manifest: fetched.bytes,
+        mediaType: fetched.mediaType,
+        config,
+        layers: [],
+      });
     } catch (e) {
-      throw describeLocalFsError(e, { path: store.imagesDir, action: `storing image ${display}`, needed: fetched.bytes.length + config.length });
+      throw describeLocalFsError(e, {
+        path: store.imagesDir,
+        action: `storing image ${display}`,
+        needed: fetched.bytes.length + config.length,
+      });
     }
   } finally {
     lease.release();
@@ -218,11 +286,16 @@ interface DownloadContext {
 /** How often a puller waiting for another process's download of the same blob looks again. */
 const WAIT_POLL_MS = 200;
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(done, ms);
-  function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
-  signal?.addEventListener('abort', done, { once: true });
-});
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 function interrupted(signal: AbortSignal | undefined, display: string): void {
   if (!signal?.aborted) return;
@@ -239,7 +312,9 @@ function interrupted(signal: AbortSignal | undefined, display: string): void {
 async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean): Promise<void> {
   const { store, lease, emit } = dl;
   const token = randomBytes(8).toString('hex');
-  const event = (state: Extract<TransferEvent, { kind: 'blob' }>['state'], done: number) => { if (isLayer) emit({ kind: 'blob', digest: blob.digest, size: blob.size, done, state }); };
+  const event = (state: Extract<TransferEvent, { kind: 'blob' }>['state'], done: number) => {
+    if (isLayer) emit({ kind: 'blob', digest: blob.digest, size: blob.size, done, state });
+  };
   for (;;) {
     interrupted(dl.signal, dl.display);
     const claim = await store.claimDownload(blob.digest, lease, token);
@@ -250,18 +325,23 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
     if (claim === 'mine') break;
     // The owner times out on its own stalls and gives the claim up; one that makes no progress for longer than
     // all its attempts could take is stuck (stopped, say): say who it is rather than wait for ever.
-    const patience = dl.client.stallMs > 0 ? (dl.attempts + 1) * dl.client.stallMs + dl.backoffMs * 2 ** dl.attempts : Infinity;
+    const patience =
+      dl.client.stallMs > 0 ? (dl.attempts + 1) * dl.client.stallMs + dl.backoffMs * 2 ** dl.attempts : Infinity;
     let size = store.partialSize(blob.digest);
     let moved = Date.now();
     event('waiting', size);
     while (!store.downloadSettled(blob.digest) && !dl.signal?.aborted) {
       await sleep(WAIT_POLL_MS, dl.signal);
       const now = store.partialSize(blob.digest);
-      if (now !== size) { size = now; moved = Date.now(); }
-      else if (Date.now() - moved > patience) {
+      if (now !== size) {
+        size = now;
+        moved = Date.now();
+      } else if (Date.now() - moved > patience) {
         const pid = store.downloadOwner(blob.digest);
         if (pid === undefined) break;
-        throw new RegistryError(`${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} is being downloaded by hull process ${pid}, which has made no progress for ${Math.round((Date.now() - moved) / 1000)} s; wait for it or stop it, then pull again`);
+        throw new RegistryError(
+          `${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} is being downloaded by hull process ${pid}, which has made no progress for ${Math.round((Date.now() - moved) / 1000)} s; wait for it or stop it, then pull again`,
+        );
       }
     }
   }
@@ -285,12 +365,19 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
         // a dropped connection or a stall is retried (and resumed); a digest mismatch, a refusal or a local error is not
         const transient = cause instanceof StallError || !(cause instanceof HullError || isLocalFsError(cause));
         if (!transient || attempt >= dl.attempts) {
-          if (cause instanceof IntegrityError) throw new IntegrityError(`registry ${dl.registry} sent ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} with the wrong content (${cause.message}); it was not stored`);
+          if (cause instanceof IntegrityError)
+            throw new IntegrityError(
+              `registry ${dl.registry} sent ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} with the wrong content (${cause.message}); it was not stored`,
+            );
           if (!transient) throw cause;
           if (cause instanceof StallError) {
-            throw new RegistryError(`downloading ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} from registry ${dl.registry} stalled: no data for ${cause.ms / 1000} s, ${attempt} attempts; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`);
+            throw new RegistryError(
+              `downloading ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} from registry ${dl.registry} stalled: no data for ${cause.ms / 1000} s, ${attempt} attempts; check the registry and the network, or raise the stall timeout (--stall-timeout, HULL_REGISTRY_STALL_TIMEOUT)`,
+            );
           }
-          throw new RegistryError(`downloading ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} from registry ${dl.registry} failed ${attempt} times: ${(cause as Error).message}`);
+          throw new RegistryError(
+            `downloading ${isLayer ? 'layer' : 'the config'} ${blob.digest} of ${dl.display} from registry ${dl.registry} failed ${attempt} times: ${(cause as Error).message}`,
+          );
         }
         event('retrying', 0);
         await sleep(dl.backoffMs * 2 ** (attempt - 1), dl.signal);
@@ -308,7 +395,11 @@ async function fetchBlob(dl: DownloadContext, blob: Descriptor, isLayer: boolean
  * partial (wrong digest after a resume) is removed and the blob fetched once more from the start.
  * Errors carry `ranges` (whether the registry takes range requests) for the caller's keep-or-drop choice.
  */
-async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state: 'transferring', done: number) => void): Promise<{ ranges: boolean }> {
+async function downloadOnce(
+  dl: DownloadContext,
+  blob: Descriptor,
+  event: (state: 'transferring', done: number) => void,
+): Promise<{ ranges: boolean }> {
   const { store } = dl;
   const path = store.partialPath(blob.digest);
   const action = `writing ${blob.mediaType.includes('config') ? 'the config' : 'layer'} ${blob.digest.slice(0, 19)}… of ${dl.display}`;
@@ -363,7 +454,8 @@ async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state
       if (written < total) {
         const rest = Buffer.concat(bufs, total).subarray(written);
         let off = 0;
-        while (off < rest.length) off += (await fh.write(rest, off, rest.length - off, position + written + off)).bytesWritten;
+        while (off < rest.length)
+          off += (await fh.write(rest, off, rest.length - off, position + written + off)).bytesWritten;
       }
     } catch (e) {
       throw Object.assign(e as Error, { localWrite: true });
@@ -371,10 +463,14 @@ async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state
     position += total;
   };
   try {
-    if (offset !== have) await fh.truncate(offset).catch((e: unknown) => { throw local(e); });
+    if (offset !== have)
+      await fh.truncate(offset).catch((e: unknown) => {
+        throw local(e);
+      });
     for await (const chunk of body) {
       done += chunk.length;
-      if (done > blob.size) throw new IntegrityError(`blob ${blob.digest} is larger than the ${blob.size} bytes its manifest says`);
+      if (done > blob.size)
+        throw new IntegrityError(`blob ${blob.digest} is larger than the ${blob.size} bytes its manifest says`);
       h.update(chunk);
       pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       pendingBytes += chunk.length;
@@ -387,13 +483,21 @@ async function downloadOnce(dl: DownloadContext, blob: Descriptor, event: (state
       }
     }
     await flush();
-    if (done !== blob.size) throw new IntegrityError(`blob ${blob.digest} ended after ${done} of the ${blob.size} bytes its manifest says`);
-    await fh.sync().catch((e: unknown) => { throw local(e); });
+    if (done !== blob.size)
+      throw new IntegrityError(`blob ${blob.digest} ended after ${done} of the ${blob.size} bytes its manifest says`);
+    await fh.sync().catch((e: unknown) => {
+      throw local(e);
+    });
   } catch (e) {
     const localWrite = !!(e as { localWrite?: boolean }).localWrite;
     // keep what arrived, for the next attempt (unless the disk refused it or the content is wrong)
-    if (!localWrite && !(e instanceof IntegrityError)) await flush().catch(() => { /* keep what is there */ });
-    await fh.close().catch(() => { /* closing */ });
+    if (!localWrite && !(e instanceof IntegrityError))
+      await flush().catch(() => {
+        /* keep what is there */
+      });
+    await fh.close().catch(() => {
+      /* closing */
+    });
     // a partial that filled the disk goes, before the free space is measured for the message
     if (localWrite || e instanceof IntegrityError) await rm(path, { force: true });
     const err = localWrite ? local(e) : e;

@@ -31,26 +31,48 @@ export interface PushOptions {
   stallTimeoutMs?: number;
 }
 
-const split = (name: string) => ({ registry: name.slice(0, name.indexOf('/')), repo: name.slice(name.indexOf('/') + 1) });
+const split = (name: string) => ({
+  registry: name.slice(0, name.indexOf('/')),
+  repo: name.slice(name.indexOf('/') + 1),
+});
 
 /** Push local image `src` to `dest` (default: `src`'s own name). Returns the manifest digest. */
-export async function pushImage(store: ImageStore, src: string, dest: string | undefined, opts: PushOptions = {}): Promise<{ digest: string; ref: string }> {
+export async function pushImage(
+  store: ImageStore,
+  src: string,
+  dest: string | undefined,
+  opts: PushOptions = {},
+): Promise<{ digest: string; ref: string }> {
   const target = parseReference(dest ?? src);
   if (target.digest) throw new InvalidArgumentError(`cannot push to ${dest ?? src}: give a tag, not a digest`);
   const { record, manifest, bytes, mediaType } = await store.manifestOf(src);
   const { registry, repo } = split(target.name);
   const client = clientFor(registry, opts);
-  const emit = opts.onEvent ?? (() => { /* quiet */ });
+  const emit =
+    opts.onEvent ??
+    (() => {
+      /* quiet */
+    });
   const chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
   // another repository of the same registry that has this image: blobs can be mounted from it
-  const mountFrom = record.names.map((n) => { try { return parseReference(n).name; } catch { return undefined; } })
+  const mountFrom = record.names
+    .map((n) => {
+      try {
+        return parseReference(n).name;
+      } catch {
+        return undefined;
+      }
+    })
     .filter((n): n is string => !!n && split(n).registry === registry && n !== target.name)
     .map((n) => split(n).repo)[0];
 
   const blobs: Descriptor[] = [];
   const seen = new Set<string>();
   for (const d of [manifest.config, ...manifest.layers]) {
-    if (!seen.has(d.digest)) { seen.add(d.digest); blobs.push(d); }
+    if (!seen.has(d.digest)) {
+      seen.add(d.digest);
+      blobs.push(d);
+    }
   }
   const pushScopes = [`repository:${repo}:pull,push`];
   await parallel(blobs, opts.concurrency ?? 3, async (blob) => {
@@ -65,9 +87,13 @@ export async function pushImage(store: ImageStore, src: string, dest: string | u
       emit({ kind: 'blob', digest: blob.digest, size: blob.size, done: blob.size, state: 'mounted' });
       return;
     }
-    const stream = (start: number, length: number) => () => Readable.toWeb(createReadStream(path, { start, end: start + length - 1 })) as unknown as BodyInit;
+    const stream = (start: number, length: number) => () =>
+      Readable.toWeb(createReadStream(path, { start, end: start + length - 1 })) as unknown as BodyInit;
     if (blob.size <= chunkSize) {
-      await client.finishUpload(repo, started, blob.digest, { length: blob.size, make: blob.size > 0 ? stream(0, blob.size) : () => new Uint8Array(0) });
+      await client.finishUpload(repo, started, blob.digest, {
+        length: blob.size,
+        make: blob.size > 0 ? stream(0, blob.size) : () => new Uint8Array(0),
+      });
     } else {
       let url = started;
       for (let off = 0; off < blob.size; off += chunkSize) {
@@ -84,8 +110,17 @@ export async function pushImage(store: ImageStore, src: string, dest: string | u
 }
 
 /** `hull login`: check the credentials against the registry, then save them. */
-export async function login(credentials: CredentialStore, registry: string, user: { username: string; password: string }, opts: { insecure?: boolean } = {}): Promise<void> {
-  const client = new RegistryClient(registry, { credentials: user, ...(opts.insecure ? { insecure: true } : {}), attempts: 2 });
+export async function login(
+  credentials: CredentialStore,
+  registry: string,
+  user: { username: string; password: string },
+  opts: { insecure?: boolean } = {},
+): Promise<void> {
+  const client = new RegistryClient(registry, {
+    credentials: user,
+    ...(opts.insecure ? { insecure: true } : {}),
+    attempts: 2,
+  });
   await client.ping();
   credentials.set(registry, user);
 }

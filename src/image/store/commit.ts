@@ -28,14 +28,21 @@ export interface ImportChanges {
 }
 
 export class ImageCommits {
-  constructor(private readonly s: StoreParts, private readonly names: ImageNames) {}
+  constructor(
+    private readonly s: StoreParts,
+    private readonly names: ImageNames,
+  ) {}
 
   /**
    * Make an image from a root filesystem tarball (plain, gzip or zstd, detected from its first
    * bytes; `-` reads stdin), like `docker import`. The tarball becomes the image's only layer
    * as it is; `ref` names it (an older image of that name keeps existing without the name).
    */
-  async importTar(tarPath: string | '-', ref: string, opts: { message?: string; changes?: ImportChanges } = {}): Promise<ImageRecord> {
+  async importTar(
+    tarPath: string | '-',
+    ref: string,
+    opts: { message?: string; changes?: ImportChanges } = {},
+  ): Promise<ImageRecord> {
     const target = nameForWrite(ref);
     let source: AsyncIterable<Buffer>;
     if (tarPath === '-') {
@@ -43,7 +50,10 @@ export class ImageCommits {
     } else {
       const st = statSync(tarPath, { throwIfNoEntry: false });
       if (!st) throw new NotFoundError(`cannot import ${tarPath}: no such file`);
-      if (st.isDirectory()) throw new InvalidArgumentError(`cannot import ${tarPath}: it is a directory; give a tar archive of it (tar -C DIR -c .)`);
+      if (st.isDirectory())
+        throw new InvalidArgumentError(
+          `cannot import ${tarPath}: it is a directory; give a tar archive of it (tar -C DIR -c .)`,
+        );
       source = createReadStream(tarPath, { highWaterMark: 1 << 20 });
     }
     const blob = await this.s.layout.writeTempBlob(source);
@@ -54,7 +64,9 @@ export class ImageCommits {
         scan = await scanLayer(blob.path);
       } catch (e) {
         if (e instanceof (await loadUnpack()).TarFormatError) {
-          throw new InvalidArgumentError(`cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain, gzip or zstd): ${e.message}`);
+          throw new InvalidArgumentError(
+            `cannot import ${tarPath === '-' ? 'stdin' : tarPath}: not a tar archive (plain, gzip or zstd): ${e.message}`,
+          );
         }
         throw e;
       }
@@ -71,13 +83,20 @@ export class ImageCommits {
           ...(c.workdir ? { WorkingDir: c.workdir } : {}),
         },
         rootfs: { type: 'layers', diff_ids: [scan.diffId] },
-        history: [{
-          created,
-          created_by: 'hull import',
-          comment: opts.message ?? `imported from ${tarPath === '-' ? 'stdin' : basename(tarPath)}`,
-        }],
+        history: [
+          {
+            created,
+            created_by: 'hull import',
+            comment: opts.message ?? `imported from ${tarPath === '-' ? 'stdin' : basename(tarPath)}`,
+          },
+        ],
       };
-      const mediaType = scan.compression === 'gzip' ? MEDIA_TYPE.layerGzip : scan.compression === 'zstd' ? MEDIA_TYPE.layerZstd : MEDIA_TYPE.layer;
+      const mediaType =
+        scan.compression === 'gzip'
+          ? MEDIA_TYPE.layerGzip
+          : scan.compression === 'zstd'
+            ? MEDIA_TYPE.layerZstd
+            : MEDIA_TYPE.layer;
       return await this.commitImage(blob, mediaType, config, target);
     } finally {
       await this.s.layout.discardTemp(blob);
@@ -86,7 +105,8 @@ export class ImageCommits {
 
   /** Build (or rebuild, getting the same id) the built-in busybox image and name it busybox:latest. */
   async ensureBuiltin(name: 'busybox'): Promise<ImageRecord> {
-    if (name !== 'busybox') throw new InvalidArgumentError(`unknown built-in image "${name as string}": only busybox is built in`);
+    if (name !== 'busybox')
+      throw new InvalidArgumentError(`unknown built-in image "${name as string}": only busybox is built in`);
     const { busyboxConfig, inspectBusybox, packRootfs, writeBusyboxRootfs } = await loadBusybox();
     const bin = await inspectBusybox();
     const work = this.s.layout.temp.path('.rootfs');
@@ -109,22 +129,34 @@ export class ImageCommits {
    * anything is written, the manifest, config and layer set are checked against each other,
    * so a failed commit leaves nothing new visible.
    */
-  async commitPulled(ref: ImageReference | null, p: { manifest: Buffer; mediaType: string; config: Buffer; layers: TempBlob[] }): Promise<ImageRecord> {
+  async commitPulled(
+    ref: ImageReference | null,
+    p: { manifest: Buffer; mediaType: string; config: Buffer; layers: TempBlob[] },
+  ): Promise<ImageRecord> {
     const { layout } = this.s;
     const what = ref?.display ?? 'the image';
     const manifest = JSON.parse(p.manifest.toString('utf8')) as OciManifest;
     const config = JSON.parse(p.config.toString('utf8')) as OciImageConfigFile;
-    if (!manifest?.config || !Array.isArray(manifest.layers)) throw new IntegrityError(`the manifest of ${what} is not an image manifest`);
-    if (sha256(p.config) !== manifest.config.digest) throw new IntegrityError(`the config of ${what} does not match its manifest (expected ${manifest.config.digest}, got ${sha256(p.config)})`);
+    if (!manifest?.config || !Array.isArray(manifest.layers))
+      throw new IntegrityError(`the manifest of ${what} is not an image manifest`);
+    if (sha256(p.config) !== manifest.config.digest)
+      throw new IntegrityError(
+        `the config of ${what} does not match its manifest (expected ${manifest.config.digest}, got ${sha256(p.config)})`,
+      );
     const diffIds = config?.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
-      throw new IntegrityError(`image ${what} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}`);
+      throw new IntegrityError(
+        `image ${what} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}`,
+      );
     }
     for (const d of [...diffIds, ...manifest.layers.map((l) => l.digest)]) digestHex(d);
     const temps = new Map(p.layers.map((b) => [b.digest, b]));
     const digest = await layout.withLock(() => {
       const missing = manifest.layers.find((l) => !temps.has(l.digest) && !layout.hasBlob(l.digest));
-      if (missing) throw new IntegrityError(`layer ${missing.digest} of ${what} left the store while pulling (removed by another hull?); pull again`);
+      if (missing)
+        throw new IntegrityError(
+          `layer ${missing.digest} of ${what} left the store while pulling (removed by another hull?); pull again`,
+        );
       for (const b of temps.values()) layout.commitBlob(b);
       layout.putBlob(p.config);
       const m = layout.putBlob(p.manifest);
@@ -133,7 +165,11 @@ export class ImageCommits {
         mediaType: p.mediaType,
         digest: m.digest,
         size: m.size,
-        platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) },
+        platform: {
+          architecture: config.architecture,
+          os: config.os,
+          ...(config.variant ? { variant: config.variant } : {}),
+        },
       };
       if (ref) setName(index, ref.full, desc);
       else if (!index.manifests.some((d) => d.digest === m.digest)) index.manifests.push(desc);
@@ -147,7 +183,10 @@ export class ImageCommits {
    * `hull build`: store a layer made by the builder (an uncompressed tar stream). The blob is committed
    * at once (intermediate steps need it extracted) but belongs to no image until {@link commitBuilt}.
    */
-  async putBuiltLayer(source: AsyncIterable<Uint8Array | string>, lease?: Lease): Promise<{ digest: string; size: number }> {
+  async putBuiltLayer(
+    source: AsyncIterable<Uint8Array | string>,
+    lease?: Lease,
+  ): Promise<{ digest: string; size: number }> {
     const { layout } = this.s;
     const blob = await layout.writeTempBlob(source);
     try {
@@ -165,12 +204,19 @@ export class ImageCommits {
    * `hull build`: write a built image (config, manifest over layers already in the store) and give it
    * every name in `refs` in one index update (an unnamed entry when there are none).
    */
-  async commitBuilt(config: OciImageConfigFile, layers: { digest: string; size: number; mediaType: string }[], refs: string[]): Promise<ImageRecord> {
+  async commitBuilt(
+    config: OciImageConfigFile,
+    layers: { digest: string; size: number; mediaType: string }[],
+    refs: string[],
+  ): Promise<ImageRecord> {
     const { layout } = this.s;
     const targets = refs.map((r) => nameForWrite(r));
     const digest = await layout.withLock(() => {
       const missing = layers.find((l) => !layout.hasBlob(l.digest));
-      if (missing) throw new IntegrityError(`layer ${missing.digest} left the store during the build (removed by hull rmi meanwhile?); build again`);
+      if (missing)
+        throw new IntegrityError(
+          `layer ${missing.digest} left the store during the build (removed by hull rmi meanwhile?); build again`,
+        );
       const cfg = layout.putJson(config);
       const manifest: OciManifest = {
         schemaVersion: 2,
@@ -180,7 +226,12 @@ export class ImageCommits {
       };
       const m = layout.putJson(manifest);
       const index = layout.readIndex();
-      const desc: Descriptor = { mediaType: MEDIA_TYPE.manifest, digest: m.digest, size: m.size, platform: { architecture: config.architecture, os: config.os } };
+      const desc: Descriptor = {
+        mediaType: MEDIA_TYPE.manifest,
+        digest: m.digest,
+        size: m.size,
+        platform: { architecture: config.architecture, os: config.os },
+      };
       for (const t of targets) setName(index, t.full, desc);
       if (targets.length === 0 && !index.manifests.some((d) => d.digest === m.digest)) index.manifests.push(desc);
       layout.writeIndex(index);
@@ -190,7 +241,12 @@ export class ImageCommits {
   }
 
   /** Store a one-layer image: layer blob, config, manifest, and the name in the index. */
-  private async commitImage(layer: TempBlob, layerMediaType: string, config: OciImageConfigFile, ref: ImageReference): Promise<ImageRecord> {
+  private async commitImage(
+    layer: TempBlob,
+    layerMediaType: string,
+    config: OciImageConfigFile,
+    ref: ImageReference,
+  ): Promise<ImageRecord> {
     const { layout } = this.s;
     const digest = await layout.withLock(() => {
       layout.commitBlob(layer);
@@ -215,4 +271,3 @@ export class ImageCommits {
     return this.names.record(layout.readIndex(), digest);
   }
 }
-

@@ -19,7 +19,11 @@ import type { StoreParts } from './parts.js';
 /** Partials nobody downloads are kept this long for a resume, then `image prune` removes them. */
 export const PARTIAL_MAX_AGE_MS = 60 * 60 * 1000;
 
-interface DownloadOwner { pid: number; start: string; token: string }
+interface DownloadOwner {
+  pid: number;
+  start: string;
+  token: string;
+}
 
 export class Downloads {
   constructor(private readonly s: StoreParts) {}
@@ -134,7 +138,9 @@ export class Downloads {
         if (now - st.mtimeMs < maxAgeMs) continue;
         rmSync(path, { force: true });
         freed += st.size;
-      } catch { /* gone meanwhile */ }
+      } catch {
+        /* gone meanwhile */
+      }
     }
     return freed;
   }

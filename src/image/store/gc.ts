@@ -30,7 +30,11 @@ export interface GcResult {
 }
 
 export class ImageGc {
-  constructor(private readonly s: StoreParts, private readonly names: ImageNames, private readonly downloads: Downloads) {}
+  constructor(
+    private readonly s: StoreParts,
+    private readonly names: ImageNames,
+    private readonly downloads: Downloads,
+  ) {}
 
   private get leasesDir(): string {
     return join(this.s.imagesDir, '.leases');
@@ -92,8 +96,13 @@ export class ImageGc {
    */
   async retain(lease: Lease, configDigest: string | null, layers: { digest: string; diffId: string }[]): Promise<void> {
     await this.s.layout.withLock(() => {
-      const missing = [...(configDigest ? [configDigest] : []), ...layers.map((l) => l.digest)].find((d) => !this.s.layout.hasBlob(d));
-      if (missing) throw new NotFoundError(`blob ${missing.slice(0, 19)} left the image store meanwhile (hull rmi or image prune in another process)`);
+      const missing = [...(configDigest ? [configDigest] : []), ...layers.map((l) => l.digest)].find(
+        (d) => !this.s.layout.hasBlob(d),
+      );
+      if (missing)
+        throw new NotFoundError(
+          `blob ${missing.slice(0, 19)} left the image store meanwhile (hull rmi or image prune in another process)`,
+        );
       lease.add([...(configDigest ? [configDigest] : []), ...layers.flatMap((l) => [l.digest, l.diffId])]);
     });
   }
@@ -108,7 +117,9 @@ export class ImageGc {
       const missing = [image.id, ...image.layers.map((l) => l.digest)].find((d) => !this.s.layout.hasBlob(d));
       if (missing) {
         const name = image.names[0] ?? image.id.slice(7, 19);
-        throw new NotFoundError(`image ${name} was removed meanwhile (blob ${missing.slice(0, 19)} is gone: hull rmi or image prune in another process); pull or build it again`);
+        throw new NotFoundError(
+          `image ${name} was removed meanwhile (blob ${missing.slice(0, 19)} is gone: hull rmi or image prune in another process); pull or build it again`,
+        );
       }
       return record();
     });
@@ -125,20 +136,25 @@ export class ImageGc {
     const sizes = new Map<string, number>();
     for (const d of this.blobDigests()) sizes.set(d, this.blobSize(d));
     const blobs = layout.deleteUnreferencedBlobs(leased);
-    let reclaimed = blobs.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0) + this.downloads.collectLocked(partialMaxAgeMs);
+    let reclaimed =
+      blobs.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0) + this.downloads.collectLocked(partialMaxAgeMs);
     const keep = new Set<string>([...leased].filter((r) => r.startsWith('sha256:')).map((r) => r.slice(7)));
     const index = layout.readIndex();
     for (const d of index.manifests) {
       try {
         for (const l of this.names.record(index, d.digest).layers) keep.add(digestHex(l.diffId));
-      } catch { /* unreadable entry: reaches nothing */ }
+      } catch {
+        /* unreadable entry: reaches nothing */
+      }
     }
     for (const id of used) {
       // an instance's image that left the index (created before leases existed): keep what its config names
       try {
         const cfg = layout.readJson<OciImageConfigFile>(id);
         for (const diff of cfg?.rootfs?.diff_ids ?? []) keep.add(digestHex(diff));
-      } catch { /* config gone: nothing to learn */ }
+      } catch {
+        /* config gone: nothing to learn */
+      }
     }
     for (const dir of mountedLowerDirs(layersDir)) keep.add(dir);
     const layers: string[] = [];
@@ -146,7 +162,9 @@ export class ImageGc {
     let names: string[] = [];
     try {
       names = readdirSync(layersDir);
-    } catch { /* no layers yet */ }
+    } catch {
+      /* no layers yet */
+    }
     for (const name of names) {
       if (!/^[a-f0-9]{64}$/.test(name) || keep.has(name)) continue;
       const from = join(layersDir, name);
@@ -166,7 +184,9 @@ export class ImageGc {
 
   private blobDigests(): string[] {
     try {
-      return readdirSync(join(this.s.imagesDir, 'blobs', 'sha256')).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+      return readdirSync(join(this.s.imagesDir, 'blobs', 'sha256'))
+        .filter((n) => /^[a-f0-9]{64}$/.test(n))
+        .map((n) => `sha256:${n}`);
     } catch {
       return [];
     }

@@ -39,8 +39,11 @@ export class LayerDirs {
         const { unpackLayer } = await loadUnpack();
         const result = await unpackLayer(this.s.layout.blobPath(layer.digest), layer, dir, this.s.layerTemp);
         if (result.skipped > 0) {
-          const more = result.skipped > result.warnings.length ? ` (and ${result.skipped - result.warnings.length} more)` : '';
-          this.s.warn(`layer ${layer.digest}: ${result.skipped} entries not extracted: ${result.warnings.join('; ')}${more}`);
+          const more =
+            result.skipped > result.warnings.length ? ` (and ${result.skipped - result.warnings.length} more)` : '';
+          this.s.warn(
+            `layer ${layer.digest}: ${result.skipped} entries not extracted: ${result.warnings.join('; ')}${more}`,
+          );
         }
       })().finally(() => this.unpacking.delete(layer.diffId));
       this.unpacking.set(layer.diffId, running);

@@ -10,7 +10,14 @@ import { readFileSync } from 'node:fs';
 import { ConflictError, IntegrityError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { digestHex } from '../layout.js';
 import { looksLikeId, parseReference, shortName, type ImageReference } from '../reference.js';
-import { MEDIA_TYPE, REF_NAME_ANNOTATION, type Descriptor, type OciImageConfigFile, type OciIndex, type OciManifest } from '../types.js';
+import {
+  MEDIA_TYPE,
+  REF_NAME_ANNOTATION,
+  type Descriptor,
+  type OciImageConfigFile,
+  type OciIndex,
+  type OciManifest,
+} from '../types.js';
 import type { StoreParts } from './parts.js';
 
 /** One local image: a manifest in the index, its config, its names. */
@@ -73,7 +80,9 @@ export function nameForWrite(ref: string): ImageReference {
 export function setName(index: OciIndex, full: string, desc: Descriptor): void {
   const previous = index.manifests.find((d) => refName(d) === full);
   if (previous?.digest === desc.digest) return;
-  index.manifests = index.manifests.filter((d) => refName(d) !== full && !(d.digest === desc.digest && refName(d) === undefined));
+  index.manifests = index.manifests.filter(
+    (d) => refName(d) !== full && !(d.digest === desc.digest && refName(d) === undefined),
+  );
   const { annotations: _drop, ...plain } = desc;
   index.manifests.push({ ...plain, annotations: { [REF_NAME_ANNOTATION]: full } });
   if (previous && !index.manifests.some((d) => d.digest === previous.digest)) {
@@ -114,7 +123,9 @@ export class ImageNames {
     let parsed: ImageReference | undefined;
     try {
       parsed = parseReference(ref);
-    } catch { /* an id */ }
+    } catch {
+      /* an id */
+    }
     const hint = parsed && !looksLikeId(ref) ? `hull import FILE ${ref} creates it; ` : '';
     return new NotFoundError(`image not found: ${ref} (${hint}hull images lists the images there are)`);
   }
@@ -169,7 +180,9 @@ export class ImageNames {
       }
     } else {
       if (image.names.length > 1 && !opts.force) {
-        throw new ConflictError(`image ${ref} has several names (${image.names.join(', ')}): remove them one by one, or use --force to remove all`);
+        throw new ConflictError(
+          `image ${ref} has several names (${image.names.join(', ')}): remove them one by one, or use --force to remove all`,
+        );
       }
       for (const n of image.names) lines.push(`Untagged: ${n}`);
       index.manifests = index.manifests.filter((d) => d.digest !== match.digest);
@@ -208,7 +221,9 @@ export class ImageNames {
       if (d) return { digest: d.digest, name: parsed.full };
     }
     if (parsed?.digest) {
-      const d = index.manifests.find((m) => m.digest === parsed!.digest && refName(m) !== undefined && repositoryOf(refName(m)!) === parsed!.name);
+      const d = index.manifests.find(
+        (m) => m.digest === parsed!.digest && refName(m) !== undefined && repositoryOf(refName(m)!) === parsed!.name,
+      );
       if (d) return { digest: d.digest };
     }
     if (!looksLikeId(ref)) return null;
@@ -226,7 +241,9 @@ export class ImageNames {
     }
     const ids = new Set(hits.values());
     if (ids.size > 1) {
-      throw new InvalidArgumentError(`image id prefix ${ref} is ambiguous: it matches ${[...ids].map((i) => i.slice(7, 19)).join(', ')}; give more digits`);
+      throw new InvalidArgumentError(
+        `image id prefix ${ref} is ambiguous: it matches ${[...ids].map((i) => i.slice(7, 19)).join(', ')}; give more digits`,
+      );
     }
     const first = hits.keys().next();
     return first.done ? null : { digest: first.value };
@@ -246,14 +263,20 @@ export class ImageNames {
     const config = this.s.layout.readJson<OciImageConfigFile>(manifest.config.digest);
     const diffIds = config?.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
-      throw new IntegrityError(`image ${manifest.config.digest} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}; remove it and import it again`);
+      throw new IntegrityError(
+        `image ${manifest.config.digest} is inconsistent: its config lists ${diffIds?.length ?? 0} layers, its manifest ${manifest.layers.length}; remove it and import it again`,
+      );
     }
     const layers = manifest.layers.map((l, i) => {
       digestHex(l.digest);
       digestHex(diffIds[i]!);
       return { digest: l.digest, diffId: diffIds[i]!, size: l.size, mediaType: l.mediaType };
     });
-    const names = index.manifests.filter((d) => d.digest === digest).map(refName).filter((n): n is string => n !== undefined).map(displayName);
+    const names = index.manifests
+      .filter((d) => d.digest === digest)
+      .map(refName)
+      .filter((n): n is string => n !== undefined)
+      .map(displayName);
     return {
       id: manifest.config.digest,
       manifestDigest: digest,
@@ -270,7 +293,10 @@ export class ImageNames {
     try {
       return this.record(index, digest);
     } catch {
-      const names = index.manifests.filter((d) => d.digest === digest).map(refName).filter((n): n is string => n !== undefined);
+      const names = index.manifests
+        .filter((d) => d.digest === digest)
+        .map(refName)
+        .filter((n): n is string => n !== undefined);
       return { id: digest, names: names.map(displayName) };
     }
   }

@@ -10,7 +10,10 @@ export class StoreParts {
   /** scratch space on the layers' file system (extractions in progress, layer directories on their way out) */
   readonly layerTemp: TempArea;
 
-  constructor(readonly root: string, readonly warn: (message: string) => void) {
+  constructor(
+    readonly root: string,
+    readonly warn: (message: string) => void,
+  ) {
     this.imagesDir = rootPaths(root).images;
     this.layersDir = rootPaths(root).layers;
     this.layout = new OciLayout(this.imagesDir);

@@ -39,7 +39,15 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
   // a previous run's leftovers (start after exit re-creates): keep the disk and the log
   rmSync(exits, { recursive: true, force: true });
   mkdirSync(exits);
-  for (const f of [p.monitorPid, p.qemuPid, p.console, p.qemuLog, ...p.vmSockets, ...shares.map((v) => join(ctx.dir, v.socket))]) rmSync(f, { force: true });
+  for (const f of [
+    p.monitorPid,
+    p.qemuPid,
+    p.console,
+    p.qemuLog,
+    ...p.vmSockets,
+    ...shares.map((v) => join(ctx.dir, v.socket)),
+  ])
+    rmSync(f, { force: true });
 
   const status = (s: string): void => {
     process.stderr.write(s + '\n');
@@ -69,11 +77,26 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     const tap = `tap${i}`;
     await createRedirectedTap(net!.netnsPath, tap, a.interface);
     nics.push({ tap, mac: a.mac! });
-    guestNics.push({ mac: a.mac!, name: a.interface, address: a.address, ...(a.gateway ? { gateway: a.gateway } : {}) });
+    guestNics.push({
+      mac: a.mac!,
+      name: a.interface,
+      address: a.address,
+      ...(a.gateway ? { gateway: a.gateway } : {}),
+    });
   }
   const machine = {
-    accel, deviceModel: model, disk, diskFormat: 'qcow2' as const, memoryMiB: plan.memory / MiB, cpus: plan.cpus, name: ctx.name,
-    qmpSocket: VM_SOCKETS.qmp, agentSocket: VM_SOCKETS.agent, consoleSocket: VM_SOCKETS.console, readOnly: cfg.readOnly, nics,
+    accel,
+    deviceModel: model,
+    disk,
+    diskFormat: 'qcow2' as const,
+    memoryMiB: plan.memory / MiB,
+    cpus: plan.cpus,
+    name: ctx.name,
+    qmpSocket: VM_SOCKETS.qmp,
+    agentSocket: VM_SOCKETS.agent,
+    consoleSocket: VM_SOCKETS.console,
+    readOnly: cfg.readOnly,
+    nics,
     shares: shares.map((v) => ({ socket: v.socket, tag: v.tag })),
   };
   let mc: MonitorConfig;
@@ -81,11 +104,17 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     // a full OS disk: the instance's disk is a qcow2 overlay over it (the image itself is only read)
     // (validate checked the image's format when the overlay was still to be made)
     if (plan.diskImage.format) await ensureInstanceDisk(disk, plan.diskImage.path, plan.diskImage.format);
-    mc = { ...common, mode: 'disk', main: { args: [], env: [] }, kernel: 'its own', argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '' }) };
+    mc = {
+      ...common,
+      mode: 'disk',
+      main: { args: [], env: [] },
+      kernel: 'its own',
+      argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '' }),
+    };
   } else {
     const agent = plan.agent!;
     const cache = vmCacheDir(ctx.root);
-    const kernel: KernelInfo = agent.kernel ?? await ensureDefaultKernel(cache, status);
+    const kernel: KernelInfo = agent.kernel ?? (await ensureDefaultKernel(cache, status));
     let initrd = kernel.modulesDir
       ? ensureInitramfs(cache, kernel, model === 'virtio' ? 'virtio-mmio' : 'emulated', agent.binary)
       : ensureInitramfs(cache, kernel, 'none', agent.binary);
@@ -102,14 +131,26 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     }
     const hostname = cfg.hostname || ctx.id.slice(0, 12);
     const main: ProcessSpec = {
-      args: cfg.command, env: cfg.env, cwd: cfg.workdir || '/', user: cfg.user, hostname,
-      tty: cfg.tty, stdin: cfg.stdin,
+      args: cfg.command,
+      env: cfg.env,
+      cwd: cfg.workdir || '/',
+      user: cfg.user,
+      hostname,
+      tty: cfg.tty,
+      stdin: cfg.stdin,
       nics: guestNics,
       hosts: hostsFile(hostname, cfg.network, net, ctx.name),
       resolv: resolvConfFile(cfg.network, net),
       mounts: guestMounts,
     };
-    mc = { ...common, mode: 'agent', main, ...(agent.virtiofsd ? { volumes: shares, virtiofsd: agent.virtiofsd } : {}), kernel: kernel.version, argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }) };
+    mc = {
+      ...common,
+      mode: 'agent',
+      main,
+      ...(agent.virtiofsd ? { volumes: shares, virtiofsd: agent.virtiofsd } : {}),
+      kernel: kernel.version,
+      argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }),
+    };
   }
   if (net && nics.length > 0) mc.netns = net.netnsPath;
   // regenerated on every create (like the container's config.json): no durable write needed

@@ -26,7 +26,9 @@ export async function spawnMonitor(ctx: InstanceContext, rollback: () => Promise
   });
   mon.unref();
   if (!line.startsWith('ok ')) {
-    const why = line.replace(/^error /, '') || readFileSync(instancePaths(ctx.dir).monitorLog, 'utf8').trim().split('\n').slice(-3).join('; ');
+    const why =
+      line.replace(/^error /, '') ||
+      readFileSync(instancePaths(ctx.dir).monitorLog, 'utf8').trim().split('\n').slice(-3).join('; ');
     await rollback().catch(() => undefined);
     throw new VmBootError(`the VM monitor of ${ctx.name} could not start QEMU: ${why}`);
   }

@@ -44,24 +44,35 @@ export interface VmPlan {
 export function vmVolumes(mounts: readonly MountSpec[]): { shares: VolumeShare[]; guestMounts: GuestMount[] } {
   const latest = new Map<string, MountSpec>();
   for (const m of mounts) {
-    if (!m.target.startsWith('/')) throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
+    if (!m.target.startsWith('/'))
+      throw new InvalidArgumentError(`invalid mount target ${JSON.stringify(m.target)}: it must be an absolute path`);
     const target = posix.normalize(m.target).replace(/(.)\/+$/, '$1');
-    if (target === '/') throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
+    if (target === '/')
+      throw new InvalidArgumentError('invalid mount target /: the root filesystem cannot be a mount target');
     if (m.type === 'bind') {
-      if (!m.source.startsWith('/')) throw new InvalidArgumentError(`invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`);
+      if (!m.source.startsWith('/'))
+        throw new InvalidArgumentError(
+          `invalid bind mount source ${JSON.stringify(m.source)}: it must be an absolute path`,
+        );
       let st;
       try {
         st = statSync(m.source);
       } catch {
         throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
       }
-      if (!st.isDirectory()) throw new InvalidArgumentError(`-v ${m.source}: a VM can mount host directories only (virtiofs shares a directory); mount its parent directory, or use --isolation container`);
+      if (!st.isDirectory())
+        throw new InvalidArgumentError(
+          `-v ${m.source}: a VM can mount host directories only (virtiofs shares a directory); mount its parent directory, or use --isolation container`,
+        );
     }
     latest.delete(target);
     latest.set(target, { ...m, target });
   }
   const depth = (t: string) => t.split('/').filter(Boolean).length;
-  const ordered = [...latest.values()].map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i).map((x) => x.m);
+  const ordered = [...latest.values()]
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i)
+    .map((x) => x.m);
   const shares: VolumeShare[] = [];
   const guestMounts: GuestMount[] = [];
   for (const m of ordered) {
@@ -87,10 +98,14 @@ export async function checkDiskImage(path: string, stated?: DiskFormat): Promise
     throw new InvalidArgumentError(`disk image ${path} cannot be read by qemu-img: ${e.message}`);
   });
   if (found.format !== 'qcow2' && found.format !== 'raw') {
-    throw new InvalidArgumentError(`disk image ${path} is in ${found.format} format; hull boots qcow2 and raw images (convert it with qemu-img convert -O qcow2)`);
+    throw new InvalidArgumentError(
+      `disk image ${path} is in ${found.format} format; hull boots qcow2 and raw images (convert it with qemu-img convert -O qcow2)`,
+    );
   }
   if (stated && stated !== found.format) {
-    throw new InvalidArgumentError(`disk image ${path} is not ${stated} as --disk-format says: qemu-img finds ${found.format}; give --disk-format ${found.format} or the right file`);
+    throw new InvalidArgumentError(
+      `disk image ${path} is not ${stated} as --disk-format says: qemu-img finds ${found.format}; give --disk-format ${found.format} or the right file`,
+    );
   }
   // and it opens as that format (a truncated or corrupt qcow2 fails here)
   await qemuImgInfo(path, found.format).catch((e: Error) => {
@@ -106,28 +121,39 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
   const accel = chooseAccel(cfg.vm?.accel);
   const model = cfg.vm?.deviceModel ?? 'virtio';
   if (cfg.mounts.length > 0 && cfg.vm?.disk) {
-    throw new HostSupportError('volumes (-v/--tmpfs) are not supported for disk-image VMs (hull has no agent in them to mount them); drop them, or mount a virtiofs share yourself');
+    throw new HostSupportError(
+      'volumes (-v/--tmpfs) are not supported for disk-image VMs (hull has no agent in them to mount them); drop them, or mount a virtiofs share yourself',
+    );
   }
   const { shares, guestMounts } = vmVolumes(cfg.mounts);
   if (cfg.network === 'host') {
-    throw new InvalidArgumentError('--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none');
+    throw new InvalidArgumentError(
+      '--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none',
+    );
   }
   const memory = cfg.resources.memory ?? DEFAULT_VM_MEMORY;
-  if (memory === 0) throw new InvalidArgumentError('a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g');
-  if (memory < 64 * MiB) throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
+  if (memory === 0)
+    throw new InvalidArgumentError('a VM needs a RAM size, not an unlimited --memory: give one such as --memory 2g');
+  if (memory < 64 * MiB)
+    throw new InvalidArgumentError(`--memory ${Math.round(memory / MiB)}m is too small for a VM: give at least 64m`);
   const cpus = Math.max(1, Math.ceil(cfg.resources.cpus ?? 1));
   // each hull network's interface is taken over by the guest NIC, MAC and all
   for (const a of ctx.network?.attachments ?? []) {
-    if (!a.mac) throw new HostSupportError(`network ${a.network} gave ${a.interface} no MAC address; the VM cannot take it over`);
+    if (!a.mac)
+      throw new HostSupportError(`network ${a.network} gave ${a.interface} no MAC address; the VM cannot take it over`);
   }
   const plan: VmPlan = { qemu, accel, model, memory: Math.floor(memory / MiB) * MiB, cpus, shares, guestMounts };
   if (cfg.vm?.disk) {
     // the image is checked when the instance's overlay over it is made (a re-create boots the overlay)
     const made = existsSync(instancePaths(ctx.dir).disk);
-    plan.diskImage = { path: cfg.vm.disk, ...(made ? {} : { format: await checkDiskImage(cfg.vm.disk, cfg.vm.diskFormat) }) };
+    plan.diskImage = {
+      path: cfg.vm.disk,
+      ...(made ? {} : { format: await checkDiskImage(cfg.vm.disk, cfg.vm.diskFormat) }),
+    };
   } else {
     const kernel = cfg.vm?.kernel ? userKernel(cfg.vm.kernel) : undefined;
-    if (cfg.vm?.initrd && !existsSync(cfg.vm.initrd)) throw new InvalidArgumentError(`--initrd ${cfg.vm.initrd} does not exist`);
+    if (cfg.vm?.initrd && !existsSync(cfg.vm.initrd))
+      throw new InvalidArgumentError(`--initrd ${cfg.vm.initrd} does not exist`);
     plan.agent = {
       binary: agentBinary(),
       ...(kernel ? { kernel } : {}),
