@@ -70,7 +70,7 @@ import { OciRuntime, runtimeErrorMessage, runtimeStateDir, type RuntimeResourceU
 import { attachStreams, connectAttach, pumpAttached, resizeTerminal, setConsoleSize } from './attach.js';
 import type { OciSpec } from './oci-spec.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
-import { configureContainer, containerOptions } from './options.js';
+import { configureContainer, containerOptions, defaultContainerOptions } from './options.js';
 import { KNOWN_RUNTIMES } from './runtime-choice.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
 import { hostPaths, instancePaths } from '../common/paths.js';
@@ -754,16 +754,7 @@ function orphanConfig(runtime: string): InstanceConfig {
     autoRemove: false,
     labels: {},
     network: 'none',
-    container: {
-      runtime,
-      privileged: false,
-      capAdd: [],
-      capDrop: [],
-      noNewPrivileges: true,
-      seccomp: 'default',
-      userns: null,
-      ulimits: [],
-    },
+    container: defaultContainerOptions(runtime),
   };
 }
 

@@ -40,7 +40,7 @@ import type { Engine } from './engine.js';
 import { readInstanceFile, type SavedInstance } from './instance-file.js';
 import { detachInstance, netnsPath, usesNetworks } from './networking.js';
 import { removeInstance } from './lifecycle/remove.js';
-import { DATABASE_FILE, StateStore, databaseCondition, recoverCommand, type InstanceRecord } from './store.js';
+import { DATABASE_FILE, StateStore, databaseCondition, newInstanceRecord, recoverCommand } from './store.js';
 import { rootPaths } from '../common/paths.js';
 
 const ID = /^[0-9a-f]{64}$/;
@@ -283,25 +283,15 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
     name = `${s.name}-${s.id.slice(0, 12)}`;
     notes.push(`renamed from ${s.name}, which another instance has now`);
   }
-  const rec: InstanceRecord = {
+  const rec = newInstanceRecord({
     id: s.id,
     name,
     kind: s.kind,
-    state: 'created',
     image: s.image,
     imageId: s.imageId,
     config: s.config,
     createdAt: s.createdAt,
-    startedAt: null,
-    finishedAt: null,
-    exitCode: null,
-    exitReason: null,
-    oomKilled: false,
-    pid: 0,
-    supervisorPid: 0,
-    restartCount: 0,
-    stoppedByUser: false,
-  };
+  });
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
   const supervisor = processesOf(found).find((x) => x.main && driver.supervisorAlive(ctx, x.pid));

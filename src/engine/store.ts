@@ -36,6 +36,25 @@ export interface InstanceRecord {
   stoppedByUser: boolean;
 }
 
+/** The record of an instance just made (or rebuilt): created, never started, no exit, no processes. */
+export function newInstanceRecord(
+  base: Pick<InstanceRecord, 'id' | 'name' | 'kind' | 'image' | 'imageId' | 'config' | 'createdAt'>,
+): InstanceRecord {
+  return {
+    ...base,
+    state: 'created',
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    exitReason: null,
+    oomKilled: false,
+    pid: 0,
+    supervisorPid: 0,
+    restartCount: 0,
+    stoppedByUser: false,
+  };
+}
+
 export interface EventRecord {
   seq: number;
   time: number;

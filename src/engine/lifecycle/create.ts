@@ -1,7 +1,7 @@
 import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../engine.js';
 import type { ImageRecord } from '../../image/store.js';
-import type { InstanceRecord } from '../store.js';
+import { newInstanceRecord, type InstanceRecord } from '../store.js';
 import { buildInstanceConfig, type CreateRequest } from '../config.js';
 import { isValidName, newId, randomName } from '../names.js';
 import { trace } from '../../common/trace.js';
@@ -42,25 +42,15 @@ export async function createInstance(
   };
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
-  const rec: InstanceRecord = {
+  const rec = newInstanceRecord({
     id,
     name: req.name ?? randomName(),
     kind: req.kind,
-    state: 'created',
     image: req.image,
     imageId: image.id,
     config,
     createdAt: Date.now(),
-    startedAt: null,
-    finishedAt: null,
-    exitCode: null,
-    exitReason: null,
-    oomKilled: false,
-    pid: 0,
-    supervisorPid: 0,
-    restartCount: 0,
-    stoppedByUser: false,
-  };
+  });
   const insert = (): void => {
     for (let attempt = 0; ; attempt++) {
       try {
