@@ -326,11 +326,17 @@ describe('hull build', () => {
 
   test('kill -9 during a RUN leaves the store consistent, and the next build completes', async () => {
     const d = write(join(work, 'killed'), {
-      Containerfile: 'FROM busybox\nRUN echo started; sleep 2; echo done > /done\n',
+      // the killed build's step waits long enough to be killed inside it however loaded the host is; the next build
+      // (another WAIT, so no cache hit) does not wait
+      Containerfile: 'FROM busybox\nARG WAIT=0\nRUN echo started; sleep $WAIT; echo done > /done\n',
     });
-    const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'build', '-t', 'killed', d], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--', DIST, '--root', root.dir, 'build', '--build-arg', 'WAIT=600', '-t', 'killed', d],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       out += s;

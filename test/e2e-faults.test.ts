@@ -106,7 +106,23 @@ describe('the CLI killed during run -d', () => {
 
 describe('other crashes', () => {
   test('the CLI killed during a foreground run --rm: the exit command still removes the instance', async () => {
-    await spawnAndKill(['run', '--rm', '--name', 'fg', 'busybox', 'sleep', '1'], 600);
+    // killed once the container's own output shows the CLI is waiting on it in the foreground (not a fixed time,
+    // which under load can land before the container exists)
+    const child = spawn(
+      process.execPath,
+      ['--', DIST, '--root', root.dir, 'run', '--rm', '--name', 'fg', 'busybox', 'sh', '-c', 'echo up; sleep 1'],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    await waitFor('the container to print "up"', () => out.includes('up\n'), 30_000);
+    child.kill('SIGKILL');
+    await closed;
     await waitFor(
       "the instance to be removed by conmon's exit command",
       async () => (await root.ids()).length === 0,
