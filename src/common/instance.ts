@@ -93,13 +93,15 @@ export interface ContainerOptions {
   privileged: boolean;
   capAdd: string[];
   capDrop: string[];
-  /** --security-opt no-new-privileges[=true|false]; default true (docker's is false; hull is stricter) */
+  /** --security-opt no-new-privileges[=true|false]; default false (docker's); records keep what they were made with */
   noNewPrivileges: boolean;
   /** 'default' (hull's profile), 'unconfined', or a path to a JSON profile */
   seccomp: string;
   userns: UsernsConfig | null;
   /** rlimits; never above the hard limit (no CAP_SYS_RESOURCE on some hosts) */
   ulimits: Ulimit[];
+  /** --group-add: extra supplementary groups, names (looked up in the image's /etc/group) or gids; absent in older records */
+  groupAdd?: string[];
 }
 
 /**
@@ -170,6 +172,8 @@ export interface IsolationRequest {
   /** OCI runtime (runc, crun); default: the driver's choice for this host */
   runtime?: string;
   ulimits?: Ulimit[];
+  /** --group-add: extra supplementary groups (group names of the image or gids) */
+  groupAdd?: string[];
   /** VM settings (kind 'vm') */
   vm?: VmOptions;
   /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */

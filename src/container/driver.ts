@@ -494,7 +494,7 @@ export class ContainerDriver implements InstanceDriver {
     } catch {
       throw new StateError(`cannot exec in container ${ctx.name}: it has no runtime bundle (is it running?)`);
     }
-    const proc = buildExecProcess(base, opts, rootfsLayout(ctx.dir).rootfs);
+    const proc = buildExecProcess(base, opts, rootfsLayout(ctx.dir).rootfs, containerOptions(ctx.config).groupAdd);
     if (opts.tty && stdio.size) {
       const { rows, cols } = stdio.size();
       proc.consoleSize = { height: rows, width: cols };

@@ -1,7 +1,7 @@
 /**
  * A container's own settings: what the user asked (IsolationRequest) resolved into the config's `container`
- * section, with the container defaults (hull's seccomp profile, no-new-privileges, the OCI runtime this host
- * runs best). The container driver's configure() calls this; nothing outside src/container reads the section.
+ * section, with the container defaults (hull's seccomp profile, no-new-privileges off as in docker, the OCI
+ * runtime this host runs best). The container driver's configure() calls this; nothing outside src/container reads the section.
  */
 import { InvalidArgumentError } from '../common/errors.js';
 import type {
@@ -20,10 +20,11 @@ export function defaultContainerOptions(runtime: string): ContainerOptions {
     privileged: false,
     capAdd: [],
     capDrop: [],
-    noNewPrivileges: true,
+    noNewPrivileges: false,
     seccomp: 'default',
     userns: null,
     ulimits: [],
+    groupAdd: [],
   };
 }
 
@@ -34,7 +35,8 @@ export function containerOptions(config: InstanceConfig): ContainerOptions {
 
 /** Request → the container section; every bad value is an InvalidArgumentError before anything is made. */
 export function configureContainer(req: IsolationRequest, env: ConfigureEnv): ContainerOptions {
-  let noNewPrivileges = true;
+  // docker's default: off, so that setuid binaries of the image (ping, sudo, su) work for non-root users
+  let noNewPrivileges = false;
   let seccomp = 'default';
   for (const opt of req.securityOpt ?? []) {
     const [k, v] = splitOpt(opt);
@@ -75,7 +77,22 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
     seccomp,
     userns,
     ulimits: req.ulimits ?? [],
+    groupAdd: checkGroupAdd(req.groupAdd ?? []),
   };
+}
+
+/** --group-add values: a group name (resolved in the image's /etc/group at start) or a numeric gid. */
+function checkGroupAdd(groups: readonly string[]): string[] {
+  return groups.map((g) => {
+    const v = g.trim();
+    if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/.test(v))
+      throw new InvalidArgumentError(
+        `invalid --group-add ${JSON.stringify(g)}: expected a group name or a numeric gid`,
+      );
+    if (/^\d+$/.test(v) && Number(v) > 2 ** 31 - 1)
+      throw new InvalidArgumentError(`invalid --group-add ${g}: gids must be in range 0-${2 ** 31 - 1}`);
+    return v;
+  });
 }
 
 function splitOpt(opt: string): [string, string | undefined] {

@@ -63,6 +63,15 @@ export const READONLY_PATHS: readonly string[] = [
   '/proc/sysrq-trigger',
 ];
 
+/** Options every tmpfs mount (--tmpfs, --mount type=tmpfs) starts from, as docker's; the user's options override. */
+export const TMPFS_DEFAULT_OPTIONS: readonly string[] = ['noexec', 'nosuid', 'nodev'];
+
+/**
+ * Sysctls docker sets in a container with its own network namespace: any group may open ICMP echo
+ * sockets, so `ping` works without CAP_NET_RAW or a setuid binary.
+ */
+export const NETNS_SYSCTLS: Readonly<Record<string, string>> = { 'net.ipv4.ping_group_range': '0 2147483647' };
+
 /** Device cgroup rules of an unprivileged container: deny all, then the usual character devices. */
 const DEFAULT_DEVICE_RULES: readonly OciDeviceCgroup[] = [
   { allow: false, access: 'rwm' },
@@ -536,8 +545,43 @@ function userMounts(config: InstanceConfig): OciMount[] {
         options: ['rbind', 'rprivate', ...(m.readonly ? ['ro'] : [])],
       };
     }
-    return { destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...m.options] };
+    return {
+      destination,
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: mergeTmpfsOptions(TMPFS_DEFAULT_OPTIONS, m.options),
+    };
   });
+}
+
+/** Mount flags that come in pairs: a later one of a pair replaces the earlier (`exec` after `noexec`). */
+const FLAG_PAIRS: readonly [string, string][] = [
+  ['exec', 'noexec'],
+  ['suid', 'nosuid'],
+  ['dev', 'nodev'],
+  ['rw', 'ro'],
+  ['sync', 'async'],
+  ['atime', 'noatime'],
+  ['diratime', 'nodiratime'],
+];
+
+/**
+ * Docker's MergeTmpfsOptions: `options` over `defaults`; a flag replaces its opposite, `key=value` replaces
+ * the same key, and nothing is listed twice.
+ */
+export function mergeTmpfsOptions(defaults: readonly string[], options: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const opt of [...defaults, ...options]) {
+    const o = opt.trim();
+    if (o === '') continue;
+    const pair = FLAG_PAIRS.find((p) => p.includes(o));
+    const key = o.includes('=') ? o.slice(0, o.indexOf('=') + 1) : null;
+    const clash = (x: string) => x === o || (pair?.includes(x) ?? false) || (key !== null && x.startsWith(key));
+    const i = out.findIndex(clash);
+    if (i >= 0) out.splice(i, 1);
+    out.push(o);
+  }
+  return out;
 }
 
 /**
@@ -576,7 +620,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   }
 
   // Identity and environment.
-  const user = resolveUser(input.rootfs, config.user);
+  const user = resolveUser(input.rootfs, config.user, copts.groupAdd ?? []);
   const hostname = config.hostname || (privateNetns ? input.id.slice(0, 12) : osHostname());
   const env = mergeEnv([`HOSTNAME=${hostname}`], config.tty ? ['TERM=xterm'] : [], config.env);
   if (!hasEnv(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
@@ -614,7 +658,15 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
       privateNetns: privateNetns && !input.netnsPath,
       gid5Mapped: !userns || mapped(userns.gidMappings, 5),
     }),
-    [...(input.extraMounts ?? []), ...userMounts(config)],
+    [
+      // with --read-only, docker's /etc/hosts, /etc/resolv.conf and /etc/hostname are read-only too
+      ...(input.extraMounts ?? []).map((m) =>
+        config.readOnly && m.type === 'bind' && !m.options?.includes('ro')
+          ? { ...m, options: [...(m.options ?? []), 'ro'] }
+          : m,
+      ),
+      ...userMounts(config),
+    ],
   );
 
   const resources = buildResources(config.resources, host);
@@ -638,24 +690,55 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
     spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
     spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
   }
+  // in a network namespace of its own (fresh, or one the engine made) as docker; the host's is left alone, and
+  // so is one the engine made when the container has a user namespace (it does not own that namespace, so
+  // the runtime's write would be refused)
+  if (privateNetns && !(userns && input.netnsPath)) spec.linux.sysctl = { ...NETNS_SYSCTLS };
+  if (copts.runtime === 'crun' && (spec.linux.readonlyPaths?.length ?? 0) > 0) readonlyPathsAsMounts(spec);
   const seccomp = seccompFor(copts, caps);
   if (seccomp) spec.linux.seccomp = seccomp;
   return spec;
 }
 
 /**
+ * crun (1.8) remounts readonlyPaths read-only without the nosuid, nodev and noexec they had, where runc (1.1)
+ * and so docker keep them (`/proc/sys ro,nosuid,nodev,noexec`). For crun the paths become read-only bind
+ * mounts with the flags spelled out. crun resolves a bind source before the container's /proc exists, so the
+ * source is the host's /proc: these paths show the same either way (/proc/sys answers for the namespaces of
+ * the process reading it; /proc/bus, /proc/fs, /proc/irq and /proc/sysrq-trigger are not per namespace).
+ */
+function readonlyPathsAsMounts(spec: OciSpec): void {
+  for (const path of spec.linux.readonlyPaths ?? []) {
+    if (!existsSync(path)) continue; // as the runtimes skip a missing one (/proc/sysrq-trigger without magic SysRq)
+    spec.mounts.push({
+      destination: path,
+      type: 'bind',
+      source: path,
+      options: ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
+    });
+  }
+  spec.linux.readonlyPaths = [];
+}
+
+/**
  * The process of an `exec` into a running container built from `base`: the command, the
  * container's environment with `opts.env` over it, the user (resolved against `rootfs` when given),
  * the container's capabilities (all the host can grant with `opts.privileged`), rlimits and
- * noNewPrivileges, and a terminal when `opts.tty`.
+ * noNewPrivileges, and a terminal when `opts.tty`. `groupAdd` (the container's --group-add) applies to an
+ * `opts.user` as it did to the container's user.
  */
-export function buildExecProcess(base: OciSpec, opts: ExecOptions, rootfs: string): OciProcess {
+export function buildExecProcess(
+  base: OciSpec,
+  opts: ExecOptions,
+  rootfs: string,
+  groupAdd: readonly string[] = [],
+): OciProcess {
   if (opts.command.length === 0) throw new InvalidArgumentError('no command specified');
   const b = base.process;
   let user = { ...b.user };
   let home: string | undefined;
   if (opts.user) {
-    const u = resolveUser(rootfs, opts.user);
+    const u = resolveUser(rootfs, opts.user, groupAdd);
     user = { uid: u.uid, gid: u.gid, ...(u.additionalGids.length > 0 ? { additionalGids: u.additionalGids } : {}) };
     home = u.home;
   }

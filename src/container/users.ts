@@ -14,7 +14,10 @@ import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
 export interface ResolvedUser {
   uid: number;
   gid: number;
-  /** supplementary groups: those of /etc/group listing the user, when no group was given */
+  /**
+   * supplementary groups, as docker sets them: the primary gid, then those of /etc/group listing the user
+   * (when no group was given), then the --group-add ones
+   */
   additionalGids: number[];
   /** home directory from /etc/passwd, or "/" */
   home: string;
@@ -191,10 +194,11 @@ function numericId(s: string, what: 'uid' | 'gid'): number | null {
 /**
  * Resolve a container user as docker does: `name`, `uid`, `name:group`, `uid:gid` (and mixes),
  * looked up in `rootfs`/etc/passwd and /etc/group. Numeric ids need no entry (a uid without one gets
- * gid 0 and home /). An empty user is root. Supplementary groups are added only when no group is
- * given. Unknown names throw NotFoundError.
+ * gid 0 and home /). An empty user is root. The supplementary groups are docker's: the primary gid, the
+ * groups of /etc/group listing the user (only when no group is given), then `groupAdd` (group names of
+ * /etc/group or numeric gids). Unknown names throw NotFoundError.
  */
-export function resolveUser(rootfs: string, user: string): ResolvedUser {
+export function resolveUser(rootfs: string, user: string, groupAdd: readonly string[] = []): ResolvedUser {
   const spec = user.trim();
   const colon = spec.indexOf(':');
   const userPart = colon < 0 ? spec : spec.slice(0, colon);
@@ -216,7 +220,7 @@ export function resolveUser(rootfs: string, user: string): ResolvedUser {
   const uid = wantedUid ?? entry!.uid;
   let gid = entry?.gid ?? 0;
   const home = entry?.home ?? '/';
-  let additionalGids: number[] = [];
+  let memberOf: number[] = [];
 
   if (groupPart !== '') {
     const wantedGid = numericId(groupPart, 'gid');
@@ -228,13 +232,17 @@ export function resolveUser(rootfs: string, user: string): ResolvedUser {
       gid = group.gid;
     }
   } else if (entry) {
-    additionalGids = [
-      ...new Set(
-        groupEntries()
-          .filter((g) => g.members.includes(entry.name))
-          .map((g) => g.gid),
-      ),
-    ];
+    memberOf = groupEntries()
+      .filter((g) => g.members.includes(entry.name))
+      .map((g) => g.gid);
   }
+  const added = groupAdd.map((name) => {
+    const group = groupEntries().find((g) => g.name === name || String(g.gid) === name);
+    if (group) return group.gid;
+    const n = numericId(name, 'gid');
+    if (n === null) throw new NotFoundError(`unable to find group ${name}: no matching entries in group file`);
+    return n;
+  });
+  const additionalGids = [...new Set([gid, ...memberOf, ...added])];
   return { uid, gid, additionalGids, home };
 }

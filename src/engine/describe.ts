@@ -88,6 +88,7 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
             Privileged: k.privileged,
             CapAdd: k.capAdd,
             CapDrop: k.capDrop,
+            GroupAdd: k.groupAdd ?? [],
             SecurityOpt: [`no-new-privileges=${k.noNewPrivileges}`, `seccomp=${k.seccomp}`],
             UsernsMode: k.userns ? 'private' : 'host',
             IdMappings: k.userns,

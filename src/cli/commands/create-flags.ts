@@ -38,7 +38,12 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--privileged', 'give extended privileges (all capabilities, no seccomp, all devices)')
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
-    .option('--security-opt <opt>', 'no-new-privileges[=false], seccomp=unconfined|PATH (repeatable)', collect)
+    .option('--security-opt <opt>', 'no-new-privileges[=true|false], seccomp=unconfined|PATH (repeatable)', collect)
+    .option(
+      '--group-add <group>',
+      "add a supplementary group: a name in the image's /etc/group or a gid (repeatable)",
+      collect,
+    )
     .option('--userns <mode>', 'user namespace: host (default) or auto (a private 65536-id range)')
     .option('--uidmap <c:h:n>', 'user namespace uid mapping (repeatable)', collect)
     .option('--gidmap <c:h:n>', 'user namespace gid mapping (repeatable)', collect)
@@ -121,6 +126,7 @@ export interface CreateFlags {
   capAdd?: string[];
   capDrop?: string[];
   securityOpt?: string[];
+  groupAdd?: string[];
   userns?: string;
   uidmap?: string[];
   gidmap?: string[];
@@ -251,6 +257,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     capAdd: f.capAdd ?? [],
     capDrop: f.capDrop ?? [],
     securityOpt: f.securityOpt ?? [],
+    ...(f.groupAdd ? { groupAdd: f.groupAdd } : {}),
     userns,
     resources: parseResources(f),
     ...(f.stopSignal !== undefined ? { stopSignal: parseSignal(f.stopSignal) } : {}),
