@@ -34,12 +34,16 @@ import {
   resolveCapabilities,
 } from '../src/container/capabilities.js';
 import type { OciSpec } from '../src/container/oci-spec.js';
+import { configureContainer } from '../src/container/options.js';
 import { defaultSeccompProfile, loadSeccompProfile } from '../src/container/seccomp.js';
 import {
   DEFAULT_PATH,
   MASKED_PATHS,
+  NETNS_SYSCTLS,
   READONLY_PATHS,
+  TMPFS_DEFAULT_OPTIONS,
   buildExecProcess,
+  mergeTmpfsOptions,
   buildRuntimeSpec,
   probeHostFacts,
   readHostRlimits,
@@ -61,6 +65,7 @@ const CONTAINER_KEYS = [
   'seccomp',
   'userns',
   'ulimits',
+  'groupAdd',
 ];
 
 function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
@@ -95,7 +100,7 @@ function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
       privileged: false,
       capAdd: [],
       capDrop: [],
-      noNewPrivileges: true,
+      noNewPrivileges: false,
       seccomp: 'default',
       userns: null,
       ulimits: [],
@@ -190,26 +195,36 @@ describe('users', () => {
   makeEtc(rootfs);
 
   test('empty user is root', () => {
-    assert.deepEqual(resolveUser(rootfs, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
+    assert.deepEqual(resolveUser(rootfs, ''), { uid: 0, gid: 0, additionalGids: [0], home: '/root' });
   });
   test('name, with supplementary groups', () => {
-    assert.deepEqual(resolveUser(rootfs, 'app'), { uid: 1000, gid: 1000, additionalGids: [50, 29], home: '/home/app' });
+    assert.deepEqual(resolveUser(rootfs, 'app'), {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [1000, 50, 29],
+      home: '/home/app',
+    });
   });
   test('uid with an entry', () => {
     assert.deepEqual(resolveUser(rootfs, '65534'), {
       uid: 65534,
       gid: 65534,
-      additionalGids: [50],
+      additionalGids: [65534, 50],
       home: '/nonexistent',
     });
   });
   test('uid without an entry', () => {
-    assert.deepEqual(resolveUser(rootfs, '4242'), { uid: 4242, gid: 0, additionalGids: [], home: '/' });
+    assert.deepEqual(resolveUser(rootfs, '4242'), { uid: 4242, gid: 0, additionalGids: [0], home: '/' });
   });
   test('name:group and uid:gid, without supplementary groups', () => {
-    assert.deepEqual(resolveUser(rootfs, 'app:staff'), { uid: 1000, gid: 50, additionalGids: [], home: '/home/app' });
-    assert.deepEqual(resolveUser(rootfs, '1000:4000'), { uid: 1000, gid: 4000, additionalGids: [], home: '/home/app' });
-    assert.deepEqual(resolveUser(rootfs, '77:tty'), { uid: 77, gid: 5, additionalGids: [], home: '/' });
+    assert.deepEqual(resolveUser(rootfs, 'app:staff'), { uid: 1000, gid: 50, additionalGids: [50], home: '/home/app' });
+    assert.deepEqual(resolveUser(rootfs, '1000:4000'), {
+      uid: 1000,
+      gid: 4000,
+      additionalGids: [4000],
+      home: '/home/app',
+    });
+    assert.deepEqual(resolveUser(rootfs, '77:tty'), { uid: 77, gid: 5, additionalGids: [5], home: '/' });
   });
   test('unknown user and group', () => {
     assert.throws(
@@ -227,7 +242,7 @@ describe('users', () => {
   test('no passwd file: numeric ids work, names do not', () => {
     const bare = join(root, 'bare');
     mkdirSync(bare);
-    assert.deepEqual(resolveUser(bare, '1:2'), { uid: 1, gid: 2, additionalGids: [], home: '/' });
+    assert.deepEqual(resolveUser(bare, '1:2'), { uid: 1, gid: 2, additionalGids: [2], home: '/' });
     assert.throws(() => resolveUser(bare, 'root'), NotFoundError);
     assert.throws(() => resolveUser(join(root, 'no-such-rootfs'), '0'), /root filesystem not found/);
   });
@@ -457,9 +472,11 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(s.process.env, [`PATH=${DEFAULT_PATH}`, 'HOSTNAME=0123456789ab', 'FOO=bar', 'HOME=/root']);
     assert.deepEqual(s.process.args, ['sh', '-c', 'true']);
     assert.equal(s.process.cwd, '/');
-    assert.deepEqual(s.process.user, { uid: 0, gid: 0 });
+    // docker: the primary gid is a supplementary group too (`id` shows groups=0(root),…)
+    assert.deepEqual(s.process.user, { uid: 0, gid: 0, additionalGids: [0] });
     assert.equal(s.process.terminal, false);
-    assert.equal(s.process.noNewPrivileges, true);
+    // docker's default: off, so setuid binaries of the image (ping, sudo) work for non-root users
+    assert.equal(s.process.noNewPrivileges, false);
     assert.deepEqual(s.process.capabilities?.effective.slice().sort(), [...DEFAULT_CAPABILITIES].sort());
     assert.deepEqual(s.process.capabilities?.inheritable, []);
     assert.deepEqual(s.process.capabilities?.ambient, []);
@@ -501,7 +518,7 @@ describe('buildRuntimeSpec', () => {
     assert.equal(s.process.terminal, true);
     assert.deepEqual(s.process.env, ['HOSTNAME=mine', 'TERM=xterm', 'PATH=/bin', 'HOME=/x']);
     assert.equal(s.process.cwd, '/tmp');
-    assert.deepEqual(s.process.user, { uid: 1000, gid: 1000, additionalGids: [50, 29] });
+    assert.deepEqual(s.process.user, { uid: 1000, gid: 1000, additionalGids: [1000, 50, 29] });
     assert.equal(s.hostname, 'web');
     assert.throws(() => build({ workdir: 'rel' }), /must be an absolute path/);
     assert.throws(
@@ -695,7 +712,30 @@ describe('buildRuntimeSpec', () => {
     ]);
     assert.deepEqual(
       s.mounts.find((m) => m.destination === '/dev/shm'),
-      { destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=1m'] },
+      // docker's tmpfs defaults
+      { destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'size=1m'] },
+    );
+    // --read-only: the /etc files the driver binds are read-only too (docker's)
+    assert.deepEqual(s.mounts.find((m) => m.destination === '/etc/hosts')?.options, ['rbind', 'ro']);
+    const etc = (readOnly: boolean) =>
+      build(
+        { readOnly },
+        {
+          extraMounts: ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'].map((d) => ({
+            destination: d,
+            type: 'bind',
+            source: '/etc/hosts',
+            options: ['rbind', 'rprivate'],
+          })),
+        },
+      ).mounts.filter((m) => m.destination.startsWith('/etc/'));
+    assert.deepEqual(
+      etc(true).map((m) => m.options),
+      [0, 1, 2].map(() => ['rbind', 'rprivate', 'ro']),
+    );
+    assert.deepEqual(
+      etc(false).map((m) => m.options),
+      [0, 1, 2].map(() => ['rbind', 'rprivate']),
     );
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data/sub')?.options, ['rbind', 'rprivate', 'ro']);
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data')?.options, ['rbind', 'rprivate']);
@@ -705,6 +745,92 @@ describe('buildRuntimeSpec', () => {
     );
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: 'rel', options: [] }] }), InvalidArgumentError);
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: '/', options: [] }] }), InvalidArgumentError);
+  });
+  test("docker's security defaults: no-new-privileges off unless asked for", () => {
+    const env = { otherConfigs: () => [] };
+    const nnp = (securityOpt: string[]) => configureContainer({ securityOpt, runtime: 'runc' }, env).noNewPrivileges;
+    assert.equal(nnp([]), false);
+    assert.equal(nnp(['no-new-privileges']), true);
+    assert.equal(nnp(['no-new-privileges=true']), true);
+    assert.equal(nnp(['no-new-privileges:true']), true);
+    assert.equal(nnp(['no-new-privileges=false']), false);
+    assert.throws(() => nnp(['no-new-privileges=maybe']), InvalidArgumentError);
+    assert.equal(build({}).process.noNewPrivileges, false);
+    // a record made with the old default keeps it
+    assert.equal(build({ noNewPrivileges: true }).process.noNewPrivileges, true);
+  });
+  test("docker's security defaults: the primary gid, the image's groups and --group-add are supplementary groups", () => {
+    // docker: AdditionalGids = [gid, groups of /etc/group listing the user..., --group-add...]
+    assert.deepEqual(build({}).process.user, { uid: 0, gid: 0, additionalGids: [0] });
+    assert.deepEqual(build({ user: 'app' }).process.user.additionalGids, [1000, 50, 29]);
+    assert.deepEqual(
+      build({ user: 'app', groupAdd: ['tty', '4242', 'staff', '1000'] }).process.user.additionalGids,
+      [1000, 50, 29, 5, 4242],
+    );
+    // a group given with -u: no /etc/group membership, --group-add still applies
+    assert.deepEqual(build({ user: 'app:tty', groupAdd: ['audio'] }).process.user, {
+      uid: 1000,
+      gid: 5,
+      additionalGids: [5, 29],
+    });
+    assert.throws(
+      () => build({ groupAdd: ['ghosts'] }),
+      (e: unknown) => e instanceof NotFoundError && /unable to find group ghosts/.test(e.message),
+    );
+    const env = { otherConfigs: () => [] };
+    assert.deepEqual(configureContainer({ groupAdd: ['wheel', '10'], runtime: 'runc' }, env).groupAdd, ['wheel', '10']);
+    assert.throws(() => configureContainer({ groupAdd: ['a:b'], runtime: 'runc' }, env), InvalidArgumentError);
+    assert.throws(() => configureContainer({ groupAdd: ['99999999999'], runtime: 'runc' }, env), InvalidArgumentError);
+  });
+  test("docker's security defaults: tmpfs mounts are noexec, nosuid, nodev unless the options say otherwise", () => {
+    assert.deepEqual(TMPFS_DEFAULT_OPTIONS, ['noexec', 'nosuid', 'nodev']);
+    const tmpfs = (options: string[]) =>
+      build({ mounts: [{ type: 'tmpfs', target: '/t', options }] }).mounts.find((m) => m.destination === '/t')?.options;
+    assert.deepEqual(tmpfs([]), ['noexec', 'nosuid', 'nodev']);
+    assert.deepEqual(tmpfs(['exec', 'size=1m']), ['nosuid', 'nodev', 'exec', 'size=1m']);
+    assert.deepEqual(tmpfs(['suid', 'dev', 'mode=1777']), ['noexec', 'suid', 'dev', 'mode=1777']);
+    assert.deepEqual(mergeTmpfsOptions(['size=1m', 'ro'], ['size=2m', 'rw']), ['size=2m', 'rw']);
+  });
+  test("docker's security defaults: ping_group_range in a network namespace of the container's own", () => {
+    assert.deepEqual(NETNS_SYSCTLS, { 'net.ipv4.ping_group_range': '0 2147483647' });
+    assert.deepEqual(build({ network: 'none' }).linux.sysctl, NETNS_SYSCTLS);
+    assert.deepEqual(build({ network: 'bridge' }, { netnsPath: '/run/netns/x' }).linux.sysctl, NETNS_SYSCTLS);
+    assert.equal(build({ network: 'host' }).linux.sysctl, undefined, "the host's namespace is left alone");
+    const userns = {
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    };
+    assert.equal(build({ userns }).linux.sysctl, undefined, 'beyond the mapped gids the kernel refuses the range');
+  });
+  test('read-only /proc paths are nosuid, nodev, noexec with either runtime', () => {
+    // runc 1.1 keeps the flags the paths had in /proc when it remounts them read-only
+    assert.deepEqual(build({ runtime: 'runc' }).linux.readonlyPaths, [...READONLY_PATHS]);
+    // crun 1.8 does not: they become read-only bind mounts with the flags spelled out (those the host has)
+    const s = build({ runtime: 'crun' });
+    assert.deepEqual(s.linux.readonlyPaths, []);
+    const binds = s.mounts.filter((m) => READONLY_PATHS.includes(m.destination));
+    assert.deepEqual(
+      binds.map((m) => m.destination),
+      READONLY_PATHS.filter((p) => existsSync(p)),
+    );
+    for (const m of binds) {
+      assert.equal(m.type, 'bind');
+      assert.deepEqual(m.options, ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec']);
+    }
+    assert.ok(binds.some((m) => m.destination === '/proc/sys'));
+    // privileged: nothing read-only
+    assert.deepEqual(
+      build({ runtime: 'crun', privileged: true }).mounts.filter((m) => READONLY_PATHS.includes(m.destination)),
+      [],
+    );
+  });
+  const opts = (cmd: string) => ({
+    command: [cmd],
+    env: [],
+    tty: false,
+    stdin: false,
+    privileged: false,
+    detach: false,
   });
   test('exec process', () => {
     const base = build({ env: ['FOO=1', 'BAR=2'], workdir: '/srv', capAdd: ['NET_ADMIN'] });
@@ -722,12 +848,18 @@ describe('buildRuntimeSpec', () => {
       'HOME=/home/app',
       'TERM=xterm',
     ]);
-    assert.deepEqual(p.user, { uid: 1000, gid: 50 });
+    assert.deepEqual(p.user, { uid: 1000, gid: 50, additionalGids: [50] });
     assert.equal(p.cwd, '/srv');
     assert.equal(p.terminal, true);
     assert.deepEqual(p.capabilities, base.process.capabilities);
     assert.deepEqual(p.rlimits, base.process.rlimits);
-    assert.equal(p.noNewPrivileges, true);
+    assert.equal(p.noNewPrivileges, false);
+    // --group-add applies to an exec's user as to the container's
+    assert.deepEqual(buildExecProcess(base, { ...opts('id'), user: 'app' }, rootfs, ['tty', '4242']).user, {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [1000, 50, 29, 5, 4242],
+    });
     const q = buildExecProcess(
       base,
       { command: ['id'], env: [], tty: false, stdin: false, privileged: true, detach: false, workdir: '/tmp' },
@@ -875,7 +1007,7 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     assert.equal(v.capeff, capabilitiesToMask(DEFAULT_CAPABILITIES));
     assert.equal(v.capbnd, capabilitiesToMask(DEFAULT_CAPABILITIES));
     assert.equal(v.seccomp, '2');
-    assert.equal(v.nnp, '1');
+    assert.equal(v.nnp, '0');
     assert.equal(v.keys, '1:3', 'masked file is /dev/null');
     assert.equal(v.kcore, '0');
     assert.equal(v.firmware, '0', 'masked directory is empty');

@@ -690,10 +690,10 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
     spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
     spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
   }
-  // in a network namespace of its own (fresh, or one the engine made) as docker; the host's is left alone, and
-  // so is one the engine made when the container has a user namespace (it does not own that namespace, so
-  // the runtime's write would be refused)
-  if (privateNetns && !(userns && input.netnsPath)) spec.linux.sysctl = { ...NETNS_SYSCTLS };
+  // in a network namespace of its own (fresh, or one the engine made) as docker; the host's is left alone. Not
+  // with a user namespace: the kernel refuses a range beyond the mapped gids, and the runtime cannot write to a
+  // namespace the engine made (it belongs to the host's user namespace)
+  if (privateNetns && !userns) spec.linux.sysctl = { ...NETNS_SYSCTLS };
   if (copts.runtime === 'crun' && (spec.linux.readonlyPaths?.length ?? 0) > 0) readonlyPathsAsMounts(spec);
   const seccomp = seccompFor(copts, caps);
   if (seccomp) spec.linux.seccomp = seccomp;
