@@ -119,7 +119,7 @@ describe('privileges', () => {
     const s = await status([]);
     assert.equal(s.CapEff, '00000000a80425fb');
     assert.equal(s.CapBnd, '00000000a80425fb');
-    assert.equal(s.NoNewPrivs, '1');
+    assert.equal(s.NoNewPrivs, '0', "docker's default: setuid binaries work");
     assert.equal(s.Seccomp, '2');
   });
 
@@ -135,13 +135,38 @@ describe('privileges', () => {
     assert.equal(s.Seccomp, '0');
   });
 
-  test('--security-opt no-new-privileges=false and seccomp=unconfined', async () => {
-    const nnp = await status(['--security-opt', 'no-new-privileges=false']);
-    assert.equal(nnp.NoNewPrivs, '0');
-    assert.equal(nnp.Seccomp, '2');
+  test('--security-opt no-new-privileges[=true|false] and seccomp=unconfined', async () => {
+    const nnp = (opt: string) => sh(['--security-opt', opt], 'grep NoNewPrivs /proc/self/status');
+    assert.equal(await nnp('no-new-privileges'), 'NoNewPrivs:\t1\n');
+    assert.equal(await nnp('no-new-privileges=true'), 'NoNewPrivs:\t1\n');
+    assert.equal(await nnp('no-new-privileges=false'), 'NoNewPrivs:\t0\n');
     const sc = await status(['--security-opt', 'seccomp=unconfined']);
     assert.equal(sc.Seccomp, '0');
-    assert.equal(sc.NoNewPrivs, '1');
+    assert.equal(sc.NoNewPrivs, '0');
+  });
+
+  for (const rt of ['runc', 'crun']) {
+    const usable = probeRuntime(rt);
+    test(`${rt}: read-only /proc paths are ro,nosuid,nodev,noexec as in docker`, {
+      skip: !usable.usable && `${rt} cannot run here: ${usable.reason}`,
+    }, async () => {
+      const out = await sh(['--runtime', rt], 'grep -E " /proc/(bus|fs|irq|sys|sysrq-trigger) " /proc/self/mountinfo');
+      const lines = out.trim().split('\n');
+      assert.ok(
+        lines.some((l) => / \/proc\/sys /.test(l)),
+        out,
+      );
+      for (const l of lines) assert.match(l, / \/proc\/\S+ ro,nosuid,nodev,noexec[, ]/, out);
+    });
+  }
+
+  test("net.ipv4.ping_group_range is 0 2147483647 in its own network namespace, the host's with --network host", async () => {
+    assert.equal(await sh([], 'cat /proc/sys/net/ipv4/ping_group_range'), '0\t2147483647\n');
+    assert.equal(await sh(['--network', 'none'], 'cat /proc/sys/net/ipv4/ping_group_range'), '0\t2147483647\n');
+    assert.equal(
+      await sh(['--network', 'host'], 'cat /proc/sys/net/ipv4/ping_group_range'),
+      readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8'),
+    );
   });
 
   test('/proc/keys is masked and /proc/sys is read-only', async () => {
@@ -177,9 +202,42 @@ describe('privileges', () => {
     // with a tmpfs where the application writes
     assert.equal(await sh(['--read-only', '--tmpfs', '/tmp'], 'echo ok > /tmp/f && cat /tmp/f'), 'ok\n');
   });
+
+  test('--read-only makes /etc/hosts, /etc/resolv.conf and /etc/hostname read-only too', async () => {
+    const out = await sh(
+      ['--read-only'],
+      'for f in hosts resolv.conf hostname; do { echo x >> /etc/$f; } 2>/dev/null && echo $f-written || echo $f-refused; done; grep -E " /etc/(hosts|resolv.conf|hostname) " /proc/self/mountinfo',
+    );
+    const mounts = out.trim().split('\n').slice(3);
+    assert.match(out, /^hosts-refused\nresolv\.conf-refused\nhostname-refused\n/);
+    assert.equal(mounts.length, 3, out);
+    for (const l of mounts) assert.match(l, / \/etc\/\S+ ro[, ]/, out);
+    // without --read-only they stay writable (docker's)
+    assert.equal(await sh([], '{ echo 10.1.2.3 extra >> /etc/hosts; } && tail -1 /etc/hosts'), '10.1.2.3 extra\n');
+  });
 });
 
 describe('process settings and mounts', () => {
+  test("id: the primary gid and the image's groups are supplementary groups; --group-add adds more", async () => {
+    // docker: `docker run busybox id` prints groups=0(root),10(wheel)
+    assert.equal(await sh([], 'id'), 'uid=0(root) gid=0(root) groups=0(root),10(wheel)\n');
+    assert.equal(await sh(['-u', 'nobody'], 'id -G'), '65534\n');
+    assert.equal(await sh(['-u', '1000:1000'], 'id -G'), '1000\n');
+    assert.equal(await sh(['-u', 'nobody', '--group-add', 'daemon', '--group-add', '4242'], 'id -G'), '65534 1 4242\n');
+    // exec as another user gets the container's --group-add too
+    const id = (await root.ok('run', '-d', '--group-add', 'mail', 'busybox', 'sleep', '60')).trim();
+    try {
+      assert.equal((await root.ok('exec', id, 'id', '-G')).trim(), '0 8 10'); // the kernel keeps them sorted
+      assert.equal((await root.ok('exec', '-u', 'nobody', id, 'id', '-G')).trim(), '65534 8');
+      assert.deepEqual((await root.inspect(id)).HostConfig.GroupAdd, ['mail']);
+    } finally {
+      await root.hull('rm', '-f', id);
+    }
+    const bad = await root.hull('run', '--rm', '--group-add', 'ghosts', 'busybox', 'true');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /unable to find group ghosts/);
+  });
+
   test('-u nobody, -u 1000:1000, -w /tmp', async () => {
     assert.equal(await sh(['-u', 'nobody'], 'id -u; id -g; id -un'), '65534\n65534\nnobody\n');
     assert.equal(await sh(['-u', '1000:1000'], 'id -u; id -g'), '1000\n1000\n');
@@ -214,6 +272,18 @@ describe('process settings and mounts', () => {
     );
     assert.match(out, /^tmpfs \/scratch tmpfs rw/);
     assert.match(out, /\na\n$/);
+  });
+
+  test("--tmpfs is noexec,nosuid,nodev by default (docker's); exec overrides", async () => {
+    const flags = (script: string) => / \/t (\S+)/.exec(script)![1]!.split(',');
+    const def = flags(await sh(['--tmpfs', '/t'], 'grep " /t " /proc/self/mountinfo'));
+    for (const f of ['nosuid', 'nodev', 'noexec']) assert.ok(def.includes(f), def.join(','));
+    const ex = flags(await sh(['--tmpfs', '/t:exec'], 'grep " /t " /proc/self/mountinfo'));
+    assert.ok(ex.includes('nosuid') && ex.includes('nodev') && !ex.includes('noexec'), ex.join(','));
+    // a binary copied into the tmpfs runs only with exec
+    const run = 'cp /bin/busybox /t/busybox && { /t/busybox true 2>/dev/null && echo ran || echo refused; }';
+    assert.equal(await sh(['--tmpfs', '/t'], run), 'refused\n');
+    assert.equal(await sh(['--tmpfs', '/t:exec'], run), 'ran\n');
   });
 
   test('--userns auto: root inside, a 65536-id range outside', async () => {
