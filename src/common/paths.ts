@@ -16,7 +16,7 @@
  * |                               | .tmp/ (temp blobs), .leases/, .downloads/ (partial pulls)     |                              |
  * | layers/<diffID hex>/          | extracted layers; layers/.tmp/ extractions and GC leftovers   | image/store/layers.ts, gc.ts |
  * | run/runc/, run/crun/          | the OCI runtimes' state (their --root)                        | host/runtime.ts              |
- * | run/bin/                      | the crun wrapper for hybrid cgroup hosts                      | host/runtime.ts              |
+ * | run/bin/                      | the runtime wrappers and hull's private null device (null)    | host/runtime.ts              |
  * | netns/<id>                    | instances' pinned network namespaces                          | engine/networking.ts         |
  * | networks/                     | network definitions (<name>.json, .lock.db), attachments/<id>,| network/                     |
  * |                               | ipam/ (host-local's leases), aardvark/ (DNS)                  |                              |

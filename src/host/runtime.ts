@@ -2,20 +2,32 @@
  * OCI runtime mechanism: runc and crun behind one small class, each with its own state
  * directory (`--root`). No policy here; src/container decides what to run.
  *
- * crun before 1.9 refuses hosts with hybrid cgroups ("cgroups in hybrid mode not supported").
- * It works when it cannot see the cgroup2 mount at /sys/fs/cgroup/unified, so on such hosts
- * hull writes a two-line wrapper (`<hull root>/run/bin/crun`) that runs crun in a private
- * mount namespace without that mount. The wrapper is a plain executable, so conmon can use it
- * as its `-r` runtime too. Commands that do not set cgroups up (state, start, kill, pause,
- * resume, ps, list, delete) run crun directly, which saves the extra processes.
+ * Commands that start processes (create, exec, update; conmon's `-r`) go through a small shell wrapper,
+ * `<hull root>/run/bin/<runtime>` (see wrapperScript): it swaps the host's /dev/null out of the runtime's
+ * stdio for hull's private null device (crun before 1.9 chowns a process's stdio to the process's user,
+ * which changed the host's /dev/null), and on hybrid cgroup hosts, where crun before 1.9 refuses to run
+ * ("cgroups in hybrid mode not supported"), runs crun in a private mount namespace without the cgroup2
+ * mount at /sys/fs/cgroup/unified. The wrapper is a plain executable, so conmon can use it as its `-r`
+ * runtime too. Commands that start no process (state, start, kill, pause, resume, ps, list, delete) run
+ * the runtime directly, which saves the extra processes.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { HostCommandError, HostSupportError, InvalidArgumentError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { runProgram, type RunResult } from './proc.js';
-import { findExecutable, probeRuntime } from './probe.js';
+import { findExecutable, probeRuntime, versionAtLeast } from './probe.js';
 import { rootPaths } from '../common/paths.js';
 
 /** The runtime's `state` output (OCI runtime spec "state"). */
@@ -82,30 +94,110 @@ export function isNotExistError(message: string): boolean {
   return /container does not exist|container .* does not exist|No such file or directory|not found/.test(message);
 }
 
-const WRAPPER_MARK = '# hull crun wrapper v1';
+const WRAPPER_MARK = '# hull runtime wrapper v2';
 
-/** The wrapper script that gives crun a pure cgroup v1 view. */
-function crunWrapperScript(crun: string, unshare: string, umount: string): string {
-  return [
-    '#!/bin/sh',
-    WRAPPER_MARK,
-    '# crun < 1.9 refuses hybrid cgroup hosts; run it in a private mount namespace in which the',
-    '# cgroup2 mount at /sys/fs/cgroup/unified is detached (nothing changes outside that namespace).',
-    `exec ${unshare} --mount --propagation private /bin/sh -c '${umount} -l /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"' ${crun} "$@"`,
-    '',
-  ].join('\n');
+/**
+ * The wrapper script hull runs instead of the runtime for commands that start processes (create, exec, update;
+ * conmon's `-r`). It does two things:
+ *  - stdio guard: a runtime hands its stdio to the container's process, and crun before 1.9 fchown()s that
+ *    stdio to the process's user (for `--userns`, the mapped root). When conmon gives the runtime the host's
+ *    /dev/null (stdin without -i; all three with a terminal), that changed the host's /dev/null owner. The
+ *    wrapper swaps any of fd 0-2 that is the host's /dev/null for hull's private null device `nullDev` (a
+ *    char 1:3 node under the root's run/bin/), so whatever a runtime version does to it stays hull's own.
+ *  - pure v1 view (`pureV1`): crun < 1.9 refuses hybrid cgroup hosts; run it in a private mount namespace in
+ *    which the cgroup2 mount at /sys/fs/cgroup/unified is detached (nothing changes outside that namespace).
+ * `[ A -ef B ]` and `exec N<>` are shell builtins: the guard costs no extra process.
+ */
+function wrapperScript(
+  runtime: string,
+  nullDev: string | null,
+  pureV1: { unshare: string; umount: string } | null,
+): string {
+  const lines = ['#!/bin/sh', WRAPPER_MARK];
+  if (nullDev) {
+    lines.push(
+      "# never hand the runtime the host's /dev/null: runtimes may chown a process's stdio (crun < 1.9 does)",
+      `[ /proc/self/fd/0 -ef /dev/null ] && exec 0<${nullDev}`,
+      `[ /proc/self/fd/1 -ef /dev/null ] && exec 1>${nullDev}`,
+      `[ /proc/self/fd/2 -ef /dev/null ] && exec 2>${nullDev}`,
+    );
+  }
+  if (pureV1) {
+    lines.push(
+      '# crun < 1.9 refuses hybrid cgroup hosts: a private mount namespace without /sys/fs/cgroup/unified',
+      `exec ${pureV1.unshare} --mount --propagation private /bin/sh -c '${pureV1.umount} -l /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"' ${runtime} "$@"`,
+    );
+  } else {
+    lines.push(`exec ${runtime} "$@"`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
-/** Write the crun wrapper under `dir` unless an identical one is there. Returns its path. */
-function ensureCrunWrapper(dir: string, crun: string): string {
-  const unshare = findExecutable('unshare');
-  const umount = findExecutable('umount');
-  if (!unshare || !umount)
+/** True when `path` is a character device with the same device number as the host's /dev/null (1:3). */
+function isNullDevice(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return st.isCharacterDevice() && st.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * hull's private null device, `<dir>/null` (made with mknod, mode 666), or null when this root cannot hold
+ * one that opens (a nodev filesystem, no mknod). Never the host's /dev/null.
+ */
+function ensurePrivateNull(dir: string): string | null {
+  const path = join(dir, 'null');
+  const usable = (): boolean => {
+    try {
+      closeSync(openSync(path, 'r+'));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (isNullDevice(path) && usable()) return path;
+  const mknod = findExecutable('mknod');
+  if (!mknod) return null;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  const st = statSync('/dev/null');
+  const r = spawnSync(mknod, ['-m', '666', tmp, 'c', String(Math.floor(st.rdev / 256)), String(st.rdev % 256)], {
+    stdio: 'ignore',
+  });
+  if (r.status !== 0) {
+    rmSync(tmp, { force: true });
+    return null;
+  }
+  renameSync(tmp, path);
+  return usable() ? path : null;
+}
+
+/**
+ * Write the runtime wrapper `<dir>/<name>` unless an identical one is there, and return its path; or return
+ * the runtime itself when there is nothing to wrap. Throws HostSupportError when a needed part is missing.
+ */
+function ensureWrapper(dir: string, name: string, binary: string, version: string | null, pure: boolean): string {
+  let pureV1: { unshare: string; umount: string } | null = null;
+  if (pure) {
+    const unshare = findExecutable('unshare');
+    const umount = findExecutable('umount');
+    if (!unshare || !umount)
+      throw new HostSupportError(
+        'crun needs unshare and umount (util-linux) on hosts with hybrid cgroups; install util-linux or use --runtime runc',
+      );
+    pureV1 = { unshare, umount };
+  }
+  const nullDev = ensurePrivateNull(dir);
+  if (!nullDev && name === 'crun' && !(version && versionAtLeast(version, 1, 9)))
     throw new HostSupportError(
-      'crun needs unshare and umount (util-linux) on hosts with hybrid cgroups; install util-linux or use --runtime runc',
+      `${version ? `crun ${version}` : 'this crun'} changes the owner of its stdio and hull cannot make its private null device in ${dir} (a nodev filesystem?); put the hull root on a filesystem that allows device nodes, upgrade crun to 1.9 or later, or use --runtime runc`,
     );
-  const path = join(dir, 'crun');
-  const script = crunWrapperScript(crun, unshare, umount);
+  if (!nullDev && !pureV1) return binary;
+  const path = join(dir, name);
+  const script = wrapperScript(binary, nullDev, pureV1);
   let current = '';
   try {
     current = readFileSync(path, 'utf8');
@@ -162,7 +254,7 @@ export class OciRuntime {
       throw new HostSupportError(`OCI runtime ${name} cannot be used: ${probe.reason ?? 'unknown reason'}`);
     const stateDir = runtimeStateDir(hullRoot, name);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const path = probe.needsPureV1View ? ensureCrunWrapper(rootPaths(hullRoot).runBin, probe.path) : probe.path;
+    const path = ensureWrapper(rootPaths(hullRoot).runBin, name, probe.path, probe.version, probe.needsPureV1View);
     return new OciRuntime(name, probe.path, path, stateDir, probe.version);
   }
 
