@@ -9,18 +9,21 @@
  *  - networks: no network namespace file under <root>/netns, no bridge of the root (hl<root hash>…) and no veth
  *    enslaved to one, no iptables rule naming the root's CNI networks, bridges or instances, no aardvark-dns
  *    serving the root, no attachment record left under <root>/networks/attachments;
- *  - the state store lists no instances; <root>/containers and the runtimes' state dirs are empty.
+ *  - the state store lists no instances; <root>/containers and the runtimes' state dirs are empty;
+ *  - the host's device files /dev/null, /dev/zero, /dev/random, /dev/urandom and /dev/tty keep the owner and mode
+ *    they had when the test process loaded this module (a runtime that chowns a process's stdio must never reach
+ *    the host's files: crun before 1.9 made /dev/null the container user's).
  *
  * Processes and cgroups go away asynchronously (a SIGKILLed container's init takes a moment), so the check is
  * retried for a short while before it reports.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 export interface Leak {
-  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file' | 'link' | 'iptables';
+  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file' | 'link' | 'iptables' | 'host-device';
   what: string;
 }
 
@@ -168,6 +171,35 @@ export function networkLeaks(root: string, ids: string[]): Leak[] {
   return out;
 }
 
+/** The host device files whose owner and mode hull must never change. */
+export const HOST_DEVICES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom', '/dev/tty'];
+
+/** `uid:gid mode` of each host device file (null when it does not exist). */
+export function hostDeviceModes(): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const d of HOST_DEVICES) {
+    try {
+      const st = statSync(d);
+      out[d] = `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+    } catch {
+      out[d] = null;
+    }
+  }
+  return out;
+}
+
+/** Recorded once, when the test process first loads the leak check. */
+const HOST_DEVICES_AT_START = hostDeviceModes();
+
+/** The host device files whose owner or mode differ from the start of the test process. */
+export function hostDeviceLeaks(): Leak[] {
+  const now = hostDeviceModes();
+  return HOST_DEVICES.filter((d) => now[d] !== HOST_DEVICES_AT_START[d]).map((d) => ({
+    kind: 'host-device',
+    what: `${d} changed from ${HOST_DEVICES_AT_START[d] ?? 'absent'} to ${now[d] ?? 'absent'} (owner mode)`,
+  }));
+}
+
 /**
  * Everything of `root` that is still there. `ids`: every instance id the root ever had; `listIds`: what the
  * state store lists now (should be nothing). Retries for up to `settleMs` while only processes/cgroups remain.
@@ -187,6 +219,7 @@ export async function checkLeaks(
       ...processLeaks(root, ids),
       ...fileLeaks(root),
       ...networkLeaks(root, ids),
+      ...hostDeviceLeaks(),
     ];
     if (leaks.length === 0 || Date.now() > deadline) return leaks;
     await new Promise((r) => setTimeout(r, 200));
