@@ -47,6 +47,35 @@ describe("the host's device files keep owner and mode", () => {
   }
 });
 
+describe('--privileged (as docker)', () => {
+  const dev = ['/dev/kmsg', '/dev/loop-control'].find((d) => existsSync(d));
+  for (const { name, probe } of RUNTIMES) {
+    const skip =
+      (!probe.usable && `${name} cannot run here: ${probe.reason}`) ||
+      (!dev && 'no /dev/kmsg or /dev/loop-control on this host');
+    test(`${name}: host devices usable, no no_new_privs, no seccomp; not without --privileged`, { skip }, async () => {
+      const script = `head -c0 ${dev} && echo opened; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status`;
+      const p = await root.hull('run', '--rm', '--runtime', name, '--privileged', 'busybox', 'sh', '-c', script);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stdout, /^opened\n/);
+      assert.match(p.stdout, /^NoNewPrivs:\s+0$/m);
+      assert.match(p.stdout, /^Seccomp:\s+0$/m);
+      const u = await root.hull(
+        'run',
+        '--rm',
+        '--runtime',
+        name,
+        'busybox',
+        'sh',
+        '-c',
+        `test -e ${dev} && echo seen || echo absent`,
+      );
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(u.stdout, 'absent\n');
+    });
+  }
+});
+
 test('leaves nothing behind (and no host device changed)', async () => {
   await root.cleanupAndCheck();
   assert.ok(existsSync('/dev/null'));

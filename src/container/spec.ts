@@ -4,7 +4,7 @@
  * mounts, capabilities, seccomp profile, masked and read-only /proc and /sys paths, a device
  * allowlist, resource limits and rlimits that the host can actually grant.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { type Dirent, existsSync, lstatSync, readFileSync, readdirSync, type Stats, statSync } from 'node:fs';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { posix } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
@@ -15,6 +15,7 @@ import {
   OCI_VERSION,
   type LinuxSeccomp,
   type OciCapabilities,
+  type OciDevice,
   type OciDeviceCgroup,
   type OciMount,
   type OciNamespace,
@@ -165,6 +166,8 @@ export interface SpecInput {
   netnsPath?: string;
   /** host facts; read from /proc and /sys when left out */
   host?: HostFacts;
+  /** the host's device nodes a privileged container gets; read from /dev when left out */
+  hostDevices?: OciDevice[];
 }
 
 function readText(path: string): string | null {
@@ -602,6 +605,66 @@ function combineMounts(defaults: OciMount[], rest: OciMount[]): OciMount[] {
   return [...keptDefaults, ...sorted];
 }
 
+/** Device nodes every container gets from the runtime itself (OCI runtime spec "Default Devices"). */
+const RUNTIME_DEFAULT_DEVICES = new Set([
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+  '/dev/console',
+  '/dev/ptmx',
+]);
+/** Directories of /dev that are not the host's devices (a container has its own of these). */
+const SKIPPED_DEV_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
+
+/**
+ * Every character and block device node under the host's `dir` (/dev), for a privileged container (as docker's
+ * --privileged): its path, type, numbers and mode. Skips the container's own /dev directories (pts, shm, mqueue)
+ * and the devices every container gets from the runtime anyway.
+ */
+export function hostDevices(dir = '/dev'): OciDevice[] {
+  const out: OciDevice[] = [];
+  const walk = (d: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = posix.join(d, e.name);
+      if (e.isDirectory()) {
+        if (!SKIPPED_DEV_DIRS.has(e.name)) walk(p);
+        continue;
+      }
+      if (!e.isCharacterDevice() && !e.isBlockDevice()) continue;
+      if (RUNTIME_DEFAULT_DEVICES.has(p)) continue;
+      let st: Stats;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue; // gone meanwhile
+      }
+      // rdev as glibc's makedev encodes it
+      const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn) | Number((BigInt(st.rdev) >> 32n) & ~0xfffn);
+      const minor = Number(BigInt(st.rdev) & 0xffn) | Number((BigInt(st.rdev) >> 12n) & ~0xffn);
+      out.push({
+        type: st.isCharacterDevice() ? 'c' : 'b',
+        path: p,
+        major,
+        minor,
+        fileMode: st.mode & 0o777,
+        uid: st.uid,
+        gid: st.gid,
+      });
+    }
+  };
+  walk(dir);
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
 /**
  * Build the OCI runtime spec of a container. Throws InvalidArgumentError, NotFoundError or
  * HostSupportError for settings that cannot work, before any runtime is started.
@@ -686,6 +749,8 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
       readonlyPaths: copts.privileged ? [] : [...READONLY_PATHS],
     },
   };
+  // --privileged: every device node of the host (the device cgroup above allows them all)
+  if (copts.privileged) spec.linux.devices = input.hostDevices ?? hostDevices();
   if (userns) {
     spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
     spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
