@@ -1,5 +1,5 @@
 /**
- * host/reserve.ts and host/nospace.ts on an ordinary directory: the reserve is made only with room for it, made
+ * host/reserve.ts and host/fserror.ts (full disks) on an ordinary directory: the reserve is made only with room for it, made
  * whole or not at all, released once; full-disk errors (SQLite's too) are recognised and described with path and file system.
  * (The behaviour on a really full file system is in e2e-fulldisk.test.ts.)
  */
@@ -7,8 +7,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SpaceReserve, isNoSpace } from '../src/host/reserve.js';
-import { describeNoSpace, isNoSpaceError } from '../src/host/nospace.js';
+import { SpaceReserve } from '../src/host/reserve.js';
+import { describeNoSpace, isNoSpace, isNoSpaceError } from '../src/host/fserror.js';
 
 const dir = mkdtempSync('/tmp/hull-test-reserve-');
 after(() => rmSync(dir, { recursive: true, force: true }));

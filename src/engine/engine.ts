@@ -6,8 +6,8 @@ import { DRIVER_FACTORIES } from './drivers.js';
 import { NetworkManager } from '../network/manager.js';
 import { StateStore, type InstanceRecord } from './store.js';
 import { hullEnv } from '../common/env.js';
-import { SpaceReserve, isNoSpace } from '../host/reserve.js';
-import { isNoSpaceError } from '../host/nospace.js';
+import { SpaceReserve } from '../host/reserve.js';
+import { isNoSpace, isNoSpaceError } from '../host/fserror.js';
 import { rootPaths } from '../common/paths.js';
 
 export interface EngineOptions {

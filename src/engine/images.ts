@@ -1,7 +1,7 @@
 import type { Engine } from './engine.js';
 import type { GcResult } from '../image/store.js';
 import { BuildCache } from './build/cache.js';
-import { describeNoSpace } from '../host/nospace.js';
+import { describeNoSpace } from '../host/fserror.js';
 import { rootPaths } from '../common/paths.js';
 
 /**

@@ -3,8 +3,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'n
 import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 import { migrateConfig } from './migrate.js';
-import { isNoSpace } from '../host/reserve.js';
-import { describeNoSpace } from '../host/nospace.js';
+import { describeNoSpace, isNoSpace } from '../host/fserror.js';
 import { rootPaths } from '../common/paths.js';
 
 /**

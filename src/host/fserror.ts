@@ -133,3 +133,46 @@ export function describeLocalFsError(e: unknown, ctx: FsErrorContext): unknown {
   }
   return new LocalFsError(text, code, ctx.path, { cause: e });
 }
+
+/* ---- full disks, SQLite's included (the state store, builds, lifecycle, the space reserve) ---- */
+
+/** Bytes that an unprivileged writer may still use on the file system holding `path` (statfs f_bavail), or undefined. */
+export function freeBytes(path: string): number | undefined {
+  try {
+    const s = statfsSync(path);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether an error is a full disk: ENOSPC/EDQUOT from Node, SQLITE_FULL, or one of SQLite's I/O errors (a failed
+ * extension of its WAL or -shm: SQLITE_IOERR_WRITE, _SHMSIZE, _FSYNC…) while the file system holding `where` is
+ * nearly full. Without `where`, SQLite's I/O errors do not count.
+ */
+export function isNoSpace(e: unknown, where?: string): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+  if (where === undefined || typeof code !== 'string' || !code.startsWith('SQLITE_IOERR')) return false;
+  const free = freeBytes(where);
+  return free !== undefined && free < 1024 * 1024;
+}
+
+/** Whether `e` is a described full disk (ENOSPC or EDQUOT). */
+export function isNoSpaceError(e: unknown): e is LocalFsError {
+  return e instanceof LocalFsError && (e.errno === 'ENOSPC' || e.errno === 'EDQUOT');
+}
+
+/** For a full-disk error (see isNoSpace, SQLite's included) a LocalFsError naming path, file system and space; any other error unchanged. */
+export function describeNoSpace(e: unknown, ctx: FsErrorContext): unknown {
+  if (e instanceof LocalFsError || !isNoSpace(e, ctx.path)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return describeLocalFsError(e, ctx);
+  // SQLite's codes: the same ENOSPC for the description, the original as the cause
+  const d = describeLocalFsError(
+    Object.assign(new Error((e as Error).message), { code: 'ENOSPC' }),
+    ctx,
+  ) as LocalFsError;
+  return new LocalFsError(d.message, 'ENOSPC', ctx.path, { cause: e });
+}

@@ -13,10 +13,11 @@
  * Who may release it is the caller's policy: commands that add things (run, build, pull…) never do, so a full
  * disk they cause cannot also take away the room removal needs.
  */
-import { closeSync, existsSync, openSync, renameSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { hullEnv } from '../common/env.js';
 import { rootPaths } from '../common/paths.js';
+import { freeBytes } from './fserror.js';
 
 /** Default size: enough for the store's WAL and -shm, exit files and a few index rewrites. */
 export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
@@ -32,29 +33,6 @@ export function reserveBytes(): number {
   if (v === undefined) return DEFAULT_RESERVE_BYTES;
   const n = Number(v);
   return Number.isInteger(n) && n >= 0 ? n : DEFAULT_RESERVE_BYTES;
-}
-
-/** Bytes that an unprivileged writer may still use on the file system holding `path` (statfs f_bavail), or undefined. */
-export function freeBytes(path: string): number | undefined {
-  try {
-    const s = statfsSync(path);
-    return Number(s.bavail) * Number(s.bsize);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Whether an error is a full disk: ENOSPC/EDQUOT from Node, SQLITE_FULL, or one of SQLite's I/O errors (a failed
- * extension of its WAL or -shm: SQLITE_IOERR_WRITE, _SHMSIZE, _FSYNC…) while the file system holding `where` is
- * nearly full. Without `where`, SQLite's I/O errors do not count.
- */
-export function isNoSpace(e: unknown, where?: string): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
-  if (where === undefined || typeof code !== 'string' || !code.startsWith('SQLITE_IOERR')) return false;
-  const free = freeBytes(where);
-  return free !== undefined && free < 1024 * 1024;
 }
 
 export class SpaceReserve {

@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { HullError, InvalidArgumentError, NotFoundError, isHullError } from '../../common/errors.js';
-import { describeNoSpace, isNoSpaceError } from '../../host/nospace.js';
+import { describeNoSpace, isNoSpaceError } from '../../host/fserror.js';
 import {
   parseContainerfile,
   ContainerfileError,

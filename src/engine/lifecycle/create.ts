@@ -7,7 +7,7 @@ import { isValidName, newId, randomName } from '../names.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
 import { saveInstanceFile } from '../instance-file.js';
-import { describeNoSpace } from '../../host/nospace.js';
+import { describeNoSpace } from '../../host/fserror.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the

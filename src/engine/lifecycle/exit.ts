@@ -5,7 +5,7 @@ import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
-import { isNoSpaceError } from '../../host/nospace.js';
+import { isNoSpaceError } from '../../host/fserror.js';
 import { signalExitReason } from '../../host/exitwatch.js';
 
 /**

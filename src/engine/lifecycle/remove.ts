@@ -3,7 +3,7 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
-import { isNoSpaceError } from '../../host/nospace.js';
+import { isNoSpaceError } from '../../host/fserror.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
