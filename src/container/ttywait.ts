@@ -6,11 +6,9 @@
  * (guest/ttywait.c): handed in as fd 3 and run as /proc/self/fd/3, it waits until the terminal has its size
  * (SIGWINCH), then execs the command. Nothing is added to the container's filesystem.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { hullEnv } from '../common/env.js';
 import { HostSupportError } from '../common/errors.js';
+import { builtProgram } from '../host/programs.js';
 
 /** The path the process runs the helper by: fd 3 as the runtime's --preserve-fds 1 hands it in. */
 export const TTYWAIT_EXEC_PATH = '/proc/self/fd/3';
@@ -24,12 +22,8 @@ export function execSizeIsLate(runtime: string): boolean {
 export function ttyWaitBinary(): string {
   const forced = hullEnv('HULL_TTYWAIT');
   if (forced) return forced;
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const p = join(d, 'guest', 'hull-ttywait');
-    if (existsSync(p)) return p;
-    d = dirname(d);
-  }
+  const built = builtProgram('hull-ttywait');
+  if (built) return built;
   throw new HostSupportError(
     "hull's terminal helper (guest/hull-ttywait) is not built; run scripts/setup.sh (it builds it with musl-gcc), or use --runtime runc",
   );

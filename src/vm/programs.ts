@@ -3,12 +3,12 @@
  * per-VM monitor process. Both are found next to this file (the TypeScript source under tsx, or hull's
  * bundle in dist/), so this file stays in src/vm/.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HostSupportError } from '../common/errors.js';
 import { hullEnv } from '../common/env.js';
+import { builtProgram } from '../host/programs.js';
 
 function here(): string {
   return dirname(fileURLToPath(import.meta.url));
@@ -18,12 +18,8 @@ function here(): string {
 export function agentBinary(): string {
   const agent = hullEnv('HULL_VM_AGENT');
   if (agent) return agent;
-  let d = here();
-  for (let i = 0; i < 4; i++) {
-    const p = join(d, 'guest', 'hull-agent');
-    if (existsSync(p)) return p;
-    d = dirname(d);
-  }
+  const built = builtProgram('hull-agent');
+  if (built) return built;
   throw new HostSupportError(
     "hull's guest agent (guest/hull-agent) is not built; run scripts/setup.sh (it builds it with musl-gcc)",
   );
