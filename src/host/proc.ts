@@ -151,6 +151,14 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
+/**
+ * Whether the process named by `pid` and its start time (see processStartTime) still runs: the same process, not
+ * a later one that got the pid, and not a zombie (killed, not reaped yet: gone for every purpose of hull's).
+ */
+export function sameProcessAlive(pid: number, start: string | null | undefined): boolean {
+  return !!start && processStartTime(pid) === start && processAlive(pid);
+}
+
 /** argv of a live process (from /proc/<pid>/cmdline), or null when it is gone. */
 export function processArgv(pid: number): string[] | null {
   try {

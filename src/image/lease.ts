@@ -14,7 +14,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
-import { processStartTime } from '../host/proc.js';
+import { processStartTime, sameProcessAlive } from '../host/proc.js';
 
 interface LeaseFile {
   pid: number;
@@ -79,7 +79,7 @@ export function liveLeaseRefs(dir: string): Set<string> {
     } catch {
       continue; // being written (atomic rename pending) or unreadable: the owner will rewrite it
     }
-    if (processStartTime(lease.pid) !== lease.start || !lease.start) {
+    if (!sameProcessAlive(lease.pid, lease.start)) {
       rmSync(path, { force: true });
       continue;
     }

@@ -4,7 +4,7 @@
  * its step container running or stopped; the next hull command, whatever it is, removes the step
  * containers whose build process is gone, as it reconciles other interrupted work.
  */
-import { processAlive, processStartTime } from '../../host/proc.js';
+import { processAlive, processStartTime, sameProcessAlive } from '../../host/proc.js';
 import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { removeInstance } from '../lifecycle/remove.js';
@@ -25,7 +25,7 @@ export function isOrphanedBuildStep(rec: InstanceRecord): boolean {
   const start = rec.config.labels?.[BUILD_START_LABEL];
   // records made before the start time was labelled: the pid alone
   if (!start) return !processAlive(pid);
-  return processStartTime(pid) !== start;
+  return !sameProcessAlive(pid, start);
 }
 
 /** Remove the step containers of builds that died. Returns how many went. */

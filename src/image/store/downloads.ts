@@ -11,7 +11,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { processAlive, processStartTime } from '../../host/proc.js';
+import { processStartTime, sameProcessAlive } from '../../host/proc.js';
 import { digestHex } from '../layout.js';
 import type { Lease } from '../lease.js';
 import type { StoreParts } from './parts.js';
@@ -50,7 +50,7 @@ export class Downloads {
       return undefined;
     }
     // pid and start time name the process; a zombie (killed, not reaped yet) is gone too
-    return owner.start && processStartTime(owner.pid) === owner.start && processAlive(owner.pid) ? owner : undefined;
+    return sameProcessAlive(owner.pid, owner.start) ? owner : undefined;
   }
 
   /**
