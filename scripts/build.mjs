@@ -54,6 +54,9 @@ await bundle('src/cli/main.ts', `${stage}/hull-bundle.cjs`, {
 // The VM monitor (src/vm/monitor.ts) runs as its own long-lived process per VM: a separate, small bundle so
 // that it does not load the CLI (its RSS counts as the VM's host overhead).
 await bundle('src/vm/monitor-main.ts', `${stage}/vm-monitor.cjs`);
+// The userland port proxy (src/network/proxy-main.ts): one small long-lived process per instance that publishes
+// ports on the host's IPv6 addresses.
+await bundle('src/network/proxy-main.ts', `${stage}/port-proxy.cjs`);
 
 // A script compiled with a code cache cannot run import() on Node 20: the bundle must load packages with require.
 const bundled = readFileSync(`${stage}/hull-bundle.cjs`, 'utf8');

@@ -212,6 +212,9 @@ export interface NetworkAttachment {
   /** address with prefix, e.g. 10.89.1.2/24 */
   address: string;
   gateway?: string;
+  /** on a dual-stack network: the IPv6 address with prefix, e.g. fd00:abcd::2/64, and its gateway */
+  address6?: string;
+  gateway6?: string;
   mac?: string;
   /** the host's bridge the interface hangs off (a VM driver bridges its tap here too) */
   bridge: string;

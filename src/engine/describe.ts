@@ -16,6 +16,7 @@ function networkSettings(engine: Engine, rec: InstanceRecord): Record<string, un
   return {
     IPAddress: first ? first.address.split('/')[0] : '',
     Gateway: first?.gateway ?? '',
+    ...ipv6Fields(first),
     MacAddress: first?.mac ?? '',
     Ports: ports,
     Networks: Object.fromEntries(
@@ -25,12 +26,22 @@ function networkSettings(engine: Engine, rec: InstanceRecord): Record<string, un
           IPAddress: a.address.split('/')[0],
           IPPrefixLen: Number(a.address.split('/')[1] ?? 0),
           Gateway: a.gateway ?? '',
+          ...ipv6Fields(a),
           MacAddress: a.mac ?? '',
           Aliases: a.names,
           Interface: a.interface,
         },
       ]),
     ),
+  };
+}
+
+/** docker's IPv6 fields of an attachment (empty off dual-stack networks). */
+function ipv6Fields(a: { address6?: string; gateway6?: string } | undefined): Record<string, unknown> {
+  return {
+    GlobalIPv6Address: a?.address6?.split('/')[0] ?? '',
+    GlobalIPv6PrefixLen: Number(a?.address6?.split('/')[1] ?? 0),
+    IPv6Gateway: a?.gateway6 ?? '',
   };
 }
 

@@ -14,7 +14,8 @@ import { parseIp } from '../network/ipv4.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
 import { saveInstanceFile } from './instance-file.js';
-import { rootPaths } from '../common/paths.js';
+import { instancePaths, rootPaths } from '../common/paths.js';
+import { updateHostsFile } from '../host/etcfiles.js';
 
 export function netnsPath(engine: Engine, id: string): string {
   return rootPaths(engine.root).netnsPath(id);
@@ -129,7 +130,7 @@ export async function connectInstance(
   }
   if (live) {
     const c = rec.config;
-    await engine.networks.connect(
+    const a = await engine.networks.connect(
       {
         instanceId: rec.id,
         instanceName: rec.name,
@@ -142,6 +143,11 @@ export async function connectInstance(
       },
       req!,
     );
+    // docker adds the instance's address on the new network to its /etc/hosts
+    updateHostsFile(hostsPath(engine, rec), {
+      ips: [a.address, ...(a.address6 ? [a.address6] : [])].filter(Boolean).map((x) => x.split('/')[0]!),
+      names: [...new Set([rec.config.hostname || rec.id.slice(0, 12), rec.name])],
+    });
   }
   saveConfig(engine, rec, { ...rec.config, networks: [...(rec.config.networks ?? []), req!] });
   engine.event(rec, 'network-connect', { network: req!.name });
@@ -159,10 +165,25 @@ export async function disconnectInstance(
     throw new InvalidArgumentError(`instance ${rec.name} is not connected to network ${def.name}`);
   const live =
     engine.networks.attachments(rec.id).length > 0 && engine.driver(rec.kind).capabilities.liveNetworkChanges;
-  if (live) await engine.networks.disconnect(rec.id, def.name);
+  if (live) {
+    const a = engine.networks.attachments(rec.id).find((x) => x.network === def.name);
+    await engine.networks.disconnect(rec.id, def.name);
+    // and takes the lines of the addresses it had there out again
+    if (a)
+      updateHostsFile(
+        hostsPath(engine, rec),
+        null,
+        [a.address, a.address6 ?? ''].filter(Boolean).map((x) => x.split('/')[0]!),
+      );
+  }
   saveConfig(engine, rec, { ...rec.config, networks: (rec.config.networks ?? []).filter((n) => n.name !== def.name) });
   engine.event(rec, 'network-disconnect', { network: def.name });
   return live || engine.networks.attachments(rec.id).length === 0 ? 'now' : 'next-start';
+}
+
+/** A container's /etc/hosts (bind-mounted from its instance dir); none for a VM, whose guest keeps its own. */
+function hostsPath(engine: Engine, rec: InstanceRecord): string {
+  return instancePaths(engine.instanceDir(rec.id)).hosts;
 }
 
 /** A changed configuration goes to the store and to the instance's saved record (instance-file.ts). */

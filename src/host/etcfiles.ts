@@ -2,7 +2,7 @@
  * The name-resolution files hull writes into an instance (a container's bind-mounted /etc/hosts and
  * /etc/resolv.conf, a VM's through its agent), from the instance's networks and the host's own files.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { InstanceNetwork } from '../common/instance.js';
 
 /**
@@ -65,4 +65,28 @@ export function resolvConfFile(network: string, net?: InstanceNetwork): string {
     lines = [`search ${net.searches.join(' ')}`, ...lines.filter((l) => !/^\s*(search|domain)\s/.test(l))];
   if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   return lines.join('\n').replace(/\n*$/, '\n');
+}
+
+/**
+ * `network connect`/`disconnect` of a running container: add the lines of its addresses on the new network (its
+ * hostname and name, as at start), or drop the lines of the addresses it had on the network it left. The file is
+ * rewritten in place (same inode): it is bind-mounted into the container, and other lines (the user's) stay.
+ */
+export function updateHostsFile(
+  path: string,
+  add: { ips: string[]; names: string[] } | null,
+  remove: string[] = [],
+): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return; // no file of hull's (a VM, or --network host)
+  }
+  const drop = new Set([...remove, ...(add?.ips ?? [])]);
+  const lines = text
+    .split('\n')
+    .filter((l, i, all) => (i < all.length - 1 || l !== '') && !drop.has(l.split(/\s/)[0]!));
+  for (const ip of add?.ips ?? []) lines.push(`${ip}\t${add!.names.join(' ')}`);
+  writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
 }

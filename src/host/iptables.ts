@@ -4,14 +4,15 @@
  * leave behind on DEL: portmap's CNI-HOSTPORT-* chains and firewall's CNI-FORWARD/CNI-ADMIN chains stay
  * (with the jumps to them) even when empty. `-w` waits for the xtables lock that concurrent plugins take.
  * Changes go through iptables-restore in batches: one program start per table instead of one per rule.
+ * `ipv6` selects ip6tables (dual-stack networks: the plugins add their rules there too).
  */
 import { runProgram } from './proc.js';
 
 export type Table = 'filter' | 'nat' | 'mangle' | 'raw';
 
 /** Every chain ("-N CHAIN", "-P CHAIN POLICY") and rule ("-A CHAIN ...") of a table in `-S` form. */
-export async function tableRules(table: Table): Promise<string[]> {
-  const r = await runProgram('iptables', ['-w', '-t', table, '-S'], { allowFailure: true });
+export async function tableRules(table: Table, ipv6 = false): Promise<string[]> {
+  const r = await runProgram(ipv6 ? 'ip6tables' : 'iptables', ['-w', '-t', table, '-S'], { allowFailure: true });
   return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : [];
 }
 
@@ -20,7 +21,9 @@ export async function tableRules(table: Table): Promise<string[]> {
  * atomically). `lines` are commands in `-S` syntax: "-N CHAIN", "-A CHAIN ...", "-I CHAIN 1 ...",
  * "-D CHAIN ...", "-F CHAIN", "-X CHAIN".
  */
-export async function applyBatch(table: Table, lines: string[]): Promise<void> {
+export async function applyBatch(table: Table, lines: string[], ipv6 = false): Promise<void> {
   if (lines.length === 0) return;
-  await runProgram('iptables-restore', ['-w', '--noflush'], { input: `*${table}\n${lines.join('\n')}\nCOMMIT\n` });
+  await runProgram(ipv6 ? 'ip6tables-restore' : 'iptables-restore', ['-w', '--noflush'], {
+    input: `*${table}\n${lines.join('\n')}\nCOMMIT\n`,
+  });
 }

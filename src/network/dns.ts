@@ -5,7 +5,12 @@
  * other lines are the records "ID IPV4S IPV6S NAMES [UPSTREAMS]". It answers A queries for those names only
  * to clients on the same network (it matches the query's source address), forwards other queries to the
  * upstream servers (the instance's --dns, or the host's resolv.conf), and re-reads its files on SIGHUP.
- * `run` daemonizes and leaves its pid in <config>/aardvark.pid.
+ * `run` daemonizes and leaves its pid in <config>/aardvark.pid. On dual-stack networks it answers AAAA queries
+ * with the instances' IPv6 addresses too.
+ *
+ * Internal networks get a second aardvark process of their own (config dir aardvark-internal/), started with
+ * AARDVARK_NO_PROXY set: it answers instance names and never forwards (docker's embedded DNS does not forward
+ * on --internal networks either); other names get NXDOMAIN. aardvark 1.4 has no per-network switch for this.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,13 +39,18 @@ export function aardvarkBinary(): string {
 export interface DnsRecord {
   id: string;
   ipv4: string[];
+  ipv6: string[];
   names: string[];
   /** upstream servers for this instance's other queries (--dns) */
   upstreams: string[];
 }
 
 export class Aardvark {
-  constructor(readonly dir: string) {}
+  /** noProxy: never forward queries for names it does not know (internal networks) */
+  constructor(
+    readonly dir: string,
+    readonly noProxy = false,
+  ) {}
 
   private file(network: string): string {
     return join(this.dir, network);
@@ -63,10 +73,11 @@ export class Aardvark {
       .slice(1)
       .filter(Boolean)
       .map((l) => {
-        const [id = '', v4 = '', , names = '', ups = ''] = l.split(' ');
+        const [id = '', v4 = '', v6 = '', names = '', ups = ''] = l.split(' ');
         return {
           id,
           ipv4: v4.split(',').filter(Boolean),
+          ipv6: v6.split(',').filter(Boolean),
           names: names.split(',').filter(Boolean),
           upstreams: ups.split(',').filter(Boolean),
         };
@@ -82,9 +93,13 @@ export class Aardvark {
     const lines = [
       listen,
       ...records.map((r) =>
-        [r.id, r.ipv4.join(','), '', r.names.join(','), ...(r.upstreams.length ? [r.upstreams.join(',')] : [])].join(
-          ' ',
-        ),
+        [
+          r.id,
+          r.ipv4.join(','),
+          r.ipv6.join(','),
+          r.names.join(','),
+          ...(r.upstreams.length ? [r.upstreams.join(',')] : []),
+        ].join(' '),
       ),
     ];
     writeFileAtomic(this.file(network), lines.join('\n') + '\n', 0o644);
@@ -131,7 +146,11 @@ export class Aardvark {
     } else {
       // run forks a daemon and exits; port 53 on the gateway addresses, as the resolv.conf points there
       await runProgram(aardvarkBinary(), ['--config', this.dir, '-p', '53', 'run'], {
-        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+        env: {
+          ...process.env,
+          RUST_LOG: process.env.RUST_LOG ?? 'warn',
+          ...(this.noProxy ? { AARDVARK_NO_PROXY: '1' } : {}),
+        },
         timeoutMs: 10_000,
         hint: 'aardvark-dns (the DNS server of hull networks) could not start',
       });

@@ -31,7 +31,8 @@ import { Aardvark } from './dns.js';
 import { cidrContains, formatIp, hostRange, parseCidr, parseIp } from './ipv4.js';
 import { withLock } from '../host/lock.js';
 import { trace } from '../common/trace.js';
-import { claimPorts } from './ports.js';
+import { claimPorts, ipv6Available } from './ports.js';
+import { proxyAlive, startProxy, stopProxy } from './proxy.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
 import { hullEnv } from '../common/env.js';
 import { hostPaths, rootPaths } from '../common/paths.js';
@@ -48,6 +49,8 @@ interface AttachmentRecord {
   result?: CniResult;
   attachment?: NetworkAttachment;
   dns: { names: string[]; upstreams: string[] } | null;
+  /** the userland proxy of the ports published on IPv6 addresses (./proxy.ts) */
+  proxyPid?: number;
 }
 
 export interface AttachRequest {
@@ -74,10 +77,13 @@ const hostLock = () => hullEnv('HULL_NETWORK_LOCK') ?? hostPaths.networkLock;
 export class NetworkManager {
   readonly store: NetworkStore;
   readonly dns: Aardvark;
+  /** the DNS server of --internal networks: it never forwards (see ./dns.ts) */
+  readonly dnsInternal: Aardvark;
 
   constructor(readonly root: string) {
     this.store = new NetworkStore(root);
     this.dns = new Aardvark(join(this.store.dir, 'aardvark'));
+    this.dnsInternal = new Aardvark(join(this.store.dir, 'aardvark-internal'), true);
   }
 
   private get attachDir(): string {
@@ -134,9 +140,9 @@ export class NetworkManager {
         ipam: {
           type: 'host-local',
           dataDir: join(this.store.dir, 'ipam'),
-          ranges: [[range]],
+          ranges: [[range], ...(def.ipv6 ? [[{ subnet: def.ipv6.subnet, gateway: def.ipv6.gateway }]] : [])],
           // an internal network has no default route: only its own subnet is reachable
-          routes: def.internal ? [] : [{ dst: '0.0.0.0/0' }],
+          routes: def.internal ? [] : [{ dst: '0.0.0.0/0' }, ...(def.ipv6 ? [{ dst: '::/0' }] : [])],
         },
       },
       { type: 'firewall', backend: 'iptables' },
@@ -162,6 +168,11 @@ export class NetworkManager {
 
   attachments(instanceId: string): NetworkAttachment[] {
     return this.records(instanceId).flatMap((r) => (r.attachment ? [r.attachment] : []));
+  }
+
+  /** Whether the instance's published ports answer on IPv6 too (a proxy runs for them). */
+  proxied(instanceId: string): boolean {
+    return this.records(instanceId).some((r) => !!r.proxyPid);
   }
 
   /** Instance ids with a live attachment to `network`. */
@@ -247,20 +258,23 @@ export class NetworkManager {
     }
     await this.checkSubnetFree(def);
     const claimed = await claimPorts(ports, taken);
-    const conflist = this.conflist(def, claimed.length > 0);
+    // IPv4 goes through portmap's DNAT; IPv6 host addresses through the proxy (on a dual-stack network portmap
+    // is kept to IPv4 with 0.0.0.0, or its ip6tables DNAT would take [::1] traffic that no namespace can receive)
+    const dnat = claimed.filter((p) => !p.hostIp.includes(':'));
+    const conflist = this.conflist(def, dnat.length > 0);
     const runtime: CniRuntime = {
       containerId: req.instanceId,
       netns: req.netnsPath,
       ifname,
       ...(n.ip !== undefined ? { args: { IP: n.ip } } : {}),
-      ...(claimed.length > 0
+      ...(dnat.length > 0
         ? {
             capabilityArgs: {
-              portMappings: claimed.map((p) => ({
+              portMappings: dnat.map((p) => ({
                 hostPort: p.hostPort,
                 containerPort: p.containerPort,
                 protocol: p.protocol,
-                ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+                ...(p.hostIp ? { hostIP: p.hostIp } : def.ipv6 ? { hostIP: '0.0.0.0' } : {}),
               })),
             },
           }
@@ -288,24 +302,46 @@ export class NetworkManager {
       throw e;
     }
     const ipIndex = result.interfaces?.findIndex((x) => x.name === ifname && x.sandbox) ?? -1;
-    const ip = result.ips?.find((x) => x.interface === ipIndex) ?? result.ips?.[0];
+    const mine = (result.ips ?? []).filter((x) => x.interface === ipIndex || x.interface === undefined);
+    const ip = mine.find((x) => !x.address.includes(':')) ?? result.ips?.[0];
+    const ip6 = mine.find((x) => x.address.includes(':'));
     const attachment: NetworkAttachment = {
       network: def.name,
       interface: ifname,
       address: ip?.address ?? '',
       ...(ip?.gateway ? { gateway: ip.gateway } : {}),
+      ...(ip6 ? { address6: ip6.address, ...(ip6.gateway ? { gateway6: ip6.gateway } : {}) } : {}),
       ...(ipIndex >= 0 && result.interfaces?.[ipIndex]?.mac ? { mac: result.interfaces[ipIndex]!.mac } : {}),
       bridge: def.bridge,
       names,
       ports: claimed,
     };
-    const record: AttachmentRecord = { network: def.name, conflist, runtime, result, attachment, dns };
+    let proxyPid = 0;
+    if (attachment.address && ipv6Available()) {
+      try {
+        proxyPid = await startProxy(path, claimed, attachment.address.split('/')[0]!);
+      } catch (e) {
+        rmSync(path, { force: true });
+        await cniDel(conflist, runtime, result).catch(() => undefined);
+        throw e;
+      }
+    }
+    const record: AttachmentRecord = {
+      network: def.name,
+      conflist,
+      runtime,
+      result,
+      attachment,
+      dns,
+      ...(proxyPid ? { proxyPid } : {}),
+    };
     writeFileAtomic(path, JSON.stringify(record) + '\n', 0o600);
     await this.ensureIsolation(def);
     return attachment;
   }
 
   private async detachOne(rec: AttachmentRecord, instanceId: string): Promise<void> {
+    await stopProxy(rec.proxyPid, this.recordPath(instanceId, rec.network));
     try {
       await cniDel(rec.conflist, rec.runtime, rec.result);
     } finally {
@@ -323,6 +359,7 @@ export class NetworkManager {
     try {
       for (const r of recs) {
         if (!r.result) return false;
+        if (r.proxyPid && !proxyAlive(r.proxyPid, this.recordPath(instanceId, r.network))) return false;
         await cniCheck(r.conflist, r.runtime, r.result);
       }
       return true;
@@ -411,7 +448,13 @@ export class NetworkManager {
    * the filter table, one iptables-restore for whatever is missing.
    */
   private async ensureIsolation(def: NetworkDef): Promise<void> {
-    const filter = await tableRules('filter');
+    await this.ensureIsolationOf(def, false);
+    // a dual-stack network's IPv6 traffic is forwarded too: the same rules in ip6tables
+    if (def.ipv6) await this.ensureIsolationOf(def, true);
+  }
+
+  private async ensureIsolationOf(def: NetworkDef, ipv6: boolean): Promise<void> {
+    const filter = await tableRules('filter', ipv6);
     const ops: string[] = [];
     for (const c of [ISO1, ISO2]) if (!filter.includes(`-N ${c}`)) ops.push(`-N ${c}`);
     const want = (chain: string, rule: string[]) => {
@@ -425,7 +468,7 @@ export class NetworkManager {
       for (const l of forward.filter((x) => x === `-A FORWARD -j ${ISO1}`)) ops.push(`-D${l.slice(2)}`);
       ops.push(`-I FORWARD 1 -j ${ISO1}`);
     }
-    await applyBatch('filter', ops);
+    await applyBatch('filter', ops, ipv6);
   }
 
   private isolationRules(def: Pick<NetworkDef, 'bridge' | 'internal'>): string[][] {
@@ -461,7 +504,14 @@ export class NetworkManager {
    * iptables-restore each: a run per rule would cost a quarter of a second per `hull run --rm`.
    */
   async retire(bridges: Pick<NetworkDef, 'bridge'>[]): Promise<void> {
-    const [filter, nat] = await Promise.all([tableRules('filter'), tableRules('nat')]);
+    // IPv6 only when some chain of hull's or the plugins' is there (dual-stack networks put them there)
+    const v6 = (await tableRules('filter', true)).some((l) => / (HULL-ISOLATION-1|CNI-FORWARD)$/.test(l));
+    await Promise.all([this.retireRules(bridges, false), ...(v6 ? [this.retireRules(bridges, true)] : [])]);
+    await Promise.all(bridges.map((b) => deleteLink(b.bridge)));
+  }
+
+  private async retireRules(bridges: Pick<NetworkDef, 'bridge'>[], ipv6: boolean): Promise<void> {
+    const [filter, nat] = await Promise.all([tableRules('filter', ipv6), tableRules('nat', ipv6)]);
     const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
     const exists = (lines: string[], chain: string) => lines.includes(`-N ${chain}`);
     const jumpsTo = (lines: string[], chains: string[]) =>
@@ -490,7 +540,7 @@ export class NetworkManager {
     if (exists(nat, 'CNI-HOSTPORT-DNAT') && rulesOf(nat, 'CNI-HOSTPORT-DNAT').length === 0) {
       n.push(...drop(nat, ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK']));
     }
-    await Promise.all([applyBatch('filter', f), applyBatch('nat', n), ...bridges.map((b) => deleteLink(b.bridge))]);
+    await Promise.all([applyBatch('filter', f, ipv6), applyBatch('nat', n, ipv6)]);
   }
 
   // ----- DNS -----
@@ -498,10 +548,12 @@ export class NetworkManager {
   /** Rewrite the aardvark files of these networks from the attachment records, then start/reload/stop aardvark. */
   private async syncDns(networks: string[]): Promise<void> {
     const all = new Set(networks);
+    const servers = [this.dns, this.dnsInternal];
     // networks whose file exists but whose records may have changed (teardown passes [])
-    if (existsSync(this.dns.dir))
-      for (const f of readdirSync(this.dns.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
-    let waitFor: string | undefined;
+    for (const d of servers)
+      if (existsSync(d.dir))
+        for (const f of readdirSync(d.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
+    const waitFor = new Map<Aardvark, string>();
     for (const name of all) {
       const def = this.store.find(name);
       const records =
@@ -514,15 +566,17 @@ export class NetworkManager {
                 {
                   id,
                   ipv4: [rec.attachment.address.split('/')[0]!],
+                  ipv6: rec.attachment.address6 ? [rec.attachment.address6.split('/')[0]!] : [],
                   names: rec.dns.names,
                   upstreams: rec.dns.upstreams,
                 },
               ];
             });
-      this.dns.write(name, def?.gateway ?? '', records);
-      if (records.length > 0 && networks.includes(name)) waitFor ??= def!.gateway;
+      const server = def?.internal ? this.dnsInternal : this.dns;
+      for (const d of servers) d.write(name, def?.gateway ?? '', d === server ? records : []);
+      if (records.length > 0 && networks.includes(name) && !waitFor.has(server)) waitFor.set(server, def!.gateway);
     }
-    await this.dns.sync(waitFor);
+    for (const d of servers) await d.sync(waitFor.get(d));
   }
 
   private instanceNetwork(req: AttachRequest): InstanceNetwork {
@@ -553,8 +607,10 @@ export class NetworkManager {
       await this.retire([def]);
       rmSync(join(this.store.dir, 'ipam', this.cniName(def)), { recursive: true, force: true });
       this.store.remove(name);
-      this.dns.write(name, '', []);
-      await this.dns.sync();
+      for (const d of [this.dns, this.dnsInternal]) {
+        d.write(name, '', []);
+        await d.sync();
+      }
     });
   }
 }

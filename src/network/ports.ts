@@ -4,13 +4,18 @@
  * silently shadow a host service on the same port or collide with another instance. hull therefore
  * refuses a host port that (a) a host process has bound (a test bind on the address tells), or (b) a DNAT
  * rule of any CNI portmap user on this host already forwards (read from iptables' nat table).
+ *
+ * IPv6: a mapping on all addresses also answers on the host's IPv6 addresses, an [ADDRESS] mapping only there;
+ * both through hull's userland proxy (./proxy.ts), since DNAT cannot carry [::1] into a namespace.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import type { PortMapping } from '../common/instance.js';
 import { tableRules } from '../host/iptables.js';
 import { parseIp } from './ipv4.js';
+import { formatIp6, parseIp6 } from './ipv6.js';
 
 function port(text: string, what: string, allowZero = false): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`invalid ${what} "${text}": expected a port number`);
@@ -49,10 +54,17 @@ export function parsePublish(spec: string): PortMapping[] {
     rest = rest.slice(0, slash);
   }
   let hostIp = '';
-  if (rest.startsWith('[')) throw bad('IPv6 host addresses are not supported yet');
+  if (rest.startsWith('[')) {
+    // [IPv6]:HOST:CTR (docker's syntax for an IPv6 host address); [::] means every IPv6 address
+    const close = rest.indexOf(']');
+    if (close < 0 || rest[close + 1] !== ':') throw bad('an IPv6 host address is written [ADDRESS]:HOST:CONTAINER');
+    hostIp = formatIp6(parseIp6(rest.slice(1, close), 'host address in -p'));
+    rest = rest.slice(close + 2);
+    if (rest.split(':').length !== 2) throw bad('expected [ADDRESS]:HOST:CONTAINER');
+  }
   const parts = rest.split(':');
   if (parts.length > 3) throw bad('too many colons');
-  if (parts.length === 3) {
+  if (parts.length === 3 && hostIp === '') {
     hostIp = parts.shift()!;
     if (hostIp !== '') parseIp(hostIp, 'host address in -p');
     if (hostIp === '0.0.0.0') hostIp = '';
@@ -88,9 +100,10 @@ export async function forwardedPorts(): Promise<Set<string>> {
 /** Bind the port on the address for a moment; resolves with the bound port (useful for port 0), or rejects. */
 function tryBind(hostIp: string, hostPort: number, protocol: 'tcp' | 'udp'): Promise<number> {
   const address = hostIp || '0.0.0.0';
+  const v6 = address.includes(':');
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
-      const s = createSocket('udp4');
+      const s = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: true });
       s.once('error', (e) => {
         s.close();
         reject(e);
@@ -103,12 +116,35 @@ function tryBind(hostIp: string, hostPort: number, protocol: 'tcp' | 'udp'): Pro
     }
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen({ port: hostPort, host: address, exclusive: true }, () => {
+    srv.listen({ port: hostPort, host: address, exclusive: true, ipv6Only: v6 }, () => {
       const a = srv.address();
       const p = typeof a === 'object' && a ? a.port : hostPort;
       srv.close(() => resolve(p));
     });
   });
+}
+
+/**
+ * Bind what the mapping will use: its address, and for a mapping on all addresses both 0.0.0.0 (portmap's DNAT)
+ * and [::] (the IPv6 proxy, ./proxy.ts). Resolves with the port (the one picked for port 0).
+ */
+async function tryBindAll(hostIp: string, hostPort: number, protocol: 'tcp' | 'udp'): Promise<number> {
+  const p = await tryBind(hostIp, hostPort, protocol);
+  if (hostIp === '' && ipv6Available()) await tryBind('::', p, protocol);
+  return p;
+}
+
+let v6: boolean | undefined;
+/** Whether the host has IPv6 at all (a [::] listener needs it); a host without it publishes on IPv4 only. */
+export function ipv6Available(): boolean {
+  if (v6 === undefined) {
+    try {
+      v6 = readFileSync('/proc/sys/net/ipv6/conf/lo/disable_ipv6', 'utf8').trim() === '0';
+    } catch {
+      v6 = false;
+    }
+  }
+  return v6;
 }
 
 /**
@@ -118,28 +154,35 @@ function tryBind(hostIp: string, hostPort: number, protocol: 'tcp' | 'udp'): Pro
 export async function claimPorts(mappings: PortMapping[], taken = new Set<string>()): Promise<PortMapping[]> {
   if (mappings.length === 0) return [];
   const forwarded = await forwardedPorts();
+  // what a mapping occupies: "proto/port" for IPv4 (DNAT rules), "proto/port/6" for IPv6 (the proxy)
+  const keys = (m: PortMapping, port: number) =>
+    m.hostIp === ''
+      ? [`${m.protocol}/${port}`, `${m.protocol}/${port}/6`]
+      : m.hostIp.includes(':')
+        ? [`${m.protocol}/${port}/6`]
+        : [`${m.protocol}/${port}`];
   const out: PortMapping[] = [];
   for (const m of mappings) {
     if (m.hostPort === 0) {
       let found = 0;
       for (let i = 0; i < 50 && !found; i++) {
-        const p = await tryBind(m.hostIp, 0, m.protocol).catch(() => 0);
-        if (p && !forwarded.has(`${m.protocol}/${p}`) && !taken.has(`${m.protocol}/${p}`)) found = p;
+        const p = await tryBindAll(m.hostIp, 0, m.protocol).catch(() => 0);
+        if (p && !keys(m, p).some((k) => forwarded.has(k) || taken.has(k))) found = p;
       }
       if (!found)
         throw new ConflictError(`no free host port found for container port ${m.containerPort}/${m.protocol}`);
       out.push({ ...m, hostPort: found });
     } else {
-      const key = `${m.protocol}/${m.hostPort}`;
-      const where = `${m.hostIp || '0.0.0.0'}:${m.hostPort}/${m.protocol}`;
-      if (taken.has(key))
+      const host = m.hostIp.includes(':') ? `[${m.hostIp}]` : m.hostIp || '0.0.0.0';
+      const where = `${host}:${m.hostPort}/${m.protocol}`;
+      if (keys(m, m.hostPort).some((k) => taken.has(k)))
         throw new ConflictError(`host port ${where} is published twice; give each -p its own host port`);
-      if (forwarded.has(key))
+      if (keys(m, m.hostPort).some((k) => forwarded.has(k)))
         throw new ConflictError(
           `host port ${where} is already published by another instance (hull port lists them); choose another host port`,
         );
       try {
-        await tryBind(m.hostIp, m.hostPort, m.protocol);
+        await tryBindAll(m.hostIp, m.hostPort, m.protocol);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EADDRNOTAVAIL')
@@ -150,7 +193,7 @@ export async function claimPorts(mappings: PortMapping[], taken = new Set<string
       }
       out.push(m);
     }
-    taken.add(`${m.protocol}/${out[out.length - 1]!.hostPort}`);
+    for (const k of keys(m, out[out.length - 1]!.hostPort)) taken.add(k);
   }
   return out;
 }

@@ -11,6 +11,16 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/er
 import { writeFileAtomic } from '../common/fsutil.js';
 import { cidrContains, cidrsOverlap, formatCidr, formatIp, hostRange, parseCidr, parseIp, type Cidr } from './ipv4.js';
 import { rootPaths } from '../common/paths.js';
+import {
+  cidr6Contains,
+  cidrs6Overlap,
+  formatCidr6,
+  formatIp6,
+  hostRange6,
+  parseCidr6,
+  parseIp6,
+  type Cidr6,
+} from './ipv6.js';
 
 export interface NetworkDef {
   name: string;
@@ -23,6 +33,8 @@ export interface NetworkDef {
   gateway: string;
   /** the part of the subnet addresses are leased from, e.g. 10.89.1.128/25 */
   ipRange?: string;
+  /** dual-stack (--ipv6): the IPv6 subnet and gateway next to the IPv4 ones */
+  ipv6?: { subnet: string; gateway: string };
   /** no outbound route, no masquerading, no forwarding off the bridge */
   internal: boolean;
   mtu?: number;
@@ -37,6 +49,10 @@ export interface CreateNetworkOptions {
   subnet?: string;
   gateway?: string;
   ipRange?: string;
+  /** --ipv6: add an IPv6 subnet (subnet6, or a free one of the root's fdXX:XXXX::/48) */
+  ipv6?: boolean;
+  subnet6?: string;
+  gateway6?: string;
   internal?: boolean;
   mtu?: number;
   dns?: boolean;
@@ -166,6 +182,7 @@ export class NetworkStore {
       }
       ipRange = formatCidr(r);
     }
+    const ipv6 = this.pickIpv6(opts, others);
     if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 576 || opts.mtu > 65535)) {
       throw new InvalidArgumentError(`invalid --mtu ${opts.mtu}: use a number from 576 to 65535`);
     }
@@ -180,6 +197,7 @@ export class NetworkStore {
       subnet: formatCidr(subnet),
       gateway: formatIp(gateway),
       ...(ipRange ? { ipRange } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
       internal: opts.internal ?? false,
       ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
       dns: opts.dns ?? true,
@@ -208,6 +226,50 @@ export class NetworkStore {
     const free = candidates.find((c) => taken(c) === undefined);
     if (!free) throw new ConflictError('no free subnet left for a new network; give one with --subnet');
     return free;
+  }
+
+  /**
+   * The IPv6 half of a dual-stack network (--ipv6): the IPv6 --subnet, or a free /64 of a ULA /48 derived from
+   * the root, so two roots never pick the same.
+   */
+  private pickIpv6(opts: CreateNetworkOptions, others: NetworkDef[]): NetworkDef['ipv6'] | undefined {
+    if (!opts.ipv6) {
+      if (opts.subnet6 !== undefined || opts.gateway6 !== undefined)
+        throw new InvalidArgumentError('an IPv6 --subnet or --gateway needs --ipv6 (a dual-stack network)');
+      return undefined;
+    }
+    if (opts.gateway6 !== undefined && opts.subnet6 === undefined)
+      throw new InvalidArgumentError('an IPv6 --gateway needs an IPv6 --subnet');
+    const used = others.flatMap((o) => (o.ipv6 ? [parseCidr6(o.ipv6.subnet)] : []));
+    let subnet: Cidr6;
+    if (opts.subnet6 !== undefined) {
+      subnet = parseCidr6(opts.subnet6, 'subnet');
+      const clash = others.find((o) => o.ipv6 && cidrs6Overlap(parseCidr6(o.ipv6.subnet), subnet));
+      if (clash)
+        throw new ConflictError(
+          `subnet ${formatCidr6(subnet)} overlaps network ${clash.name} (${clash.ipv6!.subnet}); choose another --subnet`,
+        );
+    } else {
+      const h = rootHash(this.root);
+      const base = parseIp6(`fd${h.slice(0, 2)}:${h.slice(2, 6)}::`);
+      let found: Cidr6 | undefined;
+      for (let i = 1n; i < 0x10000n && !found; i++) {
+        const c = { base: base | (i << 64n), prefix: 64 };
+        if (!used.some((u) => cidrs6Overlap(u, c))) found = c;
+      }
+      if (!found) throw new ConflictError('no free IPv6 subnet left for a new network; give one with --subnet');
+      subnet = found;
+    }
+    const range = hostRange6(subnet);
+    let gateway = range.first;
+    if (opts.gateway6 !== undefined) {
+      gateway = parseIp6(opts.gateway6, 'gateway');
+      if (!cidr6Contains(subnet, gateway) || gateway < range.first || gateway > range.last)
+        throw new InvalidArgumentError(
+          `invalid gateway ${opts.gateway6}: it is not a host address of subnet ${formatCidr6(subnet)}`,
+        );
+    }
+    return { subnet: formatCidr6(subnet), gateway: formatIp6(gateway) };
   }
 
   remove(name: string): void {

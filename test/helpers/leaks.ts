@@ -4,10 +4,10 @@
  *  - no mount points under the root (/proc/self/mountinfo);
  *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> (v1, hybrid) or /sys/fs/cgroup/hull/<id> (pure v2)
  *    for any instance the root ever had;
- *  - no conmon/runc/crun/QEMU/VM monitor (or hull exit-command) process whose argv mentions the root, and no live process
+ *  - no conmon/runc/crun/QEMU/VM monitor/port proxy (or hull exit-command) process whose argv mentions the root, and no live process
  *    in one of those instances' cgroups (zombies waiting for the host's init to reap them do not count);
  *  - networks: no network namespace file under <root>/netns, no bridge of the root (hl<root hash>…) and no veth
- *    enslaved to one, no iptables rule naming the root's CNI networks, bridges or instances, no aardvark-dns
+ *    enslaved to one, no iptables or ip6tables rule naming the root's CNI networks, bridges or instances, no aardvark-dns
  *    serving the root, no attachment record left under <root>/networks/attachments;
  *  - the state store lists no instances; <root>/containers and the runtimes' state dirs are empty;
  *  - the host's device files /dev/null, /dev/zero, /dev/random, /dev/urandom and /dev/tty keep the owner and mode
@@ -105,11 +105,13 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
     const isHull = p.argv.some((a) => a.endsWith('hull.mjs'));
     // VMs: QEMU (its disk lives in the root), hull's VM monitor (its argv is the instance dir) and the
     // volumes' virtiofsd (its socket is in the instance dir)
+    // the userland port proxy of IPv6 published ports (its argv names an attachment record under the root)
+    const isProxy = p.argv.some((a) => a.endsWith('port-proxy.cjs') || a.endsWith('proxy-main.ts'));
     const isVm =
       prog.startsWith('qemu-system') ||
       prog === 'virtiofsd' ||
       p.argv.some((a) => a.endsWith('vm-monitor.cjs') || a.endsWith('monitor-main.ts'));
-    if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm)) {
+    if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm || isProxy)) {
       out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
       continue;
     }
@@ -162,12 +164,14 @@ export function networkLeaks(root: string, ids: string[]): Leak[] {
     }
   }
   const marks = [prefix, `hull-${rootHash(root)}-`, ...ids];
-  for (const table of ['filter', 'nat']) {
-    const r = spawnSync('iptables', ['-w', '-t', table, '-S'], { encoding: 'utf8' });
-    for (const line of r.status === 0 ? r.stdout.split('\n') : []) {
-      if (marks.some((m) => line.includes(m))) out.push({ kind: 'iptables', what: `${table}: ${line}` });
+  // ip6tables too: dual-stack networks have the plugins' and hull's rules there as well
+  for (const prog of ['iptables', 'ip6tables'])
+    for (const table of ['filter', 'nat']) {
+      const r = spawnSync(prog, ['-w', '-t', table, '-S'], { encoding: 'utf8' });
+      for (const line of r.status === 0 ? r.stdout.split('\n') : []) {
+        if (marks.some((m) => line.includes(m))) out.push({ kind: 'iptables', what: `${prog} ${table}: ${line}` });
+      }
     }
-  }
   return out;
 }
 

@@ -18,6 +18,9 @@ import {
 import { removeInstance } from '../../engine/lifecycle/remove.js';
 import { refresh } from '../../engine/lifecycle/exit.js';
 
+/** A host address as `hull port` prints it: IPv6 in brackets, all IPv4 addresses as 0.0.0.0. */
+const hostAddr = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip || '0.0.0.0');
+
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** One network in docker's inspect vocabulary, with the instances attached now. */
@@ -30,6 +33,7 @@ function describeNetwork(engine: Engine, def: NetworkDef): Record<string, unknow
       containers[id] = {
         Name: rec?.name ?? '',
         IPv4Address: a.address,
+        IPv6Address: a.address6 ?? '',
         MacAddress: a.mac ?? '',
         Interface: a.interface,
         Names: a.names,
@@ -41,11 +45,15 @@ function describeNetwork(engine: Engine, def: NetworkDef): Record<string, unknow
     Created: new Date(def.createdAt).toISOString(),
     Driver: def.driver,
     Bridge: def.bridge,
+    EnableIPv6: !!def.ipv6,
     Internal: def.internal,
     DNSEnabled: def.dns,
     IPAM: {
       Driver: 'host-local',
-      Config: [{ Subnet: def.subnet, Gateway: def.gateway, ...(def.ipRange ? { IPRange: def.ipRange } : {}) }],
+      Config: [
+        { Subnet: def.subnet, Gateway: def.gateway, ...(def.ipRange ? { IPRange: def.ipRange } : {}) },
+        ...(def.ipv6 ? [{ Subnet: def.ipv6.subnet, Gateway: def.ipv6.gateway }] : []),
+      ],
     },
     Options: def.mtu ? { mtu: String(def.mtu) } : {},
     Labels: def.labels,
@@ -60,8 +68,13 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .command('create')
     .description('create a network (a bridge with NAT, DNS between its instances)')
     .argument('<name>')
-    .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.89.1.0/24 (default: a free /24 from 10.89.0.0/16)')
-    .option('--gateway <ip>', 'gateway address (default: the first address of the subnet)')
+    .option(
+      '--subnet <cidr>',
+      'subnet, e.g. 10.89.1.0/24 (default: a free /24 from 10.89.0.0/16); with --ipv6 also an IPv6 one, e.g. fd00:abcd::/64 (repeatable)',
+      collect,
+    )
+    .option('--gateway <ip>', 'gateway address (default: the first address of the subnet; repeatable)', collect)
+    .option('--ipv6', 'dual-stack: an IPv6 subnet too (the IPv6 --subnet, or a free ULA /64)')
     .option('--ip-range <cidr>', 'lease addresses only from this part of the subnet')
     .option('--internal', 'no outbound route: instances reach only each other')
     .option('--mtu <bytes>', "MTU of the bridge and the instances' interfaces")
@@ -72,8 +85,9 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       async (
         name: string,
         o: {
-          subnet?: string;
-          gateway?: string;
+          subnet?: string[];
+          gateway?: string[];
+          ipv6?: boolean;
           ipRange?: string;
           internal?: boolean;
           mtu?: string;
@@ -84,15 +98,28 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       ) => {
         if (o.driver !== undefined && o.driver !== 'bridge')
           throw new InvalidArgumentError(`unknown network driver "${o.driver}": only bridge exists`);
-        if (o.gateway !== undefined && o.subnet === undefined)
+        // one IPv4 and one IPv6 --subnet/--gateway at most, told apart by their colons (as docker does)
+        const byFamily = (list: string[] | undefined, what: string) => {
+          const v4 = (list ?? []).filter((x) => !x.includes(':'));
+          const v6 = (list ?? []).filter((x) => x.includes(':'));
+          if (v4.length > 1 || v6.length > 1)
+            throw new InvalidArgumentError(`at most one IPv4 and one IPv6 ${what} per network`);
+          return { v4: v4[0], v6: v6[0] };
+        };
+        const subnet = byFamily(o.subnet, '--subnet');
+        const gateway = byFamily(o.gateway, '--gateway');
+        if (gateway.v4 !== undefined && subnet.v4 === undefined)
           throw new InvalidArgumentError('--gateway needs --subnet');
-        if (o.ipRange !== undefined && o.subnet === undefined)
+        if (o.ipRange !== undefined && subnet.v4 === undefined)
           throw new InvalidArgumentError('--ip-range needs --subnet');
         const engine = await ctx.engine();
         const def = await engine.networks.create({
           name,
-          ...(o.subnet !== undefined ? { subnet: o.subnet } : {}),
-          ...(o.gateway !== undefined ? { gateway: o.gateway } : {}),
+          ...(subnet.v4 !== undefined ? { subnet: subnet.v4 } : {}),
+          ...(gateway.v4 !== undefined ? { gateway: gateway.v4 } : {}),
+          ...(o.ipv6 ? { ipv6: true } : {}),
+          ...(subnet.v6 !== undefined ? { subnet6: subnet.v6 } : {}),
+          ...(gateway.v6 !== undefined ? { gateway6: gateway.v6 } : {}),
           ...(o.ipRange !== undefined ? { ipRange: o.ipRange } : {}),
           internal: !!o.internal,
           dns: !o.disableDns,
@@ -233,16 +260,19 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(inst));
       if (!rec) return;
-      let ports = publishedPorts(engine, rec);
+      // a mapping on all addresses answers on IPv4 (0.0.0.0) and IPv6 ([::], through hull's proxy): two lines, as docker
+      let ports = publishedPorts(engine, rec).flatMap((m) =>
+        m.hostIp === '' && engine.networks.proxied(rec.id) ? [m, { ...m, hostIp: '::' }] : [m],
+      );
       if (which !== undefined) {
         const [p, proto = 'tcp'] = which.split('/');
         ports = ports.filter((m) => String(m.containerPort) === p && m.protocol === proto);
         if (ports.length === 0) throw new InvalidArgumentError(`no public port ${which} published for ${rec.name}`);
-        process.stdout.write(ports.map((m) => `${m.hostIp || '0.0.0.0'}:${m.hostPort}\n`).join(''));
+        process.stdout.write(ports.map((m) => `${hostAddr(m.hostIp)}:${m.hostPort}\n`).join(''));
         return;
       }
       process.stdout.write(
-        ports.map((m) => `${m.containerPort}/${m.protocol} -> ${m.hostIp || '0.0.0.0'}:${m.hostPort}\n`).join(''),
+        ports.map((m) => `${m.containerPort}/${m.protocol} -> ${hostAddr(m.hostIp)}:${m.hostPort}\n`).join(''),
       );
     });
 }
