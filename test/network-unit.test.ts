@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrsOverlap, parseCidr, parseIp, formatIp } from '../src/network/ipv4.js';
+import { cidrs6Overlap, formatIp6, parseCidr6, parseIp6 } from '../src/network/ipv6.js';
 import { exposedToMappings, parsePublish } from '../src/network/ports.js';
 import { NetworkStore, DEFAULT_NETWORK } from '../src/network/store.js';
 import { pluginConfig } from '../src/network/cni.js';
@@ -12,7 +13,7 @@ import { NetworkManager } from '../src/network/manager.js';
 test('IPv4 parsing and overlap', () => {
   assert.equal(formatIp(parseIp('10.89.1.5')), '10.89.1.5');
   assert.throws(() => parseIp('10.89.1.256'), /0-255/);
-  assert.throws(() => parseIp('fd00::1'), /IPv6 is not supported/);
+  assert.throws(() => parseIp('fd00::1'), /an IPv4 address is expected here/);
   assert.throws(() => parseCidr('10.89.1.1/24'), /host bits are set; did you mean 10.89.1.0\/24/);
   assert.throws(() => parseCidr('10.89.1.0'), /CIDR/);
   assert.throws(() => parseCidr('10.89.1.0/31'), /between/);
@@ -20,7 +21,31 @@ test('IPv4 parsing and overlap', () => {
   assert.ok(!cidrsOverlap(parseCidr('10.89.1.0/24'), parseCidr('10.89.2.0/24')));
 });
 
+test('IPv6 parsing, RFC 5952 formatting, overlap', () => {
+  assert.equal(formatIp6(parseIp6('FD00:ABCD:0:0:0:0:0:2')), 'fd00:abcd::2');
+  assert.equal(formatIp6(parseIp6('::1')), '::1');
+  assert.equal(formatIp6(parseIp6('::')), '::');
+  assert.equal(formatIp6(parseIp6('2001:db8:0:1:0:0:0:1')), '2001:db8:0:1::1');
+  assert.equal(formatIp6(parseIp6('2001:db8::1:0:0:1')), '2001:db8::1:0:0:1');
+  assert.equal(formatIp6(parseIp6('1:0:0:2:0:0:0:3')), '1:0:0:2::3');
+  assert.equal(formatIp6(parseIp6('::ffff:10.0.0.1')), '::ffff:a00:1');
+  assert.throws(() => parseIp6('10.0.0.1'), /IPv6 address/);
+  assert.throws(() => parseIp6('fd00::1::2'), /IPv6 address/);
+  assert.throws(() => parseCidr6('fd00:abcd::1/64'), /host bits are set; did you mean fd00:abcd::\/64/);
+  assert.throws(() => parseCidr6('fd00::/127'), /between \/48 and \/120/);
+  assert.ok(cidrs6Overlap(parseCidr6('fd00:abcd::/48'), parseCidr6('fd00:abcd:0:5::/64')));
+  assert.ok(!cidrs6Overlap(parseCidr6('fd00:abcd:0:1::/64'), parseCidr6('fd00:abcd:0:2::/64')));
+});
+
 test('-p parsing follows docker', () => {
+  assert.deepEqual(parsePublish('[::1]:18080:8080'), [
+    { hostIp: '::1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' },
+  ]);
+  assert.deepEqual(parsePublish('[0:0::0]::53/udp'), [
+    { hostIp: '::', hostPort: 0, containerPort: 53, protocol: 'udp' },
+  ]);
+  assert.throws(() => parsePublish('[::1]:80'), /\[ADDRESS\]:HOST:CONTAINER/);
+  assert.throws(() => parsePublish('[::1:80:80'), /IPv6 host address/);
   assert.deepEqual(parsePublish('127.0.0.1:18080:8080'), [
     { hostIp: '127.0.0.1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' },
   ]);
@@ -75,6 +100,34 @@ test('network definitions: validation, overlap, automatic subnets, atomic files'
       ['backend', 'auto', DEFAULT_NETWORK],
     );
     assert.throws(() => s.get('nowhere'), /network "nowhere" not found/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('dual-stack definitions: IPv6 subnet and gateway, a free ULA /64 per root, host-local ranges for both', () => {
+  const root = mkdtempSync('/tmp/hull-netunit-');
+  try {
+    const m = new NetworkManager(root);
+    const d = m.store.create({ name: 'd1', subnet: '10.89.6.0/24', ipv6: true, subnet6: 'fd00:abcd::/64' });
+    assert.deepEqual(d.ipv6, { subnet: 'fd00:abcd::/64', gateway: 'fd00:abcd::1' });
+    const auto = m.store.create({ name: 'd2', ipv6: true });
+    assert.match(auto.ipv6!.subnet, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:0:1::\/64$/);
+    const auto2 = m.store.create({ name: 'd3', ipv6: true });
+    assert.notEqual(auto2.ipv6!.subnet, auto.ipv6!.subnet);
+    assert.equal(m.store.create({ name: 'plain' }).ipv6, undefined);
+    assert.throws(() => m.store.create({ name: 'x', subnet6: 'fd00:1::/64' }), /needs --ipv6/);
+    assert.throws(() => m.store.create({ name: 'x', ipv6: true, subnet6: 'fd00:abcd::/56' }), /overlaps network d1/);
+    assert.throws(
+      () => m.store.create({ name: 'x', ipv6: true, subnet6: 'fd00:1::/64', gateway6: 'fd00:2::1' }),
+      /not a host address/,
+    );
+    const ipam = m.conflist(d, false).plugins[0]!.ipam as { ranges: unknown[][]; routes: unknown[] };
+    assert.deepEqual(ipam.ranges, [
+      [{ subnet: '10.89.6.0/24', gateway: '10.89.6.1' }],
+      [{ subnet: 'fd00:abcd::/64', gateway: 'fd00:abcd::1' }],
+    ]);
+    assert.deepEqual(ipam.routes, [{ dst: '0.0.0.0/0' }, { dst: '::/0' }]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 /**
  * IPv4 address arithmetic for network definitions: parsing dotted quads and CIDR prefixes,
- * containment and overlap. Networks are IPv4-only for now (the CNI plugins' portmap CHECK and
- * hull's defaults assume it); IPv6 subnets are refused with a clear message.
+ * containment and overlap. Every network has an IPv4 subnet; a dual-stack one (--ipv6) has an IPv6 one
+ * too (./ipv6.ts). Where only IPv4 fits (--ip, a network's first --subnet) IPv6 is refused clearly.
  */
 import { InvalidArgumentError } from '../common/errors.js';
 
@@ -16,7 +16,7 @@ export function parseIp(text: string, what = 'address'): number {
   if (!m) {
     if (text.includes(':'))
       throw new InvalidArgumentError(
-        `invalid ${what} "${text}": IPv6 is not supported by hull networks yet; use an IPv4 address`,
+        `invalid ${what} "${text}": an IPv4 address is expected here (IPv6 addresses come from a network created with --ipv6)`,
       );
     throw new InvalidArgumentError(`invalid ${what} "${text}": expected an IPv4 address such as 10.89.1.5`);
   }
