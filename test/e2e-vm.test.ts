@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { HullRoot, idsIn, waitFor } from './helpers/hull.js';
 import { probeAccel } from '../src/host/qemu.js';
 
@@ -30,6 +31,16 @@ function toyBootDisk(): Buffer {
   sector[510] = 0x55;
   sector[511] = 0xaa;
   return Buffer.concat([sector, Buffer.alloc(1024 * 1024 - 512)]);
+}
+
+/** A free TCP port on [::1] (bound and released). */
+function freeV6Port(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen({ port: 0, host: '::1' }, () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
 }
 
 const root = new HullRoot('vm', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
@@ -184,6 +195,9 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
 
   test('networks: a VM and a container on one network reach each other by name', async () => {
     await root.ok('network', 'create', 'vmnet', '--subnet', '10.98.7.0/24');
+    // and a port published on IPv6 loopback reaches the VM through hull's proxy (when the host has IPv6)
+    const v6 = readFileSync('/proc/sys/net/ipv6/conf/lo/disable_ipv6', 'utf8').trim() === '0';
+    const v6port = v6 ? await freeV6Port() : 0;
     await root.ok(
       'run',
       '-d',
@@ -203,6 +217,7 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       'webvm',
       '--network',
       'vmnet',
+      ...(v6 ? ['-p', `[::1]:${v6port}:8080`] : []),
       '--isolation',
       'vm',
       'busybox',
@@ -228,6 +243,16 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       'http://webvm:8080/',
     );
     assert.equal(fromContainer.stdout, 'from-vm\n', fromContainer.stderr);
+    if (v6)
+      assert.equal(
+        await waitFor('[::1] to reach the VM', () =>
+          fetch(`http://[::1]:${v6port}/`).then(
+            (r) => r.text(),
+            () => null,
+          ),
+        ),
+        'from-vm\n',
+      );
     const inside = await root.ok(
       'exec',
       'webvm',
