@@ -62,7 +62,7 @@ function udp(spec: Spec): Promise<Socket> {
       const sock = createSocket(spec.target.includes(':') ? 'udp6' : 'udp4');
       sock.on('message', (reply) => {
         listener.send(reply, from.port, from.address);
-        c && c.timer.refresh();
+        c?.timer.refresh();
       });
       sock.on('error', () => undefined);
       const timer = setTimeout(() => {
