@@ -125,3 +125,9 @@ export class InterruptedError extends HullError {
     this.exitCode = 128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal];
   }
 }
+
+/** A --format template that does not parse or fails on the data (docker: "template parsing error: ...", exit 1). */
+export class TemplateFormatError extends InvalidArgumentError {
+  override readonly code: string = 'HULL_BAD_FORMAT';
+  override readonly exitCode: number = 1;
+}

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import type { CliContext } from '../context.js';
-import { ago, bytes, checkFormat, json, table } from '../format.js';
+import { ago, bytes, checkFormat, formatItems, inspectOutput, json, parseFormat, table } from '../format.js';
+import { imageContexts, imageHeaders } from '../contexts.js';
 import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
 import { parseEnv } from '../../common/parse.js';
 import { pruneImages, removeImage } from '../../engine/images.js';
@@ -41,21 +42,22 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .alias('image-ls')
     .description('list images')
     .option('-q, --quiet', 'only ids')
-    .option('--format <format>', 'table or json')
-    .action(async (o: { quiet?: boolean; format?: string }) => {
-      const format = checkFormat(o.format);
+    .option('--no-trunc', 'do not truncate image ids')
+    .option('--format <format>', 'table, json (one object per line) or a Go template')
+    .action(async (o: { quiet?: boolean; trunc: boolean; format?: string }) => {
+      const format = parseFormat(o.format);
       const engine = await ctx.engine();
       const imgs = await engine.images.list();
       if (o.quiet) {
         process.stdout.write(imgs.map((i) => i.id.slice(7, 19) + '\n').join(''));
         return;
       }
-      if (format === 'json') {
-        process.stdout.write(
-          json(
-            imgs.map((i) => ({ id: i.id, names: i.names, digest: i.manifestDigest, created: i.created, size: i.size })),
-          ),
+      if (format.kind !== 'default') {
+        const users = engine.store.list();
+        const rows = imgs.flatMap((i) =>
+          imageContexts(i, { trunc: o.trunc, containers: users.filter((r) => r.imageId === i.id).length }),
         );
+        process.stdout.write(formatItems(format, rows, imageHeaders));
         return;
       }
       const rows = imgs.flatMap((i) =>
@@ -107,12 +109,13 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
   image
     .command('inspect')
     .description("show an image's manifest and config (JSON)")
+    .option('-f, --format <format>', 'a Go template run on each image (json: the JSON array)')
     .argument('<image...>')
-    .action(async (refs: string[]) => {
+    .action(async (refs: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
       const out = [];
       for (const r of refs) out.push(await engine.images.resolve(r));
-      process.stdout.write(json(out));
+      process.stdout.write(inspectOutput(out, o.format));
     });
   image
     .command('prune')

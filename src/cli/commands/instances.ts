@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
-import { ago, bytes, checkFormat, duration, json, table } from '../format.js';
+import { ago, bytes, checkFormat, duration, formatItems, inspectOutput, json, parseFormat, table } from '../format.js';
+import { psContext, psHeaders, statsContext, statsHeaders } from '../contexts.js';
 import { terminalStdio } from '../stdio.js';
 import { ensureImage } from '../transfer.js';
 import { pruneInstances } from '../../engine/prune.js';
@@ -257,9 +258,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .option('-a, --all', 'show all instances (default shows running ones)')
     .option('-q, --quiet', 'only ids')
     .option('--no-trunc', 'do not truncate ids and commands')
-    .option('--format <format>', 'table or json')
+    .option('--format <format>', 'table, json (one object per line) or a Go template')
     .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) => {
-      const format = checkFormat(o.format);
+      const format = parseFormat(o.format);
       const engine = await ctx.engine();
       const recs: InstanceRecord[] = [];
       for (const listed of engine.store.list()) {
@@ -271,8 +272,9 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
         process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join(''));
         return;
       }
-      if (format === 'json') {
-        process.stdout.write(json(recs.map((r) => psEntry(r))));
+      if (format.kind !== 'default') {
+        const rows = recs.map((r) => psContext(r, { trunc: o.trunc, status: statusText(r) }));
+        process.stdout.write(formatItems(format, rows, psHeaders));
         return;
       }
       const rows = recs.map((r) => {
@@ -392,15 +394,16 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
   program
     .command('inspect')
     .description('show low-level information on instances (JSON)')
+    .option('-f, --format <format>', 'a Go template run on each instance (json: the JSON array)')
     .argument('<instance...>')
-    .action(async (names: string[]) => {
+    .action(async (names: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
       const out = [];
       for (const n of names) {
         const rec = await refreshForView(engine, engine.store.lookup(n));
         if (rec) out.push(describeInstance(engine, rec));
       }
-      process.stdout.write(json(out));
+      process.stdout.write(inspectOutput(out, o.format));
     });
 
   program
@@ -445,10 +448,10 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .description('live resource usage of instances')
     .option('--no-stream', 'print one sample and exit')
     .option('-a, --all', 'include stopped instances')
-    .option('--format <format>', 'table or json')
+    .option('--format <format>', 'table, json (one object per line) or a Go template')
     .argument('[instance...]')
     .action(async (names: string[], o: { stream: boolean; all?: boolean; format?: string }) => {
-      const format = checkFormat(o.format);
+      const format = parseFormat(o.format);
       const engine = await ctx.engine();
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
@@ -477,8 +480,14 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       for (;;) {
         await new Promise((r) => setTimeout(r, o.stream ? 1000 : 250));
         const rows = await sample();
-        if (format === 'json') process.stdout.write(json(rows));
-        else {
+        if (format.kind !== 'default') {
+          if (o.stream && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          const typed = rows as unknown as Parameters<typeof statsContext>[0][];
+          const asGiven = (r: { id: string; name: string }) =>
+            names.find((n) => n === r.name || r.id.startsWith(n)) ?? r.id.slice(0, 12);
+          const ctxs = typed.map((r) => statsContext(r, asGiven(r)));
+          process.stdout.write(formatItems(format, ctxs, statsHeaders));
+        } else {
           if (o.stream && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
           process.stdout.write(
             table(
@@ -526,19 +535,4 @@ function statusText(r: InstanceRecord): string {
     case 'removing':
       return 'Removing';
   }
-}
-
-function psEntry(r: InstanceRecord): Record<string, unknown> {
-  return {
-    id: r.id,
-    name: r.name,
-    type: r.kind,
-    image: r.config.image,
-    command: r.config.command,
-    state: r.state,
-    status: statusText(r),
-    exitCode: r.exitCode,
-    createdAt: new Date(r.createdAt).toISOString(),
-    labels: r.config.labels,
-  };
 }

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { pruneNetworks } from '../../engine/prune.js';
-import { checkFormat, json, table, ago } from '../format.js';
+import { formatItems, inspectOutput, parseFormat, table, ago } from '../format.js';
+import { networkContext, networkHeaders } from '../contexts.js';
 import { parseLabels, parseNumber } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
@@ -134,18 +135,22 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .command('ls')
     .alias('list')
     .description('list networks')
-    .option('--format <format>', 'table or json')
+    .option('--format <format>', 'table, json (one object per line) or a Go template')
     .option('-q, --quiet', 'names only')
-    .action(async (o: { format?: string; quiet?: boolean }) => {
-      const format = checkFormat(o.format);
+    .option('--no-trunc', 'do not truncate network ids')
+    .action(async (o: { format?: string; quiet?: boolean; trunc: boolean }) => {
+      const format = parseFormat(o.format);
       const engine = await ctx.engine();
       const defs = engine.networks.store.list();
       if (o.quiet) {
         process.stdout.write(defs.map((d) => `${d.name}\n`).join(''));
         return;
       }
-      if (format === 'json') {
-        process.stdout.write(json(defs.map((d) => ({ ...d, instances: engine.networks.users(d.name).length }))));
+      if (format.kind !== 'default') {
+        const rows = defs.map((d) =>
+          networkContext(d, { trunc: o.trunc, attached: engine.networks.users(d.name).length }),
+        );
+        process.stdout.write(formatItems(format, rows, networkHeaders));
         return;
       }
       process.stdout.write(
@@ -169,11 +174,11 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .command('inspect')
     .description('show networks in detail (JSON)')
     .argument('<name...>')
-    .option('--format <format>', 'json (the default)')
+    .option('-f, --format <format>', 'a Go template run on each network (json: the JSON array, the default)')
     .action(async (names: string[], o: { format?: string }) => {
-      if (o.format !== undefined && o.format !== 'json') checkFormat(o.format);
       const engine = await ctx.engine();
-      process.stdout.write(json(names.map((n) => describeNetwork(engine, engine.networks.store.get(n)))));
+      const docs = names.map((n) => describeNetwork(engine, engine.networks.store.get(n)));
+      process.stdout.write(inspectOutput(docs, o.format));
     });
 
   network

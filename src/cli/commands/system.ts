@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import type { CliContext } from '../context.js';
-import { checkFormat, json } from '../format.js';
+import { checkFormat, compileTemplate, json, runTemplate } from '../format.js';
+import { eventContext } from '../contexts.js';
+import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { systemInfo } from '../../engine/info.js';
 import { pruneSystem } from '../../engine/prune.js';
 import { handleExit } from '../../engine/lifecycle/exit.js';
@@ -23,13 +25,17 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
   system
     .command('info')
     .description('what hull finds on this host')
-    .option('--format <format>', 'table or json')
+    .option(
+      '-f, --format <format>',
+      "table, json or a Go template over docker's info fields (.ServerVersion, .Containers, ...)",
+    )
     .action(async (o: { format?: string }) => {
-      const format = checkFormat(o.format);
+      const template =
+        o.format && o.format !== 'table' ? compileTemplate(o.format === 'json' ? '{{json .}}' : o.format) : undefined;
       const engine = await ctx.engine();
       const info = await systemInfo(engine, VERSION);
-      if (format === 'json') {
-        process.stdout.write(json(info));
+      if (template) {
+        process.stdout.write(runTemplate(template, dockerInfo(info)) + '\n');
         return;
       }
       const lines = [
@@ -159,10 +165,11 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
     .description('show instance events')
     .option('--since <time>', 'events since a time (RFC 3339, unix seconds, or a duration like 10m)')
     .option('--until <time>', 'stop at this time instead of following')
-    .option('--format <format>', 'table or json (one JSON object per line)')
+    .option('--format <format>', "json (docker's event JSON, one per line) or a Go template over it")
     .option('--no-follow', 'print past events and exit')
     .action(async (o: { since?: string; until?: string; format?: string; follow: boolean }) => {
-      const format = checkFormat(o.format);
+      const template =
+        o.format && o.format !== 'table' ? compileTemplate(o.format === 'json' ? '{{json .}}' : o.format) : undefined;
       const engine = await ctx.engine();
       const since = o.since ? parseTimeArg(o.since, '--since') : o.follow && !o.until ? Date.now() : 0;
       const until = o.until ? parseTimeArg(o.until, '--until') : undefined;
@@ -173,16 +180,7 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
         const evs = engine.store.events(seq, { since, ...(until !== undefined ? { until } : {}) });
         for (const e of evs) {
           seq = e.seq;
-          if (format === 'json')
-            process.stdout.write(
-              JSON.stringify({
-                time: new Date(e.time).toISOString(),
-                type: e.type,
-                action: e.action,
-                id: e.id,
-                attributes: e.attributes,
-              }) + '\n',
-            );
+          if (template) process.stdout.write(runTemplate(template, eventContext(e)) + '\n');
           else
             process.stdout.write(
               `${new Date(e.time).toISOString()} ${e.type} ${e.action} ${e.id} (${Object.entries(e.attributes)
@@ -199,7 +197,71 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
   program
     .command('version')
     .description('show the hull version')
-    .action(() => {
+    .option(
+      '-f, --format <format>',
+      "json or a Go template over docker's version fields (.Client.Version, .Server.Version)",
+    )
+    .action((o: { format?: string }) => {
+      if (o.format) {
+        const t = compileTemplate(o.format === 'json' ? '{{json .}}' : o.format);
+        process.stdout.write(runTemplate(t, versionData()) + '\n');
+        return;
+      }
       process.stdout.write(`hull ${VERSION}\n`);
     });
+}
+
+/** `version`'s template data in docker's shape: hull is its own client and server. */
+function versionData() {
+  const goArch = arch() === 'x64' ? 'amd64' : arch();
+  const common = {
+    Version: VERSION,
+    ApiVersion: '1.43',
+    GitCommit: '',
+    GoVersion: `node ${process.versions.node}`,
+    Os: 'linux',
+    Arch: goArch,
+  };
+  return {
+    Client: { Platform: { Name: 'hull' }, ...common, BuildTime: '', Context: 'default' },
+    Server: {
+      Platform: { Name: 'hull' },
+      Components: [{ Name: 'Engine', Version: VERSION, Details: { ApiVersion: '1.43', Os: 'linux', Arch: goArch } }],
+      ...common,
+      MinAPIVersion: '1.24',
+      KernelVersion: release(),
+      BuildTime: '',
+    },
+  };
+}
+
+/** `info`'s template data: docker's field names where hull has the fact, and hull's own report under .Hull. */
+function dockerInfo(info: Awaited<ReturnType<typeof systemInfo>>) {
+  return {
+    ID: '',
+    Containers: info.instances.total,
+    ContainersRunning: info.instances.running,
+    ContainersPaused: info.instances.paused,
+    ContainersStopped: info.instances.stopped,
+    Images: info.images,
+    Driver: 'overlay',
+    DockerRootDir: info.root,
+    CgroupDriver: 'cgroupfs',
+    CgroupVersion: info.cgroups === 'v2' ? '2' : '1',
+    KernelVersion: info.kernel,
+    OperatingSystem: 'linux',
+    OSType: 'linux',
+    Architecture: arch() === 'x64' ? 'x86_64' : arch(),
+    NCPU: cpus().length,
+    MemTotal: totalmem(),
+    Name: hostname(),
+    ServerVersion: info.version,
+    DefaultRuntime: info.defaultRuntime,
+    Runtimes: Object.fromEntries(info.runtimes.map((r) => [r.name, { path: r.path }])),
+    SecurityOptions: [
+      ...(info.seccomp ? ['name=seccomp,profile=builtin'] : []),
+      ...(info.cgroupNamespace ? ['name=cgroupns'] : []),
+    ],
+    Hull: info,
+  };
 }
