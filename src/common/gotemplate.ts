@@ -627,6 +627,18 @@ function fmtG(x: number, prec: number, upper: boolean, sharp: boolean): string {
   return sharp || !f.includes('.') ? f : f.replace(/\.?0+$/, '');
 }
 
+/** x.toFixed(prec), but an exact tie rounds to even as Go's strconv does (2.25 -> 2.2), not up. */
+function toFixedEven(x: number, prec: number): string {
+  const s = x.toFixed(prec);
+  if (prec + 60 > 100 || x >= 1e21) return s;
+  const full = x.toFixed(prec + 60);
+  const rest = full.slice(full.length - 60);
+  if (!/^50*$/.test(rest)) return s;
+  const down = full.slice(0, full.length - 60).replace(/\.$/, '');
+  const last = Number(down[down.length - 1]);
+  return last % 2 === 0 ? down : s;
+}
+
 /** strconv.Quote */
 export function goQuote(s: string): string {
   let out = '"';
@@ -763,7 +775,7 @@ function formatNumber(x: number, verb: string, sp: Spec): string {
       return pad(signed(fmtExp(a, sp.prec ?? 6, verb === 'E'), neg, sp), sp, true);
     case 'f':
     case 'F':
-      return pad(signed(a.toFixed(sp.prec ?? 6), neg, sp), sp, true);
+      return pad(signed(toFixedEven(a, sp.prec ?? 6), neg, sp), sp, true);
     case 'g':
     case 'G':
       return pad(
