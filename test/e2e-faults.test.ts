@@ -9,17 +9,17 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DIST, exitHandled, HullRoot, waitFor } from './helpers/hull.js';
+import { DIST, exitHandled, HullRoot, jsonLines, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('faults');
 after(() => root.dispose());
 
 interface PsEntry {
-  id: string;
-  name: string;
-  state: string;
+  ID: string;
+  Names: string;
+  State: string;
 }
-const psAll = async () => JSON.parse(await root.ok('ps', '-a', '--format', 'json')) as PsEntry[];
+const psAll = async () => jsonLines<PsEntry>(await root.ok('ps', '-a', '--no-trunc', '--format', 'json'));
 
 /** Start `hull ARGS` and SIGKILL it after `ms`; resolves once it is dead. */
 function spawnAndKill(args: string[], ms: number): Promise<void> {
@@ -66,20 +66,20 @@ describe('the CLI killed during run -d', () => {
   test('every instance left behind is listed (created or running) and start, stop and rm work on it', async () => {
     for (const [n, ms] of delays.entries())
       await spawnAndKill(['run', '-d', '--name', `crash-${n}-${ms}`, 'busybox', 'sleep', '60'], ms);
-    const left = (await psAll()).filter((p) => p.name.startsWith('crash-'));
-    const summary = left.map((p) => `${p.name}:${p.state}`).join(' ');
+    const left = (await psAll()).filter((p) => p.Names.startsWith('crash-'));
+    const summary = left.map((p) => `${p.Names}:${p.State}`).join(' ');
     console.log(`# left behind: ${summary || 'nothing'}`);
     assert.ok(left.length > 0, 'at least one kill came after the instance was recorded');
-    for (const p of left) assert.ok(p.state === 'created' || p.state === 'running', `${p.name} is ${p.state}`);
+    for (const p of left) assert.ok(p.State === 'created' || p.State === 'running', `${p.Names} is ${p.State}`);
     for (const p of left) {
-      const start = await root.hull('start', p.name);
-      assert.equal(start.code, 0, `start ${p.name} (${p.state}): ${start.stderr}`);
-      const i = await root.inspect(p.name);
-      assert.equal(i.State.Status, 'running', p.name);
-      assert.ok(alive(i.State.Pid), `${p.name}: its process runs`);
-      assert.equal(await root.ok('exec', p.name, 'echo', 'in'), 'in\n');
+      const start = await root.hull('start', p.Names);
+      assert.equal(start.code, 0, `start ${p.Names} (${p.State}): ${start.stderr}`);
+      const i = await root.inspect(p.Names);
+      assert.equal(i.State.Status, 'running', p.Names);
+      assert.ok(alive(i.State.Pid), `${p.Names}: its process runs`);
+      assert.equal(await root.ok('exec', p.Names, 'echo', 'in'), 'in\n');
     }
-    const names = left.map((p) => p.name);
+    const names = left.map((p) => p.Names);
     const stop = await root.hull('stop', '-t', '0', ...names);
     assert.equal(stop.code, 0, `stop: ${stop.stderr}`);
     for (const p of JSON.parse(await root.ok('inspect', ...names)) as { Name: string; State: { Status: string } }[]) {
@@ -93,7 +93,7 @@ describe('the CLI killed during run -d', () => {
   test('rm -f straight after the crash works too', async () => {
     for (const ms of delays.slice(3, 9))
       await spawnAndKill(['run', '-d', '--name', `crash-rm-${ms}`, 'busybox', 'sleep', '60'], ms);
-    const left = (await psAll()).map((p) => p.name);
+    const left = (await psAll()).map((p) => p.Names);
     if (left.length > 0) {
       const r = await root.hull('rm', '-f', ...left);
       assert.equal(r.code, 0, r.stderr);
@@ -138,9 +138,9 @@ describe('other crashes', () => {
       await root.ok('run', '-d', '--name', `victim-${ms}`, 'busybox', 'sleep', '60');
       await spawnAndKill(['rm', '-f', `victim-${ms}`], ms);
     }
-    const left = (await psAll()).map((p) => `${p.name}:${p.state}`);
+    const left = (await psAll()).map((p) => `${p.Names}:${p.State}`);
     console.log(`# after the killed rm -f: ${left.join(' ') || 'nothing'}`);
-    const names = (await psAll()).map((p) => p.name);
+    const names = (await psAll()).map((p) => p.Names);
     if (names.length > 0) {
       const r = await root.hull('rm', '-f', ...names);
       assert.equal(r.code, 0, r.stderr);
@@ -194,11 +194,11 @@ describe('other crashes', () => {
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
     const ids = runs.map((r) => r.stdout.trim());
     assert.equal(new Set(ids).size, 10);
-    const ps = JSON.parse(await root.ok('ps', '--format', 'json')) as PsEntry[];
+    const ps = jsonLines<PsEntry>(await root.ok('ps', '--no-trunc', '--format', 'json'));
     assert.equal(ps.length, 10);
-    assert.deepEqual(ps.map((p) => p.id).sort(), [...ids].sort());
-    assert.equal(new Set(ps.map((p) => p.name)).size, 10, 'distinct names');
-    for (const p of ps) assert.equal(p.state, 'running');
+    assert.deepEqual(ps.map((p) => p.ID).sort(), [...ids].sort());
+    assert.equal(new Set(ps.map((p) => p.Names)).size, 10, 'distinct names');
+    for (const p of ps) assert.equal(p.State, 'running');
     const inspected = JSON.parse(await root.ok('inspect', ...ids)) as {
       Id: string;
       State: { Status: string; Pid: number };
@@ -225,9 +225,9 @@ describe('other crashes', () => {
     const evs = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json'))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { action: string; attributes: { name: string } })
-      .filter((e) => e.attributes.name === 'contended');
-    assert.equal(evs.filter((e) => e.action === 'die').length, 1, 'one die event');
+      .map((l) => JSON.parse(l) as { Action: string; Actor: { Attributes: { name: string } } })
+      .filter((e) => e.Actor.Attributes.name === 'contended');
+    assert.equal(evs.filter((e) => e.Action === 'die').length, 1, 'one die event');
     assert.equal((await root.inspect('contended')).State.Status, 'exited');
     await root.ok('rm', 'contended');
   });

@@ -28,7 +28,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { runHull, waitFor, type HullResult, type Inspect } from './helpers/hull.js';
+import { jsonLines, runHull, waitFor, type HullResult, type Inspect } from './helpers/hull.js';
 import { checkLeaks, formatLeaks } from './helpers/leaks.js';
 
 const base = mkdtempSync('/tmp/hull-test-fulldisk-');
@@ -62,12 +62,12 @@ async function inspect(ref: string): Promise<Inspect> {
   return (JSON.parse(await ok('inspect', ref)) as Inspect[])[0]!;
 }
 interface PsEntry {
-  id: string;
-  name: string;
-  state: string;
-  status: string;
+  ID: string;
+  Names: string;
+  State: string;
+  Status: string;
 }
-const psAll = async () => JSON.parse(await ok('ps', '-a', '--format', 'json')) as PsEntry[];
+const psAll = async () => jsonLines<PsEntry>(await ok('ps', '-a', '--no-trunc', '--format', 'json'));
 const free = () => {
   const s = statfsSync(mnt);
   return Number(s.bavail) * Number(s.bsize);
@@ -217,16 +217,16 @@ describe('a full hull root', { skip }, () => {
     const e1 = await waitFor(
       'e1 recorded as exited',
       async () => {
-        const e = (await psAll()).find((x) => x.name === 'e1');
-        return e?.state === 'exited' ? e : undefined;
+        const e = (await psAll()).find((x) => x.Names === 'e1');
+        return e?.State === 'exited' ? e : undefined;
       },
       20_000,
     );
-    assert.match(e1.status, /^Exited \(3\)/);
+    assert.match(e1.Status, /^Exited \(3\)/);
   });
 
   test('ps -a, inspect, exec and kill work', async () => {
-    const names = (await psAll()).map((e) => e.name).sort();
+    const names = (await psAll()).map((e) => e.Names).sort();
     assert.deepEqual(names, ['e1', 'fill', 's1', 's2']);
     assert.equal((await inspect('s1')).State.Running, true);
     assert.equal(await ok('exec', 's1', 'echo', 'hi'), 'hi\n');
@@ -254,7 +254,7 @@ describe('a full hull root', { skip }, () => {
     await ok('builder', 'prune', '--all');
     const pruned = await ok('system', 'prune');
     for (const n of ['s1', 's2', 'e1'])
-      assert.ok(!(await psAll()).some((e) => e.name === n), `${n} survived system prune: ${pruned}`);
+      assert.ok(!(await psAll()).some((e) => e.Names === n), `${n} survived system prune: ${pruned}`);
     await ok('image', 'prune');
   });
 
@@ -320,12 +320,12 @@ describe('a full hull root without a space reserve', { skip }, () => {
     const e1 = await waitFor(
       'e1 shown as exited',
       async () => {
-        const e = (await psAll()).find((x) => x.name === 'e1');
-        return e?.state === 'exited' ? e : undefined;
+        const e = (await psAll()).find((x) => x.Names === 'e1');
+        return e?.State === 'exited' ? e : undefined;
       },
       20_000,
     );
-    assert.match(e1.status, /^Exited \(3\)/);
+    assert.match(e1.Status, /^Exited \(3\)/);
     assert.equal((await inspect('e1')).State.ExitCode, 3);
     assert.equal((await inspect('s1')).State.Running, true);
   });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageStore } from '../src/image/store.js';
-import { HullRoot, waitFor } from './helpers/hull.js';
+import { HullRoot, jsonLines, waitFor } from './helpers/hull.js';
 import { spawnSync } from 'node:child_process';
 import { OciLayoutBuilder, makeLayer, skopeo, startDockerRegistry, type RunningRegistry } from './helpers/registry.js';
 
@@ -179,8 +179,8 @@ describe('image prune', () => {
     rmSync(ctxDir, { recursive: true, force: true });
     await root.ok('build', '-q', '-t', 'app:1', '-f', join(work, 'Containerfile.a'), work);
     await root.ok('build', '-q', '-t', 'app:1', '-f', join(work, 'Containerfile.b'), work);
-    const before = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
-    assert.equal(before.filter((i) => i.names.length === 0).length, 1, 'one dangling image');
+    const before = jsonLines<{ Repository: string }>(await root.ok('images', '--format', 'json'));
+    assert.equal(before.filter((i) => i.Repository === '<none>').length, 1, 'one dangling image');
     const blobsBefore = blobs(root).length;
     const r = JSON.parse(await root.ok('image', 'prune', '-f', '--format', 'json')) as {
       ImagesDeleted: string[];
@@ -210,10 +210,10 @@ describe('image prune', () => {
       ImagesDeleted: string[];
       LayersDeleted: string[];
     };
-    const left = JSON.parse(await root.ok('images', '--format', 'json')) as { names: string[] }[];
+    const left = jsonLines<{ Repository: string; Tag: string }>(await root.ok('images', '--format', 'json'));
     assert.deepEqual(
-      left.map((i) => i.names),
-      [['app:1']],
+      left.map((i) => `${i.Repository}:${i.Tag}`),
+      ['app:1'],
     );
     assert.equal(all.ImagesDeleted.length, 1, JSON.stringify(all)); // busybox, under both its names
     assert.equal(layers(root).length, 2, 'busybox layer + RUN layer of app:1 stay extracted');

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { DIST, HullRoot, idsIn, TEST_NETWORK, waitFor } from './helpers/hull.js';
+import { DIST, HullRoot, idsIn, jsonLines, TEST_NETWORK, waitFor } from './helpers/hull.js';
 import { cpuQuota, freezerState, memoryLimit } from './helpers/cgroup.js';
 
 const root = new HullRoot('lifecycle');
@@ -158,16 +158,13 @@ describe('a web server through every verb', () => {
       table,
       new RegExp(`${id.slice(0, 12)}\\s+busybox\\s+"httpd -f -p 8080"\\s+.*Up .*\\s+container\\s+web`),
     );
-    const json = JSON.parse(await root.ok('ps', '--format', 'json')) as {
-      id: string;
-      name: string;
-      state: string;
-      command: string[];
-    }[];
+    const json = jsonLines<{ ID: string; Names: string; State: string; Command: string }>(
+      await root.ok('ps', '--no-trunc', '--format', 'json'),
+    );
     assert.equal(json.length, 1);
     assert.deepEqual(
-      { id: json[0]!.id, name: json[0]!.name, state: json[0]!.state, command: json[0]!.command },
-      { id, name: 'web', state: 'running', command: ['httpd', '-f', '-p', '8080'] },
+      { id: json[0]!.ID, name: json[0]!.Names, state: json[0]!.State, command: json[0]!.Command },
+      { id, name: 'web', state: 'running', command: '"httpd -f -p 8080"' },
     );
     assert.equal(await root.ok('ps', '-q'), id.slice(0, 12) + '\n');
     assert.equal(await root.ok('ps', '-q', '--no-trunc'), id + '\n');
@@ -202,15 +199,13 @@ describe('a web server through every verb', () => {
     const table = await root.ok('stats', '--no-stream');
     assert.match(table, /^INSTANCE ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT/);
     assert.match(table, /web\s+\d+\.\d\d%\s+\S+ \/ 64\.0MiB/);
-    const json = JSON.parse(await root.ok('stats', '--no-stream', '--format', 'json', 'web')) as Record<
-      string,
-      number | string
-    >[];
+    const json = jsonLines<Record<string, string>>(await root.ok('stats', '--no-stream', '--format', 'json', 'web'));
     assert.equal(json.length, 1);
-    assert.equal(json[0]!.name, 'web');
-    assert.equal(json[0]!.memoryLimit, 64 * 1024 * 1024);
-    assert.ok((json[0]!.memoryUsage as number) > 0);
-    assert.ok((json[0]!.pids as number) >= 1);
+    assert.equal(json[0]!.Name, 'web');
+    assert.equal(json[0]!.Container, 'web');
+    assert.match(json[0]!.MemUsage!, /^[\d.]+[KMG]?i?B \/ 64MiB$/);
+    assert.doesNotMatch(json[0]!.MemUsage!, /^0B/);
+    assert.ok(Number(json[0]!.PIDs) >= 1);
   });
 
   test('update --memory 128m changes the live cgroup and inspect', async () => {

@@ -4,7 +4,7 @@ import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { HullRoot, waitFor } from './helpers/hull.js';
+import { HullRoot, jsonLines, waitFor } from './helpers/hull.js';
 import { rootHash } from './helpers/leaks.js';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -91,8 +91,8 @@ describe('networks', { concurrency: false }, () => {
       Object.values(net.Containers).map((c) => (c as { Name: string }).Name),
       ['db'],
     );
-    const ls = JSON.parse(await root.ok('network', 'ls', '--format', 'json')) as { name: string; instances: number }[];
-    assert.equal(ls.find((n) => n.name === 'backend')?.instances, 1);
+    const ls = jsonLines<{ Name: string; Attached: string }>(await root.ok('network', 'ls', '--format', 'json'));
+    assert.equal(ls.find((n) => n.Name === 'backend')?.Attached, '1');
     const ins = await root.inspect('db');
     assert.match((ins.NetworkSettings as { IPAddress: string }).IPAddress, /^10\.91\.1\.\d+$/);
   });
@@ -290,8 +290,8 @@ describe('networks', { concurrency: false }, () => {
         process.kill(i.State.Pid, 'SIGKILL');
       }
       boot.env.HULL_BOOT_ID = 'net-boot-two';
-      const ps = JSON.parse(await boot.ok('ps', '-a', '--format', 'json')) as { name: string; state: string }[];
-      assert.deepEqual(Object.fromEntries(ps.map((p) => [p.name, p.state])), { keeper: 'running', plain: 'exited' });
+      const ps = jsonLines<{ Names: string; State: string }>(await boot.ok('ps', '-a', '--format', 'json'));
+      assert.deepEqual(Object.fromEntries(ps.map((p) => [p.Names, p.State])), { keeper: 'running', plain: 'exited' });
       const k = await boot.inspect('keeper');
       assert.equal((k.NetworkSettings as { IPAddress: string }).IPAddress, '10.91.5.60');
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(await boot.ok('port', 'keeper'))![1]);

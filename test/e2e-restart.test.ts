@@ -6,7 +6,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { exitHandled, HullRoot, waitFor } from './helpers/hull.js';
+import { exitHandled, HullRoot, jsonLines, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('restart');
 after(() => root.dispose());
@@ -150,8 +150,8 @@ describe('after a host restart', () => {
     if (fresh.SupervisorPid > 0 && !gone(fresh.SupervisorPid)) process.kill(fresh.SupervisorPid, 'SIGKILL');
 
     boot.env.HULL_BOOT_ID = 'boot-two';
-    const ps = JSON.parse(await boot.ok('ps', '-a', '--format', 'json')) as { name: string; state: string }[];
-    const state = Object.fromEntries(ps.map((p) => [p.name, p.state]));
+    const ps = jsonLines<{ Names: string; State: string }>(await boot.ok('ps', '-a', '--format', 'json'));
+    const state = Object.fromEntries(ps.map((p) => [p.Names, p.State]));
     assert.deepEqual(state, { keeper: 'running', plain: 'exited', parked: 'exited', fresh: 'exited' });
 
     const k = await boot.inspect('keeper');

@@ -15,8 +15,8 @@ const root = new HullRoot('vmfaults', { HULL_VM_CACHE: process.env.HULL_VM_CACHE
 after(() => root.dispose());
 
 interface Event {
-  action: string;
-  attributes: Record<string, string>;
+  Action: string;
+  Actor: { Attributes: Record<string, string> };
 }
 
 /** The instance's events, oldest first. */
@@ -25,7 +25,7 @@ async function eventsOf(name: string): Promise<Event[]> {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Event)
-    .filter((e) => e.attributes.name === name);
+    .filter((e) => e.Actor.Attributes.name === name);
 }
 
 interface State {
@@ -62,9 +62,9 @@ describe('VM faults through the CLI', { timeout: 600_000 }, () => {
     assert.ok(r.stderr.includes(`hull: panicky: ${reason}\n`), r.stderr);
     const st = await stateOf('panicky');
     assert.deepEqual([st.Status, st.ExitCode, st.Error, st.OOMKilled], ['exited', 255, reason, false]);
-    const die = (await eventsOf('panicky')).filter((e) => e.action === 'die');
+    const die = (await eventsOf('panicky')).filter((e) => e.Action === 'die');
     assert.deepEqual(
-      die.map((e) => [e.attributes.exitCode, e.attributes.reason]),
+      die.map((e) => [e.Actor.Attributes.exitCode, e.Actor.Attributes.reason]),
       [['255', reason]],
     );
     // the panic line was far from the console's end: found while the console was written, not in a tail
@@ -111,7 +111,7 @@ describe('VM faults through the CLI', { timeout: 600_000 }, () => {
     assert.match(st.Error, oom);
     // docker's order: oom, then die
     assert.deepEqual(
-      (await eventsOf('hungry')).map((e) => e.action).filter((a) => a === 'oom' || a === 'die'),
+      (await eventsOf('hungry')).map((e) => e.Action).filter((a) => a === 'oom' || a === 'die'),
       ['oom', 'die'],
     );
 
@@ -133,7 +133,7 @@ describe('VM faults through the CLI', { timeout: 600_000 }, () => {
     );
     assert.deepEqual([st.ExitCode, st.OOMKilled, st.Error], [137, false, 'killed by signal 9 (SIGKILL)']);
     assert.deepEqual(
-      (await eventsOf('hungry')).map((e) => e.action).filter((a) => a === 'oom' || a === 'die'),
+      (await eventsOf('hungry')).map((e) => e.Action).filter((a) => a === 'oom' || a === 'die'),
       ['oom', 'die', 'die'],
       "no oom event for the user's kill",
     );
@@ -161,7 +161,7 @@ describe('VM faults through the CLI', { timeout: 600_000 }, () => {
     const st = await stateOf('cgreedy');
     assert.deepEqual([st.ExitCode, st.OOMKilled, st.Error], [137, true, 'OOM killed']);
     assert.deepEqual(
-      (await eventsOf('cgreedy')).map((e) => e.action).filter((a) => a === 'oom' || a === 'die'),
+      (await eventsOf('cgreedy')).map((e) => e.Action).filter((a) => a === 'oom' || a === 'die'),
       ['oom', 'die'],
     );
     await root.ok('rm', 'cgreedy');

@@ -184,7 +184,7 @@ export class HullRoot {
   async everyId(): Promise<string[]> {
     const r = await this.hull('events', '--since', '0', '--no-follow', '--format', 'json');
     const ids = new Set<string>();
-    for (const line of r.stdout.split('\n').filter(Boolean)) ids.add((JSON.parse(line) as { id: string }).id);
+    for (const e of jsonLines<{ Actor: { ID: string } }>(r.stdout)) ids.add(e.Actor.ID);
     if (existsSync(join(this.dir, 'containers'))) for (const d of readdirSync(join(this.dir, 'containers'))) ids.add(d);
     return [...ids];
   }
@@ -257,4 +257,12 @@ export async function exitHandled(id: string, timeoutMs = 30_000): Promise<void>
   ).catch((e: Error) => {
     throw new Error(`${e.message}; still running: ${busy().join('; ')}`);
   });
+}
+
+/** The objects of JSON-lines output (docker's --format json for lists: one object per line). */
+export function jsonLines<T>(out: string): T[] {
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
 }
