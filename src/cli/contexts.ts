@@ -202,7 +202,7 @@ export function networkContext(
     createdAt: number;
     subnet: string;
     gateway: string;
-    ipv6?: boolean;
+    ipv6?: unknown;
   },
   o: { trunc: boolean; attached: number },
 ) {
