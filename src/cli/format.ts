@@ -53,3 +53,34 @@ export function checkFormat(format: string | undefined): 'table' | 'json' {
   if (format === 'json') return 'json';
   throw new InvalidArgumentError(`unknown --format "${format}": use table or json`);
 }
+
+/** Go's fmt `%.<p>g` of a non-negative number (trailing zeros dropped, two-digit exponents), as docker's units print. */
+function goG(x: number, p: number): string {
+  if (x === 0) return '0';
+  const s = x.toPrecision(p);
+  const [mant, exp] = s.split('e') as [string, string | undefined];
+  const m = mant.includes('.') ? mant.replace(/0+$/, '').replace(/\.$/, '') : mant;
+  if (exp === undefined) return m;
+  const sign = exp.startsWith('-') ? '-' : '+';
+  return `${m}e${sign}${exp.replace(/^[+-]/, '').padStart(2, '0')}`;
+}
+
+function customSize(n: number, base: number, units: string[], p: number): string {
+  let v = n;
+  let i = 0;
+  while (v >= base && i < units.length - 1) {
+    v /= base;
+    i++;
+  }
+  return `${goG(v, p)}${units[i]}`;
+}
+
+/** docker's units.HumanSizeWithPrecision(n, 3): decimal units, as `docker stats` shows NET I/O and BLOCK I/O (1.2kB). */
+export function decimalSize(n: number): string {
+  return customSize(n, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'], 3);
+}
+
+/** docker's units.BytesSize: binary units with 4 significant digits, as `docker stats` shows memory (1.5MiB). */
+export function binarySize(n: number): string {
+  return customSize(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'], 4);
+}
