@@ -289,9 +289,10 @@ for (const rt of ALL_RUNTIMES) {
       assert.equal(s.pids, 1);
 
       const top = await driver.top(ctx, []);
-      assert.deepEqual(top.titles, ['PID', 'USER', 'TIME', 'CMD']);
+      // docker's default: ps -ef
+      assert.deepEqual(top.titles, ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']);
       assert.equal(top.rows.length, 1);
-      assert.match(top.rows[0]![3]!, /sleep 100/);
+      assert.match(top.rows[0]![7]!, /sleep 100/);
       const top2 = await driver.top(ctx, ['-ef']);
       assert.ok(top2.titles.includes('PID'));
       assert.equal(top2.rows.length, 1);
