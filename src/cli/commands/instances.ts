@@ -419,7 +419,8 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .command('top')
     .description('show the processes of an instance')
     .argument('<instance>')
-    .argument('[ps-options...]')
+    .argument('[ps-options...]', "options for the host's ps (default -ef), as docker top takes them")
+    .passThroughOptions()
     .action(async (name: string, psArgs: string[]) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(name));
