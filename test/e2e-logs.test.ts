@@ -44,6 +44,10 @@ describe('logs', () => {
     assert.equal(await root.ok('logs', '--until', String(Date.parse(at) / 1000), 'split'), 'early\n', 'unix seconds');
     assert.equal(await root.ok('logs', '--since', '1h', 'split'), 'early\nlate\n', 'a duration back from now');
     assert.equal(await root.ok('logs', '--until', '1h30m', 'split'), '', "a Go duration (docker's syntax)");
+    // following ends once --until has passed (the container still runs)
+    const f = await root.hull('logs', '-f', '--until', new Date(Date.now() + 1000).toISOString(), 'split');
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(f.stdout, 'early\nlate\n');
     const ts = await root.ok('logs', '-t', 'split');
     assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z early\n\S+ late\n$/);
     assert.equal(

@@ -78,6 +78,11 @@ export async function instanceLogs(
   // Follow until the process exits: the driver's exit notification ends the reader, which drains what is left.
   const stop = new AbortController();
   const onAbort = () => stop.abort();
+  // docker: following ends once --until has passed
+  const untilTimer =
+    opts.until !== undefined
+      ? setTimeout(onAbort, Math.max(0, Math.min(opts.until - Date.now(), 2 ** 31 - 1)))
+      : undefined;
   signal?.addEventListener('abort', onAbort, { once: true });
   const exited = (async () => {
     const cur = engine.store.get(rec.id);
@@ -93,6 +98,7 @@ export async function instanceLogs(
   try {
     await readLogs(path, { ...range, follow: true, signal: stop.signal }, onLine);
   } finally {
+    clearTimeout(untilTimer);
     stop.abort();
     signal?.removeEventListener('abort', onAbort);
     await exited;
