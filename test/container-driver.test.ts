@@ -23,7 +23,14 @@ import { PassThrough, Writable } from 'node:stream';
 import { CommandNotExecutableError, CommandNotFoundError, StateError } from '../src/common/errors.js';
 import type { ContainerOptions, InstanceConfig, InstanceContext, StdioStreams } from '../src/common/instance.js';
 import { ContainerDriver, mapRuntimeError, parsePsOutput } from '../src/container/driver.js';
-import { parseLogRecord, parseLogTime, readLogs, type LogLine } from '../src/container/logs.js';
+import {
+  normalizeLogTime,
+  parseLogRecord,
+  parseLogTime,
+  readLogs,
+  rotatedLogPaths,
+  type LogLine,
+} from '../src/container/logs.js';
 import { readMountInfo } from '../src/host/mount.js';
 import { probeRuntime } from '../src/host/probe.js';
 import {
@@ -282,9 +289,10 @@ for (const rt of ALL_RUNTIMES) {
       assert.equal(s.pids, 1);
 
       const top = await driver.top(ctx, []);
-      assert.deepEqual(top.titles, ['PID', 'USER', 'TIME', 'CMD']);
+      // docker's default: ps -ef
+      assert.deepEqual(top.titles, ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']);
       assert.equal(top.rows.length, 1);
-      assert.match(top.rows[0]![3]!, /sleep 100/);
+      assert.match(top.rows[0]![7]!, /sleep 100/);
       const top2 = await driver.top(ctx, ['-ef']);
       assert.ok(top2.titles.includes('PID'));
       assert.equal(top2.rows.length, 1);
@@ -710,7 +718,8 @@ describe('k8s-file log reader', () => {
         ['stderr', 'tail'],
       ],
     );
-    assert.equal(lines[1]!.time, '2024-05-01T10:00:00.123456789+00:00');
+    // docker's fixed format: UTC, 9 fraction digits, Z; the file's nanoseconds kept
+    assert.equal(lines[1]!.time, '2024-05-01T10:00:00.123456789Z');
     assert.equal(lines[1]!.timeMs, Date.UTC(2024, 4, 1, 10, 0, 0, 123));
     assert.equal(parseLogTime('2024-05-01T10:00:01.000000000+02:00'), Date.UTC(2024, 4, 1, 8, 0, 1));
 
@@ -722,11 +731,52 @@ describe('k8s-file log reader', () => {
     assert.deepEqual(since, ['with  spaces \n', 'tail']);
     const ts: string[] = [];
     await readLogs(p, { tail: 1, timestamps: true }, (l) => ts.push(l.text));
-    assert.deepEqual(ts, ['2024-05-01T10:00:03.000000000+00:00 tail']);
+    assert.deepEqual(ts, ['2024-05-01T10:00:03.000000000Z tail']);
+    const until: string[] = [];
+    await readLogs(p, { until: Date.UTC(2024, 4, 1, 10, 0, 2) }, (l) => until.push(l.text));
+    assert.deepEqual(until, ['e1\n', 'hello\n', '\n'], 'until: lines before the time (+02:00 is 08:00 UTC)');
     assert.equal(parseLogRecord('garbage'), null);
     const none: LogLine[] = [];
     await readLogs(join(dir, 'missing.log'), {}, (l) => none.push(l));
     assert.equal(none.length, 0);
+  });
+
+  test('timestamps: any offset and precision to UTC with 9 digits', () => {
+    assert.equal(normalizeLogTime('2026-12-03T17:04:05.123456789+02:00'), '2026-12-03T15:04:05.123456789Z');
+    assert.equal(normalizeLogTime('2026-12-03T15:04:05.1Z'), '2026-12-03T15:04:05.100000000Z');
+    assert.equal(normalizeLogTime('2026-12-03T15:04:05Z'), '2026-12-03T15:04:05.000000000Z');
+    assert.equal(normalizeLogTime('2027-01-01T00:30:00.000000001+01:00'), '2026-12-31T23:30:00.000000001Z');
+  });
+
+  test("docker's json-file lines and rotated files (<log>.N … <log>.1, oldest first)", async () => {
+    const p = join(dir, 'j.log');
+    const j = (log: string, stream: string, time: string) => JSON.stringify({ log, stream, time });
+    writeFileSync(`${p}.2`, `${j('first\n', 'stdout', '2024-05-01T10:00:00.5Z')}\n`);
+    // k8s-file and json-file records may share a file (a driver changed between starts)
+    writeFileSync(
+      `${p}.1`,
+      `2024-05-01T10:00:01.000000000+00:00 stdout F second\n${j('par', 'stderr', '2024-05-01T10:00:02Z')}\n`,
+    );
+    writeFileSync(
+      p,
+      `${j('tial\n', 'stderr', '2024-05-01T10:00:03Z')}\n${j('last\n', 'stdout', '2024-05-01T10:00:04.000000007Z')}\n`,
+    );
+    writeFileSync(`${p}.x`, 'not a rotated file\n');
+    const got: LogLine[] = [];
+    await readLogs(p, {}, (l) => got.push(l));
+    assert.deepEqual(
+      got.map((l) => [l.stream, l.text, l.time]),
+      [
+        ['stdout', 'first\n', '2024-05-01T10:00:00.500000000Z'],
+        ['stdout', 'second\n', '2024-05-01T10:00:01.000000000Z'],
+        ['stderr', 'partial\n', '2024-05-01T10:00:02.000000000Z'],
+        ['stdout', 'last\n', '2024-05-01T10:00:04.000000007Z'],
+      ],
+    );
+    const tail: string[] = [];
+    await readLogs(p, { tail: 3 }, (l) => tail.push(l.text));
+    assert.deepEqual(tail, ['second\n', 'partial\n', 'last\n'], 'tail counts across the files');
+    assert.deepEqual(rotatedLogPaths(p), [`${p}.2`, `${p}.1`]);
   });
 
   test('tail over a long log', async () => {

@@ -197,8 +197,9 @@ describe('a web server through every verb', () => {
 
   test('stats --no-stream (table and json)', async () => {
     const table = await root.ok('stats', '--no-stream');
-    assert.match(table, /^INSTANCE ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT/);
-    assert.match(table, /web\s+\d+\.\d\d%\s+\S+ \/ 64\.0MiB/);
+    assert.match(table, /^INSTANCE ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+BLOCK I\/O\s+PIDS\n/);
+    // docker's units: binary for memory (%.4g), decimal for I/O (%.3g)
+    assert.match(table, /web\s+\d+\.\d\d%\s+[\d.]+[KMG]?i?B \/ 64MiB\s+\d+\.\d\d%\s+[\d.]+[kMG]?B \/ [\d.]+[kMG]?B\s+/);
     const json = jsonLines<Record<string, string>>(await root.ok('stats', '--no-stream', '--format', 'json', 'web'));
     assert.equal(json.length, 1);
     assert.equal(json[0]!.Name, 'web');
@@ -216,10 +217,20 @@ describe('a web server through every verb', () => {
     assert.equal(cpuQuota(id).quota, 100000);
   });
 
-  test('top lists the server process', async () => {
+  test('top lists the server process (ps -ef, as docker), and takes ps options', async () => {
     const out = await root.ok('top', 'web');
-    assert.match(out, /^PID\s+USER\s+TIME\s+CMD/);
+    assert.match(out, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD\n/);
     assert.match(out, /httpd -f -p 8080/);
+    assert.equal(out.trim().split('\n').length, 2, "only the container's process");
+    assert.match(await root.ok('top', 'web', '-o', 'pid,comm'), /^\s*PID\s+COMMAND\n\s*\d+\s+httpd\n$/);
+    const aux = await root.ok('top', 'web', 'aux');
+    assert.match(aux, /^USER\s+PID\s+%CPU\s+%MEM/);
+    assert.equal(aux.trim().split('\n').length, 2);
+    // ps refuses -q with a forest listing: docker's fallback (all processes, filtered)
+    assert.match(await root.ok('top', 'web', 'axf'), /httpd -f -p 8080/);
+    const bad = await root.hull('top', 'web', '-o', 'comm');
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /no PID column/);
   });
 
   test('inspect shows the configuration and state', async () => {
@@ -269,7 +280,8 @@ describe('a web server through every verb', () => {
       'the last two lines: line5 (stdout) and to-stderr',
     );
     const ts2 = await root.ok('logs', '--timestamps', 'talker');
-    assert.match(ts2, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) line1\n/);
+    // docker's fixed RFC 3339 with nanoseconds, UTC
+    assert.match(ts2, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z line1\n/);
     // follow: a background reader that must end by itself once the container exits
     const follower = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'logs', '-f', 'talker'], {
       stdio: ['ignore', 'pipe', 'pipe'],

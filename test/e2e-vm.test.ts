@@ -103,6 +103,12 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
         '256m',
         '--cpus',
         '2',
+        '--log-driver',
+        'json-file',
+        '--log-opt',
+        'max-size=1m',
+        '--log-opt',
+        'max-file=2',
         'busybox',
         'sh',
         '-c',
@@ -117,6 +123,10 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     assert.equal((await root.ok('exec', 'vm1', 'grep', '-c', 'processor', '/proc/cpuinfo')).trim(), '2');
     assert.equal((await root.hull('exec', 'vm1', 'sh', '-c', 'exit 4')).code, 4);
     assert.equal((await root.ok('logs', 'vm1')).trim(), 'started');
+    // the monitor writes docker's json-file lines; logs -t shows docker's fixed nanosecond time
+    const line = JSON.parse(readFileSync(join(root.dir, 'containers', id, 'ctr.log'), 'utf8').split('\n')[0]!);
+    assert.deepEqual([line.log, line.stream], ['started\n', 'stdout']);
+    assert.match(await root.ok('logs', '-t', 'vm1'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/);
     await root.ok('update', '--memory', '192m', 'vm1');
     assert.match(await root.ok('stats', '--no-stream', 'vm1'), /\/ 192(\.0)?MiB/);
     const grow = await root.hull('update', '--memory', '1g', 'vm1');
@@ -253,6 +263,12 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
         ),
         'from-vm\n',
       );
+    // NET I/O of a VM: its tap's counters
+    const [st] = JSON.parse(await root.ok('stats', '--no-stream', '--format', 'json', 'webvm')) as Record<
+      string,
+      number
+    >[];
+    assert.ok(st!.netRx! > 0 && st!.netTx! > 0, JSON.stringify(st));
     const inside = await root.ok(
       'exec',
       'webvm',

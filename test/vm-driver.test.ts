@@ -18,6 +18,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -29,7 +30,7 @@ import type { InstanceConfig, InstanceContext } from '../src/common/instance.js'
 import { readLogs, type LogLine } from '../src/container/logs.js';
 import { VmBootError, VmDriver, vmVolumes } from '../src/vm/driver.js';
 import { moduleLoadOrder, parseModulesDep, readCpio, writeCpio } from '../src/vm/initramfs.js';
-import { formatRecords } from '../src/vm/logfile.js';
+import { formatRecords, LogFileWriter } from '../src/vm/logfile.js';
 import { qemuArgs, virtiofsdSocketPath } from '../src/vm/machine.js';
 import { encodeFrame, encodeSpec, FrameDecoder } from '../src/vm/protocol.js';
 import { parseLogRecord } from '../src/container/logs.js';
@@ -207,6 +208,44 @@ describe('VM building blocks (no boot)', () => {
       ],
     );
     assert.ok(!Number.isNaN(Date.parse(lines[0]!.time)));
+  });
+
+  test("the log writer: docker's json-file lines and max-size/max-file rotation, read back in order", async () => {
+    const dir = mkdtempSync('/tmp/hull-vm-logfile-');
+    try {
+      const p = join(dir, 'ctr.log');
+      const w = new LogFileWriter(p, { format: 'json-file', maxSize: 100, maxFile: 3 });
+      for (let i = 0; i < 20; i++) w.write(i % 2 ? 'stderr' : 'stdout', Buffer.from(`line ${i}\n`));
+      w.write('stdout', Buffer.from('no newline'));
+      w.close();
+      const first = JSON.parse(readFileSync(p, 'utf8').split('\n')[0]!) as Record<string, string>;
+      assert.deepEqual(Object.keys(first), ['log', 'stream', 'time']);
+      assert.match(first.time!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$/, "Go's RFC3339Nano");
+      // three files at most (the current one and two rotated), each rotated when it had reached max-size
+      assert.deepEqual(readdirSync(dir).sort(), ['ctr.log', 'ctr.log.1', 'ctr.log.2']);
+      for (const f of ['ctr.log.1', 'ctr.log.2']) {
+        const size = statSync(join(dir, f)).size;
+        assert.ok(size >= 100 && size < 200, `${f}: ${size} bytes`);
+      }
+      const got: string[] = [];
+      await readLogs(p, {}, (l) => got.push(l.text));
+      const n = got.length;
+      assert.ok(n > 3 && n < 20, `older lines dropped with the oldest file (${n} left)`);
+      assert.deepEqual(
+        got,
+        [...Array.from({ length: n - 1 }, (_, k) => `line ${20 - n + 1 + k}\n`), 'no newline'],
+        'in order, none missing in between',
+      );
+      // max-file 1: the full file is replaced
+      const q = join(dir, 'one.log');
+      const w1 = new LogFileWriter(q, { maxSize: 50 });
+      for (let i = 0; i < 10; i++) w1.write('stdout', Buffer.from(`line ${i}\n`));
+      w1.close();
+      assert.ok(!existsSync(`${q}.1`));
+      assert.ok(statSync(q).size < 100);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('QEMU command lines: microvm with virtio-mmio devices, or pc with IDE and a UART channel', () => {

@@ -217,3 +217,13 @@ export function inspectOutput(docs: unknown[], format: string | undefined): stri
   const t = compileTemplate(format);
   return docs.map((d) => runTemplate(t, d) + '\n').join('');
 }
+
+/** docker's units.HumanSizeWithPrecision(n, 3): decimal units, as `docker stats` shows NET I/O and BLOCK I/O (1.2kB). */
+export function decimalSize(n: number): string {
+  return dockerHumanSize(n, 3);
+}
+
+/** docker's units.BytesSize: binary units with 4 significant digits, as `docker stats` shows memory (1.5MiB). */
+export function binarySize(n: number): string {
+  return dockerBytes(n);
+}

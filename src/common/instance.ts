@@ -148,10 +148,27 @@ export interface InstanceConfig {
   dnsSearch?: string[];
   /** --add-host entries, "name:ip" */
   extraHosts?: string[];
+  /** --log-driver/--log-opt; absent: k8s-file, unlimited */
+  log?: LogConfig;
   /** container settings, for kind 'container' */
   container?: ContainerOptions;
   /** VM settings, for kind 'vm' */
   vm?: VmOptions;
+}
+
+/**
+ * How an instance's output is logged (docker's --log-driver and --log-opt). 'json-file' (docker's default
+ * driver) and 'k8s-file' (conmon's) are both files `hull logs` reads; 'none' keeps no log.
+ */
+export interface LogConfig {
+  driver: 'json-file' | 'k8s-file' | 'none';
+  /** max-size: bytes a file may reach before a new one starts */
+  maxSize?: number;
+  /** max-file: files kept, the current one included (default 1) */
+  maxFile?: number;
+  /** labels / env log-opts: the label and environment variable names whose values `logs --details` shows */
+  labels?: string[];
+  env?: string[];
 }
 
 /** The kind-specific section(s) of an InstanceConfig, as a driver's configure() returns them. */

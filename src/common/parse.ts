@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, NotFoundError } from './errors.js';
-import type { MountSpec, RestartPolicy } from './instance.js';
+import type { LogConfig, MountSpec, RestartPolicy } from './instance.js';
 
 /**
  * Parsers for the user's flag values, shared by the CLI and (later) the REST API.
@@ -239,13 +239,54 @@ export function signalNumber(name: string): number {
 
 /** --since/--until: RFC 3339, unix seconds, or a duration back from now like 10m / 2h / 30s. Returns ms since epoch. */
 export function parseTimeArg(v: string, flag: string, now = Date.now()): number {
-  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v);
-  if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h'];
+  // a Go duration, as docker takes it: 10m, 1h30m, 1.5h, 250ms
+  if (/^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(v)) {
+    const unit = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+      ms += Number(m[1]) * unit[m[2] as keyof typeof unit];
+    return now - ms;
+  }
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
   const t = Date.parse(v);
   if (Number.isNaN(t))
     throw new InvalidArgumentError(`invalid ${flag} "${v}": use RFC 3339, unix seconds or a duration like 10m`);
   return t;
+}
+
+/**
+ * --log-driver and --log-opt (docker's names and checks): json-file (docker's default), k8s-file (conmon's) or
+ * none; options max-size (binary units, as docker's RAMInBytes), max-file (at least 1, with max-size),
+ * labels and env (comma-separated names, shown by `logs --details`), compress=false.
+ */
+export function parseLogConfig(driver: string | undefined, opts: string[]): LogConfig | undefined {
+  if (driver === undefined && opts.length === 0) return undefined;
+  const d = driver ?? 'json-file';
+  if (d !== 'json-file' && d !== 'k8s-file' && d !== 'none')
+    throw new InvalidArgumentError(`invalid --log-driver "${d}": hull logs with json-file, k8s-file or none`);
+  const cfg: LogConfig = { driver: d };
+  for (const o of opts) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`invalid --log-opt "${o}": expected KEY=VALUE, e.g. max-size=10m`);
+    const k = o.slice(0, eq);
+    const v = o.slice(eq + 1);
+    if (d === 'none') throw new InvalidArgumentError(`unknown log opt '${k}' for none log driver`);
+    if (k === 'max-size') {
+      if (v !== '-1') cfg.maxSize = parseSize(v, '--log-opt max-size');
+    } else if (k === 'max-file') {
+      cfg.maxFile = parseNumber(v, '--log-opt max-file', { integer: true, min: 1 });
+    } else if (k === 'labels' || k === 'env') {
+      cfg[k] = v.split(',').filter((x) => x !== '');
+    } else if (k === 'compress') {
+      if (v !== 'false')
+        throw new InvalidArgumentError(
+          '--log-opt compress=true is not supported: hull keeps rotated logs uncompressed',
+        );
+    } else throw new InvalidArgumentError(`unknown log opt '${k}' for ${d} log driver`);
+  }
+  if (cfg.maxFile !== undefined && cfg.maxFile > 1 && cfg.maxSize === undefined)
+    throw new InvalidArgumentError('--log-opt max-file needs max-size as well');
+  return cfg;
 }
 
 /** Merge environment lists: later entries replace earlier ones with the same name; "KEY" alone means KEY=. */

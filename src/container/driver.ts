@@ -274,7 +274,10 @@ export class ContainerDriver implements InstanceDriver {
         bundle: ctx.dir,
         pidFile: instancePaths(ctx.dir).pidfile,
         conmonPidFile: instancePaths(ctx.dir).conmonPid,
-        logPath: this.logPath(ctx),
+        // --log-driver none: no log; json-file is written in conmon's k8s-file format (podman's alias), and
+        // max-size is conmon's --log-size-max (conmon replaces the full file: it keeps no rotated files)
+        ...(ctx.config.log?.driver === 'none' ? {} : { logPath: this.logPath(ctx) }),
+        ...(ctx.config.log?.maxSize ? { logSizeMax: ctx.config.log.maxSize } : {}),
         exitDir: exits,
         persistDir: persist,
         terminal: ctx.config.tty,
@@ -465,22 +468,21 @@ export class ContainerDriver implements InstanceDriver {
         .ps(ctx.id)
         .catch(() => []);
     if (pids.length === 0) throw new StateError(`cannot list processes of container ${ctx.name}: it is not running`);
-    if (psArgs.length === 0) {
-      const r = await runProgram('ps', ['-o', 'pid,user,time,cmd', '-p', pids.join(',')], { allowFailure: true });
-      return parsePsOutput(r.stdout);
-    }
-    // docker top style: run ps with the user's arguments, keep the container's rows
-    const r = await runProgram('ps', psArgs, { allowFailure: true });
-    if (r.status !== 0 && !r.stdout) throw new HostCommandError('ps', psArgs, r.status, r.stderr);
+    // docker top: host ps with the user's options (default -ef), asked for the container's pids with -q (ps
+    // refuses -q with some options, e.g. forest listings: then all processes), rows kept by their PID column
+    const args = psArgs.length ? psArgs : ['-ef'];
+    let r = await runProgram('ps', [...args, '-q', pids.join(',')], { allowFailure: true });
+    if (r.status !== 0) r = await runProgram('ps', args, { allowFailure: true });
+    if (r.status !== 0 && !r.stdout) throw new HostCommandError('ps', args, r.status, r.stderr);
     const all = parsePsOutput(r.stdout);
     const col = all.titles.indexOf('PID');
     if (col < 0)
       throw new HostCommandError(
         'ps',
-        psArgs,
+        args,
         null,
         'the output has no PID column',
-        'include a PID column (e.g. -ef or aux)',
+        'include a PID column (e.g. -ef, aux or -o pid,comm)',
       );
     const want = new Set(pids.map(String));
     return { titles: all.titles, rows: all.rows.filter((row) => want.has(row[col]!)) };

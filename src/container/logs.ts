@@ -3,17 +3,25 @@
  *   `<RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>`
  * where F ends a logical line (its text ends with the line's newline, which is the file's
  * newline) and P is a piece of a longer (or unterminated) line that continues in the next P/F
- * record of the same stream. readLogs joins pieces back into whole lines, applies tail/since,
- * and can follow the file as it grows (fs.watch, with polling as a fallback) until told to stop.
+ * record of the same stream. It also reads docker's json-file lines
+ *   `{"log":"<text, with its newline when the line ends>","stream":"stdout","time":"<RFC3339Nano>"}`
+ * (which the VM monitor writes for --log-driver json-file), line by line, whichever a line is.
+ * readLogs joins pieces back into whole lines, reads rotated files first (`<path>.N` … `<path>.1`,
+ * oldest first, docker's naming), applies tail/since/until, and can follow the file as it grows
+ * (fs.watch, with polling as a fallback) until told to stop.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { watch, type FSWatcher } from 'node:fs';
+import { readdirSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
 /** One logical line of output. */
 export interface LogLine {
   stream: 'stdout' | 'stderr';
-  /** the timestamp conmon recorded (of the line's first piece), RFC 3339 with nanoseconds */
+  /**
+   * the timestamp recorded (of the line's first piece), in UTC with 9 fraction digits and `Z`, docker's
+   * fixed format for logs (`2006-01-02T15:04:05.000000000Z07:00`): the file's nanoseconds are kept
+   */
   time: string;
   /** the same in ms since the epoch */
   timeMs: number;
@@ -51,6 +59,19 @@ export function parseLogTime(ts: string): number {
   return Date.parse(`${m[1]}${frac}${m[3]}`);
 }
 
+/**
+ * An RFC 3339 timestamp (any offset, up to 9 fraction digits) → UTC with exactly 9 fraction digits and `Z`,
+ * docker's `jsonmessage.RFC3339NanoFixed` for `logs -t`. Nanoseconds are carried as digits, never through a
+ * float. A string that is not RFC 3339 is returned as it is.
+ */
+export function normalizeLogTime(ts: string): string {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return ts;
+  const secs = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(secs)) return ts;
+  return `${new Date(secs).toISOString().slice(0, 19)}.${(m[2] ?? '').padEnd(9, '0')}Z`;
+}
+
 /** One parsed record of the file. */
 export interface LogRecord {
   time: string;
@@ -59,8 +80,9 @@ export interface LogRecord {
   text: string;
 }
 
-/** Parse one file line (without its newline); null for lines that are not k8s-file records. */
+/** Parse one file line (without its newline); null for lines that are neither k8s-file nor json-file records. */
 export function parseLogRecord(line: string): LogRecord | null {
+  if (line.startsWith('{')) return parseJsonRecord(line);
   const s1 = line.indexOf(' ');
   if (s1 < 0) return null;
   const s2 = line.indexOf(' ', s1 + 1);
@@ -72,6 +94,21 @@ export function parseLogRecord(line: string): LogRecord | null {
   // "<tag> <text>"; a record may also end right after the tag
   const text = line.length > s2 + 2 ? line.slice(s2 + 3) : '';
   return { time: line.slice(0, s1), stream, partial: tag === 'P', text };
+}
+
+/** A docker json-file line: the text ends with a newline when it ends a line (else it is a piece). */
+function parseJsonRecord(line: string): LogRecord | null {
+  let j: unknown;
+  try {
+    j = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  const r = j as { log?: unknown; stream?: unknown; time?: unknown };
+  if (typeof r.log !== 'string' || typeof r.time !== 'string') return null;
+  if (r.stream !== 'stdout' && r.stream !== 'stderr') return null;
+  const partial = !r.log.endsWith('\n');
+  return { time: r.time, stream: r.stream, partial, text: partial ? r.log : r.log.slice(0, -1) };
 }
 
 /** Joins P pieces per stream into logical lines. */
@@ -91,7 +128,7 @@ class LineAssembler {
     this.pending.delete(r.stream);
     const time = p ? p.time : r.time;
     const text = (p ? p.parts.join('') : '') + r.text + '\n';
-    this.sink({ stream: r.stream, time, timeMs: parseLogTime(time), text });
+    this.sink({ stream: r.stream, time: normalizeLogTime(time), timeMs: parseLogTime(time), text });
   }
 
   /** Emit unterminated lines (the writer is done). */
@@ -99,7 +136,7 @@ class LineAssembler {
     for (const [stream, p] of this.pending) {
       this.sink({
         stream: stream as 'stdout' | 'stderr',
-        time: p.time,
+        time: normalizeLogTime(p.time),
         timeMs: parseLogTime(p.time),
         text: p.parts.join(''),
       });
@@ -141,11 +178,15 @@ class FileTail {
     }
   }
 
-  /** Reopen when the path now names another file (a rotated log). */
-  async reopenIfReplaced(): Promise<void> {
+  /**
+   * Reopen when the path now names another file (a rotated log), after reading what the writer put in the
+   * old one before it moved on.
+   */
+  async reopenIfReplaced(onLine: (line: string) => void): Promise<void> {
     try {
       const [a, b] = await Promise.all([this.fh.stat(), stat(this.path)]);
       if (a.ino !== b.ino) {
+        await this.drain(onLine);
         await this.fh.close();
         this.fh = await open(this.path, 'r');
         this.offset = 0;
@@ -160,6 +201,28 @@ class FileTail {
   async close(): Promise<void> {
     await this.fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * The rotated files of the log at `path` that exist, oldest first: `<path>.N` … `<path>.1` (docker's json-file
+ * naming; the VM monitor rotates so).
+ */
+export function rotatedLogPaths(path: string): string[] {
+  const dir = dirname(path);
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const nums: number[] = [];
+  for (const n of names) {
+    if (!n.startsWith(`${base}.`)) continue;
+    const rest = n.slice(base.length + 1);
+    if (/^[1-9]\d{0,3}$/.test(rest)) nums.push(Number(rest));
+  }
+  return nums.sort((a, b) => b - a).map((k) => `${path}.${k}`);
 }
 
 /** Open the log, waiting for it to appear when following (conmon creates it at start). */
@@ -221,6 +284,16 @@ export async function readLogs(path: string, o: ReadLogsOptions, onLine: (l: Log
       const r = parseLogRecord(line);
       if (r) asm.push(r);
     };
+    for (const old of rotatedLogPaths(path)) {
+      const fh2 = await open(old, 'r').catch(() => null);
+      if (!fh2) continue; // rotated away meanwhile
+      const t2 = new FileTail(fh2, old);
+      try {
+        await t2.drain(feed(initial));
+      } finally {
+        await t2.close();
+      }
+    }
     await tail.drain(feed(initial));
     if (!o.follow) {
       initial.flush();
@@ -273,7 +346,7 @@ async function follow(tail: FileTail, path: string, o: ReadLogsOptions, onLine: 
           wake = done;
         });
       }
-      if (!dirty) await tail.reopenIfReplaced();
+      if (!dirty) await tail.reopenIfReplaced(onLine);
       dirty = false;
     }
     // final read: whatever the writer left before we were told to stop

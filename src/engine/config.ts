@@ -5,6 +5,7 @@ import type {
   Resources,
   RestartPolicy,
   InstanceKind,
+  LogConfig,
 } from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { mergeEnv, parseSignal } from '../common/parse.js';
@@ -55,6 +56,8 @@ export interface CreateRequest extends IsolationRequest {
   dnsSearch?: string[];
   /** --add-host name:ip */
   addHost?: string[];
+  /** --log-driver / --log-opt */
+  log?: LogConfig;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -100,6 +103,7 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     restart,
     autoRemove: req.autoRemove ?? false,
     labels: { ...(ic.Labels ?? {}), ...(req.labels ?? {}) },
+    ...(req.log ? { log: req.log } : {}),
     ...net,
   };
 }

@@ -143,7 +143,7 @@ export function logout(root: string, registry: string): boolean {
 export async function saveImages(
   engine: Engine,
   refs: string[],
-  file: string,
+  file: string | NodeJS.WritableStream,
   format: 'oci-archive' | 'docker-archive',
 ): Promise<void> {
   const archive = await import('../image/archive.js');
@@ -151,7 +151,10 @@ export async function saveImages(
 }
 
 /** hull load (tar handling loads on first use). */
-export async function loadImages(engine: Engine, file: string): Promise<{ record: ImageRecord; name?: string }[]> {
+export async function loadImages(
+  engine: Engine,
+  file: string | NodeJS.ReadableStream,
+): Promise<{ record: ImageRecord; name?: string }[]> {
   const archive = await import('../image/archive.js');
   return archive.loadImages(engine.images, file);
 }

@@ -54,11 +54,11 @@ function isGzip(path: string): boolean {
   return head[0] === 0x1f && head[1] === 0x8b;
 }
 
-/** Write `refs` (local images) to `file` as an archive of `format`. */
+/** Write `refs` (local images) to `file` (atomically) or to a stream (e.g. stdout) as an archive of `format`. */
 export async function saveImages(
   store: ImageStore,
   refs: string[],
-  file: string,
+  file: string | NodeJS.WritableStream,
   format: ArchiveFormat,
 ): Promise<void> {
   if (refs.length === 0) throw new InvalidArgumentError('hull save needs at least one image');
@@ -141,7 +141,14 @@ function nameFor(ref: string, record: ImageRecord): ImageReference | undefined {
   return record.names[0] ? parseReference(record.names[0]) : undefined;
 }
 
-async function writeTar(cwd: string, file: string, entries: string[]): Promise<void> {
+async function writeTar(cwd: string, file: string | NodeJS.WritableStream, entries: string[]): Promise<void> {
+  if (typeof file !== 'string') {
+    // the stream stays open (stdout): the caller ends it
+    await pipeline(create({ cwd, portable: true, noMtime: true }, entries) as unknown as NodeJS.ReadableStream, file, {
+      end: false,
+    });
+    return;
+  }
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     await create({ file: tmp, cwd, portable: true, noMtime: true }, entries);
@@ -166,20 +173,40 @@ function fileIn(dir: string, name: string, what: string): string {
   return p;
 }
 
-/** Load every image of the archive `file` (either format). Returns the loaded images. */
-export async function loadImages(store: ImageStore, file: string): Promise<{ record: ImageRecord; name?: string }[]> {
-  if (!existsSync(file)) throw new NotFoundError(`archive not found: ${file}`);
+/** Load every image of the archive `source`, a file or a stream (stdin), in either format. Returns the loaded images. */
+export async function loadImages(
+  store: ImageStore,
+  source: string | NodeJS.ReadableStream,
+): Promise<{ record: ImageRecord; name?: string }[]> {
+  const file = typeof source === 'string' ? source : 'the archive on stdin';
+  if (typeof source === 'string' && !existsSync(source)) throw new NotFoundError(`archive not found: ${source}`);
   const stage = store.tempPath('.load');
   mkdirSync(stage, { recursive: true, mode: 0o700 });
   try {
     try {
-      await extract({
-        file,
+      const opts = {
         cwd: stage,
-        filter: (_p, e) => 'type' in e && (e.type === 'File' || e.type === 'OldFile' || e.type === 'Directory'),
+        filter: (_p: string, e: unknown) =>
+          !!e &&
+          typeof e === 'object' &&
+          'type' in e &&
+          (e.type === 'File' || e.type === 'OldFile' || e.type === 'Directory'),
         strict: true,
-      });
+      };
+      if (typeof source === 'string') await extract({ ...opts, file: source });
+      else {
+        let n = 0;
+        source.on('data', (c: Buffer) => {
+          n += c.length;
+        });
+        await pipeline(source, extract(opts) as unknown as NodeJS.WritableStream).catch((e: unknown) => {
+          // docker's words
+          if (n === 0) throw new InvalidArgumentError('requested load from stdin, but stdin is empty');
+          throw e;
+        });
+      }
     } catch (e) {
+      if (e instanceof InvalidArgumentError) throw e;
       throw new IntegrityError(`${file} is not a readable tar archive: ${(e as Error).message}`);
     }
     try {

@@ -289,8 +289,8 @@ export class VmDriver implements InstanceDriver {
       pids: s.pids ?? 0,
       blkioRead: s.blkRead,
       blkioWrite: s.blkWrite,
-      netRx: 0,
-      netTx: 0,
+      netRx: s.netRx ?? 0,
+      netTx: s.netTx ?? 0,
     };
   }
 

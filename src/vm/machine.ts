@@ -16,6 +16,7 @@
  */
 import { basename, join } from 'node:path';
 import type { Accel } from '../host/qemu.js';
+import type { LogConfig } from '../common/instance.js';
 import type { ProcessSpec } from './protocol.js';
 
 export type DeviceModel = 'virtio' | 'emulated';
@@ -31,6 +32,8 @@ export interface MonitorConfig {
   argv: string[];
   /** k8s-file log of the main process */
   logPath: string;
+  /** --log-driver/--log-opt: json-file lines instead of k8s-file records, rotation, or no log */
+  log?: LogConfig;
   /** exit file (code), as conmon's exits/<id> */
   exitFile: string;
   /** why it exited, when there is more to say than the code */

@@ -96,6 +96,9 @@ export interface VmStats {
   /** block requests (QMP's rd_operations/wr_operations): with the byte counts, requests per MiB */
   blkReadOps: number;
   blkWriteOps: number;
+  /** bytes the guest received and sent: its taps' counters (QEMU runs in the namespace that holds them), swapped */
+  netRx?: number;
+  netTx?: number;
 }
 
 type Phase = 'booting' | 'ready' | 'running' | 'paused' | 'exited';
@@ -156,7 +159,8 @@ class Monitor {
   private readonly servers: Server[] = [];
   private phase: Phase = 'booting';
   private kernelRelease = '';
-  private log: LogFileWriter;
+  /** null with --log-driver none */
+  private log: LogFileWriter | null;
   private readonly readyWaiters: ((err?: string) => void)[] = [];
   private startReply: ((a: CtlAnswer) => void) | null = null;
   private mainPid = 0;
@@ -184,7 +188,15 @@ class Monitor {
     private readonly dir: string,
     private readonly cfg: MonitorConfig,
   ) {
-    this.log = new LogFileWriter(cfg.logPath);
+    const lc = cfg.log;
+    this.log =
+      lc?.driver === 'none'
+        ? null
+        : new LogFileWriter(cfg.logPath, {
+            format: lc?.driver === 'json-file' ? 'json-file' : 'k8s-file',
+            ...(lc?.maxSize ? { maxSize: lc.maxSize } : {}),
+            ...(lc?.maxFile ? { maxFile: lc.maxFile } : {}),
+          });
     this.balloonTarget = cfg.memory;
     this.qmpReady = new Promise((r) => (this.resolveQmp = r));
   }
@@ -355,7 +367,7 @@ class Monitor {
         /* disk full: the console is best effort */
       }
       // a disk-image VM has no agent: its console output is its log
-      if (this.cfg.mode === 'disk' && !this.exited) this.log.write('stdout', b);
+      if (this.cfg.mode === 'disk' && !this.exited) this.log?.write('stdout', b);
       for (const c of this.consoleClients) c.write(b);
     });
     s.on('error', () => undefined);
@@ -429,7 +441,7 @@ class Monitor {
         }
         case T.STDOUT:
         case T.STDERR:
-          this.log.write(f.type === T.STDOUT ? 'stdout' : 'stderr', f.payload);
+          this.log?.write(f.type === T.STDOUT ? 'stdout' : 'stderr', f.payload);
           for (const c of this.attached) c.write(encodeFrame(f.type, 0, f.payload));
           return;
         case T.EXITED:
@@ -488,7 +500,7 @@ class Monitor {
     this.phase = 'exited';
     if (this.hardKillTimer) clearTimeout(this.hardKillTimer);
     try {
-      this.log.close();
+      this.log?.close();
     } catch {
       /* already closed */
     }
@@ -769,6 +781,7 @@ class Monitor {
       blkWrite: 0,
       blkReadOps: 0,
       blkWriteOps: 0,
+      ...tapCounters(pid),
     };
     const q = this.qmp;
     if (!q) return st;
@@ -906,4 +919,23 @@ export async function monitorMain(dir: string): Promise<void> {
     process.exit(1);
   }
   report(`ok ${readFileSync(instancePaths(dir).qemuPid, 'utf8')}`);
+}
+
+/** The guest's network traffic from the taps in QEMU's network namespace (tap0, tap1, …): a tap's tx is the guest's rx. */
+function tapCounters(pid: number): { netRx: number; netTx: number } {
+  let netRx = 0;
+  let netTx = 0;
+  if (pid <= 0) return { netRx, netTx };
+  try {
+    for (const line of readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n').slice(2)) {
+      const [name, rest] = line.split(':');
+      if (!rest || !/^tap\d+$/.test(name!.trim())) continue;
+      const f = rest.trim().split(/\s+/).map(Number);
+      netTx += f[0] ?? 0;
+      netRx += f[8] ?? 0;
+    }
+  } catch {
+    /* QEMU gone */
+  }
+  return { netRx, netTx };
 }

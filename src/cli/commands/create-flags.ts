@@ -7,6 +7,7 @@ import {
   parseEnvFile,
   parseIdMap,
   parseLabels,
+  parseLogConfig,
   parseNumber,
   parseRestart,
   parseSignal,
@@ -78,6 +79,8 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--dns <ip>', "DNS server (repeatable; the network's DNS server forwards to it)", collect)
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
     .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
+    .option('--log-driver <driver>', 'json-file, k8s-file or none (no log: `hull logs` cannot read it)')
+    .option('--log-opt <key=value>', 'log option: max-size=10m, max-file=3, labels=a,b, env=A,B (repeatable)', collect)
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
     .option(
       '--pull <policy>',
@@ -163,6 +166,8 @@ export interface CreateFlags {
   platform?: string;
   tlsVerify?: string | boolean;
   quiet?: boolean;
+  logDriver?: string;
+  logOpt?: string[];
 }
 
 /** The resource flags, shared with `update`. */
@@ -198,6 +203,11 @@ export function parseResources(
       );
   }
   return r;
+}
+
+function logRequest(f: CreateFlags): Pick<CreateRequest, 'log'> {
+  const log = parseLogConfig(f.logDriver, f.logOpt ?? []);
+  return log ? { log } : {};
 }
 
 export function toCreateRequest(image: string, command: string[], f: CreateFlags): CreateRequest {
@@ -277,5 +287,6 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.addHost ? { addHost: f.addHost } : {}),
     ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
     ulimits: (f.ulimit ?? []).map(parseUlimit),
+    ...logRequest(f),
   };
 }

@@ -1,7 +1,18 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
-import { ago, bytes, checkFormat, duration, formatItems, inspectOutput, json, parseFormat, table } from '../format.js';
+import {
+  ago,
+  binarySize,
+  checkFormat,
+  decimalSize,
+  duration,
+  formatItems,
+  inspectOutput,
+  json,
+  parseFormat,
+  table,
+} from '../format.js';
 import { psContext, psHeaders, statsContext, statsHeaders } from '../contexts.js';
 import { terminalStdio } from '../stdio.js';
 import { ensureImage } from '../transfer.js';
@@ -54,7 +65,8 @@ async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean):
   const term = terminalStdio({ stdin, tty });
   let output: Promise<unknown>;
   const stopOutput = new AbortController();
-  if (tty || stdin) {
+  // --log-driver none keeps no log to follow: the output comes through attach, as docker's does
+  if (tty || stdin || rec.config.log?.driver === 'none') {
     output = driver.attach(ctx, term.stdio);
   } else {
     output = instanceLogs(
@@ -299,30 +311,41 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .option('-n, --tail <lines>', 'number of lines from the end ("all" for everything)')
     .option('-t, --timestamps', 'show timestamps')
     .option('--since <time>', 'only lines since a time (RFC 3339, unix seconds, or a duration like 10m)')
+    .option('--until <time>', 'only lines before a time (RFC 3339, unix seconds, or a duration like 10m)')
+    .option('--details', 'show extra attributes of the log (its labels/env log-opts)')
     .argument('<instance>')
-    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string }) => {
-      const engine = await ctx.engine();
-      const rec = engine.store.lookup(name);
-      const tail =
-        o.tail === undefined || o.tail === 'all' ? undefined : parseNumber(o.tail, '--tail', { integer: true, min: 0 });
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
-      await instanceLogs(
-        engine,
-        rec,
-        {
-          follow: !!o.follow,
-          ...(tail !== undefined ? { tail } : {}),
-          ...(o.since ? { since: parseTimeArg(o.since, '--since') } : {}),
-        },
-        (l) => {
-          (l.stream === 'stderr' ? process.stderr : process.stdout).write(
-            o.timestamps ? `${l.time} ${l.text}` : l.text,
-          );
-        },
-        ac.signal,
-      );
-    });
+    .action(
+      async (
+        name: string,
+        o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean },
+      ) => {
+        const engine = await ctx.engine();
+        const rec = engine.store.lookup(name);
+        const tail =
+          o.tail === undefined || o.tail === 'all'
+            ? undefined
+            : parseNumber(o.tail, '--tail', { integer: true, min: 0 });
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        await instanceLogs(
+          engine,
+          rec,
+          {
+            follow: !!o.follow,
+            ...(tail !== undefined ? { tail } : {}),
+            ...(o.since ? { since: parseTimeArg(o.since, '--since') } : {}),
+            ...(o.until ? { until: parseTimeArg(o.until, '--until') } : {}),
+            details: !!o.details,
+          },
+          (l) => {
+            (l.stream === 'stderr' ? process.stderr : process.stdout).write(
+              o.timestamps ? `${l.time} ${l.text}` : l.text,
+            );
+          },
+          ac.signal,
+        );
+      },
+    );
 
   program
     .command('exec')
@@ -410,7 +433,8 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .command('top')
     .description('show the processes of an instance')
     .argument('<instance>')
-    .argument('[ps-options...]')
+    .argument('[ps-options...]', "options for the host's ps (default -ef), as docker top takes them")
+    .passThroughOptions()
     .action(async (name: string, psArgs: string[]) => {
       const engine = await ctx.engine();
       const rec = await refresh(engine, engine.store.lookup(name));
@@ -455,19 +479,37 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
+      // docker: named instances whatever their state; else the running ones, or all with --all; one that
+      // is not running shows zeros
       const pick = () =>
-        (names.length ? names.map((n) => engine.store.lookup(n)) : engine.store.list()).filter(
-          (r) => r.state === 'running' || r.state === 'paused' || (o.all && names.length === 0),
-        );
+        names.length
+          ? names.map((n) => engine.store.lookup(n))
+          : engine.store.list().filter((r) => r.state === 'running' || r.state === 'paused' || o.all);
       let prev = new Map<string, { cpu: number; at: number }>();
+      const zero = {
+        cpuUsageNs: 0,
+        memoryUsage: 0,
+        memoryLimit: 0,
+        pids: 0,
+        blkioRead: 0,
+        blkioWrite: 0,
+        netRx: 0,
+        netTx: 0,
+      };
       const sample = async () => {
-        const out: Record<string, unknown>[] = [];
+        const out: (typeof zero & { id: string; name: string; cpuPercent: number })[] = [];
         for (const rec of pick()) {
-          const s = await engine
-            .driver(rec.kind)
-            .stats(engine.context(rec))
-            .catch(() => undefined);
-          if (!s) continue;
+          const s =
+            rec.state === 'running' || rec.state === 'paused'
+              ? await engine
+                  .driver(rec.kind)
+                  .stats(engine.context(rec))
+                  .catch(() => undefined)
+              : undefined;
+          if (!s) {
+            out.push({ id: rec.id, name: rec.name, ...zero, cpuPercent: 0 });
+            continue;
+          }
           const now = process.hrtime.bigint();
           const p = prev.get(rec.id);
           const cpuPercent = p ? ((s.cpuUsageNs - p.cpu) / (Number(now) - p.at)) * 100 : 0;
@@ -489,30 +531,20 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
           process.stdout.write(formatItems(format, ctxs, statsHeaders));
         } else {
           if (o.stream && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          // docker's columns and units: binary for memory, decimal for I/O
           process.stdout.write(
             table(
-              ['INSTANCE ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'BLOCK I/O', 'PIDS'],
-              rows.map((r) => {
-                const s = r as unknown as {
-                  id: string;
-                  name: string;
-                  cpuPercent: number;
-                  memoryUsage: number;
-                  memoryLimit: number;
-                  blkioRead: number;
-                  blkioWrite: number;
-                  pids: number;
-                };
-                return [
-                  s.id.slice(0, 12),
-                  s.name,
-                  `${s.cpuPercent.toFixed(2)}%`,
-                  `${bytes(s.memoryUsage)} / ${bytes(s.memoryLimit)}`,
-                  `${s.memoryLimit ? ((s.memoryUsage / s.memoryLimit) * 100).toFixed(2) : '0.00'}%`,
-                  `${bytes(s.blkioRead)} / ${bytes(s.blkioWrite)}`,
-                  String(s.pids),
-                ];
-              }),
+              ['INSTANCE ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'NET I/O', 'BLOCK I/O', 'PIDS'],
+              rows.map((s) => [
+                s.id.slice(0, 12),
+                s.name,
+                `${s.cpuPercent.toFixed(2)}%`,
+                `${binarySize(s.memoryUsage)} / ${binarySize(s.memoryLimit)}`,
+                `${s.memoryLimit ? ((s.memoryUsage / s.memoryLimit) * 100).toFixed(2) : '0.00'}%`,
+                `${decimalSize(s.netRx)} / ${decimalSize(s.netTx)}`,
+                `${decimalSize(s.blkioRead)} / ${decimalSize(s.blkioWrite)}`,
+                String(s.pids),
+              ]),
             ),
           );
         }

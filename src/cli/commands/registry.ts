@@ -114,24 +114,30 @@ export function registerRegistryCommands(program: Command, ctx: CliContext): voi
 export function registerArchiveCommands(program: Command, ctx: CliContext): void {
   program
     .command('save')
-    .description('write images to an archive (oci-archive or docker-archive)')
-    .requiredOption('-o, --output <file>', 'the archive to write')
+    .description('write images to an archive (oci-archive or docker-archive), to a file or to stdout')
+    .option('-o, --output <file>', 'the archive to write (default: stdout, when it is not a terminal)')
     .option('--format <format>', 'oci-archive or docker-archive', 'oci-archive')
     .argument('<image...>')
-    .action(async (refs: string[], o: { output: string; format: string }) => {
+    .action(async (refs: string[], o: { output?: string; format: string }) => {
       if (o.format !== 'oci-archive' && o.format !== 'docker-archive')
         throw new InvalidArgumentError(`invalid --format "${o.format}": use oci-archive or docker-archive`);
-      await saveImages(await ctx.engine(), refs, o.output, o.format);
+      // docker's words and check
+      if (o.output === undefined && process.stdout.isTTY)
+        throw new InvalidArgumentError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
+      await saveImages(await ctx.engine(), refs, o.output ?? process.stdout, o.format);
     });
 
   program
     .command('load')
-    .description('load images from an archive (oci-archive or docker-archive, detected)')
-    .requiredOption('-i, --input <file>', 'the archive to read')
-    .option('-q, --quiet', 'print only the image ids')
-    .action(async (o: { input: string; quiet?: boolean }) => {
-      const loaded = await loadImages(await ctx.engine(), o.input);
+    .description('load images from an archive (oci-archive or docker-archive, detected), a file or stdin')
+    .option('-i, --input <file>', 'the archive to read (default: stdin)')
+    .option('-q, --quiet', 'no progress output (as docker: the loaded images are still named)')
+    .action(async (o: { input?: string; quiet?: boolean }) => {
+      if (o.input === undefined && process.stdin.isTTY)
+        throw new InvalidArgumentError('requested load from stdin, but stdin is empty: use -i FILE or redirect');
+      const loaded = await loadImages(await ctx.engine(), o.input ?? process.stdin);
+      // docker: "Loaded image: NAME" for each name, "Loaded image ID: ID" for an image without one
       for (const l of loaded)
-        process.stdout.write(o.quiet ? `${l.record.id}\n` : `Loaded image: ${l.name ?? l.record.id}\n`);
+        process.stdout.write(l.name ? `Loaded image: ${l.name}\n` : `Loaded image ID: ${l.record.id}\n`);
     });
 }

@@ -58,6 +58,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     name: ctx.name,
     qemu: plan.qemu,
     logPath,
+    ...(cfg.log ? { log: cfg.log } : {}),
     exitFile: p.exitFile(ctx.id),
     reasonFile: p.exitReason,
     consolePath: p.console,
