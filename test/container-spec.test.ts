@@ -741,7 +741,7 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data')?.options, ['rbind', 'rprivate']);
     assert.throws(
       () => build({ mounts: [{ type: 'bind', source: join(root, 'nope'), target: '/x', readonly: false }] }),
-      (e: unknown) => e instanceof NotFoundError && /bind mount source path does not exist/.test(e.message),
+      (e: unknown) => e instanceof NotFoundError && /bind source path does not exist/.test(e.message),
     );
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: 'rel', options: [] }] }), InvalidArgumentError);
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: '/', options: [] }] }), InvalidArgumentError);
