@@ -80,7 +80,7 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     throw new InvalidArgumentError('--rm and --restart cannot be combined: a removed instance cannot be restarted');
   }
   if (req.uts === 'host' && req.hostname !== undefined)
-    throw new InvalidArgumentError('conflicting options: hostname and the UTS mode (--uts host uses the host\'s)');
+    throw new InvalidArgumentError("conflicting options: hostname and the UTS mode (--uts host uses the host's)");
   const net = networkConfig(image, req);
   const network = net.network;
   // --network container:X: X's hostname, known when the instance joins X

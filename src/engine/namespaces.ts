@@ -33,7 +33,9 @@ function joinModes(config: InstanceConfig): { flag: string; what: string; mode: 
 export function resolveJoinTargets(engine: Engine, config: InstanceConfig, selfId: string, kind: InstanceKind): void {
   for (const { flag, mode } of joinModes(config)) {
     if (!engine.driver(kind).capabilities.sharedNamespaces)
-      throw new InvalidArgumentError(`${flag} ${mode} is not possible for a ${kind === 'vm' ? 'VM' : kind}: it has its own kernel`);
+      throw new InvalidArgumentError(
+        `${flag} ${mode} is not possible for a ${kind === 'vm' ? 'VM' : kind}: it has its own kernel`,
+      );
     const ref = mode.slice(PREFIX.length);
     const x = engine.store.lookup(ref);
     if (x.id === selfId) throw new InvalidArgumentError(`${flag} ${mode}: an instance cannot join itself`);
