@@ -34,7 +34,7 @@ export function resolveJoinTargets(engine: Engine, config: InstanceConfig, selfI
   for (const { flag, mode } of joinModes(config)) {
     if (!engine.driver(kind).capabilities.sharedNamespaces)
       throw new InvalidArgumentError(
-        `${flag} ${mode} is not possible for a ${kind === 'vm' ? 'VM' : kind}: it has its own kernel`,
+        `${flag} ${mode} is not possible for a ${kind.toUpperCase()}: it has its own kernel`,
       );
     const ref = mode.slice(PREFIX.length);
     const x = engine.store.lookup(ref);
