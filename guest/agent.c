@@ -12,8 +12,9 @@
  * length u32 LE) and a payload of at most 64 KiB. Session 0 is the instance's main process; exec sessions
  * take the numbers the host gives them.
  *   host → guest: 'S' start main / 'X' exec (payload: NUL-terminated key, value pairs; for 'S' also
- *                 "nic" interfaces to configure, the "hosts"/"resolv" files and the "mount" volumes;
- *                 'F' status 125 when a volume cannot be mounted), 'I' stdin (empty =
+ *                 "nic" interfaces to configure, the "hosts"/"resolv" files, the "mount" volumes and the
+ *                 "sysctl" settings; 'F' status 125 when a volume cannot be mounted or a sysctl cannot be
+ *                 set), 'I' stdin (empty =
  *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
@@ -354,6 +355,9 @@ struct spec {
   /* main process only: volumes, "TYPE SOURCE ro|rw TARGET" each, parents first */
   char *mounts[64];
   int mountc;
+  /* main process only: --sysctl "KEY=VALUE" each, written to /proc/sys before it starts */
+  char *sysctls[64];
+  int sysctlc;
 };
 
 static void parse_spec(char *p, uint32_t len, struct spec *s) {
@@ -378,6 +382,7 @@ static void parse_spec(char *p, uint32_t len, struct spec *s) {
     else if (!strcmp(k, "hosts")) s->hosts = v;
     else if (!strcmp(k, "resolv")) s->resolv = v;
     else if (!strcmp(k, "mount") && s->mountc < 64) s->mounts[s->mountc++] = v;
+    else if (!strcmp(k, "sysctl") && s->sysctlc < 64) s->sysctls[s->sysctlc++] = v;
   }
   s->argv[s->argc] = NULL;
   s->envp[s->envc] = NULL;
@@ -454,6 +459,29 @@ static int setup_mount(const char *line, char *err, size_t errsize) {
              !strcmp(type, "virtiofs") && errno == ENODEV ? " (the kernel lacks virtiofs)" : "");
     return -1;
   }
+  return 0;
+}
+
+/* One --sysctl "KEY=VALUE": the key's dots are /proc/sys's slashes (as runc); 0, or -1 with `err` set. */
+static int set_sysctl(const char *kv, char *err, size_t errsize) {
+  const char *eq = strchr(kv, '=');
+  if (!eq || eq == kv) {
+    snprintf(err, errsize, "bad sysctl: %s", kv);
+    return -1;
+  }
+  char path[512];
+  size_t n = (size_t)snprintf(path, sizeof path, "/proc/sys/");
+  for (const char *k = kv; k < eq && n < sizeof path - 1; k++) path[n++] = *k == '.' ? '/' : *k;
+  path[n] = 0;
+  size_t len = strlen(eq + 1);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, eq + 1, len) != (ssize_t)len) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    snprintf(err, errsize, "sysctl %.*s: %s", (int)(eq - kv), kv, strerror(e));
+    return -1;
+  }
+  close(fd);
   return 0;
 }
 
@@ -882,6 +910,7 @@ static void handle(char type, uint32_t id, unsigned char *p, uint32_t len) {
       if (sp.mountc > 0) load_volume_modules();
       for (int i = 0; ok && i < sp.mountc; i++) ok = setup_mount(sp.mounts[i], err, sizeof err) == 0;
       setup_network(&sp);
+      for (int i = 0; ok && i < sp.sysctlc; i++) ok = set_sysctl(sp.sysctls[i], err, sizeof err) == 0;
       finish_root();
       if (!ok) {
         logmsg("%s", err);

@@ -34,7 +34,8 @@ import {
   resolveCapabilities,
 } from '../src/container/capabilities.js';
 import type { OciSpec } from '../src/container/oci-spec.js';
-import { configureContainer } from '../src/container/options.js';
+import { configureContainer, parseDevice, parseDeviceCgroupRule } from '../src/container/options.js';
+import { parseMount, parseVolume } from '../src/common/parse.js';
 import { defaultSeccompProfile, loadSeccompProfile } from '../src/container/seccomp.js';
 import {
   DEFAULT_PATH,
@@ -66,6 +67,12 @@ const CONTAINER_KEYS = [
   'userns',
   'ulimits',
   'groupAdd',
+  'devices',
+  'deviceCgroupRules',
+  'pidMode',
+  'ipcMode',
+  'utsMode',
+  'sysctls',
 ];
 
 function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
@@ -741,7 +748,7 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(s.mounts.find((m) => m.destination === '/data')?.options, ['rbind', 'rprivate']);
     assert.throws(
       () => build({ mounts: [{ type: 'bind', source: join(root, 'nope'), target: '/x', readonly: false }] }),
-      (e: unknown) => e instanceof NotFoundError && /bind mount source path does not exist/.test(e.message),
+      (e: unknown) => e instanceof NotFoundError && /bind source path does not exist/.test(e.message),
     );
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: 'rel', options: [] }] }), InvalidArgumentError);
     assert.throws(() => build({ mounts: [{ type: 'tmpfs', target: '/', options: [] }] }), InvalidArgumentError);
@@ -1170,5 +1177,167 @@ describe('runc runs the generated spec', { skip: !(haveRunc && isRoot) && 'needs
     assert.equal(v.foo, 'bar');
     assert.match(r.stdout, /^\/tmp$/m);
     spawnSync('runc', ['--root', runcRoot, 'delete', '-f', id], { stdio: 'ignore' });
+  });
+});
+
+describe('docker parity: --device, --device-cgroup-rule, namespace modes, --sysctl, --mount', () => {
+  const root = tempDir('nsmodes');
+  const rootfs = join(root, 'rootfs');
+  makeEtc(rootfs);
+  const build = (over: ConfigPatch = {}, extra: Partial<SpecInput> = {}) =>
+    buildRuntimeSpec({
+      id: '0123456789abcdef0123',
+      config: baseConfig(over),
+      rootfs,
+      cgroupsPath: '/hull/x',
+      cgroupNamespace: false,
+      hostNofileHard: 20000,
+      host: HOST,
+      ...extra,
+    });
+
+  test('--device and --device-cgroup-rule parse as docker', () => {
+    assert.deepEqual(parseDevice('/dev/zero'), {
+      pathOnHost: '/dev/zero',
+      pathInContainer: '/dev/zero',
+      permissions: 'rwm',
+    });
+    assert.deepEqual(parseDevice('/dev/zero:r'), {
+      pathOnHost: '/dev/zero',
+      pathInContainer: '/dev/zero',
+      permissions: 'r',
+    });
+    assert.deepEqual(parseDevice('/dev/zero:/dev/z:rw'), {
+      pathOnHost: '/dev/zero',
+      pathInContainer: '/dev/z',
+      permissions: 'rw',
+    });
+    assert.throws(() => parseDevice('/dev/zero:/dev/z:rx'), /invalid device mode: rx/);
+    assert.throws(() => parseDevice('/dev/zero:z'), /z is not an absolute path/);
+    assert.deepEqual(parseDeviceCgroupRule('c 1:3 mr'), { type: 'c', major: 1, minor: 3, access: 'mr' });
+    assert.deepEqual(parseDeviceCgroupRule('b *:* rwm'), { type: 'b', access: 'rwm' });
+    assert.throws(() => parseDeviceCgroupRule('c 1 r'), /invalid device cgroup format 'c 1 r'/);
+  });
+
+  test('devices: the host node at the container path, allowed with the permissions; a missing one as docker says', () => {
+    const s = build({ devices: [{ pathOnHost: '/dev/zero', pathInContainer: '/dev/myzero', permissions: 'r' }] });
+    assert.deepEqual(
+      s.linux.devices?.map((d) => [d.path, d.type, d.major, d.minor]),
+      [['/dev/myzero', 'c', 1, 5]],
+    );
+    assert.deepEqual(s.linux.resources?.devices?.at(-1), { allow: true, type: 'c', major: 1, minor: 5, access: 'r' });
+    assert.throws(
+      () => build({ devices: [{ pathOnHost: '/dev/x-none', pathInContainer: '/dev/x', permissions: 'rwm' }] }),
+      /^NotFoundError: error gathering device information while adding custom device "\/dev\/x-none": no such file or directory$/,
+    );
+    const r = build({ deviceCgroupRules: ['c 10:200 rwm'] });
+    assert.deepEqual(r.linux.resources?.devices?.at(-1), {
+      allow: true,
+      type: 'c',
+      major: 10,
+      minor: 200,
+      access: 'rwm',
+    });
+  });
+
+  test('namespace modes: host drops the namespace, container:X joins by path, ipc none has no /dev/shm', () => {
+    const types = (s: OciSpec) => s.linux.namespaces.map((n) => (n.path ? `${n.type}=${n.path}` : n.type));
+    assert.deepEqual(types(build({ pidMode: 'host', ipcMode: 'host', utsMode: 'host' })), ['network', 'mount']);
+    const h = build({ utsMode: 'host', ipcMode: 'host' });
+    assert.equal(h.hostname, undefined);
+    assert.equal(h.mounts.find((m) => m.destination === '/dev/shm')?.source, '/dev/shm');
+    const j = build(
+      { network: 'container:abc', pidMode: 'container:abc', ipcMode: 'container:abc' },
+      {
+        joined: { network: '/proc/9/ns/net', pid: '/proc/9/ns/pid', ipc: '/proc/9/ns/ipc', shm: '/x/shm' },
+        hostname: 'xhost',
+      },
+    );
+    assert.deepEqual(types(j), ['pid=/proc/9/ns/pid', 'network=/proc/9/ns/net', 'ipc=/proc/9/ns/ipc', 'uts', 'mount']);
+    assert.equal(j.hostname, 'xhost');
+    assert.equal(j.linux.sysctl, undefined, "the joined namespace is X's: nothing is written to it");
+    assert.equal(j.mounts.find((m) => m.destination === '/dev/shm')?.source, '/x/shm');
+    assert.equal(
+      build({ ipcMode: 'none' }).mounts.find((m) => m.destination === '/dev/shm'),
+      undefined,
+    );
+    assert.throws(() => build({ pidMode: 'container:abc' }), /not running/);
+  });
+
+  test('--sysctl: namespaced only (docker), net.* not with the host network', () => {
+    const env = { otherConfigs: () => [] };
+    assert.throws(
+      () => configureContainer({ sysctls: { 'vm.swappiness': '1' } }, env),
+      /^InvalidArgumentError: sysctl 'vm.swappiness' is not allowed/,
+    );
+    assert.throws(
+      () => configureContainer({ sysctls: { 'kernel.shmmax': '1' }, ipc: 'host' }, env),
+      /not allowed in host IPC namespace/,
+    );
+    const ok = configureContainer(
+      { sysctls: { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '9', 'fs.mqueue.msg_max': '5' } },
+      env,
+    );
+    assert.deepEqual(Object.keys(ok.sysctls ?? {}), ['net.ipv4.ip_forward', 'kernel.shmmax', 'fs.mqueue.msg_max']);
+    const s = build({ network: 'bridge', sysctls: { 'net.ipv4.ip_forward': '1' } });
+    assert.equal(s.linux.sysctl?.['net.ipv4.ip_forward'], '1');
+    assert.throws(
+      () => build({ network: 'host', sysctls: { 'net.ipv4.ip_forward': '1' } }),
+      /sysctl "net.ipv4.ip_forward" not allowed in host network namespace/,
+    );
+  });
+
+  test("--mount: docker's CSV keys and errors; bind propagation and non-recursive reach the spec", () => {
+    assert.deepEqual(parseMount('type=bind,src=/a,dst=/b,ro'), {
+      type: 'bind',
+      source: '/a',
+      target: '/b',
+      readonly: true,
+    });
+    assert.deepEqual(
+      parseMount('type=bind,source=/a,destination=/b,readonly=false,bind-propagation=rslave,bind-nonrecursive'),
+      {
+        type: 'bind',
+        source: '/a',
+        target: '/b',
+        readonly: false,
+        propagation: 'rslave',
+        nonRecursive: true,
+      },
+    );
+    assert.deepEqual(parseMount('"type=tmpfs","target=/t",tmpfs-size=1m,tmpfs-mode=1770'), {
+      type: 'tmpfs',
+      target: '/t',
+      options: [`size=${MiB}`, 'mode=1770'],
+    });
+    assert.throws(
+      () => parseMount('type=bind,target=/b'),
+      /invalid mount config for type "bind": field Source must not be empty/,
+    );
+    assert.throws(() => parseMount('type=tmpfs,src=/a,target=/b'), /field Source must not be specified/);
+    assert.throws(() => parseMount('type=bind,src=/a'), /target is required/);
+    assert.throws(
+      () => parseMount('type=bind,src=/a,dst=/b,tmpfs-size=1m'),
+      /cannot mix 'tmpfs-\*' options with mount type 'bind'/,
+    );
+    assert.throws(() => parseMount('type=bind,src=/a,dst=/b,nope=1'), /unexpected key 'nope'/);
+    assert.throws(() => parseMount('src=v,dst=/b'), /named volumes/);
+    assert.deepEqual(parseVolume('/a:/b'), {
+      type: 'bind',
+      source: '/a',
+      target: '/b',
+      readonly: false,
+      createHostPath: true,
+    });
+    const src = join(root, 'src');
+    mkdirSync(src, { recursive: true });
+    const s = build({
+      mounts: [{ type: 'bind', source: src, target: '/m', readonly: false, propagation: 'rslave', nonRecursive: true }],
+    });
+    assert.deepEqual(s.mounts.find((m) => m.destination === '/m')?.options, ['bind', 'rslave']);
+    assert.throws(
+      () => build({ mounts: [{ type: 'bind', source: join(root, 'none'), target: '/m', readonly: false }] }),
+      /invalid mount config for type "bind": bind source path does not exist: /,
+    );
   });
 });

@@ -55,13 +55,16 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       '--rm',
       '--isolation',
       'vm',
+      '--sysctl',
+      'vm.swappiness=7',
       'busybox',
       'sh',
       '-c',
-      'uname -r; echo hello; echo oops >&2; exit 3',
+      'uname -r; echo hello; echo oops >&2; cat /proc/sys/vm/swappiness; exit 3',
     );
     assert.equal(r.code, 3, r.stderr);
-    const [kernel, hello] = r.stdout.split('\n');
+    const [kernel, hello, swappiness] = r.stdout.split('\n');
+    assert.equal(swappiness, '7', '--sysctl is set in the guest (its own kernel: any key)');
     assert.notEqual(kernel, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
     assert.match(kernel!, /cloud-amd64/);
     assert.equal(hello, 'hello');

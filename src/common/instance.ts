@@ -21,6 +21,12 @@ export interface BindMount {
   source: string;
   target: string;
   readonly: boolean;
+  /** -v: a missing host directory is made (docker's -v); --mount refuses a missing source */
+  createHostPath?: boolean;
+  /** --mount bind-propagation: rprivate (default), private, rshared, shared, rslave or slave */
+  propagation?: string;
+  /** --mount bind-nonrecursive: submounts of the source are not carried along */
+  nonRecursive?: boolean;
 }
 
 export interface TmpfsMount {
@@ -77,6 +83,8 @@ export interface VmOptions {
   disk?: string;
   /** its format as the user stated it; checked against what qemu-img finds */
   diskFormat?: DiskFormat;
+  /** --sysctl: written to the guest's /proc/sys by the agent before the command starts (any key: its own kernel) */
+  sysctls?: Record<string, string>;
 }
 
 /** One rlimit (--ulimit). */
@@ -102,6 +110,26 @@ export interface ContainerOptions {
   ulimits: Ulimit[];
   /** --group-add: extra supplementary groups, names (looked up in the image's /etc/group) or gids; absent in older records */
   groupAdd?: string[];
+  /** --device: host device nodes (or directories of them) given to the container */
+  devices?: DeviceMapping[];
+  /** --device-cgroup-rule: extra device cgroup rules, docker's syntax ('c 1:3 mr') */
+  deviceCgroupRules?: string[];
+  /** --pid: 'private' (default), 'host' or 'container:<id>' */
+  pidMode?: string;
+  /** --ipc: 'private' (default), 'shareable', 'none', 'host' or 'container:<id>' */
+  ipcMode?: string;
+  /** --uts: 'private' (default) or 'host' */
+  utsMode?: string;
+  /** --sysctl: namespaced kernel parameters set in the container */
+  sysctls?: Record<string, string>;
+}
+
+/** --device HOST[:CONTAINER[:PERMISSIONS]] */
+export interface DeviceMapping {
+  pathOnHost: string;
+  pathInContainer: string;
+  /** device cgroup permissions, some of r, w, m */
+  permissions: string;
 }
 
 /**
@@ -136,7 +164,10 @@ export interface InstanceConfig {
   /** remove when it exits (--rm) */
   autoRemove: boolean;
   labels: Record<string, string>;
-  /** 'none' (loopback only), 'host', or 'bridge' (attached to the hull networks in `networks`) */
+  /**
+   * 'none' (loopback only), 'host', 'bridge' (attached to the hull networks in `networks`), or 'container:<id>'
+   * (another running instance's network namespace, its /etc/hosts, /etc/resolv.conf and hostname)
+   */
   network: string;
   /** the hull networks the instance joins (network 'bridge'), first one first; absent in older records */
   networks?: NetworkRequest[];
@@ -195,6 +226,16 @@ export interface IsolationRequest {
   vm?: VmOptions;
   /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */
   disk?: { path: string; format: DiskFormat };
+  /** --device HOST[:CONTAINER[:PERMISSIONS]] values */
+  devices?: string[];
+  /** --device-cgroup-rule values */
+  deviceCgroupRules?: string[];
+  /** --pid, --ipc, --uts modes ('container:X' names or ids are resolved to ids by the engine) */
+  pid?: string;
+  ipc?: string;
+  uts?: string;
+  /** --sysctl KEY=VALUE */
+  sysctls?: Record<string, string>;
 }
 
 /** What configure() may ask of the engine. */
@@ -271,6 +312,23 @@ export interface InstanceContext {
   exitCommand: string[];
   /** set by the engine for create when the instance joins hull networks (config.network 'bridge') */
   network?: InstanceNetwork;
+  /** set by the engine for create when the instance joins another instance's namespaces (container:X modes) */
+  joined?: JoinedNamespaces;
+}
+
+/**
+ * The namespaces of another running instance that an instance joins (--network/--pid/--ipc container:X), as
+ * paths under /proc/<pid of X>/, and what comes with them (docker's): X's /etc/hosts, /etc/resolv.conf and
+ * hostname with its network, X's /dev/shm with its IPC namespace.
+ */
+export interface JoinedNamespaces {
+  network?: string;
+  pid?: string;
+  ipc?: string;
+  /** X's /dev/shm as the host sees it (the host's own for --ipc host, else X's shareable tmpfs) */
+  shm?: string;
+  /** X's instance directory, whose generated /etc/hosts, /etc/resolv.conf and /etc/hostname are shared */
+  etcFrom?: string;
 }
 
 export interface CreateResult {
@@ -343,6 +401,8 @@ export interface DriverCapabilities {
   readonly console: boolean;
   /** checkDiskImage(): boots a full OS disk image instead of an OCI image (hull vm create --disk) */
   readonly diskImages: boolean;
+  /** other instances may join its namespaces (--network/--pid/--ipc container:X); a VM has its own kernel */
+  readonly sharedNamespaces?: boolean;
 }
 
 export type DiskFormat = 'qcow2' | 'raw';

@@ -83,7 +83,176 @@ export function parseVolume(spec: string): MountSpec {
     if (!['ro', 'rw', 'z', 'Z'].includes(o))
       throw new InvalidArgumentError(`invalid volume "${spec}": unknown option "${o}" (use ro or rw)`);
   }
-  return { type: 'bind', source, target, readonly: opts.includes('ro') };
+  // docker's -v makes a missing host directory (--mount refuses it)
+  return { type: 'bind', source, target, readonly: opts.includes('ro'), createHostPath: true };
+}
+
+/** One CSV record (docker's --mount uses encoding/csv): fields split at commas, "quoted" fields may hold them. */
+function csvFields(text: string, flag: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i <= text.length) {
+    let field = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw new InvalidArgumentError(`invalid ${flag} "${text}": a quote is not closed`);
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += text[i++];
+      }
+      if (i < text.length && text[i] !== ',')
+        throw new InvalidArgumentError(`invalid ${flag} "${text}": text after a closing quote`);
+    } else {
+      const j = text.indexOf(',', i);
+      field = j < 0 ? text.slice(i) : text.slice(i, j);
+      i = j < 0 ? text.length : j;
+    }
+    out.push(field);
+    i++;
+  }
+  return out;
+}
+
+const BIND_PROPAGATIONS = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
+
+/** A --mount boolean option: alone it means true. */
+function mountBool(key: string, value: string | undefined, spec: string): boolean {
+  if (value === undefined) return true;
+  const v = value.toLowerCase();
+  if (['1', 't', 'true'].includes(v)) return true;
+  if (['0', 'f', 'false'].includes(v)) return false;
+  throw new InvalidArgumentError(`invalid --mount "${spec}": invalid value for ${key}: ${value}`);
+}
+
+/**
+ * --mount type=bind|tmpfs,... (docker's CSV syntax): `source`/`src`, `target`/`destination`/`dst`,
+ * `readonly`/`ro`, `bind-propagation`, `bind-nonrecursive`, `tmpfs-size`, `tmpfs-mode`. A bind's source must
+ * exist (checked when the instance is made). type=volume (docker's default type) needs named volumes.
+ */
+export function parseMount(spec: string): MountSpec {
+  let type = 'volume';
+  let source = '';
+  let target = '';
+  let readonly = false;
+  let propagation: string | undefined;
+  let nonRecursive = false;
+  const tmpfsOptions: string[] = [];
+  const kinds = new Set<string>();
+  for (const field of csvFields(spec, '--mount')) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? undefined : field.slice(eq + 1);
+    if (
+      value === undefined &&
+      key !== 'readonly' &&
+      key !== 'ro' &&
+      key !== 'bind-nonrecursive' &&
+      key !== 'volume-nocopy'
+    )
+      throw new InvalidArgumentError(`invalid --mount "${spec}": invalid field '${field}' must be a key=value pair`);
+    switch (key) {
+      case 'type':
+        type = (value ?? '').toLowerCase();
+        break;
+      case 'source':
+      case 'src':
+        source = value ?? '';
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        target = value ?? '';
+        break;
+      case 'readonly':
+      case 'ro':
+        readonly = mountBool(key, value, spec);
+        break;
+      case 'consistency':
+        break; // macOS only; docker ignores it on Linux
+      case 'bind-propagation':
+        kinds.add('bind');
+        if (!BIND_PROPAGATIONS.includes(value ?? ''))
+          throw new InvalidArgumentError(
+            `invalid --mount "${spec}": invalid propagation mode: ${value} (use ${BIND_PROPAGATIONS.join(', ')})`,
+          );
+        propagation = value;
+        break;
+      case 'bind-nonrecursive':
+        kinds.add('bind');
+        nonRecursive = mountBool(key, value, spec);
+        break;
+      case 'tmpfs-size':
+        kinds.add('tmpfs');
+        tmpfsOptions.push(`size=${parseSize(value ?? '', '--mount tmpfs-size')}`);
+        break;
+      case 'tmpfs-mode': {
+        kinds.add('tmpfs');
+        if (!/^[0-7]{1,4}$/.test(value ?? ''))
+          throw new InvalidArgumentError(`invalid --mount "${spec}": tmpfs-mode must be octal, e.g. 1777`);
+        tmpfsOptions.push(`mode=${value}`);
+        break;
+      }
+      case 'volume-driver':
+      case 'volume-label':
+      case 'volume-nocopy':
+      case 'volume-opt':
+        kinds.add('volume');
+        break;
+      default:
+        throw new InvalidArgumentError(`invalid --mount "${spec}": unexpected key '${key}' in '${field}'`);
+    }
+  }
+  for (const k of kinds)
+    if (k !== type)
+      throw new InvalidArgumentError(
+        `invalid --mount "${spec}": cannot mix '${k}-*' options with mount type '${type}'`,
+      );
+  if (target === '') throw new InvalidArgumentError(`invalid --mount "${spec}": target is required`);
+  const bad = `invalid mount config for type "${type}"`;
+  if (!target.startsWith('/'))
+    throw new InvalidArgumentError(`${bad}: invalid mount path: '${target}' mount path must be absolute`);
+  if (type === 'bind') {
+    if (source === '') throw new InvalidArgumentError(`${bad}: field Source must not be empty`);
+    if (!source.startsWith('/'))
+      throw new InvalidArgumentError(`${bad}: invalid mount path: '${source}' mount path must be absolute`);
+    return {
+      type: 'bind',
+      source,
+      target,
+      readonly,
+      ...(propagation !== undefined ? { propagation } : {}),
+      ...(nonRecursive ? { nonRecursive } : {}),
+    };
+  }
+  if (type === 'tmpfs') {
+    if (source !== '') throw new InvalidArgumentError(`${bad}: field Source must not be specified`);
+    return { type: 'tmpfs', target, options: [...(readonly ? ['ro'] : []), ...tmpfsOptions] };
+  }
+  if (type === 'volume')
+    throw new InvalidArgumentError(
+      `--mount type=volume is not supported: hull has no named volumes yet (they come with storage pools); use type=bind with a host directory`,
+    );
+  throw new InvalidArgumentError(`invalid --mount "${spec}": unknown mount type '${type}' (use bind or tmpfs)`);
+}
+
+/** --sysctl KEY=VALUE (repeatable) → a map; a later key wins. */
+export function parseSysctls(items: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0)
+      throw new InvalidArgumentError(`invalid --sysctl "${item}": expected KEY=VALUE, e.g. net.ipv4.ip_forward=1`);
+    out[item.slice(0, eq).trim()] = item.slice(eq + 1);
+  }
+  return out;
 }
 
 /** --tmpfs DST[:OPTIONS] */

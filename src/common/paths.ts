@@ -129,6 +129,8 @@ export function instancePaths(dir: string) {
     hostname: join(dir, 'hostname'),
     resolvConf: join(dir, 'resolv.conf'),
     idShiftMarker: join(dir, 'idshift.json'),
+    /** --ipc shareable: the container's /dev/shm, a tmpfs mounted on the host so that joiners can share it */
+    shm: join(dir, 'shm'),
     pidfile: join(dir, 'pidfile'),
     conmonPid: join(dir, 'conmon.pid'),
     /** conmon's files in the instance dir, removed before a re-create */

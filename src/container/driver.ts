@@ -193,7 +193,12 @@ export function parsePsOutput(out: string): ProcessInfo {
 export class ContainerDriver implements InstanceDriver {
   readonly kind = 'container' as const;
   readonly supervisorName = 'conmon';
-  readonly capabilities: DriverCapabilities = { liveNetworkChanges: true, console: false, diskImages: false };
+  readonly capabilities: DriverCapabilities = {
+    liveNetworkChanges: true,
+    console: false,
+    diskImages: false,
+    sharedNamespaces: true,
+  };
   private readonly runtimes = new Map<string, OciRuntime>();
   readonly recovery: DriverRecovery = {
     findRemains: (scope) => findContainerRemains(scope),
@@ -287,7 +292,7 @@ export class ContainerDriver implements InstanceDriver {
       { cwd: ctx.dir, withStart: true },
     );
     try {
-      const { rootfs, mounts } = await mountRootfs(ctx);
+      const { rootfs, mounts, hostname, shm } = await mountRootfs(ctx);
       const spec = buildRuntimeSpec({
         id: ctx.id,
         config: ctx.config,
@@ -297,6 +302,9 @@ export class ContainerDriver implements InstanceDriver {
         hostNofileHard: host.nofileHard,
         extraMounts: mounts,
         ...(ctx.network ? { netnsPath: ctx.network.netnsPath } : {}),
+        ...(ctx.joined ? { joined: ctx.joined } : {}),
+        ...(hostname !== undefined ? { hostname } : {}),
+        ...(shm !== undefined ? { shm } : {}),
       });
       // regenerated on every create: no need for a durable (fsync'd) write on the hot path
       writeFileSync(instancePaths(ctx.dir).config, JSON.stringify(spec));

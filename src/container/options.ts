@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type {
   ConfigureEnv,
   ContainerOptions,
+  DeviceMapping,
   IsolationRequest,
   InstanceConfig,
   UsernsConfig,
@@ -78,6 +79,109 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
     userns,
     ulimits: req.ulimits ?? [],
     groupAdd: checkGroupAdd(req.groupAdd ?? []),
+    ...namespaceOptions(req),
+  };
+}
+
+/** --device, --device-cgroup-rule, --pid, --ipc, --uts and --sysctl, checked; only what was given is set. */
+function namespaceOptions(req: IsolationRequest): Partial<ContainerOptions> {
+  const out: Partial<ContainerOptions> = {};
+  if (req.devices?.length) out.devices = req.devices.map(parseDevice);
+  if (req.deviceCgroupRules?.length) {
+    for (const r of req.deviceCgroupRules) parseDeviceCgroupRule(r);
+    out.deviceCgroupRules = [...req.deviceCgroupRules];
+  }
+  const pid = mode('--pid', req.pid, ['host'], 'host or container:NAME');
+  if (pid) out.pidMode = pid;
+  const ipc = mode('--ipc', req.ipc, ['host', 'shareable', 'none'], 'private, shareable, none, host or container:NAME');
+  if (ipc) out.ipcMode = ipc;
+  if (req.uts !== undefined && req.uts !== '' && req.uts !== 'private') {
+    if (req.uts !== 'host') throw new InvalidArgumentError(`invalid --uts "${req.uts}": use host (or leave it out)`);
+    out.utsMode = 'host';
+  }
+  if (req.sysctls && Object.keys(req.sysctls).length > 0) {
+    for (const key of Object.keys(req.sysctls)) {
+      checkSysctl(key);
+      if (ipcSysctl(key) && out.ipcMode === 'host')
+        throw new InvalidArgumentError(`sysctl "${key}" not allowed in host IPC namespace: leave out --ipc host`);
+    }
+    out.sysctls = { ...req.sysctls };
+  }
+  return out;
+}
+
+/** A namespace mode: undefined for the default (private), one of `plain`, or container:X. */
+function mode(flag: string, v: string | undefined, plain: string[], expected: string): string | undefined {
+  if (v === undefined || v === '' || v === 'private') return undefined;
+  if (plain.includes(v)) return v;
+  if (v.startsWith('container:') && v.length > 'container:'.length) return v;
+  throw new InvalidArgumentError(`invalid ${flag} "${v}": use ${expected}`);
+}
+
+/** The kernel parameters a container may set (docker's list): those of its own IPC and network namespaces. */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
+
+function ipcSysctl(key: string): boolean {
+  return IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.');
+}
+
+/** Docker's rule: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*). */
+export function checkSysctl(key: string): void {
+  if (ipcSysctl(key) || key.startsWith('net.')) return;
+  throw new InvalidArgumentError(
+    `sysctl '${key}' is not allowed: a container may set only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*)`,
+  );
+}
+
+/** Docker's device modes: some of r, w, m, each once. */
+function validDeviceMode(m: string): boolean {
+  return m.length > 0 && m.length <= 3 && [...m].every((c) => 'rwm'.includes(c)) && new Set(m).size === m.length;
+}
+
+/** --device HOST[:CONTAINER][:PERMISSIONS] (docker's parseDevice). */
+export function parseDevice(spec: string): DeviceMapping {
+  const parts = spec.split(':');
+  let permissions = 'rwm';
+  let dst = '';
+  if (parts.length > 3 || parts[0] === '')
+    throw new InvalidArgumentError(`invalid device specification: ${spec} (expected HOST[:CONTAINER[:rwm]])`);
+  if (parts.length === 3) permissions = parts[2]!;
+  if (parts.length >= 2) {
+    if (parts.length === 2 && validDeviceMode(parts[1]!)) permissions = parts[1]!;
+    else dst = parts[1]!;
+  }
+  const src = parts[0]!;
+  if (!validDeviceMode(permissions))
+    throw new InvalidArgumentError(`invalid device mode: ${permissions} in --device ${spec} (some of r, w, m)`);
+  if (dst === '') dst = src;
+  for (const p of [src, dst])
+    if (!p.startsWith('/')) throw new InvalidArgumentError(`invalid --device ${spec}: ${p} is not an absolute path`);
+  return { pathOnHost: src, pathInContainer: dst, permissions };
+}
+
+/** A --device-cgroup-rule in docker's syntax: 'TYPE MAJOR:MINOR ACCESS' (type a, b or c; * for any number). */
+export function parseDeviceCgroupRule(rule: string): {
+  type: 'a' | 'b' | 'c';
+  major?: number;
+  minor?: number;
+  access: string;
+} {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule.trim());
+  if (!m) throw new InvalidArgumentError(`invalid device cgroup format '${rule}' (expected e.g. 'c 1:3 mr')`);
+  return {
+    type: m[1] as 'a' | 'b' | 'c',
+    ...(m[2] !== '*' ? { major: Number(m[2]) } : {}),
+    ...(m[3] !== '*' ? { minor: Number(m[3]) } : {}),
+    access: m[4]!,
   };
 }
 

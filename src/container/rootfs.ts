@@ -28,7 +28,7 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { HostSupportError } from '../common/errors.js';
 import type { IdMapping, InstanceContext, UsernsConfig } from '../common/instance.js';
-import { isMountpoint, mountOverlay, readMountInfo, unmountAll } from '../host/mount.js';
+import { isMountpoint, mountOverlay, mountTmpfs, readMountInfo, unmountAll } from '../host/mount.js';
 import type { OciMount } from './oci-spec.js';
 import { containerOptions } from './options.js';
 
@@ -140,6 +140,10 @@ export interface PreparedRootfs {
   rootfs: string;
   /** bind mounts of the generated /etc files, for the spec */
   mounts: OciMount[];
+  /** the hostname when it comes from the instance whose network the container joins */
+  hostname?: string;
+  /** --ipc shareable: the host's tmpfs that is the container's /dev/shm */
+  shm?: string;
 }
 
 /**
@@ -180,6 +184,34 @@ export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs>
     }
   }
 
+  // --ipc shareable (docker's): /dev/shm is a tmpfs on the host, so that --ipc container:X can share it
+  let shm: string | undefined;
+  if (containerOptions(ctx.config).ipcMode === 'shareable') {
+    shm = instancePaths(ctx.dir).shm;
+    mkdirSync(shm, { recursive: true });
+    if (!isMountpoint(shm)) await mountTmpfs(shm, ['nosuid', 'nodev', 'noexec', 'mode=1777', 'size=65536k']);
+  }
+  const from = ctx.joined?.etcFrom;
+  if (from) {
+    // --network container:X: X's own files, as docker shares them (X's hostname, addresses and DNS settings)
+    const x = rootfsLayout(from);
+    const shared: [string, string][] = [
+      [x.hosts, '/etc/hosts'],
+      [x.hostname, '/etc/hostname'],
+      [x.resolvConf, '/etc/resolv.conf'],
+    ];
+    return {
+      rootfs: L.rootfs,
+      mounts: shared.map(([source, destination]) => ({
+        destination,
+        type: 'bind',
+        source,
+        options: ['rbind', 'rprivate'],
+      })),
+      hostname: readFileSync(x.hostname, 'utf8').trim(),
+      ...(shm ? { shm } : {}),
+    };
+  }
   const hostname = containerHostname(ctx);
   const files: [string, string, string][] = [
     [L.hosts, '/etc/hosts', hostsFile(hostname, ctx.config.network, ctx.network, ctx.name)],
@@ -199,7 +231,7 @@ export async function mountRootfs(ctx: InstanceContext): Promise<PreparedRootfs>
     }
     mounts.push({ destination, type: 'bind', source: path, options: ['rbind', 'rprivate'] });
   }
-  return { rootfs: L.rootfs, mounts };
+  return { rootfs: L.rootfs, mounts, ...(shm ? { shm } : {}) };
 }
 
 /** Unmount everything hull mounted under the instance dir (the rootfs). Idempotent. */

@@ -4,11 +4,27 @@
  * mounts, capabilities, seccomp profile, masked and read-only /proc and /sys paths, a device
  * allowlist, resource limits and rlimits that the host can actually grant.
  */
-import { type Dirent, existsSync, lstatSync, readFileSync, readdirSync, type Stats, statSync } from 'node:fs';
+import {
+  type Dirent,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { posix } from 'node:path';
 import { HostSupportError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import type { ContainerOptions, ExecOptions, IdMapping, InstanceConfig, Resources } from '../common/instance.js';
+import type {
+  ContainerOptions,
+  ExecOptions,
+  IdMapping,
+  InstanceConfig,
+  JoinedNamespaces,
+  Resources,
+} from '../common/instance.js';
 import { mergeEnv } from '../common/parse.js';
 import { ALL_CAPABILITIES, hostCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
 import {
@@ -26,7 +42,7 @@ import {
 } from './oci-spec.js';
 import { defaultSeccompProfile, loadSeccompProfile } from './seccomp.js';
 import { resolveUser } from './users.js';
-import { containerOptions } from './options.js';
+import { containerOptions, parseDeviceCgroupRule } from './options.js';
 
 /** PATH given to a container whose environment has none (docker's). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -168,6 +184,12 @@ export interface SpecInput {
   host?: HostFacts;
   /** the host's device nodes a privileged container gets; read from /dev when left out */
   hostDevices?: OciDevice[];
+  /** namespaces of another instance to join (container:X modes), resolved by the engine */
+  joined?: JoinedNamespaces;
+  /** the hostname when it comes from elsewhere (the instance whose network it joins) */
+  hostname?: string;
+  /** --ipc shareable: the host directory (a tmpfs) to bind at /dev/shm */
+  shm?: string;
 }
 
 function readText(path: string): string | null {
@@ -539,13 +561,13 @@ function userMounts(config: InstanceConfig): OciMount[] {
       try {
         statSync(m.source);
       } catch {
-        throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
+        throw new NotFoundError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`);
       }
       return {
         destination,
         type: 'bind',
         source: m.source,
-        options: ['rbind', 'rprivate', ...(m.readonly ? ['ro'] : [])],
+        options: [m.nonRecursive ? 'bind' : 'rbind', m.propagation ?? 'rprivate', ...(m.readonly ? ['ro'] : [])],
       };
     }
     return {
@@ -647,22 +669,78 @@ export function hostDevices(dir = '/dev'): OciDevice[] {
       } catch {
         continue; // gone meanwhile
       }
-      // rdev as glibc's makedev encodes it
-      const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn) | Number((BigInt(st.rdev) >> 32n) & ~0xfffn);
-      const minor = Number(BigInt(st.rdev) & 0xffn) | Number((BigInt(st.rdev) >> 12n) & ~0xffn);
-      out.push({
-        type: st.isCharacterDevice() ? 'c' : 'b',
-        path: p,
-        major,
-        minor,
-        fileMode: st.mode & 0o777,
-        uid: st.uid,
-        gid: st.gid,
-      });
+      out.push(deviceNode(p, st));
     }
   };
   walk(dir);
   return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** The OCI device of a host device node (its type, numbers, mode and owner). */
+function deviceNode(path: string, st: Stats): OciDevice {
+  // rdev as glibc's makedev encodes it
+  const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn) | Number((BigInt(st.rdev) >> 32n) & ~0xfffn);
+  const minor = Number(BigInt(st.rdev) & 0xffn) | Number((BigInt(st.rdev) >> 12n) & ~0xffn);
+  return {
+    type: st.isCharacterDevice() ? 'c' : 'b',
+    path,
+    major,
+    minor,
+    fileMode: st.mode & 0o777,
+    uid: st.uid,
+    gid: st.gid,
+  };
+}
+
+/**
+ * --device HOST[:CONTAINER[:PERMISSIONS]] as docker's DevicesFromPath: the host's node (a symbolic link followed)
+ * at the container's path, allowed in the device cgroup with the permissions; a directory gives every device
+ * node under it, at the same place under the container's path.
+ */
+export function devicesFromPath(
+  pathOnHost: string,
+  pathInContainer: string,
+  permissions: string,
+): { devices: OciDevice[]; rules: OciDeviceCgroup[] } {
+  const devices: OciDevice[] = [];
+  let resolved = pathOnHost;
+  let why = 'no such file or directory';
+  try {
+    resolved = realpathSync(pathOnHost);
+    const st = statSync(resolved);
+    if (st.isCharacterDevice() || st.isBlockDevice()) devices.push({ ...deviceNode(pathInContainer, st) });
+    else if (st.isDirectory()) {
+      const walk = (d: string): void => {
+        for (const e of readdirSync(d, { withFileTypes: true })) {
+          const p = posix.join(d, e.name);
+          if (e.isDirectory()) walk(p);
+          else if (e.isCharacterDevice() || e.isBlockDevice()) {
+            try {
+              devices.push(deviceNode(pathInContainer + p.slice(resolved.length), lstatSync(p)));
+            } catch {
+              /* gone meanwhile */
+            }
+          }
+        }
+      };
+      walk(resolved);
+      why = 'not a device node';
+    } else why = 'not a device node';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') why = (e as Error).message;
+  }
+  if (devices.length === 0)
+    throw new NotFoundError(
+      `error gathering device information while adding custom device ${JSON.stringify(pathOnHost)}: ${why}`,
+    );
+  const rules = devices.map((d) => ({
+    allow: true,
+    type: d.type as 'c' | 'b',
+    major: d.major,
+    minor: d.minor,
+    access: permissions,
+  }));
+  return { devices, rules };
 }
 
 /**
@@ -676,6 +754,20 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   if (config.command.length === 0) throw new InvalidArgumentError('no command specified');
 
   const privateNetns = config.network !== 'host';
+  const joined = input.joined ?? {};
+  const joinedPath = (kind: 'network' | 'pid' | 'ipc', mode: string | undefined): string | undefined => {
+    if (!mode?.startsWith('container:')) return undefined;
+    const path = joined[kind];
+    if (!path)
+      throw new InvalidArgumentError(
+        `--${kind === 'network' ? 'network' : kind} ${mode}: the instance to join is not running`,
+      );
+    return path;
+  };
+  const netnsJoined = joinedPath('network', config.network);
+  const pidnsJoined = joinedPath('pid', copts.pidMode);
+  const ipcnsJoined = joinedPath('ipc', copts.ipcMode);
+  const utsHost = copts.utsMode === 'host';
   const userns = copts.userns;
   if (userns) {
     checkMappings('uid', userns.uidMappings);
@@ -684,7 +776,9 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
 
   // Identity and environment.
   const user = resolveUser(input.rootfs, config.user, copts.groupAdd ?? []);
-  const hostname = config.hostname || (privateNetns ? input.id.slice(0, 12) : osHostname());
+  const hostname =
+    input.hostname ??
+    (utsHost ? osHostname() : config.hostname || (privateNetns ? input.id.slice(0, 12) : osHostname()));
   const env = mergeEnv([`HOSTNAME=${hostname}`], config.tty ? ['TERM=xterm'] : [], config.env);
   if (!hasEnv(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
   if (!hasEnv(env, 'HOME')) env.push(`HOME=${user.home}`);
@@ -706,9 +800,14 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   };
 
   // Namespaces.
-  const namespaces: OciNamespace[] = [{ type: 'pid' }];
-  if (privateNetns) namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
-  namespaces.push({ type: 'ipc' }, { type: 'uts' }, { type: 'mount' });
+  // --pid/--ipc/--uts host: the host's namespace (none of its own); container:X: X's (as docker)
+  const namespaces: OciNamespace[] = [];
+  if (copts.pidMode !== 'host') namespaces.push(pidnsJoined ? { type: 'pid', path: pidnsJoined } : { type: 'pid' });
+  const netnsPath = netnsJoined ?? input.netnsPath;
+  if (privateNetns) namespaces.push(netnsPath ? { type: 'network', path: netnsPath } : { type: 'network' });
+  if (copts.ipcMode !== 'host') namespaces.push(ipcnsJoined ? { type: 'ipc', path: ipcnsJoined } : { type: 'ipc' });
+  if (!utsHost) namespaces.push({ type: 'uts' });
+  namespaces.push({ type: 'mount' });
   if (input.cgroupNamespace) namespaces.push({ type: 'cgroup' });
   if (userns) namespaces.push({ type: 'user' });
 
@@ -718,10 +817,14 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
       userns: userns !== null,
       // a namespace made by the engine belongs to the host's user namespace, so (as with the host's) the
       // container's user namespace cannot mount a sysfs for it
-      privateNetns: privateNetns && !input.netnsPath,
+      privateNetns: privateNetns && !netnsPath,
       gid5Mapped: !userns || mapped(userns.gidMappings, 5),
-    }),
+    }).filter((m) => !(m.destination === '/dev/shm' && copts.ipcMode === 'none')),
     [
+      // --ipc host: the host's /dev/shm; shareable: its own on the host; container:X: X's (docker's)
+      ...[copts.ipcMode === 'host' ? '/dev/shm' : ipcnsJoined ? joined.shm : input.shm]
+        .filter((source) => source !== undefined)
+        .map((source) => ({ destination: '/dev/shm', type: 'bind', source, options: ['rbind', 'rprivate'] })),
       // with --read-only, docker's /etc/hosts, /etc/resolv.conf and /etc/hostname are read-only too
       ...(input.extraMounts ?? []).map((m) =>
         config.readOnly && m.type === 'bind' && !m.options?.includes('ro')
@@ -734,12 +837,21 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
 
   const resources = buildResources(config.resources, host);
   resources.devices = copts.privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
+  // --device and --device-cgroup-rule (docker's): the nodes, and rules after the defaults
+  const userDevices: OciDevice[] = [];
+  for (const d of copts.devices ?? []) {
+    const found = devicesFromPath(d.pathOnHost, d.pathInContainer, d.permissions);
+    userDevices.push(...found.devices);
+    if (!copts.privileged) resources.devices.push(...found.rules);
+  }
+  if (!copts.privileged)
+    for (const r of copts.deviceCgroupRules ?? []) resources.devices.push({ allow: true, ...parseDeviceCgroupRule(r) });
 
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process,
     root: { path: input.rootfs, readonly: config.readOnly },
-    hostname,
+    ...(utsHost ? {} : { hostname }),
     mounts,
     linux: {
       namespaces,
@@ -751,6 +863,11 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   };
   // --privileged: every device node of the host (the device cgroup above allows them all)
   if (copts.privileged) spec.linux.devices = input.hostDevices ?? hostDevices();
+  if (userDevices.length > 0) {
+    const byPath = new Map((spec.linux.devices ?? []).map((d) => [d.path, d]));
+    for (const d of userDevices) byPath.set(d.path, d);
+    spec.linux.devices = [...byPath.values()];
+  }
   if (userns) {
     spec.linux.uidMappings = userns.uidMappings.map((m) => ({ ...m }));
     spec.linux.gidMappings = userns.gidMappings.map((m) => ({ ...m }));
@@ -758,7 +875,13 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
   // in a network namespace of its own (fresh, or one the engine made) as docker; the host's is left alone. Not
   // with a user namespace: the kernel refuses a range beyond the mapped gids, and the runtime cannot write to a
   // namespace the engine made (it belongs to the host's user namespace)
-  if (privateNetns && !userns) spec.linux.sysctl = { ...NETNS_SYSCTLS };
+  if (privateNetns && !userns && !netnsJoined) spec.linux.sysctl = { ...NETNS_SYSCTLS };
+  // --sysctl (checked against docker's namespaced list by configure): net.* not in the host's network namespace
+  for (const [key, value] of Object.entries(copts.sysctls ?? {})) {
+    if (key.startsWith('net.') && !privateNetns)
+      throw new InvalidArgumentError(`sysctl "${key}" not allowed in host network namespace: leave out --network host`);
+    spec.linux.sysctl = { ...(spec.linux.sysctl ?? {}), [key]: value };
+  }
   if (copts.runtime === 'crun' && (spec.linux.readonlyPaths?.length ?? 0) > 0) readonlyPathsAsMounts(spec);
   const seccomp = seccompFor(copts, caps);
   if (seccomp) spec.linux.seccomp = seccomp;

@@ -82,9 +82,12 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   if (req.autoRemove && restart.name !== 'no') {
     throw new InvalidArgumentError('--rm and --restart cannot be combined: a removed instance cannot be restarted');
   }
+  if (req.uts === 'host' && req.hostname !== undefined)
+    throw new InvalidArgumentError("conflicting options: hostname and the UTS mode (--uts host uses the host's)");
   const net = networkConfig(image, req);
   const network = net.network;
-  const hostname = req.hostname ?? (network === 'host' ? '' : id.slice(0, 12));
+  // --network container:X: X's hostname, known when the instance joins X
+  const hostname = req.hostname ?? (network === 'host' || network.startsWith('container:') ? '' : id.slice(0, 12));
   return {
     image: req.image,
     imageId: image.id,
@@ -134,6 +137,8 @@ function networkConfig(
     parseIp(ip, '--add-host address');
     return `${h.slice(0, i)}:${ip}`;
   });
+  const joined = names.find((n) => n.startsWith('container:'));
+  if (joined) return joinedNetworkConfig(joined, names, req, ports.length > 0 || !!req.publishAll, extraHosts);
   const mode = names.find((n) => n === 'none' || n === 'host');
   if (mode) {
     if (names.length > 1) throw new InvalidArgumentError(`--network ${mode} cannot be combined with other networks`);
@@ -146,7 +151,7 @@ function networkConfig(
     return { network: mode, dns: req.dns ?? [], dnsSearch: req.dnsSearch ?? [], extraHosts };
   }
   for (const n of names) {
-    if (n.startsWith('container:') || n === 'private' || n === 'slirp4netns' || n === 'pasta') {
+    if (n === 'private' || n === 'slirp4netns' || n === 'pasta') {
       throw new InvalidArgumentError(
         `unsupported --network ${n}: use none, host, or a hull network name (hull network ls)`,
       );
@@ -169,4 +174,29 @@ function networkConfig(
     dnsSearch: req.dnsSearch ?? [],
     extraHosts,
   };
+}
+
+/**
+ * --network container:X: the network namespace of instance X (resolved and checked when the instance is made);
+ * what would configure a network of its own conflicts, in docker's words.
+ */
+function joinedNetworkConfig(
+  mode: string,
+  names: string[],
+  req: CreateRequest,
+  publishes: boolean,
+  extraHosts: string[],
+): Pick<InstanceConfig, 'network' | 'dns' | 'dnsSearch' | 'extraHosts'> {
+  if (names.length > 1) throw new InvalidArgumentError(`--network ${mode} cannot be combined with other networks`);
+  if (mode === 'container:') throw new InvalidArgumentError('invalid --network container:: name the instance to join');
+  if (publishes)
+    throw new InvalidArgumentError('conflicting options: port publishing and the container type network mode');
+  if (req.hostname !== undefined) throw new InvalidArgumentError('conflicting options: hostname and the network mode');
+  if ((req.dns ?? []).length > 0 || (req.dnsSearch ?? []).length > 0)
+    throw new InvalidArgumentError('conflicting options: dns and the network mode');
+  if (extraHosts.length > 0)
+    throw new InvalidArgumentError('conflicting options: custom host-to-IP mapping and the network mode');
+  if (req.ip !== undefined || (req.aliases ?? []).length > 0)
+    throw new InvalidArgumentError(`--ip and --network-alias need a network; --network ${mode} shares another's`);
+  return { network: mode, dns: [], dnsSearch: [], extraHosts: [] };
 }

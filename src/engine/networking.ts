@@ -16,6 +16,7 @@ import type { InstanceRecord } from './store.js';
 import { saveInstanceFile } from './instance-file.js';
 import { instancePaths, rootPaths } from '../common/paths.js';
 import { updateHostsFile } from '../host/etcfiles.js';
+import { prepareHostSide } from './namespaces.js';
 
 export function netnsPath(engine: Engine, id: string): string {
   return rootPaths(engine.root).netnsPath(id);
@@ -45,6 +46,8 @@ export async function resolveNetworkRequests(engine: Engine, reqs: NetworkReques
 
 /** Attach the instance's networks into a fresh namespace and put the result on the context for the driver. */
 export async function attachInstance(engine: Engine, rec: InstanceRecord, ctx: InstanceContext): Promise<void> {
+  // the namespaces of instances it joins (container:X) and its -v host directories (namespaces.ts)
+  prepareHostSide(engine, rec, ctx);
   if (!usesNetworks(rec)) return;
   const c = rec.config;
   const path = netnsPath(engine, rec.id);

@@ -113,6 +113,28 @@ class Collector {
   }
 }
 
+/**
+ * Settings that mean nothing for a VM (its own kernel, devices and namespaces), refused in one line each before
+ * anything is made. --ipc private/shareable/none is the VM's own IPC anyway.
+ */
+function refuseContainerOnly(req: IsolationRequest): void {
+  if (req.devices?.length)
+    throw new InvalidArgumentError(
+      '--device is not possible for a VM yet: device passthrough (VFIO) is a later feature; use --isolation container',
+    );
+  if (req.deviceCgroupRules?.length)
+    throw new InvalidArgumentError('--device-cgroup-rule does not apply to a VM: it has its own kernel and devices');
+  for (const [flag, v] of [
+    ['--pid', req.pid],
+    ['--ipc', req.ipc],
+    ['--uts', req.uts],
+  ] as const) {
+    if (v === 'host') throw new InvalidArgumentError(`${flag} host is not possible for a VM: it has its own kernel`);
+    if (v?.startsWith('container:'))
+      throw new InvalidArgumentError(`${flag} ${v} is not possible for a VM: it has its own kernel`);
+  }
+}
+
 export class VmDriver implements InstanceDriver {
   readonly kind = 'vm' as const;
   readonly supervisorName = 'the VM monitor';
@@ -124,7 +146,18 @@ export class VmDriver implements InstanceDriver {
 
   /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
   configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
-    return { vm: { ...(req.vm ?? {}), ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}) } };
+    refuseContainerOnly(req);
+    if (req.sysctls && Object.keys(req.sysctls).length > 0 && req.disk)
+      throw new InvalidArgumentError(
+        '--sysctl is not supported for disk-image VMs (hull has no agent in them to set it); set it in the guest',
+      );
+    return {
+      vm: {
+        ...(req.vm ?? {}),
+        ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}),
+        ...(req.sysctls && Object.keys(req.sysctls).length > 0 ? { sysctls: { ...req.sysctls } } : {}),
+      },
+    };
   }
 
   supervisorAlive(ctx: InstanceContext, pid: number): boolean {

@@ -95,6 +95,8 @@ export interface ProcessSpec {
   resolv?: string;
   /** main process only: volumes to mount before it starts, in order (parents before children) */
   mounts?: GuestMount[];
+  /** main process only: --sysctl settings, KEY=VALUE, written to the guest's /proc/sys before it starts */
+  sysctls?: string[];
 }
 
 /** A volume in the guest: a virtiofs share (by tag) or a tmpfs. */
@@ -139,6 +141,7 @@ export function encodeSpec(s: ProcessSpec): Buffer {
     if (/\s/.test(source)) throw new RangeError(`mount options of ${m.target} contain white space`);
     put('mount', `${m.type} ${source} ${m.type === 'virtiofs' && m.readonly ? 'ro' : 'rw'} ${m.target}`);
   }
+  for (const s2 of s.sysctls ?? []) put('sysctl', s2);
   const buf = Buffer.from(kv.map((x) => x + '\0').join(''));
   if (buf.length > MAX_PAYLOAD) throw new RangeError('the command, environment and settings exceed 64 KiB');
   return buf;

@@ -16,6 +16,8 @@ import {
   parseTmpfs,
   parseUlimit,
   parseVolume,
+  parseMount,
+  parseSysctls,
 } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 
@@ -35,6 +37,13 @@ export function addCreateFlags(cmd: Command): Command {
     .option('-t, --tty', 'allocate a pseudo-terminal')
     .option('-v, --volume <src:dst[:ro]>', 'bind-mount a host path (repeatable)', collect)
     .option('--tmpfs <dst[:opts]>', 'mount a tmpfs (repeatable)', collect)
+    .option('--mount <type=bind|tmpfs,...>', "a bind or tmpfs mount, docker's CSV syntax (repeatable)", collect)
+    .option('--device <host[:ctr[:rwm]]>', 'give the container a host device (repeatable)', collect)
+    .option('--device-cgroup-rule <rule>', "allow devices in the device cgroup, e.g. 'c 1:3 mr' (repeatable)", collect)
+    .option('--pid <mode>', 'PID namespace: private (default), host or container:NAME')
+    .option('--ipc <mode>', 'IPC namespace: private (default), shareable, none, host or container:NAME')
+    .option('--uts <mode>', 'UTS namespace: private (default) or host')
+    .option('--sysctl <key=value>', 'set a namespaced kernel parameter (repeatable)', collect)
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--privileged', 'give extended privileges (all capabilities, no seccomp, all devices)')
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
@@ -124,6 +133,13 @@ export interface CreateFlags {
   tty?: boolean;
   volume?: string[];
   tmpfs?: string[];
+  mount?: string[];
+  device?: string[];
+  deviceCgroupRule?: string[];
+  pid?: string;
+  ipc?: string;
+  uts?: string;
+  sysctl?: string[];
   readOnly?: boolean;
   privileged?: boolean;
   capAdd?: string[];
@@ -212,7 +228,11 @@ function logRequest(f: CreateFlags): Pick<CreateRequest, 'log'> {
 
 export function toCreateRequest(image: string, command: string[], f: CreateFlags): CreateRequest {
   const env = [...(f.envFile ?? []).flatMap((p) => parseEnvFile(p)), ...parseEnv(f.env ?? [])];
-  const mounts = [...(f.volume ?? []).map(parseVolume), ...(f.tmpfs ?? []).map(parseTmpfs)];
+  const mounts = [
+    ...(f.volume ?? []).map(parseVolume),
+    ...(f.tmpfs ?? []).map(parseTmpfs),
+    ...(f.mount ?? []).map(parseMount),
+  ];
   let userns: CreateRequest['userns'] = null;
   if (f.uidmap?.length || f.gidmap?.length) {
     if (f.userns && f.userns !== 'private')
@@ -288,5 +308,11 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
     ulimits: (f.ulimit ?? []).map(parseUlimit),
     ...logRequest(f),
+    ...(f.device ? { devices: f.device } : {}),
+    ...(f.deviceCgroupRule ? { deviceCgroupRules: f.deviceCgroupRule } : {}),
+    ...(f.pid !== undefined ? { pid: f.pid } : {}),
+    ...(f.ipc !== undefined ? { ipc: f.ipc } : {}),
+    ...(f.uts !== undefined ? { uts: f.uts } : {}),
+    ...(f.sysctl ? { sysctls: parseSysctls(f.sysctl) } : {}),
   };
 }

@@ -8,6 +8,7 @@ import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance, resolveNetworkRequests } from '../networking.js';
 import { saveInstanceFile } from '../instance-file.js';
 import { describeNoSpace } from '../../host/fserror.js';
+import { resolveJoinTargets } from '../namespaces.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -40,6 +41,8 @@ export async function createInstance(
     ...buildInstanceConfig(image, req, id),
     ...driver.configure(req, { otherConfigs: () => engine.store.list().map((r) => r.config) }),
   };
+  // container:NAME modes (--network/--pid/--ipc) name an instance that exists, by id from here on
+  resolveJoinTargets(engine, config, id, req.kind);
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   const rec = newInstanceRecord({

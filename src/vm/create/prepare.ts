@@ -143,6 +143,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
       hosts: hostsFile(hostname, cfg.network, net, ctx.name),
       resolv: resolvConfFile(cfg.network, net),
       mounts: guestMounts,
+      ...(cfg.vm?.sysctls ? { sysctls: Object.entries(cfg.vm.sysctls).map(([k, v]) => `${k}=${v}`) } : {}),
     };
     mc = {
       ...common,

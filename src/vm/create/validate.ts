@@ -58,7 +58,7 @@ export function vmVolumes(mounts: readonly MountSpec[]): { shares: VolumeShare[]
       try {
         st = statSync(m.source);
       } catch {
-        throw new NotFoundError(`bind mount source path does not exist: ${m.source}`);
+        throw new NotFoundError(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`);
       }
       if (!st.isDirectory())
         throw new InvalidArgumentError(
@@ -126,6 +126,10 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
     );
   }
   const { shares, guestMounts } = vmVolumes(cfg.mounts);
+  if (cfg.network.startsWith('container:'))
+    throw new InvalidArgumentError(
+      `--network ${cfg.network} is not possible for a VM: it has its own kernel and network stack; use a hull network`,
+    );
   if (cfg.network === 'host') {
     throw new InvalidArgumentError(
       '--network host is not possible for a VM (it has its own kernel and network stack): use a hull network, or --network none',
