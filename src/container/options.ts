@@ -78,6 +78,7 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
     userns,
     ulimits: req.ulimits ?? [],
     groupAdd: checkGroupAdd(req.groupAdd ?? []),
+    ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
   };
 }
 

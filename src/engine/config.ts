@@ -12,6 +12,7 @@ import type { ImageRecord } from '../image/store.js';
 import { exposedToMappings, parsePublish } from '../network/ports.js';
 import { parseIp } from '../network/ipv4.js';
 import { DEFAULT_NETWORK } from '../network/store.js';
+import { resolveHealthcheck, type HealthcheckRequest } from './health.js';
 
 /**
  * What a user asks for when creating an instance (already parsed from flags or an API body). The
@@ -53,9 +54,18 @@ export interface CreateRequest extends IsolationRequest {
   publishAll?: boolean;
   dns?: string[];
   dnsSearch?: string[];
-  /** --add-host name:ip */
+  /** --add-host name:ip (ip may be host-gateway) */
   addHost?: string[];
+  /** -a: the streams to attach (absent: all) */
+  attach?: ('stdin' | 'stdout' | 'stderr')[];
+  /** --init: tini as pid 1 (containers; a VM's agent already is an init) */
+  init?: boolean;
+  /** --health-* / --no-healthcheck, merged over the image's HEALTHCHECK */
+  health?: HealthcheckRequest;
 }
+
+/** --add-host NAME:host-gateway: resolved at start to the host's address on the default network */
+export const HOST_GATEWAY = 'host-gateway';
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -82,6 +92,7 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   const net = networkConfig(image, req);
   const network = net.network;
   const hostname = req.hostname ?? (network === 'host' ? '' : id.slice(0, 12));
+  const healthcheck = resolveHealthcheck(ic.Healthcheck, req.health);
   return {
     image: req.image,
     imageId: image.id,
@@ -101,6 +112,9 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     autoRemove: req.autoRemove ?? false,
     labels: { ...(ic.Labels ?? {}), ...(req.labels ?? {}) },
     ...net,
+    ...(req.init ? { init: true } : {}),
+    ...(req.attach ? { attach: [...req.attach] } : {}),
+    ...(healthcheck ? { healthcheck } : {}),
   };
 }
 
@@ -124,10 +138,9 @@ function networkConfig(
     const i = h.lastIndexOf(':');
     if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(h.slice(0, i)))
       throw new InvalidArgumentError(`invalid --add-host "${h}": expected NAME:IP, e.g. db.local:10.89.1.5`);
-    const ip = h.slice(i + 1) === 'host-gateway' ? '' : h.slice(i + 1);
-    if (ip === '')
-      throw new InvalidArgumentError(`invalid --add-host "${h}": host-gateway is not supported yet; give the address`);
-    parseIp(ip, '--add-host address');
+    const ip = h.slice(i + 1);
+    // host-gateway: the host's address on the default network (docker: the default bridge's gateway), at start
+    if (ip !== HOST_GATEWAY) parseIp(ip, '--add-host address');
     return `${h.slice(0, i)}:${ip}`;
   });
   const mode = names.find((n) => n === 'none' || n === 'host');

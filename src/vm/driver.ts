@@ -124,6 +124,10 @@ export class VmDriver implements InstanceDriver {
 
   /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
   configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
+    if (req.shmSize !== undefined)
+      throw new InvalidArgumentError(
+        "--shm-size applies to containers only: a VM's /dev/shm is the guest kernel's, sized by its memory (--memory)",
+      );
     return { vm: { ...(req.vm ?? {}), ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}) } };
   }
 

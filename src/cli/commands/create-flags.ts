@@ -10,6 +10,8 @@ import {
   parseNumber,
   parseRestart,
   parseSignal,
+  parseGoDuration,
+  parseSize,
   parseSizeOrUnlimited,
   parseMemoryLimit,
   parseTmpfs,
@@ -17,6 +19,7 @@ import {
   parseVolume,
 } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
+import type { HealthcheckRequest } from '../../engine/health.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -77,7 +80,25 @@ export function addCreateFlags(cmd: Command): Command {
     .option('-P, --publish-all', 'publish every port the image exposes on random host ports')
     .option('--dns <ip>', "DNS server (repeatable; the network's DNS server forwards to it)", collect)
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
-    .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
+    .option(
+      '--add-host <name:ip>',
+      "add a line to /etc/hosts (repeatable; ip host-gateway: the host's address on the default network)",
+      collect,
+    )
+    .option('--init', 'run an init (tini) as pid 1 that reaps zombies and forwards signals')
+    .option('--health-cmd <command>', 'healthcheck command (run with /bin/sh -c)')
+    .option('--health-interval <duration>', 'time between healthchecks (e.g. 30s; default 30s)')
+    .option('--health-timeout <duration>', 'time a healthcheck may take (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures that make it unhealthy (default 3)')
+    .option('--health-start-period <duration>', 'time after the start in which failures do not count (default 0s)')
+    .option('--no-healthcheck', "disable the image's HEALTHCHECK")
+    .option(
+      '-a, --attach <stream>',
+      'attach to stdin, stdout or stderr (repeatable; default stdout and stderr)',
+      collect,
+    )
+    .option('--cidfile <file>', "write the instance's id to this file (refused when it exists)")
+    .option('--shm-size <bytes>', 'size of /dev/shm (default 64m; containers)')
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
     .option(
       '--pull <policy>',
@@ -159,6 +180,17 @@ export interface CreateFlags {
   dns?: string[];
   dnsSearch?: string[];
   addHost?: string[];
+  init?: boolean;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  /** false with --no-healthcheck */
+  healthcheck?: boolean;
+  attach?: string[];
+  cidfile?: string;
+  shmSize?: string;
   pull?: string;
   platform?: string;
   tlsVerify?: string | boolean;
@@ -221,6 +253,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
   let entrypoint: string[] | undefined;
   if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
   const kind = f.isolation === 'vm' ? 'vm' : 'container';
+  const health = healthRequest(f);
   const vmFlags = [
     f.accel && '--accel',
     f.deviceModel && '--device-model',
@@ -277,5 +310,46 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.addHost ? { addHost: f.addHost } : {}),
     ...(f.runtime !== undefined ? { runtime: f.runtime } : {}),
     ulimits: (f.ulimit ?? []).map(parseUlimit),
+    ...(f.init ? { init: true } : {}),
+    ...(f.attach?.length ? { attach: [...attachStreams(f)] } : {}),
+    ...(health ? { health } : {}),
+    ...(f.shmSize !== undefined ? { shmSize: parseShmSize(f.shmSize) } : {}),
   };
+}
+
+/** --health-* and --no-healthcheck (durations in ms); undefined when none is given. */
+function healthRequest(f: CreateFlags): HealthcheckRequest | undefined {
+  const h: HealthcheckRequest = {
+    ...(f.healthCmd !== undefined ? { test: ['CMD-SHELL', f.healthCmd] } : {}),
+    ...(f.healthInterval !== undefined ? { intervalMs: parseGoDuration(f.healthInterval, '--health-interval') } : {}),
+    ...(f.healthTimeout !== undefined ? { timeoutMs: parseGoDuration(f.healthTimeout, '--health-timeout') } : {}),
+    ...(f.healthStartPeriod !== undefined
+      ? { startPeriodMs: parseGoDuration(f.healthStartPeriod, '--health-start-period') }
+      : {}),
+    ...(f.healthRetries !== undefined
+      ? { retries: parseNumber(f.healthRetries, '--health-retries', { integer: true, min: 0 }) }
+      : {}),
+    ...(f.healthcheck === false ? { disable: true } : {}),
+  };
+  return Object.keys(h).length > 0 ? h : undefined;
+}
+
+function parseShmSize(v: string): number {
+  const n = parseSize(v, '--shm-size');
+  if (n <= 0) throw new InvalidArgumentError(`invalid --shm-size "${v}": give a size above 0, e.g. 64m`);
+  return n;
+}
+
+/** -a/--attach: which of stdin, stdout, stderr to attach (docker's default: stdout and stderr; stdin with -i). */
+export function attachStreams(f: Pick<CreateFlags, 'attach' | 'interactive'>): Set<'stdin' | 'stdout' | 'stderr'> {
+  if (!f.attach || f.attach.length === 0)
+    return new Set(f.interactive ? ['stdin', 'stdout', 'stderr'] : ['stdout', 'stderr']);
+  const out = new Set<'stdin' | 'stdout' | 'stderr'>();
+  for (const a of f.attach) {
+    const s = a.toLowerCase();
+    if (s !== 'stdin' && s !== 'stdout' && s !== 'stderr')
+      throw new InvalidArgumentError(`invalid --attach "${a}": use stdin, stdout or stderr`);
+    out.add(s);
+  }
+  return out;
 }
