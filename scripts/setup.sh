@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(runc crun conmon busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
+packages=(runc crun conmon tini busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
   qemu-system-x86 qemu-utils e2fsprogs erofs-utils kmod musl-tools
   containernetworking-plugins aardvark-dns iptables iperf3 mmdebstrap)
 missing=()

@@ -73,6 +73,7 @@ const CONTAINER_KEYS = [
   'ipcMode',
   'utsMode',
   'sysctls',
+  'shmSize',
 ];
 
 function baseConfig(patch: ConfigPatch = {}): InstanceConfig {
@@ -689,6 +690,30 @@ describe('buildRuntimeSpec', () => {
     assert.equal(build({ userns, network: 'host' }).mounts.find((m) => m.destination === '/sys')?.type, 'bind');
     assert.throws(() => build({ userns: { uidMappings: [], gidMappings: [] } }), /at least one uid mapping/);
   });
+  test('--init: tini bound read-only at /sbin/docker-init runs the command; refused without a tini', () => {
+    const s = build({ init: true }, { initBinary: '/usr/bin/tini-static' });
+    assert.deepEqual(s.process.args, ['/sbin/docker-init', '--', 'sh', '-c', 'true']);
+    const m = s.mounts.find((x) => x.destination === '/sbin/docker-init');
+    assert.deepEqual(m, {
+      destination: '/sbin/docker-init',
+      type: 'bind',
+      source: '/usr/bin/tini-static',
+      options: ['rbind', 'ro', 'nosuid', 'nodev'],
+    });
+    assert.throws(() => build({ init: true }), /--init needs a static tini/);
+    assert.equal(
+      build().mounts.some((x) => x.destination === '/sbin/docker-init'),
+      false,
+    );
+  });
+
+  test('--shm-size: the /dev/shm tmpfs size, 64m by default', () => {
+    const shm = (over: ConfigPatch = {}) => build(over).mounts.find((x) => x.destination === '/dev/shm')?.options;
+    assert.ok(shm()?.includes('size=65536k'));
+    assert.ok(shm({ shmSize: 128 * MiB })?.includes('size=131072k'));
+    assert.ok(shm({ shmSize: 1000 })?.includes('size=1k'));
+  });
+
   test('mounts', () => {
     const src = join(root, 'data');
     mkdirSync(src, { recursive: true });

@@ -112,6 +112,12 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
         'max-size=1m',
         '--log-opt',
         'max-file=2',
+        // the agent is pid 1 and reaps: --init is accepted as is; the healthcheck runs through the agent's exec
+        '--init',
+        '--health-cmd',
+        'test -d /proc/1',
+        '--health-interval',
+        '300ms',
         'busybox',
         'sh',
         '-c',
@@ -125,6 +131,13 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     assert.ok(total > 150 * 2 ** 20 && total <= 256 * 2 ** 20, `MemTotal ${total}`);
     assert.equal((await root.ok('exec', 'vm1', 'grep', '-c', 'processor', '/proc/cpuinfo')).trim(), '2');
     assert.equal((await root.hull('exec', 'vm1', 'sh', '-c', 'exit 4')).code, 4);
+    await waitFor(
+      'the VM to become healthy',
+      async () =>
+        ((await root.inspect('vm1')).State as { Health?: { Status: string } }).Health?.Status === 'healthy' || null,
+      60_000,
+      200,
+    );
     assert.equal((await root.ok('logs', 'vm1')).trim(), 'started');
     // the monitor writes docker's json-file lines; logs -t shows docker's fixed nanosecond time
     const line = JSON.parse(readFileSync(join(root.dir, 'containers', id, 'ctr.log'), 'utf8').split('\n')[0]!);
@@ -290,6 +303,9 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     const r = await root.hull('run', '--rm', '--kernel', '/boot/vmlinuz', 'busybox', 'true');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--kernel apply to VMs only/);
+    const shm = await root.hull('run', '--rm', '--isolation', 'vm', '--shm-size', '1g', 'busybox', 'true');
+    assert.equal(shm.code, 125);
+    assert.match(shm.stderr, /--shm-size applies to containers only/);
     if (!probeAccel().kvmUsable) {
       const k = await root.hull('run', '--rm', '--isolation', 'vm', '--accel', 'kvm', 'busybox', 'true');
       assert.equal(k.code, 125);

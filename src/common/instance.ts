@@ -87,6 +87,18 @@ export interface VmOptions {
   sysctls?: Record<string, string>;
 }
 
+/** docker's healthcheck, resolved (defaults filled in); durations in milliseconds. */
+export interface HealthcheckConfig {
+  /** ['CMD', ...argv] or ['CMD-SHELL', command line] */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  /** failures during this time after the start do not count towards retries */
+  startPeriodMs: number;
+  /** consecutive failures that make the instance unhealthy */
+  retries: number;
+}
+
 /** One rlimit (--ulimit). */
 export interface Ulimit {
   type: string;
@@ -122,6 +134,8 @@ export interface ContainerOptions {
   utsMode?: string;
   /** --sysctl: namespaced kernel parameters set in the container */
   sysctls?: Record<string, string>;
+  /** --shm-size: bytes of the /dev/shm tmpfs; absent: 64 MiB (docker's default) */
+  shmSize?: number;
 }
 
 /** --device HOST[:CONTAINER[:PERMISSIONS]] */
@@ -177,10 +191,16 @@ export interface InstanceConfig {
   dns?: string[];
   /** --dns-search */
   dnsSearch?: string[];
-  /** --add-host entries, "name:ip" */
+  /** --add-host entries, "name:ip" ("name:host-gateway" resolves at start to the default network's gateway) */
   extraHosts?: string[];
   /** --log-driver/--log-opt; absent: k8s-file, unlimited */
   log?: LogConfig;
+  /** --init: a small init (tini) runs as pid 1 and runs the command (containers); a VM's agent is that init already */
+  init?: boolean;
+  /** -a: the streams run and start -a attach (docker's AttachStdin/Stdout/Stderr); absent: all of them */
+  attach?: ('stdin' | 'stdout' | 'stderr')[];
+  /** the healthcheck (--health-* or the image's HEALTHCHECK); absent: none */
+  healthcheck?: HealthcheckConfig;
   /** container settings, for kind 'container' */
   container?: ContainerOptions;
   /** VM settings, for kind 'vm' */
@@ -222,6 +242,8 @@ export interface IsolationRequest {
   ulimits?: Ulimit[];
   /** --group-add: extra supplementary groups (group names of the image or gids) */
   groupAdd?: string[];
+  /** --shm-size in bytes (containers) */
+  shmSize?: number;
   /** VM settings (kind 'vm') */
   vm?: VmOptions;
   /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */

@@ -486,3 +486,25 @@ export function parseStallTimeout(text: string, from = '--stall-timeout'): numbe
   const n = Number(m[1]);
   return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
 }
+
+const GO_UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A Go duration as docker's flags take them (`30s`, `1m30s`, `500ms`, `0`); returns milliseconds (fractions of a
+ * millisecond kept). Negative durations are refused.
+ */
+export function parseGoDuration(value: string, flag: string): number {
+  const v = value.trim();
+  if (v === '0') return 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(v))) {
+    total += Number(m[1]) * GO_UNIT_MS[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  if (pos === 0 || pos !== v.length)
+    throw new InvalidArgumentError(`invalid ${flag} "${value}": give a duration such as 30s, 1m30s or 500ms`);
+  return total;
+}

@@ -74,6 +74,7 @@ import { configureContainer, containerOptions, defaultContainerOptions } from '.
 import { KNOWN_RUNTIMES } from './runtime-choice.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
 import { hostPaths, instancePaths } from '../common/paths.js';
+import { initBinary } from '../host/programs.js';
 import { execSizeIsLate, TTYWAIT_EXEC_PATH, ttyWaitBinary } from './ttywait.js';
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
@@ -305,6 +306,7 @@ export class ContainerDriver implements InstanceDriver {
         ...(ctx.joined ? { joined: ctx.joined } : {}),
         ...(hostname !== undefined ? { hostname } : {}),
         ...(shm !== undefined ? { shm } : {}),
+        ...(ctx.config.init ? { initBinary: initBinary() } : {}),
       });
       // regenerated on every create: no need for a durable (fsync'd) write on the hot path
       writeFileSync(instancePaths(ctx.dir).config, JSON.stringify(spec));

@@ -80,6 +80,7 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
     ulimits: req.ulimits ?? [],
     groupAdd: checkGroupAdd(req.groupAdd ?? []),
     ...namespaceOptions(req),
+    ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
   };
 }
 

@@ -180,6 +180,8 @@ export interface SpecInput {
   extraMounts?: OciMount[];
   /** a network namespace the engine made and configured (hull networks): joined instead of a fresh one */
   netnsPath?: string;
+  /** --init: the host's static init binary (tini), bound read-only at INIT_PATH; it runs the command as its child */
+  initBinary?: string;
   /** host facts; read from /proc and /sys when left out */
   host?: HostFacts;
   /** the host's device nodes a privileged container gets; read from /dev when left out */
@@ -493,8 +495,21 @@ function seccompFor(config: ContainerOptions, caps: readonly string[]): LinuxSec
   return loadSeccompProfile(profile, caps);
 }
 
+/** Where --init's binary appears inside the container (docker's path). */
+export const INIT_PATH = '/sbin/docker-init';
+
+function requireInit(path: string | undefined): string {
+  if (!path)
+    throw new HostSupportError(
+      '--init needs a static tini on the host (/usr/bin/tini-static): apt-get install tini, or drop --init',
+    );
+  return path;
+}
+
 /** The mounts every container gets. */
 function defaultMounts(opts: {
+  /** --shm-size in bytes; 64 MiB when unset (docker's default) */
+  shmSize?: number;
   privileged: boolean;
   userns: boolean;
   privateNetns: boolean;
@@ -516,7 +531,13 @@ function defaultMounts(opts: {
       destination: '/dev/shm',
       type: 'tmpfs',
       source: 'shm',
-      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      options: [
+        'nosuid',
+        'noexec',
+        'nodev',
+        'mode=1777',
+        `size=${Math.ceil((opts.shmSize ?? 64 * 1024 * 1024) / 1024)}k`,
+      ],
     },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
   ];
@@ -791,7 +812,8 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
       gid: user.gid,
       ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}),
     },
-    args: [...config.command],
+    // --init: tini runs the command, reaps orphans and forwards signals (docker's `docker-init -- CMD`)
+    args: config.init ? [INIT_PATH, '--', ...config.command] : [...config.command],
     env,
     cwd: checkCwd(config.workdir || '/'),
     capabilities: capabilitySets(caps),
@@ -813,6 +835,7 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
 
   const mounts = combineMounts(
     defaultMounts({
+      ...(copts.shmSize !== undefined ? { shmSize: copts.shmSize } : {}),
       privileged: copts.privileged,
       userns: userns !== null,
       // a namespace made by the engine belongs to the host's user namespace, so (as with the host's) the
@@ -831,6 +854,16 @@ export function buildRuntimeSpec(input: SpecInput): OciSpec {
           ? { ...m, options: [...(m.options ?? []), 'ro'] }
           : m,
       ),
+      ...(config.init
+        ? [
+            {
+              destination: INIT_PATH,
+              type: 'bind',
+              source: requireInit(input.initBinary),
+              options: ['rbind', 'ro', 'nosuid', 'nodev'],
+            },
+          ]
+        : []),
       ...userMounts(config),
     ],
   );

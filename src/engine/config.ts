@@ -13,6 +13,7 @@ import type { ImageRecord } from '../image/store.js';
 import { exposedToMappings, parsePublish } from '../network/ports.js';
 import { parseIp } from '../network/ipv4.js';
 import { DEFAULT_NETWORK } from '../network/store.js';
+import { resolveHealthcheck, type HealthcheckRequest } from './health.js';
 
 /**
  * What a user asks for when creating an instance (already parsed from flags or an API body). The
@@ -54,11 +55,20 @@ export interface CreateRequest extends IsolationRequest {
   publishAll?: boolean;
   dns?: string[];
   dnsSearch?: string[];
-  /** --add-host name:ip */
+  /** --add-host name:ip (ip may be host-gateway) */
   addHost?: string[];
   /** --log-driver / --log-opt */
   log?: LogConfig;
+  /** -a: the streams to attach (absent: all) */
+  attach?: ('stdin' | 'stdout' | 'stderr')[];
+  /** --init: tini as pid 1 (containers; a VM's agent already is an init) */
+  init?: boolean;
+  /** --health-* / --no-healthcheck, merged over the image's HEALTHCHECK */
+  health?: HealthcheckRequest;
 }
+
+/** --add-host NAME:host-gateway: resolved at start to the host's address on the default network */
+export const HOST_GATEWAY = 'host-gateway';
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -88,6 +98,7 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
   const network = net.network;
   // --network container:X: X's hostname, known when the instance joins X
   const hostname = req.hostname ?? (network === 'host' || network.startsWith('container:') ? '' : id.slice(0, 12));
+  const healthcheck = resolveHealthcheck(ic.Healthcheck, req.health);
   return {
     image: req.image,
     imageId: image.id,
@@ -108,6 +119,9 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     labels: { ...(ic.Labels ?? {}), ...(req.labels ?? {}) },
     ...(req.log ? { log: req.log } : {}),
     ...net,
+    ...(req.init ? { init: true } : {}),
+    ...(req.attach ? { attach: [...req.attach] } : {}),
+    ...(healthcheck ? { healthcheck } : {}),
   };
 }
 
@@ -131,10 +145,9 @@ function networkConfig(
     const i = h.lastIndexOf(':');
     if (i <= 0 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(h.slice(0, i)))
       throw new InvalidArgumentError(`invalid --add-host "${h}": expected NAME:IP, e.g. db.local:10.89.1.5`);
-    const ip = h.slice(i + 1) === 'host-gateway' ? '' : h.slice(i + 1);
-    if (ip === '')
-      throw new InvalidArgumentError(`invalid --add-host "${h}": host-gateway is not supported yet; give the address`);
-    parseIp(ip, '--add-host address');
+    const ip = h.slice(i + 1);
+    // host-gateway: the host's address on the default network (docker: the default bridge's gateway), at start
+    if (ip !== HOST_GATEWAY) parseIp(ip, '--add-host address');
     return `${h.slice(0, i)}:${ip}`;
   });
   const joined = names.find((n) => n.startsWith('container:'));

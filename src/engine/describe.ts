@@ -71,6 +71,20 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       Error: rec.exitReason ?? '',
       StartedAt: iso(rec.startedAt),
       FinishedAt: iso(rec.finishedAt),
+      ...(c.healthcheck && rec.health
+        ? {
+            Health: {
+              Status: rec.health.status,
+              FailingStreak: rec.health.failingStreak,
+              Log: rec.health.log.map((l) => ({
+                Start: new Date(l.start).toISOString(),
+                End: new Date(l.end).toISOString(),
+                ExitCode: l.exitCode,
+                Output: l.output,
+              })),
+            },
+          }
+        : {}),
     },
     Image: rec.imageId,
     ImageName: c.image,
@@ -89,9 +103,21 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
       Labels: c.labels,
       StopSignal: c.stopSignal,
       StopTimeout: c.stopTimeout,
+      ...(c.healthcheck
+        ? {
+            Healthcheck: {
+              Test: c.healthcheck.test,
+              Interval: Math.round(c.healthcheck.intervalMs * 1e6),
+              Timeout: Math.round(c.healthcheck.timeoutMs * 1e6),
+              StartPeriod: Math.round(c.healthcheck.startPeriodMs * 1e6),
+              Retries: c.healthcheck.retries,
+            },
+          }
+        : {}),
     },
     HostConfig: {
       AutoRemove: c.autoRemove,
+      Init: c.init === true,
       RestartPolicy: { Name: c.restart.name, MaximumRetryCount: c.restart.maxRetries },
       ReadonlyRootfs: c.readOnly,
       ...(k
@@ -104,6 +130,7 @@ export function describeInstance(engine: Engine, rec: InstanceRecord): Record<st
             UsernsMode: k.userns ? 'private' : 'host',
             IdMappings: k.userns,
             Ulimits: k.ulimits,
+            ShmSize: k.shmSize ?? 64 * 1024 * 1024,
           }
         : {}),
       NetworkMode: c.network === 'bridge' ? (c.networks ?? []).map((n) => n.name).join(',') : c.network,

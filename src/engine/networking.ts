@@ -10,6 +10,7 @@ import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import type { InstanceContext, NetworkRequest } from '../common/instance.js';
 import { NetworkManager } from '../network/manager.js';
 import { DEFAULT_NETWORK, RESERVED_NAMES } from '../network/store.js';
+import { HOST_GATEWAY } from './config.js';
 import { parseIp } from '../network/ipv4.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
@@ -59,10 +60,7 @@ export async function attachInstance(engine: Engine, rec: InstanceRecord, ctx: I
     ports: c.ports ?? [],
     dns: c.dns ?? [],
     dnsSearch: c.dnsSearch ?? [],
-    extraHosts: (c.extraHosts ?? []).map((h) => {
-      const i = h.lastIndexOf(':');
-      return [h.slice(0, i), h.slice(i + 1)] as [string, string];
-    }),
+    extraHosts: await resolveExtraHosts(engine, c.extraHosts ?? []),
   };
   // still attached (a supervisor or hull died before the process started): keep it if CNI CHECK agrees
   const kept = await engine.networks.reuse(req);
@@ -73,6 +71,22 @@ export async function attachInstance(engine: Engine, rec: InstanceRecord, ctx: I
   // otherwise anything left over (a crash, a simulated host restart) goes first: start from a clean slate
   await engine.networks.teardown(rec.id, path);
   ctx.network = await engine.networks.setup(req);
+}
+
+/**
+ * --add-host entries as [name, ip]; host-gateway becomes the host's address on the default network (docker's
+ * default --host-gateway-ip: the default bridge's gateway), whichever networks the instance joins.
+ */
+async function resolveExtraHosts(engine: Engine, hosts: string[]): Promise<[string, string][]> {
+  let gateway: string | undefined;
+  const out: [string, string][] = [];
+  for (const h of hosts) {
+    const i = h.lastIndexOf(':');
+    let ip = h.slice(i + 1);
+    if (ip === HOST_GATEWAY) ip = gateway ??= (await engine.networks.ensureDefault()).gateway;
+    out.push([h.slice(0, i), ip]);
+  }
+  return out;
 }
 
 /** Take the instance off its networks and drop its namespace. Idempotent; a no-op without networks. */

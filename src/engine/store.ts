@@ -5,6 +5,7 @@ import type { InstanceConfig, InstanceKind, InstanceState } from '../common/inst
 import { migrateConfig } from './migrate.js';
 import { describeNoSpace, isNoSpace } from '../host/fserror.js';
 import { rootPaths } from '../common/paths.js';
+import type { HealthState } from './health.js';
 
 /**
  * The engine's state store: one SQLite database per hull root, shared by every hull process
@@ -33,6 +34,8 @@ export interface InstanceRecord {
   restartCount: number;
   /** set when the user stopped it (docker's "manually stopped": restart policies do not apply) */
   stoppedByUser: boolean;
+  /** the healthcheck's state (docker's State.Health); null without a healthcheck or before the first start */
+  health?: HealthState | null;
 }
 
 /** The record of an instance just made (or rebuilt): created, never started, no exit, no processes. */
@@ -51,6 +54,7 @@ export function newInstanceRecord(
     supervisorPid: 0,
     restartCount: 0,
     stoppedByUser: false,
+    health: null,
   };
 }
 
@@ -82,6 +86,7 @@ interface InstanceRow {
   supervisor_pid: number;
   restart_count: number;
   stopped_by_user: number;
+  health: string | null;
 }
 
 const SCHEMA = `
@@ -102,7 +107,8 @@ CREATE TABLE IF NOT EXISTS instances (
   pid INTEGER NOT NULL DEFAULT 0,
   supervisor_pid INTEGER NOT NULL DEFAULT 0,
   restart_count INTEGER NOT NULL DEFAULT 0,
-  stopped_by_user INTEGER NOT NULL DEFAULT 0
+  stopped_by_user INTEGER NOT NULL DEFAULT 0,
+  health TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -135,6 +141,7 @@ function fromRow(r: InstanceRow): InstanceRecord {
     supervisorPid: r.supervisor_pid,
     restartCount: r.restart_count,
     stoppedByUser: r.stopped_by_user !== 0,
+    health: r.health ? (JSON.parse(r.health) as HealthState) : null,
   };
 }
 
@@ -151,6 +158,7 @@ export type InstancePatch = Partial<
     | 'restartCount'
     | 'stoppedByUser'
     | 'config'
+    | 'health'
   >
 >;
 
@@ -165,10 +173,11 @@ const COLUMN: Record<keyof InstancePatch, string> = {
   restartCount: 'restart_count',
   stoppedByUser: 'stopped_by_user',
   config: 'config',
+  health: 'health',
 };
 
 function encode(key: keyof InstancePatch, v: unknown): unknown {
-  if (key === 'config') return JSON.stringify(v);
+  if (key === 'config' || key === 'health') return v === null ? null : JSON.stringify(v);
   if (key === 'stoppedByUser' || key === 'oomKilled') return v ? 1 : 0;
   return v;
 }
@@ -195,12 +204,17 @@ export class StateStore {
     const columns = new Set(
       (this.db.prepare('PRAGMA table_info(instances)').all() as { name: string }[]).map((c) => c.name),
     );
-    if (columns.has('oom_killed')) return;
-    try {
-      this.db.exec('ALTER TABLE instances ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0');
-    } catch (e) {
-      // another hull process added it first
-      if (!/duplicate column/.test((e as Error).message)) throw e;
+    for (const [name, def] of [
+      ['oom_killed', 'INTEGER NOT NULL DEFAULT 0'],
+      ['health', 'TEXT'],
+    ] as const) {
+      if (columns.has(name)) continue;
+      try {
+        this.db.exec(`ALTER TABLE instances ADD COLUMN ${name} ${def}`);
+      } catch (e) {
+        // another hull process added it first
+        if (!/duplicate column/.test((e as Error).message)) throw e;
+      }
     }
   }
 
@@ -221,11 +235,12 @@ export class StateStore {
       }
       this.db
         .prepare(`INSERT INTO instances (id, name, kind, state, image, image_id, config, created_at, started_at,
-        finished_at, exit_code, exit_reason, oom_killed, pid, supervisor_pid, restart_count, stopped_by_user)
+        finished_at, exit_code, exit_reason, oom_killed, pid, supervisor_pid, restart_count, stopped_by_user, health)
         VALUES (@id, @name, @kind, @state, @image, @imageId, @config, @createdAt, @startedAt, @finishedAt, @exitCode,
-        @exitReason, @oomKilled, @pid, @supervisorPid, @restartCount, @stoppedByUser)`)
+        @exitReason, @oomKilled, @pid, @supervisorPid, @restartCount, @stoppedByUser, @health)`)
         .run({
           ...rec,
+          health: rec.health ? JSON.stringify(rec.health) : null,
           config: JSON.stringify(rec.config),
           stoppedByUser: rec.stoppedByUser ? 1 : 0,
           oomKilled: rec.oomKilled ? 1 : 0,
@@ -329,6 +344,26 @@ export class StateStore {
     }
     if (sets.length === 0) return;
     this.db.prepare(`UPDATE instances SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+  }
+
+  /**
+   * Read-modify-write of an instance's health in one transaction (the store's lock): `fn` gets the current record
+   * and returns the new health, or null to leave it (the run it served is over). Returns the record as it was
+   * and the new health, or null when nothing was written.
+   */
+  updateHealth(
+    id: string,
+    fn: (cur: InstanceRecord) => HealthState | null,
+  ): { prev: InstanceRecord; next: HealthState } | null {
+    const tx = this.db.transaction(() => {
+      const cur = this.get(id);
+      if (!cur) return null;
+      const next = fn(cur);
+      if (!next) return null;
+      this.applyPatch(id, { health: next });
+      return { prev: cur, next };
+    });
+    return this.write(() => tx.immediate());
   }
 
   remove(id: string): void {

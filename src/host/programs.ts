@@ -17,3 +17,8 @@ export function builtProgram(name: string): string | undefined {
   }
   return undefined;
 }
+
+/** The static init for --init (Debian's tini package ships it); undefined when it is not installed. */
+export function initBinary(): string | undefined {
+  return ['/usr/bin/tini-static', '/usr/local/bin/tini-static'].find((p) => existsSync(p));
+}

@@ -58,6 +58,8 @@ export interface OciImageRuntimeConfig {
   WorkingDir?: string;
   Labels?: Record<string, string>;
   StopSignal?: string;
+  /** HEALTHCHECK: Test ['CMD', ...] / ['CMD-SHELL', text] / ['NONE']; durations in nanoseconds, 0 = default */
+  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
 }
 
 /** One step of an image's history. `empty_layer` steps have no layer in rootfs.diff_ids. */

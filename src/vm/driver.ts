@@ -147,6 +147,10 @@ export class VmDriver implements InstanceDriver {
   /** The vm section, as asked (unset fields take the driver's defaults when the VM is made); container-only settings do not apply. */
   configure(req: IsolationRequest, _env: ConfigureEnv): KindConfig {
     refuseContainerOnly(req);
+    if (req.shmSize !== undefined)
+      throw new InvalidArgumentError(
+        "--shm-size applies to containers only: a VM's /dev/shm is the guest kernel's, sized by its memory (--memory)",
+      );
     if (req.sysctls && Object.keys(req.sysctls).length > 0 && req.disk)
       throw new InvalidArgumentError(
         '--sysctl is not supported for disk-image VMs (hull has no agent in them to set it); set it in the guest',

@@ -11,6 +11,8 @@ import {
   parseNumber,
   parseRestart,
   parseSignal,
+  parseGoDuration,
+  parseSize,
   parseSizeOrUnlimited,
   parseMemoryLimit,
   parseTmpfs,
@@ -20,6 +22,7 @@ import {
   parseSysctls,
 } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
+import type { HealthcheckRequest } from '../../engine/health.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -90,6 +93,25 @@ export function addCreateFlags(cmd: Command): Command {
     .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
     .option('--log-driver <driver>', 'json-file, k8s-file or none (no log: `hull logs` cannot read it)')
     .option('--log-opt <key=value>', 'log option: max-size=10m, max-file=3, labels=a,b, env=A,B (repeatable)', collect)
+    .option(
+      '--add-host <name:ip>',
+      "add a line to /etc/hosts (repeatable; ip host-gateway: the host's address on the default network)",
+      collect,
+    )
+    .option('--init', 'run an init (tini) as pid 1 that reaps zombies and forwards signals')
+    .option('--health-cmd <command>', 'healthcheck command (run with /bin/sh -c)')
+    .option('--health-interval <duration>', 'time between healthchecks (e.g. 30s; default 30s)')
+    .option('--health-timeout <duration>', 'time a healthcheck may take (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures that make it unhealthy (default 3)')
+    .option('--health-start-period <duration>', 'time after the start in which failures do not count (default 0s)')
+    .option('--no-healthcheck', "disable the image's HEALTHCHECK")
+    .option(
+      '-a, --attach <stream>',
+      'attach to stdin, stdout or stderr (repeatable; default stdout and stderr)',
+      collect,
+    )
+    .option('--cidfile <file>', "write the instance's id to this file (refused when it exists)")
+    .option('--shm-size <bytes>', 'size of /dev/shm (default 64m; containers)')
     .option('--runtime <name>', 'OCI runtime: runc or crun (default: the best that works on this host)')
     .option(
       '--pull <policy>',
@@ -178,6 +200,17 @@ export interface CreateFlags {
   dns?: string[];
   dnsSearch?: string[];
   addHost?: string[];
+  init?: boolean;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  /** false with --no-healthcheck */
+  healthcheck?: boolean;
+  attach?: string[];
+  cidfile?: string;
+  shmSize?: string;
   pull?: string;
   platform?: string;
   tlsVerify?: string | boolean;
@@ -251,6 +284,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
   let entrypoint: string[] | undefined;
   if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
   const kind = f.isolation === 'vm' ? 'vm' : 'container';
+  const health = healthRequest(f);
   const vmFlags = [
     f.accel && '--accel',
     f.deviceModel && '--device-model',
@@ -314,5 +348,46 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.ipc !== undefined ? { ipc: f.ipc } : {}),
     ...(f.uts !== undefined ? { uts: f.uts } : {}),
     ...(f.sysctl ? { sysctls: parseSysctls(f.sysctl) } : {}),
+    ...(f.init ? { init: true } : {}),
+    ...(f.attach?.length ? { attach: [...attachStreams(f)] } : {}),
+    ...(health ? { health } : {}),
+    ...(f.shmSize !== undefined ? { shmSize: parseShmSize(f.shmSize) } : {}),
   };
+}
+
+/** --health-* and --no-healthcheck (durations in ms); undefined when none is given. */
+function healthRequest(f: CreateFlags): HealthcheckRequest | undefined {
+  const h: HealthcheckRequest = {
+    ...(f.healthCmd !== undefined ? { test: ['CMD-SHELL', f.healthCmd] } : {}),
+    ...(f.healthInterval !== undefined ? { intervalMs: parseGoDuration(f.healthInterval, '--health-interval') } : {}),
+    ...(f.healthTimeout !== undefined ? { timeoutMs: parseGoDuration(f.healthTimeout, '--health-timeout') } : {}),
+    ...(f.healthStartPeriod !== undefined
+      ? { startPeriodMs: parseGoDuration(f.healthStartPeriod, '--health-start-period') }
+      : {}),
+    ...(f.healthRetries !== undefined
+      ? { retries: parseNumber(f.healthRetries, '--health-retries', { integer: true, min: 0 }) }
+      : {}),
+    ...(f.healthcheck === false ? { disable: true } : {}),
+  };
+  return Object.keys(h).length > 0 ? h : undefined;
+}
+
+function parseShmSize(v: string): number {
+  const n = parseSize(v, '--shm-size');
+  if (n <= 0) throw new InvalidArgumentError(`invalid --shm-size "${v}": give a size above 0, e.g. 64m`);
+  return n;
+}
+
+/** -a/--attach: which of stdin, stdout, stderr to attach (docker's default: stdout and stderr; stdin with -i). */
+export function attachStreams(f: Pick<CreateFlags, 'attach' | 'interactive'>): Set<'stdin' | 'stdout' | 'stderr'> {
+  if (!f.attach || f.attach.length === 0)
+    return new Set(f.interactive ? ['stdin', 'stdout', 'stderr'] : ['stdout', 'stderr']);
+  const out = new Set<'stdin' | 'stdout' | 'stderr'>();
+  for (const a of f.attach) {
+    const s = a.toLowerCase();
+    if (s !== 'stdin' && s !== 'stdout' && s !== 'stderr')
+      throw new InvalidArgumentError(`invalid --attach "${a}": use stdin, stdout or stderr`);
+    out.add(s);
+  }
+  return out;
 }

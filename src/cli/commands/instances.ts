@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
 import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
 import {
@@ -37,6 +39,33 @@ import { describeInstance } from '../../engine/describe.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/**
+ * --cidfile: claimed (made, empty) before the instance is made, as docker does, so that an existing file refuses
+ * the command before anything is made; the id is written once the instance exists.
+ */
+function claimCidfile(path: string): { write: (id: string) => void; release: () => void } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new InvalidArgumentError(
+        `container ID file found, make sure the other container isn't running or delete ${path}`,
+      );
+    throw new InvalidArgumentError(`cannot write --cidfile ${path}: ${(e as Error).message}`);
+  }
+  return {
+    write: (id) => {
+      writeSync(fd, id);
+      closeSync(fd);
+    },
+    release: () => {
+      closeSync(fd);
+      rmSync(path, { force: true });
+    },
+  };
+}
+
 /** Run `fn` for each named instance, docker-style: report each failure on stderr, exit 1 if any failed. */
 async function eachInstance(
   ctx: CliContext,
@@ -58,11 +87,21 @@ async function eachInstance(
 }
 
 /** Foreground part of `run` and `start -a`: stream output (or attach), wait, handle the exit; returns the exit code. */
-async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean): Promise<number> {
+async function runAttached(
+  engine: Engine,
+  rec: InstanceRecord,
+  start: boolean,
+  streams: ReadonlySet<string> = new Set(rec.config.attach ?? ['stdin', 'stdout', 'stderr']),
+): Promise<number> {
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
-  const { tty, stdin } = rec.config;
+  const { tty } = rec.config;
+  const stdin = rec.config.stdin && streams.has('stdin');
   const term = terminalStdio({ stdin, tty });
+  // -a: the streams not attached go nowhere
+  const discard = new Writable({ write: (_c, _e, cb) => cb() });
+  if (!streams.has('stdout')) term.stdio.stdout = discard;
+  if (!streams.has('stderr')) term.stdio.stderr = discard;
   let output: Promise<unknown>;
   const stopOutput = new AbortController();
   // --log-driver none keeps no log to follow: the output comes through attach, as docker's does
@@ -74,7 +113,8 @@ async function runAttached(engine: Engine, rec: InstanceRecord, start: boolean):
       rec,
       { follow: true },
       (l) => {
-        (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text);
+        if (streams.has(l.stream === 'stderr' ? 'stderr' : 'stdout'))
+          (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text);
       },
       stopOutput.signal,
     );
@@ -119,9 +159,15 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .action(async (image: string, command: string[], f: CreateFlags & { detach?: boolean }) => {
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
+      if (f.detach && f.attach?.length) throw new InvalidArgumentError('conflicting options: -a and -d');
       if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
       await ensureImage(engine, image, f.pull, f);
-      let rec = await createInstance(engine, req, f.detach ? {} : { watcherPid: process.pid });
+      const cid = f.cidfile === undefined ? undefined : claimCidfile(f.cidfile);
+      let rec = await createInstance(engine, req, f.detach ? {} : { watcherPid: process.pid }).catch((e) => {
+        cid?.release();
+        throw e;
+      });
+      cid?.write(rec.id);
       if (f.detach) {
         rec = await startInstance(engine, rec).catch(async (e) => {
           if (rec.config.autoRemove) await removeInstance(engine, rec, { force: true }).catch(() => undefined);
@@ -143,7 +189,12 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       await ensureImage(engine, image, f.pull, f);
-      const rec = await createInstance(engine, req);
+      const cid = f.cidfile === undefined ? undefined : claimCidfile(f.cidfile);
+      const rec = await createInstance(engine, req).catch((e) => {
+        cid?.release();
+        throw e;
+      });
+      cid?.write(rec.id);
       process.stdout.write(rec.id + '\n');
     },
   );
@@ -557,7 +608,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
 function statusText(r: InstanceRecord): string {
   switch (r.state) {
     case 'running':
-      return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))}`;
+      return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))}${healthText(r)}`;
     case 'paused':
       return `Up ${duration(Date.now() - (r.startedAt ?? r.createdAt))} (Paused)`;
     case 'exited':
@@ -567,4 +618,10 @@ function statusText(r: InstanceRecord): string {
     case 'removing':
       return 'Removing';
   }
+}
+
+/** docker's ps suffix: ` (health: starting)`, ` (healthy)`, ` (unhealthy)`; empty without a healthcheck. */
+function healthText(r: InstanceRecord): string {
+  if (!r.config.healthcheck || !r.health) return '';
+  return r.health.status === 'starting' ? ' (health: starting)' : ` (${r.health.status})`;
 }

@@ -1,3 +1,4 @@
+import { runHealthcheckNow, runHealthMonitor } from '../../engine/lifecycle/health.js';
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import type { CliContext } from '../context.js';
@@ -158,6 +159,30 @@ export function registerSystemCommands(program: Command, ctx: CliContext): void 
       if (!rec) return;
       const info = engine.observedExit(rec);
       if (info) await handleExit(engine, rec, info);
+    });
+
+  // Started by `start` for an instance with a healthcheck: probes it until its run ends (engine/lifecycle/health.ts).
+  system
+    .command('health-monitor', { hidden: true })
+    .argument('<id>')
+    .action(async (id: string) => {
+      if (databaseCondition(ctx.root) !== 'present') return;
+      await runHealthMonitor(await ctx.engine({ unchecked: true }), id);
+    });
+
+  program
+    .command('healthcheck')
+    .description("healthchecks (podman's command)")
+    .command('run')
+    .description("run an instance's healthcheck now; exit 0 when healthy, 1 otherwise")
+    .argument('<instance>')
+    .action(async (name: string) => {
+      const engine = await ctx.engine();
+      const h = await runHealthcheckNow(engine, engine.store.lookup(name));
+      if (h.status !== 'healthy') {
+        process.stdout.write(`${h.status === 'starting' ? 'unhealthy (in the start period)' : h.status}\n`);
+        ctx.exitCode = 1;
+      }
     });
 
   program

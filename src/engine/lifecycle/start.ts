@@ -4,6 +4,8 @@ import type { InstanceRecord } from '../store.js';
 import { refresh } from './exit.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance } from '../networking.js';
+import { startingHealth } from '../health.js';
+import { spawnHealthMonitor } from './health.js';
 
 /**
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
@@ -59,6 +61,7 @@ export async function startInstance(
       startedAt: Date.now(),
       stoppedByUser: false,
       oomKilled: false,
+      ...(rec.config.healthcheck ? { health: startingHealth(rec.health) } : {}),
       ...(opts.restartCount !== undefined ? { restartCount: opts.restartCount } : {}),
     },
     'start',
@@ -80,5 +83,6 @@ export async function startInstance(
   }
   trace('start: started');
   engine.event(rec, 'start');
+  spawnHealthMonitor(engine, rec);
   return engine.store.get(rec.id)!;
 }
