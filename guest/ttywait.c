@@ -47,8 +47,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < WAIT_SLICES && sized() == 0; i++) sigtimedwait(&winch, NULL, &slice);
   sigprocmask(SIG_SETMASK, &old, NULL);
   execvp(argv[1], argv + 1);
-  /* the exit statuses of a shell and of docker: 127 not found, 126 found but not executable */
+  /* docker's exec: 126 whether the command is missing or cannot run, with the message docker prints */
   int e = errno;
-  fprintf(stderr, "%s: %s\n", argv[1], strerror(e));
-  return e == ENOENT ? 127 : 126;
+  const char *pre = "OCI runtime exec failed: exec failed: unable to start container process: exec";
+  if (e == ENOENT && !strchr(argv[1], '/'))
+    fprintf(stderr, "%s: \"%s\": executable file not found in $PATH: unknown\n", pre, argv[1]);
+  else if (e == ENOENT || e == ENOTDIR)
+    fprintf(stderr, "%s: \"%s\": stat %s: no such file or directory: unknown\n", pre, argv[1], argv[1]);
+  else if (e == EACCES || e == EISDIR || e == EPERM)
+    fprintf(stderr, "%s: \"%s\": permission denied: unknown\n", pre, argv[1]);
+  else if (e == ENOEXEC)
+    fprintf(stderr, "%s: \"%s\": exec format error: unknown\n", pre, argv[1]);
+  else
+    fprintf(stderr, "%s: \"%s\": %s: unknown\n", pre, argv[1], strerror(e));
+  return 126;
 }

@@ -292,12 +292,12 @@ describe('hull build', () => {
     assert.ok(!(await root.ok('images')).includes('interrupted'));
   });
 
-  test('a failing RUN names the file and line, fails with 125, and tags nothing', async () => {
+  test('a failing RUN names the file and line, fails with 1, and tags nothing', async () => {
     const d = write(join(work, 'failing'), {
       Dockerfile: 'FROM busybox\nRUN echo before\nRUN echo oops >&2; exit 7\nRUN echo never\n',
     });
     const r = await root.hull('build', '-t', 'broken', d);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /^hull: Dockerfile:3: RUN echo oops >&2; exit 7 failed with exit code 7$/m);
     assert.match(r.stderr, /oops/);
     assert.ok(!r.stdout.includes('never'));
@@ -312,7 +312,7 @@ describe('hull build', () => {
       syntax: 'FROM busybox\nFROBNICATE x\n',
     });
     const u = await root.hull('build', '-f', join(d, 'url'), d);
-    assert.equal(u.code, 125);
+    assert.equal(u.code, 1);
     assert.match(u.stderr, /url:2: ADD from URLs is not supported; use RUN wget/);
     const m = await root.hull('build', '-f', join(d, 'missing'), d);
     assert.match(
@@ -320,7 +320,7 @@ describe('hull build', () => {
       /image example.com\/not\/here:1 not found locally: hull pull example.com\/not\/here:1 first/,
     );
     const s = await root.hull('build', '-f', join(d, 'syntax'), d);
-    assert.equal(s.code, 125);
+    assert.equal(s.code, 1);
     assert.match(s.stderr, /syntax:2: /);
   });
 

@@ -1,6 +1,7 @@
 /**
- * End to end: exit statuses and bad input, docker's way (125 hull's own errors, 126 not executable, 127 not
- * found). Every error is one line starting with "hull: ", and a failed run leaves nothing behind.
+ * End to end: exit statuses and bad input, docker's way (docs/cli.md): run/create 125 for hull's own errors, 126
+ * not executable, 127 not found; flag errors 125; other commands 1; exec of a command that cannot start 126.
+ * Every error is one line starting with "hull: ", and a failed run leaves nothing behind.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,9 +63,9 @@ describe('bad input is refused before anything is made (125)', () => {
     ['--rm with --restart', ['run', '--rm', '--restart', 'always', 'busybox', 'true'], /--rm and --restart/],
     ['an invalid name', ['run', '--name', 'bad/name', 'busybox', 'true'], /invalid name "bad\/name"/],
     ['an unknown flag', ['run', '--bogus', 'busybox', 'true'], /unknown option '--bogus'/],
-    ['a missing image argument', ['run'], /missing required argument 'image'/],
-    ['-it without a terminal', ['run', '-it', 'busybox', 'true'], /not a TTY/],
-    ['an unknown --format', ['ps', '--format', 'yaml'], /--format "yaml"/],
+    ['an unknown flag of another command', ['ps', '--bogus'], /unknown option '--bogus'/],
+    ['a flag without its value', ['stop', '--time'], /option '-t, --time <seconds>' argument missing/],
+    ['a bad flag before -it', ['run', '-it', '--memory', '12x', 'busybox', 'true'], /invalid --memory "12x"/],
     [
       'an unknown --pull policy',
       ['run', '--pull', 'sometimes', 'busybox', 'true'],
@@ -89,12 +90,34 @@ describe('bad input is refused before anything is made (125)', () => {
   });
 });
 
+describe("usage errors that are not about a flag exit 1, as docker's", () => {
+  const cases: [string, string[], RegExp][] = [
+    ['a missing image argument', ['run'], /missing required argument 'image'/],
+    ['a missing instance argument', ['rm'], /missing required argument 'instance'/],
+    ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+    ['run -it without a terminal', ['run', '-it', 'busybox', 'true'], /^hull: the input device is not a TTY/],
+  ];
+  for (const [what, args, pattern] of cases) {
+    test(what, async () => {
+      assertOneLineError(await root.hull(...args), 1, pattern);
+    });
+  }
+
+  test('run -dit and create -it need no terminal (nothing is attached)', async () => {
+    const id = (await root.ok('run', '-dit', '--network', 'none', 'busybox', 'sh')).trim();
+    assert.equal((await root.inspect(id)).State.Status, 'running');
+    const created = (await root.ok('create', '-it', '--network', 'none', 'busybox', 'sh')).trim();
+    await root.ok('rm', '-f', id, created);
+    assert.deepEqual(await root.ids(), []);
+  });
+});
+
 describe('what an instance of this kind cannot do', () => {
   test('a container has no serial console: hull console says so and changes nothing', async () => {
     await root.ok('create', '--name', 'noconsole', '--network', 'none', 'busybox', 'sleep', '1d');
     assertOneLineError(
       await root.hull('console', 'noconsole'),
-      125,
+      1,
       /noconsole is a container, which has no serial console: use hull attach or hull exec/,
     );
     assert.equal((await root.inspect('noconsole')).State.Status, 'created');
@@ -153,15 +176,48 @@ describe('instances in the wrong state or that do not exist', () => {
     assert.deepEqual(await root.ids(), [id]);
   });
 
-  test('exec with a command that is not there → 127 / not executable → 126', async () => {
-    assertOneLineError(await root.hull('exec', 'taken', 'nosuchcmd'), 127, /nosuchcmd/);
-    assertOneLineError(await root.hull('exec', 'taken', '/etc/passwd'), 126, /\/etc\/passwd/);
+  test("exec of a command that cannot start → 126 with docker's message, whatever the runtime", async () => {
+    const notFound = (cmd: string) =>
+      `^hull: OCI runtime exec failed: exec failed: unable to start container process: exec: "${cmd}": executable file not found in \\$PATH: unknown\n$`;
+    const runcId = (
+      await root.ok('run', '-d', '--runtime', 'runc', '--network', 'none', 'busybox', 'sleep', '60')
+    ).trim();
+    for (const ctr of ['taken', runcId]) {
+      assertOneLineError(await root.hull('exec', ctr, 'nosuchcmd'), 126, new RegExp(notFound('nosuchcmd')));
+      assertOneLineError(
+        await root.hull('exec', ctr, '/no/such/path'),
+        126,
+        /exec: "\/no\/such\/path": stat \/no\/such\/path: no such file or directory: unknown\n$/,
+      );
+      assertOneLineError(
+        await root.hull('exec', ctr, '/etc/passwd'),
+        126,
+        /exec: "\/etc\/passwd": permission denied: unknown\n$/,
+      );
+      assertOneLineError(await root.hull('exec', '-d', ctr, 'nosuchcmd'), 126, new RegExp(notFound('nosuchcmd')));
+      // with a terminal (crun goes through hull-ttywait, whose words reach the terminal, i.e. stdout)
+      const t = await root.hull('exec', '-t', ctr, 'nosuchcmd');
+      assert.equal(t.code, 126, `exec -t: ${t.stdout}${t.stderr}`);
+      assert.match(t.stdout + t.stderr, /exec: "nosuchcmd": executable file not found in \$PATH: unknown/);
+      // the command's own 127 is its own
+      assert.equal((await root.hull('exec', ctr, 'sh', '-c', 'nosuchcmd')).code, 127);
+    }
+    await root.ok('rm', '-f', runcId);
+  });
+
+  test('exec -it without a terminal → 1; the missing instance is reported first, as docker does', async () => {
+    assertOneLineError(await root.hull('exec', '-it', 'taken', 'sh'), 1, /^hull: the input device is not a TTY/);
+    assertOneLineError(await root.hull('exec', '-it', 'ghost', 'sh'), 1, /No such container: ghost/);
+  });
+
+  test('run of a missing command stays 127 (docker: run 127, exec 126)', async () => {
+    assertOneLineError(await root.hull('run', '--rm', '--network', 'none', 'busybox', 'nosuchcmd'), 127, /nosuchcmd/);
   });
 
   test('rm of a running instance without -f is refused with a clear message', async () => {
     assertOneLineError(
       await root.hull('rm', 'taken'),
-      125,
+      1,
       /cannot remove instance taken: it is running; stop it first.*rm -f/,
     );
     assert.equal((await root.inspect('taken')).State.Status, 'running');
@@ -169,13 +225,12 @@ describe('instances in the wrong state or that do not exist', () => {
 
   test('exec into a stopped instance', async () => {
     await root.ok('stop', '-t', '0', 'taken');
-    assertOneLineError(await root.hull('exec', 'taken', 'true'), 125, /cannot exec in instance taken: it is exited/);
+    assertOneLineError(await root.hull('exec', 'taken', 'true'), 1, /cannot exec in instance taken: it is exited/);
   });
 
-  test('verbs on an unknown instance', async () => {
+  test("verbs on an unknown instance: docker's words, exit 1", async () => {
     for (const args of [
       ['rm', 'ghost'],
-      ['rm', '-f', 'ghost'],
       ['stop', 'ghost'],
       ['start', 'ghost'],
       ['inspect', 'ghost'],
@@ -186,29 +241,41 @@ describe('instances in the wrong state or that do not exist', () => {
       ['pause', 'ghost'],
       ['top', 'ghost'],
     ]) {
-      assertOneLineError(await root.hull(...args), 125, /no such instance: ghost/);
+      assertOneLineError(await root.hull(...args), 1, /^hull: Error: No such container: ghost\n$/);
     }
   });
 
+  test('rm -f of an instance that is not there: exit 0, nothing said about it', async () => {
+    const r = await root.hull('rm', '-f', 'ghost');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout + r.stderr, '');
+    await root.ok('create', '--name', 'rmf-victim', '--network', 'none', 'busybox', 'true');
+    const both = await root.hull('rm', '-f', 'ghost', 'rmf-victim', 'ghost2');
+    assert.equal(both.code, 0, both.stderr);
+    assert.equal(both.stdout, 'rmf-victim\n');
+    assert.equal(both.stderr, '');
+    assert.equal((await root.hull('inspect', 'rmf-victim')).code, 1);
+  });
+
   test('verbs that need a running instance', async () => {
-    assertOneLineError(await root.hull('kill', 'taken'), 125, /taken.*not running/);
-    assertOneLineError(await root.hull('pause', 'taken'), 125, /cannot pause instance taken: it is exited/);
-    assertOneLineError(await root.hull('unpause', 'taken'), 125, /taken/);
-    assertOneLineError(await root.hull('top', 'taken'), 125, /taken.*not running/);
+    assertOneLineError(await root.hull('kill', 'taken'), 1, /taken.*not running/);
+    assertOneLineError(await root.hull('pause', 'taken'), 1, /cannot pause instance taken: it is exited/);
+    assertOneLineError(await root.hull('unpause', 'taken'), 1, /taken/);
+    assertOneLineError(await root.hull('top', 'taken'), 1, /taken.*not running/);
   });
 
   test('several instances at once: each failure reported, exit 1', async () => {
     const r = await root.hull('rm', 'taken', 'ghost');
     assert.equal(r.code, 1);
     assert.equal(r.stdout, 'taken\n');
-    assert.match(r.stderr, /^hull: no such instance: ghost[^\n]*\n$/);
+    assert.match(r.stderr, /^hull: Error: No such container: ghost\n$/);
     assert.deepEqual(await root.ids(), []);
   });
 
-  test('image verbs', async () => {
-    assertOneLineError(await root.hull('rmi', 'nosuch'), 125, /image not found: nosuch/);
-    assertOneLineError(await root.hull('import', '/nonexistent.tar', 'x'), 125, /\/nonexistent\.tar/);
-    assertOneLineError(await root.hull('tag', 'nosuch', 'other'), 125, /nosuch/);
+  test('image verbs exit 1, as docker rmi/import/tag', async () => {
+    assertOneLineError(await root.hull('rmi', 'nosuch'), 1, /image not found: nosuch/);
+    assertOneLineError(await root.hull('import', '/nonexistent.tar', 'x'), 1, /\/nonexistent\.tar/);
+    assertOneLineError(await root.hull('tag', 'nosuch', 'other'), 1, /nosuch/);
   });
 });
 

@@ -157,7 +157,7 @@ describe('zstd layers', () => {
     assert.equal(layers[0]!.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
     writeFileSync(file, Buffer.concat([zst.stdout.subarray(0, 40), Buffer.alloc(64, 7)]));
     const bad = await root.hull('import', file, 'broken:zst');
-    assert.equal(bad.code, 125);
+    assert.equal(bad.code, 1);
     assert.match(
       bad.stderr,
       /cannot import .*rootfs.tar.zst: (not a tar archive \(plain, gzip or zstd\)|bad zstd data)/,
@@ -232,7 +232,7 @@ describe('image prune', () => {
     await root.ok('rmi', 'busybox');
     await root.ok('create', '--name', 'user', 'mine:1', 'echo', 'still-here');
     const refused = await root.hull('rmi', 'mine:1');
-    assert.equal(refused.code, 125);
+    assert.equal(refused.code, 1);
     assert.match(refused.stderr, /used by instance user/);
     const forced = await root.hull('rmi', '-f', 'mine:1');
     assert.equal(forced.code, 0, forced.stderr);

@@ -186,7 +186,7 @@ describe('push and pull with a real registry', () => {
     img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/multiarch/img:1`))[0];
     assert.equal(img.config.architecture, OTHER_ARCH);
     const none = await dst.hull('pull', '--platform', 'linux/s390x', `${registry.host}/multiarch/img:1`);
-    assert.equal(none.code, 125);
+    assert.equal(none.code, 1);
     assert.match(
       none.stderr,
       /^hull: image .* has no variant for platform linux\/s390x \(it has: linux\/\w+, linux\/\w+\); choose one with --platform\n$/,
@@ -236,10 +236,10 @@ describe('push and pull with a real registry', () => {
     assert.equal(img.manifestDigest, host.digest);
   });
 
-  test('an unknown tag is one clear line, exit 125', async () => {
+  test('an unknown tag is one clear line, exit 1', async () => {
     const dst = newRoot('registry-unknown');
     const r = await dst.hull('pull', `${registry.host}/test/busybox:nope`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       /^hull: image not found in registry: 127\.0\.0\.1:\d+\/test\/busybox:nope \(MANIFEST_UNKNOWN[^\n]*\)\n$/,
@@ -300,7 +300,7 @@ describe('save and load', () => {
     assert.equal(spawnSync('tar', ['-cf', bad, '-C', dir, '.']).status, 0);
     const dst = newRoot('archive-corrupt');
     const r = await dst.hull('load', '-i', bad);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       /^hull: cannot load \/\S+\/corrupt\.tar: blob digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}; the archive is damaged\n$/,
@@ -313,7 +313,7 @@ describe('faults', () => {
   test('a blob with the wrong digest: pull fails, no blob and no image in the store', async () => {
     const dst = newRoot('registry-badblob');
     const r = await dst.hull('pull', `${fault.host}/bad-blob/img:1`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       /hull: registry 127\.0\.0\.1:\d+ sent layer sha256:[0-9a-f]+ of .*bad-blob\/img:1 with the wrong content \(blob digest mismatch: expected sha256:[0-9a-f]+, got sha256:[0-9a-f]+\); it was not stored\n$/,
@@ -365,10 +365,10 @@ describe('faults', () => {
     assert.deepEqual(storeFiles(dst).tmp, []);
   });
 
-  test('always rate-limited: one line after the retries, exit 125', async () => {
+  test('always rate-limited: one line after the retries, exit 1', async () => {
     const dst = newRoot('registry-limited');
     const r = await dst.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '2' } }, 'pull', `${fault.host}/limited/img:1`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       /^hull: registry 127\.0\.0\.1:\d+ is rate-limiting hull \(429 Too Many Requests\) for GET \/v2\/limited\/img\/manifests\/1, 2 attempts; try again later\n$/,
@@ -378,7 +378,7 @@ describe('faults', () => {
   test('404 for the manifest: image not found in registry', async () => {
     const dst = newRoot('registry-missing');
     const r = await dst.hull('pull', `${fault.host}/missing/img:1`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       /^hull: image not found in registry: 127\.0\.0\.1:\d+\/missing\/img:1 \(MANIFEST_UNKNOWN: manifest unknown\)\n$/,
@@ -389,7 +389,7 @@ describe('faults', () => {
     const dst = newRoot('registry-refused');
     const port = await freePort();
     const r = await dst.hullWith({ env: { HULL_REGISTRY_ATTEMPTS: '2' } }, 'pull', `127.0.0.1:${port}/x/y:1`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       new RegExp(
@@ -403,7 +403,7 @@ describe('login and logout (basic auth)', () => {
   test('without credentials: auth refused; wrong password: refused, nothing saved', async () => {
     const dst = newRoot('registry-login-none');
     const r = await dst.hull('pull', `${basicFault.host}/none/img:1`);
-    assert.equal(r.code, 125);
+    assert.equal(r.code, 1);
     assert.match(
       r.stderr,
       new RegExp(
@@ -411,7 +411,7 @@ describe('login and logout (basic auth)', () => {
       ),
     );
     const bad = await dst.hullWith({ input: 'wrong\n' }, 'login', '-u', 'alice', '--password-stdin', basicFault.host);
-    assert.equal(bad.code, 125);
+    assert.equal(bad.code, 1);
     assert.match(
       bad.stderr,
       /^hull: registry 127\.0\.0\.1:\d+ refused the credentials of alice \(UNAUTHORIZED: unauthorized\); log in with: hull login 127\.0\.0\.1:\d+\n$/,
@@ -434,10 +434,10 @@ describe('login and logout (basic auth)', () => {
     assert.equal(await dst.ok('logout', basicFault.host), `Removed login credentials for ${basicFault.host}\n`);
     assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { auths: {} });
     const again = await dst.hull('logout', basicFault.host);
-    assert.equal(again.code, 125);
+    assert.equal(again.code, 1);
     assert.equal(again.stderr, `hull: not logged in to ${basicFault.host}\n`);
     const p = await dst.hull('pull', `${basicFault.host}/none/img:1`);
-    assert.equal(p.code, 125);
+    assert.equal(p.code, 1);
   });
 
   test('roots leave nothing behind', async () => {

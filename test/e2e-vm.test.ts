@@ -330,7 +330,7 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       async () => (await root.ok('logs', 'disk1')).includes('hull disk vm booted'),
       60_000,
     );
-    assert.equal((await root.hull('exec', 'disk1', 'true')).code, 125, 'no agent in a disk VM');
+    assert.equal((await root.hull('exec', 'disk1', 'true')).code, 1, 'no agent in a disk VM');
     // the toy OS echoes the serial port and powers off on "q"
     const con = await root.hullWith({ input: 'abcq', timeoutMs: 60_000 }, 'console', 'disk1');
     assert.match(con.stdout, /abc/);

@@ -7,14 +7,15 @@ import { registerSystemCommands, VERSION } from './commands/system.js';
 import { registerBuildCommand, registerBuilderCommands } from './commands/build.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerVmCommands } from './commands/vm.js';
-import { isHullError } from '../common/errors.js';
+import { errorLine, exitStatus } from './errors.js';
 import { trace } from '../common/trace.js';
 import { hullEnv } from '../common/env.js';
 
-/** hull's command line. Exit codes follow docker: the instance's own, 125 for hull's errors, 126/127 for the command. */
+/** hull's command line. Exit codes follow docker (see exitStatus and docs/cli.md). */
 export async function main(argv: string[]): Promise<number> {
   trace('cli loaded');
   let ctx: CliContext = createContext(undefined);
+  let command = '';
   const program = new Command('hull')
     .description('hull: run OCI images as containers or virtual machines')
     .version(VERSION, '--version', 'show the version')
@@ -28,7 +29,8 @@ export async function main(argv: string[]): Promise<number> {
       if (root !== undefined && root !== ctx.root) ctx = createContext(root);
       const path: string[] = [];
       for (let c: Command | null = action; c && c !== cmd; c = c.parent) path.unshift(c.name());
-      ctx.mayUseReserve = mayUseReserve(path.join(' '));
+      command = path.join(' ');
+      ctx.mayUseReserve = mayUseReserve(command);
     });
   const proxy: CliContext = {
     get root() {
@@ -59,19 +61,12 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
-        return 0;
-      return 125;
+    // commander has printed its own message
+    if (!(e instanceof CommanderError)) {
+      process.stderr.write(`hull: ${errorLine(e)}\n`);
+      if (hullEnv('HULL_DEBUG') && (e as Error).stack) process.stderr.write((e as Error).stack + '\n');
     }
-    if (isHullError(e)) {
-      process.stderr.write(`hull: ${e.message}\n`);
-      if (hullEnv('HULL_DEBUG') && e.stack) process.stderr.write(e.stack + '\n');
-      return e.exitCode;
-    }
-    process.stderr.write(`hull: ${(e as Error).message ?? String(e)}\n`);
-    if (hullEnv('HULL_DEBUG')) process.stderr.write(((e as Error).stack ?? '') + '\n');
-    return 125;
+    return exitStatus(e, command);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * hull's error classes. Each carries a stable `code` string (undici's habit) so that
  * callers, tests and the future REST API can branch on it, and an exit status that the
- * CLI uses (docker's convention: 125 for hull's own errors, 126 not executable, 127 not found).
+ * CLI uses (docker's convention: 125 for hull's own errors, 126 not executable, 127 not found; the CLI turns
+ * 125 into 1 outside run/create, as docker's commands do: cli/errors.ts).
  * Messages name what failed and, where there is one, what to do about it.
  */
 export class HullError extends Error {
@@ -21,6 +22,16 @@ export class InvalidArgumentError extends HullError {
 /** Something named by the user does not exist (image, instance, network, file). */
 export class NotFoundError extends HullError {
   override readonly code: string = 'HULL_NOT_FOUND';
+}
+
+/**
+ * No instance has this name or id. The message is dockerd's ("No such container: X"); the CLI prints it as the
+ * docker CLI does ("Error: No such container: X"), which scripts match.
+ */
+export class NoSuchInstanceError extends NotFoundError {
+  constructor(ref: string) {
+    super(`No such container: ${ref}`);
+  }
 }
 
 /** A name or resource is already taken. */
@@ -65,6 +76,38 @@ export class CommandNotExecutableError extends HullError {
 export class CommandNotFoundError extends HullError {
   override readonly code: string = 'HULL_CMD_NOT_FOUND';
   override readonly exitCode = 127;
+}
+
+/**
+ * `exec` could not start its command (not found, not executable): exit status 126 for both, as docker's exec
+ * (a `run` whose command is missing stays 127). The message is the one docker prints, which scripts match:
+ * `OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": executable file not
+ * found in $PATH: unknown`. `why` replaces "permission denied" for a command that is there but cannot run.
+ */
+export class ExecStartError extends HullError {
+  override readonly code: string = 'HULL_EXEC_START';
+  override readonly exitCode = 126;
+  constructor(
+    readonly reason: 'not-found' | 'not-executable',
+    command: string,
+    options?: { cause?: unknown; why?: string },
+  ) {
+    const what =
+      reason === 'not-executable'
+        ? `exec: "${command}": ${options?.why ?? 'permission denied'}`
+        : command.includes('/')
+          ? `exec: "${command}": stat ${command}: no such file or directory`
+          : `exec: "${command}": executable file not found in $PATH`;
+    super(`OCI runtime exec failed: exec failed: unable to start container process: ${what}: unknown`, options);
+  }
+}
+
+/** `-t` with `-i` when stdin is not a terminal: exit status 1, as docker's "the input device is not a TTY". */
+export class NotATtyError extends InvalidArgumentError {
+  override readonly exitCode = 1;
+  constructor() {
+    super('the input device is not a TTY: drop -t, or run hull from a terminal');
+  }
 }
 
 /** Stored data failed a check (digest mismatch, corrupt record). */

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { ConflictError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
+import { ConflictError, NoSuchInstanceError, NotFoundError, StateCorruptError, StateError } from '../common/errors.js';
 import type { InstanceConfig, InstanceKind, InstanceState } from '../common/instance.js';
 import { migrateConfig } from './migrate.js';
 import { describeNoSpace, isNoSpace } from '../host/fserror.js';
@@ -281,7 +281,7 @@ export class StateStore {
       if (rows.length > 1)
         throw new ConflictError(`the id prefix "${ref}" matches more than one instance; give more characters`);
     }
-    throw new NotFoundError(`no such instance: ${ref} (hull ps -a lists them)`);
+    throw new NoSuchInstanceError(ref);
   }
 
   list(): InstanceRecord[] {
@@ -301,7 +301,7 @@ export class StateStore {
   ): InstanceRecord {
     const tx = this.db.transaction(() => {
       const cur = this.get(id);
-      if (!cur) throw new NotFoundError(`no such instance: ${id.slice(0, 12)}`);
+      if (!cur) throw new NoSuchInstanceError(id.slice(0, 12));
       if (!from.includes(cur.state)) {
         throw new StateError(`cannot ${what} instance ${cur.name}: it is ${cur.state}`);
       }

@@ -278,9 +278,6 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     else if (f.userns !== 'host' && f.userns !== '')
       throw new InvalidArgumentError(`invalid --userns "${f.userns}": use host or auto (or --uidmap/--gidmap)`);
   }
-  if (f.tty && !process.stdin.isTTY && f.interactive) {
-    throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
-  }
   let entrypoint: string[] | undefined;
   if (f.entrypoint !== undefined) entrypoint = f.entrypoint === '' ? [] : [f.entrypoint];
   const kind = f.isolation === 'vm' ? 'vm' : 'container';

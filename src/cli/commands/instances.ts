@@ -20,7 +20,8 @@ import { terminalStdio } from '../stdio.js';
 import { ensureImage } from '../transfer.js';
 import { pruneInstances } from '../../engine/prune.js';
 import { parseNumber, parseRestart, parseSignal, parseTimeArg } from '../../common/parse.js';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError, NoSuchInstanceError, NotATtyError } from '../../common/errors.js';
+import { errorLine } from '../errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { createInstance } from '../../engine/lifecycle/create.js';
@@ -66,11 +67,15 @@ function claimCidfile(path: string): { write: (id: string) => void; release: () 
   };
 }
 
-/** Run `fn` for each named instance, docker-style: report each failure on stderr, exit 1 if any failed. */
+/**
+ * Run `fn` for each named instance, docker-style: report each failure on stderr, exit 1 if any failed.
+ * `skipMissing` (rm -f): an instance that is not there is no failure and says nothing, as docker's rm -f.
+ */
 async function eachInstance(
   ctx: CliContext,
   names: string[],
   fn: (e: Engine, rec: InstanceRecord) => Promise<void>,
+  opts: { skipMissing?: boolean } = {},
 ): Promise<void> {
   const engine = await ctx.engine();
   let failed: unknown;
@@ -78,8 +83,9 @@ async function eachInstance(
     try {
       await fn(engine, engine.store.lookup(name));
     } catch (e) {
+      if (opts.skipMissing && e instanceof NoSuchInstanceError) continue;
       if (names.length === 1) throw e;
-      process.stderr.write(`hull: ${(e as Error).message}\n`);
+      process.stderr.write(`hull: ${errorLine(e)}\n`);
       failed = e;
     }
   }
@@ -160,6 +166,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       if (f.detach && f.attach?.length) throw new InvalidArgumentError('conflicting options: -a and -d');
+      if (f.tty && f.interactive && !f.detach && !process.stdin.isTTY) throw new NotATtyError();
       if (f.detach && req.autoRemove === undefined) req.autoRemove = false;
       await ensureImage(engine, image, f.pull, f);
       const cid = f.cidfile === undefined ? undefined : claimCidfile(f.cidfile);
@@ -278,10 +285,15 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .option('-f, --force', 'kill and remove running instances')
     .argument('<instance...>')
     .action(async (names: string[], o: { force?: boolean }) => {
-      await eachInstance(ctx, names, async (engine, rec) => {
-        await removeInstance(engine, rec, { force: !!o.force });
-        process.stdout.write(`${rec.name}\n`);
-      });
+      await eachInstance(
+        ctx,
+        names,
+        async (engine, rec) => {
+          await removeInstance(engine, rec, { force: !!o.force });
+          process.stdout.write(`${rec.name}\n`);
+        },
+        { skipMissing: !!o.force },
+      );
     });
 
   program
@@ -428,8 +440,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       ) => {
         const engine = await ctx.engine();
         const rec = engine.store.lookup(name);
-        if (o.tty && o.interactive && !process.stdin.isTTY)
-          throw new InvalidArgumentError('the input device is not a TTY: drop -t, or run hull from a terminal');
+        if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) throw new NotATtyError();
         const term = terminalStdio({ stdin: !!o.interactive && !o.detach, tty: !!o.tty });
         try {
           ctx.exitCode = await execInstance(
