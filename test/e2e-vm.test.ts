@@ -138,6 +138,10 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
       60_000,
       200,
     );
+    // a command that cannot start: 126 and docker's words, as a container's exec
+    const missing = await root.hull('exec', 'vm1', 'nosuchcmd');
+    assert.equal(missing.code, 126, missing.stderr);
+    assert.match(missing.stderr, /exec: "nosuchcmd": executable file not found in \$PATH: unknown\n$/);
     assert.equal((await root.ok('logs', 'vm1')).trim(), 'started');
     // the monitor writes docker's json-file lines; logs -t shows docker's fixed nanosecond time
     const line = JSON.parse(readFileSync(join(root.dir, 'containers', id, 'ctr.log'), 'utf8').split('\n')[0]!);
