@@ -54,6 +54,7 @@ const FREEING_COMMANDS = new Set([
   'network prune',
   'network disconnect',
   'system info',
+  'system df',
   'system prune',
   'system instance-exited',
   'system recover',

@@ -8,6 +8,9 @@ import { registerBuildCommand, registerBuilderCommands } from './commands/build.
 import { registerNetworkCommands } from './commands/network.js';
 import { registerVmCommands } from './commands/vm.js';
 import { errorLine, exitStatus } from './errors.js';
+import { commandPath, registerManagementCommands } from './management.js';
+import { MANAGEMENT_GROUPS } from './groups.js';
+import { registerRenameCommand } from './commands/rename.js';
 import { trace } from '../common/trace.js';
 import { hullEnv } from '../common/env.js';
 
@@ -27,9 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     .hook('preAction', (cmd, action) => {
       const root = cmd.opts<{ root?: string }>().root;
       if (root !== undefined && root !== ctx.root) ctx = createContext(root);
-      const path: string[] = [];
-      for (let c: Command | null = action; c && c !== cmd; c = c.parent) path.unshift(c.name());
-      command = path.join(' ');
+      command = commandPath(action, cmd);
       ctx.mayUseReserve = mayUseReserve(command);
     });
   const proxy: CliContext = {
@@ -56,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
   registerBuilderCommands(program, proxy);
   registerNetworkCommands(program, proxy);
   registerVmCommands(program, proxy);
+  registerRenameCommand(program, proxy);
+  registerManagementCommands(program, proxy, MANAGEMENT_GROUPS);
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -222,6 +222,24 @@ export class StateStore {
     this.db.close();
   }
 
+  /**
+   * Give an instance another name (hull rename), in one transaction with the check that the name is free; a taken
+   * name is a ConflictError in docker's words.
+   */
+  rename(id: string, name: string): void {
+    const tx = this.db.transaction(() => {
+      const holder = this.db.prepare('SELECT id FROM instances WHERE name = ?').get(name) as { id: string } | undefined;
+      if (holder) {
+        throw new ConflictError(
+          `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+      if (this.db.prepare('UPDATE instances SET name = ? WHERE id = ?').run(name, id).changes === 0)
+        throw new NoSuchInstanceError(id.slice(0, 12));
+    });
+    this.write(() => tx.immediate());
+  }
+
   /** Insert a new instance; a taken name is a ConflictError naming the holder. */
   insert(rec: InstanceRecord): void {
     const tx = this.db.transaction(() => {

@@ -221,6 +221,27 @@ export class NetworkManager {
     });
   }
 
+  /**
+   * An instance got a new name (hull rename): its DNS records and attachments answer to the new name instead of
+   * the old one on every network it is attached to now (a later attach uses the new name anyway).
+   */
+  async rename(instanceId: string, oldName: string, newName: string): Promise<void> {
+    await this.lock(async () => {
+      const swap = (names: string[]) => [...new Set(names.map((n) => (n === oldName ? newName : n)))];
+      const changed: string[] = [];
+      for (const rec of this.records(instanceId)) {
+        const next: AttachmentRecord = {
+          ...rec,
+          dns: rec.dns ? { ...rec.dns, names: swap(rec.dns.names) } : null,
+          ...(rec.attachment ? { attachment: { ...rec.attachment, names: swap(rec.attachment.names) } } : {}),
+        };
+        writeFileAtomic(this.recordPath(instanceId, rec.network), JSON.stringify(next) + '\n', 0o600);
+        changed.push(rec.network);
+      }
+      if (changed.length > 0) await this.syncDns(changed);
+    });
+  }
+
   /** Leave one network while the instance runs (hull network disconnect). */
   async disconnect(instanceId: string, network: string): Promise<void> {
     await this.lock(async () => {

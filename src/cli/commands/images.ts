@@ -39,7 +39,6 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('images')
-    .alias('image-ls')
     .description('list images')
     .option('-q, --quiet', 'only ids')
     .option('--no-trunc', 'do not truncate image ids')
@@ -145,18 +144,6 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       }
       for (const id of r.images) process.stdout.write(`Deleted: ${id}\n`);
       process.stdout.write(`Total reclaimed space: ${bytes(r.gc.reclaimed)}\n`);
-    });
-  image
-    .command('rm')
-    .description('remove images (same as rmi)')
-    .option('-f, --force', 'remove even if instances use it (it stays, without a name, while they do)')
-    .argument('<image...>')
-    .action(rmi);
-  image
-    .command('ls')
-    .description('list images')
-    .action(async () => {
-      await program.parseAsync(['images'], { from: 'user' });
     });
 
   program

@@ -4,6 +4,7 @@
  * cacheKey and, for COPY/ADD, a hash of the sources; values are JSON. Entries point at layer blobs that may
  * have been removed since (hull rmi): the builder checks the blobs before it uses a hit.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { rootPaths } from '../../common/paths.js';
@@ -66,6 +67,25 @@ export class BuildCache {
       for (const k of doomed) del.run(k);
     })();
     return doomed.length;
+  }
+
+  /** Every entry: its key, when it was made and the layer blobs it points at (hull system df). */
+  entries(): { key: string; created: number; layers: string[] }[] {
+    if (!existsSync(this.path)) return [];
+    const rows = this.open().prepare('SELECT key, value, created FROM steps ORDER BY created').all() as {
+      key: string;
+      value: string;
+      created: number;
+    }[];
+    return rows.map((r) => {
+      let layers: string[] = [];
+      try {
+        layers = ((JSON.parse(r.value) as { layers?: { digest: string }[] }).layers ?? []).map((l) => l.digest);
+      } catch {
+        /* unreadable: no layers */
+      }
+      return { key: r.key, created: r.created, layers };
+    });
   }
 
   close(): void {

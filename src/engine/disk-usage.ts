@@ -1,0 +1,152 @@
+/**
+ * hull system df: the space images, instances and the build cache take in the root, in docker's four kinds
+ * (images, containers, local volumes, build cache). Layers are counted once however many images share them.
+ */
+import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { instancePaths } from '../common/paths.js';
+import type { Engine } from './engine.js';
+import type { InstanceRecord } from './store.js';
+import { BuildCache } from './build/cache.js';
+
+export interface ImageUsage {
+  id: string;
+  names: string[];
+  created: string;
+  /** all its layers */
+  size: number;
+  /** of which layers other images have too */
+  sharedSize: number;
+  /** instances that use it */
+  containers: number;
+}
+
+export interface InstanceUsage {
+  rec: InstanceRecord;
+  /** its own writes: a container's upper directory, a VM's disk overlay */
+  size: number;
+}
+
+export interface CacheUsage {
+  id: string;
+  created: number;
+  /** the layers only the cache holds (no image has them) */
+  size: number;
+  shared: boolean;
+}
+
+export interface DiskUsage {
+  /** the distinct layers of every image */
+  layersSize: number;
+  /** the distinct layers of images no instance uses, and of none that one uses */
+  imagesReclaimable: number;
+  images: ImageUsage[];
+  instances: InstanceUsage[];
+  buildCache: CacheUsage[];
+  buildCacheSize: number;
+}
+
+/** Bytes of the regular files under `path`, hard links once (a directory that is not there: 0). */
+function treeSize(path: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  const walk = (p: string): void => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(p);
+      } catch {
+        return;
+      }
+      for (const n of names) walk(join(p, n));
+    } else if (st.isFile() && !seen.has(`${st.dev}:${st.ino}`)) {
+      seen.add(`${st.dev}:${st.ino}`);
+      total += st.size;
+    }
+  };
+  walk(path);
+  return total;
+}
+
+/** Space a file takes on disk (a sparse qcow2 overlay: its allocated blocks). */
+function allocated(path: string): number {
+  try {
+    return statSync(path).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
+
+export async function diskUsage(engine: Engine): Promise<DiskUsage> {
+  const images = await engine.images.list();
+  const instances = engine.store.list();
+  const users = new Map<string, number>();
+  for (const r of instances) users.set(r.imageId, (users.get(r.imageId) ?? 0) + 1);
+  const layerSize = new Map<string, number>();
+  const holders = new Map<string, number>();
+  for (const img of images)
+    for (const d of new Set(img.layers.map((l) => l.digest))) {
+      holders.set(d, (holders.get(d) ?? 0) + 1);
+      layerSize.set(d, img.layers.find((l) => l.digest === d)!.size);
+    }
+  const usedLayers = new Set(images.filter((i) => users.has(i.id)).flatMap((i) => i.layers.map((l) => l.digest)));
+  let layersSize = 0;
+  let imagesReclaimable = 0;
+  for (const [d, size] of layerSize) {
+    layersSize += size;
+    if (!usedLayers.has(d)) imagesReclaimable += size;
+  }
+  const imageUsage = images.map((img) => {
+    const own = [...new Set(img.layers.map((l) => l.digest))];
+    return {
+      id: img.id,
+      names: img.names,
+      created: img.created,
+      size: own.reduce((n, d) => n + (layerSize.get(d) ?? 0), 0),
+      sharedSize: own.filter((d) => (holders.get(d) ?? 0) > 1).reduce((n, d) => n + (layerSize.get(d) ?? 0), 0),
+      containers: users.get(img.id) ?? 0,
+    };
+  });
+  const instanceUsage = instances.map((rec) => {
+    const p = instancePaths(engine.instanceDir(rec.id));
+    // a container's writes are its upper directory, a VM's its disk overlay; each has only its own
+    return { rec, size: treeSize(p.upper) + allocated(p.disk) };
+  });
+  const cache = new BuildCache(engine.root);
+  let entries: { key: string; created: number; layers: string[] }[];
+  try {
+    entries = cache.entries();
+  } finally {
+    cache.close();
+  }
+  const counted = new Set<string>();
+  let buildCacheSize = 0;
+  const buildCache = entries.map((e) => {
+    let size = 0;
+    for (const d of e.layers) {
+      if (layerSize.has(d) || !engine.images.hasBlob(d)) continue;
+      const bytes = allocatedBlob(engine, d);
+      size += bytes;
+      if (!counted.has(d)) {
+        counted.add(d);
+        buildCacheSize += bytes;
+      }
+    }
+    return { id: e.key, created: e.created, size, shared: e.layers.some((d) => layerSize.has(d)) };
+  });
+  return { layersSize, imagesReclaimable, images: imageUsage, instances: instanceUsage, buildCache, buildCacheSize };
+}
+
+function allocatedBlob(engine: Engine, digest: string): number {
+  try {
+    return statSync(engine.images.blobPath(digest)).size;
+  } catch {
+    return 0;
+  }
+}
