@@ -153,6 +153,10 @@ describe('rename', () => {
     assert.equal((await root.hull('inspect', 'old-web')).code, 1);
     assert.equal(await resolves('new-web'), 'found\ndone');
     assert.equal(await resolves('old-web'), 'done');
+    // its own /etc/hosts names it by the new name
+    const hosts = await root.ok('exec', 'new-web', 'cat', '/etc/hosts');
+    assert.match(hosts, /\snew-web$/m);
+    assert.doesNotMatch(hosts, /\sold-web\b/);
     const [netView] = JSON.parse(await root.ok('network', 'inspect', net)) as {
       Containers: Record<string, { Name: string; Names: string[] }>;
     }[];

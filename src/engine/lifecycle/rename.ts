@@ -3,6 +3,8 @@ import type { Engine } from '../engine.js';
 import type { InstanceRecord } from '../store.js';
 import { isValidName } from '../names.js';
 import { saveInstanceFile } from '../instance-file.js';
+import { updateHostsFile } from '../../host/etcfiles.js';
+import { instancePaths } from '../../common/paths.js';
 
 /** docker's pattern for container names: at least two characters (hull's own limit of 128 applies as well) */
 const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -25,6 +27,18 @@ export async function renameInstance(engine: Engine, rec: InstanceRecord, newNam
   // the saved record (what `hull system recover` rebuilds from) and the network names follow the database
   saveInstanceFile(engine.instanceDir(rec.id), renamed);
   await engine.networks.rename(rec.id, rec.name, name);
+  // a running container's /etc/hosts names it on each of its addresses (host/etcfiles.ts): those lines follow too
+  // (a later start writes the file anew)
+  const ips = engine.networks
+    .attachments(rec.id)
+    .flatMap((a) => [a.address, a.address6 ?? ''])
+    .filter(Boolean)
+    .map((x) => x.split('/')[0]!);
+  if (ips.length > 0)
+    updateHostsFile(instancePaths(engine.instanceDir(rec.id)).hosts, {
+      ips,
+      names: [...new Set([rec.config.hostname || rec.id.slice(0, 12), name])],
+    });
   engine.event(renamed, 'rename', { oldName: rec.name });
   return renamed;
 }
