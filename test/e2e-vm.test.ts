@@ -147,6 +147,11 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     const line = JSON.parse(readFileSync(join(root.dir, 'containers', id, 'ctr.log'), 'utf8').split('\n')[0]!);
     assert.deepEqual([line.log, line.stream], ['started\n', 'stdout']);
     assert.match(await root.ok('logs', '-t', 'vm1'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/);
+    // renamed while it runs: the new name reaches the same VM, the old one is gone; then back
+    await root.ok('rename', 'vm1', 'vm1-renamed');
+    assert.equal(await root.ok('exec', 'vm1-renamed', 'echo', 'same'), 'same\n');
+    assert.equal((await root.hull('exec', 'vm1', 'true')).code, 1);
+    await root.ok('container', 'rename', 'vm1-renamed', 'vm1');
     await root.ok('update', '--memory', '192m', 'vm1');
     assert.match(await root.ok('stats', '--no-stream', 'vm1'), /\/ 192(\.0)?MiB/);
     const grow = await root.hull('update', '--memory', '1g', 'vm1');
