@@ -57,7 +57,8 @@ function mount(group: Command, ctx: CliContext, register: Register, verbs: Verb[
     cmd.helpGroup('Commands:');
     group.addCommand(cmd);
     cmd.copyInheritedSettings(group);
-    canonical.set(cmd, v.from);
+    // known by its top-level name where there is one (`container ls` is `ps`; `system df` is itself)
+    if (group.parent?.commands.some((c) => c.name() === v.from)) canonical.set(cmd, v.from);
   }
 }
 
