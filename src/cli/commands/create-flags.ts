@@ -90,7 +90,6 @@ export function addCreateFlags(cmd: Command): Command {
     .option('-P, --publish-all', 'publish every port the image exposes on random host ports')
     .option('--dns <ip>', "DNS server (repeatable; the network's DNS server forwards to it)", collect)
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
-    .option('--add-host <name:ip>', 'add a line to /etc/hosts (repeatable)', collect)
     .option('--log-driver <driver>', 'json-file, k8s-file or none (no log: `hull logs` cannot read it)')
     .option('--log-opt <key=value>', 'log option: max-size=10m, max-file=3, labels=a,b, env=A,B (repeatable)', collect)
     .option(
