@@ -261,7 +261,7 @@ describe('healthchecks', () => {
     assert.deepEqual(monitors(noId), []);
     assert.doesNotMatch(await root.ok('ps'), /img-nohc.*\(|\(.*img-nohc/);
     const none = await root.hull('healthcheck', 'run', 'img-nohc');
-    assert.equal(none.code, 125);
+    assert.equal(none.code, 1);
     assert.match(none.stderr, /has no healthcheck/);
     const both = await root.hull('create', '--no-healthcheck', '--health-cmd', 'true', 'busybox', 'true');
     assert.equal(both.code, 125);

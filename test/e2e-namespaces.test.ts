@@ -161,7 +161,7 @@ describe('namespace modes', () => {
       'busybox',
       'true',
     );
-    await refused(/^hull: no such instance: nope/, '--network', 'container:nope', 'busybox', 'true');
+    await refused(/^hull: Error: No such container: nope/, '--network', 'container:nope', 'busybox', 'true');
     await root.ok('rm', '-f', 'netx');
     assert.deepEqual(await root.ids(), []);
   });
