@@ -168,10 +168,10 @@ describe('rename', () => {
     const ev = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json'))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { action: string; id: string; attributes: Record<string, string> })
-      .filter((e) => e.action === 'rename');
+      .map((l) => JSON.parse(l) as { Action: string; Actor: { ID: string; Attributes: Record<string, string> } })
+      .filter((e) => e.Action === 'rename');
     assert.deepEqual(
-      ev.map((e) => [e.id, e.attributes.oldName, e.attributes.name]),
+      ev.map((e) => [e.Actor.ID, e.Actor.Attributes.oldName, e.Actor.Attributes.name]),
       [
         [id, 'old-web', 'new-web'],
         [id, 'new-web', 'web3'],
@@ -218,7 +218,7 @@ describe('rename', () => {
     await root.ok('create', '--isolation', 'vm', '--name', 'vm-old', '--network', 'none', 'busybox', 'true');
     await root.ok('container', 'rename', 'vm-old', 'vm-new');
     assert.equal((await root.inspect('vm-new')).State.Status, 'created');
-    assert.equal(await root.ok('ps', '-a', '--format', 'json').then((j) => JSON.parse(j)[0].name), 'vm-new');
+    assert.equal(await root.ok('ps', '-a', '--format', '{{.Names}}'), 'vm-new\n');
     await root.ok('rm', 'vm-new');
   });
 });
