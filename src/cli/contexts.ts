@@ -6,7 +6,7 @@
 import { goStruct } from '../common/gotemplate.js';
 import type { InstanceRecord } from '../engine/store.js';
 import type { EventRecord } from '../engine/store.js';
-import type { ImageRecord } from '../image/store/names.js';
+import type { ImageRecord } from '../engine/transfer.js';
 import { ago, dockerBytes, dockerHumanSize, goTimeString } from './format.js';
 
 const ellipsis = (s: string, n: number) => ([...s].length > n ? [...s].slice(0, n - 1).join('') + '…' : s);
