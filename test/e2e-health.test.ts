@@ -167,9 +167,9 @@ describe('healthchecks', () => {
     const events = (await root.ok('events', '--since', '0', '--no-follow', '--format', 'json'))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { id: string; action: string })
-      .filter((e) => e.id === id && e.action.startsWith('health_status'))
-      .map((e) => e.action);
+      .map((l) => JSON.parse(l) as { id: string; Action: string })
+      .filter((e) => e.id === id && e.Action.startsWith('health_status'))
+      .map((e) => e.Action);
     assert.deepEqual(events.slice(0, 2), ['health_status: unhealthy', 'health_status: healthy']);
 
     // the monitor runs while the instance runs, and ends with its run

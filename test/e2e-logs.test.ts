@@ -226,11 +226,11 @@ describe('stats and top', () => {
       'gw=$(ip route | awk "/default/ {print \\$3}"); wget -q -O /dev/null http://$gw:9/; sleep 60',
     );
     await root.ok('create', '--name', 'idle', '--network', 'none', 'busybox', 'true');
-    const sample = async () =>
-      (JSON.parse(await root.ok('stats', '--no-stream', '--format', 'json', 'talk')) as Record<string, number>[])[0]!;
+    // NetIO is "received / sent" in docker's units: both above 0B once traffic went both ways
+    const sample = async () => (await root.ok('stats', '--no-stream', '--format', '{{.NetIO}}', 'talk')).trim();
     await waitFor('traffic both ways', async () => {
       const s = await sample();
-      return s.netTx! > 0 && s.netRx! > 0;
+      return /^[\d.]+(B|kB|MB) \/ [\d.]+(B|kB|MB)$/.test(s) && !/(^| )0B( |$)/.test(s);
     });
     const table = await root.ok('stats', '--no-stream', '--all');
     const lines = table.trim().split('\n');
