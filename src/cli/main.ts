@@ -11,6 +11,7 @@ import { errorLine, exitStatus } from './errors.js';
 import { commandPath, registerManagementCommands } from './management.js';
 import { MANAGEMENT_GROUPS } from './groups.js';
 import { registerRenameCommand } from './commands/rename.js';
+import { registerDaemonCommand } from './commands/daemon.js';
 import { trace } from '../common/trace.js';
 import { hullEnv } from '../common/env.js';
 
@@ -58,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   registerNetworkCommands(program, proxy);
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
+  registerDaemonCommand(program, proxy);
   registerManagementCommands(program, proxy, MANAGEMENT_GROUPS);
   for (const c of program.commands) c.exitOverride();
   try {

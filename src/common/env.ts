@@ -19,6 +19,7 @@
  *   HULL_TTYWAIT                 the helper `exec -t` runs first with crun (default guest/hull-ttywait; container/ttywait.ts)
  *   HULL_VM_BOOT_TIMEOUT         seconds a VM's agent may take to answer after QEMU starts
  *   HULL_VM_CACHE                where guest kernels and VM root disks are cached (default <root>/vm)
+ *   HULL_SOCKET                  the daemon's socket when --socket is not given (default /run/hull/hull.sock)
  *   HULL_SPACE_RESERVE           bytes of the root's space reserve for a full disk (default 4 MiB; 0: none; host/reserve.ts)
  *
  * Diagnostics:
@@ -46,6 +47,7 @@ type Name =
   | 'HULL_VM_BOOT_TIMEOUT'
   | 'HULL_VM_CACHE'
   | 'HULL_SPACE_RESERVE'
+  | 'HULL_SOCKET'
   | 'HULL_DEBUG'
   | 'HULL_TRACE'
   | 'HULL_BOOT_ID';

@@ -31,6 +31,7 @@
  * | /run/hull/exits/<root hash>/<id>/  | conmon's persist dir (exit, oom), written before exits/<id> (container/driver)  |
  * | /run/hull/network.lock.db          | the host-wide network lock ($HULL_NETWORK_LOCK; network/manager.ts)            |
  * | /run/hull/runtime-versions.json    | cached versions of the OCI runtimes (host/probe.ts)                            |
+ * | /run/hull/hull.sock, hull.pid      | the daemon's socket ($HULL_SOCKET, --socket) and its pid file (api/daemon.ts)    |
  *
  * Under an instance's directory (`containers/<id>/`):
  *
@@ -103,6 +104,10 @@ export const hostPaths = {
   exitsOf: (rootHash: string): string => join(HOST_RUN_DIR, 'exits', rootHash),
   networkLock: join(HOST_RUN_DIR, 'network.lock.db'),
   runtimeVersions: join(HOST_RUN_DIR, 'runtime-versions.json'),
+  /** the daemon's default socket (hull daemon; $HULL_SOCKET) */
+  daemonSocket: join(HOST_RUN_DIR, 'hull.sock'),
+  /** the pid file next to a daemon's socket: one daemon per socket */
+  daemonPidFile: (socket: string): string => `${socket.replace(/\.sock$/, '')}.pid`,
 };
 
 export type RootPaths = ReturnType<typeof rootPaths>;

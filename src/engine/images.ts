@@ -1,4 +1,5 @@
 import type { Engine } from './engine.js';
+import { ConflictError } from '../common/errors.js';
 import type { GcResult } from '../image/store.js';
 import { BuildCache } from './build/cache.js';
 import { describeNoSpace } from '../host/fserror.js';
@@ -11,6 +12,20 @@ import { rootPaths } from '../common/paths.js';
  */
 function inUse(engine: Engine): () => Set<string> {
   return () => new Set(engine.store.list().map((r) => r.imageId));
+}
+
+/**
+ * Refuse to remove the last name of an image that instances use, unless forced (docker's rmi rule); the CLI's
+ * rmi and the API's DELETE /images share it.
+ */
+export async function checkImageRemovable(engine: Engine, ref: string, force: boolean): Promise<void> {
+  const img = await engine.images.resolve(ref);
+  const users = engine.store.list().filter((r) => r.imageId === img.id);
+  if (users.length && !force && img.names.length <= 1) {
+    throw new ConflictError(
+      `image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`,
+    );
+  }
 }
 
 /** hull rmi: untag/remove; an image an instance still uses keeps existing without a name (rmi -f). */

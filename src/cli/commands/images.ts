@@ -3,9 +3,9 @@ import { createRequire } from 'node:module';
 import type { CliContext } from '../context.js';
 import { ago, bytes, checkFormat, formatItems, inspectOutput, json, parseFormat, table } from '../format.js';
 import { imageContexts, imageHeaders } from '../contexts.js';
-import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '../../common/errors.js';
 import { parseEnv } from '../../common/parse.js';
-import { pruneImages, removeImage } from '../../engine/images.js';
+import { checkImageRemovable, pruneImages, removeImage } from '../../engine/images.js';
 
 /** Ask a yes/no question on the terminal; true only for y or yes. */
 async function confirm(question: string): Promise<boolean> {
@@ -78,13 +78,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
   const rmi = async (refs: string[], o: { force?: boolean }): Promise<void> => {
     const engine = await ctx.engine();
     for (const ref of refs) {
-      const img = await engine.images.resolve(ref);
-      const users = engine.store.list().filter((r) => r.imageId === img.id);
-      if (users.length && !o.force && img.names.length <= 1) {
-        throw new ConflictError(
-          `image ${ref} is used by instance ${users[0]!.name}; remove the instance first or use rmi -f`,
-        );
-      }
+      await checkImageRemovable(engine, ref, !!o.force);
       for (const line of await removeImage(engine, ref, !!o.force)) process.stdout.write(line + '\n');
     }
   };

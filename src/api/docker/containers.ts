@@ -1,0 +1,363 @@
+/** docker's `/containers/…` endpoints over hull's lifecycle verbs. */
+import type { ServerResponse } from 'node:http';
+import { NotFoundError } from '../../common/errors.js';
+import { parseSignal } from '../../common/parse.js';
+import type { StdioStreams } from '../../common/instance.js';
+import type { Engine } from '../../engine/engine.js';
+import type { InstanceRecord } from '../../engine/store.js';
+import { createInstance } from '../../engine/lifecycle/create.js';
+import { startInstance } from '../../engine/lifecycle/start.js';
+import { stopInstance } from '../../engine/lifecycle/stop.js';
+import { killInstance } from '../../engine/lifecycle/kill.js';
+import { removeInstance } from '../../engine/lifecycle/remove.js';
+import { restartInstance } from '../../engine/lifecycle/restart.js';
+import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js';
+import { renameInstance } from '../../engine/lifecycle/rename.js';
+import { handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit.js';
+import { instanceLogs } from '../../engine/output.js';
+import { describeInstance } from '../../engine/describe.js';
+import { ApiError, type Call, filters, flag, type Hijack, noContent, type Router, sendJson } from '../http.js';
+import { createRequestOf } from './create.js';
+import { MULTIPLEXED_STREAM, RAW_STREAM, sink, streamWritable } from './streams.js';
+import { Terminal } from './terminal.js';
+import type { Streams } from '../streams.js';
+
+/** An instance by name, id or id prefix; docker's 404 otherwise. */
+export function lookupContainer(engine: Engine, ref: string): InstanceRecord {
+  try {
+    return engine.store.lookup(ref);
+  } catch (e) {
+    if (e instanceof NotFoundError) throw new ApiError(404, `No such container: ${ref}`);
+    throw e;
+  }
+}
+
+const live = (r: InstanceRecord) => r.state === 'running' || r.state === 'paused';
+
+/** docker's human durations ("5 seconds", "About a minute", "3 hours"). */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  return `${Math.round(h / 24 / 7)} weeks`;
+}
+
+function statusText(r: InstanceRecord): string {
+  const now = Date.now();
+  switch (r.state) {
+    case 'running':
+      return `Up ${humanDuration(now - (r.startedAt ?? r.createdAt))}`;
+    case 'paused':
+      return `Up ${humanDuration(now - (r.startedAt ?? r.createdAt))} (Paused)`;
+    case 'exited':
+      return `Exited (${r.exitCode ?? 0}) ${humanDuration(now - (r.finishedAt ?? r.createdAt))} ago`;
+    case 'created':
+      return 'Created';
+    case 'removing':
+      return 'Removal In Progress';
+  }
+}
+
+/** One entry of `GET /containers/json`. */
+function listEntry(r: InstanceRecord): Record<string, unknown> {
+  const c = r.config;
+  return {
+    Id: r.id,
+    Names: [`/${r.name}`],
+    Image: r.image,
+    ImageID: r.imageId,
+    Command: c.command.join(' '),
+    Created: Math.floor(r.createdAt / 1000),
+    Ports: [],
+    Labels: c.labels ?? {},
+    State: r.state,
+    Status: statusText(r),
+    HostConfig: { NetworkMode: c.network === 'bridge' ? 'default' : c.network },
+    NetworkSettings: { Networks: Object.fromEntries((c.networks ?? []).map((n) => [n.name, {}])) },
+    Mounts: [],
+    // hull's own: the isolation of the instance (container or vm)
+    Isolation: r.kind,
+  };
+}
+
+function matches(r: InstanceRecord, f: Record<string, string[]>): boolean {
+  const any = (k: string, test: (v: string) => boolean) => !f[k]?.length || f[k]!.some(test);
+  return (
+    any('id', (v) => r.id.startsWith(v)) &&
+    any('name', (v) => r.name.includes(v.replace(/^\//, ''))) &&
+    any('status', (v) => v === r.state) &&
+    any('isolation', (v) => v === r.kind) &&
+    any('ancestor', (v) => v === r.image || r.imageId.startsWith(v)) &&
+    any('label', (v) => {
+      const i = v.indexOf('=');
+      const labels = r.config.labels ?? {};
+      return i < 0 ? v in labels : labels[v.slice(0, i)] === v.slice(i + 1);
+    })
+  );
+}
+
+/** `t=` in seconds, or undefined. */
+function timeout(c: Call): number | undefined {
+  const t = c.query.get('t');
+  if (t === null || t === '') return undefined;
+  const n = Number(t);
+  if (!Number.isInteger(n) || n < -1) throw new ApiError(400, `invalid t "${t}": expected whole seconds`);
+  return n < 0 ? undefined : n;
+}
+
+/**
+ * Wait for an exit: `not-running` answers at once for an instance that is not running; `next-exit` waits for the
+ * next one (docker run asks before it starts the instance); `removed` also waits until --rm removed it.
+ */
+async function waitCondition(engine: Engine, ref: InstanceRecord, condition: string, signal: AbortSignal) {
+  let code = ref.exitCode ?? 0;
+  let rec = await refresh(engine, ref);
+  if (rec && (live(rec) || condition !== 'not-running')) {
+    if (!live(rec) && rec.state !== 'created' && condition !== 'removed') {
+      // exited: the next exit comes after a start; the supervisor of the next run is not there yet
+      while (rec && !live(rec)) {
+        await new Promise((r) => setTimeout(r, 100));
+        signal.throwIfAborted();
+        rec = await refresh(engine, rec);
+      }
+    }
+    if (rec && (live(rec) || rec.state === 'created')) {
+      const info = await engine.driver(rec.kind).waitExit(engine.context(rec), signal);
+      code = info.exitCode;
+      const cur = engine.store.get(rec.id);
+      if (cur && live(cur)) await handleExit(engine, cur, info);
+    } else if (rec) code = rec.exitCode ?? 0;
+  } else if (rec) code = rec.exitCode ?? 0;
+  if (condition === 'removed') {
+    while (engine.store.get(ref.id)) {
+      await new Promise((r) => setTimeout(r, 20));
+      signal.throwIfAborted();
+    }
+  }
+  return code;
+}
+
+/** Per-instance terminals of the attach sessions (for /containers/{id}/resize). */
+const terminals = new Map<string, Terminal>();
+
+export function containerRoutes(r: Router, streams: Streams): void {
+  r.on('POST', '/containers/create', async (c, res) => {
+    const req = createRequestOf(await c.body(), c.query.get('name') ?? undefined);
+    try {
+      await c.engine.images.resolve(req.image);
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new ApiError(404, `No such image: ${req.image}`);
+      throw e;
+    }
+    const rec = await createInstance(c.engine, req);
+    sendJson(res, 201, { Id: rec.id, Warnings: [] });
+  });
+
+  r.on('GET', '/containers/json', async (c, res) => {
+    const f = filters(c.query);
+    const all = flag(c.query, 'all') || !!f.status?.length;
+    const out: Record<string, unknown>[] = [];
+    for (const listed of c.engine.store.list()) {
+      const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
+      if (!rec || (!all && !live(rec)) || !matches(rec, f)) continue;
+      out.push(listEntry(rec));
+    }
+    const limit = Number(c.query.get('limit') ?? -1);
+    sendJson(res, 200, limit > 0 ? out.slice(0, limit) : out);
+  });
+
+  r.on('GET', '/containers/{id}/json', async (c, res) => {
+    const rec = await refreshForView(c.engine, lookupContainer(c.engine, c.params.id!));
+    if (!rec) throw new ApiError(404, `No such container: ${c.params.id}`);
+    sendJson(res, 200, describeInstance(c.engine, rec));
+  });
+
+  r.on('POST', '/containers/{id}/start', async (c, res) => {
+    const rec = await refresh(c.engine, lookupContainer(c.engine, c.params.id!));
+    if (!rec) throw new ApiError(404, `No such container: ${c.params.id}`);
+    if (live(rec)) return noContent(res, 304);
+    await startInstance(c.engine, rec);
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/stop', async (c, res) => {
+    const rec = await refresh(c.engine, lookupContainer(c.engine, c.params.id!));
+    if (!rec || !live(rec)) return noContent(res, 304);
+    await stopInstance(c.engine, rec, timeout(c));
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/restart', async (c, res) => {
+    await restartInstance(c.engine, lookupContainer(c.engine, c.params.id!), timeout(c));
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/kill', async (c, res) => {
+    const rec = await refresh(c.engine, lookupContainer(c.engine, c.params.id!));
+    if (!rec || !live(rec)) throw new ApiError(409, `Container ${c.params.id} is not running`);
+    const sig = c.query.get('signal');
+    await killInstance(c.engine, rec, sig ? parseSignal(/^\d+$/.test(sig) ? sig : sig.toUpperCase()) : 'SIGKILL');
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/pause', async (c, res) => {
+    await pauseInstance(c.engine, lookupContainer(c.engine, c.params.id!));
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/unpause', async (c, res) => {
+    await unpauseInstance(c.engine, lookupContainer(c.engine, c.params.id!));
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/rename', async (c, res) => {
+    const name = c.query.get('name');
+    if (!name) throw new ApiError(400, 'rename needs ?name=');
+    await renameInstance(c.engine, lookupContainer(c.engine, c.params.id!), name);
+    noContent(res);
+  });
+
+  r.on('DELETE', '/containers/{id}', async (c, res) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    if (flag(c.query, 'v')) {
+      // anonymous volumes come with storage pools; hull has none to remove yet
+    }
+    const cur = await refresh(c.engine, rec);
+    if (cur && live(cur) && !flag(c.query, 'force'))
+      throw new ApiError(
+        409,
+        `You cannot remove a ${cur.state} container ${cur.id}. Stop the container before attempting removal or force remove`,
+      );
+    await removeInstance(c.engine, rec, { force: flag(c.query, 'force') });
+    noContent(res);
+  });
+
+  r.on('POST', '/containers/{id}/wait', async (c, res) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    const condition = c.query.get('condition') || 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(condition))
+      throw new ApiError(400, `invalid condition "${condition}": use not-running, next-exit or removed`);
+    // the headers go out at once: docker's clients take them as "the wait is registered" before they start
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.flushHeaders();
+    const ac = streams.track(res);
+    try {
+      const code = await waitCondition(c.engine, rec, condition, ac.signal);
+      res.end(JSON.stringify({ StatusCode: code, Error: null }) + '\n');
+    } catch (e) {
+      if (!ac.signal.aborted)
+        res.end(JSON.stringify({ StatusCode: -1, Error: { Message: (e as Error).message } }) + '\n');
+      else res.destroy();
+    } finally {
+      streams.untrack(res);
+    }
+  });
+
+  r.on('GET', '/containers/{id}/logs', async (c, res) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    const stdout = flag(c.query, 'stdout');
+    const stderr = flag(c.query, 'stderr');
+    if (!stdout && !stderr) throw new ApiError(400, 'Bad parameters: you must choose at least one stream');
+    const tailQ = c.query.get('tail');
+    const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number(tailQ);
+    if (tail !== undefined && (!Number.isInteger(tail) || tail < 0))
+      throw new ApiError(400, `invalid tail "${tailQ}": expected a number or all`);
+    const sinceQ = Number(c.query.get('since') ?? 0);
+    const untilQ = Number(c.query.get('until') ?? 0);
+    const timestamps = flag(c.query, 'timestamps');
+    const tty = rec.config.tty;
+    res.writeHead(200, { 'Content-Type': tty ? RAW_STREAM : MULTIPLEXED_STREAM });
+    res.flushHeaders();
+    const ac = streams.track(res);
+    const s = sink(res, tty);
+    try {
+      await instanceLogs(
+        c.engine,
+        rec,
+        {
+          follow: flag(c.query, 'follow'),
+          ...(tail !== undefined ? { tail } : {}),
+          ...(sinceQ > 0 ? { since: sinceQ * 1000 } : {}),
+        },
+        (l) => {
+          if (untilQ > 0 && l.timeMs > untilQ * 1000) return;
+          if (l.stream === 'stdout' ? !stdout : !stderr) return;
+          s.write(l.stream === 'stderr' ? 2 : 1, timestamps ? `${l.time} ${l.text}` : l.text);
+        },
+        ac.signal,
+      );
+      res.end();
+    } finally {
+      streams.untrack(res);
+    }
+  });
+
+  r.on('POST', '/containers/{id}/resize', async (c, res) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    terminals.get(rec.id)?.resize(c.query);
+    res.writeHead(200);
+    res.end();
+  });
+
+  r.hijack('POST', '/containers/{id}/attach', async (c, h) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    await attach(c, h, rec, streams);
+  });
+}
+
+/** docker attach (and docker run's attach before the start): the instance's stdio over the hijacked connection. */
+async function attach(c: Call, h: Hijack, rec: InstanceRecord, streams: Streams): Promise<void> {
+  const q = c.query;
+  const tty = rec.config.tty;
+  const wantStdin = flag(q, 'stdin') && rec.config.stdin;
+  const wantOut = flag(q, 'stdout');
+  const wantErr = flag(q, 'stderr');
+  h.upgrade(tty ? RAW_STREAM : MULTIPLEXED_STREAM);
+  const ac = streams.trackSocket(h.socket);
+  const s = sink(h.socket, tty);
+  try {
+    if (tty || wantStdin) {
+      const term = new Terminal();
+      terminals.set(rec.id, term);
+      const stdio: StdioStreams = {
+        stdin: wantStdin ? h.socket : null,
+        stdout: wantOut ? streamWritable(s, 1) : streamWritable(sink(devNull, tty), 1),
+        stderr: wantErr ? streamWritable(s, 2) : streamWritable(sink(devNull, tty), 2),
+        ...term.stdio(),
+      };
+      const ended = new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve()));
+      try {
+        await Promise.race([c.engine.driver(rec.kind).attach(c.engine.context(rec), stdio), ended]);
+      } finally {
+        if (terminals.get(rec.id) === term) terminals.delete(rec.id);
+      }
+    } else {
+      // no input: the output as the log records it, from now until the process exits
+      await instanceLogs(
+        c.engine,
+        rec,
+        { follow: true, tail: 0 },
+        (l) => {
+          if (l.stream === 'stdout' ? wantOut : wantErr) s.write(l.stream === 'stderr' ? 2 : 1, l.text);
+        },
+        ac.signal,
+      );
+    }
+    h.socket.end();
+  } finally {
+    streams.untrackSocket(h.socket);
+  }
+}
+
+/** Where output nobody asked for goes. */
+const devNull = { write: () => true, destroyed: false, writableEnded: false } as unknown as NodeJS.WritableStream;
+
+export type { ServerResponse };
