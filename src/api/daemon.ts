@@ -101,7 +101,9 @@ async function claim(socket: string): Promise<string> {
         alive = false;
       }
       if (alive && (await answers(socket)))
-        throw new ConflictError(`another hull daemon (pid ${pid}) serves ${socket}; stop it first or pick another --socket`);
+        throw new ConflictError(
+          `another hull daemon (pid ${pid}) serves ${socket}; stop it first or pick another --socket`,
+        );
       rmSync(pidFile, { force: true });
     }
   }
@@ -146,7 +148,8 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   }
   if (opts.tokenFile) {
     const t = readFileSync(opts.tokenFile, 'utf8').split('\n')[0]!.trim();
-    if (t.length < 16) throw new InvalidArgumentError(`the token in ${opts.tokenFile} is too short: use 16 characters or more`);
+    if (t.length < 16)
+      throw new InvalidArgumentError(`the token in ${opts.tokenFile} is too short: use 16 characters or more`);
     token = Buffer.from(t);
   }
   const streams = new Streams();
@@ -160,7 +163,12 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     return got.length === token.length && timingSafeEqual(got, token);
   };
 
-  const callOf = (req: IncomingMessage, params: Record<string, string>, query: URLSearchParams, head?: Buffer): Call => {
+  const callOf = (
+    req: IncomingMessage,
+    params: Record<string, string>,
+    query: URLSearchParams,
+    head?: Buffer,
+  ): Call => {
     let body: Promise<Record<string, unknown>> | undefined;
     return {
       engine,
@@ -169,9 +177,11 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       query,
       body: () => {
         const len = req.headers['content-length'];
-        body ??= readBody(head ? (req.socket as Duplex) : req, len === undefined ? (head ? 0 : undefined) : Number(len), head).then(
-          parseJsonBody,
-        );
+        body ??= readBody(
+          head ? (req.socket as Duplex) : req,
+          len === undefined ? (head ? 0 : undefined) : Number(len),
+          head,
+        ).then(parseJsonBody);
         return body;
       },
     };
@@ -188,7 +198,8 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       log(`${req.method} ${url.pathname}: ${statusOf(e)} ${messageOf(e)}`);
       sendError(res, e);
     };
-    if (!authorized(req, remote)) return fail(new ApiError(401, 'unauthorized: send the daemon token as Authorization: Bearer'));
+    if (!authorized(req, remote))
+      return fail(new ApiError(401, 'unauthorized: send the daemon token as Authorization: Bearer'));
     const m = router.match(req.method ?? 'GET', url.pathname, false);
     if (m instanceof ApiError) {
       // drain what the client sent, so that the answer is read
@@ -219,22 +230,20 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     if (m instanceof ApiError) return fail(m);
     let upgraded = false;
     track(
-      m.route
-        .hijack!(callOf(req, m.params, url.searchParams, head), {
-          socket,
-          upgrade(contentType) {
-            upgraded = true;
-            socket.write(
-              `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
-            );
-          },
-        })
-        .catch((e: unknown) => {
-          if (upgraded) {
-            log(`${req.method} ${url.pathname}: cut short: ${messageOf(e)}`);
-            socket.destroy();
-          } else fail(e);
-        }),
+      m.route.hijack!(callOf(req, m.params, url.searchParams, head), {
+        socket,
+        upgrade(contentType) {
+          upgraded = true;
+          socket.write(
+            `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
+          );
+        },
+      }).catch((e: unknown) => {
+        if (upgraded) {
+          log(`${req.method} ${url.pathname}: cut short: ${messageOf(e)}`);
+          socket.destroy();
+        } else fail(e);
+      }),
     );
   };
 
@@ -280,7 +289,9 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
         server.listen(tcp.port, tcp.host, () => resolve());
       });
       const a = server.address();
-      log(`listening on ${typeof a === 'object' && a ? `${a.address}:${a.port}` : opts.listen} (${opts.tls ? 'TLS, client certificates' : 'bearer token'})`);
+      log(
+        `listening on ${typeof a === 'object' && a ? `${a.address}:${a.port}` : opts.listen} (${opts.tls ? 'TLS, client certificates' : 'bearer token'})`,
+      );
     }
     log(`serving the Docker Engine API on unix://${opts.socket} (pid ${process.pid})`);
     opts.onReady?.();

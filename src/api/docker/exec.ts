@@ -68,7 +68,8 @@ export function execRoutes(r: Router, streams: Streams): void {
     forgetOld();
     const rec = await refresh(c.engine, lookupContainer(c.engine, c.params.id!));
     if (!rec) throw new ApiError(404, `No such container: ${c.params.id}`);
-    if (rec.state === 'paused') throw new ApiError(409, `Container ${rec.id} is paused, unpause the container before exec`);
+    if (rec.state === 'paused')
+      throw new ApiError(409, `Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state !== 'running') throw new ApiError(409, `Container ${rec.id} is not running`);
     const b = await c.body();
     const cmd = b.Cmd;

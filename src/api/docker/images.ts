@@ -11,7 +11,9 @@ const seconds = (iso: string) => Math.max(0, Math.floor(Date.parse(iso) / 1000) 
 /** `busybox:latest` names and `repo@sha256:…` digests of an image. */
 function tagsOf(img: ImageRecord): { tags: string[]; digests: string[] } {
   const tags = img.names.filter((n) => !n.includes('@'));
-  const repos = new Set(img.names.map((n) => (n.includes('@') ? n.slice(0, n.indexOf('@')) : n.slice(0, n.lastIndexOf(':')))));
+  const repos = new Set(
+    img.names.map((n) => (n.includes('@') ? n.slice(0, n.indexOf('@')) : n.slice(0, n.lastIndexOf(':')))),
+  );
   return { tags, digests: [...repos].map((r) => `${r}@${img.manifestDigest}`) };
 }
 
@@ -97,7 +99,9 @@ export function imageRoutes(r: Router, streams: Streams): void {
     if (!flag(c.query, 'all') && !f.dangling?.length) imgs = imgs.filter((i) => i.names.length > 0);
     if (f.dangling?.[0] === 'true') imgs = imgs.filter((i) => i.names.length === 0);
     if (f.reference?.length)
-      imgs = imgs.filter((i) => i.names.some((n) => f.reference!.some((want) => n === want || n.startsWith(`${want}:`))));
+      imgs = imgs.filter((i) =>
+        i.names.some((n) => f.reference!.some((want) => n === want || n.startsWith(`${want}:`))),
+      );
     sendJson(res, 200, imgs.map(listEntry));
   });
 
@@ -134,7 +138,8 @@ export function imageRoutes(r: Router, streams: Streams): void {
 
   r.on('POST', '/images/create', async (c, res) => {
     const from = c.query.get('fromImage');
-    if (!from) throw new ApiError(400, c.query.get('fromSrc') ? 'docker import is not supported yet' : 'fromImage is missing');
+    if (!from)
+      throw new ApiError(400, c.query.get('fromSrc') ? 'docker import is not supported yet' : 'fromImage is missing');
     const tag = c.query.get('tag') ?? '';
     const ref = !tag || from.includes('@') ? from : tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`;
     res.writeHead(200, { 'Content-Type': 'application/json' });

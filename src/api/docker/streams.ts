@@ -26,7 +26,10 @@ export interface StreamSink {
 }
 
 /** A sink onto `out`, framed unless `tty`. */
-export function sink(out: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean }, tty: boolean): StreamSink {
+export function sink(
+  out: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean },
+  tty: boolean,
+): StreamSink {
   return {
     write(stream, data) {
       if (out.destroyed || out.writableEnded) return false;

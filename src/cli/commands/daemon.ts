@@ -21,7 +21,14 @@ export function registerDaemonCommand(program: Command, ctx: CliContext): void {
     .option('--tls-ca <file>', 'TCP: the CA that signs client certificates (PEM); clients without one are refused')
     .option('--token-file <file>', 'TCP: a file with the bearer token clients send (Authorization: Bearer …)')
     .action(
-      async (o: { socket?: string; listen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokenFile?: string }) => {
+      async (o: {
+        socket?: string;
+        listen?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
+        tokenFile?: string;
+      }) => {
         const tlsGiven = [o.tlsCert, o.tlsKey, o.tlsCa].filter((x) => x !== undefined).length;
         if (tlsGiven !== 0 && tlsGiven !== 3)
           throw new InvalidArgumentError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');

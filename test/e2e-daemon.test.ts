@@ -1,0 +1,301 @@
+/**
+ * `hull daemon` driven by the real docker CLI (Debian's docker.io 20.10, /usr/bin/docker; /usr/local/bin/docker,
+ * a newer CLI, would shadow it on PATH) over DOCKER_HOST=unix://…, against a private root. dockerd is never
+ * started. Also: raw requests for the API's error shapes, a client that disconnects mid-stream, SIGTERM (the
+ * instances keep running and a new daemon serves them), one daemon per socket.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
+
+const DOCKER = '/usr/bin/docker';
+const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
+
+const root = new HullRoot('daemon');
+const work = mkdtempSync('/tmp/hull-test-daemon-sock-');
+const socket = join(work, 'hull.sock');
+const dockerConfig = join(work, 'docker-config');
+
+interface Daemon {
+  child: ChildProcess;
+  log: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Start `hull daemon` on the test socket; resolves once the socket answers /_ping. */
+async function startDaemon(): Promise<Daemon> {
+  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    log += s;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor(
+    `the daemon to answer /_ping (${log})`,
+    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
+    20_000,
+    50,
+  );
+  return { child, log: () => log, exited };
+}
+
+interface ApiResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One request on the daemon's socket. */
+function api(method: string, path: string, body?: string): Promise<ApiResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: socket, method, path, headers: body ? { 'Content-Type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (s: string) => {
+          text += s;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface DockerResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the docker CLI against the daemon. */
+function docker(...args: string[]): Promise<DockerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(DOCKER, args, {
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`docker ${args.join(' ')} did not finish in 120 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 120_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function dockerOk(...args: string[]): Promise<string> {
+  const r = await docker(...args);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Stop a daemon with SIGTERM; resolves with its exit code. */
+async function stopDaemon(d: Daemon): Promise<number | null> {
+  d.child.kill('SIGTERM');
+  return d.exited;
+}
+
+describe('hull daemon with the docker CLI', { skip }, () => {
+  let daemon: Daemon;
+  let registry: RunningRegistry;
+
+  before(async () => {
+    daemon = await startDaemon();
+    registry = await startDockerRegistry();
+  });
+  after(async () => {
+    if (daemon?.child.exitCode === null) await stopDaemon(daemon);
+    await registry?.stop();
+    await root.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("/_ping answers GET and HEAD with docker's headers; the socket is 0660 (group hull) or 0600", async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const r = await api(method, '/_ping');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['api-version'], '1.41');
+      assert.equal(r.headers['docker-experimental'], 'false');
+      assert.equal(r.headers.ostype, 'linux');
+      assert.equal(r.body, method === 'GET' ? 'OK' : '');
+    }
+    assert.equal((await api('GET', '/v1.41/_ping')).status, 200);
+    const mode = statSync(socket).mode & 0o777;
+    assert.ok(mode === 0o660 || mode === 0o600, `socket mode ${mode.toString(8)}`);
+  });
+
+  test('docker version and docker info', async () => {
+    const v = await dockerOk('version');
+    assert.match(v, /Server: hull/);
+    assert.match(v, /API version:\s+1\.41 \(minimum version/);
+    const i = await dockerOk('info');
+    assert.match(i, /Server Version: /);
+    assert.match(i, /Cgroup Driver: cgroupfs/);
+  });
+
+  test('docker run --rm: the output, the exit code passed through, and nothing left', async () => {
+    const r = await docker('run', '--rm', 'busybox', 'echo', 'hi');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hi\n');
+    const three = await docker('run', '--rm', '--name', 'three', 'busybox', 'sh', '-c', 'echo to-err >&2; exit 3');
+    assert.equal(three.code, 3);
+    assert.equal(three.stderr, 'to-err\n');
+    assert.equal(three.stdout, '');
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
+  });
+
+  test('run -d, ps, logs (stdout and stderr framed apart), exec, stop, rm', async () => {
+    const id = (
+      await dockerOk('run', '-d', '--name', 'web', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exec sleep 1000')
+    ).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ps = await dockerOk('ps', '--format', '{{.ID}} {{.Names}} {{.Status}}');
+    assert.match(ps, new RegExp(`^${id.slice(0, 12)} web Up `, 'm'));
+    await waitFor('both lines in the log', async () => (await docker('logs', 'web')).stderr === 'err\n');
+    const logs = await docker('logs', 'web');
+    assert.equal(logs.stdout, 'out\n');
+    assert.equal(logs.stderr, 'err\n');
+    const ts = await docker('logs', '-t', '--tail', '1', 'web');
+    assert.match(ts.stdout + ts.stderr, /^\d{4}-\d\d-\d\dT\S+ (out|err)\n$/);
+
+    const ex = await docker('exec', 'web', 'sh', '-c', 'echo in-exec; echo exec-err >&2; exit 4');
+    assert.equal(ex.code, 4);
+    assert.equal(ex.stdout, 'in-exec\n');
+    assert.equal(ex.stderr, 'exec-err\n');
+    assert.equal((await docker('exec', 'web', 'no-such-command')).code, 127);
+
+    const inspect = JSON.parse(await dockerOk('inspect', 'web')) as { Id: string }[];
+    assert.equal(inspect[0]!.Id, id);
+
+    await dockerOk('stop', '-t', '1', 'web');
+    assert.match(await dockerOk('ps', '-a', '--format', '{{.Names}} {{.Status}}'), /^web Exited \(137\)/m);
+    await dockerOk('rm', 'web');
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
+  });
+
+  test('docker pull from a registry (JSON progress stream), images, run the pulled image, rmi', async () => {
+    await root.ok('push', 'busybox', `${registry.host}/test/bb:1`);
+    const ref = `${registry.host}/test/bb:1`;
+    const p = await dockerOk('pull', ref);
+    assert.match(p, /Status: Downloaded newer image for /);
+    assert.match(await dockerOk('images', '--format', '{{.Repository}}:{{.Tag}}'), new RegExp(`^${ref}$`, 'm'));
+    assert.equal(await dockerOk('run', '--rm', ref, 'echo', 'pulled'), 'pulled\n');
+    await dockerOk('rmi', ref);
+    assert.doesNotMatch(await dockerOk('images', '--format', '{{.Repository}}:{{.Tag}}'), new RegExp(ref));
+  });
+
+  test('docker network create, ls, rm', async () => {
+    await dockerOk('network', 'create', 'dmn-net');
+    assert.match(await dockerOk('network', 'ls', '--format', '{{.Name}} {{.Driver}}'), /^dmn-net bridge$/m);
+    await dockerOk('network', 'rm', 'dmn-net');
+    assert.doesNotMatch(await dockerOk('network', 'ls'), /dmn-net/);
+  });
+
+  test("errors: docker's messages and status codes, one log line each", async () => {
+    const rm = await docker('rm', 'no-such-ctr');
+    assert.equal(rm.code, 1);
+    assert.equal(rm.stderr.trim(), 'Error: No such container: no-such-ctr');
+    const logs = await docker('logs', 'no-such-ctr');
+    assert.equal(logs.code, 1);
+    assert.match(logs.stderr, /No such container: no-such-ctr/);
+
+    const bad = await api('POST', '/v1.41/containers/create', '{"Image": "busybox", ');
+    assert.equal(bad.status, 400);
+    assert.match((JSON.parse(bad.body) as { message: string }).message, /malformed JSON/);
+    const wrongType = await api('POST', '/containers/create', '{"Image": "busybox", "Cmd": 5}');
+    assert.equal(wrongType.status, 400);
+    assert.match((JSON.parse(wrongType.body) as { message: string }).message, /Cmd/);
+    const noImage = await api('POST', '/containers/create', '{"Image": "no-such-image:1"}');
+    assert.equal(noImage.status, 404);
+    assert.equal((JSON.parse(noImage.body) as { message: string }).message, 'No such image: no-such-image:1');
+    const nothing = await api('GET', '/v1.41/no/such/path');
+    assert.equal(nothing.status, 404);
+    assert.ok((JSON.parse(nothing.body) as { message: string }).message);
+    // nothing half-made
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
+    assert.match(daemon.log(), /POST \/v1\.41\/containers\/create: 400 malformed JSON/);
+  });
+
+  test('a client that disconnects mid-stream leaves the daemon serving', async () => {
+    await dockerOk('run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', 'while true; do echo tick; sleep 0.2; done');
+    // a raw follow of the logs, cut after the first frame
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        { socketPath: socket, path: '/v1.41/containers/chatty/logs?follow=1&stdout=1&stderr=1' },
+        (res) => {
+          res.once('data', (b: Buffer) => {
+            assert.equal(b[0], 1, 'a stdout frame');
+            req.destroy();
+            resolve();
+          });
+        },
+      );
+      req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+      req.end();
+    });
+    // the docker CLI itself, killed while it follows
+    const child = spawn(DOCKER, ['logs', '-f', 'chatty'], {
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    assert.match(await dockerOk('version'), /Server: hull/);
+    assert.match(await dockerOk('ps', '--format', '{{.Names}}'), /^chatty$/m);
+    await dockerOk('rm', '-f', 'chatty');
+  });
+
+  test('SIGTERM stops the daemon and leaves instances running; a new daemon serves them', async () => {
+    const id = (await dockerOk('run', '-d', '--name', 'survivor', 'busybox', 'sleep', '1000')).trim();
+    // one daemon per socket: a second one refuses, naming the first
+    const second = await root.hull('daemon', '--socket', socket);
+    assert.equal(second.code, 125);
+    assert.match(second.stderr, /another hull daemon \(pid \d+\) serves/);
+
+    assert.equal(await stopDaemon(daemon), 0);
+    assert.equal(existsSync(socket), false, 'the socket is removed');
+    assert.equal((await root.inspect(id)).State.Status, 'running');
+
+    daemon = await startDaemon();
+    assert.match(await dockerOk('ps', '--format', '{{.Names}} {{.Status}}'), /^survivor Up /m);
+    // a daemon killed with -9 leaves a stale socket and pid file: the next one replaces them
+    daemon.child.kill('SIGKILL');
+    await daemon.exited;
+    assert.ok(existsSync(socket));
+    daemon = await startDaemon();
+    assert.match(await dockerOk('ps', '--format', '{{.Names}}'), /^survivor$/m);
+    await dockerOk('rm', '-f', 'survivor');
+  });
+
+  test('plain TCP without authentication is refused', async () => {
+    const r = await root.hull('daemon', '--socket', join(work, 'other.sock'), '--listen', '127.0.0.1:0');
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /--listen needs authentication/);
+  });
+
+  test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {
+    assert.equal(await stopDaemon(daemon), 0);
+    assert.equal(existsSync(socket), false);
+    await root.cleanupAndCheck();
+  });
+});
