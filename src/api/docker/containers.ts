@@ -344,7 +344,8 @@ async function attach(c: Call, h: Hijack, rec: InstanceRecord, streams: Streams)
       await instanceLogs(
         c.engine,
         rec,
-        { follow: true, tail: 0 },
+        // what is written from now on (by time, not position: the log file may not be there yet)
+        { follow: true, since: Date.now() },
         (l) => {
           if (l.stream === 'stdout' ? wantOut : wantErr) s.write(l.stream === 'stderr' ? 2 : 1, l.text);
         },
