@@ -356,6 +356,10 @@ describe('the import reader (self-test on synthetic sources)', () => {
       /front ends go through the engine/,
     );
     breach('api/x.ts', "import '../vm/driver.js';", /front ends go through the engine/);
+    breach('api/docker/x.ts', "import { main } from '../../cli/main.js';", /front ends go through the engine/);
+    breach('cli/commands/x.ts', "import { Router } from '../../api/http.js';", /front ends go through the engine/);
+    // the one exception: `hull daemon` starts the API's daemon
+    assert.deepEqual(violationsOf('cli/commands/daemon.ts', "import { runDaemon } from '../../api/daemon.js';"), []);
     breach('engine/x.ts', "import '../../test/helpers/hull.js';", /outside src/);
     breach('engine/x.ts', "import 'hull/src/cli/main.js';", /higher layer/);
     breach('engine/x.ts', "const m = 'x'; await import(m);", /cannot be checked/);

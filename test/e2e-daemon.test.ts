@@ -6,12 +6,22 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
-import { type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
+import { freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 
 const DOCKER = '/usr/bin/docker';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
@@ -78,9 +88,14 @@ interface DockerResult {
 
 /** Run the docker CLI against the daemon. */
 function docker(...args: string[]): Promise<DockerResult> {
+  return dockerEnv({}, ...args);
+}
+
+/** Run the docker CLI with more environment (DOCKER_HOST over the test socket, TLS settings). */
+function dockerEnv(env: Record<string, string>, ...args: string[]): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(DOCKER, args, {
-      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -291,6 +306,169 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     const r = await root.hull('daemon', '--socket', join(work, 'other.sock'), '--listen', '127.0.0.1:0');
     assert.equal(r.code, 125);
     assert.match(r.stderr, /--listen needs authentication/);
+  });
+
+  test('TCP with a bearer token: 401 without it, served with it', async () => {
+    const tokenFile = join(work, 'token');
+    writeFileSync(tokenFile, 'a-test-token-of-some-length\n', { mode: 0o600 });
+    const port = await freePort();
+    const other = spawn(
+      process.execPath,
+      [
+        '--',
+        DIST,
+        '--root',
+        root.dir,
+        'daemon',
+        '--socket',
+        join(work, 'tcp.sock'),
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--token-file',
+        tokenFile,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    other.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+    });
+    const exited = new Promise<number | null>((r) => other.once('exit', (code) => r(code)));
+    const get = (headers: Record<string, string>) =>
+      fetch(`http://127.0.0.1:${port}/v1.41/containers/json`, { headers }).then(async (r) => ({
+        status: r.status,
+        body: await r.text(),
+      }));
+    try {
+      await waitFor(`the TCP listener (${log})`, async () => (await get({}).catch(() => null)) !== null, 20_000, 50);
+      const anon = await get({});
+      assert.equal(anon.status, 401);
+      assert.match((JSON.parse(anon.body) as { message: string }).message, /unauthorized/);
+      assert.equal((await get({ Authorization: 'Bearer wrong-token-of-some-length' })).status, 401);
+      const ok = await get({ Authorization: 'Bearer a-test-token-of-some-length' });
+      assert.equal(ok.status, 200, ok.body);
+      assert.deepEqual(JSON.parse(ok.body), []);
+    } finally {
+      other.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
+  });
+
+  test('TCP with TLS client certificates: the docker CLI with its certificate is served, without one refused', async () => {
+    const dir = join(work, 'tls');
+    mkdirSync(dir);
+    const ssl = (...args: string[]) => {
+      const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+      assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+    };
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=hull-test-ca',
+      '-keyout',
+      'ca-key.pem',
+      '-out',
+      'ca.pem',
+    );
+    for (const [name, ext] of [
+      ['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth'],
+      ['client', 'extendedKeyUsage=clientAuth'],
+    ] as const) {
+      writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+      ssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        `/CN=${name}`,
+        '-keyout',
+        `${name}-key.pem`,
+        '-out',
+        `${name}.csr`,
+      );
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca-key.pem',
+        '-CAcreateserial',
+        '-days',
+        '1',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.pem`,
+      );
+    }
+    // the layout DOCKER_CERT_PATH wants
+    const certs = join(dir, 'client-certs');
+    mkdirSync(certs);
+    copyFileSync(join(dir, 'ca.pem'), join(certs, 'ca.pem'));
+    copyFileSync(join(dir, 'client.pem'), join(certs, 'cert.pem'));
+    copyFileSync(join(dir, 'client-key.pem'), join(certs, 'key.pem'));
+    const port = await freePort();
+    const other = spawn(
+      process.execPath,
+      [
+        '--',
+        DIST,
+        '--root',
+        root.dir,
+        'daemon',
+        '--socket',
+        join(work, 'tls.sock'),
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--tls-cert',
+        join(dir, 'server.pem'),
+        '--tls-key',
+        join(dir, 'server-key.pem'),
+        '--tls-ca',
+        join(dir, 'ca.pem'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    other.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+    });
+    const exited = new Promise<number | null>((r) => other.once('exit', (code) => r(code)));
+    try {
+      await waitFor(`the TLS listener (${log})`, () => /listening on 127\.0\.0\.1:/.test(log), 20_000, 50);
+      const withCert = await dockerEnv(
+        { DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs },
+        'version',
+      );
+      assert.equal(withCert.code, 0, withCert.stderr);
+      assert.match(withCert.stdout, /Server: hull/);
+      // the server's certificate trusted, but no client certificate: the handshake is refused
+      const noCert = await new Promise<string>((resolve) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port, path: '/_ping', ca: readFileSync(join(dir, 'ca.pem')) },
+          (res) => {
+            res.resume();
+            resolve(`served ${res.statusCode}`);
+          },
+        );
+        req.on('error', (e) => resolve(`refused: ${e.message}`));
+        req.end();
+      });
+      assert.match(noCert, /^refused/);
+    } finally {
+      other.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
   });
 
   test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {
