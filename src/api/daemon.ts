@@ -34,6 +34,7 @@ import { containerRoutes } from './docker/containers.js';
 import { execRoutes } from './docker/exec.js';
 import { imageRoutes } from './docker/images.js';
 import { networkRoutes } from './docker/networks.js';
+import { extraRoutes } from './docker/extra.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -131,6 +132,7 @@ export function dockerRouter(version: string, streams: Streams): Router {
   execRoutes(r, streams);
   imageRoutes(r, streams);
   networkRoutes(r);
+  extraRoutes(r, streams);
   return r;
 }
 

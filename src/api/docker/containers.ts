@@ -67,7 +67,7 @@ function statusText(r: InstanceRecord): string {
 }
 
 /** One entry of `GET /containers/json`. */
-function listEntry(r: InstanceRecord): Record<string, unknown> {
+export function containerListEntry(r: InstanceRecord): Record<string, unknown> {
   const c = r.config;
   return {
     Id: r.id,
@@ -114,27 +114,38 @@ function timeout(c: Call): number | undefined {
 }
 
 /**
+ * An exited instance, until its next start (its startedAt changes): docker's clients attach and wait before they
+ * start one again (docker start -a). Returns the record as it is then, or undefined once it is removed.
+ */
+async function nextStart(
+  engine: Engine,
+  rec: InstanceRecord,
+  signal: AbortSignal,
+): Promise<InstanceRecord | undefined> {
+  const before = rec.startedAt;
+  let cur: InstanceRecord | undefined = rec;
+  while (cur && cur.state !== 'created' && !live(cur) && cur.startedAt === before) {
+    await new Promise((r) => setTimeout(r, 50));
+    signal.throwIfAborted();
+    cur = await refresh(engine, cur);
+  }
+  return cur;
+}
+
+/**
  * Wait for an exit: `not-running` answers at once for an instance that is not running; `next-exit` waits for the
  * next one (docker run asks before it starts the instance); `removed` also waits until --rm removed it.
  */
 async function waitCondition(engine: Engine, ref: InstanceRecord, condition: string, signal: AbortSignal) {
   let code = ref.exitCode ?? 0;
   let rec = await refresh(engine, ref);
-  if (rec && (live(rec) || condition !== 'not-running')) {
-    if (!live(rec) && rec.state !== 'created' && condition !== 'removed') {
-      // exited: the next exit comes after a start; the supervisor of the next run is not there yet
-      while (rec && !live(rec)) {
-        await new Promise((r) => setTimeout(r, 100));
-        signal.throwIfAborted();
-        rec = await refresh(engine, rec);
-      }
-    }
-    if (rec && (live(rec) || rec.state === 'created')) {
-      const info = await engine.driver(rec.kind).waitExit(engine.context(rec), signal);
-      code = info.exitCode;
-      const cur = engine.store.get(rec.id);
-      if (cur && live(cur)) await handleExit(engine, cur, info);
-    } else if (rec) code = rec.exitCode ?? 0;
+  if (rec && !live(rec) && rec.state !== 'created' && condition !== 'not-running')
+    rec = await nextStart(engine, rec, signal);
+  if (rec && (live(rec) || (rec.state === 'created' && condition !== 'not-running'))) {
+    const info = await engine.driver(rec.kind).waitExit(engine.context(rec), signal);
+    code = info.exitCode;
+    const cur = engine.store.get(rec.id);
+    if (cur && live(cur)) await handleExit(engine, cur, info);
   } else if (rec) code = rec.exitCode ?? 0;
   if (condition === 'removed') {
     while (engine.store.get(ref.id)) {
@@ -168,7 +179,7 @@ export function containerRoutes(r: Router, streams: Streams): void {
     for (const listed of c.engine.store.list()) {
       const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
       if (!rec || (!all && !live(rec)) || !matches(rec, f)) continue;
-      out.push(listEntry(rec));
+      out.push(containerListEntry(rec));
     }
     const limit = Number(c.query.get('limit') ?? -1);
     sendJson(res, 200, limit > 0 ? out.slice(0, limit) : out);
@@ -340,17 +351,21 @@ async function attach(c: Call, h: Hijack, rec: InstanceRecord, streams: Streams)
         if (terminals.get(rec.id) === term) terminals.delete(rec.id);
       }
     } else {
-      // no input: the output as the log records it, from now until the process exits
-      await instanceLogs(
-        c.engine,
-        rec,
-        // what is written from now on (by time, not position: the log file may not be there yet)
-        { follow: true, since: Date.now() },
-        (l) => {
-          if (l.stream === 'stdout' ? wantOut : wantErr) s.write(l.stream === 'stderr' ? 2 : 1, l.text);
-        },
-        ac.signal,
-      );
+      // no input: the output as the log records it, from now until the process exits (an exited instance's
+      // next run: docker start -a attaches first)
+      const since = Date.now();
+      const cur = rec.state === 'exited' ? await nextStart(c.engine, rec, ac.signal) : rec;
+      if (cur)
+        await instanceLogs(
+          c.engine,
+          cur,
+          // what is written from now on (by time, not position: the log file may not be there yet)
+          { follow: true, since },
+          (l) => {
+            if (l.stream === 'stdout' ? wantOut : wantErr) s.write(l.stream === 'stderr' ? 2 : 1, l.text);
+          },
+          ac.signal,
+        );
     }
     h.socket.end();
   } finally {

@@ -17,7 +17,7 @@ function tagsOf(img: ImageRecord): { tags: string[]; digests: string[] } {
   return { tags, digests: [...repos].map((r) => `${r}@${img.manifestDigest}`) };
 }
 
-function listEntry(img: ImageRecord): Record<string, unknown> {
+export function imageListEntry(img: ImageRecord): Record<string, unknown> {
   const { tags, digests } = tagsOf(img);
   return {
     Id: img.id,
@@ -102,7 +102,7 @@ export function imageRoutes(r: Router, streams: Streams): void {
       imgs = imgs.filter((i) =>
         i.names.some((n) => f.reference!.some((want) => n === want || n.startsWith(`${want}:`))),
       );
-    sendJson(res, 200, imgs.map(listEntry));
+    sendJson(res, 200, imgs.map(imageListEntry));
   });
 
   r.on('GET', '/images/{name*}/json', async (c, res) => {
