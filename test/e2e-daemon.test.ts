@@ -207,6 +207,82 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     assert.equal(await dockerOk('ps', '-a', '-q'), '');
   });
 
+  test('start -a, attach, wait, restart, kill -s, top, stats, update, events, prune, network connect', async () => {
+    const eventsProc = spawn(DOCKER, ['events', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'], {
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let events = '';
+    eventsProc.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      events += s;
+    });
+    try {
+      const once = await docker('run', '--name', 'again', 'busybox', 'sh', '-c', 'echo run; exit 4');
+      assert.equal(once.code, 4);
+      // start -a attaches to the next run of an exited instance, and passes its exit code through
+      const again = await docker('start', '-a', 'again');
+      assert.equal(again.code, 4);
+      assert.equal(again.stdout, 'run\n');
+      assert.equal(await dockerOk('wait', 'again'), '4\n');
+
+      await dockerOk(
+        'run',
+        '-d',
+        '--name',
+        'busy',
+        'busybox',
+        'sh',
+        '-c',
+        'trap "echo got-usr1" USR1; while true; do sleep 0.1; done',
+      );
+      assert.match(await dockerOk('top', 'busy'), /sleep|sh -c/);
+      const stats = await dockerOk('stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}}', 'busy');
+      assert.match(stats, /^busy [1-9]\d*$/m);
+      await dockerOk('update', '--memory', '64m', 'busy');
+      const inspect = JSON.parse(await dockerOk('inspect', 'busy')) as { HostConfig: { Memory: number } }[];
+      assert.equal(inspect[0]!.HostConfig.Memory, 64 * 1024 * 1024);
+      await dockerOk('kill', '-s', 'USR1', 'busy');
+      await waitFor('the trap to run', async () => (await dockerOk('logs', 'busy')).includes('got-usr1'));
+      await dockerOk('network', 'create', 'side');
+      await dockerOk('network', 'connect', 'side', 'busy');
+      assert.match(await dockerOk('exec', 'busy', 'ip', '-o', 'link'), /eth1/);
+      await dockerOk('network', 'disconnect', 'side', 'busy');
+      await dockerOk('restart', '-t', '0', 'busy');
+      assert.match(await dockerOk('ps', '--format', '{{.Names}} {{.Status}}'), /^busy Up /m);
+      await dockerOk('rm', '-f', 'busy');
+      assert.match(await dockerOk('container', 'prune', '-f'), /Deleted Containers:\n[0-9a-f]{64}\n/);
+      assert.match(await dockerOk('network', 'prune', '-f'), /side/);
+      assert.equal(await dockerOk('ps', '-a', '-q'), '');
+      await waitFor('the events', () => /container destroy busy/.test(events));
+      for (const line of [
+        'container create again',
+        'container start again',
+        'container die again',
+        'container kill busy',
+      ])
+        assert.match(events, new RegExp(`^${line}$`, 'm'));
+    } finally {
+      eventsProc.kill('SIGKILL');
+    }
+  });
+
+  test('load: 10 concurrent creations and 300 inspects through the API, all answered', async () => {
+    const created = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        api('POST', `/v1.41/containers/create?name=load-${i}`, JSON.stringify({ Image: 'busybox', Cmd: ['true'] })),
+      ),
+    );
+    for (const r of created) assert.equal(r.status, 201, r.body);
+    const ids = created.map((r) => (JSON.parse(r.body) as { Id: string }).Id);
+    const inspects = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => api('GET', `/v1.41/containers/${ids[i % ids.length]}/json`)),
+    );
+    for (const r of inspects) assert.equal(r.status, 200);
+    const listed = await dockerOk('ps', '-a', '--format', '{{.Names}}', '--filter', 'name=load-');
+    assert.equal(listed.split('\n').filter(Boolean).length, 10);
+    await dockerOk('rm', ...ids);
+  });
+
   test('docker pull from a registry (JSON progress stream), images, run the pulled image, rmi', async () => {
     await root.ok('push', 'busybox', `${registry.host}/test/bb:1`);
     const ref = `${registry.host}/test/bb:1`;

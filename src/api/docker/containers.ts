@@ -124,7 +124,8 @@ async function nextStart(
 ): Promise<InstanceRecord | undefined> {
   const before = rec.startedAt;
   let cur: InstanceRecord | undefined = rec;
-  while (cur && cur.state !== 'created' && !live(cur) && cur.startedAt === before) {
+  // (not at `created`: a start passes through it while the driver makes the new run, the old exit still there)
+  while (cur && !live(cur) && (cur.state === 'created' || cur.startedAt === before)) {
     await new Promise((r) => setTimeout(r, 50));
     signal.throwIfAborted();
     cur = await refresh(engine, cur);
