@@ -21,12 +21,16 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { inPty, sq } from './helpers/pty.js';
+import { release } from 'node:os';
 import { freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 
 const DOCKER = '/usr/bin/docker';
+const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0 ? false : 'needs QEMU';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
 
-const root = new HullRoot('daemon');
+// VMs share the tests' guest kernel and root disk cache (as test/e2e-vm.test.ts)
+const root = new HullRoot('daemon', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 const work = mkdtempSync('/tmp/hull-test-daemon-sock-');
 const socket = join(work, 'hull.sock');
 const dockerConfig = join(work, 'docker-config');
@@ -41,6 +45,7 @@ interface Daemon {
 async function startDaemon(): Promise<Daemon> {
   const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...root.env },
   });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => {
@@ -281,6 +286,34 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     const listed = await dockerOk('ps', '-a', '--format', '{{.Names}}', '--filter', 'name=load-');
     assert.equal(listed.split('\n').filter(Boolean).length, 10);
     await dockerOk('rm', ...ids);
+  });
+
+  test('docker exec -it and run -it: a terminal, its size, the exit code', async () => {
+    await dockerOk('run', '-d', '--name', 'term', 'busybox', 'sleep', '1000');
+    const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig };
+    const ex = await inPty(`${DOCKER} exec -it term sh -c ${sq('tty; stty size; exit 6')}`, {
+      rows: 45,
+      cols: 123,
+      env,
+    });
+    assert.equal(ex.code, 6, ex.output);
+    assert.match(ex.output, /\/dev\/pts\/\d+/);
+    assert.match(ex.output, /45 123/);
+    // docker 20.10 sizes a run's terminal after the start (API 1.41 has no ConsoleSize): only the tty is checked
+    const run = await inPty(`${DOCKER} run -it --rm busybox sh -c ${sq('tty; exit 7')}`, { env });
+    assert.equal(run.code, 7, run.output);
+    assert.match(run.output, /\/dev\/pts\/\d+/);
+    await dockerOk('rm', '-f', 'term');
+  });
+
+  test('docker run --isolation vm: a VM with its own kernel, the exit code passed through', {
+    skip: qemu,
+  }, async () => {
+    const r = await docker('run', '--rm', '--isolation', 'vm', 'busybox', 'sh', '-c', 'uname -r; exit 5');
+    assert.equal(r.code, 5, r.stderr);
+    assert.notEqual(r.stdout.trim(), release(), 'the guest runs its own kernel');
+    assert.match(r.stdout, /^\d+\.\d+/);
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
   });
 
   test('docker pull from a registry (JSON progress stream), images, run the pulled image, rmi', async () => {
