@@ -50,11 +50,17 @@ export function humanDuration(ms: number): string {
   return `${Math.round(h / 24 / 7)} weeks`;
 }
 
+/** docker's ps suffix: ` (health: starting)`, ` (healthy)`, ` (unhealthy)`; empty without a healthcheck. */
+function healthText(r: InstanceRecord): string {
+  if (!r.config.healthcheck || !r.health) return '';
+  return r.health.status === 'starting' ? ' (health: starting)' : ` (${r.health.status})`;
+}
+
 function statusText(r: InstanceRecord): string {
   const now = Date.now();
   switch (r.state) {
     case 'running':
-      return `Up ${humanDuration(now - (r.startedAt ?? r.createdAt))}`;
+      return `Up ${humanDuration(now - (r.startedAt ?? r.createdAt))}${healthText(r)}`;
     case 'paused':
       return `Up ${humanDuration(now - (r.startedAt ?? r.createdAt))} (Paused)`;
     case 'exited':

@@ -130,8 +130,6 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
   }
 
   const mode = str(hc.NetworkMode, 'HostConfig.NetworkMode') ?? '';
-  if (mode.startsWith('container:'))
-    throw new ApiError(400, `network mode "${mode}" is not supported: hull instances do not share namespaces yet`);
   const endpoints = obj(obj(body.NetworkingConfig, 'NetworkingConfig')?.EndpointsConfig, 'EndpointsConfig') ?? {};
   const networks: string[] = [];
   if (!DEFAULT_MODES.has(mode)) networks.push(mode);
@@ -145,6 +143,27 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
     aliases.push(...(strs(eo.Aliases, `EndpointsConfig.${net}.Aliases`) ?? []));
   }
 
+  const hco = obj(body.Healthcheck, 'Healthcheck');
+  let health: CreateRequest['health'];
+  if (hco) {
+    const test = strs(hco.Test, 'Healthcheck.Test');
+    const ms = (k: string) => {
+      const v = num(hco[k], `Healthcheck.${k}`);
+      return v ? Math.round(v / 1e6) : undefined;
+    };
+    const [intervalMs, timeoutMs, startPeriodMs] = [ms('Interval'), ms('Timeout'), ms('StartPeriod')];
+    const retries = num(hco.Retries, 'Healthcheck.Retries');
+    health =
+      test?.[0] === 'NONE'
+        ? { disable: true }
+        : {
+            ...(test?.length ? { test } : {}),
+            ...(intervalMs ? { intervalMs } : {}),
+            ...(timeoutMs ? { timeoutMs } : {}),
+            ...(startPeriodMs ? { startPeriodMs } : {}),
+            ...(retries ? { retries } : {}),
+          };
+  }
   const userns = str(hc.UsernsMode, 'HostConfig.UsernsMode') ?? '';
   if (userns !== '' && userns !== 'host') throw new ApiError(400, `invalid UsernsMode "${userns}": use host`);
   const labels = strMap(body.Labels, 'Labels') ?? {};
@@ -186,6 +205,8 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
     ...(stopTimeout !== undefined ? { stopTimeout } : {}),
     ...(restart ? { restart } : {}),
     autoRemove: bool(hc.AutoRemove, 'HostConfig.AutoRemove') ?? false,
+    ...(bool(hc.Init, 'HostConfig.Init') ? { init: true } : {}),
+    ...(health ? { health } : {}),
     labels,
     ...(networks.length ? { networks } : {}),
     ...(ip ? { ip } : {}),
@@ -195,7 +216,7 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
     ...(dns?.length ? { dns } : {}),
     ...(dnsSearch?.length ? { dnsSearch } : {}),
     ...(extraHosts?.length ? { addHost: extraHosts } : {}),
-    ...(runtime && runtime !== 'runc-default' ? { runtime } : {}),
+    ...(runtime ? { runtime } : {}),
     ulimits,
   };
 }
