@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(runc crun conmon tini busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
   qemu-system-x86 qemu-utils e2fsprogs erofs-utils kmod musl-tools
-  containernetworking-plugins aardvark-dns iptables iperf3 mmdebstrap docker.io)
+  containernetworking-plugins aardvark-dns iptables iperf3 mmdebstrap docker.io docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# docker.io brings the docker CLI that drives `hull daemon` (its tests); dockerd itself is never started
+# docker.io and docker-compose: the clients that drive `hull daemon` (its tests); dockerd itself is never started
 systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
 # the daemon's socket is group hull's (0660): members may drive hull, which is root-equivalent
 groupadd -f hull

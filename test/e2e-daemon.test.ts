@@ -27,6 +27,7 @@ import { freePort, type RunningRegistry, startDockerRegistry } from './helpers/r
 
 const DOCKER = '/usr/bin/docker';
 const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0 ? false : 'needs QEMU';
+const compose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0 ? false : 'needs docker-compose';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
 
 // VMs share the tests' guest kernel and root disk cache (as test/e2e-vm.test.ts)
@@ -314,6 +315,62 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     assert.notEqual(r.stdout.trim(), release(), 'the guest runs its own kernel');
     assert.match(r.stdout, /^\d+\.\d+/);
     assert.equal(await dockerOk('ps', '-a', '-q'), '');
+  });
+
+  test('docker-compose 1.29: a two-service stack up, names, DNS between services, ps, down -v leaves nothing', {
+    skip: compose,
+  }, async () => {
+    const dir = join(work, 'stack');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      [
+        'version: "3.8"',
+        'services:',
+        '  db:',
+        '    image: busybox',
+        '    command: sh -c "mkdir -p /www && echo db-page > /www/index.html && exec httpd -f -p 8080 -h /www"',
+        '  web:',
+        '    image: busybox',
+        '    command: sh -c "until wget -q -O - http://db:8080/ ; do sleep 0.2; done; exec sleep 1000"',
+        '    depends_on: [db]',
+        '',
+      ].join('\n'),
+    );
+    const composeCmd = (...args: string[]) =>
+      new Promise<DockerResult>((resolve) => {
+        const child = spawn('docker-compose', ['--project-name', 'stack', ...args], {
+          cwd: dir,
+          env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.setEncoding('utf8').on('data', (x: string) => {
+          stdout += x;
+        });
+        child.stderr!.setEncoding('utf8').on('data', (x: string) => {
+          stderr += x;
+        });
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const up = await composeCmd('up', '-d');
+    assert.equal(up.code, 0, up.stderr);
+    const ps = await composeCmd('ps');
+    assert.match(ps.stdout, /^stack_db_1 .* Up/m);
+    assert.match(ps.stdout, /^stack_web_1 .* Up/m);
+    assert.equal(ps.stdout.match(/^stack_/gm)?.length, 2, ps.stdout);
+    // web reaches db by its service name on the project's network
+    await waitFor(
+      "web to fetch db's page",
+      async () => (await docker('logs', 'stack_web_1')).stdout.includes('db-page'),
+      30_000,
+    );
+    assert.match(await dockerOk('network', 'ls', '--format', '{{.Name}}'), /^stack_default$/m);
+    const down = await composeCmd('down', '-v', '-t', '1');
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
+    assert.doesNotMatch(await dockerOk('network', 'ls', '--format', '{{.Name}}'), /stack_default/);
   });
 
   test('docker pull from a registry (JSON progress stream), images, run the pulled image, rmi', async () => {

@@ -102,7 +102,8 @@ function matches(r: InstanceRecord, f: Record<string, string[]>): boolean {
     any('status', (v) => v === r.state) &&
     any('isolation', (v) => v === r.kind) &&
     any('ancestor', (v) => v === r.image || r.imageId.startsWith(v)) &&
-    any('label', (v) => {
+    // labels: every one given must match (docker's rule), unlike the other filters
+    (f.label ?? []).every((v) => {
       const i = v.indexOf('=');
       const labels = r.config.labels ?? {};
       return i < 0 ? v in labels : labels[v.slice(0, i)] === v.slice(i + 1);
@@ -163,6 +164,40 @@ async function waitCondition(engine: Engine, ref: InstanceRecord, condition: str
   return code;
 }
 
+/**
+ * The engine's inspect document with what docker's clients rely on and the document may leave out: `Name` with
+ * docker's leading slash (docker-compose strips one character), `Config.Image`, and an entry in
+ * `NetworkSettings.Networks` for every network the instance is configured for, running or not, whose aliases hold
+ * the short id (docker-compose reconnects an instance whose entry lacks it).
+ */
+export function dockerInspect(doc: Record<string, unknown>, rec: InstanceRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...doc };
+  if (typeof out.Name === 'string' && !out.Name.startsWith('/')) out.Name = `/${out.Name}`;
+  const config = (out.Config ?? {}) as Record<string, unknown>;
+  if (!config.Image) out.Config = { ...config, Image: rec.image };
+  const ns = { ...((out.NetworkSettings ?? {}) as Record<string, unknown>) };
+  const nets = { ...((ns.Networks ?? {}) as Record<string, Record<string, unknown>>) };
+  for (const n of rec.config.networks ?? []) {
+    const cur = nets[n.name] ?? {};
+    const aliases = new Set([...((cur.Aliases as string[] | null) ?? []), ...(n.aliases ?? []), rec.id.slice(0, 12)]);
+    nets[n.name] = {
+      IPAMConfig: n.ip ? { IPv4Address: n.ip } : null,
+      Links: null,
+      NetworkID: '',
+      EndpointID: '',
+      Gateway: '',
+      IPAddress: '',
+      IPPrefixLen: 0,
+      MacAddress: '',
+      ...cur,
+      Aliases: [...aliases],
+    };
+  }
+  ns.Networks = nets;
+  out.NetworkSettings = ns;
+  return out;
+}
+
 /** Per-instance terminals of the attach sessions (for /containers/{id}/resize). */
 const terminals = new Map<string, Terminal>();
 
@@ -195,7 +230,7 @@ export function containerRoutes(r: Router, streams: Streams): void {
   r.on('GET', '/containers/{id}/json', async (c, res) => {
     const rec = await refreshForView(c.engine, lookupContainer(c.engine, c.params.id!));
     if (!rec) throw new ApiError(404, `No such container: ${c.params.id}`);
-    sendJson(res, 200, describeInstance(c.engine, rec));
+    sendJson(res, 200, dockerInspect(describeInstance(c.engine, rec), rec));
   });
 
   r.on('POST', '/containers/{id}/start', async (c, res) => {

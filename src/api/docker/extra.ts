@@ -113,7 +113,7 @@ function eventMatches(ev: Record<string, unknown>, e: EventRecord, f: Record<str
     any('event', (v) => v === e.action) &&
     any('container', (v) => e.id.startsWith(v) || e.name === v) &&
     any('image', (v) => e.attributes.image === v) &&
-    any('label', (v) => {
+    (f.label ?? []).every((v) => {
       const i = v.indexOf('=');
       return i < 0 ? v in e.attributes : e.attributes[v.slice(0, i)] === v.slice(i + 1);
     })

@@ -42,13 +42,15 @@ function entry(engine: Engine, d: NetworkDef): Record<string, unknown> {
 export function networkRoutes(r: Router): void {
   r.on('GET', '/networks', async (c, res) => {
     const f = filters(c.query);
-    const defs = c.engine.networks.store
-      .list()
-      .filter(
-        (d) =>
-          (!f.name?.length || f.name.some((n) => d.name.includes(n))) &&
-          (!f.id?.length || f.id.some((i) => d.id.startsWith(i))),
-      );
+    const defs = c.engine.networks.store.list().filter(
+      (d) =>
+        (!f.name?.length || f.name.some((n) => d.name.includes(n))) &&
+        (!f.id?.length || f.id.some((i) => d.id.startsWith(i))) &&
+        (f.label ?? []).every((v) => {
+          const i = v.indexOf('=');
+          return i < 0 ? v in d.labels : d.labels[v.slice(0, i)] === v.slice(i + 1);
+        }),
+    );
     sendJson(
       res,
       200,
