@@ -318,7 +318,7 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     assert.equal(await dockerOk('ps', '-a', '-q'), '');
   });
 
-  test('docker-compose 1.29: a two-service stack up, names, DNS between services, ps, down -v leaves nothing', {
+  test('docker-compose 1.29: a two-service stack up, names, DNS between services, ps, logs, down -v leaves nothing', {
     skip: compose,
   }, async () => {
     const dir = join(work, 'stack');
@@ -368,6 +368,9 @@ describe('hull daemon with the docker CLI', { skip }, () => {
       30_000,
     );
     assert.match(await dockerOk('network', 'ls', '--format', '{{.Name}}'), /^stack_default$/m);
+    const logs = await composeCmd('logs', '--no-color', 'web');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /^web_1 +\| db-page$/m);
     const down = await composeCmd('down', '-v', '-t', '1');
     assert.equal(down.code, 0, down.stderr);
     assert.equal(await dockerOk('ps', '-a', '-q'), '');

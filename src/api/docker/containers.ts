@@ -168,13 +168,16 @@ async function waitCondition(engine: Engine, ref: InstanceRecord, condition: str
  * The engine's inspect document with what docker's clients rely on and the document may leave out: `Name` with
  * docker's leading slash (docker-compose strips one character), `Config.Image`, and an entry in
  * `NetworkSettings.Networks` for every network the instance is configured for, running or not, whose aliases hold
- * the short id (docker-compose reconnects an instance whose entry lacks it).
+ * the short id (docker-compose reconnects an instance whose entry lacks it), and `HostConfig.LogConfig`.
  */
 export function dockerInspect(doc: Record<string, unknown>, rec: InstanceRecord): Record<string, unknown> {
   const out: Record<string, unknown> = { ...doc };
   if (typeof out.Name === 'string' && !out.Name.startsWith('/')) out.Name = `/${out.Name}`;
   const config = (out.Config ?? {}) as Record<string, unknown>;
   if (!config.Image) out.Config = { ...config, Image: rec.image };
+  // docker-compose tails only instances whose log driver it sees
+  const hc = (out.HostConfig ?? {}) as Record<string, unknown>;
+  if (!hc.LogConfig) out.HostConfig = { ...hc, LogConfig: { Type: rec.config.log?.driver ?? 'k8s-file', Config: {} } };
   const ns = { ...((out.NetworkSettings ?? {}) as Record<string, unknown>) };
   const nets = { ...((ns.Networks ?? {}) as Record<string, Record<string, unknown>>) };
   for (const n of rec.config.networks ?? []) {
