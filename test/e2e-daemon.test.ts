@@ -129,6 +129,12 @@ async function dockerOk(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** How many clients are connected to the daemon's socket now (ss(8): the server side of each connection). */
+function connections(): number {
+  const r = spawnSync('ss', ['-x', '-H', 'src', socket], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter((l) => l.includes(socket)).length;
+}
+
 /** Stop a daemon with SIGTERM; resolves with its exit code. */
 async function stopDaemon(d: Daemon): Promise<number | null> {
   d.child.kill('SIGTERM');
@@ -463,13 +469,25 @@ describe('hull daemon with the docker CLI', { skip }, () => {
 
     daemon = await startDaemon();
     assert.match(await dockerOk('ps', '--format', '{{.Names}} {{.Status}}'), /^survivor Up /m);
-    // a daemon killed with -9 leaves a stale socket and pid file: the next one replaces them
+    // a daemon killed with -9 in the middle of requests (a followed log, a wait) leaves a stale socket and pid
+    // file: the next one replaces them, and the instance is still running and manageable
+    const follower = spawn(DOCKER, ['logs', '-f', 'survivor'], {
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+      stdio: 'ignore',
+    });
+    const waiting = docker('wait', 'survivor');
+    await waitFor('both clients to be connected', () => connections() >= 2);
     daemon.child.kill('SIGKILL');
     await daemon.exited;
+    assert.notEqual((await waiting).code, 0, 'the wait was cut');
+    await new Promise((r) => (follower.exitCode !== null ? r(null) : follower.once('close', r)));
     assert.ok(existsSync(socket));
     daemon = await startDaemon();
     assert.match(await dockerOk('ps', '--format', '{{.Names}}'), /^survivor$/m);
-    await dockerOk('rm', '-f', 'survivor');
+    assert.equal((await root.inspect(id)).State.Status, 'running');
+    await dockerOk('stop', '-t', '0', 'survivor');
+    assert.match(await dockerOk('ps', '-a', '--format', '{{.Names}} {{.Status}}'), /^survivor Exited \(137\)/m);
+    await dockerOk('rm', 'survivor');
   });
 
   test('plain TCP without authentication is refused', async () => {
