@@ -14,12 +14,28 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "hull setup: installing host packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # docker.io is here for its CLI (and docker-compose), the clients that drive `hull daemon`: when this set-up
+  # installs it, its dockerd must not start (its bridge and iptables rules would sit beside hull's), so packages
+  # may not start services during the install (policy-rc.d 101), and docker's units are disabled afterwards.
+  # A docker.io that was installed before is left as it was.
+  new_docker=0
+  [[ " ${missing[*]} " == *" docker.io "* ]] && new_docker=1
+  policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy=1
+  fi
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  status=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  [ "$policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$status" = 0 ] || exit "$status"
+  if [ "$new_docker" = 1 ]; then
+    systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  fi
 fi
 
-# docker.io and docker-compose: the clients that drive `hull daemon` (its tests); dockerd itself is never started
-systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
 # the daemon's socket is group hull's (0660): members may drive hull, which is root-equivalent
 groupadd -f hull
 
