@@ -284,7 +284,7 @@ describe('hull build', () => {
     });
     const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     // the step's own output line, not the STEP header (which also contains the word)
-    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
+    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 60_000);
     child.kill('SIGINT');
     assert.equal(await closed, 130, err);
     assert.match(err, /build interrupted \(SIGINT\) at Containerfile:2/);
@@ -343,7 +343,7 @@ describe('hull build', () => {
     });
     const closed = new Promise((r) => child.on('close', r));
     // the step's own output line, not the STEP header (which also contains the word)
-    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 15_000);
+    await waitFor('the RUN step to start', () => out.split('\n').includes('started'), 60_000);
     child.kill('SIGKILL');
     await closed;
     assert.ok(!(await root.ok('images')).includes('killed'));
