@@ -67,6 +67,11 @@ describe('--format', () => {
       await root.ok('system', 'info', '--format', '{{.Containers}} {{.ContainersRunning}}'),
       /^\d+ [1-9]\d*\n$/,
     );
+    // docker's top-level `info` is the same command
+    assert.equal(
+      await root.ok('info', '--format', '{{.Containers}} {{.ServerVersion}}'),
+      await root.ok('system', 'info', '--format', '{{.Containers}} {{.ServerVersion}}'),
+    );
     const evs = await root.ok(
       'events',
       '--since',

@@ -23,41 +23,46 @@ export const VERSION =
 export function registerSystemCommands(program: Command, ctx: CliContext): void {
   const system = program.command('system').description('host information and maintenance');
 
-  system
-    .command('info')
-    .description('what hull finds on this host')
-    .option(
-      '-f, --format <format>',
-      "table, json or a Go template over docker's info fields (.ServerVersion, .Containers, ...)",
-    )
-    .action(async (o: { format?: string }) => {
-      const template =
-        o.format && o.format !== 'table' ? compileTemplate(o.format === 'json' ? '{{json .}}' : o.format) : undefined;
-      const engine = await ctx.engine();
-      const info = await systemInfo(engine, VERSION);
-      if (template) {
-        process.stdout.write(runTemplate(template, dockerInfo(info)) + '\n');
-        return;
-      }
-      const lines = [
-        `hull version:       ${info.version}`,
-        `root:               ${info.root}`,
-        `instances:          ${info.instances.total} (${info.instances.running} running, ${info.instances.paused} paused, ${info.instances.stopped} stopped)`,
-        `images:             ${info.images}`,
-        `default runtime:    ${info.defaultRuntime}`,
-        ...info.runtimes.map(
-          (r) =>
-            `  ${r.name.padEnd(6)} ${r.version ?? '-'}${r.usable ? '' : ` (unusable: ${r.reason})`}${r.note ? ` (${r.note})` : ''}`,
-        ),
-        `cgroups:            ${info.cgroups}${info.cgroupNamespace ? ', cgroup namespaces' : ''}`,
-        `user namespaces:    ${info.userNamespaces ? 'yes' : 'no'}`,
-        `seccomp:            ${info.seccomp ? 'yes' : 'no'}`,
-        `virtualization:     ${info.virtualization.accelerator} (${info.virtualization.reason})${info.virtualization.qemu ? '' : ', QEMU not installed'}`,
-        `open files limit:   ${info.nofileHardLimit} (hard)${info.capSysResource ? '' : ', no CAP_SYS_RESOURCE'}`,
-        `kernel:             ${info.kernel}`,
-      ];
-      process.stdout.write(lines.join('\n') + '\n');
-    });
+  // `hull info` (docker's) and `hull system info`: one definition on both parents
+  const addInfo = (parent: Command): void => {
+    parent
+      .command('info')
+      .description('what hull finds on this host')
+      .option(
+        '-f, --format <format>',
+        "table, json or a Go template over docker's info fields (.ServerVersion, .Containers, ...)",
+      )
+      .action(async (o: { format?: string }) => {
+        const template =
+          o.format && o.format !== 'table' ? compileTemplate(o.format === 'json' ? '{{json .}}' : o.format) : undefined;
+        const engine = await ctx.engine();
+        const info = await systemInfo(engine, VERSION);
+        if (template) {
+          process.stdout.write(runTemplate(template, dockerInfo(info)) + '\n');
+          return;
+        }
+        const lines = [
+          `hull version:       ${info.version}`,
+          `root:               ${info.root}`,
+          `instances:          ${info.instances.total} (${info.instances.running} running, ${info.instances.paused} paused, ${info.instances.stopped} stopped)`,
+          `images:             ${info.images}`,
+          `default runtime:    ${info.defaultRuntime}`,
+          ...info.runtimes.map(
+            (r) =>
+              `  ${r.name.padEnd(6)} ${r.version ?? '-'}${r.usable ? '' : ` (unusable: ${r.reason})`}${r.note ? ` (${r.note})` : ''}`,
+          ),
+          `cgroups:            ${info.cgroups}${info.cgroupNamespace ? ', cgroup namespaces' : ''}`,
+          `user namespaces:    ${info.userNamespaces ? 'yes' : 'no'}`,
+          `seccomp:            ${info.seccomp ? 'yes' : 'no'}`,
+          `virtualization:     ${info.virtualization.accelerator} (${info.virtualization.reason})${info.virtualization.qemu ? '' : ', QEMU not installed'}`,
+          `open files limit:   ${info.nofileHardLimit} (hard)${info.capSysResource ? '' : ', no CAP_SYS_RESOURCE'}`,
+          `kernel:             ${info.kernel}`,
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      });
+  };
+  addInfo(system);
+  addInfo(program);
 
   system
     .command('prune')
