@@ -140,7 +140,11 @@ describe('docker documents and ps', () => {
   test('ps: PORTS column, -n, -l', async () => {
     const table = await root.ok('ps');
     assert.match(table, /^INSTANCE ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+TYPE\s+NAMES$/m);
-    assert.match(table, new RegExp(`Up .*0\\.0\\.0\\.0:${hostPort}->80/tcp\\s+container\\s+web`));
+    // docker 20.10's form; the IPv6 half where hull's proxy serves [::] on this host
+    assert.match(
+      table,
+      new RegExp(`Up .*\\s0\\.0\\.0\\.0:${hostPort}->80/tcp(, :::${hostPort}->80/tcp)?\\s+container\\s+web`),
+    );
     assert.deepEqual(await ps(), ['web']);
     assert.deepEqual(await ps('-a'), ['web', 'idle', 'old']);
     assert.deepEqual(await ps('-n', '2'), ['web', 'idle'], '-n shows stopped ones too');
