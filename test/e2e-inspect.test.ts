@@ -186,7 +186,7 @@ describe('docker documents and ps', () => {
 
   test('ps --filter: bad input', async () => {
     const bad = await root.hull('ps', '-f', 'foo=1');
-    assert.notEqual(bad.code, 0);
+    assert.equal(bad.code, 1, 'exit 1, as docker ps');
     assert.equal(bad.stderr, "hull: invalid filter 'foo'\n");
     const value = await root.hull('ps', '-f', 'status=up');
     assert.notEqual(value.code, 0);
