@@ -44,7 +44,7 @@ try {
     spawnSync(process.execPath, [hullEntry, '--root', root, 'image', 'inspect', 'busybox'], { encoding: 'utf8' })
       .stdout,
   )[0];
-  const layer = join(root, 'layers', img.layers[0].diffId.replace('sha256:', ''));
+  const layer = join(root, 'layers', img.Hull.Layers[0].diffId.replace('sha256:', ''));
 
   // An equivalent bundle for the raw runtime: its own default spec, the same root filesystem, read-only.
   const bundle = join(work, 'bundle');

@@ -91,27 +91,25 @@ describe('hull build', () => {
 
   test('image inspect shows the config, labels and one history entry per step', async () => {
     const [img] = JSON.parse(await root.ok('image', 'inspect', 'built:1')) as {
-      id: string;
-      config: {
-        config: Record<string, unknown>;
-        history: { created_by: string; empty_layer?: boolean }[];
-        rootfs: { diff_ids: string[] };
-      };
+      Id: string;
+      Config: Record<string, unknown>;
+      RootFS: { Layers: string[] };
+      Hull: { History: { created_by: string; empty_layer?: boolean }[] };
     }[];
-    assert.equal(img!.id, `sha256:${firstId}`);
-    const c = img!.config.config;
+    assert.equal(img!.Id, `sha256:${firstId}`);
+    const c = img!.Config;
     assert.deepEqual(c.Labels, { 'org.example.role': 'test' });
     assert.deepEqual(c.ExposedPorts, { '8080/tcp': {} });
     assert.equal(c.User, '65534');
     assert.equal(c.WorkingDir, '/work/here');
     assert.ok((c.Env as string[]).includes('GREETING=hello-env'));
-    const h = img!.config.history;
+    const h = img!.Hull.History;
     assert.equal(h.length, 1 + MAIN_STEPS - 1, 'the base image entry plus one per instruction');
     assert.deepEqual(
       h.slice(1).map((e) => e.created_by.split(' ')[0]),
       ['RUN', 'COPY', 'COPY', 'COPY', 'COPY', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'CMD'],
     );
-    assert.equal(h.filter((e) => !e.empty_layer).length, img!.config.rootfs.diff_ids.length);
+    assert.equal(h.filter((e) => !e.empty_layer).length, img!.RootFS.Layers.length);
   });
 
   test('hull history lists the steps newest first, each with its layer size', async () => {
@@ -199,9 +197,9 @@ describe('hull build', () => {
     assert.ok(!r.stdout.includes('FROM busybox AS tester'), 'a stage the target does not need is skipped');
     assert.equal(await root.ok('run', '--rm', 'static'), 'artifact\nfrom the archive\n');
     const [img] = JSON.parse(await root.ok('image', 'inspect', 'static')) as {
-      config: { rootfs: { diff_ids: string[] } };
+      RootFS: { Layers: string[] };
     }[];
-    assert.equal(img!.config.rootfs.diff_ids.length, 3, 'scratch: only the three layers of its own steps');
+    assert.equal(img!.RootFS.Layers.length, 3, 'scratch: only the three layers of its own steps');
   });
 
   test('RUN deletions become whiteouts and opaque directories; --build-arg; COPY --chmod; a symlinked source', async () => {
@@ -238,16 +236,17 @@ describe('hull build', () => {
     assert.match(r.stdout, /^shell is \/bin\/sh$/m);
     assert.equal(await root.ok('run', '--rm', 'misc', 'test -x /bb && echo ok'), 'ok\n', 'COPY --from=an image');
     const [img] = JSON.parse(await root.ok('image', 'inspect', 'misc')) as {
-      config: { config: Record<string, unknown>; history: { created_by: string; empty_layer?: boolean }[] };
+      Config: Record<string, unknown>;
+      Hull: { History: { created_by: string; empty_layer?: boolean }[] };
     }[];
-    const c = img!.config.config;
+    const c = img!.Config;
     assert.equal(c.StopSignal, 'SIGINT');
     assert.deepEqual(c.Volumes, { '/data': {} });
     assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 5_000_000_000 });
     assert.deepEqual(c.Shell, ['/bin/sh', '-ec']);
-    const runTrue = img!.config.history.find((h) => h.created_by === 'RUN true');
+    const runTrue = img!.Hull.History.find((h) => h.created_by === 'RUN true');
     assert.equal(runTrue?.empty_layer, true, 'a RUN that changes nothing adds no layer');
-    assert.equal(img!.config.config.Cmd ?? null, null, "ENTRYPOINT resets the base image's Cmd");
+    assert.equal(img!.Config.Cmd ?? null, null, "ENTRYPOINT resets the base image's Cmd");
   });
 
   test("COPY and WORKDIR follow the image's directory symlinks (a usrmerge-style /lib -> usr/lib) instead of hiding them", async () => {
@@ -374,9 +373,9 @@ describe('hull build', () => {
       assert.match(child.stdout, /STEP 2\/4: COPY marker.txt \/marker.txt\n.*\nSTEP 3\/4: RUN echo triggered >> \/log/);
       assert.match(child.stdout, /marker\ntriggered\n/);
       const inspected = JSON.parse(await root.ok('image', 'inspect', 'onbuild-child:1')) as {
-        config: { config: { OnBuild?: string[] } };
+        Config: { OnBuild: string[] | null };
       }[];
-      assert.equal(inspected[0]!.config.config.OnBuild, undefined, 'triggers are not inherited');
+      assert.equal(inspected[0]!.Config.OnBuild, null, 'triggers are not inherited');
       const grandchild = await root.hull('build', '-t', 'onbuild-grandchild:1', '-f', join(dir, 'Grandchild'), dir);
       assert.equal(grandchild.code, 0, grandchild.stdout + grandchild.stderr);
       assert.match(grandchild.stdout, /STEP 1\/2: FROM onbuild-child:1/);

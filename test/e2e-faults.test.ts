@@ -151,9 +151,9 @@ describe('other crashes', () => {
   test('kill -9 of conmon: ps -a shows the instance exited with a reason, and rm works', async () => {
     await root.ok('run', '-d', '--name', 'orphan', 'busybox', 'sleep', '300');
     const i = await root.inspect('orphan');
-    assert.ok(alive(i.SupervisorPid));
-    process.kill(i.SupervisorPid, 'SIGKILL');
-    await waitFor('conmon to die', () => !alive(i.SupervisorPid), 5000, 20);
+    assert.ok(alive(i.Hull.SupervisorPid));
+    process.kill(i.Hull.SupervisorPid, 'SIGKILL');
+    await waitFor('conmon to die', () => !alive(i.Hull.SupervisorPid), 5000, 20);
     const ps = await root.ok('ps', '-a');
     assert.match(ps, /Exited \(\d+\).*orphan/);
     const after = await root.inspect('orphan');
@@ -167,12 +167,12 @@ describe('other crashes', () => {
   test('kill -9 of conmon, then start: the instance runs again', async () => {
     await root.ok('run', '-d', '--name', 'phoenix', 'busybox', 'sleep', '300');
     const i = await root.inspect('phoenix');
-    process.kill(i.SupervisorPid, 'SIGKILL');
-    await waitFor('conmon to die', () => !alive(i.SupervisorPid), 5000, 20);
+    process.kill(i.Hull.SupervisorPid, 'SIGKILL');
+    await waitFor('conmon to die', () => !alive(i.Hull.SupervisorPid), 5000, 20);
     assert.equal(await root.ok('start', 'phoenix'), 'phoenix\n');
     const again = await root.inspect('phoenix');
     assert.equal(again.State.Status, 'running');
-    assert.notEqual(again.SupervisorPid, i.SupervisorPid);
+    assert.notEqual(again.Hull.SupervisorPid, i.Hull.SupervisorPid);
     assert.ok(alive(again.State.Pid));
     await root.ok('rm', '-f', 'phoenix');
   });

@@ -90,13 +90,13 @@ describe('--pull newer', () => {
     writeFileSync(join(ctxDir, 'Containerfile'), 'FROM busybox\nLABEL org.hull.test.newer=2\n');
     await src.ok('build', '-q', '-t', 'newer:2', ctxDir);
     await src.ok('push', 'newer:2', ref);
-    const newId = (JSON.parse(await src.ok('image', 'inspect', 'newer:2')) as { id: string }[])[0]!.id;
-    const oldId = (JSON.parse(await root.ok('image', 'inspect', ref)) as { id: string }[])[0]!.id;
+    const newId = (JSON.parse(await src.ok('image', 'inspect', 'newer:2')) as { Id: string }[])[0]!.Id;
+    const oldId = (JSON.parse(await root.ok('image', 'inspect', ref)) as { Id: string }[])[0]!.Id;
     assert.notEqual(newId, oldId);
     const newer = await root.hull('run', '--rm', '--pull', 'newer', ref, 'echo', 'three');
     assert.equal(newer.code, 0, newer.stderr);
     assert.match(newer.stderr, /Pulling/);
-    assert.equal((JSON.parse(await root.ok('image', 'inspect', ref)) as { id: string }[])[0]!.id, newId);
+    assert.equal((JSON.parse(await root.ok('image', 'inspect', ref)) as { Id: string }[])[0]!.Id, newId);
     // a name whose registry cannot be reached: the local image, and a warning
     await root.ok('tag', 'busybox', '127.0.0.1:1/gc/offline:1');
     const offline = await root.hullWith(
@@ -128,10 +128,10 @@ describe('zstd layers', () => {
     assert.equal(zst.status, 0, String(zst.stderr));
     const layout = new OciLayoutBuilder(join(work, 'zstd'));
     const base = JSON.parse(await root.ok('image', 'inspect', 'busybox')) as {
-      layers: { digest: string; diffId: string; size: number; mediaType: string }[];
+      Hull: { Layers: { digest: string; diffId: string; size: number; mediaType: string }[] };
     }[];
     // busybox's own layer (copied from the store) under a zstd layer
-    const bbLayer = base[0]!.layers[0]!;
+    const bbLayer = base[0]!.Hull.Layers[0]!;
     const bb = layout.blob(
       bbLayer.mediaType,
       readFileSync(join(root.dir, 'images', 'blobs', 'sha256', bbLayer.digest.slice(7))),
@@ -152,9 +152,9 @@ describe('zstd layers', () => {
     writeFileSync(file, zst.stdout);
     await root.ok('import', file, 'imported:zst');
     const layers = JSON.parse(await root.ok('image', 'inspect', 'imported:zst')) as {
-      layers: { mediaType: string }[];
+      Hull: { Layers: { mediaType: string }[] };
     }[];
-    assert.equal(layers[0]!.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+    assert.equal(layers[0]!.Hull.Layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
     writeFileSync(file, Buffer.concat([zst.stdout.subarray(0, 40), Buffer.alloc(64, 7)]));
     const bad = await root.hull('import', file, 'broken:zst');
     assert.equal(bad.code, 1);

@@ -408,7 +408,7 @@ describe('resource flags set the cgroup', () => {
       );
       assert.equal(r.code, 0, `${rt}: ${r.stderr}`);
       assert.equal(r.stdout, 'ok-13\n');
-      assert.equal((await root.inspect(`rt-${rt}`)).Runtime, rt);
+      assert.equal((await root.inspect(`rt-${rt}`)).HostConfig.Runtime, rt);
       await root.ok('rm', `rt-${rt}`);
     }
   });

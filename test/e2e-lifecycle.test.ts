@@ -236,11 +236,11 @@ describe('a web server through every verb', () => {
   test('inspect shows the configuration and state', async () => {
     const i = await root.inspect('web');
     assert.equal(i.Id, id);
-    assert.equal(i.Name, 'web');
+    assert.equal(i.Name, '/web');
     assert.equal(i.State.Status, 'running');
     assert.equal(i.State.Running, true);
     assert.ok(i.State.Pid > 0);
-    assert.ok(i.SupervisorPid > 0);
+    assert.ok(i.Hull.SupervisorPid > 0);
     assert.deepEqual(i.Config.Cmd, ['httpd', '-f', '-p', '8080']);
     assert.equal(i.HostConfig.NanoCpus, 1e9);
     assert.equal((await root.inspect(id.slice(0, 8))).Id, id, 'an id prefix works as a reference');

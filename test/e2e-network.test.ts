@@ -198,7 +198,7 @@ describe('networks', { concurrency: false }, () => {
         'utf8',
       ),
     );
-    process.kill((await root.inspect('orphan')).SupervisorPid, 'SIGKILL');
+    process.kill((await root.inspect('orphan')).Hull.SupervisorPid, 'SIGKILL');
     const r = await root.hullWith({ env: { HULL_TRACE: '1' } }, 'start', 'orphan');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /attachments reused after CNI CHECK/);
@@ -287,7 +287,7 @@ describe('networks', { concurrency: false }, () => {
       // namespaces, bridge and rules stay, stale, which is what hull must cope with as well as their absence
       for (const n of ['keeper', 'plain']) {
         const i = await boot.inspect(n);
-        process.kill(i.SupervisorPid, 'SIGKILL');
+        process.kill(i.Hull.SupervisorPid, 'SIGKILL');
         process.kill(i.State.Pid, 'SIGKILL');
       }
       boot.env.HULL_BOOT_ID = 'net-boot-two';

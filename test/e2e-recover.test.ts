@@ -65,7 +65,7 @@ async function assertRecovered(vmRunning: boolean): Promise<string> {
     assert.match(out, vmRunning ? /^recovered [0-9a-f]{12} vm1 running$/m : /^recovered [0-9a-f]{12} vm1 exited/m);
   const web = await root.inspect('web');
   assert.equal(web.State.Status, 'running');
-  assert.ok(web.State.Pid > 0 && web.SupervisorPid > 0);
+  assert.ok(web.State.Pid > 0 && web.Hull.SupervisorPid > 0);
   assert.equal((await root.inspect('old')).State.ExitCode, 3);
   assert.equal((await root.inspect('old')).State.Status, 'exited');
   assert.equal((await root.inspect('fresh')).State.Status, 'created');

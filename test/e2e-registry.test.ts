@@ -66,13 +66,12 @@ describe('push and pull with a real registry', () => {
       Architecture: string;
     };
     const local = JSON.parse(await src.ok('image', 'inspect', 'busybox')) as {
-      manifestDigest: string;
-      layers: { digest: string }[];
+      Hull: { ManifestDigest: string; Layers: { digest: string }[] };
     }[];
-    assert.equal(info.Digest, local[0]!.manifestDigest, "the registry has hull's manifest byte for byte");
+    assert.equal(info.Digest, local[0]!.Hull.ManifestDigest, "the registry has hull's manifest byte for byte");
     assert.deepEqual(
       info.Layers,
-      local[0]!.layers.map((l) => l.digest),
+      local[0]!.Hull.Layers.map((l) => l.digest),
     );
     const again = await src.hull('push', 'busybox', `${registry.host}/test/busybox:1`);
     assert.equal(again.code, 0, again.stderr);
@@ -110,7 +109,7 @@ describe('push and pull with a real registry', () => {
     skopeo('copy', '--dest-tls-verify=false', `oci:${dir}:bb`, `docker://${registry.host}/roundtrip/bb:1`);
     const dst = newRoot('registry-roundtrip');
     const id = (await dst.ok('pull', '-q', `${registry.host}/roundtrip/bb:1`)).trim();
-    const srcId = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0].id as string;
+    const srcId = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0].Id as string;
     assert.equal(id, srcId);
     assert.equal(
       (await dst.ok('run', '--rm', `${registry.host}/roundtrip/bb:1`, 'echo', 'round trip')).trim(),
@@ -120,7 +119,9 @@ describe('push and pull with a real registry', () => {
 
   test('a multi-layer image pushed by skopeo: hull pull, images, run; a second pull skips stored layers', async () => {
     const layout = new OciLayoutBuilder(join(work, 'multi'));
-    const busyboxLayer = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0].layers[0] as { digest: string };
+    const busyboxLayer = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0].Hull.Layers[0] as {
+      digest: string;
+    };
     const base = readFileSync(join(src.dir, 'images', 'blobs', 'sha256', busyboxLayer.digest.slice(7)));
     const l1 = layout.blob('application/vnd.oci.image.layer.v1.tar', base);
     const two = makeLayer({ 'hello.txt': 'layer two\n', 'etc/motd': 'second layer\n' });
@@ -177,14 +178,14 @@ describe('push and pull with a real registry', () => {
     const dst = newRoot('registry-index');
     await dst.ok('pull', '-q', `${registry.host}/multiarch/img:1`);
     let img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/multiarch/img:1`))[0] as {
-      manifestDigest: string;
-      config: { architecture: string };
+      Hull: { ManifestDigest: string };
+      Architecture: string;
     };
-    assert.equal(img.config.architecture, HOST_ARCH);
-    assert.equal(img.manifestDigest, host.digest);
+    assert.equal(img.Architecture, HOST_ARCH);
+    assert.equal(img.Hull.ManifestDigest, host.digest);
     await dst.ok('pull', '-q', '--platform', `linux/${OTHER_ARCH}`, `${registry.host}/multiarch/img:1`);
     img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/multiarch/img:1`))[0];
-    assert.equal(img.config.architecture, OTHER_ARCH);
+    assert.equal(img.Architecture, OTHER_ARCH);
     const none = await dst.hull('pull', '--platform', 'linux/s390x', `${registry.host}/multiarch/img:1`);
     assert.equal(none.code, 1);
     assert.match(
@@ -231,9 +232,9 @@ describe('push and pull with a real registry', () => {
     const dst = newRoot('registry-nested');
     await dst.ok('pull', '-q', `${registry.host}/nested/img:1`);
     const img = JSON.parse(await dst.ok('image', 'inspect', `${registry.host}/nested/img:1`))[0] as {
-      manifestDigest: string;
+      Hull: { ManifestDigest: string };
     };
-    assert.equal(img.manifestDigest, host.digest);
+    assert.equal(img.Hull.ManifestDigest, host.digest);
   });
 
   test('an unknown tag is one clear line, exit 1', async () => {
@@ -255,8 +256,8 @@ describe('save and load', () => {
     const file = join(work, 'bb-oci.tar');
     await src.ok('save', '-o', file, 'busybox');
     const info = JSON.parse(skopeo('inspect', `oci-archive:${file}`)) as { Digest: string };
-    const local = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { manifestDigest: string };
-    assert.equal(info.Digest, local.manifestDigest);
+    const local = JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { Hull: { ManifestDigest: string } };
+    assert.equal(info.Digest, local.Hull.ManifestDigest);
   });
 
   test('save --format docker-archive: skopeo copies it to an oci: dir and back to a docker-archive that hull loads and runs', async () => {
@@ -290,8 +291,9 @@ describe('save and load', () => {
     const dir = join(work, 'corrupt');
     spawnSync('mkdir', ['-p', dir]);
     assert.equal(spawnSync('tar', ['-xf', file, '-C', dir]).status, 0);
-    const layer = (JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { layers: { digest: string }[] })
-      .layers[0]!.digest;
+    const layer = (
+      JSON.parse(await src.ok('image', 'inspect', 'busybox'))[0] as { Hull: { Layers: { digest: string }[] } }
+    ).Hull.Layers[0]!.digest;
     const path = join(dir, 'blobs', 'sha256', layer.slice(7));
     const bytes = readFileSync(path);
     bytes[100] ^= 0xff;
@@ -341,10 +343,10 @@ describe('faults', () => {
       fault.log.join('\n'),
     );
     const img = JSON.parse(await dst.ok('image', 'inspect', `${fault.host}/bearer/img:1`))[0] as {
-      manifestDigest: string;
+      Hull: { ManifestDigest: string };
     };
     assert.equal(
-      img.manifestDigest,
+      img.Hull.ManifestDigest,
       'sha256:' + (await import('node:crypto')).createHash('sha256').update(fault.image.manifest).digest('hex'),
       'the docker manifest is kept as it was',
     );

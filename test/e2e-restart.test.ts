@@ -141,13 +141,14 @@ describe('after a host restart', () => {
 
     // the "reboot": every process goes, supervisors first so that none reports an exit
     for (const i of [keeper, plain]) {
-      process.kill(i.SupervisorPid, 'SIGKILL');
-      await waitFor(`conmon ${i.SupervisorPid} to die`, () => gone(i.SupervisorPid), 5000, 20);
+      process.kill(i.Hull.SupervisorPid, 'SIGKILL');
+      await waitFor(`conmon ${i.Hull.SupervisorPid} to die`, () => gone(i.Hull.SupervisorPid), 5000, 20);
       process.kill(i.State.Pid, 'SIGKILL');
       await waitFor(`pid ${i.State.Pid} to die`, () => gone(i.State.Pid), 5000, 20);
     }
     const fresh = await boot.inspect('fresh');
-    if (fresh.SupervisorPid > 0 && !gone(fresh.SupervisorPid)) process.kill(fresh.SupervisorPid, 'SIGKILL');
+    if (fresh.Hull.SupervisorPid > 0 && !gone(fresh.Hull.SupervisorPid))
+      process.kill(fresh.Hull.SupervisorPid, 'SIGKILL');
 
     boot.env.HULL_BOOT_ID = 'boot-two';
     const ps = jsonLines<{ Names: string; State: string }>(await boot.ok('ps', '-a', '--format', 'json'));

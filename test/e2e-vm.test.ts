@@ -5,12 +5,12 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { HullRoot, idsIn, waitFor } from './helpers/hull.js';
+import { HullRoot, idsIn, jsonLines, waitFor } from './helpers/hull.js';
 import { probeAccel } from '../src/host/qemu.js';
 
 /**
@@ -126,6 +126,19 @@ describe('VMs through the CLI', { timeout: 600_000 }, () => {
     )[0]!;
     assert.ok(id);
     assert.match(await root.ok('ps'), /vm1/);
+    assert.deepEqual(
+      jsonLines<{ Names: string }>(await root.ok('ps', '--format', 'json', '-f', 'isolation=vm')).map((e) => e.Names),
+      ['vm1'],
+    );
+    const doc = await root.inspect('vm1');
+    assert.equal(doc.Name, '/vm1');
+    assert.equal(doc.HostConfig.Isolation, 'vm');
+    assert.equal(doc.HostConfig.NanoCpus, 2e9);
+    assert.equal(doc.Hull.Kind, 'vm');
+    assert.equal(doc.Hull.Cpus, 2);
+    assert.equal(doc.Hull.Memory, 256 * 2 ** 20);
+    assert.match(String(doc.Hull.Machine), /^(microvm|pc|q35)/);
+    assert.ok(existsSync(String(doc.Hull.ConsolePath)), 'the console log exists');
     const meminfo = await root.ok('exec', 'vm1', 'cat', '/proc/meminfo');
     const total = Number(/MemTotal:\s+(\d+) kB/.exec(meminfo)![1]) * 1024;
     assert.ok(total > 150 * 2 ** 20 && total <= 256 * 2 ** 20, `MemTotal ${total}`);

@@ -159,6 +159,10 @@ export interface InstanceConfig {
   imageId: string;
   /** argv: entrypoint followed by cmd, after flags */
   command: string[];
+  /** the entrypoint part of `command` (docker's Config.Entrypoint); absent in older records */
+  entrypoint?: string[];
+  /** the ports the instance exposes, "80/tcp" (the image's EXPOSE and the published ones); absent in older records */
+  exposedPorts?: string[];
   env: string[];
   workdir: string;
   /** user[:group], as given to -u or taken from the image */
@@ -473,6 +477,16 @@ export interface DriverRecovery {
   tearDown(scope: RecoveryScope, id: string, found?: DriverRemains): Promise<string[]>;
 }
 
+/** A driver's part of `hull inspect` (InstanceDriver.describe). */
+export interface DriverDescription {
+  /** docker's GraphDriver: the storage of the root filesystem and its directories or files */
+  graphDriver: { Name: string; Data: Record<string, string> | null };
+  /** the kind's own facts, shown in inspect's Hull section */
+  details: Record<string, unknown>;
+  /** the files hull writes for the instance's /etc/resolv.conf, /etc/hostname and /etc/hosts, where it has them */
+  etcFiles?: { resolvConf: string; hostname: string; hosts: string };
+}
+
 /** The interface every driver implements. All methods take the instance's context. */
 export interface InstanceDriver {
   readonly kind: InstanceKind;
@@ -529,6 +543,12 @@ export interface InstanceDriver {
    * the stated format); returns the format to open it with.
    */
   checkDiskImage?(path: string, stated?: DiskFormat): Promise<DiskFormat>;
+  /**
+   * What this kind adds to `hull inspect`: its root filesystem as docker's GraphDriver, and its own facts (a
+   * container's OCI runtime, a VM's machine, CPUs, memory, kernel, disk and console), for the Hull section.
+   * Reads only files; never fails (what cannot be read is left out).
+   */
+  describe?(ctx: InstanceContext): DriverDescription;
   /**
    * Finding and tearing down this driver's remains of instances the store does not know (hull.db lost or
    * damaged; DriverRecovery). A driver without it leaves recovery to the engine's host-level clean-up.

@@ -42,6 +42,7 @@ import type {
   ConfigureEnv,
   CreateResult,
   DriverCapabilities,
+  DriverDescription,
   DriverFactory,
   DriverRecovery,
   DriverRemains,
@@ -607,6 +608,16 @@ export class ContainerDriver implements InstanceDriver {
 
   logPath(ctx: InstanceContext): string {
     return instancePaths(ctx.dir).log;
+  }
+
+  /** inspect: the overlay root filesystem and the OCI runtime. */
+  describe(ctx: InstanceContext): DriverDescription {
+    const p = instancePaths(ctx.dir);
+    return {
+      graphDriver: { Name: 'overlay', Data: { MergedDir: p.rootfs, UpperDir: p.upper, WorkDir: p.work } },
+      details: { Runtime: ctx.config.container?.runtime ?? null, BundlePath: ctx.dir },
+      etcFiles: { resolvConf: p.resolvConf, hostname: p.hostname, hosts: p.hosts },
+    };
   }
 
   async cleanupAfterExit(ctx: InstanceContext): Promise<void> {

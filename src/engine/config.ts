@@ -6,6 +6,7 @@ import type {
   RestartPolicy,
   InstanceKind,
   LogConfig,
+  PortMapping,
 } from '../common/instance.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { mergeEnv, parseSignal } from '../common/parse.js';
@@ -103,6 +104,8 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     image: req.image,
     imageId: image.id,
     command,
+    entrypoint,
+    exposedPorts: exposedPorts(ic.ExposedPorts, net.ports ?? []),
     env: mergeEnv(imageEnv, req.env ?? []),
     workdir: req.workdir ?? (ic.WorkingDir || '/'),
     user: req.user ?? ic.User ?? '',
@@ -123,6 +126,14 @@ export function buildInstanceConfig(image: ImageRecord, req: CreateRequest, id: 
     ...(req.attach ? { attach: [...req.attach] } : {}),
     ...(healthcheck ? { healthcheck } : {}),
   };
+}
+
+/** docker's Config.ExposedPorts: the image's EXPOSE and every published port, "port/proto", in order, once each. */
+function exposedPorts(image: Record<string, object> | undefined, published: PortMapping[]): string[] {
+  const out = new Set<string>();
+  for (const k of Object.keys(image ?? {})) out.add(k.includes('/') ? k : `${k}/tcp`);
+  for (const p of published) out.add(`${p.containerPort}/${p.protocol}`);
+  return [...out];
 }
 
 /** The network part of an instance's config: mode, networks, ports, DNS settings (validated; names resolved later). */

@@ -37,6 +37,7 @@ import type {
   CreateResult,
   DiskFormat,
   DriverCapabilities,
+  DriverDescription,
   DriverFactory,
   DriverRecovery,
   DriverRemains,
@@ -448,6 +449,39 @@ export class VmDriver implements InstanceDriver {
 
   logPath(ctx: InstanceContext): string {
     return instancePaths(ctx.dir).log;
+  }
+
+  /** inspect: the machine as create set it up (vm.json), the disk overlay and the log files. */
+  describe(ctx: InstanceContext): DriverDescription {
+    const p = instancePaths(ctx.dir);
+    let m: MonitorConfig | undefined;
+    try {
+      m = JSON.parse(readFileSync(p.vmConfig, 'utf8')) as MonitorConfig;
+    } catch {
+      m = undefined; // not created yet, or removed under us: the config alone
+    }
+    const at = m ? m.argv.indexOf('-M') : -1;
+    const machine = m && at >= 0 ? m.argv[at + 1]?.split(',')[0] : undefined;
+    const v = ctx.config.vm ?? {};
+    return {
+      graphDriver: { Name: 'qcow2', Data: { Disk: v.disk ?? p.disk } },
+      details: {
+        Runtime: 'qemu',
+        Mode: m?.mode ?? (v.disk ? 'disk' : 'agent'),
+        Machine: machine || null,
+        Accel: m?.accel ?? v.accel ?? 'auto',
+        DeviceModel: m?.deviceModel ?? v.deviceModel ?? 'virtio',
+        Cpus: m?.cpus ?? null,
+        Memory: m?.memory ?? null,
+        Kernel: v.kernel ?? m?.kernel ?? null,
+        Initrd: v.initrd ?? null,
+        Disk: v.disk ?? p.disk,
+        DiskFormat: v.disk ? (v.diskFormat ?? null) : 'qcow2',
+        ConsolePath: m?.consolePath ?? p.console,
+        MonitorLogPath: p.monitorLog,
+        QemuLogPath: p.qemuLog,
+      },
+    };
   }
 
   /** Stop the monitor (and with it QEMU); keep the disk and the log for a later start. */

@@ -129,15 +129,26 @@ export async function waitFor<T>(
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** One `hull inspect` entry (the fields the tests read). */
+/** One `hull inspect` entry (docker's container document; the fields the tests read). */
 export interface Inspect {
   Id: string;
+  /** "/name", as docker */
   Name: string;
-  State: { Status: string; Running: boolean; Paused: boolean; Pid: number; ExitCode: number; Error: string };
+  State: {
+    Status: string;
+    Running: boolean;
+    Paused: boolean;
+    OOMKilled: boolean;
+    Pid: number;
+    ExitCode: number;
+    Error: string;
+    [k: string]: unknown;
+  };
   RestartCount: number;
-  SupervisorPid: number;
   Config: Record<string, unknown>;
   HostConfig: Record<string, unknown>;
+  /** hull's own facts: kind, supervisor, the driver's details */
+  Hull: { Kind: string; SupervisorPid: number; [k: string]: unknown };
   [k: string]: unknown;
 }
 

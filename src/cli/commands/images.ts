@@ -6,6 +6,7 @@ import { imageContexts, imageHeaders } from '../contexts.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { parseEnv } from '../../common/parse.js';
 import { checkImageRemovable, pruneImages, removeImage } from '../../engine/images.js';
+import { imageDocument } from '../../engine/describe.js';
 
 /** Ask a yes/no question on the terminal; true only for y or yes. */
 async function confirm(question: string): Promise<boolean> {
@@ -107,7 +108,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .action(async (refs: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
       const out = [];
-      for (const r of refs) out.push(await engine.images.resolve(r));
+      for (const r of refs) out.push(imageDocument(await engine.images.resolve(r)));
       process.stdout.write(inspectOutput(out, o.format));
     });
   image

@@ -37,6 +37,7 @@ import { waitInstance } from '../../engine/lifecycle/wait.js';
 import { exitMessage, handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit.js';
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
+import { displayPorts, instancePorts, listInstances, parseFilterArgs, type ListOptions } from '../../engine/list.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -331,24 +332,27 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .command('ps')
     .description('list instances')
     .option('-a, --all', 'show all instances (default shows running ones)')
+    .option(
+      '-f, --filter <key=value>',
+      'filter (repeatable): id, name, label, status, ancestor, network, volume, exited, health, isolation, before, since, publish, expose',
+      collect,
+    )
+    .option('-n, --last <n>', 'show the n last created instances (all states)')
+    .option('-l, --latest', 'show the last created instance (all states)')
     .option('-q, --quiet', 'only ids')
     .option('--no-trunc', 'do not truncate ids and commands')
     .option('--format <format>', 'table, json (one object per line) or a Go template')
-    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) => {
+    .action(async (o: PsFlags) => {
       const format = parseFormat(o.format);
       const engine = await ctx.engine();
-      const recs: InstanceRecord[] = [];
-      for (const listed of engine.store.list()) {
-        const r =
-          listed.state === 'running' || listed.state === 'paused' ? await refreshForView(engine, listed) : listed;
-        if (r && (o.all || r.state === 'running' || r.state === 'paused')) recs.push(r);
-      }
+      const recs = await listInstances(engine, psOptions(o));
       if (o.quiet) {
         process.stdout.write(recs.map((r) => (o.trunc ? r.id.slice(0, 12) : r.id) + '\n').join(''));
         return;
       }
+      const ports = (r: InstanceRecord) => displayPorts(instancePorts(engine, r));
       if (format.kind !== 'default') {
-        const rows = recs.map((r) => psContext(r, { trunc: o.trunc, status: statusText(r) }));
+        const rows = recs.map((r) => psContext(r, { trunc: o.trunc, status: statusText(r), ports: ports(r) }));
         process.stdout.write(formatItems(format, rows, psHeaders));
         return;
       }
@@ -360,11 +364,14 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
           o.trunc && cmd.length > 22 ? cmd.slice(0, 19) + '..."' : cmd,
           ago(r.createdAt),
           statusText(r),
+          ports(r),
           r.kind,
           r.name,
         ];
       });
-      process.stdout.write(table(['INSTANCE ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'TYPE', 'NAMES'], rows));
+      process.stdout.write(
+        table(['INSTANCE ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'TYPE', 'NAMES'], rows),
+      );
     });
 
   program
@@ -614,6 +621,26 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
         prev = new Map(prev);
       }
     });
+}
+
+interface PsFlags {
+  all?: boolean;
+  filter?: string[];
+  last?: string;
+  latest?: boolean;
+  quiet?: boolean;
+  trunc: boolean;
+  format?: string;
+}
+
+/** ps flags → the engine's list options (the Docker API builds the same from its query). */
+function psOptions(o: PsFlags): ListOptions {
+  return {
+    all: !!o.all,
+    filters: parseFilterArgs(o.filter ?? []),
+    latest: !!o.latest,
+    ...(o.last !== undefined ? { last: parseNumber(o.last, '--last', { integer: true, min: -1 }) } : {}),
+  };
 }
 
 function statusText(r: InstanceRecord): string {

@@ -6,10 +6,8 @@ import { formatItems, inspectOutput, parseFormat, table, ago } from '../format.j
 import { networkContext, networkHeaders } from '../contexts.js';
 import { parseLabels, parseNumber } from '../../common/parse.js';
 import { InvalidArgumentError } from '../../common/errors.js';
-import type { Engine } from '../../engine/engine.js';
 import {
   DEFAULT_NETWORK,
-  type NetworkDef,
   connectInstance,
   disconnectInstance,
   networkUsers,
@@ -18,49 +16,12 @@ import {
 } from '../../engine/networking.js';
 import { removeInstance } from '../../engine/lifecycle/remove.js';
 import { refresh } from '../../engine/lifecycle/exit.js';
+import { describeNetwork } from '../../engine/describe.js';
 
 /** A host address as `hull port` prints it: IPv6 in brackets, all IPv4 addresses as 0.0.0.0. */
 const hostAddr = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip || '0.0.0.0');
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** One network in docker's inspect vocabulary, with the instances attached now. */
-function describeNetwork(engine: Engine, def: NetworkDef): Record<string, unknown> {
-  const containers: Record<string, unknown> = {};
-  for (const id of engine.networks.users(def.name)) {
-    const a = engine.networks.attachments(id).find((x) => x.network === def.name);
-    const rec = engine.store.get(id);
-    if (a)
-      containers[id] = {
-        Name: rec?.name ?? '',
-        IPv4Address: a.address,
-        IPv6Address: a.address6 ?? '',
-        MacAddress: a.mac ?? '',
-        Interface: a.interface,
-        Names: a.names,
-      };
-  }
-  return {
-    Name: def.name,
-    Id: def.id,
-    Created: new Date(def.createdAt).toISOString(),
-    Driver: def.driver,
-    Bridge: def.bridge,
-    EnableIPv6: !!def.ipv6,
-    Internal: def.internal,
-    DNSEnabled: def.dns,
-    IPAM: {
-      Driver: 'host-local',
-      Config: [
-        { Subnet: def.subnet, Gateway: def.gateway, ...(def.ipRange ? { IPRange: def.ipRange } : {}) },
-        ...(def.ipv6 ? [{ Subnet: def.ipv6.subnet, Gateway: def.ipv6.gateway }] : []),
-      ],
-    },
-    Options: def.mtu ? { mtu: String(def.mtu) } : {},
-    Labels: def.labels,
-    Containers: containers,
-  };
-}
 
 export function registerNetworkCommands(program: Command, ctx: CliContext): void {
   const network = program.command('network').description('manage virtual networks');
