@@ -9,7 +9,10 @@
  * docker0, dockerd's iptables rules and chains and its /docker cgroups are removed. Skips (exit 0, saying why)
  * without dockerd or the docker CLI, or when docker0 already exists (another dockerd runs).
  *
- *   node --import tsx bench/daemon.ts [--iterations N] [--requests N] [--json]
+ *   node --import tsx bench/daemon.ts [--iterations N] [--requests N] [--compare DIST] [--json]
+ *
+ * --compare DIST: also time `docker run --rm` through a daemon of another build (DIST, its dist/hull.mjs) on its own
+ * root, in the same alternation (e.g. the build before a change).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
@@ -22,6 +25,7 @@ const arg = (name: string, dflt: number) => Number(argv[argv.indexOf(name) + 1] 
 const iterations = argv.includes('--iterations') ? arg('--iterations', 10) : 10;
 const requests = argv.includes('--requests') ? arg('--requests', 200) : 200;
 const asJson = argv.includes('--json');
+const compareEntry = argv.includes('--compare') ? resolve(argv[argv.indexOf('--compare') + 1]!) : undefined;
 const DOCKER = '/usr/bin/docker';
 const repo = resolve(import.meta.dirname, '..');
 const hullEntry = join(repo, 'dist/hull.mjs');
@@ -44,6 +48,8 @@ const work = mkdtempSync(join(tmpdir(), 'hull-bench-daemon-'));
 const hullRoot = join(work, 'hull-root');
 const hullSock = join(work, 'hull.sock');
 const dockerSock = join(work, 'docker.sock');
+const otherRoot = join(work, 'other-root');
+const otherSock = join(work, 'other.sock');
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
@@ -146,10 +152,12 @@ function cleanDockerHost(): void {
 
 const hullEnv = { ...process.env, DOCKER_HOST: `unix://${hullSock}`, DOCKER_CONFIG: join(work, 'cfg') };
 const dockerEnv = { ...process.env, DOCKER_HOST: `unix://${dockerSock}`, DOCKER_CONFIG: join(work, 'cfg') };
+const otherEnv = { ...process.env, DOCKER_HOST: `unix://${otherSock}`, DOCKER_CONFIG: join(work, 'cfg') };
 const docker = (env: NodeJS.ProcessEnv, ...a: string[]) => run(DOCKER, a, env);
 
 let hullD: ReturnType<typeof startLogged> | undefined;
 let dockerD: ReturnType<typeof startLogged> | undefined;
+let otherD: ReturnType<typeof startLogged> | undefined;
 try {
   // busybox in hull's root (built on first use), and the same image for dockerd
   run(process.execPath, [hullEntry, '--root', hullRoot, 'run', '--rm', '--network', 'none', 'busybox', 'true']);
@@ -169,6 +177,11 @@ try {
     '--storage-driver',
     'overlay2',
   ]);
+  if (compareEntry) {
+    run(process.execPath, [compareEntry, '--root', otherRoot, 'run', '--rm', '--network', 'none', 'busybox', 'true']);
+    otherD = startLogged(process.execPath, [compareEntry, '--root', otherRoot, 'daemon', '--socket', otherSock]);
+    await waitPing(otherSock, 'the other hull daemon', otherD.log);
+  }
   await waitPing(hullSock, 'hull daemon', hullD.log);
   await waitPing(dockerSock, 'dockerd', dockerD.log);
   docker(dockerEnv, 'load', '-i', tar);
@@ -177,8 +190,10 @@ try {
   const runArgs = ['run', '--rm', 'busybox', 'true'];
   docker(hullEnv, ...runArgs);
   docker(dockerEnv, ...runArgs);
-  const runs = { hull: [] as number[], docker: [] as number[] };
+  if (otherD) docker(otherEnv, ...runArgs);
+  const runs = { hull: [] as number[], docker: [] as number[], other: [] as number[] };
   for (let i = 0; i < iterations; i++) {
+    if (otherD) runs.other.push(timeIt(DOCKER, runArgs, otherEnv));
     runs.hull.push(timeIt(DOCKER, runArgs, hullEnv));
     runs.docker.push(timeIt(DOCKER, runArgs, dockerEnv));
   }
@@ -214,6 +229,7 @@ try {
     requests,
     run_rm_ms: { hull: r1(median(runs.hull)), dockerd: r1(median(runs.docker)) },
     run_rm_ratio: Math.round((median(runs.hull) / median(runs.docker)) * 100) / 100,
+    ...(otherD ? { run_rm_compare_ms: r1(median(runs.other)) } : {}),
     ps_100_ms: { hull: r1(median(ps.hull)), dockerd: r1(median(ps.docker)) },
     ps_100_ratio: Math.round((median(ps.hull) / median(ps.docker)) * 100) / 100,
     api_ms: Object.fromEntries(
@@ -229,6 +245,10 @@ try {
     console.log(
       `  docker run --rm busybox true   hull ${f(median(runs.hull))}   dockerd ${f(median(runs.docker))}   ${summary.run_rm_ratio}x`,
     );
+    if (otherD)
+      console.log(
+        `  docker run --rm busybox true   through ${compareEntry}: ${f(median(runs.other))}   ${Math.round((median(runs.other) / median(runs.docker)) * 100) / 100}x`,
+      );
     console.log(
       `  docker ps -a (100 containers)  hull ${f(median(ps.hull))}   dockerd ${f(median(ps.docker))}   ${summary.ps_100_ratio}x`,
     );
@@ -249,6 +269,7 @@ try {
   }
   cleanDockerHost();
   if (hullD) await stop(hullD.child);
+  if (otherD) await stop(otherD.child);
   const ids = spawnSync(process.execPath, [hullEntry, '--root', hullRoot, 'ps', '-aq', '--no-trunc'], {
     encoding: 'utf8',
   }).stdout.split('\n');
