@@ -2,6 +2,8 @@
  * Benchmark: the same docker CLI (Debian's docker.io 20.10, /usr/bin/docker) against `hull daemon` and against
  * dockerd 20.10, each on its own private root and socket, alternating in one run:
  *   - `docker run --rm busybox true` (both on their default bridge network)
+ *   - `hull run --rm busybox true` (hull's CLI, default network) on a root no daemon serves, and on the daemon's root
+ *     (where the daemon keeps the default bridge and its DNS server up between instances)
  *   - `docker ps -a` with 100 created containers (`--network none`, not started)
  *   - API overhead: `GET /_ping` and `GET /containers/json?all=1` (100 containers), p50 and p99, one connection per
  *     request (as the CLI does)
@@ -49,6 +51,7 @@ const hullRoot = join(work, 'hull-root');
 const hullSock = join(work, 'hull.sock');
 const dockerSock = join(work, 'docker.sock');
 const otherRoot = join(work, 'other-root');
+const cliRoot = join(work, 'cli-root');
 const otherSock = join(work, 'other.sock');
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
@@ -191,8 +194,18 @@ try {
   docker(hullEnv, ...runArgs);
   docker(dockerEnv, ...runArgs);
   if (otherD) docker(otherEnv, ...runArgs);
-  const runs = { hull: [] as number[], docker: [] as number[], other: [] as number[] };
+  const hullRun = (r: string) => [hullEntry, '--root', r, 'run', '--rm', 'busybox', 'true'];
+  run(process.execPath, hullRun(cliRoot));
+  const runs = {
+    hull: [] as number[],
+    docker: [] as number[],
+    other: [] as number[],
+    cliAlone: [] as number[],
+    cliDaemonRoot: [] as number[],
+  };
   for (let i = 0; i < iterations; i++) {
+    runs.cliAlone.push(timeIt(process.execPath, hullRun(cliRoot), process.env));
+    runs.cliDaemonRoot.push(timeIt(process.execPath, hullRun(hullRoot), process.env));
     if (otherD) runs.other.push(timeIt(DOCKER, runArgs, otherEnv));
     runs.hull.push(timeIt(DOCKER, runArgs, hullEnv));
     runs.docker.push(timeIt(DOCKER, runArgs, dockerEnv));
@@ -229,6 +242,8 @@ try {
     requests,
     run_rm_ms: { hull: r1(median(runs.hull)), dockerd: r1(median(runs.docker)) },
     run_rm_ratio: Math.round((median(runs.hull) / median(runs.docker)) * 100) / 100,
+    hull_cli_run_rm_ms: { alone: r1(median(runs.cliAlone)), daemon_root: r1(median(runs.cliDaemonRoot)) },
+    hull_cli_ratio: Math.round((median(runs.cliAlone) / median(runs.docker)) * 100) / 100,
     ...(otherD ? { run_rm_compare_ms: r1(median(runs.other)) } : {}),
     ps_100_ms: { hull: r1(median(ps.hull)), dockerd: r1(median(ps.docker)) },
     ps_100_ratio: Math.round((median(ps.hull) / median(ps.docker)) * 100) / 100,
@@ -249,6 +264,9 @@ try {
       console.log(
         `  docker run --rm busybox true   through ${compareEntry}: ${f(median(runs.other))}   ${Math.round((median(runs.other) / median(runs.docker)) * 100) / 100}x`,
       );
+    console.log(
+      `  hull run --rm busybox true     no daemon ${f(median(runs.cliAlone))} (${summary.hull_cli_ratio}x dockerd's docker run)   on the daemon's root ${f(median(runs.cliDaemonRoot))}`,
+    );
     console.log(
       `  docker ps -a (100 containers)  hull ${f(median(ps.hull))}   dockerd ${f(median(ps.docker))}   ${summary.ps_100_ratio}x`,
     );
