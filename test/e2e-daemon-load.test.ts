@@ -238,13 +238,16 @@ describe('hull daemon under load and faults', () => {
     assert.equal((await api('POST', `/v1.41/containers/${id}/start`)).status, 204);
     assert.equal((await api('POST', `/v1.41/containers/${id}/wait`)).status, 200);
     assert.equal((await api('DELETE', `/v1.41/containers/${id}`)).status, 204);
-    const net = (JSON.parse(await root.ok('network', 'inspect', 'hull')) as { Bridge: string }[])[0]!;
-    assert.ok(existsSync(`/sys/class/net/${net.Bridge}`), 'the bridge stays while the daemon runs');
+    const bridge = (
+      JSON.parse(await root.ok('network', 'inspect', 'hull')) as { Options: Record<string, string> }[]
+    )[0]!.Options['com.docker.network.bridge.name']!;
+    assert.ok(bridge, 'the network names its bridge');
+    assert.ok(existsSync(`/sys/class/net/${bridge}`), 'the bridge stays while the daemon runs');
     // a CLI run on the same root sees the daemon's hold
     await root.ok('run', '--rm', 'busybox', 'true');
-    assert.ok(existsSync(`/sys/class/net/${net.Bridge}`), 'the bridge stays after a CLI instance leaves');
+    assert.ok(existsSync(`/sys/class/net/${bridge}`), 'the bridge stays after a CLI instance leaves');
     assert.equal(await stopDaemon(daemon), 0);
-    assert.ok(!existsSync(`/sys/class/net/${net.Bridge}`), 'the bridge goes with the daemon');
+    assert.ok(!existsSync(`/sys/class/net/${bridge}`), 'the bridge goes with the daemon');
     await root.cleanupAndCheck();
   });
 });
