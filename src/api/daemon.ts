@@ -256,7 +256,11 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   servers.push(unix);
 
   const pidFile = await claim(opts.socket);
+  // while the daemon runs, networks keep their bridges and DNS servers when their last instance leaves (as
+  // dockerd keeps docker0); stopping lets go, and what no instance uses is retired
+  let hold: { release: () => Promise<void> } | undefined;
   try {
+    hold = await engine.networks.hold();
     await new Promise<void>((resolve, reject) => {
       unix.once('error', reject);
       unix.listen(opts.socket, () => resolve());
@@ -314,6 +318,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     for (const s of servers) s.closeAllConnections();
   } finally {
     rmSync(opts.socket, { force: true });
+    await hold?.release().catch((e: unknown) => log(`letting go of idle networks: ${messageOf(e)}`));
     rmSync(pidFile, { force: true });
   }
 }

@@ -84,9 +84,12 @@ export class Aardvark {
       });
   }
 
-  /** Write a network's file (listen address + records); an empty record list removes the file. */
-  write(network: string, listen: string, records: DnsRecord[]): void {
-    if (records.length === 0) {
+  /**
+   * Write a network's file (listen address + records); an empty record list removes the file, unless `idle`
+   * (the network's bridge is kept up with no instance on it): then the server keeps listening on its address.
+   */
+  write(network: string, listen: string, records: DnsRecord[], idle = false): void {
+    if (records.length === 0 && !(idle && listen)) {
       rmSync(this.file(network), { force: true });
       return;
     }

@@ -10,15 +10,20 @@
  * bridge (the bridge plugin does), the last detachment deletes it, along with hull's isolation rules for it
  * and what the plugins leave behind on DEL (the bridge itself, portmap's CNI-HOSTPORT-* and firewall's
  * CNI-FORWARD/CNI-ADMIN chains once they hold nothing of anyone).
+ * Except while a long-lived process holds the root's networks (hold(): `hull daemon` does, as dockerd keeps
+ * docker0): then a network's bridge, rules and DNS listener stay when its last instance leaves, so the next
+ * instance skips their set-up; every hull process on the root (the CLI too) sees the hold, a file per holder
+ * under networks/holders/ naming a live process. The last holder to let go retires what no instance uses.
  *
  * State under <root>/networks:
  *   <name>.json                 definitions (./store.ts)
  *   attachments/<id>/<net>.json per instance and network: the conflist used, the runtime args, the ADD result
  *   ipam/                       host-local's leases (its dataDir)
  *   aardvark/                   aardvark-dns's config dir (one file per network) and pid file
+ *   holders/<pid>               processes that keep idle networks up (pid and start time; a dead one's file is ignored)
  *   .lock.db                    serialises all of this between hull processes and tasks (host/lock.ts)
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
@@ -36,6 +41,7 @@ import { proxyAlive, startProxy, stopProxy } from './proxy.js';
 import { DEFAULT_NETWORK, NetworkStore, rootHash, type CreateNetworkOptions, type NetworkDef } from './store.js';
 import { hullEnv } from '../common/env.js';
 import { hostPaths, rootPaths } from '../common/paths.js';
+import { processStartTime, sameProcessAlive } from '../host/proc.js';
 
 /**
  * What is cached per instance and network: enough to DEL without the definition (it may be gone). Written
@@ -179,6 +185,66 @@ export class NetworkManager {
   users(network: string): string[] {
     if (!existsSync(this.attachDir)) return [];
     return readdirSync(this.attachDir).filter((id) => existsSync(this.recordPath(id, network)));
+  }
+
+  // ----- holds: keep idle networks up while a long-lived process (the daemon) runs -----
+
+  private get holdersDir(): string {
+    return join(this.store.dir, 'holders');
+  }
+
+  /** Whether a live process holds this root's networks (other than `except`, a pid). */
+  held(except?: number): boolean {
+    if (!existsSync(this.holdersDir)) return false;
+    return readdirSync(this.holdersDir).some((f) => {
+      const pid = Number(f);
+      if (!Number.isInteger(pid) || pid === except) return false;
+      let start = '';
+      try {
+        start = readFileSync(join(this.holdersDir, f), 'utf8').trim();
+      } catch {
+        return false;
+      }
+      return sameProcessAlive(pid, start);
+    });
+  }
+
+  /**
+   * Keep idle networks up until release() (or until this process dies: then the hold lapses, and the next
+   * holder's release, or the next detachment from that network, retires what is idle). Holders that died are
+   * forgotten here.
+   */
+  async hold(): Promise<{ release: () => Promise<void> }> {
+    const me = process.pid;
+    await this.lock(async () => {
+      mkdirSync(this.holdersDir, { recursive: true });
+      for (const f of readdirSync(this.holdersDir)) {
+        const pid = Number(f);
+        let start = '';
+        try {
+          start = readFileSync(join(this.holdersDir, f), 'utf8').trim();
+        } catch {
+          /* gone meanwhile */
+        }
+        if (pid !== me && !sameProcessAlive(pid, start)) rmSync(join(this.holdersDir, f), { force: true });
+      }
+      writeFileAtomic(join(this.holdersDir, String(me)), `${processStartTime(me) ?? ''}\n`, 0o644);
+    });
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.lock(async () => {
+          rmSync(join(this.holdersDir, String(me)), { force: true });
+          if (readdirSync(this.holdersDir).length === 0) rmSync(this.holdersDir, { recursive: true, force: true });
+          if (this.held()) return;
+          // what the hold kept: every network with no instance on it
+          await this.retireIfUnused(this.store.list().map((d) => d.name));
+          await this.syncDns([]);
+        });
+      },
+    };
   }
 
   // ----- attach / detach -----
@@ -504,6 +570,7 @@ export class NetworkManager {
 
   /** For each network no instance uses any more: delete its bridge and rules, then the shared chains that became empty. */
   private async retireIfUnused(networks: string[]): Promise<void> {
+    if (this.held()) return;
     const retire: Pick<NetworkDef, 'bridge'>[] = [];
     for (const name of new Set(networks)) {
       if (this.users(name).length > 0) continue;
@@ -575,6 +642,8 @@ export class NetworkManager {
       if (existsSync(d.dir))
         for (const f of readdirSync(d.dir)) if (f !== 'aardvark.pid' && !f.startsWith('.')) all.add(f);
     const waitFor = new Map<Aardvark, string>();
+    // while held, a network's DNS server keeps listening on its gateway with no records (as its bridge stays)
+    const keep = this.held();
     for (const name of all) {
       const def = this.store.find(name);
       const records =
@@ -594,7 +663,8 @@ export class NetworkManager {
               ];
             });
       const server = def?.internal ? this.dnsInternal : this.dns;
-      for (const d of servers) d.write(name, def?.gateway ?? '', d === server ? records : []);
+      for (const d of servers)
+        d.write(name, def?.gateway ?? '', d === server ? records : [], keep && d === server && !!def?.dns);
       if (records.length > 0 && networks.includes(name) && !waitFor.has(server)) waitFor.set(server, def!.gateway);
     }
     for (const d of servers) await d.sync(waitFor.get(d));
