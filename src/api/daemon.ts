@@ -35,6 +35,10 @@ import { execRoutes } from './docker/exec.js';
 import { imageRoutes } from './docker/images.js';
 import { networkRoutes } from './docker/networks.js';
 import { extraRoutes } from './docker/extra.js';
+import { hullRoutes, type HullApiState } from './hull/routes.js';
+import { Operations } from './hull/operations.js';
+import { isHullPath, rawHullError, sendHullError } from './hull/errors.js';
+import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -156,6 +160,9 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   }
   const streams = new Streams();
   const router = dockerRouter(opts.version, streams);
+  // hull's own API (/hull/v1, /metrics) on the same router; its errors take hull's shape
+  const hull: HullApiState = { operations: new Operations(), cpu: new Map() };
+  hullRoutes(router, hull);
   const inflight = new Set<Promise<void>>();
 
   const authorized = (req: IncomingMessage, remote: boolean): boolean => {
@@ -198,7 +205,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     const url = new URL(req.url ?? '/', 'http://hull');
     const fail = (e: unknown) => {
       log(`${req.method} ${url.pathname}: ${statusOf(e)} ${messageOf(e)}`);
-      sendError(res, e);
+      (isHullPath(url.pathname) ? sendHullError : sendError)(res, e);
     };
     if (!authorized(req, remote))
       return fail(new ApiError(401, 'unauthorized: send the daemon token as Authorization: Bearer'));
@@ -225,9 +232,11 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     socket.on('error', () => undefined);
     const fail = (e: unknown) => {
       log(`${req.method} ${url.pathname}: ${statusOf(e)} ${messageOf(e)}`);
-      rawError(socket, e);
+      (isHullPath(url.pathname) ? rawHullError : rawError)(socket, e);
     };
     if (!authorized(req, remote)) return fail(new ApiError(401, 'unauthorized'));
+    // hull's WebSocket endpoints (events, operations, exec, attach, console)
+    if (wantsWebSocket(req)) return track(handleWebSocket(engine, hull, streams, req, socket, head, log));
     const m = router.match(req.method ?? 'GET', url.pathname, true);
     if (m instanceof ApiError) return fail(m);
     let upgraded = false;
@@ -299,7 +308,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
         `listening on ${typeof a === 'object' && a ? `${a.address}:${a.port}` : opts.listen} (${opts.tls ? 'TLS, client certificates' : 'bearer token'})`,
       );
     }
-    log(`serving the Docker Engine API on unix://${opts.socket} (pid ${process.pid})`);
+    log(`serving the Docker Engine API and hull's API (/hull/v1) on unix://${opts.socket} (pid ${process.pid})`);
     opts.onReady?.();
 
     // until SIGTERM or SIGINT
@@ -314,6 +323,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     }
     // streams (followed logs, attach, exec, waits) end now; plain requests finish, for at most 10 s
     streams.cutAll();
+    hull.operations.cancelAll();
     await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     for (const s of servers) s.closeAllConnections();
   } finally {

@@ -38,6 +38,8 @@ import { exitMessage, handleExit, refresh, refreshForView } from '../../engine/l
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
 import { displayPorts, instancePorts, listInstances, parseFilterArgs, type ListOptions } from '../../engine/list.js';
+import { cpuPercent, sampleInstance } from '../../engine/metrics.js';
+import type { InstanceStats } from '../../common/instance.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -554,36 +556,14 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
         names.length
           ? names.map((n) => engine.store.lookup(n))
           : engine.store.list().filter((r) => r.state === 'running' || r.state === 'paused' || o.all);
-      let prev = new Map<string, { cpu: number; at: number }>();
-      const zero = {
-        cpuUsageNs: 0,
-        memoryUsage: 0,
-        memoryLimit: 0,
-        pids: 0,
-        blkioRead: 0,
-        blkioWrite: 0,
-        netRx: 0,
-        netTx: 0,
-      };
+      let prev = new Map<string, { cpuUsageNs: number; atNs: number }>();
       const sample = async () => {
-        const out: (typeof zero & { id: string; name: string; cpuPercent: number })[] = [];
+        const out: (InstanceStats & { id: string; name: string; cpuPercent: number })[] = [];
         for (const rec of pick()) {
-          const s =
-            rec.state === 'running' || rec.state === 'paused'
-              ? await engine
-                  .driver(rec.kind)
-                  .stats(engine.context(rec))
-                  .catch(() => undefined)
-              : undefined;
-          if (!s) {
-            out.push({ id: rec.id, name: rec.name, ...zero, cpuPercent: 0 });
-            continue;
-          }
-          const now = process.hrtime.bigint();
-          const p = prev.get(rec.id);
-          const cpuPercent = p ? ((s.cpuUsageNs - p.cpu) / (Number(now) - p.at)) * 100 : 0;
-          prev.set(rec.id, { cpu: s.cpuUsageNs, at: Number(now) });
-          out.push({ id: rec.id, name: rec.name, ...s, cpuPercent: Math.max(0, Math.round(cpuPercent * 100) / 100) });
+          const s = await sampleInstance(engine, rec);
+          const pct = cpuPercent(prev.get(rec.id), s);
+          if (s.live) prev.set(rec.id, { cpuUsageNs: s.stats.cpuUsageNs, atNs: s.atNs });
+          out.push({ id: rec.id, name: rec.name, ...s.stats, cpuPercent: pct });
         }
         return out;
       };

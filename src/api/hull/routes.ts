@@ -1,0 +1,467 @@
+/**
+ * hull's own API, `/hull/v1/…` (and Prometheus' `/metrics`), on the daemon's router beside docker's: instances of
+ * both kinds, images, networks, volumes, long operations, metrics. The WebSocket endpoints are in ws.ts; the shapes
+ * in shapes.ts; the document in openapi.ts.
+ */
+import type { ServerResponse } from 'node:http';
+import { NotFoundError } from '../../common/errors.js';
+import { parseRestart, parseSignal } from '../../common/parse.js';
+import type { CreateRequest } from '../../engine/config.js';
+import type { Engine } from '../../engine/engine.js';
+import { checkImageRemovable, removeImage } from '../../engine/images.js';
+import { createInstance } from '../../engine/lifecycle/create.js';
+import { refreshForView } from '../../engine/lifecycle/exit.js';
+import { killInstance } from '../../engine/lifecycle/kill.js';
+import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js';
+import { removeInstance } from '../../engine/lifecycle/remove.js';
+import { restartInstance } from '../../engine/lifecycle/restart.js';
+import { startInstance } from '../../engine/lifecycle/start.js';
+import { stopInstance } from '../../engine/lifecycle/stop.js';
+import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
+import { type NetworkDef, removeNetwork } from '../../engine/networking.js';
+import type { InstanceRecord } from '../../engine/store.js';
+import { type ImageRecord, pull } from '../../engine/transfer.js';
+import { ApiError, flag, noContent, type Router, sendJson } from '../http.js';
+import { openapi } from './openapi.js';
+import type { Operations } from './operations.js';
+import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
+import { imageDetail, imageView, instanceViewOf, networkView } from './shapes.js';
+import { checkBody } from './validate.js';
+
+export const PREFIX = '/hull/v1';
+
+const live = (r: InstanceRecord) => r.state === 'running' || r.state === 'paused';
+
+/** An instance by name, id or id prefix, refreshed (an exit noticed); 404 when there is none. */
+export async function instanceOf(engine: Engine, ref: string): Promise<InstanceRecord> {
+  let rec: InstanceRecord | undefined;
+  try {
+    rec = engine.store.lookup(ref);
+  } catch (e) {
+    if (e instanceof NotFoundError)
+      throw new ApiError(404, `no instance ${ref}: list them with GET ${PREFIX}/instances`);
+    throw e;
+  }
+  rec = await refreshForView(engine, rec);
+  if (!rec) throw new ApiError(404, `instance ${ref} was removed`);
+  return rec;
+}
+
+async function imageOf(engine: Engine, ref: string): Promise<ImageRecord> {
+  try {
+    return await engine.images.resolve(ref);
+  } catch (e) {
+    if (e instanceof NotFoundError) throw new ApiError(404, `no image ${ref}: pull it with POST ${PREFIX}/images/pull`);
+    throw e;
+  }
+}
+
+function networkOf(engine: Engine, ref: string): NetworkDef {
+  try {
+    return engine.networks.store.get(ref);
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) throw e;
+    const byId = engine.networks.store.list().filter((d) => ref.length >= 3 && d.id.startsWith(ref));
+    if (byId.length === 1) return byId[0]!;
+    throw new ApiError(404, `no network ${ref}: list them with GET ${PREFIX}/networks`);
+  }
+}
+
+/** Seconds from `?t=`, or undefined. */
+function seconds(q: URLSearchParams): number | undefined {
+  const t = q.get('t');
+  if (t === null || t === '') return undefined;
+  const n = Number(t);
+  if (!Number.isInteger(n) || n < 0) throw new ApiError(400, `invalid t "${t}": expected whole seconds`);
+  return n;
+}
+
+interface CreateBody {
+  kind?: 'container' | 'vm';
+  image: string;
+  name?: string;
+  command?: string[];
+  entrypoint?: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  tty?: boolean;
+  stdin?: boolean;
+  labels?: Record<string, string>;
+  networks?: string[];
+  publish?: string[];
+  restart?: string;
+  autoRemove?: boolean;
+  resources?: { memory?: number; cpus?: number };
+  vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string };
+}
+
+/** A create body (validated against CreateInstance) as the engine's request. */
+export function createRequestOf(body: unknown): CreateRequest {
+  const b = checkBody<CreateBody>('CreateInstance', body);
+  const kind = b.kind ?? 'container';
+  if (b.vm && kind !== 'vm') throw new ApiError(400, 'invalid body.vm: VM settings need "kind": "vm"');
+  return {
+    kind,
+    image: b.image,
+    ...(b.name !== undefined ? { name: b.name } : {}),
+    ...(b.command ? { command: b.command } : {}),
+    ...(b.entrypoint ? { entrypoint: b.entrypoint } : {}),
+    ...(b.env ? { env: b.env } : {}),
+    ...(b.workdir !== undefined ? { workdir: b.workdir } : {}),
+    ...(b.user !== undefined ? { user: b.user } : {}),
+    ...(b.hostname !== undefined ? { hostname: b.hostname } : {}),
+    tty: b.tty === true,
+    stdin: b.stdin === true,
+    ...(b.labels ? { labels: b.labels } : {}),
+    ...(b.networks?.length ? { networks: b.networks } : {}),
+    ...(b.publish?.length ? { publish: b.publish } : {}),
+    ...(b.restart ? { restart: parseRestart(b.restart) } : {}),
+    ...(b.autoRemove ? { autoRemove: true } : {}),
+    ...(b.resources ? { resources: { ...b.resources } } : {}),
+    ...(b.vm ? { vm: { ...b.vm } } : {}),
+  };
+}
+
+export interface HullApiState {
+  operations: Operations;
+  /** the previous sample of each instance, for CPU percentages between scrapes */
+  cpu: Map<string, { cpuUsageNs: number; atNs: number }>;
+}
+
+async function instanceMetrics(engine: Engine, rec: InstanceRecord, state: HullApiState) {
+  const s = await sampleInstance(engine, rec);
+  const pct = cpuPercent(state.cpu.get(rec.id), s);
+  if (s.live) state.cpu.set(rec.id, { cpuUsageNs: s.stats.cpuUsageNs, atNs: s.atNs });
+  else state.cpu.delete(rec.id);
+  const x = s.stats;
+  const n = (v: number) => Math.max(0, Math.round(v));
+  return {
+    id: rec.id,
+    name: rec.name,
+    kind: rec.kind,
+    state: rec.state,
+    live: s.live,
+    time: new Date().toISOString(),
+    cpuSeconds: x.cpuUsageNs / 1e9,
+    cpuPercent: pct,
+    memoryBytes: n(x.memoryUsage),
+    memoryLimitBytes: n(x.memoryLimit),
+    pids: n(x.pids),
+    blockReadBytes: n(x.blkioRead),
+    blockWriteBytes: n(x.blkioWrite),
+    networkReceiveBytes: n(x.netRx),
+    networkTransmitBytes: n(x.netTx),
+  };
+}
+
+const STATES = ['created', 'running', 'paused', 'exited', 'removing'] as const;
+const KINDS = ['container', 'vm'] as const;
+
+/** Every figure of `/metrics`. */
+export async function prometheusFamilies(engine: Engine, state: HullApiState): Promise<MetricFamily[]> {
+  const recs = engine.store.list();
+  const counts = new Map<string, number>();
+  for (const r of recs) counts.set(`${r.kind}/${r.state}`, (counts.get(`${r.kind}/${r.state}`) ?? 0) + 1);
+  const per = await Promise.all(recs.filter(live).map((r) => instanceMetrics(engine, r, state)));
+  const h = hostMetrics(engine);
+  const lbl = (m: { id: string; name: string; kind: string }) => ({ id: m.id, name: m.name, kind: m.kind });
+  const perInstance = (name: string, help: string, type: 'gauge' | 'counter', f: (m: (typeof per)[0]) => number) => ({
+    name,
+    help,
+    type,
+    samples: per.map((m) => ({ labels: lbl(m), value: f(m) })),
+  });
+  return [
+    {
+      name: 'hull_instances',
+      help: 'Instances, by kind and state.',
+      type: 'gauge',
+      samples: KINDS.flatMap((kind) =>
+        STATES.map((st) => ({ labels: { kind, state: st }, value: counts.get(`${kind}/${st}`) ?? 0 })),
+      ),
+    },
+    perInstance(
+      'hull_instance_cpu_seconds_total',
+      'CPU time used by a running instance.',
+      'counter',
+      (m) => m.cpuSeconds,
+    ),
+    perInstance('hull_instance_memory_bytes', 'Memory used by a running instance.', 'gauge', (m) => m.memoryBytes),
+    perInstance(
+      'hull_instance_memory_limit_bytes',
+      "A running instance's memory limit.",
+      'gauge',
+      (m) => m.memoryLimitBytes,
+    ),
+    perInstance('hull_instance_pids', 'Processes in a running instance.', 'gauge', (m) => m.pids),
+    perInstance(
+      'hull_instance_network_receive_bytes_total',
+      'Bytes received by a running instance.',
+      'counter',
+      (m) => m.networkReceiveBytes,
+    ),
+    perInstance(
+      'hull_instance_network_transmit_bytes_total',
+      'Bytes sent by a running instance.',
+      'counter',
+      (m) => m.networkTransmitBytes,
+    ),
+    { name: 'hull_host_cpus', help: "The host's CPUs.", type: 'gauge', samples: [{ value: h.cpu.count }] },
+    {
+      name: 'hull_host_cpu_seconds_total',
+      help: "The host's CPU time since boot, all CPUs, by mode.",
+      type: 'counter',
+      samples: [
+        { labels: { mode: 'user' }, value: h.cpu.userSeconds },
+        { labels: { mode: 'system' }, value: h.cpu.systemSeconds },
+        { labels: { mode: 'idle' }, value: h.cpu.idleSeconds },
+      ],
+    },
+    {
+      name: 'hull_host_load_average',
+      help: "The host's load average, by period.",
+      type: 'gauge',
+      samples: (['1m', '5m', '15m'] as const).map((period, i) => ({ labels: { period }, value: h.cpu.load[i]! })),
+    },
+    {
+      name: 'hull_host_memory_total_bytes',
+      help: "The host's memory.",
+      type: 'gauge',
+      samples: [{ value: h.memory.totalBytes }],
+    },
+    {
+      name: 'hull_host_memory_available_bytes',
+      help: "The host's memory available without swapping.",
+      type: 'gauge',
+      samples: [{ value: h.memory.availableBytes }],
+    },
+    {
+      name: 'hull_host_disk_total_bytes',
+      help: "Size of the file system of hull's root.",
+      type: 'gauge',
+      samples: [{ labels: { path: h.disk.path }, value: h.disk.totalBytes }],
+    },
+    {
+      name: 'hull_host_disk_available_bytes',
+      help: "Space available on the file system of hull's root.",
+      type: 'gauge',
+      samples: [{ labels: { path: h.disk.path }, value: h.disk.availableBytes }],
+    },
+    {
+      name: 'hull_host_network_receive_bytes_total',
+      help: 'Bytes received by a host network interface.',
+      type: 'counter',
+      samples: h.network.map((i) => ({ labels: { interface: i.name }, value: i.rxBytes })),
+    },
+    {
+      name: 'hull_host_network_transmit_bytes_total',
+      help: 'Bytes sent by a host network interface.',
+      type: 'counter',
+      samples: h.network.map((i) => ({ labels: { interface: i.name }, value: i.txBytes })),
+    },
+  ];
+}
+
+export function hullRoutes(r: Router, state: HullApiState): void {
+  const P = PREFIX;
+  const answer = async (engine: Engine, res: ServerResponse, rec: InstanceRecord, status = 200) => {
+    const cur = await refreshForView(engine, rec);
+    if (!cur) return noContent(res);
+    sendJson(res, status, instanceViewOf(engine, cur));
+  };
+
+  r.on('GET', `${P}/openapi.json`, async (_c, res) => sendJson(res, 200, openapi));
+
+  r.on('GET', `${P}/instances`, async (c, res) => {
+    const kind = c.query.get('kind');
+    const st = c.query.get('state');
+    if (kind && kind !== 'container' && kind !== 'vm')
+      throw new ApiError(400, `invalid kind "${kind}": use container or vm`);
+    const out = [];
+    for (const listed of c.engine.store.list()) {
+      const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
+      if (!rec || (kind && rec.kind !== kind) || (st && rec.state !== st)) continue;
+      out.push(instanceViewOf(c.engine, rec));
+    }
+    sendJson(res, 200, out);
+  });
+
+  r.on('POST', `${P}/instances`, async (c, res) => {
+    const req = createRequestOf(await c.body());
+    await imageOf(c.engine, req.image);
+    const rec = await createInstance(c.engine, req);
+    sendJson(res, 201, instanceViewOf(c.engine, rec));
+  });
+
+  r.on('GET', `${P}/instances/{id}`, async (c, res) => {
+    sendJson(res, 200, instanceViewOf(c.engine, await instanceOf(c.engine, c.params.id!)));
+  });
+
+  r.on('DELETE', `${P}/instances/{id}`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    const force = flag(c.query, 'force');
+    if (live(rec) && !force)
+      throw new ApiError(409, `instance ${rec.name} is ${rec.state}: stop it first, or remove it with ?force=1`);
+    await removeInstance(c.engine, rec, { force });
+    noContent(res);
+  });
+
+  r.on('POST', `${P}/instances/{id}/start`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    if (live(rec)) throw new ApiError(409, `instance ${rec.name} is already ${rec.state}`);
+    await startInstance(c.engine, rec);
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('POST', `${P}/instances/{id}/stop`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    const t = seconds(c.query);
+    if (!live(rec)) throw new ApiError(409, `instance ${rec.name} is not running (${rec.state})`);
+    await stopInstance(c.engine, rec, t);
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('POST', `${P}/instances/{id}/restart`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    await restartInstance(c.engine, rec, seconds(c.query));
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('POST', `${P}/instances/{id}/kill`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    const sig = c.query.get('signal');
+    const signal = sig ? parseSignal(/^\d+$/.test(sig) ? sig : sig.toUpperCase()) : 'SIGKILL';
+    if (!live(rec)) throw new ApiError(409, `instance ${rec.name} is not running (${rec.state})`);
+    await killInstance(c.engine, rec, signal);
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('POST', `${P}/instances/{id}/pause`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    await pauseInstance(c.engine, rec);
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('POST', `${P}/instances/{id}/unpause`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    await unpauseInstance(c.engine, rec);
+    await answer(c.engine, res, rec);
+  });
+
+  r.on('GET', `${P}/instances/{id}/metrics`, async (c, res) => {
+    const rec = await instanceOf(c.engine, c.params.id!);
+    sendJson(res, 200, await instanceMetrics(c.engine, rec, state));
+  });
+
+  r.on('GET', `${P}/images`, async (c, res) => {
+    sendJson(res, 200, (await c.engine.images.list()).map(imageView));
+  });
+
+  r.on('POST', `${P}/images/pull`, async (c, res) => {
+    const b = checkBody<{ image: string; platform?: string }>(
+      // an inline schema: the request body of /images/pull
+      'PullImage',
+      await c.body(),
+    );
+    const engine = c.engine;
+    const op = state.operations.start('pull', b.image, async (signal, progress) => {
+      const img = await pull(engine, b.image, {
+        ...(b.platform ? { platform: b.platform } : {}),
+        signal,
+        onEvent: (e) => {
+          if (e.kind !== 'blob') return;
+          progress({ digest: e.digest, state: e.state, current: e.done, total: e.size });
+        },
+      });
+      return { imageId: img.id, names: img.names, digest: img.manifestDigest };
+    });
+    sendJson(res, 202, op);
+  });
+
+  r.on('GET', `${P}/images/{name*}`, async (c, res) => {
+    sendJson(res, 200, imageDetail(await imageOf(c.engine, c.params.name!)));
+  });
+
+  r.on('DELETE', `${P}/images/{name*}`, async (c, res) => {
+    const ref = c.params.name!;
+    await imageOf(c.engine, ref);
+    const force = flag(c.query, 'force');
+    await checkImageRemovable(c.engine, ref, force);
+    const lines = await removeImage(c.engine, ref, force);
+    const pick = (k: string) => lines.filter((l) => l.startsWith(`${k}: `)).map((l) => l.slice(k.length + 2));
+    sendJson(res, 200, { untagged: pick('Untagged'), deleted: pick('Deleted') });
+  });
+
+  r.on('GET', `${P}/networks`, async (c, res) => {
+    sendJson(
+      res,
+      200,
+      c.engine.networks.store.list().map((d) => networkView(d, c.engine.networks.users(d.name))),
+    );
+  });
+
+  r.on('POST', `${P}/networks`, async (c, res) => {
+    const b = checkBody<{
+      name: string;
+      subnet?: string;
+      gateway?: string;
+      ipRange?: string;
+      internal?: boolean;
+      mtu?: number;
+      labels?: Record<string, string>;
+    }>('CreateNetwork', await c.body());
+    const def = await c.engine.networks.create({
+      name: b.name,
+      ...(b.subnet ? { subnet: b.subnet } : {}),
+      ...(b.gateway ? { gateway: b.gateway } : {}),
+      ...(b.ipRange ? { ipRange: b.ipRange } : {}),
+      internal: b.internal === true,
+      dns: true,
+      ...(b.mtu ? { mtu: b.mtu } : {}),
+      labels: b.labels ?? {},
+    });
+    sendJson(res, 201, networkView(def, []));
+  });
+
+  r.on('GET', `${P}/networks/{name}`, async (c, res) => {
+    const d = networkOf(c.engine, c.params.name!);
+    sendJson(res, 200, networkView(d, c.engine.networks.users(d.name)));
+  });
+
+  r.on('DELETE', `${P}/networks/{name}`, async (c, res) => {
+    await removeNetwork(c.engine, networkOf(c.engine, c.params.name!).name);
+    noContent(res);
+  });
+
+  r.on('GET', `${P}/volumes`, async (_c, res) => {
+    sendJson(res, 200, {
+      volumes: [],
+      note: 'named volumes come with storage pools; until then there are none (bind-mount host paths)',
+    });
+  });
+
+  r.on('GET', `${P}/operations`, async (_c, res) => sendJson(res, 200, state.operations.list()));
+
+  r.on('GET', `${P}/operations/{id}`, async (c, res) => {
+    const op = state.operations.get(c.params.id!);
+    if (!op) throw new ApiError(404, `no operation ${c.params.id}: operations live as long as the daemon`);
+    sendJson(res, 200, op);
+  });
+
+  r.on('DELETE', `${P}/operations/{id}`, async (c, res) => {
+    const op = state.operations.get(c.params.id!);
+    if (!op) throw new ApiError(404, `no operation ${c.params.id}`);
+    if (!state.operations.cancel(op.id)) throw new ApiError(409, `operation ${op.id} has already ${op.state}`);
+    sendJson(res, 200, op);
+  });
+
+  r.on('GET', `${P}/host/metrics`, async (c, res) => sendJson(res, 200, hostMetrics(c.engine)));
+
+  r.on('GET', '/metrics', async (c, res) => {
+    const body = Buffer.from(exposition(await prometheusFamilies(c.engine, state)));
+    res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': body.length });
+    res.end(c.req.method === 'HEAD' ? undefined : body);
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * hull's own JSON shapes for `/hull/v1` (camelCase, compact, both kinds in one shape): the OpenAPI document
+ * (openapi.ts) describes each. Pure functions of the engine's records, apart from `instanceView`'s live addresses.
+ */
+import type { Engine } from '../../engine/engine.js';
+import type { EventRecord, InstanceRecord } from '../../engine/store.js';
+import type { ImageRecord } from '../../engine/transfer.js';
+import type { NetworkDef } from '../../engine/networking.js';
+import { publishedPorts } from '../../engine/networking.js';
+
+const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
+
+export interface InstanceView {
+  id: string;
+  name: string;
+  kind: 'container' | 'vm';
+  state: string;
+  image: string;
+  imageId: string;
+  command: string[];
+  created: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode: number | null;
+  restartCount: number;
+  restartPolicy: string;
+  health: string | null;
+  tty: boolean;
+  labels: Record<string, string>;
+  networks: { name: string; address: string | null }[];
+  ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+  resources: { memory: number | null; cpus: number | null; pidsLimit: number | null };
+  container: { runtime: string; privileged: boolean } | null;
+  vm: {
+    accel: string;
+    deviceModel: string;
+    kernel: string | null;
+    disk: string | null;
+    console: boolean;
+  } | null;
+}
+
+/** One instance, either kind. `addresses`: the live network attachments (empty when it is not running). */
+export function instanceView(
+  rec: InstanceRecord,
+  addresses: { network: string; address: string }[] = [],
+  hasConsole = false,
+): InstanceView {
+  const c = rec.config;
+  const r = c.resources ?? {};
+  return {
+    id: rec.id,
+    name: rec.name,
+    kind: rec.kind,
+    state: rec.state,
+    image: rec.image,
+    imageId: rec.imageId,
+    command: c.command,
+    created: iso(rec.createdAt)!,
+    startedAt: iso(rec.startedAt),
+    finishedAt: iso(rec.finishedAt),
+    exitCode: rec.exitCode,
+    restartCount: rec.restartCount,
+    restartPolicy:
+      c.restart.name === 'on-failure' && c.restart.maxRetries ? `on-failure:${c.restart.maxRetries}` : c.restart.name,
+    health: c.healthcheck && rec.health ? rec.health.status : null,
+    tty: c.tty,
+    labels: c.labels ?? {},
+    networks:
+      c.network === 'bridge'
+        ? (c.networks ?? []).map((n) => ({
+            name: n.name,
+            address: addresses.find((a) => a.network === n.name)?.address.split('/')[0] ?? null,
+          }))
+        : [{ name: c.network, address: null }],
+    ports: [],
+    resources: { memory: r.memory ?? null, cpus: r.cpus ?? null, pidsLimit: r.pidsLimit ?? null },
+    container: c.container ? { runtime: c.container.runtime, privileged: c.container.privileged } : null,
+    vm:
+      rec.kind === 'vm'
+        ? {
+            accel: c.vm?.accel ?? 'auto',
+            deviceModel: c.vm?.deviceModel ?? 'virtio',
+            kernel: c.vm?.kernel ?? null,
+            disk: c.vm?.disk ?? null,
+            console: hasConsole,
+          }
+        : null,
+  };
+}
+
+/** instanceView with what only the engine knows: live addresses, published ports, the console. */
+export function instanceViewOf(engine: Engine, rec: InstanceRecord): InstanceView {
+  const live = rec.state === 'running' || rec.state === 'paused';
+  const v = instanceView(
+    rec,
+    live && rec.config.network === 'bridge' ? engine.networks.attachments(rec.id) : [],
+    engine.driver(rec.kind).capabilities.console,
+  );
+  v.ports = publishedPorts(engine, rec).map((p) => ({
+    hostIp: p.hostIp || '0.0.0.0',
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: p.protocol,
+  }));
+  return v;
+}
+
+export function imageView(img: ImageRecord): Record<string, unknown> {
+  return {
+    id: img.id,
+    names: img.names,
+    digest: img.manifestDigest,
+    created: img.created,
+    size: img.size,
+    architecture: img.config.architecture ?? '',
+    os: img.config.os ?? '',
+  };
+}
+
+export function imageDetail(img: ImageRecord): Record<string, unknown> {
+  const cfg = img.config.config ?? {};
+  return {
+    ...imageView(img),
+    config: {
+      env: cfg.Env ?? [],
+      cmd: cfg.Cmd ?? [],
+      entrypoint: cfg.Entrypoint ?? [],
+      workdir: cfg.WorkingDir ?? '',
+      user: cfg.User ?? '',
+      labels: cfg.Labels ?? {},
+      exposedPorts: Object.keys(cfg.ExposedPorts ?? {}),
+    },
+    layers: img.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),
+  };
+}
+
+export function networkView(d: NetworkDef, users: string[]): Record<string, unknown> {
+  return {
+    id: d.id,
+    name: d.name,
+    driver: d.driver,
+    subnet: d.subnet,
+    gateway: d.gateway,
+    ipRange: d.ipRange ?? null,
+    ipv6: d.ipv6 ?? null,
+    internal: d.internal,
+    dns: d.dns,
+    mtu: d.mtu ?? null,
+    labels: d.labels,
+    created: new Date(d.createdAt).toISOString(),
+    instances: users,
+  };
+}
+
+export function eventView(e: EventRecord): Record<string, unknown> {
+  return {
+    seq: e.seq,
+    time: new Date(e.time).toISOString(),
+    type: e.type,
+    action: e.action,
+    id: e.id,
+    name: e.name,
+    attributes: e.attributes,
+  };
+}
+
+/** The events a WebSocket subscriber asked for (`?type=&action=&instance=`, each repeatable: any of them). */
+export interface EventFilter {
+  type: string[];
+  action: string[];
+  instance: string[];
+}
+
+export function eventFilterOf(q: URLSearchParams): EventFilter {
+  return { type: q.getAll('type'), action: q.getAll('action'), instance: q.getAll('instance') };
+}
+
+export function eventMatches(e: EventRecord, f: EventFilter): boolean {
+  return (
+    (!f.type.length || f.type.includes(e.type)) &&
+    (!f.action.length || f.action.includes(e.action)) &&
+    (!f.instance.length || f.instance.some((i) => i === e.name || (i.length >= 3 && e.id.startsWith(i))))
+  );
+}

@@ -1,0 +1,367 @@
+/**
+ * hull's own API (/hull/v1, /metrics) on `hull daemon`, against a private root: instances of both kinds (a VM
+ * created, not booted: TCG boots are slow), the lifecycle, images with a pull as a long operation (a real
+ * docker-registry), networks, volumes, events and exec over WebSocket, metrics as JSON and Prometheus text, and
+ * errors in one shape. Every JSON answer is validated (ajv) against the OpenAPI document the daemon serves, which
+ * must also be the one in the repository.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
+import { openapi } from '../src/api/hull/openapi.js';
+import { describeErrors, validatorOf } from '../src/api/hull/validate.js';
+import { parseExposition } from '../src/api/hull/prometheus.js';
+
+const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0 ? false : 'needs QEMU';
+const root = new HullRoot('hullapi', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
+const work = mkdtempSync('/tmp/hull-test-hullapi-sock-');
+const socket = join(work, 'hull.sock');
+
+interface Res {
+  status: number;
+  type: string;
+  body: string;
+  json: unknown;
+}
+
+function api(method: string, path: string, body?: unknown): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = request(
+      { socketPath: socket, method, path, headers: data ? { 'Content-Type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (s: string) => {
+          text += s;
+        });
+        res.on('end', () => {
+          const type = String(res.headers['content-type'] ?? '');
+          resolve({
+            status: res.statusCode ?? 0,
+            type,
+            body: text,
+            json: type.startsWith('application/json') && text ? JSON.parse(text) : undefined,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** The schema of an answer, from the document: paths[path][method].responses[status]. */
+function responseSchema(path: string, method: string, status: number): object {
+  const p = (openapi.paths as unknown as Record<string, Record<string, { responses: Record<string, unknown> }>>)[path];
+  const r = p?.[method.toLowerCase()]?.responses[String(status)] as
+    | { content?: Record<string, { schema: object }> }
+    | undefined;
+  assert.ok(r, `the document has no ${method} ${path} → ${status}`);
+  const schema = r.content?.['application/json']?.schema;
+  assert.ok(schema, `${method} ${path} → ${status} has no JSON schema`);
+  return schema;
+}
+
+/** A request whose answer must have `status` and fit the document's schema for it. */
+async function call(method: string, template: string, path: string, status: number, body?: unknown): Promise<any> {
+  const r = await api(method, `/hull/v1${path}`, body);
+  assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
+  if (status === 204) return undefined;
+  const v = validatorOf(responseSchema(template, method, status));
+  assert.ok(v(r.json), `${method} ${path} → ${status}: ${describeErrors(v.errors, 'answer')}\n${r.body}`);
+  return r.json;
+}
+
+/** A WebSocket on the daemon's socket; messages collected as they come. */
+function ws(path: string) {
+  const sock = new WebSocket(`ws+unix://${socket}:/hull/v1${path}`);
+  const text: unknown[] = [];
+  const binary: Buffer[] = [];
+  let closed: number | undefined;
+  sock.on('message', (d: Buffer, isBinary: boolean) => {
+    if (isBinary) binary.push(Buffer.from(d));
+    else text.push(JSON.parse(d.toString('utf8')));
+  });
+  const closing = new Promise<number>((r) =>
+    sock.on('close', (code: number) => {
+      closed = code;
+      r(code);
+    }),
+  );
+  const opened = new Promise<void>((resolve, reject) => {
+    sock.once('open', () => resolve());
+    sock.once('error', reject);
+  });
+  return { sock, text, binary, opened, closing, closed: () => closed };
+}
+
+let daemon: { child: ChildProcess; exited: Promise<number | null>; log: () => string };
+
+async function startDaemon() {
+  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...root.env },
+  });
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    log += s;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor(
+    'the daemon to answer',
+    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
+    20_000,
+    50,
+  );
+  return { child, exited, log: () => log };
+}
+
+describe('hull API (/hull/v1)', () => {
+  let registry: RunningRegistry;
+  before(async () => {
+    daemon = await startDaemon();
+  });
+  after(async () => {
+    if (daemon?.child.exitCode === null) {
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await registry?.stop();
+    await root.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the OpenAPI document served is the one in the repository, and a valid 3.1 document', async () => {
+    const r = await call('GET', '/openapi.json', '/openapi.json', 200);
+    assert.deepEqual(r, JSON.parse(JSON.stringify(openapi)));
+    assert.equal(r.openapi, '3.1.0');
+    // every $ref resolves: compiling every component schema would throw otherwise
+    for (const name of Object.keys(openapi.components.schemas)) validatorOf(name);
+  });
+
+  test('errors: 400, 404, 405, 409 in one documented shape', async () => {
+    const v = validatorOf('Error');
+    const check = async (method: string, path: string, status: number, body?: unknown) => {
+      const r = await api(method, path, body);
+      assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
+      assert.ok(v(r.json), `${method} ${path}: ${describeErrors(v.errors, 'answer')} ${r.body}`);
+      assert.equal((r.json as { status: number }).status, status);
+      return r.json as { code: string; message: string };
+    };
+    assert.equal((await check('GET', '/hull/v1/instances/nosuch', 404)).code, 'HULL_NOT_FOUND');
+    assert.equal((await check('GET', '/hull/v1/nowhere', 404)).code, 'HULL_NOT_FOUND');
+    await check('PUT', '/hull/v1/instances', 405);
+    await check('POST', '/hull/v1/instances', 400, '{not json');
+    const wrong = await check('POST', '/hull/v1/instances', 400, { image: 'busybox', tty: 'yes' });
+    assert.match(wrong.message, /body\.tty/);
+    const extra = await check('POST', '/hull/v1/instances', 400, { image: 'busybox', colour: 'red' });
+    assert.match(extra.message, /colour/);
+    assert.equal((await check('POST', '/hull/v1/instances', 404, { image: 'nosuch-image:1' })).code, 'HULL_NOT_FOUND');
+    await check('GET', '/hull/v1/operations/nosuch', 404);
+    // nothing half-made
+    assert.deepEqual(await call('GET', '/instances', '/instances', 200), []);
+  });
+
+  test('a container and a VM in one list, with their kind and VM fields; get by name', async () => {
+    const c = await call('POST', '/instances', '/instances', 201, {
+      image: 'busybox',
+      name: 'box',
+      command: ['sleep', '1000'],
+      labels: { app: 'api' },
+    });
+    assert.equal(c.kind, 'container');
+    assert.equal(c.state, 'created');
+    assert.equal(c.vm, null);
+    assert.ok(c.container.runtime);
+    if (!qemu) {
+      const vm = await call('POST', '/instances', '/instances', 201, {
+        kind: 'vm',
+        image: 'busybox',
+        name: 'guest',
+        command: ['true'],
+        resources: { memory: 256 * 1024 * 1024 },
+        vm: { accel: 'tcg' },
+      });
+      assert.equal(vm.kind, 'vm');
+      assert.equal(vm.vm.accel, 'tcg');
+      assert.equal(vm.vm.deviceModel, 'virtio');
+      assert.equal(vm.resources.memory, 256 * 1024 * 1024);
+      assert.equal(vm.container, null);
+    }
+    const all = await call('GET', '/instances', '/instances', 200);
+    assert.deepEqual(all.map((i: { name: string }) => i.name).sort(), qemu ? ['box'] : ['box', 'guest']);
+    const vms = await call('GET', '/instances', '/instances?kind=vm', 200);
+    assert.deepEqual(
+      vms.map((i: { name: string }) => i.name),
+      qemu ? [] : ['guest'],
+    );
+    const got = await call('GET', '/instances/{id}', '/instances/box', 200);
+    assert.equal(got.id, c.id);
+    assert.deepEqual(got.labels, { app: 'api' });
+    if (!qemu) await call('DELETE', '/instances/{id}', '/instances/guest', 204);
+  });
+
+  test('lifecycle through the API, with its events over a WebSocket (filtered)', async () => {
+    const ev = ws('/events?instance=box&type=container');
+    await ev.opened;
+    await waitFor('the subscription', () => ev.text.length > 0);
+    const sub = validatorOf('EventMessage');
+    assert.ok(sub(ev.text[0]), describeErrors(sub.errors, 'message'));
+    assert.equal((ev.text[0] as { subscribed: boolean }).subscribed, true);
+
+    const started = await call('POST', '/instances/{id}/start', '/instances/box/start', 200);
+    assert.equal(started.state, 'running');
+    assert.ok(started.startedAt);
+    assert.equal((await api('POST', '/hull/v1/instances/box/start')).status, 409);
+    assert.equal((await call('POST', '/instances/{id}/pause', '/instances/box/pause', 200)).state, 'paused');
+    assert.equal((await call('POST', '/instances/{id}/unpause', '/instances/box/unpause', 200)).state, 'running');
+    const rm = await api('DELETE', '/hull/v1/instances/box');
+    assert.equal(rm.status, 409, 'a running instance is not removed without force');
+    assert.equal((await call('POST', '/instances/{id}/stop', '/instances/box/stop?t=1', 200)).state, 'exited');
+    assert.equal((await call('POST', '/instances/{id}/restart', '/instances/box/restart?t=1', 200)).state, 'running');
+    const killed = await call('POST', '/instances/{id}/kill', '/instances/box/kill?signal=KILL', 200);
+    assert.equal(killed.state, 'exited');
+    assert.equal(killed.exitCode, 137);
+
+    const want = ['start', 'pause', 'unpause', 'stop', 'start', 'die'];
+    await waitFor(`the events ${want.join(', ')}`, () => {
+      const actions = ev.text.slice(1).map((e) => (e as { action: string }).action);
+      return want.every((a) => actions.includes(a));
+    });
+    const v = validatorOf('EventMessage');
+    for (const e of ev.text) assert.ok(v(e), describeErrors(v.errors, 'event'));
+    for (const e of ev.text.slice(1)) assert.equal((e as { name: string }).name, 'box');
+    ev.sock.close();
+    await ev.closing;
+  });
+
+  test('exec over a WebSocket: stdout and stderr apart, stdin, the exit code; a TTY; errors before the upgrade', async () => {
+    await call('POST', '/instances/{id}/start', '/instances/box/start', 200);
+    const q = (argv: string[], extra = '') =>
+      `/instances/box/exec?${argv.map((a) => `cmd=${encodeURIComponent(a)}`).join('&')}${extra}`;
+    const e = ws(q(['sh', '-c', 'read line; echo "got $line"; echo oops >&2; exit 3']));
+    await e.opened;
+    e.sock.send(Buffer.from('hello\n'), { binary: true });
+    e.sock.send(JSON.stringify({ type: 'close-stdin' }));
+    assert.equal(await e.closing, 1000);
+    const out = (n: number) =>
+      Buffer.concat(e.binary.filter((b) => b[0] === n).map((b) => b.subarray(1))).toString('utf8');
+    assert.equal(out(1), 'got hello\n');
+    assert.equal(out(2), 'oops\n');
+    const v = validatorOf('ServerMessage');
+    const last = e.text.at(-1);
+    assert.ok(v(last), describeErrors(v.errors, 'message'));
+    assert.deepEqual(last, { type: 'exit', exitCode: 3 });
+
+    const t = ws(q(['sh', '-c', 'stty size'], '&tty=1&stdin=0&rows=33&cols=101'));
+    assert.equal(await t.closing, 1000);
+    const text = Buffer.concat(t.binary.map((b) => b.subarray(1))).toString('utf8');
+    assert.match(text, /^33 101\r?\n$/);
+    assert.deepEqual(t.text.at(-1), { type: 'exit', exitCode: 0 });
+
+    const missing = ws(q(['/no/such/command']));
+    assert.equal(await missing.closing, 1000);
+    // docker exec's answer to a command that cannot start: its message on stderr, exit code 126
+    assert.equal((missing.text.at(-1) as { exitCode: number }).exitCode, 126);
+    const err = Buffer.concat(missing.binary.filter((b) => b[0] === 2).map((b) => b.subarray(1))).toString('utf8');
+    assert.match(err, /\/no\/such\/command/);
+
+    // refused before the upgrade, in hull's error shape
+    const bad = ws('/instances/box/exec');
+    await assert.rejects(bad.opened, /Unexpected server response: 400/);
+    const gone = ws('/instances/nosuch/exec?cmd=true');
+    await assert.rejects(gone.opened, /Unexpected server response: 404/);
+  });
+
+  test('metrics: an instance and the host as JSON, and Prometheus text at /metrics', async () => {
+    const m = await call('GET', '/instances/{id}/metrics', '/instances/box/metrics', 200);
+    assert.equal(m.live, true);
+    assert.ok(m.memoryBytes > 0, 'a running container uses memory');
+    assert.ok(m.pids >= 1);
+    const h = await call('GET', '/host/metrics', '/host/metrics', 200);
+    assert.ok(h.cpu.count >= 1);
+    assert.ok(h.memory.totalBytes > 0 && h.memory.availableBytes <= h.memory.totalBytes);
+    assert.equal(h.disk.path, root.dir);
+    assert.ok(h.disk.totalBytes > 0);
+    assert.ok(h.network.some((i: { name: string }) => i.name === 'lo'));
+
+    const r = await api('GET', '/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.type, /^text\/plain; version=0\.0\.4/);
+    const p = parseExposition(r.body);
+    for (const s of p.samples) {
+      assert.ok(p.types.has(s.name), `${s.name} has a TYPE line`);
+      assert.ok(p.help.has(s.name), `${s.name} has a HELP line`);
+    }
+    const count = (kind: string, state: string) =>
+      p.samples.find((s) => s.name === 'hull_instances' && s.labels.kind === kind && s.labels.state === state)?.value;
+    assert.equal(count('container', 'running'), 1);
+    assert.equal(count('vm', 'running'), 0);
+    const mem = p.samples.find((s) => s.name === 'hull_instance_memory_bytes' && s.labels.name === 'box');
+    assert.ok(mem && mem.value > 0);
+    assert.equal(p.types.get('hull_instance_cpu_seconds_total'), 'counter');
+    assert.ok(p.samples.some((s) => s.name === 'hull_host_memory_total_bytes' && s.value > 0));
+    await call('DELETE', '/instances/{id}', '/instances/box?force=1', 204);
+    assert.deepEqual(await call('GET', '/instances', '/instances', 200), []);
+  });
+
+  test('networks: create, list, get, remove; volumes: none yet', async () => {
+    const n = await call('POST', '/networks', '/networks', 201, { name: 'apinet', labels: { a: 'b' } });
+    assert.equal(n.name, 'apinet');
+    assert.ok(n.subnet);
+    const list = await call('GET', '/networks', '/networks', 200);
+    assert.ok(list.some((x: { name: string }) => x.name === 'apinet'));
+    assert.equal((await call('GET', '/networks/{name}', '/networks/apinet', 200)).id, n.id);
+    assert.equal((await api('POST', '/hull/v1/networks', { name: 'apinet' })).status, 409);
+    await call('DELETE', '/networks/{name}', '/networks/apinet', 204);
+    assert.equal((await api('GET', '/hull/v1/networks/apinet')).status, 404);
+    const vols = await call('GET', '/volumes', '/volumes', 200);
+    assert.deepEqual(vols.volumes, []);
+  });
+
+  test('images: a pull as a long operation followed over a WebSocket, list, get, remove', async () => {
+    registry = await startDockerRegistry();
+    const ref = `${registry.host}/api/bb:1`;
+    await root.ok('push', 'busybox', ref);
+    const op = await call('POST', '/images/pull', '/images/pull', 202, { image: ref });
+    assert.equal(op.kind, 'pull');
+    const f = ws(`/operations/${op.id}`);
+    assert.equal(await f.closing, 1000);
+    const v = validatorOf('Operation');
+    for (const m of f.text) assert.ok(v(m), describeErrors(v.errors, 'message'));
+    const last = f.text.at(-1) as { state: string; result: { imageId: string }; error: string | null };
+    assert.equal(last.state, 'succeeded', String(last.error));
+    const got = await call('GET', '/operations/{id}', `/operations/${op.id}`, 200);
+    assert.equal(got.state, 'succeeded');
+    assert.ok((await call('GET', '/operations', '/operations', 200)).some((o: { id: string }) => o.id === op.id));
+
+    const imgs = await call('GET', '/images', '/images', 200);
+    assert.ok(imgs.some((i: { names: string[] }) => i.names.includes(ref)));
+    const img = await call('GET', '/images/{name}', `/images/${encodeURIComponent(ref)}`, 200);
+    assert.equal(img.id, last.result.imageId);
+    assert.ok(img.layers.length >= 1);
+    const removed = await call('DELETE', '/images/{name}', `/images/${encodeURIComponent(ref)}`, 200);
+    assert.deepEqual(removed.untagged, [ref]);
+
+    // a failing pull is an operation that failed, with its reason
+    const bad = await call('POST', '/images/pull', '/images/pull', 202, { image: `${registry.host}/api/nosuch:1` });
+    const fb = ws(`/operations/${bad.id}`);
+    assert.equal(await fb.closing, 1000);
+    const end = fb.text.at(-1) as { state: string; error: string };
+    assert.equal(end.state, 'failed');
+    assert.ok(end.error);
+  });
+
+  test('leaves nothing behind', async () => {
+    daemon.child.kill('SIGTERM');
+    assert.equal(await daemon.exited, 0);
+    assert.equal(existsSync(socket), false);
+    await root.cleanupAndCheck();
+  });
+});
