@@ -16,9 +16,14 @@ export interface HostCpu {
 export function parseProcStat(text: string): HostCpu {
   const first = text.split('\n', 1)[0] ?? '';
   const f = first.trim().split(/\s+/).slice(1).map(Number);
-  const t = (i: number) => (Number.isFinite(f[i]) ? f[i]! : 0) / 100;
-  const total = f.slice(0, 8).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0) / 100;
-  return { userSeconds: t(0) + t(1), systemSeconds: t(2) + t(5) + t(6), idleSeconds: t(3) + t(4), totalSeconds: total };
+  // sum the ticks, then divide (no rounding noise)
+  const t = (...i: number[]) => i.reduce((a, k) => a + (Number.isFinite(f[k]) ? f[k]! : 0), 0) / 100;
+  return {
+    userSeconds: t(0, 1),
+    systemSeconds: t(2, 5, 6),
+    idleSeconds: t(3, 4),
+    totalSeconds: t(0, 1, 2, 3, 4, 5, 6, 7),
+  };
 }
 
 export interface HostMemory {
