@@ -225,8 +225,12 @@ describe('hull API (/hull/v1)', () => {
     assert.equal(rm.status, 409, 'a running instance is not removed without force');
     assert.equal((await call('POST', '/instances/{id}/stop', '/instances/box/stop?t=1', 200)).state, 'exited');
     assert.equal((await call('POST', '/instances/{id}/restart', '/instances/box/restart?t=1', 200)).state, 'running');
-    const killed = await call('POST', '/instances/{id}/kill', '/instances/box/kill?signal=KILL', 200);
-    assert.equal(killed.state, 'exited');
+    await call('POST', '/instances/{id}/kill', '/instances/box/kill?signal=KILL', 200);
+    // the kill is sent; the exit follows
+    const killed = await waitFor('the exit after the kill', async () => {
+      const r = await call('GET', '/instances/{id}', '/instances/box', 200);
+      return r.state === 'exited' ? r : undefined;
+    });
     assert.equal(killed.exitCode, 137);
 
     const want = ['start', 'pause', 'unpause', 'stop', 'start', 'die'];
@@ -277,6 +281,35 @@ describe('hull API (/hull/v1)', () => {
     await assert.rejects(bad.opened, /Unexpected server response: 400/);
     const gone = ws('/instances/nosuch/exec?cmd=true');
     await assert.rejects(gone.opened, /Unexpected server response: 404/);
+  });
+
+  test('attach over a WebSocket: the shell of a TTY instance, input, output, its exit code at the end', async () => {
+    await call('POST', '/instances', '/instances', 201, {
+      image: 'busybox',
+      name: 'shell',
+      command: ['sh'],
+      tty: true,
+      stdin: true,
+    });
+    await call('POST', '/instances/{id}/start', '/instances/shell/start', 200);
+    const a = ws('/instances/shell/attach?rows=30&cols=90');
+    await a.opened;
+    const output = () => Buffer.concat(a.binary.map((b) => b.subarray(1))).toString('utf8');
+    a.sock.send(Buffer.from('echo "in $((40+2))"\n'), { binary: true });
+    await waitFor('the shell to answer', () => output().includes('in 42'));
+    a.sock.send(Buffer.from('exit 4\n'), { binary: true });
+    assert.equal(await a.closing, 1000);
+    assert.ok(
+      a.binary.every((b) => b[0] === 1),
+      'a TTY has one stream',
+    );
+    assert.deepEqual(a.text.at(-1), { type: 'exit', exitCode: 4 });
+    const after = await call('GET', '/instances/{id}', '/instances/shell', 200);
+    assert.equal(after.state, 'exited');
+    // attach to an instance that is not running: 409 before the upgrade
+    const no = ws('/instances/shell/attach');
+    await assert.rejects(no.opened, /Unexpected server response: 409/);
+    await call('DELETE', '/instances/{id}', '/instances/shell', 204);
   });
 
   test('metrics: an instance and the host as JSON, and Prometheus text at /metrics', async () => {

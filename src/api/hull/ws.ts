@@ -16,6 +16,7 @@ import type { StdioStreams } from '../../common/instance.js';
 import type { Engine } from '../../engine/engine.js';
 import { consoleInstance } from '../../engine/lifecycle/console.js';
 import { execInstance } from '../../engine/lifecycle/exec.js';
+import { waitInstance } from '../../engine/lifecycle/wait.js';
 import { instanceLogs } from '../../engine/output.js';
 import { ApiError, flag, messageOf } from '../http.js';
 import type { Streams } from '../streams.js';
@@ -239,8 +240,8 @@ function routes(state: HullApiState): WsRoute[] {
       }
       if (c.signal.aborted) return;
       await flushed(out, err);
-      const cur = c.engine.store.get(rec.id);
-      send(c.ws, { type: 'exit', exitCode: cur && cur.state === 'exited' ? (cur.exitCode ?? 0) : null });
+      // its output ended: the exit code once it is recorded
+      send(c.ws, { type: 'exit', exitCode: await waitInstance(c.engine, rec, c.signal) });
     },
     async (c) => {
       const rec = await instanceOf(c.engine, c.params.id!);
