@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
@@ -184,7 +185,7 @@ describe('hull API (/hull/v1)', () => {
         kind: 'vm',
         image: 'busybox',
         name: 'guest',
-        command: ['true'],
+        command: ['sleep', '600'],
         resources: { memory: 256 * 1024 * 1024 },
         vm: { accel: 'tcg' },
       });
@@ -204,7 +205,29 @@ describe('hull API (/hull/v1)', () => {
     const got = await call('GET', '/instances/{id}', '/instances/box', 200);
     assert.equal(got.id, c.id);
     assert.deepEqual(got.labels, { app: 'api' });
-    if (!qemu) await call('DELETE', '/instances/{id}', '/instances/guest', 204);
+  });
+
+  test('the VM: started, exec over a WebSocket runs in its own kernel, the serial console opens and detaches', {
+    skip: qemu,
+  }, async () => {
+    const vm = await call('POST', '/instances/{id}/start', '/instances/guest/start', 200);
+    assert.equal(vm.state, 'running');
+    assert.equal(vm.vm.console, true);
+    const e = ws('/instances/guest/exec?cmd=uname&cmd=-r&stdin=0');
+    assert.equal(await e.closing, 1000);
+    const out = Buffer.concat(e.binary.filter((b) => b[0] === 1).map((b) => b.subarray(1))).toString('utf8');
+    assert.match(out, /^\d+\.\d+/);
+    assert.notEqual(out.trim(), release(), 'the guest runs its own kernel');
+    assert.deepEqual(e.text.at(-1), { type: 'exit', exitCode: 0 });
+    const con = ws('/instances/guest/console');
+    await con.opened;
+    con.sock.send(Buffer.from([0x1d]), { binary: true }); // Ctrl-], the detach key
+    assert.equal(await con.closing, 1000);
+    assert.deepEqual(con.text.at(-1), { type: 'exit', reason: 'detached' });
+    // a container has no console: refused before the upgrade
+    const none = ws('/instances/box/console');
+    await assert.rejects(none.opened, /Unexpected server response: 400/);
+    await call('DELETE', '/instances/{id}', '/instances/guest?force=1', 204);
   });
 
   test('lifecycle through the API, with its events over a WebSocket (filtered)', async () => {
