@@ -70,6 +70,7 @@ function responseSchema(path: string, method: string, status: number): object {
 }
 
 /** A request whose answer must have `status` and fit the document's schema for it. */
+// biome-ignore lint/suspicious/noExplicitAny: an answer is checked against its schema, then read freely
 async function call(method: string, template: string, path: string, status: number, body?: unknown): Promise<any> {
   const r = await api(method, `/hull/v1${path}`, body);
   assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
