@@ -214,6 +214,10 @@ describe('hull API (/hull/v1)', () => {
     const vm = await call('POST', '/instances/{id}/start', '/instances/guest/start', 200);
     assert.equal(vm.state, 'running');
     assert.equal(vm.vm.console, true);
+    // the driver's facts of the running VM (engine/describe.ts's view)
+    assert.equal(vm.vm.accel, 'tcg');
+    assert.equal(vm.vm.mode, 'agent');
+    assert.ok(vm.vm.memory > 0 && vm.vm.cpus >= 1, JSON.stringify(vm.vm));
     const e = ws('/instances/guest/exec?cmd=uname&cmd=-r&stdin=0');
     assert.equal(await e.closing, 1000);
     const out = Buffer.concat(e.binary.filter((b) => b[0] === 1).map((b) => b.subarray(1))).toString('utf8');

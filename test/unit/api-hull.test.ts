@@ -10,7 +10,7 @@ import { errorBody, isHullPath } from '../../src/api/hull/errors.js';
 import { Operations } from '../../src/api/hull/operations.js';
 import { escapeLabel, exposition, parseExposition } from '../../src/api/hull/prometheus.js';
 import { createRequestOf } from '../../src/api/hull/routes.js';
-import { eventFilterOf, eventMatches, eventView, instanceView } from '../../src/api/hull/shapes.js';
+import { eventFilterOf, eventMatches, eventView, instanceShape } from '../../src/api/hull/shapes.js';
 import { validatorOf } from '../../src/api/hull/validate.js';
 import { cpuPercent } from '../../src/engine/metrics.js';
 import { newInstanceRecord } from '../../src/engine/store.js';
@@ -31,7 +31,7 @@ const config = (extra: Partial<InstanceConfig> = {}): InstanceConfig =>
     ...extra,
   }) as unknown as InstanceConfig;
 
-test('instanceView: both kinds in one shape, valid against the document', () => {
+test('instanceShape: both kinds in one shape, valid against the document', () => {
   const v = validatorOf('Instance');
   const base = {
     id: 'a'.repeat(64),
@@ -40,26 +40,46 @@ test('instanceView: both kinds in one shape, valid against the document', () => 
     imageId: 'sha256:' + 'b'.repeat(64),
     createdAt: 1e12,
   };
-  const c = instanceView(
+  const c = instanceShape(
     newInstanceRecord({
       ...base,
       kind: 'container',
       config: config({ container: { runtime: 'crun', privileged: false } as never }),
     }),
-    [{ network: 'hull', address: '10.88.0.5/16' }],
+    {
+      attachments: [{ network: 'hull', address: '10.88.0.5/16' }],
+      published: [{ hostIp: '', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+      details: {},
+      hasConsole: false,
+    },
   );
   assert.ok(v(c), JSON.stringify(v.errors));
   assert.equal(c.kind, 'container');
   assert.equal(c.vm, null);
   assert.deepEqual(c.networks, [{ name: 'hull', address: '10.88.0.5' }]);
   assert.equal(c.restartPolicy, 'on-failure:3');
-  const m = instanceView(
+  const m = instanceShape(
     newInstanceRecord({ ...base, kind: 'vm', config: config({ vm: { accel: 'tcg' }, network: 'none', networks: [] }) }),
-    [],
-    true,
+    {
+      attachments: [],
+      published: [],
+      details: { Accel: 'tcg', Mode: 'agent', Cpus: 1, Memory: 512 },
+      hasConsole: true,
+    },
   );
   assert.ok(v(m), JSON.stringify(v.errors));
-  assert.deepEqual(m.vm, { accel: 'tcg', deviceModel: 'virtio', kernel: null, disk: null, console: true });
+  assert.deepEqual(m.vm, {
+    mode: 'agent',
+    machine: null,
+    accel: 'tcg',
+    deviceModel: 'virtio',
+    cpus: 1,
+    memory: 512,
+    kernel: null,
+    disk: null,
+    console: true,
+  });
+  assert.deepEqual(c.ports, [{ hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
   assert.deepEqual(m.networks, [{ name: 'none', address: null }]);
   assert.equal(m.resources.memory, 1 << 28);
 });

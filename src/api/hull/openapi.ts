@@ -90,6 +90,9 @@ export const openapi = {
           parameters: [
             { name: 'kind', in: 'query', schema: { enum: ['container', 'vm'] } },
             { name: 'state', in: 'query', schema: str },
+            { name: 'label', in: 'query', schema: str, description: 'KEY or KEY=VALUE; repeat: all must match' },
+            { name: 'name', in: 'query', schema: str },
+            { name: 'filters', in: 'query', schema: str, description: "docker ps's filters as JSON" },
           ],
         },
       ),
@@ -272,8 +275,12 @@ export const openapi = {
           oneOf: [
             { type: 'null' },
             obj({
+              mode: { enum: ['agent', 'disk'] },
+              machine: nullable('string'),
               accel: str,
               deviceModel: { enum: ['virtio', 'emulated'] },
+              cpus: nullable('integer'),
+              memory: { type: ['integer', 'null'], description: 'guest RAM in bytes' },
               kernel: nullable('string'),
               disk: nullable('string'),
               console: { type: 'boolean' },

@@ -9,6 +9,7 @@ import { parseRestart, parseSignal } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 import type { Engine } from '../../engine/engine.js';
 import { checkImageRemovable, removeImage } from '../../engine/images.js';
+import { type FilterMap, listInstances, parseFilterJson } from '../../engine/list.js';
 import { createInstance } from '../../engine/lifecycle/create.js';
 import { refreshForView } from '../../engine/lifecycle/exit.js';
 import { killInstance } from '../../engine/lifecycle/kill.js';
@@ -25,7 +26,7 @@ import { ApiError, flag, noContent, type Router, sendJson } from '../http.js';
 import { openapi } from './openapi.js';
 import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
-import { imageDetail, imageView, instanceViewOf, networkView } from './shapes.js';
+import { imageDetail, imageView, instanceShapeOf, networkView } from './shapes.js';
 import { checkBody } from './validate.js';
 
 export const PREFIX = '/hull/v1';
@@ -269,34 +270,34 @@ export function hullRoutes(r: Router, state: HullApiState): void {
   const answer = async (engine: Engine, res: ServerResponse, rec: InstanceRecord, status = 200) => {
     const cur = await refreshForView(engine, rec);
     if (!cur) return noContent(res);
-    sendJson(res, status, instanceViewOf(engine, cur));
+    sendJson(res, status, instanceShapeOf(engine, cur));
   };
 
   r.on('GET', `${P}/openapi.json`, async (_c, res) => sendJson(res, 200, openapi));
 
   r.on('GET', `${P}/instances`, async (c, res) => {
-    const kind = c.query.get('kind');
-    const st = c.query.get('state');
-    if (kind && kind !== 'container' && kind !== 'vm')
-      throw new ApiError(400, `invalid kind "${kind}": use container or vm`);
-    const out = [];
-    for (const listed of c.engine.store.list()) {
-      const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
-      if (!rec || (kind && rec.kind !== kind) || (st && rec.state !== st)) continue;
-      out.push(instanceViewOf(c.engine, rec));
-    }
-    sendJson(res, 200, out);
+    // the engine's listing (hull ps, docker's /containers/json), newest first: docker's filters as JSON in
+    // ?filters=, and kind=, state=, label=, name= (each repeatable)
+    const f: FilterMap = parseFilterJson(c.query.get('filters') ?? '');
+    const keys = { kind: 'isolation', state: 'status', label: 'label', name: 'name' } as const;
+    for (const [key, as] of Object.entries(keys)) for (const v of c.query.getAll(key)) (f[as] ??= []).push(v);
+    const recs = await listInstances(c.engine, { all: true, filters: f });
+    sendJson(
+      res,
+      200,
+      recs.map((r) => instanceShapeOf(c.engine, r)),
+    );
   });
 
   r.on('POST', `${P}/instances`, async (c, res) => {
     const req = createRequestOf(await c.body());
     await imageOf(c.engine, req.image);
     const rec = await createInstance(c.engine, req);
-    sendJson(res, 201, instanceViewOf(c.engine, rec));
+    sendJson(res, 201, instanceShapeOf(c.engine, rec));
   });
 
   r.on('GET', `${P}/instances/{id}`, async (c, res) => {
-    sendJson(res, 200, instanceViewOf(c.engine, await instanceOf(c.engine, c.params.id!)));
+    sendJson(res, 200, instanceShapeOf(c.engine, await instanceOf(c.engine, c.params.id!)));
   });
 
   r.on('DELETE', `${P}/instances/{id}`, async (c, res) => {

@@ -6,11 +6,11 @@ import type { Engine } from '../../engine/engine.js';
 import type { EventRecord, InstanceRecord } from '../../engine/store.js';
 import type { ImageRecord } from '../../engine/transfer.js';
 import type { NetworkDef } from '../../engine/networking.js';
-import { publishedPorts } from '../../engine/networking.js';
+import { instanceView as engineView } from '../../engine/describe.js';
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
-export interface InstanceView {
+export interface InstanceShape {
   id: string;
   name: string;
   kind: 'container' | 'vm';
@@ -32,22 +32,37 @@ export interface InstanceView {
   resources: { memory: number | null; cpus: number | null; pidsLimit: number | null };
   container: { runtime: string; privileged: boolean } | null;
   vm: {
+    mode: string;
+    machine: string | null;
     accel: string;
     deviceModel: string;
+    cpus: number | null;
+    memory: number | null;
     kernel: string | null;
     disk: string | null;
     console: boolean;
   } | null;
 }
 
-/** One instance, either kind. `addresses`: the live network attachments (empty when it is not running). */
-export function instanceView(
-  rec: InstanceRecord,
-  addresses: { network: string; address: string }[] = [],
-  hasConsole = false,
-): InstanceView {
+/** What the engine knows of an instance beyond its record (engine/describe.ts's view), as far as the shape uses it. */
+export interface ShapeFacts {
+  attachments: { network: string; address: string }[];
+  published: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+  /** the driver's own facts (describe()'s details: a VM's effective accelerator, machine, CPUs, memory) */
+  details: Record<string, unknown>;
+  hasConsole: boolean;
+}
+
+const NO_FACTS: ShapeFacts = { attachments: [], published: [], details: {}, hasConsole: false };
+
+const strOr = (v: unknown, d: string | null): string | null => (typeof v === 'string' && v ? v : d);
+const numOr = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** One instance, either kind, in hull's compact shape. */
+export function instanceShape(rec: InstanceRecord, facts: ShapeFacts = NO_FACTS): InstanceShape {
   const c = rec.config;
   const r = c.resources ?? {};
+  const d = facts.details;
   return {
     id: rec.id,
     name: rec.name,
@@ -70,40 +85,43 @@ export function instanceView(
       c.network === 'bridge'
         ? (c.networks ?? []).map((n) => ({
             name: n.name,
-            address: addresses.find((a) => a.network === n.name)?.address.split('/')[0] ?? null,
+            address: facts.attachments.find((a) => a.network === n.name)?.address.split('/')[0] ?? null,
           }))
         : [{ name: c.network, address: null }],
-    ports: [],
+    ports: facts.published.map((p) => ({
+      hostIp: p.hostIp || '0.0.0.0',
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+    })),
     resources: { memory: r.memory ?? null, cpus: r.cpus ?? null, pidsLimit: r.pidsLimit ?? null },
     container: c.container ? { runtime: c.container.runtime, privileged: c.container.privileged } : null,
     vm:
       rec.kind === 'vm'
         ? {
-            accel: c.vm?.accel ?? 'auto',
-            deviceModel: c.vm?.deviceModel ?? 'virtio',
-            kernel: c.vm?.kernel ?? null,
+            mode: strOr(d.Mode, c.vm?.disk ? 'disk' : 'agent')!,
+            machine: strOr(d.Machine, null),
+            accel: strOr(d.Accel, c.vm?.accel ?? 'auto')!,
+            deviceModel: strOr(d.DeviceModel, c.vm?.deviceModel ?? 'virtio')!,
+            cpus: numOr(d.Cpus),
+            memory: numOr(d.Memory),
+            kernel: strOr(d.Kernel, c.vm?.kernel ?? null),
             disk: c.vm?.disk ?? null,
-            console: hasConsole,
+            console: facts.hasConsole,
           }
         : null,
   };
 }
 
-/** instanceView with what only the engine knows: live addresses, published ports, the console. */
-export function instanceViewOf(engine: Engine, rec: InstanceRecord): InstanceView {
-  const live = rec.state === 'running' || rec.state === 'paused';
-  const v = instanceView(
-    rec,
-    live && rec.config.network === 'bridge' ? engine.networks.attachments(rec.id) : [],
-    engine.driver(rec.kind).capabilities.console,
-  );
-  v.ports = publishedPorts(engine, rec).map((p) => ({
-    hostIp: p.hostIp || '0.0.0.0',
-    hostPort: p.hostPort,
-    containerPort: p.containerPort,
-    protocol: p.protocol,
-  }));
-  return v;
+/** instanceShape with what the engine knows (engine/describe.ts's instanceView: addresses, ports, the driver's facts). */
+export function instanceShapeOf(engine: Engine, rec: InstanceRecord): InstanceShape {
+  const v = engineView(engine, rec);
+  return instanceShape(rec, {
+    attachments: v.attachments,
+    published: v.published,
+    details: v.driver?.details ?? {},
+    hasConsole: engine.driver(rec.kind).capabilities.console,
+  });
 }
 
 export function imageView(img: ImageRecord): Record<string, unknown> {
