@@ -90,10 +90,11 @@ describe('--init', () => {
     );
     assert.equal(z.args, '[sleep]');
     await root.ok('run', '-d', '--name', 'reaped', '--init', 'busybox', 'sh', '-c', script);
-    // the orphan has ended once no live "sleep 1" is left: with tini as pid 1 it is gone, not a zombie
-    const ps = await waitFor('the orphan to end', async () => {
+    // the orphan ends after a second and is a zombie for a moment, until tini (pid 1) reaps it: wait until neither a
+    // live "sleep 1" nor a zombie is left (without an init that reaps, the zombie stays and this times out)
+    const ps = await waitFor('the orphan to end and be reaped', async () => {
       const list = await processes('reaped');
-      return list.some((p) => p.args === 'sleep 1') ? undefined : list;
+      return list.some((p) => p.args === 'sleep 1' || p.stat.startsWith('Z')) ? undefined : list;
     });
     assert.deepEqual(
       ps.map((p) => [p.pid === 1 ? 1 : 'child', p.stat.startsWith('Z') ? 'zombie' : 'live', p.args]),
