@@ -94,7 +94,10 @@ describe('--init', () => {
     // live "sleep 1" nor a zombie is left (without an init that reaps, the zombie stays and this times out)
     const ps = await waitFor('the orphan to end and be reaped', async () => {
       const list = await processes('reaped');
-      return list.some((p) => p.args === 'sleep 1' || p.stat.startsWith('Z')) ? undefined : list;
+      // "sleep 1d" runs once the subshell has started "sleep 1"
+      const settled =
+        list.some((p) => p.args === 'sleep 1d') && !list.some((p) => p.args === 'sleep 1' || p.stat.startsWith('Z'));
+      return settled ? list : undefined;
     });
     assert.deepEqual(
       ps.map((p) => [p.pid === 1 ? 1 : 'child', p.stat.startsWith('Z') ? 'zombie' : 'live', p.args]),
