@@ -31,6 +31,7 @@ export function ago(ms: number, now = Date.now()): string {
 export function duration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
   if (s < 60) return `${s} seconds`;
   const m = Math.round(s / 60);
   if (m < 60) return m === 1 ? 'About a minute' : `${m} minutes`;
