@@ -336,7 +336,7 @@ export function extraRoutes(r: Router, streams: Streams): void {
     sendJson(res, 200, {
       LayersSize: [...layers.values()].reduce((a, b) => a + b, 0),
       Images: imgs.map((i) => ({ ...imageListEntry(i), Containers: recs.filter((r) => r.imageId === i.id).length })),
-      Containers: recs.map((r) => ({ ...containerListEntry(r), SizeRw: 0, SizeRootFs: 0 })),
+      Containers: recs.map((r) => ({ ...containerListEntry(r, c.engine), SizeRw: 0, SizeRootFs: 0 })),
       Volumes: [],
       BuildCache: [],
     });

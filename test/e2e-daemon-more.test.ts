@@ -1,0 +1,259 @@
+/**
+ * `hull daemon` driven by the real docker CLI (Debian's docker.io 20.10, /usr/bin/docker), part two: docker cp
+ * (archive GET/HEAD/PUT, hostile archives that must not reach the host), export, the ps Ports column, save and
+ * load through the CLI. dockerd is never started. See e2e-daemon.test.ts for the rest.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { Header } from 'tar';
+import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { freePort } from './helpers/registry.js';
+
+const DOCKER = '/usr/bin/docker';
+const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
+
+const root = new HullRoot('daemon-more');
+const work = mkdtempSync('/tmp/hull-test-daemon-more-');
+const socket = join(work, 'hull.sock');
+const dockerConfig = join(work, 'docker-config');
+
+interface Daemon {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+interface ApiResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One request on the daemon's socket. */
+function api(method: string, path: string, body?: Buffer, type = 'application/json'): Promise<ApiResult> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, method, path, headers: body ? { 'Content-Type': type } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (s: string) => {
+        text += s;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function startDaemon(): Promise<Daemon> {
+  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...root.env },
+  });
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    log += s;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor(
+    `the daemon to answer /_ping (${log})`,
+    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
+    20_000,
+    50,
+  );
+  return { child, exited };
+}
+
+interface DockerResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the docker CLI against the daemon (a shell pipeline when `shell`). */
+function docker(args: string[], opts: { env?: Record<string, string>; shell?: boolean } = {}): Promise<DockerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.shell ? 'sh' : DOCKER, opts.shell ? ['-c', args.join(' ')] : args, {
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`docker ${args.join(' ')} did not finish in 120 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 120_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function dockerOk(...args: string[]): Promise<string> {
+  const r = await docker(args);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A tar archive of raw entries (paths as given: hostile ones included). */
+function rawTar(
+  entries: { path: string; type?: 'File' | 'Directory' | 'SymbolicLink'; body?: string; link?: string }[],
+) {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const type = e.type ?? 'File';
+    const h = new Header({
+      path: e.path,
+      mode: type === 'Directory' ? 0o755 : 0o644,
+      size: type === 'File' ? body.length : 0,
+      type,
+      ...(e.link ? { linkpath: e.link } : {}),
+      mtime: new Date(),
+      uid: 0,
+      gid: 0,
+    });
+    const block = Buffer.alloc(512);
+    h.encode(block, 0);
+    blocks.push(block);
+    if (type === 'File' && body.length) {
+      blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    }
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip }, () => {
+  let daemon: Daemon;
+
+  before(async () => {
+    daemon = await startDaemon();
+  });
+  after(async () => {
+    if (daemon?.child.exitCode === null) {
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await root.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('docker cp both ways: a file, a directory, to stdout; HEAD stat; a stopped container is refused', async () => {
+    await dockerOk('run', '-d', '--name', 'cp1', 'busybox', 'sleep', '1000');
+    const src = join(work, 'src');
+    mkdirSync(join(src, 'dir', 'sub'), { recursive: true });
+    writeFileSync(join(src, 'one.txt'), 'one\n');
+    writeFileSync(join(src, 'dir', 'sub', 'two.txt'), 'two\n');
+    await dockerOk('cp', join(src, 'one.txt'), 'cp1:/tmp/');
+    await dockerOk('cp', join(src, 'dir'), 'cp1:/tmp/dir');
+    await dockerOk('cp', join(src, 'one.txt'), 'cp1:/tmp/renamed.txt');
+    assert.equal(
+      await dockerOk('exec', 'cp1', 'cat', '/tmp/one.txt', '/tmp/dir/sub/two.txt', '/tmp/renamed.txt'),
+      'one\ntwo\none\n',
+    );
+
+    await dockerOk(
+      'exec',
+      'cp1',
+      'sh',
+      '-c',
+      'mkdir -p /data/x && echo three > /data/x/three.txt && echo hi > /data/hi',
+    );
+    const out = join(work, 'out');
+    mkdirSync(out);
+    await dockerOk('cp', 'cp1:/data', out);
+    assert.equal(readFileSync(join(out, 'data', 'x', 'three.txt'), 'utf8'), 'three\n');
+    await dockerOk('cp', 'cp1:/data/hi', join(out, 'hi.txt'));
+    assert.equal(readFileSync(join(out, 'hi.txt'), 'utf8'), 'hi\n');
+    // to stdout: a tar
+    const t = await docker(['cp', 'cp1:/data/hi', '-']);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /^hi/);
+
+    const head = await api('HEAD', '/containers/cp1/archive?path=/data');
+    assert.equal(head.status, 200);
+    const stat = JSON.parse(Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString());
+    assert.equal(stat.name, 'data');
+    assert.ok(stat.mode >= 2 ** 31, `a directory's Go mode: ${stat.mode}`);
+    assert.equal((await api('HEAD', '/containers/cp1/archive?path=/nope')).status, 404);
+    const missing = await docker(['cp', 'cp1:/nope', out]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /No such container:path: cp1:\/nope/);
+
+    await dockerOk('rm', '-f', 'cp1');
+    await dockerOk('create', '--name', 'cp2', 'busybox', 'true');
+    const stopped = await docker(['cp', join(src, 'one.txt'), 'cp2:/tmp/x.txt']);
+    assert.notEqual(stopped.code, 0);
+    assert.match(stopped.stderr, /not running: start it/);
+    await dockerOk('rm', 'cp2');
+  });
+
+  test('a hostile archive: .. entries, absolute paths, symlinks in the archive and in the container stay inside', async () => {
+    const host = mkdtempSync('/tmp/hull-test-cp-host-');
+    try {
+      await dockerOk('run', '-d', '--name', 'cp3', 'busybox', 'sleep', '1000');
+      // links in the container that point at the host directory's path (absolute and climbing)
+      await dockerOk(
+        'exec',
+        'cp3',
+        'sh',
+        '-c',
+        `mkdir -p /in ${host} && ln -s ${host} /in/trap && ln -s ../../../../../..${host} /in/trap2`,
+      );
+      const tar = rawTar([
+        { path: `../../../../../../..${host}/dotdot`, body: 'x' },
+        { path: `${host}/absolute`, body: 'x' },
+        { path: 'evil', type: 'SymbolicLink', link: host },
+        { path: 'evil/through-archive-link', body: 'x' },
+        { path: 'trap/through-container-link', body: 'x' },
+        { path: 'trap2/through-climbing-link', body: 'x' },
+        { path: 'fine.txt', body: 'fine' },
+      ]);
+      const r = await api('PUT', '/containers/cp3/archive?path=/in', tar, 'application/x-tar');
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(readdirSync(host), [], 'nothing written on the host');
+      assert.equal(await dockerOk('exec', 'cp3', 'cat', '/in/fine.txt'), 'fine');
+      // what went through a container link landed where the container sees it: inside its own root
+      assert.equal(await dockerOk('exec', 'cp3', 'cat', `${host}/through-container-link`), 'x');
+      assert.equal(await dockerOk('exec', 'cp3', 'cat', `${host}/through-climbing-link`), 'x');
+      // the archive's own link is kept as a link, nothing extracted below it
+      assert.equal(await dockerOk('exec', 'cp3', 'readlink', '/in/evil'), `${host}\n`);
+      // the GET side does not follow a link out either
+      const got = await api('GET', `/containers/cp3/archive?path=/in/trap/`);
+      assert.equal(got.status, 200);
+      await dockerOk('rm', '-f', 'cp3');
+    } finally {
+      assert.deepEqual(readdirSync(host), []);
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
+
+  test('docker export; docker ps shows published ports', async () => {
+    const port = await freePort();
+    await dockerOk('run', '-d', '--name', 'ports1', '-p', `127.0.0.1:${port}:80`, 'busybox', 'sleep', '1000');
+    const ps = await dockerOk('ps', '--format', '{{.Names}} {{.Ports}}');
+    assert.match(ps, new RegExp(`^ports1 127\\.0\\.0\\.1:${port}->80/tcp$`, 'm'));
+    const file = join(work, 'export.tar');
+    await dockerOk('export', '-o', file, 'ports1');
+    const list = spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
+    assert.equal(list.status, 0);
+    assert.match(list.stdout, /^\.\/bin\/busybox$/m);
+    await dockerOk('rm', '-f', 'ports1');
+  });
+
+  test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {
+    daemon.child.kill('SIGTERM');
+    assert.equal(await daemon.exited, 0);
+    await root.cleanupAndCheck();
+  });
+});
