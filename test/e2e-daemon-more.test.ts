@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { Header } from 'tar';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
-import { freePort } from './helpers/registry.js';
+import { FaultRegistry, freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 
 const DOCKER = '/usr/bin/docker';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
@@ -135,11 +135,14 @@ function rawTar(
 
 describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip }, () => {
   let daemon: Daemon;
+  let registry: RunningRegistry;
 
   before(async () => {
     daemon = await startDaemon();
+    registry = await startDockerRegistry();
   });
   after(async () => {
+    await registry?.stop();
     if (daemon?.child.exitCode === null) {
       daemon.child.kill('SIGTERM');
       await daemon.exited;
@@ -249,6 +252,58 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     assert.equal(list.status, 0);
     assert.match(list.stdout, /^\.\/bin\/busybox$/m);
     await dockerOk('rm', '-f', 'ports1');
+  });
+
+  test('docker push (JSON progress stream) to a registry, then pull it back', async () => {
+    const ref = `${registry.host}/more/bb:1`;
+    await dockerOk('tag', 'busybox', ref);
+    const out = await dockerOk('push', ref);
+    assert.match(out, /The push refers to repository/);
+    assert.match(out, /1: digest: sha256:[0-9a-f]{64}/);
+    await dockerOk('rmi', ref);
+    await dockerOk('pull', ref);
+    assert.equal(await dockerOk('run', '--rm', ref, 'echo', 'pushed'), 'pushed\n');
+    await dockerOk('rmi', ref);
+    const bad = await docker(['push', `${registry.host}/more/none:1`]);
+    assert.notEqual(bad.code, 0);
+  });
+
+  test('X-Registry-Auth: the credentials docker sends are used for that pull only', async () => {
+    const reg = new FaultRegistry(true);
+    await reg.start();
+    try {
+      const ref = `${reg.host}/none/img:1`;
+      const anonymous = await docker(['pull', ref]);
+      assert.notEqual(anonymous.code, 0, 'refused without credentials');
+      const cfg = join(work, 'auth-config');
+      mkdirSync(cfg, { recursive: true });
+      writeFileSync(
+        join(cfg, 'config.json'),
+        JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:secret').toString('base64') } } }),
+      );
+      const r = await docker(['pull', ref], { env: { DOCKER_CONFIG: cfg } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!existsSync(join(root.dir, 'auth.json')), 'nothing saved in the root');
+      await dockerOk('rmi', ref);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  test('docker save | docker load round trip', async () => {
+    await dockerOk('tag', 'busybox', 'saved:1');
+    const file = join(work, 'saved.tar');
+    await dockerOk('save', '-o', file, 'saved:1');
+    const list = spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
+    assert.match(list.stdout, /^manifest\.json$/m);
+    await dockerOk('rmi', 'saved:1');
+    const piped = await docker([DOCKER, 'save', 'busybox', '|', DOCKER, 'load'], { shell: true });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.match(piped.stdout, /Loaded image: /);
+    const loaded = await dockerOk('load', '-i', file);
+    assert.match(loaded, /Loaded image: saved:1/);
+    assert.equal(await dockerOk('run', '--rm', 'saved:1', 'echo', 'loaded'), 'loaded\n');
+    await dockerOk('rmi', 'saved:1');
   });
 
   test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {
