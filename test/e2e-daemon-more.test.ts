@@ -306,6 +306,37 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     await dockerOk('rmi', 'saved:1');
   });
 
+  test('docker build (classic builder API): steps streamed, build args, labels, target, -q, errors', async () => {
+    const ctx = join(work, 'build');
+    mkdirSync(join(ctx, 'sub'), { recursive: true });
+    writeFileSync(join(ctx, 'sub', 'data.txt'), 'from the context\n');
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      'FROM busybox AS base\nARG GREETING=none\nCOPY sub/data.txt /data.txt\nRUN echo "$GREETING" > /greeting\nFROM base AS final\nCMD ["cat", "/greeting", "/data.txt"]\n',
+    );
+    const env = { DOCKER_BUILDKIT: '0' };
+    const b = await docker(
+      ['build', '-t', 'built:1', '--build-arg', 'GREETING=hello', '--label', 'made.by=test', ctx],
+      {
+        env,
+      },
+    );
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stdout, /^Step 1\/\d+ : FROM busybox AS base$/m);
+    assert.match(b.stdout, /^Successfully built [0-9a-f]{12}$/m);
+    assert.match(b.stdout, /^Successfully tagged built:1$/m);
+    assert.equal(await dockerOk('run', '--rm', 'built:1'), 'hello\nfrom the context\n');
+    assert.equal((await dockerOk('inspect', '-f', '{{index .Config.Labels "made.by"}}', 'built:1')).trim(), 'test');
+    const q = await docker(['build', '-q', '--target', 'base', '-t', 'built:base', ctx], { env });
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+    writeFileSync(join(ctx, 'Dockerfile.bad'), 'FROM busybox\nRUN exit 7\n');
+    const bad = await docker(['build', '-f', join(ctx, 'Dockerfile.bad'), ctx], { env });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr + bad.stdout, /exit|7/);
+    await dockerOk('rmi', 'built:1', 'built:base');
+  });
+
   test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {
     daemon.child.kill('SIGTERM');
     assert.equal(await daemon.exited, 0);

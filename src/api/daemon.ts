@@ -40,6 +40,7 @@ import { Operations } from './hull/operations.js';
 import { isHullPath, rawHullError, sendHullError } from './hull/errors.js';
 import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 import { archiveRoutes } from './docker/archive.js';
+import { buildRoutes } from './docker/build.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -139,6 +140,7 @@ export function dockerRouter(version: string, streams: Streams): Router {
   networkRoutes(r);
   extraRoutes(r, streams);
   archiveRoutes(r);
+  buildRoutes(r, streams);
   return r;
 }
 
