@@ -14,6 +14,7 @@ import { DIST, HullRoot, waitFor } from './helpers/hull.js';
 import { FaultRegistry, freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 
 const DOCKER = '/usr/bin/docker';
+const compose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0 ? false : 'needs docker-compose';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
 
 const root = new HullRoot('daemon-more');
@@ -335,6 +336,129 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr + bad.stdout, /exit|7/);
     await dockerOk('rmi', 'built:1', 'built:base');
+  });
+
+  test('volumes: create, ls, inspect, -v NAME:/path shared between containers, in use (409), rm, prune', async () => {
+    await dockerOk('volume', 'create', '--label', 'team=a', 'v1');
+    assert.match(await dockerOk('volume', 'ls', '--format', '{{.Name}} {{.Driver}}'), /^v1 local$/m);
+    const mp = (await dockerOk('volume', 'inspect', '-f', '{{.Mountpoint}} {{.Labels.team}}', 'v1')).trim();
+    assert.equal(mp, `${join(root.dir, 'volumes', 'v1', '_data')} a`);
+    await dockerOk(
+      'run',
+      '-d',
+      '--name',
+      'vol1',
+      '-v',
+      'v1:/data',
+      'busybox',
+      'sh',
+      '-c',
+      'echo shared > /data/f && exec sleep 1000',
+    );
+    await waitFor('the file in the volume', () => existsSync(join(root.dir, 'volumes', 'v1', '_data', 'f')));
+    assert.equal(await dockerOk('run', '--rm', '-v', 'v1:/in:ro', 'busybox', 'cat', '/in/f'), 'shared\n');
+    const inUse = await docker(['volume', 'rm', 'v1']);
+    assert.notEqual(inUse.code, 0);
+    assert.match(inUse.stderr, /volume v1 is in use by vol1/);
+    // --mount type=volume makes a missing named volume; Mounts through the API too
+    await dockerOk('run', '--rm', '--mount', 'type=volume,src=v2,dst=/x', 'busybox', 'sh', '-c', 'echo two > /x/t');
+    assert.equal(readFileSync(join(root.dir, 'volumes', 'v2', '_data', 't'), 'utf8'), 'two\n');
+    await dockerOk('rm', '-f', 'vol1');
+    assert.equal(await dockerOk('volume', 'rm', 'v1'), 'v1\n');
+    assert.ok(!existsSync(join(root.dir, 'volumes', 'v1')));
+    const pruned = await dockerOk('volume', 'prune', '-f');
+    assert.match(pruned, /v2/);
+    assert.equal(await dockerOk('volume', 'ls', '-q'), '');
+    const missing = await docker(['volume', 'inspect', 'nope']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no such volume/i);
+  });
+
+  test("anonymous volumes: -v /path and the image's VOLUME, removed by rm -v and --rm", async () => {
+    await dockerOk(
+      'run',
+      '-d',
+      '--name',
+      'anon1',
+      '-v',
+      '/scratch',
+      'busybox',
+      'sh',
+      '-c',
+      'echo a > /scratch/a && exec sleep 1000',
+    );
+    const names = (await dockerOk('volume', 'ls', '-q')).trim().split('\n');
+    assert.equal(names.length, 1);
+    assert.match(names[0]!, /^[0-9a-f]{64}$/);
+    await dockerOk('rm', '-f', '-v', 'anon1');
+    assert.equal(await dockerOk('volume', 'ls', '-q'), '');
+    const ctx = join(work, 'volimage');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nVOLUME /vol\n');
+    const b = await docker(['build', '-q', '-t', 'withvol:1', ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    assert.equal(b.code, 0, b.stderr);
+    await dockerOk('create', '--name', 'anon2', 'withvol:1', 'true');
+    assert.equal((await dockerOk('volume', 'ls', '-q')).trim().split('\n').length, 1);
+    await dockerOk('rm', 'anon2');
+    // without -v an anonymous volume stays (docker's rule); prune takes it
+    assert.equal((await dockerOk('volume', 'ls', '-q')).trim().split('\n').length, 1);
+    await dockerOk('volume', 'prune', '-f');
+    assert.equal(await dockerOk('run', '--rm', 'withvol:1', 'sh', '-c', 'echo x > /vol/x && cat /vol/x'), 'x\n');
+    assert.equal(await dockerOk('volume', 'ls', '-q'), '', '--rm removed the anonymous volume');
+    await dockerOk('rmi', 'withvol:1');
+  });
+
+  test('docker-compose 1.29: a named volume of the stack, kept by down, removed by down -v', {
+    skip: compose,
+  }, async () => {
+    const dir = join(work, 'stack');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      [
+        'version: "3.8"',
+        'services:',
+        '  app:',
+        '    image: busybox',
+        '    command: sh -c "date >> /data/runs && exec sleep 1000"',
+        '    volumes: [data:/data]',
+        'volumes:',
+        '  data: {}',
+        '',
+      ].join('\n'),
+    );
+    const composeCmd = (...args: string[]) =>
+      new Promise<DockerResult>((resolve) => {
+        const child = spawn('docker-compose', ['--project-name', 'vstack', ...args], {
+          cwd: dir,
+          env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.setEncoding('utf8').on('data', (x: string) => {
+          stdout += x;
+        });
+        child.stderr!.setEncoding('utf8').on('data', (x: string) => {
+          stderr += x;
+        });
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const up = await composeCmd('up', '-d');
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(await dockerOk('volume', 'ls', '-q'), /^vstack_data$/m);
+    const runs = join(root.dir, 'volumes', 'vstack_data', '_data', 'runs');
+    await waitFor('the first run recorded', () => existsSync(runs));
+    const down = await composeCmd('down', '-t', '1');
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(await dockerOk('volume', 'ls', '-q'), /^vstack_data$/m);
+    const again = await composeCmd('up', '-d');
+    assert.equal(again.code, 0, again.stderr);
+    await waitFor('the second run recorded', () => readFileSync(runs, 'utf8').split('\n').length === 3);
+    const downV = await composeCmd('down', '-v', '-t', '1');
+    assert.equal(downV.code, 0, downV.stderr);
+    assert.equal(await dockerOk('volume', 'ls', '-q'), '');
+    assert.equal(await dockerOk('ps', '-a', '-q'), '');
   });
 
   test('leaves nothing behind: the daemon is gone, and so is every instance', async () => {

@@ -41,6 +41,7 @@ import { isHullPath, rawHullError, sendHullError } from './hull/errors.js';
 import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 import { archiveRoutes } from './docker/archive.js';
 import { buildRoutes } from './docker/build.js';
+import { volumeRoutes } from './docker/volumes.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -141,6 +142,7 @@ export function dockerRouter(version: string, streams: Streams): Router {
   extraRoutes(r, streams);
   archiveRoutes(r);
   buildRoutes(r, streams);
+  volumeRoutes(r);
   return r;
 }
 

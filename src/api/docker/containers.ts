@@ -293,16 +293,13 @@ export function containerRoutes(r: Router, streams: Streams): void {
 
   r.on('DELETE', '/containers/{id}', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    if (flag(c.query, 'v')) {
-      // anonymous volumes come with storage pools; hull has none to remove yet
-    }
     const cur = await refresh(c.engine, rec);
     if (cur && live(cur) && !flag(c.query, 'force'))
       throw new ApiError(
         409,
         `You cannot remove a ${cur.state} container ${cur.id}. Stop the container before attempting removal or force remove`,
       );
-    await removeInstance(c.engine, rec, { force: flag(c.query, 'force') });
+    await removeInstance(c.engine, rec, { force: flag(c.query, 'force'), volumes: flag(c.query, 'v') });
     noContent(res);
   });
 
