@@ -408,6 +408,26 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     await dockerOk('rmi', 'withvol:1');
   });
 
+  test("the same volumes from hull's CLI: volume create/ls/inspect/rm/prune, run -v NAME:/path, rm -v", async () => {
+    assert.equal(await root.ok('volume', 'create', '--label', 'k=v', 'cliv'), 'cliv\n');
+    assert.match(await root.ok('volume', 'ls'), /^local +cliv$/m);
+    assert.equal(
+      await root.ok('volume', 'inspect', '-f', '{{.Mountpoint}} {{.Labels.k}}', 'cliv'),
+      `${join(root.dir, 'volumes', 'cliv', '_data')} v\n`,
+    );
+    await root.ok('run', '--rm', '-v', 'cliv:/d', 'busybox', 'sh', '-c', 'echo cli > /d/x');
+    assert.equal(await dockerOk('run', '--rm', '-v', 'cliv:/d', 'busybox', 'cat', '/d/x'), 'cli\n');
+    await root.ok('create', '--name', 'clianon', '-v', '/anon', '-v', 'cliv:/d', 'busybox', 'true');
+    const inUse = await root.hull('volume', 'rm', 'cliv');
+    assert.notEqual(inUse.code, 0);
+    assert.match(inUse.stderr, /^hull: volume cliv is in use by clianon: remove it first$/m);
+    assert.equal((await root.ok('volume', 'ls', '-q')).trim().split('\n').length, 2);
+    await root.ok('rm', '-v', 'clianon');
+    assert.equal(await root.ok('volume', 'ls', '-q'), 'cliv\n');
+    assert.equal(await root.ok('volume', 'prune'), 'cliv\n');
+    assert.equal(await root.ok('volume', 'ls', '-q'), '');
+  });
+
   test('docker-compose 1.29: a named volume of the stack, kept by down, removed by down -v', {
     skip: compose,
   }, async () => {
