@@ -1346,13 +1346,14 @@ describe('docker parity: --device, --device-cgroup-rule, namespace modes, --sysc
       /cannot mix 'tmpfs-\*' options with mount type 'bind'/,
     );
     assert.throws(() => parseMount('type=bind,src=/a,dst=/b,nope=1'), /unexpected key 'nope'/);
-    assert.deepEqual(parseMount('src=v,dst=/b'), {
+    assert.deepEqual(parseMount('src=vol,dst=/b'), {
       type: 'bind',
       source: '',
       target: '/b',
       readonly: false,
-      volume: 'v',
+      volume: 'vol',
     });
+    assert.throws(() => parseMount('src=v,dst=/b'), /invalid volume name "v"/);
     assert.deepEqual(parseMount('type=volume,dst=/b'), {
       type: 'bind',
       source: '',

@@ -42,12 +42,11 @@ import type { Engine } from './engine.js';
 import { refresh } from './lifecycle/exit.js';
 import type { InstanceRecord } from './store.js';
 
-/** The host path of a running container's mounted root. */
+/** The archive extractor's rules for other archives the front ends receive (a build context). */
+export { extractArchive } from '../image/unpack.js';
+
+/** The host path of a running container's mounted root (the caller has checked that it is a container). */
 export async function mountedRoot(engine: Engine, rec: InstanceRecord): Promise<string> {
-  if (rec.kind === 'vm')
-    throw new InvalidArgumentError(
-      `copying files into or out of VM ${rec.name} is not supported yet; use a bind mount (-v) or exec`,
-    );
   const cur = (await refresh(engine, rec)) ?? rec;
   const root = instancePaths(engine.context(cur).dir).rootfs;
   if ((cur.state !== 'running' && cur.state !== 'paused') || !isMountpoint(root))

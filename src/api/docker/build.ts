@@ -7,7 +7,7 @@
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { extractArchive } from '../../image/unpack.js';
+import { extractArchive } from '../../engine/cp.js';
 import { ApiError, flag, messageOf, type Router } from '../http.js';
 import type { Streams } from '../streams.js';
 
