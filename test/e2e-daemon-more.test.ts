@@ -356,6 +356,10 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
       'echo shared > /data/f && exec sleep 1000',
     );
     await waitFor('the file in the volume', () => existsSync(join(root.dir, 'volumes', 'v1', '_data', 'f')));
+    assert.equal(
+      (await dockerOk('inspect', '-f', '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}', 'vol1')).trim(),
+      'volume v1 /data',
+    );
     assert.equal(await dockerOk('run', '--rm', '-v', 'v1:/in:ro', 'busybox', 'cat', '/in/f'), 'shared\n');
     const inUse = await docker(['volume', 'rm', 'v1']);
     assert.notEqual(inUse.code, 0);
