@@ -17,7 +17,11 @@ const DOCKER = '/usr/bin/docker';
 const compose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0 ? false : 'needs docker-compose';
 const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's docker.io (apt-get install docker.io)";
 
-const root = new HullRoot('daemon-more');
+const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0 ? false : 'needs QEMU';
+// VMs share the tests' guest kernel and root disk cache (as test/e2e-vm.test.ts)
+const root = new HullRoot('daemon-more', {
+  HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache',
+});
 const work = mkdtempSync('/tmp/hull-test-daemon-more-');
 const socket = join(work, 'hull.sock');
 const dockerConfig = join(work, 'docker-config');
@@ -410,6 +414,37 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     assert.equal(await dockerOk('run', '--rm', 'withvol:1', 'sh', '-c', 'echo x > /vol/x && cat /vol/x'), 'x\n');
     assert.equal(await dockerOk('volume', 'ls', '-q'), '', '--rm removed the anonymous volume');
     await dockerOk('rmi', 'withvol:1');
+  });
+
+  test('a VM gets a named volume over virtiofs; docker cp into a VM is refused with what to do', {
+    skip: qemu,
+  }, async () => {
+    await dockerOk('volume', 'create', 'vmvol');
+    const r = await docker([
+      'run',
+      '--rm',
+      '--isolation',
+      'vm',
+      '-v',
+      'vmvol:/d',
+      'busybox',
+      'sh',
+      '-c',
+      'echo from-vm > /d/x',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(root.dir, 'volumes', 'vmvol', '_data', 'x'), 'utf8'), 'from-vm\n');
+    const id = (await dockerOk('create', '--isolation', 'vm', 'busybox', 'true')).trim();
+    const cp = await api(
+      'PUT',
+      `/containers/${id}/archive?path=/tmp`,
+      rawTar([{ path: 'a', body: 'a' }]),
+      'application/x-tar',
+    );
+    assert.equal(cp.status, 501);
+    assert.match(JSON.parse(cp.body).message, /not supported yet: use a bind mount/);
+    await dockerOk('rm', id);
+    await dockerOk('volume', 'rm', 'vmvol');
   });
 
   test("the same volumes from hull's CLI: volume create/ls/inspect/rm/prune, run -v NAME:/path, rm -v", async () => {
