@@ -198,6 +198,13 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /No such container:path: cp1:\/nope/);
 
+    // docker diff: what the container changed, added and deleted
+    await dockerOk('exec', 'cp1', 'rm', '/bin/vi');
+    const diff = await dockerOk('diff', 'cp1');
+    assert.match(diff, /^C \/tmp$/m);
+    assert.match(diff, /^A \/tmp\/one\.txt$/m);
+    assert.match(diff, /^A \/data\/x\/three\.txt$/m);
+    assert.match(diff, /^D \/bin\/vi$/m);
     await dockerOk('rm', '-f', 'cp1');
     await dockerOk('create', '--name', 'cp2', 'busybox', 'true');
     const stopped = await docker(['cp', join(src, 'one.txt'), 'cp2:/tmp/x.txt']);

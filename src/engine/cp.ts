@@ -204,3 +204,50 @@ export async function copyIn(
   for (const child of readdirSync(tree)) place(join(tree, child), dest.rel, child);
   return r;
 }
+
+/** One entry of docker's `diff`: Kind 0 changed, 1 added, 2 deleted. */
+export interface Change {
+  Path: string;
+  Kind: 0 | 1 | 2;
+}
+
+/**
+ * What a container changed in its root (docker diff), from its overlay's writable layer: a whiteout (a 0:0
+ * character device) is a deletion, a path the image's layers also have is a change, any other one an addition.
+ * Works on stopped containers too (the writable layer is a plain directory).
+ */
+export async function containerChanges(engine: Engine, rec: InstanceRecord): Promise<Change[]> {
+  const upper = instancePaths(engine.context(rec).dir).upper;
+  const layers = (await engine.contextWithLayers(rec)).layers;
+  const inImage = (rel: string) => layers.some((l) => lstatOrNull(join(l, rel)) !== null);
+  const out: Change[] = [];
+  const walk = (rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(rel === '' ? upper : join(upper, rel)).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const st = lstatSync(join(upper, r));
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        out.push({ Path: `/${r}`, Kind: 2 });
+        continue;
+      }
+      const existed = inImage(r);
+      out.push({ Path: `/${r}`, Kind: existed ? 0 : 1 });
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}

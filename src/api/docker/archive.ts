@@ -1,15 +1,15 @@
 /**
  * docker cp: `/containers/{id}/archive` GET (a tar of a path, with its stat in X-Docker-Container-Path-Stat),
  * HEAD (the stat only) and PUT (a tar extracted into a directory, never outside the container's root; see
- * engine/cp.ts), and `/containers/{id}/export` (the whole root as a tar).
+ * engine/cp.ts), `/containers/{id}/export` (the whole root as a tar) and `/changes` (docker diff).
  */
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { copyIn, mountedRoot, statInRoot, tarOut } from '../../engine/cp.js';
+import { containerChanges, copyIn, mountedRoot, statInRoot, tarOut } from '../../engine/cp.js';
 import type { Engine } from '../../engine/engine.js';
 import type { InstanceRecord } from '../../engine/store.js';
-import { ApiError, flag, type Router } from '../http.js';
+import { ApiError, flag, type Router, sendJson } from '../http.js';
 import { lookupContainer } from './containers.js';
 
 async function rootOf(engine: Engine, rec: InstanceRecord): Promise<string> {
@@ -60,6 +60,14 @@ export function archiveRoutes(r: Router): void {
     }
     res.writeHead(200);
     res.end();
+  });
+
+  r.on('GET', '/containers/{id}/changes', async (c, res) => {
+    const rec = lookupContainer(c.engine, c.params.id!);
+    if (rec.kind === 'vm')
+      throw new ApiError(501, `docker diff of VM ${rec.name} is not supported: its root is a disk image`);
+    const changes = await containerChanges(c.engine, rec);
+    sendJson(res, 200, changes.length ? changes : null);
   });
 
   r.on('GET', '/containers/{id}/export', async (c, res) => {
