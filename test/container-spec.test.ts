@@ -1346,7 +1346,39 @@ describe('docker parity: --device, --device-cgroup-rule, namespace modes, --sysc
       /cannot mix 'tmpfs-\*' options with mount type 'bind'/,
     );
     assert.throws(() => parseMount('type=bind,src=/a,dst=/b,nope=1'), /unexpected key 'nope'/);
-    assert.throws(() => parseMount('src=v,dst=/b'), /named volumes/);
+    assert.deepEqual(parseMount('src=vol,dst=/b'), {
+      type: 'bind',
+      source: '',
+      target: '/b',
+      readonly: false,
+      volume: 'vol',
+    });
+    assert.throws(() => parseMount('src=v,dst=/b'), /invalid volume name "v"/);
+    assert.deepEqual(parseMount('type=volume,dst=/b'), {
+      type: 'bind',
+      source: '',
+      target: '/b',
+      readonly: false,
+      volume: '',
+      anonymous: true,
+    });
+    assert.throws(() => parseMount('src=../x,dst=/b'), /invalid volume name/);
+    assert.deepEqual(parseVolume('data:/b:ro'), {
+      type: 'bind',
+      source: '',
+      target: '/b',
+      readonly: true,
+      volume: 'data',
+    });
+    assert.deepEqual(parseVolume('/b'), {
+      type: 'bind',
+      source: '',
+      target: '/b',
+      readonly: false,
+      volume: '',
+      anonymous: true,
+    });
+    assert.throws(() => parseVolume('a b:/b'), /a volume name/);
     assert.deepEqual(parseVolume('/a:/b'), {
       type: 'bind',
       source: '/a',

@@ -227,9 +227,9 @@ describe('--mount and -v', () => {
     );
     assert.equal(existsSync(join(host, 'missing')), false);
     await refused(
-      /^hull: --mount type=volume is not supported: hull has no named volumes yet/,
+      /^hull: invalid mount config for type "volume": invalid volume name "\.\.\/v"/,
       '--mount',
-      'source=v,target=/x',
+      'source=../v,target=/x',
       'busybox',
       'true',
     );

@@ -39,6 +39,9 @@ import { hullRoutes, type HullApiState } from './hull/routes.js';
 import { Operations } from './hull/operations.js';
 import { isHullPath, rawHullError, sendHullError } from './hull/errors.js';
 import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
+import { archiveRoutes } from './docker/archive.js';
+import { buildRoutes } from './docker/build.js';
+import { volumeRoutes } from './docker/volumes.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -137,6 +140,9 @@ export function dockerRouter(version: string, streams: Streams): Router {
   imageRoutes(r, streams);
   networkRoutes(r);
   extraRoutes(r, streams);
+  archiveRoutes(r);
+  buildRoutes(r, streams);
+  volumeRoutes(r);
   return r;
 }
 

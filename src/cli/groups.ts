@@ -58,6 +58,7 @@ export const MANAGEMENT_GROUPS: Group[] = [
     ],
   },
   { name: 'network', description: 'manage virtual networks', verbs: [] },
+  { name: 'volume', description: 'manage volumes', verbs: [] },
   { name: 'builder', description: 'manage the build cache', verbs: [] },
   { name: 'vm', description: 'virtual machines from full OS disk images', verbs: [] },
 ];

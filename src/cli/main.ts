@@ -6,6 +6,7 @@ import { registerArchiveCommands, registerRegistryCommands } from './commands/re
 import { registerSystemCommands, VERSION } from './commands/system.js';
 import { registerBuildCommand, registerBuilderCommands } from './commands/build.js';
 import { registerNetworkCommands } from './commands/network.js';
+import { registerVolumeCommands } from './commands/volume.js';
 import { registerVmCommands } from './commands/vm.js';
 import { errorLine, exitStatus } from './errors.js';
 import { commandPath, registerManagementCommands } from './management.js';
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBuildCommand(program, proxy);
   registerBuilderCommands(program, proxy);
   registerNetworkCommands(program, proxy);
+  registerVolumeCommands(program, proxy);
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
   registerDaemonCommand(program, proxy);

@@ -27,6 +27,13 @@ export interface BindMount {
   propagation?: string;
   /** --mount bind-nonrecursive: submounts of the source are not carried along */
   nonRecursive?: boolean;
+  /**
+   * a volume (engine/volumes.ts): its name ('' until the engine names an anonymous one), the source then being
+   * its data directory, filled in when the instance is made
+   */
+  volume?: string;
+  /** an anonymous volume (`-v /path`, an image's VOLUME): removed with the instance by rm -v and --rm */
+  anonymous?: boolean;
 }
 
 export interface TmpfsMount {

@@ -65,16 +65,24 @@ export function parseNumber(
   return n;
 }
 
-/** -v SRC:DST[:ro|rw] (bind mounts; SRC must be an absolute host path). */
+/** A volume's name (docker's rule). */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/**
+ * -v SRC:DST[:ro|rw]: a bind mount when SRC is an absolute host path, a named volume when it is a name
+ * (made on first use), an anonymous volume with DST alone.
+ */
 export function parseVolume(spec: string): MountSpec {
   const parts = spec.split(':');
+  if (parts.length === 1 && spec.startsWith('/'))
+    return { type: 'bind', source: '', target: spec, readonly: false, volume: '', anonymous: true };
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
     throw new InvalidArgumentError(`invalid volume "${spec}": expected SRC:DST[:ro|rw] with absolute paths`);
   }
   const [source, target, mode = 'rw'] = parts as [string, string, string?];
-  if (!source.startsWith('/'))
+  if (!source.startsWith('/') && !VOLUME_NAME.test(source))
     throw new InvalidArgumentError(
-      `invalid volume "${spec}": the source must be an absolute host path (named volumes come with storage pools)`,
+      `invalid volume "${spec}": the source must be an absolute host path or a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)`,
     );
   if (!target.startsWith('/'))
     throw new InvalidArgumentError(`invalid volume "${spec}": the destination must be an absolute path`);
@@ -83,6 +91,8 @@ export function parseVolume(spec: string): MountSpec {
     if (!['ro', 'rw', 'z', 'Z'].includes(o))
       throw new InvalidArgumentError(`invalid volume "${spec}": unknown option "${o}" (use ro or rw)`);
   }
+  if (!source.startsWith('/'))
+    return { type: 'bind', source: '', target, readonly: opts.includes('ro'), volume: source };
   // docker's -v makes a missing host directory (--mount refuses it)
   return { type: 'bind', source, target, readonly: opts.includes('ro'), createHostPath: true };
 }
@@ -135,7 +145,7 @@ function mountBool(key: string, value: string | undefined, spec: string): boolea
 /**
  * --mount type=bind|tmpfs,... (docker's CSV syntax): `source`/`src`, `target`/`destination`/`dst`,
  * `readonly`/`ro`, `bind-propagation`, `bind-nonrecursive`, `tmpfs-size`, `tmpfs-mode`. A bind's source must
- * exist (checked when the instance is made). type=volume (docker's default type) needs named volumes.
+ * exist (checked when the instance is made). type=volume (docker's default type) names a volume (anonymous without a source).
  */
 export function parseMount(spec: string): MountSpec {
   let type = 'volume';
@@ -236,10 +246,11 @@ export function parseMount(spec: string): MountSpec {
     if (source !== '') throw new InvalidArgumentError(`${bad}: field Source must not be specified`);
     return { type: 'tmpfs', target, options: [...(readonly ? ['ro'] : []), ...tmpfsOptions] };
   }
-  if (type === 'volume')
-    throw new InvalidArgumentError(
-      `--mount type=volume is not supported: hull has no named volumes yet (they come with storage pools); use type=bind with a host directory`,
-    );
+  if (type === 'volume') {
+    if (source !== '' && !VOLUME_NAME.test(source))
+      throw new InvalidArgumentError(`${bad}: invalid volume name "${source}" ([a-zA-Z0-9][a-zA-Z0-9_.-]+)`);
+    return { type: 'bind', source: '', target, readonly, volume: source, ...(source ? {} : { anonymous: true }) };
+  }
   throw new InvalidArgumentError(`invalid --mount "${spec}": unknown mount type '${type}' (use bind or tmpfs)`);
 }
 

@@ -23,6 +23,8 @@
  * | vm/                           | VM caches: disks/ (an image's ext4 root disk), kernels/ and   | vm/                          |
  * |                               | initramfs/ (these two in $HULL_VM_CACHE when it is set)       |                              |
  * | space-reserve                 | written blocks given back when the disk is full (Full disks)  | host/reserve.ts              |
+ * | volumes/<name>/volume.json,   | named and anonymous volumes (docker's local driver): the      | engine/volumes.ts            |
+ * | volumes/<name>/_data/         | record, and the directory bind-mounted into instances         |                              |
  *
  * Outside the root, on the host (kept off the root on purpose: what must survive a full root):
  *
@@ -67,6 +69,10 @@ export const DATABASE_FILE = 'hull.db';
 /** The instance file's name in an instance's directory. */
 export const INSTANCE_FILE = 'instance.json';
 
+/** A volume's record and data directory names, inside volumes/<name>/. */
+export const VOLUME_FILE = 'volume.json';
+export const VOLUME_DATA = '_data';
+
 /** The VM monitor's sockets, relative to the instance dir (the monitor's working directory). */
 export const VM_SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
 
@@ -94,6 +100,9 @@ export function rootPaths(root: string) {
     /** the VM caches (disks/ always; kernels/ and initramfs/ unless $HULL_VM_CACHE moves them) */
     vm: join(root, 'vm'),
     spaceReserve: join(root, 'space-reserve'),
+    volumes: join(root, 'volumes'),
+    /** a volume's directory: its record (volume.json) and its data (_data, the mount point) */
+    volumeDir: (name: string): string => join(root, 'volumes', name),
   };
 }
 

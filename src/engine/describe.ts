@@ -194,21 +194,35 @@ function networkSettings(rec: InstanceRecord, view: InstanceView): Record<string
   };
 }
 
-/** docker's .Mounts: the bind mounts (docker lists --tmpfs mounts only under HostConfig.Tmpfs). */
+/** docker's .Mounts: the bind mounts and volumes (docker lists --tmpfs mounts only under HostConfig.Tmpfs). */
 function mountsDocument(mounts: MountSpec[]): Record<string, unknown>[] {
   return mounts.flatMap((m) =>
-    m.type === 'bind'
-      ? [
-          {
-            Type: 'bind',
-            Source: m.source,
-            Destination: m.target,
-            Mode: m.readonly ? 'ro' : '',
-            RW: !m.readonly,
-            Propagation: m.propagation ?? 'rprivate',
-          },
-        ]
-      : [],
+    m.type !== 'bind'
+      ? []
+      : m.volume
+        ? [
+            // a volume (engine/volumes.ts), as docker's local driver shows one
+            {
+              Type: 'volume',
+              Name: m.volume,
+              Source: m.source,
+              Destination: m.target,
+              Driver: 'local',
+              Mode: m.readonly ? 'ro' : 'z',
+              RW: !m.readonly,
+              Propagation: '',
+            },
+          ]
+        : [
+            {
+              Type: 'bind',
+              Source: m.source,
+              Destination: m.target,
+              Mode: m.readonly ? 'ro' : '',
+              RW: !m.readonly,
+              Propagation: m.propagation ?? 'rprivate',
+            },
+          ],
   );
 }
 

@@ -174,7 +174,11 @@ export function matchInstance(rec: InstanceRecord, f: FilterMap, ctx: MatchConte
     })
   )
     return false;
-  if (!any('volume', (v) => c.mounts.some((m) => m.target === v || (m.type === 'bind' && m.source === v))))
+  if (
+    !any('volume', (v) =>
+      c.mounts.some((m) => m.target === v || (m.type === 'bind' && (m.source === v || m.volume === v))),
+    )
+  )
     return false;
   // docker: an exit code matches only an instance that ran and stopped
   if (!any('exited', (v) => rec.state === 'exited' && rec.startedAt !== null && (rec.exitCode ?? 0) === Number(v)))

@@ -6,7 +6,7 @@ import { HullError, InterruptedError, InvalidArgumentError, NotFoundError } from
 import type { Engine } from './engine.js';
 import type { ImageRecord } from '../image/store.js';
 import { parseReference } from '../image/reference.js';
-import { CredentialStore } from '../image/registry/credentials.js';
+import { CredentialStore, type Credentials, RequestCredentials } from '../image/registry/credentials.js';
 import { pullImage, remoteManifestDigest, type TransferEvent } from '../image/registry/pull.js';
 import { login as registryLogin, pushImage } from '../image/registry/push.js';
 import { rootPaths } from '../common/paths.js';
@@ -25,6 +25,8 @@ export interface TransferOptions {
   stallTimeoutMs?: number;
   /** aborts the transfer (its partial downloads are kept for a resume or removed) */
   signal?: AbortSignal;
+  /** credentials for this transfer only (the daemon's X-Registry-Auth), in place of the saved login */
+  auth?: Credentials;
 }
 
 export interface PullRequest extends TransferOptions {
@@ -43,13 +45,14 @@ export function parsePullPolicy(text: string | undefined): PullPolicy {
 }
 
 /** The saved registry logins of a root (`<root>/auth.json`). */
-function credentials(engine: Engine | string): CredentialStore {
-  return new CredentialStore(rootPaths(typeof engine === 'string' ? engine : engine.root).auth);
+function credentials(engine: Engine | string, auth?: Credentials): CredentialStore {
+  const path = rootPaths(typeof engine === 'string' ? engine : engine.root).auth;
+  return auth ? new RequestCredentials(path, auth) : new CredentialStore(path);
 }
 
 /** hull pull: download `ref` from its registry into the image store and name it. */
 export async function pull(engine: Engine, ref: string, opts: PullRequest = {}): Promise<ImageRecord> {
-  return pullImage(engine.images, ref, { ...opts, credentials: credentials(engine) });
+  return pullImage(engine.images, ref, { ...opts, credentials: credentials(engine, opts.auth) });
 }
 
 /** What ensureImage tells its caller as it decides. */
@@ -121,7 +124,7 @@ export async function push(
   dest: string | undefined,
   opts: TransferOptions & { chunkSize?: number } = {},
 ): Promise<{ digest: string; ref: string }> {
-  return pushImage(engine.images, src, dest, { ...opts, credentials: credentials(engine) });
+  return pushImage(engine.images, src, dest, { ...opts, credentials: credentials(engine, opts.auth) });
 }
 
 /** hull login: check the credentials against the registry, then save them (only the root is needed). */

@@ -16,6 +16,7 @@ import { renameInstance } from '../../engine/lifecycle/rename.js';
 import { handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit.js';
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
+import { publishedPorts } from '../../engine/networking.js';
 import { ApiError, type Call, filters, flag, type Hijack, noContent, type Router, sendJson } from '../http.js';
 import { createRequestOf } from './create.js';
 import { MULTIPLEXED_STREAM, RAW_STREAM, sink, streamWritable } from './streams.js';
@@ -73,8 +74,17 @@ function statusText(r: InstanceRecord): string {
 }
 
 /** One entry of `GET /containers/json`. */
-export function containerListEntry(r: InstanceRecord): Record<string, unknown> {
+export function containerListEntry(r: InstanceRecord, engine?: Engine): Record<string, unknown> {
   const c = r.config;
+  // docker's ps column: the published ports of a live instance (host ports as resolved at start)
+  const ports = engine
+    ? publishedPorts(engine, r).map((p) => ({
+        IP: p.hostIp || '0.0.0.0',
+        PrivatePort: p.containerPort,
+        PublicPort: p.hostPort,
+        Type: p.protocol,
+      }))
+    : [];
   return {
     Id: r.id,
     Names: [`/${r.name}`],
@@ -82,7 +92,7 @@ export function containerListEntry(r: InstanceRecord): Record<string, unknown> {
     ImageID: r.imageId,
     Command: c.command.join(' '),
     Created: Math.floor(r.createdAt / 1000),
-    Ports: [],
+    Ports: ports,
     Labels: c.labels ?? {},
     State: r.state,
     Status: statusText(r),
@@ -224,7 +234,7 @@ export function containerRoutes(r: Router, streams: Streams): void {
     for (const listed of c.engine.store.list()) {
       const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
       if (!rec || (!all && !live(rec)) || !matches(rec, f)) continue;
-      out.push(containerListEntry(rec));
+      out.push(containerListEntry(rec, c.engine));
     }
     const limit = Number(c.query.get('limit') ?? -1);
     sendJson(res, 200, limit > 0 ? out.slice(0, limit) : out);
@@ -283,16 +293,13 @@ export function containerRoutes(r: Router, streams: Streams): void {
 
   r.on('DELETE', '/containers/{id}', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    if (flag(c.query, 'v')) {
-      // anonymous volumes come with storage pools; hull has none to remove yet
-    }
     const cur = await refresh(c.engine, rec);
     if (cur && live(cur) && !flag(c.query, 'force'))
       throw new ApiError(
         409,
         `You cannot remove a ${cur.state} container ${cur.id}. Stop the container before attempting removal or force remove`,
       );
-    await removeInstance(c.engine, rec, { force: flag(c.query, 'force') });
+    await removeInstance(c.engine, rec, { force: flag(c.query, 'force'), volumes: flag(c.query, 'v') });
     noContent(res);
   });
 

@@ -67,11 +67,14 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
     const mo = obj(m, `HostConfig.Mounts[${i}]`) ?? {};
     const type = str(mo.Type, `HostConfig.Mounts[${i}].Type`) ?? 'volume';
     const target = str(mo.Target, `HostConfig.Mounts[${i}].Target`) ?? '';
-    if (type === 'bind') {
+    if (type === 'bind' || type === 'volume') {
       const source = str(mo.Source, `HostConfig.Mounts[${i}].Source`) ?? '';
-      mounts.push(
-        parseVolume(`${source}:${target}${bool(mo.ReadOnly, `HostConfig.Mounts[${i}].ReadOnly`) ? ':ro' : ''}`),
-      );
+      if (type === 'bind' && !source.startsWith('/'))
+        throw new ApiError(400, `invalid mount config for type "bind": the source must be an absolute path`);
+      if (type === 'volume' && source.startsWith('/'))
+        throw new ApiError(400, `invalid mount config for type "volume": the source must be a volume name`);
+      const ro = bool(mo.ReadOnly, `HostConfig.Mounts[${i}].ReadOnly`) ? ':ro' : '';
+      mounts.push(parseVolume(source ? `${source}:${target}${ro}` : target));
     } else if (type === 'tmpfs') {
       const t = obj(mo.TmpfsOptions, `HostConfig.Mounts[${i}].TmpfsOptions`) ?? {};
       const opts = [
@@ -80,9 +83,12 @@ export function createRequestOf(body: Obj, name: string | undefined): CreateRequ
       ];
       mounts.push(parseTmpfs(opts.length ? `${target}:${opts.join(',')}` : target));
     } else {
-      throw new ApiError(400, `mounts of type "${type}" are not supported yet: use bind or tmpfs`);
+      throw new ApiError(400, `mounts of type "${type}" are not supported yet: use bind, volume or tmpfs`);
     }
   }
+  // Config.Volumes (docker run -v /path): anonymous volumes where no mount is given
+  for (const target of Object.keys(obj(body.Volumes, 'Volumes') ?? {}))
+    if (!mounts.some((m) => m.target === target)) mounts.push(parseVolume(target));
 
   const resources: Resources = {};
   const memory = num(hc.Memory, 'HostConfig.Memory');

@@ -1,6 +1,6 @@
 /**
  * docker's endpoints beyond the lifecycle: top, stats (one-shot and streamed), update, the prunes, events
- * (streamed, with filters and since/until), network connect/disconnect, image history, volumes (none yet).
+ * (streamed, with filters and since/until), network connect/disconnect, image history (volumes: volumes.ts).
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -17,6 +17,7 @@ import { ApiError, filters, flag, noContent, type Router, sendJson } from '../ht
 import type { Streams } from '../streams.js';
 import { containerListEntry, lookupContainer } from './containers.js';
 import { imageListEntry } from './images.js';
+import { volumeList } from './volumes.js';
 
 const live = (r: InstanceRecord) => r.state === 'running' || r.state === 'paused';
 
@@ -336,22 +337,9 @@ export function extraRoutes(r: Router, streams: Streams): void {
     sendJson(res, 200, {
       LayersSize: [...layers.values()].reduce((a, b) => a + b, 0),
       Images: imgs.map((i) => ({ ...imageListEntry(i), Containers: recs.filter((r) => r.imageId === i.id).length })),
-      Containers: recs.map((r) => ({ ...containerListEntry(r), SizeRw: 0, SizeRootFs: 0 })),
-      Volumes: [],
+      Containers: recs.map((r) => ({ ...containerListEntry(r, c.engine), SizeRw: 0, SizeRootFs: 0 })),
+      Volumes: volumeList(c.engine, {}),
       BuildCache: [],
     });
-  });
-
-  r.on('GET', '/volumes', async (_c, res) => {
-    sendJson(res, 200, { Volumes: [], Warnings: [] });
-  });
-  r.on('POST', '/volumes/create', async () => {
-    throw new ApiError(
-      400,
-      'named volumes are not supported yet (they come with storage pools): bind-mount a host path',
-    );
-  });
-  r.on('POST', '/volumes/prune', async (_c, res) => {
-    sendJson(res, 200, { VolumesDeleted: [], SpaceReclaimed: 0 });
   });
 }

@@ -1,7 +1,8 @@
 /** docker's `/images/…` endpoints: list, inspect, pull (docker's JSON progress stream), tag, remove. */
 import { NotFoundError } from '../../common/errors.js';
 import type { ImageRecord } from '../../engine/transfer.js';
-import { pull, type TransferEvent } from '../../engine/transfer.js';
+import { loadImages, pull, push, saveImages, type TransferEvent } from '../../engine/transfer.js';
+import type { Call } from '../http.js';
 import { checkImageRemovable, removeImage } from '../../engine/images.js';
 import { ApiError, filters, flag, messageOf, type Router, sendJson } from '../http.js';
 import type { Streams } from '../streams.js';
@@ -92,7 +93,100 @@ function progressLine(e: TransferEvent): Record<string, unknown> | null {
   }
 }
 
+/**
+ * The credentials a docker client sent for this request (X-Registry-Auth: base64url JSON
+ * {username, password, serveraddress}); undefined when none (docker sends `{}` then).
+ */
+export function registryAuth(c: Call): { username: string; password: string } | undefined {
+  const h = c.req.headers['x-registry-auth'];
+  if (typeof h !== 'string' || !h) return undefined;
+  let v: { username?: unknown; password?: unknown };
+  try {
+    v = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as typeof v;
+  } catch {
+    throw new ApiError(400, 'X-Registry-Auth is not base64url-encoded JSON');
+  }
+  if (typeof v?.username !== 'string' || !v.username) return undefined;
+  return { username: v.username, password: typeof v.password === 'string' ? v.password : '' };
+}
+
+/** A push event as a line of docker's progress stream. */
+function pushLine(e: TransferEvent): Record<string, unknown> | null {
+  if (e.kind === 'resolved') return null;
+  const id = e.digest.replace(/^sha256:/, '').slice(0, 12);
+  switch (e.state) {
+    case 'waiting':
+      return { status: 'Preparing', progressDetail: {}, id };
+    case 'exists':
+    case 'mounted':
+      return { status: 'Layer already exists', progressDetail: {}, id };
+    case 'transferring':
+      return { status: 'Pushing', progressDetail: { current: e.done, total: e.size }, id };
+    case 'retrying':
+      return { status: 'Retrying', progressDetail: {}, id };
+    case 'done':
+      return { status: 'Pushed', progressDetail: {}, id };
+  }
+}
+
 export function imageRoutes(r: Router, streams: Streams): void {
+  r.on('POST', '/images/{name*}/push', async (c, res) => {
+    const name = c.params.name!;
+    const tag = c.query.get('tag') ?? '';
+    const ref = !tag ? name : tag.startsWith('sha256:') ? `${name}@${tag}` : `${name}:${tag}`;
+    const auth = registryAuth(c);
+    await resolveImage(c.engine, ref);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    const ac = streams.track(res);
+    const line = (v: Record<string, unknown>) => {
+      if (!res.destroyed) res.write(JSON.stringify(v) + '\r\n');
+    };
+    line({ status: `The push refers to repository [${name}]` });
+    const last = new Map<string, string>();
+    try {
+      const out = await push(c.engine, ref, ref, {
+        signal: ac.signal,
+        ...(auth ? { auth } : {}),
+        onEvent: (e) => {
+          const l = pushLine(e);
+          if (!l) return;
+          const key = `${l.status}:${e.kind === 'blob' && e.size ? Math.floor((e.done / e.size) * 100) : 0}`;
+          if (last.get(l.id as string) === key) return;
+          last.set(l.id as string, key);
+          line(l);
+        },
+      });
+      line({ status: `${tag || 'latest'}: digest: ${out.digest}` });
+      line({ progressDetail: {}, aux: { Tag: tag || 'latest', Digest: out.digest } });
+    } catch (e) {
+      if (!ac.signal.aborted) line({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
+    } finally {
+      streams.untrack(res);
+      res.end();
+    }
+  });
+
+  // docker save: one image (/images/{name}/get) or several (/images/get?names=…), as a docker-archive tar
+  const save = async (c: Call, res: import('node:http').ServerResponse, refs: string[]) => {
+    if (refs.length === 0) throw new ApiError(400, 'save needs at least one image: ?names=');
+    for (const ref of refs) await resolveImage(c.engine, ref);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    await saveImages(c.engine, refs, res, 'docker-archive');
+    if (!res.writableEnded) res.end();
+  };
+  r.on('GET', '/images/get', async (c, res) => save(c, res, c.query.getAll('names')));
+  r.on('GET', '/images/{name*}/get', async (c, res) => save(c, res, [c.params.name!]));
+
+  r.on('POST', '/images/load', async (c, res) => {
+    const loaded = await loadImages(c.engine, c.req);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    for (const l of loaded)
+      res.write(
+        JSON.stringify({ stream: l.name ? `Loaded image: ${l.name}\n` : `Loaded image ID: ${l.record.id}\n` }) + '\r\n',
+      );
+    res.end();
+  });
+
   r.on('GET', '/images/json', async (c, res) => {
     const f = filters(c.query);
     let imgs = await c.engine.images.list();
@@ -151,8 +245,10 @@ export function imageRoutes(r: Router, streams: Streams): void {
     const last = new Map<string, string>();
     try {
       const platform = c.query.get('platform');
+      const auth = registryAuth(c);
       const img = await pull(c.engine, ref, {
         ...(platform ? { platform } : {}),
+        ...(auth ? { auth } : {}),
         signal: ac.signal,
         onEvent: (e) => {
           const l = progressLine(e);

@@ -38,7 +38,11 @@ export function addCreateFlags(cmd: Command): Command {
     .option('-h, --hostname <name>', 'hostname inside the instance')
     .option('-i, --interactive', 'keep stdin open')
     .option('-t, --tty', 'allocate a pseudo-terminal')
-    .option('-v, --volume <src:dst[:ro]>', 'bind-mount a host path (repeatable)', collect)
+    .option(
+      '-v, --volume <src:dst[:ro]>',
+      'bind-mount a host path, or mount a named volume (NAME:DST) or an anonymous one (DST) (repeatable)',
+      collect,
+    )
     .option('--tmpfs <dst[:opts]>', 'mount a tmpfs (repeatable)', collect)
     .option('--mount <type=bind|tmpfs,...>', "a bind or tmpfs mount, docker's CSV syntax (repeatable)", collect)
     .option('--device <host[:ctr[:rwm]]>', 'give the container a host device (repeatable)', collect)

@@ -286,13 +286,14 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
     .command('rm')
     .description('remove instances')
     .option('-f, --force', 'kill and remove running instances')
+    .option('-v, --volumes', 'remove their anonymous volumes too')
     .argument('<instance...>')
-    .action(async (names: string[], o: { force?: boolean }) => {
+    .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
       await eachInstance(
         ctx,
         names,
         async (engine, rec) => {
-          await removeInstance(engine, rec, { force: !!o.force });
+          await removeInstance(engine, rec, { force: !!o.force, volumes: !!o.volumes });
           process.stdout.write(`${rec.name}\n`);
         },
         { skipMissing: !!o.force },

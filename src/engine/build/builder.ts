@@ -86,6 +86,8 @@ export interface BuildOptions {
   buildArgs: Record<string, string>;
   target?: string;
   noCache: boolean;
+  /** labels set on the final image (docker build --label) */
+  labels?: Record<string, string>;
   /** progress lines (STEP headers, cache notes) */
   log: (line: string) => void;
   /** output of RUN steps */
@@ -233,6 +235,8 @@ export class Builder {
       ...final.config,
       created: final.config.history?.at(-1)?.created ?? new Date().toISOString(),
     };
+    if (o.labels && Object.keys(o.labels).length)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...o.labels } };
     let image: ImageRecord;
     try {
       image = await this.engine.images.commitBuilt(config, final.layers, o.tags);

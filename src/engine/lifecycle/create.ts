@@ -9,6 +9,7 @@ import { attachInstance, detachInstance, resolveNetworkRequests } from '../netwo
 import { saveInstanceFile } from '../instance-file.js';
 import { describeNoSpace } from '../../host/fserror.js';
 import { resolveJoinTargets } from '../namespaces.js';
+import { removeVolume, resolveVolumes } from '../volumes.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -45,6 +46,11 @@ export async function createInstance(
   resolveJoinTargets(engine, config, id, req.kind);
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
+  // named volumes made on first use, anonymous ones (-v /path, the image's VOLUMEs) named; removed again on failure
+  const anonymous = resolveVolumes(engine, config, opts.image ? undefined : image);
+  const dropVolumes = () => {
+    for (const v of anonymous) removeVolume(engine, v, { force: true });
+  };
   const rec = newInstanceRecord({
     id,
     name: req.name ?? randomName(),
@@ -69,8 +75,13 @@ export async function createInstance(
   // Recorded under the image store's lock, so that a concurrent `hull image prune` either sees this
   // instance or has removed the image (reported here) — never deletes it under the new instance. An image
   // handed in by hull build is held by the build's lease instead.
-  if (opts.image) insert();
-  else await engine.images.useImage(image, insert);
+  try {
+    if (opts.image) insert();
+    else await engine.images.useImage(image, insert);
+  } catch (e) {
+    dropVolumes();
+    throw e;
+  }
   let ctx = engine.context(rec, [], opts.watcherPid);
   try {
     // the instance's own copy of its record, from which `hull system recover` rebuilds it if hull.db is lost
@@ -87,6 +98,7 @@ export async function createInstance(
     await driver.delete(ctx).catch(() => undefined);
     await detachInstance(engine, rec).catch(() => undefined);
     engine.store.remove(id);
+    dropVolumes();
     throw describeNoSpace(e, { path: engine.instanceDir(id), action: `creating instance ${rec.name}` });
   }
   engine.event(rec, 'create');

@@ -4,6 +4,7 @@ import type { InstanceRecord } from '../store.js';
 import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
 import { isNoSpaceError } from '../../host/fserror.js';
+import { removeAnonymousVolumes } from '../volumes.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -12,7 +13,7 @@ import { isNoSpaceError } from '../../host/fserror.js';
 export async function removeInstance(
   engine: Engine,
   rec: InstanceRecord,
-  opts: { force?: boolean } = {},
+  opts: { force?: boolean; volumes?: boolean } = {},
 ): Promise<void> {
   const cur = engine.store.get(rec.id);
   if (!cur) return;
@@ -48,5 +49,7 @@ export async function removeInstance(
   await detachInstance(engine, cur);
   engine.store.remove(cur.id);
   engine.event(cur, 'destroy');
+  // anonymous volumes go with their instance on rm -v and --rm (docker's rule)
+  if (opts.volumes || cur.config.autoRemove) removeAnonymousVolumes(engine, cur);
   trace('remove: done');
 }

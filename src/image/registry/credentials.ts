@@ -95,3 +95,20 @@ export class CredentialStore {
     return found;
   }
 }
+
+/**
+ * The saved logins of a root, with the credentials a client sent for one request in front of them (the daemon's
+ * X-Registry-Auth): they are used for that request only and never saved.
+ */
+export class RequestCredentials extends CredentialStore {
+  constructor(
+    path: string,
+    private readonly sent: Credentials,
+  ) {
+    super(path);
+  }
+
+  override get(_registry: string): Credentials | undefined {
+    return this.sent;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * `POST /build` (docker build with DOCKER_BUILDKIT=0, docker-compose build): the context comes as a tar (plain or
+ * gzip), is extracted with hull's hardened extractor into a scratch directory and built by hull's builder; the
+ * answer is docker's JSON stream (`{"stream": "Step 1/3 : FROM busybox\n"}`, `{"aux": {"ID": …}}`, errors as
+ * `{"errorDetail": {"message": …}, "error": …}`).
+ */
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join, normalize } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { extractArchive } from '../../engine/cp.js';
+import { ApiError, flag, messageOf, type Router } from '../http.js';
+import type { Streams } from '../streams.js';
+
+/** A JSON object of strings from a query parameter (buildargs, labels). */
+function stringMap(q: URLSearchParams, name: string): Record<string, string> {
+  const v = q.get(name);
+  if (!v) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch {
+    throw new ApiError(400, `${name} is not a JSON object`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ApiError(400, `${name} is not a JSON object`);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(parsed as Record<string, unknown>)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+/** hull's progress line in docker's words ("STEP 1/3: FROM busybox" → "Step 1/3 : FROM busybox"). */
+function dockerLine(line: string): string {
+  const m = /^STEP (\d+\/\d+): (.*)$/s.exec(line);
+  return m ? `Step ${m[1]} : ${m[2]}` : line;
+}
+
+export function buildRoutes(r: Router, streams: Streams): void {
+  r.on('POST', '/build', async (c, res) => {
+    const q = c.query;
+    if (q.get('remote')) throw new ApiError(400, 'building from a remote context is not supported: send a tar');
+    const dockerfile = q.get('dockerfile') || 'Dockerfile';
+    const rel = normalize(dockerfile);
+    if (rel.startsWith('..') || rel.startsWith('/'))
+      throw new ApiError(400, `the Dockerfile ${dockerfile} must be inside the build context`);
+    const buildArgs = stringMap(q, 'buildargs');
+    const labels = stringMap(q, 'labels');
+    const quiet = flag(q, 'q');
+    const scratch = c.engine.images.tempPath('.build-context');
+    mkdirSync(scratch, { recursive: true, mode: 0o700 });
+    try {
+      const file = join(scratch, 'context.tar');
+      await pipeline(c.req, createWriteStream(file, { mode: 0o600 }));
+      const ctx = join(scratch, 'context');
+      mkdirSync(ctx, { mode: 0o755 });
+      await extractArchive(file, ctx, scratch).catch((e: unknown) => {
+        throw new ApiError(400, `the build context is not a valid tar archive: ${messageOf(e)}`);
+      });
+      rmSync(file);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      const ac = streams.track(res);
+      const send = (v: Record<string, unknown>) => {
+        if (!res.destroyed) res.write(JSON.stringify(v) + '\r\n');
+      };
+      try {
+        const { Builder } = await import('../../engine/build/builder.js');
+        const target = q.get('target');
+        const image = await new Builder(c.engine, {
+          contextDir: ctx,
+          file: join(ctx, rel),
+          tags: q.getAll('t').filter(Boolean),
+          buildArgs,
+          ...(target ? { target } : {}),
+          noCache: flag(q, 'nocache'),
+          ...(Object.keys(labels).length ? { labels } : {}),
+          log: (line) => {
+            if (!quiet) send({ stream: `${dockerLine(line)}\n` });
+          },
+          output: (text) => {
+            if (!quiet) send({ stream: text });
+          },
+        }).build();
+        send({ aux: { ID: image.id } });
+        send({
+          stream: quiet ? `${image.id}\n` : `Successfully built ${image.id.replace(/^sha256:/, '').slice(0, 12)}\n`,
+        });
+      } catch (e) {
+        if (!ac.signal.aborted) send({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
+      } finally {
+        streams.untrack(res);
+        res.end();
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+}
