@@ -372,7 +372,7 @@ describe('hull API (/hull/v1)', () => {
     assert.deepEqual(await call('GET', '/instances', '/instances', 200), []);
   });
 
-  test('networks: create, list, get, remove; volumes: none yet', async () => {
+  test("networks: create, list, get, remove; volumes: the root's", async () => {
     const n = await call('POST', '/networks', '/networks', 201, { name: 'apinet', labels: { a: 'b' } });
     assert.equal(n.name, 'apinet');
     assert.ok(n.subnet);
@@ -382,8 +382,15 @@ describe('hull API (/hull/v1)', () => {
     assert.equal((await api('POST', '/hull/v1/networks', { name: 'apinet' })).status, 409);
     await call('DELETE', '/networks/{name}', '/networks/apinet', 204);
     assert.equal((await api('GET', '/hull/v1/networks/apinet')).status, 404);
+    assert.deepEqual((await call('GET', '/volumes', '/volumes', 200)).volumes, []);
+    // a volume made by the CLI on the same root is in the API's list
+    await root.ok('volume', 'create', 'apivol');
     const vols = await call('GET', '/volumes', '/volumes', 200);
-    assert.deepEqual(vols.volumes, []);
+    assert.deepEqual(
+      vols.volumes.map((v: { name: string; usedBy: string[] }) => [v.name, v.usedBy]),
+      [['apivol', []]],
+    );
+    await root.ok('volume', 'rm', 'apivol');
   });
 
   test('images: a pull as a long operation followed over a WebSocket, list, get, remove', async () => {

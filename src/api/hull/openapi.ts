@@ -201,9 +201,12 @@ export const openapi = {
       ),
     },
     '/volumes': {
-      get: op('volumes: always empty until storage pools land (bind-mount host paths meanwhile)', {
-        '200': json(ref('VolumeList')),
-      }),
+      get: op(
+        "volumes: directories under the root (docker's local driver) until storage pools land, with the instances using each",
+        {
+          '200': json(ref('VolumeList')),
+        },
+      ),
     },
     '/events': websocket(
       'events as they happen',
@@ -360,7 +363,16 @@ export const openapi = {
         },
         ['name'],
       ),
-      VolumeList: obj({ volumes: { type: 'array', maxItems: 0 }, note: str }),
+      VolumeList: obj({ volumes: { type: 'array', items: ref('Volume') } }),
+      Volume: obj({
+        name: str,
+        driver: { enum: ['local'] },
+        mountpoint: str,
+        created: str,
+        labels: strMap,
+        anonymous: { type: 'boolean' },
+        usedBy: { type: 'array', items: str },
+      }),
       Operation: obj({
         id: str,
         kind: { enum: ['pull'] },

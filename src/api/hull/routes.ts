@@ -20,6 +20,7 @@ import { startInstance } from '../../engine/lifecycle/start.js';
 import { stopInstance } from '../../engine/lifecycle/stop.js';
 import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
 import { type NetworkDef, removeNetwork } from '../../engine/networking.js';
+import { listVolumes, volumeUsers } from '../../engine/volumes.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { type ImageRecord, pull } from '../../engine/transfer.js';
 import { ApiError, flag, noContent, type Router, sendJson } from '../http.js';
@@ -436,10 +437,18 @@ export function hullRoutes(r: Router, state: HullApiState): void {
     noContent(res);
   });
 
-  r.on('GET', `${P}/volumes`, async (_c, res) => {
+  r.on('GET', `${P}/volumes`, async (c, res) => {
+    // directory-backed volumes under the root until storage pools land (engine/volumes.ts)
     sendJson(res, 200, {
-      volumes: [],
-      note: 'named volumes come with storage pools; until then there are none (bind-mount host paths)',
+      volumes: listVolumes(c.engine).map((v) => ({
+        name: v.name,
+        driver: v.driver,
+        mountpoint: v.mountpoint,
+        created: v.createdAt,
+        labels: v.labels,
+        anonymous: v.anonymous,
+        usedBy: volumeUsers(c.engine, v.name).map((u) => u.id),
+      })),
     });
   });
 
