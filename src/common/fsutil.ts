@@ -1,4 +1,14 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  writeSync,
+  mkdirSync,
+  rmSync,
+} from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -34,4 +44,35 @@ export function fsyncDir(dir: string): void {
   } catch {
     /* best effort: some filesystems refuse fsync on directories */
   }
+}
+
+/**
+ * Bytes of the regular files under `path`, each hard-linked file once; what cannot be read counts 0 (a
+ * directory that is not there: 0). For sizes shown to users (`system df`) and space a removal frees.
+ */
+export function treeSize(path: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  const walk = (p: string): void => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(p);
+      } catch {
+        return;
+      }
+      for (const n of names) walk(join(p, n));
+    } else if (st.isFile() && !seen.has(`${st.dev}:${st.ino}`)) {
+      seen.add(`${st.dev}:${st.ino}`);
+      total += st.size;
+    }
+  };
+  walk(path);
+  return total;
 }

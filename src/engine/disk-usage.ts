@@ -2,8 +2,8 @@
  * hull system df: the space images, instances and the build cache take in the root, in docker's four kinds
  * (images, containers, local volumes, build cache). Layers are counted once however many images share them.
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { treeSize } from '../common/fsutil.js';
 import { instancePaths } from '../common/paths.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
@@ -44,34 +44,6 @@ export interface DiskUsage {
   instances: InstanceUsage[];
   buildCache: CacheUsage[];
   buildCacheSize: number;
-}
-
-/** Bytes of the regular files under `path`, hard links once (a directory that is not there: 0). */
-function treeSize(path: string): number {
-  let total = 0;
-  const seen = new Set<string>();
-  const walk = (p: string): void => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      return;
-    }
-    if (st.isDirectory()) {
-      let names: string[] = [];
-      try {
-        names = readdirSync(p);
-      } catch {
-        return;
-      }
-      for (const n of names) walk(join(p, n));
-    } else if (st.isFile() && !seen.has(`${st.dev}:${st.ino}`)) {
-      seen.add(`${st.dev}:${st.ino}`);
-      total += st.size;
-    }
-  };
-  walk(path);
-  return total;
 }
 
 /** Space a file takes on disk (a sparse qcow2 overlay: its allocated blocks). */

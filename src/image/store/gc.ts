@@ -8,10 +8,11 @@
  * creator then reports as gone instead of running without it. Doomed layer directories are renamed away
  * under the lock and deleted after it. Partial downloads are collected by ./downloads.ts.
  */
-import { lstatSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../common/errors.js';
+import { treeSize } from '../../common/fsutil.js';
 import { digestHex } from '../layout.js';
 import { Lease, liveLeaseRefs } from '../lease.js';
 import type { OciImageConfigFile } from '../types.js';
@@ -199,31 +200,6 @@ export class ImageGc {
       return 0;
     }
   }
-}
-
-/** Bytes of the regular files under `path` (hard links counted once per directory walk). */
-function treeSize(path: string): number {
-  let total = 0;
-  const seen = new Set<string>();
-  const walk = (p: string): void => {
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      return;
-    }
-    if (st.isDirectory()) {
-      for (const n of readdirSync(p)) walk(join(p, n));
-    } else if (st.isFile()) {
-      const key = `${st.dev}:${st.ino}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        total += st.size;
-      }
-    }
-  };
-  walk(path);
-  return total;
 }
 
 /** Hex names of the layer directories under `layersDir` that an overlay mount uses as a lower directory now. */
