@@ -12,6 +12,7 @@ import { refresh } from '../../engine/lifecycle/exit.js';
 import { updateInstance } from '../../engine/lifecycle/update.js';
 import { pruneInstances, pruneNetworks } from '../../engine/prune.js';
 import { pruneImages } from '../../engine/images.js';
+import { sampleInstance, ZERO_STATS } from '../../engine/metrics.js';
 import { connectInstance, disconnectInstance } from '../../engine/networking.js';
 import { ApiError, filters, flag, noContent, type Router, sendJson } from '../http.js';
 import type { Streams } from '../streams.js';
@@ -174,24 +175,14 @@ export function extraRoutes(r: Router, streams: Streams): void {
     const rec = lookupContainer(c.engine, c.params.id!);
     const stream = c.query.get('stream') === null || flag(c.query, 'stream');
     const oneShot = flag(c.query, 'one-shot');
-    const driver = c.engine.driver(rec.kind);
+    // the engine's sample, as `hull stats` and /hull/v1 take it; docker's JSON also wants the host's CPU time
     const sample = async (): Promise<Sample | undefined> => {
       const cur = await refresh(c.engine, rec);
       if (!cur || !live(cur)) return undefined;
-      const s = await driver.stats(c.engine.context(cur)).catch(() => undefined);
-      return s ? { at: new Date(), system: systemCpuNs(), s } : undefined;
+      const m = await sampleInstance(c.engine, cur);
+      return m.live ? { at: new Date(), system: systemCpuNs(), s: m.stats } : undefined;
     };
-    const zero: InstanceStats = {
-      cpuUsageNs: 0,
-      memoryUsage: 0,
-      memoryLimit: 0,
-      pids: 0,
-      blkioRead: 0,
-      blkioWrite: 0,
-      netRx: 0,
-      netTx: 0,
-    };
-    const empty = (): Sample => ({ at: new Date(), system: systemCpuNs(), s: zero });
+    const empty = (): Sample => ({ at: new Date(), system: systemCpuNs(), s: { ...ZERO_STATS } });
     res.writeHead(200, { 'Content-Type': 'application/json' });
     const ac = streams.track(res);
     const wait = (ms: number) =>
