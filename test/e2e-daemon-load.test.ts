@@ -7,21 +7,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { DIST, HullRoot, TEST_NETWORK, waitFor } from './helpers/hull.js';
+import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
+import { HullRoot, TEST_NETWORK, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('daemon-load');
 const work = mkdtempSync('/tmp/hull-test-daemon-load-sock-');
 const socket = join(work, 'hull.sock');
-
-interface Daemon {
-  child: ChildProcess;
-  log: () => string;
-  exited: Promise<number | null>;
-}
+const startDaemon = (): Promise<Daemon> => startHullDaemon(root, socket);
 
 interface ApiResult {
   status: number;
@@ -51,25 +46,6 @@ function api(method: string, path: string, body?: unknown): Promise<ApiResult> {
     req.on('error', reject);
     req.end(data);
   });
-}
-
-async function startDaemon(): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...root.env },
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log += s;
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await waitFor(
-    `the daemon to answer /_ping (${log})`,
-    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
-    20_000,
-    50,
-  );
-  return { child, log: () => log, exited };
 }
 
 async function stopDaemon(d: Daemon): Promise<number | null> {

@@ -5,12 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Header } from 'tar';
-import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
+import { HullRoot, waitFor } from './helpers/hull.js';
 import { FaultRegistry, freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 
 const DOCKER = '/usr/bin/docker';
@@ -24,12 +25,8 @@ const root = new HullRoot('daemon-more', {
 });
 const work = mkdtempSync('/tmp/hull-test-daemon-more-');
 const socket = join(work, 'hull.sock');
+const startDaemon = (): Promise<Daemon> => startHullDaemon(root, socket);
 const dockerConfig = join(work, 'docker-config');
-
-interface Daemon {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
 
 interface ApiResult {
   status: number;
@@ -50,25 +47,6 @@ function api(method: string, path: string, body?: Buffer, type = 'application/js
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function startDaemon(): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...root.env },
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log += s;
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await waitFor(
-    `the daemon to answer /_ping (${log})`,
-    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
-    20_000,
-    50,
-  );
-  return { child, exited };
 }
 
 interface DockerResult {

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -20,6 +20,7 @@ import {
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
 import { DIST, HullRoot, waitFor } from './helpers/hull.js';
 import { inPty, sq } from './helpers/pty.js';
 import { release } from 'node:os';
@@ -34,33 +35,8 @@ const skip = existsSync(DOCKER) ? false : "needs the docker CLI of Debian's dock
 const root = new HullRoot('daemon', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 const work = mkdtempSync('/tmp/hull-test-daemon-sock-');
 const socket = join(work, 'hull.sock');
+const startDaemon = (): Promise<Daemon> => startHullDaemon(root, socket);
 const dockerConfig = join(work, 'docker-config');
-
-interface Daemon {
-  child: ChildProcess;
-  log: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Start `hull daemon` on the test socket; resolves once the socket answers /_ping. */
-async function startDaemon(): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...root.env },
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log += s;
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await waitFor(
-    `the daemon to answer /_ping (${log})`,
-    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
-    20_000,
-    50,
-  );
-  return { child, log: () => log, exited };
-}
 
 interface ApiResult {
   status: number;

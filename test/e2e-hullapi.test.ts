@@ -7,13 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { DIST, HullRoot, waitFor } from './helpers/hull.js';
+import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
+import { HullRoot, waitFor } from './helpers/hull.js';
 import { type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 import { openapi } from '../src/api/hull/openapi.js';
 import { describeErrors, validatorOf } from '../src/api/hull/validate.js';
@@ -23,6 +24,7 @@ const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status ===
 const root = new HullRoot('hullapi', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 const work = mkdtempSync('/tmp/hull-test-hullapi-sock-');
 const socket = join(work, 'hull.sock');
+const startDaemon = (): Promise<Daemon> => startHullDaemon(root, socket);
 
 interface Res {
   status: number;
@@ -103,26 +105,7 @@ function ws(path: string) {
   return { sock, text, binary, opened, closing, closed: () => closed };
 }
 
-let daemon: { child: ChildProcess; exited: Promise<number | null>; log: () => string };
-
-async function startDaemon() {
-  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...root.env },
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log += s;
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await waitFor(
-    'the daemon to answer',
-    async () => (await api('GET', '/_ping').catch(() => null))?.status === 200,
-    20_000,
-    50,
-  );
-  return { child, exited, log: () => log };
-}
+let daemon: Daemon;
 
 describe('hull API (/hull/v1)', () => {
   let registry: RunningRegistry;
