@@ -92,6 +92,18 @@ export interface VmOptions {
   diskFormat?: DiskFormat;
   /** --sysctl: written to the guest's /proc/sys by the agent before the command starts (any key: its own kernel) */
   sysctls?: Record<string, string>;
+  /** --display: a graphics card whose screen QEMU serves over VNC ('vnc'), or none; absent: none */
+  display?: DisplayType;
+}
+
+/** What a graphical display is served as: VNC ('vnc'), or no display ('none'). */
+export type DisplayType = 'vnc' | 'none';
+
+/** An instance's graphical display (InstanceDriver.display): where its VNC server listens. */
+export interface InstanceDisplay {
+  type: 'vnc';
+  /** the VNC server's unix socket (raw RFB); may be longer than sun_path: connect through the instance dir's fd */
+  socket: string;
 }
 
 /** docker's healthcheck, resolved (defaults filled in); durations in milliseconds. */
@@ -143,6 +155,8 @@ export interface ContainerOptions {
   sysctls?: Record<string, string>;
   /** --shm-size: bytes of the /dev/shm tmpfs; absent: 64 MiB (docker's default) */
   shmSize?: number;
+  /** --display: the application gets a virtual X display of its own (an Xvnc per instance); absent: none */
+  display?: 'vnc';
 }
 
 /** --device HOST[:CONTAINER[:PERMISSIONS]] */
@@ -269,6 +283,8 @@ export interface IsolationRequest {
   uts?: string;
   /** --sysctl KEY=VALUE */
   sysctls?: Record<string, string>;
+  /** --display: a graphical display served over VNC, or none; absent: the kind's default */
+  display?: DisplayType;
 }
 
 /** What configure() may ask of the engine. */
@@ -556,6 +572,11 @@ export interface InstanceDriver {
    * Reads only files; never fails (what cannot be read is left out).
    */
   describe?(ctx: InstanceContext): DriverDescription;
+  /**
+   * The instance's graphical display as configured (null: it has none): a VM's graphics card, a graphical
+   * container's virtual X display. Its socket exists while the instance runs.
+   */
+  display?(ctx: InstanceContext): InstanceDisplay | null;
   /**
    * Finding and tearing down this driver's remains of instances the store does not know (hull.db lost or
    * damaged; DriverRecovery). A driver without it leaves recovery to the engine's host-level clean-up.

@@ -60,6 +60,10 @@
  * | qmp.sock agent.sock           | the monitor's sockets (relative names: a socket path must fit | vm                           |
  * | console.sock ctl.sock         | in 108 bytes, so the monitor works in the instance dir);      |                              |
  * | vfs-<n>.sock                  | a volume's virtiofsd socket                                   |                              |
+ * | vnc.sock                      | the display's VNC server (--display): QEMU's, or the Xvnc of  | both                         |
+ * |                               | a graphical container (relative name, as the sockets above)   |                              |
+ * | x11/ xvnc.pid xvnc.log        | a graphical container's X socket dir (bound over the Xvnc's   | container                    |
+ * |                               | and the container's /tmp/.X11-unix), the Xvnc's pid and log   |                              |
  */
 import { join } from 'node:path';
 
@@ -75,6 +79,9 @@ export const VOLUME_DATA = '_data';
 
 /** The VM monitor's sockets, relative to the instance dir (the monitor's working directory). */
 export const VM_SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
+
+/** The VNC server's socket of an instance with a display, relative to the instance dir (QEMU's and Xvnc's cwd). */
+export const VNC_SOCKET = 'vnc.sock';
 
 /** The paths under hull's root (see the file comment). */
 export function rootPaths(root: string) {
@@ -153,6 +160,12 @@ export function instancePaths(dir: string) {
     conmonCtl: join(dir, 'ctl'),
     /** an exec session's directory */
     execDir: (session: string): string => join(dir, 'exec', session),
+    /** the display's VNC server socket (--display; a VM's QEMU or a graphical container's Xvnc) */
+    vncSocket: join(dir, VNC_SOCKET),
+    /** a graphical container's private X socket dir, its Xvnc's pid and log */
+    x11Dir: join(dir, 'x11'),
+    xvncPid: join(dir, 'xvnc.pid'),
+    xvncLog: join(dir, 'xvnc.log'),
     // vm
     vmConfig: join(dir, 'vm.json'),
     disk: join(dir, 'disk.qcow2'),

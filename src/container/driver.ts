@@ -51,6 +51,7 @@ import type {
   FoundProcess,
   InstanceConfig,
   InstanceContext,
+  InstanceDisplay,
   InstanceDriver,
   InstanceStats,
   IsolationRequest,
@@ -74,8 +75,9 @@ import { mountRootfs, rootfsLayout, unmountRootfs } from './rootfs.js';
 import { configureContainer, containerOptions, defaultContainerOptions } from './options.js';
 import { KNOWN_RUNTIMES } from './runtime-choice.js';
 import { buildExecProcess, buildResources, buildRuntimeSpec, probeHostFacts } from './spec.js';
-import { hostPaths, instancePaths } from '../common/paths.js';
+import { hostPaths, instancePaths, VNC_SOCKET } from '../common/paths.js';
 import { initBinary } from '../host/programs.js';
+import { findXvncs, isXvncOf, startXvnc, stopXvnc, X11_SOCKET_DIR } from '../host/xvnc.js';
 import { execSizeIsLate, TTYWAIT_EXEC_PATH, ttyWaitBinary } from './ttywait.js';
 
 /** How often waitExit checks that conmon is still alive (and re-checks the exit file). */
@@ -269,6 +271,9 @@ export class ContainerDriver implements InstanceDriver {
     if (this.runtimeHasState(ctx)) await rt.delete(ctx.id, true);
 
     const host = probeHost();
+    // --display: the application's own X server, started before it (alongside the root filesystem's mount)
+    const xserver = ctx.config.container?.display === 'vnc' ? this.startDisplay(ctx) : undefined;
+    xserver?.catch(() => undefined); // awaited below; a failure before then is not unhandled
     // conmon starts right away and waits on its start pipe while the root filesystem is
     // mounted and the spec written, so its startup overlaps that work
     const conmon = spawnConmon(
@@ -309,6 +314,7 @@ export class ContainerDriver implements InstanceDriver {
         ...(shm !== undefined ? { shm } : {}),
         ...(ctx.config.init ? { initBinary: initBinary() } : {}),
       });
+      if (xserver) graphicalSpec(spec, ctx, (await xserver).display);
       // regenerated on every create: no need for a durable (fsync'd) write on the hot path
       writeFileSync(instancePaths(ctx.dir).config, JSON.stringify(spec));
       conmon.signalStart();
@@ -321,6 +327,35 @@ export class ContainerDriver implements InstanceDriver {
       await this.cleanupAfterExit(ctx).catch(() => undefined);
       throw e;
     }
+  }
+
+  /** A graphical container's Xvnc (--display): its private X socket dir and VNC socket in the instance dir. */
+  private startDisplay(ctx: InstanceContext): Promise<{ pid: number; display: number }> {
+    const p = instancePaths(ctx.dir);
+    return startXvnc({
+      dir: ctx.dir,
+      socketDir: p.x11Dir,
+      vncSocket: VNC_SOCKET,
+      pidFile: p.xvncPid,
+      logFile: p.xvncLog,
+      desktop: `hull ${ctx.name}`,
+    });
+  }
+
+  /** Stop the instance's Xvnc, if it has one running, and drop its sockets. */
+  private async stopDisplay(ctx: Pick<InstanceContext, 'dir' | 'name'>): Promise<void> {
+    const p = instancePaths(ctx.dir);
+    const pid = readInt(p.xvncPid) ?? 0;
+    if (isXvncOf(pid, ctx.dir) && !(await stopXvnc(pid)))
+      throw new HullError(
+        `the X server (Xvnc, pid ${pid}) of ${ctx.name} does not exit; kill it and run the command again`,
+      );
+    for (const f of [p.xvncPid, p.vncSocket, p.x11Dir]) rmSync(f, { recursive: true, force: true });
+  }
+
+  /** --display vnc: the Xvnc's VNC socket (while the container runs). */
+  display(ctx: InstanceContext): InstanceDisplay | null {
+    return ctx.config.container?.display === 'vnc' ? { type: 'vnc', socket: instancePaths(ctx.dir).vncSocket } : null;
   }
 
   /** Wait for conmon's first sync message: the pid, or the runtime's error mapped to hull's. */
@@ -615,7 +650,12 @@ export class ContainerDriver implements InstanceDriver {
     const p = instancePaths(ctx.dir);
     return {
       graphDriver: { Name: 'overlay', Data: { MergedDir: p.rootfs, UpperDir: p.upper, WorkDir: p.work } },
-      details: { Runtime: ctx.config.container?.runtime ?? null, BundlePath: ctx.dir },
+      details: {
+        Runtime: ctx.config.container?.runtime ?? null,
+        BundlePath: ctx.dir,
+        Display: ctx.config.container?.display ?? null,
+        VncSocket: ctx.config.container?.display === 'vnc' ? p.vncSocket : null,
+      },
       etcFiles: { resolvConf: p.resolvConf, hostname: p.hostname, hosts: p.hosts },
     };
   }
@@ -627,6 +667,7 @@ export class ContainerDriver implements InstanceDriver {
     const results = await Promise.allSettled([
       this.runtimeHasState(ctx) ? rt.delete(ctx.id, true) : Promise.resolve(false),
       unmountRootfs(ctx.dir),
+      this.stopDisplay(ctx),
     ]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -709,6 +750,8 @@ export class ContainerDriver implements InstanceDriver {
     }
     const left = findConmons(scope).filter((c) => c.id === id);
     for (const pid of await killAndWait(left.map((c) => c.pid))) problems.push(`conmon (pid ${pid}) does not exit`);
+    const xvncs = findXvncs(scope.instancesDir).filter((x) => x.name === id);
+    for (const pid of await killAndWait(xvncs.map((x) => x.pid))) problems.push(`Xvnc (pid ${pid}) does not exit`);
     const cgroups = removeCgroup(cgroupPaths(containerCgroupsPath(id), probeHost().cgroupLayout));
     if (cgroups.length > 0) problems.push(`cgroups still in use: ${cgroups.join(', ')}`);
     for (const rt of KNOWN_RUNTIMES) {
@@ -727,6 +770,26 @@ function instanceIdsIn(dir: string): string[] {
     return readdirSync(dir).filter((n) => INSTANCE_ID.test(n));
   } catch {
     return [];
+  }
+}
+
+/**
+ * A graphical container's spec: its X server's socket dir bound over /tmp/.X11-unix (after every other mount,
+ * so that a /tmp volume does not hide it) and DISPLAY naming its display.
+ */
+function graphicalSpec(spec: OciSpec, ctx: InstanceContext, display: number): void {
+  spec.mounts = [
+    ...(spec.mounts ?? []),
+    {
+      destination: X11_SOCKET_DIR,
+      type: 'bind',
+      source: instancePaths(ctx.dir).x11Dir,
+      options: ['bind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+    },
+  ];
+  if (spec.process) {
+    const env = (spec.process.env ?? []).filter((e) => !e.startsWith('DISPLAY='));
+    spec.process.env = [...env, `DISPLAY=:${display}`];
   }
 }
 
@@ -751,6 +814,9 @@ function findContainerRemains(scope: RecoveryScope): DriverRemains[] {
   for (const id of instanceIdsIn(scope.instancesDir))
     if (existsSync(join(scope.instancesDir, id, 'config.json'))) of(id).files = true;
   for (const { id, ...p } of findConmons(scope)) of(id).processes.push(p);
+  // a graphical container's X server (it works in the instance dir)
+  for (const x of findXvncs(scope.instancesDir))
+    if (INSTANCE_ID.test(x.name)) of(x.name).processes.push({ pid: x.pid, program: 'Xvnc', main: false });
   for (const rt of KNOWN_RUNTIMES)
     for (const id of instanceIdsIn(runtimeStateDir(scope.root, rt))) of(id).state.push(rt);
   return [...all.values()];

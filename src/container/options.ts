@@ -81,6 +81,7 @@ export function configureContainer(req: IsolationRequest, env: ConfigureEnv): Co
     groupAdd: checkGroupAdd(req.groupAdd ?? []),
     ...namespaceOptions(req),
     ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
+    ...(req.display === 'vnc' ? { display: 'vnc' as const } : {}),
   };
 }
 

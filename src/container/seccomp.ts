@@ -66,6 +66,8 @@ const ALLOWED: Record<string, string[]> = {
     'umask',
     'uname',
     'sysinfo',
+    // random bytes (glibc 2.36's arc4random aborts the program when the kernel refuses it)
+    'getrandom',
     'landlock_create_ruleset',
     'landlock_add_rule',
     'landlock_restrict_self',

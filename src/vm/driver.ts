@@ -48,6 +48,7 @@ import type {
   ExecOptions,
   ExitInfo,
   InstanceContext,
+  InstanceDisplay,
   InstanceDriver,
   InstanceStats,
   ProcessInfo,
@@ -161,8 +162,15 @@ export class VmDriver implements InstanceDriver {
         ...(req.vm ?? {}),
         ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}),
         ...(req.sysctls && Object.keys(req.sysctls).length > 0 ? { sysctls: { ...req.sysctls } } : {}),
+        // a full OS has a screen by default; an image VM's interface is its process and serial console
+        display: req.display ?? req.vm?.display ?? (req.disk ? 'vnc' : 'none'),
       },
     };
+  }
+
+  /** --display vnc: QEMU's VNC server on the instance dir's vnc.sock (while the VM runs). */
+  display(ctx: InstanceContext): InstanceDisplay | null {
+    return ctx.config.vm?.display === 'vnc' ? { type: 'vnc', socket: instancePaths(ctx.dir).vncSocket } : null;
   }
 
   supervisorAlive(ctx: InstanceContext, pid: number): boolean {
@@ -480,6 +488,8 @@ export class VmDriver implements InstanceDriver {
         ConsolePath: m?.consolePath ?? p.console,
         MonitorLogPath: p.monitorLog,
         QemuLogPath: p.qemuLog,
+        Display: v.display === 'vnc' ? 'vnc' : null,
+        VncSocket: v.display === 'vnc' ? p.vncSocket : null,
       },
     };
   }

@@ -114,6 +114,26 @@ export interface MachineOptions {
   nics?: { tap: string; mac: string }[];
   /** virtiofs shares (vhost-user sockets relative to QEMU's cwd); guest RAM then is a shared memfd */
   shares?: { socket: string; tag: string }[];
+  /**
+   * --display vnc: a graphics card (virtio-vga with the virtio model: the guest can follow a VNC client's
+   * resize; std VGA with the emulated one) and a USB tablet (absolute pointer), the screen served by QEMU's
+   * VNC server on this unix socket (relative to QEMU's cwd). PC machines only: microvm has no display.
+   */
+  vncSocket?: string;
+}
+
+/** The display's devices and QEMU's VNC server (see MachineOptions.vncSocket); none without a socket. */
+export function displayArgs(o: Pick<MachineOptions, 'vncSocket' | 'deviceModel'>): string[] {
+  if (!o.vncSocket) return [];
+  return [
+    '-vnc',
+    `unix:${o.vncSocket}`,
+    '-device',
+    o.deviceModel === 'virtio' ? 'virtio-vga' : 'VGA',
+    '-usb',
+    '-device',
+    'usb-tablet',
+  ];
 }
 
 /** TSC frequency the guest assumes under TCG (only timekeeping precision depends on it there). */
@@ -187,6 +207,7 @@ export function qemuArgs(o: MachineOptions): string[] {
           ]
         : ['-device', 'ide-hd,drive=root,bus=ide.0,bootindex=0']),
       ...netdevs(o.deviceModel === 'virtio' ? 'virtio-net-pci' : 'e1000'),
+      ...displayArgs(o),
     ];
   }
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', ...(o.readOnly ? ['hull.ro=1'] : [])];
@@ -239,6 +260,7 @@ export function qemuArgs(o: MachineOptions): string[] {
       ...netdevs('vmxnet3'),
       // volumes: virtiofs has no emulated form; its PCI device is the one virtio device of this model
       ...fsDevices('vhost-user-fs-pci'),
+      ...displayArgs(o),
     );
   }
   a.push('-append', cmdline.join(' '));

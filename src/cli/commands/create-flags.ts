@@ -142,6 +142,10 @@ export function addCreateFlags(cmd: Command): Command {
     )
     .option('--kernel <path>', "VM: boot this kernel image (virtio drivers built in) instead of Debian's cloud kernel")
     .option('--initrd <path>', "VM: an initramfs unpacked before hull's (hull's agent stays /init)")
+    .option(
+      '--display [type]',
+      'a graphical display served over VNC (see hull vnc): vnc (bare --display) or none; a container runs an X11 app on a virtual display of its own, a VM gets a graphics card (default: vnc for disk-image VMs, none otherwise)',
+    )
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions();
@@ -220,6 +224,29 @@ export interface CreateFlags {
   quiet?: boolean;
   logDriver?: string;
   logOpt?: string[];
+  /** --display [vnc|none]; true when bare */
+  display?: string | boolean;
+}
+
+/**
+ * `--display` takes an optional value, so commander reads `run --display IMAGE CMD` as `--display=IMAGE`: a value
+ * that is not a display type is the image, and what commander took as the image is the command's first word.
+ */
+export function displayPositionals(image: string, command: string[], f: CreateFlags): [string, string[]] {
+  if (typeof f.display === 'string' && f.display !== 'vnc' && f.display !== 'none') {
+    const shifted: [string, string[]] = [f.display, [image, ...command]];
+    f.display = true;
+    return shifted;
+  }
+  return [image, command];
+}
+
+/** --display as a request value: bare --display is vnc. */
+export function parseDisplay(v: string | boolean | undefined, flag = '--display'): 'vnc' | 'none' | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true || v === 'vnc') return 'vnc';
+  if (v === 'none') return 'none';
+  throw new InvalidArgumentError(`invalid ${flag} "${v}": use vnc or none`);
 }
 
 /** The resource flags, shared with `update`. */
@@ -352,6 +379,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     ...(f.attach?.length ? { attach: [...attachStreams(f)] } : {}),
     ...(health ? { health } : {}),
     ...(f.shmSize !== undefined ? { shmSize: parseShmSize(f.shmSize) } : {}),
+    ...(parseDisplay(f.display) ? { display: parseDisplay(f.display)! } : {}),
   };
 }
 

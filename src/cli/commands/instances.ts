@@ -2,7 +2,13 @@ import type { Command } from 'commander';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../context.js';
-import { addCreateFlags, parseResources, toCreateRequest, type CreateFlags } from './create-flags.js';
+import {
+  addCreateFlags,
+  displayPositionals,
+  parseResources,
+  toCreateRequest,
+  type CreateFlags,
+} from './create-flags.js';
 import {
   ago,
   binarySize,
@@ -166,6 +172,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
   addCreateFlags(program.command('run').description('create and start an instance from an image'))
     .option('-d, --detach', 'run in the background and print the instance id')
     .action(async (image: string, command: string[], f: CreateFlags & { detach?: boolean }) => {
+      [image, command] = displayPositionals(image, command, f);
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       if (f.detach && f.attach?.length) throw new InvalidArgumentError('conflicting options: -a and -d');
@@ -196,6 +203,7 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
 
   addCreateFlags(program.command('create').description('create an instance without starting it')).action(
     async (image: string, command: string[], f: CreateFlags) => {
+      [image, command] = displayPositionals(image, command, f);
       const engine = await ctx.engine();
       const req = toCreateRequest(image, command, f);
       await ensureImage(engine, image, f.pull, f);

@@ -6,6 +6,9 @@ import { terminalStdio } from '../stdio.js';
 import { createFromDiskImage } from '../../engine/disk-image.js';
 import { startInstance } from '../../engine/lifecycle/start.js';
 import { consoleInstance } from '../../engine/lifecycle/console.js';
+import { connectDisplay, liveDisplay } from '../../engine/display.js';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { createServer, type AddressInfo } from 'node:net';
 
 /**
  * VMs from disk images (`hull vm create --disk`, engine/disk-image.ts), and the serial console of any
@@ -30,6 +33,12 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .addOption(
       new Option('--device-model <model>', 'virtio (default) or emulated (IDE disk)').choices(['virtio', 'emulated']),
     )
+    .addOption(
+      new Option(
+        '--display <type>',
+        'vnc (default: a graphics card, its screen served over VNC; see hull vnc) or none',
+      ).choices(['vnc', 'none']),
+    )
     .option('--start', 'start it right away')
     .action(
       async (o: {
@@ -40,6 +49,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         cpus?: string;
         accel?: string;
         deviceModel?: 'virtio' | 'emulated';
+        display?: 'vnc' | 'none';
         start?: boolean;
       }) => {
         const engine = await ctx.engine();
@@ -49,6 +59,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
             kind: 'vm',
             ...(o.name !== undefined ? { name: o.name } : {}),
             resources: parseResources({ memory: o.memory, cpus: o.cpus }),
+            ...(o.display ? { display: o.display } : {}),
             vm: {
               ...(o.accel !== undefined ? { accel: o.accel } : {}),
               ...(o.deviceModel !== undefined ? { deviceModel: o.deviceModel } : {}),
@@ -60,6 +71,65 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         process.stdout.write(rec.id + '\n');
       },
     );
+
+  program
+    .command('vnc')
+    .description(
+      "where a desktop VNC client reaches an instance's display (--display): its unix socket, or with --listen a loopback TCP port forwarded to it while this runs",
+    )
+    .argument('<instance>')
+    .option('--listen <host:port>', 'forward this TCP address to the display until interrupted (port 0: any free port)')
+    .action(async (ref: string, o: { listen?: string }) => {
+      const engine = await ctx.engine();
+      const { rec, display } = await liveDisplay(engine, engine.store.lookup(ref));
+      if (!o.listen) {
+        process.stdout.write(`unix:${display.socket}\n`);
+        return;
+      }
+      const m = /^(.*):(\d+)$/.exec(o.listen);
+      if (!m) throw new InvalidArgumentError(`invalid --listen "${o.listen}": expected HOST:PORT, e.g. 127.0.0.1:5901`);
+      const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+      const open = new Set<{ destroy(): void }>();
+      const server = createServer((client) => {
+        open.add(client);
+        client.once('close', () => open.delete(client));
+        connectDisplay(engine, rec).then(
+          (vnc) => {
+            client.pipe(vnc).pipe(client);
+            const end = () => {
+              client.destroy();
+              vnc.destroy();
+            };
+            client.on('error', end).on('close', end);
+            vnc.on('error', end).on('close', end);
+          },
+          (e: Error) => {
+            process.stderr.write(`hull vnc: ${e.message}\n`);
+            client.destroy();
+          },
+        );
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (e) =>
+          reject(
+            new InvalidArgumentError(`cannot listen on ${o.listen}: ${(e as NodeJS.ErrnoException).code ?? e.message}`),
+          ),
+        );
+        server.listen(Number(m[2]), host, () => resolve());
+      });
+      const a = server.address() as AddressInfo;
+      const shown = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      process.stdout.write(`${shown}\n`);
+      process.stderr.write(`hull: forwarding ${shown} to the display of ${rec.name}; Ctrl-C stops\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          server.close(() => resolve());
+          for (const c of open) c.destroy();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
 
   program
     .command('console')

@@ -21,7 +21,7 @@ import { qemuArgs, type MonitorConfig } from '../machine.js';
 
 import type { GuestNic, ProcessSpec } from '../protocol.js';
 import { MiB, type VmPlan } from './validate.js';
-import { instancePaths, rootPaths, VM_SOCKETS } from '../../common/paths.js';
+import { instancePaths, rootPaths, VM_SOCKETS, VNC_SOCKET } from '../../common/paths.js';
 
 /** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
 function bootTimeoutMs(): number {
@@ -44,6 +44,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     p.qemuPid,
     p.console,
     p.qemuLog,
+    p.vncSocket,
     ...p.vmSockets,
     ...shares.map((v) => join(ctx.dir, v.socket)),
   ])
@@ -99,6 +100,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     readOnly: cfg.readOnly,
     nics,
     shares: shares.map((v) => ({ socket: v.socket, tag: v.tag })),
+    ...(cfg.vm?.display === 'vnc' ? { vncSocket: VNC_SOCKET } : {}),
   };
   let mc: MonitorConfig;
   if (plan.diskImage) {

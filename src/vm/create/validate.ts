@@ -125,6 +125,10 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
       'volumes (-v/--tmpfs) are not supported for disk-image VMs (hull has no agent in them to mount them); drop them, or mount a virtiofs share yourself',
     );
   }
+  if (cfg.vm?.display === 'vnc' && !cfg.vm.disk && model === 'virtio')
+    throw new InvalidArgumentError(
+      '--display vnc needs a PC machine with a graphics card, and the virtio model boots a microvm, which has no display: add --device-model emulated, or use --display none',
+    );
   const { shares, guestMounts } = vmVolumes(cfg.mounts);
   if (cfg.network.startsWith('container:'))
     throw new InvalidArgumentError(
