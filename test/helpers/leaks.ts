@@ -6,6 +6,8 @@
  *    for any instance the root ever had;
  *  - no conmon/runc/crun/QEMU/VM monitor/port proxy (or hull exit-command) process whose argv mentions the root, and no live process
  *    in one of those instances' cgroups (zombies waiting for the host's init to reap them do not count);
+ *  - no X server of a graphical container (Xvnc; it works in its instance dir, so its cwd is under the root), and
+ *    no display socket (vnc.sock, x11/X<n>) left: they live in the instance dirs, which must all be gone;
  *  - networks: no network namespace file under <root>/netns, no bridge of the root (hl<root hash>…) and no veth
  *    enslaved to one, no iptables or ip6tables rule naming the root's CNI networks, bridges or instances, no aardvark-dns
  *    serving the root, no attachment record left under <root>/networks/attachments;
@@ -19,7 +21,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 export interface Leak {
@@ -114,6 +116,19 @@ export function processLeaks(root: string, ids: string[]): Leak[] {
     if (mentionsRoot && (['conmon', 'runc', 'crun', 'aardvark-dns'].includes(prog) || isHull || isVm || isProxy)) {
       out.push({ kind: 'process', what: `${pid} ${p.argv.join(' ').slice(0, 200)}` });
       continue;
+    }
+    // a graphical container's Xvnc names the root nowhere in its argv (its sockets are relative): its cwd does
+    if (prog === 'Xvnc') {
+      let cwd = '';
+      try {
+        cwd = readlinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        /* gone meanwhile */
+      }
+      if (cwd === root || cwd.startsWith(root + '/')) {
+        out.push({ kind: 'process', what: `${pid} (Xvnc in ${cwd}) ${p.argv.join(' ').slice(0, 160)}` });
+        continue;
+      }
     }
     const m = /\/hull\/([0-9a-f]{64})/.exec(p.cgroup);
     if (m && idSet.has(m[1]!))

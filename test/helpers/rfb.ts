@@ -112,7 +112,7 @@ export class RfbClient {
     const se = Buffer.alloc(4 + 4 * encodings.length);
     se[0] = 2;
     se.writeUInt16BE(encodings.length, 2);
-    encodings.forEach((e, i) => se.writeInt32BE(e, 4 + 4 * i));
+    for (const [i, e] of encodings.entries()) se.writeInt32BE(e, 4 + 4 * i);
     c.write(se);
     c.fb = Buffer.alloc(c.width * c.height * 4);
     return c;

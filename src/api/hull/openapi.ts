@@ -151,6 +151,10 @@ export const openapi = {
       "a VM's serial console (kinds with a console): binary frames both ways, resize as exec",
       'Ends with {"type":"exit","reason":"stopped"|"detached"}.',
     ),
+    '/instances/{id}/vnc': websocket(
+      "the instance's graphical display (a VM's screen, a graphical container's X display): raw RFB over binary frames",
+      "For noVNC and other WebSocket VNC clients: binary frames both ways carry the RFB protocol unchanged (the server's version line first); subprotocol 'binary' is accepted. 404 when the instance has no display (created without --display vnc), 409 when it is not running (or paused).",
+    ),
     '/images': { get: op('images', { '200': json({ type: 'array', items: ref('Image') }) }) },
     '/images/pull': {
       post: op(
@@ -290,6 +294,10 @@ export const openapi = {
             }),
           ],
         },
+        display: {
+          description: 'the graphical display (--display), served at /instances/{id}/vnc; null: none',
+          oneOf: [{ type: 'null' }, obj({ type: { const: 'vnc' } })],
+        },
       }),
       CreateInstance: obj(
         {
@@ -317,6 +325,11 @@ export const openapi = {
             { accel: { enum: ['auto', 'kvm', 'tcg'] }, deviceModel: { enum: ['virtio', 'emulated'] }, kernel: str },
             [],
           ),
+          display: {
+            enum: ['vnc', 'none'],
+            description:
+              'vnc: a container runs an X11 application on a virtual display of its own; a VM gets a graphics card (deviceModel emulated: the virtio model is a microvm without one). Default none',
+          },
         },
         ['image'],
       ),

@@ -97,6 +97,7 @@ interface CreateBody {
   autoRemove?: boolean;
   resources?: { memory?: number; cpus?: number };
   vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string };
+  display?: 'vnc' | 'none';
 }
 
 /** A create body (validated against CreateInstance) as the engine's request. */
@@ -123,6 +124,7 @@ export function createRequestOf(body: unknown): CreateRequest {
     ...(b.autoRemove ? { autoRemove: true } : {}),
     ...(b.resources ? { resources: { ...b.resources } } : {}),
     ...(b.vm ? { vm: { ...b.vm } } : {}),
+    ...(b.display ? { display: b.display } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import type { EventRecord, InstanceRecord } from '../../engine/store.js';
 import type { ImageRecord } from '../../engine/transfer.js';
 import type { NetworkDef } from '../../engine/networking.js';
 import { instanceView as engineView } from '../../engine/describe.js';
+import { displayOf } from '../../engine/display.js';
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
@@ -42,6 +43,8 @@ export interface InstanceShape {
     disk: string | null;
     console: boolean;
   } | null;
+  /** the graphical display (--display), served over /hull/v1/instances/{id}/vnc; null: none */
+  display: { type: 'vnc' } | null;
 }
 
 /** What the engine knows of an instance beyond its record (engine/describe.ts's view), as far as the shape uses it. */
@@ -51,6 +54,8 @@ export interface ShapeFacts {
   /** the driver's own facts (describe()'s details: a VM's effective accelerator, machine, CPUs, memory) */
   details: Record<string, unknown>;
   hasConsole: boolean;
+  /** the driver's display of the instance (InstanceDriver.display) */
+  display?: { type: 'vnc' } | null;
 }
 
 const NO_FACTS: ShapeFacts = { attachments: [], published: [], details: {}, hasConsole: false };
@@ -110,6 +115,7 @@ export function instanceShape(rec: InstanceRecord, facts: ShapeFacts = NO_FACTS)
             console: facts.hasConsole,
           }
         : null,
+    display: facts.display ? { type: facts.display.type } : null,
   };
 }
 
@@ -121,6 +127,7 @@ export function instanceShapeOf(engine: Engine, rec: InstanceRecord): InstanceSh
     published: v.published,
     details: v.driver?.details ?? {},
     hasConsole: engine.driver(rec.kind).capabilities.console,
+    display: displayOf(engine, rec),
   });
 }
 

@@ -7,6 +7,9 @@
  * output, the first byte naming the stream (1 stdout, 2 stderr; with a TTY always 1; the console sends raw bytes,
  * no stream byte). Text frames are JSON control messages: to the server `{"type":"resize","rows":R,"cols":C}` and
  * `{"type":"close-stdin"}`; from it `{"type":"exit","exitCode":N}` (then close 1000) or `{"type":"error",…}`.
+ *
+ * Display (vnc): raw RFB both ways in binary frames, as noVNC's websock expects (subprotocol 'binary' is
+ * accepted: ws answers with the first protocol a client offers); closed when either side ends.
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Duplex, Writable } from 'node:stream';
@@ -15,6 +18,7 @@ import { HullError } from '../../common/errors.js';
 import type { StdioStreams } from '../../common/instance.js';
 import type { Engine } from '../../engine/engine.js';
 import { consoleInstance } from '../../engine/lifecycle/console.js';
+import { connectDisplay, liveDisplay } from '../../engine/display.js';
 import { execInstance } from '../../engine/lifecycle/exec.js';
 import { waitInstance } from '../../engine/lifecycle/wait.js';
 import { instanceLogs } from '../../engine/output.js';
@@ -278,6 +282,37 @@ function routes(state: HullApiState): WsRoute[] {
       if (!c.engine.driver(rec.kind).capabilities.console)
         throw new ApiError(400, `${rec.name} is a ${rec.kind}, which has no serial console: use exec or attach`);
       return rec;
+    },
+  );
+  on(
+    '/instances/{id}/vnc',
+    async (c, checked) => {
+      // raw RFB both ways in binary frames (noVNC's websock); the VNC server speaks first
+      const vnc = await connectDisplay(c.engine, checked as Awaited<ReturnType<typeof instanceOf>>);
+      await new Promise<void>((resolve) => {
+        const end = () => {
+          vnc.destroy();
+          resolve();
+        };
+        vnc.on('data', (b: Buffer) => {
+          if (c.ws.readyState !== WebSocket.OPEN) return;
+          // backpressure: stop reading the server while the client's queue is long
+          c.ws.send(b, { binary: true }, () => {
+            if (vnc.isPaused() && c.ws.bufferedAmount < 1024 * 1024) vnc.resume();
+          });
+          if (c.ws.bufferedAmount >= 4 * 1024 * 1024) vnc.pause();
+        });
+        c.ws.on('message', (data: RawData) => {
+          vnc.write(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+        });
+        vnc.on('close', end).on('error', end);
+        c.signal.addEventListener('abort', end);
+      });
+    },
+    async (c) => {
+      const rec = await instanceOf(c.engine, c.params.id!);
+      const { rec: cur } = await liveDisplay(c.engine, rec);
+      return cur;
     },
   );
   return r;
