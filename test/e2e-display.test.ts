@@ -12,7 +12,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -74,7 +83,9 @@ function xvncsOfRoot(): number[] {
   for (const n of readdirSync('/proc')) {
     if (!/^\d+$/.test(n)) continue;
     try {
-      if (!readlinkSync(`/proc/${n}/exe`).endsWith('/Xvnc')) continue;
+      // argv[0], not /proc/N/exe: Debian's Xvnc is a link to Xtigervnc
+      const argv0 = readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0')[0] ?? '';
+      if (!/(^|\/)Xvnc$/.test(argv0) || readFileSync(`/proc/${n}/stat`, 'utf8').includes(') Z ')) continue;
       if (readlinkSync(`/proc/${n}/cwd`).startsWith(join(root.dir, 'containers') + '/')) out.push(Number(n));
     } catch {
       /* gone, or not ours to read */
@@ -224,7 +235,10 @@ describe('graphical containers (--display)', { skip: xvnc || mmdebstrap, timeout
     assert.equal(xvncsOfRoot().length, 2, 'one Xvnc each');
     const clock = await screenOf(async () => RfbClient.connect(await connectUnix(a)));
     const eyes = await screenOf(async () => RfbClient.connect(await connectUnix(b)));
-    assert.notDeepEqual(clock.fb.subarray(0, 200 * 4), eyes.fb.subarray(0, 200 * 4), 'different screens');
+    // separate X screens: the clock's was resized above, the eyes' keeps its own size and picture
+    assert.equal(`${clock.rfb.width}x${clock.rfb.height}`, '1024x768');
+    assert.equal(`${eyes.rfb.width}x${eyes.rfb.height}`, '1280x800');
+    t.diagnostic(`pixels drawn: xclock ${differingPixels(clock.fb)}, xeyes ${differingPixels(eyes.fb)}`);
     clock.rfb.close();
     eyes.rfb.close();
   });
