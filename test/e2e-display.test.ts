@@ -307,6 +307,28 @@ describe('graphical containers (--display)', { skip: xvnc || mmdebstrap, timeout
     assert.deepEqual(xvncsOfRoot(), [], 'no Xvnc left');
   });
 
+  test('a lost hull.db: recover keeps the X server of a container it rebuilds, stops the one of a container it cannot', async (t) => {
+    if (skip) return t.skip(skip);
+    await stopDaemon();
+    const keep = (
+      await root.ok('run', '-d', '--name', 'keep', '--network', 'none', '--display', 'x11', 'xeyes')
+    ).trim();
+    const doomed = (
+      await root.ok('run', '-d', '--name', 'doomed', '--network', 'none', '--display', 'x11', 'xeyes')
+    ).trim();
+    assert.equal(xvncsOfRoot().length, 2);
+    rmSync(join(root.dir, 'containers', doomed, 'instance.json'));
+    for (const f of ['', '-wal', '-shm']) rmSync(join(root.dir, `hull.db${f}`), { force: true });
+    const out = await root.ok('system', 'recover');
+    assert.match(out, new RegExp(`^recovered ${keep.slice(0, 12)} keep running$`, 'm'));
+    assert.match(out, new RegExp(`^removed ${doomed.slice(0, 12)}: it has no saved record`, 'm'));
+    assert.equal(xvncsOfRoot().length, 1, "the doomed container's Xvnc is stopped");
+    const { rfb } = await screenOf(async () => RfbClient.connect(await connectUnix(await vncSocket('keep'))));
+    rfb.close();
+    await root.ok('rm', '-f', 'keep');
+    assert.deepEqual(xvncsOfRoot(), []);
+  });
+
   test('leaves nothing behind (no Xvnc, no sockets)', async () => {
     await stopDaemon();
     await root.cleanupAndCheck();
