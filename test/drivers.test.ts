@@ -41,7 +41,8 @@ test('configure gives each kind only its own section', () => {
     assert.equal(c.container?.runtime, 'runc');
     const v = driverOf('vm').configure({ ...req, disk: { path: '/x.qcow2', format: 'qcow2' } }, noOthers);
     assert.equal(v.container, undefined);
-    assert.deepEqual(v.vm, { accel: 'tcg', disk: '/x.qcow2', diskFormat: 'qcow2' });
+    // a disk-image VM has a display unless asked for none (--display)
+    assert.deepEqual(v.vm, { accel: 'tcg', disk: '/x.qcow2', diskFormat: 'qcow2', display: 'vnc' });
   } finally {
     if (prev === undefined) delete process.env.HULL_RUNTIME;
     else process.env.HULL_RUNTIME = prev;

@@ -162,8 +162,13 @@ export class VmDriver implements InstanceDriver {
         ...(req.vm ?? {}),
         ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}),
         ...(req.sysctls && Object.keys(req.sysctls).length > 0 ? { sysctls: { ...req.sysctls } } : {}),
-        // a full OS has a screen by default; an image VM's interface is its process and serial console
-        display: req.display ?? req.vm?.display ?? (req.disk ? 'vnc' : 'none'),
+        // a full OS has a screen by default; an image VM's interface is its process and serial console (no
+        // display: the field stays unset)
+        ...((req.display ?? req.vm?.display ?? (req.disk ? 'vnc' : 'none')) === 'vnc'
+          ? { display: 'vnc' as const }
+          : req.disk
+            ? { display: 'none' as const }
+            : {}),
       },
     };
   }
