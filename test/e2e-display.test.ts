@@ -379,6 +379,29 @@ describe('a VM with a display', { skip: qemu, timeout: 600_000 }, () => {
     await root.ok('rm', '-f', 'vm');
   });
 
+  test('a disk-image VM has a display by default: the firmware on screen, a resize forwarded to its virtio-vga', async (t) => {
+    // a disk that boots nothing: SeaBIOS says so on the screen, which is all this needs
+    const disk = join(work, 'blank.qcow2');
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']).status, 0);
+    await root.ok('vm', 'create', '--disk', disk, '--name', 'desk', '--start');
+    const h = (await root.inspect('desk')).Hull as Record<string, unknown>;
+    assert.equal(h.Display, 'vnc');
+    const { rfb, fb } = await screenOf(
+      async () => RfbClient.connect(await connectUnix(await vncSocket('desk'))),
+      120_000,
+    );
+    t.diagnostic(`disk VM screen ${rfb.width}x${rfb.height}: ${differingPixels(fb)} pixels drawn`);
+    // QEMU hands a client's SetDesktopSize to a card that can follow it (status 4: forwarded to the guest)
+    assert.equal(await rfb.setDesktopSize(1024, 768), 4);
+    rfb.close();
+    await root.ok('rm', '-f', 'desk');
+    await root.ok('vm', 'create', '--disk', disk, '--name', 'headless', '--display', 'none');
+    const r = await root.hull('vnc', 'headless');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /headless has no display/);
+    await root.ok('rm', '-f', 'headless');
+  });
+
   test('leaves nothing behind', async () => {
     await stopDaemon();
     await root.cleanupAndCheck();
