@@ -15,6 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import {
+  existsSync,
   chmodSync,
   closeSync,
   mkdirSync,
@@ -72,7 +73,10 @@ export async function startXvnc(o: XvncOptions): Promise<XvncServer> {
   if (!unshare)
     throw new HostSupportError('unshare (util-linux) is not installed: Xvnc runs in a mount namespace of its own');
   // the mount point in the host's /tmp (as an X server on the host would make it)
-  mkdirSync(X11_SOCKET_DIR, { recursive: true });
+  if (!existsSync(X11_SOCKET_DIR)) {
+    mkdirSync(X11_SOCKET_DIR, { recursive: true });
+    chmodSync(X11_SOCKET_DIR, 0o1777); // what an X server would make it: sticky, for everyone
+  }
   // a previous run's socket would be in the way
   rmSync(o.socketDir, { recursive: true, force: true });
   mkdirSync(o.socketDir, { recursive: true });
