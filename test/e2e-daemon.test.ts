@@ -466,13 +466,24 @@ describe('hull daemon with the docker CLI', { skip }, () => {
     await dockerOk('rm', 'survivor');
   });
 
-  test('plain TCP without authentication is refused', async () => {
-    const r = await root.hull('daemon', '--socket', join(work, 'other.sock'), '--listen', '127.0.0.1:0');
+  test('TCP options without --listen, or half a TLS pair, are refused', async () => {
+    const r = await root.hull('daemon', '--socket', join(work, 'other.sock'), '--token-file', '/dev/null');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /--listen needs authentication/);
+    assert.match(r.stderr, /apply to --listen/);
+    const half = await root.hull(
+      'daemon',
+      '--socket',
+      join(work, 'other.sock'),
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      '/dev/null',
+    );
+    assert.equal(half.code, 1);
+    assert.match(half.stderr, /--tls-cert and --tls-key go together/);
   });
 
-  test('TCP with a bearer token: 401 without it, served with it', async () => {
+  test('TCP (HTTPS, self-signed) with a bearer token: 401 without it, served with it', async () => {
     const tokenFile = join(work, 'token');
     writeFileSync(tokenFile, 'a-test-token-of-some-length\n', { mode: 0o600 });
     const port = await freePort();
@@ -498,11 +509,28 @@ describe('hull daemon with the docker CLI', { skip }, () => {
       log += s;
     });
     const exited = new Promise<number | null>((r) => other.once('exit', (code) => r(code)));
+    // HTTPS with the certificate the daemon made on first start (under the root)
     const get = (headers: Record<string, string>) =>
-      fetch(`http://127.0.0.1:${port}/v1.41/containers/json`, { headers }).then(async (r) => ({
-        status: r.status,
-        body: await r.text(),
-      }));
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1.41/containers/json',
+            headers,
+            ca: readFileSync(join(root.dir, 'daemon', 'tls', 'cert.pem')),
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (d: string) => {
+              body += d;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
     try {
       await waitFor(`the TCP listener (${log})`, async () => (await get({}).catch(() => null)) !== null, 20_000, 50);
       const anon = await get({});

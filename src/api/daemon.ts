@@ -1,6 +1,7 @@
 /**
- * `hull daemon`: hull's engine over HTTP, on a unix socket (and, with authentication, on TCP), speaking the
- * Docker Engine API (v1.41) so that docker's own clients drive hull. One process, one open engine; instances
+ * `hull daemon`: hull's engine over HTTP, on a unix socket (and, with authentication, on TCP over HTTPS), speaking
+ * the Docker Engine API (v1.41) so that docker's own clients drive hull, and hull's own API (/hull/v1) with the web
+ * console (api/console.ts) for browsers. One process, one open engine; instances
  * are supervised by conmon and the VM monitor, not by the daemon, so stopping it leaves them running and a new
  * daemon serves them again.
  *
@@ -17,6 +18,8 @@ import { dirname } from 'node:path';
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import { hostPaths } from '../common/paths.js';
 import type { Engine } from '../engine/engine.js';
+import { forgetListen, parseListen, recordListen, selfSignedCertificate, type Session } from '../engine/console.js';
+import { ConsoleServer } from './console.js';
 import {
   ApiError,
   type Call,
@@ -45,11 +48,17 @@ import { volumeRoutes } from './docker/volumes.js';
 
 export interface DaemonOptions {
   socket: string;
-  /** HOST:PORT of a TCP listener (needs tls or tokenFile) */
+  /**
+   * HOST:PORT of a TCP listener, over HTTPS: with `tls.ca`, clients need certificates signed by it; without,
+   * requests authenticate with a console session cookie or the bearer token of `tokenFile`
+   */
   listen?: string;
-  tls?: { cert: string; key: string; ca: string };
-  /** a file whose first line is the bearer token TCP clients must send */
+  /** the server's certificate and key (default: a self-signed pair made once under <root>/daemon/tls/), the CA of client certificates */
+  tls?: { cert?: string; key?: string; ca?: string };
+  /** a file whose first line is the bearer token TCP clients may send */
   tokenFile?: string;
+  /** how long a console session lasts (default 12 h) */
+  sessionTtlMs?: number;
   /** hull's version, for /version and /info */
   version: string;
   /** where the daemon's log lines go (default stderr) */
@@ -123,14 +132,6 @@ async function claim(socket: string): Promise<string> {
   return pidFile;
 }
 
-function parseListen(v: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
-  const port = Number(m?.[3]);
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535)
-    throw new InvalidArgumentError(`invalid --listen "${v}": expected HOST:PORT`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
 /** Every docker route, on one router. */
 export function dockerRouter(version: string, streams: Streams): Router {
   const r = new Router();
@@ -151,13 +152,13 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   const log = opts.log ?? log0;
   let token: Buffer | undefined;
   let tcp: { host: string; port: number } | undefined;
-  if (opts.listen !== undefined) {
-    tcp = parseListen(opts.listen);
-    if (!opts.tls && !opts.tokenFile)
-      throw new InvalidArgumentError(
-        '--listen needs authentication: --tls-cert, --tls-key and --tls-ca (client certificates) or --token-file',
-      );
-  }
+  if (opts.listen !== undefined) tcp = parseListen(opts.listen);
+  if ((opts.tls?.cert === undefined) !== (opts.tls?.key === undefined))
+    throw new InvalidArgumentError(
+      '--tls-cert and --tls-key go together: give both, or neither for a self-signed pair',
+    );
+  /** client certificates authenticate TCP clients; without them, console sessions (and the bearer token) do */
+  const clientCerts = opts.tls?.ca !== undefined;
   if (opts.tokenFile) {
     const t = readFileSync(opts.tokenFile, 'utf8').split('\n')[0]!.trim();
     if (t.length < 16)
@@ -170,13 +171,34 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   const hull: HullApiState = { operations: new Operations(), cpu: new Map() };
   hullRoutes(router, hull);
   const inflight = new Set<Promise<void>>();
+  const web = tcp && !clientCerts ? new ConsoleServer(engine, { sessionTtlMs: opts.sessionTtlMs, log }) : undefined;
 
-  const authorized = (req: IncomingMessage, remote: boolean): boolean => {
-    if (!remote || !token) return true;
-    const h = req.headers.authorization ?? '';
-    const got = Buffer.from(h.startsWith('Bearer ') ? h.slice(7).trim() : '');
-    return got.length === token.length && timingSafeEqual(got, token);
+  /**
+   * Who a request is: on the socket, anyone who may write to it; on TCP, a client with a certificate (the TLS
+   * handshake checked it), the bearer token's holder, or a console session. Undefined: unauthenticated.
+   */
+  const authenticate = (
+    req: IncomingMessage,
+    remote: boolean,
+  ): { via: 'socket' | 'certificate' | 'bearer' } | { via: 'session'; session: Session } | undefined => {
+    if (!remote) return { via: 'socket' };
+    const h = req.headers.authorization;
+    if (h !== undefined && token) {
+      const got = Buffer.from(h.startsWith('Bearer ') ? h.slice(7).trim() : '');
+      return got.length === token.length && timingSafeEqual(got, token) ? { via: 'bearer' } : undefined;
+    }
+    const session = web?.sessionOf(req);
+    if (session) return { via: 'session', session };
+    if (clientCerts && !token) return { via: 'certificate' };
+    return undefined;
   };
+  const unauthorized = () =>
+    new ApiError(
+      401,
+      web
+        ? 'unauthorized: log in through the link of "hull console url", or send the daemon token as Authorization: Bearer'
+        : 'unauthorized: send the daemon token as Authorization: Bearer',
+    );
 
   const callOf = (
     req: IncomingMessage,
@@ -213,8 +235,41 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       log(`${req.method} ${url.pathname}: ${statusOf(e)} ${messageOf(e)}`);
       (isHullPath(url.pathname) ? sendHullError : sendError)(res, e);
     };
-    if (!authorized(req, remote))
-      return fail(new ApiError(401, 'unauthorized: send the daemon token as Authorization: Bearer'));
+    // the console's static files and its login need no session
+    if (remote && web) {
+      try {
+        if (
+          web.serveOpen(
+            req,
+            res,
+            url,
+            () => !(router.match(req.method ?? 'GET', url.pathname, false) instanceof ApiError),
+          )
+        )
+          return;
+      } catch (e) {
+        req.resume();
+        return fail(e);
+      }
+    }
+    const who = authenticate(req, remote);
+    if (!who) {
+      req.resume();
+      return fail(unauthorized());
+    }
+    if (who.via === 'session') {
+      const refused = web!.csrfError(req, who.session);
+      if (refused) {
+        req.resume();
+        return fail(refused);
+      }
+    }
+    try {
+      if (web?.sessionRoute(req, res, url, who.via === 'session' ? who.session : undefined)) return;
+    } catch (e) {
+      req.resume();
+      return fail(e);
+    }
     const m = router.match(req.method ?? 'GET', url.pathname, false);
     if (m instanceof ApiError) {
       // drain what the client sent, so that the answer is read
@@ -240,7 +295,13 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       log(`${req.method} ${url.pathname}: ${statusOf(e)} ${messageOf(e)}`);
       (isHullPath(url.pathname) ? rawHullError : rawError)(socket, e);
     };
-    if (!authorized(req, remote)) return fail(new ApiError(401, 'unauthorized'));
+    const who = authenticate(req, remote);
+    if (!who) return fail(unauthorized());
+    // a browser's WebSocket carries its page's Origin: only the console's own may use its session
+    if (who.via === 'session') {
+      const refused = web!.upgradeError(req);
+      if (refused) return fail(refused);
+    }
     // hull's WebSocket endpoints (events, operations, exec, attach, console)
     if (wantsWebSocket(req)) return track(handleWebSocket(engine, hull, streams, req, socket, head, log));
     const m = router.match(req.method ?? 'GET', url.pathname, true);
@@ -274,6 +335,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   // while the daemon runs, networks keep their bridges and DNS servers when their last instance leaves (as
   // dockerd keeps docker0); stopping lets go, and what no instance uses is retired
   let hold: { release: () => Promise<void> } | undefined;
+  let listened: string | undefined;
   try {
     hold = await engine.networks.hold();
     await new Promise<void>((resolve, reject) => {
@@ -290,18 +352,18 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     }
     if (tcp) {
       const handler = onRequest(true);
-      const server = opts.tls
-        ? createHttpsServer(
-            {
-              cert: readFileSync(opts.tls.cert),
-              key: readFileSync(opts.tls.key),
-              ca: readFileSync(opts.tls.ca),
-              requestCert: true,
-              rejectUnauthorized: true,
-            },
-            handler,
-          )
-        : createHttpServer(handler);
+      const pair =
+        opts.tls?.cert !== undefined && opts.tls.key !== undefined
+          ? { cert: opts.tls.cert, key: opts.tls.key }
+          : await selfSignedCertificate(engine.root, tcp.host);
+      const server = createHttpsServer(
+        {
+          cert: readFileSync(pair.cert),
+          key: readFileSync(pair.key),
+          ...(clientCerts ? { ca: readFileSync(opts.tls!.ca!), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        handler,
+      );
       server.on('upgrade', onUpgrade(true));
       server.on('clientError', (_e, s) => s.destroy());
       servers.push(server);
@@ -310,8 +372,14 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
         server.listen(tcp.port, tcp.host, () => resolve());
       });
       const a = server.address();
+      const bound =
+        typeof a === 'object' && a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : opts.listen!;
+      if (web) {
+        recordListen(engine.root, bound);
+        listened = bound;
+      }
       log(
-        `listening on ${typeof a === 'object' && a ? `${a.address}:${a.port}` : opts.listen} (${opts.tls ? 'TLS, client certificates' : 'bearer token'})`,
+        `listening on ${bound} (HTTPS; ${clientCerts ? 'client certificates' : `console sessions${token ? ' or bearer token' : ''}`})`,
       );
     }
     log(`serving the Docker Engine API and hull's API (/hull/v1) on unix://${opts.socket} (pid ${process.pid})`);
@@ -333,6 +401,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     for (const s of servers) s.closeAllConnections();
   } finally {
+    if (listened) forgetListen(engine.root, listened);
     rmSync(opts.socket, { force: true });
     await hold?.release().catch((e: unknown) => log(`letting go of idle networks: ${messageOf(e)}`));
     rmSync(pidFile, { force: true });

@@ -20,6 +20,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** hull's error code for it (hull's API shape), when the status's generic code says too little */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -221,6 +223,7 @@ export function rawError(socket: Duplex, e: unknown): void {
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',

@@ -13,6 +13,7 @@ import { commandPath, registerManagementCommands } from './management.js';
 import { MANAGEMENT_GROUPS } from './groups.js';
 import { registerRenameCommand } from './commands/rename.js';
 import { registerDaemonCommand } from './commands/daemon.js';
+import { registerConsoleUrlCommand } from './commands/console.js';
 import { trace } from '../common/trace.js';
 import { hullEnv } from '../common/env.js';
 
@@ -62,6 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
   registerDaemonCommand(program, proxy);
+  registerConsoleUrlCommand(program, proxy);
   registerManagementCommands(program, proxy, MANAGEMENT_GROUPS);
   for (const c of program.commands) c.exitOverride();
   try {

@@ -20,6 +20,7 @@
  *   HULL_VM_BOOT_TIMEOUT         seconds a VM's agent may take to answer after QEMU starts
  *   HULL_VM_CACHE                where guest kernels and VM root disks are cached (default <root>/vm)
  *   HULL_SOCKET                  the daemon's socket when --socket is not given (default /run/hull/hull.sock)
+ *   HULL_CONSOLE_DIR             the web console's built files the daemon serves (default dist/console beside hull's bundle)
  *   HULL_SPACE_RESERVE           bytes of the root's space reserve for a full disk (default 4 MiB; 0: none; host/reserve.ts)
  *
  * Diagnostics:
@@ -48,6 +49,7 @@ type Name =
   | 'HULL_VM_CACHE'
   | 'HULL_SPACE_RESERVE'
   | 'HULL_SOCKET'
+  | 'HULL_CONSOLE_DIR'
   | 'HULL_DEBUG'
   | 'HULL_TRACE'
   | 'HULL_BOOT_ID';

@@ -25,6 +25,8 @@
  * | space-reserve                 | written blocks given back when the disk is full (Full disks)  | host/reserve.ts              |
  * | volumes/<name>/volume.json,   | named and anonymous volumes (docker's local driver): the      | engine/volumes.ts            |
  * | volumes/<name>/_data/         | record, and the directory bind-mounted into instances         |                              |
+ * | daemon/tls/cert.pem, key.pem  | the daemon's self-signed TLS certificate for --listen         | engine/console.ts            |
+ * | daemon/listen                 | the address a daemon listens on (HOST:PORT), for hull console | engine/console.ts            |
  *
  * Outside the root, on the host (kept off the root on purpose: what must survive a full root):
  *
@@ -110,6 +112,12 @@ export function rootPaths(root: string) {
     volumes: join(root, 'volumes'),
     /** a volume's directory: its record (volume.json) and its data (_data, the mount point) */
     volumeDir: (name: string): string => join(root, 'volumes', name),
+    /** the daemon's own files: its self-signed certificate, the TCP address it listens on */
+    daemon: join(root, 'daemon'),
+    daemonTls: join(root, 'daemon', 'tls'),
+    daemonTlsCert: join(root, 'daemon', 'tls', 'cert.pem'),
+    daemonTlsKey: join(root, 'daemon', 'tls', 'key.pem'),
+    daemonListen: join(root, 'daemon', 'listen'),
   };
 }
 

@@ -120,6 +120,13 @@ CREATE TABLE IF NOT EXISTS events (
   attributes TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_tokens (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (
+  hash TEXT PRIMARY KEY,
+  csrf_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 `;
 
 function fromRow(r: InstanceRow): InstanceRecord {
@@ -419,6 +426,53 @@ export class StateStore {
   /** The ids of every recorded instance (the root's consistency check compares them with the instance dirs). */
   ids(): Set<string> {
     return new Set((this.db.prepare('SELECT id FROM instances').all() as { id: string }[]).map((r) => r.id));
+  }
+
+  // ----- the web console's one-time login tokens and sessions (engine/console.ts); only hashes are stored -----
+
+  /** Keep a login token's hash until `expiresAt` (ms); expired ones are dropped on the way. */
+  addLoginToken(hash: string, expiresAt: number, now = Date.now()): void {
+    this.write(() =>
+      this.db.transaction(() => {
+        this.db.prepare('DELETE FROM console_tokens WHERE expires_at <= ?').run(now);
+        this.db.prepare('INSERT INTO console_tokens (hash, expires_at) VALUES (?, ?)').run(hash, expiresAt);
+      })(),
+    );
+  }
+
+  /** Use up a login token: true once for a known, unexpired one (a compare-and-delete, safe across processes). */
+  takeLoginToken(hash: string, now = Date.now()): boolean {
+    return this.write(
+      () =>
+        this.db.prepare('DELETE FROM console_tokens WHERE hash = ? AND expires_at > ?').run(hash, now).changes === 1,
+    );
+  }
+
+  addConsoleSession(hash: string, csrfHash: string, expiresAt: number, now = Date.now()): void {
+    this.write(() =>
+      this.db.transaction(() => {
+        this.db.prepare('DELETE FROM console_sessions WHERE expires_at <= ?').run(now);
+        this.db
+          .prepare('INSERT INTO console_sessions (hash, csrf_hash, created_at, expires_at) VALUES (?, ?, ?, ?)')
+          .run(hash, csrfHash, now, expiresAt);
+      })(),
+    );
+  }
+
+  /** A session that has not expired, by its hash. */
+  consoleSession(
+    hash: string,
+    now = Date.now(),
+  ): { csrfHash: string; createdAt: number; expiresAt: number } | undefined {
+    const r = this.db
+      .prepare('SELECT csrf_hash, created_at, expires_at FROM console_sessions WHERE hash = ? AND expires_at > ?')
+      .get(hash, now) as { csrf_hash: string; created_at: number; expires_at: number } | undefined;
+    return r && { csrfHash: r.csrf_hash, createdAt: r.created_at, expiresAt: r.expires_at };
+  }
+
+  /** End a session (logout); whether there was one. */
+  removeConsoleSession(hash: string): boolean {
+    return this.write(() => this.db.prepare('DELETE FROM console_sessions WHERE hash = ?').run(hash).changes === 1);
   }
 
   setMeta(key: string, value: string): void {

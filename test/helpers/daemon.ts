@@ -25,11 +25,19 @@ function ping(socket: string): Promise<number> {
   });
 }
 
-/** Start `hull --root ROOT daemon --socket SOCKET`; resolves once the socket answers /_ping. */
-export async function startDaemon(root: HullRoot, socket: string): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket], {
+/**
+ * Start `hull --root ROOT daemon --socket SOCKET [ARGS…]`; resolves once the socket answers /_ping. `env`: more
+ * environment for the daemon.
+ */
+export async function startDaemon(
+  root: HullRoot,
+  socket: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Daemon> {
+  const child = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'daemon', '--socket', socket, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...root.env },
+    env: { ...process.env, ...root.env, ...env },
   });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => {

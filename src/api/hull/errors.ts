@@ -6,11 +6,12 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HullError } from '../../common/errors.js';
-import { messageOf, statusOf } from '../http.js';
+import { ApiError, messageOf, statusOf } from '../http.js';
 
 const CODES: Record<number, string> = {
   400: 'HULL_INVALID_ARGUMENT',
   401: 'HULL_UNAUTHORIZED',
+  403: 'HULL_FORBIDDEN',
   404: 'HULL_NOT_FOUND',
   405: 'HULL_METHOD_NOT_ALLOWED',
   408: 'HULL_TIMEOUT',
@@ -27,7 +28,12 @@ export interface HullApiError {
 
 export function errorBody(e: unknown): HullApiError {
   const status = statusOf(e);
-  const code = e instanceof HullError && status !== 500 ? e.code : (CODES[status] ?? 'HULL_ERROR');
+  const code =
+    e instanceof ApiError && e.code
+      ? e.code
+      : e instanceof HullError && status !== 500
+        ? e.code
+        : (CODES[status] ?? 'HULL_ERROR');
   return { status, code, message: messageOf(e) };
 }
 

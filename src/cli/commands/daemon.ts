@@ -1,9 +1,10 @@
-/** `hull daemon`: serve the engine over the Docker Engine API (src/api/daemon.ts). */
+/** `hull daemon`: serve the engine over the Docker Engine API and hull's API (src/api/daemon.ts). */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { hullEnv } from '../../common/env.js';
+import { parseGoDuration } from '../../common/parse.js';
 import { hostPaths } from '../../common/paths.js';
 import { runDaemon } from '../../api/daemon.js';
 import { VERSION } from './system.js';
@@ -12,14 +13,21 @@ export function registerDaemonCommand(program: Command, ctx: CliContext): void {
   program
     .command('daemon')
     .description(
-      'serve the Docker Engine API (v1.41) on a unix socket, so that docker clients drive hull (DOCKER_HOST=unix://SOCKET)',
+      "serve the Docker Engine API (v1.41) and hull's API on a unix socket, so that docker clients drive hull (DOCKER_HOST=unix://SOCKET); with --listen, also over HTTPS with the web console",
     )
     .option('--socket <path>', `unix socket (default ${hostPaths.daemonSocket}, or $HULL_SOCKET)`)
-    .option('--listen <host:port>', 'also listen on TCP; needs --tls-cert/--tls-key/--tls-ca or --token-file')
-    .option('--tls-cert <file>', "TCP: the server's certificate (PEM)")
-    .option('--tls-key <file>', "TCP: the server's key (PEM)")
-    .option('--tls-ca <file>', 'TCP: the CA that signs client certificates (PEM); clients without one are refused')
-    .option('--token-file <file>', 'TCP: a file with the bearer token clients send (Authorization: Bearer …)')
+    .option(
+      '--listen <host:port>',
+      'also listen on TCP over HTTPS, with the web console (log in with "hull console url"); clients authenticate with a console session, --token-file\'s bearer token, or --tls-ca client certificates',
+    )
+    .option('--tls-cert <file>', "TCP: the server's certificate (PEM); default: a self-signed one made on first start")
+    .option('--tls-key <file>', "TCP: the server's key (PEM), with --tls-cert")
+    .option(
+      '--tls-ca <file>',
+      'TCP: require client certificates signed by this CA (PEM); clients without one are refused',
+    )
+    .option('--token-file <file>', 'TCP: a file with a bearer token clients may send (Authorization: Bearer …)')
+    .option('--session-ttl <duration>', 'TCP: how long a web console session lasts (default 12h)')
     .action(
       async (o: {
         socket?: string;
@@ -28,20 +36,38 @@ export function registerDaemonCommand(program: Command, ctx: CliContext): void {
         tlsKey?: string;
         tlsCa?: string;
         tokenFile?: string;
+        sessionTtl?: string;
       }) => {
-        const tlsGiven = [o.tlsCert, o.tlsKey, o.tlsCa].filter((x) => x !== undefined).length;
-        if (tlsGiven !== 0 && tlsGiven !== 3)
-          throw new InvalidArgumentError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
-        if ((tlsGiven || o.tokenFile) && o.listen === undefined)
-          throw new InvalidArgumentError('--tls-* and --token-file apply to --listen; add --listen HOST:PORT');
+        if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
+          throw new InvalidArgumentError(
+            '--tls-cert and --tls-key go together: give both, or neither for a self-signed pair',
+          );
+        if ((o.tlsCert || o.tlsCa || o.tokenFile || o.sessionTtl) && o.listen === undefined)
+          throw new InvalidArgumentError(
+            '--tls-*, --token-file and --session-ttl apply to --listen; add --listen HOST:PORT',
+          );
+        let sessionTtlMs: number | undefined;
+        if (o.sessionTtl !== undefined) {
+          sessionTtlMs = parseGoDuration(o.sessionTtl, '--session-ttl');
+          if (sessionTtlMs < 1000)
+            throw new InvalidArgumentError('invalid --session-ttl: give at least 1s (12h by default)');
+        }
         const socket = resolve(o.socket ?? hullEnv('HULL_SOCKET') ?? hostPaths.daemonSocket);
         const engine = await ctx.engine();
         await runDaemon(engine, {
           socket,
           version: VERSION,
           ...(o.listen !== undefined ? { listen: o.listen } : {}),
-          ...(tlsGiven ? { tls: { cert: o.tlsCert!, key: o.tlsKey!, ca: o.tlsCa! } } : {}),
+          ...(o.tlsCert || o.tlsCa
+            ? {
+                tls: {
+                  ...(o.tlsCert ? { cert: o.tlsCert, key: o.tlsKey! } : {}),
+                  ...(o.tlsCa ? { ca: o.tlsCa } : {}),
+                },
+              }
+            : {}),
           ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
+          ...(sessionTtlMs !== undefined ? { sessionTtlMs } : {}),
         });
         engine.close();
       },

@@ -1,0 +1,317 @@
+/**
+ * The web console's server side on `hull daemon --listen`, against a private root and a real daemon: HTTPS with the
+ * self-signed certificate the daemon makes, the one-time login link of `hull console url`, session and CSRF
+ * cookies, the refusals (no session, no CSRF header, a foreign Origin, an ended or expired session, a WebSocket
+ * from another origin), and the static files (compressed, with a CSP, the single-page app's fallback). The
+ * console's files here are a small fixture ($HULL_CONSOLE_DIR), so that these tests do not depend on the UI build.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
+import WebSocket from 'ws';
+import { type Daemon, startDaemon } from './helpers/daemon.js';
+import { HullRoot, waitFor } from './helpers/hull.js';
+
+const root = new HullRoot('console');
+const work = mkdtempSync('/tmp/hull-test-console-');
+const socket = join(work, 'hull.sock');
+const site = join(work, 'console');
+const INDEX = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>hull</title><script type="module" src="/assets/app-1a2b3c.js"></script></head><body><div id="app">${'the console '.repeat(40)}</div></body></html>\n`;
+const APP = 'export const hello = () => "hull console";\n'.repeat(100);
+
+let daemon: Daemon | undefined;
+let origin = '';
+let ca: Buffer;
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers are read freely
+  json: any;
+}
+
+/** One HTTPS request to the daemon's TCP listener, trusting its self-signed certificate. */
+function call(method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const u = new URL(path, origin);
+    const req = httpsRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path: u.pathname + u.search,
+        ca,
+        headers: { ...(data ? { 'Content-Type': 'application/json' } : {}), ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('end', () => {
+          const buf = Buffer.concat(chunks);
+          const text = buf.toString('utf8');
+          const type = String(res.headers['content-type'] ?? '');
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: buf,
+            text,
+            json: type.startsWith('application/json') && text ? JSON.parse(text) : undefined,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+interface Login {
+  session: string;
+  csrf: string;
+  /** the Cookie header a browser would send */
+  cookie: string;
+  setCookie: string[];
+}
+
+async function loginLink(): Promise<string> {
+  return (await root.ok('console', 'url')).trim();
+}
+
+async function login(): Promise<Login> {
+  const link = await loginLink();
+  const r = await call('GET', link);
+  assert.equal(r.status, 303, r.text);
+  const setCookie = r.headers['set-cookie'] as string[];
+  const value = (name: string) => {
+    const c = setCookie.find((s) => s.startsWith(`${name}=`));
+    assert.ok(c, `no ${name} cookie in ${setCookie.join(' | ')}`);
+    return c.slice(name.length + 1).split(';')[0]!;
+  };
+  const session = value('hull_session');
+  const csrf = value('hull_csrf');
+  return { session, csrf, cookie: `hull_session=${session}; hull_csrf=${csrf}`, setCookie };
+}
+
+/** The headers a console page sends on a state-changing request. */
+const pageHeaders = (l: Login): Record<string, string> => ({
+  Cookie: l.cookie,
+  'X-Hull-CSRF': l.csrf,
+  Origin: origin,
+});
+
+/** A WebSocket to the listener with `headers`; resolves 'open' or the refusal's status. */
+function wsOutcome(path: string, headers: Record<string, string>, wsOrigin?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${origin.replace('https:', 'wss:')}${path}`, {
+      ca,
+      headers,
+      ...(wsOrigin ? { origin: wsOrigin } : {}),
+    });
+    ws.on('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(`refused ${res.statusCode}`);
+    });
+    ws.on('error', (e) => resolve(`error ${e.message}`));
+  });
+}
+
+describe('the web console server', () => {
+  before(async () => {
+    mkdirSync(join(site, 'assets'), { recursive: true });
+    writeFileSync(join(site, 'index.html'), INDEX);
+    writeFileSync(join(site, 'assets', 'app-1a2b3c.js'), APP);
+    daemon = await startDaemon(root, socket, ['--listen', '127.0.0.1:0'], { HULL_CONSOLE_DIR: site });
+    const listenFile = join(root.dir, 'daemon', 'listen');
+    const listen = await waitFor(
+      'the daemon to record its TCP address',
+      () => {
+        try {
+          return readFileSync(listenFile, 'utf8').trim() || undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      20_000,
+      50,
+    );
+    origin = `https://${listen}`;
+    // the certificate the daemon made on first start
+    ca = readFileSync(join(root.dir, 'daemon', 'tls', 'cert.pem'));
+  });
+
+  after(async () => {
+    if (daemon && daemon.child.exitCode === null) {
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await root.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the login link sets the session and CSRF cookies, and works once', async () => {
+    const link = await loginLink();
+    assert.match(link, new RegExp(`^${origin}/login\\?token=[A-Za-z0-9_-]{43}$`));
+    const r = await call('GET', link);
+    assert.equal(r.status, 303);
+    assert.equal(r.headers.location, '/');
+    const cookies = r.headers['set-cookie'] as string[];
+    const session = cookies.find((c) => c.startsWith('hull_session='))!;
+    const csrf = cookies.find((c) => c.startsWith('hull_csrf='))!;
+    const attrs = (c: string) =>
+      new Set(
+        c
+          .split(';')
+          .slice(1)
+          .map((a) => a.trim()),
+      );
+    assert.deepEqual(attrs(session), new Set(['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/']));
+    // the page reads the CSRF cookie: not HttpOnly
+    assert.deepEqual(attrs(csrf), new Set(['Secure', 'SameSite=Strict', 'Path=/']));
+    const again = await call('GET', link);
+    assert.equal(again.status, 401);
+    assert.match(again.text, /not valid/);
+    assert.equal((await call('GET', '/login?token=made-up')).status, 401);
+    assert.equal((await call('GET', '/login')).status, 401);
+  });
+
+  test('without a session: 401, in JSON for hull and docker paths', async () => {
+    const hull = await call('GET', '/hull/v1/instances');
+    assert.equal(hull.status, 401);
+    assert.equal(hull.json.code, 'HULL_UNAUTHORIZED');
+    const docker = await call('GET', '/v1.41/containers/json');
+    assert.equal(docker.status, 401);
+    assert.match(docker.json.message, /unauthorized/);
+    const forged = await call('GET', '/hull/v1/instances', { Cookie: 'hull_session=forged; hull_csrf=forged' });
+    assert.equal(forged.status, 401);
+    assert.equal((await wsOutcome('/hull/v1/events', {}, origin)).startsWith('refused 401'), true);
+  });
+
+  test('with a session: reads freely; changes need the CSRF header and this origin', async () => {
+    const l = await login();
+    const list = await call('GET', '/hull/v1/instances', { Cookie: l.cookie });
+    assert.equal(list.status, 200, list.text);
+    assert.deepEqual(list.json, []);
+    const s = await call('GET', '/hull/v1/session', { Cookie: l.cookie });
+    assert.equal(s.status, 200);
+    const left = Date.parse(s.json.expiresAt) - Date.now();
+    assert.ok(left > 11 * 3600_000 && left <= 12 * 3600_000, s.text);
+
+    const body = { name: 'console-csrf' };
+    const networks = async () =>
+      ((await call('GET', '/hull/v1/networks', { Cookie: l.cookie })).json as { name: string }[]).map((n) => n.name);
+    const refusals: Record<string, string>[] = [
+      // no header
+      { Cookie: l.cookie, Origin: origin },
+      // a header that is not the cookie's
+      { Cookie: l.cookie, 'X-Hull-CSRF': 'x'.repeat(43), Origin: origin },
+      // another site's page (SameSite aside): the right header, a foreign Origin
+      { ...pageHeaders(l), Origin: 'https://evil.example' },
+    ];
+    for (const headers of refusals) {
+      const r = await call('POST', '/hull/v1/networks', headers, body);
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json.code, 'HULL_CSRF');
+      assert.equal(r.json.status, 403);
+    }
+    // docker's paths too (docker's error shape)
+    const dockerPost = await call('POST', '/v1.41/networks/create', { Cookie: l.cookie }, { Name: 'console-csrf' });
+    assert.equal(dockerPost.status, 403);
+    assert.equal((await networks()).includes('console-csrf'), false, 'nothing was made');
+
+    const made = await call('POST', '/hull/v1/networks', pageHeaders(l), body);
+    assert.equal(made.status, 201, made.text);
+    // no Origin (a same-origin fetch may omit it): the header alone suffices
+    const { Origin: _o, ...noOrigin } = pageHeaders(l);
+    const gone = await call('DELETE', '/hull/v1/networks/console-csrf', noOrigin);
+    assert.equal(gone.status, 204, gone.text);
+  });
+
+  test('WebSockets with the session cookie need this origin', async () => {
+    const l = await login();
+    assert.equal(await wsOutcome('/hull/v1/events', { Cookie: l.cookie }, origin), 'open');
+    assert.equal(await wsOutcome('/hull/v1/events', { Cookie: l.cookie }, 'https://evil.example'), 'refused 403');
+    assert.equal(await wsOutcome('/hull/v1/events', { Cookie: l.cookie }), 'refused 403');
+  });
+
+  test('logout ends the session', async () => {
+    const l = await login();
+    const bad = await call('POST', '/hull/v1/session/logout', { Cookie: l.cookie });
+    assert.equal(bad.status, 403, 'logout needs the CSRF header too');
+    const out = await call('POST', '/hull/v1/session/logout', pageHeaders(l));
+    assert.equal(out.status, 204, out.text);
+    assert.ok((out.headers['set-cookie'] as string[]).every((c) => /Max-Age=0/.test(c)));
+    assert.equal((await call('GET', '/hull/v1/session', { Cookie: l.cookie })).status, 401);
+    assert.equal((await call('GET', '/hull/v1/instances', { Cookie: l.cookie })).status, 401);
+  });
+
+  test('an expired session is refused', async () => {
+    const l = await login();
+    assert.equal((await call('GET', '/hull/v1/session', { Cookie: l.cookie })).status, 200);
+    // move every session's expiry into the past, as time would
+    const db = new Database(join(root.dir, 'hull.db'), { timeout: 15000 });
+    try {
+      db.prepare('UPDATE console_sessions SET expires_at = ?').run(Date.now() - 1000);
+    } finally {
+      db.close();
+    }
+    assert.equal((await call('GET', '/hull/v1/session', { Cookie: l.cookie })).status, 401);
+    assert.equal((await call('GET', '/hull/v1/instances', { Cookie: l.cookie })).status, 401);
+  });
+
+  test('static files: compressed, cached by hash, with a CSP; the app’s own paths get index.html', async () => {
+    const index = await call('GET', '/', { 'Accept-Encoding': 'gzip, deflate, br' });
+    assert.equal(index.status, 200);
+    assert.equal(index.headers['content-encoding'], 'br');
+    assert.equal(brotliDecompressSync(index.body).toString('utf8'), INDEX);
+    assert.ok(index.body.length < INDEX.length / 2, `compressed: ${index.body.length} of ${INDEX.length}`);
+    assert.match(String(index.headers['content-type']), /^text\/html/);
+    assert.equal(index.headers['x-content-type-options'], 'nosniff');
+    const csp = String(index.headers['content-security-policy']);
+    const scriptSrc = csp.split(';').find((d) => d.trim().startsWith('script-src'));
+    assert.ok(scriptSrc, csp);
+    assert.doesNotMatch(scriptSrc, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(index.headers['cache-control'], 'no-cache');
+
+    // a path of the app, as a browser navigates to it (gzip only)
+    const deep = await call('GET', '/instances/some-name', { Accept: 'text/html', 'Accept-Encoding': 'gzip' });
+    assert.equal(deep.status, 200);
+    assert.equal(deep.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(deep.body).toString('utf8'), INDEX);
+    // a path that is also docker's (GET /networks): a browser gets the app, an API client the API
+    const page = await call('GET', '/networks', { Accept: 'text/html,application/xhtml+xml' });
+    assert.equal(page.status, 200);
+    assert.equal(page.text, INDEX);
+    assert.equal((await call('GET', '/networks')).status, 401);
+
+    const js = await call('GET', '/assets/app-1a2b3c.js', { 'Accept-Encoding': 'gzip' });
+    assert.equal(js.status, 200);
+    assert.match(String(js.headers['content-type']), /^text\/javascript/);
+    assert.match(String(js.headers['cache-control']), /max-age=31536000.*immutable/);
+    assert.equal(gunzipSync(js.body).toString('utf8'), APP);
+    const plain = await call('GET', '/assets/app-1a2b3c.js');
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.text, APP);
+    const cached = await call('GET', '/assets/app-1a2b3c.js', { 'If-None-Match': String(js.headers.etag) });
+    assert.equal(cached.status, 304);
+    assert.equal((await call('GET', '/assets/missing.js')).status, 404);
+    assert.equal((await call('GET', '/assets/..%2f..%2fhull.db')).status, 404);
+  });
+
+  test('leaves nothing behind', async () => {
+    daemon!.child.kill('SIGTERM');
+    assert.equal(await daemon!.exited, 0);
+    await root.cleanupAndCheck();
+  });
+});
