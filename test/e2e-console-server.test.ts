@@ -309,6 +309,170 @@ describe('the web console server', () => {
     assert.equal((await call('GET', '/assets/..%2f..%2fhull.db')).status, 404);
   });
 
+  /** The messages of a WebSocket with the session, until `enough` says so (then closes it); JSON-parsed. */
+  async function frames(
+    l: Login,
+    path: string,
+    enough: (got: unknown[]) => boolean,
+    onOpen?: () => void,
+  ): Promise<unknown[]> {
+    const ws = new WebSocket(`${origin.replace('https:', 'wss:')}${path}`, {
+      ca,
+      headers: { Cookie: l.cookie },
+      origin,
+    });
+    const got: unknown[] = [];
+    return new Promise((resolve, reject) => {
+      ws.on('open', () => onOpen?.());
+      ws.on('message', (data) => {
+        got.push(JSON.parse(String(data)));
+        if (enough(got)) {
+          ws.close();
+          resolve(got);
+        }
+      });
+      ws.on('close', () => resolve(got));
+      ws.on('unexpected-response', (_q, res) => reject(new Error(`${path}: refused ${res.statusCode}`)));
+      ws.on('error', reject);
+    });
+  }
+
+  /** A counter of the daemon's /metrics. */
+  async function counter(l: Login, name: string): Promise<number> {
+    const r = await call('GET', '/metrics', { Cookie: l.cookie });
+    assert.equal(r.status, 200);
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.text);
+    assert.ok(m, `no ${name} in /metrics`);
+    return Number(m[1]);
+  }
+
+  test('live stats: 20 watchers of one instance cost one sample per interval', async () => {
+    const l = await login();
+    const id = (
+      await root.ok('run', '-d', '--network', 'none', '--name', 'watched', 'busybox', 'sleep', '1000')
+    ).trim();
+    const before = await counter(l, 'hull_live_instance_samples_total');
+    const watchers = Array.from({ length: 20 }, () =>
+      frames(l, `/hull/v1/instances/watched/stats/stream`, (got) => got.length >= 3),
+    );
+    const all = await Promise.all(watchers);
+    const after = await counter(l, 'hull_live_instance_samples_total');
+    const times = new Set<string>();
+    for (const got of all) {
+      assert.equal(got.length, 3);
+      for (const f of got as { id: string; live: boolean; time: string; memoryBytes: number }[]) {
+        assert.equal(f.id, id);
+        assert.equal(f.live, true);
+        assert.ok(f.memoryBytes > 0);
+        times.add(f.time);
+      }
+    }
+    // every watcher got frames of the same samples: the instance was sampled once per interval, not per watcher
+    // (at most one more sample: a tick under way as the last watcher left)
+    assert.ok(after - before <= times.size + 1, `${after - before} samples for ${times.size} intervals`);
+    assert.ok(after - before < 20, `${after - before} samples`);
+
+    // all instances in one frame; the host's figures
+    const [allFrame] = (await frames(l, '/hull/v1/stats/stream', (g) => g.length >= 1)) as {
+      instances: { id: string }[];
+    }[];
+    assert.deepEqual(
+      allFrame!.instances.map((i) => i.id),
+      [id],
+    );
+    const [host] = (await frames(l, '/hull/v1/host/metrics/stream', (g) => g.length >= 1)) as {
+      cpu: { count: number };
+    }[];
+    assert.ok(host!.cpu.count > 0);
+    // the clients left: nothing is watched, nothing sampled
+    await waitFor('the watchers to be gone', async () => (await counter(l, 'hull_live_watchers')) === 0, 10_000, 50);
+  });
+
+  test('logs stream: the tail, then lines as they come', async () => {
+    const l = await login();
+    await root.ok(
+      'run',
+      '-d',
+      '--network',
+      'none',
+      '--name',
+      'talker',
+      'busybox',
+      'sh',
+      '-c',
+      'echo first; echo oops >&2; exec sleep 1000',
+    );
+    await waitFor('the first lines', async () => (await root.ok('logs', 'talker')).includes('first'), 20_000, 50);
+    let wrote: Promise<string> | undefined;
+    const got = (await frames(
+      l,
+      '/hull/v1/instances/talker/logs?follow=1&tail=all&timestamps=1',
+      (g) => g.some((f) => (f as { line: string }).line === 'second'),
+      () => {
+        // once following: a line written to the main process's stdout
+        wrote = root.ok('exec', 'talker', 'sh', '-c', 'echo second > /proc/1/fd/1');
+      },
+    )) as { stream: string; time: string; line: string }[];
+    await wrote;
+    const lines = got.map((f) => `${f.stream}:${f.line}`);
+    assert.ok(lines.includes('stdout:first'), lines.join(','));
+    assert.ok(lines.includes('stderr:oops'), lines.join(','));
+    assert.ok(lines.includes('stdout:second'), lines.join(','));
+    for (const f of got) assert.match(f.time, /^\d{4}-\d\d-\d\dT/);
+    const tail = (await frames(l, '/hull/v1/instances/talker/logs?tail=1', () => false)) as { line: string }[];
+    assert.deepEqual(
+      tail.map((f) => f.line),
+      ['second'],
+    );
+  });
+
+  test('PATCH resources: the memory limit changes in the running container’s cgroup', async () => {
+    const l = await login();
+    const limit = async () => {
+      const pid = (await root.inspect('watched')).State.Pid as number;
+      const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+        .split('\n')
+        .find((x) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(x));
+      if (!line) return 'no memory cgroup';
+      const path = line.split(':')[2]!;
+      return readFileSync(`/sys/fs/cgroup/memory${path}/memory.limit_in_bytes`, 'utf8').trim();
+    };
+    const want = 96 * 1024 * 1024;
+    const refused = await call(
+      'PATCH',
+      '/hull/v1/instances/watched',
+      { Cookie: l.cookie },
+      { resources: { memory: want } },
+    );
+    assert.equal(refused.status, 403);
+    assert.notEqual(await limit(), String(want));
+    const r = await call('PATCH', '/hull/v1/instances/watched', pageHeaders(l), {
+      resources: { memory: want, cpus: 0.5 },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.resources.memory, want);
+    assert.equal(r.json.resources.cpus, 0.5);
+    assert.equal(await limit(), String(want));
+    const bad = await call('PATCH', '/hull/v1/instances/watched', pageHeaders(l), { resources: { memory: 'lots' } });
+    assert.equal(bad.status, 400);
+  });
+
+  test('image history; volumes created and removed', async () => {
+    const l = await login();
+    const h = await call('GET', '/hull/v1/images/busybox/history', { Cookie: l.cookie });
+    assert.equal(h.status, 200, h.text);
+    assert.ok(Array.isArray(h.json) && h.json.length >= 1);
+    assert.equal(typeof h.json[0].createdBy, 'string');
+    const made = await call('POST', '/hull/v1/volumes', pageHeaders(l), { name: 'console-vol', labels: { a: 'b' } });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.json.name, 'console-vol');
+    assert.deepEqual(made.json.labels, { a: 'b' });
+    assert.equal((await call('POST', '/hull/v1/volumes', pageHeaders(l), { name: 'console-vol' })).status, 409);
+    assert.equal((await call('GET', '/hull/v1/volumes/console-vol', { Cookie: l.cookie })).status, 200);
+    assert.equal((await call('DELETE', '/hull/v1/volumes/console-vol', pageHeaders(l))).status, 204);
+    assert.equal((await call('DELETE', '/hull/v1/volumes/console-vol', pageHeaders(l))).status, 404);
+  });
+
   test('leaves nothing behind', async () => {
     daemon!.child.kill('SIGTERM');
     assert.equal(await daemon!.exited, 0);

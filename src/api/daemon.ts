@@ -40,6 +40,7 @@ import { networkRoutes } from './docker/networks.js';
 import { extraRoutes } from './docker/extra.js';
 import { hullRoutes, type HullApiState } from './hull/routes.js';
 import { Operations } from './hull/operations.js';
+import { LiveHub } from './hull/live.js';
 import { isHullPath, rawHullError, sendHullError } from './hull/errors.js';
 import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 import { archiveRoutes } from './docker/archive.js';
@@ -168,7 +169,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   const streams = new Streams();
   const router = dockerRouter(opts.version, streams);
   // hull's own API (/hull/v1, /metrics) on the same router; its errors take hull's shape
-  const hull: HullApiState = { operations: new Operations(), cpu: new Map() };
+  const hull: HullApiState = { operations: new Operations(), cpu: new Map(), live: new LiveHub(engine) };
   hullRoutes(router, hull);
   const inflight = new Set<Promise<void>>();
   const web = tcp && !clientCerts ? new ConsoleServer(engine, { sessionTtlMs: opts.sessionTtlMs, log }) : undefined;
@@ -398,6 +399,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
     // streams (followed logs, attach, exec, waits) end now; plain requests finish, for at most 10 s
     streams.cutAll();
     hull.operations.cancelAll();
+    hull.live?.close();
     await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     for (const s of servers) s.closeAllConnections();
   } finally {

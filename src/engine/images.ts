@@ -1,4 +1,5 @@
 import type { Engine } from './engine.js';
+import type { ImageRecord } from './transfer.js';
 import { ConflictError } from '../common/errors.js';
 import type { GcResult } from '../image/store.js';
 import { BuildCache } from './build/cache.js';
@@ -79,4 +80,32 @@ export async function pruneBuildCache(engine: Engine, all: boolean): Promise<{ e
   if (!all) return { entries, reclaimed: 0 };
   const gc = await engine.images.collect(inUse(engine));
   return { entries, reclaimed: gc.reclaimed };
+}
+
+export interface HistoryStep {
+  /** when the step ran (the image config's, ISO 8601), or '' when it does not say */
+  created: string;
+  createdBy: string;
+  comment: string;
+  /** bytes of the layer the step made (0 for a step without one) */
+  size: number;
+  /** that layer's digest, or null */
+  layer: string | null;
+}
+
+/** The steps that made an image, newest first, each paired with the layer it made (as docker history pairs them). */
+export function imageHistory(img: ImageRecord): HistoryStep[] {
+  let layer = 0;
+  return (img.config.history ?? [])
+    .map((h) => {
+      const l = h.empty_layer ? undefined : img.layers[layer++];
+      return {
+        created: h.created ?? '',
+        createdBy: h.created_by ?? '',
+        comment: h.comment ?? '',
+        size: l?.size ?? 0,
+        layer: l?.digest ?? null,
+      };
+    })
+    .reverse();
 }

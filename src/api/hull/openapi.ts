@@ -77,7 +77,7 @@ export const openapi = {
     title: 'hull API',
     version: '1',
     description:
-      "hull's own API, beside the Docker Engine API on the same listener: instances of both kinds (containers and VMs), images, networks, volumes, events, long operations, exec/attach/console over WebSocket, metrics. Errors are always an Error object. Authentication is the daemon's: the unix socket's permissions, or on TCP TLS client certificates or `Authorization: Bearer TOKEN`.",
+      "hull's own API, beside the Docker Engine API on the same listener: instances of both kinds (containers and VMs), images, networks, volumes, events, long operations, exec/attach/console over WebSocket, metrics. Errors are always an Error object. Authentication is the daemon's: the unix socket's permissions; on TCP (HTTPS) TLS client certificates, `Authorization: Bearer TOKEN`, or the web console's session cookie (`hull_session`, from the one-time link of `hull console url`: `GET /login?token=…`). A request authenticated by the session cookie that changes anything (POST, PUT, PATCH, DELETE) must send the `hull_csrf` cookie's value in the `X-Hull-CSRF` header and, if it sends an Origin, the listener's own; a WebSocket upgrade must send the listener's own Origin; else 403 with code HULL_CSRF. Without authentication: 401.",
   },
   servers: [{ url: '/hull/v1' }],
   paths: {
@@ -106,6 +106,14 @@ export const openapi = {
     },
     '/instances/{id}': {
       get: op('one instance', { '200': json(ref('Instance')) }, { parameters: [idParam] }),
+      patch: op(
+        "change a running (or stopped) instance's resources live; kept for later starts",
+        { '200': json(ref('Instance')) },
+        {
+          parameters: [idParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('UpdateInstance') } } },
+        },
+      ),
       delete: op(
         'remove an instance',
         { '204': { description: 'removed' } },
@@ -114,6 +122,29 @@ export const openapi = {
         },
       ),
     },
+    '/instances/{id}/stats/stream': websocket(
+      "an instance's resource use, live",
+      "One InstanceMetrics message per interval (1 s), from the daemon's sampler hub: however many clients watch, the instance is sampled once per interval. Closes with 1000 when the instance is removed.",
+      [idParam],
+    ),
+    '/instances/{id}/logs': websocket(
+      "an instance's output, line by line",
+      'One LogFrame message per line: the last `tail` lines (default all), then, with follow, new lines as they come until the instance stops (then close 1000). `time` is always sent; `timestamps` is accepted for docker-style clients.',
+      [
+        idParam,
+        { name: 'follow', in: 'query', schema: { enum: ['0', '1', 'true', 'false'] } },
+        { name: 'tail', in: 'query', schema: str, description: 'a number of lines, or all' },
+        { name: 'timestamps', in: 'query', schema: { enum: ['0', '1', 'true', 'false'] } },
+      ],
+    ),
+    '/stats/stream': websocket(
+      "every running or paused instance's resource use, live",
+      'One StatsFrame message per interval (1 s), every running or paused instance in it; sampled once per interval however many clients watch.',
+    ),
+    '/host/metrics/stream': websocket(
+      "the host's figures, live",
+      'One HostMetrics message per interval (1 s); sampled once per interval however many clients watch.',
+    ),
     '/instances/{id}/start': action('start'),
     '/instances/{id}/stop': action('stop', [{ name: 't', in: 'query', schema: int, description: 'seconds' }]),
     '/instances/{id}/restart': action('restart', [{ name: 't', in: 'query', schema: int }]),
@@ -168,6 +199,13 @@ export const openapi = {
         },
       ),
     },
+    '/images/{name}/history': {
+      get: op(
+        'the steps that made an image, newest first',
+        { '200': json({ type: 'array', items: ref('HistoryStep') }) },
+        { parameters: [pathParam('name', 'image reference')] },
+      ),
+    },
     '/images/{name}': {
       get: op(
         'one image, by name, id or id prefix (URL-encode slashes)',
@@ -211,6 +249,32 @@ export const openapi = {
           '200': json(ref('VolumeList')),
         },
       ),
+      post: op(
+        'create a volume (a random name when none is given); 409 when the name is taken',
+        { '201': json(ref('Volume'), 'created') },
+        { requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVolume') } } } },
+      ),
+    },
+    '/volumes/{name}': {
+      get: op('one volume', { '200': json(ref('Volume')) }, { parameters: [pathParam('name', 'volume name')] }),
+      delete: op(
+        'remove a volume and its data; 409 while an instance uses it',
+        { '204': { description: 'removed' } },
+        { parameters: [pathParam('name', 'volume name')] },
+      ),
+    },
+    '/session': {
+      get: op("the web console's session (only for a request authenticated by its cookie)", {
+        '200': json(ref('Session')),
+        '401': json(ref('Error'), 'no session'),
+      }),
+    },
+    '/session/logout': {
+      post: op('end the web console session (needs X-Hull-CSRF); clears its cookies', {
+        '204': { description: 'logged out' },
+        '401': json(ref('Error'), 'no session'),
+        '403': json(ref('Error'), 'CSRF check failed (HULL_CSRF)'),
+      }),
     },
     '/events': websocket(
       'events as they happen',
@@ -376,6 +440,30 @@ export const openapi = {
         },
         ['name'],
       ),
+      UpdateInstance: obj(
+        {
+          resources: obj(
+            {
+              memory: { type: 'integer', minimum: 6291456, description: 'bytes (at least 6 MiB)' },
+              cpus: { type: 'number', exclusiveMinimum: 0 },
+              pidsLimit: { type: 'integer' },
+            },
+            [],
+          ),
+        },
+        ['resources'],
+      ),
+      HistoryStep: obj({
+        created: str,
+        createdBy: str,
+        comment: str,
+        size: int,
+        layer: nullable('string'),
+      }),
+      CreateVolume: obj({ name: { type: 'string', minLength: 1 }, labels: strMap }, []),
+      StatsFrame: obj({ time: isoTime, instances: { type: 'array', items: ref('InstanceMetrics') } }),
+      LogFrame: obj({ stream: { enum: ['stdout', 'stderr'] }, time: str, line: str }),
+      Session: obj({ expiresAt: isoTime }),
       VolumeList: obj({ volumes: { type: 'array', items: ref('Volume') } }),
       Volume: obj({
         name: str,

@@ -8,7 +8,7 @@ import { NotFoundError } from '../../common/errors.js';
 import { parseRestart, parseSignal } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 import type { Engine } from '../../engine/engine.js';
-import { checkImageRemovable, removeImage } from '../../engine/images.js';
+import { checkImageRemovable, imageHistory, removeImage } from '../../engine/images.js';
 import { type FilterMap, listInstances, parseFilterJson } from '../../engine/list.js';
 import { createInstance } from '../../engine/lifecycle/create.js';
 import { refreshForView } from '../../engine/lifecycle/exit.js';
@@ -20,7 +20,8 @@ import { startInstance } from '../../engine/lifecycle/start.js';
 import { stopInstance } from '../../engine/lifecycle/stop.js';
 import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
 import { type NetworkDef, removeNetwork } from '../../engine/networking.js';
-import { listVolumes, volumeUsers } from '../../engine/volumes.js';
+import { createVolume, inspectVolume, listVolumes, removeVolume, volumeUsers } from '../../engine/volumes.js';
+import { updateInstance } from '../../engine/lifecycle/update.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { type ImageRecord, pull } from '../../engine/transfer.js';
 import { ApiError, flag, noContent, type Router, sendJson } from '../http.js';
@@ -29,6 +30,7 @@ import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { imageDetail, imageView, instanceShapeOf, networkView } from './shapes.js';
 import { checkBody } from './validate.js';
+import type { LiveHub } from './live.js';
 
 export const PREFIX = '/hull/v1';
 
@@ -132,6 +134,8 @@ export interface HullApiState {
   operations: Operations;
   /** the previous sample of each instance, for CPU percentages between scrapes */
   cpu: Map<string, { cpuUsageNs: number; atNs: number }>;
+  /** the sampler hub of the live streams (live.ts), made when first watched */
+  live?: LiveHub;
 }
 
 async function instanceMetrics(engine: Engine, rec: InstanceRecord, state: HullApiState) {
@@ -265,7 +269,20 @@ export async function prometheusFamilies(engine: Engine, state: HullApiState): P
       type: 'counter',
       samples: h.network.map((i) => ({ labels: { interface: i.name }, value: i.txBytes })),
     },
+    ...(state.live?.families() ?? []),
   ];
+}
+
+function volumeView(engine: Engine, v: ReturnType<typeof listVolumes>[number]) {
+  return {
+    name: v.name,
+    driver: v.driver,
+    mountpoint: v.mountpoint,
+    created: v.createdAt,
+    labels: v.labels,
+    anonymous: v.anonymous,
+    usedBy: volumeUsers(engine, v.name).map((u) => u.id),
+  };
 }
 
 export function hullRoutes(r: Router, state: HullApiState): void {
@@ -310,6 +327,22 @@ export function hullRoutes(r: Router, state: HullApiState): void {
       throw new ApiError(409, `instance ${rec.name} is ${rec.state}: stop it first, or remove it with ?force=1`);
     await removeInstance(c.engine, rec, { force });
     noContent(res);
+  });
+
+  r.on('PATCH', `${P}/instances/{id}`, async (c, res) => {
+    // live changes of resources (the engine's update verb: applied to a running instance, kept for later starts)
+    const b = checkBody<{ resources?: { memory?: number; cpus?: number; pidsLimit?: number } }>(
+      'UpdateInstance',
+      await c.body(),
+    );
+    const rec = await instanceOf(c.engine, c.params.id!);
+    const changes = b.resources ?? {};
+    await updateInstance(c.engine, rec, {
+      ...(changes.memory !== undefined ? { memory: changes.memory } : {}),
+      ...(changes.cpus !== undefined ? { cpus: changes.cpus } : {}),
+      ...(changes.pidsLimit !== undefined ? { pidsLimit: changes.pidsLimit } : {}),
+    });
+    await answer(c.engine, res, rec);
   });
 
   r.on('POST', `${P}/instances/{id}/start`, async (c, res) => {
@@ -384,6 +417,10 @@ export function hullRoutes(r: Router, state: HullApiState): void {
     sendJson(res, 202, op);
   });
 
+  r.on('GET', `${P}/images/{name*}/history`, async (c, res) => {
+    sendJson(res, 200, imageHistory(await imageOf(c.engine, c.params.name!)));
+  });
+
   r.on('GET', `${P}/images/{name*}`, async (c, res) => {
     sendJson(res, 200, imageDetail(await imageOf(c.engine, c.params.name!)));
   });
@@ -441,17 +478,25 @@ export function hullRoutes(r: Router, state: HullApiState): void {
 
   r.on('GET', `${P}/volumes`, async (c, res) => {
     // directory-backed volumes under the root until storage pools land (engine/volumes.ts)
-    sendJson(res, 200, {
-      volumes: listVolumes(c.engine).map((v) => ({
-        name: v.name,
-        driver: v.driver,
-        mountpoint: v.mountpoint,
-        created: v.createdAt,
-        labels: v.labels,
-        anonymous: v.anonymous,
-        usedBy: volumeUsers(c.engine, v.name).map((u) => u.id),
-      })),
-    });
+    sendJson(res, 200, { volumes: listVolumes(c.engine).map((v) => volumeView(c.engine, v)) });
+  });
+
+  r.on('POST', `${P}/volumes`, async (c, res) => {
+    const b = checkBody<{ name?: string; labels?: Record<string, string> }>('CreateVolume', await c.body());
+    if (b.name && listVolumes(c.engine).some((v) => v.name === b.name))
+      throw new ApiError(409, `volume ${b.name} already exists`);
+    const v = createVolume(c.engine, { ...(b.name ? { name: b.name } : {}), labels: b.labels ?? {} });
+    sendJson(res, 201, volumeView(c.engine, v));
+  });
+
+  r.on('GET', `${P}/volumes/{name}`, async (c, res) => {
+    sendJson(res, 200, volumeView(c.engine, inspectVolume(c.engine, c.params.name!)));
+  });
+
+  r.on('DELETE', `${P}/volumes/{name}`, async (c, res) => {
+    // in use: 409 (force or not, as docker); unknown: 404
+    removeVolume(c.engine, c.params.name!);
+    noContent(res);
   });
 
   r.on('GET', `${P}/operations`, async (_c, res) => sendJson(res, 200, state.operations.list()));

@@ -28,6 +28,7 @@ import { rawHullError } from './errors.js';
 import { type HullApiState, instanceOf, PREFIX } from './routes.js';
 import { eventFilterOf, eventMatches, eventView } from './shapes.js';
 import { validatorOf } from './validate.js';
+import { LiveHub, liveWsRoutes } from './live.js';
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 
@@ -315,6 +316,10 @@ function routes(state: HullApiState): WsRoute[] {
       return cur;
     },
   );
+
+  // live stats, host metrics and logs for the web console (live.ts)
+  for (const l of liveWsRoutes((engine) => (state.live ??= new LiveHub(engine)), instanceOf))
+    on(l.path, l.run, l.check);
   return r;
 }
 

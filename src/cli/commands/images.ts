@@ -5,7 +5,7 @@ import { ago, bytes, checkFormat, formatItems, inspectOutput, json, parseFormat,
 import { imageContexts, imageHeaders } from '../contexts.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { parseEnv } from '../../common/parse.js';
-import { checkImageRemovable, pruneImages, removeImage } from '../../engine/images.js';
+import { checkImageRemovable, imageHistory, pruneImages, removeImage } from '../../engine/images.js';
 import { imageDocument } from '../../engine/describe.js';
 
 /** Ask a yes/no question on the terminal; true only for y or yes. */
@@ -150,20 +150,8 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .action(async (ref: string, o: { trunc: boolean; format?: string }) => {
       const format = checkFormat(o.format);
       const img = await (await ctx.engine()).images.resolve(ref);
-      // pair each non-empty step with its layer, as docker does
-      let layer = 0;
-      const steps = (img.config.history ?? [])
-        .map((h) => {
-          const l = h.empty_layer ? undefined : img.layers[layer++];
-          return {
-            created: h.created ?? '',
-            createdBy: h.created_by ?? '',
-            comment: h.comment ?? '',
-            size: l?.size ?? 0,
-            layer: l?.digest ?? null,
-          };
-        })
-        .reverse();
+      // each non-empty step paired with its layer, as docker does
+      const steps = imageHistory(img);
       if (format === 'json') {
         process.stdout.write(json(steps));
         return;
