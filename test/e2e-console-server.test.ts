@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import { type Daemon, startDaemon } from './helpers/daemon.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
+import { describeErrors, validatorOf } from '../src/api/hull/validate.js';
 
 const root = new HullRoot('console');
 const work = mkdtempSync('/tmp/hull-test-console-');
@@ -70,6 +71,12 @@ function call(method: string, path: string, headers: Record<string, string> = {}
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/** Insist that `value` fits the OpenAPI document's schema `name`. */
+function fits(name: string, value: unknown): void {
+  const v = validatorOf(name);
+  assert.ok(v(value), `${name}: ${describeErrors(v.errors)} in ${JSON.stringify(value)}`);
 }
 
 interface Login {
@@ -204,6 +211,7 @@ describe('the web console server', () => {
     assert.deepEqual(list.json, []);
     const s = await call('GET', '/hull/v1/session', { Cookie: l.cookie });
     assert.equal(s.status, 200);
+    fits('Session', s.json);
     const left = Date.parse(s.json.expiresAt) - Date.now();
     assert.ok(left > 11 * 3600_000 && left <= 12 * 3600_000, s.text);
 
@@ -360,6 +368,7 @@ describe('the web console server', () => {
     const times = new Set<string>();
     for (const got of all) {
       assert.equal(got.length, 3);
+      for (const f of got) fits('InstanceMetrics', f);
       for (const f of got as { id: string; live: boolean; time: string; memoryBytes: number }[]) {
         assert.equal(f.id, id);
         assert.equal(f.live, true);
@@ -376,6 +385,7 @@ describe('the web console server', () => {
     const [allFrame] = (await frames(l, '/hull/v1/stats/stream', (g) => g.length >= 1)) as {
       instances: { id: string }[];
     }[];
+    fits('StatsFrame', allFrame);
     assert.deepEqual(
       allFrame!.instances.map((i) => i.id),
       [id],
@@ -384,6 +394,7 @@ describe('the web console server', () => {
       cpu: { count: number };
     }[];
     assert.ok(host!.cpu.count > 0);
+    fits('HostMetrics', host);
     // the clients left: nothing is watched, nothing sampled
     await waitFor('the watchers to be gone', async () => (await counter(l, 'hull_live_watchers')) === 0, 10_000, 50);
   });
@@ -418,6 +429,7 @@ describe('the web console server', () => {
     assert.ok(lines.includes('stdout:first'), lines.join(','));
     assert.ok(lines.includes('stderr:oops'), lines.join(','));
     assert.ok(lines.includes('stdout:second'), lines.join(','));
+    for (const f of got) fits('LogFrame', f);
     for (const f of got) assert.match(f.time, /^\d{4}-\d\d-\d\dT/);
     const tail = (await frames(l, '/hull/v1/instances/talker/logs?tail=1', () => false)) as { line: string }[];
     assert.deepEqual(
@@ -450,6 +462,7 @@ describe('the web console server', () => {
       resources: { memory: want, cpus: 0.5 },
     });
     assert.equal(r.status, 200, r.text);
+    fits('Instance', r.json);
     assert.equal(r.json.resources.memory, want);
     assert.equal(r.json.resources.cpus, 0.5);
     assert.equal(await limit(), String(want));
@@ -462,9 +475,10 @@ describe('the web console server', () => {
     const h = await call('GET', '/hull/v1/images/busybox/history', { Cookie: l.cookie });
     assert.equal(h.status, 200, h.text);
     assert.ok(Array.isArray(h.json) && h.json.length >= 1);
-    assert.equal(typeof h.json[0].createdBy, 'string');
+    for (const step of h.json) fits('HistoryStep', step);
     const made = await call('POST', '/hull/v1/volumes', pageHeaders(l), { name: 'console-vol', labels: { a: 'b' } });
     assert.equal(made.status, 201, made.text);
+    fits('Volume', made.json);
     assert.equal(made.json.name, 'console-vol');
     assert.deepEqual(made.json.labels, { a: 'b' });
     assert.equal((await call('POST', '/hull/v1/volumes', pageHeaders(l), { name: 'console-vol' })).status, 409);
