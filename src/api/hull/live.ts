@@ -286,6 +286,8 @@ export function liveWsRoutes(
           },
           (l) => {
             if (c.ws.readyState !== WebSocket.OPEN) return;
+            // a client that stops reading is let go rather than buffered for without end
+            if (c.ws.bufferedAmount > 8 * 1024 * 1024) return c.ws.close(1013, 'the client does not keep up');
             const line = l.text.endsWith('\n') ? l.text.slice(0, -1) : l.text;
             c.ws.send(JSON.stringify({ stream: l.stream, time: l.time, line }));
           },
