@@ -399,6 +399,29 @@ describe('the web console server', () => {
     await waitFor('the watchers to be gone', async () => (await counter(l, 'hull_live_watchers')) === 0, 10_000, 50);
   });
 
+  test('events: ten followers share one reader of the store', async () => {
+    const l = await login();
+    const reads0 = await counter(l, 'hull_live_event_reads_total');
+    const t0 = process.hrtime.bigint();
+    let subscribed = 0;
+    let made: Promise<string> | undefined;
+    const followers = Array.from({ length: 10 }, () =>
+      frames(l, '/hull/v1/events?type=container&action=create', (got) => {
+        if (got.length === 1 && ++subscribed === 10)
+          made = root.ok('create', '--network', 'none', '--name', 'evented', 'busybox', 'true');
+        return got.some((e) => (e as { name?: string }).name === 'evented');
+      }),
+    );
+    const all = await Promise.all(followers);
+    const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    await made;
+    const reads = (await counter(l, 'hull_live_event_reads_total')) - reads0;
+    for (const got of all) assert.equal((got.at(-1) as { action: string }).action, 'create');
+    // one read per 200 ms at most (timers only run late), whatever the number of followers
+    assert.ok(reads <= elapsedMs / 200 + 2, `${reads} reads in ${Math.round(elapsedMs)} ms`);
+    await root.ok('rm', 'evented');
+  });
+
   test('logs stream: the tail, then lines as they come', async () => {
     const l = await login();
     await root.ok(

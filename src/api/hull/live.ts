@@ -2,7 +2,7 @@
  * Live data for the web console without polling storms: one sampler hub per daemon samples each watched instance
  * (the engine's sampleInstance, as `hull stats` does) once per interval, and the host once per interval, however
  * many clients watch; every watcher of a tick gets the same frame (serialized once). Nothing is sampled while
- * nobody watches.
+ * nobody watches. Event streams (ws.ts's /hull/v1/events) share one reader of the store the same way.
  *
  * WebSocket endpoints (JSON text frames; the server never reads the client's frames):
  * - `/hull/v1/instances/{id}/stats/stream`: an InstanceMetrics frame per interval (closes 1000 when the instance
@@ -16,12 +16,14 @@ import { WebSocket } from 'ws';
 import type { Engine } from '../../engine/engine.js';
 import { cpuPercent, hostMetrics, type InstanceSample, sampleInstance } from '../../engine/metrics.js';
 import { instanceLogs } from '../../engine/output.js';
-import type { InstanceRecord } from '../../engine/store.js';
+import type { EventRecord, InstanceRecord } from '../../engine/store.js';
 import { ApiError, flag } from '../http.js';
 import type { MetricFamily } from './prometheus.js';
 
 /** How often the hub samples what is watched. */
 export const LIVE_INTERVAL_MS = 1000;
+/** How often the hub reads new events from the store while someone follows them. */
+export const EVENTS_INTERVAL_MS = 200;
 /** At most this many instances are sampled at once (a host with hundreds does not spike). */
 const SAMPLE_CONCURRENCY = 16;
 
@@ -72,11 +74,15 @@ export class LiveHub {
   private readonly hostWatchers = new Set<Watcher>();
   /** the previous sample of each instance, for CPU percentages */
   private readonly prev = new Map<string, { cpuUsageNs: number; atNs: number }>();
+  /** followers of the event stream, each with the last event it got */
+  private readonly eventWatchers = new Map<(e: EventRecord) => void, { after: number }>();
+  private eventTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   /** counters, for /metrics (and the tests: one sample per instance per interval) */
   instanceSamples = 0;
   hostSamples = 0;
+  eventReads = 0;
   ticks = 0;
 
   constructor(
@@ -115,16 +121,48 @@ export class LiveHub {
     };
   }
 
+  /**
+   * Follow the events recorded after `after` (a seq): one reader of the store every 200 ms for every follower,
+   * each given what is newer than what it has.
+   */
+  watchEvents(after: number, w: (e: EventRecord) => void): () => void {
+    this.eventWatchers.set(w, { after });
+    this.eventTimer ??= setInterval(() => this.readEvents(), EVENTS_INTERVAL_MS);
+    return () => {
+      this.eventWatchers.delete(w);
+      if (this.eventWatchers.size === 0) {
+        clearInterval(this.eventTimer);
+        this.eventTimer = undefined;
+      }
+    };
+  }
+
+  private readEvents(): void {
+    if (!this.eventWatchers.size) return;
+    let from = Number.MAX_SAFE_INTEGER;
+    for (const { after } of this.eventWatchers.values()) from = Math.min(from, after);
+    this.eventReads++;
+    const events = this.engine.store.events(from);
+    if (!events.length) return;
+    for (const [w, pos] of [...this.eventWatchers]) {
+      for (const e of events) if (e.seq > pos.after) w(e);
+      pos.after = Math.max(pos.after, events.at(-1)!.seq);
+    }
+  }
+
   /** How many clients watch now. */
   watchers(): number {
-    let n = this.allWatchers.size + this.hostWatchers.size;
+    let n = this.allWatchers.size + this.hostWatchers.size + this.eventWatchers.size;
     for (const s of this.byInstance.values()) n += s.size;
     return n;
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.eventTimer);
     this.timer = undefined;
+    this.eventTimer = undefined;
+    this.eventWatchers.clear();
     this.byInstance.clear();
     this.allWatchers.clear();
     this.hostWatchers.clear();
@@ -135,7 +173,7 @@ export class LiveHub {
     return [
       {
         name: 'hull_live_watchers',
-        help: "Clients watching the daemon's live streams (stats, host metrics).",
+        help: "Clients watching the daemon's live streams (stats, host metrics, events).",
         type: 'gauge',
         samples: [{ value: this.watchers() }],
       },
@@ -144,6 +182,12 @@ export class LiveHub {
         help: "Instance samples the live streams' hub took (one per watched instance per interval).",
         type: 'counter',
         samples: [{ value: this.instanceSamples }],
+      },
+      {
+        name: 'hull_live_event_reads_total',
+        help: 'Reads of new events from the store for the event streams (one per 200 ms while followed).',
+        type: 'counter',
+        samples: [{ value: this.eventReads }],
       },
       {
         name: 'hull_live_host_samples_total',
@@ -162,7 +206,7 @@ export class LiveHub {
   }
 
   private settle(): void {
-    if (this.watchers() === 0) {
+    if (this.watchers() - this.eventWatchers.size === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
       this.prev.clear();

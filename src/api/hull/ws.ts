@@ -123,13 +123,23 @@ function routes(state: HullApiState): WsRoute[] {
       const since = sinceQ ? Number(sinceQ) : undefined;
       let seq = since === undefined ? c.engine.store.lastEventSeq() : 0;
       send(c.ws, { subscribed: true, seq });
-      while (!c.signal.aborted && c.ws.readyState === WebSocket.OPEN) {
-        for (const e of c.engine.store.events(seq, since !== undefined ? { since } : {})) {
+      // the recorded events since then, then new ones from the hub's one reader of the store (live.ts)
+      if (since !== undefined)
+        for (const e of c.engine.store.events(seq, { since })) {
           seq = e.seq;
           if (eventMatches(e, f)) send(c.ws, eventView(e));
         }
-        await new Promise((res) => setTimeout(res, 200));
-      }
+      await new Promise<void>((resolve) => {
+        const stop = (state.live ??= new LiveHub(c.engine)).watchEvents(seq, (e) => {
+          if (eventMatches(e, f)) send(c.ws, eventView(e));
+        });
+        const done = () => {
+          stop();
+          resolve();
+        };
+        if (c.signal.aborted) done();
+        else c.signal.addEventListener('abort', done, { once: true });
+      });
     },
     async (c) => {
       const s = c.query.get('since');
