@@ -18,7 +18,7 @@ for (const old of (() => {
     return [];
   }
 })()) {
-  const pid = Number(/^\.staging-(\d+)$/.exec(old)?.[1]);
+  const pid = Number(/^\.(?:staging|console-old)-(\d+)$/.exec(old)?.[1]);
   if (!pid) continue;
   try {
     process.kill(pid, 0);
@@ -57,6 +57,17 @@ await bundle('src/vm/monitor-main.ts', `${stage}/vm-monitor.cjs`);
 // The userland port proxy (src/network/proxy-main.ts): one small long-lived process per instance that publishes
 // ports on the host's IPv6 addresses.
 await bundle('src/network/proxy-main.ts', `${stage}/port-proxy.cjs`);
+
+// The web console (web/, Preact + Vite): static files the daemon serves on its --listen address, built into
+// dist/console with hashed assets; xterm.js, noVNC and uPlot become chunks that pages load when they need them.
+{
+  const { build: viteBuild } = await import('vite');
+  await viteBuild({
+    configFile: 'web/vite.config.mjs',
+    logLevel: 'warn',
+    build: { outDir: join(process.cwd(), stage, 'console') },
+  });
+}
 
 // A script compiled with a code cache cannot run import() on Node 20: the bundle must load packages with require.
 const bundled = readFileSync(`${stage}/hull-bundle.cjs`, 'utf8');
@@ -105,7 +116,21 @@ script.runInThisContext().call(module.exports, module.exports, createRequire(fil
 // Into place: the bundles and maps first, the launcher last; the old code cache goes (a stale one would only
 // be rejected, but this keeps the warm-up below meaningful).
 const names = readdirSync(stage).sort((a, b) => Number(a === 'hull.mjs') - Number(b === 'hull.mjs'));
-for (const name of names) renameSync(join(stage, name), join('dist', name));
+for (const name of names) {
+  if (name === 'console') {
+    // a directory: the old one aside first (a rename cannot replace a non-empty directory), then removed
+    const old = join('dist', `.console-old-${process.pid}`);
+    try {
+      renameSync(join('dist', 'console'), old);
+    } catch {
+      /* none yet */
+    }
+    renameSync(join(stage, name), join('dist', name));
+    rmSync(old, { recursive: true, force: true });
+    continue;
+  }
+  renameSync(join(stage, name), join('dist', name));
+}
 rmSync(stage, { recursive: true, force: true });
 rmSync('dist/hull-bundle.cache', { force: true });
 

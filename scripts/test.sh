@@ -20,6 +20,8 @@ fi
 
 echo "type-checking (tsc --noEmit, strict)"
 node_modules/.bin/tsc -p tsconfig.json --noEmit
+echo "type-checking the web console (web/tsconfig.json: the DOM's types, Preact's JSX)"
+node_modules/.bin/tsc -p web/tsconfig.json --noEmit
 
 if [ $# -eq 0 ]; then
   echo "linting (biome lint; errors fail)"

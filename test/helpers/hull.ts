@@ -53,7 +53,10 @@ function newestMtime(dir: string): number {
 /** Build dist/hull.mjs when it is missing or older than any file of src/ (once per test process). */
 export function ensureBuilt(): void {
   if (built) return;
-  const stale = !existsSync(DIST) || statSync(DIST).mtimeMs < newestMtime(join(REPO, 'src'));
+  // src/ makes the CLI's bundles, web/ the console's files (dist/console): one build makes both
+  const stale =
+    !existsSync(DIST) ||
+    statSync(DIST).mtimeMs < Math.max(newestMtime(join(REPO, 'src')), newestMtime(join(REPO, 'web', 'src')));
   if (stale) {
     const r = spawnSync(process.execPath, [join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stderr}${r.stdout}`);

@@ -379,6 +379,11 @@ export const openapi = {
           labels: strMap,
           networks: strList,
           publish: { type: 'array', items: str, description: "docker's -p syntax" },
+          volumes: {
+            type: 'array',
+            items: str,
+            description: "docker's -v syntax: NAME:/path or /host/path:/path[:ro]",
+          },
           restart: { type: 'string', description: 'no, always, unless-stopped, on-failure[:N]' },
           autoRemove: { type: 'boolean' },
           resources: obj(

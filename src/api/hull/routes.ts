@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { NotFoundError } from '../../common/errors.js';
-import { parseRestart, parseSignal } from '../../common/parse.js';
+import { parseRestart, parseSignal, parseVolume } from '../../common/parse.js';
 import type { CreateRequest } from '../../engine/config.js';
 import type { Engine } from '../../engine/engine.js';
 import { checkImageRemovable, imageHistory, removeImage } from '../../engine/images.js';
@@ -24,7 +24,7 @@ import { createVolume, inspectVolume, listVolumes, removeVolume, volumeUsers } f
 import { updateInstance } from '../../engine/lifecycle/update.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { type ImageRecord, pull } from '../../engine/transfer.js';
-import { ApiError, flag, noContent, type Router, sendJson } from '../http.js';
+import { ApiError, flag, messageOf, noContent, type Router, sendJson } from '../http.js';
 import { openapi } from './openapi.js';
 import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
@@ -95,11 +95,21 @@ interface CreateBody {
   labels?: Record<string, string>;
   networks?: string[];
   publish?: string[];
+  volumes?: string[];
   restart?: string;
   autoRemove?: boolean;
   resources?: { memory?: number; cpus?: number };
   vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string };
   display?: 'vnc' | 'none';
+}
+
+/** One `volumes` entry (docker's -v syntax) as a mount; a 400 naming the entry when it is malformed. */
+function volumeOf(spec: string) {
+  try {
+    return parseVolume(spec);
+  } catch (e) {
+    throw new ApiError(400, `invalid body.volumes "${spec}": ${messageOf(e)}`);
+  }
 }
 
 /** A create body (validated against CreateInstance) as the engine's request. */
@@ -122,6 +132,7 @@ export function createRequestOf(body: unknown): CreateRequest {
     ...(b.labels ? { labels: b.labels } : {}),
     ...(b.networks?.length ? { networks: b.networks } : {}),
     ...(b.publish?.length ? { publish: b.publish } : {}),
+    ...(b.volumes?.length ? { mounts: b.volumes.map(volumeOf) } : {}),
     ...(b.restart ? { restart: parseRestart(b.restart) } : {}),
     ...(b.autoRemove ? { autoRemove: true } : {}),
     ...(b.resources ? { resources: { ...b.resources } } : {}),

@@ -1,0 +1,2 @@
+// Stylesheets imported for their side effect (Vite puts them into the page's CSS).
+declare module '*.css';
