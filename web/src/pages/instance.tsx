@@ -143,7 +143,7 @@ function Stats(props: { inst: Instance }) {
         title="CPU"
         series={[{ label: 'CPU', color: '#d9480f' }]}
         data={[t, h.map((x) => x.cpuPercent)]}
-        format={(v) => `${v.toFixed(0)}%`}
+        format={(v) => `${v < 10 ? v.toFixed(1) : v.toFixed(0)}%`}
       />
       <Chart
         title={`Memory${limit ? ` (limit ${bytes(limit)})` : ''}`}

@@ -56,7 +56,7 @@ export function useHostSeries(): { s: Series; last: HostMetrics | undefined } {
   return state;
 }
 
-const pct = (v: number) => `${v.toFixed(0)}%`;
+const pct = (v: number) => `${v < 10 ? v.toFixed(1) : v.toFixed(0)}%`;
 const rate = (v: number) => `${bytes(v)}/s`;
 
 export function EventList(props: { events: HullEvent[] }) {

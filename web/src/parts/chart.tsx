@@ -79,7 +79,13 @@ export function Chart(props: {
   return (
     <figure class="chart">
       <figcaption>{props.title}</figcaption>
-      <div ref={box} class="chart-box" role="img" aria-label={`${props.title} chart`} />
+      <div
+        ref={box}
+        class="chart-box"
+        role="img"
+        aria-label={`${props.title} chart`}
+        data-points={props.data[0]?.length ?? 0}
+      />
     </figure>
   );
 }
