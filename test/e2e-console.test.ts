@@ -94,7 +94,8 @@ describe('the web console in a browser', { skip }, () => {
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--ignore-certificate-errors'],
     });
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ignoreHTTPSErrors: true });
+    context.setDefaultTimeout(20_000);
     page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     // confirm() before a removal
@@ -156,14 +157,14 @@ describe('the web console in a browser', { skip }, () => {
     await page.getByLabel('Kind').selectOption('vm');
     await page.locator('tr[data-instance="listed"]').waitFor({ state: 'detached' });
     await page.getByLabel('Kind').selectOption('');
-    await page.locator('tr[data-instance="listed"] .spark svg polyline').waitFor();
+    await page.locator('tr[data-instance="listed"] .spark svg polyline').first().waitFor({ state: 'attached' });
     await shot('instances');
   });
 
   test('creates and starts a container from the form', async () => {
     await page.getByRole('link', { name: 'Create', exact: true }).first().click();
     await page.getByRole('heading', { name: 'Create an instance' }).waitFor();
-    await page.getByLabel('Image').fill('busybox');
+    await page.getByLabel('Image', { exact: true }).fill('busybox');
     await page.getByLabel(/^Name/).fill('fromform');
     await page.getByLabel(/^Command/).fill(`sh -c 'i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.3; done'`);
     await page.getByLabel(/^Environment/).fill('GREETING=hello');
