@@ -8,7 +8,7 @@
  *   - terminal keystroke echo: a key pressed in xterm.js (a shell over the exec WebSocket) until its echo is drawn,
  *     timed inside the page (keydown to the DOM change), median and p90 of N
  *
- *   node --import tsx bench/console.ts [--iterations N] [--keys N] [--json]
+ *   node --import tsx bench/console-browser.ts [--iterations N] [--keys N] [--json]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -28,11 +28,11 @@ const repo = resolve(import.meta.dirname, '..');
 const hull = join(repo, 'dist/hull.mjs');
 if (!existsSync(join(repo, 'dist/console/index.html'))) throw new Error('dist/console is missing: run npm run build');
 if (!existsSync(CHROMIUM)) {
-  console.log("bench/console.ts skipped: no /usr/bin/chromium (Debian's chromium)");
+  console.log("bench/console-browser.ts skipped: no /usr/bin/chromium (Debian's chromium)");
   process.exit(0);
 }
 
-const work = mkdtempSync(join(tmpdir(), 'hull-bench-console-'));
+const work = mkdtempSync(join(tmpdir(), 'hull-bench-console-browser-'));
 const root = join(work, 'root');
 const sock = join(work, 'hull.sock');
 const run = (...args: string[]) => {
