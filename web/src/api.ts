@@ -181,12 +181,26 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Hull-CSRF'] = csrfToken();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(API + path, {
+  const init: RequestInit = {
     method,
     headers,
     credentials: 'same-origin',
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
+  };
+  let res: Response;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(API + path, init);
+      break;
+    } catch (e) {
+      // a dropped connection (the browser aborts requests when the host's interfaces change, as they do while
+      // instances start): a read is tried again; a change is not (it may have been done), the error says so
+      if ((method !== 'GET' && method !== 'HEAD') || attempt >= 2) {
+        throw new ApiFailure(0, `${method} ${path}: the connection to the daemon failed (${(e as Error).message})`);
+      }
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  }
   if (res.status === 401) {
     endSession();
     throw new ApiFailure(401, 'the session ended: run `hull console url` for a new link');

@@ -270,7 +270,7 @@ export function InstancePage(props: { id: string }) {
         {tab === 'overview' && (
           <>
             <Config inst={inst} />
-            <Resources key={`${inst.id}-${inst.resources.memory}-${inst.resources.cpus}`} inst={inst} onDone={reload} />
+            <Resources key={inst.id} inst={inst} onDone={reload} />
           </>
         )}
         {tab === 'stats' && <Stats inst={inst} />}

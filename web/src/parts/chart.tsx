@@ -8,8 +8,15 @@ export interface Series {
 }
 
 let lib: Promise<typeof uPlot> | undefined;
+/** The library, once; a failed fetch (a dropped connection) is tried again on the next use. */
 const load = () =>
-  (lib ??= Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default));
+  (lib ??= Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(
+    ([m]) => m.default,
+    (e: unknown) => {
+      lib = undefined;
+      throw e;
+    },
+  ));
 
 /** `data[0]` holds the times (seconds since the epoch), `data[1..]` one array per series. */
 export function Chart(props: {
@@ -27,7 +34,8 @@ export function Chart(props: {
   useEffect(() => {
     let gone = false;
     let ro: ResizeObserver | undefined;
-    void load().then((UPlot) => {
+    const retrying = () => load().catch(() => load());
+    void retrying().then((UPlot) => {
       if (gone || !box.current) return;
       const fmt = props.format ?? ((v: number) => String(v));
       const width = Math.max(200, box.current.clientWidth);
