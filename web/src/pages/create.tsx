@@ -24,6 +24,7 @@ export function Create() {
     env: '',
     command: '',
     tty: false,
+    display: false,
     start: true,
   });
   const [nets, setNets] = useState<Set<string>>(new Set());
@@ -61,6 +62,7 @@ export function Create() {
       if (nets.size) body.networks = [...nets];
       if (lines(f.ports).length) body.publish = lines(f.ports);
       if (lines(f.volumes).length) body.volumes = lines(f.volumes);
+      if (f.display) body.display = 'vnc';
       if (f.tty) {
         body.tty = true;
         body.stdin = true;
@@ -146,6 +148,10 @@ export function Create() {
         </label>
         <label>
           <input type="checkbox" name="tty" checked={f.tty} onChange={set('tty')} /> Allocate a terminal (TTY and stdin)
+        </label>
+        <label>
+          <input type="checkbox" name="display" checked={f.display} onChange={set('display')} /> Graphical display (VNC:
+          a VM's screen, or a container's X11 application), shown on the instance's Display tab
         </label>
         <label>
           <input type="checkbox" name="start" checked={f.start} onChange={set('start')} /> Start it now
