@@ -400,6 +400,24 @@ describe('the source tree', () => {
     assert.deepEqual(violations, []);
   });
 
+  test('the web console (web/src) reaches hull only through its API: it imports its own files and browser packages', () => {
+    const WEB = join(REPO, 'web', 'src');
+    const PACKAGES =
+      /^(preact(\/hooks)?|@xterm\/xterm(\/css\/xterm\.css)?|@xterm\/addon-fit|@novnc\/novnc|uplot(\/dist\/uPlot\.min\.css)?)$/;
+    const bad = files(WEB).flatMap((f) =>
+      importsOf(f, readFileSync(f, 'utf8'))
+        .filter((i) =>
+          i.spec === null
+            ? true // a module named by an expression
+            : i.spec.startsWith('.')
+              ? !resolve(dirname(f), i.spec).startsWith(WEB + '/')
+              : !PACKAGES.test(i.spec),
+        )
+        .map((i) => `${relative(REPO, f)}:${i.line} imports ${i.spec ?? '(an expression)'}`),
+    );
+    assert.deepEqual(bad, []);
+  });
+
   test('paths under the root and an instance dir are named only in src/common/paths.ts', () => {
     const pathsFile = join(SRC, 'common', 'paths.ts');
     const names = layoutNames(readFileSync(pathsFile, 'utf8'));
