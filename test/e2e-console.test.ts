@@ -162,6 +162,22 @@ describe('the web console in a browser', { skip }, () => {
     await page.getByLabel('Kind').selectOption('');
     await page.locator('tr[data-instance="listed"] .spark svg polyline').first().waitFor({ state: 'attached' });
     await shot('instances');
+    // by keyboard: on a fresh load the first Tab reaches the skip link, Enter on a row's link opens the VM's page
+    await page.reload();
+    await page.locator('tr[data-instance="guest"]').waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await page.getByRole('link', { name: 'guest', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /guest/ }).waitFor();
+    // a VM (not started): its serial console and display tabs are there, the terminal too (an image VM)
+    for (const tab of ['Configuration', 'Stats', 'Logs', 'Terminal', 'Serial console', 'Display'])
+      await page.getByRole('tab', { name: tab, exact: true }).waitFor();
+    await page.getByRole('tab', { name: 'Serial console' }).click();
+    await page.getByText('Start the VM for its console.').waitFor();
+    await shot('vm');
+    await page.goBack();
+    await page.locator('tr[data-instance="listed"]').waitFor();
   });
 
   test('creates and starts a container from the form', async () => {
@@ -300,6 +316,9 @@ describe('the web console in a browser', { skip }, () => {
     await phone.getByRole('button', { name: 'Menu' }).click();
     await phone.getByRole('link', { name: 'Overview' }).click();
     await phone.getByRole('heading', { name: 'Overview' }).waitFor();
+    await phone.waitForFunction(() =>
+      [...document.querySelectorAll('[data-points]')].every((e) => Number(e.getAttribute('data-points')) >= 2),
+    );
     await shot('phone-overview', phone);
     await phone.close();
   });
