@@ -98,6 +98,12 @@ try {
   await p2.goto(`${base}/`);
   await p2.getByRole('heading', { name: 'Overview' }).waitFor();
   await p2.locator('.uplot').first().waitFor();
+  // what went over the wire (the daemon compresses: brotli when the browser takes it)
+  const served = await p2.evaluate(() =>
+    (performance.getEntriesByType('resource') as PerformanceResourceTiming[])
+      .filter((e) => e.name.endsWith('.js'))
+      .reduce((a, e) => a + e.encodedBodySize, 0),
+  );
   await p2.close();
   const assets = join(repo, 'dist/console');
   const sizeOf = (path: string) => {
@@ -176,6 +182,7 @@ try {
       entryGzip: initial.gzip,
       overviewGzip: overview.gzip,
       overviewRaw: overview.raw,
+      overviewServed: served,
       chunksGzip: chunks,
     },
     timeToUsableMs: { warmMedian: median(warm), coldMedian: median(cold) },
@@ -185,7 +192,7 @@ try {
   else {
     const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
     console.log(
-      `first load, JS: entry ${kb(initial.gzip)} gzip; the overview's scripts ${kb(overview.gzip)} gzip (${kb(overview.raw)} raw)`,
+      `first load, JS: entry ${kb(initial.gzip)} gzip; the overview's scripts ${kb(overview.gzip)} gzip, ${kb(served)} as served (${kb(overview.raw)} raw)`,
     );
     console.log(
       `later chunks (gzip): ${Object.entries(chunks)
