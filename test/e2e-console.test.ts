@@ -3,8 +3,9 @@
  * on a free loopback port and a private root. Logs in through the link `hull console url` prints; sees a container
  * and a VM (created by the CLI, not booted: TCG boots are slow) listed; creates a container from the form; types
  * into its terminal (xterm.js over the exec WebSocket) and checks the file with `hull exec`; watches its logs
- * stream; changes its memory limit live and checks it; stops and removes it; a request without a session gets 401;
- * a cross-site POST is refused. Screenshots of every page (1280×800 and a phone's 390 px) go to
+ * stream; changes its memory limit live and checks it; stops and removes it; shows a VM's screen through noVNC (a
+ * disk-image VM booting a blank disk); a request without a session gets 401; a cross-site
+ * POST is refused. Screenshots of every page (1280×800 and a phone's 390 px) go to
  * test-artifacts/console/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -337,6 +338,32 @@ describe('the web console in a browser', { skip }, () => {
     await page.locator('tr[data-volume="console-data"]').waitFor({ state: 'detached' });
     assert.doesNotMatch(await root.ok('volume', 'ls', '-q'), /console-data/);
     assert.deepEqual(pageErrors, []);
+  });
+
+  test("a VM's graphical console: noVNC draws its screen", async () => {
+    // a disk that boots nothing: the screen holds QEMU's or SeaBIOS's text (disk-image VMs have a display by default)
+    const disk = join(work, 'blank.qcow2');
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']).status, 0);
+    await root.ok('vm', 'create', '--disk', disk, '--name', 'desk', '--start');
+    await page.goto(`${base}/instances/desk?tab=display`);
+    await page.getByRole('status').filter({ hasText: 'display: connected' }).waitFor({ timeout: 120_000 });
+    // not blank: some pixel differs from the first
+    await page.waitForFunction(
+      () => {
+        const c = document.querySelector<HTMLCanvasElement>('[data-vnc] canvas');
+        if (!c || !c.width || !c.height) return false;
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
+        return false;
+      },
+      undefined,
+      { timeout: 120_000, polling: 500 },
+    );
+    await page.getByRole('button', { name: 'Send Ctrl-Alt-Del' }).waitFor();
+    await page.getByRole('button', { name: 'Fullscreen' }).waitFor();
+    await shot('display');
+    await page.goto(`${base}/instances`);
+    await root.ok('rm', '-f', 'desk');
   });
 
   test('logout ends the session', async () => {
