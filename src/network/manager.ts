@@ -323,7 +323,7 @@ export class NetworkManager {
         for (const [i, n] of req.networks.entries()) {
           await this.attachOne(req, n, `eth${i}`, i === 0 ? req.ports : [], taken);
         }
-        trace('network: CNI ADD done');
+        trace('network: attached');
         await this.syncDns(req.networks.map((n) => n.name));
         trace('network: DNS updated');
       } catch (e) {
@@ -544,13 +544,18 @@ export class NetworkManager {
       sysctl('net/ipv4/ip_forward', '1');
       if (def.ipv6) sysctl('net/ipv6/conf/all/forwarding', '1');
       const newBridge = !existsSync(`/sys/class/net/${def.bridge}`);
-      await ipBatch(hostLinkScript(def, st, req.netnsPath, newBridge));
-      // published ports reached on 127.0.0.1 leave through the bridge with a loopback source until masqueraded
-      if (newBridge) sysctl(`net/ipv4/conf/${def.bridge}/route_localnet`, '1');
-      await Promise.all([
-        ipBatch(netnsLinkScript(st, first, first && !def.internal), req.netnsPath),
+      const links = async () => {
+        await ipBatch(hostLinkScript(def, st, req.netnsPath, newBridge));
+        // published ports reached on 127.0.0.1 leave through the bridge with a loopback source until masqueraded
+        if (newBridge) sysctl(`net/ipv4/conf/${def.bridge}/route_localnet`, '1');
+        await ipBatch(netnsLinkScript(st, first, first && !def.internal), req.netnsPath);
+      };
+      // rules name the bridge and address, not the links: both go at once (a failure of either undoes both below)
+      const results = await Promise.allSettled([
+        links(),
         this.applyNativeRules(def, req.instanceId, st.rules, newBridge),
       ]);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
       trace('network: native attach done');
       if (attachment.address && ipv6Available()) proxyPid = await startProxy(path, claimed, addressOf(st.address));
     } catch (e) {
@@ -716,17 +721,26 @@ export class NetworkManager {
 
   private async teardownLocked(instanceId: string, netnsPath: string): Promise<void> {
     const recs = this.records(instanceId);
+    // nothing of the instance's is there (the clean slate before an attach, the second detach of an --rm)
+    if (recs.length === 0 && !existsSync(join(this.attachDir, instanceId)) && !existsSync(netnsPath)) return;
     const problems: string[] = [];
-    for (const r of recs.reverse()) {
-      try {
-        await this.detachOne(r, instanceId);
-      } catch (e) {
-        problems.push((e as Error).message);
+    const detach = async () => {
+      for (const r of recs.reverse()) {
+        try {
+          await this.detachOne(r, instanceId);
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
       }
+    };
+    // the CNI plugins' DEL works inside the namespace; the native backend's detach does not need it
+    if (recs.every((r) => r.native)) await Promise.all([detach(), removeNetns(netnsPath)]);
+    else {
+      await detach();
+      await removeNetns(netnsPath);
     }
     rmSync(join(this.attachDir, instanceId), { recursive: true, force: true });
-    trace('network: CNI DEL done');
-    await removeNetns(netnsPath);
+    trace('network: detached');
     await this.retireIfUnused(recs.map((r) => r.network));
     trace('network: unused bridges retired');
     await this.syncDns([]);
@@ -834,13 +848,13 @@ export class NetworkManager {
       (b) =>
         existsSync(join(this.markerDir, `${b.bridge}.cni`)) || !existsSync(join(this.markerDir, `${b.bridge}.native`)),
     );
-    await this.retireNative(names);
-    if (cni.length > 0) {
+    const legacy = async () => {
+      if (cni.length === 0) return;
       // IPv6 only when some chain of hull's or the plugins' is there (dual-stack networks put them there)
       const v6 = (await tableRules('filter', true)).some((l) => / (HULL-ISOLATION-1|CNI-FORWARD)$/.test(l));
       await Promise.all([this.retireRules(cni, false), ...(v6 ? [this.retireRules(cni, true)] : [])]);
-    }
-    await Promise.all(names.map((b) => deleteLink(b)));
+    };
+    await Promise.all([this.retireNative(names), legacy(), ...names.map((b) => deleteLink(b))]);
     for (const b of names) rmSync(join(this.markerDir, `${b}.cni`), { force: true });
   }
 
