@@ -1,7 +1,8 @@
 /**
  * The network driver: joins instances to hull networks and takes them out again. The engine hands it a
- * network namespace path and what the instance asked for; it runs the CNI plugin chain of each network into
- * that namespace (./cni.ts), keeps each ADD result for DEL, publishes ports, writes DNS records
+ * network namespace path and what the instance asked for; it sets each network up in that namespace with hull's
+ * own set-up (./native.ts, the default) or the CNI plugin chain (./cni.ts; HULL_NETWORK_BACKEND=cni), records
+ * what it added (the native state, or the ADD result for DEL), publishes ports, writes DNS records
  * (./dns.ts), and returns the attachments (interface, address, gateway, bridge) for the instance's driver.
  * A VM driver later uses the same attachments: it creates a tap inside the namespace and connects it to the
  * CNI veth, so the guest gets the address the same IPAM handed out.
@@ -17,8 +18,11 @@
  *
  * State under <root>/networks:
  *   <name>.json                 definitions (./store.ts)
- *   attachments/<id>/<net>.json per instance and network: the conflist used, the runtime args, the ADD result
- *   ipam/                       host-local's leases (its dataDir)
+ *   attachments/<id>/<net>.json per instance and network: the native state (veth, addresses, leases, port rules),
+ *                               or the conflist used, the runtime args, the ADD result
+ *   ipam/                       leases in host-local's format (its dataDir; the native backend's IPAM uses it too)
+ *   backend/<bridge>.native     the native backend's rules of a network (deleted when its bridge is retired)
+ *   backend/<bridge>.cni        a CNI attach served this bridge (its retirement cleans up after the plugins)
  *   aardvark/                   aardvark-dns's config dir (one file per network) and pid file
  *   holders/<pid>               processes that keep idle networks up (pid and start time; a dead one's file is ignored)
  *   .lock.db                    serialises all of this between hull processes and tasks (host/lock.ts)
