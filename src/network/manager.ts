@@ -317,12 +317,11 @@ export class NetworkManager {
   async setup(req: AttachRequest): Promise<InstanceNetwork> {
     return this.lock(async () => {
       try {
-        await createNetns(req.netnsPath);
-        trace('network: namespace made');
-        // the native backend brings loopback up in its first namespace batch
-        if (networkBackend() === 'cni')
+        // the native backend makes the namespace with its first network's batch (loopback up included)
+        if (networkBackend() === 'cni') {
+          await createNetns(req.netnsPath);
           await cniAdd(LOOPBACK, { containerId: req.instanceId, netns: req.netnsPath, ifname: 'lo' });
-        else if (req.networks.length === 0) await ipBatch(['link set dev lo up'], req.netnsPath);
+        } else if (req.networks.length === 0) await createNetns(req.netnsPath, 'link set dev lo up\n');
         const taken = new Set<string>();
         for (const [i, n] of req.networks.entries()) {
           await this.attachOne(req, n, `eth${i}`, i === 0 ? req.ports : [], taken);
@@ -549,10 +548,18 @@ export class NetworkManager {
       if (def.ipv6) sysctl('net/ipv6/conf/all/forwarding', '1');
       const newBridge = !existsSync(`/sys/class/net/${def.bridge}`);
       const links = async () => {
-        await ipBatch(hostLinkScript(def, st, req.netnsPath, newBridge));
+        const inside = netnsLinkScript(st, {
+          loopback: first,
+          defaultRoute: first && !def.internal,
+          hostNs: `/proc/${process.pid}/ns/net`,
+          ...(def.mtu ? { mtu: def.mtu } : {}),
+        });
+        if (netnsMounted(req.netnsPath)) await ipBatch(inside, req.netnsPath);
+        else await createNetns(req.netnsPath, `${inside.join('\n')}\n`);
+        trace('network: namespace and veth made');
+        await ipBatch(hostLinkScript(def, st, newBridge));
         // published ports reached on 127.0.0.1 leave through the bridge with a loopback source until masqueraded
         if (newBridge) sysctl(`net/ipv4/conf/${def.bridge}/route_localnet`, '1');
-        await ipBatch(netnsLinkScript(st, first, first && !def.internal), req.netnsPath);
       };
       // rules name the bridge and address, not the links: both go at once (a failure of either undoes both below)
       const results = await Promise.allSettled([

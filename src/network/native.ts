@@ -6,9 +6,10 @@
  *  - IPAM: host-local's own lease files (<root>/networks/ipam/<cni name>/<address>, holding "id\r\nifname", and
  *    last_reserved_ip.N for round-robin), created with O_EXCL under the network lock. Sharing host-local's format
  *    lets both backends hand out addresses on one network at the same time without ever giving one twice.
- *  - links: one `ip -batch` in the host (the bridge with its gateway addresses when it is missing, the veth pair
- *    with its instance end created straight inside the namespace, the host end on the bridge with hairpin mode)
- *    and one in the namespace (loopback up, addresses, routes); sysctls by writing /proc/sys.
+ *  - links: one `ip -batch` in the namespace, run by the program that makes it (`unshare --net=PATH ip -batch -`:
+ *    loopback up, the veth pair with its host end sent to the host, addresses, routes) and one in the host (the
+ *    bridge with its gateway addresses when it is missing, the host end on it with hairpin mode); sysctls by
+ *    writing /proc/sys.
  *  - iptables: one `iptables-restore --noflush` per attach and per detach (ip6tables too on dual-stack networks),
  *    into hull's chains: HULL-FORWARD (forwarding to and from bridges), HULL-POSTROUTING (masquerade, hairpin and
  *    localhost SNAT of published ports), HULL-HOSTPORT-DNAT (published ports, from PREROUTING and OUTPUT for
@@ -364,11 +365,13 @@ export function restoreScript(ops: { filter: string[]; nat: string[] }): string 
 
 // ----- links -----
 
-/** The host's `ip -batch` lines of an attach: the bridge when `withBridge`, the veth pair into the namespace. */
+/**
+ * The host's `ip -batch` lines of an attach: the bridge when `withBridge`, then the host end of the veth pair
+ * (made from inside the namespace, see netnsLinkScript) onto the bridge, hairpin on, up.
+ */
 export function hostLinkScript(
   def: Pick<NetworkDef, 'bridge' | 'subnet' | 'gateway' | 'mtu' | 'ipv6'>,
-  st: Pick<NativeState, 'hostVeth' | 'ifname' | 'mac'>,
-  netnsPath: string,
+  st: Pick<NativeState, 'hostVeth'>,
   withBridge: boolean,
 ): string[] {
   const b = def.bridge;
@@ -383,7 +386,6 @@ export function hostLinkScript(
     );
   }
   out.push(
-    `link add ${st.hostVeth}${mtu} type veth peer name ${st.ifname}${mtu} address ${st.mac} netns ${netnsPath}`,
     `link set dev ${st.hostVeth} master ${b}`,
     `link set dev ${st.hostVeth} type bridge_slave hairpin on`,
     `link set dev ${st.hostVeth} up`,
@@ -391,18 +393,23 @@ export function hostLinkScript(
   return out;
 }
 
-/** The namespace's `ip -batch` lines: loopback up, the addresses, the interface up, the routes. */
+/**
+ * The namespace's `ip -batch` lines: loopback up, the veth pair made here with its host end sent to the host's
+ * namespace (`hostNs`, e.g. /proc/PID/ns/net), the addresses, the interface up, the default routes. Run by the
+ * same program that makes the namespace (`unshare --net=PATH ip -batch -`) or, for a later network, in it.
+ */
 export function netnsLinkScript(
-  st: Pick<NativeState, 'ifname' | 'address' | 'gateway' | 'address6' | 'gateway6'>,
-  withLoopback: boolean,
-  defaultRoute: boolean,
+  st: Pick<NativeState, 'hostVeth' | 'ifname' | 'mac' | 'address' | 'gateway' | 'address6' | 'gateway6'>,
+  opts: { loopback: boolean; defaultRoute: boolean; hostNs: string; mtu?: number },
 ): string[] {
+  const mtu = opts.mtu ? ` mtu ${opts.mtu}` : '';
   return [
-    ...(withLoopback ? ['link set dev lo up'] : []),
+    ...(opts.loopback ? ['link set dev lo up'] : []),
+    `link add ${st.ifname}${mtu} address ${st.mac} type veth peer name ${st.hostVeth}${mtu} netns ${opts.hostNs}`,
     `addr add ${st.address} dev ${st.ifname}`,
     ...(st.address6 ? [`addr add ${st.address6} dev ${st.ifname} nodad`] : []),
     `link set dev ${st.ifname} up`,
-    ...(defaultRoute && st.gateway ? [`route add default via ${st.gateway} dev ${st.ifname}`] : []),
-    ...(defaultRoute && st.gateway6 ? [`route add default via ${st.gateway6} dev ${st.ifname}`] : []),
+    ...(opts.defaultRoute && st.gateway ? [`route add default via ${st.gateway} dev ${st.ifname}`] : []),
+    ...(opts.defaultRoute && st.gateway6 ? [`route add default via ${st.gateway6} dev ${st.ifname}`] : []),
   ];
 }

@@ -276,38 +276,44 @@ describe('rules', () => {
   });
 });
 
-test('ip batches: the bridge only when new; the veth made straight into the namespace; routes on the first interface', () => {
+test('ip batches: the bridge only when new; the veth made inside the namespace, its host end sent out; routes on the first', () => {
   const st = { hostVeth: 'vh0123456789a', ifname: 'eth0', mac: '02:42:0a:59:01:02' };
-  const withBridge = hostLinkScript({ ...def, mtu: 1400 }, st, '/r/netns/x', true);
-  assert.deepEqual(withBridge.slice(0, 3), [
+  const withBridge = hostLinkScript({ ...def, mtu: 1400 }, st, true);
+  assert.deepEqual(withBridge, [
     `link add ${def.bridge} mtu 1400 type bridge`,
     `addr add 10.89.1.1/24 dev ${def.bridge}`,
     `link set dev ${def.bridge} up`,
+    `link set dev vh0123456789a master ${def.bridge}`,
+    'link set dev vh0123456789a type bridge_slave hairpin on',
+    'link set dev vh0123456789a up',
   ]);
-  assert.ok(
-    withBridge.includes(
-      'link add vh0123456789a mtu 1400 type veth peer name eth0 mtu 1400 address 02:42:0a:59:01:02 netns /r/netns/x',
-    ),
-  );
-  assert.ok(withBridge.includes('link set dev vh0123456789a type bridge_slave hairpin on'));
-  assert.equal(hostLinkScript(def, st, '/r/netns/x', false)[0]!.startsWith('link add vh'), true);
+  assert.equal(hostLinkScript(def, st, false)[0], `link set dev vh0123456789a master ${def.bridge}`);
+  const ds = hostLinkScript({ ...def, ipv6: { subnet: 'fd00::/64', gateway: 'fd00::1' } }, st, true);
+  assert.ok(ds.includes(`addr add fd00::1/64 dev ${def.bridge} nodad`));
   const ns = netnsLinkScript(
-    { ifname: 'eth0', address: '10.89.1.2/24', gateway: '10.89.1.1', address6: 'fd00::2/64', gateway6: 'fd00::1' },
-    true,
-    true,
+    { ...st, address: '10.89.1.2/24', gateway: '10.89.1.1', address6: 'fd00::2/64', gateway6: 'fd00::1' },
+    { loopback: true, defaultRoute: true, hostNs: '/proc/1/ns/net', mtu: 1400 },
   );
   assert.deepEqual(ns, [
     'link set dev lo up',
+    'link add eth0 mtu 1400 address 02:42:0a:59:01:02 type veth peer name vh0123456789a mtu 1400 netns /proc/1/ns/net',
     'addr add 10.89.1.2/24 dev eth0',
     'addr add fd00::2/64 dev eth0 nodad',
     'link set dev eth0 up',
     'route add default via 10.89.1.1 dev eth0',
     'route add default via fd00::1 dev eth0',
   ]);
-  assert.deepEqual(netnsLinkScript({ ifname: 'eth1', address: '10.89.2.2/24', gateway: '10.89.2.1' }, false, false), [
-    'addr add 10.89.2.2/24 dev eth1',
-    'link set dev eth1 up',
-  ]);
+  assert.deepEqual(
+    netnsLinkScript(
+      { ...st, ifname: 'eth1', address: '10.89.2.2/24', gateway: '10.89.2.1' },
+      { loopback: false, defaultRoute: false, hostNs: '/proc/1/ns/net' },
+    ),
+    [
+      'link add eth1 address 02:42:0a:59:01:02 type veth peer name vh0123456789a netns /proc/1/ns/net',
+      'addr add 10.89.2.2/24 dev eth1',
+      'link set dev eth1 up',
+    ],
+  );
 });
 
 test('/proc/net/route parsing', () => {
