@@ -146,6 +146,8 @@ export class NetworkManager {
   readonly dns: Aardvark;
   /** the DNS server of --internal networks: it never forwards (see ./dns.ts) */
   readonly dnsInternal: Aardvark;
+  /** per instance: the wait for DNS servers its set-up started (see dnsReady) */
+  private readonly dnsPending = new Map<string, Promise<void>>();
 
   constructor(readonly root: string) {
     this.store = new NetworkStore(root);
@@ -327,7 +329,17 @@ export class NetworkManager {
           await this.attachOne(req, n, `eth${i}`, i === 0 ? req.ports : [], taken);
         }
         trace('network: attached');
-        await this.syncDns(req.networks.map((n) => n.name));
+        // the wait for a starting DNS server to listen is left to dnsReady(), before the process starts
+        const waits: Promise<void>[] = [];
+        await this.syncDns(
+          req.networks.map((n) => n.name),
+          (p) => waits.push(p),
+        );
+        if (waits.length > 0)
+          this.dnsPending.set(
+            req.instanceId,
+            Promise.all(waits).then(() => undefined),
+          );
         trace('network: DNS updated');
       } catch (e) {
         await this.teardownLocked(req.instanceId, req.netnsPath).catch(() => undefined);
@@ -725,12 +737,22 @@ export class NetworkManager {
     });
   }
 
+  /** Wait until the DNS servers the instance's set-up started listen (a no-op when none was started). */
+  async dnsReady(instanceId: string): Promise<void> {
+    const p = this.dnsPending.get(instanceId);
+    if (!p) return;
+    this.dnsPending.delete(instanceId);
+    await p;
+    trace('network: DNS listening');
+  }
+
   /** Take the instance off every network and remove its namespace. Idempotent. */
   async teardown(instanceId: string, netnsPath: string): Promise<void> {
     await this.lock(() => this.teardownLocked(instanceId, netnsPath));
   }
 
   private async teardownLocked(instanceId: string, netnsPath: string): Promise<void> {
+    this.dnsPending.delete(instanceId);
     const recs = this.records(instanceId);
     // nothing of the instance's is there (the clean slate before an attach, the second detach of an --rm)
     if (recs.length === 0 && !existsSync(join(this.attachDir, instanceId)) && !existsSync(netnsPath)) return;
@@ -905,7 +927,7 @@ export class NetworkManager {
   // ----- DNS -----
 
   /** Rewrite the aardvark files of these networks from the attachment records, then start/reload/stop aardvark. */
-  private async syncDns(networks: string[]): Promise<void> {
+  private async syncDns(networks: string[], deferWait?: (listening: Promise<void>) => void): Promise<void> {
     const all = new Set(networks);
     const servers = [this.dns, this.dnsInternal];
     // networks whose file exists but whose records may have changed (teardown passes [])
@@ -938,7 +960,7 @@ export class NetworkManager {
         d.write(name, def?.gateway ?? '', d === server ? records : [], keep && d === server && !!def?.dns);
       if (records.length > 0 && networks.includes(name) && !waitFor.has(server)) waitFor.set(server, def!.gateway);
     }
-    for (const d of servers) await d.sync(waitFor.get(d));
+    for (const d of servers) await d.sync(waitFor.get(d), deferWait);
   }
 
   private instanceNetwork(req: AttachRequest): InstanceNetwork {
