@@ -127,6 +127,16 @@ export function allocate(
   ifname: string,
   wanted?: string,
 ): { address: string; address6?: string; leases: string[] } {
+  // a lease of this instance's own is stale (a hull killed after leasing, before recording): it is free again
+  const own = (a: string) => {
+    try {
+      return readFileSync(join(dir, a), 'utf8').split('\r\n')[0] === id;
+    } catch {
+      return false;
+    }
+  };
+  const stale = leasedAddresses(dir).filter(own);
+  releaseLeases(stale.map((a) => join(dir, a)));
   const leased = new Set(leasedAddresses(dir));
   const leases: string[] = [];
   const v4taken = new Set([...leased].filter((a) => !a.includes(':')).map((a) => parseIp(a)));

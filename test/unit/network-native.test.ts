@@ -94,6 +94,8 @@ describe('IPAM', () => {
         },
       );
       assert.deepEqual(leasedAddresses(dir).sort(), ['10.89.1.2', '10.89.1.3', '10.89.1.4', '10.89.1.5']);
+      // a lease the instance itself left (killed before recording it) does not keep it from its --ip
+      assert.equal(allocate(dir, def, 'd'.repeat(64), 'eth0', '10.89.1.2').address, '10.89.1.2/24');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
