@@ -7,6 +7,9 @@
  * host's iperf3 (its /usr bound read-only into busybox): no image to pull, the same binary on both sides.
  *
  *   node --import tsx bench/network.ts [--seconds N] [--runs N] [--json]
+ *
+ * With --attach [--iterations N]: instead, the cost of joining a network, each of hull's backends (native, cni)
+ * against dockerd, CLI alone and through the daemon (./network-attach.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -20,6 +23,11 @@ const asJson = argv.includes('--json');
 const repo = resolve(import.meta.dirname, '..');
 const hullEntry = join(repo, 'dist/hull.mjs');
 if (!existsSync(hullEntry)) throw new Error('dist/hull.mjs is missing: run npm run build (or npm test) first');
+if (argv.includes('--attach')) {
+  const { attachBench } = await import('./network-attach.js');
+  await attachBench(hullEntry, Number(argv[argv.indexOf('--iterations') + 1] || 0) || 10, asJson);
+  process.exit(0);
+}
 if (spawnSync('iperf3', ['-v']).status !== 0) throw new Error('iperf3 is missing: run scripts/setup.sh');
 
 const root = mkdtempSync(join(tmpdir(), 'hull-bench-net-'));

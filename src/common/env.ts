@@ -13,6 +13,8 @@
  *   HULL_CNI_PATH                where the CNI plugins are, colon separated (default /usr/lib/cni:/opt/cni/bin)
  *   HULL_AARDVARK                the aardvark-dns binary (default: found on PATH or in /usr/lib/podman)
  *   HULL_NETWORK_LOCK            the host-wide network lock file (default /run/hull/network.lock.db)
+ *   HULL_NETWORK_BACKEND         how instances join networks: native (hull's own set-up, the default) or cni (the
+ *                                CNI plugin chain); attachments made by either are undone by the same one
  *   HULL_QEMU                    the qemu-system-x86_64 binary
  *   HULL_VIRTIOFSD               the virtiofsd binary
  *   HULL_VM_AGENT                the guest agent binary packed into VMs' initramfs (default guest/hull-agent)
@@ -41,6 +43,7 @@ type Name =
   | 'HULL_CNI_PATH'
   | 'HULL_AARDVARK'
   | 'HULL_NETWORK_LOCK'
+  | 'HULL_NETWORK_BACKEND'
   | 'HULL_QEMU'
   | 'HULL_VIRTIOFSD'
   | 'HULL_VM_AGENT'

@@ -27,3 +27,22 @@ export async function applyBatch(table: Table, lines: string[], ipv6 = false): P
     input: `*${table}\n${lines.join('\n')}\nCOMMIT\n`,
   });
 }
+
+/** The filter and nat tables of one family, as `iptables-save` prints them (one program start). */
+export async function saveTables(ipv6 = false): Promise<string> {
+  const r = await runProgram(ipv6 ? 'ip6tables-save' : 'iptables-save', [], { allowFailure: true });
+  return r.status === 0 ? r.stdout : '';
+}
+
+/**
+ * Apply an iptables-restore --noflush script spanning several tables in one run. Resolves false when the program
+ * refused it (a rule to delete was not there, a chain was missing): nothing of it was applied then.
+ */
+export async function restoreTables(script: string, ipv6 = false): Promise<boolean> {
+  if (script === '') return true;
+  const r = await runProgram(ipv6 ? 'ip6tables-restore' : 'iptables-restore', ['-w', '--noflush'], {
+    input: script,
+    allowFailure: true,
+  });
+  return r.status === 0;
+}

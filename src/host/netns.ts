@@ -24,13 +24,19 @@ export function netnsMounted(path: string): boolean {
   });
 }
 
-/** Create a new, empty network namespace pinned at `path`. Its loopback is down (the loopback plugin brings it up). */
-export async function createNetns(path: string): Promise<void> {
+/**
+ * Create a new network namespace pinned at `path`: empty (its loopback is down; the loopback plugin brings it up), or
+ * configured by the `ip -batch` commands `ipBatch`, run inside it by the same program start. A failed batch leaves
+ * the namespace pinned (the caller's clean-up removes it, as after any failed attach).
+ */
+export async function createNetns(path: string, ipBatch?: string): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (netnsMounted(path)) return;
   writeFileSync(path, '', { mode: 0o600 });
   try {
-    await runProgram('unshare', [`--net=${path}`, 'true'], {
+    // with ipBatch, the same program start configures the new namespace: `ip -batch -` runs inside it
+    await runProgram('unshare', [`--net=${path}`, ...(ipBatch ? ['ip', '-batch', '-'] : ['true'])], {
+      ...(ipBatch ? { input: ipBatch } : {}),
       hint: 'hull needs to create network namespaces (run it as root)',
     });
   } catch (e) {

@@ -127,10 +127,10 @@ export class Aardvark {
   }
 
   /**
-   * Make the server match the files: start it (and wait until it listens on `waitFor`, a gateway address),
-   * tell a running one to reload, or stop it when no network has records left.
+   * Make the server match the files: start it (and wait until it listens on `waitFor`, a gateway address, or hand
+   * that wait to `deferWait`), tell a running one to reload, or stop it when no network has records left.
    */
-  async sync(waitFor?: string): Promise<void> {
+  async sync(waitFor?: string, deferWait?: (listening: Promise<void>) => void): Promise<void> {
     const pid = this.pid();
     if (this.networkFiles().length === 0) {
       if (pid) {
@@ -158,7 +158,10 @@ export class Aardvark {
         hint: 'aardvark-dns (the DNS server of hull networks) could not start',
       });
     }
-    if (waitFor) await waitListening(waitFor, 53, 3000);
+    if (!waitFor) return;
+    // the caller may wait later (until the instance's process starts), overlapping the runtime's create
+    if (deferWait) deferWait(waitListening(waitFor, 53, 3000));
+    else await waitListening(waitFor, 53, 3000);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The network driver: joins instances to hull networks and takes them out again. The engine hands it a
- * network namespace path and what the instance asked for; it runs the CNI plugin chain of each network into
- * that namespace (./cni.ts), keeps each ADD result for DEL, publishes ports, writes DNS records
+ * network namespace path and what the instance asked for; it sets each network up in that namespace with hull's
+ * own set-up (./native.ts, the default) or the CNI plugin chain (./cni.ts; HULL_NETWORK_BACKEND=cni), records
+ * what it added (the native state, or the ADD result for DEL), publishes ports, writes DNS records
  * (./dns.ts), and returns the attachments (interface, address, gateway, bridge) for the instance's driver.
  * A VM driver later uses the same attachments: it creates a tap inside the namespace and connects it to the
  * CNI veth, so the guest gets the address the same IPAM handed out.
@@ -17,23 +18,48 @@
  *
  * State under <root>/networks:
  *   <name>.json                 definitions (./store.ts)
- *   attachments/<id>/<net>.json per instance and network: the conflist used, the runtime args, the ADD result
- *   ipam/                       host-local's leases (its dataDir)
+ *   attachments/<id>/<net>.json per instance and network: the native state (veth, addresses, leases, port rules),
+ *                               or the conflist used, the runtime args, the ADD result
+ *   ipam/                       leases in host-local's format (its dataDir; the native backend's IPAM uses it too)
+ *   backend/<bridge>.native     the native backend's rules of a network (deleted when its bridge is retired)
+ *   backend/<bridge>.cni        a CNI attach served this bridge (its retirement cleans up after the plugins)
  *   aardvark/                   aardvark-dns's config dir (one file per network) and pid file
  *   holders/<pid>               processes that keep idle networks up (pid and start time; a dead one's file is ignored)
  *   .lock.db                    serialises all of this between hull processes and tasks (host/lock.ts)
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import type { InstanceNetwork, NetworkAttachment, NetworkRequest, PortMapping } from '../common/instance.js';
 import { createNetns, netnsMounted, removeNetns } from '../host/netns.js';
 import { deleteLink, linkExists, listRoutes } from '../host/iplink.js';
-import { applyBatch, tableRules } from '../host/iptables.js';
+import { applyBatch, restoreTables, saveTables, tableRules } from '../host/iptables.js';
+import { runProgram } from '../host/proc.js';
+import {
+  allocate,
+  type Backend,
+  deletions,
+  emptyRules,
+  ensureOps,
+  hostLinkScript,
+  hostVethName,
+  ISO1,
+  ISO2,
+  macFor,
+  type NativeState,
+  netnsLinkScript,
+  networkRules,
+  parseSave,
+  portRules,
+  presentDeletions,
+  releaseLeases,
+  restoreScript,
+  type TableRules,
+} from './native.js';
 import { cniAdd, cniCheck, cniDel, CNI_VERSION, type CniConfList, type CniResult, type CniRuntime } from './cni.js';
 import { Aardvark } from './dns.js';
-import { cidrContains, formatIp, hostRange, parseCidr, parseIp } from './ipv4.js';
+import { addressOf, cidrContains, formatIp, hostRange, parseCidr, parseIp } from './ipv4.js';
 import { withLock } from '../host/lock.js';
 import { trace } from '../common/trace.js';
 import { claimPorts, ipv6Available } from './ports.js';
@@ -50,7 +76,10 @@ import { processStartTime, sameProcessAlive } from '../host/proc.js';
  */
 interface AttachmentRecord {
   network: string;
-  conflist: CniConfList;
+  /** the CNI backend's chain (absent for the native backend's attachments) */
+  conflist?: CniConfList;
+  /** the native backend's attachment: what it added (./native.ts) */
+  native?: NativeState;
   runtime: CniRuntime;
   result?: CniResult;
   attachment?: NetworkAttachment;
@@ -74,9 +103,41 @@ export interface AttachRequest {
 
 const LOOPBACK: CniConfList = { cniVersion: CNI_VERSION, name: 'hull-loopback', plugins: [{ type: 'loopback' }] };
 
-/** hull's own filter chains, docker's two-stage isolation: traffic may leave a bridge, but not into another hull bridge. */
-const ISO1 = 'HULL-ISOLATION-1';
-const ISO2 = 'HULL-ISOLATION-2';
+/**
+ * Which set-up joins instances to networks: `native` (./native.ts, hull's own, in a few program starts) or `cni`
+ * (the CNI plugin chain). HULL_NETWORK_BACKEND picks; attachments made by either are undone by the same one.
+ */
+export function networkBackend(): Backend {
+  const b = hullEnv('HULL_NETWORK_BACKEND') ?? 'native';
+  if (b !== 'cni' && b !== 'native')
+    throw new InvalidArgumentError(`invalid HULL_NETWORK_BACKEND "${b}": use native or cni`);
+  return b;
+}
+
+/** Run `ip -batch` (inside the namespace at `netnsPath` when given). */
+async function ipBatch(lines: string[], netnsPath?: string): Promise<void> {
+  if (lines.length === 0) return;
+  const argv = ['ip', '-batch', '-'];
+  await runProgram(
+    netnsPath ? 'nsenter' : argv[0]!,
+    netnsPath ? [`--net=${netnsPath}`, '--', ...argv] : argv.slice(1),
+    {
+      input: `${lines.join('\n')}\n`,
+      hint: 'hull needs iproute2 and veth/bridge support in the kernel for its networks',
+    },
+  );
+}
+
+/** Write a sysctl of hull's network namespace when it differs. */
+function sysctl(path: string, value: string): void {
+  const p = `/proc/sys/${path}`;
+  try {
+    if (readFileSync(p, 'utf8').trim() === value) return;
+    writeFileSync(p, value);
+  } catch {
+    /* a missing knob (IPv6 off) */
+  }
+}
 /** The host-wide network lock (see NetworkManager.lock). */
 const hostLock = () => hullEnv('HULL_NETWORK_LOCK') ?? hostPaths.networkLock;
 
@@ -85,6 +146,8 @@ export class NetworkManager {
   readonly dns: Aardvark;
   /** the DNS server of --internal networks: it never forwards (see ./dns.ts) */
   readonly dnsInternal: Aardvark;
+  /** per instance: the wait for DNS servers its set-up started (see dnsReady) */
+  private readonly dnsPending = new Map<string, Promise<void>>();
 
   constructor(readonly root: string) {
     this.store = new NetworkStore(root);
@@ -256,14 +319,27 @@ export class NetworkManager {
   async setup(req: AttachRequest): Promise<InstanceNetwork> {
     return this.lock(async () => {
       try {
-        await createNetns(req.netnsPath);
-        await cniAdd(LOOPBACK, { containerId: req.instanceId, netns: req.netnsPath, ifname: 'lo' });
+        // the native backend makes the namespace with its first network's batch (loopback up included)
+        if (networkBackend() === 'cni') {
+          await createNetns(req.netnsPath);
+          await cniAdd(LOOPBACK, { containerId: req.instanceId, netns: req.netnsPath, ifname: 'lo' });
+        } else if (req.networks.length === 0) await createNetns(req.netnsPath, 'link set dev lo up\n');
         const taken = new Set<string>();
         for (const [i, n] of req.networks.entries()) {
           await this.attachOne(req, n, `eth${i}`, i === 0 ? req.ports : [], taken);
         }
-        trace('network: CNI ADD done');
-        await this.syncDns(req.networks.map((n) => n.name));
+        trace('network: attached');
+        // the wait for a starting DNS server to listen is left to dnsReady(), before the process starts
+        const waits: Promise<void>[] = [];
+        await this.syncDns(
+          req.networks.map((n) => n.name),
+          (p) => waits.push(p),
+        );
+        if (waits.length > 0)
+          this.dnsPending.set(
+            req.instanceId,
+            Promise.all(waits).then(() => undefined),
+          );
         trace('network: DNS updated');
       } catch (e) {
         await this.teardownLocked(req.instanceId, req.netnsPath).catch(() => undefined);
@@ -370,6 +446,10 @@ export class NetworkManager {
     const names = [...new Set([req.instanceName, ...(n.aliases ?? []), req.instanceId.slice(0, 12)])];
     const dns = def.dns ? { names, upstreams: req.dns } : null;
     const path = this.recordPath(req.instanceId, def.name);
+    if (networkBackend() === 'native')
+      return this.attachNative(req, def, n, ifname, claimed, names, dns, ifname === 'eth0');
+    mkdirSync(this.markerDir, { recursive: true });
+    writeFileSync(join(this.markerDir, `${def.bridge}.cni`), '');
     writeFileAtomic(
       path,
       JSON.stringify({ network: def.name, conflist, runtime, dns } satisfies AttachmentRecord) + '\n',
@@ -427,10 +507,189 @@ export class NetworkManager {
     return attachment;
   }
 
+  /** Markers of what each bridge's rules came from: <bridge>.native (its rules, JSON), <bridge>.cni. */
+  private get markerDir(): string {
+    return join(this.store.dir, 'backend');
+  }
+
+  /** The native backend's attach (./native.ts): lease, links, rules; undone completely when a step fails. */
+  private async attachNative(
+    req: AttachRequest,
+    def: NetworkDef,
+    n: NetworkRequest,
+    ifname: string,
+    claimed: PortMapping[],
+    names: string[],
+    dns: AttachmentRecord['dns'],
+    first: boolean,
+  ): Promise<NetworkAttachment> {
+    const path = this.recordPath(req.instanceId, def.name);
+    const runtime: CniRuntime = { containerId: req.instanceId, netns: req.netnsPath, ifname };
+    const alloc = allocate(join(this.store.dir, 'ipam', this.cniName(def)), def, req.instanceId, ifname, n.ip);
+    const st: NativeState = {
+      hostVeth: hostVethName(req.instanceId, ifname),
+      ifname,
+      mac: macFor(alloc.address),
+      address: alloc.address,
+      gateway: def.gateway,
+      ...(alloc.address6 ? { address6: alloc.address6, gateway6: def.ipv6!.gateway } : {}),
+      leases: alloc.leases,
+      rules: portRules(def, req.instanceId, alloc.address, claimed),
+    };
+    // recorded before acting: a hull killed from here on leaves a record that the next clean-up undoes
+    mkdirSync(join(this.attachDir, req.instanceId), { recursive: true, mode: 0o700 });
+    writeFileAtomic(
+      path,
+      JSON.stringify({ network: def.name, runtime, native: st, dns } satisfies AttachmentRecord) + '\n',
+      0o600,
+    );
+    const attachment: NetworkAttachment = {
+      network: def.name,
+      interface: ifname,
+      address: st.address,
+      gateway: def.gateway,
+      ...(st.address6 ? { address6: st.address6, gateway6: st.gateway6! } : {}),
+      mac: st.mac,
+      bridge: def.bridge,
+      names,
+      ports: claimed,
+    };
+    let proxyPid = 0;
+    try {
+      sysctl('net/ipv4/ip_forward', '1');
+      if (def.ipv6) sysctl('net/ipv6/conf/all/forwarding', '1');
+      const newBridge = !existsSync(`/sys/class/net/${def.bridge}`);
+      const links = async () => {
+        const inside = netnsLinkScript(st, {
+          loopback: first,
+          defaultRoute: first && !def.internal,
+          hostNs: `/proc/${process.pid}/ns/net`,
+          ...(def.mtu ? { mtu: def.mtu } : {}),
+        });
+        if (netnsMounted(req.netnsPath)) await ipBatch(inside, req.netnsPath);
+        else await createNetns(req.netnsPath, `${inside.join('\n')}\n`);
+        trace('network: namespace and veth made');
+        await ipBatch(hostLinkScript(def, st, newBridge));
+        // published ports reached on 127.0.0.1 leave through the bridge with a loopback source until masqueraded
+        if (newBridge) sysctl(`net/ipv4/conf/${def.bridge}/route_localnet`, '1');
+      };
+      // rules name the bridge and address, not the links: both go at once (a failure of either undoes both below)
+      const results = await Promise.allSettled([
+        links(),
+        this.applyNativeRules(def, req.instanceId, st.rules, newBridge),
+      ]);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      trace('network: native attach done');
+      if (attachment.address && ipv6Available()) proxyPid = await startProxy(path, claimed, addressOf(st.address));
+    } catch (e) {
+      await this.detachNative(st, req.instanceId, req.netnsPath).catch(() => undefined);
+      rmSync(path, { force: true });
+      throw e;
+    }
+    const record: AttachmentRecord = {
+      network: def.name,
+      runtime,
+      native: st,
+      attachment,
+      dns,
+      ...(proxyPid ? { proxyPid } : {}),
+    };
+    writeFileAtomic(path, JSON.stringify(record) + '\n', 0o600);
+    return attachment;
+  }
+
+  /**
+   * The iptables side of a native attach. With the bridge in place and its rules recorded, only the instance's own
+   * rules are added (one iptables-restore, no read); a new bridge, or a restore the tables refuse (hull's chains
+   * were flushed meanwhile), reads the tables once and adds whatever is missing of hull's chains, jumps and the
+   * network's rules too. IPv6 (dual-stack networks) the same way in ip6tables.
+   */
+  private async applyNativeRules(def: NetworkDef, id: string, inst: TableRules, newBridge: boolean): Promise<void> {
+    const marker = join(this.markerDir, `${def.bridge}.native`);
+    const net = networkRules(def);
+    const family = async (v6: boolean) => {
+      const mine = v6 ? inst.v6 : inst.v4;
+      const netr = v6 ? net.v6 : net.v4;
+      if (!newBridge && existsSync(marker) && (await restoreTables(restoreScript(mine), v6))) return;
+      const current = parseSave(await saveTables(v6));
+      const ops = ensureOps(current, { filter: [...netr.filter, ...mine.filter], nat: [...netr.nat, ...mine.nat] }, [
+        id,
+      ]);
+      if (!(await restoreTables(restoreScript(ops), v6)))
+        throw new Error(`${v6 ? 'ip6tables' : 'iptables'}-restore refused the rules of network ${def.name}`);
+    };
+    // the network's rules are recorded before they are added, so that retiring the bridge deletes them
+    mkdirSync(this.markerDir, { recursive: true });
+    if (newBridge || !existsSync(marker)) writeFileAtomic(marker, JSON.stringify(net) + '\n', 0o600);
+    await Promise.all([family(false), ...(def.ipv6 ? [family(true)] : [])]);
+  }
+
+  /** Undo a native attach: the instance's rules, its veth (the namespace end goes with it), its leases. */
+  private async detachNative(st: NativeState, id: string, _netns: string): Promise<void> {
+    const family = async (v6: boolean) => {
+      const mine = v6 ? st.rules.v6 : st.rules.v4;
+      if (mine.filter.length + mine.nat.length === 0) return;
+      if (await restoreTables(restoreScript({ filter: deletions(mine.filter), nat: deletions(mine.nat) }), v6)) return;
+      // part of it is gone already (a host restart, a half-done attach): delete what is there
+      const ops = presentDeletions(parseSave(await saveTables(v6)), mine, [id]);
+      if (!(await restoreTables(restoreScript(ops), v6)))
+        throw new Error(
+          `${v6 ? 'ip6tables' : 'iptables'}-restore could not delete the port rules of ${id.slice(0, 12)}`,
+        );
+    };
+    const links = async () => {
+      if (existsSync(`/sys/class/net/${st.hostVeth}`))
+        await runProgram('ip', ['link', 'del', 'dev', st.hostVeth], { allowFailure: true });
+    };
+    await Promise.all([family(false), family(true), links()]);
+    // only leases still naming this instance (a lease file is the address's allocation)
+    releaseLeases(
+      st.leases.filter((f) => {
+        try {
+          return readFileSync(f, 'utf8').startsWith(id);
+        } catch {
+          return false;
+        }
+      }),
+    );
+  }
+
+  /** Delete the rules the native backend added for bridges (those with a .native marker); the markers go too. */
+  private async retireNative(bridges: string[]): Promise<void> {
+    const rules = emptyRules();
+    const marked: string[] = [];
+    for (const b of bridges) {
+      const m = join(this.markerDir, `${b}.native`);
+      if (!existsSync(m)) continue;
+      marked.push(b);
+      try {
+        const r = JSON.parse(readFileSync(m, 'utf8')) as TableRules;
+        for (const f of ['v4', 'v6'] as const) for (const t of ['filter', 'nat'] as const) rules[f][t].push(...r[f][t]);
+      } catch {
+        /* unreadable: the read-and-delete below finds them by the bridge's name */
+      }
+    }
+    if (marked.length === 0) return;
+    const family = async (v6: boolean) => {
+      const mine = v6 ? rules.v6 : rules.v4;
+      if (
+        mine.filter.length + mine.nat.length > 0 &&
+        (await restoreTables(restoreScript({ filter: deletions(mine.filter), nat: deletions(mine.nat) }), v6))
+      )
+        return;
+      if (v6 && mine.filter.length + mine.nat.length === 0) return;
+      const ops = presentDeletions(parseSave(await saveTables(v6)), mine, marked);
+      await restoreTables(restoreScript(ops), v6);
+    };
+    await Promise.all([family(false), family(true)]);
+    for (const b of marked) rmSync(join(this.markerDir, `${b}.native`), { force: true });
+  }
+
   private async detachOne(rec: AttachmentRecord, instanceId: string): Promise<void> {
     await stopProxy(rec.proxyPid, this.recordPath(instanceId, rec.network));
     try {
-      await cniDel(rec.conflist, rec.runtime, rec.result);
+      if (rec.native) await this.detachNative(rec.native, instanceId, rec.runtime.netns);
+      else if (rec.conflist) await cniDel(rec.conflist, rec.runtime, rec.result);
     } finally {
       // the record goes even if a plugin failed: a retry could not do better, and the leak check reports what stayed
       rmSync(this.recordPath(instanceId, rec.network), { force: true });
@@ -445,8 +704,13 @@ export class NetworkManager {
     if (recs.length === 0) return false;
     try {
       for (const r of recs) {
-        if (!r.result) return false;
+        if (!r.attachment) return false;
         if (r.proxyPid && !proxyAlive(r.proxyPid, this.recordPath(instanceId, r.network))) return false;
+        if (r.native) {
+          if (!existsSync(`/sys/class/net/${r.native.hostVeth}`) || !netnsMounted(r.runtime.netns)) return false;
+          continue;
+        }
+        if (!r.result || !r.conflist) return false;
         await cniCheck(r.conflist, r.runtime, r.result);
       }
       return true;
@@ -473,24 +737,43 @@ export class NetworkManager {
     });
   }
 
+  /** Wait until the DNS servers the instance's set-up started listen (a no-op when none was started). */
+  async dnsReady(instanceId: string): Promise<void> {
+    const p = this.dnsPending.get(instanceId);
+    if (!p) return;
+    this.dnsPending.delete(instanceId);
+    await p;
+    trace('network: DNS listening');
+  }
+
   /** Take the instance off every network and remove its namespace. Idempotent. */
   async teardown(instanceId: string, netnsPath: string): Promise<void> {
     await this.lock(() => this.teardownLocked(instanceId, netnsPath));
   }
 
   private async teardownLocked(instanceId: string, netnsPath: string): Promise<void> {
+    this.dnsPending.delete(instanceId);
     const recs = this.records(instanceId);
+    // nothing of the instance's is there (the clean slate before an attach, the second detach of an --rm)
+    if (recs.length === 0 && !existsSync(join(this.attachDir, instanceId)) && !existsSync(netnsPath)) return;
     const problems: string[] = [];
-    for (const r of recs.reverse()) {
-      try {
-        await this.detachOne(r, instanceId);
-      } catch (e) {
-        problems.push((e as Error).message);
+    const detach = async () => {
+      for (const r of recs.reverse()) {
+        try {
+          await this.detachOne(r, instanceId);
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
       }
+    };
+    // the CNI plugins' DEL works inside the namespace; the native backend's detach does not need it
+    if (recs.every((r) => r.native)) await Promise.all([detach(), removeNetns(netnsPath)]);
+    else {
+      await detach();
+      await removeNetns(netnsPath);
     }
     rmSync(join(this.attachDir, instanceId), { recursive: true, force: true });
-    trace('network: CNI DEL done');
-    await removeNetns(netnsPath);
+    trace('network: detached');
     await this.retireIfUnused(recs.map((r) => r.network));
     trace('network: unused bridges retired');
     await this.syncDns([]);
@@ -592,10 +875,20 @@ export class NetworkManager {
    * iptables-restore each: a run per rule would cost a quarter of a second per `hull run --rm`.
    */
   async retire(bridges: Pick<NetworkDef, 'bridge'>[]): Promise<void> {
-    // IPv6 only when some chain of hull's or the plugins' is there (dual-stack networks put them there)
-    const v6 = (await tableRules('filter', true)).some((l) => / (HULL-ISOLATION-1|CNI-FORWARD)$/.test(l));
-    await Promise.all([this.retireRules(bridges, false), ...(v6 ? [this.retireRules(bridges, true)] : [])]);
-    await Promise.all(bridges.map((b) => deleteLink(b.bridge)));
+    const names = bridges.map((b) => b.bridge);
+    // the CNI backend's clean-up for bridges it served (or of unknown history: made before the markers existed)
+    const cni = bridges.filter(
+      (b) =>
+        existsSync(join(this.markerDir, `${b.bridge}.cni`)) || !existsSync(join(this.markerDir, `${b.bridge}.native`)),
+    );
+    const legacy = async () => {
+      if (cni.length === 0) return;
+      // IPv6 only when some chain of hull's or the plugins' is there (dual-stack networks put them there)
+      const v6 = (await tableRules('filter', true)).some((l) => / (HULL-ISOLATION-1|CNI-FORWARD)$/.test(l));
+      await Promise.all([this.retireRules(cni, false), ...(v6 ? [this.retireRules(cni, true)] : [])]);
+    };
+    await Promise.all([this.retireNative(names), legacy(), ...names.map((b) => deleteLink(b))]);
+    for (const b of names) rmSync(join(this.markerDir, `${b}.cni`), { force: true });
   }
 
   private async retireRules(bridges: Pick<NetworkDef, 'bridge'>[], ipv6: boolean): Promise<void> {
@@ -634,7 +927,7 @@ export class NetworkManager {
   // ----- DNS -----
 
   /** Rewrite the aardvark files of these networks from the attachment records, then start/reload/stop aardvark. */
-  private async syncDns(networks: string[]): Promise<void> {
+  private async syncDns(networks: string[], deferWait?: (listening: Promise<void>) => void): Promise<void> {
     const all = new Set(networks);
     const servers = [this.dns, this.dnsInternal];
     // networks whose file exists but whose records may have changed (teardown passes [])
@@ -667,7 +960,7 @@ export class NetworkManager {
         d.write(name, def?.gateway ?? '', d === server ? records : [], keep && d === server && !!def?.dns);
       if (records.length > 0 && networks.includes(name) && !waitFor.has(server)) waitFor.set(server, def!.gateway);
     }
-    for (const d of servers) await d.sync(waitFor.get(d));
+    for (const d of servers) await d.sync(waitFor.get(d), deferWait);
   }
 
   private instanceNetwork(req: AttachRequest): InstanceNetwork {

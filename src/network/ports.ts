@@ -85,11 +85,11 @@ export function exposedToMappings(exposed: Record<string, object> | undefined): 
   });
 }
 
-/** Host ports that portmap DNAT rules (any CNI user on this host) forward now, as "proto/port". */
+/** Host ports that DNAT rules (portmap's of any CNI user on this host, hull's native backend's) forward now, as "proto/port". */
 export async function forwardedPorts(): Promise<Set<string>> {
   const out = new Set<string>();
   for (const l of await tableRules('nat')) {
-    if (!l.startsWith('-A CNI-DN-')) continue;
+    if (!l.startsWith('-A CNI-DN-') && !l.startsWith('-A HULL-HOSTPORT-DNAT ')) continue;
     const proto = /-p (tcp|udp)/.exec(l)?.[1];
     const dport = /--dport (\d+)/.exec(l)?.[1];
     if (proto && dport) out.add(`${proto}/${dport}`);

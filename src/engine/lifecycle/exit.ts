@@ -81,9 +81,12 @@ export async function handleExit(
   if (info.oomKilled) engine.event(done, 'oom');
   engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
   const driver = engine.driver(done.kind);
-  await driver.cleanupAfterExit(engine.context(done)).catch(() => undefined);
-  // a stopped instance holds no address or published port (docker's behaviour); start attaches again
-  await detachInstance(engine, done).catch(() => undefined);
+  // a stopped instance holds no address or published port (docker's behaviour); start attaches again. The
+  // runtime's clean-up and the network's are independent (the process is gone): both at once
+  await Promise.all([
+    driver.cleanupAfterExit(engine.context(done)).catch(() => undefined),
+    detachInstance(engine, done).catch(() => undefined),
+  ]);
   trace('exit: runtime cleaned up');
   if (done.config.autoRemove) {
     await removeInstance(engine, done, { force: true });

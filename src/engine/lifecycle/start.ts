@@ -68,6 +68,8 @@ export async function startInstance(
   );
   const ctx = engine.context(rec);
   try {
+    // a DNS server the network set-up started listens before the instance's process runs
+    await engine.networks.dnsReady(rec.id);
     await driver.start(ctx);
   } catch (e) {
     const code = (e as { exitCode?: number }).exitCode ?? 125;
