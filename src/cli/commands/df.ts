@@ -61,6 +61,15 @@ function summary(du: DiskUsage) {
       Reclaimable: du.buildCacheSize,
       percent: false,
     },
+    // the drivers' caches that prune removes and that are made again when needed (VM templates)
+    ...du.driverCaches.map((c) => ({
+      Type: c.kind,
+      TotalCount: c.count,
+      Active: 0,
+      Size: c.size,
+      Reclaimable: c.size,
+      percent: false,
+    })),
   ];
 }
 
