@@ -350,6 +350,9 @@ class Monitor {
     this.restoring = false;
     this.warning = `the VM template could not be restored (${reason.trim() || 'unknown error'}); booted cold instead`;
     process.stderr.write(`${this.warning}\n`);
+    // a template that does not restore is made again by the next start (template.ts)
+    const tdir = this.cfg.restore ? dirname(this.cfg.restore.state) : '';
+    if (/\/[0-9a-f]{64}$/.test(tdir)) rmSync(tdir, { recursive: true, force: true });
     const old = this.qemu;
     this.qemu = null;
     this.qmp?.close();
