@@ -502,6 +502,8 @@ export class VmDriver implements InstanceDriver {
         Memory: m?.memory ?? null,
         Kernel: v.kernel ?? m?.kernel ?? null,
         Initrd: v.initrd ?? null,
+        // started by restoring this VM template (vm/template.ts), or null: booted
+        Template: m?.restore?.template ?? null,
         Disk: v.disk ?? p.disk,
         DiskFormat: v.disk ? (v.diskFormat ?? null) : 'qcow2',
         ConsolePath: m?.consolePath ?? p.console,

@@ -266,7 +266,7 @@ class Monitor {
 
   private async spawnQemu(qemuArgv: string[]): Promise<void> {
     const out = openSync(this.files.qemuLog, this.restoring ? 'w' : 'a', 0o640);
-    const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...qemuArgv];
+    const argv = ['--pdeathsig', 'KILL', ...withoutTransparentHugePages(), this.cfg.qemu, ...qemuArgv];
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
     // setpriv, which execs QEMU: still one process, our child, dying with us
     const qemu = this.cfg.netns
@@ -1065,3 +1065,16 @@ function tapCounters(pid: number): { netRx: number; netTx: number } {
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+/**
+ * QEMU asks for transparent huge pages on guest RAM (and TCG's code cache); where the host grants them (THP
+ * "madvise", Debian's default) every 4 KiB page a guest touches costs the host 2 MiB, and a restored template's
+ * scattered pages fill whole huge pages. PR_SET_THP_DISABLE (prctl 41), inherited across exec, turns that off
+ * for QEMU: its memory follows the guest's pages (idle VM: bench/vm.ts). Perl (Debian's essential perl-base)
+ * makes the call and execs QEMU, so no extra process stays; without perl QEMU starts as it is.
+ */
+function withoutTransparentHugePages(): string[] {
+  if (!existsSync(PERL)) return [];
+  return [PERL, '-e', 'syscall(157, 41, 1, 0, 0, 0); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\\n"'];
+}
+const PERL = '/usr/bin/perl';

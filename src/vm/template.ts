@@ -67,8 +67,6 @@ export const TEMPLATE_META = 'template.json';
 export const templateMac = (i: number): string => `02:68:75:6c:6c:${i.toString(16).padStart(2, '0')}`;
 /** the placeholder disk path in the template's command line (its -drive becomes a null-co device) */
 const PLACEHOLDER_DISK = '/dev/null';
-/** how long the template's boot may take (TCG on a loaded host) */
-const BUILD_TIMEOUT_MS = 120_000;
 
 /** The inputs of a template. */
 export interface TemplateSpec {
@@ -81,6 +79,8 @@ export interface TemplateSpec {
   cpus: number;
   /** network interfaces of the instance: a template per count */
   nics: number;
+  /** how long the template's boot may take (the VM boot timeout) */
+  bootTimeoutMs: number;
 }
 
 /** A template ready to restore. */
@@ -88,8 +88,6 @@ export interface Template {
   key: string;
   /** the saved state */
   state: string;
-  /** the kernel command line the template booted with (restoring QEMU's -append) */
-  append: string;
 }
 
 /** What a restoring monitor needs (vm.json's `restore`). */
@@ -148,7 +146,9 @@ function buildArgv(spec: TemplateSpec): string[] {
       out.push(flag, v.replace(/(^|,)netdev=[^,]+/, ''));
       i++;
     } else if (flag === '-append' && v !== undefined) {
-      out.push(flag, `${v} hull.template=1`);
+      // page_reporting_order=0: the guest reports free pages of any size, not only 2 MiB blocks, so the
+      // saved state (and each clone's memory) holds only the pages in use
+      out.push(flag, `${v} hull.template=1 page_reporting.page_reporting_order=0`);
       i++;
     } else out.push(flag);
   }
@@ -176,13 +176,16 @@ export function templateKey(spec: TemplateSpec): string {
 }
 
 /**
- * The restoring QEMU's command line: the instance's cold-boot line (its disk, taps, sockets) with the template's
- * kernel command line, started paused and waiting for the state (`migrate-incoming` from the monitor).
+ * The restoring QEMU's command line: the instance's cold-boot line (its disk, taps, sockets) without the kernel,
+ * started paused and waiting for the state (`migrate-incoming` from the monitor).
  */
-export function restoreArgv(coldArgv: string[], t: Template): string[] {
-  const a = [...coldArgv];
-  const at = a.indexOf('-append');
-  if (at >= 0) a[at + 1] = t.append;
+export function restoreArgv(coldArgv: string[]): string[] {
+  // the kernel and initramfs are in the saved RAM: QEMU need not load them (13 MiB of its memory otherwise)
+  const a: string[] = [];
+  for (let i = 0; i < coldArgv.length; i++) {
+    if (coldArgv[i] === '-kernel' || coldArgv[i] === '-initrd' || coldArgv[i] === '-append') i++;
+    else a.push(coldArgv[i]!);
+  }
   return [...a, '-S', '-incoming', 'defer'];
 }
 
@@ -191,9 +194,8 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
   const key = templateKey(spec);
   const dir = join(templatesDir(root), key);
   const argv = buildArgv(spec);
-  const append = argv[argv.indexOf('-append') + 1]!;
   const found = (): Template | null =>
-    existsSync(join(dir, TEMPLATE_META)) ? { key, state: join(dir, TEMPLATE_STATE), append } : null;
+    existsSync(join(dir, TEMPLATE_META)) ? { key, state: join(dir, TEMPLATE_STATE) } : null;
   const have = found();
   if (have) return have;
   mkdirSync(templatesDir(root), { recursive: true });
@@ -206,7 +208,8 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
       await buildTemplate(dir, spec, argv);
       return found()!;
     },
-    { timeoutMs: BUILD_TIMEOUT_MS + 30_000, what: 'the VM template lock' },
+    // another start may be making it: wait as long as that can take
+    { timeoutMs: spec.bootTimeoutMs + 60_000, what: 'the VM template lock' },
   );
 }
 
@@ -295,8 +298,11 @@ async function buildTemplate(dir: string, spec: TemplateSpec, argv: string[]): P
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new HullError(`the VM template's agent did not answer within ${BUILD_TIMEOUT_MS / 1000} s`)),
-        BUILD_TIMEOUT_MS,
+        () =>
+          reject(
+            new HullError(`the VM template's agent did not answer within ${Math.round(spec.bootTimeoutMs / 1000)} s`),
+          ),
+        spec.bootTimeoutMs,
       );
     });
     timeout.catch(() => undefined);
@@ -402,6 +408,6 @@ export async function pruneTemplates(root: string): Promise<number> {
       }
       return freed;
     },
-    { timeoutMs: BUILD_TIMEOUT_MS + 30_000, what: 'the VM template lock' },
+    { timeoutMs: 300_000, what: 'the VM template lock' },
   );
 }

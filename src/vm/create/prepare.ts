@@ -176,13 +176,14 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
             memoryMiB: plan.memory / MiB,
             cpus: plan.cpus,
             nics: nics.length,
+            bootTimeoutMs: bootTimeoutMs(),
           },
           status,
         );
         mc.restore = {
           template: t.key,
           state: t.state,
-          argv: restoreArgv(mc.argv, t),
+          argv: restoreArgv(mc.argv),
           root: '/dev/vda',
           readOnly: !!cfg.readOnly,
           macs: nics.map((n, i) => [templateMac(i), n.mac]),
