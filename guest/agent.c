@@ -18,7 +18,11 @@
  *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
- *   guest → host: 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
+ *                 'A' (template clones only) the instance: "entropy" (hex bytes credited to the guest RNG,
+ *                 then the CRNG reseeded), "time" ("SEC NSEC", set as CLOCK_REALTIME), "root" (the disk), "ro",
+ *                 "mac" ("TEMPLATE-MAC INSTANCE-MAC" per NIC); the held-back disk and NIC drivers load then
+ *   guest → host: 'T' template mode (hull.template=1): booted, waiting for 'A' (the host saves the VM now),
+ *                 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
  *                 'Z' exited (i32 status: the code, or 128+N for signal N; for session 0 then u32: the
  *                 OOM kills since boot, /proc/vmstat oom_kill, when readable), 'F' failed to start (i32
  *                 status 126/127, then a message), 'N' the number of processes (u32; kernel threads and the

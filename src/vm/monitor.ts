@@ -255,8 +255,12 @@ class Monitor {
     const restore = this.cfg.restore;
     if (restore) {
       this.restoring = true;
-      await this.spawnQemu(restore.argv);
-      void this.restoreTemplate(restore);
+      try {
+        await this.spawnQemu(restore.argv);
+        void this.restoreTemplate(restore);
+      } catch (e) {
+        this.restoreFailed((e as Error).message);
+      }
     } else {
       await this.spawnQemu(this.cfg.argv);
     }
@@ -265,17 +269,18 @@ class Monitor {
   }
 
   private async spawnQemu(qemuArgv: string[]): Promise<void> {
+    // a restore reads the template's state from fd 3 (-incoming fd:3): QEMU loads it as it starts, no pipe
+    const state = this.restoring && this.cfg.restore ? openSync(this.cfg.restore.state, 'r') : null;
     const out = openSync(this.files.qemuLog, this.restoring ? 'w' : 'a', 0o640);
     const argv = ['--pdeathsig', 'KILL', ...withoutTransparentHugePages(), this.cfg.qemu, ...qemuArgv];
+    const stdio: ('ignore' | number)[] = ['ignore', out, out, ...(state !== null ? [state] : [])];
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
     // setpriv, which execs QEMU: still one process, our child, dying with us
     const qemu = this.cfg.netns
-      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], {
-          cwd: this.dir,
-          stdio: ['ignore', out, out],
-        })
-      : spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
+      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], { cwd: this.dir, stdio })
+      : spawn('setpriv', argv, { cwd: this.dir, stdio });
     closeSync(out);
+    if (state !== null) closeSync(state);
     this.qemu = qemu;
     await new Promise<void>((resolve, reject) => {
       qemu.once('spawn', resolve);
@@ -310,7 +315,6 @@ class Monitor {
     const qemu = this.qemu;
     try {
       const q = await this.qmpReady;
-      await q.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(plan.state)}` });
       for (;;) {
         const st = await q.execute<{ status: string }>('query-status');
         if (st.status !== 'inmigrate') break;
@@ -1060,10 +1064,6 @@ function tapCounters(pid: number): { netRx: number; netTx: number } {
     /* QEMU gone */
   }
   return { netRx, netTx };
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

@@ -3,7 +3,7 @@
  * agent waits for its instance, whatever the image: the same kernel, initramfs (with the agent), RAM, vCPUs,
  * devices, accelerator and QEMU. That point is reached once per set of those inputs, saved (QEMU's migration
  * stream to a file, the VM stopped first) and restored for each VM start instead of a boot (the monitor:
- * `-incoming defer`, then `migrate-incoming`).
+ * `-incoming fd:3` with the state file open there, started paused; `cont` once loaded).
  *
  * What makes one template serve every instance:
  *   - The agent runs in template mode (`hull.template=1`): it loads every driver but the disk's and the NICs'
@@ -177,7 +177,7 @@ export function templateKey(spec: TemplateSpec): string {
 
 /**
  * The restoring QEMU's command line: the instance's cold-boot line (its disk, taps, sockets) without the kernel,
- * started paused and waiting for the state (`migrate-incoming` from the monitor).
+ * started paused, loading the state from fd 3 (the monitor opens the template's file there).
  */
 export function restoreArgv(coldArgv: string[]): string[] {
   // the kernel and initramfs are in the saved RAM: QEMU need not load them (13 MiB of its memory otherwise)
@@ -186,7 +186,8 @@ export function restoreArgv(coldArgv: string[]): string[] {
     if (coldArgv[i] === '-kernel' || coldArgv[i] === '-initrd' || coldArgv[i] === '-append') i++;
     else a.push(coldArgv[i]!);
   }
-  return [...a, '-S', '-incoming', 'defer'];
+  // the monitor gives QEMU the state file as fd 3
+  return [...a, '-S', '-incoming', 'fd:3'];
 }
 
 /** The template for `spec`, made now if there is none (the first start of such a VM pays for it). */
