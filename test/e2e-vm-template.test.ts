@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { existsSync, openSync, readdirSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HullRoot, idsIn } from './helpers/hull.js';
+import { restoreArgv, templateKey, type TemplateSpec } from '../src/vm/template.js';
+import { qemuArgs } from '../src/vm/machine.js';
 
 const root = new HullRoot('vmtpl', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 after(() => root.dispose());
@@ -21,6 +23,49 @@ const MAKING = /Making the VM template/;
 const LONG = { timeoutMs: 300_000 };
 
 describe('VM templates', { timeout: 900_000 }, () => {
+  test('the key follows every input; a restore is the instance command line without the kernel (no boot)', () => {
+    const spec: TemplateSpec = {
+      qemu: process.execPath,
+      accel: 'tcg',
+      kernelImage: process.execPath,
+      kernelVersion: 'test',
+      initrd: process.execPath,
+      memoryMiB: 512,
+      cpus: 1,
+      nics: 1,
+      bootTimeoutMs: 1000,
+    };
+    const key = templateKey(spec);
+    assert.equal(templateKey({ ...spec, bootTimeoutMs: 5 }), key, 'not an input');
+    for (const change of [
+      { memoryMiB: 256 },
+      { cpus: 2 },
+      { nics: 0 },
+      { accel: 'kvm' as const },
+      { initrd: '/bin/sh' },
+    ])
+      assert.notEqual(templateKey({ ...spec, ...change }), key, JSON.stringify(change));
+    const cold = qemuArgs({
+      accel: 'tcg',
+      deviceModel: 'virtio',
+      kernel: '/k',
+      initrd: '/i',
+      disk: 'disk.qcow2',
+      diskFormat: 'qcow2',
+      memoryMiB: 512,
+      cpus: 1,
+      name: 'x',
+      qmpSocket: 'qmp.sock',
+      agentSocket: 'agent.sock',
+      consoleSocket: 'console.sock',
+      nics: [{ tap: 'tap0', mac: '02:00:00:00:00:01' }],
+    });
+    const r = restoreArgv(cold);
+    for (const gone of ['-kernel', '-initrd', '-append', '/k', '/i']) assert.ok(!r.includes(gone), gone);
+    assert.deepEqual(r.slice(-3), ['-S', '-incoming', 'fd:3']);
+    assert.ok(r.some((a) => a.includes('file=disk.qcow2')) && r.some((a) => a.startsWith('tap,id=net0,ifname=tap0')));
+  });
+
   test('the first image VM makes the template, the next restores it: output and exit code as booted', async () => {
     const first = await root.hullWith(
       LONG,
