@@ -54,6 +54,7 @@ import { hullEnv } from '../common/env.js';
 import { treeSize, writeFileAtomic } from '../common/fsutil.js';
 import { rootPaths, VM_SOCKETS } from '../common/paths.js';
 import { withLock } from '../host/lock.js';
+import { processAlive } from '../host/proc.js';
 import type { Accel } from '../host/qemu.js';
 import { qemuArgs, type MachineOptions } from './machine.js';
 import { FrameDecoder, T } from './protocol.js';
@@ -205,6 +206,7 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
     async () => {
       const again = found();
       if (again) return again;
+      removeStale(templatesDir(root));
       status(`Making the VM template (kernel ${spec.kernelVersion}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPU)...`);
       await buildTemplate(dir, spec, argv);
       return found()!;
@@ -212,6 +214,14 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
     // another start may be making it: wait as long as that can take
     { timeoutMs: spec.bootTimeoutMs + 60_000, what: 'the VM template lock' },
   );
+}
+
+/** What an interrupted build left (its process is gone): <key>.tmp-<pid>. */
+function removeStale(dir: string): void {
+  for (const n of readdirSync(dir)) {
+    const m = /\.tmp-(\d+)$/.exec(n);
+    if (m && !processAlive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
+  }
 }
 
 function listen(srv: Server, name: string): Promise<void> {
