@@ -200,6 +200,12 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
     existsSync(join(dir, TEMPLATE_META)) ? { key, state: join(dir, TEMPLATE_STATE) } : null;
   const have = found();
   if (have) return have;
+  // a template that could not be made is not tried on every start (the inputs, agent included, are in its key)
+  const failed = `${dir}.failed`;
+  if (existsSync(failed))
+    throw new HullError(
+      `it could not be made before (${readFileSync(failed, 'utf8').trim()}); hull system prune tries again`,
+    );
   mkdirSync(templatesDir(root), { recursive: true });
   return withLock(
     join(templatesDir(root), '.lock'),
@@ -208,7 +214,12 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
       if (again) return again;
       removeStale(templatesDir(root));
       status(`Making the VM template (kernel ${spec.kernelVersion}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPU)...`);
-      await buildTemplate(dir, spec, argv);
+      try {
+        await buildTemplate(dir, spec, argv);
+      } catch (e) {
+        writeFileAtomic(failed, (e as Error).message);
+        throw e;
+      }
       return found()!;
     },
     // another start may be making it: wait as long as that can take
