@@ -1,15 +1,17 @@
 /**
- * Benchmarks of hull's VMs:
- *  1. boot to workload: `hull run --rm --isolation vm busybox true` against raw QEMU booting the same kernel,
- *     initramfs (hull's agent as /init) and root disk, with the same command line, to the same point (the
- *     agent has run `true` and reported its exit; QEMU has quit) — alternating, medians and the ratio;
+ * Benchmarks of hull's VMs (the accelerator measured is printed first: TCG where the host has no hardware KVM):
+ *  1. start to workload: `hull run --rm --isolation vm busybox true` (restored from a VM template, as by default;
+ *     and with --no-template, a cold boot) against raw QEMU cold-booting the same kernel, initramfs (hull's
+ *     agent as /init) and root disk, with the same command line, to the same point (the agent has run `true`
+ *     and reported its exit; QEMU has quit) — alternating, medians and the ratios; then the restore alone (the
+ *     monitor's figure: QEMU started, the template's state loaded, the guest running again);
  *  2. disk throughput of the para-virtualized (virtio-blk) and the emulated (IDE) device model, read and
  *     write with dd in the guest, plus block requests per MiB (QMP query-blockstats); an SVG chart goes to
  *     docs/vm-disk.svg;
- *  3. host memory overhead of an idle VM: QEMU's RSS minus the guest RAM the guest touched (the RSS of the
- *     guest RAM mapping in /proc/<pid>/smaps), and the monitor's RSS.
+ *  3. host memory of an idle VM with 512 MiB of guest RAM, restored from a template and booted cold: the PSS of
+ *     QEMU and the monitor (smaps_rollup), and QEMU's RSS split into guest RAM touched and QEMU's own.
  *
- *   node --import tsx bench/vm.ts [--iterations N] [--json] [--no-chart]
+ *   node --import tsx bench/vm.ts [--iterations N] [--json] [--no-chart] [--no-disk]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -95,6 +97,11 @@ async function rawBoot(kernel: string, initrd: string, disk: string): Promise<nu
       });
     });
   });
+}
+
+function procPss(pid: number): number {
+  const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** Guest RAM touched vs QEMU's own memory, from smaps: the guest RAM is the mapping of exactly -m bytes. */
@@ -196,25 +203,85 @@ try {
   // CNI plugins, a tap with tc redirects and a virtio-net NIC the agent configures
   const hullMs: number[] = [];
   const hullNoNetMs: number[] = [];
+  const hullColdMs: number[] = [];
   const rawMs: number[] = [];
   for (let i = 0; i < iterations; i++) {
     hullMs.push(hull('run', '--rm', '--isolation', 'vm', 'busybox', 'true').ms);
     hullNoNetMs.push(hull('run', '--rm', '--network', 'none', '--isolation', 'vm', 'busybox', 'true').ms);
+    hullColdMs.push(hull('run', '--rm', '--no-template', '--isolation', 'vm', 'busybox', 'true').ms);
     const overlay = join(work, `raw-${i}.qcow2`);
     spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', join(root, 'vm', 'disks', base), overlay]);
     rawMs.push(await rawBoot(kernel.image, initrd, overlay));
     rmSync(overlay, { force: true });
   }
+  // the restore alone, as the monitor timed it (status: restoreMs), on detached VMs
+  const restoreMs: number[] = [];
+  for (let i = 0; i < Math.min(3, iterations); i++) {
+    const name = `bench-restore-${i}`;
+    hull('run', '-d', '--network', 'none', '--isolation', 'vm', '--name', name, 'busybox', 'sleep', '1d');
+    const dir = instanceDir(name);
+    for (;;) {
+      const a = await ctlRequest(dir, { op: 'status' }, name);
+      if (a.phase === 'running' || a.phase === 'ready') {
+        if (typeof a.restoreMs === 'number' && a.restoreMs > 0) restoreMs.push(a.restoreMs);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    hull('rm', '-f', name);
+  }
   results.boot = {
     hullMedianS: median(hullMs) / 1000,
     hullNoNetworkMedianS: median(hullNoNetMs) / 1000,
+    hullColdMedianS: median(hullColdMs) / 1000,
     rawQemuMedianS: median(rawMs) / 1000,
     ratio: median(hullMs) / median(rawMs),
     ratioNoNetwork: median(hullNoNetMs) / median(rawMs),
+    ratioCold: median(hullColdMs) / median(rawMs),
+    restoreMedianMs: restoreMs.length ? median(restoreMs) : null,
     hullMs,
     hullNoNetMs,
+    hullColdMs,
     rawMs,
+    restoreMs,
   };
+
+  // 3. host memory of an idle VM, restored and booted cold
+  const idle: Record<string, unknown> = {};
+  for (const how of ['template', 'cold'] as const) {
+    const name = `bench-idle-${how}`;
+    hull(
+      'run',
+      '-d',
+      '--isolation',
+      'vm',
+      ...(how === 'cold' ? ['--no-template'] : []),
+      '--memory',
+      '512m',
+      '--name',
+      name,
+      'busybox',
+      'sleep',
+      '1d',
+    );
+    const dir = instanceDir(name);
+    hull('exec', name, 'true'); // up and running
+    await new Promise((r) => setTimeout(r, 8000)); // idle: free page reporting has handed back what it frees
+    const qpid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8'));
+    const mpid = Number(readFileSync(join(dir, 'monitor.pid'), 'utf8'));
+    const m = qemuMemory(qpid, 512 * 2 ** 20);
+    idle[how] = {
+      qemuPssMiB: procPss(qpid) / 2 ** 20,
+      monitorPssMiB: procPss(mpid) / 2 ** 20,
+      totalPssMiB: (procPss(qpid) + procPss(mpid)) / 2 ** 20,
+      qemuRssMiB: m.rss / 2 ** 20,
+      guestTouchedMiB: m.guestTouched / 2 ** 20,
+      qemuOwnMiB: (m.rss - m.guestTouched) / 2 ** 20,
+      monitorRssMiB: procRss(mpid) / 2 ** 20,
+    };
+    hull('rm', '-f', name);
+  }
+  results.idleMemory = idle;
 
   // 2. disk throughput, virtio vs emulated; 3. idle memory overhead (on the virtio VM before its I/O)
   const disk: {
@@ -226,7 +293,7 @@ try {
     rdAccessPerMiB: number;
     wrAccessPerMiB: number;
   }[] = [];
-  for (const model of ['virtio', 'emulated'] as const) {
+  for (const model of argv.includes('--no-disk') ? [] : (['virtio', 'emulated'] as const)) {
     const name = `bench-${model}`;
     hull(
       'run',
@@ -244,19 +311,6 @@ try {
       '1d',
     );
     const dir = instanceDir(name);
-    if (model === 'virtio') {
-      await new Promise((r) => setTimeout(r, 3000)); // idle
-      const qpid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8'));
-      const mpid = Number(readFileSync(join(dir, 'monitor.pid'), 'utf8'));
-      const m = qemuMemory(qpid, 512 * 2 ** 20);
-      results.idleMemory = {
-        qemuRssMiB: m.rss / 2 ** 20,
-        guestTouchedMiB: m.guestTouched / 2 ** 20,
-        qemuOverheadMiB: (m.rss - m.guestTouched) / 2 ** 20,
-        monitorRssMiB: procRss(mpid) / 2 ** 20,
-        totalOverheadMiB: (m.rss - m.guestTouched + procRss(mpid)) / 2 ** 20,
-      };
-    }
     const dev = model === 'virtio' ? '/dev/vda' : '/dev/sda';
     // device accesses the hypervisor has to handle (each one a VM exit on KVM; under TCG, a call into the
     // device model): virtio's queue notifications (the guest's kick, an MMIO write) and interrupts, against
@@ -312,12 +366,29 @@ try {
     hull('rm', '-f', name);
   }
   results.disk = disk;
-  if (!argv.includes('--no-chart')) writeFileSync(join(repo, 'docs', 'vm-disk.svg'), chart(disk));
+  if (disk.length > 0 && !argv.includes('--no-chart')) writeFileSync(join(repo, 'docs', 'vm-disk.svg'), chart(disk));
 } finally {
-  spawnSync(process.execPath, [hullEntry, '--root', root, 'rm', '-f', 'bench-virtio', 'bench-emulated'], {
-    env,
-    stdio: 'ignore',
-  });
+  spawnSync(
+    process.execPath,
+    [
+      hullEntry,
+      '--root',
+      root,
+      'rm',
+      '-f',
+      'bench-virtio',
+      'bench-emulated',
+      'bench-idle-template',
+      'bench-idle-cold',
+      'bench-restore-0',
+      'bench-restore-1',
+      'bench-restore-2',
+    ],
+    {
+      env,
+      stdio: 'ignore',
+    },
+  );
   rmSync(root, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }
@@ -328,17 +399,22 @@ if (asJson) {
   const b = results.boot as {
     hullMedianS: number;
     hullNoNetworkMedianS: number;
+    hullColdMedianS: number;
     rawQemuMedianS: number;
     ratio: number;
     ratioNoNetwork: number;
+    ratioCold: number;
+    restoreMedianMs: number | null;
   };
-  const m = results.idleMemory as {
+  type Idle = {
+    qemuPssMiB: number;
+    monitorPssMiB: number;
+    totalPssMiB: number;
     qemuRssMiB: number;
     guestTouchedMiB: number;
-    qemuOverheadMiB: number;
-    monitorRssMiB: number;
-    totalOverheadMiB: number;
+    qemuOwnMiB: number;
   };
+  const idle = results.idleMemory as Record<'template' | 'cold', Idle>;
   const d = results.disk as {
     label: string;
     read: number;
@@ -348,15 +424,22 @@ if (asJson) {
     rdAccessPerMiB: number;
     wrAccessPerMiB: number;
   }[];
-  console.log(`VM benchmarks (${accel}, ${iterations} iterations, medians)`);
-  console.log(`  boot to workload: hull run --rm --isolation vm busybox true  ${b.hullMedianS.toFixed(2)} s`);
-  console.log(`                    the same with --network none              ${b.hullNoNetworkMedianS.toFixed(2)} s`);
+  console.log(`VM benchmarks (accelerator: ${accel}, ${iterations} iterations, medians)`);
   console.log(
-    `                    raw QEMU, same kernel/initramfs/disk      ${b.rawQemuMedianS.toFixed(2)} s   (hull/raw ${b.ratio.toFixed(2)}x, --network none ${b.ratioNoNetwork.toFixed(2)}x)`,
+    `  start to workload: hull run --rm --isolation vm busybox true  ${b.hullMedianS.toFixed(2)} s (template)`,
   );
+  console.log(`                     the same with --network none              ${b.hullNoNetworkMedianS.toFixed(2)} s`);
+  console.log(`                     the same with --no-template (cold boot)   ${b.hullColdMedianS.toFixed(2)} s`);
   console.log(
-    `  idle VM (512 MiB): QEMU RSS ${m.qemuRssMiB.toFixed(1)} MiB, guest RAM touched ${m.guestTouchedMiB.toFixed(1)} MiB → QEMU overhead ${m.qemuOverheadMiB.toFixed(1)} MiB; monitor ${m.monitorRssMiB.toFixed(1)} MiB; total ${m.totalOverheadMiB.toFixed(1)} MiB`,
+    `                     raw QEMU cold boot, same kernel/initramfs/disk ${b.rawQemuMedianS.toFixed(2)} s   (hull/raw ${b.ratio.toFixed(2)}x, --network none ${b.ratioNoNetwork.toFixed(2)}x, cold ${b.ratioCold.toFixed(2)}x)`,
   );
+  console.log(`  restore alone (QEMU start, state loaded, guest running): ${b.restoreMedianMs ?? '-'} ms`);
+  for (const how of ['template', 'cold'] as const) {
+    const m = idle[how];
+    console.log(
+      `  idle VM, 512 MiB, ${how.padEnd(8)}: PSS QEMU ${m.qemuPssMiB.toFixed(1)} + monitor ${m.monitorPssMiB.toFixed(1)} = ${m.totalPssMiB.toFixed(1)} MiB (QEMU RSS ${m.qemuRssMiB.toFixed(1)}: guest RAM touched ${m.guestTouchedMiB.toFixed(1)}, QEMU's own ${m.qemuOwnMiB.toFixed(1)})`,
+    );
+  }
   for (const x of d)
     console.log(
       `  disk ${x.label.padEnd(22)} read ${x.read.toFixed(1)} MiB/s, write ${x.write.toFixed(1)} MiB/s; requests/MiB read ${x.rdReqPerMiB.toFixed(1)}, write ${x.wrReqPerMiB.toFixed(1)}; device accesses/MiB read ${x.rdAccessPerMiB.toFixed(0)}, write ${x.wrAccessPerMiB.toFixed(0)}`,

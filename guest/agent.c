@@ -18,7 +18,11 @@
  *                 end of input), 'K' signal (u32 signal number; session 0xffffffff = every process),
  *                 'W' terminal size (u16 rows, u16 cols), 'N' count the guest's processes, 'Q' sync the
  *                 disks and power off
- *   guest → host: 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
+ *                 'A' (template clones only) the instance: "entropy" (hex bytes credited to the guest RNG,
+ *                 then the CRNG reseeded), "time" ("SEC NSEC", set as CLOCK_REALTIME), "root" (the disk), "ro",
+ *                 "mac" ("TEMPLATE-MAC INSTANCE-MAC" per NIC); the held-back disk and NIC drivers load then
+ *   guest → host: 'T' template mode (hull.template=1): booted, waiting for 'A' (the host saves the VM now),
+ *                 'R' ready (payload: kernel release), 'P' started (u32 pid), 'O' stdout, 'E' stderr,
  *                 'Z' exited (i32 status: the code, or 128+N for signal N; for session 0 then u32: the
  *                 OOM kills since boot, /proc/vmstat oom_kill, when readable), 'F' failed to start (i32
  *                 status 126/127, then a message), 'N' the number of processes (u32; kernel threads and the
@@ -166,6 +170,22 @@ static const char *cmdline_arg(const char *key) {
   return NULL;
 }
 
+/* template mode (hull.template=1 on the command line, src/vm/template.ts): the VM is booted once, saved when
+ * the agent says 'T', and restored for each instance. The disk's and the NICs' drivers are not loaded before
+ * the save: they probe after the restore, when the instance's own disk and taps are behind the devices. */
+static int template_mode;
+static char deferred_modules[8][512];
+static int deferred_count;
+
+static int deferred_module(const char *path) {
+  static const char *const names[] = {"/virtio_blk.ko", "/virtio_net.ko", "/net_failover.ko", "/failover.ko"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    size_t n = strlen(path), m = strlen(names[i]);
+    if (n >= m && strcmp(path + n - m, names[i]) == 0) return 1;
+  }
+  return 0;
+}
+
 static void load_modules(const char *list) {
   FILE *f = fopen(list, "r");
   if (!f) return;
@@ -173,6 +193,10 @@ static void load_modules(const char *list) {
   while (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
     if (!line[0]) continue;
+    if (template_mode && deferred_module(line) && deferred_count < 8) {
+      snprintf(deferred_modules[deferred_count++], sizeof deferred_modules[0], "%s", line);
+      continue;
+    }
     int fd = open(line, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       logmsg("module %s: %s", line, strerror(errno));
@@ -295,8 +319,11 @@ static void mount_cgroup2(void) {
   close(sc);
 }
 
+static char attach_root[256];
+static int attach_ro;
+
 static void mount_root(void) {
-  const char *dev = cmdline_arg("hull.root");
+  const char *dev = attach_root[0] ? attach_root : cmdline_arg("hull.root");
   if (!dev) dev = "/dev/vda";
   char devpath[256];
   snprintf(devpath, sizeof devpath, "%s", dev);
@@ -335,7 +362,7 @@ static void mount_root(void) {
 }
 
 static void finish_root(void) {
-  if (cmdline_arg("hull.ro") && mount("", "/", "", MS_REMOUNT | MS_RDONLY | MS_NOATIME, "") != 0) die("remounting / read-only");
+  if ((attach_ro || cmdline_arg("hull.ro")) && mount("", "/", "", MS_REMOUNT | MS_RDONLY | MS_NOATIME, "") != 0) die("remounting / read-only");
 }
 
 /* ---- processes ---- */
@@ -1013,6 +1040,146 @@ static void read_channel(void) {
   }
 }
 
+/* ---- template clones ---- */
+
+/* linux/random.h's ioctls (musl has no kernel headers) */
+#define HULL_RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define HULL_RNDRESEEDCRNG _IO('R', 0x07)
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 0;
+}
+
+/* a clone must not share its template's RNG state: mix in the host's bytes (credited) and reseed the CRNG
+ * at once, so every later read (getrandom, /dev/urandom, the lazily made boot_id) depends on them */
+static void reseed(const char *hex) {
+  struct {
+    int entropy_count;
+    int buf_size;
+    unsigned char buf[256];
+  } info;
+  size_t n = strlen(hex) / 2;
+  if (n > sizeof info.buf) n = sizeof info.buf;
+  for (size_t i = 0; i < n; i++) info.buf[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+  info.buf_size = (int)n;
+  info.entropy_count = (int)n * 8;
+  int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    logmsg("opening /dev/urandom to reseed: %s", strerror(errno));
+    return;
+  }
+  if (ioctl(fd, HULL_RNDADDENTROPY, &info) != 0) logmsg("adding the host's entropy: %s", strerror(errno));
+  if (ioctl(fd, HULL_RNDRESEEDCRNG) != 0) logmsg("reseeding the CRNG: %s", strerror(errno));
+  close(fd);
+}
+
+/* "OLD NEW": the template's NIC with MAC OLD takes the instance's MAC NEW (virtio-net tells the device too) */
+static void remac(const char *line) {
+  char old[32], want[32], name[64];
+  unsigned char mac[6];
+  if (sscanf(line, "%31s %31s", old, want) != 2 ||
+      sscanf(want, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6) {
+    logmsg("bad MAC change %s", line);
+    return;
+  }
+  int i = 0;
+  while (iface_by_mac(old, name, sizeof name) != 0) {
+    if (++i > 400) {
+      logmsg("no interface with MAC %s to give %s", old, want);
+      return;
+    }
+    msleep(5);
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%.*s", IFNAMSIZ - 1, name);
+  ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+  memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+  if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) logmsg("setting the MAC of %s to %s: %s", name, want, strerror(errno));
+  close(fd);
+}
+
+/* 'A' from the host after a restore: "entropy" (hex), "time" ("SEC NSEC", the host's CLOCK_REALTIME), "root"
+ * (the disk to mount), "ro", "mac" ("OLD NEW" per NIC). */
+static void attach_instance(char *p, uint32_t len) {
+  char *end = p + len;
+  const char *macs[16];
+  int macc = 0;
+  while (p < end) {
+    char *k = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+    if (p >= end) break;
+    char *v = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+    if (!strcmp(k, "entropy")) reseed(v);
+    else if (!strcmp(k, "time")) {
+      long long sec = 0;
+      long nsec = 0;
+      if (sscanf(v, "%lld %ld", &sec, &nsec) == 2) {
+        struct timespec ts = {(time_t)sec, nsec};
+        if (clock_settime(CLOCK_REALTIME, &ts) != 0) logmsg("setting the clock: %s", strerror(errno));
+      }
+    } else if (!strcmp(k, "root")) snprintf(attach_root, sizeof attach_root, "%s", v);
+    else if (!strcmp(k, "ro")) attach_ro = 1;
+    else if (!strcmp(k, "mac") && macc < 16) macs[macc++] = v;
+  }
+  for (int i = 0; i < deferred_count; i++) {
+    int fd = open(deferred_modules[i], O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST))
+      logmsg("loading %s: %s", deferred_modules[i], strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+  for (int i = 0; i < macc; i++) remac(macs[i]);
+}
+
+/* template mode: say 'T' (the host saves the VM now) and wait for the instance ('A'), as the restored clone */
+static void wait_attach(void) {
+  /* give back what boot left behind (the page cache, fragmented free memory), so that free page reporting
+   * returns it to the host and the saved template holds only the pages in use */
+  static const char *const knobs[][2] = {{"/proc/sys/vm/drop_caches", "3"}, {"/proc/sys/vm/compact_memory", "1"}};
+  for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+    int fd = open(knobs[i][0], O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (write(fd, knobs[i][1], 1) != 1) logmsg("writing %s: %s", knobs[i][0], strerror(errno));
+      close(fd);
+    }
+  }
+  struct utsname u;
+  uname(&u);
+  send_frame('T', 0, u.release, (uint32_t)strlen(u.release));
+  static unsigned char buf[9 + MAX_PAYLOAD + 1];
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(chan, buf + have, sizeof buf - 1 - have);
+    if (n <= 0) {
+      if (n < 0 && errno != EINTR && errno != EAGAIN) die("reading the agent channel");
+      msleep(n == 0 ? 20 : 1);
+      continue;
+    }
+    have += (size_t)n;
+    while (have >= 9) {
+      uint32_t len;
+      memcpy(&len, buf + 5, 4);
+      if (len > MAX_PAYLOAD) {
+        have = 0;
+        break;
+      }
+      if (have < 9 + len) break;
+      if (buf[0] == 'A') {
+        buf[9 + len] = 0;
+        attach_instance((char *)buf + 9, len);
+        return;
+      }
+      memmove(buf, buf + 9 + len, have - 9 - len);
+      have -= 9 + len;
+    }
+  }
+}
+
 int main(void) {
   if (getpid() != 1) {
     fprintf(stderr, "hull-agent: runs as PID 1 of a hull VM\n");
@@ -1036,9 +1203,11 @@ int main(void) {
     cmdline[n > 0 ? n : 0] = 0;
     close(fd);
   }
+  template_mode = cmdline_arg("hull.template") != NULL;
   load_modules("/hull/modules");
   open_volume_modules();
   open_channel();
+  if (template_mode) wait_attach();
   /* the initramfs's mounts go: the root disk gets its own */
   umount2("/proc", MNT_DETACH);
   umount2("/sys", MNT_DETACH);

@@ -21,6 +21,7 @@
  *   HULL_TTYWAIT                 the helper `exec -t` runs first with crun (default guest/hull-ttywait; container/ttywait.ts)
  *   HULL_VM_BOOT_TIMEOUT         seconds a VM's agent may take to answer after QEMU starts
  *   HULL_VM_CACHE                where guest kernels and VM root disks are cached (default <root>/vm)
+ *   HULL_VM_TEMPLATES            0: image VMs boot cold instead of restoring a saved template (as --no-template)
  *   HULL_SOCKET                  the daemon's socket when --socket is not given (default /run/hull/hull.sock)
  *   HULL_CONSOLE_DIR             the web console's built files the daemon serves (default dist/console beside hull's bundle)
  *   HULL_SPACE_RESERVE           bytes of the root's space reserve for a full disk (default 4 MiB; 0: none; host/reserve.ts)
@@ -50,6 +51,7 @@ type Name =
   | 'HULL_TTYWAIT'
   | 'HULL_VM_BOOT_TIMEOUT'
   | 'HULL_VM_CACHE'
+  | 'HULL_VM_TEMPLATES'
   | 'HULL_SPACE_RESERVE'
   | 'HULL_SOCKET'
   | 'HULL_CONSOLE_DIR'

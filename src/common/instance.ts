@@ -94,6 +94,8 @@ export interface VmOptions {
   sysctls?: Record<string, string>;
   /** --display: a graphics card whose screen QEMU serves over VNC ('vnc'), or none; absent: none */
   display?: DisplayType;
+  /** false (--no-template): boot the kernel instead of restoring a saved VM template */
+  template?: boolean;
 }
 
 /** What a graphical display is served as: VNC ('vnc'), or no display ('none'). */
@@ -556,6 +558,10 @@ export interface InstanceDriver {
    * still exist or that instances use), after image garbage collection. Returns the bytes freed.
    */
   pruneImageCaches?(root: string, keep: ReadonlySet<string>): Promise<number>;
+  /** `hull system prune`: drop every cache of the driver's own that is made again on demand (VM templates); bytes freed. */
+  pruneCaches?(root: string): Promise<number>;
+  /** `hull system df`: those caches, by kind. */
+  cacheUsage?(root: string): { kind: string; count: number; size: number }[];
   /**
    * capabilities.console: the serial console (hull console), output as it comes and input to the guest,
    * until the instance stops or the user types the detach key (Ctrl-] by default). Resolves with how it ended.

@@ -21,7 +21,8 @@
  * | networks/                     | network definitions (<name>.json, .lock.db), attachments/<id>,| network/                     |
  * |                               | ipam/ (host-local's leases), aardvark/ (DNS)                  |                              |
  * | vm/                           | VM caches: disks/ (an image's ext4 root disk), kernels/ and   | vm/                          |
- * |                               | initramfs/ (these two in $HULL_VM_CACHE when it is set)       |                              |
+ * |                               | initramfs/ (these two in $HULL_VM_CACHE when it is set),      |                              |
+ * |                               | templates/<key>/ (saved VMs restored instead of booting)      | vm/template.ts               |
  * | space-reserve                 | written blocks given back when the disk is full (Full disks)  | host/reserve.ts              |
  * | volumes/<name>/volume.json,   | named and anonymous volumes (docker's local driver): the      | engine/volumes.ts            |
  * | volumes/<name>/_data/         | record, and the directory bind-mounted into instances         |                              |
@@ -108,6 +109,8 @@ export function rootPaths(root: string) {
     networkAttachments: join(root, 'networks', 'attachments'),
     /** the VM caches (disks/ always; kernels/ and initramfs/ unless $HULL_VM_CACHE moves them) */
     vm: join(root, 'vm'),
+    /** VM templates (vm/template.ts): <key>/state.bin and template.json each, .lock */
+    vmTemplates: join(root, 'vm', 'templates'),
     spaceReserve: join(root, 'space-reserve'),
     volumes: join(root, 'volumes'),
     /** a volume's directory: its record (volume.json) and its data (_data, the mount point) */

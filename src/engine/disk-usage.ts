@@ -44,6 +44,8 @@ export interface DiskUsage {
   instances: InstanceUsage[];
   buildCache: CacheUsage[];
   buildCacheSize: number;
+  /** the drivers' own caches that are made again on demand (VM templates), by kind */
+  driverCaches: { kind: string; count: number; size: number }[];
 }
 
 /** Space a file takes on disk (a sparse qcow2 overlay: its allocated blocks). */
@@ -112,7 +114,16 @@ export async function diskUsage(engine: Engine): Promise<DiskUsage> {
     }
     return { id: e.key, created: e.created, size, shared: e.layers.some((d) => layerSize.has(d)) };
   });
-  return { layersSize, imagesReclaimable, images: imageUsage, instances: instanceUsage, buildCache, buildCacheSize };
+  const driverCaches = engine.allDrivers().flatMap((d) => d.cacheUsage?.(engine.root) ?? []);
+  return {
+    layersSize,
+    imagesReclaimable,
+    images: imageUsage,
+    instances: instanceUsage,
+    buildCache,
+    buildCacheSize,
+    driverCaches,
+  };
 }
 
 function allocatedBlob(engine: Engine, digest: string): number {

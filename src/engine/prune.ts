@@ -60,6 +60,15 @@ export async function pruneSystem(engine: Engine, all: boolean): Promise<PruneRe
   const networks = await pruneNetworks(engine, errors);
   const img = await pruneImages(engine, all);
   const cache = await pruneBuildCache(engine, all);
-  const gc = { ...img.gc, reclaimed: img.gc.reclaimed + cache.reclaimed };
+  // the drivers' caches made again on demand (VM templates)
+  let driverCaches = 0;
+  for (const d of engine.allDrivers()) {
+    if (!d.pruneCaches) continue;
+    driverCaches += await d.pruneCaches(engine.root).catch((e: Error) => {
+      errors.push(`${d.kind} caches not removed: ${e.message}`);
+      return 0;
+    });
+  }
+  const gc = { ...img.gc, reclaimed: img.gc.reclaimed + cache.reclaimed + driverCaches };
   return { instances, networks, images: img.images, gc, cacheEntries: img.cacheEntries + cache.entries, errors };
 }

@@ -61,6 +61,7 @@ import { killAndWait, processAlive, processArgv, processesNamingInstances } from
 import { readExitRecord, waitForExitRecord } from '../host/exitwatch.js';
 import { ctlOpen, ctlRequest } from './ctl.js';
 import { pruneImageDisks } from './disk.js';
+import { pruneTemplates, templateUsage } from './template.js';
 import type { MonitorConfig } from './machine.js';
 import type { CtlAnswer, VmStats } from './monitor.js';
 import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
@@ -205,6 +206,17 @@ export class VmDriver implements InstanceDriver {
     return pruneImageDisks(rootPaths(root).vm, keep);
   }
 
+  /** hull system prune: the VM templates (made again on the next VM start). */
+  pruneCaches(root: string): Promise<number> {
+    return pruneTemplates(root);
+  }
+
+  /** hull system df: the VM templates. */
+  cacheUsage(root: string): { kind: string; count: number; size: number }[] {
+    const t = templateUsage(root);
+    return [{ kind: 'VM Templates', ...t }];
+  }
+
   /** validate (nothing made), prepare (the instance dir), spawn (the monitor; on failure it is cleaned up as today). */
   async create(ctx: InstanceContext): Promise<CreateResult> {
     const plan = await validateCreate(ctx);
@@ -223,6 +235,8 @@ export class VmDriver implements InstanceDriver {
       throw e;
     }
     if (!a.ok) throw vmError(ctx.name, a, 'start');
+    // a template that could not be restored: it booted cold, and says so once
+    if (typeof a.warning === 'string') process.stderr.write(`hull: warning: VM ${ctx.name}: ${a.warning}\n`);
   }
 
   async kill(ctx: InstanceContext, signal: string, all = false): Promise<void> {
@@ -488,6 +502,8 @@ export class VmDriver implements InstanceDriver {
         Memory: m?.memory ?? null,
         Kernel: v.kernel ?? m?.kernel ?? null,
         Initrd: v.initrd ?? null,
+        // started by restoring this VM template (vm/template.ts), or null: booted
+        Template: m?.restore?.template ?? null,
         Disk: v.disk ?? p.disk,
         DiskFormat: v.disk ? (v.diskFormat ?? null) : 'qcow2',
         ConsolePath: m?.consolePath ?? p.console,

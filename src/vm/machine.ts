@@ -18,6 +18,7 @@ import { basename, join } from 'node:path';
 import type { Accel } from '../host/qemu.js';
 import type { LogConfig } from '../common/instance.js';
 import type { ProcessSpec } from './protocol.js';
+import type { RestorePlan } from './template.js';
 
 export type DeviceModel = 'virtio' | 'emulated';
 
@@ -58,6 +59,8 @@ export interface MonitorConfig {
   volumes?: VolumeShare[];
   /** the virtiofsd binary */
   virtiofsd?: string;
+  /** start by restoring a VM template (template.ts) instead of booting; `argv` is the cold boot, the fallback */
+  restore?: RestorePlan;
 }
 
 /** A host directory shared with the guest through virtiofs. */
@@ -136,6 +139,20 @@ export function displayArgs(o: Pick<MachineOptions, 'vncSocket' | 'deviceModel'>
   ];
 }
 
+/**
+ * TCG's translation cache (MiB): QEMU 7.2 reserves 1 GiB by default and fills it as the guest runs new code, all
+ * of it host memory that stays; a bounded cache is flushed and refilled instead (an idle VM's RSS measured here:
+ * bench/vm.ts).
+ */
+export const TCG_TB_MIB = 64;
+
+/**
+ * The balloon of virtio machines: free page reporting (the guest hands its free 2 MiB blocks back, QEMU drops
+ * them from its RSS, so host memory follows what the guest uses) and deflate-on-oom (a guest that runs out
+ * takes balloon pages back before its OOM killer acts).
+ */
+export const BALLOON_OPTIONS = 'free-page-reporting=on,deflate-on-oom=on';
+
 /** TSC frequency the guest assumes under TCG (only timekeeping precision depends on it there). */
 const TCG_TSC_KHZ = 2_000_000;
 
@@ -148,7 +165,7 @@ export function qemuArgs(o: MachineOptions): string[] {
     '-display',
     'none',
     '-accel',
-    o.accel === 'kvm' ? 'kvm' : 'tcg',
+    o.accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_TB_MIB}`,
     '-cpu',
     o.accel === 'kvm' ? 'host' : 'max',
     '-smp',
@@ -239,7 +256,7 @@ export function qemuArgs(o: MachineOptions): string[] {
       '-device',
       'virtio-rng-device',
       '-device',
-      'virtio-balloon-device,id=balloon0',
+      `virtio-balloon-device,id=balloon0,${BALLOON_OPTIONS}`,
       ...netdevs('virtio-net-device'),
       ...fsDevices('vhost-user-fs-device'),
       // virtio-mmio devices default to legacy virtio, which vhost-user backends (libvhost-user) refuse

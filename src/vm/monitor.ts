@@ -17,6 +17,7 @@
  * stdout once QEMU is started and then closes it, so the driver's create knows the outcome.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -34,12 +35,14 @@ import { dirname, join } from 'node:path';
 import { ConsoleScanner, describeOomKills } from './console-scan.js';
 import { LogFileWriter } from './logfile.js';
 import { virtiofsdSocketPath, type MonitorConfig } from './machine.js';
+import type { RestorePlan } from './template.js';
 import {
   ALL_SESSIONS,
   QUERY_SESSION,
   decodeStatus,
   encodeData,
   encodeFrame,
+  encodeAttach,
   encodeSpec,
   FrameDecoder,
   T,
@@ -249,26 +252,137 @@ class Monitor {
     await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
 
     await this.startVirtiofsd();
-    const out = openSync(this.files.qemuLog, 'w', 0o640);
-    const argv = ['--pdeathsig', 'KILL', this.cfg.qemu, ...this.cfg.argv];
+    const restore = this.cfg.restore;
+    if (restore) {
+      this.restoring = true;
+      try {
+        await this.spawnQemu(restore.argv);
+        void this.restoreTemplate(restore);
+      } catch (e) {
+        this.restoreFailed((e as Error).message);
+      }
+    } else {
+      await this.spawnQemu(this.cfg.argv);
+    }
+    // the agent has this long to say READY once start asks for the main process
+    if (this.cfg.mode === 'agent') this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
+  }
+
+  private async spawnQemu(qemuArgv: string[]): Promise<void> {
+    // a restore reads the template's state from fd 3 (-incoming fd:3): QEMU loads it as it starts, no pipe
+    const state = this.restoring && this.cfg.restore ? openSync(this.cfg.restore.state, 'r') : null;
+    const out = openSync(this.files.qemuLog, this.restoring ? 'w' : 'a', 0o640);
+    const argv = ['--pdeathsig', 'KILL', ...withoutTransparentHugePages(), this.cfg.qemu, ...qemuArgv];
+    const stdio: ('ignore' | number)[] = ['ignore', out, out, ...(state !== null ? [state] : [])];
     // on hull networks QEMU runs in the instance's network namespace, where its taps are; nsenter execs
     // setpriv, which execs QEMU: still one process, our child, dying with us
     const qemu = this.cfg.netns
-      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], {
-          cwd: this.dir,
-          stdio: ['ignore', out, out],
-        })
-      : spawn('setpriv', argv, { cwd: this.dir, stdio: ['ignore', out, out] });
+      ? spawn('nsenter', [`--net=${this.cfg.netns}`, '--', 'setpriv', ...argv], { cwd: this.dir, stdio })
+      : spawn('setpriv', argv, { cwd: this.dir, stdio });
     closeSync(out);
+    if (state !== null) closeSync(state);
     this.qemu = qemu;
     await new Promise<void>((resolve, reject) => {
       qemu.once('spawn', resolve);
       qemu.once('error', reject);
     });
     writeFileSync(this.files.qemuPid, String(qemu.pid));
-    qemu.on('exit', (code, signal) => this.onQemuExit(code, signal));
-    // the agent has this long to say READY once start asks for the main process
-    if (this.cfg.mode === 'agent') this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
+    qemu.on('exit', (code, signal) => {
+      if (qemu !== this.qemu) return; // a failed restore's QEMU, replaced by a cold boot
+      if (this.restoring) {
+        this.restoreFailed(
+          `QEMU ended (${signal ?? `status ${code}`}): ${readTail(this.files.qemuLog, 2).replace(/\n/g, '; ')}`,
+        );
+        return;
+      }
+      this.onQemuExit(code, signal);
+    });
+  }
+
+  /* ---- templates (template.ts) ---- */
+
+  /** restoring a template: a failure now means a cold boot, not the end */
+  private restoring = false;
+  /** said to `start` (and from there to the user) when the restore failed */
+  private warning: string | null = null;
+  /** the 'A' frame, waiting for the agent's connection */
+  private attachPending: Buffer | null = null;
+  private restoreMs = 0;
+
+  /** Feed QEMU the template's state, run it, and give the guest the instance ('A'). */
+  private async restoreTemplate(plan: RestorePlan): Promise<void> {
+    const t0 = Date.now();
+    const qemu = this.qemu;
+    try {
+      const q = await this.qmpReady;
+      for (;;) {
+        const st = await q.execute<{ status: string }>('query-status');
+        if (st.status !== 'inmigrate') break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const mig = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (mig.status !== 'completed')
+        throw new Error(mig['error-desc'] ?? `migration ${mig.status ?? 'did not complete'}`);
+      await q.execute('cont');
+    } catch (e) {
+      if (qemu === this.qemu) this.restoreFailed((e as Error).message);
+      return;
+    }
+    if (qemu !== this.qemu || !this.restoring) return;
+    this.restoring = false;
+    this.restoreMs = Date.now() - t0;
+    const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    const frame = encodeFrame(
+      T.ATTACH,
+      0,
+      encodeAttach({
+        entropy: randomBytes(64),
+        timeNs: now,
+        root: plan.root,
+        readOnly: plan.readOnly,
+        macs: plan.macs,
+      }),
+    );
+    if (this.agent) this.agent.write(frame);
+    else this.attachPending = frame;
+    process.stderr.write(`restored VM template ${plan.template.slice(0, 12)} in ${this.restoreMs} ms\n`);
+  }
+
+  /** The restore failed: the template's QEMU goes, a cold boot of the instance's own command line takes its place. */
+  private restoreFailed(reason: string): void {
+    if (!this.restoring) return;
+    this.restoring = false;
+    this.warning = `the VM template could not be restored (${reason.trim() || 'unknown error'}); booted cold instead`;
+    process.stderr.write(`${this.warning}\n`);
+    // a template that does not restore is made again by the next start (template.ts)
+    const tdir = this.cfg.restore ? dirname(this.cfg.restore.state) : '';
+    if (/\/[0-9a-f]{64}$/.test(tdir)) rmSync(tdir, { recursive: true, force: true });
+    const old = this.qemu;
+    this.qemu = null;
+    this.qmp?.close();
+    this.qmp = null;
+    this.qmpReady = new Promise((r) => (this.resolveQmp = r));
+    this.agent?.destroy();
+    this.agent = null;
+    this.attachPending = null;
+    this.serial?.destroy();
+    this.serial = null;
+    this.serialEnded = null;
+    const gone =
+      old && old.exitCode === null && old.signalCode === null
+        ? new Promise<void>((r) => {
+            old.once('exit', () => r());
+            old.kill('SIGKILL');
+          })
+        : Promise.resolve();
+    void gone
+      .then(() => {
+        if (this.exited) return;
+        if (this.bootTimer) clearTimeout(this.bootTimer);
+        this.bootTimer = setTimeout(() => this.bootTimedOut(), this.cfg.bootTimeoutMs);
+        return this.spawnQemu(this.cfg.argv);
+      })
+      .catch((e: Error) => this.fail(`QEMU could not be started: ${e.message}`));
   }
 
   /* ---- volumes ---- */
@@ -392,6 +506,10 @@ class Monitor {
       return;
     }
     this.agent = s;
+    if (this.attachPending) {
+      s.write(this.attachPending);
+      this.attachPending = null;
+    }
     const dec = new FrameDecoder();
     s.on('data', (b: Buffer) => {
       let frames: Frame[];
@@ -425,7 +543,12 @@ class Monitor {
           this.mainPid = f.payload.readUInt32LE(0);
           this.phase = 'running';
           for (const b of this.pendingStdin.splice(0)) this.toAgent(encodeData(T.STDIN, 0, b));
-          this.startReply?.({ ok: true, pid: this.mainPid, kernel: this.kernelRelease });
+          this.startReply?.({
+            ok: true,
+            pid: this.mainPid,
+            kernel: this.kernelRelease,
+            ...(this.warning ? { warning: this.warning } : {}),
+          });
           this.startReply = null;
           return;
         case T.FAILED: {
@@ -675,6 +798,9 @@ class Monitor {
           pid: this.mainPid,
           qemuPid: this.qemu?.pid ?? 0,
           kernel: this.kernelRelease,
+          // how it started: restored from a template (and how long the restore took) or booted
+          template: this.cfg.restore && !this.warning ? this.cfg.restore.template : null,
+          restoreMs: this.restoreMs,
         });
       case 'start': {
         if (this.phase === 'running' || this.phase === 'paused') return this.answer(s, { ok: true, pid: this.mainPid });
@@ -939,3 +1065,16 @@ function tapCounters(pid: number): { netRx: number; netTx: number } {
   }
   return { netRx, netTx };
 }
+
+/**
+ * QEMU asks for transparent huge pages on guest RAM (and TCG's code cache); where the host grants them (THP
+ * "madvise", Debian's default) every 4 KiB page a guest touches costs the host 2 MiB, and a restored template's
+ * scattered pages fill whole huge pages. PR_SET_THP_DISABLE (prctl 41), inherited across exec, turns that off
+ * for QEMU: its memory follows the guest's pages (idle VM: bench/vm.ts). Perl (Debian's essential perl-base)
+ * makes the call and execs QEMU, so no extra process stays; without perl QEMU starts as it is.
+ */
+function withoutTransparentHugePages(): string[] {
+  if (!existsSync(PERL)) return [];
+  return [PERL, '-e', 'syscall(157, 41, 1, 0, 0, 0); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\\n"'];
+}
+const PERL = '/usr/bin/perl';

@@ -19,8 +19,12 @@ export const T = {
   SIGNAL: 'K',
   RESIZE: 'W',
   POWEROFF: 'Q',
+  /** after a template's restore: the instance's entropy, clock, root disk and MACs (template.ts) */
+  ATTACH: 'A',
   // guest → host
   READY: 'R',
+  /** template mode: booted and waiting for an instance (the host saves the VM now) */
+  TEMPLATE: 'T',
   STARTED: 'P',
   STDOUT: 'O',
   STDERR: 'E',
@@ -163,4 +167,26 @@ export function resizePayload(rows: number, cols: number): Buffer {
   b.writeUInt16LE(rows & 0xffff, 0);
   b.writeUInt16LE(cols & 0xffff, 2);
   return b;
+}
+
+/** The 'A' payload (agent.c's attach_instance): NUL-terminated key/value pairs. */
+export function encodeAttach(a: {
+  entropy: Buffer;
+  /** the host's CLOCK_REALTIME in nanoseconds */
+  timeNs: bigint;
+  root: string;
+  readOnly: boolean;
+  macs: [string, string][];
+}): Buffer {
+  const kv: string[] = [
+    'entropy',
+    a.entropy.toString('hex'),
+    'time',
+    `${a.timeNs / 1_000_000_000n} ${a.timeNs % 1_000_000_000n}`,
+    'root',
+    a.root,
+  ];
+  if (a.readOnly) kv.push('ro', '1');
+  for (const [from, to] of a.macs) kv.push('mac', `${from} ${to}`);
+  return Buffer.from(kv.map((x) => x + '\0').join(''));
 }

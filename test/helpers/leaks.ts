@@ -149,6 +149,11 @@ export function fileLeaks(root: string): Leak[] {
   const disks = join(root, 'vm', 'disks');
   if (existsSync(disks))
     for (const d of readdirSync(disks)) if (!d.endsWith('.ext4')) out.push({ kind: 'file', what: join(disks, d) });
+  // VM templates (vm/template.ts) are made in <key>.tmp-<pid> and renamed: none may stay behind
+  const templates = join(root, 'vm', 'templates');
+  if (existsSync(templates))
+    for (const d of readdirSync(templates))
+      if (d.includes('.tmp-')) out.push({ kind: 'file', what: join(templates, d) });
   const run = join(root, 'run');
   for (const rt of ['runc', 'crun']) {
     const dir = join(run, rt);

@@ -391,7 +391,12 @@ export const openapi = {
             [],
           ),
           vm: obj(
-            { accel: { enum: ['auto', 'kvm', 'tcg'] }, deviceModel: { enum: ['virtio', 'emulated'] }, kernel: str },
+            {
+              accel: { enum: ['auto', 'kvm', 'tcg'] },
+              deviceModel: { enum: ['virtio', 'emulated'] },
+              kernel: str,
+              template: { type: 'boolean', description: 'false: boot instead of restoring a VM template' },
+            },
             [],
           ),
           display: {

@@ -99,7 +99,7 @@ interface CreateBody {
   restart?: string;
   autoRemove?: boolean;
   resources?: { memory?: number; cpus?: number };
-  vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string };
+  vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string; template?: boolean };
   display?: 'vnc' | 'none';
 }
 

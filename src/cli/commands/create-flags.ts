@@ -146,6 +146,7 @@ export function addCreateFlags(cmd: Command): Command {
       '--display [type]',
       'a graphical display served over VNC (see hull vnc): vnc (bare --display) or none; a container runs an X11 app on a virtual display of its own, a VM gets a graphics card (default: vnc for disk-image VMs, none otherwise)',
     )
+    .option('--no-template', 'VM: boot the kernel instead of restoring a saved VM template (as HULL_VM_TEMPLATES=0)')
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions();
@@ -200,6 +201,8 @@ export interface CreateFlags {
   deviceModel?: 'virtio' | 'emulated';
   kernel?: string;
   initrd?: string;
+  /** false with --no-template */
+  template?: boolean;
   ip?: string;
   networkAlias?: string[];
   publish?: string[];
@@ -317,6 +320,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     f.deviceModel && '--device-model',
     f.kernel && '--kernel',
     f.initrd && '--initrd',
+    f.template === false && '--no-template',
   ].filter(Boolean);
   if (kind !== 'vm' && vmFlags.length > 0)
     throw new InvalidArgumentError(`${vmFlags.join(', ')} apply to VMs only: add --isolation vm`);
@@ -327,6 +331,7 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
           ...(f.deviceModel !== undefined ? { deviceModel: f.deviceModel } : {}),
           ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
           ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
+          ...(f.template === false ? { template: false } : {}),
         }
       : undefined;
   return {

@@ -61,6 +61,18 @@ function summary(du: DiskUsage) {
       Reclaimable: du.buildCacheSize,
       percent: false,
     },
+    // the drivers' caches that prune removes and that are made again when needed (VM templates), when there
+    // are any (docker's four rows otherwise)
+    ...du.driverCaches
+      .filter((c) => c.count > 0)
+      .map((c) => ({
+        Type: c.kind,
+        TotalCount: c.count,
+        Active: 0,
+        Size: c.size,
+        Reclaimable: c.size,
+        percent: false,
+      })),
   ];
 }
 

@@ -18,6 +18,7 @@ import { ensureImageDisk, ensureInstanceDisk } from '../disk.js';
 import { ensureInitramfs } from '../initramfs.js';
 import { ensureDefaultKernel, vmCacheDir, type KernelInfo } from '../kernel.js';
 import { qemuArgs, type MonitorConfig } from '../machine.js';
+import { ensureTemplate, restoreArgv, templateMac, templatesEnabled } from '../template.js';
 
 import type { GuestNic, ProcessSpec } from '../protocol.js';
 import { MiB, type VmPlan } from './validate.js';
@@ -155,6 +156,42 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
       kernel: kernel.version,
       argv: qemuArgs({ ...machine, mode: 'agent', kernel: kernel.image, initrd }),
     };
+    // start from a template where one fits (template.ts says which VMs can); making it may fail: boot cold
+    if (
+      templatesEnabled(cfg.vm?.template) &&
+      model === 'virtio' &&
+      kernel.modulesDir &&
+      !agent.initrd &&
+      shares.length === 0
+    ) {
+      try {
+        const t = await ensureTemplate(
+          ctx.root,
+          {
+            qemu: plan.qemu,
+            accel,
+            kernelImage: kernel.image,
+            kernelVersion: kernel.version,
+            initrd,
+            memoryMiB: plan.memory / MiB,
+            cpus: plan.cpus,
+            nics: nics.length,
+            bootTimeoutMs: bootTimeoutMs(),
+          },
+          status,
+        );
+        mc.restore = {
+          template: t.key,
+          state: t.state,
+          argv: restoreArgv(mc.argv),
+          root: '/dev/vda',
+          readOnly: !!cfg.readOnly,
+          macs: nics.map((n, i) => [templateMac(i), n.mac]),
+        };
+      } catch (e) {
+        status(`hull: warning: no VM template (${(e as Error).message}); booting cold`);
+      }
+    }
   }
   if (net && nics.length > 0) mc.netns = net.netnsPath;
   // regenerated on every create (like the container's config.json): no durable write needed
