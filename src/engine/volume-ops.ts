@@ -44,7 +44,9 @@ import {
 /** ENOSPC/EDQUOT from a host program or a write: the pool (or the volume's quota) is full. */
 function fullError(e: unknown, pool: PoolRecord, what: string): unknown {
   const text = `${(e as Error)?.message ?? ''} ${(e as NodeJS.ErrnoException)?.code ?? ''}`;
-  if (/ENOSPC|EDQUOT|No space left|Disk quota exceeded/i.test(text))
+  // node has no name for EDQUOT (-122): it says UNKNOWN, with the number
+  const errno = (e as NodeJS.ErrnoException)?.errno;
+  if (errno === -122 || errno === -28 || /ENOSPC|EDQUOT|No space left|Disk quota exceeded/i.test(text))
     return new PoolFullError(
       `${what}: storage pool ${pool.name} is full (or the volume's --size is reached): free space with hull volume snapshot rm / volume rm, or use a bigger pool`,
       { cause: e },
@@ -72,6 +74,7 @@ function requota(pool: PoolRecord, v: VolumeRecord, dir: string): void {
 }
 
 export function listSnapshots(engine: Engine, volume: string): { name: string; createdAt: string }[] {
+  storageJournal(engine);
   const v = inspectVolume(engine, volume);
   const pool = volumePool(engine, v);
   const layout = poolLayout(engine.root, pool);
@@ -167,11 +170,17 @@ export function removeSnapshot(engine: Engine, volume: string, snap: string): vo
   const pool = volumePool(engine, v);
   const path = poolLayout(engine.root, pool).snapshot(v.name, snap);
   if (!existsSync(path)) throw new NotFoundError(`volume ${v.name} has no snapshot named ${snap}`);
+  const drv = poolDriver(pool.driver);
+  // a btrfs snapshot goes in one step (and, read-only, cannot be renamed); a copy is moved out of sight first
+  if (drv.atomicCopy(path)) {
+    drv.removeDir(pool, path);
+    return;
+  }
   const tmp = scratch(pool, engine, `rmsnap-${v.name}`);
   const journal = storageJournal(engine);
   const e = journal.begin('snapshot-rm', pool.name, [tmp]);
   renameSync(path, tmp);
-  poolDriver(pool.driver).removeDir(pool, tmp);
+  drv.removeDir(pool, tmp);
   journal.end(e);
 }
 

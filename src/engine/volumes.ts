@@ -30,6 +30,7 @@ import {
   rmSync,
   symlinkSync,
   truncateSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
@@ -43,6 +44,7 @@ import { Journal } from '../storage/journal.js';
 import {
   DEFAULT_POOL,
   getPool,
+  listPools,
   nextProjectId,
   type PoolRecord,
   poolDriver,
@@ -186,7 +188,10 @@ export function createVolume(engine: Engine, opts: CreateVolumeOptions = {}): Vo
       // a block volume's quota leaves room for the file system's own blocks around its disk file
       drv.limit(pool, data, type === 'block' ? opts.size + 16 * 1024 ** 2 : opts.size, rec.projectId ?? 0);
     }
-    if (type === 'block') truncateSync(rec.mountpoint, opts.size);
+    if (type === 'block') {
+      writeFileSync(rec.mountpoint, '', { mode: 0o600, flag: 'wx' });
+      truncateSync(rec.mountpoint, opts.size);
+    }
     // the record last: a volume without one is half-made and made again on the next create
     writeRecord(engine.root, rec);
   } catch (e) {
@@ -203,6 +208,7 @@ export function createVolume(engine: Engine, opts: CreateVolumeOptions = {}): Vo
 }
 
 export function listVolumes(engine: Engine): VolumeRecord[] {
+  storageJournal(engine);
   let names: string[];
   try {
     names = readdirSync(rootPaths(engine.root).volumes);
@@ -216,6 +222,7 @@ export function listVolumes(engine: Engine): VolumeRecord[] {
 }
 
 export function inspectVolume(engine: Engine, name: string): VolumeRecord {
+  storageJournal(engine);
   const r = VOLUME_NAME.test(name) ? read(engine.root, name) : undefined;
   if (!r) throw new NotFoundError(`no such volume: ${name}`);
   return r;
@@ -414,4 +421,24 @@ export function removeAnonymousVolumes(engine: Engine, rec: InstanceRecord): voi
 /** Volumes in a pool (for `storage pool inspect` and `rm`). */
 export function poolVolumes(engine: Engine, pool: string): VolumeRecord[] {
   return listVolumes(engine).filter((v) => v.pool === pool);
+}
+
+/** Mount every pool that is not (after a host restart); a pool that cannot be mounted is left for its first use to report. */
+export function mountPools(engine: Engine): void {
+  for (const p of listPools(engine.root)) {
+    try {
+      poolReady(p);
+    } catch {
+      /* reported when a volume of it is used */
+    }
+  }
+}
+
+/** Make sure the pools of an instance's volumes are mounted before it starts. */
+export function volumesReady(engine: Engine, config: InstanceConfig): void {
+  for (const m of config.mounts) {
+    if (m.type !== 'bind' || !m.volume) continue;
+    const v = read(engine.root, m.volume);
+    if (v) volumePool(engine, v);
+  }
 }

@@ -1,4 +1,8 @@
-/** docker's `/volumes/…` endpoints over engine/volumes.ts (the local driver: directories under hull's root). */
+/**
+ * docker's `/volumes/…` endpoints over engine/volumes.ts: the local driver, with volumes in hull's storage pools.
+ * DriverOpts `size` (docker's `volume create -o size=…`), `pool` and `type` choose how a volume is made; Options
+ * shows them back.
+ */
 import {
   createVolume,
   inspectVolume,
@@ -7,6 +11,7 @@ import {
   pruneVolumes,
   removeVolume,
   type VolumeRecord,
+  volumeOptions,
   volumeUsers,
 } from '../../engine/volumes.js';
 import type { Engine } from '../../engine/engine.js';
@@ -20,7 +25,11 @@ export function volumeEntry(v: VolumeRecord): Record<string, unknown> {
     CreatedAt: v.createdAt,
     Labels: Object.keys(v.labels).length ? v.labels : null,
     Scope: 'local',
-    Options: null,
+    Options: {
+      pool: v.pool ?? 'default',
+      type: v.type ?? 'filesystem',
+      ...(v.size !== undefined ? { size: String(v.size) } : {}),
+    },
   };
 }
 
@@ -51,13 +60,17 @@ export function volumeRoutes(r: Router): void {
     const driver = b.Driver ?? 'local';
     if (driver !== '' && driver !== 'local')
       throw new ApiError(400, `volume driver "${String(driver)}" is not supported: hull has the local driver only`);
-    const opts = b.DriverOpts;
-    if (opts && typeof opts === 'object' && Object.keys(opts).length)
-      throw new ApiError(400, 'volume driver options are not supported yet (they come with storage pools)');
+    const opts = (b.DriverOpts ?? {}) as Record<string, unknown>;
+    if (typeof opts !== 'object' || Object.values(opts).some((x) => typeof x !== 'string'))
+      throw new ApiError(400, 'DriverOpts must be an object of strings');
     const labels = (b.Labels ?? {}) as Record<string, unknown>;
     if (typeof labels !== 'object' || Object.values(labels).some((x) => typeof x !== 'string'))
       throw new ApiError(400, 'Labels must be an object of strings');
-    const v = createVolume(c.engine, { ...(name ? { name } : {}), labels: labels as Record<string, string> });
+    const v = createVolume(c.engine, {
+      ...(name ? { name } : {}),
+      labels: labels as Record<string, string>,
+      ...volumeOptions(opts as Record<string, string>),
+    });
     sendJson(res, 201, volumeEntry(v));
   });
 
