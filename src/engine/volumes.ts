@@ -35,16 +35,18 @@ import {
 import { join, posix } from 'node:path';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { treeSize, writeFileAtomic } from '../common/fsutil.js';
-import type { BindMount, InstanceConfig, InstanceKind } from '../common/instance.js';
+import type { BindMount, InstanceConfig } from '../common/instance.js';
 import { parseSize, VOLUME_NAME } from '../common/parse.js';
 import { rootPaths, VOLUME_FILE } from '../common/paths.js';
 import { LayerView } from '../image/diff.js';
 import type { ImageRecord } from '../image/store.js';
 import { Journal } from '../storage/journal.js';
 import {
+  createPool,
   DEFAULT_POOL,
   getPool,
   listPools,
+  removePool,
   nextProjectId,
   type PoolRecord,
   poolDriver,
@@ -366,7 +368,6 @@ export async function resolveVolumes(
   engine: Engine,
   config: InstanceConfig,
   image: ImageRecord | undefined,
-  kind: InstanceKind = 'container',
 ): Promise<string[]> {
   const made: string[] = [];
   const targets = new Set(config.mounts.map((m) => m.target.replace(/\/+$/, '') || '/'));
@@ -390,7 +391,7 @@ export async function resolveVolumes(
       (m as BindMount).volume = v.name;
       if (v.type === 'block')
         throw new InvalidArgumentError(
-          `volume ${v.name} is a block volume: ${kind === 'vm' ? 'attaching block volumes to VMs as disks is not supported yet' : 'containers mount filesystem volumes only'}; use a --type filesystem volume`,
+          `volume ${v.name} is a block volume: containers mount filesystem volumes only (block volumes as VM disks are not supported yet); use a --type filesystem volume`,
         );
       volumePool(engine, v);
       m.source = v.mountpoint;
@@ -442,3 +443,28 @@ export function volumesReady(engine: Engine, config: InstanceConfig): void {
     if (v) volumePool(engine, v);
   }
 }
+
+/** `storage pool rm`: refused for the default pool and while the pool holds volumes. */
+export async function removeStoragePool(engine: Engine, name: string): Promise<void> {
+  if (name === DEFAULT_POOL) throw new ConflictError('the default pool cannot be removed');
+  const p = getPool(engine.root, name);
+  const vols = poolVolumes(engine, name);
+  if (vols.length)
+    throw new ConflictError(
+      `storage pool ${name} holds volumes (${vols.map((v) => v.name).join(', ')}): remove them first (hull volume rm)`,
+    );
+  await removePool(engine.root, p);
+  engine.store.addEvent('storage', 'destroy', name, name, {});
+}
+
+/** `storage pool create`, with its event. */
+export async function createStoragePool(
+  engine: Engine,
+  opts: { name: string; driver: string; source?: string; size?: number },
+): Promise<PoolRecord> {
+  const p = await createPool(engine.root, opts);
+  engine.store.addEvent('storage', 'create', p.name, p.name, { driver: p.driver });
+  return p;
+}
+
+export { DEFAULT_POOL, getPool, listPools, type PoolRecord, poolSpace } from '../storage/pools.js';

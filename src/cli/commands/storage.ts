@@ -3,18 +3,16 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { formatItems, inspectOutput, parseFormat, table } from '../format.js';
 import { parseSize } from '../../common/parse.js';
-import { ConflictError } from '../../common/errors.js';
+import type { Engine } from '../../engine/engine.js';
 import {
-  createPool,
-  DEFAULT_POOL,
+  createStoragePool,
   getPool,
   listPools,
   type PoolRecord,
   poolSpace,
-  removePool,
-} from '../../storage/pools.js';
-import type { Engine } from '../../engine/engine.js';
-import { poolVolumes } from '../../engine/volumes.js';
+  poolVolumes,
+  removeStoragePool,
+} from '../../engine/volumes.js';
 import { humanSize } from './df.js';
 
 /** A pool as `inspect` shows it. */
@@ -51,13 +49,12 @@ export function registerStorageCommands(program: Command, ctx: CliContext): void
     .option('--size <size>', 'the size of the pool image (btrfs, xfs; default 1g)')
     .action(async (name: string, o: { driver: string; source?: string; size?: string }) => {
       const engine = await ctx.engine();
-      const p = await createPool(engine.root, {
+      const p = await createStoragePool(engine, {
         name,
         driver: o.driver,
         ...(o.source !== undefined ? { source: o.source } : {}),
         ...(o.size !== undefined ? { size: parseSize(o.size, '--size') } : {}),
       });
-      engine.store.addEvent('storage', 'create', p.name, p.name, { driver: p.driver });
       process.stdout.write(`${p.name}\n`);
     });
 
@@ -119,15 +116,7 @@ export function registerStorageCommands(program: Command, ctx: CliContext): void
     .action(async (names: string[]) => {
       const engine = await ctx.engine();
       for (const n of names) {
-        if (n === DEFAULT_POOL) throw new ConflictError('the default pool cannot be removed');
-        const p = getPool(engine.root, n);
-        const vols = poolVolumes(engine, n);
-        if (vols.length)
-          throw new ConflictError(
-            `storage pool ${n} holds volumes (${vols.map((v) => v.name).join(', ')}): remove them first (hull volume rm)`,
-          );
-        await removePool(engine.root, p);
-        engine.store.addEvent('storage', 'destroy', n, n, {});
+        await removeStoragePool(engine, n);
         process.stdout.write(`${n}\n`);
       }
     });
