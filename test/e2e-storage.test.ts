@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Header } from 'tar';
+import { startDaemon } from './helpers/daemon.js';
 import { HullRoot } from './helpers/hull.js';
 import { loopLeaks } from './helpers/leaks.js';
 
@@ -19,6 +20,7 @@ const has = (p: string) => spawnSync('sh', ['-c', `command -v ${p}`]).status ===
 const btrfs = has('mkfs.btrfs') ? false : 'needs btrfs-progs (mkfs.btrfs)';
 const xfs = has('mkfs.xfs') ? false : 'needs xfsprogs (mkfs.xfs)';
 const qemu = has('qemu-system-x86_64') ? false : 'needs QEMU';
+const dockerCli = existsSync('/usr/bin/docker') ? false : "needs the docker CLI of Debian's docker.io";
 
 const root = new HullRoot('storage', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 const work = mkdtempSync('/tmp/hull-test-storage-work-');
@@ -326,7 +328,10 @@ describe('volumes in instances', () => {
     assert.match(mp, /disk\.raw$/);
     const r = await root.hull('run', '--rm', '--network', 'none', '-v', 'blk:/b', 'busybox', 'true');
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^hull: volume blk is a block volume: containers mount filesystem volumes only \(block volumes as VM disks are not supported yet\)/m);
+    assert.match(
+      r.stderr,
+      /^hull: volume blk is a block volume: containers mount filesystem volumes only \(block volumes as VM disks are not supported yet\)/m,
+    );
     assert.match((await root.hull('volume', 'create', '--type', 'block', 'blk2')).stderr, /needs --size/);
     await root.ok('volume', 'rm', 'blk');
   });
@@ -363,6 +368,35 @@ describe('volumes in instances', () => {
     assert.equal(readFileSync(join(await mountpoint('vmshare'), 'v'), 'utf8'), 'from-vm\n');
     await root.ok('volume', 'rm', 'vmshare');
   });
+});
+
+test('the docker CLI through hull daemon: volume create -o size=… -o pool=…, ls, inspect (Options), rm', {
+  skip: btrfs || dockerCli,
+}, async () => {
+  const socket = join(work, 'hull.sock');
+  const daemon = await startDaemon(root, socket);
+  const docker = (...args: string[]) => {
+    const r = spawnSync('/usr/bin/docker', args, {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(work, 'docker-config') },
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  try {
+    const c = docker('volume', 'create', '-o', 'size=20m', '-o', 'pool=fast', 'dockvol');
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(docker('volume', 'ls', '--format', '{{.Name}} {{.Driver}}').stdout, /^dockvol local$/m);
+    const i = docker('volume', 'inspect', '-f', '{{.Options.pool}} {{.Options.size}} {{.Mountpoint}}', 'dockvol');
+    assert.equal(i.stdout.trim(), `fast 20971520 ${join(root.dir, 'storage', 'mnt', 'fast', 'volumes', 'dockvol')}`);
+    assert.match(await root.ok('volume', 'ls'), /^local +dockvol +fast +20\.97MB$/m);
+    const bad = docker('volume', 'create', '-o', 'size=20m', 'dirvol');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /uses the dir driver, which has no quotas: drop --size/);
+    assert.equal(docker('volume', 'rm', 'dockvol').code, 0);
+  } finally {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+  }
 });
 
 describe('crashes, restarts, old roots', () => {

@@ -17,6 +17,16 @@ import {
 import type { Engine } from '../../engine/engine.js';
 import { ApiError, filters, flag, noContent, type Router, sendJson } from '../http.js';
 
+/** A volume's options as docker's `-o`: pool (not the default), size, type (block); null when none. */
+export function volumeOpts(v: VolumeRecord): Record<string, string> | null {
+  const o: Record<string, string> = {
+    ...(v.pool && v.pool !== 'default' ? { pool: v.pool } : {}),
+    ...(v.size !== undefined ? { size: String(v.size) } : {}),
+    ...(v.type === 'block' ? { type: 'block' } : {}),
+  };
+  return Object.keys(o).length ? o : null;
+}
+
 export function volumeEntry(v: VolumeRecord): Record<string, unknown> {
   return {
     Name: v.name,
@@ -25,11 +35,8 @@ export function volumeEntry(v: VolumeRecord): Record<string, unknown> {
     CreatedAt: v.createdAt,
     Labels: Object.keys(v.labels).length ? v.labels : null,
     Scope: 'local',
-    Options: {
-      pool: v.pool ?? 'default',
-      type: v.type ?? 'filesystem',
-      ...(v.size !== undefined ? { size: String(v.size) } : {}),
-    },
+    // docker's local driver shows the options it was given (null for none): what differs from the defaults
+    Options: volumeOpts(v),
   };
 }
 

@@ -483,7 +483,7 @@ export const openapi = {
         anonymous: { type: 'boolean' },
         pool: str,
         type: { enum: ['filesystem', 'block'] },
-        size: { type: 'integer' },
+        size: nullable('integer'),
         usedBy: { type: 'array', items: str },
       }),
       Operation: obj({

@@ -33,12 +33,12 @@ import { humanSize } from './df.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** docker's volume options as hull keeps them: the pool, the size (bytes), the type. */
+/** docker's volume options as hull keeps them (what differs from the defaults: pool, size in bytes, type). */
 export function volumeOptionsOf(v: VolumeRecord): Record<string, string> {
   return {
-    pool: v.pool ?? 'default',
-    type: v.type ?? 'filesystem',
+    ...(v.pool && v.pool !== 'default' ? { pool: v.pool } : {}),
     ...(v.size !== undefined ? { size: String(v.size) } : {}),
+    ...(v.type === 'block' ? { type: 'block' } : {}),
   };
 }
 
@@ -53,6 +53,7 @@ function describeVolume(engine: Engine, v: VolumeRecord, detail = true): Record<
     Options: volumeOptionsOf(v),
     Scope: 'local',
     Pool: v.pool ?? 'default',
+    Type: v.type ?? 'filesystem',
     Size: v.size ?? null,
     ...(detail
       ? {
