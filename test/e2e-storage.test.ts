@@ -483,6 +483,60 @@ describe('crashes, restarts, old roots', () => {
   });
 });
 
+describe('files of instances', () => {
+  test('hull diff and hull commit: the changes of a container, an image of them with --change', async () => {
+    await root.ok(
+      'run',
+      '--name',
+      'changer',
+      '--network',
+      'none',
+      '-e',
+      'FOO=bar',
+      'busybox',
+      'sh',
+      '-c',
+      'echo x > /new; rm /bin/true; echo y >> /etc/passwd',
+    );
+    assert.equal(await root.ok('diff', 'changer'), 'C /bin\nD /bin/true\nC /etc\nC /etc/passwd\nA /new\n');
+    assert.equal(await root.ok('container', 'diff', 'changer'), await root.ok('diff', 'changer'));
+    const id = (
+      await root.ok(
+        'commit',
+        '-c',
+        'CMD ["cat", "/new"]',
+        '-c',
+        'LABEL made=by-commit',
+        '-m',
+        'a note',
+        'changer',
+        'committed:1',
+      )
+    ).trim();
+    assert.match(id, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(await root.ok('run', '--rm', '--network', 'none', 'committed:1'), 'x\n');
+    assert.equal(
+      await root.ok(
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        'committed:1',
+        'sh',
+        '-c',
+        'echo $FOO; test -e /bin/true || echo gone',
+      ),
+      'bar\ngone\n',
+    );
+    assert.equal(await root.ok('image', 'inspect', '-f', '{{.Config.Labels.made}}', 'committed:1'), 'by-commit\n');
+    assert.match(await root.ok('history', 'committed:1'), /hull commit changer .*a note/);
+    const bad = await root.hull('commit', '-c', 'RUN true', 'changer', 'nope:1');
+    assert.match(bad.stderr, /^hull: --change "RUN true": RUN cannot be applied; use CMD, ENTRYPOINT/m);
+    await root.ok('rm', 'changer');
+    await root.ok('rmi', 'committed:1');
+  });
+});
+
 test('leaves nothing behind: pools removed, no mounts or loop devices under the root', async () => {
   for (const v of (await root.ok('volume', 'ls', '-q')).split('\n').filter(Boolean)) await root.ok('volume', 'rm', v);
   for (const p of (await root.ok('storage', 'pool', 'ls', '-q')).split('\n').filter((n) => n && n !== 'default'))

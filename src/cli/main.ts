@@ -8,6 +8,7 @@ import { registerBuildCommand, registerBuilderCommands } from './commands/build.
 import { registerNetworkCommands } from './commands/network.js';
 import { registerVolumeCommands } from './commands/volume.js';
 import { registerStorageCommands } from './commands/storage.js';
+import { registerDiffCommand } from './commands/diff.js';
 import { registerVmCommands } from './commands/vm.js';
 import { errorLine, exitStatus } from './errors.js';
 import { commandPath, registerManagementCommands } from './management.js';
@@ -62,6 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   registerNetworkCommands(program, proxy);
   registerVolumeCommands(program, proxy);
   registerStorageCommands(program, proxy);
+  registerDiffCommand(program, proxy);
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
   registerDaemonCommand(program, proxy);
