@@ -121,8 +121,7 @@ const btrfs: PoolDriver = {
       rmSync(path, { recursive: true, force: true });
       return;
     }
-    // a read-only snapshot must be made writable before its nested content (none here) could be touched;
-    // `subvolume delete` removes it as a whole
+    // `subvolume delete` removes it as a whole (read-only snapshots too); its qgroup stays as a stale one
     run('btrfs', ['-q', 'subvolume', 'delete', path]);
   },
   // a read-only snapshot cannot be renamed into place (its `..` would change): it is made where it belongs

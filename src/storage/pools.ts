@@ -186,6 +186,9 @@ export async function createPool(
     throw new ConflictError(`storage pool ${opts.name} already exists`);
   const drv: PoolDriver = poolDriver(opts.driver);
   const sp = storagePaths(root);
+  // what a create cut short left (a mount, an image file, no record): ours to take back
+  if (isMountpoint(sp.mnt(opts.name))) await runProgram('umount', [sp.mnt(opts.name)]);
+  rmSync(sp.image(opts.name), { force: true });
   const pool: PoolRecord = {
     name: opts.name,
     driver: drv.name,
