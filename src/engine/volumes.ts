@@ -116,10 +116,21 @@ export function volumePool(engine: Engine, v: VolumeRecord): PoolRecord {
 export function storageJournal(engine: Engine): Journal {
   const j = new Journal(engine.root);
   if (j.abandoned().length)
-    j.recover((poolName, path) => {
-      const pool = poolReady(getPool(engine.root, poolName));
-      poolDriver(pool.driver).removeDir(pool, path);
-    });
+    j.recover(
+      (poolName, path) => {
+        const pool = getPool(engine.root, poolName);
+        poolDriver(pool.driver).removeDir(pool, path);
+      },
+      (poolName) => {
+        try {
+          poolReady(getPool(engine.root, poolName));
+          return true;
+        } catch (e) {
+          if (e instanceof NotFoundError) return false;
+          throw e;
+        }
+      },
+    );
   return j;
 }
 

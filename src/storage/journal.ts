@@ -81,37 +81,50 @@ export class Journal {
   }
 
   /**
-   * Finish or roll back what crashed processes left. `removeTemp(pool, path)` removes one scratch path the way the
-   * pool's driver must (a btrfs subvolume is deleted, not unlinked).
+   * Finish or roll back what crashed processes left. `ready(pool)` mounts the entry's pool (false: the pool is
+   * gone); `removeTemp(pool, path)` removes one scratch path the way the pool's driver must (a btrfs subvolume is
+   * deleted, not unlinked).
    */
-  recover(removeTemp: (pool: string, path: string) => void): JournalEntry[] {
-    const done = this.abandoned();
-    for (const e of done) {
-      for (const f of e.finish ?? []) {
-        if (existsSync(f.from) && !existsSync(f.to)) {
-          mkdirSync(dirname(f.to), { recursive: true });
-          renameSync(f.from, f.to);
-        }
+  recover(removeTemp: (pool: string, path: string) => void, ready: (pool: string) => boolean): JournalEntry[] {
+    const done: JournalEntry[] = [];
+    for (const e of this.abandoned()) {
+      try {
+        // the pool mounted first (after a host restart its paths are not there until then); a pool that is
+        // gone took its paths with it
+        if (ready(e.pool)) this.recoverOne(e, removeTemp);
+        else this.end(e);
+        done.push(e);
+      } catch {
+        // kept for the next try (a pool that cannot be mounted now); the volume commands themselves go on
       }
-      for (const f of e.files ?? []) {
-        if (!existsSync(f.path)) {
-          mkdirSync(dirname(f.path), { recursive: true });
-          writeFileAtomic(f.path, f.content, 0o644);
-        }
-      }
-      for (const t of e.temps) {
-        let st;
-        try {
-          st = statSync(t);
-        } catch {
-          continue;
-        }
-        if (st.isDirectory()) removeTemp(e.pool, t);
-        else rmSync(t, { force: true });
-      }
-      this.end(e);
     }
     return done;
+  }
+
+  private recoverOne(e: JournalEntry, removeTemp: (pool: string, path: string) => void): void {
+    for (const f of e.finish ?? []) {
+      if (existsSync(f.from) && !existsSync(f.to)) {
+        mkdirSync(dirname(f.to), { recursive: true });
+        renameSync(f.from, f.to);
+      }
+    }
+    for (const f of e.files ?? []) {
+      if (!existsSync(f.path)) {
+        mkdirSync(dirname(f.path), { recursive: true });
+        writeFileAtomic(f.path, f.content, 0o644);
+      }
+    }
+    for (const t of e.temps) {
+      let st;
+      try {
+        st = statSync(t);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) removeTemp(e.pool, t);
+      else rmSync(t, { force: true });
+    }
+    this.end(e);
   }
 }
 
