@@ -445,11 +445,18 @@ describe('crashes, restarts, old roots', () => {
   test('a loop-backed pool is mounted again after a host restart (and on first use)', { skip: btrfs }, async () => {
     await root.ok('volume', 'create', '--pool', 'fast', 'survivor');
     writeFileSync(join(await mountpoint('survivor'), 'f'), 'kept\n');
+    await root.ok('volume', 'snapshot', 'create', 'survivor', 's');
+    writeFileSync(join(await mountpoint('survivor'), 'f'), 'changed\n');
+    // a restore cut short by the crash: finished by the first command after the restart, once the pool is back
+    await killed('restore:swapped-out', 'volume', 'snapshot', 'restore', 'survivor', 's');
     const mnt = join(root.dir, 'storage', 'mnt', 'fast');
     // the host restarts: mounts and loop devices are gone
     assert.equal(spawnSync('umount', [mnt]).status, 0);
     assert.deepEqual(loopLeaks(root.dir), []);
     root.env.HULL_BOOT_ID = 'storage-boot-two';
+    assert.match(await root.ok('volume', 'ls', '-q'), /^survivor$/m);
+    assert.deepEqual(readdirSync(join(root.dir, 'storage', 'journal')), []);
+    assert.equal(readFileSync(join(await mountpoint('survivor'), 'f'), 'utf8'), 'kept\n');
     assert.equal(
       await root.ok('run', '--rm', '--network', 'none', '-v', 'survivor:/s', 'busybox', 'cat', '/s/f'),
       'kept\n',

@@ -78,10 +78,11 @@ export function listSnapshots(engine: Engine, volume: string): { name: string; c
   const v = inspectVolume(engine, volume);
   const pool = volumePool(engine, v);
   const layout = poolLayout(engine.root, pool);
-  return snapshotNames(engine, v).map((s) => ({
-    name: s,
-    createdAt: statSync(layout.snapshot(v.name, s)).mtime.toISOString(),
-  }));
+  return snapshotNames(engine, v).map((s) => {
+    // a snapshot keeps its volume's times: its own creation is the inode's birth (btrfs otime), else its ctime
+    const st = statSync(layout.snapshot(v.name, s));
+    return { name: s, createdAt: (st.birthtimeMs > 0 ? st.birthtime : st.ctime).toISOString() };
+  });
 }
 
 /** `volume snapshot create VOLUME NAME`: a point-in-time copy, read-only where the driver can make one. */

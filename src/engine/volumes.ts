@@ -47,6 +47,7 @@ import {
   getPool,
   listPools,
   removePool,
+  STORAGE_NAME,
   nextProjectId,
   type PoolRecord,
   poolDriver,
@@ -252,12 +253,21 @@ export function volumeUsers(engine: Engine, name: string): InstanceRecord[] {
   return engine.store.list().filter((r) => r.config.mounts.some((m) => m.type === 'bind' && m.volume === name));
 }
 
+/** Everything in a volume's snapshots directory (snapshots, and anything a crash left there). */
+function snapshotDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir).map((n) => join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
 /** The names of a volume's snapshots, sorted. */
 export function snapshotNames(engine: Engine, v: VolumeRecord): string[] {
   const pool = volumePool(engine, v);
   try {
     return readdirSync(poolLayout(engine.root, pool).snapshots(v.name))
-      .filter((n) => VOLUME_NAME.test(n))
+      .filter((n) => STORAGE_NAME.test(n))
       .sort();
   } catch {
     return [];
@@ -287,7 +297,7 @@ export function removeVolume(engine: Engine, name: string, opts: { force?: boole
   const tag = randomBytes(4).toString('hex');
   const trash = join(layout.tmp, `rm-${name}-${tag}`);
   // the default pool keeps snapshots in the record's directory (gone with it); other pools beside the volumes
-  const snaps = pool.name === DEFAULT_POOL ? [] : snapshotNames(engine, v).map((s) => layout.snapshot(name, s));
+  const snaps = pool.name === DEFAULT_POOL ? [] : snapshotDirs(layout.snapshots(name));
   const goneRec = join(rootPaths(engine.root).volumes, `.removing-${name}-${tag}`);
   mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
   const e = journal.begin('rm', pool.name, [...snaps, trash, goneRec]);
