@@ -434,7 +434,7 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
 
   test("the same volumes from hull's CLI: volume create/ls/inspect/rm/prune, run -v NAME:/path, rm -v", async () => {
     assert.equal(await root.ok('volume', 'create', '--label', 'k=v', 'cliv'), 'cliv\n');
-    assert.match(await root.ok('volume', 'ls'), /^local +cliv$/m);
+    assert.match(await root.ok('volume', 'ls'), /^local +cliv +default +-$/m);
     assert.equal(
       await root.ok('volume', 'inspect', '-f', '{{.Mountpoint}} {{.Labels.k}}', 'cliv'),
       `${join(root.dir, 'volumes', 'cliv', '_data')} v\n`,

@@ -12,6 +12,7 @@ import { registerBuildCommand } from './commands/build.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerRenameCommand } from './commands/rename.js';
 import { registerDiskUsageCommand } from './commands/df.js';
+import { registerDiffCommand } from './commands/diff.js';
 
 const same = (...names: string[]) => names.map((from) => ({ from }));
 
@@ -30,6 +31,7 @@ export const MANAGEMENT_GROUPS: Group[] = [
       ],
       [registerNetworkCommands, same('port')],
       [registerRenameCommand, same('rename')],
+      [registerDiffCommand, same('diff', 'commit')],
     ],
   },
   {

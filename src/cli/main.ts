@@ -7,6 +7,8 @@ import { registerSystemCommands, VERSION } from './commands/system.js';
 import { registerBuildCommand, registerBuilderCommands } from './commands/build.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerVolumeCommands } from './commands/volume.js';
+import { registerStorageCommands } from './commands/storage.js';
+import { registerDiffCommand } from './commands/diff.js';
 import { registerVmCommands } from './commands/vm.js';
 import { errorLine, exitStatus } from './errors.js';
 import { commandPath, registerManagementCommands } from './management.js';
@@ -60,6 +62,8 @@ export async function main(argv: string[]): Promise<number> {
   registerBuilderCommands(program, proxy);
   registerNetworkCommands(program, proxy);
   registerVolumeCommands(program, proxy);
+  registerStorageCommands(program, proxy);
+  registerDiffCommand(program, proxy);
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
   registerDaemonCommand(program, proxy);

@@ -32,6 +32,7 @@
  *
  * Test hooks (not for production use):
  *   HULL_BOOT_ID                 pretend the host's boot id is this (a changed value simulates a host restart)
+ *   HULL_STORAGE_FAULT           SIGKILL hull itself at this named step of a volume operation (storage/journal.ts)
  */
 
 type Name =
@@ -57,7 +58,8 @@ type Name =
   | 'HULL_CONSOLE_DIR'
   | 'HULL_DEBUG'
   | 'HULL_TRACE'
-  | 'HULL_BOOT_ID';
+  | 'HULL_BOOT_ID'
+  | 'HULL_STORAGE_FAULT';
 
 /** The variable's value; empty counts as unset. */
 export function hullEnv(name: Name): string | undefined {

@@ -174,3 +174,11 @@ export class TemplateFormatError extends InvalidArgumentError {
   override readonly code: string = 'HULL_BAD_FORMAT';
   override readonly exitCode: number = 1;
 }
+
+/**
+ * A storage pool or a volume's quota has no room left for what hull was writing (import, snapshot, clone, a new
+ * volume): the pool stays usable; free space (hull volume rm, snapshot rm) or make the volume bigger.
+ */
+export class PoolFullError extends HullError {
+  override readonly code: string = 'HULL_POOL_FULL';
+}

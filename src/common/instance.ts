@@ -34,6 +34,10 @@ export interface BindMount {
   volume?: string;
   /** an anonymous volume (`-v /path`, an image's VOLUME): removed with the instance by rm -v and --rm */
   anonymous?: boolean;
+  /** --mount volume-opt=KEY=VALUE: how a volume made on first use is made (size, pool, type) */
+  volumeOptions?: Record<string, string>;
+  /** --mount volume-nocopy: no copy of the image's files into a new empty volume */
+  noCopy?: boolean;
 }
 
 export interface TmpfsMount {

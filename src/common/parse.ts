@@ -155,6 +155,8 @@ export function parseMount(spec: string): MountSpec {
   let propagation: string | undefined;
   let nonRecursive = false;
   const tmpfsOptions: string[] = [];
+  const volumeOptions: Record<string, string> = {};
+  let noCopy = false;
   const kinds = new Set<string>();
   for (const field of csvFields(spec, '--mount')) {
     const eq = field.indexOf('=');
@@ -212,10 +214,19 @@ export function parseMount(spec: string): MountSpec {
       }
       case 'volume-driver':
       case 'volume-label':
-      case 'volume-nocopy':
-      case 'volume-opt':
         kinds.add('volume');
         break;
+      case 'volume-nocopy':
+        kinds.add('volume');
+        noCopy = mountBool(key, value, spec);
+        break;
+      case 'volume-opt': {
+        kinds.add('volume');
+        const i = (value ?? '').indexOf('=');
+        if (i <= 0) throw new InvalidArgumentError(`invalid --mount "${spec}": volume-opt takes KEY=VALUE`);
+        volumeOptions[value!.slice(0, i)] = value!.slice(i + 1);
+        break;
+      }
       default:
         throw new InvalidArgumentError(`invalid --mount "${spec}": unexpected key '${key}' in '${field}'`);
     }
@@ -249,7 +260,16 @@ export function parseMount(spec: string): MountSpec {
   if (type === 'volume') {
     if (source !== '' && !VOLUME_NAME.test(source))
       throw new InvalidArgumentError(`${bad}: invalid volume name "${source}" ([a-zA-Z0-9][a-zA-Z0-9_.-]+)`);
-    return { type: 'bind', source: '', target, readonly, volume: source, ...(source ? {} : { anonymous: true }) };
+    return {
+      type: 'bind',
+      source: '',
+      target,
+      readonly,
+      volume: source,
+      ...(source ? {} : { anonymous: true }),
+      ...(Object.keys(volumeOptions).length ? { volumeOptions } : {}),
+      ...(noCopy ? { noCopy } : {}),
+    };
   }
   throw new InvalidArgumentError(`invalid --mount "${spec}": unknown mount type '${type}' (use bind or tmpfs)`);
 }

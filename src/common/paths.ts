@@ -26,6 +26,11 @@
  * | space-reserve                 | written blocks given back when the disk is full (Full disks)  | host/reserve.ts              |
  * | volumes/<name>/volume.json,   | named and anonymous volumes (docker's local driver): the      | engine/volumes.ts            |
  * | volumes/<name>/_data/         | record, and the directory bind-mounted into instances         |                              |
+ * |                               | (the default pool's data; other pools keep theirs in the pool)|                              |
+ * | volumes/<name>/snapshots/     | the default pool's snapshots of a volume                      | storage/                     |
+ * | storage/pools/<name>.json     | storage pools: records, mount points (mnt/<name>), loop-backed| storage/pools.ts             |
+ * | storage/mnt/ storage/images/  | pools' image files (images/<name>.img), the journal of volume |                              |
+ * | storage/journal/              | operations in progress (finished or rolled back on next use)  |                              |
  * | daemon/tls/cert.pem, key.pem  | the daemon's self-signed TLS certificate for --listen         | engine/console.ts            |
  * | daemon/listen                 | the address a daemon listens on (HOST:PORT), for hull console | engine/console.ts            |
  *
@@ -121,6 +126,8 @@ export function rootPaths(root: string) {
     daemonTlsCert: join(root, 'daemon', 'tls', 'cert.pem'),
     daemonTlsKey: join(root, 'daemon', 'tls', 'key.pem'),
     daemonListen: join(root, 'daemon', 'listen'),
+    /** storage pools (storage/pools.ts): records, mount points, loop images, the journal */
+    storage: join(root, 'storage'),
   };
 }
 

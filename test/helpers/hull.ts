@@ -198,7 +198,10 @@ export class HullRoot {
   async everyId(): Promise<string[]> {
     const r = await this.hull('events', '--since', '0', '--no-follow', '--format', 'json');
     const ids = new Set<string>();
-    for (const e of jsonLines<{ Actor: { ID: string } }>(r.stdout)) ids.add(e.Actor.ID);
+    // instance ids only (64 hex digits): volumes, pools and networks have short names (`d1`) that would match
+    // unrelated iptables lines and process command lines
+    for (const e of jsonLines<{ Actor: { ID: string } }>(r.stdout))
+      if (/^[0-9a-f]{64}$/.test(e.Actor.ID)) ids.add(e.Actor.ID);
     if (existsSync(join(this.dir, 'containers'))) for (const d of readdirSync(join(this.dir, 'containers'))) ids.add(d);
     return [...ids];
   }

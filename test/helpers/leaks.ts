@@ -1,7 +1,9 @@
 /**
  * The leak check: after every instance of a hull root was removed, nothing of it may be left on the host.
  *
- *  - no mount points under the root (/proc/self/mountinfo);
+ *  - no mount points under the root (/proc/self/mountinfo): storage pools' mounts included;
+ *  - no loop device backed by a file under the root (a loop-backed storage pool's image);
+ *  - no storage journal entry left under <root>/storage/journal (a volume operation not finished or rolled back);
  *  - no cgroup directory /sys/fs/cgroup/<hierarchy>/hull/<id> (v1, hybrid) or /sys/fs/cgroup/hull/<id> (pure v2)
  *    for any instance the root ever had;
  *  - no conmon/runc/crun/QEMU/VM monitor/port proxy (or hull exit-command) process whose argv mentions the root, and no live process
@@ -25,7 +27,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSy
 import { basename, join, resolve } from 'node:path';
 
 export interface Leak {
-  kind: 'mount' | 'cgroup' | 'process' | 'instance' | 'file' | 'link' | 'iptables' | 'host-device';
+  kind: 'mount' | 'loop' | 'cgroup' | 'process' | 'instance' | 'file' | 'link' | 'iptables' | 'host-device';
   what: string;
 }
 
@@ -44,6 +46,19 @@ export function mountLeaks(root: string): Leak[] {
   return readMountPoints()
     .filter((m) => m === root || m.startsWith(root + '/'))
     .map((m) => ({ kind: 'mount', what: m }));
+}
+
+/** Loop devices whose backing file is under the root (`losetup -J -l`). */
+export function loopLeaks(root: string): Leak[] {
+  const r = spawnSync('losetup', ['-J', '-l'], { encoding: 'utf8' });
+  if (r.status !== 0 || !r.stdout.trim()) return [];
+  const devs = (JSON.parse(r.stdout) as { loopdevices?: { name: string; 'back-file'?: string | null }[] }).loopdevices;
+  return (devs ?? [])
+    .filter((d) => {
+      const f = (d['back-file'] ?? '').replace(/ \(deleted\)$/, '');
+      return f === root || f.startsWith(root + '/');
+    })
+    .map((d) => ({ kind: 'loop', what: `${d.name} (${d['back-file']})` }));
 }
 
 /**
@@ -154,6 +169,8 @@ export function fileLeaks(root: string): Leak[] {
   if (existsSync(templates))
     for (const d of readdirSync(templates))
       if (d.includes('.tmp-')) out.push({ kind: 'file', what: join(templates, d) });
+  const journal = join(root, 'storage', 'journal');
+  if (existsSync(journal)) for (const f of readdirSync(journal)) out.push({ kind: 'file', what: join(journal, f) });
   const run = join(root, 'run');
   for (const rt of ['runc', 'crun']) {
     const dir = join(run, rt);
@@ -239,6 +256,7 @@ export async function checkLeaks(
     const leaks: Leak[] = [
       ...(await listIds()).map((id): Leak => ({ kind: 'instance', what: id })),
       ...mountLeaks(root),
+      ...loopLeaks(root),
       ...cgroupLeaks(ids),
       ...processLeaks(root, ids),
       ...fileLeaks(root),

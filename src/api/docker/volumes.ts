@@ -1,4 +1,8 @@
-/** docker's `/volumes/…` endpoints over engine/volumes.ts (the local driver: directories under hull's root). */
+/**
+ * docker's `/volumes/…` endpoints over engine/volumes.ts: the local driver, with volumes in hull's storage pools.
+ * DriverOpts `size` (docker's `volume create -o size=…`), `pool` and `type` choose how a volume is made; Options
+ * shows them back.
+ */
 import {
   createVolume,
   inspectVolume,
@@ -7,10 +11,21 @@ import {
   pruneVolumes,
   removeVolume,
   type VolumeRecord,
+  volumeOptions,
   volumeUsers,
 } from '../../engine/volumes.js';
 import type { Engine } from '../../engine/engine.js';
 import { ApiError, filters, flag, noContent, type Router, sendJson } from '../http.js';
+
+/** A volume's options as docker's `-o`: pool (not the default), size, type (block); null when none. */
+export function volumeOpts(v: VolumeRecord): Record<string, string> | null {
+  const o: Record<string, string> = {
+    ...(v.pool && v.pool !== 'default' ? { pool: v.pool } : {}),
+    ...(v.size !== undefined ? { size: String(v.size) } : {}),
+    ...(v.type === 'block' ? { type: 'block' } : {}),
+  };
+  return Object.keys(o).length ? o : null;
+}
 
 export function volumeEntry(v: VolumeRecord): Record<string, unknown> {
   return {
@@ -20,7 +35,8 @@ export function volumeEntry(v: VolumeRecord): Record<string, unknown> {
     CreatedAt: v.createdAt,
     Labels: Object.keys(v.labels).length ? v.labels : null,
     Scope: 'local',
-    Options: null,
+    // docker's local driver shows the options it was given (null for none): what differs from the defaults
+    Options: volumeOpts(v),
   };
 }
 
@@ -51,13 +67,17 @@ export function volumeRoutes(r: Router): void {
     const driver = b.Driver ?? 'local';
     if (driver !== '' && driver !== 'local')
       throw new ApiError(400, `volume driver "${String(driver)}" is not supported: hull has the local driver only`);
-    const opts = b.DriverOpts;
-    if (opts && typeof opts === 'object' && Object.keys(opts).length)
-      throw new ApiError(400, 'volume driver options are not supported yet (they come with storage pools)');
+    const opts = (b.DriverOpts ?? {}) as Record<string, unknown>;
+    if (typeof opts !== 'object' || Object.values(opts).some((x) => typeof x !== 'string'))
+      throw new ApiError(400, 'DriverOpts must be an object of strings');
     const labels = (b.Labels ?? {}) as Record<string, unknown>;
     if (typeof labels !== 'object' || Object.values(labels).some((x) => typeof x !== 'string'))
       throw new ApiError(400, 'Labels must be an object of strings');
-    const v = createVolume(c.engine, { ...(name ? { name } : {}), labels: labels as Record<string, string> });
+    const v = createVolume(c.engine, {
+      ...(name ? { name } : {}),
+      labels: labels as Record<string, string>,
+      ...volumeOptions(opts as Record<string, string>),
+    });
     sendJson(res, 201, volumeEntry(v));
   });
 

@@ -244,7 +244,7 @@ export const openapi = {
     },
     '/volumes': {
       get: op(
-        "volumes: directories under the root (docker's local driver) until storage pools land, with the instances using each",
+        "volumes in storage pools (docker's local driver), with their pool, type, quota size and the instances using each",
         {
           '200': json(ref('VolumeList')),
         },
@@ -470,7 +470,16 @@ export const openapi = {
         size: int,
         layer: nullable('string'),
       }),
-      CreateVolume: obj({ name: { type: 'string', minLength: 1 }, labels: strMap }, []),
+      CreateVolume: obj(
+        {
+          name: { type: 'string', minLength: 1 },
+          labels: strMap,
+          pool: { type: 'string', minLength: 1 },
+          size: { type: 'integer', minimum: 1 },
+          type: { enum: ['filesystem', 'block'] },
+        },
+        [],
+      ),
       StatsFrame: obj({ time: isoTime, instances: { type: 'array', items: ref('InstanceMetrics') } }),
       LogFrame: obj({ stream: { enum: ['stdout', 'stderr'] }, time: str, line: str }),
       Session: obj({ expiresAt: isoTime }),
@@ -482,6 +491,9 @@ export const openapi = {
         created: str,
         labels: strMap,
         anonymous: { type: 'boolean' },
+        pool: str,
+        type: { enum: ['filesystem', 'block'] },
+        size: nullable('integer'),
         usedBy: { type: 'array', items: str },
       }),
       Operation: obj({

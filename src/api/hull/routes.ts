@@ -292,6 +292,9 @@ function volumeView(engine: Engine, v: ReturnType<typeof listVolumes>[number]) {
     created: v.createdAt,
     labels: v.labels,
     anonymous: v.anonymous,
+    pool: v.pool ?? 'default',
+    type: v.type ?? 'filesystem',
+    size: v.size ?? null,
     usedBy: volumeUsers(engine, v.name).map((u) => u.id),
   };
 }
@@ -488,15 +491,27 @@ export function hullRoutes(r: Router, state: HullApiState): void {
   });
 
   r.on('GET', `${P}/volumes`, async (c, res) => {
-    // directory-backed volumes under the root until storage pools land (engine/volumes.ts)
+    // volumes in storage pools (engine/volumes.ts): pool, type and size (bytes; null without a quota)
     sendJson(res, 200, { volumes: listVolumes(c.engine).map((v) => volumeView(c.engine, v)) });
   });
 
   r.on('POST', `${P}/volumes`, async (c, res) => {
-    const b = checkBody<{ name?: string; labels?: Record<string, string> }>('CreateVolume', await c.body());
+    const b = checkBody<{
+      name?: string;
+      labels?: Record<string, string>;
+      pool?: string;
+      size?: number;
+      type?: 'filesystem' | 'block';
+    }>('CreateVolume', await c.body());
     if (b.name && listVolumes(c.engine).some((v) => v.name === b.name))
       throw new ApiError(409, `volume ${b.name} already exists`);
-    const v = createVolume(c.engine, { ...(b.name ? { name: b.name } : {}), labels: b.labels ?? {} });
+    const v = createVolume(c.engine, {
+      ...(b.name ? { name: b.name } : {}),
+      labels: b.labels ?? {},
+      ...(b.pool ? { pool: b.pool } : {}),
+      ...(b.size !== undefined ? { size: b.size } : {}),
+      ...(b.type ? { type: b.type } : {}),
+    });
     sendJson(res, 201, volumeView(c.engine, v));
   });
 

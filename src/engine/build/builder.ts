@@ -114,7 +114,7 @@ type RuntimeConfig = NonNullable<OciImageConfigFile['config']> & {
 };
 
 /** Mount points the runtime creates in a container's root: never part of a RUN layer. */
-const RUNTIME_MOUNT_POINTS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
+export const RUNTIME_MOUNT_POINTS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
 
 function stateId(s: State): string {
   return sha256(JSON.stringify(s));
@@ -741,7 +741,7 @@ function planParents(rel: string, view: LayerView): LayerEntry[] {
  * nothing (copied up for a mount point, a touched time): a directory stays when it is new, its
  * mode or owner changed, it is opaque, or an entry below it stays. `RUN true` gives an empty list.
  */
-function pruneUnchangedDirs(entries: LayerEntry[], view: LayerView): LayerEntry[] {
+export function pruneUnchangedDirs(entries: LayerEntry[], view: LayerView): LayerEntry[] {
   const keep = new Set<string>();
   const keptBelow = new Set<string>();
   const opaque = new Set(entries.filter((e) => e.type === 'opaque').map((e) => e.path));

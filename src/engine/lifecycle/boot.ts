@@ -3,6 +3,7 @@ import { Engine as EngineClass } from '../engine.js';
 import { refresh, shouldRestart } from './exit.js';
 import { startInstance } from './start.js';
 import { detachInstance } from '../networking.js';
+import { mountPools } from '../volumes.js';
 
 /**
  * After a host restart every instance's processes are gone. The first hull command on a new boot marks
@@ -15,6 +16,8 @@ export async function restoreAfterBoot(engine: Engine): Promise<string[]> {
   if (last === boot) return [];
   engine.store.setMeta('boot_id', boot);
   if (last === undefined) return [];
+  // loop-backed and device pools lost their mounts with the host: back before any instance starts
+  mountPools(engine);
   const restarted: string[] = [];
   for (const rec of engine.store.list()) {
     if (rec.state === 'running' || rec.state === 'paused' || rec.state === 'created') {

@@ -47,7 +47,7 @@ export async function createInstance(
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   // named volumes made on first use, anonymous ones (-v /path, the image's VOLUMEs) named; removed again on failure
-  const anonymous = resolveVolumes(engine, config, opts.image ? undefined : image);
+  const anonymous = await resolveVolumes(engine, config, opts.image ? undefined : image);
   const dropVolumes = () => {
     for (const v of anonymous) removeVolume(engine, v, { force: true });
   };

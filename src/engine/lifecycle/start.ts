@@ -6,6 +6,7 @@ import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance } from '../networking.js';
 import { startingHealth } from '../health.js';
 import { spawnHealthMonitor } from './health.js';
+import { volumesReady } from '../volumes.js';
 
 /**
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
@@ -37,6 +38,8 @@ export async function startInstance(
     rec = engine.store.transition(rec.id, ['exited', 'created'], 'created', {}, 'start');
     const ctx = await engine.contextWithLayers(rec);
     await driver.cleanupAfterExit(ctx);
+    // the pools of its volumes mounted (after a host restart, an umount by hand)
+    volumesReady(engine, rec.config);
     try {
       await attachInstance(engine, rec, ctx);
       const res = await driver.create(ctx);
