@@ -48,6 +48,8 @@ import {
   type ProcessSpec,
 } from './protocol.js';
 import { QmpClient } from './qmp.js';
+import { GuestAgentClient, guestAddresses, type GuestInterface } from './guest-agent.js';
+import { GUEST_AGENT_DEVICE } from './fullos.js';
 import { instancePaths, VM_SOCKETS, type InstancePaths } from '../common/paths.js';
 
 export const SOCKETS = VM_SOCKETS;
@@ -65,6 +67,8 @@ export type CtlRequest =
   | { op: 'stats' }
   | { op: 'shutdown' }
   | { op: 'console' }
+  /** a disk VM: one command to the QEMU guest agent (waits for the agent within the boot window) */
+  | { op: 'guest'; command: string; args?: Record<string, unknown>; timeoutMs?: number; noAnswer?: boolean }
   /** switch QEMU trace events on or off (QEMU's log backend writes them to qemu.log): device accesses, for benchmarks */
   | { op: 'trace'; events: string[]; enable: boolean };
 
@@ -152,6 +156,8 @@ function procRss(pid: number): number {
   }
 }
 
+class NoGuestAgent extends Error {}
+
 class Monitor {
   private qemu: ChildProcess | null = null;
   private qmp: QmpClient | null = null;
@@ -183,6 +189,12 @@ class Monitor {
   private readonly scanner = new ConsoleScanner();
   /** resolves when QEMU's end of the console has closed (all it wrote has been read) */
   private serialEnded: Promise<void> | null = null;
+  /** a disk VM's QEMU guest agent: the channel, whether the guest has the port open, who waits for it */
+  private ga: GuestAgentClient | null = null;
+  private gaOpen = false;
+  private gaEverOpen = false;
+  private readonly gaWaiters: (() => void)[] = [];
+  private gaTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly dir: string,
@@ -239,11 +251,13 @@ class Monitor {
         () => undefined,
       );
       q.onEvent((e) => {
+        if (e.event === 'VSERPORT_CHANGE' && e.data?.id === GUEST_AGENT_DEVICE) this.guestPort(e.data.open === true);
         if (e.event === 'STOP' && this.phase === 'running') this.phase = 'paused';
         if (e.event === 'RESUME' && this.phase === 'paused') this.phase = 'running';
       });
     });
     if (this.cfg.mode === 'agent') await this.listen(SOCKETS.agent, (s) => this.onAgent(s));
+    if (this.cfg.guestAgent) await this.listen(SOCKETS.qga, (s) => this.onGuestAgent(s));
     this.consoleFd = openSync(this.cfg.consolePath, 'a', 0o640);
     await this.listen(SOCKETS.console, (s) => this.onSerial(s));
     await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
@@ -343,6 +357,105 @@ class Monitor {
     } finally {
       closeSync(log);
     }
+  }
+
+  /* ---- the QEMU guest agent (disk VMs) ---- */
+
+  private onGuestAgent(s: Socket): void {
+    if (this.ga) {
+      s.destroy();
+      return;
+    }
+    this.ga = new GuestAgentClient(s);
+  }
+
+  /** The guest opened or closed the agent's port (qemu-guest-agent started or stopped). */
+  private guestPort(open: boolean): void {
+    this.gaOpen = open;
+    this.ga?.reset();
+    if (!open) {
+      if (this.gaTimer) clearInterval(this.gaTimer);
+      this.gaTimer = null;
+      return;
+    }
+    this.gaEverOpen = true;
+    for (const w of this.gaWaiters.splice(0)) w();
+    // the guest's addresses for inspect, now and every few seconds (DHCP, SLAAC come later)
+    const refresh = (): void => {
+      if (!this.gaOpen || this.exited || !this.ga) return;
+      this.ga
+        .execute<GuestInterface[]>('guest-network-get-interfaces', undefined, { timeoutMs: 5000 })
+        .then((ifaces) => {
+          const tmp = this.path('.guest-net.tmp');
+          writeFileSync(tmp, JSON.stringify({ at: new Date().toISOString(), addresses: guestAddresses(ifaces) }));
+          renameSync(tmp, this.files.guestNet);
+        })
+        .catch(() => undefined);
+    };
+    refresh();
+    if (!this.gaTimer) {
+      this.gaTimer = setInterval(refresh, 10_000);
+      this.gaTimer.unref();
+    }
+  }
+
+  /**
+   * The guest agent, when the guest has its port open; as Incus does, no waiting through a boot (the caller
+   * retries), only a moment's when the agent was there before (restarting).
+   */
+  private async guestAgent(): Promise<GuestAgentClient> {
+    if (!this.cfg.guestAgent || !this.ga) throw new NoGuestAgent('it has no guest agent channel');
+    if (this.gaOpen) return this.ga;
+    if (this.gaEverOpen && !this.exited) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 3000);
+        this.gaWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (this.gaOpen) return this.ga;
+    }
+    throw new NoGuestAgent(
+      this.gaEverOpen
+        ? 'its QEMU guest agent stopped answering (qemu-guest-agent in the guest is not running)'
+        : "neither hull's agent nor the QEMU guest agent answers in it (still booting, or no qemu-guest-agent in its image; hull console reaches it)",
+    );
+  }
+
+  private async guestRequest(
+    s: Socket,
+    req: { command: string; args?: Record<string, unknown>; timeoutMs?: number; noAnswer?: boolean },
+  ): Promise<void> {
+    if (this.exited) return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+    let ga: GuestAgentClient;
+    try {
+      ga = await this.guestAgent();
+    } catch (e) {
+      return this.answer(s, { ok: false, error: (e as Error).message, kind: 'no-guest-agent' });
+    }
+    try {
+      const r = await ga.execute(req.command, req.args, {
+        ...(req.timeoutMs ? { timeoutMs: req.timeoutMs } : {}),
+        ...(req.noAnswer ? { noAnswer: true } : {}),
+      });
+      return this.answer(s, { ok: true, return: r });
+    } catch (e) {
+      return this.answer(s, { ok: false, error: (e as Error).message, kind: 'guest' });
+    }
+  }
+
+  /** Ask the guest OS to power off: its guest agent, else the ACPI power button. */
+  private async powerdown(): Promise<void> {
+    if (this.gaOpen && this.ga) {
+      try {
+        await this.ga.execute('guest-shutdown', { mode: 'powerdown' }, { noAnswer: true, timeoutMs: 5000 });
+        return;
+      } catch {
+        /* the button, then */
+      }
+    }
+    await (await this.qmpReady).execute('system_powerdown');
   }
 
   /* ---- serial console ---- */
@@ -499,6 +612,7 @@ class Monitor {
     this.exited = true;
     this.phase = 'exited';
     if (this.hardKillTimer) clearTimeout(this.hardKillTimer);
+    for (const w of this.gaWaiters.splice(0)) w();
     try {
       this.log?.close();
     } catch {
@@ -592,6 +706,9 @@ class Monitor {
     if (q && q.exitCode === null && q.signalCode === null) return; // wait for QEMU's exit event
     this.finished = true;
     this.qmp?.close();
+    this.ga?.close();
+    if (this.gaTimer) clearInterval(this.gaTimer);
+    rmSync(this.files.guestNet, { force: true });
     for (const c of this.consoleClients) c.end();
     for (const s of this.servers) s.close();
     for (const name of Object.values(SOCKETS)) rmSync(this.path(name), { force: true });
@@ -675,6 +792,7 @@ class Monitor {
           pid: this.mainPid,
           qemuPid: this.qemu?.pid ?? 0,
           kernel: this.kernelRelease,
+          ...(this.cfg.guestAgent ? { guestAgent: this.gaOpen } : {}),
         });
       case 'start': {
         if (this.phase === 'running' || this.phase === 'paused') return this.answer(s, { ok: true, pid: this.mainPid });
@@ -702,7 +820,7 @@ class Monitor {
         if (this.cfg.mode === 'disk') {
           // no agent: SIGKILL pulls the plug, any other signal presses the power button (ACPI)
           if (req.signal === 9) this.mainExited(137, 'killed by signal 9 (SIGKILL): QEMU was stopped');
-          else await (await this.qmpReady).execute('system_powerdown');
+          else await this.powerdown();
           return this.answer(s, { ok: true });
         }
         if (this.phase === 'booting' || this.phase === 'ready') {
@@ -755,6 +873,8 @@ class Monitor {
         return this.answer(s, { ok: true });
       case 'console':
         return this.consoleAttach(s, rest);
+      case 'guest':
+        return this.guestRequest(s, req);
       case 'exec':
       case 'attach':
         if (this.cfg.mode === 'disk')
