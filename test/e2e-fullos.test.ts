@@ -151,7 +151,8 @@ describe('full OS VMs: a Debian disk with cloud-init and the QEMU guest agent', 
     const io = await root.hullWith({ input: 'through stdin\n' }, 'exec', '-i', 'deb1', 'cat');
     assert.equal(io.stdout, 'through stdin\n');
     const nf = await root.hull('exec', 'deb1', 'no-such-command');
-    assert.equal(nf.code, 127, nf.stderr);
+    assert.equal(nf.code, 126, nf.stderr);
+    assert.match(nf.stderr, /executable file not found/);
     const tty = await root.hull('exec', '-t', 'deb1', 'true');
     assert.notEqual(tty.code, 0);
     assert.match(tty.stderr, /without a terminal/);

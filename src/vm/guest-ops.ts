@@ -8,6 +8,7 @@
 import { closeSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
+  CommandNotExecutableError,
   CommandNotFoundError,
   GuestAgentError,
   HostSupportError,
@@ -97,8 +98,11 @@ export async function guestExec(
     });
   } catch (e) {
     // GLib's spawn error: "Failed to execute child process “x” (No such file or directory)"
-    if (e instanceof GuestAgentError && /No such file or directory/.test(e.message))
-      throw new CommandNotFoundError(`${opts.command[0]}: executable file not found in the VM's $PATH`);
+    if (e instanceof GuestAgentError && /Failed to execute child process/.test(e.message)) {
+      if (/No such file or directory/.test(e.message))
+        throw new CommandNotFoundError(`${opts.command[0]}: executable file not found in the VM's $PATH`);
+      throw new CommandNotExecutableError(`cannot run ${opts.command[0]} in VM ${name}: ${e.message.replace(/.*\(/, '(')}`);
+    }
     throw e;
   }
   if (opts.detach) return 0;

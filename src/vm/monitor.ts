@@ -445,16 +445,40 @@ class Monitor {
     }
   }
 
-  /** Ask the guest OS to power off: its guest agent, else the ACPI power button. */
+  /**
+   * Ask the guest OS to power off: its guest agent's guest-shutdown (no answer is success; qemu-ga answers only
+   * when its `shutdown -P +0` failed, as it does in a guest without D-Bus, where systemd's logind cannot schedule
+   * it), then `poweroff` run by the agent (systemctl talks to systemd directly), else the ACPI power button.
+   */
   private async powerdown(): Promise<void> {
+    const say = (line: string): void => {
+      process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    };
     if (this.gaOpen && this.ga) {
-      try {
-        await this.ga.execute('guest-shutdown', { mode: 'powerdown' }, { noAnswer: true, timeoutMs: 5000 });
+      const ga = this.ga;
+      const answered = await ga
+        .execute('guest-shutdown', { mode: 'powerdown' }, { timeoutMs: 5000 })
+        .then(
+          () => 'answered',
+          (e: Error) => (/did not answer/.test(e.message) ? null : e.message),
+        );
+      if (answered === null) {
+        say('stop: the guest agent took guest-shutdown');
         return;
-      } catch {
-        /* the button, then */
       }
+      say(`stop: guest-shutdown failed (${answered}); running poweroff through the guest agent`);
+      const ran = await ga
+        .execute('guest-exec', { path: 'poweroff', arg: [], 'capture-output': false }, { timeoutMs: 5000 })
+        .then(
+          () => true,
+          (e: Error) => {
+            say(`stop: poweroff through the guest agent failed (${e.message})`);
+            return false;
+          },
+        );
+      if (ran) return;
     }
+    say('stop: pressing the ACPI power button (system_powerdown)');
     await (await this.qmpReady).execute('system_powerdown');
   }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # A bootable Debian 12 disk made from Debian's packages, as a user would bring one (test/e2e-fullos.test.ts):
-# systemd, the cloud kernel, cloud-init, qemu-guest-agent, openssh-server, ifupdown + isc-dhcp-client.
+# systemd, the cloud kernel, cloud-init, qemu-guest-agent, openssh-server, ifupdown + isc-dhcp-client, locales
+# (cloud-init's locale module fails without it, and then `cloud-init status --wait` ends before user-data runs).
 # Usage: debian-disk.sh OUT.qcow2   (OUT is written whole, or not at all)
 #
 # Layout (MBR, no partition device nodes needed: each file system is made in a file and copied in):
@@ -17,10 +18,11 @@ cleanup() {
   [ -n "${HULL_KEEP_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "debian-disk.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 root="$work/root"
 mmdebstrap --quiet --variant=minbase \
-  --include=systemd-sysv,udev,linux-image-cloud-amd64,cloud-init,qemu-guest-agent,openssh-server,ifupdown,isc-dhcp-client,netbase,systemd-boot-efi,iproute2 \
+  --include=systemd-sysv,udev,linux-image-cloud-amd64,cloud-init,qemu-guest-agent,openssh-server,ifupdown,isc-dhcp-client,netbase,systemd-boot-efi,iproute2,locales \
   --customize-hook='echo "LABEL=root / ext4 defaults 0 1" > "$1/etc/fstab"' \
   --customize-hook='rm -f "$1/etc/hostname"' \
   bookworm "$root"

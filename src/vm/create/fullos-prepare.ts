@@ -21,7 +21,9 @@ export function hostnameOf(name: string): string {
 
 export function prepareFullOs(ctx: InstanceContext, d: NonNullable<VmPlan['diskImage']>): FullOsDevices {
   const p = instancePaths(ctx.dir);
-  const hostname = ctx.config.hostname || hostnameOf(ctx.name);
+  // --hostname, else the instance's name (the engine's default, the short id, is a container's habit)
+  const given = ctx.config.hostname && ctx.config.hostname !== ctx.id.slice(0, 12) ? ctx.config.hostname : '';
+  const hostname = given || hostnameOf(ctx.name);
   writeSeed(
     p.seed,
     seedFiles({
