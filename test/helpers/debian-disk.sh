@@ -1,7 +1,10 @@
 #!/bin/bash
 # A bootable Debian 12 disk made from Debian's packages, as a user would bring one (test/e2e-fullos.test.ts):
 # systemd, the cloud kernel, cloud-init, qemu-guest-agent, openssh-server, ifupdown + isc-dhcp-client, locales
-# (cloud-init's locale module fails without it, and then `cloud-init status --wait` ends before user-data runs).
+# with en_US.UTF-8 generated (cloud-init's locale module sets it and fails without it, and then
+# `cloud-init status --wait` ends with an error before the user-data's scripts have run). No D-Bus: systemd's
+# logind does not run, so the guest honours neither the ACPI button nor qemu-ga's guest-shutdown (hull's stop
+# falls back to poweroff through the agent), as in the issue's own image.
 # Usage: debian-disk.sh OUT.qcow2   (OUT is written whole, or not at all)
 #
 # Layout (MBR, no partition device nodes needed: each file system is made in a file and copied in):
@@ -25,6 +28,7 @@ mmdebstrap --quiet --variant=minbase \
   --include=systemd-sysv,udev,linux-image-cloud-amd64,cloud-init,qemu-guest-agent,openssh-server,ifupdown,isc-dhcp-client,netbase,systemd-boot-efi,iproute2,locales \
   --customize-hook='echo "LABEL=root / ext4 defaults 0 1" > "$1/etc/fstab"' \
   --customize-hook='rm -f "$1/etc/hostname"' \
+  --customize-hook='echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen >/dev/null' \
   bookworm "$root"
 
 kernel=$(cd "$root/boot" && ls vmlinuz-* | head -1)
