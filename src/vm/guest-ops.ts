@@ -101,7 +101,9 @@ export async function guestExec(
     if (e instanceof GuestAgentError && /Failed to execute child process/.test(e.message)) {
       if (/No such file or directory/.test(e.message))
         throw new CommandNotFoundError(`${opts.command[0]}: executable file not found in the VM's $PATH`);
-      throw new CommandNotExecutableError(`cannot run ${opts.command[0]} in VM ${name}: ${e.message.replace(/.*\(/, '(')}`);
+      throw new CommandNotExecutableError(
+        `cannot run ${opts.command[0]} in VM ${name}: ${e.message.replace(/.*\(/, '(')}`,
+      );
     }
     throw e;
   }

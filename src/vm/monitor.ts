@@ -456,12 +456,10 @@ class Monitor {
     };
     if (this.gaOpen && this.ga) {
       const ga = this.ga;
-      const answered = await ga
-        .execute('guest-shutdown', { mode: 'powerdown' }, { timeoutMs: 5000 })
-        .then(
-          () => 'answered',
-          (e: Error) => (/did not answer/.test(e.message) ? null : e.message),
-        );
+      const answered = await ga.execute('guest-shutdown', { mode: 'powerdown' }, { timeoutMs: 5000 }).then(
+        () => 'answered',
+        (e: Error) => (/did not answer/.test(e.message) ? null : e.message),
+      );
       if (answered === null) {
         say('stop: the guest agent took guest-shutdown');
         return;
