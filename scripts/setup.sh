@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(runc crun conmon tini busybox-static util-linux iproute2 procps attr uidmap docker-registry skopeo zstd
   qemu-system-x86 qemu-utils e2fsprogs erofs-utils kmod musl-tools
   containernetworking-plugins aardvark-dns iptables iperf3 mmdebstrap docker.io docker-compose
-  chromium tigervnc-standalone-server btrfs-progs xfsprogs ovmf fio openssl)
+  chromium tigervnc-standalone-server btrfs-progs xfsprogs ovmf fio openssl
+  genisoimage extlinux syslinux-common mtools dosfstools fdisk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

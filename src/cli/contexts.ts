@@ -39,7 +39,10 @@ export function portsText(rec: InstanceRecord): string {
 }
 
 /** One row of `ps` (docker's formatter.ContainerContext); `status` is the STATUS text hull shows. */
-export function psContext(rec: InstanceRecord, o: { trunc: boolean; status: string; ports?: string }) {
+export function psContext(
+  rec: InstanceRecord,
+  o: { trunc: boolean; status: string; ports?: string; addresses?: () => string[] },
+) {
   const labels = rec.config.labels ?? {};
   const mounts = rec.config.mounts
     .map((m) => (m.type === 'bind' ? m.source : m.target))
@@ -68,6 +71,8 @@ export function psContext(rec: InstanceRecord, o: { trunc: boolean; status: stri
     Type: rec.kind,
   };
   Object.defineProperty(ctx, 'Kind', { value: rec.kind, enumerable: false });
+  // hull's own: the instance's addresses (a full OS VM's as its guest agent reports them), computed when asked
+  Object.defineProperty(ctx, 'Addresses', { get: () => (o.addresses?.() ?? []).join(', '), enumerable: false });
   Object.defineProperty(ctx, 'Label', { value: (name: string) => labels[name] ?? '', enumerable: false });
   return goStruct('*formatter.ContainerContext', ctx);
 }

@@ -66,6 +66,11 @@ export class HostSupportError extends HullError {
   override readonly code: string = 'HULL_HOST_UNSUPPORTED';
 }
 
+/** A VM's QEMU guest agent refused a command or did not answer in time. */
+export class GuestAgentError extends HullError {
+  override readonly code: string = 'HULL_GUEST_AGENT';
+}
+
 /** The container's command could not be executed (docker exit 126). */
 export class CommandNotExecutableError extends HullError {
   override readonly code: string = 'HULL_CMD_NOT_EXECUTABLE';

@@ -100,6 +100,13 @@ export interface VmOptions {
   display?: DisplayType;
   /** false (--no-template): boot the kernel instead of restoring a saved VM template */
   template?: boolean;
+  /** a disk VM's firmware: 'bios' (SeaBIOS, default) or 'uefi' (OVMF) */
+  firmware?: 'bios' | 'uefi';
+  /**
+   * a disk VM's cloud-init data, read from --cloud-init, --network-config and --ssh-key at create (hull makes
+   * the NoCloud seed from them; src/vm/cloudinit.ts)
+   */
+  cloudInit?: { userData?: string; networkConfig?: string; sshKeys?: string[] };
 }
 
 /** What a graphical display is served as: VNC ('vnc'), or no display ('none'). */
@@ -279,6 +286,8 @@ export interface IsolationRequest {
   vm?: VmOptions;
   /** a full OS disk image to boot (checked by the driver's checkDiskImage; engine/disk-image.ts) */
   disk?: { path: string; format: DiskFormat };
+  /** a disk VM's --cloud-init, --network-config and --ssh-key files (the driver reads them into vm.cloudInit) */
+  cloudInitFiles?: { userData?: string; networkConfig?: string; sshKey?: string };
   /** --device HOST[:CONTAINER[:PERMISSIONS]] values */
   devices?: string[];
   /** --device-cgroup-rule values */
@@ -576,6 +585,17 @@ export interface InstanceDriver {
    * the stated format); returns the format to open it with.
    */
   checkDiskImage?(path: string, stated?: DiskFormat): Promise<DiskFormat>;
+  /**
+   * The addresses the instance's own OS reports (a full OS VM's guest agent: guest-network-get-interfaces),
+   * as "interface address/prefix"; absent or empty when it reports none (hull ps --format {{.Addresses}}, inspect).
+   */
+  guestAddresses?(ctx: InstanceContext): string[];
+  /** Copy one regular file from the host into the instance, or out of it (hull cp), where the kind copies files itself. */
+  copyFileIn?(ctx: InstanceContext, hostPath: string, path: string): Promise<void>;
+  copyFileOut?(ctx: InstanceContext, path: string, hostPath: string): Promise<void>;
+  /** Freeze the instance's file systems for a consistent snapshot, and thaw them (a VM's guest agent); the count. */
+  freezeFilesystems?(ctx: InstanceContext): Promise<number>;
+  thawFilesystems?(ctx: InstanceContext): Promise<number>;
   /**
    * What this kind adds to `hull inspect`: its root filesystem as docker's GraphDriver, and its own facts (a
    * container's OCI runtime, a VM's machine, CPUs, memory, kernel, disk and console), for the Hull section.

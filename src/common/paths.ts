@@ -65,7 +65,9 @@
  * | monitor.pid qemu.pid          | the monitor's and QEMU's pids                                 | vm                           |
  * | console.log qemu.log          | the guest's serial console, QEMU's stderr, the monitor's and  | vm                           |
  * | monitor.log virtiofsd.log     | the volumes' virtiofsd's logs                                 |                              |
- * | qmp.sock agent.sock           | the monitor's sockets (relative names: a socket path must fit | vm                           |
+ * | seed.iso efivars.fd           | a disk VM's cloud-init seed; its UEFI variable store          | vm                           |
+ * | guest-net.json                | a disk VM's addresses, as its guest agent reported them       | vm                           |
+ * | qmp.sock agent.sock qga.sock  | the monitor's sockets (relative names: a socket path must fit | vm                           |
  * | console.sock ctl.sock         | in 108 bytes, so the monitor works in the instance dir);      |                              |
  * | vfs-<n>.sock                  | a volume's virtiofsd socket                                   |                              |
  * | vnc.sock                      | the display's VNC server (--display): QEMU's, or the Xvnc of  | both                         |
@@ -86,7 +88,14 @@ export const VOLUME_FILE = 'volume.json';
 export const VOLUME_DATA = '_data';
 
 /** The VM monitor's sockets, relative to the instance dir (the monitor's working directory). */
-export const VM_SOCKETS = { qmp: 'qmp.sock', agent: 'agent.sock', console: 'console.sock', ctl: 'ctl.sock' } as const;
+export const VM_SOCKETS = {
+  qmp: 'qmp.sock',
+  agent: 'agent.sock',
+  console: 'console.sock',
+  ctl: 'ctl.sock',
+  /** a disk VM's QEMU guest agent channel (src/vm/guest-agent.ts) */
+  qga: 'qga.sock',
+} as const;
 
 /** The VNC server's socket of an instance with a display, relative to the instance dir (QEMU's and Xvnc's cwd). */
 export const VNC_SOCKET = 'vnc.sock';
@@ -194,6 +203,12 @@ export function instancePaths(dir: string) {
     qemuLog: join(dir, 'qemu.log'),
     virtiofsdLog: join(dir, 'virtiofsd.log'),
     console: join(dir, 'console.log'),
+    /** a disk VM's cloud-init NoCloud seed (src/vm/cloudinit.ts), remade at each create */
+    seed: join(dir, 'seed.iso'),
+    /** a UEFI disk VM's variable store (a copy of OVMF_VARS made once: its boot entries persist) */
+    efiVars: join(dir, 'efivars.fd'),
+    /** a disk VM's addresses as its guest agent last reported them (the monitor writes it) */
+    guestNet: join(dir, 'guest-net.json'),
     /** the monitor's sockets, as paths (the monitor itself uses the relative names, VM_SOCKETS) */
     vmSockets: Object.values(VM_SOCKETS).map((s) => join(dir, s)),
   };

@@ -330,3 +330,18 @@ export async function listInstances(engine: Engine, opts: ListOptions = {}): Pro
   }
   return out;
 }
+
+/**
+ * The instance's addresses for `ps --format {{.Addresses}}`: what its own OS reports where the driver can ask
+ * it (a full OS VM's guest agent), else the addresses hull's networks gave it; "interface address/prefix" each.
+ */
+export function instanceAddresses(engine: Engine, rec: InstanceRecord): string[] {
+  if (rec.state !== 'running' && rec.state !== 'paused') return [];
+  const driver = engine.driver(rec.kind);
+  const guest = driver.guestAddresses?.(engine.context(rec)) ?? [];
+  if (guest.length > 0) return guest;
+  if (rec.config.network !== 'bridge') return [];
+  return engine.networks
+    .attachments(rec.id)
+    .flatMap((a) => [a.address, ...(a.address6 ? [a.address6] : [])].map((x) => `${a.interface} ${x}`));
+}

@@ -69,6 +69,10 @@ import { VmBootError } from './errors.js';
 import { checkDiskImage, DEFAULT_VM_MEMORY, MiB, validateCreate } from './create/validate.js';
 import { prepareCreate } from './create/prepare.js';
 import { spawnMonitor } from './create/spawn.js';
+import { readCloudInitFiles } from './cloudinit.js';
+import { parseFirmware } from './fullos.js';
+import type { GuestAddress } from './guest-agent.js';
+import { guestCopyIn, guestCopyOut, guestExec, guestFreeze, guestThaw } from './guest-ops.js';
 import { instancePaths, rootPaths } from '../common/paths.js';
 
 export { VmBootError } from './errors.js';
@@ -158,9 +162,29 @@ export class VmDriver implements InstanceDriver {
       throw new InvalidArgumentError(
         '--sysctl is not supported for disk-image VMs (hull has no agent in them to set it); set it in the guest',
       );
+    const ci = req.cloudInitFiles ?? {};
+    if (!req.disk) {
+      const flag = ci.userData
+        ? '--cloud-init'
+        : ci.networkConfig
+          ? '--network-config'
+          : ci.sshKey
+            ? '--ssh-key'
+            : req.vm?.firmware
+              ? '--firmware'
+              : undefined;
+      if (flag)
+        throw new InvalidArgumentError(
+          `${flag} is for VMs that boot a full OS disk (hull vm create --disk); an image VM runs hull's own kernel and agent`,
+        );
+    }
+    const cloudInit = readCloudInitFiles(ci);
+    const firmware = parseFirmware(req.vm?.firmware);
     return {
       vm: {
         ...(req.vm ?? {}),
+        ...(firmware ? { firmware } : {}),
+        ...(Object.keys(cloudInit).length > 0 ? { cloudInit } : {}),
         ...(req.disk ? { disk: req.disk.path, diskFormat: req.disk.format } : {}),
         ...(req.sysctls && Object.keys(req.sysctls).length > 0 ? { sysctls: { ...req.sysctls } } : {}),
         // a full OS has a screen by default; an image VM's interface is its process and serial console (no
@@ -394,6 +418,8 @@ export class VmDriver implements InstanceDriver {
   }
 
   async exec(ctx: InstanceContext, opts: ExecOptions, stdio: StdioStreams): Promise<number> {
+    // a full OS: its QEMU guest agent runs the command
+    if (ctx.config.vm?.disk) return guestExec(ctx.dir, ctx.name, ctx.config.env, opts, stdio);
     const size = opts.tty && stdio.size ? stdio.size() : undefined;
     const spec: ProcessSpec = {
       args: opts.command,
@@ -474,6 +500,43 @@ export class VmDriver implements InstanceDriver {
     });
   }
 
+  /** A disk VM's addresses as its guest agent last reported them (the monitor refreshes them every 10 s). */
+  guestAddresses(ctx: InstanceContext): string[] {
+    try {
+      const g = JSON.parse(readFileSync(instancePaths(ctx.dir).guestNet, 'utf8')) as { addresses: GuestAddress[] };
+      return g.addresses.map((a) => `${a.interface} ${a.address}/${a.prefix}`);
+    } catch {
+      return []; // no guest agent, not running, or not reported yet
+    }
+  }
+
+  private requireDisk(ctx: InstanceContext, what: string): void {
+    if (!ctx.config.vm?.disk)
+      throw new HostSupportError(
+        `${what} VM ${ctx.name} is done by the QEMU guest agent of full OS VMs; this one runs hull's agent (hull exec works in it)`,
+      );
+  }
+
+  async copyFileIn(ctx: InstanceContext, hostPath: string, path: string): Promise<void> {
+    this.requireDisk(ctx, 'copying files into');
+    await guestCopyIn(ctx.dir, ctx.name, hostPath, path);
+  }
+
+  async copyFileOut(ctx: InstanceContext, path: string, hostPath: string): Promise<void> {
+    this.requireDisk(ctx, 'copying files out of');
+    await guestCopyOut(ctx.dir, ctx.name, path, hostPath);
+  }
+
+  freezeFilesystems(ctx: InstanceContext): Promise<number> {
+    this.requireDisk(ctx, 'freezing the file systems of');
+    return guestFreeze(ctx.dir, ctx.name);
+  }
+
+  thawFilesystems(ctx: InstanceContext): Promise<number> {
+    this.requireDisk(ctx, 'thawing the file systems of');
+    return guestThaw(ctx.dir, ctx.name);
+  }
+
   logPath(ctx: InstanceContext): string {
     return instancePaths(ctx.dir).log;
   }
@@ -507,6 +570,18 @@ export class VmDriver implements InstanceDriver {
         Disk: v.disk ?? p.disk,
         DiskFormat: v.disk ? (v.diskFormat ?? null) : 'qcow2',
         ConsolePath: m?.consolePath ?? p.console,
+        ...(v.disk
+          ? {
+              Firmware: m?.firmware ?? v.firmware ?? 'bios',
+              CloudInit: {
+                Seed: p.seed,
+                UserData: v.cloudInit?.userData !== undefined ? 'user' : 'hull',
+                NetworkConfig: v.cloudInit?.networkConfig !== undefined ? 'user' : 'hull',
+                SshKeys: v.cloudInit?.sshKeys?.length ?? 0,
+              },
+              GuestAddresses: this.guestAddresses(ctx),
+            }
+          : {}),
         MonitorLogPath: p.monitorLog,
         QemuLogPath: p.qemuLog,
         Display: v.display === 'vnc' ? 'vnc' : null,

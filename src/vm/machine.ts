@@ -19,6 +19,7 @@ import type { Accel } from '../host/qemu.js';
 import type { LogConfig } from '../common/instance.js';
 import type { ProcessSpec } from './protocol.js';
 import type { RestorePlan } from './template.js';
+import { fullOsArgs, type Firmware, type FullOsDevices } from './fullos.js';
 
 export type DeviceModel = 'virtio' | 'emulated';
 
@@ -61,6 +62,9 @@ export interface MonitorConfig {
   virtiofsd?: string;
   /** start by restoring a VM template (template.ts) instead of booting; `argv` is the cold boot, the fallback */
   restore?: RestorePlan;
+  /** disk mode: the QEMU guest agent's channel is there (qga.sock), and the firmware it boots with */
+  guestAgent?: boolean;
+  firmware?: Firmware;
 }
 
 /** A host directory shared with the guest through virtiofs. */
@@ -117,6 +121,8 @@ export interface MachineOptions {
   nics?: { tap: string; mac: string }[];
   /** virtiofs shares (vhost-user sockets relative to QEMU's cwd); guest RAM then is a shared memfd */
   shares?: { socket: string; tag: string }[];
+  /** disk mode: the guest agent's channel, the cloud-init seed, UEFI (src/vm/fullos.ts) */
+  fullOs?: FullOsDevices;
   /**
    * --display vnc: a graphics card (virtio-vga with the virtio model: the guest can follow a VNC client's
    * resize; std VGA with the emulated one) and a USB tablet (absolute pointer), the screen served by QEMU's
@@ -225,6 +231,7 @@ export function qemuArgs(o: MachineOptions): string[] {
         : ['-device', 'ide-hd,drive=root,bus=ide.0,bootindex=0']),
       ...netdevs(o.deviceModel === 'virtio' ? 'virtio-net-pci' : 'e1000'),
       ...displayArgs(o),
+      ...(o.fullOs ? fullOsArgs(o.fullOs) : []),
     ];
   }
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', ...(o.readOnly ? ['hull.ro=1'] : [])];

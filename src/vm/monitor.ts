@@ -51,6 +51,8 @@ import {
   type ProcessSpec,
 } from './protocol.js';
 import { QmpClient } from './qmp.js';
+import { GuestAgentClient, guestAddresses, type GuestInterface } from './guest-agent.js';
+import { GUEST_AGENT_DEVICE } from './fullos.js';
 import { instancePaths, VM_SOCKETS, type InstancePaths } from '../common/paths.js';
 
 export const SOCKETS = VM_SOCKETS;
@@ -68,6 +70,8 @@ export type CtlRequest =
   | { op: 'stats' }
   | { op: 'shutdown' }
   | { op: 'console' }
+  /** a disk VM: one command to the QEMU guest agent (waits for the agent within the boot window) */
+  | { op: 'guest'; command: string; args?: Record<string, unknown>; timeoutMs?: number; noAnswer?: boolean }
   /** switch QEMU trace events on or off (QEMU's log backend writes them to qemu.log): device accesses, for benchmarks */
   | { op: 'trace'; events: string[]; enable: boolean };
 
@@ -155,6 +159,8 @@ function procRss(pid: number): number {
   }
 }
 
+class NoGuestAgent extends Error {}
+
 class Monitor {
   private qemu: ChildProcess | null = null;
   private qmp: QmpClient | null = null;
@@ -186,6 +192,12 @@ class Monitor {
   private readonly scanner = new ConsoleScanner();
   /** resolves when QEMU's end of the console has closed (all it wrote has been read) */
   private serialEnded: Promise<void> | null = null;
+  /** a disk VM's QEMU guest agent: the channel, whether the guest has the port open, who waits for it */
+  private ga: GuestAgentClient | null = null;
+  private gaOpen = false;
+  private gaEverOpen = false;
+  private readonly gaWaiters: (() => void)[] = [];
+  private gaTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly dir: string,
@@ -242,11 +254,13 @@ class Monitor {
         () => undefined,
       );
       q.onEvent((e) => {
+        if (e.event === 'VSERPORT_CHANGE' && e.data?.id === GUEST_AGENT_DEVICE) this.guestPort(e.data.open === true);
         if (e.event === 'STOP' && this.phase === 'running') this.phase = 'paused';
         if (e.event === 'RESUME' && this.phase === 'paused') this.phase = 'running';
       });
     });
     if (this.cfg.mode === 'agent') await this.listen(SOCKETS.agent, (s) => this.onAgent(s));
+    if (this.cfg.guestAgent) await this.listen(SOCKETS.qga, (s) => this.onGuestAgent(s));
     this.consoleFd = openSync(this.cfg.consolePath, 'a', 0o640);
     await this.listen(SOCKETS.console, (s) => this.onSerial(s));
     await this.listen(SOCKETS.ctl, (s) => this.onCtl(s));
@@ -459,6 +473,127 @@ class Monitor {
     }
   }
 
+  /* ---- the QEMU guest agent (disk VMs) ---- */
+
+  private onGuestAgent(s: Socket): void {
+    if (this.ga) {
+      s.destroy();
+      return;
+    }
+    this.ga = new GuestAgentClient(s);
+  }
+
+  /** The guest opened or closed the agent's port (qemu-guest-agent started or stopped). */
+  private guestPort(open: boolean): void {
+    this.gaOpen = open;
+    this.ga?.reset();
+    if (!open) {
+      if (this.gaTimer) clearInterval(this.gaTimer);
+      this.gaTimer = null;
+      return;
+    }
+    this.gaEverOpen = true;
+    for (const w of this.gaWaiters.splice(0)) w();
+    // the guest's addresses for inspect, now and every few seconds (DHCP, SLAAC come later)
+    const refresh = (): void => {
+      if (!this.gaOpen || this.exited || !this.ga) return;
+      this.ga
+        .execute<GuestInterface[]>('guest-network-get-interfaces', undefined, { timeoutMs: 5000 })
+        .then((ifaces) => {
+          const tmp = this.path('.guest-net.tmp');
+          writeFileSync(tmp, JSON.stringify({ at: new Date().toISOString(), addresses: guestAddresses(ifaces) }));
+          renameSync(tmp, this.files.guestNet);
+        })
+        .catch(() => undefined);
+    };
+    refresh();
+    if (!this.gaTimer) {
+      this.gaTimer = setInterval(refresh, 10_000);
+      this.gaTimer.unref();
+    }
+  }
+
+  /**
+   * The guest agent, when the guest has its port open; as Incus does, no waiting through a boot (the caller
+   * retries), only a moment's when the agent was there before (restarting).
+   */
+  private async guestAgent(): Promise<GuestAgentClient> {
+    if (!this.cfg.guestAgent || !this.ga) throw new NoGuestAgent('it has no guest agent channel');
+    if (this.gaOpen) return this.ga;
+    if (this.gaEverOpen && !this.exited) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 3000);
+        this.gaWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (this.gaOpen) return this.ga;
+    }
+    throw new NoGuestAgent(
+      this.gaEverOpen
+        ? 'its QEMU guest agent stopped answering (qemu-guest-agent in the guest is not running)'
+        : "neither hull's agent nor the QEMU guest agent answers in it (still booting, or no qemu-guest-agent in its image; hull console reaches it)",
+    );
+  }
+
+  private async guestRequest(
+    s: Socket,
+    req: { command: string; args?: Record<string, unknown>; timeoutMs?: number; noAnswer?: boolean },
+  ): Promise<void> {
+    if (this.exited) return this.answer(s, { ok: false, error: 'it is not running', kind: 'state' });
+    let ga: GuestAgentClient;
+    try {
+      ga = await this.guestAgent();
+    } catch (e) {
+      return this.answer(s, { ok: false, error: (e as Error).message, kind: 'no-guest-agent' });
+    }
+    try {
+      const r = await ga.execute(req.command, req.args, {
+        ...(req.timeoutMs ? { timeoutMs: req.timeoutMs } : {}),
+        ...(req.noAnswer ? { noAnswer: true } : {}),
+      });
+      return this.answer(s, { ok: true, return: r });
+    } catch (e) {
+      return this.answer(s, { ok: false, error: (e as Error).message, kind: 'guest' });
+    }
+  }
+
+  /**
+   * Ask the guest OS to power off: its guest agent's guest-shutdown (no answer is success; qemu-ga answers only
+   * when its `shutdown -P +0` failed, as it does in a guest without D-Bus, where systemd's logind cannot schedule
+   * it), then `poweroff` run by the agent (systemctl talks to systemd directly), else the ACPI power button.
+   */
+  private async powerdown(): Promise<void> {
+    const say = (line: string): void => {
+      process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    };
+    if (this.gaOpen && this.ga) {
+      const ga = this.ga;
+      const answered = await ga.execute('guest-shutdown', { mode: 'powerdown' }, { timeoutMs: 5000 }).then(
+        () => 'answered',
+        (e: Error) => (/did not answer/.test(e.message) ? null : e.message),
+      );
+      if (answered === null) {
+        say('stop: the guest agent took guest-shutdown');
+        return;
+      }
+      say(`stop: guest-shutdown failed (${answered}); running poweroff through the guest agent`);
+      const ran = await ga
+        .execute('guest-exec', { path: 'poweroff', arg: [], 'capture-output': false }, { timeoutMs: 5000 })
+        .then(
+          () => true,
+          (e: Error) => {
+            say(`stop: poweroff through the guest agent failed (${e.message})`);
+            return false;
+          },
+        );
+      if (ran) return;
+    }
+    say('stop: pressing the ACPI power button (system_powerdown)');
+    await (await this.qmpReady).execute('system_powerdown');
+  }
+
   /* ---- serial console ---- */
 
   private onSerial(s: Socket): void {
@@ -622,6 +757,7 @@ class Monitor {
     this.exited = true;
     this.phase = 'exited';
     if (this.hardKillTimer) clearTimeout(this.hardKillTimer);
+    for (const w of this.gaWaiters.splice(0)) w();
     try {
       this.log?.close();
     } catch {
@@ -715,6 +851,9 @@ class Monitor {
     if (q && q.exitCode === null && q.signalCode === null) return; // wait for QEMU's exit event
     this.finished = true;
     this.qmp?.close();
+    this.ga?.close();
+    if (this.gaTimer) clearInterval(this.gaTimer);
+    rmSync(this.files.guestNet, { force: true });
     for (const c of this.consoleClients) c.end();
     for (const s of this.servers) s.close();
     for (const name of Object.values(SOCKETS)) rmSync(this.path(name), { force: true });
@@ -801,6 +940,7 @@ class Monitor {
           // how it started: restored from a template (and how long the restore took) or booted
           template: this.cfg.restore && !this.warning ? this.cfg.restore.template : null,
           restoreMs: this.restoreMs,
+          ...(this.cfg.guestAgent ? { guestAgent: this.gaOpen } : {}),
         });
       case 'start': {
         if (this.phase === 'running' || this.phase === 'paused') return this.answer(s, { ok: true, pid: this.mainPid });
@@ -828,7 +968,7 @@ class Monitor {
         if (this.cfg.mode === 'disk') {
           // no agent: SIGKILL pulls the plug, any other signal presses the power button (ACPI)
           if (req.signal === 9) this.mainExited(137, 'killed by signal 9 (SIGKILL): QEMU was stopped');
-          else await (await this.qmpReady).execute('system_powerdown');
+          else await this.powerdown();
           return this.answer(s, { ok: true });
         }
         if (this.phase === 'booting' || this.phase === 'ready') {
@@ -881,6 +1021,8 @@ class Monitor {
         return this.answer(s, { ok: true });
       case 'console':
         return this.consoleAttach(s, rest);
+      case 'guest':
+        return this.guestRequest(s, req);
       case 'exec':
       case 'attach':
         if (this.cfg.mode === 'disk')

@@ -43,7 +43,14 @@ import { waitInstance } from '../../engine/lifecycle/wait.js';
 import { exitMessage, handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit.js';
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
-import { displayPorts, instancePorts, listInstances, parseFilterArgs, type ListOptions } from '../../engine/list.js';
+import {
+  displayPorts,
+  instanceAddresses,
+  instancePorts,
+  listInstances,
+  parseFilterArgs,
+  type ListOptions,
+} from '../../engine/list.js';
 import { cpuPercent, sampleInstance } from '../../engine/metrics.js';
 import type { InstanceStats } from '../../common/instance.js';
 
@@ -363,7 +370,14 @@ export function registerInstanceCommands(program: Command, ctx: CliContext): voi
       }
       const ports = (r: InstanceRecord) => displayPorts(instancePorts(engine, r));
       if (format.kind !== 'default') {
-        const rows = recs.map((r) => psContext(r, { trunc: o.trunc, status: statusText(r), ports: ports(r) }));
+        const rows = recs.map((r) =>
+          psContext(r, {
+            trunc: o.trunc,
+            status: statusText(r),
+            ports: ports(r),
+            addresses: () => instanceAddresses(engine, r),
+          }),
+        );
         process.stdout.write(formatItems(format, rows, psHeaders));
         return;
       }

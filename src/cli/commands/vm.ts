@@ -9,6 +9,7 @@ import { consoleInstance } from '../../engine/lifecycle/console.js';
 import { connectDisplay, liveDisplay } from '../../engine/display.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { createServer, type AddressInfo } from 'node:net';
+import { copyFiles } from '../../engine/copy-files.js';
 
 /**
  * VMs from disk images (`hull vm create --disk`, engine/disk-image.ts), and the serial console of any
@@ -39,10 +40,43 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         'vnc (default: a graphics card, its screen served over VNC; see hull vnc) or none',
       ).choices(['vnc', 'none']),
     )
+    .addOption(
+      new Option(
+        '--firmware <firmware>',
+        'bios (SeaBIOS, default) or uefi (OVMF; the disk needs an EFI system partition)',
+      ).choices(['bios', 'uefi']),
+    )
+    .option('--cloud-init <file>', 'cloud-init user-data (#cloud-config or a script); default: the hostname only')
+    .option('--ssh-key <file>', "OpenSSH public keys (a .pub file) for the image's default user, through cloud-init")
+    .option(
+      '--network-config <file>',
+      "cloud-init network-config (version 1 or 2); default: each NIC with the address hull's network gave it",
+    )
+    .option('-h, --hostname <name>', "the guest's hostname (default: the VM's name)")
+    .option(
+      '--network <name>',
+      'a hull network (default: hull) or none; repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--ip <address>', 'static IPv4 address on the (first) network')
+    .option(
+      '-p, --publish <[ip:][host:]port[/proto]>',
+      'publish a guest port on the host (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--start', 'start it right away')
+    .helpOption('--help', 'show help')
     .action(
       async (o: {
         disk: string;
+        firmware?: 'bios' | 'uefi';
+        cloudInit?: string;
+        sshKey?: string;
+        networkConfig?: string;
+        hostname?: string;
+        network?: string[];
+        ip?: string;
+        publish?: string[];
         diskFormat?: 'qcow2' | 'raw';
         name?: string;
         memory?: string;
@@ -58,11 +92,21 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
           {
             kind: 'vm',
             ...(o.name !== undefined ? { name: o.name } : {}),
+            ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
+            ...(o.network ? { networks: o.network } : {}),
+            ...(o.ip !== undefined ? { ip: o.ip } : {}),
+            ...(o.publish ? { publish: o.publish } : {}),
             resources: parseResources({ memory: o.memory, cpus: o.cpus }),
             ...(o.display ? { display: o.display } : {}),
             vm: {
               ...(o.accel !== undefined ? { accel: o.accel } : {}),
               ...(o.deviceModel !== undefined ? { deviceModel: o.deviceModel } : {}),
+              ...(o.firmware !== undefined ? { firmware: o.firmware } : {}),
+            },
+            cloudInitFiles: {
+              ...(o.cloudInit !== undefined ? { userData: o.cloudInit } : {}),
+              ...(o.networkConfig !== undefined ? { networkConfig: o.networkConfig } : {}),
+              ...(o.sshKey !== undefined ? { sshKey: o.sshKey } : {}),
             },
           },
           { path: o.disk, ...(o.diskFormat ? { format: o.diskFormat } : {}) },
@@ -129,6 +173,17 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+    });
+
+  program
+    .command('cp')
+    .description(
+      'copy a file between the host and a full OS VM (through its QEMU guest agent): hull cp vm1:/etc/hostname .',
+    )
+    .argument('<src>', 'a host path, or INSTANCE:PATH')
+    .argument('<dst>', 'a host path, or INSTANCE:PATH')
+    .action(async (src: string, dst: string) => {
+      await copyFiles(await ctx.engine(), src, dst);
     });
 
   program

@@ -22,6 +22,7 @@ import { ensureTemplate, restoreArgv, templateMac, templatesEnabled } from '../t
 
 import type { GuestNic, ProcessSpec } from '../protocol.js';
 import { MiB, type VmPlan } from './validate.js';
+import { prepareFullOs } from './fullos-prepare.js';
 import { instancePaths, rootPaths, VM_SOCKETS, VNC_SOCKET } from '../../common/paths.js';
 
 /** Boot timeout: TCG boots in seconds, but a loaded CI host can take much longer. */
@@ -108,12 +109,15 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     // a full OS disk: the instance's disk is a qcow2 overlay over it (the image itself is only read)
     // (validate checked the image's format when the overlay was still to be made)
     if (plan.diskImage.format) await ensureInstanceDisk(disk, plan.diskImage.path, plan.diskImage.format);
+    const fullOs = prepareFullOs(ctx, plan.diskImage);
     mc = {
       ...common,
       mode: 'disk',
       main: { args: [], env: [] },
       kernel: 'its own',
-      argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '' }),
+      guestAgent: true,
+      firmware: plan.diskImage.uefi ? 'uefi' : 'bios',
+      argv: qemuArgs({ ...machine, mode: 'disk', kernel: '', initrd: '', fullOs }),
     };
   } else {
     const agent = plan.agent!;

@@ -14,6 +14,8 @@ import { userKernel, type KernelInfo } from '../kernel.js';
 import type { DeviceModel, VolumeShare } from '../machine.js';
 import type { GuestMount } from '../protocol.js';
 import { agentBinary } from '../programs.js';
+import { seedTool } from '../cloudinit.js';
+import { ovmfFiles } from '../fullos.js';
 import { instancePaths } from '../../common/paths.js';
 
 /** Guest RAM when --memory is not given. */
@@ -30,8 +32,11 @@ export interface VmPlan {
   cpus: number;
   shares: VolumeShare[];
   guestMounts: GuestMount[];
-  /** a full OS disk image (--disk): the path and, when the instance's overlay is still to be made, its checked format */
-  diskImage?: { path: string; format?: DiskFormat };
+  /**
+   * a full OS disk image (--disk): the path and, when the instance's overlay is still to be made, its checked
+   * format; the tool that writes the cloud-init seed; OVMF for --firmware uefi
+   */
+  diskImage?: { path: string; format?: DiskFormat; seedTool: string; uefi?: { code: string; vars: string } };
   /** an agent VM: hull's agent binary and the user's kernel when --kernel was given (else the default one, fetched by prepare) */
   agent?: { binary: string; kernel?: KernelInfo; initrd?: string; virtiofsd?: string };
 }
@@ -157,6 +162,8 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
     plan.diskImage = {
       path: cfg.vm.disk,
       ...(made ? {} : { format: await checkDiskImage(cfg.vm.disk, cfg.vm.diskFormat) }),
+      seedTool: seedTool(),
+      ...(cfg.vm.firmware === 'uefi' ? { uefi: ovmfFiles() } : {}),
     };
   } else {
     const kernel = cfg.vm?.kernel ? userKernel(cfg.vm.kernel) : undefined;
