@@ -191,6 +191,9 @@ export function restoreArgv(coldArgv: string[]): string[] {
   return [...a, '-S', '-incoming', 'fd:3'];
 }
 
+/** How long a template that could not be made is not tried again (hull system prune forgets it at once). */
+const FAILED_RETRY_MS = 15 * 60_000;
+
 /** The template for `spec`, made now if there is none (the first start of such a VM pays for it). */
 export async function ensureTemplate(root: string, spec: TemplateSpec, status: (s: string) => void): Promise<Template> {
   const key = templateKey(spec);
@@ -200,11 +203,12 @@ export async function ensureTemplate(root: string, spec: TemplateSpec, status: (
     existsSync(join(dir, TEMPLATE_META)) ? { key, state: join(dir, TEMPLATE_STATE) } : null;
   const have = found();
   if (have) return have;
-  // a template that could not be made is not tried on every start (the inputs, agent included, are in its key)
+  // a template that could not be made is not tried on every start (the inputs, agent included, are in its key),
+  // but a failure may have been passing (a boot past its timeout on a loaded host): tried again after a while
   const failed = `${dir}.failed`;
-  if (existsSync(failed))
+  if (existsSync(failed) && Date.now() - statSync(failed).mtimeMs < FAILED_RETRY_MS)
     throw new HullError(
-      `it could not be made before (${readFileSync(failed, 'utf8').trim()}); hull system prune tries again`,
+      `it could not be made in the last 15 minutes (${readFileSync(failed, 'utf8').trim()}); hull system prune tries again now`,
     );
   mkdirSync(templatesDir(root), { recursive: true });
   return withLock(
