@@ -46,6 +46,7 @@ import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 import { archiveRoutes } from './docker/archive.js';
 import { buildRoutes } from './docker/build.js';
 import { volumeRoutes } from './docker/volumes.js';
+import { Supervisor } from '../engine/supervisor.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -337,7 +338,10 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   // dockerd keeps docker0); stopping lets go, and what no instance uses is retired
   let hold: { release: () => Promise<void> } | undefined;
   let listened: string | undefined;
+  // restart policies and healthchecks: the daemon's while it runs (engine/supervisor.ts)
+  const supervisor = new Supervisor(engine, log);
   try {
+    supervisor.start();
     hold = await engine.networks.hold();
     await new Promise<void>((resolve, reject) => {
       unix.once('error', reject);
@@ -405,6 +409,7 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   } finally {
     if (listened) forgetListen(engine.root, listened);
     rmSync(opts.socket, { force: true });
+    await supervisor.stop().catch((e: unknown) => log(`handing supervision back: ${messageOf(e)}`));
     await hold?.release().catch((e: unknown) => log(`letting go of idle networks: ${messageOf(e)}`));
     rmSync(pidFile, { force: true });
   }

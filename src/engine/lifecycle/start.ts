@@ -5,7 +5,7 @@ import { refresh } from './exit.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance } from '../networking.js';
 import { startingHealth } from '../health.js';
-import { spawnHealthMonitor } from './health.js';
+import { monitorRun } from './health.js';
 import { volumesReady } from '../volumes.js';
 
 /**
@@ -88,6 +88,6 @@ export async function startInstance(
   }
   trace('start: started');
   engine.event(rec, 'start');
-  spawnHealthMonitor(engine, rec);
+  monitorRun(engine, rec);
   return engine.store.get(rec.id)!;
 }
