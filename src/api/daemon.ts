@@ -170,7 +170,11 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   const streams = new Streams();
   const router = dockerRouter(opts.version, streams);
   // hull's own API (/hull/v1, /metrics) on the same router; its errors take hull's shape
-  const hull: HullApiState = { operations: new Operations(), cpu: new Map(), live: new LiveHub(engine) };
+  const hull: HullApiState = {
+    operations: new Operations(engine.store, log),
+    cpu: new Map(),
+    live: new LiveHub(engine),
+  };
   hullRoutes(router, hull);
   const inflight = new Set<Promise<void>>();
   const web = tcp && !clientCerts ? new ConsoleServer(engine, { sessionTtlMs: opts.sessionTtlMs, log }) : undefined;
@@ -400,11 +404,14 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       s.close();
       s.closeIdleConnections();
     }
-    // streams (followed logs, attach, exec, waits) end now; plain requests finish, for at most 10 s
+    // streams (followed logs, attach, exec, waits) end now; plain requests and builds finish, for at most 10 s
     streams.cutAll();
     hull.operations.cancelAll();
     hull.live?.close();
-    await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await Promise.race([
+      Promise.allSettled([...inflight, hull.operations.settled()]),
+      new Promise((r) => setTimeout(r, 10_000).unref()),
+    ]);
     for (const s of servers) s.closeAllConnections();
   } finally {
     if (listened) forgetListen(engine.root, listened);
