@@ -341,7 +341,7 @@ describe('hull daemon through dockerode', () => {
     const img = await docker.getImage('dk-built:1').inspect();
     assert.deepEqual(img.Config.Cmd, ['cat', '/hello.txt']);
     const c = await docker.createContainer({ Image: 'dk-built:1' });
-    const waited = c.wait();
+    const waited = c.wait({ condition: 'next-exit' });
     await c.start();
     assert.equal(((await waited) as { StatusCode: number }).StatusCode, 0);
     const logs = (await c.logs({ stdout: true })) as unknown as Buffer;
@@ -425,7 +425,7 @@ describe('hull daemon through dockerode', () => {
   test('events with filters', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const c = await docker.createContainer({ name: 'dk-ev', Image: 'busybox', Cmd: ['true'] });
-    const waited = c.wait();
+    const waited = c.wait({ condition: 'next-exit' });
     await c.start();
     await waited;
     await c.remove();
@@ -445,6 +445,46 @@ describe('hull daemon through dockerode', () => {
       ['start', 'die', 'destroy'],
     );
     assert.ok(evs.every((e) => e.Type === 'container' && e.Actor.Attributes.name === 'dk-ev'));
+  });
+
+  test("listContainers: docker filters (the engine's listing), limit, and size=1 (SizeRw, SizeRootFs)", async () => {
+    const a = await docker.createContainer({
+      name: 'dk-list-a',
+      Image: 'busybox',
+      Cmd: ['sh', '-c', 'head -c 1048576 /dev/zero > /big'],
+      Labels: { tier: 'a' },
+    });
+    const waited = a.wait({ condition: 'next-exit' });
+    await a.start();
+    await waited;
+    const b = await docker.createContainer({ name: 'dk-list-b', Image: 'busybox', Labels: { tier: 'b' } });
+    const names = (l: Docker.ContainerInfo[]) => l.map((c) => c.Names[0]).sort();
+    assert.deepEqual(names(await docker.listContainers({ all: true, filters: { label: ['tier'] } })), [
+      '/dk-list-a',
+      '/dk-list-b',
+    ]);
+    assert.deepEqual(names(await docker.listContainers({ all: true, filters: { label: ['tier=b'] } })), ['/dk-list-b']);
+    assert.deepEqual(names(await docker.listContainers({ filters: { status: ['exited'] } })), ['/dk-list-a']);
+    assert.deepEqual(names(await docker.listContainers({ all: true, filters: { exited: ['0'] } })), ['/dk-list-a']);
+    assert.deepEqual(names(await docker.listContainers({ all: true, filters: { ancestor: ['busybox'] } })), [
+      '/dk-list-a',
+      '/dk-list-b',
+    ]);
+    assert.deepEqual(names(await docker.listContainers({ all: true, limit: 1 })), ['/dk-list-b'], 'the newest');
+    assert.deepEqual(await docker.listContainers(), [], 'none running');
+    const bad = await statusOf(docker.listContainers({ filters: { nosuch: ['x'] } }));
+    assert.equal(bad.status, 400);
+    assert.match(bad.message, /invalid filter 'nosuch'/);
+    type Sized = Docker.ContainerInfo & { SizeRw?: number; SizeRootFs?: number };
+    const sized = (
+      await docker.listContainers({ all: true, size: true, filters: { name: ['dk-list-a'] } })
+    )[0] as Sized;
+    assert.ok((sized.SizeRw ?? 0) >= 1048576, `SizeRw ${sized.SizeRw}`);
+    assert.ok((sized.SizeRootFs ?? 0) > (sized.SizeRw ?? 0), `SizeRootFs ${sized.SizeRootFs}`);
+    const plain = (await docker.listContainers({ all: true, filters: { name: ['dk-list-a'] } }))[0] as Sized;
+    assert.equal(plain.SizeRw, undefined, 'sizes only when asked');
+    await a.remove();
+    await b.remove();
   });
 
   test("errors: docker's status codes and messages", async () => {
