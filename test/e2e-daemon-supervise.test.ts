@@ -182,12 +182,33 @@ describe('the daemon supervises restart policies and healthchecks', () => {
     await root.ok('rm', '-f', 'fails', 'always');
   });
 
-  test('one daemon per root: a second daemon on another socket is refused', async () => {
-    const daemon = await startDaemon(root, socket);
-    const r = await root.hull('daemon', '--socket', join(work, 'other.sock'));
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /another hull daemon \(pid \d+\) supervises the instances of/);
-    assert.equal(await stop(daemon), 0);
+  test('two daemons on one root: the second serves, and supervises only once the first stops', async () => {
+    const first = await startDaemon(root, socket);
+    const second = await startDaemon(root, join(work, 'other.sock'));
+    assert.match(second.log(), /another hull daemon supervises the instances of .*this one takes over when it stops/);
+    const holder = () => JSON.parse(readFileSync(lease(), 'utf8')).pid as number;
+    assert.equal(holder(), first.child.pid);
+    assert.equal(await stop(first), 0);
+    await waitFor(
+      'the second daemon to take the lease',
+      () => (existsSync(lease()) && holder() === second.child.pid) || undefined,
+    );
+    // and it supervises: a --restart always container killed comes back
+    await root.ok('run', '-d', '--name', 'always2', '--restart', 'always', 'busybox', 'sleep', '1d');
+    const pid = (await root.inspect('always2')).State.Pid;
+    process.kill(pid, 'SIGKILL');
+    await waitFor(
+      'always2 to run again',
+      async () => {
+        const x = await root.inspect('always2');
+        return (x.State.Running && x.State.Pid !== pid) || undefined;
+      },
+      20_000,
+      150,
+    );
+    await root.ok('rm', '-f', 'always2');
+    assert.equal(await stop(second), 0);
+    assert.ok(!existsSync(lease()));
   });
 
   test('leaves nothing behind', () => root.cleanupAndCheck());

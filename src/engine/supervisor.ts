@@ -15,6 +15,7 @@
 import type { Engine, SupervisorHooks } from './engine.js';
 import type { InstanceRecord } from './store.js';
 import { acquireDaemonLease } from './lease.js';
+import { ConflictError } from '../common/errors.js';
 import { monitorHealth, spawnHealthMonitor } from './lifecycle/health.js';
 import { handleExit, restartDelay, restartNow, shouldRestart } from './lifecycle/exit.js';
 
@@ -41,6 +42,7 @@ export class Supervisor implements SupervisorHooks {
   /** failed restarts in a row, per instance (their back-off grows) */
   private readonly failures = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private standby: NodeJS.Timeout | undefined;
   private release: (() => void) | undefined;
   private since = 0;
   private stopped = false;
@@ -50,15 +52,38 @@ export class Supervisor implements SupervisorHooks {
     private readonly log: (line: string) => void = () => undefined,
   ) {}
 
-  /** Take the root's lease and begin: resume monitoring what runs, restart what a policy wants restarted. */
+  /**
+   * Take the root's lease and begin: resume monitoring what runs, restart what a policy wants restarted. When
+   * another daemon holds the lease (two daemons on one root, on two sockets), this one serves without supervising
+   * and takes over when that one stops.
+   */
   start(): void {
-    this.release = acquireDaemonLease(this.engine.root);
+    if (this.tryLease()) return;
+    this.log(
+      `another hull daemon supervises the instances of ${this.engine.root} (restart policies, healthchecks); this one takes over when it stops`,
+    );
+    this.timer = setInterval(() => {
+      if (this.tryLease()) clearInterval(this.standby);
+    }, SWEEP_MS);
+    this.standby = this.timer;
+    this.timer.unref();
+  }
+
+  private tryLease(): boolean {
+    if (this.stopped) return false;
+    try {
+      this.release = acquireDaemonLease(this.engine.root);
+    } catch (e) {
+      if (e instanceof ConflictError) return false;
+      throw e;
+    }
     this.engine.supervisor = this;
     this.since = 0;
     this.sweep();
     this.since = Date.now();
     this.timer = setInterval(() => this.sweep(), SWEEP_MS);
     this.timer.unref();
+    return true;
   }
 
   /** How many health loops and exit watches run (for tests and /info-like reports). */
@@ -166,9 +191,10 @@ export class Supervisor implements SupervisorHooks {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    // never started (the lease was another daemon's): nothing to hand back
-    if (!this.release) return;
+    clearInterval(this.standby);
     clearInterval(this.timer);
+    // never supervised (the lease was another daemon's): nothing to hand back
+    if (!this.release) return;
     for (const { timer, run } of this.pending.values()) {
       clearTimeout(timer);
       this.track(run());
