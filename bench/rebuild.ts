@@ -6,9 +6,12 @@
  * (50 files) and a larger one they do not (500 files, as docs or test data beside the sources).
  * Skips (exit 0, saying why) without dockerd or the docker CLI, or when docker0 already exists.
  *
- *   node --import tsx bench/rebuild.ts [--iterations N] [--json] [--hull-only]
+ *   node --import tsx bench/rebuild.ts [--iterations N] [--json] [--hull-only] [--small] [--compare DIST]
  *
  * --hull-only: time `hull build` alone (no dockerd), e.g. while profiling with HULL_TRACE=1.
+ * --small: the context without the 500 unused files (docker's CLI sends the whole context on every build).
+ * --compare DIST: also time the same rebuild by another build of hull (DIST, its dist/hull.mjs), on the same root,
+ * in the same alternation (e.g. the build before a change).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,8 @@ const argv = process.argv.slice(2);
 const iterations = argv.includes('--iterations') ? Number(argv[argv.indexOf('--iterations') + 1]) || 10 : 10;
 const asJson = argv.includes('--json');
 const hullOnly = argv.includes('--hull-only');
+const small = argv.includes('--small');
+const compareEntry = argv.includes('--compare') ? resolve(argv[argv.indexOf('--compare') + 1]!) : undefined;
 const DOCKER = '/usr/bin/docker';
 const repo = resolve(import.meta.dirname, '..');
 const hullEntry = join(repo, 'dist/hull.mjs');
@@ -68,7 +73,7 @@ function makeContext(): void {
   writeFileSync(join(ctx, 'Containerfile'), CONTAINERFILE);
   writeFileSync(join(ctx, 'config.txt'), 'setting=1\n');
   for (let i = 0; i < 50; i++) writeFileSync(join(ctx, 'src', `f${i}.txt`), `source ${i}\n`.repeat(20));
-  for (let i = 0; i < 500; i++) writeFileSync(join(ctx, 'docs', `d${i}.md`), `doc ${i}\n`.repeat(50));
+  if (!small) for (let i = 0; i < 500; i++) writeFileSync(join(ctx, 'docs', `d${i}.md`), `doc ${i}\n`.repeat(50));
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
@@ -144,12 +149,14 @@ const dockerEnv = {
   DOCKER_BUILDKIT: '0',
 };
 const hullBuild = [hullEntry, '--root', hullRoot, 'build', '-t', 'bench-rebuild:1', ctx];
+const otherBuild = compareEntry ? [compareEntry, ...hullBuild.slice(1)] : undefined;
 const dockerBuild = ['build', '-f', join(ctx, 'Containerfile'), '-t', 'bench-rebuild:1', ctx];
 try {
   makeContext();
   // busybox in hull's root (built on first use); the first build fills hull's cache
   run(process.execPath, [hullEntry, '--root', hullRoot, 'run', '--rm', '--network', 'none', 'busybox', 'true']);
   run(process.execPath, hullBuild);
+  if (otherBuild) run(process.execPath, otherBuild);
   if (!hullOnly) {
     const tar = join(work, 'busybox.tar');
     run(process.execPath, [hullEntry, '--root', hullRoot, 'save', '--format', 'docker-archive', '-o', tar, 'busybox']);
@@ -178,8 +185,9 @@ try {
     run(DOCKER, dockerBuild, dockerEnv);
   }
 
-  const times = { hull: [] as number[], docker: [] as number[] };
+  const times = { hull: [] as number[], docker: [] as number[], other: [] as number[] };
   for (let i = 0; i < iterations; i++) {
+    if (otherBuild) times.other.push(timeIt(process.execPath, otherBuild, process.env).ms);
     const h = timeIt(process.execPath, hullBuild, process.env);
     if (/STEP \d+\/\d+: RUN/.test(h.out) && !/Using cache/.test(h.out))
       throw new Error(`hull's rebuild was not cached:\n${h.out}`);
@@ -196,16 +204,20 @@ try {
     steps: 15,
     cached_rebuild_ms: { hull: r1(median(times.hull)), ...(hullOnly ? {} : { dockerd: r1(median(times.docker)) }) },
     ...(hullOnly ? {} : { ratio: Math.round((median(times.hull) / median(times.docker)) * 100) / 100 }),
+    ...(otherBuild ? { compare_ms: r1(median(times.other)) } : {}),
   };
   if (asJson) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   else {
-    console.log(`fully cached rebuild, 15 steps in 2 stages, ${iterations} alternating iterations (medians)`);
+    console.log(
+      `fully cached rebuild, 15 steps in 2 stages, context of ${small ? '52' : '552'} files, ${iterations} alternating iterations (medians)`,
+    );
     console.log(
       `  hull build ${median(times.hull).toFixed(1)} ms` +
         (hullOnly
           ? ''
           : `   docker build (DOCKER_BUILDKIT=0, dockerd 20.10) ${median(times.docker).toFixed(1)} ms   ${summary.ratio}x`),
     );
+    if (otherBuild) console.log(`  hull build of ${compareEntry} ${median(times.other).toFixed(1)} ms`);
   }
 } finally {
   if (dockerD) {
