@@ -270,7 +270,7 @@ describe('hull daemon through dockerode', () => {
     await c.remove({ force: true });
   });
 
-  test('getArchive and putArchive, on a running container', async () => {
+  test('getArchive and putArchive, on a running container and on a created one (before its start)', async () => {
     const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sleep', '1000'] });
     await c.start();
     await c.putArchive(tarOf({ 'sub/': '', 'sub/a.txt': 'alpha', 'b.txt': 'beta' }), { path: '/tmp' });
@@ -282,6 +282,20 @@ describe('hull daemon through dockerode', () => {
     assert.ok(info);
     assert.equal((await statusOf(c.getArchive({ path: '/no/such' }))).status, 404);
     await c.remove({ force: true });
+
+    // as testcontainers' copyFilesToContainer: into a created container, before its start
+    const pre = await docker.createContainer({ Image: 'busybox', Cmd: ['cat', '/etc/app/conf'] });
+    await pre.putArchive(tarOf({ 'app/': '', 'app/conf': 'copied before start\n' }), { path: '/etc' });
+    const waited = pre.wait({ condition: 'next-exit' });
+    await pre.start();
+    assert.equal(((await waited) as { StatusCode: number }).StatusCode, 0);
+    assert.deepEqual(frames((await pre.logs({ stdout: true })) as unknown as Buffer), [[1, 'copied before start\n']]);
+    // and out of it, exited
+    assert.equal(
+      untar(await collect((await pre.getArchive({ path: '/etc/app/conf' })) as unknown as Readable)).get('conf'),
+      'copied before start\n',
+    );
+    await pre.remove();
   });
 
   test('stats one-shot and streamed', async () => {
