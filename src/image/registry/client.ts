@@ -107,7 +107,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // and loading them is a noticeable part of a command's start-up
 const lazyRequire = createRequire(import.meta.url);
 const requestOf = (https: boolean): typeof import('node:http').request =>
-  (lazyRequire(https ? 'node:https' : 'node:http') as typeof import('node:http')).request;
+  https
+    ? (lazyRequire('node:https') as typeof import('node:https')).request
+    : (lazyRequire('node:http') as typeof import('node:http')).request;
 
 function httpGet(
   url: URL,
