@@ -134,7 +134,7 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('docker cp both ways: a file, a directory, to stdout; HEAD stat; a stopped container is refused', async () => {
+  test('docker cp both ways: a file, a directory, to stdout; HEAD stat; into and out of stopped containers', async () => {
     await dockerOk('run', '-d', '--name', 'cp1', 'busybox', 'sleep', '1000');
     const src = join(work, 'src');
     mkdirSync(join(src, 'dir', 'sub'), { recursive: true });
@@ -184,10 +184,23 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
     assert.match(diff, /^A \/data\/x\/three\.txt$/m);
     assert.match(diff, /^D \/bin\/vi$/m);
     await dockerOk('rm', '-f', 'cp1');
-    await dockerOk('create', '--name', 'cp2', 'busybox', 'true');
-    const stopped = await docker(['cp', join(src, 'one.txt'), 'cp2:/tmp/x.txt']);
-    assert.notEqual(stopped.code, 0);
-    assert.match(stopped.stderr, /not running: start it/);
+    // a created container (never started) and an exited one: their roots are mounted for the copy, then not
+    await dockerOk('create', '--name', 'cp2', 'busybox', 'cat', '/tmp/x.txt', '/tmp/dir/sub/two.txt');
+    await dockerOk('cp', join(src, 'one.txt'), 'cp2:/tmp/x.txt');
+    await dockerOk('cp', join(src, 'dir'), 'cp2:/tmp/dir');
+    assert.equal(await dockerOk('start', '-a', 'cp2'), 'one\ntwo\n');
+    const mounts = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(root.dir));
+    const before = mounts().length;
+    writeFileSync(join(src, 'one.txt'), 'changed\n');
+    await dockerOk('cp', join(src, 'one.txt'), 'cp2:/tmp/x.txt');
+    assert.equal(mounts().length, before, 'no mount left by a copy into an exited container');
+    await dockerOk('cp', 'cp2:/tmp/x.txt', join(out, 'back.txt'));
+    assert.equal(readFileSync(join(out, 'back.txt'), 'utf8'), 'changed\n');
+    assert.equal(await dockerOk('start', '-a', 'cp2'), 'changed\ntwo\n');
+    assert.match(await dockerOk('diff', 'cp2'), /^A \/tmp\/x\.txt$/m);
     await dockerOk('rm', 'cp2');
   });
 
@@ -225,6 +238,43 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
       const got = await api('GET', `/containers/cp3/archive?path=/in/trap/`);
       assert.equal(got.status, 200);
       await dockerOk('rm', '-f', 'cp3');
+    } finally {
+      assert.deepEqual(readdirSync(host), []);
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
+
+  test('a hostile archive into a stopped container: links in its root are followed inside it, never onto the host', async () => {
+    const host = mkdtempSync('/tmp/hull-test-cp-host-');
+    try {
+      await dockerOk(
+        'run',
+        '--name',
+        'cp4',
+        'busybox',
+        'sh',
+        '-c',
+        `mkdir -p /in ${host} && ln -s ${host} /in/trap && ln -s ../../../../../..${host} /in/trap2`,
+      );
+      const tar = rawTar([
+        { path: `../../../../../../..${host}/dotdot`, body: 'x' },
+        { path: `${host}/absolute`, body: 'x' },
+        { path: 'evil', type: 'SymbolicLink', link: host },
+        { path: 'evil/through-archive-link', body: 'x' },
+        { path: 'trap/through-container-link', body: 'x' },
+        { path: 'trap2/through-climbing-link', body: 'x' },
+        { path: 'fine.txt', body: 'fine' },
+      ]);
+      const r = await api('PUT', '/containers/cp4/archive?path=/in', tar, 'application/x-tar');
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(readdirSync(host), [], 'nothing written on the host');
+      const fine = await docker(['cp', 'cp4:/in/fine.txt', '-']);
+      assert.match(fine.stdout, /fine/);
+      const inside = await docker(['cp', `cp4:${host}/through-container-link`, '-']);
+      assert.equal(inside.code, 0, inside.stderr);
+      // an absolute path for the destination is the container's, a missing one is docker's 404
+      assert.equal((await api('PUT', '/containers/cp4/archive?path=/no/such', tar, 'application/x-tar')).status, 404);
+      await dockerOk('rm', 'cp4');
     } finally {
       assert.deepEqual(readdirSync(host), []);
       rmSync(host, { recursive: true, force: true });

@@ -46,6 +46,7 @@ import { handleWebSocket, wantsWebSocket } from './hull/ws.js';
 import { archiveRoutes } from './docker/archive.js';
 import { buildRoutes } from './docker/build.js';
 import { volumeRoutes } from './docker/volumes.js';
+import { Supervisor } from '../engine/supervisor.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -169,7 +170,11 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   const streams = new Streams();
   const router = dockerRouter(opts.version, streams);
   // hull's own API (/hull/v1, /metrics) on the same router; its errors take hull's shape
-  const hull: HullApiState = { operations: new Operations(), cpu: new Map(), live: new LiveHub(engine) };
+  const hull: HullApiState = {
+    operations: new Operations(engine.store, log),
+    cpu: new Map(),
+    live: new LiveHub(engine),
+  };
   hullRoutes(router, hull);
   const inflight = new Set<Promise<void>>();
   const web = tcp && !clientCerts ? new ConsoleServer(engine, { sessionTtlMs: opts.sessionTtlMs, log }) : undefined;
@@ -337,7 +342,10 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
   // dockerd keeps docker0); stopping lets go, and what no instance uses is retired
   let hold: { release: () => Promise<void> } | undefined;
   let listened: string | undefined;
+  // restart policies and healthchecks: the daemon's while it runs (engine/supervisor.ts)
+  const supervisor = new Supervisor(engine, log);
   try {
+    supervisor.start();
     hold = await engine.networks.hold();
     await new Promise<void>((resolve, reject) => {
       unix.once('error', reject);
@@ -396,15 +404,19 @@ export async function runDaemon(engine: Engine, opts: DaemonOptions): Promise<vo
       s.close();
       s.closeIdleConnections();
     }
-    // streams (followed logs, attach, exec, waits) end now; plain requests finish, for at most 10 s
+    // streams (followed logs, attach, exec, waits) end now; plain requests and builds finish, for at most 10 s
     streams.cutAll();
     hull.operations.cancelAll();
     hull.live?.close();
-    await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await Promise.race([
+      Promise.allSettled([...inflight, hull.operations.settled()]),
+      new Promise((r) => setTimeout(r, 10_000).unref()),
+    ]);
     for (const s of servers) s.closeAllConnections();
   } finally {
     if (listened) forgetListen(engine.root, listened);
     rmSync(opts.socket, { force: true });
+    await supervisor.stop().catch((e: unknown) => log(`handing supervision back: ${messageOf(e)}`));
     await hold?.release().catch((e: unknown) => log(`letting go of idle networks: ${messageOf(e)}`));
     rmSync(pidFile, { force: true });
   }

@@ -116,6 +116,8 @@ export function rootPaths(root: string) {
     /** an OCI runtime's state directory (its --root) */
     runtimeState: (runtime: string): string => join(root, 'run', runtime),
     runBin: join(root, 'run', 'bin'),
+    /** the lease of the daemon that supervises this root's instances (restart policies, healthchecks) */
+    daemonLease: join(root, 'run', 'daemon.lease'),
     netns: join(root, 'netns'),
     /** an instance's pinned network namespace */
     netnsPath: (id: string): string => join(root, 'netns', id),

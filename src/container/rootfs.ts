@@ -147,6 +147,26 @@ export interface PreparedRootfs {
 }
 
 /**
+ * The overlay of a stopped container's root (its layers and its writable layer, with the options its runs use) at
+ * `target`, a private mount point of the caller's, for docker cp into or out of it; the caller unmounts it. A start
+ * meanwhile mounts the same writable layer again: overlay allows it (index=off) while the two are not written at
+ * once, and docker cp is short.
+ */
+export async function mountStoppedRoot(ctx: InstanceContext, target: string): Promise<void> {
+  const L = rootfsLayout(ctx.dir);
+  for (const d of [L.upper, L.work]) mkdirSync(d, { recursive: true });
+  let lower = [...ctx.layers].reverse();
+  if (lower.length === 0) {
+    mkdirSync(L.empty, { recursive: true });
+    lower = [L.empty];
+  }
+  for (const l of lower)
+    if (!existsSync(l)) throw new HostSupportError(`image layer ${l} is missing; pull the image again`);
+  const extra = containerOptions(ctx.config).userns && metacopySupported() ? ['metacopy=on'] : [];
+  await mountOverlay(target, { lower, upper: L.upper, work: L.work, extra });
+}
+
+/**
  * Mount the container's root filesystem at `<dir>/rootfs` (nothing to do when it is mounted
  * already) and write its /etc files (kept when present, so a container's edits survive restarts).
  * `ctx.layers` are the image layers lowest first; overlay wants them top first.

@@ -8,7 +8,8 @@
  * the container, `evil -> /etc` or `evil -> ../../..`, is followed as the container would see it, never onto the
  * host), files are created with O_EXCL|O_NOFOLLOW after whatever sat there is removed (never followed).
  *
- * Only a running (or paused) container has its root mounted; a stopped one is refused with what to do.
+ * A running (or paused, or created) container has its root mounted; a stopped one's is mounted for the copy at a
+ * private mount point (its layers and writable layer, as a run mounts them) and unmounted after it.
  * What rootpath.ts says holds here too: processes inside a running container can swap a checked directory for a
  * link between the check and the use; docker (before it paused containers for cp) had the same window.
  */
@@ -22,10 +23,12 @@ import {
   lstatSync,
   lutimesSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readdirSync,
   readlinkSync,
   readSync,
+  rmdirSync,
   rmSync,
   type Stats,
   symlinkSync,
@@ -36,7 +39,8 @@ import { basename, dirname, join } from 'node:path';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { instancePaths } from '../common/paths.js';
 import { hostRoot, resolveInRootOps } from '../common/rootpath.js';
-import { isMountpoint } from '../host/mount.js';
+import { isMountpoint, unmount } from '../host/mount.js';
+import { mountStoppedRoot } from '../container/rootfs.js';
 import { extractArchive } from '../image/unpack.js';
 import type { Engine } from './engine.js';
 import { refresh } from './lifecycle/exit.js';
@@ -45,13 +49,38 @@ import type { InstanceRecord } from './store.js';
 /** The archive extractor's rules for other archives the front ends receive (a build context). */
 export { extractArchive } from '../image/unpack.js';
 
-/** The host path of a running container's mounted root (the caller has checked that it is a container). */
-export async function mountedRoot(engine: Engine, rec: InstanceRecord): Promise<string> {
-  const cur = (await refresh(engine, rec)) ?? rec;
+/**
+ * Run `fn` on the host path of a container's root, whatever its state (docker cp works on stopped containers):
+ * the mounted root of a running, paused or created one; else the root mounted for the call at a private mount
+ * point under the instance's directory, unmounted after it (also when `fn` fails).
+ */
+export async function withContainerRoot<T>(
+  engine: Engine,
+  rec: InstanceRecord,
+  fn: (root: string) => Promise<T>,
+): Promise<T> {
+  const cur = await refresh(engine, rec);
+  if (!cur) throw new NotFoundError(`container ${rec.name} was removed`);
   const root = instancePaths(engine.context(cur).dir).rootfs;
-  if ((cur.state !== 'running' && cur.state !== 'paused') || !isMountpoint(root))
-    throw new ConflictError(`container ${rec.name} is not running: start it to copy files into or out of it`);
-  return root;
+  if (isMountpoint(root)) return fn(root);
+  if (cur.state === 'running' || cur.state === 'paused')
+    throw new ConflictError(`the root of container ${rec.name} is not mounted: restart it and copy again`);
+  const ctx = await engine.contextWithLayers(cur);
+  const target = mkdtempSync(join(ctx.dir, 'cp-'));
+  try {
+    await mountStoppedRoot(ctx, target);
+    try {
+      return await fn(target);
+    } finally {
+      await unmount(target);
+    }
+  } finally {
+    try {
+      rmdirSync(target);
+    } catch {
+      // still mounted (the unmount failed and said so): never removed recursively
+    }
+  }
 }
 
 /** What `stat` says of a path in a container (docker's X-Docker-Container-Path-Stat). */

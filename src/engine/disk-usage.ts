@@ -133,3 +133,27 @@ function allocatedBlob(engine: Engine, digest: string): number {
     return 0;
   }
 }
+
+/** Unpacked sizes of layer directories (layers never change once unpacked). */
+const layerTreeSizes = new Map<string, number>();
+
+/**
+ * docker's SizeRw and SizeRootFs of an instance: its own writes (as diskUsage counts them), and those plus the
+ * unpacked size of its image's layers (the whole root it sees).
+ */
+export async function instanceSizes(engine: Engine, rec: InstanceRecord): Promise<{ rw: number; rootFs: number }> {
+  const p = instancePaths(engine.instanceDir(rec.id));
+  const rw = treeSize(p.upper) + allocated(p.disk);
+  let image = 0;
+  const img = await engine.images.resolve(rec.imageId).catch(() => undefined);
+  if (img)
+    for (const dir of await engine.images.layerDirs(img)) {
+      let n = layerTreeSizes.get(dir);
+      if (n === undefined) {
+        n = treeSize(dir);
+        layerTreeSizes.set(dir, n);
+      }
+      image += n;
+    }
+  return { rw, rootFs: rw + image };
+}

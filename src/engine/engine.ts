@@ -33,7 +33,18 @@ export const DEFAULT_ROOT = '/var/lib/hull';
  * compare-and-set transitions. The engine picks a driver by the instance's kind and never branches on it
  * otherwise.
  */
+/**
+ * What a supervising daemon (./supervisor.ts) wants to hear from the lifecycle verbs it runs in-process: a run
+ * that began (to watch its health and exit), an exit whose restart policy asks for a restart (to apply it).
+ */
+export interface SupervisorHooks {
+  started(rec: InstanceRecord): void;
+  exited(rec: InstanceRecord): void;
+}
+
 export class Engine {
+  /** set while this process is the daemon that supervises the root's instances */
+  supervisor: SupervisorHooks | undefined;
   readonly root: string;
   readonly self: string[];
   readonly store: StateStore;

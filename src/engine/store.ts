@@ -127,6 +127,12 @@ CREATE TABLE IF NOT EXISTS console_sessions (
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS operations (
+  id TEXT PRIMARY KEY,
+  created INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  data TEXT NOT NULL
+);
 `;
 
 function fromRow(r: InstanceRow): InstanceRecord {
@@ -416,6 +422,27 @@ export class StateStore {
   lastEventSeq(): number {
     const r = this.db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null };
     return r.s ?? 0;
+  }
+
+  /**
+   * Record a long operation of the daemon's (a pull, build or boot; its shape is the API's): inserted or replaced.
+   * The newest `keep` are kept.
+   */
+  putOperation(op: { id: string; state: string; created: string }, keep = 200): void {
+    this.write(() => {
+      this.db
+        .prepare('INSERT OR REPLACE INTO operations (id, created, state, data) VALUES (?, ?, ?, ?)')
+        .run(op.id, Date.parse(op.created) || Date.now(), op.state, JSON.stringify(op));
+      this.db
+        .prepare('DELETE FROM operations WHERE id NOT IN (SELECT id FROM operations ORDER BY created DESC, id LIMIT ?)')
+        .run(keep);
+    });
+  }
+
+  /** The recorded operations, oldest first. */
+  operations(): Record<string, unknown>[] {
+    const rows = this.db.prepare('SELECT data FROM operations ORDER BY created, id').all() as { data: string }[];
+    return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
   }
 
   getMeta(key: string): string | undefined {

@@ -281,15 +281,21 @@ export interface ViewEntry {
  * layers win, whiteouts hide, opaque directories hide what is below. Symlinks are not followed.
  */
 export class LayerView {
-  private readonly opaqueCache = new Map<string, boolean>();
+  /**
+   * Whether a layer directory is opaque, by path, for every view of the process: extracted layers do not change
+   * (a build's steps view the same lower layers again and again, and each answer costs a getfattr process).
+   */
+  private static readonly opaqueCache = new Map<string, boolean>();
   constructor(readonly layers: readonly string[]) {}
 
   private isOpaque(abs: string): boolean {
-    let v = this.opaqueCache.get(abs);
+    const cache = LayerView.opaqueCache;
+    let v = cache.get(abs);
     if (v === undefined) {
       const r = spawnSync('getfattr', ['--only-values', '-h', '-n', OPAQUE_XATTR, '--', abs], { encoding: 'utf8' });
       v = r.status === 0 && r.stdout === 'y';
-      this.opaqueCache.set(abs, v);
+      if (cache.size >= 10_000) cache.clear();
+      cache.set(abs, v);
     }
     return v;
   }

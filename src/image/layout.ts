@@ -267,7 +267,14 @@ export class OciLayout {
   writeIndex(index: OciIndex): void {
     this.assertLocked();
     this.init();
-    writeFileAtomic(this.indexPath, JSON.stringify(index, null, 2) + '\n');
+    const text = JSON.stringify(index, null, 2) + '\n';
+    // an unchanged index (a cached rebuild tagging the image it had) is not written again
+    try {
+      if (readFileSync(this.indexPath, 'utf8') === text) return;
+    } catch {
+      // none yet
+    }
+    writeFileAtomic(this.indexPath, text);
   }
 
   /**

@@ -57,7 +57,8 @@ export class Lease {
 
   private write(): void {
     const body: LeaseFile = { pid: process.pid, start: processStartTime(process.pid) ?? '', refs: [...this.refs] };
-    writeFileAtomic(this.path, JSON.stringify(body));
+    // not durable: a lease names a live process, and after a crash of the machine no process of it lives
+    writeFileAtomic(this.path, JSON.stringify(body), 0o644, false);
   }
 }
 

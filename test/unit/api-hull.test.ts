@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ConflictError, NoSuchInstanceError, StateError } from '../../src/common/errors.js';
 import { ApiError } from '../../src/api/http.js';
 import { errorBody, isHullPath } from '../../src/api/hull/errors.js';
-import { Operations } from '../../src/api/hull/operations.js';
+import { INTERRUPTED, type Operation, Operations } from '../../src/api/hull/operations.js';
 import { escapeLabel, exposition, parseExposition } from '../../src/api/hull/prometheus.js';
 import { createRequestOf } from '../../src/api/hull/routes.js';
 import { eventFilterOf, eventMatches, eventView, instanceShape } from '../../src/api/hull/shapes.js';
@@ -143,9 +143,9 @@ test('operations: progress, success, failure, cancel, followers', async () => {
   const seen: string[] = [];
   let finish!: () => void;
   const op = ops.start('pull', 'img', async (_signal, progress) => {
-    progress({ digest: 'sha256:1', state: 'transferring', current: 5, total: 10 });
-    progress({ digest: 'sha256:2', state: 'done', current: 7, total: 7 });
-    progress({ digest: 'sha256:1', state: 'done', current: 10, total: 10 });
+    progress.layer({ digest: 'sha256:1', state: 'transferring', current: 5, total: 10 });
+    progress.layer({ digest: 'sha256:2', state: 'done', current: 7, total: 7 });
+    progress.layer({ digest: 'sha256:1', state: 'done', current: 10, total: 10 });
     await new Promise<void>((r) => {
       finish = r;
     });
@@ -158,6 +158,8 @@ test('operations: progress, success, failure, cancel, followers', async () => {
       { digest: 'sha256:1', state: 'done', current: 10, total: 10 },
       { digest: 'sha256:2', state: 'done', current: 7, total: 7 },
     ],
+    phase: null,
+    log: [],
   });
   const ended = new Promise<void>((r) =>
     ops.follow(op.id, (o) => {
@@ -190,6 +192,40 @@ test('operations: progress, success, failure, cancel, followers', async () => {
   assert.equal(fail.state, 'failed');
   assert.ok(fail.finished);
   assert.equal(ops.list().length, 3);
+});
+
+test('operations are recorded; a new Operations lists them, those that ran failed as interrupted', async () => {
+  const rows = new Map<string, Record<string, unknown>>();
+  const recorder = {
+    putOperation: (op: Operation) => rows.set(op.id, JSON.parse(JSON.stringify(op)) as Record<string, unknown>),
+    operations: () => [...rows.values()],
+  };
+  const ops = new Operations(recorder);
+  const build = ops.start(
+    'build',
+    'ctx',
+    async (_signal, progress) => {
+      progress.phase(1, 3, 'Step 1/3 : FROM busybox');
+      progress.line('hello');
+      return new Promise<Record<string, unknown>>(() => undefined); // never ends: the daemon goes
+    },
+    { cancellable: false },
+  );
+  assert.equal(ops.cancel(build.id), false, 'a build cannot be cancelled');
+  const pulled = ops.start('pull', 'img', async () => ({ imageId: 'x' }));
+  await new Promise<void>((r) => ops.follow(pulled.id, (o) => o.state !== 'running' && r()));
+  const p = (rows.get(build.id) as unknown as Operation).progress;
+  assert.deepEqual([p.current, p.total, p.phase], [1, 3, 'Step 1/3 : FROM busybox'], 'a phase is recorded at once');
+  // a restarted daemon
+  const again = new Operations(recorder);
+  const b = again.get(build.id)!;
+  assert.equal(b.state, 'failed');
+  assert.equal(b.error, INTERRUPTED);
+  assert.ok(b.finished);
+  assert.equal(again.get(pulled.id)!.state, 'succeeded');
+  assert.equal((rows.get(build.id) as unknown as Operation).state, 'failed', 'the interruption is recorded');
+  const v = validatorOf('Operation');
+  for (const o of again.list()) assert.ok(v(o), JSON.stringify(v.errors));
 });
 
 test('Prometheus text: HELP and TYPE lines, escaped labels, parsed back', () => {

@@ -1,24 +1,25 @@
 /**
  * docker cp: `/containers/{id}/archive` GET (a tar of a path, with its stat in X-Docker-Container-Path-Stat),
  * HEAD (the stat only) and PUT (a tar extracted into a directory, never outside the container's root; see
- * engine/cp.ts), `/containers/{id}/export` (the whole root as a tar) and `/changes` (docker diff).
+ * engine/cp.ts), on running and stopped containers alike, `/containers/{id}/export` (the whole root as a tar) and `/changes` (docker diff).
  */
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { containerChanges, copyIn, mountedRoot, statInRoot, tarOut } from '../../engine/cp.js';
+import { containerChanges, copyIn, statInRoot, tarOut, withContainerRoot } from '../../engine/cp.js';
 import type { Engine } from '../../engine/engine.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { ApiError, flag, type Router, sendJson } from '../http.js';
 import { lookupContainer } from './containers.js';
 
-async function rootOf(engine: Engine, rec: InstanceRecord): Promise<string> {
+/** `fn` on the container's root, running or stopped (engine/cp.ts); VMs are refused. */
+async function onRoot<T>(engine: Engine, rec: InstanceRecord, fn: (root: string) => Promise<T>): Promise<T> {
   if (rec.kind === 'vm')
     throw new ApiError(
       501,
       `docker cp and export of VM ${rec.name} are not supported yet: use a bind mount (-v) or docker exec`,
     );
-  return mountedRoot(engine, rec);
+  return withContainerRoot(engine, rec, fn);
 }
 
 function pathParam(q: URLSearchParams): string {
@@ -31,30 +32,32 @@ export function archiveRoutes(r: Router): void {
   // GET and HEAD (the router hands HEAD to the GET route)
   r.on('GET', '/containers/{id}/archive', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    const root = await rootOf(c.engine, rec);
     const path = pathParam(c.query);
-    const s = statInRoot(root, path);
-    const header = Buffer.from(JSON.stringify(s.stat)).toString('base64');
-    if (c.req.method === 'HEAD') {
-      res.writeHead(200, { 'X-Docker-Container-Path-Stat': header });
-      res.end();
-      return;
-    }
-    const tar = await tarOut(root, s.rel);
-    res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': header });
-    await pipeline(tar, res);
+    await onRoot(c.engine, rec, async (root) => {
+      const s = statInRoot(root, path);
+      const header = Buffer.from(JSON.stringify(s.stat)).toString('base64');
+      if (c.req.method === 'HEAD') {
+        res.writeHead(200, { 'X-Docker-Container-Path-Stat': header });
+        res.end();
+        return;
+      }
+      const tar = await tarOut(root, s.rel);
+      res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': header });
+      await pipeline(tar, res);
+    });
   });
 
   r.on('PUT', '/containers/{id}/archive', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    const root = await rootOf(c.engine, rec);
+    if (rec.kind === 'vm') await onRoot(c.engine, rec, async () => undefined);
     const path = pathParam(c.query);
     const scratch = c.engine.images.tempPath('.cp');
     mkdirSync(scratch, { recursive: true, mode: 0o700 });
     try {
+      // the upload first (a slow client holds no mount), then the copy into the root, mounted if stopped
       const file = join(scratch, 'in.tar');
       await pipeline(c.req, createWriteStream(file, { mode: 0o600 }));
-      await copyIn(root, path, file, scratch, flag(c.query, 'noOverwriteDirNonDir'));
+      await onRoot(c.engine, rec, (root) => copyIn(root, path, file, scratch, flag(c.query, 'noOverwriteDirNonDir')));
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
@@ -72,10 +75,11 @@ export function archiveRoutes(r: Router): void {
 
   r.on('GET', '/containers/{id}/export', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    const root = await rootOf(c.engine, rec);
-    const { create } = await import('tar');
-    const tar = create({ cwd: root, follow: false, portable: false }, ['.']) as unknown as NodeJS.ReadableStream;
-    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-    await pipeline(tar, res);
+    await onRoot(c.engine, rec, async (root) => {
+      const { create } = await import('tar');
+      const tar = create({ cwd: root, follow: false, portable: false }, ['.']) as unknown as NodeJS.ReadableStream;
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      await pipeline(tar, res);
+    });
   });
 }

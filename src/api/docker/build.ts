@@ -8,7 +8,7 @@ import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { extractArchive } from '../../engine/cp.js';
-import { ApiError, flag, messageOf, type Router } from '../http.js';
+import { ApiError, type Call, flag, messageOf, type Router } from '../http.js';
 import type { Streams } from '../streams.js';
 
 /** A JSON object of strings from a query parameter (buildargs, labels). */
@@ -34,28 +34,64 @@ function dockerLine(line: string): string {
   return m ? `Step ${m[1]} : ${m[2]}` : line;
 }
 
+/** A build request's context, received and extracted into a scratch directory (the caller removes `scratch`). */
+export interface ReceivedContext {
+  scratch: string;
+  dir: string;
+  /** the Containerfile, inside dir */
+  file: string | undefined;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  target: string | undefined;
+  noCache: boolean;
+}
+
+/**
+ * Receive a build's tar context (docker's query parameters: dockerfile, t, buildargs, labels, target, nocache) and
+ * extract it with hull's hardened extractor; a bad request or archive is a 400, and nothing is left behind.
+ */
+export async function receiveContext(c: Call, defaultFile?: string): Promise<ReceivedContext> {
+  const q = c.query;
+  if (q.get('remote')) throw new ApiError(400, 'building from a remote context is not supported: send a tar');
+  const dockerfile = q.get('dockerfile') || defaultFile;
+  const rel = dockerfile === undefined ? undefined : normalize(dockerfile);
+  if (rel !== undefined && (rel.startsWith('..') || rel.startsWith('/')))
+    throw new ApiError(400, `the Dockerfile ${dockerfile} must be inside the build context`);
+  const buildArgs = stringMap(q, 'buildargs');
+  const labels = stringMap(q, 'labels');
+  const scratch = c.engine.images.tempPath('.build-context');
+  mkdirSync(scratch, { recursive: true, mode: 0o700 });
+  try {
+    const file = join(scratch, 'context.tar');
+    await pipeline(c.req, createWriteStream(file, { mode: 0o600 }));
+    const dir = join(scratch, 'context');
+    mkdirSync(dir, { mode: 0o755 });
+    await extractArchive(file, dir, scratch).catch((e: unknown) => {
+      throw new ApiError(400, `the build context is not a valid tar archive: ${messageOf(e)}`);
+    });
+    rmSync(file);
+    return {
+      scratch,
+      dir,
+      file: rel === undefined ? undefined : join(dir, rel),
+      tags: q.getAll('t').filter(Boolean),
+      buildArgs,
+      labels,
+      target: q.get('target') || undefined,
+      noCache: flag(q, 'nocache'),
+    };
+  } catch (e) {
+    rmSync(scratch, { recursive: true, force: true });
+    throw e;
+  }
+}
+
 export function buildRoutes(r: Router, streams: Streams): void {
   r.on('POST', '/build', async (c, res) => {
-    const q = c.query;
-    if (q.get('remote')) throw new ApiError(400, 'building from a remote context is not supported: send a tar');
-    const dockerfile = q.get('dockerfile') || 'Dockerfile';
-    const rel = normalize(dockerfile);
-    if (rel.startsWith('..') || rel.startsWith('/'))
-      throw new ApiError(400, `the Dockerfile ${dockerfile} must be inside the build context`);
-    const buildArgs = stringMap(q, 'buildargs');
-    const labels = stringMap(q, 'labels');
-    const quiet = flag(q, 'q');
-    const scratch = c.engine.images.tempPath('.build-context');
-    mkdirSync(scratch, { recursive: true, mode: 0o700 });
+    const quiet = flag(c.query, 'q');
+    const rc = await receiveContext(c, 'Dockerfile');
     try {
-      const file = join(scratch, 'context.tar');
-      await pipeline(c.req, createWriteStream(file, { mode: 0o600 }));
-      const ctx = join(scratch, 'context');
-      mkdirSync(ctx, { mode: 0o755 });
-      await extractArchive(file, ctx, scratch).catch((e: unknown) => {
-        throw new ApiError(400, `the build context is not a valid tar archive: ${messageOf(e)}`);
-      });
-      rmSync(file);
       res.writeHead(200, { 'Content-Type': 'application/json' });
       const ac = streams.track(res);
       const send = (v: Record<string, unknown>) => {
@@ -63,15 +99,14 @@ export function buildRoutes(r: Router, streams: Streams): void {
       };
       try {
         const { Builder } = await import('../../engine/build/builder.js');
-        const target = q.get('target');
         const image = await new Builder(c.engine, {
-          contextDir: ctx,
-          file: join(ctx, rel),
-          tags: q.getAll('t').filter(Boolean),
-          buildArgs,
-          ...(target ? { target } : {}),
-          noCache: flag(q, 'nocache'),
-          ...(Object.keys(labels).length ? { labels } : {}),
+          contextDir: rc.dir,
+          ...(rc.file ? { file: rc.file } : {}),
+          tags: rc.tags,
+          buildArgs: rc.buildArgs,
+          ...(rc.target ? { target: rc.target } : {}),
+          noCache: rc.noCache,
+          ...(Object.keys(rc.labels).length ? { labels: rc.labels } : {}),
           log: (line) => {
             if (!quiet) send({ stream: `${dockerLine(line)}\n` });
           },
@@ -90,7 +125,7 @@ export function buildRoutes(r: Router, streams: Streams): void {
         res.end();
       }
     } finally {
-      rmSync(scratch, { recursive: true, force: true });
+      rmSync(rc.scratch, { recursive: true, force: true });
     }
   });
 }

@@ -17,7 +17,9 @@ import { handleExit, refresh, refreshForView } from '../../engine/lifecycle/exit
 import { instanceLogs } from '../../engine/output.js';
 import { describeInstance } from '../../engine/describe.js';
 import { publishedPorts } from '../../engine/networking.js';
-import { ApiError, type Call, filters, flag, type Hijack, noContent, type Router, sendJson } from '../http.js';
+import { ApiError, type Call, flag, type Hijack, noContent, type Router, sendJson } from '../http.js';
+import { listInstances, parseFilterJson } from '../../engine/list.js';
+import { instanceSizes } from '../../engine/disk-usage.js';
 import { createRequestOf } from './create.js';
 import { MULTIPLEXED_STREAM, RAW_STREAM, sink, streamWritable } from './streams.js';
 import { Terminal } from './terminal.js';
@@ -102,23 +104,6 @@ export function containerListEntry(r: InstanceRecord, engine?: Engine): Record<s
     // hull's own: the isolation of the instance (container or vm)
     Isolation: r.kind,
   };
-}
-
-function matches(r: InstanceRecord, f: Record<string, string[]>): boolean {
-  const any = (k: string, test: (v: string) => boolean) => !f[k]?.length || f[k]!.some(test);
-  return (
-    any('id', (v) => r.id.startsWith(v)) &&
-    any('name', (v) => r.name.includes(v.replace(/^\//, ''))) &&
-    any('status', (v) => v === r.state) &&
-    any('isolation', (v) => v === r.kind) &&
-    any('ancestor', (v) => v === r.image || r.imageId.startsWith(v)) &&
-    // labels: every one given must match (docker's rule), unlike the other filters
-    (f.label ?? []).every((v) => {
-      const i = v.indexOf('=');
-      const labels = r.config.labels ?? {};
-      return i < 0 ? v in labels : labels[v.slice(0, i)] === v.slice(i + 1);
-    })
-  );
 }
 
 /** `t=` in seconds, or undefined. */
@@ -228,16 +213,25 @@ export function containerRoutes(r: Router, streams: Streams): void {
   });
 
   r.on('GET', '/containers/json', async (c, res) => {
-    const f = filters(c.query);
-    const all = flag(c.query, 'all') || !!f.status?.length;
-    const out: Record<string, unknown>[] = [];
-    for (const listed of c.engine.store.list()) {
-      const rec = live(listed) ? await refreshForView(c.engine, listed) : listed;
-      if (!rec || (!all && !live(rec)) || !matches(rec, f)) continue;
-      out.push(containerListEntry(rec, c.engine));
-    }
+    // the engine's listing (hull ps): docker's filters and their errors (400), newest first; limit= is docker's -n
     const limit = Number(c.query.get('limit') ?? -1);
-    sendJson(res, 200, limit > 0 ? out.slice(0, limit) : out);
+    const recs = await listInstances(c.engine, {
+      all: flag(c.query, 'all'),
+      filters: parseFilterJson(c.query.get('filters') ?? ''),
+      ...(Number.isInteger(limit) && limit > 0 ? { last: limit } : {}),
+    });
+    const size = flag(c.query, 'size');
+    const out: Record<string, unknown>[] = [];
+    for (const rec of recs) {
+      const entry = containerListEntry(rec, c.engine);
+      if (size) {
+        const s = await instanceSizes(c.engine, rec);
+        entry.SizeRw = s.rw;
+        entry.SizeRootFs = s.rootFs;
+      }
+      out.push(entry);
+    }
+    sendJson(res, 200, out);
   });
 
   r.on('GET', '/containers/{id}/json', async (c, res) => {

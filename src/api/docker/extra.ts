@@ -2,6 +2,7 @@
  * docker's endpoints beyond the lifecycle: top, stats (one-shot and streamed), update, the prunes, events
  * (streamed, with filters and since/until), network connect/disconnect, image history (volumes: volumes.ts).
  */
+import { instanceSizes } from '../../engine/disk-usage.js';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { InstanceStats, Resources } from '../../common/instance.js';
@@ -328,7 +329,12 @@ export function extraRoutes(r: Router, streams: Streams): void {
     sendJson(res, 200, {
       LayersSize: [...layers.values()].reduce((a, b) => a + b, 0),
       Images: imgs.map((i) => ({ ...imageListEntry(i), Containers: recs.filter((r) => r.imageId === i.id).length })),
-      Containers: recs.map((r) => ({ ...containerListEntry(r, c.engine), SizeRw: 0, SizeRootFs: 0 })),
+      Containers: await Promise.all(
+        recs.map(async (r) => {
+          const s = await instanceSizes(c.engine, r);
+          return { ...containerListEntry(r, c.engine), SizeRw: s.rw, SizeRootFs: s.rootFs };
+        }),
+      ),
       Volumes: volumeList(c.engine, {}),
       BuildCache: [],
     });

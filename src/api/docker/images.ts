@@ -236,12 +236,19 @@ export function imageRoutes(r: Router, streams: Streams): void {
       throw new ApiError(400, c.query.get('fromSrc') ? 'docker import is not supported yet' : 'fromImage is missing');
     const tag = c.query.get('tag') ?? '';
     const ref = !tag || from.includes('@') ? from : tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`;
-    res.writeHead(200, { 'Content-Type': 'application/json' });
+    // as dockerd: the answer's status stays open until the first progress, so that a pull that fails at once
+    // (no such image, no registry) answers with its status code (404, 500…) and docker's error body
     const ac = streams.track(res);
+    let started = false;
     const line = (v: Record<string, unknown>) => {
-      if (!res.destroyed) res.write(JSON.stringify(v) + '\r\n');
+      if (res.destroyed) return;
+      if (!started) {
+        started = true;
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.write(JSON.stringify({ status: `Pulling from ${from}`, id: tag || 'latest' }) + '\r\n');
+      }
+      res.write(JSON.stringify(v) + '\r\n');
     };
-    line({ status: `Pulling from ${from}`, id: tag || 'latest' });
     const last = new Map<string, string>();
     try {
       const platform = c.query.get('platform');
@@ -263,10 +270,13 @@ export function imageRoutes(r: Router, streams: Streams): void {
       line({ status: `Digest: ${img.manifestDigest}` });
       line({ status: `Status: Downloaded newer image for ${ref}` });
     } catch (e) {
+      if (!started && !ac.signal.aborted) {
+        streams.untrack(res);
+        throw e;
+      }
       if (!ac.signal.aborted) line({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
-    } finally {
-      streams.untrack(res);
-      res.end();
     }
+    streams.untrack(res);
+    res.end();
   });
 }

@@ -145,7 +145,23 @@ export const openapi = {
       "the host's figures, live",
       'One HostMetrics message per interval (1 s); sampled once per interval however many clients watch.',
     ),
-    '/instances/{id}/start': action('start'),
+    '/instances/{id}/start': {
+      post: op(
+        'start an instance; answers with the instance after it, or with ?async=1 at once with a boot operation (202) whose phases tell the boot',
+        { '200': json(ref('Instance')), '202': json(ref('Operation'), 'started (?async=1)') },
+        {
+          parameters: [
+            idParam,
+            {
+              name: 'async',
+              in: 'query',
+              schema: str,
+              description: '1: answer at once with an Operation of kind boot',
+            },
+          ],
+        },
+      ),
+    },
     '/instances/{id}/stop': action('stop', [{ name: 't', in: 'query', schema: int, description: 'seconds' }]),
     '/instances/{id}/restart': action('restart', [{ name: 't', in: 'query', schema: int }]),
     '/instances/{id}/kill': action('kill', [{ name: 'signal', in: 'query', schema: str }]),
@@ -204,6 +220,31 @@ export const openapi = {
         'the steps that made an image, newest first',
         { '200': json({ type: 'array', items: ref('HistoryStep') }) },
         { parameters: [pathParam('name', 'image reference')] },
+      ),
+    },
+    '/images/build': {
+      post: op(
+        'build an image from a tar context (plain or gzip; a Containerfile or Dockerfile in it): a long operation whose progress is the step, with the last output lines',
+        { '202': json(ref('Operation'), 'started') },
+        {
+          parameters: [
+            {
+              name: 'dockerfile',
+              in: 'query',
+              schema: str,
+              description: 'the file in the context (default Containerfile, else Dockerfile)',
+            },
+            { name: 't', in: 'query', schema: str, description: 'a tag (repeatable)' },
+            { name: 'buildargs', in: 'query', schema: str, description: 'a JSON object of strings' },
+            { name: 'labels', in: 'query', schema: str, description: 'a JSON object of strings' },
+            { name: 'target', in: 'query', schema: str },
+            { name: 'nocache', in: 'query', schema: str },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } },
+          },
+        },
       ),
     },
     '/images/{name}': {
@@ -286,7 +327,12 @@ export const openapi = {
         { name: 'since', in: 'query', schema: int },
       ],
     ),
-    '/operations': { get: op('long operations', { '200': json({ type: 'array', items: ref('Operation') }) }) },
+    '/operations': {
+      get: op(
+        'long operations (pulls, builds, boots), oldest first; recorded in the store: after a daemon restart those that were running are failed with "interrupted by a daemon restart"',
+        { '200': json({ type: 'array', items: ref('Operation') }) },
+      ),
+    },
     '/operations/{id}': {
       get: op(
         'one operation; with Upgrade: websocket, a stream of Operation messages until it ends (then close 1000)',
@@ -498,7 +544,7 @@ export const openapi = {
       }),
       Operation: obj({
         id: str,
-        kind: { enum: ['pull'] },
+        kind: { enum: ['pull', 'build', 'boot'] },
         target: str,
         state: { enum: ['running', 'succeeded', 'failed', 'cancelled'] },
         created: str,
@@ -507,6 +553,8 @@ export const openapi = {
           current: int,
           total: int,
           layers: { type: 'array', items: obj({ digest: str, state: str, current: int, total: int }) },
+          phase: { ...nullable('string'), description: "what happens now (a build's step, a boot's phase)" },
+          log: { ...strList, description: "a build's last output lines (at most 100)" },
         }),
         result: { type: ['object', 'null'] },
         error: nullable('string'),

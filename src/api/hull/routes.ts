@@ -16,7 +16,7 @@ import { killInstance } from '../../engine/lifecycle/kill.js';
 import { pauseInstance, unpauseInstance } from '../../engine/lifecycle/pause.js';
 import { removeInstance } from '../../engine/lifecycle/remove.js';
 import { restartInstance } from '../../engine/lifecycle/restart.js';
-import { startInstance } from '../../engine/lifecycle/start.js';
+import { START_PHASES, startInstance } from '../../engine/lifecycle/start.js';
 import { stopInstance } from '../../engine/lifecycle/stop.js';
 import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
 import { type NetworkDef, removeNetwork } from '../../engine/networking.js';
@@ -26,6 +26,8 @@ import type { InstanceRecord } from '../../engine/store.js';
 import { type ImageRecord, pull } from '../../engine/transfer.js';
 import { ApiError, flag, messageOf, noContent, type Router, sendJson } from '../http.js';
 import { openapi } from './openapi.js';
+import { rmSync } from 'node:fs';
+import { receiveContext } from '../docker/build.js';
 import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { imageDetail, imageView, instanceShapeOf, networkView } from './shapes.js';
@@ -362,6 +364,24 @@ export function hullRoutes(r: Router, state: HullApiState): void {
   r.on('POST', `${P}/instances/{id}/start`, async (c, res) => {
     const rec = await instanceOf(c.engine, c.params.id!);
     if (live(rec)) throw new ApiError(409, `instance ${rec.name} is already ${rec.state}`);
+    if (flag(c.query, 'async')) {
+      // a long start (a VM's boot): an operation whose phases tell the boot; the result is the instance
+      const engine = c.engine;
+      const op = state.operations.start(
+        'boot',
+        rec.name,
+        async (_signal, progress) => {
+          progress.phase(0, START_PHASES.length, 'starting');
+          await startInstance(engine, rec, {
+            onPhase: (n, what) => progress.phase(n, START_PHASES.length, what),
+          });
+          const cur = await refreshForView(engine, rec);
+          return cur ? (instanceShapeOf(engine, cur) as unknown as Record<string, unknown>) : {};
+        },
+        { cancellable: false },
+      );
+      return sendJson(res, 202, op);
+    }
     await startInstance(c.engine, rec);
     await answer(c.engine, res, rec);
   });
@@ -423,7 +443,7 @@ export function hullRoutes(r: Router, state: HullApiState): void {
         signal,
         onEvent: (e) => {
           if (e.kind !== 'blob') return;
-          progress({ digest: e.digest, state: e.state, current: e.done, total: e.size });
+          progress.layer({ digest: e.digest, state: e.state, current: e.done, total: e.size });
         },
       });
       return { imageId: img.id, names: img.names, digest: img.manifestDigest };
@@ -433,6 +453,43 @@ export function hullRoutes(r: Router, state: HullApiState): void {
 
   r.on('GET', `${P}/images/{name*}/history`, async (c, res) => {
     sendJson(res, 200, imageHistory(await imageOf(c.engine, c.params.name!)));
+  });
+
+  r.on('POST', `${P}/images/build`, async (c, res) => {
+    // the context is received before the answer (a bad archive is a 400); the build is an operation
+    const rc = await receiveContext(c);
+    const engine = c.engine;
+    const op = state.operations.start(
+      'build',
+      rc.tags[0] ?? '(untagged)',
+      async (_signal, progress) => {
+        try {
+          const { Builder } = await import('../../engine/build/builder.js');
+          const image = await new Builder(engine, {
+            contextDir: rc.dir,
+            ...(rc.file ? { file: rc.file } : {}),
+            tags: rc.tags,
+            buildArgs: rc.buildArgs,
+            ...(rc.target ? { target: rc.target } : {}),
+            noCache: rc.noCache,
+            ...(Object.keys(rc.labels).length ? { labels: rc.labels } : {}),
+            log: (line) => {
+              const m = /^STEP (\d+)\/(\d+): /.exec(line);
+              if (m) progress.phase(Number(m[1]), Number(m[2]), line);
+              progress.line(line);
+            },
+            output: (text) => {
+              for (const l of text.split('\n')) if (l) progress.line(l);
+            },
+          }).build();
+          return { imageId: image.id, tags: rc.tags };
+        } finally {
+          rmSync(rc.scratch, { recursive: true, force: true });
+        }
+      },
+      { cancellable: false },
+    );
+    sendJson(res, 202, op);
   });
 
   r.on('GET', `${P}/images/{name*}`, async (c, res) => {
@@ -536,6 +593,8 @@ export function hullRoutes(r: Router, state: HullApiState): void {
   r.on('DELETE', `${P}/operations/{id}`, async (c, res) => {
     const op = state.operations.get(c.params.id!);
     if (!op) throw new ApiError(404, `no operation ${c.params.id}`);
+    if (op.state === 'running' && !state.operations.cancellable(op.id))
+      throw new ApiError(409, `operation ${op.id} (${op.kind}) cannot be cancelled: wait for it to end`);
     if (!state.operations.cancel(op.id)) throw new ApiError(409, `operation ${op.id} has already ${op.state}`);
     sendJson(res, 200, op);
   });

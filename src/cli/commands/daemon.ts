@@ -6,7 +6,6 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { hullEnv } from '../../common/env.js';
 import { parseGoDuration } from '../../common/parse.js';
 import { hostPaths } from '../../common/paths.js';
-import { runDaemon } from '../../api/daemon.js';
 import { VERSION } from './system.js';
 
 export function registerDaemonCommand(program: Command, ctx: CliContext): void {
@@ -54,6 +53,8 @@ export function registerDaemonCommand(program: Command, ctx: CliContext): void {
         }
         const socket = resolve(o.socket ?? hullEnv('HULL_SOCKET') ?? hostPaths.daemonSocket);
         const engine = await ctx.engine();
+        // loaded only for this command: the API (and node:http) would slow every other command's start-up
+        const { runDaemon } = await import('../../api/daemon.js');
         await runDaemon(engine, {
           socket,
           version: VERSION,

@@ -53,6 +53,7 @@ import { instanceLogs } from '../output.js';
 import { BuildCache } from './cache.js';
 import { buildStepLabels } from './orphans.js';
 import type { Lease } from '../../image/lease.js';
+import { trace } from '../../common/trace.js';
 import {
   cleanSource,
   dirFs,
@@ -220,6 +221,7 @@ export class Builder {
       bases.set(st.base.ref, await this.resolveImage(st.base.ref));
     }
     this.plan = parse(bases);
+    trace('build: planned');
     for (const w of this.plan.warnings) o.log(`WARNING: ${w}`);
     const stages = this.plan.stages.filter((s) => s.used);
     this.steps = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
@@ -230,6 +232,7 @@ export class Builder {
       this.results[stage.index] = await this.buildStage(stage, bases, contextFs);
     }
     const final = this.results[this.plan.target]!;
+    trace('build: steps done');
     o.log(`COMMIT${o.tags.length ? ' ' + o.tags.join(' ') : ''}`);
     const config: OciImageConfigFile = {
       ...final.config,
@@ -243,6 +246,7 @@ export class Builder {
     } catch (e) {
       throw describeNoSpace(e, { path: rootPaths(this.engine.root).images, action: 'committing the built image' });
     }
+    trace('build: committed');
     o.log(`--> ${short(image.id)}`);
     for (const t of o.tags) o.log(`Successfully tagged ${parseReference(t).display}`);
     return image;
@@ -261,6 +265,7 @@ export class Builder {
 
   private header(text: string): void {
     this.step++;
+    trace(`build: step ${this.step}`);
     this.opts.log(`STEP ${this.step}/${this.steps}: ${text}`);
   }
 

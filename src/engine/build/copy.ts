@@ -327,7 +327,9 @@ export async function hashEntries(entries: LayerEntry[]): Promise<string> {
   for (const e of entries) {
     h.update(`${e.type}\0${e.path}\0${e.mode}\0${e.uid}\0${e.gid}\0${e.linkpath ?? ''}\0${e.size ?? 0}\0`);
     if (e.type === 'file' && e.source && (e.size ?? 0) > 0) {
-      for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+      // small files in one read (a stream per file costs more than the read: a context of many small sources)
+      if ((e.size ?? 0) <= 1 << 20) h.update(readFileSync(e.source));
+      else for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
     }
     h.update('\n');
   }

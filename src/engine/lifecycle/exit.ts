@@ -7,6 +7,7 @@ import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
 import { isNoSpaceError } from '../../host/fserror.js';
 import { signalExitReason } from '../../host/exitwatch.js';
+import { supervisedElsewhere } from '../lease.js';
 
 /**
  * What an exit's code does not tell by itself (a guest kernel panic, an OOM kill, a supervisor that died), for
@@ -92,7 +93,12 @@ export async function handleExit(
     await removeInstance(engine, done, { force: true });
     return true;
   }
-  if (opts.applyRestart !== false && shouldRestart(done)) await restartAfterExit(engine, done);
+  if (opts.applyRestart !== false && shouldRestart(done)) {
+    // a daemon applies restart policies while it runs (../supervisor.ts): in-process it is told; another
+    // process leaves the exit to the daemon, which watches the instance (no restart applied twice)
+    if (engine.supervisor) engine.supervisor.exited(done);
+    else if (!supervisedElsewhere(engine.root)) await restartAfterExit(engine, done);
+  }
   return true;
 }
 
@@ -120,13 +126,23 @@ export function restartDelay(rec: InstanceRecord): number {
 
 async function restartAfterExit(engine: Engine, rec: InstanceRecord): Promise<void> {
   await new Promise((r) => setTimeout(r, restartDelay(rec)));
+  await restartNow(engine, rec);
+}
+
+/**
+ * Apply the restart policy to the exit `rec` records, now (the caller waited restartDelay); false when the restart
+ * failed. Nothing happens when the user stopped, started or removed the instance since.
+ */
+export async function restartNow(engine: Engine, rec: InstanceRecord): Promise<boolean> {
   const cur = engine.store.get(rec.id);
   // the user may have stopped, started or removed it meanwhile
-  if (!cur || cur.state !== 'exited' || cur.stoppedByUser || cur.finishedAt !== rec.finishedAt) return;
+  if (!cur || cur.state !== 'exited' || cur.stoppedByUser || cur.finishedAt !== rec.finishedAt) return true;
   try {
     await startInstance(engine, cur, { restartCount: cur.restartCount + 1 });
     engine.event(cur, 'restart', { restartCount: String(cur.restartCount + 1) });
   } catch {
     // a failed restart leaves the instance exited with the start error recorded
+    return false;
   }
+  return true;
 }

@@ -22,8 +22,19 @@ import {
   type ProbeOutcome,
 } from '../health.js';
 import { refresh } from './exit.js';
+import { supervisedElsewhere } from '../lease.js';
 
-/** Start the monitor of an instance's current run (detached: it outlives the command that started it). */
+/**
+ * Have an instance's current run monitored: by the daemon when this process is the daemon or a daemon holds the
+ * root's lease (it finds the run within a second), else by a detached monitor process, which outlives the
+ * command that started it.
+ */
+export function monitorRun(engine: Engine, rec: InstanceRecord): void {
+  if (engine.supervisor) return engine.supervisor.started(rec);
+  if (!supervisedElsewhere(engine.root)) spawnHealthMonitor(engine, rec);
+}
+
+/** Start the detached monitor of an instance's current run. */
 export function spawnHealthMonitor(engine: Engine, rec: InstanceRecord): void {
   if (!rec.config.healthcheck) return;
   const [cmd, ...args] = engine.self;
@@ -84,10 +95,15 @@ function healthEvent(engine: Engine, rec: InstanceRecord, status: HealthStatus):
 }
 
 /**
- * The monitor's main (`hull system health-monitor ID`): probes every interval until the run it was started for
- * ends. A daemon runs the same loop (../health.ts) in-process.
+ * Probe an instance's current run every interval until that run ends or `signal` aborts. The detached monitor
+ * (`hull system health-monitor ID`) runs it until a daemon takes over (`yieldWhen`); the daemon runs it
+ * in-process (../supervisor.ts).
  */
-export async function runHealthMonitor(engine: Engine, id: string): Promise<void> {
+export async function monitorHealth(
+  engine: Engine,
+  id: string,
+  opts: { signal?: AbortSignal; yieldWhen?: () => boolean } = {},
+): Promise<void> {
   const rec = engine.store.get(id);
   const hc = rec?.config.healthcheck;
   if (!rec || !hc || !isLive(rec, rec.startedAt)) return;
@@ -95,6 +111,9 @@ export async function runHealthMonitor(engine: Engine, id: string): Promise<void
   const driver = engine.driver(rec.kind);
   const ctx = engine.context(rec);
   const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) ac.abort();
   // the run ends: stop at once (not at the next round), so that no monitor outlives its instance
   void driver.waitExit(ctx, ac.signal).then(
     () => ac.abort(),
@@ -110,13 +129,23 @@ export async function runHealthMonitor(engine: Engine, id: string): Promise<void
       changed: (status) => healthEvent(engine, rec, status),
       skip: async () => {
         const cur = engine.store.get(id);
-        if (!isLive(cur, startedAt)) ac.abort();
-        return cur?.state !== 'running';
+        if (!isLive(cur, startedAt) || opts.yieldWhen?.()) ac.abort();
+        return cur?.state !== 'running' || ac.signal.aborted;
       },
     });
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     ac.abort();
   }
+}
+
+/**
+ * The detached monitor's main (`hull system health-monitor ID`): monitorHealth until the run ends, or until a
+ * daemon holds the root's lease (the daemon then monitors the instance itself).
+ */
+export async function runHealthMonitor(engine: Engine, id: string): Promise<void> {
+  if (supervisedElsewhere(engine.root)) return;
+  await monitorHealth(engine, id, { yieldWhen: () => supervisedElsewhere(engine.root) });
 }
 
 /** `hull healthcheck run`: one probe now, recorded as the monitor records them; returns the resulting health. */

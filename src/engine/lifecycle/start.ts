@@ -5,8 +5,16 @@ import { refresh } from './exit.js';
 import { trace } from '../../common/trace.js';
 import { attachInstance, detachInstance } from '../networking.js';
 import { startingHealth } from '../health.js';
-import { spawnHealthMonitor } from './health.js';
+import { monitorRun } from './health.js';
 import { volumesReady } from '../volumes.js';
+
+/** The phases of a start, as startInstance's onPhase reports them. */
+export const START_PHASES = [
+  'preparing the root file system and networks',
+  'creating the instance (its supervisor; a VM: its machine)',
+  'starting its process (a VM: booting to its agent)',
+  'running',
+] as const;
 
 /**
  * start: created|exited → running. An exited instance (or a created one whose supervisor is gone,
@@ -15,8 +23,13 @@ import { volumesReady } from '../volumes.js';
 export async function startInstance(
   engine: Engine,
   ref: InstanceRecord,
-  opts: { restartCount?: number } = {},
+  opts: {
+    restartCount?: number;
+    /** progress for long starts (a VM's boot): phase `n` of START_PHASES.length, its words */
+    onPhase?: (n: number, what: string) => void;
+  } = {},
 ): Promise<InstanceRecord> {
+  const phase = (n: number) => opts.onPhase?.(n, START_PHASES[n - 1]!);
   let rec = await refresh(engine, ref);
   if (!rec) throw new StateError(`cannot start instance ${ref.name}: it was removed`);
   const driver = engine.driver(rec.kind);
@@ -35,6 +48,7 @@ export async function startInstance(
     return rec;
   }
   if (rec.state === 'exited' || !engine.supervisorAlive(rec)) {
+    phase(1);
     rec = engine.store.transition(rec.id, ['exited', 'created'], 'created', {}, 'start');
     const ctx = await engine.contextWithLayers(rec);
     await driver.cleanupAfterExit(ctx);
@@ -42,6 +56,7 @@ export async function startInstance(
     volumesReady(engine, rec.config);
     try {
       await attachInstance(engine, rec, ctx);
+      phase(2);
       const res = await driver.create(ctx);
       rec = engine.store.transition(
         rec.id,
@@ -70,6 +85,7 @@ export async function startInstance(
     'start',
   );
   const ctx = engine.context(rec);
+  phase(3);
   try {
     // a DNS server the network set-up started listens before the instance's process runs
     await engine.networks.dnsReady(rec.id);
@@ -87,7 +103,8 @@ export async function startInstance(
     throw e;
   }
   trace('start: started');
+  phase(4);
   engine.event(rec, 'start');
-  spawnHealthMonitor(engine, rec);
+  monitorRun(engine, rec);
   return engine.store.get(rec.id)!;
 }

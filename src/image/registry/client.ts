@@ -16,8 +16,8 @@
  * - Blobs resume: {@link RegistryClient.openBlob} asks for `Range: bytes=N-` and says whether the registry
  *   honoured it (206) or sent the whole blob (200).
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { AuthenticationError, NotFoundError, RegistryError } from '../../common/errors.js';
 import { sha256 } from '../layout.js';
 import { parseChallenges } from './auth.js';
@@ -103,6 +103,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * timeout is the stall timeout, before the head and while the body is read: the request is destroyed with a
  * StallError (`stalled()` then says so, for the body's reader).
  */
+// node:http and node:https are loaded on the first request: most hull commands (and a cached build) make none,
+// and loading them is a noticeable part of a command's start-up
+const lazyRequire = createRequire(import.meta.url);
+const requestOf = (https: boolean): typeof import('node:http').request =>
+  https
+    ? (lazyRequire('node:https') as typeof import('node:https')).request
+    : (lazyRequire('node:http') as typeof import('node:http')).request;
+
 function httpGet(
   url: URL,
   headers: Record<string, string>,
@@ -111,7 +119,7 @@ function httpGet(
 ): Promise<{ res: IncomingMessage; stalled: () => StallError | undefined }> {
   return new Promise((resolve, reject) => {
     let stall: StallError | undefined;
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+    const req = requestOf(url.protocol === 'https:')(
       url,
       {
         method: 'GET',
