@@ -16,11 +16,23 @@
  * --compare DIST: also time `docker run --rm` through a daemon of another build (DIST, its dist/hull.mjs) on its own
  * root, in the same alternation (e.g. the build before a change).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import {
+  DOCKER,
+  dockerSkipReason,
+  type Logged,
+  removeDockerContainers,
+  startDockerd,
+  startLogged,
+  stop,
+  stopDockerd,
+  waitPing,
+} from './lib/dockerd.js';
+import { median, percentile, run, timeIt } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number) => Number(argv[argv.indexOf(name) + 1] || 0) || dflt;
@@ -28,19 +40,11 @@ const iterations = argv.includes('--iterations') ? arg('--iterations', 10) : 10;
 const requests = argv.includes('--requests') ? arg('--requests', 200) : 200;
 const asJson = argv.includes('--json');
 const compareEntry = argv.includes('--compare') ? resolve(argv[argv.indexOf('--compare') + 1]!) : undefined;
-const DOCKER = '/usr/bin/docker';
 const repo = resolve(import.meta.dirname, '..');
 const hullEntry = join(repo, 'dist/hull.mjs');
 if (!existsSync(hullEntry)) throw new Error('dist/hull.mjs is missing: run npm run build (or npm test) first');
 
-const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const why = !existsSync(DOCKER)
-  ? "no /usr/bin/docker (Debian's docker.io)"
-  : !have('dockerd')
-    ? 'no dockerd'
-    : existsSync('/sys/class/net/docker0')
-      ? 'docker0 exists: another dockerd runs on this host'
-      : '';
+const why = dockerSkipReason();
 if (why) {
   console.log(`bench/daemon.ts skipped: ${why}`);
   process.exit(0);
@@ -53,28 +57,6 @@ const dockerSock = join(work, 'docker.sock');
 const otherRoot = join(work, 'other-root');
 const cliRoot = join(work, 'cli-root');
 const otherSock = join(work, 'other.sock');
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
-
-function timeIt(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
-  const t0 = process.hrtime.bigint();
-  run(cmd, args, env);
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 function get(socket: string, path: string): Promise<number> {
   return new Promise((res, rej) => {
@@ -91,76 +73,14 @@ function get(socket: string, path: string): Promise<number> {
   });
 }
 
-async function waitPing(socket: string, what: string, log: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (
-      await get(socket, '/_ping').then(
-        () => true,
-        () => false,
-      )
-    )
-      return;
-    if (Date.now() > deadline) throw new Error(`${what} did not answer /_ping: ${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function startLogged(cmd: string, args: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log = (log + s).slice(-8000);
-  });
-  return { child, log: () => log };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** What dockerd leaves behind when it stops: docker0, its iptables rules and chains, /docker cgroups. */
-function cleanDockerHost(): void {
-  spawnSync('ip', ['link', 'del', 'docker0']);
-  for (const table of ['filter', 'nat']) {
-    const lines = spawnSync('iptables-save', ['-t', table], { encoding: 'utf8' }).stdout.split('\n');
-    for (const l of lines.filter((x) => x.startsWith('-A ') && /DOCKER|docker0/.test(x)).reverse()) {
-      if (/^-A DOCKER/.test(l)) continue; // goes with its chain
-      spawnSync('sh', ['-c', `iptables -t ${table} -D ${l.slice(3)}`]);
-    }
-    for (const c of lines.filter((x) => /^:DOCKER/.test(x)).map((x) => x.slice(1).split(' ')[0]!)) {
-      spawnSync('iptables', ['-t', table, '-F', c]);
-    }
-    for (const c of lines.filter((x) => /^:DOCKER/.test(x)).map((x) => x.slice(1).split(' ')[0]!)) {
-      spawnSync('iptables', ['-t', table, '-X', c]);
-    }
-  }
-  for (const base of readdirSync('/sys/fs/cgroup')) {
-    const d = join('/sys/fs/cgroup', base, 'docker');
-    if (!existsSync(d)) continue;
-    const walk = (p: string) => {
-      for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) walk(join(p, e.name));
-      try {
-        rmdirSync(p);
-      } catch {
-        /* busy or gone */
-      }
-    };
-    walk(d);
-  }
-}
-
 const hullEnv = { ...process.env, DOCKER_HOST: `unix://${hullSock}`, DOCKER_CONFIG: join(work, 'cfg') };
 const dockerEnv = { ...process.env, DOCKER_HOST: `unix://${dockerSock}`, DOCKER_CONFIG: join(work, 'cfg') };
 const otherEnv = { ...process.env, DOCKER_HOST: `unix://${otherSock}`, DOCKER_CONFIG: join(work, 'cfg') };
 const docker = (env: NodeJS.ProcessEnv, ...a: string[]) => run(DOCKER, a, env);
 
-let hullD: ReturnType<typeof startLogged> | undefined;
-let dockerD: ReturnType<typeof startLogged> | undefined;
-let otherD: ReturnType<typeof startLogged> | undefined;
+let hullD: Logged | undefined;
+let dockerD: Logged | undefined;
+let otherD: Logged | undefined;
 try {
   // busybox in hull's root (built on first use), and the same image for dockerd
   run(process.execPath, [hullEntry, '--root', hullRoot, 'run', '--rm', '--network', 'none', 'busybox', 'true']);
@@ -168,18 +88,7 @@ try {
   run(process.execPath, [hullEntry, '--root', hullRoot, 'save', '--format', 'docker-archive', '-o', tar, 'busybox']);
 
   hullD = startLogged(process.execPath, [hullEntry, '--root', hullRoot, 'daemon', '--socket', hullSock]);
-  dockerD = startLogged('dockerd', [
-    '--data-root',
-    join(work, 'docker-data'),
-    '--exec-root',
-    join(work, 'docker-exec'),
-    '--pidfile',
-    join(work, 'docker.pid'),
-    '-H',
-    `unix://${dockerSock}`,
-    '--storage-driver',
-    'overlay2',
-  ]);
+  dockerD = startDockerd(work, dockerSock);
   if (compareEntry) {
     run(process.execPath, [compareEntry, '--root', otherRoot, 'run', '--rm', '--network', 'none', 'busybox', 'true']);
     otherD = startLogged(process.execPath, [compareEntry, '--root', otherRoot, 'daemon', '--socket', otherSock]);
@@ -281,11 +190,9 @@ try {
   }
 } finally {
   if (dockerD) {
-    const ids = spawnSync(DOCKER, ['ps', '-aq'], { env: dockerEnv, encoding: 'utf8' }).stdout.split('\n');
-    if (ids.some(Boolean)) spawnSync(DOCKER, ['rm', '-f', ...ids.filter(Boolean)], { env: dockerEnv });
-    await stop(dockerD.child);
+    removeDockerContainers(dockerEnv);
+    await stopDockerd(dockerD, work);
   }
-  cleanDockerHost();
   if (hullD) await stop(hullD.child);
   if (otherD) await stop(otherD.child);
   const ids = spawnSync(process.execPath, [hullEntry, '--root', hullRoot, 'ps', '-aq', '--no-trunc'], {
@@ -293,6 +200,5 @@ try {
   }).stdout.split('\n');
   if (ids.some(Boolean))
     spawnSync(process.execPath, [hullEntry, '--root', hullRoot, 'rm', '-f', ...ids.filter(Boolean)]);
-  spawnSync('umount', ['-R', join(work, 'docker-data')]);
   rmSync(work, { recursive: true, force: true });
 }

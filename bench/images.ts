@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startDockerRegistry } from '../test/helpers/registry.js';
+import { median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const iterations = Number(argv[argv.indexOf('--iterations') + 1] || 0) || 5;
@@ -26,12 +27,6 @@ function run(cmd: string, args: string[]): number {
   return ms;
 }
 const hull = (r: string, ...a: string[]) => run(process.execPath, [hullEntry, '--root', r, ...a]);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 const registry = await startDockerRegistry();
 try {
   // A four-layer image of about 120 MiB (random data: compression would not help either side).

@@ -9,105 +9,27 @@
  *
  *   node --import tsx bench/network.ts --attach [--iterations N] [--json]
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  DOCKER,
+  dockerSkipReason,
+  type Logged,
+  removeDockerContainers,
+  startDockerd,
+  startLogged,
+  stop,
+  stopDockerd,
+  waitPing,
+} from './lib/dockerd.js';
+import { median, run, timeIt } from './lib/util.js';
 
-const DOCKER = '/usr/bin/docker';
 const BACKENDS = ['native', 'cni'] as const;
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
-
-function timeIt(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
-  const t0 = process.hrtime.bigint();
-  run(cmd, args, env);
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-function ping(socket: string): Promise<boolean> {
-  return new Promise((res) => {
-    const req = request({ socketPath: socket, path: '/_ping', agent: false }, (r) => {
-      r.resume();
-      r.on('end', () => res(r.statusCode === 200));
-    });
-    req.on('error', () => res(false));
-    req.end();
-  });
-}
-
-async function waitPing(socket: string, what: string, log: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await ping(socket))) {
-    if (Date.now() > deadline) throw new Error(`${what} did not answer /_ping: ${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function startLogged(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    log = (log + s).slice(-8000);
-  });
-  return { child, log: () => log };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** What dockerd leaves behind when it stops: docker0, its iptables rules and chains, /docker cgroups. */
-function cleanDockerHost(): void {
-  spawnSync('ip', ['link', 'del', 'docker0']);
-  for (const table of ['filter', 'nat']) {
-    const lines = spawnSync('iptables-save', ['-t', table], { encoding: 'utf8' }).stdout.split('\n');
-    for (const l of lines.filter((x) => x.startsWith('-A ') && /DOCKER|docker0/.test(x)).reverse()) {
-      if (/^-A DOCKER/.test(l)) continue;
-      spawnSync('sh', ['-c', `iptables -t ${table} -D ${l.slice(3)}`]);
-    }
-    const chains = lines.filter((x) => /^:DOCKER/.test(x)).map((x) => x.slice(1).split(' ')[0]!);
-    for (const c of chains) spawnSync('iptables', ['-t', table, '-F', c]);
-    for (const c of chains) spawnSync('iptables', ['-t', table, '-X', c]);
-  }
-  for (const base of readdirSync('/sys/fs/cgroup')) {
-    const d = join('/sys/fs/cgroup', base, 'docker');
-    if (!existsSync(d)) continue;
-    const walk = (p: string) => {
-      for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) walk(join(p, e.name));
-      try {
-        rmdirSync(p);
-      } catch {
-        /* busy or gone */
-      }
-    };
-    walk(d);
-  }
-}
-
 export async function attachBench(hullEntry: string, iterations: number, asJson: boolean): Promise<void> {
-  const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-  const dockerWhy = !existsSync(DOCKER)
-    ? "no /usr/bin/docker (Debian's docker.io)"
-    : !have('dockerd')
-      ? 'no dockerd'
-      : existsSync('/sys/class/net/docker0')
-        ? 'docker0 exists: another dockerd runs on this host'
-        : '';
+  const dockerWhy = dockerSkipReason();
   const work = mkdtempSync(join(tmpdir(), 'hull-bench-attach-'));
   const cfg = join(work, 'cfg');
   const env = (b: string) => ({ ...process.env, HULL_NETWORK_BACKEND: b });
@@ -116,8 +38,8 @@ export async function attachBench(hullEntry: string, iterations: number, asJson:
   const dSock = (b: string) => join(work, `hull-${b}.sock`);
   const dockerSock = join(work, 'docker.sock');
   const dEnv = (sock: string) => ({ ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: cfg });
-  const daemons: ReturnType<typeof startLogged>[] = [];
-  let dockerD: ReturnType<typeof startLogged> | undefined;
+  const daemons: Logged[] = [];
+  let dockerD: Logged | undefined;
   const hullRun = (root: string) => [hullEntry, '--root', root, 'run', '--rm', 'busybox', 'true'];
   const runArgs = ['run', '--rm', 'busybox', 'true'];
   try {
@@ -126,7 +48,7 @@ export async function attachBench(hullEntry: string, iterations: number, asJson:
       run(process.execPath, [hullEntry, '--root', dRoot(b), 'run', '--rm', '--network', 'none', 'busybox', 'true']);
       const d = startLogged(process.execPath, [hullEntry, '--root', dRoot(b), 'daemon', '--socket', dSock(b)], env(b));
       daemons.push(d);
-      await waitPing(dSock(b), `hull daemon (${b})`, d.log);
+      await waitPing(dSock(b), `hull daemon (${b})`, d.log, 60_000);
       run(DOCKER, runArgs, dEnv(dSock(b)));
     }
     if (!dockerWhy) {
@@ -142,19 +64,8 @@ export async function attachBench(hullEntry: string, iterations: number, asJson:
         tar,
         'busybox',
       ]);
-      dockerD = startLogged('dockerd', [
-        '--data-root',
-        join(work, 'docker-data'),
-        '--exec-root',
-        join(work, 'docker-exec'),
-        '--pidfile',
-        join(work, 'docker.pid'),
-        '-H',
-        `unix://${dockerSock}`,
-        '--storage-driver',
-        'overlay2',
-      ]);
-      await waitPing(dockerSock, 'dockerd', dockerD.log);
+      dockerD = startDockerd(work, dockerSock);
+      await waitPing(dockerSock, 'dockerd', dockerD.log, 60_000);
       run(DOCKER, ['load', '-i', tar], dEnv(dockerSock));
       run(DOCKER, runArgs, dEnv(dockerSock));
     }
@@ -201,11 +112,8 @@ export async function attachBench(hullEntry: string, iterations: number, asJson:
     }
   } finally {
     if (dockerD) {
-      const ids = spawnSync(DOCKER, ['ps', '-aq'], { env: dEnv(dockerSock), encoding: 'utf8' }).stdout.split('\n');
-      if (ids.some(Boolean)) spawnSync(DOCKER, ['rm', '-f', ...ids.filter(Boolean)], { env: dEnv(dockerSock) });
-      await stop(dockerD.child);
-      cleanDockerHost();
-      spawnSync('umount', ['-R', join(work, 'docker-data')]);
+      removeDockerContainers(dEnv(dockerSock));
+      await stopDockerd(dockerD, work);
     }
     for (const d of daemons) await stop(d.child);
     for (const b of BACKENDS)

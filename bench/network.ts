@@ -15,6 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { HOST_BINS, hullOn, median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 0) || 3;
@@ -32,23 +33,7 @@ if (spawnSync('iperf3', ['-v']).status !== 0) throw new Error('iperf3 is missing
 
 const root = mkdtempSync(join(tmpdir(), 'hull-bench-net-'));
 const SUBNET = '10.98.7.0/24';
-// the host's iperf3 inside busybox: its libraries live under /usr (Debian's merged /usr)
-const HOST_BINS = [
-  '-v',
-  '/usr:/usr:ro',
-  '-v',
-  '/lib:/lib:ro',
-  '-v',
-  '/lib64:/lib64:ro',
-  '-v',
-  '/etc/ld.so.cache:/etc/ld.so.cache:ro',
-];
-
-function hull(...args: string[]): string {
-  const r = spawnSync(process.execPath, [hullEntry, '--root', root, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`hull ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
+const hull = hullOn(hullEntry, root);
 
 /** Gbit/s received, from iperf3's JSON report. */
 function gbits(json: string): number {
@@ -56,12 +41,6 @@ function gbits(json: string): number {
   if (!r.end?.sum_received) throw new Error(`iperf3 failed: ${r.error ?? json.slice(0, 200)}`);
   return r.end.sum_received.bits_per_second / 1e9;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Host loopback: server and client on 127.0.0.1. */
 async function loopback(port: number): Promise<number> {

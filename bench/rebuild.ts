@@ -13,11 +13,12 @@
  * --compare DIST: also time the same rebuild by another build of hull (DIST, its dist/hull.mjs), on the same root,
  * in the same alternation (e.g. the build before a change).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DOCKER, dockerSkipReason, type Logged, startDockerd, stopDockerd, waitPing } from './lib/dockerd.js';
+import { median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const iterations = argv.includes('--iterations') ? Number(argv[argv.indexOf('--iterations') + 1]) || 10 : 10;
@@ -25,21 +26,11 @@ const asJson = argv.includes('--json');
 const hullOnly = argv.includes('--hull-only');
 const small = argv.includes('--small');
 const compareEntry = argv.includes('--compare') ? resolve(argv[argv.indexOf('--compare') + 1]!) : undefined;
-const DOCKER = '/usr/bin/docker';
 const repo = resolve(import.meta.dirname, '..');
 const hullEntry = join(repo, 'dist/hull.mjs');
 if (!existsSync(hullEntry)) throw new Error('dist/hull.mjs is missing: run npm run build (or npm test) first');
 
-const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const why = hullOnly
-  ? ''
-  : !existsSync(DOCKER)
-    ? "no /usr/bin/docker (Debian's docker.io)"
-    : !have('dockerd')
-      ? 'no dockerd'
-      : existsSync('/sys/class/net/docker0')
-        ? 'docker0 exists: another dockerd runs on this host'
-        : '';
+const why = hullOnly ? '' : dockerSkipReason();
 if (why) {
   console.log(`bench/rebuild.ts skipped: ${why}`);
   process.exit(0);
@@ -88,60 +79,7 @@ function timeIt(cmd: string, args: string[], env: NodeJS.ProcessEnv): { ms: numb
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, out };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-function ping(socket: string): Promise<boolean> {
-  return new Promise((res) => {
-    const req = request({ socketPath: socket, path: '/_ping', agent: false }, (r) => {
-      r.resume();
-      r.on('end', () => res(r.statusCode === 200));
-    });
-    req.on('error', () => res(false));
-    req.end();
-  });
-}
-
-async function waitPing(socket: string, log: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await ping(socket))) {
-    if (Date.now() > deadline) throw new Error(`dockerd did not answer /_ping: ${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** What dockerd leaves behind when it stops: docker0, its iptables rules and chains, /docker cgroups. */
-function cleanDockerHost(): void {
-  spawnSync('ip', ['link', 'del', 'docker0']);
-  for (const table of ['filter', 'nat']) {
-    const lines = spawnSync('iptables-save', ['-t', table], { encoding: 'utf8' }).stdout.split('\n');
-    for (const l of lines.filter((x) => x.startsWith('-A ') && /DOCKER|docker0/.test(x)).reverse()) {
-      if (/^-A DOCKER/.test(l)) continue; // goes with its chain
-      spawnSync('sh', ['-c', `iptables -t ${table} -D ${l.slice(3)}`]);
-    }
-    const chains = lines.filter((x) => /^:DOCKER/.test(x)).map((x) => x.slice(1).split(' ')[0]!);
-    for (const c of chains) spawnSync('iptables', ['-t', table, '-F', c]);
-    for (const c of chains) spawnSync('iptables', ['-t', table, '-X', c]);
-  }
-  for (const base of readdirSync('/sys/fs/cgroup')) {
-    const d = join('/sys/fs/cgroup', base, 'docker');
-    if (!existsSync(d)) continue;
-    const walk = (p: string) => {
-      for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) walk(join(p, e.name));
-      try {
-        rmdirSync(p);
-      } catch {
-        /* busy or gone */
-      }
-    };
-    walk(d);
-  }
-}
-
-let dockerD: ChildProcess | undefined;
+let dockerD: Logged | undefined;
 const dockerEnv = {
   ...process.env,
   DOCKER_HOST: `unix://${dockerSock}`,
@@ -160,27 +98,8 @@ try {
   if (!hullOnly) {
     const tar = join(work, 'busybox.tar');
     run(process.execPath, [hullEntry, '--root', hullRoot, 'save', '--format', 'docker-archive', '-o', tar, 'busybox']);
-    let log = '';
-    dockerD = spawn(
-      'dockerd',
-      [
-        '--data-root',
-        join(work, 'docker-data'),
-        '--exec-root',
-        join(work, 'docker-exec'),
-        '--pidfile',
-        join(work, 'docker.pid'),
-        '-H',
-        `unix://${dockerSock}`,
-        '--storage-driver',
-        'overlay2',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    dockerD.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      log = (log + s).slice(-8000);
-    });
-    await waitPing(dockerSock, () => log);
+    dockerD = startDockerd(work, dockerSock);
+    await waitPing(dockerSock, 'dockerd', dockerD.log);
     run(DOCKER, ['load', '-i', tar], dockerEnv);
     run(DOCKER, dockerBuild, dockerEnv);
   }
@@ -220,15 +139,7 @@ try {
     if (otherBuild) console.log(`  hull build of ${compareEntry} ${median(times.other).toFixed(1)} ms`);
   }
 } finally {
-  if (dockerD) {
-    if (dockerD.exitCode === null) {
-      const exited = new Promise((r) => dockerD!.once('exit', r));
-      dockerD.kill('SIGTERM');
-      await exited;
-    }
-    cleanDockerHost();
-    spawnSync('umount', ['-R', join(work, 'docker-data')]);
-  }
+  if (dockerD) await stopDockerd(dockerD, work);
   spawnSync(process.execPath, [hullEntry, '--root', hullRoot, 'rmi', '-f', 'bench-rebuild:1']);
   rmSync(work, { recursive: true, force: true });
 }

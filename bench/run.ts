@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const iterations = Number(argv[argv.indexOf('--iterations') + 1] || 0) || 20;
@@ -28,12 +29,6 @@ function timeIt(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.en
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return ms;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const hull = (...a: string[]) => [process.execPath, hullEntry, '--root', root, ...a] as const;
 

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { HOST_BINS, hullOn, median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 0) || 5;
@@ -24,28 +25,7 @@ if (spawnSync('mkfs.btrfs', ['--version']).status !== 0)
   throw new Error('btrfs-progs is missing: run scripts/setup.sh');
 
 const root = mkdtempSync(join(tmpdir(), 'hull-bench-storage-'));
-const HOST_BINS = [
-  '-v',
-  '/usr:/usr:ro',
-  '-v',
-  '/lib:/lib:ro',
-  '-v',
-  '/lib64:/lib64:ro',
-  '-v',
-  '/etc/ld.so.cache:/etc/ld.so.cache:ro',
-];
-
-function hull(...args: string[]): string {
-  const r = spawnSync(process.execPath, [hullEntry, '--root', root, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`hull ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const hull = hullOn(hullEntry, root);
 
 const PATTERNS = [
   { name: 'sequential write', rw: 'write', bs: '1M' },

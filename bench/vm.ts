@@ -25,6 +25,7 @@ import { ensureDefaultKernel } from '../src/vm/kernel.js';
 import { probeAccel } from '../src/host/qemu.js';
 import { ctlRequest } from '../src/vm/ctl.js';
 import type { VmStats } from '../src/vm/monitor.js';
+import { median } from './lib/util.js';
 
 const argv = process.argv.slice(2);
 const iterations = Number(argv[argv.indexOf('--iterations') + 1] || 0) || 5;
@@ -37,12 +38,6 @@ const env = { ...process.env, HULL_VM_CACHE: cache };
 const root = mkdtempSync(join(tmpdir(), 'hull-bench-vm-'));
 const work = mkdtempSync(join(tmpdir(), 'hull-bench-vm-raw-'));
 const accel = probeAccel().accel;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 function hull(...a: string[]): { ms: number; stdout: string } {
   const t0 = process.hrtime.bigint();
