@@ -7,7 +7,10 @@
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { BuildOptions } from '../../engine/build/builder.js';
 import { extractArchive } from '../../engine/cp.js';
+import type { Engine } from '../../engine/engine.js';
+import type { ImageRecord } from '../../engine/transfer.js';
 import { ApiError, type Call, flag, messageOf, type Router } from '../http.js';
 import type { Streams } from '../streams.js';
 
@@ -87,6 +90,27 @@ export async function receiveContext(c: Call, defaultFile?: string): Promise<Rec
   }
 }
 
+/** Builds a received context with hull's builder: log gets its progress lines, output what the RUN steps print. */
+export async function buildReceived(
+  engine: Engine,
+  rc: ReceivedContext,
+  log: BuildOptions['log'],
+  output: BuildOptions['output'],
+): Promise<ImageRecord> {
+  const { Builder } = await import('../../engine/build/builder.js');
+  return new Builder(engine, {
+    contextDir: rc.dir,
+    ...(rc.file ? { file: rc.file } : {}),
+    tags: rc.tags,
+    buildArgs: rc.buildArgs,
+    ...(rc.target ? { target: rc.target } : {}),
+    noCache: rc.noCache,
+    ...(Object.keys(rc.labels).length ? { labels: rc.labels } : {}),
+    log,
+    output,
+  }).build();
+}
+
 export function buildRoutes(r: Router, streams: Streams): void {
   r.on('POST', '/build', async (c, res) => {
     const quiet = flag(c.query, 'q');
@@ -98,22 +122,16 @@ export function buildRoutes(r: Router, streams: Streams): void {
         if (!res.destroyed) res.write(JSON.stringify(v) + '\r\n');
       };
       try {
-        const { Builder } = await import('../../engine/build/builder.js');
-        const image = await new Builder(c.engine, {
-          contextDir: rc.dir,
-          ...(rc.file ? { file: rc.file } : {}),
-          tags: rc.tags,
-          buildArgs: rc.buildArgs,
-          ...(rc.target ? { target: rc.target } : {}),
-          noCache: rc.noCache,
-          ...(Object.keys(rc.labels).length ? { labels: rc.labels } : {}),
-          log: (line) => {
+        const image = await buildReceived(
+          c.engine,
+          rc,
+          (line) => {
             if (!quiet) send({ stream: `${dockerLine(line)}\n` });
           },
-          output: (text) => {
+          (text) => {
             if (!quiet) send({ stream: text });
           },
-        }).build();
+        );
         send({ aux: { ID: image.id } });
         send({
           stream: quiet ? `${image.id}\n` : `Successfully built ${image.id.replace(/^sha256:/, '').slice(0, 12)}\n`,

@@ -27,7 +27,7 @@ import { type ImageRecord, pull } from '../../engine/transfer.js';
 import { ApiError, flag, messageOf, noContent, type Router, sendJson } from '../http.js';
 import { openapi } from './openapi.js';
 import { rmSync } from 'node:fs';
-import { receiveContext } from '../docker/build.js';
+import { buildReceived, receiveContext } from '../docker/build.js';
 import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { imageDetail, imageView, instanceShapeOf, networkView } from './shapes.js';
@@ -464,24 +464,18 @@ export function hullRoutes(r: Router, state: HullApiState): void {
       rc.tags[0] ?? '(untagged)',
       async (_signal, progress) => {
         try {
-          const { Builder } = await import('../../engine/build/builder.js');
-          const image = await new Builder(engine, {
-            contextDir: rc.dir,
-            ...(rc.file ? { file: rc.file } : {}),
-            tags: rc.tags,
-            buildArgs: rc.buildArgs,
-            ...(rc.target ? { target: rc.target } : {}),
-            noCache: rc.noCache,
-            ...(Object.keys(rc.labels).length ? { labels: rc.labels } : {}),
-            log: (line) => {
+          const image = await buildReceived(
+            engine,
+            rc,
+            (line) => {
               const m = /^STEP (\d+)\/(\d+): /.exec(line);
               if (m) progress.phase(Number(m[1]), Number(m[2]), line);
               progress.line(line);
             },
-            output: (text) => {
+            (text) => {
               for (const l of text.split('\n')) if (l) progress.line(l);
             },
-          }).build();
+          );
           return { imageId: image.id, tags: rc.tags };
         } finally {
           rmSync(rc.scratch, { recursive: true, force: true });
