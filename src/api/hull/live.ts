@@ -14,11 +14,12 @@
  */
 import { WebSocket } from 'ws';
 import type { Engine } from '../../engine/engine.js';
-import { cpuPercent, hostMetrics, type InstanceSample, sampleInstance } from '../../engine/metrics.js';
+import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
 import { instanceLogs } from '../../engine/output.js';
 import type { EventRecord, InstanceRecord } from '../../engine/store.js';
 import { ApiError, flag } from '../http.js';
 import type { MetricFamily } from './prometheus.js';
+import { metricsView } from './shapes.js';
 
 /** How often the hub samples what is watched. */
 export const LIVE_INTERVAL_MS = 1000;
@@ -30,29 +31,6 @@ const SAMPLE_CONCURRENCY = 16;
 type Watcher = (frame: string) => void;
 
 const live = (r: InstanceRecord) => r.state === 'running' || r.state === 'paused';
-
-/** An instance's figures as /hull/v1 gives them (the InstanceMetrics schema). */
-export function metricsView(rec: InstanceRecord, s: InstanceSample, pct: number, time: string) {
-  const x = s.stats;
-  const n = (v: number) => Math.max(0, Math.round(v));
-  return {
-    id: rec.id,
-    name: rec.name,
-    kind: rec.kind,
-    state: rec.state,
-    live: s.live,
-    time,
-    cpuSeconds: x.cpuUsageNs / 1e9,
-    cpuPercent: pct,
-    memoryBytes: n(x.memoryUsage),
-    memoryLimitBytes: n(x.memoryLimit),
-    pids: n(x.pids),
-    blockReadBytes: n(x.blkioRead),
-    blockWriteBytes: n(x.blkioWrite),
-    networkReceiveBytes: n(x.netRx),
-    networkTransmitBytes: n(x.netTx),
-  };
-}
 
 async function mapLimited<T, R>(items: T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

@@ -30,7 +30,7 @@ import { rmSync } from 'node:fs';
 import { buildReceived, receiveContext } from '../docker/build.js';
 import type { Operations } from './operations.js';
 import { exposition, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
-import { imageDetail, imageView, instanceShapeOf, networkView } from './shapes.js';
+import { imageDetail, imageView, instanceShapeOf, metricsView, networkView } from './shapes.js';
 import { checkBody } from './validate.js';
 import type { LiveHub } from './live.js';
 
@@ -156,25 +156,7 @@ async function instanceMetrics(engine: Engine, rec: InstanceRecord, state: HullA
   const pct = cpuPercent(state.cpu.get(rec.id), s);
   if (s.live) state.cpu.set(rec.id, { cpuUsageNs: s.stats.cpuUsageNs, atNs: s.atNs });
   else state.cpu.delete(rec.id);
-  const x = s.stats;
-  const n = (v: number) => Math.max(0, Math.round(v));
-  return {
-    id: rec.id,
-    name: rec.name,
-    kind: rec.kind,
-    state: rec.state,
-    live: s.live,
-    time: new Date().toISOString(),
-    cpuSeconds: x.cpuUsageNs / 1e9,
-    cpuPercent: pct,
-    memoryBytes: n(x.memoryUsage),
-    memoryLimitBytes: n(x.memoryLimit),
-    pids: n(x.pids),
-    blockReadBytes: n(x.blkioRead),
-    blockWriteBytes: n(x.blkioWrite),
-    networkReceiveBytes: n(x.netRx),
-    networkTransmitBytes: n(x.netTx),
-  };
+  return metricsView(rec, s, pct, new Date().toISOString());
 }
 
 const STATES = ['created', 'running', 'paused', 'exited', 'removing'] as const;

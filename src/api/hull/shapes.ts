@@ -8,6 +8,7 @@ import type { ImageRecord } from '../../engine/transfer.js';
 import type { NetworkDef } from '../../engine/networking.js';
 import { instanceView as engineView } from '../../engine/describe.js';
 import { displayOf } from '../../engine/display.js';
+import type { InstanceSample } from '../../engine/metrics.js';
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
@@ -207,4 +208,27 @@ export function eventMatches(e: EventRecord, f: EventFilter): boolean {
     (!f.action.length || f.action.includes(e.action)) &&
     (!f.instance.length || f.instance.some((i) => i === e.name || (i.length >= 3 && e.id.startsWith(i))))
   );
+}
+
+/** An instance's figures as /hull/v1 gives them (the InstanceMetrics schema). */
+export function metricsView(rec: InstanceRecord, s: InstanceSample, pct: number, time: string) {
+  const x = s.stats;
+  const n = (v: number) => Math.max(0, Math.round(v));
+  return {
+    id: rec.id,
+    name: rec.name,
+    kind: rec.kind,
+    state: rec.state,
+    live: s.live,
+    time,
+    cpuSeconds: x.cpuUsageNs / 1e9,
+    cpuPercent: pct,
+    memoryBytes: n(x.memoryUsage),
+    memoryLimitBytes: n(x.memoryLimit),
+    pids: n(x.pids),
+    blockReadBytes: n(x.blkioRead),
+    blockWriteBytes: n(x.blkioWrite),
+    networkReceiveBytes: n(x.netRx),
+    networkTransmitBytes: n(x.netTx),
+  };
 }
