@@ -9,10 +9,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { Header } from 'tar';
-import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
+import { type Daemon, startDaemon as startHullDaemon, stopIfRunning } from './helpers/daemon.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
 import { FaultRegistry, freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
+import { rawTar } from './helpers/tar.js';
 
 const DOCKER = '/usr/bin/docker';
 const compose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0 ? false : 'needs docker-compose';
@@ -87,35 +87,6 @@ async function dockerOk(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** A tar archive of raw entries (paths as given: hostile ones included). */
-function rawTar(
-  entries: { path: string; type?: 'File' | 'Directory' | 'SymbolicLink'; body?: string; link?: string }[],
-) {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const type = e.type ?? 'File';
-    const h = new Header({
-      path: e.path,
-      mode: type === 'Directory' ? 0o755 : 0o644,
-      size: type === 'File' ? body.length : 0,
-      type,
-      ...(e.link ? { linkpath: e.link } : {}),
-      mtime: new Date(),
-      uid: 0,
-      gid: 0,
-    });
-    const block = Buffer.alloc(512);
-    h.encode(block, 0);
-    blocks.push(block);
-    if (type === 'File' && body.length) {
-      blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-    }
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
 describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip }, () => {
   let daemon: Daemon;
   let registry: RunningRegistry;
@@ -126,10 +97,7 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
   });
   after(async () => {
     await registry?.stop();
-    if (daemon?.child.exitCode === null) {
-      daemon.child.kill('SIGTERM');
-      await daemon.exited;
-    }
+    await stopIfRunning(daemon);
     await root.dispose();
     rmSync(work, { recursive: true, force: true });
   });

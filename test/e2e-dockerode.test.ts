@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { type Duplex, PassThrough, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { Header } from 'tar';
-import { type Daemon, startDaemon } from './helpers/daemon.js';
+import { type Daemon, startDaemon, stopIfRunning } from './helpers/daemon.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
 import { freePort, type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
+import { rawTar } from './helpers/tar.js';
 
 const root = new HullRoot('dockerode');
 const work = mkdtempSync('/tmp/hull-test-dockerode-');
@@ -66,26 +67,11 @@ async function demux(docker: Docker, s: Readable): Promise<{ stdout: string; std
 
 /** A tar of files (and directories, paths ending in /). */
 function tarOf(files: Record<string, string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [path, text] of Object.entries(files)) {
-    const dir = path.endsWith('/');
-    const body = Buffer.from(text);
-    const h = new Header({
-      path,
-      mode: dir ? 0o755 : 0o644,
-      size: dir ? 0 : body.length,
-      type: dir ? 'Directory' : 'File',
-      mtime: new Date(),
-      uid: 0,
-      gid: 0,
-    });
-    const block = Buffer.alloc(512);
-    h.encode(block, 0);
-    blocks.push(block);
-    if (!dir && body.length) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
+  return rawTar(
+    Object.entries(files).map(([path, text]) =>
+      path.endsWith('/') ? { path, type: 'Directory' } : { path, body: text },
+    ),
+  );
 }
 
 /** The names and bodies of the files of a tar. */
@@ -124,10 +110,7 @@ describe('hull daemon through dockerode', () => {
     registry = await startDockerRegistry();
   });
   after(async () => {
-    if (daemon?.child.exitCode === null) {
-      daemon.child.kill('SIGTERM');
-      await daemon.exited;
-    }
+    await stopIfRunning(daemon);
     await registry?.stop();
     await root.dispose();
     rmSync(work, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Header } from 'tar';
-import { type Daemon, startDaemon } from './helpers/daemon.js';
+import { type Daemon, startDaemon, stopIfRunning } from './helpers/daemon.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
 import { openapi } from '../src/api/hull/openapi.js';
 import { describeErrors, validatorOf } from '../src/api/hull/validate.js';
@@ -20,10 +20,7 @@ const work = mkdtempSync('/tmp/hull-test-hullapi-ops-');
 const socket = join(work, 'hull.sock');
 let daemon: Daemon | undefined;
 after(async () => {
-  if (daemon?.child.exitCode === null) {
-    daemon.child.kill('SIGTERM');
-    await daemon.exited;
-  }
+  await stopIfRunning(daemon);
   await root.dispose();
   rmSync(work, { recursive: true, force: true });
 });
@@ -190,10 +187,7 @@ describe('hull API: builds and boots as long operations, recorded across daemon 
   });
 
   test('leaves nothing behind', async () => {
-    if (daemon?.child.exitCode === null) {
-      daemon.child.kill('SIGTERM');
-      await daemon.exited;
-    }
+    await stopIfRunning(daemon);
     await root.ok('rmi', 'ops-built:1');
     await root.cleanupAndCheck();
   });

@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { type Daemon, startDaemon as startHullDaemon } from './helpers/daemon.js';
+import { type Daemon, startDaemon as startHullDaemon, stopIfRunning } from './helpers/daemon.js';
 import { HullRoot, waitFor } from './helpers/hull.js';
 import { type RunningRegistry, startDockerRegistry } from './helpers/registry.js';
 import { openapi } from '../src/api/hull/openapi.js';
@@ -113,10 +113,7 @@ describe('hull API (/hull/v1)', () => {
     daemon = await startDaemon();
   });
   after(async () => {
-    if (daemon?.child.exitCode === null) {
-      daemon.child.kill('SIGTERM');
-      await daemon.exited;
-    }
+    await stopIfRunning(daemon);
     await registry?.stop();
     await root.dispose();
     rmSync(work, { recursive: true, force: true });

@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Header } from 'tar';
 import { startDaemon } from './helpers/daemon.js';
 import { HullRoot } from './helpers/hull.js';
 import { loopLeaks } from './helpers/leaks.js';
+import { rawTar } from './helpers/tar.js';
 
 const has = (p: string) => spawnSync('sh', ['-c', `command -v ${p}`]).status === 0;
 const btrfs = has('mkfs.btrfs') ? false : 'needs btrfs-progs (mkfs.btrfs)';
@@ -30,32 +30,6 @@ after(async () => {
 });
 
 const mountpoint = async (v: string) => (await root.ok('volume', 'inspect', '-f', '{{.Mountpoint}}', v)).trim();
-
-function rawTar(
-  entries: { path: string; type?: 'File' | 'Directory' | 'SymbolicLink'; body?: string; link?: string }[],
-) {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const type = e.type ?? 'File';
-    const h = new Header({
-      path: e.path,
-      mode: type === 'Directory' ? 0o755 : 0o644,
-      size: type === 'File' ? body.length : 0,
-      type,
-      ...(e.link ? { linkpath: e.link } : {}),
-      mtime: new Date(),
-      uid: 0,
-      gid: 0,
-    });
-    const block = Buffer.alloc(512);
-    h.encode(block, 0);
-    blocks.push(block);
-    if (type === 'File' && body.length) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 describe('pools', () => {
   test('the default pool exists; a dir pool refuses --size with the reason; rm of the default pool is refused', async () => {

@@ -52,3 +52,11 @@ export async function startDaemon(
   );
   return { child, log: () => log, exited };
 }
+
+/** Stops a daemon that still runs (SIGTERM) and waits for it to exit; nothing when it is gone or never started. */
+export async function stopIfRunning(daemon: Daemon | undefined): Promise<void> {
+  if (daemon?.child.exitCode === null) {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+  }
+}
