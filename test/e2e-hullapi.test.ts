@@ -373,6 +373,47 @@ describe('hull API (/hull/v1)', () => {
     await root.ok('volume', 'rm', 'apivol');
   });
 
+  test('storage pools: the default, a dir pool and a btrfs loop pool; a volume in one with a size; errors', async () => {
+    const pools = await call('GET', '/storage/pools', '/storage/pools', 200);
+    assert.deepEqual(
+      pools.map((p: { name: string; driver: string }) => [p.name, p.driver]),
+      [['default', 'dir']],
+    );
+    assert.ok(pools[0].size > 0 && pools[0].free > 0);
+    const dir = await call('POST', '/storage/pools', '/storage/pools', 201, { name: 'apidir', driver: 'dir' });
+    assert.equal(dir.quotas, false);
+    assert.deepEqual(dir.volumes, []);
+    // bad input: a dir pool has no size; an unknown driver; a taken name; the default pool stays
+    const sized = await call('POST', '/storage/pools', '/storage/pools', 400, { name: 'x', driver: 'dir', size: 1 });
+    assert.match(sized.message, /dir driver has no quotas/);
+    await call('POST', '/storage/pools', '/storage/pools', 400, { name: 'x', driver: 'zfs' });
+    await call('POST', '/storage/pools', '/storage/pools', 409, { name: 'apidir', driver: 'dir' });
+    await call('DELETE', '/storage/pools/{name}', '/storage/pools/default', 409);
+    await call('GET', '/storage/pools/{name}', '/storage/pools/nosuch', 404);
+    const MiB = 1024 * 1024;
+    const btr = await call('POST', '/storage/pools', '/storage/pools', 201, {
+      name: 'apibtr',
+      driver: 'btrfs',
+      size: 128 * MiB,
+    });
+    assert.equal(btr.quotas, true);
+    assert.ok(btr.size > 100 * MiB && btr.size <= 128 * MiB, String(btr.size));
+    const v = await call('POST', '/volumes', '/volumes', 201, { name: 'apiq', pool: 'apibtr', size: 16 * MiB });
+    assert.deepEqual([v.pool, v.size], ['apibtr', 16 * MiB]);
+    assert.deepEqual((await call('GET', '/storage/pools/{name}', '/storage/pools/apibtr', 200)).volumes, ['apiq']);
+    // a pool holding volumes stays
+    const held = await call('DELETE', '/storage/pools/{name}', '/storage/pools/apibtr', 409);
+    assert.match(held.message, /holds volumes \(apiq\)/);
+    await call('DELETE', '/volumes/{name}', '/volumes/apiq', 204);
+    await call('DELETE', '/storage/pools/{name}', '/storage/pools/apibtr', 204);
+    await call('DELETE', '/storage/pools/{name}', '/storage/pools/apidir', 204);
+    await call('GET', '/storage/pools/{name}', '/storage/pools/apibtr', 404);
+    assert.deepEqual(
+      (await call('GET', '/storage/pools', '/storage/pools', 200)).map((p: { name: string }) => p.name),
+      ['default'],
+    );
+  });
+
   test('images: a pull as a long operation followed over a WebSocket, list, get, remove', async () => {
     registry = await startDockerRegistry();
     const ref = `${registry.host}/api/bb:1`;

@@ -304,6 +304,30 @@ export const openapi = {
         { parameters: [pathParam('name', 'volume name')] },
       ),
     },
+    '/storage/pools': {
+      get: op('storage pools (the default one first), with their space and volumes', {
+        '200': json({ type: 'array', items: ref('StoragePool') }),
+      }),
+      post: op(
+        'make a storage pool (dir, btrfs or xfs): a loop image under the root of `size` bytes (btrfs, xfs; default 1 GiB), or `source`: a block device or image file to format, or a directory to use as it is; 409 when the name is taken',
+        { '201': json(ref('StoragePool'), 'created') },
+        {
+          requestBody: { required: true, content: { 'application/json': { schema: ref('CreateStoragePool') } } },
+        },
+      ),
+    },
+    '/storage/pools/{name}': {
+      get: op(
+        'one storage pool',
+        { '200': json(ref('StoragePool')) },
+        { parameters: [pathParam('name', 'pool name')] },
+      ),
+      delete: op(
+        'unmount and remove a storage pool (its image file too when hull made it); 409 for the default pool and while it holds volumes',
+        { '204': { description: 'removed' } },
+        { parameters: [pathParam('name', 'pool name')] },
+      ),
+    },
     '/session': {
       get: op("the web console's session (only for a request authenticated by its cookie)", {
         '200': json(ref('Session')),
@@ -529,6 +553,27 @@ export const openapi = {
       StatsFrame: obj({ time: isoTime, instances: { type: 'array', items: ref('InstanceMetrics') } }),
       LogFrame: obj({ stream: { enum: ['stdout', 'stderr'] }, time: str, line: str }),
       Session: obj({ expiresAt: isoTime }),
+      CreateStoragePool: obj(
+        {
+          name: { type: 'string', minLength: 1 },
+          driver: { enum: ['dir', 'btrfs', 'xfs'] },
+          size: { type: 'integer', minimum: 1, description: 'bytes: the loop image (btrfs, xfs)' },
+          source: { type: 'string', pattern: '^/', description: 'a block device, image file or directory' },
+        },
+        ['name', 'driver'],
+      ),
+      StoragePool: obj({
+        name: str,
+        driver: { enum: ['dir', 'btrfs', 'xfs'] },
+        path: str,
+        source: nullable('string'),
+        quotas: { type: 'boolean', description: 'whether volumes of it can have a size' },
+        size: { ...int, description: "bytes: its filesystem's size" },
+        used: int,
+        free: int,
+        volumes: strList,
+        created: nullable('string'),
+      }),
       VolumeList: obj({ volumes: { type: 'array', items: ref('Volume') } }),
       Volume: obj({
         name: str,

@@ -20,7 +20,20 @@ import { START_PHASES, startInstance } from '../../engine/lifecycle/start.js';
 import { stopInstance } from '../../engine/lifecycle/stop.js';
 import { cpuPercent, hostMetrics, sampleInstance } from '../../engine/metrics.js';
 import { type NetworkDef, removeNetwork } from '../../engine/networking.js';
-import { createVolume, inspectVolume, listVolumes, removeVolume, volumeUsers } from '../../engine/volumes.js';
+import {
+  createStoragePool,
+  createVolume,
+  getPool,
+  inspectVolume,
+  listPools,
+  listVolumes,
+  type PoolRecord,
+  poolSpace,
+  poolVolumes,
+  removeStoragePool,
+  removeVolume,
+  volumeUsers,
+} from '../../engine/volumes.js';
 import { updateInstance } from '../../engine/lifecycle/update.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { type ImageRecord, pull } from '../../engine/transfer.js';
@@ -280,6 +293,23 @@ function volumeView(engine: Engine, v: ReturnType<typeof listVolumes>[number]) {
     type: v.type ?? 'filesystem',
     size: v.size ?? null,
     usedBy: volumeUsers(engine, v.name).map((u) => u.id),
+  };
+}
+
+/** A storage pool as the API shows it: its space now (statfs of its filesystem) and its volumes. */
+function poolView(engine: Engine, p: PoolRecord) {
+  const space = poolSpace(p);
+  return {
+    name: p.name,
+    driver: p.driver,
+    path: p.path,
+    source: p.source ?? null,
+    quotas: p.driver === 'btrfs' || (p.driver === 'xfs' && p.quotas === true),
+    size: space.size,
+    used: space.used,
+    free: space.free,
+    volumes: poolVolumes(engine, p.name).map((v) => v.name),
+    created: p.createdAt || null,
   };
 }
 
@@ -555,6 +585,40 @@ export function hullRoutes(r: Router, state: HullApiState): void {
   r.on('DELETE', `${P}/volumes/{name}`, async (c, res) => {
     // in use: 409 (force or not, as docker); unknown: 404
     removeVolume(c.engine, c.params.name!);
+    noContent(res);
+  });
+
+  r.on('GET', `${P}/storage/pools`, async (c, res) => {
+    sendJson(
+      res,
+      200,
+      listPools(c.engine.root).map((p) => poolView(c.engine, p)),
+    );
+  });
+
+  r.on('POST', `${P}/storage/pools`, async (c, res) => {
+    // as `hull storage pool create`: a loop image under the root (btrfs, xfs; size in bytes, default 1 GiB), or
+    // source: a block device or image file to format, or a directory to use as it is
+    const b = checkBody<{ name: string; driver: string; size?: number; source?: string }>(
+      'CreateStoragePool',
+      await c.body(),
+    );
+    const p = await createStoragePool(c.engine, {
+      name: b.name,
+      driver: b.driver,
+      ...(b.size !== undefined ? { size: b.size } : {}),
+      ...(b.source !== undefined ? { source: b.source } : {}),
+    });
+    sendJson(res, 201, poolView(c.engine, p));
+  });
+
+  r.on('GET', `${P}/storage/pools/{name}`, async (c, res) => {
+    sendJson(res, 200, poolView(c.engine, getPool(c.engine.root, c.params.name!)));
+  });
+
+  r.on('DELETE', `${P}/storage/pools/{name}`, async (c, res) => {
+    // the default pool, or one holding volumes: 409; unknown: 404
+    await removeStoragePool(c.engine, c.params.name!);
     noContent(res);
   });
 
