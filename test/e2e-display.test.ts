@@ -11,17 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-} from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -29,14 +19,12 @@ import WebSocket, { createWebSocketStream } from 'ws';
 import { HullRoot, DIST, waitFor } from './helpers/hull.js';
 import { type Daemon, startDaemon } from './helpers/daemon.js';
 import { differingPixels, nonBlank, RfbClient } from './helpers/rfb.js';
+import { x11Root } from './helpers/x11.js';
 import { connectUnix } from '../src/host/unixsock.js';
 import { findExecutable } from '../src/host/probe.js';
 import { VmDriver } from '../src/vm/driver.js';
 import { qemuArgs } from '../src/vm/machine.js';
 
-const PACKAGES = ['x11-apps'];
-const SUITE = 'bookworm';
-const CACHE = process.env.HULL_TEST_CACHE ?? '/var/cache/hull-test';
 const VM_CACHE = process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache';
 
 const root = new HullRoot('display', { HULL_VM_CACHE: VM_CACHE });
@@ -48,34 +36,6 @@ after(async () => {
   await root.dispose();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** The cached Debian root with x11-apps (made when missing); a string when the archive cannot be reached. */
-function x11Root(): { tar: string } | { skip: string } {
-  const key = createHash('sha256').update(JSON.stringify({ SUITE, PACKAGES })).digest('hex').slice(0, 16);
-  const tar = join(CACHE, `x11-root-${key}.tar`);
-  if (existsSync(tar)) return { tar };
-  mkdirSync(CACHE, { recursive: true });
-  const tmp = `${tar}.tmp-${process.pid}`;
-  const r = spawnSync(
-    'mmdebstrap',
-    ['--quiet', '--variant=minbase', '--format=tar', `--include=${PACKAGES.join(',')}`, SUITE, tmp],
-    { encoding: 'utf8', timeout: 600_000 },
-  );
-  if (r.status !== 0) {
-    rmSync(tmp, { force: true });
-    if (
-      /Failed to fetch|Could not resolve|Temporary failure|Connection (failed|refused|timed out)|unable to connect/i.test(
-        r.stderr,
-      )
-    )
-      return {
-        skip: `the Debian archive cannot be reached to make the X11 image: ${r.stderr.trim().split('\n').pop()}`,
-      };
-    throw new Error(`mmdebstrap failed (${r.status ?? r.signal}):\n${r.stderr.slice(-2000)}`);
-  }
-  renameSync(tmp, tar);
-  return { tar };
-}
 
 /** Every live Xvnc working in one of this root's instance dirs. */
 function xvncsOfRoot(): number[] {

@@ -114,7 +114,25 @@ export interface Volume {
   created: string | number;
   labels: Record<string, string>;
   anonymous: boolean;
+  pool: string;
+  type: 'filesystem' | 'block';
+  /** bytes; null without a quota */
+  size: number | null;
   usedBy: string[];
+}
+
+export interface StoragePool {
+  name: string;
+  driver: 'dir' | 'btrfs' | 'xfs';
+  path: string;
+  source: string | null;
+  /** whether its volumes can have a size */
+  quotas: boolean;
+  size: number;
+  used: number;
+  free: number;
+  volumes: string[];
+  created: string | null;
 }
 
 export interface HullEvent {

@@ -9,6 +9,7 @@ import { InstancePage } from './pages/instance.js';
 import { Instances } from './pages/instances.js';
 import { Networks } from './pages/networks.js';
 import { Overview } from './pages/overview.js';
+import { Storage } from './pages/storage.js';
 import { Volumes } from './pages/volumes.js';
 import { usePath } from './util.js';
 
@@ -19,6 +20,7 @@ const NAV: [string, string][] = [
   ['/images', 'Images'],
   ['/networks', 'Networks'],
   ['/volumes', 'Volumes'],
+  ['/storage', 'Storage'],
   ['/events', 'Events'],
 ];
 
@@ -38,6 +40,8 @@ function page(path: string) {
       return <Networks />;
     case '/volumes':
       return <Volumes />;
+    case '/storage':
+      return <Storage />;
     case '/events':
       return <Events />;
     default:
