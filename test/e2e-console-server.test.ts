@@ -510,6 +510,32 @@ describe('the web console server', () => {
     assert.equal((await call('DELETE', '/hull/v1/volumes/console-vol', pageHeaders(l))).status, 404);
   });
 
+  test('storage pools over the session: list, a dir pool made (with the CSRF header only) and removed', async () => {
+    const l = await login();
+    const list = await call('GET', '/hull/v1/storage/pools', { Cookie: l.cookie });
+    assert.equal(list.status, 200, list.text);
+    for (const p of list.json) fits('StoragePool', p);
+    assert.equal(list.json[0].name, 'default');
+    const body = { name: 'console-pool', driver: 'dir' };
+    assert.equal(
+      (await call('POST', '/hull/v1/storage/pools', { Cookie: l.cookie, Origin: origin }, body)).status,
+      403,
+    );
+    const made = await call('POST', '/hull/v1/storage/pools', pageHeaders(l), body);
+    assert.equal(made.status, 201, made.text);
+    fits('StoragePool', made.json);
+    const vol = await call('POST', '/hull/v1/volumes', pageHeaders(l), { name: 'in-pool', pool: 'console-pool' });
+    assert.equal(vol.status, 201, vol.text);
+    assert.equal(vol.json.pool, 'console-pool');
+    const one = await call('GET', '/hull/v1/storage/pools/console-pool', { Cookie: l.cookie });
+    fits('StoragePool', one.json);
+    assert.deepEqual(one.json.volumes, ['in-pool']);
+    assert.equal((await call('DELETE', '/hull/v1/storage/pools/console-pool', pageHeaders(l))).status, 409);
+    assert.equal((await call('DELETE', '/hull/v1/volumes/in-pool', pageHeaders(l))).status, 204);
+    assert.equal((await call('DELETE', '/hull/v1/storage/pools/console-pool', pageHeaders(l))).status, 204);
+    assert.equal((await call('GET', '/hull/v1/storage/pools/console-pool', { Cookie: l.cookie })).status, 404);
+  });
+
   test('leaves nothing behind', async () => {
     daemon!.child.kill('SIGTERM');
     assert.equal(await daemon!.exited, 0);

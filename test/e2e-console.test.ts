@@ -4,8 +4,10 @@
  * and a VM (created by the CLI, not booted: TCG boots are slow) listed; creates a container from the form; types
  * into its terminal (xterm.js over the exec WebSocket) and checks the file with `hull exec`; watches its logs
  * stream; changes its memory limit live and checks it; stops and removes it; shows a VM's screen through noVNC (a
- * disk-image VM booting a blank disk); a request without a session gets 401; a cross-site
- * POST is refused. Screenshots of every page (1280×800 and a phone's 390 px) go to
+ * disk-image VM booting a blank disk) and a graphical container's (xclock from the X11 image of
+ * test/helpers/x11.ts, created from the form with a display); makes a btrfs storage pool on the Storage page and a
+ * volume of a set size in it on the volumes page, then removes both; a request without a session gets 401; a
+ * cross-site POST is refused. Screenshots of every page (1280×800 and a phone's 390 px) go to
  * test-artifacts/console/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type Daemon, startDaemon } from './helpers/daemon.js';
 import { HullRoot, REPO, waitFor } from './helpers/hull.js';
+import { x11Root } from './helpers/x11.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM)
@@ -26,6 +29,21 @@ const skip = !existsSync(CHROMIUM)
     ? 'needs QEMU (a VM is listed)'
     : false;
 const ARTIFACTS = join(REPO, 'test-artifacts', 'console');
+const noXvnc =
+  spawnSync('sh', ['-c', 'command -v Xvnc']).status !== 0
+    ? 'needs Xvnc (tigervnc-standalone-server) for a graphical container'
+    : spawnSync('sh', ['-c', 'command -v mmdebstrap']).status !== 0
+      ? 'needs mmdebstrap to make the X11 image'
+      : false;
+
+/** Whether the noVNC canvas shows something: some pixel differs from the first (run in the page). */
+function canvasDrawn(): boolean {
+  const c = document.querySelector<HTMLCanvasElement>('[data-vnc] canvas');
+  if (!c || !c.width || !c.height) return false;
+  const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+  for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
+  return false;
+}
 
 const root = new HullRoot('console', { HULL_VM_CACHE: process.env.HULL_VM_CACHE ?? '/var/tmp/hull-test-vm-cache' });
 const work = mkdtempSync('/tmp/hull-test-console-sock-');
@@ -348,22 +366,87 @@ describe('the web console in a browser', { skip }, () => {
     await page.goto(`${base}/instances/desk?tab=display`);
     await page.getByRole('status').filter({ hasText: 'display: connected' }).waitFor({ timeout: 120_000 });
     // not blank: some pixel differs from the first
-    await page.waitForFunction(
-      () => {
-        const c = document.querySelector<HTMLCanvasElement>('[data-vnc] canvas');
-        if (!c || !c.width || !c.height) return false;
-        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-        for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return true;
-        return false;
-      },
-      undefined,
-      { timeout: 120_000, polling: 500 },
-    );
+    await page.waitForFunction(canvasDrawn, undefined, { timeout: 120_000, polling: 500 });
     await page.getByRole('button', { name: 'Send Ctrl-Alt-Del' }).waitFor();
     await page.getByRole('button', { name: 'Fullscreen' }).waitFor();
     await shot('display');
     await page.goto(`${base}/instances`);
     await root.ok('rm', '-f', 'desk');
+  });
+
+  test('a graphical container from the form: its X11 application drawn through noVNC', async (t) => {
+    if (noXvnc) return t.skip(noXvnc);
+    const made = x11Root();
+    if ('skip' in made) return t.skip(made.skip);
+    await root.ok('import', made.tar, 'x11');
+    await page.goto(`${base}/create`);
+    await page.getByRole('heading', { name: 'Create an instance' }).waitFor();
+    await page.getByLabel('Image', { exact: true }).fill('x11');
+    await page.getByLabel(/^Name/).fill('clock');
+    await page.getByLabel(/^Command/).fill('xclock -update 1');
+    await page.getByLabel(/Graphical display/).check();
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/instances\/[0-9a-f]{64}$/);
+    await page.locator('h1 .badge', { hasText: 'running' }).waitFor();
+    // the form asked for a container with a display (POST /instances {display: 'vnc'})
+    const inst = (await (await page.request.get(`${base}/hull/v1/instances/clock`)).json()) as {
+      kind: string;
+      display: unknown;
+    };
+    assert.deepEqual([inst.kind, inst.display], ['container', { type: 'vnc' }]);
+    await page.getByRole('tab', { name: 'Display', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'display: connected' }).waitFor({ timeout: 60_000 });
+    await page.waitForFunction(canvasDrawn, undefined, { timeout: 60_000, polling: 500 });
+    // a container's display has no Ctrl-Alt-Del to send
+    assert.equal(await page.getByRole('button', { name: 'Send Ctrl-Alt-Del' }).count(), 0);
+    await shot('display-container');
+    await page.goto(`${base}/instances`);
+    await root.ok('rm', '-f', 'clock');
+    await root.ok('rmi', 'x11');
+  });
+
+  test('storage: a btrfs pool made on the Storage page, a sized volume in it on the volumes page; both removed', async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: 'Storage', exact: true }).click();
+    await page.getByRole('heading', { name: 'Storage', exact: true }).waitFor();
+    await page.locator('tr[data-pool="default"]').waitFor();
+    const form = page.getByRole('form', { name: 'create a storage pool' });
+    await form.getByLabel('Name').fill('webpool');
+    await form.getByLabel('Driver').selectOption('btrfs');
+    await form.getByLabel('Size (MiB)').fill('128');
+    await form.getByRole('button', { name: 'Create' }).click();
+    const row = page.locator('tr[data-pool="webpool"]');
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /btrfs/);
+    assert.match(await root.ok('storage', 'pool', 'ls', '-q'), /^webpool$/m);
+
+    await page.getByRole('link', { name: 'Volumes', exact: true }).click();
+    await page.getByRole('heading', { name: 'Volumes', exact: true }).waitFor();
+    const vform = page.getByRole('form', { name: 'create a volume' });
+    await vform.getByLabel('Pool').selectOption('webpool');
+    await vform.getByLabel('Name').fill('sized');
+    await vform.getByLabel('Size (MiB)').fill('16');
+    await vform.getByRole('button', { name: 'Create' }).click();
+    const vrow = page.locator('tr[data-volume="sized"]');
+    await vrow.waitFor();
+    assert.match((await vrow.textContent()) ?? '', /webpool.*16\.0 MiB/);
+    const [vol] = JSON.parse(await root.ok('volume', 'inspect', 'sized')) as { Pool: string; Size: number }[];
+    assert.deepEqual([vol!.Pool, vol!.Size], ['webpool', 16 * 1024 * 1024]);
+    await shot('volumes-pool');
+
+    await page.getByRole('link', { name: 'Storage', exact: true }).click();
+    await page.locator('tr[data-pool="webpool"]', { hasText: 'sized' }).waitFor();
+    // a pool that holds a volume cannot be removed from here
+    assert.equal(await page.getByRole('button', { name: 'remove pool webpool' }).isDisabled(), true);
+    await shot('storage');
+    await page.getByRole('link', { name: 'Volumes', exact: true }).click();
+    await page.getByRole('button', { name: 'remove volume sized' }).click();
+    await vrow.waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: 'Storage', exact: true }).click();
+    await page.getByRole('button', { name: 'remove pool webpool' }).click();
+    await page.locator('tr[data-pool="webpool"]').waitFor({ state: 'detached' });
+    assert.equal((await root.ok('storage', 'pool', 'ls', '-q')).trim(), 'default');
+    assert.deepEqual(pageErrors, []);
   });
 
   test('logout ends the session', async () => {

@@ -299,9 +299,9 @@ export function InstancePage(props: { id: string }) {
           ))}
         {tab === 'display' &&
           (!hasDisplay(inst.display) ? (
-            <p class="muted">This instance has no graphical display (create a VM with a display for one).</p>
+            <p class="muted">This instance has no graphical display: create a VM, or a container that runs an X11 application, with one.</p>
           ) : live ? (
-            <Vnc id={inst.id} name={inst.name} />
+            <Vnc id={inst.id} name={inst.name} kind={inst.kind} />
           ) : (
             <p class="muted">Start the instance for its display.</p>
           ))}

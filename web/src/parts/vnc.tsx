@@ -1,12 +1,13 @@
 /**
  * A graphical console with noVNC (loaded on first use) over /hull/v1/instances/{id}/vnc, which carries raw RFB:
- * keyboard and mouse go to the guest, scale-to-fit or remote resize, fullscreen, Ctrl-Alt-Del.
+ * keyboard and mouse go to the guest, scale-to-fit or remote resize, fullscreen, Ctrl-Alt-Del (VMs: a graphical
+ * container's X server has no use for it).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type RFB from '@novnc/novnc';
 import { API } from '../api.js';
 
-export function Vnc(props: { id: string; name: string }) {
+export function Vnc(props: { id: string; name: string; kind: 'container' | 'vm' }) {
   const box = useRef<HTMLDivElement>(null);
   const rfb = useRef<RFB | null>(null);
   const [status, setStatus] = useState('connecting…');
@@ -57,12 +58,14 @@ export function Vnc(props: { id: string; name: string }) {
           <input type="checkbox" checked={scale} onChange={(e) => setScale(e.currentTarget.checked)} /> scale to fit
         </label>
         <label>
-          <input type="checkbox" checked={resize} onChange={(e) => setResize(e.currentTarget.checked)} /> resize the
-          guest
+          <input type="checkbox" checked={resize} onChange={(e) => setResize(e.currentTarget.checked)} /> resize the{' '}
+          {props.kind === 'vm' ? 'guest' : 'display'}
         </label>
-        <button type="button" onClick={() => rfb.current?.sendCtrlAltDel()}>
-          Send Ctrl-Alt-Del
-        </button>
+        {props.kind === 'vm' && (
+          <button type="button" onClick={() => rfb.current?.sendCtrlAltDel()}>
+            Send Ctrl-Alt-Del
+          </button>
+        )}
         <button type="button" onClick={() => void box.current?.requestFullscreen?.()}>
           Fullscreen
         </button>
