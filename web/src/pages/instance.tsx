@@ -299,7 +299,10 @@ export function InstancePage(props: { id: string }) {
           ))}
         {tab === 'display' &&
           (!hasDisplay(inst.display) ? (
-            <p class="muted">This instance has no graphical display: create a VM, or a container that runs an X11 application, with one.</p>
+            <p class="muted">
+              This instance has no graphical display: create a VM, or a container that runs an X11 application, with
+              one.
+            </p>
           ) : live ? (
             <Vnc id={inst.id} name={inst.name} kind={inst.kind} />
           ) : (
