@@ -62,7 +62,15 @@ import type {
   RuntimeStatus,
   StdioStreams,
 } from '../common/instance.js';
-import { cgroupExists, cgroupPaths, readCgroupPids, readCgroupStats, removeCgroup, v1Mounts } from '../host/cgroups.js';
+import {
+  cgroupExists,
+  cgroupPaths,
+  readCgroupPids,
+  readCgroupStats,
+  removeCgroup,
+  v1Mounts,
+  waitFrozen,
+} from '../host/cgroups.js';
 import { spawnConmon, type ConmonProcess, type SyncMessage } from '../host/conmon.js';
 import { mountsUnder } from '../host/mount.js';
 import { killAndWait, processAlive, processArgv, processesNamingInstances, runProgram } from '../host/proc.js';
@@ -460,6 +468,8 @@ export class ContainerDriver implements InstanceDriver {
 
   async pause(ctx: InstanceContext): Promise<void> {
     await this.runtime(ctx).pause(ctx.id);
+    // paused means every process stopped, not just asked to (crun returns while a v1 freezer is FREEZING)
+    await waitFrozen(cgroupPaths(containerCgroupsPath(ctx.id), probeHost().cgroupLayout));
   }
 
   async resume(ctx: InstanceContext): Promise<void> {

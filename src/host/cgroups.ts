@@ -3,7 +3,7 @@
  * cgroup lives for each controller, and readers for the v1 and v2 statistics files. Reads files
  * directly (no runtime invocation) so that stats are cheap.
  */
-import { readFileSync, readdirSync, rmdirSync, statfsSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, rmdirSync, statfsSync, existsSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { readMountInfo } from './mount.js';
@@ -210,6 +210,30 @@ export function readFreezerState(paths: CgroupPaths): 'FROZEN' | 'FREEZING' | 'T
   }
   const s = readText(join(paths.v1.get('freezer') ?? '/nonexistent', 'freezer.state'));
   return s === null ? null : (s.trim() as 'FROZEN' | 'FREEZING' | 'THAWED');
+}
+
+/**
+ * Waits until a freeze the runtime asked for has taken hold: a v1 freezer reports FREEZING while some task has
+ * not stopped yet, and the runtime may return before then (crun does); like runc, the request is written again
+ * until the state reads FROZEN. Returns the last state (FROZEN, or FREEZING after `timeoutMs`; null: gone).
+ */
+export async function waitFrozen(
+  paths: CgroupPaths,
+  timeoutMs = 5000,
+): Promise<'FROZEN' | 'FREEZING' | 'THAWED' | null> {
+  const until = Date.now() + timeoutMs;
+  for (let i = 0; ; i++) {
+    const s = readFreezerState(paths);
+    if (s !== 'FREEZING' || Date.now() >= until) return s;
+    if (i % 10 === 9 && !paths.v2) {
+      try {
+        writeFileSync(join(paths.v1.get('freezer')!, 'freezer.state'), 'FROZEN');
+      } catch {
+        // gone meanwhile: the next read says so
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Pids in the cgroup (v2 cgroup.procs, v1 the pids or freezer controller's cgroup.procs). */
