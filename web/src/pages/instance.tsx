@@ -288,12 +288,20 @@ export function InstancePage(props: { id: string }) {
           ))}
         {tab === 'console' &&
           (live ? (
-            <Terminal
-              key={`console-${inst.id}-${inst.startedAt}`}
-              path={`/instances/${seg(inst.id)}/console`}
-              streamByte={false}
-              label={`serial console of ${inst.name}`}
-            />
+            <>
+              {inst.vm?.mode !== 'disk' && (
+                <p class="muted" data-hint="serial">
+                  The guest's serial port (ttyS0). An image VM's kernel boots quietly and nothing in it reads the port:
+                  this shows what the guest writes to /dev/ttyS0 (and kernel messages). For a shell, use Terminal.
+                </p>
+              )}
+              <Terminal
+                key={`console-${inst.id}-${inst.startedAt}`}
+                path={`/instances/${seg(inst.id)}/console`}
+                streamByte={false}
+                label={`serial console of ${inst.name}`}
+              />
+            </>
           ) : (
             <p class="muted">Start the VM for its console.</p>
           ))}
