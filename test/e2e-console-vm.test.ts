@@ -66,6 +66,43 @@ describe("a VM's terminal and serial console in the web console", { skip }, () =
   let base = '';
   const pageErrors: string[] = [];
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `vm-${name}.png`), fullPage: true });
+  // chromium aborts navigations and connections in flight when the host's interfaces change (ERR_NETWORK_CHANGED:
+  // instances of other tests on this host starting and stopping); those are tried again, anything else fails
+  const aborted = (e: unknown) => /ERR_NETWORK_CHANGED/.test(String(e));
+  const loggedIn = async () => (await page.context().cookies()).some((c) => c.name === 'hull_session');
+  /** Log in through a fresh link of `hull console url` (a link works once: an aborted one may have been used). */
+  const logIn = async () => {
+    for (let tries = 1; !(await loggedIn()); tries++) {
+      try {
+        await page.goto((await root.ok('console', 'url')).trim());
+      } catch (e) {
+        if (!aborted(e) || tries >= 5) throw e;
+        console.log(`# the login was aborted (${String(e).split('\n')[0]}); again`);
+      }
+    }
+    for (let tries = 1; ; tries++) {
+      try {
+        await page.goto(`${base}/`);
+        return;
+      } catch (e) {
+        if (!aborted(e) || tries >= 5) throw e;
+      }
+    }
+  };
+  /** Open a terminal tab and wait for its socket; a handshake the browser aborted is opened again. */
+  const openTerminal = async (tab: string) => {
+    for (let tries = 1; ; tries++) {
+      await page.getByRole('tab', { name: tab, exact: true }).click();
+      await page.locator('.xterm-helper-textarea').waitFor({ state: 'attached' });
+      const status = page.getByRole('status').filter({ hasText: /: (connected|closed|error|exited|ended)/ });
+      await status.waitFor();
+      const text = (await status.textContent()) ?? '';
+      if (/: connected$/.test(text)) return;
+      if (tries >= 3) assert.fail(`the ${tab} tab did not connect: ${text}`);
+      console.log(`# the ${tab} tab did not connect (${text}); again`);
+      await page.getByRole('tab', { name: 'Configuration', exact: true }).click();
+    }
+  };
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -120,8 +157,8 @@ describe("a VM's terminal and serial console in the web console", { skip }, () =
   });
 
   test('logs in and opens the running VM: its terminal and serial console tabs', async () => {
-    await page.goto((await root.ok('console', 'url')).trim());
-    await page.waitForURL(`${base}/`);
+    await logIn();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
     await page.getByRole('link', { name: 'Instances', exact: true }).click();
     const row = page.locator('tr[data-instance="v"]');
     await row.waitFor();
@@ -132,9 +169,7 @@ describe("a VM's terminal and serial console in the web console", { skip }, () =
   });
 
   test("the terminal: a shell in the VM through hull's agent; the file it writes is there for hull exec", async () => {
-    await page.getByRole('tab', { name: 'Terminal', exact: true }).click();
-    await page.locator('.xterm-helper-textarea').waitFor({ state: 'attached' });
-    await page.getByRole('status').filter({ hasText: 'connected' }).waitFor();
+    await openTerminal('Terminal');
     await page.locator('.term-box').click();
     // the quotes keep the echoed command line from matching the output
     await page.keyboard.type(`echo vm-console > /tmp/from-console && echo wr''itten\n`);
@@ -148,9 +183,7 @@ describe("a VM's terminal and serial console in the web console", { skip }, () =
   });
 
   test("the serial console: the guest's ttyS0, both ways", async () => {
-    await page.getByRole('tab', { name: 'Serial console', exact: true }).click();
-    await page.locator('.xterm-helper-textarea').waitFor({ state: 'attached' });
-    await page.getByRole('status').filter({ hasText: 'connected' }).waitFor();
+    await openTerminal('Serial console');
     // an image VM's kernel boots quietly (and this one was restored from a template): what the guest writes to
     // its serial port now is what the tab shows, and the page says so
     assert.match((await page.locator('[data-hint="serial"]').textContent()) ?? '', /ttyS0.*Terminal/s);
