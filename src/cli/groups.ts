@@ -13,6 +13,7 @@ import { registerNetworkCommands } from './commands/network.js';
 import { registerRenameCommand } from './commands/rename.js';
 import { registerDiskUsageCommand } from './commands/df.js';
 import { registerDiffCommand } from './commands/diff.js';
+import { registerCpCommands } from './commands/cp.js';
 
 const same = (...names: string[]) => names.map((from) => ({ from }));
 
@@ -32,6 +33,7 @@ export const MANAGEMENT_GROUPS: Group[] = [
       [registerNetworkCommands, same('port')],
       [registerRenameCommand, same('rename')],
       [registerDiffCommand, same('diff', 'commit')],
+      [registerCpCommands, same('cp', 'export')],
     ],
   },
   {

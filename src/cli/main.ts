@@ -9,6 +9,7 @@ import { registerNetworkCommands } from './commands/network.js';
 import { registerVolumeCommands } from './commands/volume.js';
 import { registerStorageCommands } from './commands/storage.js';
 import { registerDiffCommand } from './commands/diff.js';
+import { registerCpCommands } from './commands/cp.js';
 import { registerVmCommands } from './commands/vm.js';
 import { errorLine, exitStatus } from './errors.js';
 import { commandPath, registerManagementCommands } from './management.js';
@@ -64,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   registerVolumeCommands(program, proxy);
   registerStorageCommands(program, proxy);
   registerDiffCommand(program, proxy);
+  registerCpCommands(program, proxy);
   registerVmCommands(program, proxy);
   registerRenameCommand(program, proxy);
   registerDaemonCommand(program, proxy);

@@ -16,6 +16,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fchmodSync,
   fchownSync,
   futimesSync,
@@ -36,7 +37,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { pipeline } from 'node:stream/promises';
+import { ConflictError, InvalidArgumentError, NotFoundError, StateError } from '../common/errors.js';
 import { instancePaths } from '../common/paths.js';
 import { hostRoot, resolveInRootOps } from '../common/rootpath.js';
 import { isMountpoint, unmount } from '../host/mount.js';
@@ -81,6 +83,76 @@ export async function withContainerRoot<T>(
       // still mounted (the unmount failed and said so): never removed recursively
     }
   }
+}
+
+/** Whether the instance's root is a file system on the host (a container's overlay; a VM's is a disk image). */
+export function hasHostRoot(engine: Engine, rec: InstanceRecord): boolean {
+  return existsSync(instancePaths(engine.context(rec).dir).upper);
+}
+
+/** A container's whole root file system as a tar (docker export), running or stopped, written to `out`. */
+export async function exportContainer(engine: Engine, rec: InstanceRecord, out: NodeJS.WritableStream): Promise<void> {
+  if (!hasHostRoot(engine, rec))
+    throw new StateError(
+      `cannot export ${rec.name}: its root is not a file system on the host (a VM's is a disk image: copy files out with hull cp)`,
+    );
+  await withContainerRoot(engine, rec, async (root) => {
+    const { create } = await import('tar');
+    const tar = create({ cwd: root, follow: false, portable: false }, ['.']) as unknown as NodeJS.ReadableStream;
+    await pipeline(tar, out);
+  });
+}
+
+/**
+ * Rename the entries of a tar stream: `from` (the top entry's name; '.' for every entry) becomes `to` ('.': the
+ * entries land in the extraction directory itself), the names and hard links below it too (docker's
+ * RebaseArchiveEntries). Other entries pass unchanged; with `to` '.' the top directory's own entry is dropped.
+ */
+export async function rebaseTar(
+  input: NodeJS.ReadableStream,
+  from: string,
+  to: string,
+): Promise<NodeJS.ReadableStream> {
+  if (from === to) return input;
+  const { Parser, Pack } = await import('tar');
+  const norm = (p: string): string =>
+    p
+      .replace(/^(\.\/)+/, '')
+      .replace(/\/+$/, '')
+      .replace(/^\.$/, '');
+  const map = (p: string): string => {
+    const n = norm(p);
+    const slash = p.endsWith('/') ? '/' : '';
+    let rest: string | null;
+    if (from === '.') rest = n;
+    else if (n === from) rest = '';
+    else if (n.startsWith(`${from}/`)) rest = n.slice(from.length + 1);
+    else return p;
+    if (rest === '') return to === '.' ? './' : `${to}${slash}`;
+    return `${to === '.' ? '.' : to}/${rest}`;
+  };
+  const pack = new Pack({ portable: false });
+  const parser = new Parser({
+    onReadEntry: (e) => {
+      e.path = map(e.path);
+      if (e.path === './') {
+        // the contents go into an existing directory: its own owner and mode stay
+        e.resume();
+        return;
+      }
+      if (e.type === 'Link' && e.linkpath) e.linkpath = map(e.linkpath);
+      if (e.header) {
+        e.header.path = e.path;
+        if (e.type === 'Link') e.header.linkpath = e.linkpath;
+      }
+      pack.add(e);
+    },
+  });
+  parser.on('end', () => pack.end());
+  parser.on('error', (err: Error) => pack.emit('error', err));
+  (input as NodeJS.ReadableStream).on('error', (err: Error) => pack.emit('error', err));
+  input.pipe(parser as unknown as NodeJS.WritableStream);
+  return pack as unknown as NodeJS.ReadableStream;
 }
 
 /** What `stat` says of a path in a container (docker's X-Docker-Container-Path-Stat). */
@@ -158,7 +230,8 @@ export interface CopyInResult {
 /**
  * Extract the tar archive `file` into the container's root at `path` (an existing directory in the container).
  * `noOverwriteDirNonDir`: refuse to replace a directory with a non-directory or the reverse (docker's flag).
- * `scratch` is a private empty directory on hull's root (removed by the caller).
+ * `scratch` is a private empty directory on hull's root (removed by the caller). `owner`: who owns what is
+ * copied (docker cp without -a: the container's root); by default the archive's owners are kept.
  */
 export async function copyIn(
   root: string,
@@ -166,6 +239,7 @@ export async function copyIn(
   file: string,
   scratch: string,
   noOverwriteDirNonDir: boolean,
+  owner?: { uid: number; gid: number },
 ): Promise<CopyInResult> {
   const dest = statInRoot(root, path.endsWith('/') ? path : `${path}/`);
   if (!dest.st.isDirectory()) throw new InvalidArgumentError(`extraction point ${path} is not a directory`);
@@ -196,7 +270,7 @@ export async function copyIn(
         have = null;
       }
       if (!have) mkdirSync(abs, { mode: st.mode & 0o7777 });
-      lchownSync(abs, st.uid, st.gid);
+      lchownSync(abs, owner?.uid ?? st.uid, owner?.gid ?? st.gid);
       for (const child of readdirSync(src)) place(join(src, child), rel, child);
       lutimesSync(abs, st.atime, st.mtime);
       return;
@@ -209,7 +283,7 @@ export async function copyIn(
     }
     if (st.isSymbolicLink()) {
       symlinkSync(readlinkSync(src), abs);
-      lchownSync(abs, st.uid, st.gid);
+      lchownSync(abs, owner?.uid ?? st.uid, owner?.gid ?? st.gid);
       return;
     }
     if (!st.isFile()) return; // FIFOs and sockets are not copied in
@@ -222,7 +296,7 @@ export async function copyIn(
         if (n === 0) break;
         for (let off = 0; off < n; ) off += writeSync(out, buf, off, n - off);
       }
-      fchownSync(out, st.uid, st.gid);
+      fchownSync(out, owner?.uid ?? st.uid, owner?.gid ?? st.gid);
       fchmodSync(out, st.mode & 0o7777);
       futimesSync(out, st.atime, st.mtime);
     } finally {

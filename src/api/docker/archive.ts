@@ -1,12 +1,14 @@
 /**
  * docker cp: `/containers/{id}/archive` GET (a tar of a path, with its stat in X-Docker-Container-Path-Stat),
  * HEAD (the stat only) and PUT (a tar extracted into a directory, never outside the container's root; see
- * engine/cp.ts), on running and stopped containers alike, `/containers/{id}/export` (the whole root as a tar) and `/changes` (docker diff).
+ * engine/cp.ts), on running and stopped containers alike, `/containers/{id}/export` (the whole root as a tar),
+ * `/changes` (docker diff) and `POST /commit` (docker commit, engine/commit.ts).
  */
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { containerChanges, copyIn, statInRoot, tarOut, withContainerRoot } from '../../engine/cp.js';
+import { commitInstance } from '../../engine/commit.js';
+import { containerChanges, copyIn, exportContainer, statInRoot, tarOut, withContainerRoot } from '../../engine/cp.js';
 import type { Engine } from '../../engine/engine.js';
 import type { InstanceRecord } from '../../engine/store.js';
 import { ApiError, flag, type Router, sendJson } from '../http.js';
@@ -57,7 +59,11 @@ export function archiveRoutes(r: Router): void {
       // the upload first (a slow client holds no mount), then the copy into the root, mounted if stopped
       const file = join(scratch, 'in.tar');
       await pipeline(c.req, createWriteStream(file, { mode: 0o600 }));
-      await onRoot(c.engine, rec, (root) => copyIn(root, path, file, scratch, flag(c.query, 'noOverwriteDirNonDir')));
+      // without copyUIDGID (docker cp -a) what is copied belongs to the container's root, as docker's daemon does
+      const owner = flag(c.query, 'copyUIDGID') ? undefined : { uid: 0, gid: 0 };
+      await onRoot(c.engine, rec, (root) =>
+        copyIn(root, path, file, scratch, flag(c.query, 'noOverwriteDirNonDir'), owner),
+      );
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
@@ -75,11 +81,34 @@ export function archiveRoutes(r: Router): void {
 
   r.on('GET', '/containers/{id}/export', async (c, res) => {
     const rec = lookupContainer(c.engine, c.params.id!);
-    await onRoot(c.engine, rec, async (root) => {
-      const { create } = await import('tar');
-      const tar = create({ cwd: root, follow: false, portable: false }, ['.']) as unknown as NodeJS.ReadableStream;
-      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-      await pipeline(tar, res);
+    if (rec.kind === 'vm') await onRoot(c.engine, rec, async () => undefined);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    await exportContainer(c.engine, rec, res);
+  });
+
+  // docker commit: ?container=&repo=&tag=&comment=&author=&changes= (repeatable)&pause= (hull does not pause)
+  r.on('POST', '/commit', async (c, res) => {
+    const ref = c.query.get('container');
+    if (!ref) throw new ApiError(400, 'commit needs ?container=');
+    const rec = lookupContainer(c.engine, ref);
+    if (rec.kind === 'vm')
+      throw new ApiError(501, `docker commit of VM ${rec.name} is not supported: its root is a disk image`);
+    const repo = c.query.get('repo') ?? '';
+    const tag = c.query.get('tag') ?? '';
+    if (!repo && tag) throw new ApiError(400, 'commit: a tag needs a repository (?repo=)');
+    const changes = c.query
+      .getAll('changes')
+      .flatMap((v) => v.split('\n'))
+      .filter((v) => v.trim() !== '');
+    const comment = c.query.get('comment');
+    const author = c.query.get('author');
+    c.req.resume();
+    const img = await commitInstance(c.engine, rec, {
+      ...(repo ? { ref: tag ? `${repo}:${tag}` : repo } : {}),
+      ...(changes.length ? { changes } : {}),
+      ...(comment ? { message: comment } : {}),
+      ...(author ? { author } : {}),
     });
+    sendJson(res, 201, { Id: img.id });
   });
 }

@@ -43,6 +43,7 @@ function inspectEntry(img: ImageRecord): Record<string, unknown> {
     RepoDigests: digests,
     Parent: '',
     Comment: '',
+    Author: img.config.author ?? '',
     Created: img.created,
     Container: '',
     Config: {

@@ -9,7 +9,6 @@ import { consoleInstance } from '../../engine/lifecycle/console.js';
 import { connectDisplay, liveDisplay } from '../../engine/display.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { createServer, type AddressInfo } from 'node:net';
-import { copyFiles } from '../../engine/copy-files.js';
 
 /**
  * VMs from disk images (`hull vm create --disk`, engine/disk-image.ts), and the serial console of any
@@ -173,17 +172,6 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
-    });
-
-  program
-    .command('cp')
-    .description(
-      'copy a file between the host and a full OS VM (through its QEMU guest agent): hull cp vm1:/etc/hostname .',
-    )
-    .argument('<src>', 'a host path, or INSTANCE:PATH')
-    .argument('<dst>', 'a host path, or INSTANCE:PATH')
-    .action(async (src: string, dst: string) => {
-      await copyFiles(await ctx.engine(), src, dst);
     });
 
   program
