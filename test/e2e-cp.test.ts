@@ -22,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type Daemon, startDaemon } from './helpers/daemon.js';
+import { type Daemon, startDaemon, stopIfRunning } from './helpers/daemon.js';
 import { DIST, HullRoot } from './helpers/hull.js';
 
 const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0 ? false : 'needs QEMU';
@@ -355,8 +355,7 @@ describe('docker commit and docker export through hull daemon', { skip: dockerCl
       await ok('rm', 'dc1');
       await ok('rmi', 'made:1');
     } finally {
-      daemon.child.kill('SIGTERM');
-      await daemon.exited;
+      await stopIfRunning(daemon);
     }
   });
 });
