@@ -142,7 +142,7 @@ export async function copyFiles(engine: Engine, src: string, dst: string, o: Cop
   }
 
   const run = (s: InstanceSide) =>
-    from ? copyOut(engine, s, rec.name, from.path, dst, o) : copyIn_(engine, s, rec.name, src, to!.path, o);
+    from ? copyOut(engine, s, rec.name, from.path, dst, o) : copyInto(engine, s, rec.name, src, to!.path, o);
   // a root on the host (a container's, running or stopped), or the instance's own tar through exec (a VM's)
   if (hasHostRoot(engine, rec)) await withContainerRoot(engine, rec, (root) => run(containerSide(engine, root)));
   else {
@@ -202,7 +202,7 @@ async function copyOut(
   }
 }
 
-async function copyIn_(
+async function copyInto(
   engine: Engine,
   side: InstanceSide,
   name: string,
