@@ -419,6 +419,15 @@ export class StateStore {
     return rows.map((r) => ({ ...r, attributes: JSON.parse(r.attributes) as Record<string, string> }));
   }
 
+  /** Whether an event `action` of instance `id` was recorded at or after `since` (ms since the epoch). */
+  hasEvent(id: string, action: string, since: number): boolean {
+    return (
+      this.db
+        .prepare('SELECT 1 FROM events WHERE id = ? AND action = ? AND time >= ? LIMIT 1')
+        .get(id, action, since) !== undefined
+    );
+  }
+
   lastEventSeq(): number {
     const r = this.db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null };
     return r.s ?? 0;

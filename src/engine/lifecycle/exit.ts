@@ -58,6 +58,9 @@ export async function refreshForView(engine: Engine, rec: InstanceRecord): Promi
   }
 }
 
+/** How long an exit's `die` event waits for its run's `start` event (see handleExit). */
+const START_EVENT_WAIT_MS = 3000;
+
 /**
  * The exit of an instance's process: running|paused → exited, once (a compare-and-set: the CLI waiting in the
  * foreground and conmon's exit command may both get here; one wins). Then runtime clean-up, --rm, and the
@@ -78,7 +81,15 @@ export async function handleExit(
   });
   if (!done) return false;
   trace('exit: recorded');
-  // docker's order: the oom event, then die
+  // docker's order: start, (oom,) die. A process that ends at once can be seen to exit (by conmon's exit command,
+  // the daemon, a waiting CLI) before the start verb, which records `start` once the runtime's start returns, has
+  // done so: wait for that record a moment (the start verb may have died: then go on without it). Only for a run
+  // that began seconds ago: an older one's start was recorded long since (or lost with a rebuilt hull.db)
+  if (done.startedAt && Date.now() - done.startedAt < 10_000) {
+    const until = Date.now() + START_EVENT_WAIT_MS;
+    while (!engine.store.hasEvent(done.id, 'start', done.startedAt) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+  }
   if (info.oomKilled) engine.event(done, 'oom');
   engine.event(done, 'die', { exitCode: String(info.exitCode), ...(info.reason ? { reason: info.reason } : {}) });
   const driver = engine.driver(done.kind);
