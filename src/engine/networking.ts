@@ -95,6 +95,24 @@ export async function detachInstance(engine: Engine, rec: Pick<InstanceRecord, '
   await engine.networks.teardown(rec.id, netnsPath(engine, rec.id));
 }
 
+/**
+ * The exit clean-up's detach: only while the instance is still stopped from the run that ended. A `hull start`
+ * in another process may have come in between and made its own namespace at the same path; that one is not this
+ * exit's to remove (start's attach takes over, or tears down, what the old run left). The check and the teardown
+ * hold the network lock, which start's attach also takes.
+ */
+export async function detachAfterExit(
+  engine: Engine,
+  done: Pick<InstanceRecord, 'id' | 'config' | 'startedAt'>,
+): Promise<void> {
+  if (done.config.network !== 'bridge') return;
+  await engine.networks.lock(async () => {
+    const cur = engine.store.get(done.id);
+    if (cur && (cur.state !== 'exited' || cur.startedAt !== done.startedAt)) return;
+    await engine.networks.teardown(done.id, netnsPath(engine, done.id));
+  });
+}
+
 /** `hull network rm`: refused while an instance (in any state) names the network. */
 export async function removeNetwork(engine: Engine, name: string): Promise<void> {
   const def = engine.networks.store.get(name);

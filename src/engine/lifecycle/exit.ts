@@ -4,7 +4,7 @@ import type { InstanceRecord } from '../store.js';
 import { removeInstance } from './remove.js';
 import { startInstance } from './start.js';
 import { trace } from '../../common/trace.js';
-import { detachInstance } from '../networking.js';
+import { detachAfterExit } from '../networking.js';
 import { isNoSpaceError } from '../../host/fserror.js';
 import { signalExitReason } from '../../host/exitwatch.js';
 import { supervisedElsewhere } from '../lease.js';
@@ -97,7 +97,7 @@ export async function handleExit(
   // runtime's clean-up and the network's are independent (the process is gone): both at once
   await Promise.all([
     driver.cleanupAfterExit(engine.context(done)).catch(() => undefined),
-    detachInstance(engine, done).catch(() => undefined),
+    detachAfterExit(engine, done).catch(() => undefined),
   ]);
   trace('exit: runtime cleaned up');
   if (done.config.autoRemove) {
