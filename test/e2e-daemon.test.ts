@@ -275,7 +275,9 @@ describe('hull daemon with the docker CLI', { skip }, () => {
   test('docker exec -it and run -it: a terminal, its size, the exit code', async () => {
     await dockerOk('run', '-d', '--name', 'term', 'busybox', 'sleep', '1000');
     const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig };
-    const ex = await inPty(`${DOCKER} exec -it term sh -c ${sq('tty; stty size; exit 6')}`, {
+    // docker 20.10 sends the size just after the exec starts: the command waits for that resize to arrive
+    const waitSize = 'i=0; while [ "$(stty size)" != "45 123" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done';
+    const ex = await inPty(`${DOCKER} exec -it term sh -c ${sq(`tty; ${waitSize}; stty size; exit 6`)}`, {
       rows: 45,
       cols: 123,
       env,
