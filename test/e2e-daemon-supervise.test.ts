@@ -7,10 +7,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Daemon, startDaemon } from './helpers/daemon.js';
 import { exitHandled, HullRoot, idsIn, waitFor } from './helpers/hull.js';
+import { health as healthOf, monitors } from './helpers/health.js';
 
 const root = new HullRoot('supervise');
 const work = mkdtempSync('/tmp/hull-test-supervise-');
@@ -20,30 +21,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Health {
-  Status: string;
-  FailingStreak: number;
-  Log: { Start: string; ExitCode: number }[];
-}
-
-async function health(ref: string): Promise<Health | undefined> {
-  return ((await root.inspect(ref)).State as { Health?: Health }).Health;
-}
-
-/** Pids of the detached health monitors of an instance (`hull system health-monitor ID`). */
-function monitors(id: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv.includes('health-monitor') && argv.includes(id)) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+const health = (ref: string) => healthOf(root, ref);
 
 /** The number of health probes recorded so far (the log keeps 5: count by their start times). */
 async function probesAfter(ref: string, t: number): Promise<number> {

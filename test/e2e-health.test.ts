@@ -7,9 +7,10 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HullRoot, idsIn, waitFor } from './helpers/hull.js';
+import { type Health, health as healthOf, monitors } from './helpers/health.js';
 
 const root = new HullRoot('health');
 const tmp = mkdtempSync('/tmp/hull-health-files-');
@@ -18,15 +19,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Health {
-  Status: string;
-  FailingStreak: number;
-  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
-}
-
-async function health(ref: string): Promise<Health | undefined> {
-  return ((await root.inspect(ref)).State as { Health?: Health }).Health;
-}
+const health = (ref: string) => healthOf(root, ref);
 
 /** Poll inspect until the health satisfies `ok` (deadline 20 s). */
 function healthUntil(ref: string, what: string, ok: (h: Health) => boolean): Promise<Health> {
@@ -39,21 +32,6 @@ function healthUntil(ref: string, what: string, ok: (h: Health) => boolean): Pro
     20_000,
     100,
   );
-}
-
-/** Pids of the health monitors of an instance (`hull system health-monitor ID`). */
-function monitors(id: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv.includes('health-monitor') && argv.includes(id)) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 /** Process states and command lines in an instance (busybox ps; a zombie's shows as [name]). */
