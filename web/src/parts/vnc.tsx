@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type RFB from '@novnc/novnc';
-import { API } from '../api.js';
+import { API, ApiFailure, get, seg, type Instance } from '../api.js';
 
 export function Vnc(props: { id: string; name: string; kind: 'container' | 'vm' }) {
   const box = useRef<HTMLDivElement>(null);
@@ -13,9 +13,17 @@ export function Vnc(props: { id: string; name: string; kind: 'container' | 'vm' 
   const [status, setStatus] = useState('connecting…');
   const [scale, setScale] = useState(true);
   const [resize, setResize] = useState(false);
+  const scaleRef = useRef(scale);
+  const resizeRef = useRef(resize);
+  scaleRef.current = scale;
+  resizeRef.current = resize;
   useEffect(() => {
     let gone = false;
-    void import('@novnc/novnc').then(({ default: RFBClass }) => {
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    let failures = 0;
+    // an unclean end (the network changed, the daemon restarted, the display not up yet) reconnects, with a
+    // growing pause (1 s to 10 s), as long as the page shows the display; a clean end (the instance stopped) does not
+    const connect = (RFBClass: typeof RFB) => {
       if (gone || !box.current) return;
       const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
       const r = new RFBClass(
@@ -25,19 +33,40 @@ export function Vnc(props: { id: string; name: string; kind: 'container' | 'vm' 
           shared: true,
         },
       );
-      r.scaleViewport = scale;
-      r.resizeSession = resize;
+      r.scaleViewport = scaleRef.current;
+      r.resizeSession = resizeRef.current;
       r.focusOnClick = true;
       r.background = '#111';
-      r.addEventListener('connect', () => setStatus('connected'));
-      r.addEventListener('disconnect', (e) =>
-        setStatus((e as CustomEvent<{ clean: boolean }>).detail?.clean ? 'disconnected' : 'connection lost'),
-      );
+      r.addEventListener('connect', () => {
+        failures = 0;
+        setStatus('connected');
+      });
+      r.addEventListener('disconnect', (e) => {
+        if (rfb.current === r) rfb.current = null;
+        if (gone) return;
+        const clean = (e as CustomEvent<{ clean: boolean }>).detail?.clean;
+        // noVNC calls any end after the connection was made clean; the instance's state says whether it ended
+        void get<Instance>(`/instances/${seg(props.id)}`)
+          .then(
+            (i) => i.state === 'running',
+            // the daemon unreachable for a moment: try again; an answer (gone, session over): stop
+            (err) => !(err instanceof ApiFailure),
+          )
+          .then((running) => {
+            if (gone) return;
+            if (!running) return setStatus(clean ? 'disconnected' : 'connection lost');
+            const wait = Math.min(10_000, 1000 * 2 ** failures++);
+            setStatus(`connection lost, reconnecting in ${Math.round(wait / 1000)} s`);
+            retry = setTimeout(() => connect(RFBClass), wait);
+          });
+      });
       r.addEventListener('securityfailure', () => setStatus('refused by the VNC server'));
       rfb.current = r;
-    });
+    };
+    void import('@novnc/novnc').then(({ default: RFBClass }) => connect(RFBClass));
     return () => {
       gone = true;
+      clearTimeout(retry);
       rfb.current?.disconnect();
       rfb.current = null;
     };
