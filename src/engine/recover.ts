@@ -40,6 +40,7 @@ import type { Engine } from './engine.js';
 import { readInstanceFile, type SavedInstance } from './instance-file.js';
 import { detachInstance, netnsPath, usesNetworks } from './networking.js';
 import { removeInstance } from './lifecycle/remove.js';
+import { monitorRun } from './lifecycle/health.js';
 import { DATABASE_FILE, StateStore, databaseCondition, newInstanceRecord, recoverCommand } from './store.js';
 import { rootPaths } from '../common/paths.js';
 
@@ -335,8 +336,12 @@ async function rebuild(engine: Engine, s: SavedInstance, found: Remains): Promis
       await removeInstance(engine, rec, { force: true });
       return { id: rec.id, name: rec.name, why: 'it had exited and was created with --rm', problems: [] };
     }
-  } else if (usesNetworks(rec) && engine.networks.attachments(rec.id).length === 0) {
-    notes.push('its network attachments are gone: it has no network until it is restarted');
+  } else {
+    if (usesNetworks(rec) && engine.networks.attachments(rec.id).length === 0)
+      notes.push('its network attachments are gone: it has no network until it is restarted');
+    // a monitor of the old record stops at its next round (the run it watched is no longer in the store): the
+    // rebuilt run gets its own (the daemon's, or a detached one)
+    if (rec.state !== 'created' && rec.config.healthcheck) monitorRun(engine, rec);
   }
   return { id: rec.id, name: rec.name, state: rec.state, exitCode: rec.exitCode, notes };
 }

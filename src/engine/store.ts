@@ -195,6 +195,15 @@ function encode(key: keyof InstancePatch, v: unknown): unknown {
   return v;
 }
 
+function fileIdentity(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
 export class StateStore {
   readonly db: Database.Database;
   /** the database file, <root>/hull.db */
@@ -209,7 +218,19 @@ export class StateStore {
     mkdirSync(root, { recursive: true, mode: 0o711 });
     this.path = rootPaths(root).db;
     this.db = openDatabase(root);
+    this.identity = fileIdentity(this.path);
     this.migrate();
+  }
+
+  /** the database file this store opened (device and inode) */
+  private readonly identity: string | null;
+
+  /**
+   * Whether the database file at the path is no longer the one this store opened (deleted, or set aside and made
+   * anew by `hull system recover`): a long-lived process (a health monitor) then holds a store no one else sees.
+   */
+  replaced(): boolean {
+    return fileIdentity(this.path) !== this.identity;
   }
 
   /** Columns added since a root's database was made (SQLite adds a column in place, with its default). */

@@ -145,7 +145,10 @@ export async function monitorHealth(
  */
 export async function runHealthMonitor(engine: Engine, id: string): Promise<void> {
   if (supervisedElsewhere(engine.root)) return;
-  await monitorHealth(engine, id, { yieldWhen: () => supervisedElsewhere(engine.root) });
+  // a database set aside by `hull system recover` is no longer the root's: the rebuilt record gets its own monitor
+  await monitorHealth(engine, id, {
+    yieldWhen: () => supervisedElsewhere(engine.root) || engine.store.replaced(),
+  });
 }
 
 /** `hull healthcheck run`: one probe now, recorded as the monitor records them; returns the resulting health. */
