@@ -5,7 +5,9 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HullRoot } from './helpers/hull.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { HullRoot, waitFor } from './helpers/hull.js';
 
 const root = new HullRoot('cli');
 after(() => root.dispose());
@@ -99,14 +101,33 @@ describe('image …', () => {
 
 describe('system …', () => {
   test("df: docker's table, -v its sections; events: the same as hull events", async () => {
-    await root.ok('run', '-d', '--name', 'dfrun', '--network', 'none', 'busybox', 'sh', '-c', 'echo x > /x; sleep 60');
+    await root.ok('volume', 'create', 'dfspare');
+    await root.ok(
+      'run',
+      '-d',
+      '--name',
+      'dfrun',
+      '--network',
+      'none',
+      '-v',
+      'dfdata:/data',
+      'busybox',
+      'sh',
+      '-c',
+      'echo x > /x; head -c 200000 /dev/zero > /data/f; touch /data/done; sleep 60',
+    );
+    await waitFor(
+      'the volume written',
+      () => existsSync(join(root.dir, 'volumes', 'dfdata', '_data', 'done')) || undefined,
+    );
     await root.ok('create', '--name', 'dfcreated', '--network', 'none', 'busybox', 'true');
     const df = await root.ok('system', 'df');
     const lines = df.trimEnd().split('\n');
     assert.match(lines[0]!, /^TYPE {12}TOTAL {5}ACTIVE {4}SIZE {6}RECLAIMABLE$/);
     assert.match(lines[1]!, /^Images {10}1 {9}1 {9}\d[\d.]*[kMG]?B {2,}0B \(0%\)$/);
     assert.match(lines[2]!, /^Containers {6}2 {9}1 {9}\S+ {2,}\S+/);
-    assert.match(lines[3]!, /^Local Volumes {3}0 {9}0 {9}0B {8}0B$/);
+    // one volume in use (200 kB and its directory), one unused and empty: only the empty one is reclaimable
+    assert.match(lines[3]!, /^Local Volumes {3}2 {9}1 {9}20\d(\.\d+)?kB {2,}\d+(\.\d+)?k?B \([0-2]%\)$/);
     assert.match(lines[4]!, /^Build Cache {5}\d+ {9}0 {9}\S+ {2,}\S+$/);
     assert.equal(lines.length, 5);
     const v = await root.ok('system', 'df', '-v');
@@ -120,9 +141,12 @@ describe('system …', () => {
     assert.match(v, /^busybox\s+latest\s+[0-9a-f]{12}\s/m);
     assert.match(v, /\sdfrun\n/);
     assert.match(v, /\sdfcreated\n/);
+    assert.match(v, /^dfdata {8,}1 {9}20\d(\.\d+)?kB$/m);
+    assert.match(v, /^dfspare {7,}0 {9}\d+(\.\d+)?k?B$/m);
     const events = ['--since', '0', '--no-follow', '--format', 'json'];
     assert.equal(await root.ok('system', 'events', ...events), await root.ok('events', ...events));
     await root.ok('rm', '-f', 'dfrun', 'dfcreated');
+    await root.ok('volume', 'rm', 'dfdata', 'dfspare');
   });
 });
 

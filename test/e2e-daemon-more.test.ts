@@ -368,6 +368,8 @@ describe('hull daemon with the docker CLI: cp, export, ports, save/load', { skip
       'volume v1 /data',
     );
     assert.equal(await dockerOk('run', '--rm', '-v', 'v1:/in:ro', 'busybox', 'cat', '/in/f'), 'shared\n');
+    // docker system df -v reads each volume's UsageData: one link (vol1), a few bytes
+    assert.match(await dockerOk('system', 'df', '-v'), /^v1 +1 +\d+(\.\d+)?k?B$/m);
     const inUse = await docker(['volume', 'rm', 'v1']);
     assert.notEqual(inUse.code, 0);
     assert.match(inUse.stderr, /volume v1 is in use by vol1/);

@@ -251,7 +251,18 @@ describe('graphical containers (--display)', { skip: xvnc || mmdebstrap, timeout
 
   test('the X server follows the app: gone at stop, back at start, gone when the app exits and after rm', async (t) => {
     if (skip) return t.skip(skip);
+    // a forwarder ends with the run whose display it forwards
+    const fwd = spawn(process.execPath, ['--', DIST, '--root', root.dir, 'vnc', 'eyes', '--listen', '127.0.0.1:0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...root.env },
+    });
+    let fwdErr = '';
+    fwd.stderr!.setEncoding('utf8').on('data', (s: string) => (fwdErr += s));
+    const fwdExit = new Promise<number | null>((r) => fwd.once('exit', r));
+    await new Promise<void>((resolve) => fwd.stdout!.once('data', () => resolve()));
     await root.ok('stop', '-t', '1', 'eyes');
+    assert.equal(await fwdExit, 0);
+    assert.match(fwdErr, /eyes stopped; its display is gone/);
     assert.equal(xvncsOfRoot().length, 1, 'only the clock keeps its X server');
     const refused = await root.hull('vnc', 'eyes');
     assert.notEqual(refused.code, 0);

@@ -1,6 +1,7 @@
 /**
  * hull system df: the space images, instances and the build cache take in the root, in docker's four kinds
- * (images, containers, local volumes, build cache). Layers are counted once however many images share them.
+ * (images, containers, local volumes, build cache). Layers are counted once however many images share them; a
+ * volume's LINKS are the instances whose mounts name it.
  */
 import { statSync } from 'node:fs';
 import { treeSize } from '../common/fsutil.js';
@@ -8,6 +9,7 @@ import { instancePaths } from '../common/paths.js';
 import type { Engine } from './engine.js';
 import type { InstanceRecord } from './store.js';
 import { BuildCache } from './build/cache.js';
+import { listVolumes, volumeUsed, type VolumeRecord } from './volumes.js';
 
 export interface ImageUsage {
   id: string;
@@ -35,6 +37,14 @@ export interface CacheUsage {
   shared: boolean;
 }
 
+export interface VolumeUsage {
+  volume: VolumeRecord;
+  /** bytes its files take (a block volume: its disk file's allocated blocks) */
+  size: number;
+  /** instances whose mounts use it (docker's LINKS, RefCount) */
+  links: number;
+}
+
 export interface DiskUsage {
   /** the distinct layers of every image */
   layersSize: number;
@@ -44,8 +54,26 @@ export interface DiskUsage {
   instances: InstanceUsage[];
   buildCache: CacheUsage[];
   buildCacheSize: number;
+  volumes: VolumeUsage[];
   /** the drivers' own caches that are made again on demand (VM templates), by kind */
   driverCaches: { kind: string; count: number; size: number }[];
+}
+
+/** Each volume's size and the number of instances that use it. */
+export function volumeUsage(engine: Engine, instances: InstanceRecord[] = engine.store.list()): VolumeUsage[] {
+  const links = new Map<string, number>();
+  for (const r of instances)
+    for (const v of new Set(r.config.mounts.flatMap((m) => (m.type === 'bind' && m.volume ? [m.volume] : []))))
+      links.set(v, (links.get(v) ?? 0) + 1);
+  return listVolumes(engine).map((volume) => {
+    let size = 0;
+    try {
+      size = volumeUsed(engine, volume);
+    } catch {
+      // its pool is gone or not mounted: nothing to count
+    }
+    return { volume, size, links: links.get(volume.name) ?? 0 };
+  });
 }
 
 /** Space a file takes on disk (a sparse qcow2 overlay: its allocated blocks). */
@@ -114,6 +142,7 @@ export async function diskUsage(engine: Engine): Promise<DiskUsage> {
     }
     return { id: e.key, created: e.created, size, shared: e.layers.some((d) => layerSize.has(d)) };
   });
+  const volumes = volumeUsage(engine, instances);
   const driverCaches = engine.allDrivers().flatMap((d) => d.cacheUsage?.(engine.root) ?? []);
   return {
     layersSize,
@@ -122,6 +151,7 @@ export async function diskUsage(engine: Engine): Promise<DiskUsage> {
     instances: instanceUsage,
     buildCache,
     buildCacheSize,
+    volumes,
     driverCaches,
   };
 }

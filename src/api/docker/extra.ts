@@ -2,7 +2,7 @@
  * docker's endpoints beyond the lifecycle: top, stats (one-shot and streamed), update, the prunes, events
  * (streamed, with filters and since/until), network connect/disconnect, image history (volumes: volumes.ts).
  */
-import { instanceSizes } from '../../engine/disk-usage.js';
+import { instanceSizes, volumeUsage } from '../../engine/disk-usage.js';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { InstanceStats, Resources } from '../../common/instance.js';
@@ -19,7 +19,7 @@ import { ApiError, filters, flag, noContent, type Router, sendJson } from '../ht
 import type { Streams } from '../streams.js';
 import { containerListEntry, lookupContainer } from './containers.js';
 import { imageListEntry } from './images.js';
-import { volumeList } from './volumes.js';
+import { volumeEntry } from './volumes.js';
 
 const live = (r: InstanceRecord) => r.state === 'running' || r.state === 'paused';
 
@@ -335,7 +335,11 @@ export function extraRoutes(r: Router, streams: Streams): void {
           return { ...containerListEntry(r, c.engine), SizeRw: s.rw, SizeRootFs: s.rootFs };
         }),
       ),
-      Volumes: volumeList(c.engine, {}),
+      // docker's UsageData: the bytes, and how many containers use it
+      Volumes: volumeUsage(c.engine, recs).map((u) => ({
+        ...volumeEntry(u.volume),
+        UsageData: { Size: u.size, RefCount: u.links },
+      })),
       BuildCache: [],
     });
   });

@@ -52,7 +52,14 @@ function summary(du: DiskUsage) {
       Reclaimable: ctrFree,
       percent: true,
     },
-    { Type: 'Local Volumes', TotalCount: 0, Active: 0, Size: 0, Reclaimable: 0, percent: true },
+    {
+      Type: 'Local Volumes',
+      TotalCount: du.volumes.length,
+      Active: du.volumes.filter((v) => v.links > 0).length,
+      Size: du.volumes.reduce((n, v) => n + v.size, 0),
+      Reclaimable: du.volumes.filter((v) => v.links === 0).reduce((n, v) => n + v.size, 0),
+      percent: true,
+    },
     {
       Type: 'Build Cache',
       TotalCount: du.buildCache.length,
@@ -104,7 +111,7 @@ function verbose(du: DiskUsage): string {
         rec.id.slice(0, 12),
         rec.config.image,
         cmd.length > 22 ? cmd.slice(0, 19) + '..."' : cmd,
-        '0',
+        String(new Set(rec.config.mounts.flatMap((m) => (m.type === 'bind' && m.volume ? [m.volume] : []))).size),
         humanSize(size),
         ago(rec.createdAt),
         rec.state,
@@ -126,7 +133,10 @@ function verbose(du: DiskUsage): string {
   );
   return (
     `Images space usage:\n\n${images}\nContainers space usage:\n\n${containers}\n` +
-    `Local Volumes space usage:\n\n${dockerTable(['VOLUME NAME', 'LINKS', 'SIZE'], [])}\n` +
+    `Local Volumes space usage:\n\n${dockerTable(
+      ['VOLUME NAME', 'LINKS', 'SIZE'],
+      du.volumes.map((v) => [v.volume.name, String(v.links), humanSize(v.size)]),
+    )}\n` +
     `Build cache usage: ${humanSize(du.buildCacheSize)}\n\n${cache}`
   );
 }

@@ -164,13 +164,27 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       const shown = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
       process.stdout.write(`${shown}\n`);
       process.stderr.write(`hull: forwarding ${shown} to the display of ${rec.name}; Ctrl-C stops\n`);
+      // until interrupted, or until the instance's run ends (its display goes with it)
+      const ended = new AbortController();
       await new Promise<void>((resolve) => {
         const stop = () => {
+          ended.abort();
           server.close(() => resolve());
           for (const c of open) c.destroy();
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        engine
+          .driver(rec.kind)
+          .waitExit(engine.context(rec), ended.signal)
+          .then(
+            () => {
+              if (ended.signal.aborted) return;
+              process.stderr.write(`hull: ${rec.name} stopped; its display is gone\n`);
+              stop();
+            },
+            () => undefined,
+          );
       });
     });
 
