@@ -90,8 +90,19 @@ export interface VmOptions {
   kernel?: string;
   /** an initramfs of the user's, unpacked before hull's (hull's agent stays /init) */
   initrd?: string;
-  /** a full OS disk image to boot instead of an OCI image (hull vm create --disk); never written to */
+  /**
+   * a full OS disk image to boot instead of an OCI image (hull vm create --disk): imported (copied into the pool
+   * as rootDisk) and never written to, unless diskInPlace
+   */
   disk?: string;
+  /** --disk-in-place: boot `disk` itself, written to by the guest (no copy in a pool; rm leaves it) */
+  diskInPlace?: boolean;
+  /** --pool: the storage pool of the root disk (absent for VMs made before disks lived in pools) */
+  pool?: string;
+  /** --disk-size: the root disk's size in bytes (an image VM's filesystem is grown to it; a full OS grows its own) */
+  diskSize?: number;
+  /** where the VM's writable root disk lives (in `pool`), set by the engine at create; absent: disk.qcow2 in the instance dir */
+  rootDisk?: string;
   /** its format as the user stated it; checked against what qemu-img finds */
   diskFormat?: DiskFormat;
   /** --sysctl: written to the guest's /proc/sys by the agent before the command starts (any key: its own kernel) */

@@ -28,6 +28,7 @@
  * | volumes/<name>/_data/         | record, and the directory bind-mounted into instances         |                              |
  * |                               | (the default pool's data; other pools keep theirs in the pool)|                              |
  * | volumes/<name>/snapshots/     | the default pool's snapshots of a volume                      | storage/                     |
+ * | volumes/.vm-disks/<id>.*      | the default pool's VM root disks (other pools: vm-disks/)     | engine/vm-disks.ts           |
  * | storage/pools/<name>.json     | storage pools: records, mount points (mnt/<name>), loop-backed| storage/pools.ts             |
  * | storage/mnt/ storage/images/  | pools' image files (images/<name>.img), the journal of volume |                              |
  * | storage/journal/              | operations in progress (finished or rolled back on next use)  |                              |
@@ -60,7 +61,7 @@
  * | attach ctl winsz oom          | conmon's sockets and files                                    | container                    |
  * | exec/<session>/               | an exec's process.json, pid and conmon files                  | container                    |
  * | vm.json                       | the VM monitor's settings (QEMU argv, main process, paths)    | vm                           |
- * | disk.qcow2                    | the VM's writable root disk (an overlay over vm/disks/…)      | vm                           |
+ * | disk.qcow2                    | a VM's root disk, when made before disks lived in pools       | vm                           |
  * | initrd.cpio                   | only with --initrd: the user's archive followed by hull's     | vm                           |
  * | monitor.pid qemu.pid          | the monitor's and QEMU's pids                                 | vm                           |
  * | console.log qemu.log          | the guest's serial console, QEMU's stderr, the monitor's and  | vm                           |

@@ -6,13 +6,15 @@ import type { CreateRequest } from './config.js';
 import type { InstanceRecord } from './store.js';
 import { createInstance } from './lifecycle/create.js';
 import { isValidName } from './names.js';
+import { checkRootDisk } from './vm-disks.js';
 
 /**
  * `hull vm create --disk`: an instance that boots a full OS disk image (qcow2 or raw) instead of an OCI
  * image. The driver of the kind checks the disk (capabilities.diskImages); the disk is then entered into
  * the image store as a layerless image whose labels name it (as Incus imports VM disks as images), so
- * start, restart, inspect and rm work unchanged. The disk itself is never written: the instance boots an
- * overlay over it.
+ * start, restart, inspect and rm work unchanged. The disk itself is never written: the instance boots its own
+ * copy of it in a storage pool (--pool; engine/vm-disks.ts), made when the VM is created, unless --disk-in-place
+ * asks to boot the file itself.
  */
 export async function createFromDiskImage(
   engine: Engine,
@@ -29,6 +31,8 @@ export async function createFromDiskImage(
       `invalid name "${req.name}": use letters, digits, _ . - (starting with a letter or digit)`,
     );
   }
+  // and the root disk's pool, size and in-place (the image is entered before the instance places its disk)
+  checkRootDisk(engine, { ...req.vm, disk: disk.path });
   const path = resolve(disk.path);
   const format = await driver.checkDiskImage(path, disk.format);
   const image = await engine.images.commitBuilt(

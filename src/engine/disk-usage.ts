@@ -118,7 +118,7 @@ export async function diskUsage(engine: Engine): Promise<DiskUsage> {
   const instanceUsage = instances.map((rec) => {
     const p = instancePaths(engine.instanceDir(rec.id));
     // a container's writes are its upper directory, a VM's its disk overlay; each has only its own
-    return { rec, size: treeSize(p.upper) + allocated(p.disk) };
+    return { rec, size: treeSize(p.upper) + allocated(rec.config.vm?.rootDisk ?? p.disk) };
   });
   const cache = new BuildCache(engine.root);
   let entries: { key: string; created: number; layers: string[] }[];
@@ -173,7 +173,7 @@ const layerTreeSizes = new Map<string, number>();
  */
 export async function instanceSizes(engine: Engine, rec: InstanceRecord): Promise<{ rw: number; rootFs: number }> {
   const p = instancePaths(engine.instanceDir(rec.id));
-  const rw = treeSize(p.upper) + allocated(p.disk);
+  const rw = treeSize(p.upper) + allocated(rec.config.vm?.rootDisk ?? p.disk);
   let image = 0;
   const img = await engine.images.resolve(rec.imageId).catch(() => undefined);
   if (img)

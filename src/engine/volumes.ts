@@ -14,6 +14,7 @@
  * VMs), the file's size. Changes that could be cut short (removal here; snapshots, import, clone in
  * volume-ops.ts) are journalled (storage/journal.ts) and finished or rolled back on the next use.
  */
+import { poolVmDisks } from './vm-disks.js';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -465,7 +466,7 @@ export function volumesReady(engine: Engine, config: InstanceConfig): void {
   }
 }
 
-/** `storage pool rm`: refused for the default pool and while the pool holds volumes. */
+/** `storage pool rm`: refused for the default pool and while the pool holds volumes or VM root disks. */
 export async function removeStoragePool(engine: Engine, name: string): Promise<void> {
   if (name === DEFAULT_POOL) throw new ConflictError('the default pool cannot be removed');
   const p = getPool(engine.root, name);
@@ -473,6 +474,11 @@ export async function removeStoragePool(engine: Engine, name: string): Promise<v
   if (vols.length)
     throw new ConflictError(
       `storage pool ${name} holds volumes (${vols.map((v) => v.name).join(', ')}): remove them first (hull volume rm)`,
+    );
+  const disks = poolVmDisks(engine, name);
+  if (disks.length)
+    throw new ConflictError(
+      `storage pool ${name} holds the root disks of VMs (${disks.map((d) => d.instance).join(', ')}): remove them first (hull rm)`,
     );
   await removePool(engine.root, p);
   engine.store.addEvent('storage', 'destroy', name, name, {});

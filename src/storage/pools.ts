@@ -66,6 +66,8 @@ export interface PoolLayout {
   snapshots(volume: string): string;
   snapshot(volume: string, snap: string): string;
   tmp: string;
+  /** VMs' root disks (one file per instance, named by its id; not volumes: no volume name starts with a dot) */
+  vmDisks: string;
 }
 
 export function poolLayout(root: string, pool: PoolRecord): PoolLayout {
@@ -76,6 +78,7 @@ export function poolLayout(root: string, pool: PoolRecord): PoolLayout {
       snapshots: (n) => join(vols, n, 'snapshots'),
       snapshot: (n, s) => join(vols, n, 'snapshots', s),
       tmp: join(vols, '.tmp'),
+      vmDisks: join(vols, '.vm-disks'),
     };
   }
   return {
@@ -83,6 +86,7 @@ export function poolLayout(root: string, pool: PoolRecord): PoolLayout {
     snapshots: (n) => join(pool.path, 'snapshots', n),
     snapshot: (n, s) => join(pool.path, 'snapshots', n, s),
     tmp: join(pool.path, '.tmp'),
+    vmDisks: join(pool.path, 'vm-disks'),
   };
 }
 

@@ -11,10 +11,10 @@
  */
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HostCommandError } from '../common/errors.js';
+import { HostCommandError, InvalidArgumentError } from '../common/errors.js';
 import { mountOverlay, unmount } from '../host/mount.js';
 import { runProgram } from '../host/proc.js';
-import { qemuImgCreateOverlay } from '../host/qemu.js';
+import { qemuImgBinary, qemuImgCreateOverlay, qemuImgInfo } from '../host/qemu.js';
 
 const MiB = 1024 * 1024;
 
@@ -120,7 +120,7 @@ export function pruneImageDisks(vmDir: string, keep: ReadonlySet<string>): numbe
   const keepKeys = new Set([...keep].map(imageKey));
   let freed = 0;
   for (const name of names) {
-    const m = /^([a-f0-9]{64})\.ext4$/.exec(name);
+    const m = /^([a-f0-9]{64})(?:-\d+)?\.ext4$/.exec(name);
     if (!m || keepKeys.has(m[1]!)) continue;
     const path = join(dir, name);
     try {
@@ -131,6 +131,77 @@ export function pruneImageDisks(vmDir: string, keep: ReadonlySet<string>): numbe
     rmSync(path, { force: true });
   }
   return freed;
+}
+
+/**
+ * An image's root disk grown to `size` bytes (--disk-size): a sparse copy of the cached base (a reflink where the
+ * filesystem can), made longer and its ext4 grown with resize2fs, cached next to the base as <id>-<size>.ext4 (so
+ * VMs of one image and one size share it, and image pruning drops it with the base).
+ */
+export async function ensureSizedImageDisk(
+  base: string,
+  size: number,
+  log: (s: string) => void = () => undefined,
+): Promise<string> {
+  const have = statSync(base).size;
+  if (size < have)
+    throw new InvalidArgumentError(
+      `--disk-size ${Math.round(size / MiB)}m is smaller than the image's root disk (${Math.round(have / MiB)} MiB): give at least that`,
+    );
+  // whole 4 KiB blocks (ext4's block size here)
+  const bytes = Math.floor(size / 4096) * 4096;
+  if (bytes === have) return base;
+  const path = base.replace(/\.ext4$/, `-${bytes}.ext4`);
+  if (existsSync(path)) return path;
+  const work = mkdtempSync(join(base, '..', '.build-'));
+  try {
+    const tmp = join(work, 'disk.ext4');
+    log(`hull: growing the VM root disk to ${Math.round(bytes / MiB)} MiB (sparse)`);
+    await runProgram('cp', ['--sparse=always', '--reflink=auto', base, tmp]);
+    await runProgram('truncate', ['-s', String(bytes), tmp]);
+    // resize2fs wants a checked filesystem; the base was made by mkfs and never mounted, so -f is enough
+    await runProgram('resize2fs', ['-f', tmp], { hint: 'is e2fsprogs installed?' });
+    try {
+      linkSync(tmp, path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return path;
+}
+
+/**
+ * A full OS disk's own copy (hull vm create --disk): the user's file copied to `path` (sparse; a reflink where the
+ * pool's filesystem can share the blocks), a qcow2 with a backing file flattened into one file, then grown to
+ * `size` when given (the guest's cloud-init grows its partition and filesystem at boot). The user's file is only read.
+ */
+export async function importDiskImage(
+  src: string,
+  path: string,
+  format: 'raw' | 'qcow2',
+  size?: number,
+  log: (s: string) => void = () => undefined,
+): Promise<void> {
+  if (existsSync(path)) return;
+  const info = await qemuImgInfo(src, format);
+  if (size !== undefined && size < info.virtualSize)
+    throw new InvalidArgumentError(
+      `--disk-size ${Math.round(size / MiB)}m is smaller than the disk image (${Math.round(info.virtualSize / MiB)} MiB): disks are never shrunk; give at least that`,
+    );
+  const tmp = `${path}.tmp`;
+  rmSync(tmp, { force: true });
+  try {
+    log(`hull: importing ${src} into the VM's storage pool`);
+    if (info.backingFile) await runProgram(qemuImgBinary(), ['convert', '-q', '-f', format, '-O', format, src, tmp]);
+    else await runProgram('cp', ['--sparse=always', '--reflink=auto', src, tmp]);
+    if (size !== undefined && size > info.virtualSize)
+      await runProgram(qemuImgBinary(), ['resize', '-q', '-f', format, tmp, String(size)]);
+    linkSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 /** The instance's writable disk: a qcow2 overlay over the base (kept across restarts, like a container's upper dir). */

@@ -12,7 +12,9 @@
  *
  * Files in the instance dir (ctx.dir; each named in src/common/paths.ts):
  *   vm.json          the monitor's settings (QEMU argv, main process, paths)
- *   disk.qcow2       the VM's writable root disk (overlay over <root>/vm/disks/<image>.ext4)
+ *   disk.qcow2       only for VMs made before root disks lived in storage pools: the writable root disk; now
+ *                    it is in its pool (vm.rootDisk: <pool>/vm-disks/<id>.qcow2, an overlay over
+ *                    <root>/vm/disks/<image>.ext4, or a full OS disk's imported copy; src/engine/vm-disks.ts)
  *   initrd.cpio      only with --initrd: the user's archive followed by hull's
  *   ctr.log          the main process's output (k8s-file, as conmon's)
  *   console.log      the guest's serial console; qemu.log QEMU's own stderr; monitor.log the monitor's
@@ -66,7 +68,7 @@ import type { MonitorConfig } from './machine.js';
 import type { CtlAnswer, VmStats } from './monitor.js';
 import { encodeData, encodeFrame, FrameDecoder, resizePayload, T, decodeStatus, type ProcessSpec } from './protocol.js';
 import { VmBootError } from './errors.js';
-import { checkDiskImage, DEFAULT_VM_MEMORY, MiB, validateCreate } from './create/validate.js';
+import { checkDiskImage, DEFAULT_VM_MEMORY, MiB, rootDiskPath, validateCreate } from './create/validate.js';
 import { prepareCreate } from './create/prepare.js';
 import { spawnMonitor } from './create/spawn.js';
 import { readCloudInitFiles } from './cloudinit.js';
@@ -553,8 +555,9 @@ export class VmDriver implements InstanceDriver {
     const at = m ? m.argv.indexOf('-M') : -1;
     const machine = m && at >= 0 ? m.argv[at + 1]?.split(',')[0] : undefined;
     const v = ctx.config.vm ?? {};
+    const disk = rootDiskPath(ctx);
     return {
-      graphDriver: { Name: 'qcow2', Data: { Disk: v.disk ?? p.disk } },
+      graphDriver: { Name: 'qcow2', Data: { Disk: disk } },
       details: {
         Runtime: 'qemu',
         Mode: m?.mode ?? (v.disk ? 'disk' : 'agent'),
@@ -567,8 +570,12 @@ export class VmDriver implements InstanceDriver {
         Initrd: v.initrd ?? null,
         // started by restoring this VM template (vm/template.ts), or null: booted
         Template: m?.restore?.template ?? null,
-        Disk: v.disk ?? p.disk,
-        DiskFormat: v.disk ? (v.diskFormat ?? null) : 'qcow2',
+        // the writable root disk: in its storage pool, the user's file (--disk-in-place), or the instance dir's
+        Disk: disk,
+        DiskFormat: v.disk && (v.rootDisk || v.diskInPlace) ? (v.diskFormat ?? null) : 'qcow2',
+        StoragePool: v.pool ?? null,
+        DiskSize: v.diskSize ?? null,
+        ...(v.disk ? { DiskImage: v.disk, DiskInPlace: !!v.diskInPlace } : {}),
         ConsolePath: m?.consolePath ?? p.console,
         ...(v.disk
           ? {

@@ -169,6 +169,13 @@ export function fileLeaks(root: string): Leak[] {
   if (existsSync(templates))
     for (const d of readdirSync(templates))
       if (d.includes('.tmp-')) out.push({ kind: 'file', what: join(templates, d) });
+  // VMs' root disks in storage pools (engine/vm-disks.ts) go with their instances: the default pool's, and those
+  // of the pools still mounted
+  const vmDisks = [join(root, 'volumes', '.vm-disks')];
+  const mnt = join(root, 'storage', 'mnt');
+  if (existsSync(mnt)) for (const p of readdirSync(mnt)) vmDisks.push(join(mnt, p, 'vm-disks'));
+  for (const dir of vmDisks)
+    if (existsSync(dir)) for (const f of readdirSync(dir)) out.push({ kind: 'file', what: join(dir, f) });
   const journal = join(root, 'storage', 'journal');
   if (existsSync(journal)) for (const f of readdirSync(journal)) out.push({ kind: 'file', what: join(journal, f) });
   const run = join(root, 'run');

@@ -147,6 +147,8 @@ export function addCreateFlags(cmd: Command): Command {
       'a graphical display served over VNC (see hull vnc): vnc (bare --display) or none; a container runs an X11 app on a virtual display of its own, a VM gets a graphics card (default: vnc for disk-image VMs, none otherwise)',
     )
     .option('--no-template', 'VM: boot the kernel instead of restoring a saved VM template (as HULL_VM_TEMPLATES=0)')
+    .option('--pool <pool>', 'VM: the storage pool of its root disk (default: default)')
+    .option('--disk-size <size>', "VM: the root disk's size (e.g. 10g; its filesystem is grown to it)")
     .argument('<image>', 'image to run')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions();
@@ -203,6 +205,8 @@ export interface CreateFlags {
   initrd?: string;
   /** false with --no-template */
   template?: boolean;
+  pool?: string;
+  diskSize?: string;
   ip?: string;
   networkAlias?: string[];
   publish?: string[];
@@ -321,6 +325,8 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
     f.kernel && '--kernel',
     f.initrd && '--initrd',
     f.template === false && '--no-template',
+    f.pool !== undefined && '--pool',
+    f.diskSize !== undefined && '--disk-size',
   ].filter(Boolean);
   if (kind !== 'vm' && vmFlags.length > 0)
     throw new InvalidArgumentError(`${vmFlags.join(', ')} apply to VMs only: add --isolation vm`);
@@ -332,6 +338,8 @@ export function toCreateRequest(image: string, command: string[], f: CreateFlags
           ...(f.kernel !== undefined ? { kernel: resolve(f.kernel) } : {}),
           ...(f.initrd !== undefined ? { initrd: resolve(f.initrd) } : {}),
           ...(f.template === false ? { template: false } : {}),
+          ...(f.pool !== undefined ? { pool: f.pool } : {}),
+          ...(f.diskSize !== undefined ? { diskSize: parseSize(f.diskSize, '--disk-size') } : {}),
         }
       : undefined;
   return {

@@ -14,6 +14,7 @@ import {
   removeStoragePool,
 } from '../../engine/volumes.js';
 import { humanSize } from './df.js';
+import { poolVmDisks } from '../../engine/vm-disks.js';
 
 /** A pool as `inspect` shows it. */
 export function describePool(engine: Engine, p: PoolRecord): Record<string, unknown> {
@@ -30,6 +31,8 @@ export function describePool(engine: Engine, p: PoolRecord): Record<string, unkn
     Used: space.used,
     Free: space.free,
     Volumes: poolVolumes(engine, p.name).map((v) => v.name),
+    // VMs' root disks in the pool (engine/vm-disks.ts): the instance, the file, the bytes it takes
+    VmDisks: poolVmDisks(engine, p.name).map((d) => ({ Instance: d.instance, Id: d.id, Path: d.path, Used: d.bytes })),
     CreatedAt: p.createdAt || null,
   };
 }
@@ -111,7 +114,7 @@ export function registerStorageCommands(program: Command, ctx: CliContext): void
   pool
     .command('rm')
     .alias('remove')
-    .description('unmount and remove pools (refused while they hold volumes)')
+    .description('unmount and remove pools (refused while they hold volumes or VM disks)')
     .argument('<name...>')
     .action(async (names: string[]) => {
       const engine = await ctx.engine();

@@ -8,6 +8,7 @@ import { startInstance } from '../../engine/lifecycle/start.js';
 import { consoleInstance } from '../../engine/lifecycle/console.js';
 import { connectDisplay, liveDisplay } from '../../engine/display.js';
 import { InvalidArgumentError } from '../../common/errors.js';
+import { parseSize } from '../../common/parse.js';
 import { createServer, type AddressInfo } from 'node:net';
 
 /**
@@ -19,7 +20,13 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
 
   vm.command('create')
     .description('create a VM that boots a disk image (qcow2 or raw) with its own OS')
-    .requiredOption('--disk <image>', 'the disk image to boot (it is never modified: the VM writes to an overlay)')
+    .requiredOption(
+      '--disk <image>',
+      'the disk image to boot: copied into the storage pool (a reflink where the pool can), so your file is never modified',
+    )
+    .option('--pool <pool>', "the storage pool that holds the VM's copy of the disk (default: default)")
+    .option('--disk-size <size>', "grow the VM's disk to this size (e.g. 20g; cloud-init grows the guest's filesystem)")
+    .option('--disk-in-place', 'boot your file itself, without a copy: the guest writes to it, and rm leaves it')
     .addOption(
       new Option(
         '--disk-format <format>',
@@ -77,6 +84,9 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         ip?: string;
         publish?: string[];
         diskFormat?: 'qcow2' | 'raw';
+        pool?: string;
+        diskSize?: string;
+        diskInPlace?: boolean;
         name?: string;
         memory?: string;
         cpus?: string;
@@ -101,6 +111,9 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
               ...(o.accel !== undefined ? { accel: o.accel } : {}),
               ...(o.deviceModel !== undefined ? { deviceModel: o.deviceModel } : {}),
               ...(o.firmware !== undefined ? { firmware: o.firmware } : {}),
+              ...(o.pool !== undefined ? { pool: o.pool } : {}),
+              ...(o.diskSize !== undefined ? { diskSize: parseSize(o.diskSize, '--disk-size') } : {}),
+              ...(o.diskInPlace ? { diskInPlace: true } : {}),
             },
             cloudInitFiles: {
               ...(o.cloudInit !== undefined ? { userData: o.cloudInit } : {}),

@@ -10,6 +10,7 @@ import { saveInstanceFile } from '../instance-file.js';
 import { describeNoSpace } from '../../host/fserror.js';
 import { resolveJoinTargets } from '../namespaces.js';
 import { removeVolume, resolveVolumes } from '../volumes.js';
+import { placeRootDisk, removeRootDisk } from '../vm-disks.js';
 
 /**
  * create: none → created. Resolves the image, records the instance, and has the driver assemble the
@@ -44,6 +45,8 @@ export async function createInstance(
   };
   // container:NAME modes (--network/--pid/--ipc) name an instance that exists, by id from here on
   resolveJoinTargets(engine, config, id, req.kind);
+  // a VM's root disk: its place in a storage pool (the driver makes it)
+  placeRootDisk(engine, config, id);
   // unknown networks fail before anything is recorded; the default network is created on first use
   if (config.network === 'bridge') config.networks = await resolveNetworkRequests(engine, config.networks ?? []);
   // named volumes made on first use, anonymous ones (-v /path, the image's VOLUMEs) named; removed again on failure
@@ -96,6 +99,7 @@ export async function createInstance(
   } catch (e) {
     engine.undoing();
     await driver.delete(ctx).catch(() => undefined);
+    removeRootDisk(engine, config);
     await detachInstance(engine, rec).catch(() => undefined);
     engine.store.remove(id);
     dropVolumes();

@@ -5,6 +5,7 @@ import { trace } from '../../common/trace.js';
 import { detachInstance } from '../networking.js';
 import { isNoSpaceError } from '../../host/fserror.js';
 import { removeAnonymousVolumes } from '../volumes.js';
+import { removeRootDisk } from '../vm-disks.js';
 
 /**
  * rm: created|exited → removing → gone; with force, running|paused too (killed first). Idempotent towards
@@ -45,6 +46,7 @@ export async function removeInstance(
     await driver.waitExit(ctx, AbortSignal.timeout(10_000)).catch(() => undefined);
   }
   await driver.delete(ctx);
+  removeRootDisk(engine, cur.config);
   if (freedFirst) engine.store.transition(cur.id, from, 'removing', {}, 'remove');
   await detachInstance(engine, cur);
   engine.store.remove(cur.id);

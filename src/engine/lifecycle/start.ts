@@ -7,6 +7,7 @@ import { attachInstance, detachInstance } from '../networking.js';
 import { startingHealth } from '../health.js';
 import { monitorRun } from './health.js';
 import { volumesReady } from '../volumes.js';
+import { rootDiskReady } from '../vm-disks.js';
 
 /** The phases of a start, as startInstance's onPhase reports them. */
 export const START_PHASES = [
@@ -54,6 +55,7 @@ export async function startInstance(
     await driver.cleanupAfterExit(ctx);
     // the pools of its volumes mounted (after a host restart, an umount by hand)
     volumesReady(engine, rec.config);
+    rootDiskReady(engine, rec.config);
     try {
       await attachInstance(engine, rec, ctx);
       phase(2);

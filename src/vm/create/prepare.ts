@@ -14,14 +14,14 @@ import type { InstanceContext } from '../../common/instance.js';
 import { hullEnvNumber } from '../../common/env.js';
 import { hostsFile, resolvConfFile } from '../../host/etcfiles.js';
 import { createRedirectedTap } from '../../host/tap.js';
-import { ensureImageDisk, ensureInstanceDisk } from '../disk.js';
+import { ensureImageDisk, ensureInstanceDisk, ensureSizedImageDisk, importDiskImage } from '../disk.js';
 import { ensureInitramfs } from '../initramfs.js';
 import { ensureDefaultKernel, vmCacheDir, type KernelInfo } from '../kernel.js';
 import { qemuArgs, type MonitorConfig } from '../machine.js';
 import { ensureTemplate, restoreArgv, templateMac, templatesEnabled } from '../template.js';
 
 import type { GuestNic, ProcessSpec } from '../protocol.js';
-import { MiB, type VmPlan } from './validate.js';
+import { MiB, rootDiskPath, type VmPlan } from './validate.js';
 import { prepareFullOs } from './fullos-prepare.js';
 import { instancePaths, rootPaths, VM_SOCKETS, VNC_SOCKET } from '../../common/paths.js';
 
@@ -55,7 +55,9 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
   const status = (s: string): void => {
     process.stderr.write(s + '\n');
   };
-  const disk = p.disk;
+  const disk = rootDiskPath(ctx);
+  // an image VM's disk is a qcow2 overlay; a full OS disk is in its own format (legacy: an overlay over it)
+  const diskFormat = cfg.vm?.disk && (cfg.vm.rootDisk || cfg.vm.diskInPlace) ? (cfg.vm.diskFormat ?? 'qcow2') : 'qcow2';
   const common = {
     id: ctx.id,
     name: ctx.name,
@@ -92,7 +94,7 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
     accel,
     deviceModel: model,
     disk,
-    diskFormat: 'qcow2' as const,
+    diskFormat,
     memoryMiB: plan.memory / MiB,
     cpus: plan.cpus,
     name: ctx.name,
@@ -106,9 +108,14 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
   };
   let mc: MonitorConfig;
   if (plan.diskImage) {
-    // a full OS disk: the instance's disk is a qcow2 overlay over it (the image itself is only read)
-    // (validate checked the image's format when the overlay was still to be made)
-    if (plan.diskImage.format) await ensureInstanceDisk(disk, plan.diskImage.path, plan.diskImage.format);
+    // a full OS disk: imported into the pool (the user's file is only read), booted in place (--disk-in-place), or
+    // (VMs made before pools) a qcow2 overlay over it in the instance dir; validate checked the image's format
+    // when the disk was still to be made
+    if (plan.diskImage.format && !cfg.vm?.diskInPlace) {
+      if (cfg.vm?.rootDisk)
+        await importDiskImage(plan.diskImage.path, disk, plan.diskImage.format, cfg.vm.diskSize, status);
+      else await ensureInstanceDisk(disk, plan.diskImage.path, plan.diskImage.format);
+    }
     const fullOs = prepareFullOs(ctx, plan.diskImage);
     mc = {
       ...common,
@@ -134,7 +141,8 @@ export async function prepareCreate(ctx: InstanceContext, plan: VmPlan, logPath:
       initrd = combined;
     }
     if (!existsSync(disk)) {
-      const base = await ensureImageDisk(rootPaths(ctx.root).vm, cfg.imageId, ctx.layers, status);
+      let base = await ensureImageDisk(rootPaths(ctx.root).vm, cfg.imageId, ctx.layers, status);
+      if (cfg.vm?.diskSize !== undefined) base = await ensureSizedImageDisk(base, cfg.vm.diskSize, status);
       await ensureInstanceDisk(disk, base, 'raw');
     }
     const hostname = cfg.hostname || ctx.id.slice(0, 12);

@@ -119,6 +119,16 @@ export async function checkDiskImage(path: string, stated?: DiskFormat): Promise
   return found.format;
 }
 
+/**
+ * Where the VM's writable root disk is: in its storage pool (vm.rootDisk, placed by the engine), the user's own file
+ * (--disk-in-place), or disk.qcow2 in the instance dir (VMs made before root disks lived in pools).
+ */
+export function rootDiskPath(ctx: Pick<InstanceContext, 'config' | 'dir'>): string {
+  const vm = ctx.config.vm;
+  if (vm?.disk && vm.diskInPlace) return vm.disk;
+  return vm?.rootDisk ?? instancePaths(ctx.dir).disk;
+}
+
 /** Check the request and the host; nothing is made. */
 export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
   const cfg = ctx.config;
@@ -157,8 +167,9 @@ export async function validateCreate(ctx: InstanceContext): Promise<VmPlan> {
   }
   const plan: VmPlan = { qemu, accel, model, memory: Math.floor(memory / MiB) * MiB, cpus, shares, guestMounts };
   if (cfg.vm?.disk) {
-    // the image is checked when the instance's overlay over it is made (a re-create boots the overlay)
-    const made = existsSync(instancePaths(ctx.dir).disk);
+    // the image is checked when the instance's disk is made from it (a re-create boots that disk); a disk booted
+    // in place at every create
+    const made = !cfg.vm.diskInPlace && existsSync(rootDiskPath(ctx));
     plan.diskImage = {
       path: cfg.vm.disk,
       ...(made ? {} : { format: await checkDiskImage(cfg.vm.disk, cfg.vm.diskFormat) }),
