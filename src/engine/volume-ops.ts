@@ -1,7 +1,7 @@
 /**
- * Snapshots and copies of volumes: `hull volume snapshot create|ls|restore|rm`, `export`, `import`, `clone`.
- *
- * Each works in a scratch path on the pool's own filesystem (so that the last step is a rename), named in the
+ * Snapshots and copies of volumes: `hull volume snapshot create|ls|restore|rm`, `export`, `import`, `clone`: the
+ * policy (names, records, refusals while instances use a volume, events). The mechanism is the storage layer's
+ * (storage/volume-data.ts, on the pool drivers): each works in a scratch path on the pool's own filesystem (so that the last step is a rename), named in the
  * journal before it exists (storage/journal.ts): a hull killed half-way leaves the volume as it was before or
  * after, and the next hull removes what was left. Snapshots are the pool driver's copies: btrfs read-only
  * snapshots (O(1)), xfs reflink copies (blocks shared), dir full copies.
@@ -10,15 +10,11 @@
  * the image layer extractor's rules (image/unpack.ts: no entry reaches outside the volume, `..`, absolute paths
  * and entries under a symlink are skipped, device nodes too).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import * as tar from 'tar';
-import { ConflictError, InvalidArgumentError, NotFoundError, PoolFullError, StateError } from '../common/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, StateError } from '../common/errors.js';
 import { rootPaths, VOLUME_FILE } from '../common/paths.js';
 import { extractArchive } from '../image/unpack.js';
-import { runProgram } from '../host/proc.js';
-import { fault } from '../storage/journal.js';
 import {
   checkStorageName,
   DEFAULT_POOL,
@@ -29,6 +25,15 @@ import {
   poolReady,
   nextProjectId,
 } from '../storage/pools.js';
+import {
+  copyData,
+  type DataQuota,
+  exportData,
+  fillNewData,
+  removeData,
+  restoreData,
+  snapshotData,
+} from '../storage/volume-data.js';
 import type { Engine } from './engine.js';
 import {
   inspectVolume,
@@ -41,36 +46,16 @@ import {
   writeRecord,
 } from './volumes.js';
 
-/** ENOSPC/EDQUOT from a host program or a write: the pool (or the volume's quota) is full. */
-function fullError(e: unknown, pool: PoolRecord, what: string): unknown {
-  const text = `${(e as Error)?.message ?? ''} ${(e as NodeJS.ErrnoException)?.code ?? ''}`;
-  // node has no name for EDQUOT (-122): it says UNKNOWN, with the number
-  const errno = (e as NodeJS.ErrnoException)?.errno;
-  if (errno === -122 || errno === -28 || /ENOSPC|EDQUOT|No space left|Disk quota exceeded/i.test(text))
-    return new PoolFullError(
-      `${what}: storage pool ${pool.name} is full (or the volume's --size is reached): free space with hull volume snapshot rm / volume rm, or use a bigger pool`,
-      { cause: e },
-    );
-  return e;
-}
-
 function dataDir(v: VolumeRecord): string {
   return v.type === 'block' ? dirname(v.mountpoint) : v.mountpoint;
 }
 
-function scratch(pool: PoolRecord, engine: Engine, what: string): string {
-  const tmp = poolLayout(engine.root, pool).tmp;
-  mkdirSync(tmp, { recursive: true, mode: 0o700 });
-  return join(tmp, `${what}-${randomBytes(6).toString('hex')}`);
-}
-
-/** Re-apply a volume's quota to a copy of its data (xfs projects are not copied with the files). */
-function requota(pool: PoolRecord, v: VolumeRecord, dir: string): void {
-  if (v.size === undefined) return;
-  const drv = poolDriver(pool.driver);
-  if (drv.quotaSupport(pool) !== null) return;
-  const extra = v.type === 'block' ? 16 * 1024 ** 2 : 0;
-  drv.limit(pool, dir, v.size + extra, v.projectId ?? 0);
+function quotaOf(v: VolumeRecord): DataQuota {
+  return {
+    ...(v.size !== undefined ? { size: v.size } : {}),
+    ...(v.type === 'block' ? { block: true } : {}),
+    ...(v.projectId !== undefined ? { projectId: v.projectId } : {}),
+  };
 }
 
 export function listSnapshots(engine: Engine, volume: string): { name: string; createdAt: string }[] {
@@ -91,26 +76,9 @@ export async function createSnapshot(engine: Engine, volume: string, snap: strin
   const journal = storageJournal(engine);
   const v = inspectVolume(engine, volume);
   const pool = volumePool(engine, v);
-  const drv = poolDriver(pool.driver);
-  const layout = poolLayout(engine.root, pool);
-  const dest = layout.snapshot(v.name, snap);
+  const dest = poolLayout(engine.root, pool).snapshot(v.name, snap);
   if (existsSync(dest)) throw new ConflictError(`volume ${v.name} already has a snapshot named ${snap}`);
-  const tmp = scratch(pool, engine, `snap-${v.name}`);
-  const e = journal.begin('snapshot', pool.name, [tmp]);
-  try {
-    mkdirSync(layout.snapshots(v.name), { recursive: true, mode: 0o700 });
-    if (drv.atomicCopy(dataDir(v))) await drv.copy(pool, dataDir(v), dest, { readonly: true });
-    else {
-      await drv.copy(pool, dataDir(v), tmp, { readonly: true });
-      fault('snapshot:copied');
-      renameSync(tmp, dest);
-    }
-  } catch (err) {
-    if (existsSync(tmp)) drv.removeDir(pool, tmp);
-    journal.end(e);
-    throw fullError(err, pool, `snapshot ${snap} of volume ${v.name}`);
-  }
-  journal.end(e);
+  await snapshotData(engine.root, journal, pool, dataDir(v), dest, v.name, `snapshot ${snap} of volume ${v.name}`);
   engine.store.addEvent('volume', 'snapshot', v.name, v.name, { snapshot: snap });
   return pool.driver === 'dir'
     ? { note: `pool ${pool.name} uses the dir driver: the snapshot is a full copy (btrfs and xfs pools share blocks)` }
@@ -134,33 +102,9 @@ export async function restoreSnapshot(engine: Engine, volume: string, snap: stri
       `volume ${v.name} is mounted by running ${users.join(', ')}: stop ${users.length > 1 ? 'them' : 'it'} before restoring a snapshot`,
     );
   const pool = volumePool(engine, v);
-  const drv = poolDriver(pool.driver);
-  const layout = poolLayout(engine.root, pool);
-  const src = layout.snapshot(v.name, snap);
+  const src = poolLayout(engine.root, pool).snapshot(v.name, snap);
   if (!existsSync(src)) throw new NotFoundError(`volume ${v.name} has no snapshot named ${snap}`);
-  const fresh = scratch(pool, engine, `restore-${v.name}`);
-  const old = scratch(pool, engine, `old-${v.name}`);
-  const e = journal.begin('restore', pool.name, [fresh, old]);
-  try {
-    await drv.copy(pool, src, fresh, { readonly: false });
-    requota(pool, v, fresh);
-  } catch (err) {
-    if (existsSync(fresh)) drv.removeDir(pool, fresh);
-    journal.end(e);
-    throw fullError(err, pool, `restore of volume ${v.name}`);
-  }
-  fault('restore:copied');
-  // from here on the restore is finished by whoever comes next, should this process die
-  e.finish = [
-    { from: dataDir(v), to: old },
-    { from: fresh, to: dataDir(v) },
-  ];
-  journal.save(e);
-  renameSync(dataDir(v), old);
-  fault('restore:swapped-out');
-  renameSync(fresh, dataDir(v));
-  drv.removeDir(pool, old);
-  journal.end(e);
+  await restoreData(engine.root, journal, pool, src, dataDir(v), quotaOf(v), v.name, `restore of volume ${v.name}`);
   engine.store.addEvent('volume', 'restore', v.name, v.name, { snapshot: snap });
 }
 
@@ -171,18 +115,7 @@ export function removeSnapshot(engine: Engine, volume: string, snap: string): vo
   const pool = volumePool(engine, v);
   const path = poolLayout(engine.root, pool).snapshot(v.name, snap);
   if (!existsSync(path)) throw new NotFoundError(`volume ${v.name} has no snapshot named ${snap}`);
-  const drv = poolDriver(pool.driver);
-  // a btrfs snapshot goes in one step (and, read-only, cannot be renamed); a copy is moved out of sight first
-  if (drv.atomicCopy(path)) {
-    drv.removeDir(pool, path);
-    return;
-  }
-  const tmp = scratch(pool, engine, `rmsnap-${v.name}`);
-  const journal = storageJournal(engine);
-  const e = journal.begin('snapshot-rm', pool.name, [tmp]);
-  renameSync(path, tmp);
-  drv.removeDir(pool, tmp);
-  journal.end(e);
+  removeData(engine.root, storageJournal(engine), pool, path, 'snapshot-rm', v.name);
 }
 
 /**
@@ -200,13 +133,11 @@ async function fillNewVolume(
 ): Promise<VolumeRecord> {
   checkStorageName('volume', name);
   const journal = storageJournal(engine);
-  if (existsSync(join(rootPaths(engine.root).volumeDir(name), VOLUME_FILE)))
-    throw new ConflictError(`volume ${name} already exists: remove it or choose another name`);
+  const recPath = join(rootPaths(engine.root).volumeDir(name), VOLUME_FILE);
+  if (existsSync(recPath)) throw new ConflictError(`volume ${name} already exists: remove it or choose another name`);
   const pool = poolReady(getPool(engine.root, poolName));
   const drv = poolDriver(pool.driver);
   const layout = poolLayout(engine.root, pool);
-  const tmp = scratch(pool, engine, `${op}-${name}`);
-  const e = journal.begin(op, pool.name, [tmp, `${tmp}.work`]);
   const rec: VolumeRecord = {
     name,
     driver: 'local',
@@ -219,26 +150,22 @@ async function fillNewVolume(
     ...(base.size !== undefined ? { size: base.size } : {}),
   };
   if (rec.type === 'block') rec.mountpoint = join(layout.volume(name), basename(base.mountpoint!));
-  try {
-    if (rec.size !== undefined && drv.quotaSupport(pool) === null && pool.driver === 'xfs')
-      rec.projectId = nextProjectId(engine.root, pool);
-    await fill(tmp, pool, rec);
-    if (rec.size !== undefined && drv.quotaSupport(pool) === null) requota(pool, rec, tmp);
-  } catch (err) {
-    if (existsSync(tmp)) drv.removeDir(pool, tmp);
-    journal.end(e);
-    throw fullError(err, pool, `${op} of volume ${name}`);
-  }
-  fault(`${op}:filled`);
-  const recPath = join(rootPaths(engine.root).volumeDir(name), VOLUME_FILE);
-  e.finish = [{ from: tmp, to: layout.volume(name) }];
-  e.files = [{ path: recPath, content: recordText(rec) }];
-  journal.save(e);
-  mkdirSync(dirname(layout.volume(name)), { recursive: true, mode: 0o711 });
-  mkdirSync(rootPaths(engine.root).volumeDir(name), { recursive: true, mode: 0o755 });
-  renameSync(tmp, layout.volume(name));
-  writeRecord(engine.root, rec);
-  journal.end(e);
+  if (rec.size !== undefined && drv.quotaSupport(pool) === null && pool.driver === 'xfs')
+    rec.projectId = nextProjectId(engine.root, pool);
+  // the record is written after the data is renamed into place (and by the next hull, should this one die between)
+  await fillNewData(
+    engine.root,
+    journal,
+    pool,
+    op,
+    layout.volume(name),
+    quotaOf(rec),
+    (dir) => fill(dir, pool, rec),
+    [{ path: recPath, content: recordText(rec) }],
+    () => writeRecord(engine.root, rec),
+    name,
+    `${op} of volume ${name}`,
+  );
   engine.store.addEvent('volume', 'create', name, name, { driver: 'local', pool: pool.name });
   return rec;
 }
@@ -248,13 +175,8 @@ export async function cloneVolume(engine: Engine, src: string, dst: string, pool
   const v = inspectVolume(engine, src);
   const target = poolName ?? v.pool ?? DEFAULT_POOL;
   return fillNewVolume(engine, dst, target, v, 'clone', async (dir, pool) => {
-    const from = dataDir(v);
     volumePool(engine, v);
-    if (pool.name === v.pool) await poolDriver(pool.driver).copy(pool, from, dir, { readonly: false });
-    else {
-      poolDriver(pool.driver).makeDir(pool, dir);
-      await runProgram('cp', ['-a', '--reflink=auto', '-T', from, dir]);
-    }
+    await copyData(pool, dataDir(v), dir, pool.name === (v.pool ?? DEFAULT_POOL));
   });
 }
 
@@ -262,21 +184,7 @@ export async function cloneVolume(engine: Engine, src: string, dst: string, pool
 export async function exportVolume(engine: Engine, volume: string, file: string): Promise<void> {
   const v = inspectVolume(engine, volume);
   const pool = volumePool(engine, v);
-  const out = resolve(file);
-  const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`);
-  const journal = storageJournal(engine);
-  const e = journal.begin('export', pool.name, [tmp]);
-  try {
-    const dir = dataDir(v);
-    await tar.c({ file: tmp, cwd: dir, portable: false, preservePaths: false, follow: false }, ['.']);
-    fault('export:written');
-    renameSync(tmp, out);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    journal.end(e);
-    throw err;
-  }
-  journal.end(e);
+  await exportData(storageJournal(engine), pool, dataDir(v), resolve(file));
 }
 
 /** `volume import FILE NAME [--pool P] [--size N]`: a new volume holding the archive's files. */
