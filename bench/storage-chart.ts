@@ -58,7 +58,7 @@ export function chartSvg(title: string, panels: Panel[]): string {
     for (const [i, n] of names.entries()) {
       out.push(`<rect x="${lx}" y="${y}" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/>`);
       out.push(`<text x="${lx + 14}" y="${y + 9}" font-size="11">${esc(n)}</text>`);
-      lx += 24 + n.length * 6.5;
+      lx += 24 + n.length * 6;
     }
     y += 18;
     const shared = Math.max(...p.rows.flatMap((r) => r.bars.map((b) => b.value)), 1e-9);

@@ -118,6 +118,8 @@ describe('full OS VMs: a Debian disk with cloud-init and the QEMU guest agent', 
       key,
       '-p',
       '127.0.0.1::22',
+      '--disk-size',
+      '3g',
       '--start',
     );
     // before the guest agent runs, exec says so in one line
@@ -145,6 +147,12 @@ describe('full OS VMs: a Debian disk with cloud-init and the QEMU guest agent', 
       'cat "$(getent passwd 1000 | cut -d: -f6)/.ssh/authorized_keys"',
     );
     assert.match(keys, /hull-test/);
+
+    // the disk was imported into the default pool and grown: the guest's disk is 3 GiB (this image has no
+    // growpart, so its partition stays as made; cloud images grow it at boot)
+    const sectors = Number((await root.ok('exec', 'deb1', 'cat', '/sys/class/block/vda/size')).trim());
+    assert.equal(sectors * 512, 3 * 1024 ** 3);
+    assert.match((await root.inspect('deb1')).Hull.Disk as string, /\/volumes\/\.vm-disks\/[0-9a-f]{64}\.qcow2$/);
 
     // exec: exit codes, stdin, a missing command, -t refused, the working directory
     assert.equal((await root.hull('exec', 'deb1', 'sh', '-c', 'echo out; echo err >&2; exit 7')).code, 7);
