@@ -466,6 +466,12 @@ export const openapi = {
               deviceModel: { enum: ['virtio', 'emulated'] },
               kernel: str,
               template: { type: 'boolean', description: 'false: boot instead of restoring a VM template' },
+              pool: { type: 'string', description: 'the storage pool of the root disk (default: default)' },
+              diskSize: {
+                type: 'integer',
+                minimum: 67108864,
+                description: "the root disk's size in bytes (its filesystem is grown to it)",
+              },
             },
             [],
           ),

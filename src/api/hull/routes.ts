@@ -114,7 +114,14 @@ interface CreateBody {
   restart?: string;
   autoRemove?: boolean;
   resources?: { memory?: number; cpus?: number };
-  vm?: { accel?: string; deviceModel?: 'virtio' | 'emulated'; kernel?: string; template?: boolean };
+  vm?: {
+    accel?: string;
+    deviceModel?: 'virtio' | 'emulated';
+    kernel?: string;
+    template?: boolean;
+    pool?: string;
+    diskSize?: number;
+  };
   display?: 'vnc' | 'none';
 }
 
