@@ -208,6 +208,10 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     if (vm) {
       const st = await root.hullWith({ timeoutMs: 300_000 }, 'start', 'vm1');
       assert.equal(st.code, 0, st.stderr);
+      assert.ok(
+        readdirSync(join(root.dir, 'volumes', '.vm-disks')).some((f) => f.startsWith(vm)),
+        'the VM has its root disk in the default pool',
+      );
       rmSync(join(root.dir, 'containers', vm, 'instance.json'));
     }
     for (const s of ['', '-wal', '-shm']) rmSync(db(s), { force: true });
@@ -231,6 +235,11 @@ describe('a lost or damaged hull.db', { timeout: 600_000 }, () => {
     if (vm) {
       assert.match(out, new RegExp(`^removed ${vm.slice(0, 12)}: it has no saved record \\(instance\\.json\\)$`, 'm'));
       assert.ok(!existsSync(join(root.dir, 'containers', vm)));
+      // its root disk in the default pool is named by its id, and goes too
+      assert.deepEqual(
+        readdirSync(join(root.dir, 'volumes', '.vm-disks')).filter((f) => f.startsWith(vm)),
+        [],
+      );
       await waitFor(
         'no process of the removed VM',
         () => processLeaks(root.dir, [vm]).every((l) => !l.what.includes(vm)) || undefined,

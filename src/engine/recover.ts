@@ -41,6 +41,7 @@ import { readInstanceFile, type SavedInstance } from './instance-file.js';
 import { detachInstance, netnsPath, usesNetworks } from './networking.js';
 import { removeInstance } from './lifecycle/remove.js';
 import { monitorRun } from './lifecycle/health.js';
+import { removeOrphanRootDisks } from './vm-disks.js';
 import { DATABASE_FILE, StateStore, databaseCondition, newInstanceRecord, recoverCommand } from './store.js';
 import { rootPaths } from '../common/paths.js';
 
@@ -369,5 +370,7 @@ async function cleanUp(engine: Engine, id: string, found: Remains, saved?: Insta
   await engine.networks.teardown(id, netnsPath(engine, id)).catch((e: Error) => problems.push(e.message));
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
   else problems.push(`mounts remain under ${dir}`);
+  // a VM's root disk in a pool (vm-disks.ts) is named by its id
+  problems.push(...removeOrphanRootDisks(engine, id));
   return [...new Set(problems)];
 }

@@ -9,12 +9,11 @@
  * --disk-in-place (full OS disks only) boots the user's file itself, as virt-install --import does: no copy, the
  * guest writes to it, and rm leaves it.
  */
-import { statSync } from 'node:fs';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { InstanceConfig, VmOptions } from '../common/instance.js';
-import { DEFAULT_POOL, getPool, poolLayout, poolReady } from '../storage/pools.js';
+import { DEFAULT_POOL, getPool, listPools, poolLayout, poolReady } from '../storage/pools.js';
 import type { Engine } from './engine.js';
 
 /** The smallest --disk-size: a root filesystem of less is no use. */
@@ -68,6 +67,36 @@ export function removeRootDisk(engine: Engine, config: InstanceConfig): void {
   }
   rmSync(path, { force: true });
   rmSync(`${path}.tmp`, { force: true });
+}
+
+/**
+ * Remove the root disks an instance without a record may have left in any pool (`hull system recover` of an
+ * instance whose saved record is gone: the disk's path was in that record, its name is the instance's id).
+ * Returns what could not be removed.
+ */
+export function removeOrphanRootDisks(engine: Engine, id: string): string[] {
+  const problems: string[] = [];
+  for (const pool of listPools(engine.root)) {
+    let dir: string;
+    try {
+      dir = poolLayout(engine.root, poolReady(pool)).vmDisks;
+    } catch {
+      continue; // a pool that cannot be mounted holds nothing we can reach
+    }
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names.filter((f) => f.startsWith(`${id}.`)))
+      try {
+        rmSync(join(dir, n), { force: true });
+      } catch (e) {
+        problems.push(`cannot remove ${join(dir, n)}: ${(e as Error).message}`);
+      }
+  }
+  return problems;
 }
 
 export interface PoolVmDisk {
